@@ -1,0 +1,115 @@
+# vbrlab — one non-recursive Makefile.
+#
+#   make            library + CLI (build/vbrlab)
+#   make test       build and run every test (installs missing Debian packages first)
+#   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
+#   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage
+#   make demo       the main job on the embedded model and data
+#   make bless      rewrite text goldens in tests/golden/ (review with git diff)
+#   make clean
+#
+# Objects go to build/$(VARIANT)/ mirroring the tree, so variants never share objects.
+# BLAS=ref builds every kernel on its naive reference twin (debugging).
+
+VARIANT ?= release
+BLAS ?= openblas
+
+ifeq ($(VARIANT),release)
+  BUILD := build/release
+  BIN := build/vbrlab
+  OPTFLAGS := -O2 -march=x86-64-v2 -g
+else ifeq ($(VARIANT),asan)
+  BUILD := build/asan
+  BIN := build/asan/vbrlab
+  # no-recover: the first UB report fails the test instead of scrolling by
+  OPTFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+  $(error unknown VARIANT '$(VARIANT)': use release or asan)
+endif
+
+# External libraries, in one block. Debian's hdf5 lives under hdf5/serial.
+PKGS := hdf5 gsl openblas lapacke libpcre2-8 libutf8proc jansson inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(BLAS),ref)
+  BLAS_DEF := -DVL_NO_BLAS
+else ifneq ($(BLAS),openblas)
+  $(error unknown BLAS '$(BLAS)': use openblas or ref)
+endif
+
+CC ?= cc
+# -Werror: warnings are bugs here; gnu-ish POSIX APIs are asked for per file with _POSIX_C_SOURCE
+WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wno-unused-parameter
+CFLAGS := -std=c11 $(WARN) $(OPTFLAGS) $(BLAS_DEF) $(PKG_CFLAGS) -MMD -MP
+# GSL's own CBLAS is dropped: one BLAS per process, GSL links against OpenBLAS's cblas
+LDLIBS := $(filter-out -lgslcblas,$(PKG_LIBS)) -lm
+LDFLAGS := $(filter -fsanitize=%,$(OPTFLAGS))
+
+LIB_SRC := $(wildcard core/*.c io/*.c analysis/*.c alloc/*.c experiments/*.c plots/*.c)
+CLI_SRC := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC := tests/bench.c
+
+LIB := $(BUILD)/libvbrlab.a
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BUILD)/tests/bench
+DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN).d
+
+.PHONY: all test asan bench demo bless clean deps tests-build
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# Missing Debian packages are installed by .ci/deps (apt-get as root, sudo otherwise).
+deps:
+	@sh .ci/deps
+
+tests-build: $(BIN) $(TEST_BIN)
+
+# Each test binary ends with "SUITE: N passed, M failed"; the totals line is the CI verdict.
+# VBRLAB_BIN tells end-to-end tests which CLI binary to run.
+test: deps
+	@$(MAKE) --no-print-directory tests-build
+	@VBRLAB_BIN=$(BIN) sh .ci/runtests $(TEST_BIN)
+
+asan:
+	@sh .ci/deps
+	@$(MAKE) --no-print-directory VARIANT=asan tests-build
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  VBRLAB_BIN=build/asan/vbrlab sh .ci/runtests $(patsubst build/release/%,build/asan/%,$(TEST_BIN))
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN)
+	@$(BENCH_BIN)
+
+# The main job on the embedded model and data (grows with the pipeline).
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	$(BIN) info
+	echo "The quick brown fox jumps over the lazy dog." | $(BIN) tokenize
+	@mkdir -p out
+	$(BIN) forward --ids 785,3974,13876,38835,34208,916,279,15678,5562,13 --out out/demo-forward.h5 --hidden --router
+	@echo "demo: wrote out/demo-forward.h5 (h5ls -r out/demo-forward.h5)"
+
+bless: tests-build
+	@VBRLAB_BLESS=1 VBRLAB_BIN=$(BIN) sh .ci/runtests $(TEST_BIN)
+
+clean:
+	rm -rf build
+
+-include $(DEPS)

@@ -1,0 +1,93 @@
+/* cli/vbrlab.c — the one vbrlab binary: dispatch to subcommands, shared CLI helpers.
+ *
+ * The only place (with test mains) that calls exit(): main returns the subcommand's status.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <gsl/gsl_errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/kern.h"
+
+typedef struct {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *usage;
+} cli_cmd;
+
+static const cli_cmd cmds[] = {
+    {"info", cmd_info, "info [MODEL_DIR]                       architecture, parameters by class, bits"},
+    {"forward", cmd_forward, "forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 [--hidden] [--router]"},
+    {"tokenize", cmd_tokenize, "tokenize [MODEL_DIR] [--decode] [--json] [--lines]   text on stdin -> ids"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vbrlab COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  vbrlab %s\n", cmds[i].usage);
+    fprintf(f, "\nWithout MODEL_DIR the embedded model is used (%s).\n", cli_default_model());
+}
+
+const char *cli_default_model(void)
+{
+    static char buf[4096]; /* written once per process, read-only after */
+    const char *env = getenv("VBRLAB_MODEL");
+    if (env && *env)
+        return env;
+    const char *rel = "models/vbrlab-moe-tiny";
+    if (access(rel, R_OK) == 0)
+        return rel;
+    char exe[3000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        const char *ups[] = {"/..", "/../.."};
+        for (int i = 0; i < 2; i++) {
+            snprintf(buf, sizeof buf, "%s%s/%s", exe, ups[i], rel);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    return rel;
+}
+
+int cli_fail(const char *cmd, const vl_err *err)
+{
+    fprintf(stderr, "vbrlab %s: %s\n", cmd, err && err->msg[0] ? err->msg : "failed");
+    return 1;
+}
+
+int cli_failf(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vbrlab %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_is_positional(const char *arg) { return arg && arg[0] != '-'; }
+
+int main(int argc, char **argv)
+{
+    gsl_set_error_handler_off(); /* GSL reports through return codes, never aborts */
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "vbrlab: unknown command '%s' (try vbrlab --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,79 @@
+/* core/err.c — error record helpers and the allocation hook. */
+#include "err.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+int vl_errf(vl_err *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int vl_errctx(vl_err *err, int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    char old[VL_ERR_MSG];
+    memcpy(old, err->msg, sizeof old);
+    old[VL_ERR_MSG - 1] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    size_t used = n < 0 ? 0 : (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
+    size_t room = sizeof err->msg - used; /* >= 1 */
+    size_t len = strlen(old);
+    if (room > 2) { /* ": " + as much of the old message as fits */
+        memcpy(err->msg + used, ": ", 2);
+        used += 2;
+        room -= 2;
+        if (len > room - 1)
+            len = room - 1;
+        memcpy(err->msg + used, old, len);
+        used += len;
+    }
+    err->msg[used] = '\0';
+    if (err->code == 0)
+        err->code = code;
+    return err->code;
+}
+
+const char *vl_strerror(int code)
+{
+    switch (code) {
+    case VL_OK: return "success";
+    case VL_EIO: return "input/output error";
+    case VL_EFORMAT: return "malformed file";
+    case VL_ETRUNC: return "truncated file";
+    case VL_EDTYPE: return "unsupported element type";
+    case VL_ESHAPE: return "wrong shape";
+    case VL_ERANGE: return "value out of range";
+    case VL_ECONFIG: return "bad configuration";
+    case VL_ENOMEM: return "out of memory";
+    case VL_EEXTERN: return "external library error";
+    case VL_EARG: return "bad argument";
+    case VL_ENOTFOUND: return "not found";
+    default: return "unknown error";
+    }
+}
+
+void *vl_malloc(size_t n) { return malloc(n ? n : 1); }
+void *vl_calloc(size_t count, size_t size) { return calloc(count ? count : 1, size ? size : 1); }
+void *vl_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+void vl_free(void *p) { free(p); }
+
+char *vl_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = vl_malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}

@@ -1,0 +1,114 @@
+/* core/kern.c — BLAS-backed kernels and their naive reference twins.
+ *
+ * Built with -DVL_NO_BLAS (make BLAS=ref) the fast entry points fall back to the references.
+ * Float64 accumulation in kern_xtx_acc: float32 rows are widened per block and fed to dsyrk,
+ * so the sums are exact products of float32 inputs accumulated in float64.
+ */
+#include "kern.h"
+
+#include "err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef VL_NO_BLAS
+#include <cblas.h>
+#endif
+
+/* ---------------------------------------------------------------- references */
+
+void kern_matmul_ref(float *y, const float *x, const float *w, int T, int K, int N,
+                     int accumulate)
+{
+    VL_ASSERT(T >= 0 && K > 0 && N > 0);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * K;
+        for (int n = 0; n < N; n++) {
+            const float *wr = w + (size_t)n * K;
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s += xr[k] * wr[k];
+            float *o = y + (size_t)t * N + n;
+            *o = accumulate ? *o + s : s;
+        }
+    }
+}
+
+void kern_xtx_acc_ref(double *c, const float *x, int T, int K)
+{
+    VL_ASSERT(T >= 0 && K > 0);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * K;
+        for (int i = 0; i < K; i++) {
+            double xi = xr[i];
+            double *ci = c + (size_t)i * K;
+            for (int j = 0; j < K; j++)
+                ci[j] += xi * (double)xr[j];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- fast paths */
+
+#ifdef VL_NO_BLAS
+
+void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, int accumulate)
+{
+    kern_matmul_ref(y, x, w, T, K, N, accumulate);
+}
+
+void kern_xtx_acc(double *c, const float *x, int T, int K) { kern_xtx_acc_ref(c, x, T, K); }
+
+void kern_set_threads(int n) { (void)n; }
+
+const char *kern_backend(void) { return "reference"; }
+
+#else
+
+/* openblas_set_num_threads is an OpenBLAS extension, declared here so cblas.h from another
+ * vendor still compiles. */
+void openblas_set_num_threads(int num_threads);
+
+void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, int accumulate)
+{
+    VL_ASSERT(T >= 0 && K > 0 && N > 0);
+    if (T == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x, K, w, K,
+                accumulate ? 1.0f : 0.0f, y, N);
+}
+
+enum { XTX_BLOCK = 256 }; /* rows widened to float64 per dsyrk call */
+
+void kern_xtx_acc(double *c, const float *x, int T, int K)
+{
+    VL_ASSERT(T >= 0 && K > 0);
+    if (T == 0)
+        return;
+    double *buf = malloc((size_t)XTX_BLOCK * K * sizeof *buf);
+    if (!buf) { /* no memory for the widening buffer: the reference needs none */
+        kern_xtx_acc_ref(c, x, T, K);
+        return;
+    }
+    for (int t0 = 0; t0 < T; t0 += XTX_BLOCK) {
+        int nb = T - t0 < XTX_BLOCK ? T - t0 : XTX_BLOCK;
+        for (size_t i = 0; i < (size_t)nb * K; i++)
+            buf[i] = x[(size_t)t0 * K + i];
+        /* upper triangle of C += Bᵀ B */
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, nb, 1.0, buf, K, 1.0, c, K);
+    }
+    free(buf);
+    for (int i = 0; i < K; i++) /* mirror the upper triangle */
+        for (int j = 0; j < i; j++)
+            c[(size_t)i * K + j] = c[(size_t)j * K + i];
+}
+
+void kern_set_threads(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}
+
+const char *kern_backend(void) { return "openblas"; }
+
+#endif

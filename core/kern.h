@@ -1,0 +1,32 @@
+/* core/kern.h — the shape-level numeric kernels every matmul in vbrlab goes through.
+ *
+ * Weights follow Hugging Face's nn.Linear layout: W is (out, in) row-major, and a linear layer
+ * computes y = x · Wᵀ. kern.c is the only file that includes cblas.h or omp.h; the rest of the
+ * toolkit stays readable and BLAS-free. Every fast kernel has a naive reference twin with the
+ * same signature (tests compare the two; `make BLAS=ref` builds everything on the twins).
+ *
+ * Shapes come from our own code, so they are checked with VL_ASSERT, not returned as errors.
+ * Thread-safety: the functions are reentrant; threads exist only inside a call.
+ */
+#ifndef VL_KERN_H
+#define VL_KERN_H
+
+#include <stddef.h>
+
+/* y[T×N] = x[T×K] · W[N×K]ᵀ (+ y if accumulate). Row strides are the dense widths. */
+void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, int accumulate);
+void kern_matmul_ref(float *y, const float *x, const float *w, int T, int K, int N,
+                     int accumulate);
+
+/* C[K×K] += Xᵀ X for X[T×K] in float64 (the Hessian proxy of GPTQ; symmetric, full matrix
+ * written). X is float32, the accumulator float64 as DESIGN asks. */
+void kern_xtx_acc(double *c, const float *x, int T, int K);
+void kern_xtx_acc_ref(double *c, const float *x, int T, int K);
+
+/* Threads used inside kernels (BLAS and OpenMP alike); n <= 0 means all cores. */
+void kern_set_threads(int n);
+
+/* Name of the backend in use ("openblas" or "reference"), static string. */
+const char *kern_backend(void);
+
+#endif

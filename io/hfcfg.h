@@ -1,0 +1,49 @@
+/* io/hfcfg.h — Hugging Face config.json → a validated architecture description.
+ *
+ * Supported model_type: llama, qwen2, qwen2_moe, qwen3, qwen3_moe, mixtral. Unknown types and
+ * missing required fields are errors that list what is supported. Fields with documented HF
+ * defaults (e.g. head_dim = hidden/heads, tie_word_embeddings per family) take those defaults.
+ * Both `rope_theta` and `rope_parameters.rope_theta` are read.
+ */
+#ifndef VL_HFCFG_H
+#define VL_HFCFG_H
+
+#include "../core/err.h"
+
+#define HFC_MAX_LAYERS 512
+
+typedef enum {
+    HFC_LLAMA, HFC_QWEN2, HFC_QWEN2_MOE, HFC_QWEN3, HFC_QWEN3_MOE, HFC_MIXTRAL, HFC_ARCH_COUNT
+} hfc_arch;
+
+typedef struct {
+    hfc_arch arch;
+    char model_type[32];      /* as in the file */
+    int vocab;                /* vocab_size */
+    int hidden;               /* hidden_size D */
+    int n_layers;             /* num_hidden_layers */
+    int n_heads;              /* num_attention_heads Hq */
+    int n_kv_heads;           /* num_key_value_heads Hkv (default Hq) */
+    int head_dim;             /* Dh (default D / Hq) */
+    int intermediate;         /* intermediate_size: dense MLP width (0 if none) */
+    double rope_theta;        /* RoPE base */
+    double rms_eps;           /* rms_norm_eps */
+    int tie_embeddings;       /* lm_head shares embed_tokens */
+    int qkv_bias;             /* q/k/v projections have biases (qwen2 family) */
+    int qk_norm;              /* per-head RMSNorm on q and k (qwen3 family) */
+    int n_experts;            /* routed experts E (0 = dense model) */
+    int n_experts_per_tok;    /* top-k K */
+    int moe_intermediate;     /* routed expert width F */
+    int shared_intermediate;  /* shared expert width (0 = none) */
+    int norm_topk_prob;       /* renormalise the top-k probabilities */
+    int decoder_sparse_step;  /* qwen MoE: layer l is sparse iff (l+1) % step == 0 */
+    int layer_is_moe[HFC_MAX_LAYERS]; /* resolved per layer: 1 = MoE block, 0 = dense MLP */
+    int bos_id, eos_id;       /* -1 if absent */
+} hfc_config;
+
+/* Parse PATH (a config.json). On failure *out is unspecified and err names the file and field. */
+int hfc_load(hfc_config *out, const char *path, vl_err *err);
+
+const char *hfc_arch_name(hfc_arch a);
+
+#endif

@@ -1,0 +1,67 @@
+/* io/st.h — safetensors reader: one file or a sharded set, memory-mapped read-only.
+ *
+ * Format (https://huggingface.co/docs/safetensors): 8-byte little-endian header length N, then N
+ * bytes of UTF-8 JSON {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [b, e]}, ...,
+ * "__metadata__": {...}}, then the data section; offsets are relative to the data section.
+ * A sharded model has model.safetensors.index.json whose "weight_map" maps names to shard files.
+ *
+ * Everything read from a file is validated before use: the header length fits the file, the
+ * JSON is well-formed, offsets are ordered and inside the data section, e − b equals
+ * numel × dtype size (overflow-checked), names are unique. Weights are checked for NaN/Inf when
+ * converted. Errors name the file and the tensor.
+ *
+ * Tensors are views into the mapping: valid until st_set_close(). Not thread-safe to close while
+ * in use; concurrent reads are fine.
+ */
+#ifndef VL_ST_H
+#define VL_ST_H
+
+#include "../core/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_DTYPE_COUNT } st_dtype;
+
+#define ST_MAX_DIMS 8
+
+typedef struct {
+    const char *name;           /* NUL-terminated, owned by the set */
+    const char *file;           /* path of the file holding it, owned by the set */
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    int64_t numel;
+    const void *data;           /* view into the read-only mapping */
+    size_t nbytes;
+} st_tensor;
+
+typedef struct st_set st_set;
+
+/* Open PATH: a .safetensors file, or a directory holding model.safetensors.index.json (sharded)
+ * or model.safetensors. On success *out owns the mappings; close with st_set_close. */
+int st_set_open(st_set **out, const char *path, vl_err *err);
+
+size_t st_set_count(const st_set *s);
+const st_tensor *st_set_at(const st_set *s, size_t i);        /* i < count; file order */
+const st_tensor *st_set_find(const st_set *s, const char *name); /* NULL if absent */
+
+/* Total bytes of tensor data in the set. */
+size_t st_set_nbytes(const st_set *s);
+
+const char *st_dtype_name(st_dtype t);  /* "F32", "F16", "BF16" */
+size_t st_dtype_size(st_dtype t);
+
+/* Convert t to float32 into dst (t->numel floats, caller-owned). Fails with VL_ERANGE naming
+ * the file, tensor and flat index if a value is NaN or Inf. */
+int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
+
+void st_set_close(st_set *s);  /* NULL is a no-op */
+
+/* Writing (tests and fixtures): write tensors to PATH atomically (PATH.tmp, then rename).
+ * names[i], dtype[i], shape[i][0..ndim[i]), data[i] (raw bytes in that dtype). */
+int st_write(const char *path, size_t n, const char *const *names, const st_dtype *dtypes,
+             const int *ndims, const int64_t (*shapes)[ST_MAX_DIMS], const void *const *data,
+             vl_err *err);
+
+#endif
