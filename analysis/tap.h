@@ -1,0 +1,74 @@
+/* analysis/tap.h — the statistics hook of the forward pass.
+ *
+ * Taps are data, not code in the forward: a tap_set is one callback, a user pointer and a bit
+ * mask of the tap points wanted. The forward calls tap_emit() once per point per layer (per
+ * expert for expert points); tap_emit returns at once when the set is NULL or the bit is clear,
+ * so a forward without taps pays one branch per point.
+ *
+ * Events fire from the calling thread in a fixed order (layer by layer; within a layer in the
+ * order of the enum; experts in increasing index), so consumers see the same sequence every run.
+ * The data in an event is borrowed: valid only during the callback. Consumers accumulate or copy.
+ *
+ * Rows: an event carries a row-major matrix view (rows × cols, row stride in floats). For
+ * whole-batch points the rows are the batch's tokens in order (sequence-major: token t of
+ * sequence s is row s·T + t) and row_token is NULL. For expert points the rows are the tokens
+ * routed to that expert, row_token[i] is the batch row of row i, and row_weight[i] is the
+ * routing weight applied to that expert's output for that token (0 for tokens that reach the
+ * expert only because of route-all statistics; see fwd.h).
+ */
+#ifndef VL_TAP_H
+#define VL_TAP_H
+
+#include <stddef.h>
+
+typedef enum {
+    TAP_ATTN_IN,        /* input of q/k/v_proj (after input_layernorm)   [N × D] */
+    TAP_ATTN_O_IN,      /* input of o_proj (attention output)             [N × Hq·Dh] */
+    TAP_MLP_IN,         /* input of the MLP/MoE block (after post_attention_layernorm) [N × D]:
+                           the input of the router, the shared expert's gate/up and
+                           shared_expert_gate, and a dense MLP's gate/up */
+    TAP_ROUTER_LOGITS,  /* router logits before softmax                   [N × E] */
+    TAP_EXPERT_IN,      /* input of routed expert e's gate/up (rows routed to e) [n_e × D] */
+    TAP_EXPERT_DOWN_IN, /* input of routed expert e's down_proj: silu(g)·u [n_e × F] */
+    TAP_SHARED_DOWN_IN, /* input of the shared expert's down_proj         [N × Fs] */
+    TAP_MLP_DOWN_IN,    /* input of a dense MLP's down_proj               [N × I] */
+    TAP_RESIDUAL,       /* residual stream after layer l                  [N × D] */
+    TAP_LOGITS,         /* final logits (layer = n_layers)                [N × V] */
+    TAP_COUNT
+} tap_point;
+
+#define TAP_BIT(p) (1u << (p))
+#define TAP_ALL ((1u << TAP_COUNT) - 1u)
+
+typedef struct {
+    tap_point point;
+    int layer;               /* decoder layer 0..L-1 (L for TAP_LOGITS) */
+    int expert;              /* routed expert index, −1 for non-expert points */
+    const float *data;       /* rows × cols, row stride `stride` floats; borrowed */
+    int rows, cols;
+    size_t stride;
+    const int *row_token;    /* expert points: batch row of each row; NULL = identity */
+    const float *row_weight; /* expert points: routing weight of each row; NULL otherwise */
+    int n_seq, seq_len;      /* batch shape: N = n_seq · seq_len rows in whole-batch events */
+} tap_event;
+
+typedef void (*tap_fn)(void *user, const tap_event *ev);
+
+typedef struct {
+    tap_fn fn;      /* called for every wanted event */
+    void *user;     /* passed through unchanged */
+    unsigned want;  /* OR of TAP_BIT(point) */
+} tap_set;
+
+static inline int tap_wants(const tap_set *ts, tap_point p)
+{
+    return ts && ts->fn && (ts->want & TAP_BIT(p));
+}
+
+static inline void tap_emit(const tap_set *ts, const tap_event *ev)
+{
+    if (tap_wants(ts, ev->point))
+        ts->fn(ts->user, ev);
+}
+
+#endif
