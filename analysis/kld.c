@@ -1,0 +1,184 @@
+/* analysis/kld.c — per-token KLD and llama.cpp-compatible summaries. */
+#include "kld.h"
+
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- per token */
+
+static int argmax_f32(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+/* log Σ exp(x_v) in float64, shifted by the max for range. */
+static double logsumexp(const float *x, int n, double mx)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += exp((double)x[i] - mx);
+    return mx + log(s);
+}
+
+kld_token kld_token_eval(const float *lr, const float *lq, int V, int next_id)
+{
+    kld_token t;
+    t.top_ref = argmax_f32(lr, V);
+    t.top_q = argmax_f32(lq, V);
+    t.same_top = t.top_ref == t.top_q;
+    double lse_r = logsumexp(lr, V, lr[t.top_ref]);
+    double lse_q = logsumexp(lq, V, lq[t.top_q]);
+    double kl = 0.0;
+    for (int v = 0; v < V; v++) {
+        double lp = (double)lr[v] - lse_r, lq_ = (double)lq[v] - lse_q;
+        kl += exp(lp) * (lp - lq_);
+    }
+    t.kld = kl > 0.0 ? kl : 0.0; /* rounding can give −1e-17 for identical rows */
+    double lpy = (double)lr[next_id] - lse_r, lqy = (double)lq[next_id] - lse_q;
+    t.nll_ref = -lpy;
+    t.nll_q = -lqy;
+    t.dp = exp(lqy) - exp(lpy);
+    return t;
+}
+
+void kld_entropy_logp(const float *logits, int V, int next_id, double *entropy, double *logp)
+{
+    double lse = logsumexp(logits, V, logits[argmax_f32(logits, V)]);
+    double h = 0.0;
+    for (int v = 0; v < V; v++) {
+        double lp = (double)logits[v] - lse;
+        h -= exp(lp) * lp;
+    }
+    *entropy = h > 0.0 ? h : 0.0;
+    *logp = (double)logits[next_id] - lse;
+}
+
+/* ---------------------------------------------------------------- accumulator */
+
+void kld_acc_init(kld_acc *a) { memset(a, 0, sizeof *a); }
+
+void kld_acc_deinit(kld_acc *a)
+{
+    vl_free(a->kld);
+    vl_free(a->dp);
+    vl_free(a->nll_ref);
+    vl_free(a->nll_q);
+    vl_free(a->same);
+    memset(a, 0, sizeof *a);
+}
+
+static int acc_reserve(kld_acc *a, size_t need, vl_err *err)
+{
+    if (need <= a->cap)
+        return 0;
+    size_t cap = a->cap ? a->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    double **arrs[] = {&a->kld, &a->dp, &a->nll_ref, &a->nll_q};
+    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+        double *p = vl_realloc(*arrs[i], cap * sizeof **arrs[i]);
+        if (!p)
+            return vl_errf(err, VL_ENOMEM, "KLD accumulator: out of memory for %zu tokens", cap);
+        *arrs[i] = p;
+    }
+    unsigned char *s = vl_realloc(a->same, cap);
+    if (!s)
+        return vl_errf(err, VL_ENOMEM, "KLD accumulator: out of memory for %zu tokens", cap);
+    a->same = s;
+    a->cap = cap;
+    return 0;
+}
+
+int kld_acc_add(kld_acc *a, const kld_token *t, vl_err *err)
+{
+    int rc = acc_reserve(a, a->n + 1, err);
+    if (rc)
+        return rc;
+    a->kld[a->n] = t->kld;
+    a->dp[a->n] = t->dp;
+    a->nll_ref[a->n] = t->nll_ref;
+    a->nll_q[a->n] = t->nll_q;
+    a->same[a->n] = (unsigned char)t->same_top;
+    a->n++;
+    return 0;
+}
+
+int kld_acc_merge(kld_acc *a, const kld_acc *b, vl_err *err)
+{
+    int rc = acc_reserve(a, a->n + b->n, err);
+    if (rc)
+        return rc;
+    memcpy(a->kld + a->n, b->kld, b->n * sizeof *a->kld);
+    memcpy(a->dp + a->n, b->dp, b->n * sizeof *a->dp);
+    memcpy(a->nll_ref + a->n, b->nll_ref, b->n * sizeof *a->nll_ref);
+    memcpy(a->nll_q + a->n, b->nll_q, b->n * sizeof *a->nll_q);
+    memcpy(a->same + a->n, b->same, b->n);
+    a->n += b->n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- summary */
+
+/* Mean and its standard error √((E[x²] − E[x]²)/(n−1)), as llama.cpp computes it. */
+static void mean_se(const double *x, size_t n, double *mean, double *se)
+{
+    double s = 0.0, s2 = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        s += x[i];
+        s2 += x[i] * x[i];
+    }
+    *mean = s / (double)n;
+    double var = s2 / (double)n - *mean * *mean;
+    *se = n > 1 && var > 0.0 ? sqrt(var / (double)(n - 1)) : 0.0;
+}
+
+int kld_summarize(const kld_acc *a, kld_summary *o, vl_err *err)
+{
+    memset(o, 0, sizeof *o);
+    size_t n = a->n;
+    if (n == 0)
+        return vl_errf(err, VL_ERANGE, "KLD summary: no tokens");
+    o->n = n;
+    mean_se(a->kld, n, &o->kld_mean, &o->kld_mean_se);
+
+    double *sorted = vl_malloc(n * sizeof *sorted);
+    double *diff = vl_malloc(n * sizeof *diff);
+    if (!sorted || !diff) {
+        vl_free(sorted);
+        vl_free(diff);
+        return vl_errf(err, VL_ENOMEM, "KLD summary: out of memory for %zu tokens", n);
+    }
+    memcpy(sorted, a->kld, n * sizeof *sorted);
+    gsl_sort(sorted, 1, n);
+    o->kld_median = gsl_stats_median_from_sorted_data(sorted, 1, n);
+    o->kld_p90 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.90);
+    o->kld_p95 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.95);
+    o->kld_p99 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.99);
+    o->kld_p999 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.999);
+    o->kld_max = sorted[n - 1];
+
+    size_t same = 0;
+    double dp2 = 0.0, nr = 0.0, nq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        same += a->same[i];
+        dp2 += a->dp[i] * a->dp[i];
+        nr += a->nll_ref[i];
+        nq += a->nll_q[i];
+        diff[i] = a->nll_q[i] - a->nll_ref[i];
+    }
+    o->same_top = (double)same / (double)n;
+    o->same_top_se = n > 1 ? sqrt(o->same_top * (1.0 - o->same_top) / (double)(n - 1)) : 0.0;
+    o->rms_dp = sqrt(dp2 / (double)n);
+    o->ppl_ref = exp(nr / (double)n);
+    o->ppl_q = exp(nq / (double)n);
+    mean_se(diff, n, &o->ln_ppl_ratio, &o->ln_ppl_ratio_se);
+    vl_free(sorted);
+    vl_free(diff);
+    return 0;
+}
