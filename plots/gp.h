@@ -1,0 +1,65 @@
+/* plots/gp.h — a one-way pipe to gnuplot that also saves what it sends.
+ *
+ * gp_open starts `gnuplot` through popen and, when asked, opens a script file beside the output
+ * (OUT.gp): every command and every inline data block sent to gnuplot is written there too, so
+ * each figure can be re-drawn and edited with `gnuplot OUT.gp` alone. Data go as gnuplot 5
+ * inline data blocks ($name << EOD ... EOD), so the script is self-contained.
+ *
+ * A pipe cannot ask gnuplot whether a command worked; gnuplot reading a pipe stops at the first
+ * error with a non-zero status, and its stderr is captured to a temporary file, so gp_close
+ * reports the first error line and the exit status. File terminals render to OUT.tmp, renamed
+ * to OUT on success (no half-written figure). Interactive terminals (qt, wxt, x11) need a
+ * display and a gnuplot built with them (Debian gnuplot-qt or gnuplot-x11).
+ *
+ * Commands are formatted with vsnprintf into a growable buffer (no fixed-size truncation).
+ * One gp_pipe per figure; not thread-safe.
+ */
+#ifndef VL_GP_H
+#define VL_GP_H
+
+#include "../core/err.h"
+
+#include <stddef.h>
+
+typedef enum { GP_PNG, GP_SVG, GP_PDF, GP_QT, GP_WXT, GP_X11, GP_TERM_COUNT } gp_term;
+
+typedef struct {
+    gp_term term;          /* default GP_PNG */
+    int width, height;     /* pixels (png/svg/interactive); pdf uses width/100 inches */
+    const char *out;       /* output file for file terminals; script saved as OUT.gp */
+    int save_script;       /* 1: write OUT.gp (or gnuplot-interactive.gp without OUT) */
+    int interactive_wait;  /* interactive: keep the window after gnuplot exits (-persist) */
+    const char *gnuplot;   /* program to run; NULL = "gnuplot" */
+} gp_opts;
+
+gp_opts gp_opts_default(void);
+
+/* Parse "png", "svg", "pdf", "qt", "wxt", "x11"; VL_EARG naming the value otherwise. */
+int gp_term_parse(const char *s, gp_term *out, vl_err *err);
+int gp_term_is_file(gp_term t);
+
+typedef struct gp_pipe gp_pipe;
+
+/* Start gnuplot and send the terminal/output setup. */
+int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err);
+
+/* Send one command (a newline is appended). Returns 0 or VL_EIO if the pipe broke. */
+int gp_cmd(gp_pipe *g, vl_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Send a matrix rows × cols as the data block $name, one line per row ("%.17g" values; NaN
+ * written as NaN so gnuplot leaves the cell empty). */
+int gp_block_matrix(gp_pipe *g, const char *name, const double *m, int rows, int cols,
+                    vl_err *err);
+
+/* Send columns as a data block: n rows, ncols columns taken from cols[j][i]. */
+int gp_block_columns(gp_pipe *g, const char *name, const double *const *cols, int ncols, int n,
+                     vl_err *err);
+
+/* Quote s for a gnuplot double-quoted string literal into buf (escapes " and \). */
+const char *gp_quote(char *buf, size_t size, const char *s);
+
+/* Finish: wait for gnuplot, check its exit status and output file, rename OUT.tmp → OUT.
+ * On error the message is gnuplot's first error line. Frees g (also on error). */
+int gp_close(gp_pipe *g, vl_err *err);
+
+#endif

@@ -1,0 +1,124 @@
+/* plots/plot.c — heatmap and line recipes. Labels travel as gnuplot tic lists; values as
+ * inline data blocks, so the saved script re-draws the figure alone. */
+#include "plot.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* "set xtics (\"a\" 0, \"b\" 1, ...)" for labelled axes; plain integer tics without labels. */
+static int send_tics(gp_pipe *g, const char *axis, const char *const *labels, int n, vl_err *err)
+{
+    if (!labels)
+        return gp_cmd(g, err, "set %stics 1", axis);
+    /* noenhanced: tensor names hold underscores, which enhanced text would subscript */
+    int rc = gp_cmd(g, err, "set %stics () noenhanced %s", axis,
+                    *axis == 'x' ? "rotate by 45 right" : "");
+    char q[256];
+    for (int i = 0; i < n && !rc; i++)
+        rc = gp_cmd(g, err, "set %stics add (\"%s\" %d)", axis,
+                    gp_quote(q, sizeof q, labels[i] ? labels[i] : ""), i);
+    return rc;
+}
+
+static int send_titles(gp_pipe *g, const char *title, const char *xl, const char *yl,
+                       vl_err *err)
+{
+    char q[512];
+    int rc = 0;
+    if (title)
+        rc = gp_cmd(g, err, "set title \"%s\" noenhanced", gp_quote(q, sizeof q, title));
+    if (!rc && xl)
+        rc = gp_cmd(g, err, "set xlabel \"%s\" noenhanced", gp_quote(q, sizeof q, xl));
+    if (!rc && yl)
+        rc = gp_cmd(g, err, "set ylabel \"%s\" noenhanced", gp_quote(q, sizeof q, yl));
+    return rc;
+}
+
+int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
+{
+    if (s->rows <= 0 || s->cols <= 0)
+        return vl_errf(err, VL_ESHAPE, "heatmap \"%s\": empty matrix (%d × %d)",
+                       s->title ? s->title : "", s->rows, s->cols);
+    gp_pipe *g;
+    int rc = gp_open(&g, o, err);
+    if (rc)
+        return rc;
+    char q[512];
+    double lo = INFINITY, hi = -INFINITY;
+    for (long i = 0; i < (long)s->rows * s->cols; i++) {
+        double v = s->m[i];
+        if (isnan(v) || (s->log_scale && v <= 0))
+            continue;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    rc = send_titles(g, s->title, s->xlabel, s->ylabel, err);
+    if (!rc)
+        rc = gp_block_matrix(g, "M", s->m, s->rows, s->cols, err);
+    if (!rc)
+        rc = send_tics(g, "x", s->col_labels, s->cols, err);
+    if (!rc)
+        rc = send_tics(g, "y", s->row_labels, s->rows, err);
+    if (!rc)
+        rc = gp_cmd(g, err, "set xrange [-0.5:%g]\nset yrange [-0.5:%g]\nset view map\n"
+                            "set datafile missing NaN\nunset key\nset tics nomirror out",
+                    s->cols - 0.5, s->rows - 0.5);
+    if (!rc && s->cblabel)
+        rc = gp_cmd(g, err, "set cblabel \"%s\" noenhanced", gp_quote(q, sizeof q, s->cblabel));
+    if (!rc && s->diverging) {
+        double a = fmax(fabs(lo), fabs(hi));
+        if (!(a > 0) || !isfinite(a))
+            a = 1;
+        rc = gp_cmd(g, err, "set palette defined (-1 \"#2166ac\", 0 \"#f7f7f7\", 1 \"#b2182b\")\n"
+                            "set cbrange [%.17g:%.17g]", -a, a);
+    } else if (!rc) {
+        /* viridis-like sequential palette, spelled out so any gnuplot 5 draws it */
+        rc = gp_cmd(g, err, "set palette defined (0 \"#440154\", 1 \"#3b528b\", "
+                            "2 \"#21918c\", 3 \"#5ec962\", 4 \"#fde725\")");
+        if (!rc && s->log_scale)
+            rc = gp_cmd(g, err, "set logscale cb\nset format cb \"10^{%%L}\"");
+    }
+    /* the matrix value is column 3 of `matrix` data; ≤ 0 under log scale becomes empty */
+    const char *val = s->log_scale ? "($3 > 0 ? $3 : NaN)" : "3";
+    if (!rc && s->cell_format && s->rows * s->cols <= 400)
+        rc = gp_cmd(g, err,
+                    "plot $M matrix using 1:2:%s with image, "
+                    "$M matrix using 1:2:($3 == $3 ? sprintf(\"%s\", $3) : \"\") "
+                    "with labels font \",9\"",
+                    val, s->cell_format);
+    else if (!rc)
+        rc = gp_cmd(g, err, "plot $M matrix using 1:2:%s with image", val);
+    int rc2 = gp_close(g, err);
+    return rc2 ? rc2 : rc;
+}
+
+int plot_lines(const gp_opts *o, const plot_lines_spec *s, vl_err *err)
+{
+    if (s->n_series <= 0)
+        return vl_errf(err, VL_ESHAPE, "line plot \"%s\": no series", s->title ? s->title : "");
+    gp_pipe *g;
+    int rc = gp_open(&g, o, err);
+    if (rc)
+        return rc;
+    char q[512], name[32];
+    rc = send_titles(g, s->title, s->xlabel, s->ylabel, err);
+    for (int i = 0; i < s->n_series && !rc; i++) {
+        const double *cols[2] = {s->series[i].x, s->series[i].y};
+        snprintf(name, sizeof name, "S%d", i);
+        rc = gp_block_columns(g, name, cols, 2, s->series[i].n, err);
+    }
+    if (!rc)
+        rc = gp_cmd(g, err, "set key outside right\nset grid\nset datafile missing NaN");
+    if (!rc && s->log_x)
+        rc = gp_cmd(g, err, "set logscale x");
+    if (!rc && s->log_y)
+        rc = gp_cmd(g, err, "set logscale y");
+    for (int i = 0; i < s->n_series && !rc; i++)
+        rc = gp_cmd(g, err, "%s $S%d using 1:2 with linespoints title \"%s\" noenhanced%s",
+                    i == 0 ? "plot" : "    ", i,
+                    gp_quote(q, sizeof q, s->series[i].name ? s->series[i].name : ""),
+                    i + 1 < s->n_series ? ", \\" : "");
+    int rc2 = gp_close(g, err);
+    return rc2 ? rc2 : rc;
+}

@@ -1,0 +1,42 @@
+/* plots/plot.h — the figure recipes vbrlab draws, on top of plots/gp.h.
+ *
+ * Two shapes cover every figure of the toolkit: a labelled heatmap (sensitivity maps layers ×
+ * projections or layers × experts, expert usage, allocation maps, the KLD matrix with numbers in
+ * its cells, difference maps with a diverging palette centred on 0) and labelled line series
+ * (RD curves, KLD vs bpw with log y). Recipes take plain arrays; reading them from the HDF5
+ * store is the caller's job (cli/cmd_plot.c), so recipes are testable without a store.
+ * Every recipe saves its gnuplot script with the data beside the figure when o->save_script.
+ */
+#ifndef VL_PLOT_H
+#define VL_PLOT_H
+
+#include "gp.h"
+
+typedef struct {
+    const char *title, *xlabel, *ylabel, *cblabel;
+    int rows, cols;              /* matrix shape: rows drawn bottom-to-top as y, cols as x */
+    const double *m;             /* rows × cols, row-major; NaN = empty cell */
+    const char *const *row_labels; /* rows entries or NULL (then 0..rows-1) */
+    const char *const *col_labels; /* cols entries or NULL */
+    int log_scale;               /* colour by log10 (values ≤ 0 become empty) */
+    int diverging;               /* blue–white–red, range symmetric around 0 */
+    const char *cell_format;     /* printf format to print values in cells (e.g. "%.3f"), or NULL */
+} plot_heatmap_spec;
+
+typedef struct {
+    const char *name;            /* legend entry */
+    const double *x, *y;         /* n points */
+    int n;
+} plot_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int n_series;
+    const plot_series *series;
+    int log_x, log_y;
+} plot_lines_spec;
+
+int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err);
+int plot_lines(const gp_opts *o, const plot_lines_spec *s, vl_err *err);
+
+#endif
