@@ -13,6 +13,13 @@
 
 #define GOLDEN "models/vbrlab-moe-tiny/golden.h5"
 
+/* HDF5 1.10.8 leaks one internal block (56 or 424 bytes) each time it rejects a group's object
+ * header with a bad checksum, which the bit-flip test provokes on purpose (checked: each leak
+ * comes from one failing H5Lexists inside libhdf5, after which we hold no id). Read only by
+ * LeakSanitizer; our own allocations are still checked. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libhdf5_serial.so\n"; }
+
 static char g_dir[64];
 
 static const char *tpath(char *buf, size_t n, const char *name)
@@ -72,7 +79,7 @@ static void fill(h5s_dtype t, void *data, size_t n, int seed)
         }
         case H5S_I32: ((int32_t *)data)[i] = i == 0 ? INT32_MIN : i == 1 ? INT32_MAX : (int32_t)k;
             break;
-        case H5S_I64: ((int64_t *)data)[i] = i == 0 ? INT64_MIN : i == 1 ? INT64_MAX : k << 20;
+        case H5S_I64: ((int64_t *)data)[i] = i == 0 ? INT64_MIN : i == 1 ? INT64_MAX : k * 1048576;
             break;
         case H5S_U8: ((uint8_t *)data)[i] = (uint8_t)(k & 0xff); break;
         default: break;
@@ -192,6 +199,8 @@ static void test_attrs_queries(chk *c)
     /* a dataset is not a group */
     CHECK(c, h5s_write(s, "/g/a/x", H5S_F64, v, 2, sh, "u", "m", &e) < 0 &&
                  strstr(e.msg, "/g/a"), "dataset under a dataset refused: %s", e.msg);
+    CHECK_INT(c, h5s_write(s, "/g", H5S_F64, v, 2, sh, "u", "m", &e), VL_EARG,
+              "a group is never replaced by a dataset");
     /* replace: different dtype, shape, values */
     int64_t sh3[1] = {3};
     int32_t iv[3] = {7, 8, 9};
