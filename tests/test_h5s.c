@@ -206,6 +206,9 @@ static void test_attrs_queries(chk *c)
     int32_t iv[3] = {7, 8, 9};
     CHECK_INT(c, h5s_write(s, "/g/b", H5S_I32, iv, 1, sh3, "count", "replaced", &e), 0,
               "replace dataset");
+    double pi = 3.141592653589793;
+    CHECK_INT(c, h5s_write(s, "/scalar", H5S_F64, &pi, 0, NULL, "1", "pi", &e), 0,
+              "write scalar");
     CHECK_INT(c, h5s_commit(s, &e), 0, "commit");
 
     if (h5s_open(&s, p, &e)) {
@@ -243,6 +246,10 @@ static void test_attrs_queries(chk *c)
     CHECK(c, h5s_shape(s, "/g/b", &nd, shp, &e) == 0 && nd == 1 && shp[0] == 3,
           "shape after replace");
     CHECK_INT(c, h5s_shape(s, "/g", &nd, shp, &e), VL_EFORMAT, "shape of a group");
+    double *sc = NULL;
+    CHECK(c, h5s_read(s, "/scalar", H5S_F64, (void **)&sc, &nd, shp, &e) == 0 && nd == 0 &&
+                 *sc == 3.141592653589793, "scalar round trip");
+    free(sc);
     int32_t *got = NULL;
     CHECK(c, h5s_read(s, "/g/b", H5S_I32, (void **)&got, NULL, NULL, &e) == 0 && got[2] == 9,
           "replaced values");
@@ -256,7 +263,8 @@ static void test_attrs_queries(chk *c)
     CHECK(c, n == 4 && !strcmp(ls[0], "a") && !strcmp(ls[1], "b") && !strcmp(ls[2], "c10") &&
                  !strcmp(ls[3], "c2"), "list sorted (%d members)", n);
     h5s_names_free(ls, n);
-    CHECK(c, h5s_list(s, "/", &ls, &n, &e) == 0 && n == 1 && !strcmp(ls[0], "g"), "list /");
+    CHECK(c, h5s_list(s, "/", &ls, &n, &e) == 0 && n == 2 && !strcmp(ls[0], "g") &&
+                 !strcmp(ls[1], "scalar"), "list /");
     h5s_names_free(ls, n);
     CHECK_INT(c, h5s_list(s, "/zz", &ls, &n, &e), VL_ENOTFOUND, "list missing group");
     CHECK_INT(c, h5s_list(s, "/g/a", &ls, &n, &e), VL_EARG, "list a dataset");
@@ -287,7 +295,10 @@ static void test_attrs_queries(chk *c)
         "  @units str = \"nat\"\n"
         "DATASET /g/c2 f64 [2,2]\n"
         "  @meaning str = \"a number\"\n"
-        "  @units str = \"nat\"\n";
+        "  @units str = \"nat\"\n"
+        "DATASET /scalar f64 []\n"
+        "  @meaning str = \"pi\"\n"
+        "  @units str = \"1\"\n";
     CHECK(c, txt && dn == strlen(want) && !memcmp(txt, want, dn), "dump text:\n%.*s",
           (int)dn, txt ? txt : "");
     free(txt);
