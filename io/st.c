@@ -20,8 +20,6 @@
 
 /* A header larger than this is not a weights file; refuse before handing it to the parser. */
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
-/* An index file is a name → shard map; even a 1000-shard model's is a few MB. */
-#define ST_MAX_INDEX ((size_t)64 * 1024 * 1024)
 
 #define ST_INDEX_NAME "model.safetensors.index.json"
 #define ST_SINGLE_NAME "model.safetensors"
@@ -228,6 +226,8 @@ static int parse_entry(const char *file, const char *name, const json_t *v, uint
  * header is a duplicated tensor name; jansson's text ends in near '"<key>"'. */
 static int json_fail(const char *file, const char *what, const json_error_t *je, vl_err *err)
 {
+    if (json_error_code(je) == json_error_cannot_open_file)
+        return vl_errf(err, VL_EIO, "%s: %s", file, je->text);
     if (json_error_code(je) == json_error_duplicate_key)
         return vl_errf(err, VL_EFORMAT, "%s: duplicate tensor name in %s (line %d column %d): %s",
                        file, what, je->line, je->column, je->text);
@@ -408,47 +408,6 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-static int read_small_file(const char *path, size_t max, char **buf, size_t *len, vl_err *err)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", path,
-                       strerror(errno));
-    char *b = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max) {
-                rc = vl_errf(err, VL_EFORMAT, "%s: larger than %zu bytes", path, max);
-                break;
-            }
-            cap = cap ? 2 * cap : 65536;
-            char *nb = vl_realloc(b, cap);
-            if (!nb) {
-                rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-                break;
-            }
-            b = nb;
-        }
-        size_t got = fread(b + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0) {
-            if (ferror(fp))
-                rc = vl_errf(err, VL_EIO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(fp);
-    if (rc) {
-        vl_free(b);
-        return rc;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 static int str_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -530,16 +489,11 @@ static int check_index(const st_set *s, const json_t *wm, const char *dir, const
  * what the shards hold. */
 static int open_sharded(st_set *s, const char *dir, const char *ipath, vl_err *err)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    int rc = read_small_file(ipath, ST_MAX_INDEX, &buf, &len, err);
-    if (rc)
-        return rc;
     json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    vl_free(buf);
+    json_t *root = json_load_file(ipath, JSON_REJECT_DUPLICATES, &je);
     if (!root)
         return json_fail(ipath, "index JSON", &je, err);
+    int rc = 0;
     const char **shards = NULL;
     size_t nu = 0;
     const json_t *wm = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
