@@ -283,6 +283,38 @@ static void test_errors(chk *c)
     CHECK_HAS(c, err.msg, "/nonexistent/config.json", "missing file names it");
 }
 
+/* The configs transformers 5.17 wrote for the GPU-made fixtures (tests/fixtures/make.py):
+ * rope_parameters only, head_dim null for mixtral, num_local_experts for qwen3_moe. */
+static void test_fixtures(chk *c)
+{
+    static const struct {
+        const char *path;
+        hfc_arch arch;
+        int head_dim, experts, topk, moe_w, inter, tie, norm_topk, layer0_moe;
+        double theta;
+    } want[] = {
+        {"tests/fixtures/qwen3-dense/config.json", HFC_QWEN3, 32, 0, 0, 0, 96, 0, 0, 0, 1e6},
+        {"tests/fixtures/llama-dense/config.json", HFC_LLAMA, 16, 0, 0, 0, 128, 1, 0, 0, 1e4},
+        {"tests/fixtures/qwen3-moe/config.json", HFC_QWEN3_MOE, 16, 8, 2, 32, 96, 0, 1, 0, 1e6},
+        {"tests/fixtures/mixtral/config.json", HFC_MIXTRAL, 16, 4, 2, 48, 0, 0, 1, 1, 1e6},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        hfc_config h;
+        vl_err err = {0};
+        int rc = hfc_load(&h, want[i].path, &err);
+        CHECK(c, rc == 0, "%s loads (%s)", want[i].path, rc ? err.msg : "ok");
+        if (rc)
+            continue;
+        CHECK(c, h.arch == want[i].arch && h.head_dim == want[i].head_dim &&
+                     h.n_experts == want[i].experts && h.n_experts_per_tok == want[i].topk &&
+                     h.moe_intermediate == want[i].moe_w && h.intermediate == want[i].inter &&
+                     h.tie_embeddings == want[i].tie && h.norm_topk_prob == want[i].norm_topk &&
+                     h.layer_is_moe[0] == want[i].layer0_moe && h.rope_theta == want[i].theta &&
+                     h.n_layers == 2 && h.vocab == 512 && h.hidden == 64,
+              "%s: fields as written by transformers 5.17", want[i].path);
+    }
+}
+
 int main(void)
 {
     chk c;
@@ -293,6 +325,7 @@ int main(void)
     }
     test_embedded(&c);
     test_types(&c);
+    test_fixtures(&c);
     test_errors(&c);
     CHECK(&c, rmdir(g_dir) == 0, "fixture directory empty and removed");
     return chk_done(&c);
