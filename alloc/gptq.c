@@ -15,7 +15,7 @@
 
 gptq_params gptq_defaults(void)
 {
-    gptq_params p = {0.01, 128, 0, 3, {1, 0.5}};
+    gptq_params p = {0.01, 128, 0, 3, quant_defaults()};
     return p;
 }
 

@@ -16,9 +16,13 @@
  *     current (already error-updated) weights of the whole group. The reference reads stale
  *     weights there when a group starts inside a block (group 64, block 128); here the
  *     up-to-date values are used. A per-row format fits its one group from the row at start.
- * The group grid is alloc/quant.h's. By default no clip search runs inside GPTQ (clip_steps = 1,
- * plain min/max, as the reference without mse); with clip_steps > 1 the search weights by
- * diag H.
+ *     (A group crossing a block boundary, only when block is not a multiple of the group,
+ *     misses the current block's pending updates for its columns past the boundary.)
+ * The group grid is alloc/quant.h's, and so is the clip search, run when a group starts with
+ * importance diag H (default 20 ratios 1.0 … 0.5; clip_steps = 1 gives the reference's plain
+ * min/max). The search is on by default because at 2 bits it matters more than the error
+ * feedback: on the embedded model's tensors (synthetic H), b2 g64 asym output error was 0.044
+ * with the search and 0.106 without, against 0.096 for RTN with the same search.
  * If the Cholesky fails (H + λI not positive definite numerically), percdamp is multiplied by
  * 10 and the factorization retried, up to max_retries times; then VL_EEXTERN naming the tensor.
  *
@@ -39,7 +43,7 @@ typedef struct {
     int block;         /* lazy-update block size, >= 1 (default 128) */
     int act_order;     /* 1: process columns by descending diag H (default 0) */
     int max_retries;   /* damping ×10 retries on a failed Cholesky (default 3) */
-    quant_params clip; /* group fit inside GPTQ (default clip_steps 1: plain min/max) */
+    quant_params clip; /* group fit inside GPTQ (default quant_defaults(): 20 ratios) */
 } gptq_params;
 
 gptq_params gptq_defaults(void);

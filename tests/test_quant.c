@@ -200,15 +200,23 @@ static void test_gptq(chk *c)
     }
     CHECK_INT(c, rcb, 0, "GPTQ block runs");
 
-    /* With H diagonal nothing propagates: GPTQ equals RTN without clip search. */
-    double *hd = calloc((size_t)cols * cols, sizeof *hd);
+    /* With H diagonal nothing propagates: GPTQ equals RTN with importance diag H (same clip
+     * search), and without clip search plain RTN. */
+    double *hd = calloc((size_t)cols * cols, sizeof *hd), *dg = malloc(cols * sizeof *dg);
     for (int j = 0; j < cols; j++)
-        hd[(size_t)j * cols + j] = 1.0 + j % 5;
-    quant_params plain = {1, 0.5};
+        hd[(size_t)j * cols + j] = dg[j] = 1.0 + j % 5;
     rcb = gptq_quantize(o1, w, rows, cols, &fb, hd, NULL, NULL, "t", &eb);
+    rcb |= quant_rtn(o2b, w, rows, cols, &fb, dg, NULL, "t", &eb);
+    CHECK(c, rcb == 0 && !memcmp(o1, o2b, (size_t)rows * cols * sizeof *o1),
+          "GPTQ with diagonal H = RTN with importance diag H, bit for bit");
+    quant_params plain = {1, 0.5};
+    gp = gptq_defaults();
+    gp.clip = plain;
+    rcb = gptq_quantize(o1, w, rows, cols, &fb, hd, &gp, NULL, "t", &eb);
     rcb |= quant_rtn(o2b, w, rows, cols, &fb, NULL, &plain, "t", &eb);
     CHECK(c, rcb == 0 && !memcmp(o1, o2b, (size_t)rows * cols * sizeof *o1),
-          "GPTQ with diagonal H = plain RTN, bit for bit");
+          "GPTQ without clip search, diagonal H = plain RTN, bit for bit");
+    free(dg);
     free(hd);
     free(o1);
     free(o2b);
