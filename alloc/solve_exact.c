@@ -126,12 +126,14 @@ static void bb_free(bb *b)
     vl_free(b->kid_b);
 }
 
-/* Step 3: drop options whose reduced cost proves them useless; returns the LP root bound. */
-static int eliminate(bb *b, double *root_lb, vl_err *err)
+/* Step 3: drop options whose reduced cost proves them useless; *root_lb gets the LP root
+ * bound. Stops early with *dead = 1 when an item has no option left (UB is then optimal). */
+static int eliminate(bb *b, double *root_lb, int *dead, vl_err *err)
 {
     const solve_inst *in = b->in;
     *root_lb = -INFINITY;
-    for (int k = 0; k < b->K; k++) {
+    *dead = 0;
+    for (int k = 0; k < b->K && !*dead; k++) {
         solve_lp lp;
         double mu;
         int rc = solve_lp_build(&lp, in, &b->w[(size_t)k * b->S], b->alive, NULL, 0, err);
@@ -153,9 +155,13 @@ static int eliminate(bb *b, double *root_lb, vl_err *err)
             for (int o = in->off[i]; o < in->off[i + 1]; o++)
                 if (b->alive[o])
                     m = fmin(m, c[o] + mu * in->bits[o]);
-            for (int o = in->off[i]; o < in->off[i + 1]; o++)
+            int left = 0;
+            for (int o = in->off[i]; o < in->off[i + 1]; o++) {
                 if (b->alive[o] && L + (c[o] + mu * in->bits[o] - m) >= b->ub - tol(b))
                     b->alive[o] = 0;
+                left += b->alive[o];
+            }
+            *dead |= left == 0;
         }
     }
     return 0;
@@ -165,10 +171,9 @@ static int eliminate(bb *b, double *root_lb, vl_err *err)
 static int setup(bb *b, double *root_lb, int *done, vl_err *err)
 {
     const solve_inst *in = b->in;
-    int rc = eliminate(b, root_lb, err);
-    if (rc)
+    int rc = eliminate(b, root_lb, done, err);
+    if (rc || *done)
         return rc;
-    *done = 0;
     double fixed_bits = 0;
     int *rank = vl_malloc((size_t)in->n * sizeof *rank);
     double *spread = vl_malloc((size_t)in->n * sizeof *spread);
