@@ -98,15 +98,14 @@ int solve_inst_build(const solve_problem *p, const solve_params *par, solve_inst
             }
             o++;
         }
-        if (o == in->off[i]) {
-            int pinned = it->pin >= 0;
+        if (o == in->off[i]) { /* a pin is always allowed: only the bounds can get here */
             double lo = it->floor_bpw, hi = it->ceil_bpw;
             if (it->cls >= 0) {
                 lo = fmax(lo, p->classes[it->cls].floor_bpw);
                 hi = fmin(hi, p->classes[it->cls].ceil_bpw);
             }
             solve_inst_deinit(in);
-            if (pinned || it->n_opt == 0)
+            if (it->n_opt == 0)
                 return vl_errf(err, VL_ECONFIG, "solve: item \"%s\" has no options", it->name);
             return vl_errf(err, VL_ECONFIG, "solve: item \"%s\": no option with bpw in [%g, %g]",
                            it->name, lo, hi);

@@ -126,6 +126,16 @@ static void bb_free(bb *b)
     vl_free(b->kid_b);
 }
 
+/* min over item i's alive options of c_o + μ·bits_o */
+static double priced_min(const bb *b, const double *c, double mu, int i)
+{
+    double m = INFINITY;
+    for (int o = b->in->off[i]; o < b->in->off[i + 1]; o++)
+        if (b->alive[o])
+            m = fmin(m, c[o] + mu * b->in->bits[o]);
+    return m;
+}
+
 /* Step 3: drop options whose reduced cost proves them useless; *root_lb gets the LP root
  * bound. Stops early with *dead = 1 when an item has no option left (UB is then optimal). */
 static int eliminate(bb *b, double *root_lb, int *dead, vl_err *err)
@@ -143,18 +153,10 @@ static int eliminate(bb *b, double *root_lb, int *dead, vl_err *err)
         solve_lp_deinit(&lp);
         const double *c = &b->c[(size_t)k * in->tot];
         double L = -mu * in->cap;
+        for (int i = 0; i < in->n; i++)
+            L += priced_min(b, c, mu, i);
         for (int i = 0; i < in->n; i++) {
-            double m = INFINITY;
-            for (int o = in->off[i]; o < in->off[i + 1]; o++)
-                if (b->alive[o])
-                    m = fmin(m, c[o] + mu * in->bits[o]);
-            L += m;
-        }
-        for (int i = 0; i < in->n; i++) {
-            double m = INFINITY;
-            for (int o = in->off[i]; o < in->off[i + 1]; o++)
-                if (b->alive[o])
-                    m = fmin(m, c[o] + mu * in->bits[o]);
+            double m = priced_min(b, c, mu, i);
             int left = 0;
             for (int o = in->off[i]; o < in->off[i + 1]; o++) {
                 if (b->alive[o] && L + (c[o] + mu * in->bits[o] - m) >= b->ub - tol(b))
