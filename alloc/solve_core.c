@@ -39,17 +39,26 @@ static int check_params(const solve_problem *p, const solve_params *par, vl_err 
     return 0;
 }
 
+/* Item i's bpw bounds: the tighter of its own and its class's. */
+static void bounds(const solve_problem *p, int i, double *lo, double *hi)
+{
+    const solve_item *it = &p->items[i];
+    *lo = it->floor_bpw;
+    *hi = it->ceil_bpw;
+    if (it->cls >= 0) {
+        *lo = fmax(*lo, p->classes[it->cls].floor_bpw);
+        *hi = fmin(*hi, p->classes[it->cls].ceil_bpw);
+    }
+}
+
 /* May item i use option j? Pins override the bpw bounds. */
 static int allowed(const solve_problem *p, int i, int j)
 {
     const solve_item *it = &p->items[i];
     if (it->pin >= 0)
         return j == it->pin;
-    double lo = it->floor_bpw, hi = it->ceil_bpw;
-    if (it->cls >= 0) {
-        lo = fmax(lo, p->classes[it->cls].floor_bpw);
-        hi = fmin(hi, p->classes[it->cls].ceil_bpw);
-    }
+    double lo, hi;
+    bounds(p, i, &lo, &hi);
     return it->opt[j].bpw >= lo && it->opt[j].bpw <= hi;
 }
 
@@ -99,11 +108,8 @@ int solve_inst_build(const solve_problem *p, const solve_params *par, solve_inst
             o++;
         }
         if (o == in->off[i]) { /* a pin is always allowed: only the bounds can get here */
-            double lo = it->floor_bpw, hi = it->ceil_bpw;
-            if (it->cls >= 0) {
-                lo = fmax(lo, p->classes[it->cls].floor_bpw);
-                hi = fmin(hi, p->classes[it->cls].ceil_bpw);
-            }
+            double lo, hi;
+            bounds(p, i, &lo, &hi);
             solve_inst_deinit(in);
             if (it->n_opt == 0)
                 return vl_errf(err, VL_ECONFIG, "solve: item \"%s\" has no options", it->name);
