@@ -3,7 +3,9 @@
 #include "../alloc/quant.h"
 #include "../core/kern.h"
 #include "../core/prog.h"
+#include "../alloc/solve.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -61,6 +63,81 @@ static void bench_quant(void)
         free(o);
         free(h);
     }
+/* Solver seconds on a synthetic instance of the embedded model's size: 6 layers × (4 attention
+ * + 16 experts × 3 + 3 shared-expert + router) = 336 items × 12 ggml-like formats, distortion
+ * a_i·2^(−2·bpw) with per-item scale and ±10 % noise (so some options are dominated), two
+ * sets. Prints seconds, objective and gap for lagrange and exact (sum and minimax). */
+static void bench_solve(void)
+{
+    static const double bpw[12] = {1.5625, 2.0625, 2.3125, 2.5625, 3.0625, 3.4375,
+                                   4.25,   4.5,    5.5,    6.5625, 8.5,    16};
+    static const char *fmt[12] = {"iq1_s", "iq2_xxs", "iq2_xs", "q2_K", "iq3_xxs", "q3_K",
+                                  "iq4_xs", "q4_K", "q5_K", "q6_K", "q8_0", "f16"};
+    static const char *kind[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                 "up_proj", "down_proj", "shared_expert.gate_proj",
+                                 "shared_expert.up_proj", "shared_expert.down_proj", "gate"};
+    solve_problem *p;
+    if (solve_problem_new(2, &p, NULL))
+        return;
+    unsigned long long st = 12345;
+    for (int l = 0; l < 6; l++)
+        for (int e = -1; e < 16; e++)
+            for (int k = 0; k < 11; k++) {
+                int expert_kind = k >= 4 && k <= 6;
+                if ((e >= 0) != expert_kind)
+                    continue; /* experts: 3 projections × 16; the rest once per layer */
+                char name[96];
+                if (e >= 0)
+                    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s", l, e,
+                             kind[k]);
+                else
+                    snprintf(name, sizeof name, "model.layers.%d.%s", l, kind[k]);
+                long n = k == 1 || k == 2 ? 256 * 128 : k == 10 ? 16 * 256 : 256 * 256;
+                int it;
+                solve_problem_add_item(p, name, n, &it, NULL);
+                double a[2];
+                for (int s = 0; s < 2; s++) {
+                    st = st * 6364136223846793005ull + 1442695040888963407ull;
+                    a[s] = 0.1 + (double)(st >> 40) / (double)(1ull << 24) * 10;
+                }
+                for (int j = 0; j < 12; j++) {
+                    double d[2];
+                    for (int s = 0; s < 2; s++) {
+                        st = st * 6364136223846793005ull + 1442695040888963407ull;
+                        double u = (double)(st >> 40) / (double)(1ull << 24);
+                        d[s] = a[s] * pow(2, -2 * bpw[j]) * (0.9 + 0.2 * u) * (double)n * 1e-4;
+                    }
+                    solve_problem_add_option(p, it, fmt[j], bpw[j], d, NULL);
+                }
+            }
+    static const struct {
+        solve_method m;
+        solve_objective o;
+    } runs[] = {{SOLVE_LAGRANGE, SOLVE_OBJ_SUM}, {SOLVE_EXACT, SOLVE_OBJ_SUM},
+                {SOLVE_LAGRANGE, SOLVE_OBJ_MINIMAX}, {SOLVE_EXACT, SOLVE_OBJ_MINIMAX}};
+    for (size_t k = 0; k < sizeof runs / sizeof *runs; k++)
+        for (double t = 2.0; t <= 3.01; t += 0.5) {
+            solve_params par = solve_params_defaults();
+            par.method = runs[k].m;
+            par.objective = runs[k].o;
+            par.target_bpw = t;
+            solve_result r;
+            vl_err e = {0, ""};
+            double t0 = prog_now();
+            int rc = solve_run(p, &par, &r, &e);
+            double dt = prog_now() - t0;
+            if (rc) {
+                printf("| solve %s/%s %d items @%.1f bpw | error: %s |\n",
+                       solve_method_name(par.method), solve_objective_name(par.objective),
+                       p->n_items, t, e.msg);
+                continue;
+            }
+            printf("| solve %s/%s %d items × 12 @%.1f bpw (s) | %.4f (gap %.2g rel, %ld nodes) |\n",
+                   solve_method_name(par.method), solve_objective_name(par.objective), p->n_items,
+                   t, dt, r.objective > 0 ? r.gap / r.objective : 0, r.nodes);
+            solve_result_free(&r);
+        }
+    solve_problem_free(p);
 }
 
 int main(void)
@@ -71,5 +148,6 @@ int main(void)
     printf("| sgemm peak 2048³ (GFLOP/s) | %.1f |\n", peak);
     printf("| sgemm 2048×256×256 (GFLOP/s) | %.1f |\n", sgemm_gflops(2048, 256, 256, 20));
     bench_quant();
+    bench_solve();
     return 0;
 }
