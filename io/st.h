@@ -32,7 +32,9 @@ typedef struct {
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     int64_t numel;
-    const void *data;           /* view into the read-only mapping */
+    const void *data;           /* view into the read-only mapping; little-endian and possibly
+                                   unaligned for the dtype: read through st_tensor_to_f32 or
+                                   memcpy, never by casting to float * */
     size_t nbytes;
 } st_tensor;
 
@@ -52,6 +54,15 @@ size_t st_set_nbytes(const st_set *s);
 const char *st_dtype_name(st_dtype t);  /* "F32", "F16", "BF16" */
 size_t st_dtype_size(st_dtype t);
 
+/* NAME as spelled in a header ("BF16") → *out; VL_EDTYPE if not one of the supported three.
+ * Fills no vl_err: the caller knows which file and tensor to name. */
+int st_dtype_from_name(const char *name, st_dtype *out);
+
+/* Exact widening of one element (every f16 and bf16 value is a float32, subnormals included);
+ * NaN stays NaN (payload kept), ±Inf stays ±Inf. Pure; thread-safe. */
+float st_f16_to_f32(uint16_t h);
+float st_bf16_to_f32(uint16_t h);
+
 /* Convert t to float32 into dst (t->numel floats, caller-owned). Fails with VL_ERANGE naming
  * the file, tensor and flat index if a value is NaN or Inf. */
 int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
@@ -59,7 +70,11 @@ int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
 void st_set_close(st_set *s);  /* NULL is a no-op */
 
 /* Writing (tests and fixtures): write tensors to PATH atomically (PATH.tmp, then rename).
- * names[i], dtype[i], shape[i][0..ndim[i]), data[i] (raw bytes in that dtype). */
+ * names[i], dtype[i], shape[i][0..ndim[i]), data[i] (raw little-endian bytes in that dtype,
+ * numel × dtype size of them; may be NULL when numel is 0). Tensors are laid out in the given
+ * order, contiguously; the header is space-padded to a multiple of 8 bytes and carries
+ * "__metadata__": {"format": "pt"} as Hugging Face writers do. Names must be unique and
+ * non-empty: VL_EARG otherwise. On failure PATH is untouched and PATH.tmp removed. */
 int st_write(const char *path, size_t n, const char *const *names, const st_dtype *dtypes,
              const int *ndims, const int64_t (*shapes)[ST_MAX_DIMS], const void *const *data,
              vl_err *err);
