@@ -17,6 +17,7 @@
 #include "../core/err.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 #define H5S_MAX_DIMS 8
 #define H5S_SCHEMA_VERSION 1
@@ -59,6 +60,12 @@ int h5s_attr_get_f64(h5s_store *s, const char *path, const char *name, double *v
                      vl_err *err);
 
 const char *h5s_path(const h5s_store *s);  /* final path, borrowed */
+
+/* Deterministic text dump of the whole tree for text goldens: depth-first, members sorted by
+ * name, one line per group ("GROUP /path") or dataset ("DATASET /path f32 [3,24,256]"), then
+ * its attributes sorted by name, indented ("  @units str = \"nat\"", numbers with %.17g,
+ * at most 8 values). No dataset values. Returns 0 or a VL_E* code (err filled). */
+int h5s_dump(h5s_store *s, FILE *f, vl_err *err);
 
 int h5s_commit(h5s_store *s, vl_err *err); /* flush, close, rename tmp → path; frees s */
 void h5s_close(h5s_store *s);              /* read-only: close; writable: discard tmp. NULL ok */
