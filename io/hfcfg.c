@@ -275,7 +275,10 @@ static int read_moe(const rd *r, const arch_traits *t, hfc_config *c)
         c->intermediate = 0;
         c->norm_topk_prob = 1;
     } else if (t->moe == MOE_QWEN) {
-        rc = get_int(r, "num_experts", 1, 0, 0, HFC_MAX_EXPERTS, &c->n_experts);
+        /* transformers 5 writes qwen3_moe's expert count as num_local_experts */
+        const char *ne = field(r->root, "num_experts") || !field(r->root, "num_local_experts")
+                             ? "num_experts" : "num_local_experts";
+        rc = get_int(r, ne, 1, 0, 0, HFC_MAX_EXPERTS, &c->n_experts);
         if (rc == 0 && c->n_experts > 0) {
             rc = get_int(r, "num_experts_per_tok", 1, 0, 1, HFC_MAX_EXPERTS,
                          &c->n_experts_per_tok);
