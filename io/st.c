@@ -523,6 +523,14 @@ static int open_sharded(st_set *s, const char *dir, const char *ipath, vl_err *e
     return rc;
 }
 
+static int open_single(st_set *s, const char *path, vl_err *err)
+{
+    if (!(s->files = vl_calloc(1, sizeof *s->files)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    int rc = open_file(s, path, err);
+    return rc ? rc : build_name_index(s, err);
+}
+
 static int is_file(const char *path)
 {
     struct stat sb;
@@ -548,22 +556,15 @@ int st_set_open(st_set **out, const char *path, vl_err *err)
             rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
         else if (is_file(ip))
             rc = open_sharded(s, path, ip, err);
-        else if (is_file(sp)) {
-            rc = (s->files = vl_calloc(1, sizeof *s->files)) ? open_file(s, sp, err)
-                                                             : vl_errf(err, VL_ENOMEM, "oom");
-            if (rc == 0)
-                rc = build_name_index(s, err);
-        } else
+        else if (is_file(sp))
+            rc = open_single(s, sp, err);
+        else
             rc = vl_errf(err, VL_ENOTFOUND, "%s: no %s or %s in this directory", path,
                          ST_INDEX_NAME, ST_SINGLE_NAME);
         vl_free(ip);
         vl_free(sp);
-    } else {
-        rc = (s->files = vl_calloc(1, sizeof *s->files)) ? open_file(s, path, err)
-                                                         : vl_errf(err, VL_ENOMEM, "oom");
-        if (rc == 0)
-            rc = build_name_index(s, err);
-    }
+    } else
+        rc = open_single(s, path, err);
     if (rc) {
         st_set_close(s);
         return rc;

@@ -41,11 +41,21 @@ typedef struct {
 typedef struct st_set st_set;
 
 /* Open PATH: a .safetensors file, or a directory holding model.safetensors.index.json (sharded)
- * or model.safetensors. On success *out owns the mappings; close with st_set_close. */
+ * or model.safetensors. On success *out owns the mappings; close with st_set_close. On failure
+ * *out is NULL and err is one line naming the file (and tensor): VL_ETRUNC (file shorter than
+ * its header says), VL_EFORMAT (bad JSON with line/column, overlaps, duplicate names),
+ * VL_EDTYPE (dtype other than F32/F16/BF16), VL_ESHAPE (bad shape, size ≠ numel × dtype size),
+ * VL_ENOTFOUND (missing file or shard, index names a tensor its shard lacks), VL_EIO.
+ * Sharded: shard names must be plain file names beside the index, every index entry must be in
+ * the shard it names, and names are unique across all shards. Tensors a shard holds beyond
+ * the index are kept. Trailing bytes after the last tensor are allowed (the format does not
+ * forbid them). */
 int st_set_open(st_set **out, const char *path, vl_err *err);
 
 size_t st_set_count(const st_set *s);
-const st_tensor *st_set_at(const st_set *s, size_t i);        /* i < count; file order */
+/* i < count. File order: shards in lexicographic file-name order (model-00001-of-N first),
+ * within a file by data offset. Pointers stay valid until st_set_close. */
+const st_tensor *st_set_at(const st_set *s, size_t i);
 const st_tensor *st_set_find(const st_set *s, const char *name); /* NULL if absent */
 
 /* Total bytes of tensor data in the set. */
