@@ -143,7 +143,8 @@ static int check_path(const h5s_store *s, const char *path, vl_err *err)
     return 0;
 }
 
-/* 1 if every link along path exists and the last one resolves to an object, else 0. Walks the
+/* 1 if every link along path exists and the last one resolves to an object, 0 if not, -1 if
+ * HDF5 failed (corrupt metadata; the error stays on HDF5's stack for fail()). Walks the
  * prefixes because H5Lexists fails (rather than saying no) when a parent group is missing. */
 static int path_exists(hid_t file, const char *path)
 {
@@ -154,13 +155,15 @@ static int path_exists(hid_t file, const char *path)
     int ok = 1;
     H5E_BEGIN_TRY
     {
-        for (char *p = buf + 1; ok; p++) {
+        for (char *p = buf + 1; ok > 0; p++) {
             if (*p != '/' && *p != '\0')
                 continue;
             char c = *p;
             *p = '\0';
-            ok = H5Lexists(file, buf, H5P_DEFAULT) > 0 &&
-                 H5Oexists_by_name(file, buf, H5P_DEFAULT) > 0;
+            htri_t r = H5Lexists(file, buf, H5P_DEFAULT);
+            if (r > 0)
+                r = H5Oexists_by_name(file, buf, H5P_DEFAULT);
+            ok = r < 0 ? -1 : r > 0;
             *p = c;
             if (c == '\0')
                 break;
@@ -397,7 +400,10 @@ static int open_obj(h5s_store *s, const char *path, hid_t *obj, vl_err *err)
     int rc = check_path(s, path, err);
     if (rc)
         return rc;
-    if (!path_exists(s->file, path))
+    int ex = path_exists(s->file, path);
+    if (ex < 0)
+        return fail(s->path, path, err, VL_EFORMAT, "cannot look up");
+    if (!ex)
         return vl_errf(err, VL_ENOTFOUND, "%s: %s: no such group or dataset", s->path, path);
     if ((*obj = H5Oopen(s->file, path, H5P_DEFAULT)) < 0)
         return fail(s->path, path, err, VL_EFORMAT, "cannot open object");
@@ -494,7 +500,7 @@ int h5s_exists(h5s_store *s, const char *path)
 {
     if (!s || check_path(s, path, NULL))
         return 0;
-    return path_exists(s->file, path);
+    return path_exists(s->file, path) > 0;
 }
 
 /* Open a dataset with its dataspace; VL_ENOTFOUND if absent, VL_EFORMAT if not a dataset. */
@@ -625,7 +631,10 @@ static int make_parents(h5s_store *s, const char *path, vl_err *err)
     for (char *p = strchr(buf + 1, '/'); p && !rc; p = strchr(p + 1, '/')) {
         *p = '\0';
         hid_t g = H5I_INVALID_HID;
-        if (path_exists(s->file, buf)) {
+        int ex = path_exists(s->file, buf);
+        if (ex < 0) {
+            rc = fail(s->path, buf, err, VL_EFORMAT, "cannot look up");
+        } else if (ex) {
             if ((g = H5Oopen(s->file, buf, H5P_DEFAULT)) < 0)
                 rc = fail(s->path, buf, err, VL_EFORMAT, "cannot open");
             else if (H5Iget_type(g) != H5I_GROUP)
@@ -668,7 +677,15 @@ int h5s_write(h5s_store *s, const char *path, h5s_dtype t, const void *data, int
         return vl_errf(err, VL_EARG, "%s: %s: no data", s->path, path);
     if ((rc = make_parents(s, path, err)) != 0)
         return rc;
-    if (path_exists(s->file, path) && H5Ldelete(s->file, path, H5P_DEFAULT) < 0)
+    int ex = path_exists(s->file, path);
+    if (ex > 0) { /* replace a dataset, never a group with everything below it */
+        hid_t o = H5Oopen(s->file, path, H5P_DEFAULT);
+        int is_dset = o >= 0 && H5Iget_type(o) == H5I_DATASET;
+        close_id(o);
+        if (!is_dset)
+            return vl_errf(err, VL_EARG, "%s: %s: exists and is not a dataset", s->path, path);
+    }
+    if (ex < 0 || (ex > 0 && H5Ldelete(s->file, path, H5P_DEFAULT) < 0))
         return fail(s->path, path, err, VL_EEXTERN, "cannot replace existing dataset");
 
     hid_t space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);

@@ -13,6 +13,13 @@
 
 #define GOLDEN "models/vbrlab-moe-tiny/golden.h5"
 
+/* HDF5 1.10.8 leaks one internal block (56 or 424 bytes) each time it rejects a group's object
+ * header with a bad checksum, which the bit-flip test provokes on purpose (checked: each leak
+ * comes from one failing H5Lexists inside libhdf5, after which we hold no id). Read only by
+ * LeakSanitizer; our own allocations are still checked. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libhdf5_serial.so\n"; }
+
 static char g_dir[64];
 
 static const char *tpath(char *buf, size_t n, const char *name)
@@ -72,7 +79,7 @@ static void fill(h5s_dtype t, void *data, size_t n, int seed)
         }
         case H5S_I32: ((int32_t *)data)[i] = i == 0 ? INT32_MIN : i == 1 ? INT32_MAX : (int32_t)k;
             break;
-        case H5S_I64: ((int64_t *)data)[i] = i == 0 ? INT64_MIN : i == 1 ? INT64_MAX : k << 20;
+        case H5S_I64: ((int64_t *)data)[i] = i == 0 ? INT64_MIN : i == 1 ? INT64_MAX : k * 1048576;
             break;
         case H5S_U8: ((uint8_t *)data)[i] = (uint8_t)(k & 0xff); break;
         default: break;
@@ -192,11 +199,16 @@ static void test_attrs_queries(chk *c)
     /* a dataset is not a group */
     CHECK(c, h5s_write(s, "/g/a/x", H5S_F64, v, 2, sh, "u", "m", &e) < 0 &&
                  strstr(e.msg, "/g/a"), "dataset under a dataset refused: %s", e.msg);
+    CHECK_INT(c, h5s_write(s, "/g", H5S_F64, v, 2, sh, "u", "m", &e), VL_EARG,
+              "a group is never replaced by a dataset");
     /* replace: different dtype, shape, values */
     int64_t sh3[1] = {3};
     int32_t iv[3] = {7, 8, 9};
     CHECK_INT(c, h5s_write(s, "/g/b", H5S_I32, iv, 1, sh3, "count", "replaced", &e), 0,
               "replace dataset");
+    double pi = 3.141592653589793;
+    CHECK_INT(c, h5s_write(s, "/scalar", H5S_F64, &pi, 0, NULL, "1", "pi", &e), 0,
+              "write scalar");
     CHECK_INT(c, h5s_commit(s, &e), 0, "commit");
 
     if (h5s_open(&s, p, &e)) {
@@ -234,6 +246,10 @@ static void test_attrs_queries(chk *c)
     CHECK(c, h5s_shape(s, "/g/b", &nd, shp, &e) == 0 && nd == 1 && shp[0] == 3,
           "shape after replace");
     CHECK_INT(c, h5s_shape(s, "/g", &nd, shp, &e), VL_EFORMAT, "shape of a group");
+    double *sc = NULL;
+    CHECK(c, h5s_read(s, "/scalar", H5S_F64, (void **)&sc, &nd, shp, &e) == 0 && nd == 0 &&
+                 *sc == 3.141592653589793, "scalar round trip");
+    free(sc);
     int32_t *got = NULL;
     CHECK(c, h5s_read(s, "/g/b", H5S_I32, (void **)&got, NULL, NULL, &e) == 0 && got[2] == 9,
           "replaced values");
@@ -247,7 +263,8 @@ static void test_attrs_queries(chk *c)
     CHECK(c, n == 4 && !strcmp(ls[0], "a") && !strcmp(ls[1], "b") && !strcmp(ls[2], "c10") &&
                  !strcmp(ls[3], "c2"), "list sorted (%d members)", n);
     h5s_names_free(ls, n);
-    CHECK(c, h5s_list(s, "/", &ls, &n, &e) == 0 && n == 1 && !strcmp(ls[0], "g"), "list /");
+    CHECK(c, h5s_list(s, "/", &ls, &n, &e) == 0 && n == 2 && !strcmp(ls[0], "g") &&
+                 !strcmp(ls[1], "scalar"), "list /");
     h5s_names_free(ls, n);
     CHECK_INT(c, h5s_list(s, "/zz", &ls, &n, &e), VL_ENOTFOUND, "list missing group");
     CHECK_INT(c, h5s_list(s, "/g/a", &ls, &n, &e), VL_EARG, "list a dataset");
@@ -278,7 +295,10 @@ static void test_attrs_queries(chk *c)
         "  @units str = \"nat\"\n"
         "DATASET /g/c2 f64 [2,2]\n"
         "  @meaning str = \"a number\"\n"
-        "  @units str = \"nat\"\n";
+        "  @units str = \"nat\"\n"
+        "DATASET /scalar f64 []\n"
+        "  @meaning str = \"pi\"\n"
+        "  @units str = \"1\"\n";
     CHECK(c, txt && dn == strlen(want) && !memcmp(txt, want, dn), "dump text:\n%.*s",
           (int)dn, txt ? txt : "");
     free(txt);
