@@ -76,6 +76,7 @@ typedef struct {
     int line;                  /* line the reader last returned */
     int too_long;              /* line `line` exceeded inih's buffer */
     int header;                /* a [section] line was read since the last handler call */
+    int header_line;           /* line of the last [section] line */
     /* current section */
     char *cur;                 /* section string as inih gave it */
     sec_kind kind;
@@ -97,8 +98,10 @@ static char *reader(char *str, int num, void *stream)
     /* inih calls us back only for keys; a header seen here makes a repeated [x] visible */
     const char *p = str + (c->line == 1 && !strncmp(str, "\xEF\xBB\xBF", 3) ? 3 : 0);
     p += strspn(p, " \t");
-    if (*p == '[')
+    if (*p == '[' && strchr(p, ']')) {  /* inih's test for a header; "[x" is its syntax error */
         c->header = 1;
+        c->header_line = c->line;
+    }
     size_t n = strlen(str);
     /* inih (without realloc) would read the rest of a long line as a new line; refuse it */
     if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(c->f)) {
@@ -111,17 +114,35 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
+static int vfail(ctx *c, int line, int code, const char *fmt, va_list ap)
+{
+    if (!c->err_code) {
+        vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+        c->err_code = code;
+        c->err_line = line;
+    }
+    return 0;
+}
+
+/* Record the first problem, on the current line; returns 0 (inih's "error"). */
 static int fail(ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx *c, int code, const char *fmt, ...)
 {
-    if (!c->err_code) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->msg, sizeof c->msg, fmt, ap);
-        va_end(ap);
-        c->err_code = code;
-        c->err_line = c->line;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, c->line, code, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* The same, on the line of the section header (a problem of the section, not of a key). */
+static int fail_hdr(ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_hdr(ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, c->header_line ? c->header_line : c->line, code, fmt, ap);
+    va_end(ap);
     return 0;
 }
 
@@ -446,22 +467,22 @@ static int enter_section(ctx *c, const char *section)
         if (strlen(sec_info[kind].name) == plen && !strncmp(section, sec_info[kind].name, plen))
             break;
     if (kind == SEC_COUNT || sec_info[kind].named != (dot != NULL))
-        return fail(c, VL_ECONFIG, "[%s]: unknown section (valid: experiment, calib.NAME, "
+        return fail_hdr(c, VL_ECONFIG, "[%s]: unknown section (valid: experiment, calib.NAME, "
                     "eval.NAME, quant, sens, alloc.NAME, report)", section);
     c->kind = (sec_kind)kind;
     if (!sec_info[kind].named) {
         if (c->fixed_seen[kind])
-            return fail(c, VL_ECONFIG, "[%s]: duplicate section", section);
+            return fail_hdr(c, VL_ECONFIG, "[%s]: duplicate section", section);
         c->fixed_seen[kind] = 1;
         c->fixed[kind].given = 0;
         return 1;
     }
     const char *name = dot + 1;
     if (!exp_name_ok(name))
-        return fail(c, VL_ECONFIG, "[%s]: bad section name \"%s\" (want [A-Za-z0-9_.+-]+)",
+        return fail_hdr(c, VL_ECONFIG, "[%s]: bad section name \"%s\" (want [A-Za-z0-9_.+-]+)",
                     section, name);
     if (named_find(g, c->kind, name) >= 0)
-        return fail(c, VL_ECONFIG, "[%s]: duplicate section", section);
+        return fail_hdr(c, VL_ECONFIG, "[%s]: duplicate section", section);
     char *nm = vl_strdup(name);
     int rc = nm ? 0 : VL_ENOMEM;
     if (!rc && kind == SEC_ALLOC) {
