@@ -48,6 +48,23 @@ void kern_xtx_acc_ref(double *c, const float *x, int T, int K)
     }
 }
 
+void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
+                    int trans_a, int lda, int ldb, int ldc, double alpha, double beta)
+{
+    VL_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    for (int i = 0; i < M; i++) {
+        double *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < N; j++)
+            ci[j] = beta == 0.0 ? 0.0 : beta * ci[j]; /* beta 0 ignores NaN in C, as BLAS */
+        for (int k = 0; k < K; k++) {
+            double aik = trans_a ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k];
+            const double *bk = b + (size_t)k * ldb;
+            for (int j = 0; j < N; j++)
+                ci[j] += alpha * aik * bk[j];
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- fast paths */
 
 #ifdef VL_NO_BLAS
@@ -58,6 +75,12 @@ void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, 
 }
 
 void kern_xtx_acc(double *c, const float *x, int T, int K) { kern_xtx_acc_ref(c, x, T, K); }
+
+void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
+                int lda, int ldb, int ldc, double alpha, double beta)
+{
+    kern_dgemm_ref(c, a, b, M, N, K, trans_a, lda, ldb, ldc, alpha, beta);
+}
 
 void kern_set_threads(int n) { (void)n; }
 
@@ -101,6 +124,16 @@ void kern_xtx_acc(double *c, const float *x, int T, int K)
     for (int i = 0; i < K; i++) /* mirror the upper triangle */
         for (int j = 0; j < i; j++)
             c[(size_t)i * K + j] = c[(size_t)j * K + i];
+}
+
+void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
+                int lda, int ldb, int ldc, double alpha, double beta)
+{
+    VL_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    if (M == 0 || N == 0)
+        return;
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, alpha,
+                a, lda, b, ldb, beta, c, ldc);
 }
 
 void kern_set_threads(int n)

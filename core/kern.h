@@ -23,6 +23,14 @@ void kern_matmul_ref(float *y, const float *x, const float *w, int T, int K, int
 void kern_xtx_acc(double *c, const float *x, int T, int K);
 void kern_xtx_acc_ref(double *c, const float *x, int T, int K);
 
+/* C[M×N] = alpha·op(A)·B + beta·C in float64 (GPTQ's lazy block update, output errors).
+ * op(A) = A with A [M×K] (trans_a 0) or Aᵀ with A [K×M] (trans_a 1); B is [K×N]. Leading
+ * dimensions (row strides) lda, ldb, ldc let callers pass sub-blocks. */
+void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
+                int lda, int ldb, int ldc, double alpha, double beta);
+void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
+                    int trans_a, int lda, int ldb, int ldc, double alpha, double beta);
+
 /* Threads used inside kernels (BLAS and OpenMP alike); n <= 0 means all cores. */
 void kern_set_threads(int n);
 

@@ -3,7 +3,11 @@
  * Supported model_type: llama, qwen2, qwen2_moe, qwen3, qwen3_moe, mixtral. Unknown types and
  * missing required fields are errors that list what is supported. Fields with documented HF
  * defaults (e.g. head_dim = hidden/heads, tie_word_embeddings per family) take those defaults.
- * Both `rope_theta` and `rope_parameters.rope_theta` are read.
+ * Both `rope_theta` and `rope_parameters.rope_theta` are read (they must agree if both are
+ * present). Sizes that decide tensor shapes have no defaults: missing ones are errors
+ * ("config.json: missing field \"hidden_size\""). What the forward does not implement is refused
+ * rather than misread: a rope_type other than "default", use_sliding_window true, a hidden_act
+ * other than "silu". Bad JSON reports jansson's line and column.
  */
 #ifndef VL_HFCFG_H
 #define VL_HFCFG_H
@@ -24,26 +28,34 @@ typedef struct {
     int n_layers;             /* num_hidden_layers */
     int n_heads;              /* num_attention_heads Hq */
     int n_kv_heads;           /* num_key_value_heads Hkv (default Hq) */
-    int head_dim;             /* Dh (default D / Hq) */
-    int intermediate;         /* intermediate_size: dense MLP width (0 if none) */
+    int head_dim;             /* Dh (default D / Hq; required for qwen3/qwen3_moe, whose HF
+                                 classes default it to 128 rather than D / Hq) */
+    int intermediate;         /* intermediate_size: dense MLP width (0 if none: mixtral, whose
+                                 intermediate_size is the expert width moe_intermediate) */
     double rope_theta;        /* RoPE base */
     double rms_eps;           /* rms_norm_eps */
     int tie_embeddings;       /* lm_head shares embed_tokens */
-    int qkv_bias;             /* q/k/v projections have biases (qwen2 family) */
+    int qkv_bias;             /* q/k/v projections have biases: qwen2 always, qwen2_moe
+                                 "qkv_bias" (default true), llama/qwen3/qwen3_moe
+                                 "attention_bias" (default false), mixtral never */
     int qk_norm;              /* per-head RMSNorm on q and k (qwen3 family) */
     int n_experts;            /* routed experts E (0 = dense model) */
     int n_experts_per_tok;    /* top-k K */
     int moe_intermediate;     /* routed expert width F */
     int shared_intermediate;  /* shared expert width (0 = none) */
-    int norm_topk_prob;       /* renormalise the top-k probabilities */
-    int decoder_sparse_step;  /* qwen MoE: layer l is sparse iff (l+1) % step == 0 */
+    int norm_topk_prob;       /* renormalise the top-k probabilities (qwen: field, default
+                                 false; mixtral: always) */
+    int decoder_sparse_step;  /* qwen MoE: layer l is sparse iff (l+1) % step == 0 and l is
+                                 not in mlp_only_layers; 1 for the other types */
     int layer_is_moe[HFC_MAX_LAYERS]; /* resolved per layer: 1 = MoE block, 0 = dense MLP */
-    int bos_id, eos_id;       /* -1 if absent */
+    int bos_id, eos_id;       /* -1 if absent; a list of eos ids gives its first */
 } hfc_config;
 
-/* Parse PATH (a config.json). On failure *out is unspecified and err names the file and field. */
+/* Parse PATH (a config.json). On failure *out is unspecified and err names the file and field:
+ * VL_EIO (cannot open), VL_EFORMAT (not JSON / not an object), VL_ECONFIG (anything else).
+ * Thread-safe; keeps no reference to PATH. */
 int hfc_load(hfc_config *out, const char *path, vl_err *err);
 
-const char *hfc_arch_name(hfc_arch a);
+const char *hfc_arch_name(hfc_arch a); /* model_type spelling; static string */
 
 #endif

@@ -32,18 +32,30 @@ typedef struct {
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     int64_t numel;
-    const void *data;           /* view into the read-only mapping */
+    const void *data;           /* view into the read-only mapping; little-endian and possibly
+                                   unaligned for the dtype: read through st_tensor_to_f32 or
+                                   memcpy, never by casting to float * */
     size_t nbytes;
 } st_tensor;
 
 typedef struct st_set st_set;
 
 /* Open PATH: a .safetensors file, or a directory holding model.safetensors.index.json (sharded)
- * or model.safetensors. On success *out owns the mappings; close with st_set_close. */
+ * or model.safetensors. On success *out owns the mappings; close with st_set_close. On failure
+ * *out is NULL and err is one line naming the file (and tensor): VL_ETRUNC (file shorter than
+ * its header says), VL_EFORMAT (bad JSON with line/column, overlaps, duplicate names),
+ * VL_EDTYPE (dtype other than F32/F16/BF16), VL_ESHAPE (bad shape, size ≠ numel × dtype size),
+ * VL_ENOTFOUND (missing file or shard, index names a tensor its shard lacks), VL_EIO.
+ * Sharded: shard names must be plain file names beside the index, every index entry must be in
+ * the shard it names, and names are unique across all shards. Tensors a shard holds beyond
+ * the index are kept. Trailing bytes after the last tensor are allowed (the format does not
+ * forbid them). */
 int st_set_open(st_set **out, const char *path, vl_err *err);
 
 size_t st_set_count(const st_set *s);
-const st_tensor *st_set_at(const st_set *s, size_t i);        /* i < count; file order */
+/* i < count. File order: shards in lexicographic file-name order (model-00001-of-N first),
+ * within a file by data offset. Pointers stay valid until st_set_close. */
+const st_tensor *st_set_at(const st_set *s, size_t i);
 const st_tensor *st_set_find(const st_set *s, const char *name); /* NULL if absent */
 
 /* Total bytes of tensor data in the set. */
@@ -52,6 +64,15 @@ size_t st_set_nbytes(const st_set *s);
 const char *st_dtype_name(st_dtype t);  /* "F32", "F16", "BF16" */
 size_t st_dtype_size(st_dtype t);
 
+/* NAME as spelled in a header ("BF16") → *out; VL_EDTYPE if not one of the supported three.
+ * Fills no vl_err: the caller knows which file and tensor to name. */
+int st_dtype_from_name(const char *name, st_dtype *out);
+
+/* Exact widening of one element (every f16 and bf16 value is a float32, subnormals included);
+ * NaN stays NaN (payload kept), ±Inf stays ±Inf. Pure; thread-safe. */
+float st_f16_to_f32(uint16_t h);
+float st_bf16_to_f32(uint16_t h);
+
 /* Convert t to float32 into dst (t->numel floats, caller-owned). Fails with VL_ERANGE naming
  * the file, tensor and flat index if a value is NaN or Inf. */
 int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
@@ -59,7 +80,11 @@ int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
 void st_set_close(st_set *s);  /* NULL is a no-op */
 
 /* Writing (tests and fixtures): write tensors to PATH atomically (PATH.tmp, then rename).
- * names[i], dtype[i], shape[i][0..ndim[i]), data[i] (raw bytes in that dtype). */
+ * names[i], dtype[i], shape[i][0..ndim[i]), data[i] (raw little-endian bytes in that dtype,
+ * numel × dtype size of them; may be NULL when numel is 0). Tensors are laid out in the given
+ * order, contiguously; the header is space-padded to a multiple of 8 bytes and carries
+ * "__metadata__": {"format": "pt"} as Hugging Face writers do. Names must be unique and
+ * non-empty: VL_EARG otherwise. On failure PATH is untouched and PATH.tmp removed. */
 int st_write(const char *path, size_t n, const char *const *names, const st_dtype *dtypes,
              const int *ndims, const int64_t (*shapes)[ST_MAX_DIMS], const void *const *data,
              vl_err *err);

@@ -1,7 +1,11 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
+#include "../alloc/gptq.h"
+#include "../alloc/quant.h"
 #include "../core/kern.h"
 #include "../core/prog.h"
+#include "../alloc/solve.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,6 +28,118 @@ static double sgemm_gflops(int T, int K, int N, int reps)
     return 2.0 * T * K * N / best * 1e-9;
 }
 
+/* GPTQ seconds per tensor by shape (b3 g64 asym, synthetic H) and RTN throughput. */
+static void bench_quant(void)
+{
+    static const int shapes[][2] = {{256, 256}, {256, 768}, {768, 256}};
+    qfmt f = {QFMT_GPTQ, 3, 64, 0, QFMT_ROT_NONE};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int rows = shapes[s][0], cols = shapes[s][1];
+        float *w = malloc((size_t)rows * cols * sizeof *w), *o = malloc((size_t)rows * cols * 4);
+        double *h = calloc((size_t)cols * cols, sizeof *h);
+        for (size_t i = 0; i < (size_t)rows * cols; i++)
+            w[i] = (float)((int)(i * 2654435761u % 1000) - 500) * 1e-4f;
+        for (int i = 0; i < cols; i++)
+            for (int j = 0; j < cols; j++)
+                h[(size_t)i * cols + j] = (i == j ? 2.0 : 0.0) + 1.0 / (1 + abs(i - j));
+        vl_err e;
+        double t0 = prog_now();
+        int rc = gptq_quantize(o, w, rows, cols, &f, h, NULL, NULL, "bench", &e);
+        double dt = prog_now() - t0;
+        if (rc)
+            printf("| GPTQ b3 g64 %d×%d | error: %s |\n", rows, cols, e.msg);
+        else
+            printf("| GPTQ b3 g64 %d×%d (s/tensor) | %.4f |\n", rows, cols, dt);
+        if (s == 1) {
+            f.method = QFMT_RTN;
+            t0 = prog_now();
+            for (int r = 0; r < 5; r++)
+                quant_rtn(o, w, rows, cols, &f, NULL, NULL, "bench", &e);
+            dt = (prog_now() - t0) / 5;
+            printf("| RTN b3 g64 clip search (Mweights/s) | %.1f |\n", rows * cols / dt * 1e-6);
+            f.method = QFMT_GPTQ;
+        }
+        free(w);
+        free(o);
+        free(h);
+    }
+/* Solver seconds on a synthetic instance of the embedded model's size: 6 layers × (4 attention
+ * + 16 experts × 3 + 3 shared-expert + router) = 336 items × 12 ggml-like formats, distortion
+ * a_i·2^(−2·bpw) with per-item scale and ±10 % noise (so some options are dominated), two
+ * sets. Prints seconds, objective and gap for lagrange and exact (sum and minimax). */
+static void bench_solve(void)
+{
+    static const double bpw[12] = {1.5625, 2.0625, 2.3125, 2.5625, 3.0625, 3.4375,
+                                   4.25,   4.5,    5.5,    6.5625, 8.5,    16};
+    static const char *fmt[12] = {"iq1_s", "iq2_xxs", "iq2_xs", "q2_K", "iq3_xxs", "q3_K",
+                                  "iq4_xs", "q4_K", "q5_K", "q6_K", "q8_0", "f16"};
+    static const char *kind[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                 "up_proj", "down_proj", "shared_expert.gate_proj",
+                                 "shared_expert.up_proj", "shared_expert.down_proj", "gate"};
+    solve_problem *p;
+    if (solve_problem_new(2, &p, NULL))
+        return;
+    unsigned long long st = 12345;
+    for (int l = 0; l < 6; l++)
+        for (int e = -1; e < 16; e++)
+            for (int k = 0; k < 11; k++) {
+                int expert_kind = k >= 4 && k <= 6;
+                if ((e >= 0) != expert_kind)
+                    continue; /* experts: 3 projections × 16; the rest once per layer */
+                char name[96];
+                if (e >= 0)
+                    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s", l, e,
+                             kind[k]);
+                else
+                    snprintf(name, sizeof name, "model.layers.%d.%s", l, kind[k]);
+                long n = k == 1 || k == 2 ? 256 * 128 : k == 10 ? 16 * 256 : 256 * 256;
+                int it;
+                solve_problem_add_item(p, name, n, &it, NULL);
+                double a[2];
+                for (int s = 0; s < 2; s++) {
+                    st = st * 6364136223846793005ull + 1442695040888963407ull;
+                    a[s] = 0.1 + (double)(st >> 40) / (double)(1ull << 24) * 10;
+                }
+                for (int j = 0; j < 12; j++) {
+                    double d[2];
+                    for (int s = 0; s < 2; s++) {
+                        st = st * 6364136223846793005ull + 1442695040888963407ull;
+                        double u = (double)(st >> 40) / (double)(1ull << 24);
+                        d[s] = a[s] * pow(2, -2 * bpw[j]) * (0.9 + 0.2 * u) * (double)n * 1e-4;
+                    }
+                    solve_problem_add_option(p, it, fmt[j], bpw[j], d, NULL);
+                }
+            }
+    static const struct {
+        solve_method m;
+        solve_objective o;
+    } runs[] = {{SOLVE_LAGRANGE, SOLVE_OBJ_SUM}, {SOLVE_EXACT, SOLVE_OBJ_SUM},
+                {SOLVE_LAGRANGE, SOLVE_OBJ_MINIMAX}, {SOLVE_EXACT, SOLVE_OBJ_MINIMAX}};
+    for (size_t k = 0; k < sizeof runs / sizeof *runs; k++)
+        for (double t = 2.0; t <= 3.01; t += 0.5) {
+            solve_params par = solve_params_defaults();
+            par.method = runs[k].m;
+            par.objective = runs[k].o;
+            par.target_bpw = t;
+            solve_result r;
+            vl_err e = {0, ""};
+            double t0 = prog_now();
+            int rc = solve_run(p, &par, &r, &e);
+            double dt = prog_now() - t0;
+            if (rc) {
+                printf("| solve %s/%s %d items @%.1f bpw | error: %s |\n",
+                       solve_method_name(par.method), solve_objective_name(par.objective),
+                       p->n_items, t, e.msg);
+                continue;
+            }
+            printf("| solve %s/%s %d items × 12 @%.1f bpw (s) | %.4f (gap %.2g rel, %ld nodes) |\n",
+                   solve_method_name(par.method), solve_objective_name(par.objective), p->n_items,
+                   t, dt, r.objective > 0 ? r.gap / r.objective : 0, r.nodes);
+            solve_result_free(&r);
+        }
+    solve_problem_free(p);
+}
+
 int main(void)
 {
     printf("| what | value |\n|---|---|\n");
@@ -31,5 +147,7 @@ int main(void)
     double peak = sgemm_gflops(2048, 2048, 2048, 3);
     printf("| sgemm peak 2048³ (GFLOP/s) | %.1f |\n", peak);
     printf("| sgemm 2048×256×256 (GFLOP/s) | %.1f |\n", sgemm_gflops(2048, 256, 256, 20));
+    bench_quant();
+    bench_solve();
     return 0;
 }

@@ -1,0 +1,171 @@
+/* alloc/quant.c — group quantizer and RTN with the importance-weighted clip search.
+ *
+ * Grid and search are specified in quant.h. fp16 rounding is done in software on the bit
+ * pattern (IEEE 754 binary16, round to nearest even) so it does not depend on compiler support
+ * for _Float16.
+ */
+#include "quant.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- fp16 */
+
+float quant_f16_round(float x)
+{
+    if (!isfinite(x) || x == 0.0f)
+        return x;
+    float a = fabsf(x);
+    if (a >= 65520.0f) /* halfway between 65504 and 65536 rounds up to Inf (RNE on even) */
+        return copysignf(INFINITY, x);
+    int e;
+    frexpf(a, &e); /* a = m·2^e, m in [0.5, 1) */
+    /* fp16 has 11 significant bits for normals (e − 1 >= −14); subnormals have a fixed quantum
+     * 2^−24. The spacing (ulp) of a is 2^(e − 11) or 2^−24, whichever is larger. */
+    int ulp_exp = e - 11 < -24 ? -24 : e - 11;
+    float scaled = ldexpf(a, -ulp_exp); /* exact: a power-of-two scaling */
+    float r = rintf(scaled);            /* default rounding mode: to nearest even */
+    return copysignf(ldexpf(r, ulp_exp), x);
+}
+
+/* ---------------------------------------------------------------- group grid */
+
+quant_params quant_defaults(void)
+{
+    quant_params p = {20, 0.5};
+    return p;
+}
+
+static float round_half_up(float v) { return floorf(v + 0.5f); }
+
+/* fp16 scale, kept away from 0 and ±Inf (see quant.h). */
+static float f16_scale(float s)
+{
+    static const float tiny = 5.9604644775390625e-8f; /* 2^-24 */
+    float h = quant_f16_round(s);
+    if (fabsf(h) < tiny)
+        h = copysignf(tiny, s);
+    if (fabsf(h) > 65504.0f)
+        h = copysignf(65504.0f, s);
+    return h;
+}
+
+quant_grp quant_grp_at(const float *x, int n, int bits, int sym, double r)
+{
+    quant_grp g = {1.0f, 0};
+    if (sym) {
+        float m = 0.0f;
+        for (int j = 0; j < n; j++)
+            if (fabsf(x[j]) > fabsf(m))
+                m = x[j];
+        if (m != 0.0f)
+            g.scale = f16_scale((float)(-r * m) / (float)(1 << (bits - 1)));
+        return g;
+    }
+    float lo = 0.0f, hi = 0.0f;
+    for (int j = 0; j < n; j++) {
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
+    }
+    if (hi == lo)
+        return g;
+    int maxq = (1 << bits) - 1;
+    float rlo = (float)(r * lo), rhi = (float)(r * hi);
+    g.scale = f16_scale((rhi - rlo) / (float)maxq);
+    float z = round_half_up(-rlo / g.scale);
+    g.zero = z < 0 ? 0 : z > maxq ? maxq : (int)z;
+    return g;
+}
+
+float quant_grp_fake(const quant_grp *g, float x, int bits, int sym)
+{
+    float q = round_half_up(x / g->scale);
+    if (sym) {
+        float qmin = -(float)(1 << (bits - 1)), qmax = (float)((1 << (bits - 1)) - 1);
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        return g->scale * q;
+    }
+    float maxq = (float)((1 << bits) - 1);
+    q += (float)g->zero;
+    q = q < 0.0f ? 0.0f : q > maxq ? maxq : q;
+    return g->scale * (q - (float)g->zero);
+}
+
+static double grp_err(const quant_grp *g, const float *x, const double *imp, int n, int bits,
+                      int sym)
+{
+    double e = 0.0;
+    for (int j = 0; j < n; j++) {
+        double d = (double)x[j] - (double)quant_grp_fake(g, x[j], bits, sym);
+        e += (imp ? imp[j] : 1.0) * d * d;
+    }
+    return e;
+}
+
+quant_grp quant_grp_fit(const float *x, const double *imp, int n, int bits, int sym,
+                        const quant_params *p)
+{
+    quant_grp best = quant_grp_at(x, n, bits, sym, 1.0);
+    if (p->clip_steps <= 1)
+        return best;
+    double best_e = grp_err(&best, x, imp, n, bits, sym);
+    for (int i = 1; i < p->clip_steps && best_e > 0.0; i++) {
+        double r = 1.0 - (1.0 - p->clip_min) * i / (p->clip_steps - 1);
+        quant_grp g = quant_grp_at(x, n, bits, sym, r);
+        double e = grp_err(&g, x, imp, n, bits, sym);
+        if (e < best_e) {
+            best_e = e;
+            best = g;
+        }
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- RTN */
+
+int quant_check_input(const float *w, int rows, int cols, const qfmt *f, const double *imp,
+                      const char *name, vl_err *err)
+{
+    int rc = qfmt_check(f, err);
+    if (rc)
+        return vl_errctx(err, rc, "tensor \"%s\"", name);
+    if (rows < 1 || cols < 1)
+        return vl_errf(err, VL_EARG, "tensor \"%s\": bad shape %d x %d", name, rows, cols);
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
+        if (!isfinite(w[i]))
+            return vl_errf(err, VL_ERANGE, "tensor \"%s\": weight [%zu, %zu] is %g", name,
+                           i / (size_t)cols, i % (size_t)cols, (double)w[i]);
+    if (imp)
+        for (int j = 0; j < cols; j++)
+            if (!isfinite(imp[j]) || imp[j] < 0.0)
+                return vl_errf(err, VL_ERANGE, "tensor \"%s\": importance of input %d is %g",
+                               name, j, imp[j]);
+    return 0;
+}
+
+int quant_rtn(float *out, const float *w, int rows, int cols, const qfmt *f, const double *imp,
+              const quant_params *p, const char *name, vl_err *err)
+{
+    int rc = quant_check_input(w, rows, cols, f, imp, name, err);
+    if (rc)
+        return rc;
+    quant_params def = quant_defaults();
+    if (!p)
+        p = &def;
+    if (p->clip_steps < 1 || !(p->clip_min > 0.0 && p->clip_min <= 1.0))
+        return vl_errf(err, VL_EARG, "tensor \"%s\": bad clip search %d steps down to %g", name,
+                       p->clip_steps, p->clip_min);
+    int g = (int)qfmt_group_len(f, cols);
+    for (int i = 0; i < rows; i++) {
+        const float *wr = w + (size_t)i * cols;
+        float *orow = out + (size_t)i * cols;
+        for (int c0 = 0; c0 < cols; c0 += g) {
+            int n = cols - c0 < g ? cols - c0 : g;
+            quant_grp qg = quant_grp_fit(wr + c0, imp ? imp + c0 : NULL, n, f->bits, f->sym, p);
+            for (int j = 0; j < n; j++)
+                orow[c0 + j] = quant_grp_fake(&qg, wr[c0 + j], f->bits, f->sym);
+        }
+    }
+    return 0;
+}

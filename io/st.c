@@ -1,0 +1,648 @@
+/* io/st.c — safetensors reader: header validation, shard sets, dtype conversion.
+ *
+ * Format reference: https://huggingface.co/docs/safetensors (8-byte LE header length N, N bytes
+ * of JSON, data section). IEEE 754-2008 binary16 and the bfloat16 truncation of binary32 give the
+ * conversions. The only file that includes jansson for reading weights.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "st.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A header larger than this is not a weights file; refuse before handing it to the parser. */
+#define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
+
+#define ST_INDEX_NAME "model.safetensors.index.json"
+#define ST_SINGLE_NAME "model.safetensors"
+
+/* ------------------------------------------------------------------ dtype traits */
+
+static inline uint16_t rd_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static inline uint32_t rd_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static inline float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+float st_bf16_to_f32(uint16_t h)
+{
+    /* bfloat16 is the top half of a binary32: same sign, 8-bit exponent and bias 127. */
+    return bits_f32((uint32_t)h << 16);
+}
+
+float st_f16_to_f32(uint16_t h)
+{
+    /* binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    if (exp == 0x1f) /* Inf (man 0) or NaN; keep the payload in the top mantissa bits */
+        return bits_f32(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) {
+        if (man == 0)
+            return bits_f32(sign); /* ±0 */
+        /* Subnormal man·2^-24: normalise so the leading 1 reaches bit 10; every f16 subnormal
+         * is a normal binary32. */
+        uint32_t e32 = 127 - 15 + 1;
+        while (!(man & 0x400)) {
+            man <<= 1;
+            e32--;
+        }
+        return bits_f32(sign | (e32 << 23) | ((man & 0x3ff) << 13));
+    }
+    return bits_f32(sign | ((exp - 15 + 127) << 23) | (man << 13));
+}
+
+static void f32_row(const uint8_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bits_f32(rd_u32(src + 4 * i));
+}
+
+static void f16_row(const uint8_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = st_f16_to_f32(rd_u16(src + 2 * i));
+}
+
+static void bf16_row(const uint8_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = st_bf16_to_f32(rd_u16(src + 2 * i));
+}
+
+typedef struct {
+    const char *name; /* as spelled in the header's "dtype" */
+    size_t size;      /* bytes per element */
+    void (*to_f32)(const uint8_t *src, float *dst, size_t n);
+} st_dtype_traits;
+
+static const st_dtype_traits k_dtype[] = {
+    [ST_F32] = {"F32", 4, f32_row},
+    [ST_F16] = {"F16", 2, f16_row},
+    [ST_BF16] = {"BF16", 2, bf16_row},
+};
+static_assert(sizeof k_dtype / sizeof k_dtype[0] == ST_DTYPE_COUNT, "one traits row per dtype");
+
+/* ------------------------------------------------------------------ private types */
+
+typedef struct {
+    char *path;        /* as opened (dir/shard for a set) */
+    void *map;         /* PROT_READ, MAP_PRIVATE mapping of the whole file */
+    size_t size;       /* file size in bytes */
+} st_file;
+
+struct st_set {
+    st_file *files;
+    size_t nfiles;
+    st_tensor *t;      /* shard order, then data offset order within a shard */
+    size_t n, cap;
+    const st_tensor **by_name; /* n pointers into t sorted by name, for st_set_find */
+    size_t nbytes;
+};
+
+/* ------------------------------------------------------------------ header parsing */
+
+/* 0 if j is a JSON integer in [0, INT64_MAX]; writes it to *v. */
+static int json_nonneg(const json_t *j, int64_t *v)
+{
+    if (!json_is_integer(j) || json_integer_value(j) < 0)
+        return -1;
+    *v = (int64_t)json_integer_value(j);
+    return 0;
+}
+
+static int parse_dtype(const char *file, const char *name, const json_t *j, st_dtype *out,
+                       vl_err *err)
+{
+    if (!j)
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": missing \"dtype\"", file, name);
+    if (!json_is_string(j))
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": \"dtype\" is not a string", file,
+                       name);
+    const char *s = json_string_value(j);
+    if (st_dtype_from_name(s, out) == 0)
+        return 0;
+    return vl_errf(err, VL_EDTYPE, "%s: tensor \"%s\": dtype %.32s not supported (F32, F16, BF16)",
+                   file, name, s);
+}
+
+static int parse_shape(const char *file, const char *name, const json_t *j, st_tensor *t,
+                       vl_err *err)
+{
+    if (!j)
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": missing \"shape\"", file, name);
+    if (!json_is_array(j))
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": \"shape\" is not an array", file,
+                       name);
+    size_t nd = json_array_size(j);
+    if (nd > ST_MAX_DIMS)
+        return vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": %zu dimensions, at most %d supported",
+                       file, name, nd, ST_MAX_DIMS);
+    t->ndim = (int)nd;
+    t->numel = 1;
+    for (size_t i = 0; i < nd; i++) {
+        const json_t *d = json_array_get(j, i);
+        if (!json_is_integer(d))
+            return vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": shape[%zu] is not an integer",
+                           file, name, i);
+        if (json_nonneg(d, &t->shape[i]) != 0)
+            return vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": shape[%zu] = %lld is negative",
+                           file, name, i, (long long)json_integer_value(d));
+        if (t->shape[i] != 0 && t->numel > INT64_MAX / t->shape[i])
+            return vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": shape product overflows", file,
+                           name);
+        t->numel *= t->shape[i];
+    }
+    size_t es = k_dtype[t->dtype].size;
+    if ((uint64_t)t->numel > SIZE_MAX / es)
+        return vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": shape product overflows", file, name);
+    t->nbytes = (size_t)t->numel * es;
+    return 0;
+}
+
+/* Validate the data range of t (shape/dtype already parsed); offsets are into the data
+ * section of size dsize. On success *begin is the data-section offset. */
+static int parse_offsets(const char *file, const char *name, const json_t *j, uint64_t dsize,
+                         st_tensor *t, uint64_t *begin, vl_err *err)
+{
+    int64_t b, e;
+    if (!j)
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": missing \"data_offsets\"", file,
+                       name);
+    if (!json_is_array(j) || json_array_size(j) != 2 ||
+        json_nonneg(json_array_get(j, 0), &b) != 0 || json_nonneg(json_array_get(j, 1), &e) != 0)
+        return vl_errf(err, VL_EFORMAT,
+                       "%s: tensor \"%s\": \"data_offsets\" is not two non-negative integers",
+                       file, name);
+    if (b > e)
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": data_offsets [%lld, %lld]: begin > end",
+                       file, name, (long long)b, (long long)e);
+    if ((uint64_t)e > dsize)
+        return vl_errf(err, VL_ETRUNC,
+                       "%s: tensor \"%s\": data range [%lld, %lld) ends past the data section "
+                       "(%llu bytes)",
+                       file, name, (long long)b, (long long)e, (unsigned long long)dsize);
+    if ((uint64_t)(e - b) != (uint64_t)t->nbytes)
+        return vl_errf(err, VL_ESHAPE,
+                       "%s: tensor \"%s\": data range is %lld bytes, shape × %s needs %zu", file,
+                       name, (long long)(e - b), k_dtype[t->dtype].name, t->nbytes);
+    *begin = (uint64_t)b;
+    return 0;
+}
+
+/* One header entry → t (name and file filled by the caller). */
+static int parse_entry(const char *file, const char *name, const json_t *v, uint64_t dsize,
+                       st_tensor *t, uint64_t *begin, vl_err *err)
+{
+    if (!json_is_object(v))
+        return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": entry is not an object", file, name);
+    int rc = parse_dtype(file, name, json_object_get(v, "dtype"), &t->dtype, err);
+    if (rc == 0)
+        rc = parse_shape(file, name, json_object_get(v, "shape"), t, err);
+    if (rc == 0)
+        rc = parse_offsets(file, name, json_object_get(v, "data_offsets"), dsize, t, begin, err);
+    return rc;
+}
+
+/* Turn a jansson load failure into one line with its line and column. A duplicate key in the
+ * header is a duplicated tensor name; jansson's text ends in near '"<key>"'. */
+static int json_fail(const char *file, const char *what, const json_error_t *je, vl_err *err)
+{
+    if (json_error_code(je) == json_error_cannot_open_file)
+        return vl_errf(err, VL_EIO, "%s: %s", file, je->text);
+    if (json_error_code(je) == json_error_duplicate_key)
+        return vl_errf(err, VL_EFORMAT, "%s: duplicate tensor name in %s (line %d column %d): %s",
+                       file, what, je->line, je->column, je->text);
+    return vl_errf(err, VL_EFORMAT, "%s: %s: line %d column %d: %s", file, what, je->line,
+                   je->column, je->text);
+}
+
+/* ------------------------------------------------------------------ set building */
+
+static int set_push(st_set *s, vl_err *err)
+{
+    if (s->n < s->cap)
+        return 0;
+    size_t cap = s->cap ? 2 * s->cap : 64;
+    st_tensor *t = vl_realloc(s->t, cap * sizeof *t);
+    if (!t)
+        return vl_errf(err, VL_ENOMEM, "out of memory for the tensor index");
+    s->t = t;
+    s->cap = cap;
+    return 0;
+}
+
+/* Sort key for a file's tensors: data offset (kept beside the index while loading). */
+typedef struct {
+    uint64_t b, e;
+    size_t idx; /* into set->t */
+} st_range;
+
+static int range_cmp(const void *pa, const void *pb)
+{
+    const st_range *a = pa, *b = pb;
+    if (a->b != b->b)
+        return a->b < b->b ? -1 : 1;
+    if (a->e != b->e)
+        return a->e < b->e ? -1 : 1;
+    return 0;
+}
+
+/* Reorder s->t[first..) by data offset and reject overlapping ranges. Empty tensors occupy
+ * nothing, so they overlap nothing. */
+static int order_and_check(st_set *s, size_t first, st_range *r, size_t nr, const char *file,
+                           vl_err *err)
+{
+    qsort(r, nr, sizeof *r, range_cmp);
+    uint64_t end = 0;
+    size_t prev = SIZE_MAX;
+    for (size_t i = 0; i < nr; i++) {
+        if (r[i].b == r[i].e)
+            continue;
+        if (prev != SIZE_MAX && r[i].b < end)
+            return vl_errf(err, VL_EFORMAT,
+                           "%s: tensor \"%s\": data range [%llu, %llu) overlaps tensor \"%s\"",
+                           file, s->t[r[i].idx].name, (unsigned long long)r[i].b,
+                           (unsigned long long)r[i].e, s->t[prev].name);
+        end = r[i].e;
+        prev = r[i].idx;
+    }
+    st_tensor *tmp = vl_malloc(nr * sizeof *tmp);
+    if (!tmp)
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", file);
+    for (size_t i = 0; i < nr; i++)
+        tmp[i] = s->t[r[i].idx];
+    memcpy(s->t + first, tmp, nr * sizeof *tmp);
+    vl_free(tmp);
+    return 0;
+}
+
+/* Parse the header of the mapped file f and append its tensors to s. */
+static int parse_header(st_set *s, const st_file *f, vl_err *err)
+{
+    const uint8_t *p = f->map;
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | p[i];
+    if (hlen > f->size - 8)
+        return vl_errf(err, VL_ETRUNC, "%s: header length %llu exceeds the file (%zu bytes)",
+                       f->path, (unsigned long long)hlen, f->size);
+    if (hlen > ST_MAX_HEADER)
+        return vl_errf(err, VL_EFORMAT, "%s: header length %llu exceeds the %llu-byte limit",
+                       f->path, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+    uint64_t dsize = f->size - 8 - hlen;
+    const uint8_t *data = p + 8 + hlen;
+
+    /* jansson checks UTF-8 and rejects \u0000 (no JSON_ALLOW_NUL), so names are valid
+     * NUL-terminated UTF-8; JSON_REJECT_DUPLICATES makes repeated names an error instead of
+     * "last one wins". */
+    json_error_t je;
+    json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return json_fail(f->path, "header JSON", &je, err);
+    int rc = 0;
+    st_range *r = NULL;
+    size_t first = s->n, nr = 0;
+    if (!json_is_object(root)) {
+        rc = vl_errf(err, VL_EFORMAT, "%s: header JSON is not an object", f->path);
+        goto out;
+    }
+    r = vl_malloc((json_object_size(root) + 1) * sizeof *r);
+    if (!r) {
+        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", f->path);
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "__metadata__") == 0)
+            continue;
+        if ((rc = set_push(s, err)) != 0)
+            goto out;
+        st_tensor *t = &s->t[s->n];
+        memset(t, 0, sizeof *t);
+        uint64_t b = 0;
+        if ((rc = parse_entry(f->path, key, v, dsize, t, &b, err)) != 0)
+            goto out;
+        if (!(t->name = vl_strdup(key))) {
+            rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", f->path);
+            goto out;
+        }
+        t->file = f->path;
+        t->data = data + b;
+        r[nr++] = (st_range){b, b + t->nbytes, s->n};
+        s->n++;
+        s->nbytes += t->nbytes;
+    }
+    rc = order_and_check(s, first, r, nr, f->path, err);
+out:
+    vl_free(r);
+    json_decref(root);
+    return rc;
+}
+
+/* Map PATH into s->files[s->nfiles] and parse it. ENOENT is VL_ENOTFOUND. */
+static int open_file(st_set *s, const char *path, vl_err *err)
+{
+    st_file *f = &s->files[s->nfiles];
+    memset(f, 0, sizeof *f);
+    if (!(f->path = vl_strdup(path)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    s->nfiles++; /* from here st_set_close releases it */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", path,
+                       strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return vl_errf(err, VL_EIO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 8) {
+        close(fd);
+        return vl_errf(err, VL_ETRUNC, "%s: %lld bytes, shorter than the 8-byte header length",
+                       path, (long long)sb.st_size);
+    }
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd); /* the mapping keeps the file */
+    if (m == MAP_FAILED)
+        return vl_errf(err, VL_EIO, "%s: mmap: %s", path, strerror(e));
+    f->map = m;
+    f->size = (size_t)sb.st_size;
+    return parse_header(s, f, err);
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = vl_malloc(a + b + 2);
+    if (p) {
+        memcpy(p, dir, a);
+        p[a] = '/';
+        memcpy(p + a + 1, name, b + 1);
+    }
+    return p;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int tensor_name_cmp(const void *a, const void *b)
+{
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Build the name index once every tensor is in (s->t no longer moves); names must be unique
+ * across the whole set, so a tensor stored in two shards is an error. */
+static int build_name_index(st_set *s, vl_err *err)
+{
+    if (!(s->by_name = vl_malloc((s->n + 1) * sizeof *s->by_name)))
+        return vl_errf(err, VL_ENOMEM, "out of memory for the tensor index");
+    for (size_t i = 0; i < s->n; i++)
+        s->by_name[i] = &s->t[i];
+    qsort(s->by_name, s->n, sizeof *s->by_name, tensor_name_cmp);
+    for (size_t i = 1; i < s->n; i++)
+        if (strcmp(s->by_name[i - 1]->name, s->by_name[i]->name) == 0)
+            return vl_errf(err, VL_EFORMAT, "%s: tensor \"%s\": duplicate name, also in %s",
+                           s->by_name[i]->file, s->by_name[i]->name, s->by_name[i - 1]->file);
+    return 0;
+}
+
+/* The index's weight_map as (unique, sorted) shard file names; borrowed from root. */
+static int index_shards(const json_t *wm, const char *ipath, const char ***out, size_t *nout,
+                        vl_err *err)
+{
+    size_t ns = 0;
+    const char **sh = vl_malloc((json_object_size(wm) + 1) * sizeof *sh);
+    if (!sh)
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", ipath);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)wm, key, v) {
+        const char *f = json_string_value(v);
+        /* Shards live beside the index; a path would let an index reach outside the model. */
+        if (!f || !*f || strchr(f, '/')) {
+            vl_free(sh);
+            return vl_errf(err, VL_EFORMAT,
+                           "%s: tensor \"%s\": shard must be a file name in the same directory",
+                           ipath, key);
+        }
+        sh[ns++] = f;
+    }
+    qsort(sh, ns, sizeof *sh, str_cmp); /* model-00001-of-N first */
+    size_t nu = 0;
+    for (size_t i = 0; i < ns; i++)
+        if (nu == 0 || strcmp(sh[nu - 1], sh[i]) != 0)
+            sh[nu++] = sh[i];
+    *out = sh;
+    *nout = nu;
+    return 0;
+}
+
+/* Every name in the index must be in the shard the index names. */
+static int check_index(const st_set *s, const json_t *wm, const char *dir, const char *ipath,
+                       vl_err *err)
+{
+    const char *key;
+    json_t *v;
+    size_t dl = strlen(dir);
+    json_object_foreach((json_t *)wm, key, v) {
+        const char *shard = json_string_value(v);
+        const st_tensor *t = st_set_find(s, key);
+        int same = t && strncmp(t->file, dir, dl) == 0 && t->file[dl] == '/' &&
+                   strcmp(t->file + dl + 1, shard) == 0;
+        if (!same)
+            return vl_errf(err, VL_ENOTFOUND, "%s/%s: tensor \"%s\": listed in %s but absent%s%s",
+                           dir, shard, key, ipath, t ? ", found in " : "", t ? t->file : "");
+    }
+    return 0;
+}
+
+/* Open every shard named in the index at IPATH (inside DIR), then check the index against
+ * what the shards hold. */
+static int open_sharded(st_set *s, const char *dir, const char *ipath, vl_err *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(ipath, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return json_fail(ipath, "index JSON", &je, err);
+    int rc = 0;
+    const char **shards = NULL;
+    size_t nu = 0;
+    const json_t *wm = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
+    if (!json_is_object(wm) || json_object_size(wm) == 0)
+        rc = vl_errf(err, VL_EFORMAT, "%s: missing or empty \"weight_map\" object", ipath);
+    if (rc == 0)
+        rc = index_shards(wm, ipath, &shards, &nu, err);
+    if (rc == 0 && !(s->files = vl_calloc(nu, sizeof *s->files)))
+        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", ipath);
+    for (size_t i = 0; rc == 0 && i < nu; i++) {
+        char *p = path_join(dir, shards[i]);
+        if (!p) {
+            rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", ipath);
+            break;
+        }
+        rc = open_file(s, p, err);
+        vl_free(p);
+        if (rc == VL_ENOTFOUND)
+            rc = vl_errctx(err, rc, "%s: shard listed in the index does not exist", ipath);
+    }
+    if (rc == 0)
+        rc = build_name_index(s, err);
+    if (rc == 0)
+        rc = check_index(s, wm, dir, ipath, err);
+    vl_free(shards);
+    json_decref(root);
+    return rc;
+}
+
+static int open_single(st_set *s, const char *path, vl_err *err)
+{
+    if (!(s->files = vl_calloc(1, sizeof *s->files)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    int rc = open_file(s, path, err);
+    return rc ? rc : build_name_index(s, err);
+}
+
+static int is_file(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* ------------------------------------------------------------------ public: open, queries */
+
+int st_set_open(st_set **out, const char *path, vl_err *err)
+{
+    *out = NULL;
+    st_set *s = vl_calloc(1, sizeof *s);
+    if (!s)
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    struct stat sb;
+    int rc;
+    if (stat(path, &sb) != 0) {
+        rc = vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", path,
+                     strerror(errno));
+    } else if (S_ISDIR(sb.st_mode)) {
+        char *ip = path_join(path, ST_INDEX_NAME), *sp = path_join(path, ST_SINGLE_NAME);
+        if (!ip || !sp)
+            rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+        else if (is_file(ip))
+            rc = open_sharded(s, path, ip, err);
+        else if (is_file(sp))
+            rc = open_single(s, sp, err);
+        else
+            rc = vl_errf(err, VL_ENOTFOUND, "%s: no %s or %s in this directory", path,
+                         ST_INDEX_NAME, ST_SINGLE_NAME);
+        vl_free(ip);
+        vl_free(sp);
+    } else
+        rc = open_single(s, path, err);
+    if (rc) {
+        st_set_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+size_t st_set_count(const st_set *s) { return s->n; }
+
+const st_tensor *st_set_at(const st_set *s, size_t i)
+{
+    VL_ASSERT(i < s->n);
+    return &s->t[i];
+}
+
+const st_tensor *st_set_find(const st_set *s, const char *name)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, s->by_name[mid]->name);
+        if (c == 0)
+            return s->by_name[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+size_t st_set_nbytes(const st_set *s) { return s->nbytes; }
+
+const char *st_dtype_name(st_dtype t)
+{
+    return (unsigned)t < ST_DTYPE_COUNT ? k_dtype[t].name : "?";
+}
+
+size_t st_dtype_size(st_dtype t) { return (unsigned)t < ST_DTYPE_COUNT ? k_dtype[t].size : 0; }
+
+int st_dtype_from_name(const char *name, st_dtype *out)
+{
+    for (int d = 0; d < ST_DTYPE_COUNT; d++)
+        if (strcmp(name, k_dtype[d].name) == 0) {
+            *out = (st_dtype)d;
+            return 0;
+        }
+    return VL_EDTYPE;
+}
+
+/* ------------------------------------------------------------------ public: conversion */
+
+int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err)
+{
+    VL_ASSERT((unsigned)t->dtype < ST_DTYPE_COUNT);
+    size_t n = (size_t)t->numel;
+    k_dtype[t->dtype].to_f32(t->data, dst, n);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(dst[i]))
+            return vl_errf(err, VL_ERANGE, "%s: tensor \"%s\": %s at flat index %zu", t->file,
+                           t->name, isnan(dst[i]) ? "NaN" : "Inf", i);
+    return 0;
+}
+
+void st_set_close(st_set *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        vl_free((char *)s->t[i].name);
+    for (size_t i = 0; i < s->nfiles; i++) {
+        if (s->files[i].map)
+            munmap(s->files[i].map, s->files[i].size);
+        vl_free(s->files[i].path);
+    }
+    vl_free(s->files);
+    vl_free(s->t);
+    vl_free(s->by_name);
+    vl_free(s);
+}
