@@ -9,6 +9,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "exp_int.h"
 
+#include "../alloc/qfmt.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -334,9 +336,14 @@ static int key_quant(ctx *c, int k, const char *v, char *why)
     exp_config *g = c->cfg;
     int e, rc;
     switch (k) {
-    case KQ_FORMATS:
-        /* the menu grammar belongs to alloc/qfmt (not on this branch): stored as written */
-        return *v ? set_str(&g->formats, v, why) : exp_whyf(why, VL_ECONFIG, "empty value");
+    case KQ_FORMATS: {
+        /* validated by the menu parser the sens stage will use; stored as written */
+        qfmt_menu m = {0, NULL};
+        vl_err qe = {0, ""};
+        rc = qfmt_menu_parse(&m, v, &qe);
+        qfmt_menu_free(&m);
+        return rc ? exp_whyf(why, rc, "%s", qe.msg) : set_str(&g->formats, v, why);
+    }
     case KQ_PERCDAMP: return parse_num(v, 0, 0, 1, 0, &g->percdamp, why);
     case KQ_ACT_ORDER: return parse_bool(v, &g->act_order, why);
     case KQ_STARVED:
@@ -394,6 +401,14 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
     default: {
         exp_slist l = {0, NULL};
         rc = exp_split_list(v, &l, why);
+        for (int i = 0; !rc && i < l.n; i++) {
+            qfmt f;
+            vl_err qe = {0, ""};
+            if (qfmt_parse(&f, l.v[i], &qe))
+                rc = exp_whyf(why, VL_ECONFIG, "%s", qe.msg);
+        }
+        if (rc)
+            exp_slist_free(&l);
         if (!rc) {
             exp_slist_free(&a->uniform);
             a->uniform = l;

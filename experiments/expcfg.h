@@ -12,12 +12,15 @@
  *   [sens]         method (noise), eps (0.01,0.03), granularity (tensor), seed (derived)
  *   [alloc.NAME]   sets (required), objective (sum), weights (required for weighted),
  *                  solver (exact), granularity (tensor), target_bpw (required; a list is a
- *                  sweep), uniform (format names of uniform baseline rows; optional)
+ *                  sweep), uniform (canonical format names, e.g. gptq-b2-g64-asym, of the
+ *                  uniform baseline rows; optional)
  *   [report]       tables (all), plots (all), term (png)
  *
  * NAME is [A-Za-z0-9_.+-]+. Values are trimmed; lists are comma-separated; booleans are
  * true/false/1/0/yes/no; numbers are parsed completely and range-checked (seqs ≥ 1, len ≥ 2,
  * 0 < eps < 1, 0 < target_bpw ≤ 32, weights ≥ 0 and not all 0). At least one [calib.*] set.
+ * quant.formats is checked with qfmt_menu_parse and alloc.uniform names with qfmt_parse
+ * (alloc/qfmt.h); both are stored as written.
  *
  * Sources (the grammar of `vbrlab stats --set NAME=SOURCE`):
  *   PATH                       a corpus file (documents separated by a line holding only \x1e)
@@ -147,7 +150,7 @@ typedef struct {
     exp_set *eval;
     exp_alloc *alloc;
     /* [quant] */
-    char *formats;         /* format menu spec, stored as written (see the report of the parser) */
+    char *formats;         /* format menu spec (alloc/qfmt.h grammar), valid, as written */
     double percdamp;       /* GPTQ dampening, fraction of mean diag(H), 0 ≤ x ≤ 1 */
     int act_order;         /* 0/1 */
     exp_starved starved_policy;

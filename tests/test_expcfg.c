@@ -84,6 +84,7 @@ static void test_shipped(chk *c)
     CHECK(c, mm >= 0 && d.alloc[mm].target_bpw.n == 1 && d.alloc[mm].target_bpw.v[0] == 2.5,
           "demo minimax at 2.5 bpw");
     CHECK_INT(c, d.alloc[0].uniform.n, 3, "demo alloc en uniform baselines");
+    CHECK_STR(c, d.alloc[0].uniform.v[1], "gptq-b2-g64-asym", "demo uniform name");
     CHECK_STR(c, d.formats, "rtn:b=2..4:g=64;gptq:b=2..4:g=64", "demo formats stored as written");
     CHECK_INT(c, d.tables, (1 << EXP_TABLE_COUNT) - 1, "demo all tables");
     CHECK_INT(c, d.plots, (1 << EXP_PLOT_COUNT) - 1, "demo all plots");
@@ -261,6 +262,10 @@ static const bad_case bad_cases[] = {
     {"weights zero", 1, "[alloc.w]\nsets = en\nobjective = weighted\nweights = 0\n", 4,
      "all weights are 0"},
     {"weights negative", 1, "[alloc.w]\nsets = en\nweights = -1\n", 3, "-1 not in [0,"},
+    {"bad formats", 0, "[experiment]\nname = t\nout = o.h5\n[calib.a]\nsource = noise:bytes\n"
+                       "[quant]\nformats = rtn:b=9:g=64\n", 7, "[quant] formats: "},
+    {"bad uniform", 1, "[alloc.a]\nsets = en\ntarget_bpw = 2\nuniform = gptq-b2-g64-asym, q4_k\n", 4,
+     "[alloc.a] uniform: "},
     {"syntax", 1, "[sens\neps = 0.1\n", 1, "syntax error"},
     {"no equals", 1, "[sens]\njust words\n", 2, "syntax error"},
     {"outside section", 0, "name = t\n[experiment]\n", 1, "key outside any section"},
@@ -400,7 +405,7 @@ static void expect_keys(chk *c, const keys *ref, const keys *k, unsigned changed
 
 static void test_keys(chk *c)
 {
-    keys ref = keys_of(c, "k-ref.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn:b=2:g=64",
+    keys ref = keys_of(c, "k-ref.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn-b2-g64-asym",
                                                "64", "png"));
     CHECK(c, ref.k[0] != ref.k[1] && ref.k[1] != ref.k[2] && ref.k[2] != ref.k[3],
           "stage keys are distinct");
@@ -411,7 +416,7 @@ static void test_keys(chk *c)
                         "   ; inline\nseqs = 64\n"
                         "[report]\nterm=png\n"
                         "[alloc.b]\ntarget_bpw=2.5\nobjective=minimax\nsets=en,zh\n"
-                        "[alloc.a]\nuniform=rtn:b=2:g=64\ntarget_bpw=2.50\nsets=en\n"
+                        "[alloc.a]\nuniform=rtn-b2-g64-asym\ntarget_bpw=2.50\nsets=en\n"
                         "[experiment]\nout = out/k.h5\nseed = 0x1\nname = k\n"
                         "[calib.mx]\nsource = mix:en * 0.5 + zh*0.50\n"
                         "[calib.en]\nseqs=8\nsource=data/corpus/en.calib.txt\n"
@@ -421,28 +426,28 @@ static void test_keys(chk *c)
     expect_keys(c, &ref, &same, 0, "comments/whitespace/order");
 
     keys k;
-    k = keys_of(c, "k-name.ini", KEY_CFG("1", "other-name", "8", "0.01", "2.5", "rtn:b=2:g=64",
+    k = keys_of(c, "k-name.ini", KEY_CFG("1", "other-name", "8", "0.01", "2.5", "rtn-b2-g64-asym",
                                          "64", "png"));
     expect_keys(c, &ref, &k, 0, "experiment name");
-    k = keys_of(c, "k-bpw.ini", KEY_CFG("1", "k", "8", "0.01", "2.5, 3", "rtn:b=2:g=64", "64",
+    k = keys_of(c, "k-bpw.ini", KEY_CFG("1", "k", "8", "0.01", "2.5, 3", "rtn-b2-g64-asym", "64",
                                         "png"));
     expect_keys(c, &ref, &k, 1u << 2 | 1u << 3 | 1u << 4, "target_bpw");
-    k = keys_of(c, "k-uni.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "gptq:b=2:g=64", "64",
+    k = keys_of(c, "k-uni.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "gptq-b2-g64-asym", "64",
                                         "png"));
     expect_keys(c, &ref, &k, 1u << 3 | 1u << 4, "uniform baselines");
-    k = keys_of(c, "k-eval.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn:b=2:g=64", "128",
+    k = keys_of(c, "k-eval.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn-b2-g64-asym", "128",
                                          "png"));
     expect_keys(c, &ref, &k, 1u << 3 | 1u << 4, "eval len");
-    k = keys_of(c, "k-term.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn:b=2:g=64", "64",
+    k = keys_of(c, "k-term.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn-b2-g64-asym", "64",
                                          "svg"));
     expect_keys(c, &ref, &k, 1u << 4, "report term");
-    k = keys_of(c, "k-damp.ini", KEY_CFG("1", "k", "8", "0.02", "2.5", "rtn:b=2:g=64", "64",
+    k = keys_of(c, "k-damp.ini", KEY_CFG("1", "k", "8", "0.02", "2.5", "rtn-b2-g64-asym", "64",
                                          "png"));
     expect_keys(c, &ref, &k, 0x1eu, "percdamp");
-    k = keys_of(c, "k-seqs.ini", KEY_CFG("1", "k", "9", "0.01", "2.5", "rtn:b=2:g=64", "64",
+    k = keys_of(c, "k-seqs.ini", KEY_CFG("1", "k", "9", "0.01", "2.5", "rtn-b2-g64-asym", "64",
                                          "png"));
     expect_keys(c, &ref, &k, 0x1fu, "calib seqs");
-    k = keys_of(c, "k-seed.ini", KEY_CFG("2", "k", "8", "0.01", "2.5", "rtn:b=2:g=64", "64",
+    k = keys_of(c, "k-seed.ini", KEY_CFG("2", "k", "8", "0.01", "2.5", "rtn-b2-g64-asym", "64",
                                          "png"));
     expect_keys(c, &ref, &k, 0x1fu, "experiment seed");
 }
