@@ -1,0 +1,44 @@
+/* experiments/exp_int.h — private helpers shared by expcfg.c (INI handler, validation),
+ * expsrc.c (source grammar, corpus paths, set references) and expkey.c (rendering, keys).
+ *
+ * Value parsers write their problem (without the "FILE:LINE: [section] key: " prefix, which the
+ * caller adds) into a `why` buffer of EXP_WHY bytes and return VL_ECONFIG, or VL_ENOMEM.
+ */
+#ifndef VL_EXP_INT_H
+#define VL_EXP_INT_H
+
+#include "expcfg.h"
+
+#include <stddef.h>
+
+#define EXP_WHY 512
+#define EXP_LIST_MAX 1024  /* items in one list value: far above any real sweep */
+
+/* snprintf into why (EXP_WHY bytes); returns code. */
+int exp_whyf(char *why, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* 1 if s is a valid set/section name: [A-Za-z0-9_.+-]+. */
+int exp_name_ok(const char *s);
+
+/* Whole-string numbers: no sign games, no trailing text, finite, no overflow. */
+int exp_parse_double(const char *s, double *out, char *why);
+
+/* Split a comma-separated value into trimmed, non-empty items (1 ≤ n ≤ EXP_LIST_MAX). On
+ * failure *out is left empty. */
+int exp_split_list(const char *value, exp_slist *out, char *why);
+void exp_slist_free(exp_slist *l);
+
+/* Parse a source (grammar in expcfg.h). cfg_dir is the config file's directory ("" for the
+ * working directory). Corpus files must exist. On failure *src is left zeroed. */
+int exp_source_parse(const char *text, const char *cfg_dir, exp_source *src, char *why);
+void exp_source_free(exp_source *src);
+
+/* Check the references of one family of sets (family "calib" or "eval"): every name exists in
+ * the same family and there is no cycle. Fills err with "PATH:LINE: [family.NAME] source: ...". */
+int exp_check_refs(const char *path, const char *family, const exp_set *sets, int n,
+                   vl_err *err);
+
+/* Shortest %.15g/%.16g/%.17g spelling of a finite double that reads back exactly. */
+void exp_fmt_double(char buf[32], double v);
+
+#endif

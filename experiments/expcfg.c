@@ -1,0 +1,774 @@
+/* experiments/expcfg.c — the INI handler: sections, a table of known keys per section kind,
+ * value parsing with range checks, then whole-file validation (required keys, references).
+ *
+ * Line numbers: Debian's libinih calls the handler without a line number. We feed ini_parse_stream
+ * through our own line reader, so the handler knows the line it is called for and the first
+ * problem (ours, or inih's syntax error, whichever comes first) is reported with its line. The
+ * handler records the first problem and returns 0; later lines are ignored.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "exp_int.h"
+
+#include "../alloc/qfmt.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* spellings and key tables                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+const char *const exp_bucket_names[EXP_BUCKET_COUNT] = {"low", "mid", "high"};
+const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn", "route_all"};
+const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group"};
+const char *const exp_sens_method_names[EXP_SENS_COUNT] = {"noise"};
+const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax"};
+const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "uniform", "rules"};
+const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
+const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
+                                                      "expert_usage", "additivity"};
+const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "expert_usage",
+                                                    "rd", "kld_matrix", "kld_vs_bpw",
+                                                    "alloc_map"};
+
+typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
+               SEC_COUNT } sec_kind;
+enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS };
+enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
+enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
+enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED };
+enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM };
+enum { KR_TABLES, KR_PLOTS, KR_TERM };
+
+#define KEYS_MAX 8
+static const struct {
+    const char *name;  /* section name, or prefix of "prefix.NAME" */
+    int named;
+    const char *keys[KEYS_MAX];  /* NULL-terminated, index = K*_ enum */
+    unsigned required;           /* bit k: key k must be present */
+} sec_info[SEC_COUNT] = {
+    [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads"},
+                        1u << KX_NAME | 1u << KX_OUT},
+    [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
+    [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
+    [SEC_QUANT] = {"quant", 0, {"formats", "percdamp", "act_order", "starved_policy",
+                                "min_tokens"}, 1u << KQ_FORMATS},
+    [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed"}, 0},
+    [SEC_ALLOC] = {"alloc", 1, {"sets", "objective", "weights", "solver", "granularity",
+                                "target_bpw", "uniform"}, 1u << KA_SETS | 1u << KA_TARGET},
+    [SEC_REPORT] = {"report", 0, {"tables", "plots", "term"}, 0},
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* parser state                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Which keys a section gave and on which lines (for the checks after the whole file). */
+typedef struct {
+    unsigned given;
+    int line[KEYS_MAX];
+} secrec;
+
+typedef struct {
+    exp_config *cfg;
+    const char *dir;           /* config file's directory, "" for the working directory */
+    FILE *f;
+    int line;                  /* line the reader last returned */
+    int too_long;              /* line `line` exceeded inih's buffer */
+    int header;                /* a [section] line was read since the last handler call */
+    int header_line;           /* line of the last [section] line */
+    /* current section */
+    char *cur;                 /* section string as inih gave it */
+    sec_kind kind;
+    int idx;                   /* index into calib/eval/alloc for named kinds */
+    secrec fixed[SEC_COUNT];   /* records of the unnamed sections */
+    int fixed_seen[SEC_COUNT];
+    secrec *rec[SEC_COUNT];    /* records of named sections, parallel to the cfg arrays */
+    /* first problem */
+    int err_code, err_line;
+    char msg[VL_ERR_MSG];
+} ctx;
+
+static char *reader(char *str, int num, void *stream)
+{
+    ctx *c = stream;
+    if (c->too_long || !fgets(str, num, c->f))
+        return NULL;
+    c->line++;
+    /* inih calls us back only for keys; a header seen here makes a repeated [x] visible */
+    const char *p = str + (c->line == 1 && !strncmp(str, "\xEF\xBB\xBF", 3) ? 3 : 0);
+    p += strspn(p, " \t");
+    if (*p == '[' && strchr(p, ']')) {  /* inih's test for a header; "[x" is its syntax error */
+        c->header = 1;
+        c->header_line = c->line;
+    }
+    size_t n = strlen(str);
+    /* inih (without realloc) would read the rest of a long line as a new line; refuse it */
+    if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(c->f)) {
+        int ch = fgetc(c->f);
+        if (ch != EOF && ch != '\n') {
+            c->too_long = 1;
+            return NULL;
+        }
+    }
+    return str;
+}
+
+static int vfail(ctx *c, int line, int code, const char *fmt, va_list ap)
+{
+    if (!c->err_code) {
+        vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+        c->err_code = code;
+        c->err_line = line;
+    }
+    return 0;
+}
+
+/* Record the first problem, on the current line; returns 0 (inih's "error"). */
+static int fail(ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, c->line, code, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* The same, on the line of the section header (a problem of the section, not of a key). */
+static int fail_hdr(ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_hdr(ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, c->header_line ? c->header_line : c->line, code, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+static secrec *cur_rec(ctx *c)
+{
+    return sec_info[c->kind].named ? &c->rec[c->kind][c->idx] : &c->fixed[c->kind];
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* values                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static int parse_u64(const char *s, uint64_t *out, char *why)
+{
+    int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    if (!(s[0] >= '0' && s[0] <= '9'))  /* strtoull would take "-1" and " 1" */
+        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an unsigned integer", s);
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, hex ? 16 : 10);
+    if (end == s + (hex ? 2 : 0) || *end)
+        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an unsigned integer", s);
+    if (errno == ERANGE)
+        return exp_whyf(why, VL_ECONFIG, "\"%s\" does not fit in 64 bits", s);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out, char *why)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || end == s || *end)
+        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an integer", s);
+    if (errno == ERANGE || v < lo || v > hi)
+        return exp_whyf(why, VL_ECONFIG, "%s not in [%ld, %ld]", s, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+/* A float in (lo, hi) / [lo, hi] depending on the open flags. */
+static int parse_num(const char *s, double lo, int lo_open, double hi, int hi_open, double *out,
+                     char *why)
+{
+    double v;
+    int rc = exp_parse_double(s, &v, why);
+    if (rc)
+        return rc;
+    if ((lo_open ? !(v > lo) : !(v >= lo)) || (hi_open ? !(v < hi) : !(v <= hi)))
+        return exp_whyf(why, VL_ECONFIG, "%s not in %c%g, %g%c", s, lo_open ? '(' : '[', lo,
+                        hi, hi_open ? ')' : ']');
+    *out = v;
+    return 0;
+}
+
+static int parse_dlist(const char *s, double lo, int lo_open, double hi, int hi_open,
+                       exp_dlist *out, char *why)
+{
+    exp_slist items = {0, NULL};
+    int rc = exp_split_list(s, &items, why);
+    if (rc)
+        return rc;
+    vl_free(out->v);
+    out->n = 0;
+    out->v = vl_calloc((size_t)items.n, sizeof *out->v);
+    if (!out->v)
+        rc = exp_whyf(why, VL_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < items.n; i++)
+        rc = parse_num(items.v[i], lo, lo_open, hi, hi_open, &out->v[i], why);
+    if (!rc)
+        out->n = items.n;
+    exp_slist_free(&items);
+    return rc;
+}
+
+static int parse_enum(const char *s, const char *const *names, int n, int *out, char *why)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    char list[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "|" : "",
+                 names[i]);
+    return exp_whyf(why, VL_ECONFIG, "\"%s\" is not one of %s", s, list);
+}
+
+static int parse_bool(const char *s, int *out, char *why)
+{
+    static const char *const names[] = {"false", "true", "0", "1", "no", "yes"};
+    int i, rc = parse_enum(s, names, 6, &i, why);
+    if (!rc)
+        *out = i & 1;
+    return rc;
+}
+
+/* A list of names from `names` into a bit set; "none" is the empty set. */
+static int parse_bits(const char *s, const char *const *names, int n, unsigned *out, char *why)
+{
+    if (!strcmp(s, "none")) {
+        *out = 0;
+        return 0;
+    }
+    exp_slist items = {0, NULL};
+    int rc = exp_split_list(s, &items, why);
+    unsigned bits = 0;
+    for (int i = 0; !rc && i < items.n; i++) {
+        int b;
+        rc = parse_enum(items.v[i], names, n, &b, why);
+        bits |= 1u << b;
+    }
+    exp_slist_free(&items);
+    if (!rc)
+        *out = bits;
+    return rc;
+}
+
+static int parse_names(const char *s, exp_slist *out, char *why)
+{
+    exp_slist l = {0, NULL};
+    int rc = exp_split_list(s, &l, why);
+    for (int i = 0; !rc && i < l.n; i++) {
+        if (!exp_name_ok(l.v[i]))
+            rc = exp_whyf(why, VL_ECONFIG, "bad set name \"%s\" (want [A-Za-z0-9_.+-]+)",
+                          l.v[i]);
+        for (int j = 0; !rc && j < i; j++)
+            if (!strcmp(l.v[i], l.v[j]))
+                rc = exp_whyf(why, VL_ECONFIG, "set \"%s\" listed twice", l.v[i]);
+    }
+    if (rc)
+        exp_slist_free(&l);
+    else
+        *out = l;
+    return rc;
+}
+
+static int set_str(char **dst, const char *v, char *why)
+{
+    char *s = vl_strdup(v);
+    if (!s)
+        return exp_whyf(why, VL_ENOMEM, "out of memory");
+    vl_free(*dst);
+    *dst = s;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* one key of each section kind                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static int key_experiment(ctx *c, int k, const char *v, char *why)
+{
+    exp_config *g = c->cfg;
+    if (k != KX_MODEL && !*v)
+        return exp_whyf(why, VL_ECONFIG, "empty value");
+    switch (k) {
+    case KX_NAME: return set_str(&g->name, v, why);
+    case KX_MODEL: return set_str(&g->model, v, why);
+    case KX_SEED: return parse_u64(v, &g->seed, why);
+    case KX_OUT: return set_str(&g->out, v, why);
+    default: return parse_int(v, 0, 4096, &g->threads, why);
+    }
+}
+
+static int key_set(ctx *c, exp_set *s, int k, const char *v, char *why)
+{
+    switch (k) {
+    case KS_SOURCE: {
+        exp_source src;
+        int rc = exp_source_parse(v, c->dir, &src, why);
+        if (!rc) {
+            exp_source_free(&s->src);
+            s->src = src;
+            s->line = c->line;
+        }
+        return rc;
+    }
+    case KS_SEQS: return parse_int(v, 1, 10000000, &s->seqs, why);
+    case KS_LEN: return parse_int(v, 2, 1 << 20, &s->len, why);
+    default: s->has_seed = 1; return parse_u64(v, &s->seed, why);
+    }
+}
+
+static int key_quant(ctx *c, int k, const char *v, char *why)
+{
+    exp_config *g = c->cfg;
+    int e, rc;
+    switch (k) {
+    case KQ_FORMATS: {
+        /* validated by the menu parser the sens stage will use; stored as written */
+        qfmt_menu m = {0, NULL};
+        vl_err qe = {0, ""};
+        rc = qfmt_menu_parse(&m, v, &qe);
+        qfmt_menu_free(&m);
+        return rc ? exp_whyf(why, rc, "%s", qe.msg) : set_str(&g->formats, v, why);
+    }
+    case KQ_PERCDAMP: return parse_num(v, 0, 0, 1, 0, &g->percdamp, why);
+    case KQ_ACT_ORDER: return parse_bool(v, &g->act_order, why);
+    case KQ_STARVED:
+        rc = parse_enum(v, exp_starved_names, EXP_STARVED_COUNT, &e, why);
+        g->starved_policy = (exp_starved)e;
+        return rc;
+    default: return parse_int(v, 0, 1 << 30, &g->min_tokens, why);
+    }
+}
+
+static int key_sens(ctx *c, int k, const char *v, char *why)
+{
+    exp_config *g = c->cfg;
+    int e, rc;
+    switch (k) {
+    case KN_METHOD:
+        rc = parse_enum(v, exp_sens_method_names, EXP_SENS_COUNT, &e, why);
+        g->sens_method = (exp_sens_method)e;
+        return rc;
+    case KN_EPS: return parse_dlist(v, 0, 1, 1, 1, &g->eps, why);
+    case KN_GRAN:
+        rc = parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
+        g->sens_granularity = (exp_gran)e;
+        return rc;
+    default: g->sens_has_seed = 1; return parse_u64(v, &g->sens_seed, why);
+    }
+}
+
+static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
+{
+    int e, rc;
+    switch (k) {
+    case KA_SETS:
+        a->line = c->line;
+        return parse_names(v, &a->sets, why);
+    case KA_OBJECTIVE:
+        rc = parse_enum(v, exp_objective_names, EXP_OBJ_COUNT, &e, why);
+        a->objective = (exp_objective)e;
+        return rc;
+    case KA_WEIGHTS:
+        rc = parse_dlist(v, 0, 0, 1e300, 0, &a->weights, why);
+        for (int i = 0; !rc && i < a->weights.n && a->weights.v[i] == 0; i++)
+            if (i == a->weights.n - 1)
+                rc = exp_whyf(why, VL_ECONFIG, "all weights are 0");
+        return rc;
+    case KA_SOLVER:
+        rc = parse_enum(v, exp_solver_names, EXP_SOLVER_COUNT, &e, why);
+        a->solver = (exp_solver)e;
+        return rc;
+    case KA_GRAN:
+        rc = parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
+        a->granularity = (exp_gran)e;
+        return rc;
+    case KA_TARGET: return parse_dlist(v, 0, 1, 32, 0, &a->target_bpw, why);
+    default: {
+        exp_slist l = {0, NULL};
+        rc = exp_split_list(v, &l, why);
+        for (int i = 0; !rc && i < l.n; i++) {
+            qfmt f;
+            vl_err qe = {0, ""};
+            if (qfmt_parse(&f, l.v[i], &qe))
+                rc = exp_whyf(why, VL_ECONFIG, "%s", qe.msg);
+        }
+        if (rc)
+            exp_slist_free(&l);
+        if (!rc) {
+            exp_slist_free(&a->uniform);
+            a->uniform = l;
+        }
+        return rc;
+    }
+    }
+}
+
+static int key_report(ctx *c, int k, const char *v, char *why)
+{
+    exp_config *g = c->cfg;
+    int e, rc;
+    switch (k) {
+    case KR_TABLES: return parse_bits(v, exp_table_names, EXP_TABLE_COUNT, &g->tables, why);
+    case KR_PLOTS: return parse_bits(v, exp_plot_names, EXP_PLOT_COUNT, &g->plots, why);
+    default:
+        rc = parse_enum(v, exp_term_names, EXP_TERM_COUNT, &e, why);
+        g->term = (exp_term)e;
+        return rc;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* sections                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void set_defaults(exp_set *s, int is_eval)
+{
+    s->seqs = is_eval ? 32 : 64;
+    s->len = 256;
+}
+
+/* Append a zeroed element to *arr (n elements of size sz) and to the parallel record array. */
+static int grow(void **arr, int n, size_t sz, secrec **rec)
+{
+    char *a = vl_realloc(*arr, (size_t)(n + 1) * sz);
+    if (!a)
+        return VL_ENOMEM;
+    *arr = a;
+    memset(a + (size_t)n * sz, 0, sz);
+    secrec *r = vl_realloc(*rec, (size_t)(n + 1) * sizeof *r);
+    if (!r)
+        return VL_ENOMEM;
+    *rec = r;
+    memset(&r[n], 0, sizeof *r);
+    return 0;
+}
+
+static int named_find(const exp_config *g, sec_kind kind, const char *name)
+{
+    return kind == SEC_CALIB ? exp_find_calib(g, name)
+           : kind == SEC_EVAL ? exp_find_eval(g, name) : exp_find_alloc(g, name);
+}
+
+/* A new run of keys under a section header: resolve its kind, refuse duplicates, add it. */
+static int enter_section(ctx *c, const char *section)
+{
+    exp_config *g = c->cfg;
+    if (!*section)
+        return fail(c, VL_ECONFIG, "key outside any section (start with [experiment])");
+    char *cur = vl_strdup(section);
+    if (!cur)
+        return fail(c, VL_ENOMEM, "out of memory");
+    vl_free(c->cur);
+    c->cur = cur;
+    const char *dot = strchr(section, '.');
+    size_t plen = dot ? (size_t)(dot - section) : strlen(section);
+    int kind;
+    for (kind = 0; kind < SEC_COUNT; kind++)
+        if (strlen(sec_info[kind].name) == plen && !strncmp(section, sec_info[kind].name, plen))
+            break;
+    if (kind == SEC_COUNT || sec_info[kind].named != (dot != NULL))
+        return fail_hdr(c, VL_ECONFIG, "[%s]: unknown section (valid: experiment, calib.NAME, "
+                    "eval.NAME, quant, sens, alloc.NAME, report)", section);
+    c->kind = (sec_kind)kind;
+    if (!sec_info[kind].named) {
+        if (c->fixed_seen[kind])
+            return fail_hdr(c, VL_ECONFIG, "[%s]: duplicate section", section);
+        c->fixed_seen[kind] = 1;
+        c->fixed[kind].given = 0;
+        return 1;
+    }
+    const char *name = dot + 1;
+    if (!exp_name_ok(name))
+        return fail_hdr(c, VL_ECONFIG, "[%s]: bad section name \"%s\" (want [A-Za-z0-9_.+-]+)",
+                    section, name);
+    if (named_find(g, c->kind, name) >= 0)
+        return fail_hdr(c, VL_ECONFIG, "[%s]: duplicate section", section);
+    char *nm = vl_strdup(name);
+    int rc = nm ? 0 : VL_ENOMEM;
+    if (!rc && kind == SEC_ALLOC) {
+        rc = grow((void **)&g->alloc, g->n_alloc, sizeof *g->alloc, &c->rec[kind]);
+        if (!rc) {
+            c->idx = g->n_alloc++;
+            g->alloc[c->idx].name = nm;
+        }
+    } else if (!rc) {
+        int is_eval = kind == SEC_EVAL;
+        exp_set **arr = is_eval ? &g->eval : &g->calib;
+        int *n = is_eval ? &g->n_eval : &g->n_calib;
+        rc = grow((void **)arr, *n, sizeof **arr, &c->rec[kind]);
+        if (!rc) {
+            c->idx = (*n)++;
+            (*arr)[c->idx].name = nm;
+            set_defaults(&(*arr)[c->idx], is_eval);
+        }
+    }
+    if (rc) {
+        vl_free(nm);
+        return fail(c, VL_ENOMEM, "out of memory");
+    }
+    return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    ctx *c = user;
+    if (c->err_code)
+        return 1;  /* the first problem is the one reported */
+    int fresh = c->header || !c->cur || strcmp(c->cur, section);
+    c->header = 0;
+    if (fresh && !enter_section(c, section))
+        return 0;
+    const char *const *keys = sec_info[c->kind].keys;
+    int k;
+    for (k = 0; keys[k]; k++)
+        if (!strcmp(keys[k], name))
+            break;
+    if (!keys[k]) {
+        char list[256] = "";
+        for (int i = 0; keys[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     keys[i]);
+        return fail(c, VL_ECONFIG, "[%s] %s: unknown key (valid: %s)", section, name, list);
+    }
+    secrec *r = cur_rec(c);
+    if (r->given & (1u << k))
+        return fail(c, VL_ECONFIG, "[%s] %s: duplicate key (first on line %d)", section, name,
+                    r->line[k]);
+    r->given |= 1u << k;
+    r->line[k] = c->line;
+    char why[EXP_WHY];
+    int rc;
+    switch (c->kind) {
+    case SEC_EXPERIMENT: rc = key_experiment(c, k, value, why); break;
+    case SEC_CALIB: rc = key_set(c, &c->cfg->calib[c->idx], k, value, why); break;
+    case SEC_EVAL: rc = key_set(c, &c->cfg->eval[c->idx], k, value, why); break;
+    case SEC_QUANT: rc = key_quant(c, k, value, why); break;
+    case SEC_SENS: rc = key_sens(c, k, value, why); break;
+    case SEC_ALLOC: rc = key_alloc(c, &c->cfg->alloc[c->idx], k, value, why); break;
+    default: rc = key_report(c, k, value, why); break;
+    }
+    return rc ? fail(c, rc, "[%s] %s: %s", section, name, why) : 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* whole-file checks                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+static int check_required(const char *path, const char *section, sec_kind kind,
+                          const secrec *r, vl_err *err)
+{
+    for (int k = 0; sec_info[kind].keys[k]; k++)
+        if ((sec_info[kind].required >> k & 1) && !(r->given >> k & 1))
+            return vl_errf(err, VL_ECONFIG, "%s: [%s]: missing key \"%s\"", path, section,
+                           sec_info[kind].keys[k]);
+    return 0;
+}
+
+static int check_alloc(const char *path, const exp_config *g, const exp_alloc *a,
+                       const secrec *r, vl_err *err)
+{
+    for (int i = 0; i < a->sets.n; i++)
+        if (exp_find_calib(g, a->sets.v[i]) < 0)
+            return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] sets: \"%s\" names no "
+                           "[calib.%s] section", path, a->line, a->name, a->sets.v[i],
+                           a->sets.v[i]);
+    if (a->objective == EXP_OBJ_WEIGHTED && !(r->given >> KA_WEIGHTS & 1))
+        return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] weights: objective weighted needs "
+                       "weights (one per set)", path, r->line[KA_OBJECTIVE], a->name);
+    if (a->objective != EXP_OBJ_WEIGHTED && a->weights.n)
+        return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] weights: only used with objective "
+                       "= weighted", path, r->line[KA_WEIGHTS], a->name);
+    if (a->weights.n && a->weights.n != a->sets.n)
+        return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] weights: %d weights for %d sets",
+                       path, r->line[KA_WEIGHTS], a->name, a->weights.n, a->sets.n);
+    return 0;
+}
+
+static int check_all(ctx *c, const char *path, vl_err *err)
+{
+    exp_config *g = c->cfg;
+    static const sec_kind must[] = {SEC_EXPERIMENT, SEC_QUANT};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        if (!c->fixed_seen[must[i]])
+            return vl_errf(err, VL_ECONFIG, "%s: missing section [%s]", path,
+                           sec_info[must[i]].name);
+    for (int kind = 0; kind < SEC_COUNT; kind++) {
+        int rc = sec_info[kind].named ? 0
+                 : check_required(path, sec_info[kind].name, (sec_kind)kind, &c->fixed[kind],
+                                  err);
+        if (rc)
+            return rc;
+    }
+    if (g->n_calib == 0)
+        return vl_errf(err, VL_ECONFIG, "%s: no [calib.NAME] section (at least one "
+                       "calibration set is needed)", path);
+    char sec[VL_ERR_MSG];
+    for (int i = 0; i < g->n_calib + g->n_eval; i++) {
+        int ev = i >= g->n_calib, j = ev ? i - g->n_calib : i;
+        snprintf(sec, sizeof sec, "%s.%s", ev ? "eval" : "calib", ev ? g->eval[j].name
+                                                                     : g->calib[j].name);
+        int rc = check_required(path, sec, ev ? SEC_EVAL : SEC_CALIB,
+                                &c->rec[ev ? SEC_EVAL : SEC_CALIB][j], err);
+        if (rc)
+            return rc;
+    }
+    for (int i = 0; i < g->n_alloc; i++) {
+        snprintf(sec, sizeof sec, "alloc.%s", g->alloc[i].name);
+        int rc = check_required(path, sec, SEC_ALLOC, &c->rec[SEC_ALLOC][i], err);
+        if (!rc)
+            rc = check_alloc(path, g, &g->alloc[i], &c->rec[SEC_ALLOC][i], err);
+        if (rc)
+            return rc;
+    }
+    int rc = exp_check_refs(path, "calib", g->calib, g->n_calib, err);
+    return rc ? rc : exp_check_refs(path, "eval", g->eval, g->n_eval, err);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* public                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static int defaults(exp_config *g, const char *path)
+{
+    memset(g, 0, sizeof *g);
+    g->path = vl_strdup(path);
+    g->model = vl_strdup("");
+    g->eps.v = vl_calloc(2, sizeof(double));
+    if (!g->path || !g->model || !g->eps.v)
+        return VL_ENOMEM;
+    g->eps.n = 2;
+    g->eps.v[0] = 0.01;
+    g->eps.v[1] = 0.03;
+    g->percdamp = 0.01;
+    g->starved_policy = EXP_STARVED_ROUTE_ALL;
+    g->min_tokens = 16;
+    g->tables = (1u << EXP_TABLE_COUNT) - 1;
+    g->plots = (1u << EXP_PLOT_COUNT) - 1;
+    return 0;
+}
+
+int exp_config_parse(const char *path, exp_config *cfg, vl_err *err)
+{
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    if (defaults(cfg, path)) {
+        exp_config_free(cfg);
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    }
+    c.f = fopen(path, "r");
+    if (!c.f) {
+        int e = errno;
+        exp_config_free(cfg);
+        return vl_errf(err, VL_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    const char *slash = strrchr(path, '/');
+    char *dir = vl_strdup(path);
+    int rc = 0;
+    if (!dir) {
+        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    } else {
+        dir[slash ? (size_t)(slash - path) : 0] = 0;
+        if (slash == path)
+            strcpy(dir, "/");
+        c.dir = dir;
+        int bad = ini_parse_stream(reader, &c, handler, &c);
+        if (c.too_long && (!c.err_code || c.line < c.err_line))
+            rc = vl_errf(err, VL_ECONFIG, "%s:%d: line longer than %d characters", path, c.line,
+                         INI_MAX_LINE - 1);
+        else if (bad > 0 && (!c.err_code || bad < c.err_line))
+            rc = vl_errf(err, VL_ECONFIG, "%s:%d: syntax error (want [section], key = value or "
+                         "a ; comment)", path, bad);
+        else if (c.err_code)
+            rc = vl_errf(err, c.err_code, "%s:%d: %s", path, c.err_line, c.msg);
+        else if (bad < 0)
+            rc = vl_errf(err, VL_ENOMEM, "%s: ini parser out of memory", path);
+        else if (ferror(c.f))
+            rc = vl_errf(err, VL_EIO, "%s: read error", path);
+        else
+            rc = check_all(&c, path, err);
+    }
+    fclose(c.f);
+    vl_free(dir);
+    vl_free(c.cur);
+    for (int k = 0; k < SEC_COUNT; k++)
+        vl_free(c.rec[k]);
+    if (rc)
+        exp_config_free(cfg);
+    return rc;
+}
+
+static void set_free(exp_set *s)
+{
+    vl_free(s->name);
+    exp_source_free(&s->src);
+}
+
+void exp_config_free(exp_config *cfg)
+{
+    if (!cfg)
+        return;
+    vl_free(cfg->path);
+    vl_free(cfg->name);
+    vl_free(cfg->model);
+    vl_free(cfg->out);
+    for (int i = 0; i < cfg->n_calib; i++)
+        set_free(&cfg->calib[i]);
+    for (int i = 0; i < cfg->n_eval; i++)
+        set_free(&cfg->eval[i]);
+    for (int i = 0; i < cfg->n_alloc; i++) {
+        exp_alloc *a = &cfg->alloc[i];
+        vl_free(a->name);
+        exp_slist_free(&a->sets);
+        vl_free(a->weights.v);
+        vl_free(a->target_bpw.v);
+        exp_slist_free(&a->uniform);
+    }
+    vl_free(cfg->calib);
+    vl_free(cfg->eval);
+    vl_free(cfg->alloc);
+    vl_free(cfg->formats);
+    vl_free(cfg->eps.v);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static int find_set(const exp_set *s, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s[i].name, name))
+            return i;
+    return -1;
+}
+
+int exp_find_calib(const exp_config *cfg, const char *name)
+{
+    return find_set(cfg->calib, cfg->n_calib, name);
+}
+
+int exp_find_eval(const exp_config *cfg, const char *name)
+{
+    return find_set(cfg->eval, cfg->n_eval, name);
+}
+
+int exp_find_alloc(const exp_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->n_alloc; i++)
+        if (!strcmp(cfg->alloc[i].name, name))
+            return i;
+    return -1;
+}

@@ -1,0 +1,218 @@
+/* experiments/expcfg.h — experiment config files: parse, validate, render, stage cache keys.
+ *
+ * One INI file (read with libinih) describes one reproducible ablation. Sections:
+ *
+ *   [experiment]   name (required), model (dir; empty = the embedded model), seed (uint64, 0),
+ *                  out (results .h5, required), threads (0 = all)
+ *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
+ *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
+ *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
+ *                  percdamp (0.01), act_order (false), starved_policy (route_all),
+ *                  min_tokens (16)
+ *   [sens]         method (noise), eps (0.01,0.03), granularity (tensor), seed (derived)
+ *   [alloc.NAME]   sets (required), objective (sum), weights (required for weighted),
+ *                  solver (exact), granularity (tensor), target_bpw (required; a list is a
+ *                  sweep), uniform (canonical format names, e.g. gptq-b2-g64-asym, of the
+ *                  uniform baseline rows; optional)
+ *   [report]       tables (all), plots (all), term (png)
+ *
+ * NAME is [A-Za-z0-9_.+-]+. Values are trimmed; lists are comma-separated; booleans are
+ * true/false/1/0/yes/no; numbers are parsed completely and range-checked (seqs ≥ 1, len ≥ 2,
+ * 0 < eps < 1, 0 < target_bpw ≤ 32, weights ≥ 0 and not all 0). At least one [calib.*] set.
+ * quant.formats is checked with qfmt_menu_parse and alloc.uniform names with qfmt_parse
+ * (alloc/qfmt.h); both are stored as written.
+ *
+ * Sources (the grammar of `vbrlab stats --set NAME=SOURCE`):
+ *   PATH                       a corpus file (documents separated by a line holding only \x1e)
+ *   mix:A*0.5+B*0.5            a weighted mix of other sets (weight > 0; "A" alone means A*1)
+ *   noise:uniform | noise:bytes | noise:shuffle:SET
+ *   self | self:T=1.0          text sampled from the model at temperature T (0 < T ≤ 100)
+ *   entropy:SET:low|mid|high   an entropy bucket of another set
+ * A set named in a source is a set of the same family: calib sources name [calib.*] sets, eval
+ * sources name [eval.*] sets (each stage builds its own sets). References are checked after the
+ * whole file is read; a reference cycle (through mix, shuffle or entropy) is an error.
+ *
+ * Corpus paths (one rule): an absolute path is used as is; a relative path is tried from the
+ * working directory first and, if no file is there, from the config file's directory. The file
+ * must exist then; `path` keeps the text as written (it is what the canonical rendering and the
+ * cache keys see), `resolved` the path that was found.
+ *
+ * libinih as built by Debian: lines of at most 199 characters (a longer line is an error),
+ * comments start with ';' or '#' at the start of a line, or ';' after whitespace inline; an
+ * indented line continues the previous value (and is therefore reported as a duplicate key).
+ *
+ * Errors are one line: "FILE:LINE: [section] key: problem"; problems found after the whole
+ * file is read (missing keys, dangling references) name the line of the key involved when there
+ * is one, else "FILE: [section]: problem".
+ *
+ * Stage cache keys are FNV-1a 64 over a canonical text rendering of exactly the sections a stage
+ * depends on (never the raw file text, so comments, whitespace, key order and section order do
+ * not matter):
+ *   stats        experiment.model, experiment.seed, every [calib.*] (effective seeds)
+ *   sens         stats key + [quant] + [sens]
+ *   alloc.NAME   sens key + [alloc.NAME] without `uniform`
+ *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
+ *   report       eval key + [report]
+ * experiment.name, out and threads never enter a key (threads must not change results).
+ *
+ * Thread-safety: exp_config is plain data; parsing touches only the caller's objects, so
+ * different configs may be parsed concurrently. A parsed config is read-only to its users.
+ */
+#ifndef VL_EXPCFG_H
+#define VL_EXPCFG_H
+
+#include "../core/err.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- enums and their spellings (index = enum value) ---- */
+
+typedef enum { EXP_SRC_FILE, EXP_SRC_MIX, EXP_SRC_NOISE_UNIFORM, EXP_SRC_NOISE_BYTES,
+               EXP_SRC_NOISE_SHUFFLE, EXP_SRC_SELF, EXP_SRC_ENTROPY } exp_src_kind;
+typedef enum { EXP_BUCKET_LOW, EXP_BUCKET_MID, EXP_BUCKET_HIGH, EXP_BUCKET_COUNT } exp_bucket;
+typedef enum { EXP_STARVED_UNIFORM, EXP_STARVED_RTN, EXP_STARVED_ROUTE_ALL,
+               EXP_STARVED_COUNT } exp_starved;
+typedef enum { EXP_GRAN_TENSOR, EXP_GRAN_GROUP, EXP_GRAN_COUNT } exp_gran;
+typedef enum { EXP_SENS_NOISE, EXP_SENS_COUNT } exp_sens_method;
+typedef enum { EXP_OBJ_SUM, EXP_OBJ_WEIGHTED, EXP_OBJ_MINIMAX, EXP_OBJ_COUNT } exp_objective;
+typedef enum { EXP_SOLVER_EXACT, EXP_SOLVER_LAGRANGE, EXP_SOLVER_UNIFORM, EXP_SOLVER_RULES,
+               EXP_SOLVER_COUNT } exp_solver;
+typedef enum { EXP_TERM_PNG, EXP_TERM_SVG, EXP_TERM_PDF, EXP_TERM_COUNT } exp_term;
+/* report tables and plots are bit sets: bit i = names[i] */
+typedef enum { EXP_TABLE_KLD_MATRIX, EXP_TABLE_VBR_VS_UNIFORM, EXP_TABLE_EXPERT_USAGE,
+               EXP_TABLE_ADDITIVITY, EXP_TABLE_COUNT } exp_table;
+typedef enum { EXP_PLOT_SENS_MAP, EXP_PLOT_SENS_DIFF, EXP_PLOT_EXPERT_USAGE, EXP_PLOT_RD,
+               EXP_PLOT_KLD_MATRIX, EXP_PLOT_KLD_VS_BPW, EXP_PLOT_ALLOC_MAP,
+               EXP_PLOT_COUNT } exp_plot;
+typedef enum { EXP_STAGE_STATS, EXP_STAGE_SENS, EXP_STAGE_ALLOC, EXP_STAGE_EVAL,
+               EXP_STAGE_REPORT } exp_stage;
+
+extern const char *const exp_bucket_names[EXP_BUCKET_COUNT];       /* low mid high */
+extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rtn route_all */
+extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group */
+extern const char *const exp_sens_method_names[EXP_SENS_COUNT];    /* noise */
+extern const char *const exp_objective_names[EXP_OBJ_COUNT];       /* sum weighted minimax */
+extern const char *const exp_solver_names[EXP_SOLVER_COUNT];       /* exact lagrange ... */
+extern const char *const exp_term_names[EXP_TERM_COUNT];           /* png svg pdf */
+extern const char *const exp_table_names[EXP_TABLE_COUNT];         /* kld_matrix ... */
+extern const char *const exp_plot_names[EXP_PLOT_COUNT];           /* sens_map ... */
+
+/* ---- plain records (all strings and arrays owned by the config) ---- */
+
+typedef struct { int n; double *v; } exp_dlist;  /* n values */
+typedef struct { int n; char **v; } exp_slist;   /* n NUL-terminated strings */
+
+typedef struct {
+    exp_src_kind kind;
+    char *path;          /* FILE: as written */
+    char *resolved;      /* FILE: the existing file found by the path rule above */
+    char *ref;           /* NOISE_SHUFFLE, ENTROPY: the referenced set's name */
+    exp_slist mix;       /* MIX: set names, in the order written */
+    double *mix_w;       /* MIX: weight of each (> 0, not normalised), mix.n values */
+    double temperature;  /* SELF: T > 0 */
+    exp_bucket bucket;   /* ENTROPY */
+} exp_source;
+
+typedef struct {
+    char *name;          /* NAME of [calib.NAME] / [eval.NAME] */
+    exp_source src;
+    int seqs;            /* sequences, 1 ≤ seqs ≤ 10^7 */
+    int len;             /* tokens per sequence, 2 ≤ len ≤ 2^20 */
+    int has_seed;        /* 0: seed unset, use exp_set_seed() */
+    uint64_t seed;       /* valid when has_seed */
+    int line;            /* line of the `source` key (for later error messages) */
+} exp_set;
+
+typedef struct {
+    char *name;            /* NAME of [alloc.NAME] */
+    exp_slist sets;        /* calib set names, distinct, ≥ 1 */
+    exp_objective objective;
+    exp_dlist weights;     /* objective weighted: one per set, ≥ 0, not all 0; else n = 0 */
+    exp_solver solver;
+    exp_gran granularity;
+    exp_dlist target_bpw;  /* the budget sweep, each in (0, 32], ≥ 1 value */
+    exp_slist uniform;     /* uniform baseline format names (n = 0: none) */
+    int line;              /* line of the `sets` key */
+} exp_alloc;
+
+typedef struct {
+    char *path;            /* the config file as given to exp_config_parse */
+    /* [experiment] */
+    char *name;
+    char *model;           /* "" = the embedded model */
+    uint64_t seed;
+    char *out;
+    int threads;           /* 0 = all cores; ≤ 4096 */
+    /* [calib.*], [eval.*], [alloc.*] in file order */
+    int n_calib, n_eval, n_alloc;
+    exp_set *calib;
+    exp_set *eval;
+    exp_alloc *alloc;
+    /* [quant] */
+    char *formats;         /* format menu spec (alloc/qfmt.h grammar), valid, as written */
+    double percdamp;       /* GPTQ dampening, fraction of mean diag(H), 0 ≤ x ≤ 1 */
+    int act_order;         /* 0/1 */
+    exp_starved starved_policy;
+    int min_tokens;        /* experts with fewer calibration tokens are "starved"; ≥ 0 */
+    /* [sens] */
+    exp_sens_method sens_method;
+    exp_dlist eps;         /* relative Frobenius noise levels, each in (0, 1) */
+    exp_gran sens_granularity;
+    int sens_has_seed;
+    uint64_t sens_seed;    /* valid when sens_has_seed; else exp_sens_seed() */
+    /* [report] */
+    unsigned tables;       /* bit EXP_TABLE_* */
+    unsigned plots;        /* bit EXP_PLOT_* */
+    exp_term term;
+} exp_config;
+
+/* ---- lifecycle ---- */
+
+/* Parse and validate the INI file at path into *cfg (which need not be initialised). On
+ * success returns 0 and the caller owns *cfg (release with exp_config_free). On failure returns
+ * a negative VL_E* (VL_EIO: unreadable file; VL_ECONFIG: anything wrong in it; VL_ENOMEM),
+ * fills err with one line "FILE:LINE: [section] key: problem" and leaves *cfg zeroed (nothing
+ * to free). Checks that corpus files exist (relative to the working directory / config dir). */
+int exp_config_parse(const char *path, exp_config *cfg, vl_err *err);
+
+/* Release everything exp_config_parse allocated and zero *cfg. NULL and a zeroed config are
+ * no-ops. */
+void exp_config_free(exp_config *cfg);
+
+/* ---- queries ---- */
+
+/* Index of the set / alloc with that name, or −1. */
+int exp_find_calib(const exp_config *cfg, const char *name);
+int exp_find_eval(const exp_config *cfg, const char *name);
+int exp_find_alloc(const exp_config *cfg, const char *name);
+
+/* The seed a set uses: its own when given, else derived deterministically from the experiment
+ * seed and the set's section name ("calib.NAME" or "eval.NAME", so a calib and an eval set of
+ * the same name never share a stream): splitmix64(FNV-1a64(section) ^ splitmix64(seed)).
+ * is_eval selects the family. Pure function. */
+uint64_t exp_set_seed(const exp_config *cfg, const exp_set *set, int is_eval);
+
+/* [sens] seed: its own when given, else derived as above from the section name "sens". */
+uint64_t exp_sens_seed(const exp_config *cfg);
+
+/* ---- canonical text and cache keys ---- */
+
+/* Write the canonical rendering of the whole config: fixed section order (experiment, calib.*
+ * by name, eval.* by name, quant, sens, alloc.* by name, report), fixed key order, every value
+ * explicit (defaults and effective seeds written out, floats as %.17g). It is itself a valid
+ * config that parses back to the same rendering. Returns 0, or VL_EIO when writing fails. */
+int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err);
+
+/* Cache key of a stage: FNV-1a 64 of the canonical rendering of what the stage depends on
+ * (table in the opening comment). alloc_idx selects the allocation for EXP_STAGE_ALLOC
+ * (0 ≤ alloc_idx < n_alloc; a caller bug otherwise) and is ignored for other stages. Pure
+ * function of the parsed config. */
+uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx);
+
+/* FNV-1a 64 of n bytes, continuing from h (start with EXP_FNV_OFFSET). Exposed for tests and
+ * for the runner (which keys its own records the same way). */
+#define EXP_FNV_OFFSET 0xcbf29ce484222325ULL
+uint64_t exp_fnv1a64(uint64_t h, const void *data, size_t n);
+
+#endif

@@ -1,0 +1,332 @@
+/* experiments/expkey.c — the canonical text of a config, derived seeds and stage cache keys.
+ *
+ * One renderer serves both: it writes to a FILE (exp_config_render) or folds the same bytes into
+ * an FNV-1a 64 hash (exp_stage_key), so the key of a stage is by construction the hash of text a
+ * person can read. The canonical text lists named sections sorted by name and keys in table
+ * order with every value explicit, so comments, blanks, key order and section order never
+ * change a key. FNV-1a: Fowler–Noll–Vo, offset basis 0xcbf29ce484222325, prime 0x100000001b3.
+ */
+#include "exp_int.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* hashing and the sink                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+uint64_t exp_fnv1a64(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* splitmix64's finaliser (Steele, Lea, Flood 2014): a bijection that spreads every input bit */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t derive_seed(uint64_t exp_seed, const char *prefix, const char *name)
+{
+    uint64_t h = exp_fnv1a64(EXP_FNV_OFFSET, prefix, strlen(prefix));
+    h = exp_fnv1a64(h, name, strlen(name));
+    return mix64(h ^ mix64(exp_seed));
+}
+
+uint64_t exp_set_seed(const exp_config *cfg, const exp_set *set, int is_eval)
+{
+    return set->has_seed ? set->seed : derive_seed(cfg->seed, is_eval ? "eval." : "calib.",
+                                                   set->name);
+}
+
+uint64_t exp_sens_seed(const exp_config *cfg)
+{
+    return cfg->sens_has_seed ? cfg->sens_seed : derive_seed(cfg->seed, "sens", "");
+}
+
+typedef struct {
+    FILE *f;     /* write here, or (NULL) hash into h */
+    uint64_t h;
+    int bad;     /* a write failed */
+} sink;
+
+static void put(sink *s, const char *str)
+{
+    size_t n = strlen(str);
+    if (!s->f)
+        s->h = exp_fnv1a64(s->h, str, n);
+    else if (fwrite(str, 1, n, s->f) != n)
+        s->bad = 1;
+}
+
+static void put_kv(sink *s, const char *key, const char *value)
+{
+    put(s, key);
+    put(s, " = ");
+    put(s, value);
+    put(s, "\n");
+}
+
+static void put_header(sink *s, const char *kind, const char *name)
+{
+    put(s, "\n[");
+    put(s, kind);
+    if (name) {
+        put(s, ".");
+        put(s, name);
+    }
+    put(s, "]\n");
+}
+
+static void put_u64(sink *s, const char *key, uint64_t v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%" PRIu64, v);
+    put_kv(s, key, b);
+}
+
+static void put_int(sink *s, const char *key, int v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%d", v);
+    put_kv(s, key, b);
+}
+
+static void put_hex(sink *s, const char *key, uint64_t v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%016" PRIx64, v);
+    put_kv(s, key, b);
+}
+
+static void put_dlist(sink *s, const char *key, const exp_dlist *l)
+{
+    put(s, key);
+    put(s, " = ");
+    for (int i = 0; i < l->n; i++) {
+        char b[32];
+        exp_fmt_double(b, l->v[i]);
+        put(s, i ? ", " : "");
+        put(s, b);
+    }
+    put(s, "\n");
+}
+
+static void put_slist(sink *s, const char *key, const exp_slist *l)
+{
+    put(s, key);
+    put(s, " = ");
+    for (int i = 0; i < l->n; i++) {
+        put(s, i ? ", " : "");
+        put(s, l->v[i]);
+    }
+    put(s, "\n");
+}
+
+static void put_bits(sink *s, const char *key, unsigned bits, const char *const *names, int n)
+{
+    put(s, key);
+    put(s, " = ");
+    if (!bits)
+        put(s, "none");
+    for (int i = 0, first = 1; i < n; i++)
+        if (bits >> i & 1) {
+            put(s, first ? "" : ", ");
+            put(s, names[i]);
+            first = 0;
+        }
+    put(s, "\n");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* sections                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void put_source(sink *s, const exp_source *src)
+{
+    char b[32];
+    put(s, "source = ");
+    switch (src->kind) {
+    case EXP_SRC_FILE: put(s, src->path); break;
+    case EXP_SRC_MIX:
+        put(s, "mix:");
+        for (int i = 0; i < src->mix.n; i++) {
+            exp_fmt_double(b, src->mix_w[i]);
+            put(s, i ? "+" : "");
+            put(s, src->mix.v[i]);
+            put(s, "*");
+            put(s, b);
+        }
+        break;
+    case EXP_SRC_NOISE_UNIFORM: put(s, "noise:uniform"); break;
+    case EXP_SRC_NOISE_BYTES: put(s, "noise:bytes"); break;
+    case EXP_SRC_NOISE_SHUFFLE: put(s, "noise:shuffle:"); put(s, src->ref); break;
+    case EXP_SRC_SELF:
+        exp_fmt_double(b, src->temperature);
+        put(s, "self:T=");
+        put(s, b);
+        break;
+    case EXP_SRC_ENTROPY:
+        put(s, "entropy:");
+        put(s, src->ref);
+        put(s, ":");
+        put(s, exp_bucket_names[src->bucket]);
+        break;
+    }
+    put(s, "\n");
+}
+
+static void put_set(sink *s, const exp_config *cfg, const exp_set *set, int is_eval)
+{
+    put_header(s, is_eval ? "eval" : "calib", set->name);
+    put_source(s, &set->src);
+    put_int(s, "seqs", set->seqs);
+    put_int(s, "len", set->len);
+    put_u64(s, "seed", exp_set_seed(cfg, set, is_eval));  /* effective, derived or not */
+}
+
+/* Index of the set whose name follows prev in byte order (prev NULL: the first), or −1.
+ * Names are unique (duplicates are parse errors); n is small, so a selection scan will do. */
+static int next_set(const exp_set *sets, int n, const char *prev)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if ((!prev || strcmp(sets[i].name, prev) > 0) &&
+            (best < 0 || strcmp(sets[i].name, sets[best].name) < 0))
+            best = i;
+    return best;
+}
+
+static int next_alloc(const exp_alloc *a, int n, const char *prev)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if ((!prev || strcmp(a[i].name, prev) > 0) &&
+            (best < 0 || strcmp(a[i].name, a[best].name) < 0))
+            best = i;
+    return best;
+}
+
+static void put_sets(sink *s, const exp_config *cfg, int is_eval)
+{
+    const exp_set *sets = is_eval ? cfg->eval : cfg->calib;
+    int n = is_eval ? cfg->n_eval : cfg->n_calib;
+    for (int i = next_set(sets, n, NULL); i >= 0; i = next_set(sets, n, sets[i].name))
+        put_set(s, cfg, &sets[i], is_eval);
+}
+
+static void put_quant_sens(sink *s, const exp_config *cfg)
+{
+    char b[32];
+    put_header(s, "quant", NULL);
+    put_kv(s, "formats", cfg->formats);
+    exp_fmt_double(b, cfg->percdamp);
+    put_kv(s, "percdamp", b);
+    put_kv(s, "act_order", cfg->act_order ? "true" : "false");
+    put_kv(s, "starved_policy", exp_starved_names[cfg->starved_policy]);
+    put_int(s, "min_tokens", cfg->min_tokens);
+    put_header(s, "sens", NULL);
+    put_kv(s, "method", exp_sens_method_names[cfg->sens_method]);
+    put_dlist(s, "eps", &cfg->eps);
+    put_kv(s, "granularity", exp_gran_names[cfg->sens_granularity]);
+    put_u64(s, "seed", exp_sens_seed(cfg));
+}
+
+/* with_uniform: the baseline rows are evaluated, not solved, so the alloc key leaves them out */
+static void put_alloc(sink *s, const exp_alloc *a, int with_uniform)
+{
+    put_header(s, "alloc", a->name);
+    put_slist(s, "sets", &a->sets);
+    put_kv(s, "objective", exp_objective_names[a->objective]);
+    if (a->weights.n)
+        put_dlist(s, "weights", &a->weights);
+    put_kv(s, "solver", exp_solver_names[a->solver]);
+    put_kv(s, "granularity", exp_gran_names[a->granularity]);
+    put_dlist(s, "target_bpw", &a->target_bpw);
+    if (with_uniform && a->uniform.n)
+        put_slist(s, "uniform", &a->uniform);
+}
+
+static void put_report(sink *s, const exp_config *cfg)
+{
+    put_header(s, "report", NULL);
+    put_bits(s, "tables", cfg->tables, exp_table_names, EXP_TABLE_COUNT);
+    put_bits(s, "plots", cfg->plots, exp_plot_names, EXP_PLOT_COUNT);
+    put_kv(s, "term", exp_term_names[cfg->term]);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* public                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
+{
+    sink s = {f, 0, 0};
+    put(&s, "[experiment]\n");
+    put_kv(&s, "name", cfg->name);
+    put_kv(&s, "model", cfg->model);
+    put_u64(&s, "seed", cfg->seed);
+    put_kv(&s, "out", cfg->out);
+    put_int(&s, "threads", cfg->threads);
+    put_sets(&s, cfg, 0);
+    put_sets(&s, cfg, 1);
+    put_quant_sens(&s, cfg);
+    for (int i = next_alloc(cfg->alloc, cfg->n_alloc, NULL); i >= 0;
+         i = next_alloc(cfg->alloc, cfg->n_alloc, cfg->alloc[i].name))
+        put_alloc(&s, &cfg->alloc[i], 1);
+    put_report(&s, cfg);
+    if (s.bad || ferror(f))
+        return vl_errf(err, VL_EIO, "%s: writing the canonical config failed", cfg->path);
+    return 0;
+}
+
+uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
+{
+    sink s = {NULL, EXP_FNV_OFFSET, 0};
+    switch (stage) {
+    case EXP_STAGE_STATS:
+        put(&s, "stage stats\n[experiment]\n");
+        put_kv(&s, "model", cfg->model);
+        put_u64(&s, "seed", cfg->seed);
+        put_sets(&s, cfg, 0);
+        break;
+    case EXP_STAGE_SENS:
+        put(&s, "stage sens\n");
+        put_hex(&s, "stats", exp_stage_key(cfg, EXP_STAGE_STATS, 0));
+        put_quant_sens(&s, cfg);
+        break;
+    case EXP_STAGE_ALLOC:
+        VL_ASSERT(alloc_idx >= 0 && alloc_idx < cfg->n_alloc);
+        put(&s, "stage alloc\n");
+        put_hex(&s, "sens", exp_stage_key(cfg, EXP_STAGE_SENS, 0));
+        put_alloc(&s, &cfg->alloc[alloc_idx], 0);
+        break;
+    case EXP_STAGE_EVAL:
+        /* uniform baselines need the model, the calibration statistics and [quant] even when
+         * there is no allocation, hence the sens key */
+        put(&s, "stage eval\n");
+        put_hex(&s, "sens", exp_stage_key(cfg, EXP_STAGE_SENS, 0));
+        for (int i = next_alloc(cfg->alloc, cfg->n_alloc, NULL); i >= 0;
+             i = next_alloc(cfg->alloc, cfg->n_alloc, cfg->alloc[i].name)) {
+            put_header(&s, "alloc", cfg->alloc[i].name);
+            put_hex(&s, "key", exp_stage_key(cfg, EXP_STAGE_ALLOC, i));
+            put_slist(&s, "uniform", &cfg->alloc[i].uniform);
+        }
+        put_sets(&s, cfg, 1);
+        break;
+    case EXP_STAGE_REPORT:
+        put(&s, "stage report\n");
+        put_hex(&s, "eval", exp_stage_key(cfg, EXP_STAGE_EVAL, 0));
+        put_report(&s, cfg);
+        break;
+    }
+    return s.h;
+}
