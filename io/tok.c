@@ -53,25 +53,60 @@ static int bad_type(vl_err *err, const tok_tokenizer *t, const char *what, const
 /* Components                                                                               */
 /* ======================================================================================== */
 
-static int load_vocab(tok_tokenizer *t, const json_t *vocab, size_t *max_id, vl_err *err)
+/* model.vocab → model_str[] and the vocab map; n_ids = largest id + 1 for now. */
+static int load_vocab(tok_tokenizer *t, const json_t *vocab, vl_err *err)
 {
     if (!json_is_object(vocab))
-        return vl_errf(err, VL_EFORMAT, "%s: model.vocab is not an object", t->path);
+        return vl_errf(err, VL_EFORMAT, "%s: model.vocab is missing or not an object", t->path);
     const char *key;
     json_t *v;
+    size_t max_id = 0;
     json_object_foreach((json_t *)vocab, key, v) {
         json_int_t id = json_integer_value(v);
         if (!json_is_integer(v) || id < 0 || id >= MAX_IDS)
             return vl_errf(err, VL_ERANGE, "%s: model.vocab[\"%s\"]: id is not an integer in "
                            "[0, %d)", t->path, key, MAX_IDS);
-        if ((size_t)id > *max_id)
-            *max_id = (size_t)id;
+        if ((size_t)id > max_id)
+            max_id = (size_t)id;
+    }
+    t->n_ids = json_object_size(vocab) ? max_id + 1 : 0;
+    t->n_model = json_object_size(vocab);
+    t->model_str = vl_calloc(t->n_ids + 1, sizeof *t->model_str);
+    t->n_model_ids = t->model_str ? t->n_ids : 0;
+    if (!t->model_str || tok_strmap_init(&t->vocab, t->n_model) < 0)
+        return vl_errf(err, VL_ENOMEM, "out of memory (%zu ids)", t->n_ids);
+    json_object_foreach((json_t *)vocab, key, v) {
+        size_t id = (size_t)json_integer_value(v);
+        if (t->model_str[id])
+            return vl_errf(err, VL_EFORMAT, "%s: model.vocab: id %zu is given to both \"%s\" and "
+                           "\"%s\"", t->path, id, t->model_str[id], key);
+        if (!(t->model_str[id] = vl_strdup(key)) ||
+            tok_strmap_put(&t->vocab, t->model_str[id], strlen(key), (int32_t)id) < 0)
+            return vl_errf(err, VL_ENOMEM, "out of memory");
     }
     return 0;
 }
 
-static int load_added(tok_tokenizer *t, const json_t *arr, size_t *max_id, vl_err *err)
+/* The id HF gives an added token: AddedVocabulary::add_tokens ignores the file's id (it only
+ * warns on a mismatch) and takes the content's existing id (added token, then model vocab), else
+ * the next free one: max added id + 1, or the model vocab's entry count. */
+static int32_t hf_added_id(const tok_tokenizer *t, const char *content, int32_t max_added)
 {
+    int32_t id = tok_strmap_get(&t->added_map, content, strlen(content));
+    if (id < 0)
+        id = tok_strmap_get(&t->vocab, content, strlen(content));
+    if (id >= 0)
+        return id;
+    if (max_added < 0)
+        return (int32_t)t->n_model;
+    return ((size_t)max_added >= t->n_model || t->n_model == 0) ? max_added + 1
+                                                                : (int32_t)t->n_model;
+}
+
+static int load_added(tok_tokenizer *t, const json_t *arr, vl_err *err)
+{
+    if (tok_strmap_init(&t->added_map, json_array_size(arr)) < 0)
+        return vl_errf(err, VL_ENOMEM, "out of memory");
     if (!arr || json_is_null(arr))
         return 0;
     if (!json_is_array(arr))
@@ -79,37 +114,52 @@ static int load_added(tok_tokenizer *t, const json_t *arr, size_t *max_id, vl_er
     t->added = vl_calloc(json_array_size(arr) + 1, sizeof *t->added);
     if (!t->added)
         return vl_errf(err, VL_ENOMEM, "out of memory");
+    int32_t max_added = -1;
     size_t i;
     json_t *a;
     json_array_foreach(arr, i, a) {
         json_t *jid = json_object_get(a, "id"), *jc = json_object_get(a, "content");
-        json_int_t id = json_integer_value(jid);
-        if (!json_is_integer(jid) || id < 0 || id >= MAX_IDS || !json_is_string(jc))
+        json_int_t fid = json_integer_value(jid);
+        if (!json_is_integer(jid) || fid < 0 || fid >= MAX_IDS || !json_is_string(jc))
             return vl_errf(err, VL_EFORMAT, "%s: added_tokens[%zu]: needs an integer id in "
                            "[0, %d) and a string content", t->path, i, MAX_IDS);
-        tok_added *x = &t->added[t->n_added];
-        x->id = (int32_t)id;
-        x->special = jbool(a, "special", 0);
-        x->single_word = jbool(a, "single_word", 0);
-        x->lstrip = jbool(a, "lstrip", 0);
-        x->rstrip = jbool(a, "rstrip", 0);
-        x->normalized = jbool(a, "normalized", 1);
-        if (x->special < 0 || x->single_word < 0 || x->lstrip < 0 || x->rstrip < 0 ||
-            x->normalized < 0)
+        tok_added x = {0};
+        x.special = jbool(a, "special", 0);
+        x.single_word = jbool(a, "single_word", 0);
+        x.lstrip = jbool(a, "lstrip", 0);
+        x.rstrip = jbool(a, "rstrip", 0);
+        x.normalized = jbool(a, "normalized", 1);
+        if (x.special < 0 || x.single_word < 0 || x.lstrip < 0 || x.rstrip < 0 ||
+            x.normalized < 0)
             return vl_errf(err, VL_EFORMAT, "%s: added_tokens[%zu]: a flag is not a boolean",
                            t->path, i);
         size_t clen = json_string_length(jc);
+        const char *c = json_string_value(jc);
         if (clen == 0)
             continue; /* HF ignores empty added tokens */
-        if (memchr(json_string_value(jc), 0, clen))
+        if (memchr(c, 0, clen))
             return vl_errf(err, VL_EFORMAT, "%s: added_tokens[%zu]: content holds a NUL",
                            t->path, i);
-        x->content = vl_strdup(json_string_value(jc));
-        if (!x->content)
-            return vl_errf(err, VL_ENOMEM, "out of memory");
-        if ((size_t)id > *max_id)
-            *max_id = (size_t)id;
-        t->n_added++;
+        x.id = hf_added_id(t, c, max_added);
+        if (x.id >= MAX_IDS)
+            return vl_errf(err, VL_ERANGE, "%s: added_tokens[%zu]: too many ids", t->path, i);
+        size_t k = 0; /* a repeated content updates the earlier entry's flags, as in HF */
+        while (k < t->n_added && strcmp(t->added[k].content, c) != 0)
+            k++;
+        if (k == t->n_added) {
+            if (!(x.content = vl_strdup(c)) ||
+                tok_strmap_put(&t->added_map, x.content, clen, x.id) < 0) {
+                vl_free(x.content);
+                return vl_errf(err, VL_ENOMEM, "out of memory");
+            }
+            t->n_added++;
+        } else
+            x.content = t->added[k].content;
+        t->added[k] = x;
+        if (x.id > max_added)
+            max_added = x.id;
+        if ((size_t)x.id >= t->n_ids)
+            t->n_ids = (size_t)x.id + 1;
     }
     return 0;
 }
@@ -428,33 +478,22 @@ static int build_decode(tok_tokenizer *t, vl_err *err)
 /* Open / close                                                                             */
 /* ======================================================================================== */
 
-static int build_tables(tok_tokenizer *t, const json_t *root, size_t max_id, vl_err *err)
+/* id → string table once model and added ids are known (added tokens take precedence). */
+static int build_tables(tok_tokenizer *t, vl_err *err)
 {
-    const json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
-    t->n_ids = max_id + 1;
-    t->model_str = vl_calloc(t->n_ids, sizeof *t->model_str);
-    t->id_str = vl_calloc(t->n_ids, sizeof *t->id_str);
-    if (!t->model_str || !t->id_str || tok_strmap_init(&t->vocab, json_object_size(vocab)) < 0 ||
-        tok_strmap_init(&t->added_map, t->n_added) < 0)
+    char **ms = vl_realloc(t->model_str, (t->n_ids + 1) * sizeof *ms);
+    t->id_str = vl_calloc(t->n_ids + 1, sizeof *t->id_str);
+    if (ms)
+        t->model_str = ms;
+    if (!ms || !t->id_str)
         return vl_errf(err, VL_ENOMEM, "out of memory (%zu ids)", t->n_ids);
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)vocab, key, v) {
-        size_t id = (size_t)json_integer_value(v);
-        if (t->model_str[id])
-            return vl_errf(err, VL_EFORMAT, "%s: model.vocab: id %zu is given to both \"%s\" and "
-                           "\"%s\"", t->path, id, t->model_str[id], key);
-        if (!(t->model_str[id] = vl_strdup(key)) ||
-            tok_strmap_put(&t->vocab, t->model_str[id], strlen(key), (int32_t)id) < 0)
-            return vl_errf(err, VL_ENOMEM, "out of memory");
-        t->id_str[id] = t->model_str[id];
+    for (size_t i = 0; i < t->n_ids; i++) {
+        if (i >= t->n_model_ids)
+            t->model_str[i] = NULL;
+        t->id_str[i] = t->model_str[i];
     }
-    for (size_t i = 0; i < t->n_added; i++) { /* HF: added tokens take precedence */
-        tok_added *a = &t->added[i];
-        t->id_str[a->id] = a->content;
-        if (tok_strmap_put(&t->added_map, a->content, strlen(a->content), a->id) < 0)
-            return vl_errf(err, VL_ENOMEM, "out of memory");
-    }
+    for (size_t i = 0; i < t->n_added; i++)
+        t->id_str[t->added[i].id] = t->added[i].content;
     return 0;
 }
 
@@ -501,14 +540,13 @@ static int load_eos(tok_tokenizer *t, const char *dir, vl_err *err)
 static int load_all(tok_tokenizer *t, const json_t *root, const char *dir, vl_err *err)
 {
     int rc;
-    size_t max_id = 0;
     if (!json_is_object(root))
         return vl_errf(err, VL_EFORMAT, "%s: top level is not a JSON object", t->path);
     const json_t *model = json_object_get(root, "model");
     if ((rc = load_model(t, model, err)) < 0 ||
-        (rc = load_vocab(t, json_object_get(model, "vocab"), &max_id, err)) < 0 ||
-        (rc = load_added(t, json_object_get(root, "added_tokens"), &max_id, err)) < 0 ||
-        (rc = build_tables(t, root, max_id, err)) < 0 ||
+        (rc = load_vocab(t, json_object_get(model, "vocab"), err)) < 0 ||
+        (rc = load_added(t, json_object_get(root, "added_tokens"), err)) < 0 ||
+        (rc = build_tables(t, err)) < 0 ||
         (rc = build_byte_ids(t, err)) < 0 ||
         (rc = load_merges(t, json_object_get(model, "merges"), err)) < 0 ||
         (rc = load_normalizer(t, json_object_get(root, "normalizer"), err)) < 0 ||
@@ -558,7 +596,7 @@ void tok_close(tok_tokenizer *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; t->model_str && i < t->n_ids; i++)
+    for (size_t i = 0; t->model_str && i < t->n_model_ids; i++)
         vl_free(t->model_str[i]);
     vl_free(t->model_str);
     vl_free(t->id_str);

@@ -105,7 +105,9 @@ typedef struct {
 
 struct tok_tokenizer {
     char *path;               /* tokenizer.json path, for messages */
-    size_t n_ids;             /* max id + 1 */
+    size_t n_ids;             /* max id + 1 (model vocab and added tokens) */
+    size_t n_model;           /* entries in model.vocab (HF's model vocab size) */
+    size_t n_model_ids;       /* largest model vocab id + 1: model_str entries owned */
     char **model_str;         /* [n_ids] model vocab string of each id (owned), NULL if none */
     const char **id_str;      /* [n_ids] what id_to_token gives: added content, else model_str */
     uint8_t *dec;             /* decoded bytes of every id, concatenated */

@@ -1,11 +1,11 @@
 /* io/tok_re.c — the pre-tokenizer's Split regex, the one file that includes pcre2.h.
  *
  * Hugging Face tokenizers runs Split patterns with Oniguruma. PCRE2 with UTF + UCP agrees on
- * \p{..} classes, (?i:) case folding, lookahead and leftmost-first alternation; the one
- * difference that matters for tokenizer patterns is \s: Oniguruma's Unicode \s is U+0009–U+000D,
- * U+0085 and the Z categories, while PCRE2's (\p{Xsp}) leaves out U+0085 (NEL). So \s and \S are
- * rewritten before compiling: outside a class \s → [\s\x{85}], \S → [^\s\x{85}]; inside a class
- * \s → \s\x{85} (a \S inside a class is kept; no known tokenizer uses it).
+ * \p{..} classes, (?i:) case folding, lookahead and leftmost-first alternation, but not on \s:
+ * Oniguruma's Unicode \s is U+0009–U+000D, U+0085 and the Z categories, while PCRE2's also holds
+ * U+180E and lacks U+0085 (both checked against the reference). So \s and \S are spelled out
+ * before compiling: outside a class \s → [\x{9}-\x{D}\x{85}\p{Z}] and \S → its negation; inside
+ * a class \s → \x{9}-\x{D}\x{85}\p{Z} (a \S inside a class is kept; no known tokenizer uses it).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tok_int.h"
@@ -19,11 +19,13 @@ struct tok_re {
     int jit;  /* pcre2_jit_compile succeeded: use pcre2_jit_match */
 };
 
+#define ONIG_SPACE "\\x{9}-\\x{D}\\x{85}\\p{Z}"
+
 /* Rewrite \s / \S as described above. Returns a vl_malloc'd string or NULL. */
 static char *onig_space(const char *p)
 {
     size_t n = strlen(p);
-    char *o = vl_malloc(8 * n + 1); /* each 2-byte escape grows to at most 13 bytes */
+    char *o = vl_malloc(16 * n + 1); /* each 2-byte escape grows to at most 24 bytes */
     if (!o)
         return NULL;
     size_t k = 0;
@@ -34,9 +36,9 @@ static char *onig_space(const char *p)
             char d = p[i + 1];
             const char *rep = NULL;
             if (d == 's')
-                rep = in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
+                rep = in_class ? ONIG_SPACE : "[" ONIG_SPACE "]";
             else if (d == 'S' && !in_class)
-                rep = "[^\\s\\x{85}]";
+                rep = "[^" ONIG_SPACE "]";
             if (rep) {
                 memcpy(o + k, rep, strlen(rep));
                 k += strlen(rep);
