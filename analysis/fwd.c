@@ -458,12 +458,13 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
 {
     const hfc_config *c = model_config(m);
     fwd_opts defaults = fwd_opts_defaults();
-    int N = n_seq * seq_len, D = c->hidden, V = c->vocab;
+    int D = c->hidden, V = c->vocab;
     if (st->m != m)
         return vl_errf(err, VL_EARG, "forward: state was made for another model");
     if (n_seq <= 0 || seq_len <= 0 || n_seq > st->max_seq || seq_len > st->max_len)
         return vl_errf(err, VL_EARG, "forward: batch %d × %d exceeds the state's %d × %d",
                        n_seq, seq_len, st->max_seq, st->max_len);
+    int N = n_seq * seq_len; /* <= max_seq · max_len, checked at fwd_state_new */
     for (int r = 0; r < N; r++)
         if (ids[r] < 0 || ids[r] >= V)
             return vl_errf(err, VL_ERANGE, "forward: token id %d (sequence %d, position %d) "

@@ -13,6 +13,14 @@
  * What it does not do: KV caching / incremental decoding, padding masks (all sequences of a
  * batch have the same length), sliding windows, rope scaling variants.
  *
+ * Taps (analysis/tap.h), per layer in this order: TAP_ATTN_IN, TAP_ATTN_O_IN, TAP_MLP_IN; in a
+ * MoE layer TAP_ROUTER_LOGITS, TAP_EXPERT_IN for every expert 0..E-1 (0 rows when none is
+ * routed to it), TAP_EXPERT_DOWN_IN for every expert, TAP_SHARED_DOWN_IN if the model has a
+ * shared expert; in a dense layer TAP_MLP_DOWN_IN; then TAP_RESIDUAL. TAP_LOGITS last.
+ * Expert events list the rows routed to the expert in increasing batch row (row_token) with
+ * their routing weights (row_weight, after any renormalisation); their rows sum to N·K per
+ * layer. There is no event for the embeddings: they are rows of model_weights.embed.
+ *
  * A fwd_state holds every buffer of a run, sized once by fwd_state_new for at most max_seq
  * sequences of max_len tokens; fwd_run does not allocate. A state serves one run at a time
  * (not thread-safe); the model and a weights binding may be shared by many states.

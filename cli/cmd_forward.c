@@ -149,7 +149,7 @@ static int write_out(h5s_store *o, const model *m, const fwd_state *st, const id
     int rc = h5s_write(o, "/input_ids", H5S_I32, L->ids, 2, sh2, "token id",
                        "input token ids [sequence, position]", err);
     if (!rc)
-        rc = h5s_write(o, "/logits", H5S_F32, logits, 3, sh3, "logit (nat)",
+        rc = h5s_write(o, "/logits", H5S_F32, logits, 3, sh3, "logit",
                        "LM head output before softmax [sequence, position, vocab]", err);
     if (!rc)
         rc = h5s_attr_set(o, "/", "model", model_dir(m), err);
@@ -176,7 +176,7 @@ static int write_out(h5s_store *o, const model *m, const fwd_state *st, const id
         char path[64];
         snprintf(path, sizeof path, "/router_logits/%02d", l);
         if (c->layer_is_moe[l])
-            rc = h5s_write(o, path, H5S_F32, cp->router[l], 2, shr, "logit (nat)",
+            rc = h5s_write(o, path, H5S_F32, cp->router[l], 2, shr, "logit",
                            "router logits before softmax [sequence*position, expert]", err);
     }
     return rc;
