@@ -6,6 +6,7 @@
 #include "../core/kern.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- batch */
@@ -109,21 +110,19 @@ static int check_rows(stat_acc *a, const tap_event *ev, int cols, const char *wh
 {
     long long N = (long long)ev->n_seq * ev->seq_len;
     if (ev->n_seq <= 0 || ev->seq_len <= 0 || ev->seq_len > a->cfg.max_seq_len) {
-        stat_fail(a, VL_ESHAPE, "stats: layer %d %s: batch %d × %d (max_seq_len %d)",
-                  ev->layer, what, ev->n_seq, ev->seq_len, a->cfg.max_seq_len);
+        stat_fail(a, VL_ESHAPE, "stats: %s: batch %d × %d (max_seq_len %d)", what, ev->n_seq, ev->seq_len, a->cfg.max_seq_len);
         return -1;
     }
     if (ev->cols != cols || ev->rows < 0 || ev->rows > N || ev->stride < (size_t)ev->cols ||
         (!ev->row_token && ev->rows != N)) {
-        stat_fail(a, VL_ESHAPE, "stats: layer %d %s: event %d × %d (stride %zu), expected "
-                  "%s%lld × %d", ev->layer, what, ev->rows, ev->cols, ev->stride,
+        stat_fail(a, VL_ESHAPE, "stats: %s: event %d × %d (stride %zu), expected "
+                  "%s%lld × %d", what, ev->rows, ev->cols, ev->stride,
                   ev->row_token ? "≤ " : "", N, cols);
         return -1;
     }
     for (int i = 0; ev->row_token && i < ev->rows; i++)
         if (ev->row_token[i] < 0 || ev->row_token[i] >= N) {
-            stat_fail(a, VL_ESHAPE, "stats: layer %d %s: row %d maps to token %d of %lld",
-                      ev->layer, what, i, ev->row_token[i], N);
+            stat_fail(a, VL_ESHAPE, "stats: %s: row %d maps to token %d of %lld", what, i, ev->row_token[i], N);
             return -1;
         }
     return 0;
@@ -210,7 +209,9 @@ static void on_router(stat_acc *a, const tap_event *ev)
         return;
     }
     const int E = r->n_experts, K = a->cfg.top_k;
-    if (check_rows(a, ev, E, "router") )
+    char lab[48];
+    snprintf(lab, sizeof lab, "layer %d router", ev->layer);
+    if (check_rows(a, ev, E, lab))
         return;
     double ent = 0.0;
     memset(a->rp, 0, (size_t)E * sizeof *a->rp);
