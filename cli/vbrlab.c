@@ -23,6 +23,7 @@ static const cli_cmd cmds[] = {
     {"info", cmd_info, "info [MODEL_DIR]                       architecture, parameters by class, bits"},
     {"forward", cmd_forward, "forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 [--hidden] [--router]"},
     {"tokenize", cmd_tokenize, "tokenize [MODEL_DIR] [--decode] [--json] [--lines]   text on stdin -> ids"},
+    {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
 };
 
 static void usage(FILE *f)
