@@ -225,7 +225,7 @@ static void test_build_errors(chk *c, tok_tokenizer *tok)
         const char *specs[3], *needle;
     } bad[] = {
         {{"x=/nonexistent/dir/x.txt", NULL}, "set x: /nonexistent/dir/x.txt: No such file"},
-        {{"x=/tmp/vbrlab_calib_bad_utf8.txt", NULL}, "invalid UTF-8"},
+        {{"x=build/vbrlab_calib_bad_utf8.txt", NULL}, "invalid UTF-8"},
         {{"x=" EN ",seqs=100000,len=256", NULL}, "corpus has"},
         {{"x=mix:en*1", NULL}, "set x: refers to set en, not defined before it"},
         {{"en=" EN ",seqs=2,len=16", "m=mix:en,seqs=3"}, "mix needs 3 sequences of en"},
@@ -234,7 +234,7 @@ static void test_build_errors(chk *c, tok_tokenizer *tok)
         {{"en=" EN ",seqs=2,len=16", "s=noise:shuffle:en,seqs=3"}, "needs 3 × 16 tokens"},
         {{"x=self:T=1", NULL}, "set x: self needs the model"},
     };
-    FILE *f = fopen("/tmp/vbrlab_calib_bad_utf8.txt", "wb");
+    FILE *f = fopen("build/vbrlab_calib_bad_utf8.txt", "wb");
     if (f) {
         fputs("good text\n\x1e\nbad \xff\xfe bytes\n", f);
         fclose(f);
@@ -246,7 +246,7 @@ static void test_build_errors(chk *c, tok_tokenizer *tok)
               "build error %zu: %s", i, e.msg);
         calib_book_free(b);
     }
-    remove("/tmp/vbrlab_calib_bad_utf8.txt");
+    remove("build/vbrlab_calib_bad_utf8.txt");
 }
 
 /* ---------------------------------------------------------------- model-driven */

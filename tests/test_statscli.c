@@ -14,6 +14,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 
+#include <sys/stat.h>
+
 #include "../analysis/calib.h"
 #include "../analysis/sfile.h"
 #include "../analysis/spass.h"
@@ -243,11 +245,11 @@ static int run_cli(const char *args, char *line, size_t n)
 {
     const char *bin = getenv("VBRLAB_BIN");
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>/tmp/vbrlab_statscli.err >/dev/null",
+    snprintf(cmd, sizeof cmd, "%s %s 2>build/tmp-statscli/err.txt >/dev/null",
              bin ? bin : "build/vbrlab", args);
     int st = system(cmd);
     line[0] = '\0';
-    FILE *f = fopen("/tmp/vbrlab_statscli.err", "r");
+    FILE *f = fopen("build/tmp-statscli/err.txt", "r");
     int lines = 0;
     char buf[2048];
     while (f && fgets(buf, sizeof buf, f)) {
@@ -267,24 +269,24 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     /* --batch 2: A, B and A∪B put every sequence in the same batch (see the file comment) */
     const char *common = "--hessian 'layers\\.0\\.self_attn\\.(q|o)_proj' --batch 2";
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o /tmp/vl_a.h5",
+    snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o build/tmp-statscli/vl_a.h5",
              common);
     CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats A");
     snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3,skip=2 --set "
-             "u=noise:uniform,seqs=2,len=24 %s -o /tmp/vl_b.h5", common);
+             "u=noise:uniform,seqs=2,len=24 %s -o build/tmp-statscli/vl_b.h5", common);
     CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats B");
-    snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=4,len=24,seed=3 %s -o /tmp/vl_u.h5",
+    snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=4,len=24,seed=3 %s -o build/tmp-statscli/vl_u.h5",
              common);
     CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats A∪B");
-    CHECK_INT(c, run_cli("stats merge /tmp/vl_a.h5 /tmp/vl_b.h5 -o /tmp/vl_c.h5", err,
+    CHECK_INT(c, run_cli("stats merge build/tmp-statscli/vl_a.h5 build/tmp-statscli/vl_b.h5 -o build/tmp-statscli/vl_c.h5", err,
                          sizeof err), 0, "vbrlab stats merge");
     why[0] = '\0';
-    CHECK(c, stores_equal("/tmp/vl_c.h5", "/tmp/vl_u.h5", "/en/", why, sizeof why),
+    CHECK(c, stores_equal("build/tmp-statscli/vl_c.h5", "build/tmp-statscli/vl_u.h5", "/en/", why, sizeof why),
           "merge(A, B) == run over A∪B, bit for bit: %s", why);
-    snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o /tmp/vl_a2.h5",
+    snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o build/tmp-statscli/vl_a2.h5",
              common);
     CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats A again");
-    CHECK(c, stores_equal("/tmp/vl_a.h5", "/tmp/vl_a2.h5", NULL, why, sizeof why),
+    CHECK(c, stores_equal("build/tmp-statscli/vl_a.h5", "build/tmp-statscli/vl_a2.h5", NULL, why, sizeof why),
           "same seed, same store (every dataset and attribute): %s", why);
 
     /* the store's content: ids equal the set built in-process, counts sum to tokens × top-k */
@@ -296,7 +298,7 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     calib_env env = {m, tok, 4};
     calib_book *b = NULL;
     calib_spec sp;
-    int ok = h5s_open(&s, "/tmp/vl_c.h5", &e) == 0 &&
+    int ok = h5s_open(&s, "build/tmp-statscli/vl_c.h5", &e) == 0 &&
              h5s_read(s, "/sets/en/input_ids", H5S_I32, (void **)&ids, &nd, sh, &e) == 0 &&
              h5s_read(s, "/stats/en/layers/03/router/routed", H5S_I64, (void **)&routed, NULL,
                       NULL, &e) == 0 &&
@@ -322,7 +324,7 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
         CHECK(c, h5s_exists(s, "/sets/u/input_ids") && h5s_exists(s, "/tokens/u/logp"),
               "a set of B only is copied");
     }
-    CHECK(c, stores_equal("/tmp/vl_c.h5", "/tmp/vl_b.h5", "/u/", why, sizeof why),
+    CHECK(c, stores_equal("build/tmp-statscli/vl_c.h5", "build/tmp-statscli/vl_b.h5", "/u/", why, sizeof why),
           "copied set u equals B's: %s", why);
     calib_book_free(b);
     vl_free(ids);
@@ -331,26 +333,26 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
 
     /* errors: one line, non-zero exit */
     static const struct { const char *args, *needle; } bad[] = {
-        {"stats --set 'x=noise:foo' -o /tmp/vl_x.h5", "vbrlab stats: set spec \"x=noise:foo\""},
-        {"stats --set x=/nonexistent/c.txt -o /tmp/vl_x.h5",
+        {"stats --set 'x=noise:foo' -o build/tmp-statscli/vl_x.h5", "vbrlab stats: set spec \"x=noise:foo\""},
+        {"stats --set x=/nonexistent/c.txt -o build/tmp-statscli/vl_x.h5",
          "vbrlab stats: set x: /nonexistent/c.txt: No such file"},
-        {"stats --set x=noise:uniform,seqs=1,len=8 --hessian '(' -o /tmp/vl_x.h5",
+        {"stats --set x=noise:uniform,seqs=1,len=8 --hessian '(' -o build/tmp-statscli/vl_x.h5",
          "--hessian \"(\""},
         {"stats --set x=noise:uniform,seqs=1,len=8", "no output file"},
-        {"stats merge /tmp/vl_a.h5 /nonexistent.h5 -o /tmp/vl_x.h5", "/nonexistent.h5"},
-        {"stats merge /tmp/vl_a.h5 -o /tmp/vl_x.h5", "usage"},
+        {"stats merge build/tmp-statscli/vl_a.h5 /nonexistent.h5 -o build/tmp-statscli/vl_x.h5", "/nonexistent.h5"},
+        {"stats merge build/tmp-statscli/vl_a.h5 -o build/tmp-statscli/vl_x.h5", "usage"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int st = run_cli(bad[i].args, err, sizeof err);
         CHECK(c, st != 0 && strstr(err, bad[i].needle) && !strstr(err, "lines on stderr"),
               "error %zu: one line: %s", i, err);
     }
-    FILE *f = fopen("/tmp/vl_x.h5", "r");
+    FILE *f = fopen("build/tmp-statscli/vl_x.h5", "r");
     CHECK(c, f == NULL, "failed runs leave no output file");
     if (f)
         fclose(f);
-    const char *tmp[] = {"/tmp/vl_a.h5", "/tmp/vl_b.h5", "/tmp/vl_c.h5", "/tmp/vl_u.h5",
-                         "/tmp/vl_a2.h5", "/tmp/vbrlab_statscli.err"};
+    const char *tmp[] = {"build/tmp-statscli/vl_a.h5", "build/tmp-statscli/vl_b.h5", "build/tmp-statscli/vl_c.h5", "build/tmp-statscli/vl_u.h5",
+                         "build/tmp-statscli/vl_a2.h5", "build/tmp-statscli/err.txt"};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
         remove(tmp[i]);
 }
@@ -360,6 +362,9 @@ int main(void)
     gsl_set_error_handler_off();
     chk c;
     chk_init(&c, "statscli");
+    /* scratch inside this checkout's build/ so parallel checkouts never share files */
+    mkdir("build", 0755);
+    mkdir("build/tmp-statscli", 0755);
     model *m = NULL;
     tok_tokenizer *tok = NULL;
     calib_book *b = NULL;
