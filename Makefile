@@ -107,7 +107,7 @@ demo: deps
 	$(BIN) info
 	echo "The quick brown fox jumps over the lazy dog." | $(BIN) tokenize
 	@mkdir -p out
-	$(BIN) forward --ids 785,3974,13876,38835,34208,916,279,15678,5562,13 --out out/demo-forward.h5 --hidden --router
+	$(BIN) forward --ids 3732,4824,313,9703,4214,14,418,2865,4617,4634 --out out/demo-forward.h5 --hidden --router
 	@echo "demo: wrote out/demo-forward.h5 (h5ls -r out/demo-forward.h5)"
 
 bless: tests-build

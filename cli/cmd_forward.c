@@ -1,10 +1,287 @@
-/* cli/cmd_forward.c — placeholder until the module behind it lands. */
+/* cli/cmd_forward.c — `vbrlab forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5
+ *                     [--hidden] [--router]`
+ *
+ * Runs the model on token id sequences and writes OUT.h5 atomically (io/h5s: temp + rename):
+ *   /input_ids          int32   [n_seq, n_tok]
+ *   /logits             float32 [n_seq, n_tok, vocab]
+ *   /hidden_states/NN   float32 [n_seq, n_tok, D]   (--hidden) numbered as golden.h5: 00 the
+ *                       embeddings, 01..L-1 outputs of layers 0..L-2, L the final RMSNorm
+ *                       applied to layer L-1's output
+ *   /router_logits/NN   float32 [n_seq·n_tok, E]    (--router) MoE layers only, NN = layer
+ * FILE holds one sequence per line, ids separated by spaces; blank lines are skipped. All lines
+ * must have the same length (one batch, no padding): a ragged file is an error naming the line.
+ * Every id is checked against the vocabulary before the forward runs.
+ */
 #include "cli.h"
+
+#include "../analysis/fwd.h"
+#include "../analysis/model.h"
+#include "../io/h5s.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- id parsing */
+
+typedef struct {
+    int32_t *ids;
+    int n, cap;     /* ids so far */
+    int n_seq, len; /* sequences and their common length */
+} id_list;
+
+/* Append the ids of one text (separators: SEP characters); a new sequence. WHERE names the
+ * source for errors ("--ids", "FILE:LINE"). Returns 0, or fills err. */
+static int parse_seq(id_list *L, const char *text, const char *sep, const char *where, int vocab,
+                     vl_err *err)
+{
+    int start = L->n;
+    const char *p = text;
+    for (;;) {
+        while (*p && strchr(sep, *p))
+            p++;
+        if (!*p || *p == '\n')
+            break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || (*end && !strchr(sep, *end) && *end != '\n'))
+            return vl_errf(err, VL_EARG, "%s: bad token id near \"%.20s\"", where, p);
+        if (v < 0 || v >= vocab)
+            return vl_errf(err, VL_ERANGE, "%s: token id %ld outside the vocabulary [0, %d)",
+                           where, v, vocab);
+        if (L->n == L->cap) {
+            int cap = L->cap ? 2 * L->cap : 1024;
+            int32_t *ids = vl_realloc(L->ids, (size_t)cap * sizeof *ids);
+            if (!ids)
+                return vl_errf(err, VL_ENOMEM, "%s: out of memory", where);
+            L->ids = ids;
+            L->cap = cap;
+        }
+        L->ids[L->n++] = (int32_t)v;
+        p = end;
+    }
+    int len = L->n - start;
+    if (len == 0)
+        return 0; /* blank line */
+    if (L->n_seq && len != L->len)
+        return vl_errf(err, VL_ESHAPE, "%s: %d ids, but earlier sequences have %d (all "
+                       "sequences must have the same length)", where, len, L->len);
+    L->len = len;
+    L->n_seq++;
+    return 0;
+}
+
+static int read_ids_file(id_list *L, const char *path, int vocab, vl_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0, lineno = 0;
+    for (;;) {
+        /* getline is POSIX; a fixed chunked reader keeps this C11: grow until the line fits */
+        size_t n = 0;
+        int c;
+        while ((c = fgetc(f)) != EOF && c != '\n') {
+            if (n + 2 > cap) {
+                size_t nc = cap ? 2 * cap : 4096;
+                char *nl = vl_realloc(line, nc);
+                if (!nl) {
+                    rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+                    break;
+                }
+                line = nl;
+                cap = nc;
+            }
+            line[n++] = (char)c;
+        }
+        if (rc || (c == EOF && n == 0))
+            break;
+        line[n] = '\0';
+        lineno++;
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        if ((rc = parse_seq(L, line, " \t\r", where, vocab, err)))
+            break;
+        if (c == EOF)
+            break;
+    }
+    if (!rc && ferror(f))
+        rc = vl_errf(err, VL_EIO, "%s: read error", path);
+    fclose(f);
+    vl_free(line);
+    if (!rc && L->n_seq == 0)
+        rc = vl_errf(err, VL_EARG, "%s: no token ids", path);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- capture taps */
+
+typedef struct {
+    const hfc_config *c;
+    float **resid;  /* [L] N × D copies, NULL if not wanted */
+    float **router; /* [L] N × E copies */
+} capture;
+
+static void on_event(void *user, const tap_event *ev)
+{
+    capture *cp = user;
+    float **dst = ev->point == TAP_RESIDUAL ? cp->resid : cp->router;
+    if (!dst || ev->layer < 0 || ev->layer >= cp->c->n_layers || !dst[ev->layer])
+        return;
+    for (int r = 0; r < ev->rows; r++)
+        memcpy(dst[ev->layer] + (size_t)r * ev->cols, ev->data + (size_t)r * ev->stride,
+               (size_t)ev->cols * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int write_out(h5s_store *o, const model *m, const fwd_state *st, const id_list *L,
+                     const float *logits, const capture *cp, vl_err *err)
+{
+    const hfc_config *c = model_config(m);
+    int64_t S = L->n_seq, T = L->len, N = S * T, D = c->hidden;
+    int64_t sh3[3] = {S, T, c->vocab}, sh2[2] = {S, T};
+    int rc = h5s_write(o, "/input_ids", H5S_I32, L->ids, 2, sh2, "token id",
+                       "input token ids [sequence, position]", err);
+    if (!rc)
+        rc = h5s_write(o, "/logits", H5S_F32, logits, 3, sh3, "logit",
+                       "LM head output before softmax [sequence, position, vocab]", err);
+    if (!rc)
+        rc = h5s_attr_set(o, "/", "model", model_dir(m), err);
+    if (!rc)
+        rc = h5s_attr_set(o, "/", "model_type", c->model_type, err);
+    sh3[2] = D;
+    for (int l = 0; cp->resid && !rc && l <= c->n_layers; l++) {
+        char path[64], meaning[128];
+        const float *h = l == 0 ? cp->resid[c->n_layers] /* the embeddings, see below */
+                         : l < c->n_layers ? cp->resid[l - 1] : fwd_final_hidden(st);
+        snprintf(path, sizeof path, "/hidden_states/%02d", l);
+        if (l == 0)
+            snprintf(meaning, sizeof meaning, "token embeddings [sequence, position, hidden]");
+        else if (l < c->n_layers)
+            snprintf(meaning, sizeof meaning, "output of decoder layer %d [sequence, position, "
+                     "hidden]", l - 1);
+        else
+            snprintf(meaning, sizeof meaning, "final RMSNorm of decoder layer %d's output "
+                     "[sequence, position, hidden]", l - 1);
+        rc = h5s_write(o, path, H5S_F32, h, 3, sh3, "activation", meaning, err);
+    }
+    int64_t shr[2] = {N, c->n_experts};
+    for (int l = 0; cp->router && !rc && l < c->n_layers; l++) {
+        char path[64];
+        snprintf(path, sizeof path, "/router_logits/%02d", l);
+        if (c->layer_is_moe[l])
+            rc = h5s_write(o, path, H5S_F32, cp->router[l], 2, shr, "logit",
+                           "router logits before softmax [sequence*position, expert]", err);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static float **alloc_layers(int n, size_t floats)
+{
+    float **a = vl_calloc((size_t)n, sizeof *a);
+    for (int i = 0; a && i < n; i++)
+        if (!(a[i] = vl_malloc(floats * sizeof(float))))
+            return a; /* caller frees; the NULL is caught below */
+    return a;
+}
+
+static void free_layers(float **a, int n)
+{
+    for (int i = 0; a && i < n; i++)
+        vl_free(a[i]);
+    vl_free(a);
+}
+
+static int run(const char *dir, const char *ids_arg, const char *ids_file, const char *out,
+               int hidden, int router, vl_err *e)
+{
+    model *m = NULL;
+    fwd_state *st = NULL;
+    h5s_store *o = NULL;
+    id_list L = {0};
+    int rc = model_open(&m, dir, e);
+    const hfc_config *c = rc ? NULL : model_config(m);
+    if (!rc)
+        rc = ids_arg ? parse_seq(&L, ids_arg, ",", "--ids", c->vocab, e)
+                     : read_ids_file(&L, ids_file, c->vocab, e);
+    if (!rc && L.n_seq == 0)
+        rc = vl_errf(e, VL_EARG, "--ids: no token ids");
+    if (!rc)
+        rc = fwd_state_new(&st, m, L.n_seq, L.len, e);
+    size_t N = (size_t)L.n_seq * L.len;
+    /* resid[L] holds the embeddings (hidden_states/00); resid[0..L-1] the layer outputs */
+    capture cp = {c, hidden && !rc ? alloc_layers(c->n_layers + 1, N * c->hidden) : NULL,
+                  router && !rc ? alloc_layers(c->n_layers, N * c->n_experts) : NULL};
+    for (int l = 0; !rc && hidden && l <= c->n_layers; l++)
+        if (!cp.resid || !cp.resid[l])
+            rc = vl_errf(e, VL_ENOMEM, "%s: out of memory for hidden states", out);
+    for (int l = 0; !rc && router && l < c->n_layers; l++)
+        if (!cp.router || !cp.router[l])
+            rc = vl_errf(e, VL_ENOMEM, "%s: out of memory for router logits", out);
+    for (size_t r = 0; !rc && hidden && r < N; r++)
+        memcpy(cp.resid[c->n_layers] + r * c->hidden, model_base(m)->embed +
+               (size_t)L.ids[r] * c->hidden, (size_t)c->hidden * sizeof(float));
+    tap_set ts = {on_event, &cp, (hidden ? TAP_BIT(TAP_RESIDUAL) : 0) |
+                                     (router ? TAP_BIT(TAP_ROUTER_LOGITS) : 0)};
+    const float *logits = NULL;
+    if (!rc)
+        rc = fwd_run(m, model_base(m), st, L.ids, L.n_seq, L.len, NULL, &ts, &logits, e);
+    if (!rc)
+        rc = h5s_create(&o, out, e);
+    if (!rc)
+        rc = write_out(o, m, st, &L, logits, &cp, e);
+    if (!rc) {
+        rc = h5s_commit(o, e);
+        o = NULL;
+    }
+    h5s_close(o); /* after a failure: discards the temporary file */
+    if (c) {
+        free_layers(cp.resid, c->n_layers + 1);
+        free_layers(cp.router, c->n_layers);
+    }
+    vl_free(L.ids);
+    fwd_state_free(st);
+    model_close(m);
+    return rc;
+}
 
 int cmd_forward(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    vl_err e = {VL_ECONFIG, "this command is not built yet"};
-    return cli_fail("forward", &e);
+    const char *dir = cli_default_model(), *ids = NULL, *file = NULL, *out = NULL;
+    int hidden = 0, router = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i == 1 && cli_is_positional(a))
+            dir = a;
+        else if (!strcmp(a, "--ids") && i + 1 < argc)
+            ids = argv[++i];
+        else if (!strcmp(a, "--ids-file") && i + 1 < argc)
+            file = argv[++i];
+        else if (!strcmp(a, "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(a, "--hidden"))
+            hidden = 1;
+        else if (!strcmp(a, "--router"))
+            router = 1;
+        else
+            return cli_failf("forward", "unexpected argument '%s' (usage: vbrlab forward "
+                             "[MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 "
+                             "[--hidden] [--router])", a);
+    }
+    if (!ids == !file)
+        return cli_failf("forward", "give exactly one of --ids and --ids-file");
+    if (!out)
+        return cli_failf("forward", "--out OUT.h5 is required");
+    vl_err e = {0};
+    if (run(dir, ids, file, out, hidden, router, &e))
+        return cli_fail("forward", &e);
+    return 0;
 }

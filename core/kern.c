@@ -34,6 +34,39 @@ void kern_matmul_ref(float *y, const float *x, const float *w, int T, int K, int
     }
 }
 
+void kern_matmul_st_ref(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                        int T, int K, int N, float alpha, int accumulate)
+{
+    VL_ASSERT(T >= 0 && K > 0 && N > 0 && ldy >= N && ldx >= K && ldw >= K);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * ldx;
+        for (int n = 0; n < N; n++) {
+            const float *wr = w + (size_t)n * ldw;
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s += xr[k] * wr[k];
+            float *o = y + (size_t)t * ldy + n;
+            *o = accumulate ? *o + alpha * s : alpha * s;
+        }
+    }
+}
+
+void kern_matmul_nn_st_ref(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                           int T, int K, int N, int accumulate)
+{
+    VL_ASSERT(T >= 0 && K > 0 && N > 0 && ldy >= N && ldx >= K && ldw >= N);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * ldx;
+        for (int n = 0; n < N; n++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s += xr[k] * w[(size_t)k * ldw + n];
+            float *o = y + (size_t)t * ldy + n;
+            *o = accumulate ? *o + s : s;
+        }
+    }
+}
+
 void kern_xtx_acc_ref(double *c, const float *x, int T, int K)
 {
     VL_ASSERT(T >= 0 && K > 0);
@@ -74,6 +107,18 @@ void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, 
     kern_matmul_ref(y, x, w, T, K, N, accumulate);
 }
 
+void kern_matmul_st(float *y, int ldy, const float *x, int ldx, const float *w, int ldw, int T,
+                    int K, int N, float alpha, int accumulate)
+{
+    kern_matmul_st_ref(y, ldy, x, ldx, w, ldw, T, K, N, alpha, accumulate);
+}
+
+void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                       int T, int K, int N, int accumulate)
+{
+    kern_matmul_nn_st_ref(y, ldy, x, ldx, w, ldw, T, K, N, accumulate);
+}
+
 void kern_xtx_acc(double *c, const float *x, int T, int K) { kern_xtx_acc_ref(c, x, T, K); }
 
 void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
@@ -99,6 +144,26 @@ void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, 
         return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x, K, w, K,
                 accumulate ? 1.0f : 0.0f, y, N);
+}
+
+void kern_matmul_st(float *y, int ldy, const float *x, int ldx, const float *w, int ldw, int T,
+                    int K, int N, float alpha, int accumulate)
+{
+    VL_ASSERT(T >= 0 && K > 0 && N > 0 && ldy >= N && ldx >= K && ldw >= K);
+    if (T == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, alpha, x, ldx, w, ldw,
+                accumulate ? 1.0f : 0.0f, y, ldy);
+}
+
+void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                       int T, int K, int N, int accumulate)
+{
+    VL_ASSERT(T >= 0 && K > 0 && N > 0 && ldy >= N && ldx >= K && ldw >= N);
+    if (T == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, x, ldx, w, ldw,
+                accumulate ? 1.0f : 0.0f, y, ldy);
 }
 
 enum { XTX_BLOCK = 256 }; /* rows widened to float64 per dsyrk call */

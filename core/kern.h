@@ -18,6 +18,19 @@ void kern_matmul(float *y, const float *x, const float *w, int T, int K, int N, 
 void kern_matmul_ref(float *y, const float *x, const float *w, int T, int K, int N,
                      int accumulate);
 
+/* Strided forms for views inside bigger buffers (attention heads, sequences of a batch):
+ * kern_matmul_st:    y[T×N] = alpha · x[T×K] · W[N×K]ᵀ  (+ y if accumulate)
+ * kern_matmul_nn_st: y[T×N] = x[T×K] · W[K×N]           (+ y if accumulate)
+ * ldy/ldx/ldw are the row strides in floats (>= the row width). */
+void kern_matmul_st(float *y, int ldy, const float *x, int ldx, const float *w, int ldw, int T,
+                    int K, int N, float alpha, int accumulate);
+void kern_matmul_st_ref(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                        int T, int K, int N, float alpha, int accumulate);
+void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                       int T, int K, int N, int accumulate);
+void kern_matmul_nn_st_ref(float *y, int ldy, const float *x, int ldx, const float *w, int ldw,
+                           int T, int K, int N, int accumulate);
+
 /* C[K×K] += Xᵀ X for X[T×K] in float64 (the Hessian proxy of GPTQ; symmetric, full matrix
  * written). X is float32, the accumulator float64 as DESIGN asks. */
 void kern_xtx_acc(double *c, const float *x, int T, int K);

@@ -63,5 +63,41 @@ int main(void)
         CHECK(&c, sym, "xtx %dx%d symmetric", T, K);
         free(g); free(gr); free(x); free(w); free(y); free(yr);
     }
+    /* strided products on views inside wider buffers (attention heads): fast vs reference,
+     * and the padding between rows stays untouched */
+    const int st_shapes[][3] = {{24, 64, 24}, {5, 16, 9}, {256, 64, 256}};
+    for (size_t s = 0; s < sizeof st_shapes / sizeof st_shapes[0]; s++) {
+        int T = st_shapes[s][0], K = st_shapes[s][1], N = st_shapes[s][2];
+        int ldx = K + 3, ldw = K + 5, ldwn = N + 7, ldy = N + 2;
+        float *x = malloc(sizeof(float) * T * ldx), *w = malloc(sizeof(float) * N * ldw);
+        float *wn = malloc(sizeof(float) * K * ldwn);
+        float *y = malloc(sizeof(float) * T * ldy), *yr = malloc(sizeof(float) * T * ldy);
+        fill(x, (size_t)T * ldx, 11 + s);
+        fill(w, (size_t)N * ldw, 12 + s);
+        fill(wn, (size_t)K * ldwn, 13 + s);
+        char name[64];
+        for (int acc = 0; acc < 2; acc++) {
+            fill(y, (size_t)T * ldy, 14);
+            fill(yr, (size_t)T * ldy, 14);
+            kern_matmul_st(y, ldy, x, ldx, w, ldw, T, K, N, 0.125f, acc);
+            kern_matmul_st_ref(yr, ldy, x, ldx, w, ldw, T, K, N, 0.125f, acc);
+            snprintf(name, sizeof name, "matmul_st %dx%dx%d acc %d", T, K, N, acc);
+            CHECK_TENSOR(&c, y, yr, (long)T * ldy, 1e-5, 1e-4, name);
+            fill(y, (size_t)T * ldy, 15);
+            fill(yr, (size_t)T * ldy, 15);
+            kern_matmul_nn_st(y, ldy, x, ldx, wn, ldwn, T, K, N, acc);
+            kern_matmul_nn_st_ref(yr, ldy, x, ldx, wn, ldwn, T, K, N, acc);
+            snprintf(name, sizeof name, "matmul_nn_st %dx%dx%d acc %d", T, K, N, acc);
+            CHECK_TENSOR(&c, y, yr, (long)T * ldy, 1e-4, 1e-4, name);
+        }
+        /* the reference itself against a direct double sum at the last element (acc = 1:
+         * the fill value is added) */
+        size_t last = (size_t)(T - 1) * ldy + N - 1;
+        double sref = val((uint32_t)(last + 15 * 1000003u));
+        for (int k = 0; k < K; k++)
+            sref += (double)x[(size_t)(T - 1) * ldx + k] * wn[(size_t)k * ldwn + N - 1];
+        CHECK_NEAR(&c, yr[last], sref, 1e-4, 1e-4, "matmul_nn_st_ref last element");
+        free(x); free(w); free(wn); free(y); free(yr);
+    }
     return chk_done(&c);
 }

@@ -1,0 +1,496 @@
+/* analysis/fwd.c — the model math and nothing else (STYLE §1.6).
+ *
+ * Follows transformers' modeling_llama / modeling_qwen2 / modeling_qwen3 / modeling_qwen2_moe /
+ * modeling_qwen3_moe / modeling_mixtral (eager attention, eager experts):
+ *   RMSNorm   y = x · rsqrt(mean(x²) + eps) · w            (float32, sum of squares in float64)
+ *   RoPE      rotate_half: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin) over the two halves
+ *             of each head, inv_freq_i = θ^(−2i/Dh), angle = position · inv_freq_i
+ *   attention softmax(q·kᵀ/√Dh + causal mask) · v, query head h reads KV head h / (Hq/Hkv)
+ *   qwen3     q_norm / k_norm: RMSNorm per head on q and k after projection, before RoPE
+ *   MoE       p = softmax(x·Wrᵀ) (float32), top-k, renormalised if norm_topk_prob (always in
+ *             Mixtral), y = Σ_k p_k · down(silu(x·gateᵀ) ⊙ x·upᵀ), experts added in increasing
+ *             index (HF's index_add_ order), then + sigmoid(x·w_sgᵀ) · shared(x)
+ *
+ * Shape legend:
+ *   S sequences, T tokens each, N = S·T rows (row s·T + t); V vocab; D hidden
+ *   Hq, Hkv heads, Dh head dim, Dq = Hq·Dh, Dkv = Hkv·Dh
+ *   E experts, K top-k, F expert width, Fs shared expert width, I dense MLP width
+ *   P = N·K routed slots, ordered by expert, then by row
+ *
+ * Speed: every product is one sgemm: the rows routed to an expert are gathered into one
+ * contiguous block (one product per expert projection), attention runs per (sequence, head)
+ * on strided views. Taps fire from this thread in tap.h's order.
+ */
+#include "fwd.h"
+
+#include "../core/kern.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- state */
+
+struct fwd_state {
+    const model *m;
+    int max_seq, max_len;
+    double flops;         /* of the last run */
+    void *block;          /* the one allocation the buffers below live in */
+    float *h;             /* [N × D] residual stream */
+    float *xn;            /* [N × D] normed input of the current block */
+    float *q, *att;       /* [N × Dq] queries; attention output (o_proj input) */
+    float *k, *v;         /* [N × Dkv] */
+    float *scores;        /* [T × T] one (sequence, head) at a time */
+    float *rcos, *rsin;   /* [max_len × Dh/2] RoPE tables */
+    float *out;           /* [N × D] output of the current block */
+    float *rlog, *prob;   /* [N × E] router logits and probabilities */
+    int *sel;             /* [N × K] chosen experts */
+    float *selw;          /* [N × K] their routing weights */
+    int *off;             /* [E + 1] slot offsets per expert */
+    int *fill;            /* [E] next free slot per expert while sorting */
+    int *slot_row;        /* [P] batch row of each slot */
+    float *slot_w;        /* [P] routing weight of each slot */
+    float *xs;            /* [max(P, N) × D] gathered expert inputs, then expert outputs */
+    float *fa, *fb;       /* [max(P·F, N·F, N·Fs, N·I)] FFN hidden (gate, up) */
+    float *dense_w;       /* [N] route-all: one expert's weight per row (0 if not routed) */
+    int *iota;            /* [N] 0..N−1: row map of route-all expert events */
+    float *sg;            /* [N] shared expert gate */
+    float *logits;        /* [N × V] */
+};
+
+fwd_opts fwd_opts_defaults(void) { return (fwd_opts){0}; }
+
+/* ---------------------------------------------------------------- primitives (pure) */
+
+static void rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        double ss = 0;
+        for (int i = 0; i < cols; i++)
+            ss += (double)xr[i] * xr[i];
+        float s = (float)(1.0 / sqrt(ss / cols + eps));
+        for (int i = 0; i < cols; i++)
+            yr[i] = xr[i] * s * w[i];
+    }
+}
+
+/* x: rows of n_heads·Dh (row stride ld); row r is position r % T. */
+static void rope(float *x, int ld, const float *cs, const float *sn, int rows, int T,
+                 int n_heads, int Dh)
+{
+    int half = Dh / 2;
+    for (int r = 0; r < rows; r++) {
+        const float *c = cs + (size_t)(r % T) * half, *s = sn + (size_t)(r % T) * half;
+        for (int hd = 0; hd < n_heads; hd++) {
+            float *a = x + (size_t)r * ld + (size_t)hd * Dh, *b = a + half;
+            for (int i = 0; i < half; i++) {
+                float x1 = a[i], x2 = b[i];
+                a[i] = x1 * c[i] - x2 * s[i];
+                b[i] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+}
+
+/* Row i of the T×T scores keeps columns 0..i (causal), softmax over them, zeros after. */
+static void softmax_causal(float *s, int T)
+{
+    for (int i = 0; i < T; i++) {
+        float *r = s + (size_t)i * T, mx = r[0], sum = 0;
+        for (int j = 1; j <= i; j++)
+            mx = r[j] > mx ? r[j] : mx;
+        for (int j = 0; j <= i; j++)
+            sum += (r[j] = expf(r[j] - mx));
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= i; j++)
+            r[j] *= inv;
+        memset(r + i + 1, 0, (size_t)(T - 1 - i) * sizeof *r);
+    }
+}
+
+static void softmax(float *p, const float *x, int n)
+{
+    float mx = x[0], sum = 0;
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++)
+        sum += (p[i] = expf(x[i] - mx));
+    for (int i = 0; i < n; i++)
+        p[i] /= sum;
+}
+
+/* a = silu(a) ⊙ b, silu(x) = x·σ(x). */
+static void silu_mul(float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+/* The k largest of p[0..n) in decreasing order; ties go to the lower index. */
+static void topk(int *idx, float *val, const float *p, int n, int k)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int q = 0; q < j; q++)
+                taken |= idx[q] == i;
+            if (!taken && (best < 0 || p[i] > p[best]))
+                best = i;
+        }
+        idx[j] = best;
+        val[j] = p[best];
+    }
+}
+
+static void add_bias(float *y, const float *b, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < cols; i++)
+            y[(size_t)r * cols + i] += b[i];
+}
+
+/* ---------------------------------------------------------------- products and taps */
+
+static void mm(fwd_state *st, float *y, const float *x, const float *w, int T, int K, int N)
+{
+    kern_matmul(y, x, w, T, K, N, 0);
+    st->flops += 2.0 * T * K * N;
+}
+
+static void emit(const tap_set *ts, tap_point p, int layer, int expert, const float *data,
+                 int rows, int cols, const int *row_tok, const float *row_w, int S, int T)
+{
+    if (!tap_wants(ts, p))
+        return;
+    tap_event ev = {p, layer, expert, data, rows, cols, (size_t)cols, row_tok, row_w, S, T};
+    tap_emit(ts, &ev);
+}
+
+/* ---------------------------------------------------------------- blocks */
+
+typedef struct {
+    const hfc_config *c;
+    int S, T, N, l;
+    const fwd_opts *opts;
+    const tap_set *taps;
+} ctx;
+
+/* h += o_proj(attention(input_layernorm(h))) */
+static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
+{
+    const hfc_config *c = x->c;
+    int D = c->hidden, Dh = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, N = x->N,
+        T = x->T, Dq = Hq * Dh, Dkv = Hkv * Dh;
+    float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
+    rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
+    emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
+    mm(st, st->q, st->xn, L->wq, N, D, Dq);                           /* [N × Dq] */
+    mm(st, st->k, st->xn, L->wk, N, D, Dkv);                          /* [N × Dkv] */
+    mm(st, st->v, st->xn, L->wv, N, D, Dkv);
+    if (L->bq) {
+        add_bias(st->q, L->bq, N, Dq);
+        add_bias(st->k, L->bk, N, Dkv);
+        add_bias(st->v, L->bv, N, Dkv);
+    }
+    if (L->q_norm) { /* per head: N·H rows of Dh */
+        rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
+        rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
+    }
+    rope(st->q, Dq, st->rcos, st->rsin, N, T, Hq, Dh);
+    rope(st->k, Dkv, st->rcos, st->rsin, N, T, Hkv, Dh);
+    for (int s = 0; s < x->S; s++)
+        for (int hd = 0; hd < Hq; hd++) {
+            size_t r0 = (size_t)s * T, kv = (size_t)(hd / (Hq / Hkv)) * Dh;
+            kern_matmul_st(st->scores, T, st->q + r0 * Dq + (size_t)hd * Dh, Dq,  /* [T × T] */
+                           st->k + r0 * Dkv + kv, Dkv, T, Dh, T, scale, 0);
+            softmax_causal(st->scores, T);
+            kern_matmul_nn_st(st->att + r0 * Dq + (size_t)hd * Dh, Dq, st->scores, T,
+                              st->v + r0 * Dkv + kv, Dkv, T, T, Dh, 0);     /* [T × Dh] */
+            st->flops += 4.0 * T * T * Dh;
+        }
+    emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
+    mm(st, st->out, st->att, L->wo, N, Dq, D);                        /* [N × D] */
+    if (L->bo)
+        add_bias(st->out, L->bo, N, D);
+    for (size_t i = 0; i < (size_t)N * D; i++)
+        st->h[i] += st->out[i];
+}
+
+/* out = down(silu(xn·gateᵀ) ⊙ xn·upᵀ) for the dense MLP. */
+static void mlp_block(fwd_state *st, const model_layer *L, const ctx *x)
+{
+    int D = x->c->hidden, I = x->c->intermediate, N = x->N;
+    mm(st, st->fa, st->xn, L->mlp.gate, N, D, I);                     /* [N × I] */
+    mm(st, st->fb, st->xn, L->mlp.up, N, D, I);
+    silu_mul(st->fa, st->fb, (size_t)N * I);
+    emit(x->taps, TAP_MLP_DOWN_IN, x->l, -1, st->fa, N, I, NULL, NULL, x->S, x->T);
+    mm(st, st->out, st->fa, L->mlp.down, N, I, D);                    /* [N × D] */
+}
+
+/* Router: probabilities, top-k, optional renormalisation, then the slots grouped by expert
+ * (counting sort, rows in increasing order within an expert). */
+static void route(fwd_state *st, const ctx *x)
+{
+    const hfc_config *c = x->c;
+    int E = c->n_experts, K = c->n_experts_per_tok, N = x->N;
+    int renorm = c->norm_topk_prob || c->arch == HFC_MIXTRAL;
+    memset(st->off, 0, (size_t)(E + 1) * sizeof *st->off);
+    for (int r = 0; r < N; r++) {
+        float *p = st->prob + (size_t)r * E, *w = st->selw + (size_t)r * K;
+        int *id = st->sel + (size_t)r * K;
+        softmax(p, st->rlog + (size_t)r * E, E);
+        topk(id, w, p, E, K);
+        float sum = 0;
+        for (int j = 0; j < K; j++)
+            sum += w[j];
+        for (int j = 0; j < K; j++) {
+            w[j] = renorm ? w[j] / sum : w[j];
+            st->off[id[j] + 1]++;
+        }
+    }
+    for (int e = 0; e < E; e++) {
+        st->off[e + 1] += st->off[e];
+        st->fill[e] = st->off[e];
+    }
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < K; j++) {
+            int e = st->sel[(size_t)r * K + j], sl = st->fill[e]++;
+            st->slot_row[sl] = r;
+            st->slot_w[sl] = st->selw[(size_t)r * K + j];
+        }
+}
+
+/* One routed expert e on its slots [o, o+n): gate/up, tap, down into xs (its input rows are
+ * consumed by then). With route-all, the statistics-only pass over every row follows. */
+static void expert_ffn(fwd_state *st, const model_ffn *f, int e, const ctx *x)
+{
+    int D = x->c->hidden, F = x->c->moe_intermediate, N = x->N, o = st->off[e],
+        n = st->off[e + 1] - o;
+    float *xe = st->xs + (size_t)o * D, *ga = st->fa + (size_t)o * F, *ub = st->fb + (size_t)o * F;
+    if (n) {
+        mm(st, ga, xe, f->gate, n, D, F);                             /* [n × F] */
+        mm(st, ub, xe, f->up, n, D, F);
+        silu_mul(ga, ub, (size_t)n * F);
+    }
+    if (!x->opts->route_all_experts)
+        emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, ga, n, F, st->slot_row + o, st->slot_w + o,
+             x->S, x->T);
+    if (n)
+        mm(st, xe, ga, f->down, n, F, D);                             /* [n × D] */
+    if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN)) {
+        /* every slot of fa/fb before o is consumed and after o+n not yet written: scratch */
+        mm(st, st->fa, st->xn, f->gate, N, D, F);                     /* [N × F] */
+        mm(st, st->fb, st->xn, f->up, N, D, F);
+        silu_mul(st->fa, st->fb, (size_t)N * F);
+        emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, st->fa, N, F, st->iota, st->dense_w, x->S,
+             x->T);
+    }
+}
+
+/* Route-all: expert e's routing weight for every row (0 where not routed). */
+static void set_dense_w(fwd_state *st, int e, int N)
+{
+    memset(st->dense_w, 0, (size_t)N * sizeof *st->dense_w);
+    for (int i = st->off[e]; i < st->off[e + 1]; i++)
+        st->dense_w[st->slot_row[i]] = st->slot_w[i];
+}
+
+/* Expert e's input as a tap event (all of them fire before any expert runs: tap.h's order). */
+static void emit_expert_in(fwd_state *st, const ctx *x, int e)
+{
+    int D = x->c->hidden, o = st->off[e], n = st->off[e + 1] - o;
+    if (!x->opts->route_all_experts) {
+        emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xs + (size_t)o * D, n, D, st->slot_row + o,
+             st->slot_w + o, x->S, x->T);
+        return;
+    }
+    set_dense_w(st, e, x->N);
+    emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xn, x->N, D, st->iota, st->dense_w, x->S, x->T);
+}
+
+/* out = Σ_k p_k·expert_k(xn) + σ(xn·w_sgᵀ)·shared(xn) */
+static void moe_block(fwd_state *st, const model_layer *L, const ctx *x)
+{
+    const hfc_config *c = x->c;
+    int D = c->hidden, E = c->n_experts, Fs = c->shared_intermediate, N = x->N;
+    mm(st, st->rlog, st->xn, L->router, N, D, E);                     /* [N × E] */
+    emit(x->taps, TAP_ROUTER_LOGITS, x->l, -1, st->rlog, N, E, NULL, NULL, x->S, x->T);
+    route(st, x);
+    int P = st->off[E];
+    for (int i = 0; i < P; i++)                                       /* [P × D] */
+        memcpy(st->xs + (size_t)i * D, st->xn + (size_t)st->slot_row[i] * D, (size_t)D * 4);
+    for (int e = 0; e < E; e++)
+        if (tap_wants(x->taps, TAP_EXPERT_IN))
+            emit_expert_in(st, x, e);
+    for (int e = 0; e < E; e++) {
+        if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN))
+            set_dense_w(st, e, N);
+        expert_ffn(st, &L->experts[e], e, x);
+    }
+    memset(st->out, 0, (size_t)N * D * sizeof *st->out);
+    for (int i = 0; i < P; i++) { /* slots are expert-major: HF's index_add_ order */
+        float *o = st->out + (size_t)st->slot_row[i] * D, w = st->slot_w[i];
+        const float *y = st->xs + (size_t)i * D;
+        for (int d = 0; d < D; d++)
+            o[d] += y[d] * w;
+    }
+    if (!L->shared.gate)
+        return;
+    mm(st, st->fa, st->xn, L->shared.gate, N, D, Fs);                 /* [N × Fs] */
+    mm(st, st->fb, st->xn, L->shared.up, N, D, Fs);
+    silu_mul(st->fa, st->fb, (size_t)N * Fs);
+    emit(x->taps, TAP_SHARED_DOWN_IN, x->l, -1, st->fa, N, Fs, NULL, NULL, x->S, x->T);
+    mm(st, st->xs, st->fa, L->shared.down, N, Fs, D);                 /* [N × D] */
+    mm(st, st->sg, st->xn, L->shared_gate, N, D, 1);                  /* [N × 1] */
+    for (int r = 0; r < N; r++) {
+        float g = 1.0f / (1.0f + expf(-st->sg[r]));
+        for (int d = 0; d < D; d++)
+            st->out[(size_t)r * D + d] += g * st->xs[(size_t)r * D + d];
+    }
+}
+
+static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
+{
+    int D = x->c->hidden, N = x->N;
+    attn_block(st, L, x);
+    rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
+    emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
+    if (x->c->layer_is_moe[x->l])
+        moe_block(st, L, x);
+    else
+        mlp_block(st, L, x);
+    for (size_t i = 0; i < (size_t)N * D; i++)
+        st->h[i] += st->out[i];
+    emit(x->taps, TAP_RESIDUAL, x->l, -1, st->h, N, D, NULL, NULL, x->S, x->T);
+}
+
+/* ---------------------------------------------------------------- public */
+
+/* Carve n bytes, 64-byte aligned, at offset *off of base (NULL base: only count). */
+static void *carve(char *base, size_t *off, size_t n)
+{
+    void *r = base ? base + *off : NULL;
+    *off += (n + 63) / 64 * 64;
+    return r;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Lays the buffers out from base (or from NULL to measure); returns the bytes used. */
+static size_t layout(fwd_state *st, char *base)
+{
+    const hfc_config *c = model_config(st->m);
+    size_t N = (size_t)st->max_seq * st->max_len, T = (size_t)st->max_len, D = c->hidden;
+    size_t Dq = (size_t)c->n_heads * c->head_dim, Dkv = (size_t)c->n_kv_heads * c->head_dim;
+    size_t E = c->n_experts > 0 ? c->n_experts : 0, K = E ? c->n_experts_per_tok : 0;
+    size_t P = N * K, F = c->moe_intermediate > 0 ? c->moe_intermediate : 0;
+    size_t Fs = c->shared_intermediate > 0 ? c->shared_intermediate : 0;
+    size_t I = c->intermediate > 0 ? c->intermediate : 0;
+    size_t ffn = max_sz(max_sz(P * F, N * F), max_sz(N * Fs, N * I));
+    size_t o = 0;
+    st->h = carve(base, &o, N * D * 4);
+    st->xn = carve(base, &o, N * D * 4);
+    st->q = carve(base, &o, N * Dq * 4);
+    st->att = carve(base, &o, N * Dq * 4);
+    st->k = carve(base, &o, N * Dkv * 4);
+    st->v = carve(base, &o, N * Dkv * 4);
+    st->scores = carve(base, &o, T * T * 4);
+    st->rcos = carve(base, &o, T * (size_t)c->head_dim / 2 * 4);
+    st->rsin = carve(base, &o, T * (size_t)c->head_dim / 2 * 4);
+    st->out = carve(base, &o, N * D * 4);
+    st->rlog = carve(base, &o, N * E * 4);
+    st->prob = carve(base, &o, N * E * 4);
+    st->sel = carve(base, &o, P * sizeof(int));
+    st->selw = carve(base, &o, P * 4);
+    st->off = carve(base, &o, (E + 1) * sizeof(int));
+    st->fill = carve(base, &o, (E + 1) * sizeof(int));
+    st->slot_row = carve(base, &o, P * sizeof(int));
+    st->slot_w = carve(base, &o, P * 4);
+    st->xs = carve(base, &o, max_sz(P, N) * D * 4);
+    st->fa = carve(base, &o, ffn * 4);
+    st->fb = carve(base, &o, ffn * 4);
+    st->dense_w = carve(base, &o, N * 4);
+    st->iota = carve(base, &o, N * sizeof(int));
+    st->sg = carve(base, &o, N * 4);
+    st->logits = carve(base, &o, N * (size_t)c->vocab * 4);
+    return o;
+}
+
+int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_err *err)
+{
+    *out = NULL;
+    if (max_seq <= 0 || max_len <= 0 || (int64_t)max_seq * max_len > (1 << 24))
+        return vl_errf(err, VL_EARG, "forward: batch of %d × %d tokens out of range", max_seq,
+                       max_len);
+    fwd_state *st = vl_calloc(1, sizeof *st);
+    if (!st)
+        return vl_errf(err, VL_ENOMEM, "forward: out of memory");
+    st->m = m;
+    st->max_seq = max_seq;
+    st->max_len = max_len;
+    size_t bytes = layout(st, NULL);
+    if (!(st->block = vl_malloc(bytes + 64))) {
+        vl_free(st);
+        return vl_errf(err, VL_ENOMEM, "forward: out of memory for %zu MiB of buffers",
+                       bytes >> 20);
+    }
+    layout(st, (char *)(((uintptr_t)st->block + 63) & ~(uintptr_t)63));
+    const hfc_config *c = model_config(m);
+    int half = c->head_dim / 2;
+    for (int t = 0; t < max_len; t++) /* float64 angles, rounded once */
+        for (int i = 0; i < half; i++) {
+            double a = t * pow(c->rope_theta, -2.0 * i / c->head_dim);
+            st->rcos[(size_t)t * half + i] = (float)cos(a);
+            st->rsin[(size_t)t * half + i] = (float)sin(a);
+        }
+    for (int r = 0; r < max_seq * max_len; r++)
+        st->iota[r] = r;
+    *out = st;
+    return 0;
+}
+
+int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+            int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
+            const float **logits, vl_err *err)
+{
+    const hfc_config *c = model_config(m);
+    fwd_opts defaults = fwd_opts_defaults();
+    int D = c->hidden, V = c->vocab;
+    if (st->m != m)
+        return vl_errf(err, VL_EARG, "forward: state was made for another model");
+    if (n_seq <= 0 || seq_len <= 0 || n_seq > st->max_seq || seq_len > st->max_len)
+        return vl_errf(err, VL_EARG, "forward: batch %d × %d exceeds the state's %d × %d",
+                       n_seq, seq_len, st->max_seq, st->max_len);
+    int N = n_seq * seq_len; /* <= max_seq · max_len, checked at fwd_state_new */
+    for (int r = 0; r < N; r++)
+        if (ids[r] < 0 || ids[r] >= V)
+            return vl_errf(err, VL_ERANGE, "forward: token id %d (sequence %d, position %d) "
+                           "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
+                           r % seq_len, V);
+    ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
+    st->flops = 0;
+    for (int r = 0; r < N; r++)                                       /* [N × D] */
+        memcpy(st->h + (size_t)r * D, w->embed + (size_t)ids[r] * D, (size_t)D * 4);
+    for (x.l = 0; x.l < c->n_layers; x.l++)
+        fwd_layer(st, &w->layers[x.l], &x);
+    rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
+    mm(st, st->logits, st->xn, w->lm_head ? w->lm_head : w->embed, N, D, V);   /* [N × V] */
+    emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
+    *logits = st->logits;
+    return 0;
+}
+
+const float *fwd_final_hidden(const fwd_state *st) { return st->xn; }
+
+double fwd_last_flops(const fwd_state *st) { return st->flops; }
+
+void fwd_state_free(fwd_state *st)
+{
+    if (!st)
+        return;
+    vl_free(st->block);
+    vl_free(st);
+}

@@ -1,0 +1,70 @@
+/* analysis/fwd.h — the float32 forward pass of a decoder-only LLM (dense or MoE), with taps.
+ *
+ * Math as Hugging Face transformers computes it (LlamaModel, Qwen2/Qwen3, Qwen2Moe/Qwen3Moe,
+ * Mixtral): token embedding; per layer x += o_proj(attn(rope(q), rope(k), v)) on
+ * input_layernorm(x), then x += mlp(post_attention_layernorm(x)) where mlp is a SwiGLU MLP or a
+ * MoE block (softmax router, top-k, optional renormalisation, SwiGLU experts weighted by their
+ * routing weight, plus a shared expert gated by sigmoid(x·w_sgᵀ)); final RMSNorm; LM head.
+ * Every sequence of a batch has positions 0..T-1 and attends causally to itself only.
+ *
+ * Top-k ties: among equal router probabilities the lower expert index is chosen first (what
+ * torch.topk does on the CPU in practice; it does not promise it).
+ *
+ * What it does not do: KV caching / incremental decoding, padding masks (all sequences of a
+ * batch have the same length), sliding windows, rope scaling variants.
+ *
+ * Taps (analysis/tap.h), per layer in this order: TAP_ATTN_IN, TAP_ATTN_O_IN, TAP_MLP_IN; in a
+ * MoE layer TAP_ROUTER_LOGITS, TAP_EXPERT_IN for every expert 0..E-1 (0 rows when none is
+ * routed to it), TAP_EXPERT_DOWN_IN for every expert, TAP_SHARED_DOWN_IN if the model has a
+ * shared expert; in a dense layer TAP_MLP_DOWN_IN; then TAP_RESIDUAL. TAP_LOGITS last.
+ * Expert events list the rows routed to the expert in increasing batch row (row_token) with
+ * their routing weights (row_weight, after any renormalisation); their rows sum to N·K per
+ * layer. There is no event for the embeddings: they are rows of model_weights.embed.
+ *
+ * A fwd_state holds every buffer of a run, sized once by fwd_state_new for at most max_seq
+ * sequences of max_len tokens; fwd_run does not allocate. A state serves one run at a time
+ * (not thread-safe); the model and a weights binding may be shared by many states.
+ */
+#ifndef VL_FWD_H
+#define VL_FWD_H
+
+#include "../core/err.h"
+#include "model.h"
+#include "tap.h"
+
+#include <stdint.h>
+
+typedef struct fwd_state fwd_state;
+
+typedef struct {
+    /* Statistics only: every routed expert also runs on every token, and its TAP_EXPERT_IN /
+     * TAP_EXPERT_DOWN_IN events carry all N tokens (row_weight 0 for tokens not routed to it).
+     * The output (and logits) stay the normal top-k combination. */
+    int route_all_experts;
+} fwd_opts;
+
+fwd_opts fwd_opts_defaults(void);
+
+/* Buffers for up to max_seq × max_len tokens of model M (which must outlive the state). */
+int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_err *err);
+
+/* Run n_seq sequences of seq_len tokens: ids[s·seq_len + t], each in [0, vocab). W is the
+ * weights binding (model_base(m) or a clone); OPTS may be NULL (defaults); TAPS may be NULL.
+ * On success *logits points to [n_seq·seq_len × vocab] float32 (row s·seq_len + t), owned by
+ * the state and valid until its next run or fwd_state_free. Errors: VL_EARG (batch larger
+ * than the state, state of another model), VL_ERANGE (token id out of range). */
+int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+            int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
+            const float **logits, vl_err *err);
+
+/* After a run: the final-normed hidden states [N × D] (input of the LM head); same lifetime as
+ * the logits. */
+const float *fwd_final_hidden(const fwd_state *st);
+
+/* After a run: floating-point operations of the matrix products it did (2·m·n·k each,
+ * attention scores and P·V included, route-all extras included). */
+double fwd_last_flops(const fwd_state *st);
+
+void fwd_state_free(fwd_state *st); /* NULL is a no-op */
+
+#endif

@@ -1,0 +1,117 @@
+/* analysis/model.h — a decoder-only LLM loaded for the forward pass: config + float32 weights.
+ *
+ * model_open reads DIR/config.json (io/hfcfg) and DIR's safetensors (io/st, one file or
+ * sharded), checks that every tensor the architecture needs exists with the right shape,
+ * converts each to float32 once (NaN/Inf rejected) into memory the model owns, and closes the
+ * files. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral (MoE).
+ * Tensors the architecture does not use are ignored (counted in model_info.n_unused).
+ *
+ * The weights are reached through a *binding* (model_weights): per layer, pointers to each
+ * matrix and vector the forward reads. The model owns one binding (model_base); a fake-quant
+ * evaluation clones it (model_weights_clone) and replaces some pointers (model_weights_slot)
+ * so the same forward code runs on other weights. Every pointer in a binding refers to a
+ * row-major float32 array of the shape listed in model_tensor_at().
+ *
+ * Thread-safety: a model is read-only after model_open and may be shared by threads.
+ * Lifetimes: everything returned by the queries is valid until model_close.
+ */
+#ifndef VL_MODEL_H
+#define VL_MODEL_H
+
+#include "../core/err.h"
+#include "../io/hfcfg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct model model;
+
+/* A SwiGLU feed-forward: down(silu(x·gateᵀ) ⊙ x·upᵀ). NULLs when absent. */
+typedef struct {
+    const float *gate; /* [F × D] */
+    const float *up;   /* [F × D] */
+    const float *down; /* [D × F] */
+} model_ffn;
+
+typedef struct {
+    const float *attn_norm;        /* input_layernorm [D] */
+    const float *wq, *wk, *wv;     /* [Hq·Dh × D], [Hkv·Dh × D], [Hkv·Dh × D] */
+    const float *bq, *bk, *bv;     /* biases of the above, NULL without qkv bias */
+    const float *wo;               /* [D × Hq·Dh] */
+    const float *bo;               /* [D], NULL unless llama/qwen3 with attention_bias */
+    const float *q_norm, *k_norm;  /* per-head RMSNorm [Dh], NULL without qk norm */
+    const float *mlp_norm;         /* post_attention_layernorm [D] */
+    /* MoE layers (cfg.layer_is_moe[l]): */
+    const float *router;           /* [E × D], NULL in dense layers */
+    model_ffn *experts;            /* [E] routed experts (F wide), NULL in dense layers */
+    model_ffn shared;              /* shared expert (Fs wide), NULLs if none */
+    const float *shared_gate;      /* shared_expert_gate [1 × D], NULL if none */
+    /* dense layers: */
+    model_ffn mlp;                 /* dense MLP (I wide), NULLs in MoE layers */
+} model_layer;
+
+typedef struct {
+    const float *embed;      /* embed_tokens [V × D] */
+    const float *final_norm; /* model.norm [D] */
+    const float *lm_head;    /* [V × D]; NULL when tied (the head then uses embed) */
+    int n_layers;
+    model_layer *layers;     /* [L], owned by the binding */
+} model_weights;
+
+/* Parameter classes (vbrlab info, bit allocation). */
+typedef enum {
+    MODEL_C_EMBED, MODEL_C_ATTN, MODEL_C_ROUTER, MODEL_C_EXPERT, MODEL_C_SHARED,
+    MODEL_C_MLP, MODEL_C_NORM, MODEL_C_LM_HEAD, MODEL_C_COUNT
+} model_class;
+
+/* One tensor the architecture uses, in file-independent canonical order (embed, layers in
+ * order, final norm, lm_head). rows × cols (vectors: rows = 1). */
+typedef struct {
+    const char *name;  /* Hugging Face tensor name */
+    model_class cls;
+    int layer;         /* −1 for embed, final norm, lm_head */
+    int expert;        /* routed expert index, −1 otherwise */
+    int rows, cols;
+    int64_t numel;
+    int stored_dtype;  /* st_dtype of the file's tensor */
+} model_tensor;
+
+typedef struct {
+    int64_t params[MODEL_C_COUNT]; /* parameters per class (tied lm_head counts 0) */
+    int64_t params_total;
+    int64_t stored_bytes;          /* bytes of the used tensors' data on disk */
+    double bits_per_weight;        /* 8 · stored_bytes / params_total */
+    int64_t file_bytes;            /* bytes of all tensor data in the safetensors files */
+    int n_tensors;                 /* used tensors */
+    int n_unused;                  /* tensors present in the files but not used */
+} model_info;
+
+/* Open the model in directory DIR. On success *out owns everything; close with model_close.
+ * Errors name the file and the tensor (missing tensor, wrong shape, NaN/Inf, bad config). */
+int model_open(model **out, const char *dir, vl_err *err);
+
+const hfc_config *model_config(const model *m);
+const char *model_dir(const model *m);
+/* The model's own binding (its float32 weights). */
+const model_weights *model_base(const model *m);
+void model_get_info(const model *m, model_info *info);
+const char *model_class_name(model_class c); /* "embeddings", "attention", ... */
+
+size_t model_tensor_count(const model *m);
+const model_tensor *model_tensor_at(const model *m, size_t i);  /* i < count */
+/* Index of the tensor with Hugging Face name NAME, or −1. */
+long model_tensor_find(const model *m, const char *name);
+
+/* A copy of SRC (same pointers, new layer/expert arrays) the caller may modify; free with
+ * model_weights_free. The copy borrows the arrays SRC points to (their owner must outlive it). */
+int model_weights_clone(model_weights **out, const model *m, const model_weights *src,
+                        vl_err *err);
+/* The pointer in binding W that holds tensor i (i < model_tensor_count): assign through it to
+ * bind other data of the same shape. A tied model has no lm_head tensor: its head reads the
+ * embedding slot, so replacing the embedding replaces both (as llama.cpp's tied output does). */
+const float **model_weights_slot(const model *m, model_weights *w, size_t i);
+void model_weights_free(model_weights *w); /* NULL is a no-op */
+
+void model_close(model *m); /* NULL is a no-op */
+
+#endif
