@@ -1,0 +1,349 @@
+/* analysis/stats_tap.c — the tap callback of the stats module: events → per-sequence float64
+ * partials → exact fixed-point totals (stats.h explains why per sequence).
+ */
+#include "stats_int.h"
+
+#include "../core/kern.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- batch */
+
+int stat_begin_batch(stat_acc *a, const int32_t *ids, int n_seq, int seq_len, vl_err *err)
+{
+    if (n_seq <= 0 || seq_len <= 0 || seq_len > a->cfg.max_seq_len)
+        return vl_errf(err, VL_EARG, "stats: batch of %d × %d tokens (max_seq_len %d)", n_seq,
+                       seq_len, a->cfg.max_seq_len);
+    a->ids = ids;
+    a->ids_n_seq = n_seq;
+    a->ids_seq_len = seq_len;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+/* Sequence of event row i (expert rows map through row_token). */
+static int row_seq(const tap_event *ev, int i)
+{
+    return (ev->row_token ? ev->row_token[i] : i) / ev->seq_len;
+}
+
+static int fx_add_or_fail(stat_acc *a, fx_num *dst, double v, int layer, stat_slot s, int e,
+                          const char *what, int ch)
+{
+    if (fx_add_f64(dst, v) == 0)
+        return 0;
+    char lab[96];
+    stat_label(lab, sizeof lab, layer, s, e);
+    stat_fail(a, VL_ERANGE, "stats: %s: %s of channel %d: %s", lab, what, ch,
+              isfinite(v) ? "fixed-point sum out of range" : "non-finite activation");
+    return -1;
+}
+
+/* Rows [r0, r1) of the event, all of one sequence, into input `in`. */
+static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0, int r1,
+                       stat_slot s, int e)
+{
+    const int K = in->cols;
+    double *p1 = a->p1, *p2 = a->p2, *p4 = a->p4, *amax = in->absmax;
+    memset(p1, 0, (size_t)K * sizeof *p1);
+    memset(p2, 0, (size_t)K * sizeof *p2);
+    memset(p4, 0, (size_t)K * sizeof *p4);
+    int64_t routed = 0;
+    for (int r = r0; r < r1; r++) {
+        const float *x = ev->data + (size_t)r * ev->stride;
+        for (int c = 0; c < K; c++) {
+            double v = x[c], v2 = v * v;
+            p1[c] += v;
+            p2[c] += v2;
+            p4[c] += v2 * v2;
+            double m = fabs(v);
+            if (m > amax[c])
+                amax[c] = m;
+        }
+        routed += !ev->row_weight || ev->row_weight[r] > 0.0f;
+    }
+    for (int c = 0; c < K; c++)
+        if (fx_add_or_fail(a, &in->sum_x[c], p1[c], ev->layer, s, e, "Σx", c) ||
+            fx_add_or_fail(a, &in->sum_x2[c], p2[c], ev->layer, s, e, "Σx²", c) ||
+            fx_add_or_fail(a, &in->sum_x4[c], p4[c], ev->layer, s, e, "Σx⁴", c))
+            return;
+    in->rows += r1 - r0;
+    in->rows_routed += routed;
+    if (!in->xtx)
+        return;
+    /* kern_xtx_acc wants dense rows: copy when the event's stride is wider than K */
+    const float *x = ev->data + (size_t)r0 * ev->stride;
+    if (ev->stride != (size_t)K) {
+        for (int r = r0; r < r1; r++)
+            memcpy(a->rowbuf + (size_t)(r - r0) * K, ev->data + (size_t)r * ev->stride,
+                   (size_t)K * sizeof(float));
+        x = a->rowbuf;
+    }
+    memset(a->xtx_part, 0, (size_t)K * K * sizeof(double));
+    kern_xtx_acc(a->xtx_part, x, r1 - r0, K);
+    fx_num *t = in->xtx;
+    for (int i = 0; i < K; i++)
+        for (int j = i; j < K; j++, t++)
+            if (fx_add_or_fail(a, t, a->xtx_part[(size_t)i * K + j], ev->layer, s, e, "XᵀX", i))
+                return;
+}
+
+static int event_slot(tap_point p, stat_slot *s)
+{
+    switch (p) {
+    case TAP_ATTN_IN: *s = STAT_ATTN_IN; return 1;
+    case TAP_ATTN_O_IN: *s = STAT_O_IN; return 1;
+    case TAP_MLP_IN: *s = STAT_MLP_IN; return 1;
+    case TAP_EXPERT_IN: *s = STAT_EXPERT_IN; return 1;
+    case TAP_EXPERT_DOWN_IN: *s = STAT_EXPERT_DOWN; return 1;
+    case TAP_SHARED_DOWN_IN: *s = STAT_SHARED_DOWN; return 1;
+    case TAP_MLP_DOWN_IN: *s = STAT_MLP_DOWN; return 1;
+    default: return 0;
+    }
+}
+
+/* Validate the event's rows against its batch shape; 0 if usable. */
+static int check_rows(stat_acc *a, const tap_event *ev, int cols, const char *what)
+{
+    long long N = (long long)ev->n_seq * ev->seq_len;
+    if (ev->n_seq <= 0 || ev->seq_len <= 0 || ev->seq_len > a->cfg.max_seq_len) {
+        stat_fail(a, VL_ESHAPE, "stats: %s: batch %d × %d (max_seq_len %d)", what, ev->n_seq, ev->seq_len, a->cfg.max_seq_len);
+        return -1;
+    }
+    if (ev->cols != cols || ev->rows < 0 || ev->rows > N || ev->stride < (size_t)ev->cols ||
+        (!ev->row_token && ev->rows != N)) {
+        stat_fail(a, VL_ESHAPE, "stats: %s: event %d × %d (stride %zu), expected "
+                  "%s%lld × %d", what, ev->rows, ev->cols, ev->stride,
+                  ev->row_token ? "≤ " : "", N, cols);
+        return -1;
+    }
+    for (int i = 0; ev->row_token && i < ev->rows; i++)
+        if (ev->row_token[i] < 0 || ev->row_token[i] >= N) {
+            stat_fail(a, VL_ESHAPE, "stats: %s: row %d maps to token %d of %lld", what, i, ev->row_token[i], N);
+            return -1;
+        }
+    return 0;
+}
+
+static void on_input(stat_acc *a, const tap_event *ev, stat_slot s)
+{
+    int e = s >= STAT_EXPERT_IN ? ev->expert : -1;
+    stat_input *in = stat_input_mut(a, ev->layer, s, e);
+    char lab[96];
+    stat_label(lab, sizeof lab, ev->layer, s, e);
+    if (!in) {
+        stat_fail(a, VL_ESHAPE, "stats: %s: no such input in this model", lab);
+        return;
+    }
+    if (check_rows(a, ev, in->cols, lab))
+        return;
+    /* runs of consecutive rows of one sequence are one partial each */
+    for (int r0 = 0; r0 < ev->rows && !a->failed;) {
+        int q = row_seq(ev, r0), r1 = r0 + 1;
+        while (r1 < ev->rows && row_seq(ev, r1) == q)
+            r1++;
+        input_rows(a, in, ev, r0, r1, s, e);
+        r0 = r1;
+    }
+}
+
+/* ---------------------------------------------------------------- router */
+
+/* Softmax of one row in float64 into p; returns the entropy (nats), NaN on NaN input. */
+static double softmax_entropy(const float *l, int n, double *p)
+{
+    float m = l[0];
+    for (int i = 1; i < n; i++)
+        m = l[i] > m ? l[i] : m;
+    if (!(m > -INFINITY))
+        return NAN; /* NaN maximum (NaN compares false) or every logit −Inf */
+    double s = 0.0, sl = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (isnan(l[i]))
+            return NAN;
+        double d = (double)l[i] - m, e = exp(d);
+        p[i] = e;
+        s += e;
+        if (e > 0.0) /* skip underflowed terms: e·d would be 0·(−Inf) for −Inf logits */
+            sl += e * d;
+    }
+    for (int i = 0; i < n; i++)
+        p[i] /= s;
+    return log(s) - sl / s; /* H = log Σe^d − Σ e^d·d / Σe^d */
+}
+
+/* Top-k of float32 logits: larger first, ties to the lower index. sel[0..k). */
+static void topk(const float *l, int n, int k, int *sel)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int q = 0; q < j; q++)
+                taken |= sel[q] == i;
+            if (!taken && (best < 0 || l[i] > l[best]))
+                best = i;
+        }
+        sel[j] = best;
+    }
+}
+
+static int router_flush(stat_acc *a, stat_router *r, double ent, int layer)
+{
+    int rc = fx_add_f64(&r->sum_entropy, ent);
+    for (int e = 0; e < r->n_experts && !rc; e++)
+        rc = fx_add_f64(&r->sum_prob[e], a->rp[e]) || fx_add_f64(&r->sum_weight[e], a->rw[e]);
+    if (rc)
+        stat_fail(a, VL_ERANGE, "stats: layer %d router: fixed-point sum out of range", layer);
+    return rc;
+}
+
+static void on_router(stat_acc *a, const tap_event *ev)
+{
+    stat_router *r = stat_router_mut(a, ev->layer);
+    if (!r) {
+        stat_fail(a, VL_ESHAPE, "stats: layer %d: router logits in a dense layer", ev->layer);
+        return;
+    }
+    const int E = r->n_experts, K = a->cfg.top_k;
+    char lab[48];
+    snprintf(lab, sizeof lab, "layer %d router", ev->layer);
+    if (check_rows(a, ev, E, lab))
+        return;
+    double ent = 0.0;
+    memset(a->rp, 0, (size_t)E * sizeof *a->rp);
+    memset(a->rw, 0, (size_t)E * sizeof *a->rw);
+    for (int t = 0; t < ev->rows; t++) {
+        const float *l = ev->data + (size_t)t * ev->stride;
+        double h = softmax_entropy(l, E, a->rprob);
+        if (isnan(h)) {
+            stat_fail(a, VL_ERANGE, "stats: layer %d router: token %d: NaN or all −Inf logits",
+                      ev->layer, t);
+            return;
+        }
+        topk(l, E, K, a->sel);
+        double norm = 0.0;
+        for (int j = 0; j < K; j++)
+            norm += a->rprob[a->sel[j]];
+        for (int j = 0; j < K; j++) {
+            int e = a->sel[j];
+            r->routed[e]++;
+            a->rw[e] += a->cfg.norm_topk_prob ? a->rprob[e] / norm : a->rprob[e];
+            for (int q = 0; q < K; q++)
+                r->coselect[(size_t)e * E + a->sel[q]]++;
+        }
+        for (int e = 0; e < E; e++)
+            a->rp[e] += a->rprob[e];
+        ent += h;
+        r->tokens++;
+        /* end of a sequence (or of the event): the partials go into the exact totals */
+        if (t + 1 == ev->rows || row_seq(ev, t + 1) != row_seq(ev, t)) {
+            if (router_flush(a, r, ent, ev->layer))
+                return;
+            ent = 0.0;
+            memset(a->rp, 0, (size_t)E * sizeof *a->rp);
+            memset(a->rw, 0, (size_t)E * sizeof *a->rw);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- logits */
+
+double stat_entropy(const float *logits, int n, int target, double *logprob)
+{
+    float m = logits[0];
+    for (int i = 1; i < n; i++)
+        m = logits[i] > m ? logits[i] : m;
+    double h = NAN, lp = NAN;
+    if (m > -INFINITY) {
+        double s = 0.0, sl = 0.0;
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            bad |= isnan(logits[i]);
+            double d = (double)logits[i] - m, e = exp(d);
+            s += e;
+            if (e > 0.0)
+                sl += e * d;
+        }
+        if (!bad) {
+            h = log(s) - sl / s;
+            if (target >= 0 && target < n)
+                lp = ((double)logits[target] - m) - log(s);
+        }
+    }
+    if (logprob)
+        *logprob = lp;
+    return h;
+}
+
+static void on_logits(stat_acc *a, const tap_event *ev)
+{
+    if (check_rows(a, ev, a->cfg.vocab, "logits"))
+        return;
+    if (!a->ids || a->ids_n_seq != ev->n_seq || a->ids_seq_len != ev->seq_len) {
+        stat_fail(a, VL_EARG, "stats: logits of a %d × %d batch without its token ids "
+                  "(stat_begin_batch)", ev->n_seq, ev->seq_len);
+        return;
+    }
+    stat_tokens *tk = &a->tokens;
+    if (tk->n + ev->rows > tk->cap) {
+        stat_fail(a, VL_ERANGE, "stats: per-token arrays full (%lld of %lld tokens)",
+                  (long long)tk->n + ev->rows, (long long)tk->cap);
+        return;
+    }
+    for (int r = 0; r < ev->rows; r++) {
+        int next = r % ev->seq_len + 1 < ev->seq_len ? a->ids[r + 1] : -1;
+        if (next >= ev->cols) {
+            stat_fail(a, VL_ERANGE, "stats: token id %d out of vocabulary %d", next, ev->cols);
+            return;
+        }
+        double lp, h = stat_entropy(ev->data + (size_t)r * ev->stride, ev->cols, next, &lp);
+        if (isnan(h)) {
+            stat_fail(a, VL_ERANGE, "stats: logits of token %d: NaN or all −Inf", r);
+            return;
+        }
+        tk->entropy[tk->n] = h;
+        tk->logprob[tk->n] = lp;
+        tk->n++;
+    }
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+void stat_tap(void *user, const tap_event *ev)
+{
+    stat_acc *a = user;
+    if (a->failed)
+        return;
+    stat_slot s;
+    if (ev->point == TAP_LOGITS) {
+        if (a->cfg.token_stats)
+            on_logits(a, ev);
+        return;
+    }
+    if (ev->layer < 0 || ev->layer >= a->cfg.n_layers) {
+        stat_fail(a, VL_ESHAPE, "stats: event for layer %d of %d", ev->layer, a->cfg.n_layers);
+        return;
+    }
+    if (ev->point == TAP_ROUTER_LOGITS)
+        on_router(a, ev);
+    else if (event_slot(ev->point, &s))
+        on_input(a, ev, s);
+}
+
+tap_set stat_taps(stat_acc *a)
+{
+    unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN);
+    for (int l = 0; l < a->cfg.n_layers; l++)
+        want |= a->sparse[l] ? TAP_BIT(TAP_ROUTER_LOGITS) | TAP_BIT(TAP_EXPERT_IN) |
+                                   TAP_BIT(TAP_EXPERT_DOWN_IN) |
+                                   (a->cfg.shared_inter > 0 ? TAP_BIT(TAP_SHARED_DOWN_IN) : 0)
+                             : TAP_BIT(TAP_MLP_DOWN_IN);
+    if (a->cfg.token_stats)
+        want |= TAP_BIT(TAP_LOGITS);
+    tap_set ts = {stat_tap, a, want};
+    return ts;
+}
