@@ -23,6 +23,7 @@ static const cli_cmd cmds[] = {
     {"info", cmd_info, "info [MODEL_DIR]                       architecture, parameters by class, bits"},
     {"forward", cmd_forward, "forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 [--hidden] [--router]"},
     {"tokenize", cmd_tokenize, "tokenize [MODEL_DIR] [--decode] [--json] [--lines]   text on stdin -> ids"},
+    {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
 };
 
 static void usage(FILE *f)
