@@ -253,9 +253,12 @@ static void test_taps(chk *c, const model *m, const int32_t *ids, int S, int T)
     CHECK(c, rc == 0, "forward with all taps");
     float *ref = malloc(sizeof(float) * N * V);
     memcpy(ref, lg, sizeof(float) * N * V);
-    /* attn_in, o_in, mlp_in, router, residual; E expert_in + E down_in; shared down_in */
-    int per_layer = 5 + 2 * E + (cf->shared_intermediate > 0);
-    CHECK_INT(c, cp.n, L * per_layer + 1, "event count (layers x (5 + 2E + shared) + logits)");
+    /* MoE layer: attn_in, o_in, mlp_in, router, residual; E expert_in + E down_in; shared
+     * down_in. Dense layer: attn_in, o_in, mlp_in, mlp_down_in, residual. Then the logits. */
+    int want_n = 1;
+    for (int l = 0; l < L; l++)
+        want_n += cf->layer_is_moe[l] ? 5 + 2 * E + (cf->shared_intermediate > 0) : 5;
+    CHECK_INT(c, cp.n, want_n, "event count");
     int ordered = 1, rows_ok = 1;
     for (int i = 1; i < cp.n && i < MAX_EVENTS; i++) {
         long a = ((long)cp.layer[i - 1] * TAP_COUNT + cp.point[i - 1]) * 1000 + cp.expert[i - 1];
@@ -273,7 +276,8 @@ static void test_taps(chk *c, const model *m, const int32_t *ids, int S, int T)
             if (cp.point[i] == TAP_EXPERT_DOWN_IN)
                 rows_ok &= cp.cols[i] == cf->moe_intermediate;
         }
-        rows_ok &= in == (long)N * K && down == (long)N * K;
+        rows_ok &= in == (long)N * K * cf->layer_is_moe[l] &&
+                   down == (long)N * K * cf->layer_is_moe[l];
     }
     CHECK(c, rows_ok, "per-expert rows sum to N*K = %d per layer (in and down_in)", N * K);
     CHECK(c, cp.expert_in_err == 0.0 && !cp.bad_rowmap,
@@ -295,14 +299,41 @@ static void test_taps(chk *c, const model *m, const int32_t *ids, int S, int T)
             in += ca.layer[i] == l && ca.point[i] == TAP_EXPERT_IN ? ca.rows[i] : 0;
             down += ca.layer[i] == l && ca.point[i] == TAP_EXPERT_DOWN_IN ? ca.rows[i] : 0;
         }
-        all_ok &= in == (long)N * E && down == (long)N * E;
+        all_ok &= in == (long)N * E * cf->layer_is_moe[l] &&
+                  down == (long)N * E * cf->layer_is_moe[l];
         wdiff = fmax(wdiff, fabs(ca.wsum[l] - cp.wsum[l]));
     }
     CHECK(c, all_ok, "route-all: per-expert rows sum to N*E = %d per layer", N * E);
-    CHECK(c, wdiff < 1e-3 && cp.wsum[0] > 0, "route-all: same routing weight mass (|d| %g)",
-          wdiff);
+    CHECK(c, wdiff < 1e-3 && cp.wsum[L - 1] > 0, "route-all: same routing weight mass "
+          "(|d| %g)", wdiff);
+    if (cf->norm_topk_prob) /* renormalised: each token's K weights sum to 1 */
+        CHECK_NEAR(c, cp.wsum[L - 1], N, 1e-3, 0, "norm_topk_prob: weights sum to 1 per token");
+    else /* plain softmax probabilities of the top K: less than 1 per token */
+        CHECK(c, cp.wsum[L - 1] < N, "top-k weights without renormalisation sum below N");
     capture_free(&cp);
     capture_free(&ca);
+    free(ref);
+    fwd_state_free(st);
+}
+
+/* A cloned binding, a replaced tensor, argument errors (embedded model). */
+static void test_binding(chk *c, const model *m, const int32_t *ids, int S, int T)
+{
+    const hfc_config *cf = model_config(m);
+    int N = S * T, V = cf->vocab;
+    fwd_state *st = NULL;
+    vl_err e;
+    const float *lg;
+    int rc = fwd_state_new(&st, m, S, T, &e);
+    if (rc == 0)
+        rc = fwd_run(m, model_base(m), st, ids, S, T, NULL, NULL, &lg, &e);
+    CHECK(c, rc == 0, "binding: reference run");
+    if (rc) {
+        fwd_state_free(st);
+        return;
+    }
+    float *ref = malloc(sizeof(float) * N * V);
+    memcpy(ref, lg, sizeof(float) * N * V);
 
     /* a cloned binding gives the same logits; replacing one expert changes them */
     model_weights *w = NULL;
@@ -456,9 +487,19 @@ int main(void)
         test_info(&c, m);
         test_batching(&c, m, ids, S, T, full);
         test_taps(&c, m, ids, S, T);
+        test_binding(&c, m, ids, S, T);
     } else {
         CHECK(&c, 0, "embedded model available for the invariant tests");
     }
+    model_close(m);
+    free(ids);
+    /* a MoE model with a dense layer (mlp_only_layers [0]) and no shared expert */
+    m = NULL;
+    ids = golden_ids("tests/fixtures/qwen3-moe", &S, &T);
+    if (ids && model_open(&m, "tests/fixtures/qwen3-moe", &e) == 0)
+        test_taps(&c, m, ids, S, T);
+    else
+        CHECK(&c, 0, "qwen3-moe fixture available for the tap tests");
     model_close(m);
     free(ids);
     free(full);
