@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* tests/test_stats.c — analysis/stats against brute force on synthetic tap events.
  *
  * A tiny two-layer model shape (layer 0 MoE, layer 1 dense) and per-sequence synthetic
@@ -11,6 +12,7 @@
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
+#include <unistd.h>
 
 enum { L = 2, D = 8, A = 6, E = 4, K = 2, F = 5, FS = 3, I = 7, V = 11, T = 6, NSEQ = 12 };
 enum { MAXC = 8, PAD = 3 };
@@ -533,6 +535,45 @@ static void test_fx(chk *c)
     CHECK(c, fx_to_f64(&z) == -2.0, "fx: negative round trip");
 }
 
+static void test_h5(chk *c)
+{
+    stat_acc *a = new_acc(), *b = NULL;
+    run_range(a, 0, NSEQ, 4, 1, NULL);
+    vl_err err = {0};
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/vbrlab-test-stats-%d.h5", (int)getpid());
+    h5s_store *s = NULL;
+    int rc = h5s_create(&s, path, &err);
+    rc = rc ? rc : stat_write(a, s, "/stats/en", &err);
+    rc = rc ? rc : h5s_commit(s, &err);
+    CHECK(c, rc == 0, "write and commit: %s", rc ? err.msg : "ok");
+    rc = h5s_open(&s, path, &err);
+    rc = rc ? rc : stat_read(&b, s, "/stats/en", &err);
+    CHECK(c, rc == 0, "read back: %s", rc ? err.msg : "ok");
+    CHECK(c, b && same_acc(a, b, 1), "HDF5 round trip is bit-exact (sums, XᵀX, router, tokens)");
+    double *v = NULL;
+    int nd;
+    int64_t sh[H5S_MAX_DIMS];
+    if (h5s_read(s, "/stats/en/layers/00/experts/002/down_in/sum_x2", H5S_F64, (void **)&v, &nd,
+                 sh, &err) == 0) {
+        double want[F];
+        stat_input_f64(stat_input_get(a, 0, STAT_EXPERT_DOWN, 2), NULL, want, NULL, NULL);
+        CHECK(c, nd == 1 && sh[0] == F && !memcmp(v, want, sizeof want), "float64 view stored");
+    } else
+        CHECK(c, 0, "sum_x2 readable: %s", err.msg);
+    vl_free(v);
+    char *units = NULL;
+    CHECK_INT(c, h5s_attr_get(s, "/stats/en/layers/01/mlp_down_in/count", "units", &units, &err),
+              0, "units attribute present");
+    vl_free(units);
+    stat_acc *x = NULL;
+    CHECK_INT(c, stat_read(&x, s, "/stats/zh", &err) < 0, 1, "missing group is an error");
+    h5s_close(s);
+    remove(path);
+    stat_free(a);
+    stat_free(b);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -545,5 +586,6 @@ int main(void)
     test_merge(&c);
     test_entropy(&c);
     test_errors(&c);
+    test_h5(&c);
     return chk_done(&c);
 }
