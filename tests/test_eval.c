@@ -54,7 +54,11 @@ static double run_alloc(chk *c, fix *f, const qb_alloc *al, const stat_acc *st, 
 {
     vl_err e = {0};
     qb_binding *b = NULL;
-    int rc = qb_bind(&b, f->m, al, st, NULL, label, &e);
+    /* plain min/max grids (no clip search): 20× faster binding, which keeps this test a few
+     * seconds under ASan; the clip search has its own tests (test_quant) */
+    qb_params p = qb_defaults();
+    p.fq.rtn.clip_steps = 1;
+    int rc = qb_bind(&b, f->m, al, st, &p, label, &e);
     CHECK(c, rc == 0, "%s: qb_bind: %s", label, e.msg);
     if (rc)
         return NAN;
