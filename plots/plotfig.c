@@ -206,7 +206,7 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
         rc = keep_layer(h5s_path(s), &g, r->layer, err);
     if (rc)
         goto done;
-    char title[512], cbl[256];
+    char title[1400], cbl[800];
     const char *proj = r->proj >= 0 ? psrc_proj_names[r->proj] : NULL;
     const char *xl = usage || proj ? "expert" : "projection (tensor class)";
     if (sens && !diff) {
