@@ -26,7 +26,6 @@ static const cli_cmd cmds[] = {
     {"alloc", cmd_alloc, "alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--set N] [--weights w1,w2] [--export-regex]"},
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
     {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH]"},
-    {"alloc", cmd_alloc, "alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--set N] [--weights w1,w2] [--export-regex]"},
     {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
 };
 
