@@ -3,66 +3,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../plots/plot.h"
 #include "check.h"
+#include "plotcheck.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Width and height from a PNG's IHDR chunk; 0 if the file is not a PNG. */
-static int png_size(const char *path, uint32_t *w, uint32_t *h)
-{
-    unsigned char b[24];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n < 24 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4))
-        return 0;
-    *w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
-    *h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
-    return 1;
-}
-
-/* Read the numbers of data block $name from a saved script into out (at most max). */
-static int read_block(const char *script, const char *name, double *out, int max)
-{
-    FILE *f = fopen(script, "r");
-    if (!f)
-        return -1;
-    char line[8192], head[64];
-    snprintf(head, sizeof head, "$%s << EOD", name);
-    int n = 0, in = 0;
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!in) {
-            in = !strcmp(line, head);
-            continue;
-        }
-        if (!strcmp(line, "EOD"))
-            break;
-        char *p = line, *end;
-        for (;;) {
-            double v = strtod(p, &end);
-            if (end == p)
-                break;
-            if (n < max)
-                out[n] = v;
-            n++;
-            p = end;
-        }
-    }
-    fclose(f);
-    return n;
-}
-
-static int exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 int main(void)
 {

@@ -1,0 +1,67 @@
+/* tests/plotcheck.h — what the plot tests share: a PNG's size from its IHDR chunk, the numbers
+ * of a data block in a saved gnuplot script, and a file-exists check. Header-only, test use. */
+#ifndef VL_PLOTCHECK_H
+#define VL_PLOTCHECK_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Width and height of a PNG file; returns 0 if the file is not a PNG. */
+static int png_size(const char *path, uint32_t *w, uint32_t *h)
+{
+    unsigned char b[24];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 24 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4))
+        return 0;
+    *w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+    *h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+    return 1;
+}
+
+/* The numbers of data block $name in a saved script ("NaN" read as NaN). */
+static int read_block(const char *script, const char *name, double *out, int max)
+{
+    FILE *f = fopen(script, "r");
+    if (!f)
+        return -1;
+    char line[8192], head[64];
+    snprintf(head, sizeof head, "$%s << EOD", name);
+    int n = 0, in = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!in) {
+            in = !strcmp(line, head);
+            continue;
+        }
+        if (!strcmp(line, "EOD"))
+            break;
+        char *p = line, *end;
+        for (;;) {
+            double v = strtod(p, &end);
+            if (end == p)
+                break;
+            if (n < max)
+                out[n] = v;
+            n++;
+            p = end;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+#endif
