@@ -6,7 +6,7 @@
 
 #include "../core/rng.h"
 #include "fwd.h"
-#include "kld.h"
+#include "stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -31,9 +31,7 @@ int calib_seq_entropy(const model *m, const int32_t *ids, int n_seq, int seq_len
             double sum = 0.0;
             for (int t = 0; t < seq_len; t++) {
                 size_t row = (size_t)s * seq_len + t;
-                double h, lp;
-                kld_entropy_logp(lg + row * V, V, 0, &h, &lp);
-                sum += h;
+                sum += stat_entropy(lg + row * V, V, -1, NULL);
             }
             out[s0 + s] = sum / seq_len;
         }

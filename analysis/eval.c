@@ -9,6 +9,7 @@
 #include "eval.h"
 
 #include "fwd.h"
+#include "stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -109,9 +110,7 @@ static int batch_metrics(ev_result *res, const float *lr, const float *lq, const
                                "eval: non-finite metric at sequence %zu position %d (logits "
                                "NaN/Inf?)",
                                tok0 / (size_t)(len - 1) + (size_t)s, t);
-            double ent, lp;
-            kld_entropy_logp(lr + row * V, V, next, &ent, &lp);
-            res->entropy_ref[res->acc.n] = ent;
+            res->entropy_ref[res->acc.n] = stat_entropy(lr + row * V, V, -1, NULL);
             int rc = kld_acc_add(&res->acc, &k, err);
             if (rc)
                 return rc;

@@ -47,18 +47,6 @@ kld_token kld_token_eval(const float *lr, const float *lq, int V, int next_id)
     return t;
 }
 
-void kld_entropy_logp(const float *logits, int V, int next_id, double *entropy, double *logp)
-{
-    double lse = logsumexp(logits, V, logits[argmax_f32(logits, V)]);
-    double h = 0.0;
-    for (int v = 0; v < V; v++) {
-        double lp = (double)logits[v] - lse;
-        h -= exp(lp) * lp;
-    }
-    *entropy = h > 0.0 ? h : 0.0;
-    *logp = (double)logits[next_id] - lse;
-}
-
 /* ---------------------------------------------------------------- accumulator */
 
 void kld_acc_init(kld_acc *a) { memset(a, 0, sizeof *a); }

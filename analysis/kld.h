@@ -37,9 +37,6 @@ typedef struct {
 /* One token from two logit rows of length V; next_id in [0, V). Pure function. */
 kld_token kld_token_eval(const float *logits_ref, const float *logits_q, int V, int next_id);
 
-/* Entropy (nats) of softmax(logits) and log-probability of next_id under it. Pure function. */
-void kld_entropy_logp(const float *logits, int V, int next_id, double *entropy, double *logp);
-
 typedef struct {
     size_t n, cap;       /* tokens stored / allocated */
     double *kld;         /* [n] per-token KLD */
