@@ -9,7 +9,6 @@
 #include "eval.h"
 
 #include "fwd.h"
-#include "stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -110,7 +109,7 @@ static int batch_metrics(ev_result *res, const float *lr, const float *lq, const
                                "eval: non-finite metric at sequence %zu position %d (logits "
                                "NaN/Inf?)",
                                tok0 / (size_t)(len - 1) + (size_t)s, t);
-            res->entropy_ref[res->acc.n] = stat_entropy(lr + row * V, V, -1, NULL);
+            res->entropy_ref[res->acc.n] = k.entropy_ref;
             int rc = kld_acc_add(&res->acc, &k, err);
             if (rc)
                 return rc;

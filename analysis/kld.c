@@ -17,29 +17,31 @@ static int argmax_f32(const float *x, int n)
     return best;
 }
 
-/* log Σ exp(x_v) in float64, shifted by the max for range. */
-static double logsumexp(const float *x, int n, double mx)
-{
-    double s = 0.0;
-    for (int i = 0; i < n; i++)
-        s += exp((double)x[i] - mx);
-    return mx + log(s);
-}
-
+/* One pass over the vocabulary, two exp per entry. With e_v = exp(lr_v − mr), S_r = Σ e_v:
+ *   lse_r = mr + log S_r, lse_q likewise,
+ *   KL(p‖q) = Σ p_v (lr_v − lq_v) − (lse_r − lse_q) = (Σ e_v (lr_v − lq_v)) / S_r − lse_r + lse_q,
+ *   H(p)    = lse_r − (Σ e_v lr_v) / S_r.
+ * Identical rows give exactly 0: every (lr_v − lq_v) is 0 and lse_r == lse_q bit for bit. */
 kld_token kld_token_eval(const float *lr, const float *lq, int V, int next_id)
 {
     kld_token t;
     t.top_ref = argmax_f32(lr, V);
     t.top_q = argmax_f32(lq, V);
     t.same_top = t.top_ref == t.top_q;
-    double lse_r = logsumexp(lr, V, lr[t.top_ref]);
-    double lse_q = logsumexp(lq, V, lq[t.top_q]);
-    double kl = 0.0;
+    double mr = lr[t.top_ref], mq = lq[t.top_q];
+    double sr = 0.0, sq = 0.0, sd = 0.0, sl = 0.0;
     for (int v = 0; v < V; v++) {
-        double lp = (double)lr[v] - lse_r, lq_ = (double)lq[v] - lse_q;
-        kl += exp(lp) * (lp - lq_);
+        double er = exp((double)lr[v] - mr);
+        sr += er;
+        sq += exp((double)lq[v] - mq);
+        sd += er * ((double)lr[v] - (double)lq[v]);
+        sl += er * ((double)lr[v] - mr);
     }
-    t.kld = kl > 0.0 ? kl : 0.0; /* rounding can give −1e-17 for identical rows */
+    double lse_r = mr + log(sr), lse_q = mq + log(sq);
+    double kl = sd / sr - lse_r + lse_q;
+    t.kld = kl > 0.0 ? kl : 0.0; /* rounding can give −1e-17 for nearly identical rows */
+    double h = log(sr) - sl / sr;
+    t.entropy_ref = h > 0.0 ? h : 0.0;
     double lpy = (double)lr[next_id] - lse_r, lqy = (double)lq[next_id] - lse_q;
     t.nll_ref = -lpy;
     t.nll_q = -lqy;

@@ -6,6 +6,7 @@
  *   same_t  = [argmax p == argmax q]
  *   Δp_t    = q_y − p_y                              (probability of the actual next token)
  *   nll_t   = −log p_y, −log q_y                     (nats)
+ *   H_t     = −Σ_v p_v log p_v                       (nats, the reference's entropy)
  * all in float64 from float32 logits (log-sum-exp with the max subtracted).
  *
  * Summary (llama.cpp tools/perplexity, kl_divergence()): mean KLD ± standard error
@@ -29,6 +30,7 @@ typedef struct {
     double dp;        /* q_y − p_y */
     double nll_ref;   /* −log p_y */
     double nll_q;     /* −log q_y */
+    double entropy_ref; /* H(p), nats (the reference's next-token entropy) */
     int same_top;     /* 1 if argmax agree */
     int top_ref;      /* argmax p (lowest index on ties) */
     int top_q;        /* argmax q */

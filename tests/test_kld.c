@@ -76,6 +76,10 @@ int main(void)
         CHECK_NEAR(&c, k.nll_ref, -(double)logl(p[y]), 1e-13, 1e-12, "nll ref");
         CHECK_NEAR(&c, k.nll_q, -(double)logl(q[y]), 1e-13, 1e-12, "nll q");
         CHECK_INT(&c, k.same_top, ar == aq, "same top");
+        long double h = 0;
+        for (int v = 0; v < V; v++)
+            h -= p[v] * logl(p[v]);
+        CHECK_NEAR(&c, k.entropy_ref, (double)h, 1e-13, 1e-12, "reference entropy");
         same += ar == aq;
         sum_dp2 += (double)((q[y] - p[y]) * (q[y] - p[y]));
         sum_nr += -(double)logl(p[y]);
