@@ -55,8 +55,8 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
     int64_t ns = p->n_sets, ni = pr->n_items;
     snprintf(d, sizeof d, "%s/predicted_kld", g);
     if ((rc = h5s_write(st, d, H5S_F64, res->dist_set, 1, &ns, "nat/token",
-                        "predicted mean KLD per set (order of attribute sets): Σ over tensors "
-                        "of α(eps0)·error share (alloc/salloc.h)",
+                        "predicted mean KLD per set (order of attribute sets): sum over "
+                        "tensors of alpha(eps0) x error share (alloc/salloc.h)",
                         err)))
         goto done;
     snprintf(d, sizeof d, "%s/item_bpw", g);
