@@ -150,7 +150,8 @@ int salloc_build(salloc_problem **out, const sens_result *r, const char *const *
 {
     *out = NULL;
     if (r->n_tensors < 1 || r->n_formats < 1)
-        return vl_errf(err, VL_EFORMAT, "sens: no tensors or no formats in the store");
+        return vl_errf(err, VL_EFORMAT, "sens: the store has no rate-distortion table (no "
+                                        "formats; run vbrlab sens with --formats)");
     int *sidx = vl_malloc((size_t)(n_sets > 0 ? n_sets : 1) * sizeof *sidx);
     salloc_problem *p = vl_calloc(1, sizeof *p);
     if (!sidx || !p) {
