@@ -154,6 +154,11 @@ typedef struct {
  * t, n_tensors, unit_name, n_units. */
 int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err);
 
+/* Group-granularity unit name of tensor t into out[cap]: its name with ".experts.N." written
+ * ".experts.*." (a glob matching every expert of the layer's projection); other tensors keep
+ * their own name. Pure. */
+void sens_group_name(char *out, size_t cap, const sens_tensor *t);
+
 /* Statistics input (slot, expert) that feeds tensor t (stats.h). */
 void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert);
 

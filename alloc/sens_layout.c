@@ -56,8 +56,7 @@ static int classify(const model_tensor *mt)
     return -1;
 }
 
-/* The group name: the tensor name with ".experts.N." written ".experts.*.". */
-static void group_name(char *out, size_t cap, const sens_tensor *t)
+void sens_group_name(char *out, size_t cap, const sens_tensor *t)
 {
     const char *p = t->expert >= 0 ? strstr(t->name, ".experts.") : NULL;
     if (!p) {
@@ -89,7 +88,7 @@ int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err)
         r->n_tensors++;
         char gn[512];
         if (gran == SENS_GROUP)
-            group_name(gn, sizeof gn, t);
+            sens_group_name(gn, sizeof gn, t);
         else
             snprintf(gn, sizeof gn, "%s", t->name);
         for (int u = 0; u < r->n_units && t->unit < 0; u++)

@@ -86,42 +86,72 @@ int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *er
     return 0;
 }
 
+int qb_alloc_parse_text(qb_alloc *a, const char *text, const char *label, vl_err *err)
+{
+    int lineno = 0, rc = 0, n0 = a->n;
+    const char *p = text;
+    while (!rc && *p) {
+        lineno++;
+        size_t len = strcspn(p, "\n");
+        char line[4096];
+        if (len >= sizeof line)
+            return vl_errf(err, VL_EFORMAT, "%s:%d: line longer than %zu bytes", label, lineno,
+                           sizeof line - 1);
+        memcpy(line, p, len);
+        line[len] = '\0';
+        p += len + (p[len] == '\n');
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *save = NULL;
+        char *item = strtok_r(line, " \t\r", &save);
+        if (!item)
+            continue;
+        char *format = strtok_r(NULL, " \t\r", &save);
+        if (!format)
+            return vl_errf(err, VL_EFORMAT, "%s:%d: item \"%s\" has no format", label, lineno,
+                           item);
+        if ((rc = qb_alloc_add(a, item, format, err)) != 0)
+            vl_errctx(err, rc, "%s:%d", label, lineno);
+    }
+    if (!rc && a->n == n0)
+        rc = vl_errf(err, VL_EFORMAT, "%s: no allocation lines", label);
+    return rc;
+}
+
 int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err)
 {
     FILE *fp = fopen(path, "r");
     if (!fp)
         return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
-    char line[4096];
-    int lineno = 0, rc = 0, n0 = a->n;
-    while (!rc && fgets(line, sizeof line, fp)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            rc = vl_errf(err, VL_EFORMAT, "%s:%d: line longer than %zu bytes", path, lineno,
-                         sizeof line - 2);
-            break;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = vl_malloc(cap);
+    int rc = buf ? 0 : vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+    while (!rc) {
+        if (n + 1 == cap) {
+            char *nb = vl_realloc(buf, cap * 2);
+            if (!nb) {
+                rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
         }
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *save = NULL;
-        char *item = strtok_r(line, " \t\r\n", &save);
-        if (!item)
-            continue;
-        char *format = strtok_r(NULL, " \t\r\n", &save);
-        if (!format) {
-            rc = vl_errf(err, VL_EFORMAT, "%s:%d: item \"%s\" has no format", path, lineno,
-                         item);
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (got == 0)
             break;
-        }
-        if ((rc = qb_alloc_add(a, item, format, err)) != 0)
-            vl_errctx(err, rc, "%s:%d", path, lineno);
     }
     if (!rc && ferror(fp))
         rc = vl_errf(err, VL_EIO, "%s: read error", path);
     fclose(fp);
-    if (!rc && a->n == n0)
-        rc = vl_errf(err, VL_EFORMAT, "%s: no allocation lines", path);
+    if (!rc && memchr(buf, '\0', n))
+        rc = vl_errf(err, VL_EFORMAT, "%s: not a text file (NUL byte)", path);
+    if (!rc) {
+        buf[n] = '\0';
+        rc = qb_alloc_parse_text(a, buf, path, err);
+    }
+    vl_free(buf);
     return rc;
 }
 

@@ -62,6 +62,9 @@ int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *er
 
 /* Append the items of a plain-text allocation file (format above). Errors "FILE:LINE: ...". */
 int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err);
+/* The same for text already in memory (NUL-terminated); LABEL names it in errors
+ * ("LABEL:LINE: ..."), e.g. "alloc.h5:/alloc/en-2.5". */
+int qb_alloc_parse_text(qb_alloc *a, const char *text, const char *label, vl_err *err);
 
 /* Check allocation A against model M without quantizing anything: every item matches a
  * tensor, no tensor is matched twice, no item names a vector, and (when HAVE_STATS is 0) no

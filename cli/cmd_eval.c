@@ -5,7 +5,11 @@
  *               [--seed S] [--batch N] [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (analysis/qbind.h: `ITEM FORMAT` per line); the row is
- * named NAME, else the file's base name without extension. --uniform FORMAT quantizes every
+ * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
+ * name) is an alloc.h5 (alloc/salloc.h): FILE:NAME is its allocation /alloc/NAME, the row
+ * named NAME; FILE alone is every allocation in it, one row each in name order. Such a row
+ * quantizes with its own calibration statistics (attributes calib and stats_file) when it has
+ * them; --stats/--calib serve the other rows. --uniform FORMAT quantizes every
  * matrix of the attention, experts, shared expert and MLP in FORMAT; the row is the format's
  * name. --stats/--calib give the calibration statistics (stat_read of /stats/SET): E[x²]
  * importance for every format and XᵀX for GPTQ. --seed seeds the Hadamard signs. --batch is
@@ -15,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include "../alloc/salloc.h"
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
 #include "../analysis/qbind.h"
@@ -35,6 +40,7 @@
 typedef struct {
     const char *file;      /* allocation file, NULL for uniform */
     const char *format;    /* uniform format */
+    int h5;                /* file is an alloc.h5; name is the allocation */
     char name[EV_NAME_MAX];
 } row_spec;
 
@@ -53,14 +59,18 @@ static const char usage_line[] =
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
     "[--batch N] [-o eval.h5]";
 
-/* Row name of "--alloc FILE[:NAME]": NAME, else the base name without its extension. */
-static int alloc_row(row_spec *r, const char *arg)
+/* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
+ * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
+static int alloc_rows(row_spec *rows, int cap, int *n, const char *arg)
 {
+    if (*n == cap)
+        return cli_failf(CMD, "at most %d allocations", MAX_ROWS);
+    row_spec *r = &rows[*n];
     const char *colon = strrchr(arg, ':');
     static char files[MAX_ROWS][4096]; /* per-process argument copies; main is single-threaded */
     static int used;
     if (used >= MAX_ROWS)
-        return -1;
+        return cli_failf(CMD, "at most %d allocations", MAX_ROWS);
     char *file = files[used++];
     snprintf(file, sizeof files[0], "%s", arg);
     const char *name;
@@ -78,7 +88,35 @@ static int alloc_row(row_spec *r, const char *arg)
     }
     r->file = file;
     r->format = NULL;
-    return 0;
+    r->h5 = salloc_is_hdf5(file);
+    (*n)++;
+    if (!r->h5 || colon)
+        return 0;
+    /* every allocation of the store */
+    (*n)--;
+    h5s_store *st = NULL;
+    char **names = NULL;
+    int count = 0;
+    vl_err e = {0, ""};
+    int rc = h5s_open(&st, file, &e);
+    if (!rc)
+        rc = salloc_list(st, &names, &count, &e);
+    h5s_close(st);
+    if (rc)
+        return cli_fail(CMD, &e);
+    for (int i = 0; i < count && !rc; i++) {
+        if (*n == cap) {
+            rc = cli_failf(CMD, "at most %d allocations", MAX_ROWS);
+            break;
+        }
+        row_spec *q = &rows[(*n)++];
+        q->file = file;
+        q->format = NULL;
+        q->h5 = 1;
+        snprintf(q->name, sizeof q->name, "%s", names[i]);
+    }
+    h5s_names_free(names, count);
+    return rc;
 }
 
 static int parse_args(eval_args *a, int argc, char **argv)
@@ -95,15 +133,16 @@ static int parse_args(eval_args *a, int argc, char **argv)
         }
         if (!v)
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
-        if ((!strcmp(s, "--alloc") || !strcmp(s, "--uniform")) && a->n_rows == MAX_ROWS)
+        if (!strcmp(s, "--uniform") && a->n_rows == MAX_ROWS)
             return cli_failf(CMD, "at most %d allocations", MAX_ROWS);
         if (!strcmp(s, "--alloc")) {
-            if (alloc_row(&a->rows[a->n_rows++], v))
-                return cli_failf(CMD, "at most %d allocations", MAX_ROWS);
+            if (alloc_rows(a->rows, MAX_ROWS, &a->n_rows, v))
+                return 1;
         } else if (!strcmp(s, "--uniform")) {
             row_spec *r = &a->rows[a->n_rows++];
             r->file = NULL;
             r->format = v;
+            r->h5 = 0;
             snprintf(r->name, sizeof r->name, "%s", v);
         } else if (!strcmp(s, "--domain")) {
             if (a->n_dom == MAX_DOMS)
@@ -163,9 +202,10 @@ typedef struct {
     h5s_store *store;
     kld_summary *sums; /* [n_rows × n_dom] */
     qb_alloc al[MAX_ROWS]; /* every row's allocation, read and checked before any work */
+    char *calib[MAX_ROWS], *stats_file[MAX_ROWS]; /* a stored allocation's own statistics */
 } eval_ctx;
 
-static int load_stats(eval_ctx *c, const char *path, const char *set, vl_err *err)
+static int load_stats(stat_acc **out, const char *path, const char *set, vl_err *err)
 {
     h5s_store *s = NULL;
     int rc = h5s_open(&s, path, err);
@@ -177,7 +217,7 @@ static int load_stats(eval_ctx *c, const char *path, const char *set, vl_err *er
         rc = vl_errf(err, VL_ENOTFOUND, "%s: no calibration set \"%s\" (group %s)", path, set,
                      g);
     else
-        rc = stat_read(&c->stats, s, g, err);
+        rc = stat_read(out, s, g, err);
     h5s_close(s);
     return rc;
 }
@@ -208,7 +248,13 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
     qb_params qp = qb_defaults();
     qp.fq.seed = c->seed;
     fprintf(stderr, "eval: quantizing %s\n", r->name);
-    int rc = qb_bind(&b, c->m, &c->al[row], c->stats, &qp, r->name, err);
+    stat_acc *own = NULL; /* the allocation's own calibration statistics */
+    int rc = 0;
+    if (c->calib[row])
+        rc = load_stats(&own, c->stats_file[row], c->calib[row], err);
+    if (!rc)
+        rc = qb_bind(&b, c->m, &c->al[row], own ? own : c->stats, &qp, r->name, err);
+    stat_free(own);
     int64_t total = 0;
     for (int d = 0; d < c->n_dom; d++)
         total += (int64_t)c->dom[d]->n_seq * c->dom[d]->seq_len;
@@ -231,7 +277,10 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
         char g[EV_NAME_MAX + 8];
         snprintf(g, sizeof g, "/eval/%s", r->name);
         qb_info in = qb_get_info(b);
-        if (!(rc = h5s_attr_set(c->store, g, "source", r->file ? r->file : "uniform", err)) &&
+        if (c->calib[row] &&
+            (rc = h5s_attr_set(c->store, g, "calib", c->calib[row], err)) == 0)
+            rc = h5s_attr_set(c->store, g, "stats_file", c->stats_file[row], err);
+        if (!rc && !(rc = h5s_attr_set(c->store, g, "source", r->file ? r->file : "uniform", err)) &&
             !(rc = h5s_attr_set(c->store, g, "format", r->format ? r->format : "mixed", err)) &&
             !(rc = h5s_attr_set_f64(c->store, g, "n_tensors", in.n_tensors, err)) &&
             !(rc = h5s_attr_set_f64(c->store, g, "n_weights", (double)in.n_weights, err)))
@@ -239,6 +288,26 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
     }
     ev_result_deinit(&res);
     qb_free(b);
+    return rc;
+}
+
+/* Allocation of an alloc.h5 row, and its own statistics when it names both set and file. */
+static int read_stored(eval_ctx *c, int row, const row_spec *rs, vl_err *err)
+{
+    h5s_store *st = NULL;
+    salloc_record rec;
+    int rc = h5s_open(&st, rs->file, err);
+    if (rc)
+        return rc;
+    rc = salloc_read_qb(st, rs->name, &c->al[row], &rec, err);
+    if (!rc && *rec.calib && *rec.stats_file) {
+        c->calib[row] = rec.calib;
+        c->stats_file[row] = rec.stats_file;
+        rec.calib = rec.stats_file = NULL;
+    }
+    if (!rc)
+        salloc_record_free(&rec);
+    h5s_close(st);
     return rc;
 }
 
@@ -252,13 +321,14 @@ static int run(const eval_args *a, vl_err *err)
         rc = tok_open(a->dir, &c.tok, err);
     for (int r = 0; r < a->n_rows && !rc; r++) {
         const row_spec *rs = &a->rows[r];
-        rc = rs->file ? qb_alloc_read_text(&c.al[r], rs->file, err)
-                      : qb_alloc_uniform(&c.al[r], c.m, rs->format, err);
+        rc = rs->h5     ? read_stored(&c, r, rs, err)
+             : rs->file ? qb_alloc_read_text(&c.al[r], rs->file, err)
+                        : qb_alloc_uniform(&c.al[r], c.m, rs->format, err);
         if (!rc)
-            rc = qb_alloc_check(c.m, &c.al[r], a->stats_path != NULL, rs->name, err);
+            rc = qb_alloc_check(c.m, &c.al[r], a->stats_path || c.calib[r], rs->name, err);
     }
     if (!rc && a->stats_path)
-        rc = load_stats(&c, a->stats_path, a->calib, err);
+        rc = load_stats(&c.stats, a->stats_path, a->calib, err);
     if (!rc)
         rc = load_domains(&c, a, err);
     if (!rc)
@@ -294,8 +364,11 @@ static int run(const eval_args *a, vl_err *err)
     vl_free(c.sums);
     ev_runner_free(c.runner);
     calib_book_free(c.book);
-    for (int r = 0; r < a->n_rows; r++)
+    for (int r = 0; r < a->n_rows; r++) {
         qb_alloc_deinit(&c.al[r]);
+        vl_free(c.calib[r]);
+        vl_free(c.stats_file[r]);
+    }
     stat_free(c.stats);
     tok_close(c.tok);
     model_close(c.m);

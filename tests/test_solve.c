@@ -522,8 +522,8 @@ static void test_cli(chk *c, const char *dir)
     snprintf(cmd, sizeof cmd, "%s alloc --problem %s --target-bpw 1 2>&1", bin, path);
     run_cli(c, cmd, "vbrlab alloc: solve: infeasible: target 1 bpw", 0, "cli: infeasible");
     snprintf(cmd, sizeof cmd, "%s alloc --sens x.h5 --target-bpw 2 2>&1", bin);
-    run_cli(c, cmd, "vbrlab alloc: --sens x.h5: sensitivity stores are not yet supported", 0,
-            "cli: --sens");
+    run_cli(c, cmd, "vbrlab alloc: --sens needs --set NAME or --sets A,B,...", 0,
+            "cli: --sens without a set");
 }
 
 int main(void)

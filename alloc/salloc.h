@@ -1,0 +1,111 @@
+/* alloc/salloc.h — bit allocation from a sensitivity store: build the solver's problem
+ * (alloc/solve.h) from sens.h5 (alloc/sens.h), and keep solved allocations in alloc.h5.
+ *
+ * Items: every quantizable tensor of the store (SENS_TENSOR), or one item per group
+ * (SENS_GROUP: layer × projection class, all routed experts of a layer's projection together,
+ * named by the glob of sens_group_name, e.g. "model.layers.3.mlp.experts.*.down_proj.weight").
+ * Either granularity can be built from a store of either granularity: distortion is per tensor
+ * (sens_tensor_dist), and a group item sums its tensors. Options: the formats of the store's
+ * RD table, named by their canonical qfmt name; an item's bits per weight is the exact
+ * Σ_t n_t·bpw(t, f) / Σ_t n_t (scales and zeros counted). Distortion of an item in format f on
+ * set s = Σ_{t ∈ item} sens_tensor_dist(s, t, f, kind): α(ε0) of the tensor's sensitivity unit
+ * (alpha0, the first noise level, 0.01 by default — the small-ε end, where KLD ≈ α ε²) times
+ * the tensor's share of the unit's error: SENS_E_OUT (default) the output error rel_out under
+ * set s's XᵀX, SENS_E_REL the relative weight error rel_w. A set's column therefore predicts
+ * that set's mean KLD (nats/token) under the additive model.
+ *
+ * alloc.h5 (docs/hdf5-schema.md, "vbrlab alloc"): one group /alloc/<NAME> per allocation, NAME
+ * [A-Za-z0-9._+-]+ (usable as an eval row name). Attribute `assignment` is the allocation as
+ * text, one line "<hf tensor name>\t<format>\n" per quantized tensor in model order — group
+ * items expanded to their tensors — the same text qb_alloc_read_text reads. Other attributes:
+ * calib, stats_file (which statistics GPTQ and importance use when the allocation is applied),
+ * sens_file, objective, solver, granularity, error, sets (comma-separated), items
+ * (newline-joined), target_bpw, bits_used, budget_bits, gap, lower_bound, objective_value.
+ * Datasets: predicted_kld f64 [n_sets], item_bpw f64 [n_items].
+ *
+ * Not here: solving (solve.h), applying (analysis/qbind.h). Not thread-safe per store; the
+ * problem builder is pure and reentrant.
+ */
+#ifndef VL_SALLOC_H
+#define VL_SALLOC_H
+
+#include "../analysis/qbind.h"
+#include "../core/err.h"
+#include "../io/h5s.h"
+#include "sens.h"
+#include "solve.h"
+
+#include <stdio.h>
+
+/* A problem built from a sens store, with the map back to the store's tensors. Plain; owned by
+ * itself (salloc_problem_free). */
+typedef struct {
+    solve_problem *prob;   /* items × formats, n_sets distortion columns */
+    int n_tensors;         /* the store's T */
+    char **tensor_name;    /* [T] HF names, owned */
+    int *tensor_item;      /* [T] item of each tensor */
+    int n_sets;
+    char **set_name;       /* [n_sets] owned, column order of prob */
+    sens_gran gran;
+    sens_err_kind kind;
+} salloc_problem;
+
+/* Build the problem over sets[0..n_sets) (names of the store's sets; unknown name: VL_ENOTFOUND
+ * "sens: no set \"x\" (sets: a, b)"; a name twice: VL_EARG). Errors when a needed number is
+ * missing: NaN α (set not measured) or NaN error (the set has no XᵀX for SENS_E_OUT; use
+ * SENS_E_REL) name the set, tensor and format. *out owned by the caller. */
+int salloc_build(salloc_problem **out, const sens_result *r, const char *const *sets,
+                 int n_sets, sens_gran gran, sens_err_kind kind, vl_err *err);
+void salloc_problem_free(salloc_problem *p); /* NULL ok */
+
+/* "out" | "rel" ↔ SENS_E_OUT | SENS_E_REL. */
+int salloc_error_parse(const char *s, sens_err_kind *out, vl_err *err);
+const char *salloc_error_name(sens_err_kind k);
+
+/* The assignment text of result res (one line per tensor, model order, see above). *text is
+ * vl_malloc'd. */
+int salloc_assignment(const salloc_problem *p, const solve_result *res, char **text,
+                      vl_err *err);
+
+/* Default allocation name: "<set>-<bpw>" for one set, "<objective>-<a>-<b>-<bpw>" for
+ * several, bpw with %g ("en-2.5", "minimax-en-zh-2.5"). Truncated to cap. */
+void salloc_default_name(char *out, size_t cap, const char *const *sets, int n_sets,
+                         solve_objective obj, double target_bpw);
+
+/* Provenance written with an allocation; strings borrowed, NULL = "". */
+typedef struct {
+    const char *calib;      /* statistics set GPTQ/importance use when applying it */
+    const char *stats_file; /* stats.h5 holding that set */
+    const char *sens_file;  /* the sens.h5 it came from */
+} salloc_meta;
+
+/* Write (or replace) /alloc/NAME in writable store st. NAME must be [A-Za-z0-9._+-]+
+ * (VL_EARG otherwise). par is the solve's parameters (target, objective, method). */
+int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
+                 const solve_result *res, const solve_params *par, const salloc_meta *meta,
+                 vl_err *err);
+
+/* One stored allocation, read back (all strings owned; salloc_record_free). */
+typedef struct {
+    char *name, *assignment, *calib, *stats_file, *sets, *objective, *solver;
+    double target_bpw;
+} salloc_record;
+
+/* Names of the allocations in st (sorted; h5s_names_free). No /alloc group or an empty one:
+ * VL_ENOTFOUND "FILE: no allocations (group /alloc)". */
+int salloc_list(h5s_store *st, char ***names, int *count, vl_err *err);
+/* Read /alloc/NAME; absent: VL_ENOTFOUND naming the file and the allocations it has. Missing
+ * calib/stats_file read as "". The assignment must be non-empty (VL_EFORMAT). */
+int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err);
+void salloc_record_free(salloc_record *r); /* leaves r zeroed; NULL ok */
+
+/* Append the items of a stored allocation to a (qb_alloc_parse_text on its assignment; errors
+ * "FILE:/alloc/NAME:LINE: ..."); rec (may be NULL) gets the record on success, caller frees. */
+int salloc_read_qb(h5s_store *st, const char *name, qb_alloc *a, salloc_record *rec,
+                   vl_err *err);
+
+/* Does PATH look like an HDF5 file: the 8-byte signature at offset 0 (no user block), or,
+ * when the file cannot be read, a name ending in .h5 / .hdf5. Pure apart from reading 8 bytes. */
+int salloc_is_hdf5(const char *path);
+
+#endif
