@@ -1,0 +1,166 @@
+/* analysis/spass.c — the statistics pass (see spass.h): stat_config from the model, the XᵀX
+ * selection by regex on tensor names, batched forwards with progress.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "spass.h"
+
+#include "../core/prog.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <string.h>
+
+struct spass {
+    const model *m;
+    spass_opts o;
+    regex_t re;       /* compiled --hessian pattern (has_re) */
+    int has_re;
+    fwd_state *st;    /* batch × max_len */
+    int n_xtx;        /* inputs selected by the last spass_acc_new */
+};
+
+spass_opts spass_opts_defaults(void)
+{
+    spass_opts o = {8, 256, NULL, 0, 0, 1};
+    return o;
+}
+
+/* ---------------------------------------------------------------- XᵀX selection */
+
+/* Does any weight of the model that reads (layer, slot, expert) match the selection? */
+static int want_xtx(void *user, int layer, stat_slot slot, int expert)
+{
+    spass *p = user;
+    if (p->o.no_hessian)
+        return 0;
+    if (!p->has_re)
+        return 1;
+    char list[512], name[256];
+    snprintf(list, sizeof list, "%s", stat_slot_weights(slot));
+    for (char *save = NULL, *w = strtok_r(list, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        char rel[192];
+        if (strstr(w, "%d"))
+            snprintf(rel, sizeof rel, "%.*s%d%s", (int)(strstr(w, "%d") - w), w, expert,
+                     strstr(w, "%d") + 2);
+        else
+            snprintf(rel, sizeof rel, "%s", w);
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", layer, rel);
+        if (model_tensor_find(p->m, name) >= 0 && regexec(&p->re, name, 0, NULL, 0) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int count_xtx(void *user, int layer, stat_slot slot, int expert)
+{
+    spass *p = user;
+    int w = want_xtx(user, layer, slot, expert);
+    p->n_xtx += w;
+    return w;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int spass_new(spass **out, const model *m, const spass_opts *o, vl_err *err)
+{
+    *out = NULL;
+    if (o->batch <= 0 || o->max_len <= 0)
+        return vl_errf(err, VL_EARG, "stats: batch %d and length %d must be > 0", o->batch,
+                       o->max_len);
+    spass *p = vl_calloc(1, sizeof *p);
+    if (!p)
+        return vl_errf(err, VL_ENOMEM, "stats: out of memory");
+    p->m = m;
+    p->o = *o;
+    p->o.hessian = NULL; /* not kept: the caller's string need not outlive us */
+    if (o->hessian && !o->no_hessian) {
+        int rc = regcomp(&p->re, o->hessian, REG_EXTENDED | REG_NOSUB);
+        if (rc) {
+            char msg[256];
+            regerror(rc, &p->re, msg, sizeof msg);
+            vl_free(p);
+            return vl_errf(err, VL_EARG, "--hessian \"%s\": %s", o->hessian, msg);
+        }
+        p->has_re = 1;
+    }
+    int rc = fwd_state_new(&p->st, m, o->batch, o->max_len, err);
+    if (rc) {
+        spass_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err)
+{
+    const hfc_config *c = model_config(p->m);
+    unsigned char sparse[HFC_MAX_LAYERS];
+    for (int l = 0; l < c->n_layers; l++)
+        sparse[l] = c->layer_is_moe[l] != 0;
+    stat_config sc = stat_config_defaults();
+    sc.n_layers = c->n_layers;
+    sc.hidden = c->hidden;
+    sc.attn_out = c->n_heads * c->head_dim;
+    sc.n_experts = c->n_experts;
+    sc.top_k = c->n_experts_per_tok;
+    sc.norm_topk_prob = c->norm_topk_prob;
+    sc.moe_inter = c->moe_intermediate;
+    sc.shared_inter = c->shared_intermediate;
+    sc.dense_inter = c->intermediate;
+    sc.vocab = c->vocab;
+    sc.layer_sparse = sparse;
+    sc.max_seq_len = p->o.max_len;
+    sc.token_stats = 1;
+    sc.max_tokens = max_tokens;
+    sc.want_xtx = count_xtx;
+    sc.want_xtx_user = p;
+    p->n_xtx = 0;
+    return stat_new(out, &sc, err);
+}
+
+int spass_xtx_inputs(const spass *p) { return p->n_xtx; }
+
+/* ---------------------------------------------------------------- the pass */
+
+int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
+              const char *label, vl_err *err)
+{
+    if (seq_len > p->o.max_len || n_seq <= 0 || seq_len <= 0)
+        return vl_errf(err, VL_EARG, "set %s: %d × %d tokens (longest allowed %d)", label,
+                       n_seq, seq_len, p->o.max_len);
+    fwd_opts fo = fwd_opts_defaults();
+    fo.route_all_experts = p->o.route_all_experts;
+    tap_set taps = stat_taps(a);
+    char what[128];
+    snprintf(what, sizeof what, "stats %s 0/%d seq", label, n_seq);
+    prog pg;
+    prog_init(&pg, what, "tok", (int64_t)n_seq * seq_len);
+    pg.enabled &= p->o.progress;
+    int rc = 0;
+    for (int s0 = 0; rc == 0 && s0 < n_seq; s0 += p->o.batch) {
+        int nb = n_seq - s0 < p->o.batch ? n_seq - s0 : p->o.batch;
+        const int32_t *b = ids + (size_t)s0 * seq_len;
+        const float *lg;
+        rc = stat_begin_batch(a, b, nb, seq_len, err);
+        if (rc == 0)
+            rc = fwd_run(p->m, model_base(p->m), p->st, b, nb, seq_len, &fo, &taps, &lg, err);
+        if (rc == 0)
+            rc = stat_status(a, err);
+        /* the label is rewritten in place: prog borrows the buffer */
+        snprintf(what, sizeof what, "stats %s %d/%d seq", label, s0 + nb, n_seq);
+        prog_update(&pg, (int64_t)(s0 + nb) * seq_len);
+    }
+    prog_finish(&pg);
+    return rc ? vl_errctx(err, rc, "set %s", label) : 0;
+}
+
+void spass_free(spass *p)
+{
+    if (!p)
+        return;
+    if (p->has_re)
+        regfree(&p->re);
+    fwd_state_free(p->st);
+    vl_free(p);
+}

@@ -1,0 +1,62 @@
+/* analysis/spass.h — the statistics pass: calibration sequences through the forward into a
+ * stat_acc (analysis/stats.h), in batches, with progress on stderr.
+ *
+ * A spass binds a model, one fwd_state (sized once for `batch` sequences of the longest length
+ * it will see) and the choice of inputs that get a full XᵀX. For each set the caller makes an
+ * accumulator with spass_acc_new, feeds it with spass_run, writes it and frees it, so only one
+ * set's XᵀX is in memory at a time.
+ *
+ * XᵀX selection (--hessian PATTERN): PATTERN is a POSIX extended regular expression searched
+ * (unanchored) in the Hugging Face tensor names of the model ("model.layers.3.mlp.experts.7.
+ * up_proj.weight"). A weight input gets XᵀX when any weight that reads it (stat_slot_weights,
+ * experts substituted, only tensors the model has) matches. NULL pattern: every weight; the
+ * spass_opts.no_hessian flag: none. Memory: K(K+1)/2 × 24 bytes per input (192-bit sums), about
+ * 0.8 MB for K = 256; the embedded model with everything selected needs ~170 MB per set.
+ *
+ * Batching does not change the result: the stats module sums per sequence (exact merge), and
+ * each sequence's activations depend only on itself (causal attention within the sequence).
+ * Not thread-safe; one spass per thread.
+ */
+#ifndef VL_SPASS_H
+#define VL_SPASS_H
+
+#include "../core/err.h"
+#include "fwd.h"
+#include "model.h"
+#include "stats.h"
+
+#include <stdint.h>
+
+typedef struct {
+    int batch;             /* sequences per forward (> 0) */
+    int max_len;           /* longest sequence (> 0); sizes the fwd_state */
+    const char *hessian;   /* POSIX ERE on tensor names; NULL = every weight (unless no_hessian) */
+    int no_hessian;        /* 1: no XᵀX at all */
+    int route_all_experts; /* statistics of every expert on every token (fwd.h) */
+    int progress;          /* 1: progress lines on stderr (core/prog.h; tty only) */
+} spass_opts;
+
+typedef struct spass spass;
+
+spass_opts spass_opts_defaults(void); /* batch 8, max_len 256, every weight, no route-all */
+
+/* Bind model M (must outlive the spass). Errors: VL_EARG (bad batch/len, a pattern that does
+ * not compile: "--hessian \"(\": <regerror text>"), VL_ENOMEM. */
+int spass_new(spass **out, const model *m, const spass_opts *o, vl_err *err);
+
+/* A new accumulator for M's shapes with token statistics for up to max_tokens tokens and XᵀX
+ * on the selected inputs. Owned by the caller (stat_free). */
+int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err);
+
+/* Number of weight inputs with XᵀX under the selection (for messages and the bench). */
+int spass_xtx_inputs(const spass *p);
+
+/* Run ids [n_seq × seq_len] through the forward `batch` sequences at a time into a.
+ * seq_len ≤ max_len. `label` names the set in progress lines and errors. Errors of the
+ * forward or of the accumulator (stat_status) come back one line, prefixed "set LABEL: ". */
+int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
+              const char *label, vl_err *err);
+
+void spass_free(spass *p); /* NULL ok */
+
+#endif
