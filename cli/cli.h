@@ -16,6 +16,7 @@ int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_alloc(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
 /* The model directory to use when none is given: $VBRLAB_MODEL, else models/vbrlab-moe-tiny

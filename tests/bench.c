@@ -75,6 +75,12 @@ static void bench_forward(double peak)
  * a_i·2^(−2·bpw) with per-item scale and ±10 % noise (so some options are dominated), two
  * sets. Prints seconds, objective and gap for lagrange and exact (sum and minimax). */
 static void bench_solve(void)
+}
+
+/* Forward pass of the embedded model on a batch of 8 × 256 tokens: tokens/s, achieved GFLOP/s
+ * (the forward's own count of 2·m·n·k over the products it did, attention included) and the
+ * share of the measured sgemm peak. Best of 3 timed runs after one warm-up. */
+static void bench_forward(double peak)
 {
     static const double bpw[12] = {1.5625, 2.0625, 2.3125, 2.5625, 3.0625, 3.4375,
                                    4.25,   4.5,    5.5,    6.5625, 8.5,    16};
@@ -153,6 +159,9 @@ static void bench_solve(void)
     printf("| forward share of sgemm peak | %.0f%% |\n", 100.0 * gf / peak);
     fwd_state_free(st);
     model_close(m);
+}
+
+
 /* Tokenizer throughput on one core: encode a whole corpus file, best of 3 runs, each on a freshly
  * opened tokenizer (cold word cache) so repeats do not flatter the number. Prints table rows. */
 static void bench_tokenizer(void)

@@ -1,0 +1,476 @@
+/* analysis/eval.c — evaluation domains, the reference-vs-quantized run, storage and tables.
+ *
+ * Why two fwd_states: fwd_run's logits live in its state until the next run, and the metric
+ * needs the reference and the quantized logits of the same batch side by side. The reference
+ * is recomputed for every allocation rather than cached (a cache would be n_tokens × vocab
+ * floats per domain); it is deterministic, so every row of the matrix sees the same reference.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "eval.h"
+
+#include "../io/corpus.h"
+#include "fwd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ev_runner {
+    const model *m;
+    fwd_state *ref, *q;
+    int batch_seq, max_len;
+    ev_timing t;
+};
+
+/* ---------------------------------------------------------------- domains */
+
+int ev_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= EV_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '+' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* Parse a decimal integer in [lo, hi] from s[0..n). */
+static int parse_int(const char *s, size_t n, long long lo, long long hi, long long *out)
+{
+    char buf[32];
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int ev_domain_parse(ev_domain *out, const char *spec, vl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->n_seq = 8;
+    out->len = 128;
+    out->seed = 1;
+    const char *eq = strchr(spec, '=');
+    if (!eq)
+        return vl_errf(err, VL_EARG, "domain \"%s\": expected NAME=SOURCE[,seqs=N,len=L,seed=S]",
+                       spec);
+    size_t nl = (size_t)(eq - spec);
+    if (nl >= EV_NAME_MAX)
+        return vl_errf(err, VL_EARG, "domain \"%s\": name longer than %d bytes", spec,
+                       EV_NAME_MAX - 1);
+    memcpy(out->name, spec, nl);
+    out->name[nl] = '\0';
+    if (!ev_name_ok(out->name))
+        return vl_errf(err, VL_EARG, "domain \"%s\": name \"%s\" must be [A-Za-z0-9._+-]+", spec,
+                       out->name);
+    const char *src = eq + 1;
+    size_t ns = strcspn(src, ",");
+    if (ns == 0)
+        return vl_errf(err, VL_EARG, "domain \"%s\": empty source", spec);
+    out->source = vl_malloc(ns + 1);
+    if (!out->source)
+        return vl_errf(err, VL_ENOMEM, "domain \"%s\": out of memory", spec);
+    memcpy(out->source, src, ns);
+    out->source[ns] = '\0';
+    const char *p = src + ns;
+    while (*p == ',') {
+        p++;
+        size_t n = strcspn(p, ",");
+        const char *keq = memchr(p, '=', n);
+        long long v = 0;
+        int bad = !keq;
+        if (!bad) {
+            size_t kl = (size_t)(keq - p), vl = n - kl - 1;
+            if (kl == 4 && !strncmp(p, "seqs", 4) && !parse_int(keq + 1, vl, 1, 65536, &v))
+                out->n_seq = (int)v;
+            else if (kl == 3 && !strncmp(p, "len", 3) && !parse_int(keq + 1, vl, 2, 65536, &v))
+                out->len = (int)v;
+            else if (kl == 4 && !strncmp(p, "seed", 4) &&
+                     !parse_int(keq + 1, vl, 0, INT64_MAX, &v))
+                out->seed = (uint64_t)v;
+            else
+                bad = 1;
+        }
+        if (bad) {
+            int rc = vl_errf(err, VL_EARG,
+                             "domain \"%s\": bad option \"%.*s\" (seqs=1..65536, len=2..65536, "
+                             "seed=N)",
+                             spec, (int)n, p);
+            ev_domain_deinit(out);
+            return rc;
+        }
+        p += n;
+    }
+    if ((int64_t)out->n_seq * out->len > ((int64_t)1 << 26)) {
+        int rc = vl_errf(err, VL_EARG, "domain \"%s\": seqs × len = %lld tokens, at most 2^26",
+                         spec, (long long)out->n_seq * out->len);
+        ev_domain_deinit(out);
+        return rc;
+    }
+    return 0;
+}
+
+void ev_domain_deinit(ev_domain *d)
+{
+    if (!d)
+        return;
+    vl_free(d->source);
+    d->source = NULL;
+}
+
+int ev_domain_ids(int32_t **ids, const ev_domain *d, tok_tokenizer *tok, vl_err *err)
+{
+    *ids = NULL;
+    int32_t eos = tok_eos_id(tok);
+    if (eos < 0)
+        return vl_errf(err, VL_ECONFIG, "domain %s: the tokenizer has no EOS token", d->name);
+    corp_corpus *c = NULL;
+    int rc = corp_load(&c, d->source, err);
+    if (rc)
+        return vl_errctx(err, rc, "domain %s", d->name);
+    corp_tokdoc *docs = vl_calloc((size_t)c->n_docs + 1, sizeof *docs);
+    int32_t *out = vl_malloc((size_t)d->n_seq * d->len * sizeof *out);
+    if (!docs || !out) {
+        rc = vl_errf(err, VL_ENOMEM, "domain %s: out of memory", d->name);
+        goto done;
+    }
+    for (int i = 0; i < c->n_docs && !rc; i++) {
+        int32_t *t = NULL;
+        size_t n = 0;
+        rc = tok_encode(tok, c->docs[i].text, c->docs[i].len, &t, &n, err);
+        if (rc) {
+            vl_errctx(err, rc, "domain %s: %s: document %d", d->name, d->source, i);
+            break;
+        }
+        if (n > INT32_MAX) {
+            vl_free(t);
+            rc = vl_errf(err, VL_ERANGE, "domain %s: %s: document %d too long", d->name,
+                         d->source, i);
+            break;
+        }
+        docs[i].ids = t;
+        docs[i].n = (int)n;
+    }
+    if (!rc)
+        rc = corp_cut(out, docs, c->n_docs, eos, d->seed, d->n_seq, d->len, d->name, err);
+done:
+    if (docs)
+        for (int i = 0; i < c->n_docs; i++)
+            vl_free((void *)docs[i].ids);
+    vl_free(docs);
+    corp_free(c);
+    if (rc) {
+        vl_free(out);
+        return rc;
+    }
+    *ids = out;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- results */
+
+void ev_result_init(ev_result *r)
+{
+    memset(r, 0, sizeof *r);
+    kld_acc_init(&r->acc);
+}
+
+void ev_result_deinit(ev_result *r)
+{
+    if (!r)
+        return;
+    kld_acc_deinit(&r->acc);
+    vl_free(r->entropy_ref);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---------------------------------------------------------------- running */
+
+int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, vl_err *err)
+{
+    *out = NULL;
+    if (batch_seq < 1 || max_len < 2)
+        return vl_errf(err, VL_EARG, "eval: batch of %d × %d tokens (need ≥ 1 × 2)", batch_seq,
+                       max_len);
+    ev_runner *r = vl_calloc(1, sizeof *r);
+    if (!r)
+        return vl_errf(err, VL_ENOMEM, "eval: out of memory");
+    r->m = m;
+    r->batch_seq = batch_seq;
+    r->max_len = max_len;
+    int rc = fwd_state_new(&r->ref, m, batch_seq, max_len, err);
+    if (!rc)
+        rc = fwd_state_new(&r->q, m, batch_seq, max_len, err);
+    if (rc) {
+        ev_runner_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Metrics of one batch: nb sequences of len tokens, logits rows s·len + t. */
+static int batch_metrics(ev_result *res, const float *lr, const float *lq, const int32_t *ids,
+                         int nb, int len, int V, size_t tok0, vl_err *err)
+{
+    for (int s = 0; s < nb; s++)
+        for (int t = 0; t + 1 < len; t++) {
+            size_t row = (size_t)s * len + t;
+            int next = ids[row + 1];
+            kld_token k = kld_token_eval(lr + row * V, lq + row * V, V, next);
+            if (!isfinite(k.kld) || !isfinite(k.nll_q) || !isfinite(k.nll_ref))
+                return vl_errf(err, VL_ERANGE,
+                               "eval: non-finite metric at sequence %zu position %d (logits "
+                               "NaN/Inf?)",
+                               tok0 / (size_t)(len - 1) + (size_t)s, t);
+            double ent, lp;
+            kld_entropy_logp(lr + row * V, V, next, &ent, &lp);
+            res->entropy_ref[res->acc.n] = ent;
+            int rc = kld_acc_add(&res->acc, &k, err);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
+           ev_result *res, prog *pg, vl_err *err)
+{
+    if (n_seq < 1 || len < 2 || len > r->max_len)
+        return vl_errf(err, VL_EARG, "eval: %d sequences of %d tokens (runner holds ≤ %d)",
+                       n_seq, len, r->max_len);
+    ev_result_deinit(res);
+    ev_result_init(res);
+    res->n_seq = n_seq;
+    res->len = len;
+    size_t n_tok = (size_t)n_seq * (size_t)(len - 1);
+    res->entropy_ref = vl_malloc(n_tok * sizeof *res->entropy_ref);
+    if (!res->entropy_ref)
+        return vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", n_tok);
+    int V = model_config(r->m)->vocab;
+    int64_t done0 = pg ? pg->done : 0;
+    for (int s0 = 0; s0 < n_seq; s0 += r->batch_seq) {
+        int nb = n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq;
+        const int32_t *bid = ids + (size_t)s0 * len;
+        const float *lr, *lq;
+        double t0 = prog_now();
+        int rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr, err);
+        double t1 = prog_now();
+        if (!rc)
+            rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
+        double t2 = prog_now();
+        if (!rc)
+            rc = batch_metrics(res, lr, lq, bid, nb, len, V, res->acc.n, err);
+        double t3 = prog_now();
+        if (rc)
+            return rc;
+        r->t.ref_s += t1 - t0;
+        r->t.quant_s += t2 - t1;
+        r->t.kld_s += t3 - t2;
+        r->t.tokens += (int64_t)nb * len;
+        if (pg)
+            prog_update(pg, done0 + (int64_t)(s0 + nb) * len);
+    }
+    return kld_summarize(&res->acc, &res->sum, err);
+}
+
+ev_timing ev_runner_timing(const ev_runner *r) { return r->t; }
+
+void ev_runner_free(ev_runner *r)
+{
+    if (!r)
+        return;
+    fwd_state_free(r->ref);
+    fwd_state_free(r->q);
+    vl_free(r);
+}
+
+/* ---------------------------------------------------------------- storage */
+
+int ev_write_domain(h5s_store *s, const ev_domain *d, const int32_t *ids, const ev_result *res,
+                    vl_err *err)
+{
+    char g[2 * EV_NAME_MAX + 32], p[sizeof g + 32];
+    snprintf(g, sizeof g, "/eval/domains/%s", d->name);
+    int64_t sh[2] = {d->n_seq, d->len};
+    snprintf(p, sizeof p, "%s/ids", g);
+    int rc = h5s_write(s, p, H5S_I32, ids, 2, sh, "token id",
+                       "token ids of the evaluation sequences (documents shuffled by the seed, "
+                       "joined with EOS, cut into seqs × len)",
+                       err);
+    if (rc)
+        return rc;
+    sh[1] = d->len - 1;
+    snprintf(p, sizeof p, "%s/entropy_ref", g);
+    if ((rc = h5s_write(s, p, H5S_F64, res->entropy_ref, 2, sh, "nat",
+                        "entropy of the reference model's next-token distribution at positions "
+                        "0 .. len-2 of each sequence",
+                        err)))
+        return rc;
+    if ((rc = h5s_attr_set(s, g, "source", d->source, err)) ||
+        (rc = h5s_attr_set_f64(s, g, "seqs", d->n_seq, err)) ||
+        (rc = h5s_attr_set_f64(s, g, "len", d->len, err)) ||
+        (rc = h5s_attr_set_f64(s, g, "seed", (double)d->seed, err)))
+        return rc;
+    return 0;
+}
+
+int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const ev_result *res,
+                    vl_err *err)
+{
+    char g[2 * EV_NAME_MAX + 16], p[sizeof g + 32];
+    snprintf(g, sizeof g, "/eval/%s/%s", alloc, domain);
+    int64_t sh[2] = {res->n_seq, res->len - 1};
+    VL_ASSERT(res->acc.n == (size_t)sh[0] * (size_t)sh[1]);
+    const struct {
+        const char *name;
+        h5s_dtype t;
+        const void *data;
+        const char *units, *meaning;
+    } ds[] = {
+        {"kld", H5S_F64, res->acc.kld, "nat",
+         "KL(p_ref || p_quant) of the next-token distributions at positions 0 .. len-2"},
+        {"dp", H5S_F64, res->acc.dp, "probability",
+         "p_quant(actual next token) - p_ref(actual next token)"},
+        {"nll_ref", H5S_F64, res->acc.nll_ref, "nat", "-log p_ref(actual next token)"},
+        {"nll_q", H5S_F64, res->acc.nll_q, "nat", "-log p_quant(actual next token)"},
+        {"same_top", H5S_U8, res->acc.same, "1",
+         "1 where argmax p_quant == argmax p_ref (lowest index on ties), else 0"},
+    };
+    for (size_t i = 0; i < sizeof ds / sizeof *ds; i++) {
+        snprintf(p, sizeof p, "%s/%s", g, ds[i].name);
+        int rc = h5s_write(s, p, ds[i].t, ds[i].data, 2, sh, ds[i].units, ds[i].meaning, err);
+        if (rc)
+            return rc;
+    }
+    const kld_summary *m = &res->sum;
+    const struct {
+        const char *name;
+        double v;
+    } at[] = {
+        {"n_tokens", (double)m->n},        {"kld_mean", m->kld_mean},
+        {"kld_mean_se", m->kld_mean_se},   {"kld_median", m->kld_median},
+        {"kld_p90", m->kld_p90},           {"kld_p95", m->kld_p95},
+        {"kld_p99", m->kld_p99},           {"kld_p999", m->kld_p999},
+        {"kld_max", m->kld_max},           {"same_top", m->same_top},
+        {"same_top_se", m->same_top_se},   {"rms_dp", m->rms_dp},
+        {"ppl_ref", m->ppl_ref},           {"ppl_q", m->ppl_q},
+        {"ppl_ratio", m->ppl_q / m->ppl_ref}, {"ln_ppl_ratio", m->ln_ppl_ratio},
+        {"ln_ppl_ratio_se", m->ln_ppl_ratio_se},
+    };
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        int rc = h5s_attr_set_f64(s, g, at[i].name, at[i].v, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* names joined by '\n' into a vl_malloc'd string */
+static char *join_names(const char *const *v, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(v[i]) + 1;
+    char *s = vl_malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(v[i]);
+        memcpy(p, v[i], l);
+        p += l;
+        if (i + 1 < n)
+            *p++ = '\n';
+    }
+    *p = '\0';
+    return s;
+}
+
+int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err)
+{
+    size_t n = (size_t)mx->n_alloc * mx->n_dom;
+    double *v = vl_malloc((n ? n : 1) * sizeof *v);
+    char *rows = join_names(mx->alloc_names, mx->n_alloc);
+    char *cols = join_names(mx->dom_names, mx->n_dom);
+    int rc = 0;
+    if (!v || !rows || !cols) {
+        rc = vl_errf(err, VL_ENOMEM, "eval: out of memory writing the matrix");
+        goto done;
+    }
+    int64_t sh[2] = {mx->n_alloc, mx->n_dom};
+    for (int k = 0; k < 4 && !rc; k++) {
+        static const char *const names[] = {"mean_kld", "mean_kld_se", "same_top", "ppl_ratio"};
+        static const char *const units[] = {"nat", "nat", "1", "1"};
+        static const char *const meaning[] = {
+            "mean per-token KL(p_ref || p_quant); row = allocation (attribute rows), column = "
+            "eval domain (attribute cols)",
+            "standard error of mean_kld (llama.cpp's definition)",
+            "fraction of tokens whose argmax agrees with the reference's",
+            "PPL_quant / PPL_ref on the domain"};
+        for (size_t i = 0; i < n; i++) {
+            const kld_summary *m = &mx->sums[i];
+            v[i] = k == 0 ? m->kld_mean
+                 : k == 1 ? m->kld_mean_se
+                 : k == 2 ? m->same_top
+                          : m->ppl_q / m->ppl_ref;
+        }
+        char p[64];
+        snprintf(p, sizeof p, "/eval/matrix/%s", names[k]);
+        rc = h5s_write(s, p, H5S_F64, v, 2, sh, units[k], meaning[k], err);
+    }
+    if (!rc && !(rc = h5s_attr_set(s, "/eval/matrix", "rows", rows, err)))
+        rc = h5s_attr_set(s, "/eval/matrix", "cols", cols, err);
+done:
+    vl_free(v);
+    vl_free(rows);
+    vl_free(cols);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static void print_header(FILE *f, const ev_matrix *mx, const char *title)
+{
+    fprintf(f, "\n%s\n\n| allocation |", title);
+    for (int d = 0; d < mx->n_dom; d++)
+        fprintf(f, " %s |", mx->dom_names[d]);
+    fprintf(f, "\n|---|");
+    for (int d = 0; d < mx->n_dom; d++)
+        fprintf(f, "---:|");
+    fprintf(f, "\n");
+}
+
+void ev_print_matrix(FILE *f, const ev_matrix *mx)
+{
+    for (int k = 0; k < 3; k++) {
+        static const char *const titles[] = {"Mean KLD (nats) ± SE, reference ‖ quantized",
+                                             "Same top-1 token (%)", "PPL ratio (quant / ref)"};
+        print_header(f, mx, titles[k]);
+        for (int a = 0; a < mx->n_alloc; a++) {
+            fprintf(f, "| %s |", mx->alloc_names[a]);
+            for (int d = 0; d < mx->n_dom; d++) {
+                const kld_summary *m = &mx->sums[(size_t)a * mx->n_dom + d];
+                if (k == 0)
+                    fprintf(f, " %.4g ± %.2g |", m->kld_mean, m->kld_mean_se);
+                else if (k == 1)
+                    fprintf(f, " %.2f |", 100.0 * m->same_top);
+                else
+                    fprintf(f, " %.4f |", m->ppl_q / m->ppl_ref);
+            }
+            fprintf(f, "\n");
+        }
+    }
+}

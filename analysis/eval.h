@@ -1,0 +1,119 @@
+/* analysis/eval.h — per-domain KL divergence of a quantized binding against the reference.
+ *
+ * An evaluation domain is a name, a source, a number of sequences, a sequence length and a
+ * seed (ev_domain). The only source here is a corpus file (io/corpus.h): every document is
+ * tokenized (io/tok.h), and corp_cut shuffles the documents with the seed, joins them with the
+ * EOS token and cuts n_seq × len ids — the same cut the calibration sets use, so an eval set
+ * with the same file and seed as a calibration set would be the same tokens (use the
+ * *.eval.txt files, which share no document with *.calib.txt).
+ *
+ * ev_run feeds the same ids in batches to the reference binding (model_base, never
+ * approximated) and to the quantized binding, each through its own fwd_state, and for every
+ * position but the last of each sequence evaluates kld_token_eval(ref, quant, next id)
+ * (analysis/kld.h). Per-token values are kept in sequence-major order, len − 1 per sequence,
+ * together with the reference's next-token entropy, so results can be sliced later (by
+ * position, by entropy, by routing). Summaries are kld_summarize's (llama.cpp's definitions).
+ *
+ * Storage (ev_write_result, ev_write_domain, ev_write_matrix): docs/hdf5-schema.md, section
+ * "vbrlab eval". Thread-safety: an ev_runner serves one run at a time.
+ */
+#ifndef VL_EVAL_H
+#define VL_EVAL_H
+
+#include "../core/err.h"
+#include "../core/prog.h"
+#include "../io/h5s.h"
+#include "../io/tok.h"
+#include "kld.h"
+#include "model.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- domains */
+
+#define EV_NAME_MAX 64
+
+typedef struct {
+    char name[EV_NAME_MAX]; /* [A-Za-z0-9._+-]+, used as an HDF5 path component */
+    char *source;           /* corpus file path; owned */
+    int n_seq;              /* sequences (default 8) */
+    int len;                /* tokens per sequence, ≥ 2 (default 128) */
+    uint64_t seed;          /* document shuffle seed (default 1) */
+} ev_domain;
+
+/* Parse "NAME=SOURCE[,seqs=N][,len=L][,seed=S]". Errors (VL_EARG) quote the spec and name the
+ * bad part: missing '=', bad name, unknown key, a number out of range (seqs 1..65536,
+ * len 2..65536, seqs·len ≤ 2^26). *out owned by the caller (ev_domain_deinit). */
+int ev_domain_parse(ev_domain *out, const char *spec, vl_err *err);
+void ev_domain_deinit(ev_domain *d); /* frees source; NULL ok */
+
+/* Is NAME usable as a domain or allocation name ([A-Za-z0-9._+-]+, < EV_NAME_MAX, not "."
+ * or "..")? Pure. */
+int ev_name_ok(const char *name);
+
+/* The domain's ids [n_seq × len] (vl_malloc'd into *ids, caller frees). EOS from the
+ * tokenizer (tok_eos_id; none is VL_ECONFIG). Errors as corp_load, tok_encode, corp_cut, each
+ * prefixed "domain NAME". Not thread-safe on the same tokenizer. */
+int ev_domain_ids(int32_t **ids, const ev_domain *d, tok_tokenizer *tok, vl_err *err);
+
+/* ---------------------------------------------------------------- running */
+
+typedef struct {
+    int n_seq, len;       /* shape of the ids evaluated */
+    kld_acc acc;          /* per token, n_seq·(len − 1), sequence-major */
+    double *entropy_ref;  /* [n_seq·(len − 1)] reference next-token entropy (nats), owned */
+    kld_summary sum;      /* kld_summarize(acc) */
+} ev_result;
+
+void ev_result_init(ev_result *r);
+void ev_result_deinit(ev_result *r); /* NULL ok */
+
+/* Seconds spent, accumulated over every ev_run of a runner (bench). */
+typedef struct {
+    double ref_s, quant_s, kld_s; /* reference forward, quantized forward, per-token metrics */
+    int64_t tokens;               /* tokens fed to each forward */
+} ev_timing;
+
+typedef struct ev_runner ev_runner;
+
+/* Two forward states of batch_seq sequences × max_len tokens each for model M (which must
+ * outlive the runner). */
+int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, vl_err *err);
+
+/* Evaluate binding WQ against model_base on ids [n_seq × len] (len ≤ max_len). RES (from
+ * ev_result_init, or reused: it is reset) receives every token and the summary. PG (may be
+ * NULL) is advanced by the tokens done, starting from pg->done. Errors: fwd_run's, VL_ENOMEM,
+ * VL_ERANGE for a logit NaN/Inf. */
+int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
+           ev_result *res, prog *pg, vl_err *err);
+
+ev_timing ev_runner_timing(const ev_runner *r);
+void ev_runner_free(ev_runner *r); /* NULL ok */
+
+/* ---------------------------------------------------------------- storage and tables */
+
+/* /eval/domains/<d->name>/{ids, entropy_ref} and the domain's definition as attributes.
+ * RES supplies entropy_ref (any allocation's result: the reference does not depend on it). */
+int ev_write_domain(h5s_store *s, const ev_domain *d, const int32_t *ids, const ev_result *res,
+                    vl_err *err);
+/* /eval/<alloc>/<domain>/{kld, dp, nll_ref, nll_q, same_top} and the summary as attributes. */
+int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const ev_result *res,
+                    vl_err *err);
+
+/* The matrix, rows = allocations, cols = domains; sums[a·n_dom + d]. */
+typedef struct {
+    int n_alloc, n_dom;
+    const char *const *alloc_names; /* [n_alloc] */
+    const char *const *dom_names;   /* [n_dom] */
+    const kld_summary *sums;        /* [n_alloc·n_dom] */
+} ev_matrix;
+
+/* /eval/matrix/{mean_kld, mean_kld_se, same_top, ppl_ratio} [n_alloc, n_dom] float64, with
+ * the attributes rows and cols (names joined by '\n'). */
+int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err);
+
+/* Markdown tables on F: mean KLD ± SE, then same-top %, then PPL ratio (PPL_q / PPL_ref). */
+void ev_print_matrix(FILE *f, const ev_matrix *mx);
+
+#endif

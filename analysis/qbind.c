@@ -1,0 +1,378 @@
+/* analysis/qbind.c — allocations (item → format) and the fake-quantized weights binding.
+ *
+ * The binding is model_base's pointers with the listed tensors' slots redirected to buffers
+ * this module owns; the forward code is untouched (DESIGN: a weight binding, not a second
+ * forward). Statistics come from a stat_acc: importance = Σx²/rows (E[x²], only ratios matter
+ * to the quantizers) and H = XᵀX of the tensor's input, float64.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "qbind.h"
+
+#include "../core/rng.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+
+struct qb_binding {
+    const model *m;
+    model_weights *w;   /* the clone the forward reads */
+    float **buf;        /* [n_tensors] owned quantized data, NULL = full precision */
+    qfmt *fmt;          /* [n_tensors] format of each quantized tensor */
+    qb_info info;
+};
+
+/* ---------------------------------------------------------------- allocations */
+
+void qb_alloc_init(qb_alloc *a) { memset(a, 0, sizeof *a); }
+
+void qb_alloc_deinit(qb_alloc *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < a->n; i++)
+        vl_free(a->v[i].item);
+    vl_free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+int qb_alloc_add(qb_alloc *a, const char *item, const char *format, vl_err *err)
+{
+    if (!item || !*item)
+        return vl_errf(err, VL_EARG, "allocation: empty item name");
+    qfmt f;
+    if (qfmt_parse(&f, format, err))
+        return vl_errctx(err, VL_ECONFIG, "item \"%s\"", item);
+    if (a->n == a->cap) {
+        int cap = a->cap ? 2 * a->cap : 64;
+        qb_item *v = vl_realloc(a->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return vl_errf(err, VL_ENOMEM, "allocation: out of memory");
+        a->v = v;
+        a->cap = cap;
+    }
+    char *s = vl_strdup(item);
+    if (!s)
+        return vl_errf(err, VL_ENOMEM, "allocation: out of memory");
+    a->v[a->n].item = s;
+    a->v[a->n].fmt = f;
+    a->n++;
+    return 0;
+}
+
+/* Matrices of the classes a bit allocation spends bits on. */
+static int quantizable(const model_tensor *t)
+{
+    if (t->rows < 2 || t->cols < 2)
+        return 0;
+    return t->cls == MODEL_C_ATTN || t->cls == MODEL_C_EXPERT || t->cls == MODEL_C_SHARED ||
+           t->cls == MODEL_C_MLP;
+}
+
+int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err)
+{
+    qfmt f;
+    if (qfmt_parse(&f, format, err))
+        return err ? err->code : VL_ECONFIG;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (quantizable(t)) {
+            int rc = qb_alloc_add(a, t->name, format, err);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0, rc = 0, n0 = a->n;
+    while (!rc && fgets(line, sizeof line, fp)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            rc = vl_errf(err, VL_EFORMAT, "%s:%d: line longer than %zu bytes", path, lineno,
+                         sizeof line - 2);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *save = NULL;
+        char *item = strtok_r(line, " \t\r\n", &save);
+        if (!item)
+            continue;
+        char *format = strtok_r(NULL, " \t\r\n", &save);
+        if (!format) {
+            rc = vl_errf(err, VL_EFORMAT, "%s:%d: item \"%s\" has no format", path, lineno,
+                         item);
+            break;
+        }
+        if ((rc = qb_alloc_add(a, item, format, err)) != 0)
+            vl_errctx(err, rc, "%s:%d", path, lineno);
+    }
+    if (!rc && ferror(fp))
+        rc = vl_errf(err, VL_EIO, "%s: read error", path);
+    fclose(fp);
+    if (!rc && a->n == n0)
+        rc = vl_errf(err, VL_EFORMAT, "%s: no allocation lines", path);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- statistics lookup */
+
+int qb_tensor_input(const model_tensor *t, int *layer, stat_slot *slot, int *expert)
+{
+    if (t->layer < 0)
+        return VL_ENOTFOUND;
+    char prefix[64];
+    int np = snprintf(prefix, sizeof prefix, "model.layers.%d.", t->layer);
+    size_t len = strlen(t->name);
+    static const char suffix[] = ".weight";
+    if (strncmp(t->name, prefix, (size_t)np) || len < (size_t)np + sizeof suffix - 1 ||
+        strcmp(t->name + len - (sizeof suffix - 1), suffix))
+        return VL_ENOTFOUND;
+    const char *rest = t->name + np;
+    size_t rest_len = len - (size_t)np - (sizeof suffix - 1);
+    /* stat_slot_weights lists the readers of each input, expert index as %d */
+    for (int s = 0; s < STAT_SLOT_COUNT; s++) {
+        const char *p = stat_slot_weights((stat_slot)s);
+        while (*p) {
+            size_t wl = strcspn(p, " ");
+            char word[96], name[96];
+            if (wl < sizeof word) {
+                memcpy(word, p, wl);
+                word[wl] = '\0';
+                const char *pct = strstr(word, "%d");
+                if (pct) {
+                    if (t->expert < 0)
+                        goto next;
+                    snprintf(name, sizeof name, "%.*s%d%s", (int)(pct - word), word, t->expert,
+                             pct + 2);
+                } else {
+                    if (t->expert >= 0)
+                        goto next;
+                    memcpy(name, word, wl + 1);
+                }
+                if (strlen(name) == rest_len && !strncmp(name, rest, rest_len)) {
+                    *layer = t->layer;
+                    *slot = (stat_slot)s;
+                    *expert = pct ? t->expert : 0;
+                    return 0;
+                }
+            }
+        next:
+            p += wl;
+            while (*p == ' ')
+                p++;
+        }
+    }
+    return VL_ENOTFOUND;
+}
+
+/* ---------------------------------------------------------------- binding */
+
+qb_params qb_defaults(void)
+{
+    qb_params p;
+    p.fq = fq_defaults();
+    /* an expert the calibration set never routed to has no statistics at all: RTN, not a
+     * GPTQ on an all-zero H */
+    p.fq.min_tokens = 1.0;
+    return p;
+}
+
+static int has_glob(const char *s) { return strpbrk(s, "*?[") != NULL; }
+
+/* owner[i] = index of the item listing tensor i, −1 if none. */
+static int match_items(int *owner, const model *m, const qb_alloc *a, const char *name,
+                       vl_err *err)
+{
+    size_t nt = model_tensor_count(m);
+    for (size_t i = 0; i < nt; i++)
+        owner[i] = -1;
+    for (int k = 0; k < a->n; k++) {
+        const char *item = a->v[k].item;
+        int hits = 0;
+        for (size_t i = 0; i < nt; i++) {
+            const model_tensor *t = model_tensor_at(m, i);
+            if (has_glob(item) ? fnmatch(item, t->name, 0) != 0 : strcmp(item, t->name) != 0)
+                continue;
+            if (owner[i] >= 0)
+                return vl_errf(err, VL_EARG,
+                               "allocation %s: tensor \"%s\" listed twice (items \"%s\" and "
+                               "\"%s\")",
+                               name, t->name, a->v[owner[i]].item, item);
+            if (t->rows < 2 || t->cols < 2)
+                return vl_errf(err, VL_EARG,
+                               "allocation %s: tensor \"%s\" is a %d × %d vector, not a "
+                               "quantizable matrix",
+                               name, t->name, t->rows, t->cols);
+            owner[i] = k;
+            hits++;
+        }
+        if (!hits)
+            return vl_errf(err, VL_ENOTFOUND, "allocation %s: no tensor \"%s\" in %s", name,
+                           item, model_dir(m));
+    }
+    return 0;
+}
+
+static int check_stats(const model *m, const stat_acc *s, const char *name, vl_err *err)
+{
+    const hfc_config *c = model_config(m);
+    const stat_config *sc = stat_cfg(s);
+    if (sc->n_layers != c->n_layers || sc->hidden != c->hidden ||
+        sc->n_experts != c->n_experts)
+        return vl_errf(err, VL_ESHAPE,
+                       "allocation %s: statistics are for %d layers, hidden %d, %d experts; "
+                       "model %s has %d, %d, %d",
+                       name, sc->n_layers, sc->hidden, sc->n_experts, model_dir(m), c->n_layers,
+                       c->hidden, c->n_experts);
+    return 0;
+}
+
+/* Fake-quantize tensor i into b->buf[i]. imp/h: scratch [cols], [cols²] (h NULL if none). */
+static int quantize_one(qb_binding *b, size_t i, const qfmt *f, const stat_acc *stats,
+                        const qb_params *p, double *imp, double *h, const char *name,
+                        vl_err *err)
+{
+    const model_tensor *t = model_tensor_at(b->m, i);
+    const float **slot = model_weights_slot(b->m, b->w, i);
+    const float *w = *slot;
+    size_t numel = (size_t)t->rows * (size_t)t->cols;
+    float *out = vl_malloc(numel * sizeof *out);
+    if (!out)
+        return vl_errf(err, VL_ENOMEM, "allocation %s: out of memory for \"%s\"", name,
+                       t->name);
+    b->buf[i] = out;
+
+    fq_stats st = {NULL, NULL, 0.0}, *stp = NULL;
+    int layer, expert;
+    stat_slot sl;
+    if (stats && qb_tensor_input(t, &layer, &sl, &expert) == 0) {
+        const stat_input *in = stat_input_get(stats, layer, sl, expert);
+        if (in && in->cols != t->cols)
+            return vl_errf(err, VL_ESHAPE,
+                           "allocation %s: statistics of \"%s\" have %d columns, the tensor %d",
+                           name, t->name, in->cols, t->cols);
+        if (in) {
+            stat_input_f64(in, NULL, imp, NULL, in->xtx && h ? h : NULL);
+            if (in->rows > 0) {
+                for (int c = 0; c < t->cols; c++)
+                    imp[c] /= (double)in->rows;
+                st.imp = imp;
+            }
+            st.h = in->xtx && h ? h : NULL;
+            st.tokens = (double)in->rows;
+            stp = &st;
+        }
+    }
+    if (f->method == QFMT_GPTQ && !(stp && stp->h))
+        return vl_errf(err, VL_EARG,
+                       "allocation %s: tensor \"%s\" format gptq needs the calibration set's "
+                       "XᵀX (statistics with XᵀX for this input)",
+                       name, t->name);
+    fq_params fp = p->fq;
+    fp.seed = rng_child_seed(p->fq.seed, t->name);
+    fq_info fi;
+    int rc = fq_tensor(out, w, t->rows, t->cols, f, stp, NULL, &fp, &fi, t->name, err);
+    if (rc)
+        return vl_errctx(err, rc, "allocation %s", name);
+    *slot = out;
+    b->fmt[i] = *f;
+    b->info.n_tensors++;
+    b->info.n_weights += (int64_t)numel;
+    b->info.bits += qfmt_bits(f, t->rows, t->cols);
+    b->info.n_gptq += fi.method == QFMT_GPTQ;
+    b->info.n_few += fi.few_applied;
+    return 0;
+}
+
+int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
+            const qb_params *p, const char *name, vl_err *err)
+{
+    *out = NULL;
+    qb_params def = qb_defaults();
+    if (!p)
+        p = &def;
+    if (!name)
+        name = "?";
+    if (stats) {
+        int rc = check_stats(m, stats, name, err);
+        if (rc)
+            return rc;
+    }
+    size_t nt = model_tensor_count(m);
+    qb_binding *b = vl_calloc(1, sizeof *b);
+    int *owner = vl_malloc(nt * sizeof *owner);
+    int maxcols = 0, need_h = 0;
+    for (int k = 0; k < a->n; k++)
+        need_h |= a->v[k].fmt.method == QFMT_GPTQ;
+    for (size_t i = 0; i < nt; i++)
+        if (model_tensor_at(m, i)->cols > maxcols)
+            maxcols = model_tensor_at(m, i)->cols;
+    double *imp = vl_malloc((size_t)maxcols * sizeof *imp);
+    double *h = need_h && stats ? vl_malloc((size_t)maxcols * maxcols * sizeof *h) : NULL;
+    int rc = 0;
+    if (!b || !owner || !imp || (need_h && stats && !h)) {
+        rc = vl_errf(err, VL_ENOMEM, "allocation %s: out of memory", name);
+        goto done;
+    }
+    b->m = m;
+    b->buf = vl_calloc(nt, sizeof *b->buf);
+    b->fmt = vl_calloc(nt, sizeof *b->fmt);
+    if (!b->buf || !b->fmt) {
+        rc = vl_errf(err, VL_ENOMEM, "allocation %s: out of memory", name);
+        goto done;
+    }
+    if ((rc = model_weights_clone(&b->w, m, model_base(m), err)) != 0)
+        goto done;
+    if ((rc = match_items(owner, m, a, name, err)) != 0)
+        goto done;
+    for (size_t i = 0; i < nt && !rc; i++)
+        if (owner[i] >= 0)
+            rc = quantize_one(b, i, &a->v[owner[i]].fmt, stats, p, imp, h, name, err);
+    if (b->info.n_weights > 0)
+        b->info.bpw = (double)b->info.bits / (double)b->info.n_weights;
+done:
+    vl_free(owner);
+    vl_free(imp);
+    vl_free(h);
+    if (rc) {
+        qb_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+const model_weights *qb_weights(const qb_binding *b) { return b->w; }
+
+qb_info qb_get_info(const qb_binding *b) { return b->info; }
+
+const qfmt *qb_tensor_format(const qb_binding *b, size_t i)
+{
+    if (i >= model_tensor_count(b->m) || !b->buf[i])
+        return NULL;
+    return &b->fmt[i];
+}
+
+void qb_free(qb_binding *b)
+{
+    if (!b)
+        return;
+    if (b->buf)
+        for (size_t i = 0; i < model_tensor_count(b->m); i++)
+            vl_free(b->buf[i]);
+    vl_free(b->buf);
+    vl_free(b->fmt);
+    model_weights_free(b->w);
+    vl_free(b);
+}

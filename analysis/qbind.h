@@ -1,0 +1,106 @@
+/* analysis/qbind.h — apply a bit allocation: a weights binding with every listed tensor
+ * fake-quantized (quantize, dequantize to float32) under its format, for the same forward.
+ *
+ * An allocation (qb_alloc) is an ordered list of items, each an item name and a format
+ * (alloc/qfmt.h). An item names one Hugging Face tensor, or several through the glob
+ * characters '*' and '?' (fnmatch, e.g. "model.layers.3.mlp.experts.*.down_proj.weight" for a
+ * group item of the solver's group granularity). Every item must match at least one tensor of
+ * the model and every tensor at most one item; tensors no item lists stay full precision
+ * (the model's float32 weights, pointer-identical to model_base). Only matrices (rows ≥ 2 and
+ * cols ≥ 2) can be quantized; an item naming a vector (norm, bias, the 1 × D shared-expert gate)
+ * is an error.
+ *
+ * qb_bind clones model_base (model_weights_clone) and points each listed tensor's slot
+ * (model_weights_slot) at a buffer owned by the binding that holds fq_tensor's output. With
+ * statistics (a stat_acc, analysis/stats.h: e.g. stat_read of "/stats/<set>" of a stats.h5)
+ * every tensor gets the importance E[x²] of its input and, when stored, the input's XᵀX (per
+ * expert for routed experts); without statistics importance is uniform and there is no H, so
+ * RTN formats run plain and a GPTQ format is an error naming the tensor. The Hadamard signs of
+ * a tensor come from rng_child_seed(params.fq.seed, tensor name): deterministic and different
+ * per tensor. The same model, allocation, statistics and params give bit-identical weights.
+ *
+ * Plain-text allocation files (qb_alloc_read_text): one item per line, `ITEM FORMAT`, further
+ * blank-separated fields ignored (so the solver's per-item table lines `item option bpw dist`
+ * can be read when the options are format names); '#' starts a comment; blank lines skipped.
+ *
+ * Thread-safety: a qb_binding is read-only after qb_bind and may be shared by forward states.
+ * It borrows the model, which must outlive it.
+ */
+#ifndef VL_QBIND_H
+#define VL_QBIND_H
+
+#include "../alloc/fq.h"
+#include "../alloc/qfmt.h"
+#include "../core/err.h"
+#include "model.h"
+#include "stats.h"
+
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- allocations */
+
+typedef struct {
+    char *item; /* tensor name or glob pattern; owned */
+    qfmt fmt;   /* its format */
+} qb_item;
+
+typedef struct {
+    int n, cap;
+    qb_item *v; /* [n], owned */
+} qb_alloc;
+
+void qb_alloc_init(qb_alloc *a);   /* empty */
+void qb_alloc_deinit(qb_alloc *a); /* frees everything, leaves a empty; NULL ok */
+
+/* Append item → format (format by canonical name, e.g. "rtn-b2-g64-asym"). Errors: VL_ECONFIG
+ * for a bad format name ("item \"x\": ..."), VL_EARG for an empty item, VL_ENOMEM. */
+int qb_alloc_add(qb_alloc *a, const char *item, const char *format, vl_err *err);
+
+/* Every quantizable matrix of the model (attention, routed experts, shared experts, dense MLP;
+ * rows, cols ≥ 2 — not the router, norms, biases, embeddings) in format `format`. */
+int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err);
+
+/* Append the items of a plain-text allocation file (format above). Errors "FILE:LINE: ...". */
+int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err);
+
+/* ---------------------------------------------------------------- the binding */
+
+typedef struct {
+    fq_params fq; /* quantizer options; fq.seed seeds the Hadamard signs (per tensor, above) */
+} qb_params;
+
+qb_params qb_defaults(void); /* fq_defaults() */
+
+typedef struct {
+    int n_tensors;      /* tensors fake-quantized */
+    int64_t n_weights;  /* their weights */
+    int64_t bits;       /* their exact stored bits (qfmt_bits) */
+    double bpw;         /* bits / n_weights (0 when nothing is listed) */
+    int n_gptq;         /* tensors GPTQ actually ran on */
+    int n_few;          /* tensors where the few-token policy applied */
+} qb_info;
+
+typedef struct qb_binding qb_binding;
+
+/* Fake-quantize every tensor of allocation A into a new binding of model M. STATS may be NULL
+ * (see above); P NULL = qb_defaults(). NAME labels errors ("allocation NAME: ..."). Errors:
+ * VL_ENOTFOUND for an item matching no tensor, VL_EARG for a tensor matched twice, a vector
+ * item, or GPTQ without XᵀX; VL_ESHAPE when the statistics do not fit the model; quantizer
+ * errors as fq_tensor. *out owned by the caller (qb_free). */
+int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
+            const qb_params *p, const char *name, vl_err *err);
+
+/* The binding for fwd_run; valid until qb_free. */
+const model_weights *qb_weights(const qb_binding *b);
+/* What was quantized. */
+qb_info qb_get_info(const qb_binding *b);
+/* Format of tensor i (model_tensor_at order), or NULL when it is full precision. */
+const qfmt *qb_tensor_format(const qb_binding *b, size_t i);
+
+void qb_free(qb_binding *b); /* NULL is a no-op */
+
+/* The statistics input that feeds tensor T (its layer, slot and expert per stat_slot_weights);
+ * 0 and the triple, or VL_ENOTFOUND when no input matches (embeddings, norms, biases). Pure. */
+int qb_tensor_input(const model_tensor *t, int *layer, stat_slot *slot, int *expert);
+
+#endif
