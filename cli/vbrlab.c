@@ -25,6 +25,7 @@ static const cli_cmd cmds[] = {
     {"tokenize", cmd_tokenize, "tokenize [MODEL_DIR] [--decode] [--json] [--lines]   text on stdin -> ids"},
     {"alloc", cmd_alloc, "alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--set N] [--weights w1,w2] [--export-regex]"},
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
+    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
     {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
 };
 
