@@ -13,8 +13,12 @@
  * spass_opts.no_hessian flag: none. Memory: K(K+1)/2 × 24 bytes per input (192-bit sums), about
  * 0.8 MB for K = 256; the embedded model with everything selected needs ~170 MB per set.
  *
- * Batching does not change the result: the stats module sums per sequence (exact merge), and
- * each sequence's activations depend only on itself (causal attention within the sequence).
+ * Batching: the stats module sums per sequence, so totals do not depend on how sequences are
+ * grouped — as long as each sequence's activations do not. Attention is per sequence, but the
+ * routed experts' matrix products gather the rows of the whole batch, and BLAS may round one
+ * row differently with another row count, so two runs are bit-identical when each sequence
+ * meets the same batch companions (e.g. set sizes that are multiples of the batch); otherwise
+ * they agree to float32 rounding.
  * Not thread-safe; one spass per thread.
  */
 #ifndef VL_SPASS_H
