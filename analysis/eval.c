@@ -8,10 +8,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 
-#include "../io/corpus.h"
 #include "fwd.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,143 +38,18 @@ int ev_name_ok(const char *name)
     return 1;
 }
 
-/* Parse a decimal integer in [lo, hi] from s[0..n). */
-static int parse_int(const char *s, size_t n, long long lo, long long hi, long long *out)
+int ev_domain_parse(const char *text, calib_spec *out, vl_err *err)
 {
-    char buf[32];
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int ev_domain_parse(ev_domain *out, const char *spec, vl_err *err)
-{
-    memset(out, 0, sizeof *out);
-    out->n_seq = 8;
-    out->len = 128;
-    out->seed = 1;
-    const char *eq = strchr(spec, '=');
-    if (!eq)
-        return vl_errf(err, VL_EARG, "domain \"%s\": expected NAME=SOURCE[,seqs=N,len=L,seed=S]",
-                       spec);
-    size_t nl = (size_t)(eq - spec);
-    if (nl >= EV_NAME_MAX)
-        return vl_errf(err, VL_EARG, "domain \"%s\": name longer than %d bytes", spec,
-                       EV_NAME_MAX - 1);
-    memcpy(out->name, spec, nl);
-    out->name[nl] = '\0';
-    if (!ev_name_ok(out->name))
-        return vl_errf(err, VL_EARG, "domain \"%s\": name \"%s\" must be [A-Za-z0-9._+-]+", spec,
-                       out->name);
-    const char *src = eq + 1;
-    size_t ns = strcspn(src, ",");
-    if (ns == 0)
-        return vl_errf(err, VL_EARG, "domain \"%s\": empty source", spec);
-    out->source = vl_malloc(ns + 1);
-    if (!out->source)
-        return vl_errf(err, VL_ENOMEM, "domain \"%s\": out of memory", spec);
-    memcpy(out->source, src, ns);
-    out->source[ns] = '\0';
-    const char *p = src + ns;
-    while (*p == ',') {
-        p++;
-        size_t n = strcspn(p, ",");
-        const char *keq = memchr(p, '=', n);
-        long long v = 0;
-        int bad = !keq;
-        if (!bad) {
-            size_t kl = (size_t)(keq - p), vl = n - kl - 1;
-            if (kl == 4 && !strncmp(p, "seqs", 4) && !parse_int(keq + 1, vl, 1, 65536, &v))
-                out->n_seq = (int)v;
-            else if (kl == 3 && !strncmp(p, "len", 3) && !parse_int(keq + 1, vl, 2, 65536, &v))
-                out->len = (int)v;
-            else if (kl == 4 && !strncmp(p, "seed", 4) &&
-                     !parse_int(keq + 1, vl, 0, INT64_MAX, &v))
-                out->seed = (uint64_t)v;
-            else
-                bad = 1;
-        }
-        if (bad) {
-            int rc = vl_errf(err, VL_EARG,
-                             "domain \"%s\": bad option \"%.*s\" (seqs=1..65536, len=2..65536, "
-                             "seed=N)",
-                             spec, (int)n, p);
-            ev_domain_deinit(out);
-            return rc;
-        }
-        p += n;
-    }
-    if ((int64_t)out->n_seq * out->len > ((int64_t)1 << 26)) {
-        int rc = vl_errf(err, VL_EARG, "domain \"%s\": seqs × len = %lld tokens, at most 2^26",
-                         spec, (long long)out->n_seq * out->len);
-        ev_domain_deinit(out);
-        return rc;
-    }
-    return 0;
-}
-
-void ev_domain_deinit(ev_domain *d)
-{
-    if (!d)
-        return;
-    vl_free(d->source);
-    d->source = NULL;
-}
-
-int ev_domain_ids(int32_t **ids, const ev_domain *d, tok_tokenizer *tok, vl_err *err)
-{
-    *ids = NULL;
-    int32_t eos = tok_eos_id(tok);
-    if (eos < 0)
-        return vl_errf(err, VL_ECONFIG, "domain %s: the tokenizer has no EOS token", d->name);
-    corp_corpus *c = NULL;
-    int rc = corp_load(&c, d->source, err);
+    int rc = calib_spec_parse(text, out, err);
     if (rc)
-        return vl_errctx(err, rc, "domain %s", d->name);
-    corp_tokdoc *docs = vl_calloc((size_t)c->n_docs + 1, sizeof *docs);
-    int32_t *out = vl_malloc((size_t)d->n_seq * d->len * sizeof *out);
-    if (!docs || !out) {
-        rc = vl_errf(err, VL_ENOMEM, "domain %s: out of memory", d->name);
-        goto done;
-    }
-    for (int i = 0; i < c->n_docs && !rc; i++) {
-        int32_t *t = NULL;
-        size_t n = 0;
-        rc = tok_encode(tok, c->docs[i].text, c->docs[i].len, &t, &n, err);
-        if (rc) {
-            vl_errctx(err, rc, "domain %s: %s: document %d", d->name, d->source, i);
-            break;
-        }
-        if (n > INT32_MAX) {
-            vl_free(t);
-            rc = vl_errf(err, VL_ERANGE, "domain %s: %s: document %d too long", d->name,
-                         d->source, i);
-            break;
-        }
-        docs[i].ids = t;
-        docs[i].n = (int)n;
-    }
-    if (!rc)
-        rc = corp_cut(out, docs, c->n_docs, eos, d->seed, d->n_seq, d->len, d->name, err);
-done:
-    if (docs)
-        for (int i = 0; i < c->n_docs; i++)
-            vl_free((void *)docs[i].ids);
-    vl_free(docs);
-    corp_free(c);
-    if (rc) {
-        vl_free(out);
         return rc;
-    }
-    *ids = out;
+    /* entropy buckets and shuffles take their shape from the pool set */
+    if (out->kind == CALIB_ENTROPY || out->kind == CALIB_SHUFFLE)
+        return 0;
+    if (!(out->given & CALIB_GIVEN_SEQS))
+        out->n_seq = EV_DEFAULT_SEQS;
+    if (!(out->given & CALIB_GIVEN_LEN))
+        out->seq_len = EV_DEFAULT_LEN;
     return 0;
 }
 
@@ -300,30 +173,32 @@ void ev_runner_free(ev_runner *r)
 
 /* ---------------------------------------------------------------- storage */
 
-int ev_write_domain(h5s_store *s, const ev_domain *d, const int32_t *ids, const ev_result *res,
-                    vl_err *err)
+int ev_write_domain(h5s_store *s, const calib_set *set, const ev_result *res, vl_err *err)
 {
-    char g[2 * EV_NAME_MAX + 32], p[sizeof g + 32];
-    snprintf(g, sizeof g, "/eval/domains/%s", d->name);
-    int64_t sh[2] = {d->n_seq, d->len};
+    char g[CALIB_NAME_MAX + 32], p[sizeof g + 32], seed[32];
+    snprintf(g, sizeof g, "/eval/domains/%s", set->spec.name);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)set->spec.seed); /* exact */
+    int64_t sh[2] = {set->n_seq, set->seq_len};
+    VL_ASSERT(res->n_seq == set->n_seq && res->len == set->seq_len);
     snprintf(p, sizeof p, "%s/ids", g);
-    int rc = h5s_write(s, p, H5S_I32, ids, 2, sh, "token id",
-                       "token ids of the evaluation sequences (documents shuffled by the seed, "
-                       "joined with EOS, cut into seqs × len)",
+    int rc = h5s_write(s, p, H5S_I32, set->ids, 2, sh, "token id",
+                       "token ids of the evaluation sequences, built as calibration sets are "
+                       "(analysis/calib.h) from the source and seed in the group's attributes",
                        err);
     if (rc)
         return rc;
-    sh[1] = d->len - 1;
+    sh[1] = set->seq_len - 1;
     snprintf(p, sizeof p, "%s/entropy_ref", g);
     if ((rc = h5s_write(s, p, H5S_F64, res->entropy_ref, 2, sh, "nat",
                         "entropy of the reference model's next-token distribution at positions "
                         "0 .. len-2 of each sequence",
                         err)))
         return rc;
-    if ((rc = h5s_attr_set(s, g, "source", d->source, err)) ||
-        (rc = h5s_attr_set_f64(s, g, "seqs", d->n_seq, err)) ||
-        (rc = h5s_attr_set_f64(s, g, "len", d->len, err)) ||
-        (rc = h5s_attr_set_f64(s, g, "seed", (double)d->seed, err)))
+    if ((rc = h5s_attr_set(s, g, "source", set->spec.source, err)) ||
+        (rc = h5s_attr_set(s, g, "kind", calib_kind_name(set->spec.kind), err)) ||
+        (rc = h5s_attr_set_f64(s, g, "seqs", set->n_seq, err)) ||
+        (rc = h5s_attr_set_f64(s, g, "len", set->seq_len, err)) ||
+        (rc = h5s_attr_set(s, g, "seed", seed, err)))
         return rc;
     return 0;
 }

@@ -1,11 +1,9 @@
 /* analysis/eval.h — per-domain KL divergence of a quantized binding against the reference.
  *
- * An evaluation domain is a name, a source, a number of sequences, a sequence length and a
- * seed (ev_domain). The only source here is a corpus file (io/corpus.h): every document is
- * tokenized (io/tok.h), and corp_cut shuffles the documents with the seed, joins them with the
- * EOS token and cuts n_seq × len ids — the same cut the calibration sets use, so an eval set
- * with the same file and seed as a calibration set would be the same tokens (use the
- * *.eval.txt files, which share no document with *.calib.txt).
+ * An evaluation domain is a set in the sense of analysis/calib.h (a name, a source, sequences ×
+ * length, a seed), built by the same code as the calibration sets: a corpus file (use the
+ * *.eval.txt files, which share no document with *.calib.txt) or a synthetic source
+ * (noise:uniform, ...). Only the defaults differ (ev_domain_parse).
  *
  * ev_run feeds the same ids in batches to the reference binding (model_base, never
  * approximated) and to the quantized binding, each through its own fwd_state, and for every
@@ -23,7 +21,7 @@
 #include "../core/err.h"
 #include "../core/prog.h"
 #include "../io/h5s.h"
-#include "../io/tok.h"
+#include "calib.h"
 #include "kld.h"
 #include "model.h"
 
@@ -33,29 +31,18 @@
 /* ---------------------------------------------------------------- domains */
 
 #define EV_NAME_MAX 64
+#define EV_DEFAULT_SEQS 8
+#define EV_DEFAULT_LEN 128
 
-typedef struct {
-    char name[EV_NAME_MAX]; /* [A-Za-z0-9._+-]+, used as an HDF5 path component */
-    char *source;           /* corpus file path; owned */
-    int n_seq;              /* sequences (default 8) */
-    int len;                /* tokens per sequence, ≥ 2 (default 128) */
-    uint64_t seed;          /* document shuffle seed (default 1) */
-} ev_domain;
-
-/* Parse "NAME=SOURCE[,seqs=N][,len=L][,seed=S]". Errors (VL_EARG) quote the spec and name the
- * bad part: missing '=', bad name, unknown key, a number out of range (seqs 1..65536,
- * len 2..65536, seqs·len ≤ 2^26). *out owned by the caller (ev_domain_deinit). */
-int ev_domain_parse(ev_domain *out, const char *spec, vl_err *err);
-void ev_domain_deinit(ev_domain *d); /* frees source; NULL ok */
+/* Parse a domain spec: analysis/calib.h's set grammar (NAME=SOURCE[,seqs=N][,len=L][,seed=S]
+ * ..., sources PATH, mix:, noise:uniform|bytes|shuffle:SET, self:T=X, entropy:SET:BUCKET),
+ * with the evaluation defaults seqs=EV_DEFAULT_SEQS, len=EV_DEFAULT_LEN where the spec gives
+ * none. Build the ids with calib_book_add. Errors as calib_spec_parse. Pure. */
+int ev_domain_parse(const char *text, calib_spec *out, vl_err *err);
 
 /* Is NAME usable as a domain or allocation name ([A-Za-z0-9._+-]+, < EV_NAME_MAX, not "."
  * or "..")? Pure. */
 int ev_name_ok(const char *name);
-
-/* The domain's ids [n_seq × len] (vl_malloc'd into *ids, caller frees). EOS from the
- * tokenizer (tok_eos_id; none is VL_ECONFIG). Errors as corp_load, tok_encode, corp_cut, each
- * prefixed "domain NAME". Not thread-safe on the same tokenizer. */
-int ev_domain_ids(int32_t **ids, const ev_domain *d, tok_tokenizer *tok, vl_err *err);
 
 /* ---------------------------------------------------------------- running */
 
@@ -93,10 +80,9 @@ void ev_runner_free(ev_runner *r); /* NULL ok */
 
 /* ---------------------------------------------------------------- storage and tables */
 
-/* /eval/domains/<d->name>/{ids, entropy_ref} and the domain's definition as attributes.
+/* /eval/domains/<set name>/{ids, entropy_ref} and the set's definition as attributes.
  * RES supplies entropy_ref (any allocation's result: the reference does not depend on it). */
-int ev_write_domain(h5s_store *s, const ev_domain *d, const int32_t *ids, const ev_result *res,
-                    vl_err *err);
+int ev_write_domain(h5s_store *s, const calib_set *set, const ev_result *res, vl_err *err);
 /* /eval/<alloc>/<domain>/{kld, dp, nll_ref, nll_q, same_top} and the summary as attributes. */
 int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const ev_result *res,
                     vl_err *err);

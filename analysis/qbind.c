@@ -224,6 +224,23 @@ static int match_items(int *owner, const model *m, const qb_alloc *a, const char
     return 0;
 }
 
+int qb_alloc_check(const model *m, const qb_alloc *a, int have_stats, const char *name,
+                   vl_err *err)
+{
+    int *owner = vl_malloc(model_tensor_count(m) * sizeof *owner);
+    if (!owner)
+        return vl_errf(err, VL_ENOMEM, "allocation %s: out of memory", name);
+    int rc = match_items(owner, m, a, name, err);
+    vl_free(owner);
+    for (int k = 0; k < a->n && !rc && !have_stats; k++)
+        if (a->v[k].fmt.method == QFMT_GPTQ)
+            rc = vl_errf(err, VL_EARG,
+                         "allocation %s: item \"%s\" is GPTQ, which needs calibration "
+                         "statistics with XᵀX (--stats/--calib)",
+                         name, a->v[k].item);
+    return rc;
+}
+
 static int check_stats(const model *m, const stat_acc *s, const char *name, vl_err *err)
 {
     const hfc_config *c = model_config(m);

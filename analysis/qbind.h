@@ -63,6 +63,12 @@ int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *er
 /* Append the items of a plain-text allocation file (format above). Errors "FILE:LINE: ...". */
 int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err);
 
+/* Check allocation A against model M without quantizing anything: every item matches a
+ * tensor, no tensor is matched twice, no item names a vector, and (when HAVE_STATS is 0) no
+ * item is GPTQ. The errors qb_bind would give for these, cheaply and up front. */
+int qb_alloc_check(const model *m, const qb_alloc *a, int have_stats, const char *name,
+                   vl_err *err);
+
 /* ---------------------------------------------------------------- the binding */
 
 typedef struct {

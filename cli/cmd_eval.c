@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include "../analysis/calib.h"
 #include "../analysis/eval.h"
 #include "../analysis/qbind.h"
 #include "../analysis/stats.h"
@@ -154,13 +155,14 @@ typedef struct {
     model *m;
     tok_tokenizer *tok;
     stat_acc *stats;
-    ev_domain dom[MAX_DOMS];
-    int32_t *ids[MAX_DOMS];
+    calib_book *book;               /* the domains' ids */
+    const calib_set *dom[MAX_DOMS]; /* owned by book */
     int n_dom, max_len;
     uint64_t seed; /* Hadamard sign seed */
     ev_runner *runner;
     h5s_store *store;
     kld_summary *sums; /* [n_rows × n_dom] */
+    qb_alloc al[MAX_ROWS]; /* every row's allocation, read and checked before any work */
 } eval_ctx;
 
 static int load_stats(eval_ctx *c, const char *path, const char *set, vl_err *err)
@@ -182,52 +184,45 @@ static int load_stats(eval_ctx *c, const char *path, const char *set, vl_err *er
 
 static int load_domains(eval_ctx *c, const eval_args *a, vl_err *err)
 {
-    for (int d = 0; d < a->n_dom; d++) {
-        int rc = ev_domain_parse(&c->dom[d], a->dom_specs[d], err);
-        if (rc)
-            return rc;
+    calib_env env = {c->m, c->tok, a->batch};
+    int rc = calib_book_new(&c->book, &env, err);
+    for (int d = 0; d < a->n_dom && !rc; d++) {
+        calib_spec sp;
+        if ((rc = ev_domain_parse(a->dom_specs[d], &sp, err)) ||
+            (rc = calib_book_add(c->book, &sp, err)))
+            break;
+        c->dom[d] = calib_book_find(c->book, sp.name);
         c->n_dom = d + 1;
-        for (int q = 0; q < d; q++)
-            if (!strcmp(c->dom[q].name, c->dom[d].name))
-                return vl_errf(err, VL_EARG, "domain \"%s\" given twice", c->dom[d].name);
-        if ((rc = ev_domain_ids(&c->ids[d], &c->dom[d], c->tok, err)))
-            return rc;
-        if (c->dom[d].len > c->max_len)
-            c->max_len = c->dom[d].len;
+        if (c->dom[d]->seq_len > c->max_len)
+            c->max_len = c->dom[d]->seq_len;
     }
-    return 0;
+    return rc;
 }
 
 /* One row: bind the allocation, run every domain, store. */
 static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
 {
-    qb_alloc al;
-    qb_alloc_init(&al);
     qb_binding *b = NULL;
     ev_result res;
     ev_result_init(&res);
-    int rc = r->file ? qb_alloc_read_text(&al, r->file, err)
-                     : qb_alloc_uniform(&al, c->m, r->format, err);
     qb_params qp = qb_defaults();
     qp.fq.seed = c->seed;
-    if (!rc) {
-        fprintf(stderr, "eval: quantizing %s\n", r->name);
-        rc = qb_bind(&b, c->m, &al, c->stats, &qp, r->name, err);
-    }
+    fprintf(stderr, "eval: quantizing %s\n", r->name);
+    int rc = qb_bind(&b, c->m, &c->al[row], c->stats, &qp, r->name, err);
     int64_t total = 0;
     for (int d = 0; d < c->n_dom; d++)
-        total += (int64_t)c->dom[d].n_seq * c->dom[d].len;
+        total += (int64_t)c->dom[d]->n_seq * c->dom[d]->seq_len;
     prog pg;
     char label[EV_NAME_MAX + 8];
     snprintf(label, sizeof label, "eval %s", r->name);
     prog_init(&pg, label, "tok", total);
     for (int d = 0; d < c->n_dom && !rc; d++) {
-        rc = ev_run(c->runner, qb_weights(b), c->ids[d], c->dom[d].n_seq, c->dom[d].len, &res,
-                    &pg, err);
+        const calib_set *ds = c->dom[d];
+        rc = ev_run(c->runner, qb_weights(b), ds->ids, ds->n_seq, ds->seq_len, &res, &pg, err);
         if (!rc && row == 0)
-            rc = ev_write_domain(c->store, &c->dom[d], c->ids[d], &res, err);
+            rc = ev_write_domain(c->store, ds, &res, err);
         if (!rc)
-            rc = ev_write_result(c->store, r->name, c->dom[d].name, &res, err);
+            rc = ev_write_result(c->store, r->name, ds->spec.name, &res, err);
         if (!rc)
             c->sums[(size_t)row * c->n_dom + d] = res.sum;
     }
@@ -244,7 +239,6 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
     }
     ev_result_deinit(&res);
     qb_free(b);
-    qb_alloc_deinit(&al);
     return rc;
 }
 
@@ -256,6 +250,13 @@ static int run(const eval_args *a, vl_err *err)
     int rc = model_open(&c.m, a->dir, err);
     if (!rc)
         rc = tok_open(a->dir, &c.tok, err);
+    for (int r = 0; r < a->n_rows && !rc; r++) {
+        const row_spec *rs = &a->rows[r];
+        rc = rs->file ? qb_alloc_read_text(&c.al[r], rs->file, err)
+                      : qb_alloc_uniform(&c.al[r], c.m, rs->format, err);
+        if (!rc)
+            rc = qb_alloc_check(c.m, &c.al[r], a->stats_path != NULL, rs->name, err);
+    }
     if (!rc && a->stats_path)
         rc = load_stats(&c, a->stats_path, a->calib, err);
     if (!rc)
@@ -278,7 +279,7 @@ static int run(const eval_args *a, vl_err *err)
     for (int r = 0; r < a->n_rows; r++)
         an[r] = a->rows[r].name;
     for (int d = 0; d < c.n_dom; d++)
-        dn[d] = c.dom[d].name;
+        dn[d] = c.dom[d]->spec.name;
     ev_matrix mx = {a->n_rows, c.n_dom, an, dn, c.sums};
     if (!rc)
         rc = ev_write_matrix(c.store, &mx, err);
@@ -292,10 +293,9 @@ static int run(const eval_args *a, vl_err *err)
     h5s_close(c.store);
     vl_free(c.sums);
     ev_runner_free(c.runner);
-    for (int d = 0; d < c.n_dom; d++) {
-        vl_free(c.ids[d]);
-        ev_domain_deinit(&c.dom[d]);
-    }
+    calib_book_free(c.book);
+    for (int r = 0; r < a->n_rows; r++)
+        qb_alloc_deinit(&c.al[r]);
     stat_free(c.stats);
     tok_close(c.tok);
     model_close(c.m);

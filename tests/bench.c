@@ -1,7 +1,9 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
+#include "../analysis/eval.h"
 #include "../analysis/fwd.h"
+#include "../analysis/qbind.h"
 #include "../analysis/model.h"
 #include "../analysis/spass.h"
 #include "../core/kern.h"
@@ -249,6 +251,66 @@ static void bench_forward(double peak)
     model_close(m);
 }
 
+/* Evaluation (analysis/eval.h) on the embedded model: uniform rtn-b4-g64-asym, 8 × 128
+ * pseudo-random tokens in batches of 4. Fake-quant (binding) seconds with and without the RTN
+ * clip search, then evaluated tokens/s (each token through both forwards and the metrics) and
+ * the split between reference forward, quantized forward and the per-token KLD. */
+static void bench_eval(void)
+{
+    enum { S = 8, T = 128 };
+    model *m = NULL;
+    ev_runner *run = NULL;
+    qb_binding *b = NULL;
+    qb_alloc al;
+    qb_alloc_init(&al);
+    ev_result res;
+    ev_result_init(&res);
+    vl_err e;
+    static int32_t ids[S * T];
+    if (model_open(&m, "models/vbrlab-moe-tiny", &e) ||
+        qb_alloc_uniform(&al, m, "rtn-b4-g64-asym", &e) || ev_runner_new(&run, m, 4, T, &e)) {
+        printf("| eval | failed: %s |\n", e.msg);
+        goto done;
+    }
+    uint32_t x = 777;
+    for (int i = 0; i < S * T; i++) {
+        x = x * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((x >> 8) % (uint32_t)model_config(m)->vocab);
+    }
+    for (int clip = 1; clip >= 0; clip--) {
+        qb_params p = qb_defaults();
+        if (!clip)
+            p.fq.rtn.clip_steps = 1;
+        double t0 = prog_now();
+        qb_free(b);
+        b = NULL;
+        if (qb_bind(&b, m, &al, NULL, &p, "bench", &e)) {
+            printf("| eval bind | failed: %s |\n", e.msg);
+            goto done;
+        }
+        printf("| eval fake-quant rtn-b4-g64-asym, %s (s, %.1f M weights) | %.2f |\n",
+               clip ? "clip search" : "min/max", qb_get_info(b).n_weights * 1e-6,
+               prog_now() - t0);
+    }
+    double t0 = prog_now();
+    for (int r = 0; r < 2; r++)
+        if (ev_run(run, qb_weights(b), ids, S, T, &res, NULL, &e)) {
+            printf("| eval | failed: %s |\n", e.msg);
+            goto done;
+        }
+    double dt = prog_now() - t0;
+    ev_timing tm = ev_runner_timing(run);
+    printf("| eval tokens/s (%d×%d, both forwards + KLD) | %.0f |\n", S, T, tm.tokens / dt);
+    printf("| eval split: ref fwd / quant fwd / KLD (s per 1k tokens) | %.3f / %.3f / %.3f |\n",
+           1e3 * tm.ref_s / tm.tokens, 1e3 * tm.quant_s / tm.tokens, 1e3 * tm.kld_s / tm.tokens);
+done:
+    ev_result_deinit(&res);
+    qb_free(b);
+    qb_alloc_deinit(&al);
+    ev_runner_free(run);
+    model_close(m);
+}
+
 /* The statistics pass (analysis/spass.h) vs the plain forward on 8 × 256 pseudo-random tokens:
  * tokens/s of each and the ratio of times, without XᵀX and with XᵀX on every weight input.
  * Best of 3 timed runs after one warm-up; each run feeds a fresh accumulator. */
@@ -333,6 +395,7 @@ int main(void)
     bench_forward(peak);
     bench_forward(peak);
     bench_tokenizer();
+    bench_eval();
     bench_stats();
     return 0;
 }
