@@ -23,6 +23,7 @@ static const cli_cmd cmds[] = {
     {"info", cmd_info, "info [MODEL_DIR]                       architecture, parameters by class, bits"},
     {"forward", cmd_forward, "forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 [--hidden] [--router]"},
     {"tokenize", cmd_tokenize, "tokenize [MODEL_DIR] [--decode] [--json] [--lines]   text on stdin -> ids"},
+    {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH]"},
     {"alloc", cmd_alloc, "alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--set N] [--weights w1,w2] [--export-regex]"},
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
     {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE]   an experiment config: stats, sens, alloc, eval, report into one .h5"},

@@ -49,6 +49,35 @@ int gp_term_parse(const char *s, gp_term *out, vl_err *err)
 
 int gp_term_is_file(gp_term t) { return t == GP_PNG || t == GP_SVG || t == GP_PDF; }
 
+int gp_term_available(gp_term t, const char *gnuplot)
+{
+    static const char *const real[GP_TERM_COUNT] = {
+        [GP_PNG] = "pngcairo", [GP_SVG] = "svg", [GP_PDF] = "pdfcairo",
+        [GP_QT] = "qt",        [GP_WXT] = "wxt", [GP_X11] = "x11",
+    };
+    char cmd[512], line[256];
+    /* stdin from /dev/null: gnuplot pages the list and would wait for return */
+    snprintf(cmd, sizeof cmd, "%s -e \"set terminal\" </dev/null 2>&1",
+             gnuplot ? gnuplot : "gnuplot");
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return 0;
+    int found = 0;
+    size_t n = strlen(real[t]);
+    while (fgets(line, sizeof line, p)) {
+        /* entries look like "            qt  Qt cross-platform interactive terminal", also
+         * after a "Press return for more:" prompt on the same line */
+        char *s = strstr(line, "more:");
+        s = s ? s + 5 : line;
+        s += strspn(s, " \t");
+        if (!strncmp(s, real[t], n) && (s[n] == ' ' || s[n] == '\t'))
+            found = 1;
+    }
+    pclose(p);
+    return found;
+}
+
 const char *gp_quote(char *buf, size_t size, const char *s)
 {
     size_t j = 0;
@@ -160,6 +189,11 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     if (!file_term && !getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))
         return vl_errf(err, VL_EARG,
                        "gnuplot: terminal %s needs a display (DISPLAY is not set); use --term png",
+                       term_names[o->term]);
+    if (!file_term && !gp_term_available(o->term, o->gnuplot))
+        return vl_errf(err, VL_EARG,
+                       "gnuplot: this gnuplot has no %s terminal (gnuplot-nox has none); install "
+                       "gnuplot-qt or gnuplot-x11, or use --term png|svg|pdf",
                        term_names[o->term]);
     gp_pipe *g = vl_calloc(1, sizeof *g);
     if (!g)

@@ -38,6 +38,11 @@ gp_opts gp_opts_default(void);
 int gp_term_parse(const char *s, gp_term *out, vl_err *err);
 int gp_term_is_file(gp_term t);
 
+/* 1 if the gnuplot program (NULL = "gnuplot") lists terminal t in `set terminal` (file
+ * terminals: pngcairo, svg, pdfcairo), 0 if not or gnuplot cannot be run. gp_open calls it for
+ * interactive terminals and fails with VL_EARG "install gnuplot-qt or gnuplot-x11" on 0. */
+int gp_term_available(gp_term t, const char *gnuplot);
+
 typedef struct gp_pipe gp_pipe;
 
 /* Start gnuplot and send the terminal/output setup. */
