@@ -117,12 +117,8 @@ static int eval_row(ev_ctx *x, const ev_row *row, int r, const stat_acc *stats, 
     for (int d = 0; !rc && d < x->n_dom; d++) {
         const calib_set *cs = calib_book_set(x->book, d);
         rc = ev_run(x->runner, qb_weights(b), cs->ids, cs->n_seq, cs->seq_len, &res, NULL, err);
-        if (!rc && r == 0) {
-            ev_domain dom = {{0}, (char *)cs->spec.source, cs->n_seq, cs->seq_len,
-                             cs->spec.seed};
-            snprintf(dom.name, sizeof dom.name, "%s", cs->spec.name);
-            rc = ev_write_domain(c->s, &dom, cs->ids, &res, err);
-        }
+        if (!rc && r == 0)
+            rc = ev_write_domain(c->s, cs, &res, err);
         if (!rc)
             rc = ev_write_result(c->s, row->name, cs->spec.name, &res, err);
         if (!rc)

@@ -83,9 +83,9 @@ static void test_shipped(chk *c)
           "demo minimax over two sets");
     CHECK(c, mm >= 0 && d.alloc[mm].target_bpw.n == 1 && d.alloc[mm].target_bpw.v[0] == 2.5,
           "demo minimax at 2.5 bpw");
-    CHECK_INT(c, d.alloc[0].uniform.n, 3, "demo alloc en uniform baselines");
-    CHECK_STR(c, d.alloc[0].uniform.v[1], "gptq-b2-g64-asym", "demo uniform name");
-    CHECK_STR(c, d.formats, "rtn:b=2..4:g=64;gptq:b=2..4:g=64", "demo formats stored as written");
+    CHECK_INT(c, d.alloc[0].uniform.n, 2, "demo alloc en uniform baselines");
+    CHECK_STR(c, d.alloc[0].uniform.v[1], "rtn-b3-g64-asym", "demo uniform name");
+    CHECK_STR(c, d.formats, "rtn:b=2..4:g=64", "demo formats stored as written");
     CHECK_INT(c, d.tables, (1 << EXP_TABLE_COUNT) - 1, "demo all tables");
     CHECK_INT(c, d.plots, (1 << EXP_PLOT_COUNT) - 1, "demo all plots");
     exp_config_free(&d);
