@@ -233,7 +233,7 @@ static void test_pipeline(chk *c)
     vl_err e = {0};
     make_config("a.ini", "a.h5", "2.5", cfg_a, sizeof cfg_a);
     make_config("b.ini", "b.h5", "2.5", cfg_b, sizeof cfg_b);
-    make_config("t.ini", "a.h5", "2.25", cfg_t, sizeof cfg_t);
+    make_config("t.ini", "a.h5", "2.75", cfg_t, sizeof cfg_t);
     snprintf(a, sizeof a, "%s/a.h5", dir);
     snprintf(b, sizeof b, "%s/b.h5", dir);
     snprintf(md, sizeof md, "%s/a.md", dir);
@@ -320,7 +320,7 @@ static void test_pipeline(chk *c)
     char *k_stats = attr(a, "/stages/stats", "key"), *k_sens = attr(a, "/stages/sens", "key");
     char *k_alloc = attr(a, "/stages/alloc.en", "key"), *k_eval = attr(a, "/stages/eval", "key");
     rc = run_cfg(cfg_t, -1, log, sizeof log, &e);
-    CHECK(c, rc == 0, "target 2.25 run: %s", rc ? e.msg : "ok");
+    CHECK(c, rc == 0, "target 2.75 run: %s", rc ? e.msg : "ok");
     CHECK(c, strstr(log, "stats: cached") && strstr(log, "sens: cached") &&
                  strstr(log, "alloc.en: done") && strstr(log, "eval: done") &&
                  strstr(log, "report: done"),
@@ -337,11 +337,11 @@ static void test_pipeline(chk *c)
     s = NULL;
     rc = h5s_open(&s, a, &e);
     if (!rc)
-        rc = h5s_attr_get_f64(s, "/alloc/en-2.25", "target_bpw", &t, &e);
-    CHECK(c, rc == 0 && t == 2.25, "/alloc/en-2.25 written: %s", rc ? e.msg : "ok");
+        rc = h5s_attr_get_f64(s, "/alloc/en-2.75", "target_bpw", &t, &e);
+    CHECK(c, rc == 0 && t == 2.75, "/alloc/en-2.75 written: %s", rc ? e.msg : "ok");
     h5s_close(s);
     tables = slurp(md, NULL);
-    CHECK_HAS(c, tables, "### KLD matrix at 2.25 bpw", "OUT.md updated to the new target");
+    CHECK_HAS(c, tables, "### KLD matrix at 2.75 bpw", "OUT.md updated to the new target");
     free(tables);
 }
 
