@@ -9,6 +9,8 @@
 
 #include "run_int.h"
 
+#include "../core/kern.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +309,8 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     if (opts->only_alloc && exp_find_alloc(cfg, opts->only_alloc) < 0)
         return vl_errf(err, VL_EARG, "--only alloc.%s: %s has no [alloc.%s]", opts->only_alloc,
                        cfg->path, opts->only_alloc);
+    if (cfg->threads > 0)
+        kern_set_threads(cfg->threads); /* threads never change results (expcfg.h) */
     char *raw = NULL, *canon = NULL;
     run_rec *recs = NULL;
     int n = 0;
