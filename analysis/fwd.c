@@ -452,34 +452,81 @@ int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_
     return 0;
 }
 
-int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
-            int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
-            const float **logits, vl_err *err)
+static int check_batch(const model *m, const fwd_state *st, int n_seq, int seq_len,
+                       vl_err *err)
 {
-    const hfc_config *c = model_config(m);
-    fwd_opts defaults = fwd_opts_defaults();
-    int D = c->hidden, V = c->vocab;
     if (st->m != m)
         return vl_errf(err, VL_EARG, "forward: state was made for another model");
     if (n_seq <= 0 || seq_len <= 0 || n_seq > st->max_seq || seq_len > st->max_len)
         return vl_errf(err, VL_EARG, "forward: batch %d × %d exceeds the state's %d × %d",
                        n_seq, seq_len, st->max_seq, st->max_len);
-    int N = n_seq * seq_len; /* <= max_seq · max_len, checked at fwd_state_new */
-    for (int r = 0; r < N; r++)
-        if (ids[r] < 0 || ids[r] >= V)
-            return vl_errf(err, VL_ERANGE, "forward: token id %d (sequence %d, position %d) "
-                           "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
-                           r % seq_len, V);
+    return 0;
+}
+
+/* Layers from..L-1 on st->h (already holding layer `from`'s input), final norm, LM head. */
+static void run_layers(const model *m, const model_weights *w, fwd_state *st, int from,
+                       int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
+                       const float **logits)
+{
+    const hfc_config *c = model_config(m);
+    fwd_opts defaults = fwd_opts_defaults();
+    int D = c->hidden, V = c->vocab, N = n_seq * seq_len; /* N checked at fwd_state_new */
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
-    st->flops = 0;
-    for (int r = 0; r < N; r++)                                       /* [N × D] */
-        memcpy(st->h + (size_t)r * D, w->embed + (size_t)ids[r] * D, (size_t)D * 4);
-    for (x.l = 0; x.l < c->n_layers; x.l++)
+    for (x.l = from; x.l < c->n_layers; x.l++)
         fwd_layer(st, &w->layers[x.l], &x);
     rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
     mm(st, st->logits, st->xn, w->lm_head ? w->lm_head : w->embed, N, D, V);   /* [N × V] */
     emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
+}
+
+int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n, float *out,
+              vl_err *err)
+{
+    int D = model_config(m)->hidden, V = model_config(m)->vocab;
+    for (int r = 0; r < n; r++)
+        if (ids[r] < 0 || ids[r] >= V)
+            return vl_errf(err, VL_ERANGE, "forward: token id %d (row %d) outside the "
+                           "vocabulary [0, %d)", (int)ids[r], r, V);
+    for (int r = 0; r < n; r++)                                       /* [n × D] */
+        memcpy(out + (size_t)r * D, w->embed + (size_t)ids[r] * D, (size_t)D * 4);
+    return 0;
+}
+
+int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+            int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
+            const float **logits, vl_err *err)
+{
+    int V = model_config(m)->vocab;
+    int rc = check_batch(m, st, n_seq, seq_len, err);
+    if (rc)
+        return rc;
+    int N = n_seq * seq_len;
+    for (int r = 0; r < N; r++)
+        if (ids[r] < 0 || ids[r] >= V)
+            return vl_errf(err, VL_ERANGE, "forward: token id %d (sequence %d, position %d) "
+                           "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
+                           r % seq_len, V);
+    st->flops = 0;
+    fwd_embed(m, w, ids, N, st->h, NULL);                             /* [N × D] */
+    run_layers(m, w, st, 0, n_seq, seq_len, opts, taps, logits);
+    return 0;
+}
+
+int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int layer,
+                 const float *hidden_in, int n_seq, int seq_len, const fwd_opts *opts,
+                 const tap_set *taps, const float **logits, vl_err *err)
+{
+    const hfc_config *c = model_config(m);
+    int rc = check_batch(m, st, n_seq, seq_len, err);
+    if (rc)
+        return rc;
+    if (layer < 0 || layer > c->n_layers)
+        return vl_errf(err, VL_EARG, "forward: start layer %d outside [0, %d]", layer,
+                       c->n_layers);
+    st->flops = 0;
+    memcpy(st->h, hidden_in, (size_t)n_seq * seq_len * c->hidden * sizeof *st->h);
+    run_layers(m, w, st, layer, n_seq, seq_len, opts, taps, logits);
     return 0;
 }
 

@@ -57,6 +57,21 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
             int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
             const float **logits, vl_err *err);
 
+/* Resume a run at decoder layer LAYER (0..L; L runs only the final norm and head) from
+ * hidden_in [n_seq·seq_len × D], the residual stream entering that layer: the embeddings
+ * (fwd_embed) for layer 0, else the TAP_RESIDUAL rows of layer LAYER−1 from an earlier run of
+ * the same batch. Bit for bit equal to fwd_run when given the rows fwd_run computed (same
+ * code path and order); taps fire only for layers LAYER.. and the logits. hidden_in is copied
+ * (it may be any caller buffer). Logits and errors as fwd_run; VL_EARG for a bad layer. */
+int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int layer,
+                 const float *hidden_in, int n_seq, int seq_len, const fwd_opts *opts,
+                 const tap_set *taps, const float **logits, vl_err *err);
+
+/* The embedding rows of ids[0..n) into out [n × D] (layer 0's input). VL_ERANGE on a bad id.
+ * Pure apart from out. */
+int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n, float *out,
+              vl_err *err);
+
 /* After a run: the final-normed hidden states [N × D] (input of the LM head); same lifetime as
  * the logits. */
 const float *fwd_final_hidden(const fwd_state *st);

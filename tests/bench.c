@@ -2,13 +2,13 @@
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../analysis/eval.h"
+#include "../alloc/solve.h"
 #include "../analysis/fwd.h"
 #include "../analysis/qbind.h"
 #include "../analysis/model.h"
 #include "../analysis/spass.h"
 #include "../core/kern.h"
 #include "../core/prog.h"
-#include "../alloc/solve.h"
 #include "../io/tok.h"
 
 #include <math.h>
@@ -73,6 +73,8 @@ static void bench_forward(double peak)
         free(o);
         free(h);
     }
+}
+
 /* Solver seconds on a synthetic instance of the embedded model's size: 6 layers × (4 attention
  * + 16 experts × 3 + 3 shared-expert + router) = 336 items × 12 ggml-like formats, distortion
  * a_i·2^(−2·bpw) with per-item scale and ±10 % noise (so some options are dominated), two
@@ -165,6 +167,8 @@ static void bench_forward(double peak)
 }
 
 
+}
+
 /* Tokenizer throughput on one core: encode a whole corpus file, best of 3 runs, each on a freshly
  * opened tokenizer (cold word cache) so repeats do not flatter the number. Prints table rows. */
 static void bench_tokenizer(void)
@@ -208,6 +212,8 @@ static void bench_tokenizer(void)
                    got / best / 1e6);
         free(txt);
     }
+}
+
 /* Forward pass of the embedded model on a batch of 8 × 256 tokens: tokens/s, achieved GFLOP/s
  * (the forward's own count of 2·m·n·k over the products it did, attention included) and the
  * share of the measured sgemm peak. Best of 3 timed runs after one warm-up. */

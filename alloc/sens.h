@@ -1,0 +1,217 @@
+/* alloc/sens.h — per-tensor sensitivity per calibration set, rate–distortion tables and the
+ * additivity check: what the bit-allocation solver needs (alloc/solve.h).
+ *
+ * Tensors: every 2-D weight of a decoder layer that a quantizer would store (q/k/v/o_proj, each
+ * routed expert's gate/up/down_proj, the shared expert's and a dense MLP's gate/up/down_proj).
+ * Not here (kept at full precision): embeddings, LM head, norms, biases, router, the 1×D
+ * shared_expert_gate. Units of sensitivity: each tensor (TENSOR granularity) or one group per
+ * layer × projection class (GROUP: q, k, v, o; expert gate/up/down with all experts of the
+ * layer in one group; shared gate/up/down; dense gate/up/down) — the granularity GGUF's
+ * per-tensor types can express.
+ *
+ * Sensitivity by noise injection (HIGGS, Malinovskii et al. 2024, arXiv:2411.17525, §3 "linearity
+ * theorem"; ExLlamaV3's per-tensor error measurement): every tensor W of the unit gets
+ * ΔW = ε‖W‖_F · G/‖G‖_F, G standard Gaussian seeded by rng_child_seed(seed, tensor name) (the
+ * same G for every ε, set and granularity), so each member's relative Frobenius error is
+ * exactly ε. The model then runs from the unit's layer on, from the cached input of that layer
+ * (analysis/fwd.h fwd_run_from), and KLD = mean over the set's tokens of KL(p_ref ‖ p_pert);
+ * α = KLD/ε². α at two ε (default 0.01, 0.03) and their ratio α(ε1)/α(ε0) are kept: the ratio
+ * is 1 where KLD is quadratic in ΔW, the regime where the additive model can hold.
+ *
+ * Cost model (measured on the 2-core dev box, one set of N tokens, single-threaded OpenBLAS
+ * about as fast as two threads for these shapes): a run from layer l costs about
+ * N·[(L−l)·c_L + c_H], c_L ≈ 65 µs per token-layer (1.7 MFLOP), c_H ≈ 250 µs per token for the
+ * LM head (8.4 MFLOP) plus the KL over V = 16384; units × |ε| × sets runs. GROUP on the
+ * embedded model: 60 units × 2 ε × 4 sets = 480 runs; TENSOR: 330 units × 2 ε per set. With
+ * N = 1024 that is ~0.5 s a run, too slow for interactive use, so sens_params.max_tokens caps
+ * the tokens used per set (whole leading sequences, default 256: 480 group runs ≈ 50 s,
+ * 660 tensor runs per set ≈ 80 s). Noise generation (one Gaussian per weight) is negligible.
+ * A perturbed routed expert changes only the tokens routed to it at its layer, but causal
+ * attention spreads that to the rest of each touched sequence, and with 128-token sequences
+ * nearly every sequence is touched, so no per-expert shortcut is taken.
+ *
+ * Rate–distortion: for every tensor and format of a menu (alloc/qfmt.h), fq_tensor with the
+ * statistics of the quantization set (E[x²] = Σx²/rows and H = XᵀX per input, per expert for
+ * routed experts; the few-token policy of fq_params, its use recorded per entry), then
+ * rd_measure against every set's statistics: rel_w (set-free), rel_imp and rel_out per set.
+ *
+ * Predicted damage of a tensor in a format on set s (sens_tensor_dist):
+ *   SENS_E_REL  α_u · rel_w(t,f) · ‖W_t‖²/Σ_{t'∈u}‖W_t'‖²
+ *   SENS_E_OUT  α_u/κ_u(s) · rel_out(s,t,f) · E_t(s)/Σ_{t'∈u} E_t'(s)
+ * u the unit holding t, E_t(s) = tr(W H Wᵀ)/rows the tensor's output energy per token and
+ * κ_u(s) = Σ_t ‖W_t‖² tr(H_t)/(C_t·rows) / Σ_t E_t(s) the output error of unit relative noise
+ * (E over G of the isotropic noise's output energy over the output energy, per ε²). Summed
+ * over tensors these give the additive prediction Σ_u α_u e_u (e_u pooled over the unit).
+ *
+ * Additivity check: random assignments (one format per unit, drawn uniformly among the formats
+ * within ±1 bpw of a target; targets 2, 3, 4 by default) are bound as fake-quantized weights
+ * (model_weights_slot) and measured (mean KLD on the set, full forward) against both
+ * predictions; Pearson and Spearman correlations (GSL) per target band and overall.
+ *
+ * Storage: sens_write / sens_read, docs/hdf5-schema.md section "vbrlab sens".
+ * Not thread-safe (one forward state per sens_set); the model is only read.
+ */
+#ifndef VL_SENS_H
+#define VL_SENS_H
+
+#include "../analysis/model.h"
+#include "../analysis/stats.h"
+#include "../core/err.h"
+#include "../io/h5s.h"
+#include "fq.h"
+#include "qfmt.h"
+
+#include <stdint.h>
+
+typedef enum { SENS_TENSOR, SENS_GROUP } sens_gran;
+
+/* Projection classes (the group key within a layer). */
+typedef enum {
+    SENS_P_Q, SENS_P_K, SENS_P_V, SENS_P_O,
+    SENS_P_EXP_GATE, SENS_P_EXP_UP, SENS_P_EXP_DOWN,
+    SENS_P_SH_GATE, SENS_P_SH_UP, SENS_P_SH_DOWN,
+    SENS_P_MLP_GATE, SENS_P_MLP_UP, SENS_P_MLP_DOWN,
+    SENS_P_COUNT
+} sens_proj;
+
+typedef enum { SENS_E_REL, SENS_E_OUT } sens_err_kind;
+
+#define SENS_MAX_ADD_TARGETS 8
+
+/* One quantizable tensor. */
+typedef struct {
+    int mi;          /* index in model_tensor_at() */
+    char *name;      /* Hugging Face name, owned */
+    int layer, expert; /* expert −1 unless a routed expert */
+    sens_proj proj;
+    int rows, cols;
+    int64_t n;       /* rows·cols */
+    int unit;        /* index of its sensitivity unit */
+} sens_tensor;
+
+typedef struct {
+    double eps[2];        /* relative Frobenius noise levels (default 0.01, 0.03) */
+    uint64_t seed;        /* noise seed (default 1) */
+    sens_gran gran;       /* default SENS_GROUP */
+    int max_tokens;       /* tokens per set for α and additivity (leading whole sequences,
+                             at least one); 0 = all; default 256 */
+    int quant_set;        /* set whose statistics quantize (GPTQ H, RTN importance); default 0 */
+    fq_params fq;         /* quantizer options and few-token policy (default fq_defaults()
+                             with min_tokens 16 and policy rtn) */
+    int add_per_target;   /* random assignments per target (default 8; 0 = no check) */
+    int n_add_targets;    /* default 3: 2, 3, 4 bpw */
+    double add_targets[SENS_MAX_ADD_TARGETS];
+    int add_set;          /* set the additivity check runs on (default 0) */
+    int progress;         /* progress lines on stderr (tty only) */
+} sens_params;
+
+sens_params sens_defaults(void);
+
+/* Everything vbrlab sens measures; plain, owned by itself (sens_result_free). Index order:
+ * [set][unit], [tensor][format], [set][tensor][format], row-major. */
+typedef struct {
+    sens_gran gran;
+    int n_tensors;
+    sens_tensor *t;         /* [T] */
+    int n_units;
+    char **unit_name;       /* [U] tensor name, or the group's name with the expert index
+                               written "*" (model.layers.3.mlp.experts.*.down_proj.weight) */
+    int n_sets;
+    char **set_name;        /* [S] */
+    int64_t *set_tokens;    /* [S] tokens α was measured on */
+    double eps[2];
+    uint64_t seed;
+    double *kld[2];         /* [S × U] mean KLD at eps[k] (nats/token) */
+    double *alpha[2];       /* [S × U] kld/eps² */
+    /* rate–distortion */
+    int n_formats;
+    qfmt *fmt;              /* [F] */
+    char *spec;             /* the menu spec */
+    int quant_set;          /* index of the set that quantized */
+    char *few_policy;       /* fq policy name */
+    double min_tokens;      /* its threshold */
+    double *bpw;            /* [T × F] exact bits per weight */
+    double *rel_w;          /* [T × F] */
+    double *rel_imp;        /* [S × T × F] */
+    double *rel_out;        /* [S × T × F] */
+    unsigned char *few;     /* [T × F] 1 when the few-token policy applied */
+    double *w_norm2;        /* [T] ‖W‖² */
+    double *out_energy;     /* [S × T] tr(W H Wᵀ)/rows */
+    double *noise_energy;   /* [S × T] ‖W‖²·tr(H)/(C·rows) */
+    /* additivity (n_add = 0 when not run) */
+    int n_add, add_set;
+    double *add_target;     /* [A] target bpw of the draw */
+    double *add_bpw;        /* [A] achieved bpw over the tensors */
+    double *add_measured;   /* [A] measured mean KLD */
+    double *add_pred[2];    /* [A] predicted with SENS_E_REL, SENS_E_OUT */
+    int *add_choice;        /* [A × U] format index per unit */
+    int n_bands;            /* targets + 1 (the last band: all draws) */
+    double *corr;           /* [n_bands × 4]: pearson_rel, spearman_rel, pearson_out,
+                               spearman_out (NaN when fewer than 3 draws) */
+} sens_result;
+
+/* The quantizable tensors of M (in model order) and their units under GRAN; fills r->gran,
+ * t, n_tensors, unit_name, n_units. */
+int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err);
+
+/* Statistics input (slot, expert) that feeds tensor t (stats.h). */
+void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert);
+
+/* A calibration set prepared for sensitivity runs: the reference forward, every layer's
+ * input, the reference distributions. Not thread-safe; model must outlive it. */
+typedef struct sens_set sens_set;
+
+/* Run the reference on ids [n_seq × seq_len] (all of them; the caller trims). Memory:
+ * (L+1)·N·D + N·V floats. */
+int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, int seq_len,
+                 vl_err *err);
+/* Mean KL(ref ‖ W) over the set's tokens (nats), running W from layer `from` (0..L) on the
+ * cached input. W must equal the reference binding in layers < from. */
+int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_err *err);
+int64_t sens_set_tokens(const sens_set *s);
+void sens_set_free(sens_set *s); /* NULL ok */
+
+/* α of every unit of r (layout done) on set index si (< r->n_sets, arrays allocated by
+ * sens_alloc_alpha). */
+int sens_alloc_alpha(sens_result *r, int n_sets, const char *const *names, vl_err *err);
+int sens_alpha(sens_result *r, int si, const model *m, sens_set *s, const sens_params *p,
+               vl_err *err);
+
+/* The noisy copy of tensor t: out[rows × cols] = W + eps‖W‖ G/‖G‖ (G seeded by seed and t's
+ * name). Deterministic. */
+int sens_noise(float *out, const float *w, const sens_tensor *t, double eps, uint64_t seed,
+               vl_err *err);
+
+/* RD tables for the menu `spec` with each set's statistics stats[0..n_sets) (XᵀX required on
+ * every quantized input of stats[p->quant_set]; rel_out is NaN where a set lacks it). If
+ * keep_q is not NULL, *keep_q gets every fake-quantized tensor [T × F × n] (float32, one
+ * allocation, vl_free; needed by sens_additivity). */
+int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
+            const sens_params *p, float **keep_q, vl_err *err);
+
+/* Predicted damage of tensor ti in format fi on set si (formula above). NaN if unknown. */
+double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind);
+
+/* Bind assignment `choice` (format index per unit) from q (sens_rd's keep_q), run s from
+ * layer 0: *measured = mean KLD; *bpw over the quantized tensors; pred[0], pred[1] = Σ over
+ * tensors of sens_tensor_dist on set si (SENS_E_REL, SENS_E_OUT). */
+int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const float *q,
+                     int si, const int *choice, double *bpw, double *measured, double pred[2],
+                     vl_err *err);
+
+/* The additivity check on set p->add_set (s prepared from that set), quantized tensors from
+ * sens_rd's keep_q. */
+int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
+                    const sens_params *p, vl_err *err);
+
+/* Store: /sens in an open writable store; read back into a fresh result (names owned). */
+int sens_write(const sens_result *r, h5s_store *st, vl_err *err);
+int sens_read(sens_result *r, h5s_store *st, vl_err *err);
+
+const char *sens_proj_name(sens_proj p); /* "q", "exp_gate", ...; static */
+const char *sens_gran_name(sens_gran g); /* "tensor" | "group" */
+int sens_gran_parse(const char *s, sens_gran *out, vl_err *err);
+
+void sens_result_free(sens_result *r); /* frees the arrays, leaves r zeroed; NULL ok */
+
+#endif

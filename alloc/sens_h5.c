@@ -1,0 +1,459 @@
+/* alloc/sens_h5.c — sens_result to and from the HDF5 store (/sens; docs/hdf5-schema.md,
+ * section "vbrlab sens"). Every number read back is validated before use. */
+#include "sens.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- names as one string */
+
+static char *join(char *const *v, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(v[i]) + 1;
+    char *s = vl_malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s%s", i ? "\n" : "", v[i]);
+    *p = 0;
+    return s;
+}
+
+/* Split s at '\n' into exactly n owned strings. */
+static int split(const char *s, int n, char ***out, const char *what, vl_err *err)
+{
+    char **v = vl_calloc((size_t)(n > 0 ? n : 1), sizeof *v);
+    if (!v)
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    const char *p = s;
+    for (int i = 0; i < n; i++) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if ((!e && i < n - 1) || (e && i == n - 1) || !(v[i] = vl_malloc(len + 1))) {
+            for (int k = 0; k < i; k++)
+                vl_free(v[k]);
+            vl_free(v);
+            return vl_errf(err, VL_EFORMAT, "/sens: attribute %s does not hold %d names", what,
+                           n);
+        }
+        memcpy(v[i], p, len);
+        v[i][len] = 0;
+        p = e ? e + 1 : p + len;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- write */
+
+typedef struct {
+    h5s_store *st;
+    vl_err *err;
+    int rc;
+} wr;
+
+static void put(wr *w, const char *path, h5s_dtype t, const void *data, int nd, int64_t d0,
+                int64_t d1, int64_t d2, const char *units, const char *meaning)
+{
+    int64_t sh[3] = {d0, d1, d2};
+    if (!w->rc)
+        w->rc = h5s_write(w->st, path, t, data, nd, sh, units, meaning, w->err);
+}
+
+static void attr(wr *w, const char *path, const char *name, const char *v)
+{
+    if (!w->rc)
+        w->rc = v ? h5s_attr_set(w->st, path, name, v, w->err)
+                  : vl_errf(w->err, VL_ENOMEM, "sens: out of memory");
+}
+
+static void attr_f(wr *w, const char *path, const char *name, double v)
+{
+    if (!w->rc)
+        w->rc = h5s_attr_set_f64(w->st, path, name, v, w->err);
+}
+
+static void write_tensors(wr *w, const sens_result *r)
+{
+    int T = r->n_tensors;
+    int64_t *n = vl_malloc((size_t)T * sizeof *n);
+    int *iv = vl_malloc((size_t)T * 6 * sizeof *iv);
+    char **names = vl_malloc((size_t)T * sizeof *names);
+    if (!n || !iv || !names) {
+        w->rc = w->rc ? w->rc : vl_errf(w->err, VL_ENOMEM, "sens: out of memory");
+    } else {
+        for (int i = 0; i < T; i++) {
+            n[i] = r->t[i].n;
+            int row[6] = {r->t[i].layer, r->t[i].expert, (int)r->t[i].proj, r->t[i].unit,
+                          r->t[i].rows, r->t[i].cols};
+            for (int k = 0; k < 6; k++)
+                iv[(size_t)k * T + i] = row[k];
+            names[i] = r->t[i].name;
+        }
+        char *j = join(names, T);
+        attr(w, "/sens", "tensor_names", j);
+        vl_free(j);
+        put(w, "/sens/tensors/n_weights", H5S_I64, n, 1, T, 0, 0, "weights", "weights per tensor");
+        static const char *const what[6][2] = {
+            {"layer", "decoder layer of the tensor"},
+            {"expert", "routed expert index, -1 otherwise"},
+            {"proj", "projection class (sens_proj; legend in the proj_names attribute)"},
+            {"unit", "index of the sensitivity unit (unit_names) holding the tensor"},
+            {"rows", "rows of the weight (output features)"},
+            {"cols", "columns of the weight (input features)"}};
+        char path[64];
+        for (int k = 0; k < 6; k++) {
+            snprintf(path, sizeof path, "/sens/tensors/%s", what[k][0]);
+            put(w, path, H5S_I32, iv + (size_t)k * T, 1, T, 0, 0, "index", what[k][1]);
+        }
+        char *pn[SENS_P_COUNT];
+        for (int k = 0; k < SENS_P_COUNT; k++)
+            pn[k] = (char *)sens_proj_name((sens_proj)k);
+        j = join(pn, SENS_P_COUNT);
+        attr(w, "/sens/tensors/proj", "proj_names", j);
+        vl_free(j);
+    }
+    vl_free(n);
+    vl_free(iv);
+    vl_free(names);
+}
+
+static void write_alpha(wr *w, const sens_result *r)
+{
+    int S = r->n_sets, U = r->n_units;
+    char *j = join(r->set_name, S);
+    attr(w, "/sens", "set_names", j);
+    vl_free(j);
+    j = join(r->unit_name, U);
+    attr(w, "/sens", "unit_names", j);
+    vl_free(j);
+    attr(w, "/sens", "granularity", sens_gran_name(r->gran));
+    attr_f(w, "/sens", "eps0", r->eps[0]);
+    attr_f(w, "/sens", "eps1", r->eps[1]);
+    attr_f(w, "/sens", "seed", (double)r->seed);
+    put(w, "/sens/set_tokens", H5S_I64, r->set_tokens, 1, S, 0, 0, "tokens",
+        "tokens each set's alpha was measured on");
+    put(w, "/sens/alpha/kld0", H5S_F64, r->kld[0], 2, S, U, 0, "nat/token",
+        "mean KL(ref||perturbed) with every tensor of the unit at relative noise eps0");
+    put(w, "/sens/alpha/kld1", H5S_F64, r->kld[1], 2, S, U, 0, "nat/token",
+        "the same at eps1");
+    put(w, "/sens/alpha/alpha0", H5S_F64, r->alpha[0], 2, S, U, 0, "nat/token",
+        "alpha = kld0/eps0^2: KLD per unit squared relative Frobenius error");
+    put(w, "/sens/alpha/alpha1", H5S_F64, r->alpha[1], 2, S, U, 0, "nat/token",
+        "alpha at eps1 = kld1/eps1^2");
+    double *ratio = vl_malloc((size_t)S * U * sizeof *ratio);
+    if (!ratio && !w->rc)
+        w->rc = vl_errf(w->err, VL_ENOMEM, "sens: out of memory");
+    for (size_t i = 0; ratio && i < (size_t)S * U; i++)
+        ratio[i] = r->alpha[1][i] / r->alpha[0][i];
+    put(w, "/sens/alpha/ratio", H5S_F64, ratio, 2, S, U, 0, "1",
+        "alpha1/alpha0: 1 where KLD is quadratic in the noise (linearity check)");
+    vl_free(ratio);
+}
+
+static void write_rd(wr *w, const sens_result *r)
+{
+    int S = r->n_sets, T = r->n_tensors, F = r->n_formats;
+    char **fn = vl_calloc((size_t)F, sizeof *fn);
+    double *fb = vl_calloc((size_t)F, sizeof *fb);
+    if (!fn || !fb) {
+        w->rc = w->rc ? w->rc : vl_errf(w->err, VL_ENOMEM, "sens: out of memory");
+        vl_free(fn);
+        vl_free(fb);
+        return;
+    }
+    double nw = 0;
+    for (int i = 0; i < T; i++)
+        nw += (double)r->t[i].n;
+    for (int f = 0; f < F; f++) {
+        fn[f] = vl_malloc(QFMT_NAME_MAX);
+        if (fn[f])
+            qfmt_name(&r->fmt[f], fn[f]);
+        for (int i = 0; i < T; i++)
+            fb[f] += r->bpw[(size_t)i * F + f] * (double)r->t[i].n / nw;
+    }
+    int ok = 1;
+    for (int f = 0; f < F; f++)
+        ok &= fn[f] != NULL;
+    char *j = ok ? join(fn, F) : NULL;
+    attr(w, "/sens", "format_names", j);
+    vl_free(j);
+    attr(w, "/sens", "formats_spec", r->spec);
+    attr(w, "/sens", "quant_set", r->set_name[r->quant_set]);
+    attr(w, "/sens", "few_policy", r->few_policy);
+    attr_f(w, "/sens", "min_tokens", r->min_tokens);
+    put(w, "/sens/rd/format_bpw", H5S_F64, fb, 1, F, 0, 0, "bit/weight",
+        "bits per weight of each format over all quantized tensors (weighted by size)");
+    put(w, "/sens/rd/bpw", H5S_F64, r->bpw, 2, T, F, 0, "bit/weight",
+        "exact stored bits per weight of tensor t in format f (scales and zeros included)");
+    put(w, "/sens/rd/rel_w", H5S_F64, r->rel_w, 2, T, F, 0, "1",
+        "relative weight error ||dW||^2/||W||^2");
+    put(w, "/sens/rd/rel_imp", H5S_F64, r->rel_imp, 3, S, T, F, "1",
+        "importance-weighted relative error, importance E[x^2] of set s");
+    put(w, "/sens/rd/rel_out", H5S_F64, r->rel_out, 3, S, T, F, "1",
+        "relative output error tr(dW H dW^T)/tr(W H W^T), H = X^T X of set s");
+    put(w, "/sens/rd/few", H5S_U8, r->few, 2, T, F, 0, "flag",
+        "1 when the few-token policy changed how tensor t was quantized in format f");
+    put(w, "/sens/rd/w_norm2", H5S_F64, r->w_norm2, 1, T, 0, 0, "weight^2", "||W||_F^2");
+    put(w, "/sens/rd/out_energy", H5S_F64, r->out_energy, 2, S, T, 0, "activation^2",
+        "tr(W H W^T)/rows: mean squared output norm per token on set s");
+    put(w, "/sens/rd/noise_energy", H5S_F64, r->noise_energy, 2, S, T, 0, "activation^2",
+        "||W||^2 tr(H)/(cols rows): expected output energy of unit-relative isotropic noise");
+    for (int f = 0; f < F; f++)
+        vl_free(fn[f]);
+    vl_free(fn);
+    vl_free(fb);
+}
+
+static void write_add(wr *w, const sens_result *r)
+{
+    int A = r->n_add, U = r->n_units;
+    if (!A)
+        return;
+    const char *g = "/sens/additivity";
+    put(w, "/sens/additivity/target", H5S_F64, r->add_target, 1, A, 0, 0, "bit/weight",
+        "target bpw the random assignment was drawn around");
+    put(w, "/sens/additivity/bpw", H5S_F64, r->add_bpw, 1, A, 0, 0, "bit/weight",
+        "achieved bits per weight over the quantized tensors");
+    put(w, "/sens/additivity/measured", H5S_F64, r->add_measured, 1, A, 0, 0, "nat/token",
+        "measured mean KLD of the fake-quantized model on the additivity set");
+    put(w, "/sens/additivity/pred_rel", H5S_F64, r->add_pred[0], 1, A, 0, 0, "nat/token",
+        "predicted KLD: sum over units of alpha0 times the pooled relative weight error");
+    put(w, "/sens/additivity/pred_out", H5S_F64, r->add_pred[1], 1, A, 0, 0, "nat/token",
+        "predicted KLD: sum of alpha0/kappa times the pooled relative output error");
+    put(w, "/sens/additivity/choice", H5S_I32, r->add_choice, 2, A, U, 0, "index",
+        "format index (format_names) of every unit in each assignment");
+    put(w, "/sens/additivity/corr", H5S_F64, r->corr, 2, r->n_bands, 4, 0, "1",
+        "per band (targets, then all): pearson_rel, spearman_rel, pearson_out, spearman_out");
+    attr(w, g, "set", r->set_name[r->add_set]);
+    attr(w, "/sens/additivity/corr", "columns", "pearson_rel,spearman_rel,pearson_out,spearman_out");
+}
+
+int sens_write(const sens_result *r, h5s_store *st, vl_err *err)
+{
+    wr w = {st, err, 0};
+    write_tensors(&w, r);
+    write_alpha(&w, r);
+    if (r->n_formats)
+        write_rd(&w, r);
+    write_add(&w, r);
+    return w.rc;
+}
+
+/* ---------------------------------------------------------------- read */
+
+typedef struct {
+    h5s_store *st;
+    vl_err *err;
+    int rc;
+} rd;
+
+/* Read PATH as type t with exactly the expected element count n. */
+static void *get(rd *x, const char *path, h5s_dtype t, int64_t n)
+{
+    if (x->rc)
+        return NULL;
+    void *data = NULL;
+    int nd;
+    int64_t sh[H5S_MAX_DIMS], cnt = 1;
+    if ((x->rc = h5s_read(x->st, path, t, &data, &nd, sh, x->err)))
+        return NULL;
+    for (int k = 0; k < nd; k++)
+        cnt *= sh[k];
+    if (cnt != n) {
+        vl_free(data);
+        x->rc = vl_errf(x->err, VL_ESHAPE, "%s: %s: %lld values, expected %lld",
+                        h5s_path(x->st), path, (long long)cnt, (long long)n);
+        return NULL;
+    }
+    return data;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 1;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static char *get_attr(rd *x, const char *path, const char *name)
+{
+    char *v = NULL;
+    if (!x->rc)
+        x->rc = h5s_attr_get(x->st, path, name, &v, x->err);
+    return v;
+}
+
+static void read_tensors(rd *x, sens_result *r)
+{
+    char *tn = get_attr(x, "/sens", "tensor_names");
+    char **names = NULL;
+    if (!x->rc) {
+        r->n_tensors = count_lines(tn);
+        x->rc = split(tn, r->n_tensors, &names, "tensor_names", x->err);
+    }
+    vl_free(tn);
+    int T = r->n_tensors;
+    int64_t *n = get(x, "/sens/tensors/n_weights", H5S_I64, T);
+    static const char *const f[6] = {"layer", "expert", "proj", "unit", "rows", "cols"};
+    int *iv[6] = {0};
+    char path[64];
+    for (int k = 0; k < 6; k++) {
+        snprintf(path, sizeof path, "/sens/tensors/%s", f[k]);
+        iv[k] = get(x, path, H5S_I32, T);
+    }
+    if (!x->rc && !(r->t = vl_calloc((size_t)T, sizeof *r->t)))
+        x->rc = vl_errf(x->err, VL_ENOMEM, "sens: out of memory");
+    for (int i = 0; !x->rc && i < T; i++) {
+        sens_tensor *t = &r->t[i];
+        *t = (sens_tensor){-1, names[i], iv[0][i], iv[1][i], (sens_proj)iv[2][i], iv[4][i],
+                           iv[5][i], n[i], iv[3][i]};
+        names[i] = NULL;
+        if (t->rows < 1 || t->cols < 1 || t->n != (int64_t)t->rows * t->cols ||
+            iv[2][i] < 0 || iv[2][i] >= SENS_P_COUNT || t->unit < 0 || t->unit >= r->n_units)
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/tensors: bad entry %d (\"%s\")",
+                            h5s_path(x->st), i, t->name);
+    }
+    for (int i = 0; names && i < T; i++)
+        vl_free(names[i]);
+    vl_free(names);
+    vl_free(n);
+    for (int k = 0; k < 6; k++)
+        vl_free(iv[k]);
+}
+
+static void read_names(rd *x, const char *attr, int *n, char ***v)
+{
+    char *s = get_attr(x, "/sens", attr);
+    if (!x->rc) {
+        *n = count_lines(s);
+        x->rc = split(s, *n, v, attr, x->err);
+    }
+    vl_free(s);
+}
+
+static double get_f(rd *x, const char *path, const char *name)
+{
+    double v = NAN;
+    if (!x->rc)
+        x->rc = h5s_attr_get_f64(x->st, path, name, &v, x->err);
+    return v;
+}
+
+static int set_by_name(const sens_result *r, const char *name)
+{
+    for (int s = 0; name && s < r->n_sets; s++)
+        if (!strcmp(r->set_name[s], name))
+            return s;
+    return -1;
+}
+
+static void read_rd(rd *x, sens_result *r)
+{
+    int S = r->n_sets, T = r->n_tensors;
+    char **fn = NULL;
+    read_names(x, "format_names", &r->n_formats, &fn);
+    int F = r->n_formats;
+    if (!x->rc && !(r->fmt = vl_calloc((size_t)F, sizeof *r->fmt)))
+        x->rc = vl_errf(x->err, VL_ENOMEM, "sens: out of memory");
+    for (int f = 0; !x->rc && f < F; f++)
+        x->rc = qfmt_parse(&r->fmt[f], fn[f], x->err);
+    for (int f = 0; fn && f < F; f++)
+        vl_free(fn[f]);
+    vl_free(fn);
+    r->spec = get_attr(x, "/sens", "formats_spec");
+    r->few_policy = get_attr(x, "/sens", "few_policy");
+    char *qs = get_attr(x, "/sens", "quant_set");
+    r->quant_set = set_by_name(r, qs);
+    if (!x->rc && r->quant_set < 0)
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: quant_set \"%s\" is not a set", h5s_path(x->st),
+                        qs);
+    vl_free(qs);
+    r->min_tokens = get_f(x, "/sens", "min_tokens");
+    int64_t tf = (int64_t)T * F;
+    r->bpw = get(x, "/sens/rd/bpw", H5S_F64, tf);
+    r->rel_w = get(x, "/sens/rd/rel_w", H5S_F64, tf);
+    r->rel_imp = get(x, "/sens/rd/rel_imp", H5S_F64, S * tf);
+    r->rel_out = get(x, "/sens/rd/rel_out", H5S_F64, S * tf);
+    r->few = get(x, "/sens/rd/few", H5S_U8, tf);
+    r->w_norm2 = get(x, "/sens/rd/w_norm2", H5S_F64, T);
+    r->out_energy = get(x, "/sens/rd/out_energy", H5S_F64, (int64_t)S * T);
+    r->noise_energy = get(x, "/sens/rd/noise_energy", H5S_F64, (int64_t)S * T);
+    for (int64_t i = 0; !x->rc && i < tf; i++)
+        if (!(r->bpw[i] >= 0 && r->bpw[i] <= 64) || !(r->rel_w[i] >= 0))
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/rd: bad bpw or error at entry %lld",
+                            h5s_path(x->st), (long long)i);
+}
+
+static void read_add(rd *x, sens_result *r)
+{
+    int nd;
+    int64_t sh[H5S_MAX_DIMS];
+    if (x->rc || !h5s_exists(x->st, "/sens/additivity/measured"))
+        return;
+    if ((x->rc = h5s_shape(x->st, "/sens/additivity/corr", &nd, sh, x->err)))
+        return;
+    if (nd != 2 || sh[0] < 1 || sh[0] > 64 || sh[1] != 4) {
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/corr: bad shape",
+                        h5s_path(x->st));
+        return;
+    }
+    r->n_bands = (int)sh[0];
+    if ((x->rc = h5s_shape(x->st, "/sens/additivity/measured", &nd, sh, x->err)))
+        return;
+    int A = r->n_add = nd == 1 && sh[0] > 0 && sh[0] < 1 << 20 ? (int)sh[0] : 0;
+    if (!A) {
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/measured: bad shape",
+                        h5s_path(x->st));
+        return;
+    }
+    r->add_target = get(x, "/sens/additivity/target", H5S_F64, A);
+    r->add_bpw = get(x, "/sens/additivity/bpw", H5S_F64, A);
+    r->add_measured = get(x, "/sens/additivity/measured", H5S_F64, A);
+    r->add_pred[0] = get(x, "/sens/additivity/pred_rel", H5S_F64, A);
+    r->add_pred[1] = get(x, "/sens/additivity/pred_out", H5S_F64, A);
+    r->add_choice = get(x, "/sens/additivity/choice", H5S_I32, (int64_t)A * r->n_units);
+    r->corr = get(x, "/sens/additivity/corr", H5S_F64, (int64_t)r->n_bands * 4);
+    char *s = get_attr(x, "/sens/additivity", "set");
+    r->add_set = set_by_name(r, s);
+    if (!x->rc && r->add_set < 0)
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: additivity set \"%s\" unknown", h5s_path(x->st),
+                        s);
+    vl_free(s);
+}
+
+int sens_read(sens_result *r, h5s_store *st, vl_err *err)
+{
+    memset(r, 0, sizeof *r);
+    rd x = {st, err, 0};
+    char *g = get_attr(&x, "/sens", "granularity");
+    if (!x.rc)
+        x.rc = sens_gran_parse(g, &r->gran, err);
+    vl_free(g);
+    read_names(&x, "unit_names", &r->n_units, &r->unit_name);
+    read_names(&x, "set_names", &r->n_sets, &r->set_name);
+    read_tensors(&x, r);
+    int S = r->n_sets, U = r->n_units;
+    r->eps[0] = get_f(&x, "/sens", "eps0");
+    r->eps[1] = get_f(&x, "/sens", "eps1");
+    r->seed = (uint64_t)get_f(&x, "/sens", "seed");
+    r->set_tokens = get(&x, "/sens/set_tokens", H5S_I64, S);
+    r->kld[0] = get(&x, "/sens/alpha/kld0", H5S_F64, (int64_t)S * U);
+    r->kld[1] = get(&x, "/sens/alpha/kld1", H5S_F64, (int64_t)S * U);
+    r->alpha[0] = get(&x, "/sens/alpha/alpha0", H5S_F64, (int64_t)S * U);
+    r->alpha[1] = get(&x, "/sens/alpha/alpha1", H5S_F64, (int64_t)S * U);
+    for (int64_t i = 0; !x.rc && i < (int64_t)S * U; i++)
+        if (!(r->alpha[0][i] >= 0) || !(r->alpha[1][i] >= 0))
+            x.rc = vl_errf(err, VL_EFORMAT, "%s: /sens/alpha: negative or NaN alpha at %lld",
+                           h5s_path(st), (long long)i);
+    read_rd(&x, r);
+    read_add(&x, r);
+    if (x.rc)
+        sens_result_free(r);
+    return x.rc;
+}

@@ -1,0 +1,145 @@
+/* alloc/sens_layout.c — which tensors are quantized, their units, names, and freeing. */
+#include "sens.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const proj_names[SENS_P_COUNT] = {
+    [SENS_P_Q] = "q", [SENS_P_K] = "k", [SENS_P_V] = "v", [SENS_P_O] = "o",
+    [SENS_P_EXP_GATE] = "exp_gate", [SENS_P_EXP_UP] = "exp_up", [SENS_P_EXP_DOWN] = "exp_down",
+    [SENS_P_SH_GATE] = "shared_gate", [SENS_P_SH_UP] = "shared_up",
+    [SENS_P_SH_DOWN] = "shared_down", [SENS_P_MLP_GATE] = "mlp_gate", [SENS_P_MLP_UP] = "mlp_up",
+    [SENS_P_MLP_DOWN] = "mlp_down"};
+
+const char *sens_proj_name(sens_proj p) { return p < SENS_P_COUNT ? proj_names[p] : "?"; }
+
+const char *sens_gran_name(sens_gran g) { return g == SENS_TENSOR ? "tensor" : "group"; }
+
+int sens_gran_parse(const char *s, sens_gran *out, vl_err *err)
+{
+    if (!strcmp(s, "tensor"))
+        *out = SENS_TENSOR;
+    else if (!strcmp(s, "group"))
+        *out = SENS_GROUP;
+    else
+        return vl_errf(err, VL_EARG, "granularity \"%s\": expected tensor or group", s);
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Projection of a quantizable tensor, or −1 for everything kept at full precision. */
+static int classify(const model_tensor *mt)
+{
+    static const char *const suf[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                      "o_proj.weight", "gate_proj.weight", "up_proj.weight",
+                                      "down_proj.weight"};
+    if (mt->layer < 0 || mt->rows < 2)
+        return -1;
+    for (int k = 0; k < 7; k++) {
+        if (!ends_with(mt->name, suf[k]))
+            continue;
+        if (k < 4)
+            return mt->cls == MODEL_C_ATTN ? SENS_P_Q + k : -1;
+        int f = k - 4; /* gate, up, down */
+        if (mt->cls == MODEL_C_EXPERT)
+            return SENS_P_EXP_GATE + f;
+        if (mt->cls == MODEL_C_SHARED)
+            return SENS_P_SH_GATE + f;
+        if (mt->cls == MODEL_C_MLP)
+            return SENS_P_MLP_GATE + f;
+    }
+    return -1;
+}
+
+/* The group name: the tensor name with ".experts.N." written ".experts.*.". */
+static void group_name(char *out, size_t cap, const sens_tensor *t)
+{
+    const char *p = t->expert >= 0 ? strstr(t->name, ".experts.") : NULL;
+    if (!p) {
+        snprintf(out, cap, "%s", t->name);
+        return;
+    }
+    const char *rest = strchr(p + 9, '.');
+    snprintf(out, cap, "%.*s.experts.*%s", (int)(p - t->name), t->name, rest ? rest : "");
+}
+
+int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err)
+{
+    size_t nm = model_tensor_count(m);
+    r->gran = gran;
+    r->t = vl_calloc(nm, sizeof *r->t);
+    r->unit_name = vl_calloc(nm, sizeof *r->unit_name);
+    if (!r->t || !r->unit_name)
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (size_t i = 0; i < nm; i++) {
+        const model_tensor *mt = model_tensor_at(m, i);
+        int pj = classify(mt);
+        if (pj < 0)
+            continue;
+        sens_tensor *t = &r->t[r->n_tensors];
+        *t = (sens_tensor){(int)i, vl_strdup(mt->name), mt->layer, mt->expert, (sens_proj)pj,
+                           mt->rows, mt->cols, mt->numel, -1};
+        if (!t->name)
+            return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+        r->n_tensors++;
+        char gn[512];
+        if (gran == SENS_GROUP)
+            group_name(gn, sizeof gn, t);
+        else
+            snprintf(gn, sizeof gn, "%s", t->name);
+        for (int u = 0; u < r->n_units && t->unit < 0; u++)
+            if (!strcmp(r->unit_name[u], gn))
+                t->unit = u;
+        if (t->unit < 0) {
+            if (!(r->unit_name[r->n_units] = vl_strdup(gn)))
+                return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+            t->unit = r->n_units++;
+        }
+    }
+    if (!r->n_tensors)
+        return vl_errf(err, VL_ECONFIG, "%s: no quantizable tensors", model_dir(m));
+    return 0;
+}
+
+void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert)
+{
+    static const stat_slot map[SENS_P_COUNT] = {
+        [SENS_P_Q] = STAT_ATTN_IN, [SENS_P_K] = STAT_ATTN_IN, [SENS_P_V] = STAT_ATTN_IN,
+        [SENS_P_O] = STAT_O_IN, [SENS_P_EXP_GATE] = STAT_EXPERT_IN,
+        [SENS_P_EXP_UP] = STAT_EXPERT_IN, [SENS_P_EXP_DOWN] = STAT_EXPERT_DOWN,
+        [SENS_P_SH_GATE] = STAT_MLP_IN, [SENS_P_SH_UP] = STAT_MLP_IN,
+        [SENS_P_SH_DOWN] = STAT_SHARED_DOWN, [SENS_P_MLP_GATE] = STAT_MLP_IN,
+        [SENS_P_MLP_UP] = STAT_MLP_IN, [SENS_P_MLP_DOWN] = STAT_MLP_DOWN};
+    *slot = map[t->proj];
+    *expert = t->expert >= 0 ? t->expert : 0;
+}
+
+static void free_names(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        vl_free(v[i]);
+    vl_free(v);
+}
+
+void sens_result_free(sens_result *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; r->t && i < r->n_tensors; i++)
+        vl_free(r->t[i].name);
+    vl_free(r->t);
+    free_names(r->unit_name, r->n_units);
+    free_names(r->set_name, r->n_sets);
+    void *arrays[] = {r->set_tokens, r->kld[0], r->kld[1], r->alpha[0], r->alpha[1], r->fmt,
+                      r->spec, r->few_policy, r->bpw, r->rel_w, r->rel_imp, r->rel_out, r->few,
+                      r->w_norm2, r->out_energy, r->noise_energy, r->add_target, r->add_bpw,
+                      r->add_measured, r->add_pred[0], r->add_pred[1], r->add_choice, r->corr};
+    for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
+        vl_free(arrays[i]);
+    memset(r, 0, sizeof *r);
+}

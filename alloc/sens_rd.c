@@ -1,0 +1,351 @@
+/* alloc/sens_rd.c — rate–distortion tables over a format menu, the additive prediction and
+ * the additivity check (alloc/sens.h). GSL only for the correlations. */
+#include "sens.h"
+
+#include "../analysis/fwd.h"
+#include "../core/kern.h"
+#include "../core/prog.h"
+#include "../core/rng.h"
+#include "rd.h"
+
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- statistics of a tensor */
+
+typedef struct {
+    double *imp;    /* [C] Σx² per input (E[x²]·rows) */
+    double *h;      /* [C × C] XᵀX, NULL when the set has none */
+    double tokens;  /* rows routed (the few-token policy's count) */
+    double rows;    /* rows behind the sums (normalizes energies) */
+} tstats;
+
+/* Float64 statistics of tensor t from acc into ts (buffers caller-sized C and C²). */
+static int get_stats(tstats *ts, const stat_acc *acc, const sens_tensor *t, const char *set,
+                     vl_err *err)
+{
+    stat_slot slot;
+    int e;
+    sens_tensor_slot(t, &slot, &e);
+    const stat_input *in = stat_input_get(acc, t->layer, slot, e);
+    if (!in || in->cols != t->cols)
+        return vl_errf(err, VL_ESHAPE, "set %s: no statistics of width %d for tensor \"%s\"",
+                       set, t->cols, t->name);
+    double *h = in->xtx ? ts->h : NULL;
+    stat_input_f64(in, NULL, ts->imp, NULL, h);
+    ts->h = h;
+    ts->tokens = (double)in->rows_routed;
+    ts->rows = (double)in->rows;
+    return 0;
+}
+
+/* tr(W H Wᵀ) with W float32 [R × C] (scratch: 2·R·C doubles). */
+static double trace_whw(const float *w, const double *h, int R, int C, double *scr)
+{
+    size_t n = (size_t)R * C;
+    for (size_t k = 0; k < n; k++)
+        scr[k] = w[k];
+    kern_dgemm(scr + n, scr, h, R, C, C, 0, C, C, C, 1.0, 0.0);
+    double tr = 0;
+    for (size_t k = 0; k < n; k++)
+        tr += scr[n + k] * scr[k];
+    return tr;
+}
+
+static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
+{
+    size_t tf = (size_t)T * F;
+    r->bpw = vl_malloc(tf * sizeof *r->bpw);
+    r->rel_w = vl_malloc(tf * sizeof *r->rel_w);
+    r->rel_imp = vl_malloc((size_t)S * tf * sizeof *r->rel_imp);
+    r->rel_out = vl_malloc((size_t)S * tf * sizeof *r->rel_out);
+    r->few = vl_calloc(tf, 1);
+    r->w_norm2 = vl_calloc((size_t)T, sizeof *r->w_norm2);
+    r->out_energy = vl_malloc((size_t)S * T * sizeof *r->out_energy);
+    r->noise_energy = vl_malloc((size_t)S * T * sizeof *r->noise_energy);
+    if (!r->bpw || !r->rel_w || !r->rel_imp || !r->rel_out || !r->few || !r->w_norm2 ||
+        !r->out_energy || !r->noise_energy)
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory for the RD tables");
+    for (size_t i = 0; i < (size_t)S * tf; i++)
+        r->rel_imp[i] = r->rel_out[i] = NAN;
+    for (size_t i = 0; i < (size_t)S * T; i++)
+        r->out_energy[i] = r->noise_energy[i] = NAN;
+    return 0;
+}
+
+/* One tensor: statistics of every set, every format quantized with the quant set's. */
+static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *stats,
+                     const sens_params *p, tstats *ts, float *q, double *scr, vl_err *err)
+{
+    const sens_tensor *t = &r->t[ti];
+    const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+    int S = r->n_sets, F = r->n_formats, rc;
+    size_t C = (size_t)t->cols;
+    for (int s = 0; s < S; s++) {
+        ts[s].h = ts[s].imp + C; /* buffers laid out [imp C | h C²] per set */
+        if ((rc = get_stats(&ts[s], stats[s], t, r->set_name[s], err)))
+            return rc;
+    }
+    double wn = 0, trh;
+    for (int64_t k = 0; k < t->n; k++)
+        wn += (double)w[k] * w[k];
+    r->w_norm2[ti] = wn;
+    for (int s = 0; s < S; s++) {
+        if (!ts[s].h || ts[s].rows <= 0)
+            continue;
+        trh = 0;
+        for (size_t j = 0; j < C; j++)
+            trh += ts[s].h[j * C + j];
+        r->out_energy[(size_t)s * r->n_tensors + ti] =
+            trace_whw(w, ts[s].h, t->rows, t->cols, scr) / ts[s].rows;
+        r->noise_energy[(size_t)s * r->n_tensors + ti] = wn * trh / ((double)C * ts[s].rows);
+    }
+    const tstats *qs = &ts[r->quant_set];
+    fq_stats fs = {qs->imp, qs->h, qs->tokens};
+    for (int f = 0; f < F; f++) {
+        size_t tf = (size_t)ti * F + f;
+        float *qf = q + (size_t)f * t->n;
+        fq_info info;
+        if ((rc = fq_tensor(qf, w, t->rows, t->cols, &r->fmt[f], &fs, NULL, &p->fq, &info,
+                            t->name, err)))
+            return rc;
+        r->few[tf] = (unsigned char)info.few_applied;
+        for (int s = 0; s < S; s++) {
+            rd_point pt;
+            if ((rc = rd_measure(&pt, w, qf, t->rows, t->cols, &r->fmt[f], ts[s].imp, ts[s].h,
+                                 err)))
+                return rc;
+            r->rel_w[tf] = pt.rel_w;
+            r->bpw[tf] = pt.bpw;
+            r->rel_imp[(size_t)s * r->n_tensors * F + tf] = pt.rel_imp;
+            r->rel_out[(size_t)s * r->n_tensors * F + tf] = pt.rel_out;
+        }
+    }
+    return 0;
+}
+
+/* Offset of tensor ti's first format in the keep_q layout [tensor][format][n]. */
+static size_t q_offset(const sens_result *r, int ti)
+{
+    size_t o = 0;
+    for (int i = 0; i < ti; i++)
+        o += (size_t)r->n_formats * r->t[i].n;
+    return o;
+}
+
+int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
+            const sens_params *p, float **keep_q, vl_err *err)
+{
+    qfmt_menu menu = {0, NULL};
+    int rc = qfmt_menu_parse(&menu, spec, err);
+    if (rc)
+        return rc;
+    if (p->quant_set < 0 || p->quant_set >= r->n_sets) {
+        qfmt_menu_free(&menu);
+        return vl_errf(err, VL_EARG, "sens: quantization set %d outside [0, %d)", p->quant_set,
+                       r->n_sets);
+    }
+    r->n_formats = menu.n;
+    r->fmt = menu.v; /* taken over */
+    r->quant_set = p->quant_set;
+    r->min_tokens = p->fq.min_tokens;
+    if (!(r->spec = vl_strdup(spec)) ||
+        !(r->few_policy = vl_strdup(fq_policy_name(p->fq.few))))
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    int S = r->n_sets, T = r->n_tensors, F = r->n_formats;
+    if ((rc = alloc_rd(r, S, T, F, err)))
+        return rc;
+    size_t nmax = 0, cmax = 0;
+    for (int i = 0; i < T; i++) {
+        nmax = (size_t)r->t[i].n > nmax ? (size_t)r->t[i].n : nmax;
+        cmax = (size_t)r->t[i].cols > cmax ? (size_t)r->t[i].cols : cmax;
+    }
+    tstats *ts = vl_calloc((size_t)S, sizeof *ts);
+    double *sbuf = vl_malloc((size_t)S * (cmax + cmax * cmax) * sizeof *sbuf);
+    double *scr = vl_malloc(2 * nmax * sizeof *scr);
+    float *q = keep_q ? vl_malloc(q_offset(r, T) * sizeof *q)
+                      : vl_malloc((size_t)F * nmax * sizeof *q);
+    if (!ts || !sbuf || !scr || !q)
+        rc = vl_errf(err, VL_ENOMEM, "sens: out of memory for quantized tensors");
+    prog pg;
+    prog_init(&pg, "sens RD", "tensors", T);
+    pg.enabled &= p->progress;
+    for (int i = 0; !rc && i < T; i++) {
+        for (int s = 0; s < S; s++)
+            ts[s].imp = sbuf + (size_t)s * (cmax + cmax * cmax);
+        rc = rd_tensor(r, i, m, stats, p, ts, keep_q ? q + q_offset(r, i) : q, scr, err);
+        prog_update(&pg, i + 1);
+    }
+    prog_finish(&pg);
+    vl_free(ts);
+    vl_free(sbuf);
+    vl_free(scr);
+    if (keep_q && !rc)
+        *keep_q = q;
+    else
+        vl_free(q);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the additive prediction */
+
+double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind)
+{
+    int u = r->t[ti].unit, T = r->n_tensors;
+    double a = r->alpha[0][(size_t)si * r->n_units + u];
+    size_t tf = (size_t)ti * r->n_formats + fi;
+    if (kind == SENS_E_REL) {
+        double tot = 0;
+        for (int i = 0; i < T; i++)
+            tot += r->t[i].unit == u ? r->w_norm2[i] : 0;
+        return tot > 0 ? a * r->rel_w[tf] * r->w_norm2[ti] / tot : 0;
+    }
+    const double *oe = r->out_energy + (size_t)si * T, *ne = r->noise_energy + (size_t)si * T;
+    double sum_oe = 0, sum_ne = 0;
+    for (int i = 0; i < T; i++)
+        if (r->t[i].unit == u) {
+            sum_oe += oe[i];
+            sum_ne += ne[i];
+        }
+    if (!(sum_oe > 0) || !(sum_ne > 0))
+        return NAN;
+    double kappa = sum_ne / sum_oe; /* output error per ε² of the unit's noise */
+    return a / kappa * r->rel_out[(size_t)si * T * r->n_formats + tf] * oe[ti] / sum_oe;
+}
+
+/* ---------------------------------------------------------------- additivity */
+
+/* Formats within ±1 bpw of target for tensor ti (by its exact bpw); at least the nearest. */
+static int pick_format(const sens_result *r, int ti, double target, rng *g)
+{
+    int F = r->n_formats, n = 0, best = 0;
+    for (int f = 0; f < F; f++) {
+        double b = r->bpw[(size_t)ti * F + f];
+        n += fabs(b - target) <= 1.0;
+        if (fabs(b - target) < fabs(r->bpw[(size_t)ti * F + best] - target))
+            best = f;
+    }
+    if (!n)
+        return best;
+    int k = (int)rng_uniform_int(g, (uint64_t)n);
+    for (int f = 0; f < F; f++)
+        if (fabs(r->bpw[(size_t)ti * F + f] - target) <= 1.0 && k-- == 0)
+            return f;
+    return best;
+}
+
+static int alloc_add(sens_result *r, int A, vl_err *err)
+{
+    r->n_add = A;
+    r->add_target = vl_calloc((size_t)A, sizeof(double));
+    r->add_bpw = vl_calloc((size_t)A, sizeof(double));
+    r->add_measured = vl_calloc((size_t)A, sizeof(double));
+    r->add_pred[0] = vl_calloc((size_t)A, sizeof(double));
+    r->add_pred[1] = vl_calloc((size_t)A, sizeof(double));
+    r->add_choice = vl_calloc((size_t)A * r->n_units, sizeof(int));
+    r->corr = vl_calloc((size_t)r->n_bands * 4, sizeof(double));
+    if (!r->add_target || !r->add_bpw || !r->add_measured || !r->add_pred[0] ||
+        !r->add_pred[1] || !r->add_choice || !r->corr)
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    return 0;
+}
+
+/* Pearson and Spearman of x, y over the draws i with keep[i]; NaN below 3 draws. */
+static void correlate(double *out, const double *x, const double *y, const int *keep, int A,
+                      double *work)
+{
+    int n = 0;
+    double *a = work, *b = work + A, *w = work + 2 * A;
+    for (int i = 0; i < A; i++)
+        if (keep[i] && isfinite(x[i]) && isfinite(y[i])) {
+            a[n] = x[i];
+            b[n] = y[i];
+            n++;
+        }
+    if (n < 3) {
+        out[0] = out[1] = NAN;
+        return;
+    }
+    out[0] = gsl_stats_correlation(a, 1, b, 1, (size_t)n);
+    out[1] = gsl_stats_spearman(a, 1, b, 1, (size_t)n, w);
+}
+
+int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const float *q,
+                     int si, const int *choice, double *bpw, double *measured, double pred[2],
+                     vl_err *err)
+{
+    model_weights *w = NULL;
+    int rc = model_weights_clone(&w, m, model_base(m), err);
+    double bits = 0, nw = 0;
+    pred[0] = pred[1] = 0;
+    for (int i = 0; !rc && i < r->n_tensors; i++) {
+        int f = choice[r->t[i].unit];
+        if (f < 0 || f >= r->n_formats) {
+            rc = vl_errf(err, VL_EARG, "sens: format %d of unit %d outside the menu", f,
+                         r->t[i].unit);
+            break;
+        }
+        *model_weights_slot(m, w, (size_t)r->t[i].mi) =
+            q + q_offset(r, i) + (size_t)f * r->t[i].n;
+        bits += r->bpw[(size_t)i * r->n_formats + f] * (double)r->t[i].n;
+        nw += (double)r->t[i].n;
+        pred[0] += sens_tensor_dist(r, si, i, f, SENS_E_REL);
+        pred[1] += sens_tensor_dist(r, si, i, f, SENS_E_OUT);
+    }
+    *bpw = nw > 0 ? bits / nw : 0;
+    if (!rc)
+        rc = sens_set_kld(s, w, 0, measured, err);
+    model_weights_free(w);
+    return rc;
+}
+
+int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
+                    const sens_params *p, vl_err *err)
+{
+    int nt = p->n_add_targets, A = nt * p->add_per_target, U = r->n_units, T = r->n_tensors;
+    if (A <= 0)
+        return 0;
+    r->add_set = p->add_set;
+    r->n_bands = nt + 1;
+    rng *g = NULL;
+    int rc = alloc_add(r, A, err);
+    if (!rc)
+        rc = rng_new_child(&g, p->seed, "sens.additivity", err);
+    prog pg;
+    prog_init(&pg, "sens additivity", "runs", A);
+    pg.enabled &= p->progress;
+    for (int a = 0; !rc && a < A; a++) {
+        double tgt = p->add_targets[a / p->add_per_target];
+        int *ch = r->add_choice + (size_t)a * U;
+        for (int u = 0; u < U; u++) { /* the format of a unit: drawn for its first tensor */
+            ch[u] = -1;
+            for (int i = 0; i < T && ch[u] < 0; i++)
+                if (r->t[i].unit == u)
+                    ch[u] = pick_format(r, i, tgt, g);
+        }
+        r->add_target[a] = tgt;
+        double pr[2];
+        rc = sens_assign_eval(r, m, s, q, p->add_set, ch, &r->add_bpw[a], &r->add_measured[a],
+                              pr, err);
+        r->add_pred[0][a] = pr[0];
+        r->add_pred[1][a] = pr[1];
+        prog_update(&pg, a + 1);
+    }
+    prog_finish(&pg);
+    double *work = rc ? NULL : vl_malloc(3 * (size_t)A * sizeof *work);
+    int *keep = rc ? NULL : vl_malloc((size_t)A * sizeof *keep);
+    if (!rc && (!work || !keep))
+        rc = vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (int b = 0; !rc && b < r->n_bands; b++) {
+        for (int a = 0; a < A; a++)
+            keep[a] = b == nt || a / p->add_per_target == b;
+        for (int k = 0; k < 2; k++)
+            correlate(r->corr + (size_t)b * 4 + 2 * k, r->add_pred[k], r->add_measured, keep,
+                      A, work);
+    }
+    vl_free(work);
+    vl_free(keep);
+    rng_free(g);
+    return rc;
+}
