@@ -12,8 +12,13 @@ static int send_tics(gp_pipe *g, const char *axis, const char *const *labels, in
     if (!labels)
         return gp_cmd(g, err, "set %stics 1", axis);
     /* noenhanced: tensor names hold underscores, which enhanced text would subscript */
+    int longest = 0;
+    for (int i = 0; i < n; i++)
+        if (labels[i] && (int)strlen(labels[i]) > longest)
+            longest = (int)strlen(labels[i]);
+    /* rotate long column labels (tensor names) so neighbours do not overlap */
     int rc = gp_cmd(g, err, "set %stics () noenhanced %s", axis,
-                    *axis == 'x' ? "rotate by 45 right" : "");
+                    *axis == 'x' && longest > 4 ? "rotate by 45 right" : "");
     char q[256];
     for (int i = 0; i < n && !rc; i++)
         rc = gp_cmd(g, err, "set %stics add (\"%s\" %d)", axis,
@@ -53,6 +58,10 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
     }
+    if (s->cb_min < s->cb_max) {
+        lo = s->cb_min;
+        hi = s->cb_max;
+    }
     rc = send_titles(g, s->title, s->xlabel, s->ylabel, err);
     if (!rc)
         rc = gp_block_matrix(g, "M", s->m, s->rows, s->cols, err);
@@ -60,33 +69,53 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
         rc = send_tics(g, "x", s->col_labels, s->cols, err);
     if (!rc)
         rc = send_tics(g, "y", s->row_labels, s->rows, err);
+    double y0 = s->top_down ? s->rows - 0.5 : -0.5, y1 = s->top_down ? -0.5 : s->rows - 0.5;
+    /* the grey rectangle behind the image shows through empty (NaN) cells */
     if (!rc)
-        rc = gp_cmd(g, err, "set xrange [-0.5:%g]\nset yrange [-0.5:%g]\nset view map\n"
-                            "set datafile missing NaN\nunset key\nset tics nomirror out",
-                    s->cols - 0.5, s->rows - 0.5);
+        rc = gp_cmd(g, err, "set xrange [-0.5:%g]\nset yrange [%g:%g]\nset view map\n"
+                            "set datafile missing NaN\nunset key\nset tics nomirror out\n"
+                            "set object 1 rectangle from graph 0,0 to graph 1,1 behind "
+                            "fillcolor rgb \"#d9d9d9\" fillstyle solid noborder",
+                    s->cols - 0.5, y0, y1);
     if (!rc && s->cblabel)
-        rc = gp_cmd(g, err, "set cblabel \"%s\" noenhanced", gp_quote(q, sizeof q, s->cblabel));
+        rc = gp_cmd(g, err, "set cblabel \"%s\" noenhanced offset 1.5,0",
+                    gp_quote(q, sizeof q, s->cblabel));
+    /* t(v) in [0, 1]: the value's place on the colour scale, for the text colour */
+    double a = fmax(fabs(lo), fabs(hi));
+    if (!(a > 0) || !isfinite(a))
+        a = 1;
     if (!rc && s->diverging) {
-        double a = fmax(fabs(lo), fabs(hi));
-        if (!(a > 0) || !isfinite(a))
-            a = 1;
         rc = gp_cmd(g, err, "set palette defined (-1 \"#2166ac\", 0 \"#f7f7f7\", 1 \"#b2182b\")\n"
-                            "set cbrange [%.17g:%.17g]", -a, a);
+                            "set cbrange [%.17g:%.17g]\nt(v) = abs(v) / %.17g",
+                    -a, a, a);
     } else if (!rc) {
         /* viridis-like sequential palette, spelled out so any gnuplot 5 draws it */
         rc = gp_cmd(g, err, "set palette defined (0 \"#440154\", 1 \"#3b528b\", "
                             "2 \"#21918c\", 3 \"#5ec962\", 4 \"#fde725\")");
-        if (!rc && s->log_scale)
-            rc = gp_cmd(g, err, "set logscale cb\nset format cb \"10^{%%L}\"");
+        if (!rc && s->cb_min < s->cb_max)
+            rc = gp_cmd(g, err, "set cbrange [%.17g:%.17g]", lo, hi);
+        if (!rc && s->log_scale && lo < hi)
+            rc = gp_cmd(g, err, "set logscale cb\nset format cb \"10^{%%L}\"\n"
+                                "t(v) = 1 - (log10(%.17g) - log10(v)) / %.17g",
+                        hi, log10(hi) - log10(lo));
+        else if (!rc && s->log_scale)
+            rc = gp_cmd(g, err, "set logscale cb\nset format cb \"10^{%%L}\"\nt(v) = 1");
+        else if (!rc && lo < hi)
+            rc = gp_cmd(g, err, "t(v) = (v - %.17g) / %.17g", lo, hi - lo);
+        else if (!rc)
+            rc = gp_cmd(g, err, "t(v) = 1");
     }
     /* the matrix value is column 3 of `matrix` data; ≤ 0 under log scale becomes empty */
     const char *val = s->log_scale ? "($3 > 0 ? $3 : NaN)" : "3";
+    /* dark cells: the low end of viridis, both ends of the diverging palette */
+    const char *dark = s->diverging ? "t($3) > 0.6" : "t($3) < 0.45";
     if (!rc && s->cell_format && s->rows * s->cols <= 400)
         rc = gp_cmd(g, err,
                     "plot $M matrix using 1:2:%s with image, "
-                    "$M matrix using 1:2:($3 == $3 ? sprintf(\"%s\", $3) : \"\") "
-                    "with labels font \",9\"",
-                    val, s->cell_format);
+                    "$M matrix using 1:2:($3 == $3 ? sprintf(\"%s\", $3) : \"\"):"
+                    "($3 == $3 && %s ? 0xffffff : 0x000000) "
+                    "with labels textcolor rgb variable font \",9\"",
+                    val, s->cell_format, dark);
     else if (!rc)
         rc = gp_cmd(g, err, "plot $M matrix using 1:2:%s with image", val);
     int rc2 = gp_close(g, err);

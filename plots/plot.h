@@ -6,6 +6,7 @@
  * (RD curves, KLD vs bpw with log y). Recipes take plain arrays; reading them from the HDF5
  * store is the caller's job (cli/cmd_plot.c), so recipes are testable without a store.
  * Every recipe saves its gnuplot script with the data beside the figure when o->save_script.
+ * Empty (NaN) heatmap cells show as light grey, distinct from every palette colour.
  */
 #ifndef VL_PLOT_H
 #define VL_PLOT_H
@@ -20,7 +21,10 @@ typedef struct {
     const char *const *col_labels; /* cols entries or NULL */
     int log_scale;               /* colour by log10 (values ≤ 0 become empty) */
     int diverging;               /* blue–white–red, range symmetric around 0 */
-    const char *cell_format;     /* printf format to print values in cells (e.g. "%.3f"), or NULL */
+    const char *cell_format;     /* printf format to print values in cells (e.g. "%.3f"), or NULL;
+                                    white text on dark cells, black on light ones */
+    int top_down;                /* 1: row 0 at the top (tables), 0: at the bottom (layers) */
+    double cb_min, cb_max;       /* fixed colour range when cb_min < cb_max, else the data's */
 } plot_heatmap_spec;
 
 typedef struct {

@@ -161,13 +161,27 @@ static int grid_diff(const char *file, psrc_grid *a, const psrc_grid *b, int log
     return 0;
 }
 
+/* style bits of draw_grid */
+enum { G_LOG = 1, G_DIV = 2, G_TOP = 4, G_BITS = 8 };
+
 static int draw_grid(const gp_opts *o, const psrc_grid *g, const char *title, const char *xl,
-                     const char *yl, const char *cbl, int logc, int div, const char *cells,
-                     vl_err *err)
+                     const char *yl, const char *cbl, int style, const char *cells, vl_err *err)
 {
-    plot_heatmap_spec hs = {title, xl,     yl,   cbl,   g->rows, g->cols,
-                            g->m,  (const char *const *)g->row_labels,
-                            (const char *const *)g->col_labels, logc, div, cells};
+    plot_heatmap_spec hs = {title,
+                            xl,
+                            yl,
+                            cbl,
+                            g->rows,
+                            g->cols,
+                            g->m,
+                            (const char *const *)g->row_labels,
+                            (const char *const *)g->col_labels,
+                            !!(style & G_LOG),
+                            !!(style & G_DIV),
+                            cells,
+                            !!(style & G_TOP),
+                            style & G_BITS ? 1 : 0,
+                            style & G_BITS ? 8 : 0};
     return plot_heatmap(o, &hs, err);
 }
 
@@ -218,31 +232,32 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
                                           "set %s (experts: α summed over the layer's experts)",
                      set);
         snprintf(cbl, sizeof cbl, "α = KLD / ε² (nat per unit relative error², log scale)");
-        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, 1, 0, NULL, err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_LOG, NULL, err);
     } else if (sens) {
         snprintf(title, sizeof title, "Sensitivity difference %s − %s%s%s: log10 α(%s) − log10 "
                                       "α(%s); red = more sensitive on %s",
                  set, r->diff_b, proj ? ", " : "", proj ? proj : "", set, r->diff_b, set);
         snprintf(cbl, sizeof cbl, "log10 α(%s) − log10 α(%s)  (1 = 10× more sensitive)", set,
                  r->diff_b);
-        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, 0, 1, NULL, err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_DIV, NULL, err);
     } else if (usage && !diff) {
         snprintf(title, sizeof title, "Expert usage on calibration set %s: share of each layer's "
                                       "routed token slots (uniform = %.2f %%)",
                  set, 100.0 / g.cols);
-        rc = draw_grid(o, &g, title, xl, "decoder layer (blank: dense MLP)",
-                       "% of routed token slots", 0, 0, "%.1f", err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer (grey: dense MLP)",
+                       "% of routed token slots", 0, "%.1f", err);
     } else if (usage) {
         snprintf(title, sizeof title, "Expert usage difference %s − %s (percentage points; red = "
                                       "used more on %s)", set, r->diff_b, set);
         snprintf(cbl, sizeof cbl, "share on %s − share on %s (points)", set, r->diff_b);
-        rc = draw_grid(o, &g, title, xl, "decoder layer (blank: dense MLP)", cbl, 0, 1, "%.1f",
+        rc = draw_grid(o, &g, title, xl, "decoder layer (grey: dense MLP)", cbl, G_DIV, "%+.1f",
                        err);
     } else {
-        snprintf(title, sizeof title, "Weight bits chosen per tensor, allocation %s%s%s", set,
-                 proj ? "" : " (experts: mean over the layer's experts)", "");
+        snprintf(title, sizeof title, "Weight bits chosen per tensor, allocation %s%s; grey = "
+                                      "not quantized", set,
+                 proj ? "" : " (experts: mean over the layer's experts)");
         rc = draw_grid(o, &g, title, xl, "decoder layer", "bits per weight integer (no scales)",
-                       0, 0, "%.3g", err);
+                       G_BITS, "%.3g", err);
     }
 done:
     psrc_grid_free(&g);
@@ -261,7 +276,7 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
             rc = draw_grid(o, &g, "Mean KL divergence to the unquantized model, per allocation "
                                   "and evaluation domain",
                            "evaluation domain", "allocation", "mean KLD (nat, log colour scale)",
-                           1, 0, "%.3g", err);
+                           G_LOG | G_TOP, "%.3g", err);
         psrc_grid_free(&g);
         return rc;
     }
@@ -270,7 +285,7 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
         rc = psrc_kld_vs_bpw(s, r->set, &l, err);
         snprintf(title, sizeof title, "Mean KLD vs bits per weight on %s%s: uniform formats vs "
                                       "VBR allocations per calibration set",
-                 r->set ? "evaluation domain " : "the mean of all evaluation domains",
+                 r->set ? "evaluation domain " : "average of all evaluation domains",
                  r->set ? r->set : "");
         if (!rc)
             rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)",
