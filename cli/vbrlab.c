@@ -28,10 +28,7 @@ static const cli_cmd cmds[] = {
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
     {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
     {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
-    {"alloc", cmd_alloc, "alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--set N] [--weights w1,w2] [--export-regex]"},
-    {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
     {"sens", cmd_sens, "sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N] -o sens.h5"},
-    {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
 };
 
 static void usage(FILE *f)
