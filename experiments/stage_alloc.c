@@ -6,13 +6,16 @@
  * projection of one layer form one item ("model.layers.3.mlp.experts.*.down_proj.weight", one
  * GGUF tensor ffn_down_exps), every other tensor its own item. A group's option has the
  * group's exact bits over its weights and the sum of its members' distortions (the table is
- * additive over tensors). Distortion columns are the allocation's sets, in its order.
+ * additive over tensors: Σ_u α_u e_u, alloc/sens.h). Distortion columns are the allocation's sets, in its order.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run_int.h"
 
 #include "../alloc/qfmt.h"
+#include "../alloc/sens.h"
 #include "../alloc/solve.h"
+
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,75 +23,67 @@
 
 typedef struct {
     int n, F, S;
-    char **items, **formats, **sets;  /* split name lists (one allocation each) */
-    char *items_buf, *formats_buf, *sets_buf;
+    sens_result r;                    /* as stored (names borrowed below) */
+    char **items, **formats, **sets;  /* [n], [F], [S] */
+    char (*fbuf)[QFMT_NAME_MAX];      /* [F] format names */
     int64_t *nw;                      /* [n] */
-    double *bpw;                      /* [n × F] */
-    double *dist;                     /* [S × n × F] */
-} sens_read;
+    double *bpw;                      /* [n × F] (borrowed from r) */
+    double *dist;                     /* [S × n × F] predicted damage, nats */
+    int kind;                         /* sens_err_kind used */
+} rd_tab;
 
-static void sr_free(sens_read *r)
+static void tab_free(rd_tab *t)
 {
-    vl_free(r->items);
-    vl_free(r->formats);
-    vl_free(r->sets);
-    vl_free(r->items_buf);
-    vl_free(r->formats_buf);
-    vl_free(r->sets_buf);
-    vl_free(r->nw);
-    vl_free(r->bpw);
-    vl_free(r->dist);
+    vl_free(t->items);
+    vl_free(t->formats);
+    vl_free(t->fbuf);
+    vl_free(t->nw);
+    vl_free(t->dist);
+    sens_result_free(&t->r);
 }
 
-/* Split a '\n'-joined attribute in place; *v[*n] borrowed from buf. */
-static int split_lines(char *buf, char ***v, int *n)
+/* /sens → the per-tensor table: dist = sens_tensor_dist, the output-error prediction
+ * (SENS_E_OUT) where every entry has one (XᵀX stored), else the weight-error one. */
+static int load_tab(h5s_store *s, rd_tab *t, vl_err *err)
 {
-    int k = 1;
-    for (char *p = buf; *p; p++)
-        k += *p == '\n';
-    *v = vl_calloc((size_t)k, sizeof **v);
-    if (!*v)
-        return VL_ENOMEM;
-    *n = 0;
-    for (char *p = buf, *next; p; p = next) {
-        next = strchr(p, '\n');
-        if (next)
-            *next++ = '\0';
-        (*v)[(*n)++] = p;
+    memset(t, 0, sizeof *t);
+    int rc = sens_read(&t->r, s, err);
+    if (rc)
+        return rc;
+    const sens_result *r = &t->r;
+    t->n = r->n_tensors;
+    t->F = r->n_formats;
+    t->S = r->n_sets;
+    t->sets = r->set_name;
+    t->bpw = r->bpw;
+    t->items = vl_calloc((size_t)t->n + 1, sizeof *t->items);
+    t->formats = vl_calloc((size_t)t->F + 1, sizeof *t->formats);
+    t->fbuf = vl_calloc((size_t)t->F + 1, sizeof *t->fbuf);
+    t->nw = vl_calloc((size_t)t->n + 1, sizeof *t->nw);
+    t->dist = vl_calloc((size_t)t->S * t->n * t->F + 1, sizeof *t->dist);
+    if (!t->items || !t->formats || !t->fbuf || !t->nw || !t->dist)
+        return vl_errf(err, VL_ENOMEM, "out of memory");
+    for (int i = 0; i < t->n; i++) {
+        t->items[i] = r->t[i].name;
+        t->nw[i] = r->t[i].n;
     }
-    return 0;
-}
-
-static int read_sens(h5s_store *s, sens_read *r, vl_err *err)
-{
-    memset(r, 0, sizeof *r);
-    int rc = h5s_attr_get(s, "/sens", "items", &r->items_buf, err);
-    if (!rc)
-        rc = h5s_attr_get(s, "/sens", "formats", &r->formats_buf, err);
-    if (!rc)
-        rc = h5s_attr_get(s, "/sens", "sets", &r->sets_buf, err);
-    if (!rc && (split_lines(r->items_buf, &r->items, &r->n) ||
-                split_lines(r->formats_buf, &r->formats, &r->F) ||
-                split_lines(r->sets_buf, &r->sets, &r->S)))
-        rc = vl_errf(err, VL_ENOMEM, "out of memory");
-    int nd = 0;
-    int64_t sh[H5S_MAX_DIMS];
-    if (!rc)
-        rc = h5s_read(s, "/sens/n_weights", H5S_I64, (void **)&r->nw, &nd, sh, err);
-    if (!rc && (nd != 1 || sh[0] != r->n))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /sens/n_weights: %d items expected", h5s_path(s),
-                     r->n);
-    if (!rc)
-        rc = h5s_read(s, "/sens/bpw", H5S_F64, (void **)&r->bpw, &nd, sh, err);
-    if (!rc && (nd != 2 || sh[0] != r->n || sh[1] != r->F))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /sens/bpw: shape [%d, %d] expected", h5s_path(s),
-                     r->n, r->F);
-    if (!rc)
-        rc = h5s_read(s, "/sens/dist", H5S_F64, (void **)&r->dist, &nd, sh, err);
-    if (!rc && (nd != 3 || sh[0] != r->S || sh[1] != r->n || sh[2] != r->F))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /sens/dist: shape [%d, %d, %d] expected",
-                     h5s_path(s), r->S, r->n, r->F);
-    return rc;
+    for (int f = 0; f < t->F; f++)
+        t->formats[f] = qfmt_name(&r->fmt[f], t->fbuf[f]);
+    for (int kind = SENS_E_OUT; kind >= SENS_E_REL; kind--) {
+        int finite = 1;
+        for (int si = 0; si < t->S; si++)
+            for (int i = 0; i < t->n; i++)
+                for (int f = 0; f < t->F; f++) {
+                    double d = sens_tensor_dist(r, si, i, f, (sens_err_kind)kind);
+                    finite &= isfinite(d) && d >= 0;
+                    t->dist[((size_t)si * t->n + i) * t->F + f] = d;
+                }
+        t->kind = kind;
+        if (finite)
+            return 0;
+    }
+    return vl_errf(err, VL_ERANGE, "%s: /sens: a predicted distortion is not finite",
+                   h5s_path(s));
 }
 
 /* Item name of tensor NAME under granularity g (group: the expert index becomes '*'). */
@@ -105,7 +100,7 @@ static void item_name(const char *name, exp_gran g, char *buf, size_t cap)
     snprintf(buf, cap, "%.*s.experts.*%s", (int)(e - name), name, rest);
 }
 
-static int find_set(const sens_read *r, const char *name)
+static int find_set(const rd_tab *r, const char *name)
 {
     for (int s = 0; s < r->S; s++)
         if (!strcmp(r->sets[s], name))
@@ -114,7 +109,7 @@ static int find_set(const sens_read *r, const char *name)
 }
 
 /* The solve problem of allocation a; item_of[t] gets each tensor's item. */
-static int build_problem(const sens_read *r, const exp_alloc *a, solve_problem **out,
+static int build_problem(const rd_tab *r, const exp_alloc *a, solve_problem **out,
                          int *item_of, vl_err *err)
 {
     int S = a->sets.n, F = r->F, rc = 0;
@@ -199,7 +194,7 @@ static char *join(char *const *v, int n, const char *sep)
 }
 
 /* /alloc/NAME-BPW from one solve result. */
-static int write_result(run_ctx *c, const exp_alloc *a, double target, const sens_read *r,
+static int write_result(run_ctx *c, const exp_alloc *a, double target, const rd_tab *r,
                         const solve_problem *p, const solve_result *res, const int *item_of,
                         vl_err *err)
 {
@@ -231,9 +226,9 @@ static int write_result(run_ctx *c, const exp_alloc *a, double target, const sen
     int64_t ns = a->sets.n, ni = p->n_items;
     snprintf(d, sizeof d, "%s/predicted_kld", g);
     if (!rc)
-        rc = h5s_write(c->s, d, H5S_F64, res->dist_set, 1, &ns, "predicted distortion",
-                       "predicted distortion of the allocation on each set of `sets` (the "
-                       "sens table's units)", err);
+        rc = h5s_write(c->s, d, H5S_F64, res->dist_set, 1, &ns, "nat",
+                       "predicted mean KLD of the allocation on each set of `sets` (Σ over "
+                       "tensors of sens_tensor_dist, attribute prediction)", err);
     snprintf(d, sizeof d, "%s/item_bpw", g);
     if (!rc)
         rc = h5s_write(c->s, d, H5S_F64, ib, 1, &ni, "bit/weight",
@@ -242,7 +237,9 @@ static int write_result(run_ctx *c, const exp_alloc *a, double target, const sen
         {"assignment", asg}, {"calib", sets}, {"stats_file", c->cfg->out},
         {"objective", exp_objective_names[a->objective]},
         {"solver", exp_solver_names[a->solver]},
-        {"granularity", exp_gran_names[a->granularity]}, {"sets", sets}, {"items", items}};
+        {"granularity", exp_gran_names[a->granularity]}, {"sets", sets}, {"items", items},
+        {"prediction", r->kind == SENS_E_OUT ? "output-error (SENS_E_OUT)"
+                                             : "weight-error (SENS_E_REL)"}};
     for (size_t i = 0; !rc && i < sizeof sa / sizeof sa[0]; i++)
         rc = h5s_attr_set(c->s, g, sa[i].k, sa[i].v, err);
     struct { const char *k; double v; } na[] = {
@@ -261,9 +258,9 @@ static int write_result(run_ctx *c, const exp_alloc *a, double target, const sen
 int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
 {
     const exp_alloc *a = &c->cfg->alloc[alloc_idx];
-    sens_read r;
+    rd_tab r;
     solve_problem *p = NULL;
-    int rc = read_sens(c->s, &r, err);
+    int rc = load_tab(c->s, &r, err);
     int *item_of = rc ? NULL : vl_calloc((size_t)r.n + 1, sizeof *item_of);
     if (!rc && !item_of)
         rc = vl_errf(err, VL_ENOMEM, "out of memory");
@@ -298,6 +295,6 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     vl_free(w1);
     vl_free(item_of);
     solve_problem_free(p);
-    sr_free(&r);
+    tab_free(&r);
     return rc;
 }
