@@ -24,8 +24,8 @@ struct sens_set {
     fwd_state *st;
     int n_seq, seq_len, N, L, D, V;
     float *layer_in;  /* [(L+1) × N × D] input of layer l (l = L: after the last layer) */
+    float *z;         /* [N × V] reference logits */
     float *p;         /* [N × V] reference probabilities */
-    double *negent;   /* [N] Σ_v p_v log p_v (with the float p) */
     double *psum;     /* [N] Σ_v p_v (1 up to float rounding) */
 };
 
@@ -56,10 +56,10 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     }
     size_t N = (size_t)s->N;
     s->layer_in = vl_malloc((size_t)(s->L + 1) * N * s->D * sizeof *s->layer_in);
+    s->z = vl_malloc(N * s->V * sizeof *s->z);
     s->p = vl_malloc(N * s->V * sizeof *s->p);
-    s->negent = vl_malloc(N * sizeof *s->negent);
     s->psum = vl_malloc(N * sizeof *s->psum);
-    if (!s->layer_in || !s->p || !s->negent || !s->psum) {
+    if (!s->layer_in || !s->z || !s->p || !s->psum) {
         sens_set_free(s);
         return vl_errf(err, VL_ENOMEM, "sens: out of memory for a set of %zu tokens", N);
     }
@@ -70,10 +70,11 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
         sens_set_free(s);
         return rc;
     }
-    for (size_t t = 0; t < N; t++) { /* log-softmax in float64, p stored as float32 */
+    memcpy(s->z, lg, N * s->V * sizeof *s->z);
+    for (size_t t = 0; t < N; t++) { /* softmax in float64, p stored as float32 */
         const float *z = lg + t * s->V;
         float *p = s->p + t * s->V;
-        double mx = z[0], se = 0, ne = 0, ps = 0;
+        double mx = z[0], se = 0, ps = 0;
         for (int v = 1; v < s->V; v++)
             mx = z[v] > mx ? z[v] : mx;
         for (int v = 0; v < s->V; v++)
@@ -81,10 +82,8 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
         double lse = mx + log(se);
         for (int v = 0; v < s->V; v++) {
             p[v] = (float)exp(z[v] - lse);
-            ne += p[v] * (z[v] - lse);
             ps += p[v];
         }
-        s->negent[t] = ne;
         s->psum[t] = ps;
     }
     *out = s;
@@ -93,24 +92,25 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
 
 int64_t sens_set_tokens(const sens_set *s) { return s->N; }
 
-/* KL_t = Σ p (log p − log q) = negent − Σ p·z' + psum·lse(z'), q = softmax(z'). The exp sum
- * uses expf (float) accumulated in float64: fast, and its error (~1e-7 relative in lse) is
- * far below the KLD of the smallest ε used (~1e-5 nats). */
+/* With δ = z' − z (perturbed minus reference logits) and p̂ = p/Σp:
+ *   KL_t = Σ p̂ (log p − log q) = log Σ_v p̂_v e^{δ_v} − Σ p̂ δ = log1p(Σ p̂ expm1(δ)) − Σ p̂ δ.
+ * This form is exactly 0 for identical logits and loses no digits to a large log-partition:
+ * the terms are of the size of δ, so the KLD of a 1e-2 perturbation (~1e-6 nats) keeps its
+ * precision, which a difference of two log-sum-exps in float would not (~1e-7 error). */
 static double mean_kld(const sens_set *s, const float *lg)
 {
     double tot = 0;
     for (int t = 0; t < s->N; t++) {
-        const float *z = lg + (size_t)t * s->V, *p = s->p + (size_t)t * s->V;
-        float mx = z[0];
-        for (int v = 1; v < s->V; v++)
-            mx = z[v] > mx ? z[v] : mx;
-        double se = 0, dot = 0;
+        const float *z = lg + (size_t)t * s->V, *z0 = s->z + (size_t)t * s->V;
+        const float *p = s->p + (size_t)t * s->V;
+        double a = 0, b = 0;
         for (int v = 0; v < s->V; v++) {
-            se += expf(z[v] - mx);
-            dot += (double)p[v] * z[v];
+            float d = z[v] - z0[v];
+            a += (double)p[v] * (fabsf(d) < 8.0f ? expm1f(d) : expm1((double)d));
+            b += (double)p[v] * d;
         }
-        double kl = s->negent[t] - dot + s->psum[t] * (mx + log(se));
-        tot += kl > 0 ? kl : 0; /* rounding can give −1e-16 for identical logits */
+        double kl = log1p(a / s->psum[t]) - b / s->psum[t];
+        tot += kl > 0 ? kl : 0; /* rounding can leave −1e-17 */
     }
     return tot / s->N;
 }
@@ -134,8 +134,8 @@ void sens_set_free(sens_set *s)
         return;
     fwd_state_free(s->st);
     vl_free(s->layer_in);
+    vl_free(s->z);
     vl_free(s->p);
-    vl_free(s->negent);
     vl_free(s->psum);
     vl_free(s);
 }
@@ -210,6 +210,42 @@ static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sen
         if (r->t[i].unit == u)
             *model_weights_slot(m, w, (size_t)r->t[i].mi) =
                 *model_weights_slot(m, (model_weights *)base, (size_t)r->t[i].mi);
+    return rc;
+}
+
+/* Largest unit in weights (one noise buffer serves all). */
+static size_t unit_weights_max(const sens_result *r)
+{
+    size_t mx = 0;
+    for (int u = 0; u < r->n_units; u++) {
+        size_t n = 0;
+        for (int i = 0; i < r->n_tensors; i++)
+            n += r->t[i].unit == u ? (size_t)r->t[i].n : 0;
+        mx = n > mx ? n : mx;
+    }
+    return mx;
+}
+
+int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
+                    const sens_params *p, vl_err *err)
+{
+    model_weights *w = NULL;
+    float *buf = vl_malloc(unit_weights_max(r) * sizeof *buf);
+    int rc = buf ? model_weights_clone(&w, m, model_base(m), err)
+                 : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (int k = 0; !rc && k < 2; k++) {
+        double kl = 0;
+        rc = unit_kld(r, u, m, w, s, p->eps[k], p->seed, buf, &kl, err);
+        size_t ix = (size_t)si * r->n_units + u;
+        r->kld[k][ix] = kl;
+        r->alpha[k][ix] = kl / (p->eps[k] * p->eps[k]);
+    }
+    r->set_tokens[si] = sens_set_tokens(s);
+    r->eps[0] = p->eps[0];
+    r->eps[1] = p->eps[1];
+    r->seed = p->seed;
+    model_weights_free(w);
+    vl_free(buf);
     return rc;
 }
 

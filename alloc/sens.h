@@ -177,6 +177,10 @@ int sens_alloc_alpha(sens_result *r, int n_sets, const char *const *names, vl_er
 int sens_alpha(sens_result *r, int si, const model *m, sens_set *s, const sens_params *p,
                vl_err *err);
 
+/* The same for one unit u only (both ε). */
+int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
+                    const sens_params *p, vl_err *err);
+
 /* The noisy copy of tensor t: out[rows × cols] = W + eps‖W‖ G/‖G‖ (G seeded by seed and t's
  * name). Deterministic. */
 int sens_noise(float *out, const float *w, const sens_tensor *t, double eps, uint64_t seed,

@@ -94,10 +94,10 @@ static void write_tensors(wr *w, const sens_result *r)
                 iv[(size_t)k * T + i] = row[k];
             names[i] = r->t[i].name;
         }
-        char *j = join(names, T);
+        put(w, "/sens/tensors/n_weights", H5S_I64, n, 1, T, 0, 0, "weights", "weights per tensor");
+        char *j = join(names, T); /* after the first dataset: /sens exists now */
         attr(w, "/sens", "tensor_names", j);
         vl_free(j);
-        put(w, "/sens/tensors/n_weights", H5S_I64, n, 1, T, 0, 0, "weights", "weights per tensor");
         static const char *const what[6][2] = {
             {"layer", "decoder layer of the tensor"},
             {"expert", "routed expert index, -1 otherwise"},
@@ -357,6 +357,8 @@ static void read_rd(rd *x, sens_result *r)
 {
     int S = r->n_sets, T = r->n_tensors;
     char **fn = NULL;
+    if (x->rc || !h5s_exists(x->st, "/sens/rd/bpw"))
+        return; /* α only */
     read_names(x, "format_names", &r->n_formats, &fn);
     int F = r->n_formats;
     if (!x->rc && !(r->fmt = vl_calloc((size_t)F, sizeof *r->fmt)))
@@ -448,8 +450,8 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
     r->alpha[0] = get(&x, "/sens/alpha/alpha0", H5S_F64, (int64_t)S * U);
     r->alpha[1] = get(&x, "/sens/alpha/alpha1", H5S_F64, (int64_t)S * U);
     for (int64_t i = 0; !x.rc && i < (int64_t)S * U; i++)
-        if (!(r->alpha[0][i] >= 0) || !(r->alpha[1][i] >= 0))
-            x.rc = vl_errf(err, VL_EFORMAT, "%s: /sens/alpha: negative or NaN alpha at %lld",
+        if (r->alpha[0][i] < 0 || r->alpha[1][i] < 0) /* NaN = not measured: allowed */
+            x.rc = vl_errf(err, VL_EFORMAT, "%s: /sens/alpha: negative alpha at %lld",
                            h5s_path(st), (long long)i);
     read_rd(&x, r);
     read_add(&x, r);

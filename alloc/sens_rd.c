@@ -92,8 +92,13 @@ static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *st
         wn += (double)w[k] * w[k];
     r->w_norm2[ti] = wn;
     for (int s = 0; s < S; s++) {
-        if (!ts[s].h || ts[s].rows <= 0)
+        if (!ts[s].h)
             continue;
+        if (ts[s].rows <= 0) { /* an expert the set never reaches: no output, no damage */
+            r->out_energy[(size_t)s * r->n_tensors + ti] = 0;
+            r->noise_energy[(size_t)s * r->n_tensors + ti] = 0;
+            continue;
+        }
         trh = 0;
         for (size_t j = 0; j < C; j++)
             trh += ts[s].h[j * C + j];
@@ -208,7 +213,9 @@ double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_k
             sum_oe += oe[i];
             sum_ne += ne[i];
         }
-    if (!(sum_oe > 0) || !(sum_ne > 0))
+    if (!(oe[ti] > 0))
+        return isnan(oe[ti]) ? NAN : 0; /* 0: the set sends no token through the tensor */
+    if (!(sum_ne > 0))
         return NAN;
     double kappa = sum_ne / sum_oe; /* output error per ε² of the unit's noise */
     return a / kappa * r->rel_out[(size_t)si * T * r->n_formats + tf] * oe[ti] / sum_oe;
@@ -333,7 +340,7 @@ int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
         prog_update(&pg, a + 1);
     }
     prog_finish(&pg);
-    double *work = rc ? NULL : vl_malloc(3 * (size_t)A * sizeof *work);
+    double *work = rc ? NULL : vl_malloc(4 * (size_t)A * sizeof *work); /* spearman: 2n */
     int *keep = rc ? NULL : vl_malloc((size_t)A * sizeof *keep);
     if (!rc && (!work || !keep))
         rc = vl_errf(err, VL_ENOMEM, "sens: out of memory");
