@@ -286,7 +286,7 @@ static void table_additivity(FILE *f, run_ctx *c)
     }
     fprintf(f, "Random assignments (one format per unit near a target bpw) on set %s: measured "
             "mean KLD vs the additive prediction Σ α·e, weight-error (rel) and output-error "
-            "(out) forms; %d draws.\n\n| band | Pearson rel | Spearman rel | Pearson out | "
+            "(out) forms; %d draws (– : fewer than 3 draws, or no XᵀX stored).\n\n| band | Pearson rel | Spearman rel | Pearson out | "
             "Spearman out |\n|---|---:|---:|---:|---:|\n",
             r.set_name[r.add_set], r.n_add);
     for (int b = 0; b < r.n_bands; b++) {
@@ -294,8 +294,13 @@ static void table_additivity(FILE *f, run_ctx *c)
             fprintf(f, "| %g bpw |", tg[b]);
         else
             fprintf(f, "| all |");
-        for (int k = 0; k < 4; k++)
-            fprintf(f, " %.3f |", r.corr[(size_t)b * 4 + k]);
+        for (int k = 0; k < 4; k++) {
+            double v = r.corr[(size_t)b * 4 + k];
+            if (isfinite(v))
+                fprintf(f, " %.3f |", v);
+            else /* fewer than 3 draws in the band, or no XᵀX for the output form */
+                fprintf(f, " – |");
+        }
         fprintf(f, "\n");
     }
     sens_result_free(&r);
