@@ -32,8 +32,9 @@ int run_need_model(run_ctx *c, vl_err *err);
  * dependency order (a set after the sets its source names). *out owned by the caller. */
 int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err);
 
-/* The fq few-token policy and threshold the config asks for (route_all needs statistics the
- * stats stage does not keep; it falls back to "uniform", see stage_sens.c). */
+/* The fq few-token policy and threshold the config asks for. route_all needs route-all
+ * statistics, which the stats stage does not gather: it falls back to "uniform" (no
+ * statistics at all), see stage_stats.c. */
 void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens);
 
 /* Statistics of calibration set NAME (stat_read of /stats/NAME), or of several merged
