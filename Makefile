@@ -101,14 +101,11 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN)
 	@$(BENCH_BIN)
 
-# The main job on the embedded model and data (grows with the pipeline).
+# The main job: experiments/demo.ini end to end (stats, sens, alloc, eval, report) into
+# out/demo.h5; its tables go to stdout and out/demo.md, figures to out/demo_plots/.
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	$(BIN) info
-	echo "The quick brown fox jumps over the lazy dog." | $(BIN) tokenize
-	@mkdir -p out
-	$(BIN) forward --ids 3732,4824,313,9703,4214,14,418,2865,4617,4634 --out out/demo-forward.h5 --hidden --router
-	@echo "demo: wrote out/demo-forward.h5 (h5ls -r out/demo-forward.h5)"
+	$(BIN) run experiments/demo.ini
 
 bless: tests-build
 	@VBRLAB_BLESS=1 VBRLAB_BIN=$(BIN) sh .ci/runtests $(TEST_BIN)

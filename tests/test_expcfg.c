@@ -83,9 +83,9 @@ static void test_shipped(chk *c)
           "demo minimax over two sets");
     CHECK(c, mm >= 0 && d.alloc[mm].target_bpw.n == 1 && d.alloc[mm].target_bpw.v[0] == 2.5,
           "demo minimax at 2.5 bpw");
-    CHECK_INT(c, d.alloc[0].uniform.n, 3, "demo alloc en uniform baselines");
-    CHECK_STR(c, d.alloc[0].uniform.v[1], "gptq-b2-g64-asym", "demo uniform name");
-    CHECK_STR(c, d.formats, "rtn:b=2..4:g=64;gptq:b=2..4:g=64", "demo formats stored as written");
+    CHECK_INT(c, d.alloc[0].uniform.n, 2, "demo alloc en uniform baselines");
+    CHECK_STR(c, d.alloc[0].uniform.v[1], "rtn-b3-g64-asym", "demo uniform name");
+    CHECK_STR(c, d.formats, "rtn:b=2..4:g=64", "demo formats stored as written");
     CHECK_INT(c, d.tables, (1 << EXP_TABLE_COUNT) - 1, "demo all tables");
     CHECK_INT(c, d.plots, (1 << EXP_PLOT_COUNT) - 1, "demo all plots");
     exp_config_free(&d);
@@ -483,12 +483,12 @@ static void test_render_roundtrip(chk *c)
         t1[n1] = t2[n2] = 0;
         CHECK(c, n1 > 500 && n1 == n2 && !memcmp(t1, t2, n1), "render∘parse∘render is stable "
               "(%zu bytes)", n1);
-        CHECK(c, strstr(t1, "[calib.en+zh]\nsource = mix:en*0.5+zh*0.5\nseqs = 64\nlen = 256\n"),
+        CHECK(c, strstr(t1, "[calib.en_zh]\nsource = mix:en*0.5+zh*0.5\nseqs = 64\nlen = 256\n"),
               "canonical mix set");
         CHECK(c, strstr(t1, "[sens]\nmethod = noise\neps = 0.01, 0.03\ngranularity = tensor\n"
                             "seed = "), "canonical sens");
         CHECK(c, strstr(t1, "[alloc.code]\nsets = code\nobjective = sum\nsolver = exact\n"
-                            "granularity = tensor\ntarget_bpw = 2, 2.5, 3\n\n[alloc.en]\n"),
+                            "granularity = tensor\ntarget_bpw = 2.3, 2.5, 3\n\n[alloc.en]\n"),
               "canonical alloc, sorted by name");
         for (int s = EXP_STAGE_STATS; s <= EXP_STAGE_REPORT; s++) {
             if (s == EXP_STAGE_ALLOC)

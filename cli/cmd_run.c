@@ -1,0 +1,57 @@
+/* cli/cmd_run.c — `vbrlab run CONFIG.ini [--force] [--only STAGE]`: one experiment config,
+ * every stage into the store its [experiment] out names (experiments/runner.h).
+ *
+ * Tables go to stdout, one line per stage ("stats: cached", "sens: done (3.1 s)") to stderr.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include "../experiments/expcfg.h"
+#include "../experiments/runner.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CMD "run"
+
+static const char usage_line[] =
+    "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report]";
+
+int cmd_run(int argc, char **argv)
+{
+    run_opts o = run_opts_defaults();
+    const char *path = NULL;
+    vl_err err = {0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--force")) {
+            o.force = 1;
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            if (run_stage_parse(argv[++i], &o.only, &o.only_alloc, &err))
+                return cli_fail(CMD, &err);
+        } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
+            /* test hook: behave like a run killed right after that stage's commit */
+            const char *dummy;
+            if (run_stage_parse(argv[++i], &o.stop_after, &dummy, &err))
+                return cli_fail(CMD, &err);
+        } else if (cli_is_positional(argv[i]) && !path) {
+            path = argv[i];
+        } else {
+            return cli_failf(CMD, "unexpected argument \"%s\" (%s)", argv[i], usage_line);
+        }
+    }
+    if (!path)
+        return cli_failf(CMD, "no config file (%s)", usage_line);
+    if (o.force && o.only >= 0)
+        return cli_failf(CMD, "--force and --only exclude each other");
+    exp_config cfg;
+    if (exp_config_parse(path, &cfg, &err))
+        return cli_fail(CMD, &err);
+    o.model_dir = cli_default_model();
+    o.out = stdout;
+    o.log = stderr;
+    o.progress = isatty(2);
+    int rc = run_experiment(&cfg, &o, &err);
+    exp_config_free(&cfg);
+    return rc ? cli_fail(CMD, &err) : 0;
+}

@@ -1,0 +1,62 @@
+/* experiments/runner.h — run one experiment config: stats → sens → alloc → eval → report.
+ *
+ * Everything goes into the one HDF5 store named by [experiment] out, in the layouts the stage
+ * modules write (docs/hdf5-schema.md): /sets, /stats, /tokens (statistics pass), /sens, /alloc
+ * (alloc-h5 layout), /eval, /report. What the runner adds:
+ *   /                       attrs config (canonical rendering, exp_config_render), config_raw
+ *                           (the file's bytes), config_path, vbrlab_version, experiment
+ *   /stages/<stage>         one group per stage record: attrs key ("fnv1a64:%016x" of
+ *                           exp_stage_key), status ("done"), vbrlab_version. Stages: stats,
+ *                           sens, alloc.<NAME> (one per [alloc.NAME]), eval, report.
+ * No timestamps are stored, so the same config gives byte-identical datasets.
+ *
+ * Caching: a stage whose record holds status done and the current key is skipped ("stats:
+ * cached"). Keys depend only on the config sections a stage reads (expcfg.h), so changing a
+ * target_bpw reruns only that alloc, eval and report.
+ *
+ * Atomicity and resume: each stage runs on a copy of the store (h5s_open_rw; the first stage
+ * of a fresh run uses h5s_create) and is committed (renamed over OUT) when it succeeds, so OUT
+ * always holds whole stages and an interrupted run resumes at the first stage not done. A
+ * rerun of the stats stage starts a fresh file (nothing downstream of old statistics survives).
+ *
+ * Reports: the markdown tables go to opts->out (stdout in the CLI) and to OUT with the
+ * extension replaced by .md (atomic: .tmp then rename).
+ *
+ * Not thread-safe (HDF5, one forward at a time); threads live inside kern_.
+ */
+#ifndef VL_RUNNER_H
+#define VL_RUNNER_H
+
+#include "../core/err.h"
+#include "expcfg.h"
+
+#include <stdio.h>
+
+#define VBRLAB_VERSION "0.1.0"
+
+typedef struct {
+    int force;              /* 1: rerun every stage (fresh store) */
+    int only;               /* −1: all stages; else the one exp_stage to (re)run; its inputs
+                               must be cached */
+    const char *only_alloc; /* with only = EXP_STAGE_ALLOC: that allocation (NULL: all) */
+    int stop_after;         /* test hook: −1, or stop (successfully) after this exp_stage */
+    const char *model_dir;  /* used when [experiment] model is empty (required then) */
+    FILE *out;              /* tables; NULL = none */
+    FILE *log;              /* one line per stage ("stats: cached"); NULL = none */
+    int progress;           /* 1: progress lines on stderr (tty only) */
+} run_opts;
+
+/* only −1, stop_after −1, everything else 0/NULL. */
+run_opts run_opts_defaults(void);
+
+/* Parse "stats", "sens", "alloc", "alloc.NAME", "eval", "report" into *stage (and *alloc_name,
+ * borrowed from text, NULL unless "alloc.NAME"). VL_EARG naming the word otherwise. */
+int run_stage_parse(const char *text, int *stage, const char **alloc_name, vl_err *err);
+
+/* Run the experiment CFG (parsed by exp_config_parse from cfg->path, which must still be
+ * readable: its bytes are stored) as described above. Returns 0 or the first stage's error
+ * (one line, prefixed with the stage name); the store then holds every stage committed before.
+ */
+int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err);
+
+#endif

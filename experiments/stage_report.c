@@ -1,0 +1,398 @@
+/* experiments/stage_report.c — the report stage: markdown tables from the store → the run's
+ * output stream, OUT.md beside the store (atomic) and /report (attribute markdown).
+ *
+ * Tables ([report] tables):
+ *   kld_matrix      per target bpw: allocation × domain, mean KLD and same-top %, mean column
+ *   vbr_vs_uniform  every row by its real bpw: VBR allocations and uniform baselines
+ *   expert_usage    per MoE layer: total-variation distance ½Σ|p_a(e) − p_b(e)| between the
+ *                   calibration sets' top-k routing distributions, and per set the expert
+ *                   whose routing share most exceeds its mean share in the other sets
+ *   additivity      alloc/sens.h's check: correlation of measured and predicted KLD per band
+ * Everything is read back from the store, so `--only report` works on a finished run.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "run_int.h"
+
+#include "../alloc/sens.h"
+#include "../plots/plotfig.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int R, D;
+    char *rows_buf, *cols_buf;
+    char *rows[256], *cols[64];
+    double *kld, *same;      /* [R × D] */
+    double *bpw, *target;    /* [R] */
+    int *uniform;            /* [R] */
+} mx_read;
+
+static int split(char *buf, char **v, int max)
+{
+    int n = 0;
+    for (char *p = buf, *next; p && n < max; p = next) {
+        next = strchr(p, '\n');
+        if (next)
+            *next++ = '\0';
+        v[n++] = p;
+    }
+    return n;
+}
+
+static void mx_free(mx_read *m)
+{
+    vl_free(m->rows_buf);
+    vl_free(m->cols_buf);
+    vl_free(m->kld);
+    vl_free(m->same);
+    vl_free(m->bpw);
+    vl_free(m->target);
+    vl_free(m->uniform);
+}
+
+static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
+{
+    memset(m, 0, sizeof *m);
+    int nd = 0, rc = h5s_attr_get(s, "/eval/matrix", "rows", &m->rows_buf, err);
+    int64_t sh[H5S_MAX_DIMS];
+    if (!rc)
+        rc = h5s_attr_get(s, "/eval/matrix", "cols", &m->cols_buf, err);
+    if (!rc) {
+        m->R = split(m->rows_buf, m->rows, 256);
+        m->D = split(m->cols_buf, m->cols, 64);
+        rc = h5s_read(s, "/eval/matrix/mean_kld", H5S_F64, (void **)&m->kld, &nd, sh, err);
+    }
+    if (!rc && (nd != 2 || sh[0] != m->R || sh[1] != m->D))
+        rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/mean_kld: shape [%d, %d] expected",
+                     h5s_path(s), m->R, m->D);
+    if (!rc)
+        rc = h5s_read(s, "/eval/matrix/same_top", H5S_F64, (void **)&m->same, &nd, sh, err);
+    if (!rc && (nd != 2 || sh[0] != m->R || sh[1] != m->D))
+        rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/same_top: shape [%d, %d] expected",
+                     h5s_path(s), m->R, m->D);
+    m->bpw = vl_calloc((size_t)m->R + 1, sizeof *m->bpw);
+    m->target = vl_calloc((size_t)m->R + 1, sizeof *m->target);
+    m->uniform = vl_calloc((size_t)m->R + 1, sizeof *m->uniform);
+    if (!rc && (!m->bpw || !m->target || !m->uniform))
+        rc = vl_errf(err, VL_ENOMEM, "out of memory");
+    for (int r = 0; !rc && r < m->R; r++) {
+        char g[128], *kind = NULL;
+        snprintf(g, sizeof g, "/eval/%s", m->rows[r]);
+        rc = h5s_attr_get_f64(s, g, "bpw", &m->bpw[r], err);
+        if (!rc)
+            rc = h5s_attr_get_f64(s, g, "target_bpw", &m->target[r], err);
+        if (!rc)
+            rc = h5s_attr_get(s, g, "kind", &kind, err);
+        if (!rc)
+            m->uniform[r] = !strcmp(kind, "uniform");
+        vl_free(kind);
+    }
+    return rc;
+}
+
+static double row_mean(const mx_read *m, const double *v, int r)
+{
+    double s = 0;
+    for (int d = 0; d < m->D; d++)
+        s += v[(size_t)r * m->D + d];
+    return m->D ? s / m->D : 0.0;
+}
+
+/* ---------------------------------------------------------------- the tables */
+
+static void table_kld_matrix(FILE *f, const mx_read *m)
+{
+    for (int r0 = 0; r0 < m->R; r0++) {
+        if (m->uniform[r0])
+            continue;
+        int first = 1; /* print each target once, at its first row */
+        for (int q = 0; q < r0; q++)
+            first &= m->uniform[q] || m->target[q] != m->target[r0];
+        if (!first)
+            continue;
+        fprintf(f, "\n### KLD matrix at %g bpw: mean KLD (nats) / same-top %%\n\n| allocation "
+                "| bpw |", m->target[r0]);
+        for (int d = 0; d < m->D; d++)
+            fprintf(f, " %s |", m->cols[d]);
+        fprintf(f, " mean |\n|---|---:|");
+        for (int d = 0; d <= m->D; d++)
+            fprintf(f, "---:|");
+        fprintf(f, "\n");
+        for (int r = r0; r < m->R; r++) {
+            if (m->uniform[r] || m->target[r] != m->target[r0])
+                continue;
+            fprintf(f, "| %s | %.3f |", m->rows[r], m->bpw[r]);
+            for (int d = 0; d < m->D; d++)
+                fprintf(f, " %.4f / %.1f |", m->kld[(size_t)r * m->D + d],
+                        100 * m->same[(size_t)r * m->D + d]);
+            fprintf(f, " %.4f / %.1f |\n", row_mean(m, m->kld, r),
+                    100 * row_mean(m, m->same, r));
+        }
+    }
+}
+
+static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
+{
+    int *ord = vl_malloc((size_t)m->R * sizeof *ord + 1);
+    if (!ord)
+        return;
+    for (int r = 0; r < m->R; r++)
+        ord[r] = r;
+    for (int i = 1; i < m->R; i++) /* insertion sort by bpw, stable */
+        for (int j = i; j > 0 && m->bpw[ord[j - 1]] > m->bpw[ord[j]]; j--) {
+            int t = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = t;
+        }
+    fprintf(f, "\n### VBR vs uniform: mean KLD (nats) by real bits per weight\n\n| row | kind | "
+            "bpw |");
+    for (int d = 0; d < m->D; d++)
+        fprintf(f, " %s |", m->cols[d]);
+    fprintf(f, " mean |\n|---|---|---:|");
+    for (int d = 0; d <= m->D; d++)
+        fprintf(f, "---:|");
+    fprintf(f, "\n");
+    for (int i = 0; i < m->R; i++) {
+        int r = ord[i];
+        fprintf(f, "| %s | %s | %.3f |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
+                m->bpw[r]);
+        for (int d = 0; d < m->D; d++)
+            fprintf(f, " %.4f |", m->kld[(size_t)r * m->D + d]);
+        fprintf(f, " %.4f |\n", row_mean(m, m->kld, r));
+    }
+    vl_free(ord);
+}
+
+/* Routing counts of set `name`, layer l: [E] into out; 0 when the layer has no router. */
+static int read_routed(h5s_store *s, const char *name, int l, int64_t **out, int *E)
+{
+    char p[200];
+    snprintf(p, sizeof p, "/stats/%s/layers/%02d/router/routed", name, l);
+    if (!h5s_exists(s, p))
+        return 0;
+    int nd = 0;
+    int64_t sh[H5S_MAX_DIMS];
+    vl_err e = {0};
+    if (h5s_read(s, p, H5S_I64, (void **)out, &nd, sh, &e) || nd != 1 || sh[0] < 1) {
+        vl_free(*out);
+        *out = NULL;
+        return 0;
+    }
+    *E = (int)sh[0];
+    return 1;
+}
+
+static void shares(const int64_t *c, int E, double *p)
+{
+    double t = 0;
+    for (int e = 0; e < E; e++)
+        t += (double)c[e];
+    for (int e = 0; e < E; e++)
+        p[e] = t > 0 ? (double)c[e] / t : 0.0;
+}
+
+static void table_expert_usage(FILE *f, run_ctx *c)
+{
+    const exp_config *cfg = c->cfg;
+    int S = cfg->n_calib;
+    if (S > 32)
+        S = 32;
+    fprintf(f, "\n### Expert usage by calibration set\n\nTotal-variation distance ½Σ|p_a(e) − "
+            "p_b(e)| of top-k routing (0 = same experts, 1 = disjoint); per set, the expert "
+            "whose routing share most exceeds its mean share in the other sets (share ratio).\n"
+            "\n| layer |");
+    for (int a = 0; a < S; a++)
+        for (int b = a + 1; b < S; b++)
+            fprintf(f, " TV %s–%s |", cfg->calib[a].name, cfg->calib[b].name);
+    for (int a = 0; a < S; a++)
+        fprintf(f, " %s-specific |", cfg->calib[a].name);
+    fprintf(f, "\n|---|");
+    for (int k = 0; k < S * (S - 1) / 2 + S; k++)
+        fprintf(f, "---:|");
+    fprintf(f, "\n");
+    for (int l = 0; l < 4096; l++) {
+        int64_t *cnt[32] = {0};
+        double *p[32] = {0};
+        int E = 0, ok = S > 0;
+        for (int a = 0; a < S && ok; a++)
+            ok = read_routed(c->s, cfg->calib[a].name, l, &cnt[a], &E) &&
+                 (p[a] = vl_calloc((size_t)E, sizeof *p[a])) != NULL;
+        if (ok) {
+            fprintf(f, "| L%02d |", l);
+            for (int a = 0; a < S; a++)
+                shares(cnt[a], E, p[a]);
+            for (int a = 0; a < S; a++)
+                for (int b = a + 1; b < S; b++) {
+                    double tv = 0;
+                    for (int e = 0; e < E; e++)
+                        tv += fabs(p[a][e] - p[b][e]);
+                    fprintf(f, " %.3f |", 0.5 * tv);
+                }
+            for (int a = 0; a < S; a++) {
+                int best = 0;
+                double br = -1;
+                for (int e = 0; e < E; e++) {
+                    double o = 0;
+                    for (int b = 0; b < S; b++)
+                        o += b == a ? 0 : p[b][e];
+                    o = S > 1 ? o / (S - 1) : p[a][e];
+                    double ratio = (p[a][e] + 1e-6) / (o + 1e-6);
+                    if (ratio > br) {
+                        br = ratio;
+                        best = e;
+                    }
+                }
+                fprintf(f, " e%d (%.1f×) |", best, br);
+            }
+            fprintf(f, "\n");
+        }
+        int any = 0;
+        for (int a = 0; a < S; a++) {
+            any |= cnt[a] != NULL;
+            vl_free(cnt[a]);
+            vl_free(p[a]);
+        }
+        char lp[64];
+        snprintf(lp, sizeof lp, "/stats/%s/layers/%02d", S ? cfg->calib[0].name : "", l);
+        if (!any && !h5s_exists(c->s, lp))
+            break;
+    }
+}
+
+static void table_additivity(FILE *f, run_ctx *c)
+{
+    fprintf(f, "\n### Additivity of sensitivities\n\n");
+    sens_result r;
+    memset(&r, 0, sizeof r);
+    vl_err e = {0};
+    if (sens_read(&r, c->s, &e) || r.n_add == 0 || !r.corr) {
+        fprintf(f, "Not measured%s%s.\n", e.msg[0] ? ": " : "", e.msg);
+        sens_result_free(&r);
+        return;
+    }
+    /* bands: the draws' targets in order of first appearance, then all draws */
+    double tg[SENS_MAX_ADD_TARGETS];
+    int nt = 0;
+    for (int a = 0; a < r.n_add && nt < SENS_MAX_ADD_TARGETS; a++) {
+        int seen = 0;
+        for (int k = 0; k < nt; k++)
+            seen |= tg[k] == r.add_target[a];
+        if (!seen)
+            tg[nt++] = r.add_target[a];
+    }
+    fprintf(f, "Random assignments (one format per unit near a target bpw) on set %s: measured "
+            "mean KLD vs the additive prediction Σ α·e, weight-error (rel) and output-error "
+            "(out) forms; %d draws (– : fewer than 3 draws, or no XᵀX stored).\n\n| band | Pearson rel | Spearman rel | Pearson out | "
+            "Spearman out |\n|---|---:|---:|---:|---:|\n",
+            r.set_name[r.add_set], r.n_add);
+    for (int b = 0; b < r.n_bands; b++) {
+        if (b < nt && b < r.n_bands - 1)
+            fprintf(f, "| %g bpw |", tg[b]);
+        else
+            fprintf(f, "| all |");
+        for (int k = 0; k < 4; k++) {
+            double v = r.corr[(size_t)b * 4 + k];
+            if (isfinite(v))
+                fprintf(f, " %.3f |", v);
+            else /* fewer than 3 draws in the band, or no XᵀX for the output form */
+                fprintf(f, " – |");
+        }
+        fprintf(f, "\n");
+    }
+    sens_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- plots */
+
+/* OUT_plots/ from the committed store (it holds every stage but this one). A plotting
+ * failure (no gnuplot, an unexpected layout) is noted in the report, not fatal: the tables
+ * are the result. */
+static void draw_plots(FILE *f, run_ctx *c)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", c->cfg->out);
+    char *dot = strrchr(dir, '.'), *slash = strrchr(dir, '/');
+    if (dot && (!slash || dot > slash))
+        *dot = '\0';
+    strncat(dir, "_plots", sizeof dir - strlen(dir) - 1);
+    const char *out = c->cfg->out;
+    pfig_report_in in = {out, out, out, out, NULL};
+    gp_opts o = gp_opts_default();
+    o.term = (gp_term)c->cfg->term; /* png svg pdf: same order as exp_term */
+    char **files = NULL;
+    int n = 0;
+    vl_err e = {0};
+    int rc = pfig_report(dir, &in, &o, &files, &n, &e);
+    fprintf(f, "\nPlots: %d figure%s in %s/", n, n == 1 ? "" : "s", dir);
+    if (rc)
+        fprintf(f, " (stopped: %s)", e.msg);
+    fprintf(f, "\n");
+    h5s_names_free(files, n);
+}
+
+/* ---------------------------------------------------------------- the stage */
+
+static int write_md(const char *h5path, const char *text, vl_err *err)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s", h5path);
+    char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        *dot = '\0';
+    strncat(path, ".md", sizeof path - strlen(path) - 1);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return vl_errf(err, VL_EIO, "%s: %s", tmp, strerror(errno));
+    int bad = fputs(text, f) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        remove(tmp);
+        return vl_errf(err, VL_EIO, "%s: cannot write", path);
+    }
+    return 0;
+}
+
+int stage_report(run_ctx *c, vl_err *err)
+{
+    const exp_config *cfg = c->cfg;
+    char *md = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&md, &len);
+    if (!f)
+        return vl_errf(err, VL_ENOMEM, "out of memory");
+    mx_read m;
+    int rc = read_matrix(c->s, &m, err);
+    if (!rc) {
+        fprintf(f, "## Experiment %s (%s)\n", cfg->name, cfg->path);
+        if (cfg->tables & (1u << EXP_TABLE_KLD_MATRIX))
+            table_kld_matrix(f, &m);
+        if (cfg->tables & (1u << EXP_TABLE_VBR_VS_UNIFORM))
+            table_vbr_vs_uniform(f, &m);
+        if (cfg->tables & (1u << EXP_TABLE_EXPERT_USAGE))
+            table_expert_usage(f, c);
+        if (cfg->tables & (1u << EXP_TABLE_ADDITIVITY))
+            table_additivity(f, c);
+        if (cfg->plots)
+            draw_plots(f, c);
+    }
+    mx_free(&m);
+    fclose(f);
+    int64_t one = 1;
+    int32_t nt = 1;
+    if (!rc)
+        rc = h5s_write(c->s, "/report/written", H5S_I32, &nt, 1, &one, "flag",
+                       "1: the report tables were written (attribute markdown)", err);
+    if (!rc)
+        rc = h5s_attr_set(c->s, "/report", "markdown", md, err);
+    if (!rc)
+        rc = write_md(cfg->out, md, err);
+    if (!rc && c->opt->out)
+        fputs(md, c->opt->out);
+    free(md); /* open_memstream's buffer comes from malloc */
+    return rc;
+}

@@ -1,0 +1,358 @@
+/* tests/test_runner.c — `vbrlab run` end to end on tests/data/run-tiny.ini (embedded model,
+ * one calibration set and one domain of 2 × 32 tokens, RTN 2..3 bits, group allocation at
+ * 2.5 bpw).
+ *
+ * Checks: config errors through the CLI carry FILE:LINE and leave no store; --only on a store
+ * without its inputs is refused; a run stopped after the stats stage (the runner's test hook,
+ * a killed run's state) resumes with "stats: cached"; the finished store has every stage record
+ * and the tables (stdout and OUT.md); a second run is all cache hits and leaves the file
+ * byte-identical; a second fresh run into another file gives identical datasets (every dataset
+ * compared byte for byte in its stored type); changing target_bpw reruns exactly alloc, eval
+ * and report (stage keys of stats and sens unchanged, of alloc/eval/report changed).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "../experiments/expcfg.h"
+#include "../experiments/runner.h"
+#include "../io/h5s.h"
+#include "check.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TINY_INI "tests/data/run-tiny.ini"
+
+static char dir[128];
+
+/* ---------------------------------------------------------------- helpers */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    }
+    return b;
+}
+
+/* run-tiny.ini with `out` replaced by DIR/OUT and target_bpw by TARGET, written to DIR/NAME. */
+static void make_config(const char *name, const char *out, const char *target, char *path,
+                        size_t cap)
+{
+    char *src = slurp(TINY_INI, NULL);
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    for (char *line = src, *next; f && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (!strncmp(line, "out =", 5))
+            fprintf(f, "out = %s/%s\n", dir, out);
+        else if (!strncmp(line, "target_bpw =", 12))
+            fprintf(f, "target_bpw = %s\n", target);
+        else
+            fprintf(f, "%s\n", line);
+    }
+    if (f)
+        fclose(f);
+    free(src);
+}
+
+/* Run config PATH through the library with the log captured into log[cap]. */
+static int run_cfg(const char *path, int stop_after, char *log, size_t cap, vl_err *err)
+{
+    exp_config cfg;
+    int rc = exp_config_parse(path, &cfg, err);
+    if (rc)
+        return rc;
+    FILE *lf = fmemopen(log, cap, "w");
+    run_opts o = run_opts_defaults();
+    o.model_dir = "models/vbrlab-moe-tiny";
+    o.log = lf;
+    o.stop_after = stop_after;
+    rc = run_experiment(&cfg, &o, err);
+    fclose(lf);
+    exp_config_free(&cfg);
+    return rc;
+}
+
+static int run_cli(const char *args, char *out, size_t cap)
+{
+    const char *bin = getenv("VBRLAB_BIN");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s run %s 2>&1", bin ? bin : "build/vbrlab", args);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return st == -1 ? -1 : (st >> 8) & 0xff;
+}
+
+static char *attr(const char *file, const char *obj, const char *name)
+{
+    h5s_store *s = NULL;
+    char *v = NULL;
+    vl_err e;
+    if (!h5s_open(&s, file, &e))
+        h5s_attr_get(s, obj, name, &v, &e);
+    h5s_close(s);
+    return v;
+}
+
+/* Every dataset of A equals B's (same list, shape, stored type, bytes); returns the count of
+ * datasets compared, −1 on any difference (reported). */
+static int same_datasets(chk *c, const char *a, const char *b)
+{
+    static const struct { const char *name; h5s_dtype t; size_t size; } types[] = {
+        {"f32", H5S_F32, 4}, {"f64", H5S_F64, 8}, {"i32", H5S_I32, 4}, {"i64", H5S_I64, 8},
+        {"u8", H5S_U8, 1}};
+    h5s_store *sa = NULL, *sb = NULL;
+    vl_err e;
+    char *da = NULL, *db = NULL;
+    size_t la = 0, lb = 0;
+    FILE *fa = open_memstream(&da, &la), *fb = open_memstream(&db, &lb);
+    int ok = !h5s_open(&sa, a, &e) && !h5s_open(&sb, b, &e) && !h5s_dump(sa, fa, &e) &&
+             !h5s_dump(sb, fb, &e);
+    fclose(fa);
+    fclose(fb);
+    int n = 0;
+    for (char *line = ok ? da : NULL, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char path[512], ty[16];
+        if (sscanf(line, "DATASET %511s %15s", path, ty) != 2)
+            continue;
+        size_t k = 0;
+        while (k < 5 && strcmp(types[k].name, ty))
+            k++;
+        if (k == 5) {
+            CHECK(c, 0, "%s: dataset type %s known to the test", path, ty);
+            ok = 0;
+            continue;
+        }
+        void *va = NULL, *vb = NULL;
+        int na = 0, nb = 0;
+        int64_t sha[H5S_MAX_DIMS], shb[H5S_MAX_DIMS];
+        int ra = h5s_read(sa, path, types[k].t, &va, &na, sha, &e);
+        int rb = h5s_read(sb, path, types[k].t, &vb, &nb, shb, &e);
+        size_t cnt = 1;
+        int same = !ra && !rb && na == nb;
+        for (int d = 0; same && d < na; d++) {
+            same = sha[d] == shb[d];
+            cnt *= (size_t)sha[d];
+        }
+        same = same && !memcmp(va, vb, cnt * types[k].size);
+        if (!same) {
+            CHECK(c, 0, "dataset %s identical in %s and %s", path, a, b);
+            ok = 0;
+        }
+        free(va);
+        free(vb);
+        n++;
+    }
+    /* the same set of datasets: dataset lines of the dumps agree */
+    h5s_close(sa);
+    h5s_close(sb);
+    free(da);
+    free(db);
+    return ok ? n : -1;
+}
+
+/* The test's scratch directory (flat: files only). */
+static void remove_dir(const char *d)
+{
+    DIR *dp = opendir(d);
+    struct dirent *de;
+    while (dp && (de = readdir(dp))) {
+        char p[512];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", d, de->d_name);
+        unlink(p);
+    }
+    if (dp)
+        closedir(dp);
+    rmdir(d);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_config_errors(chk *c)
+{
+    char path[256], buf[4096];
+    snprintf(path, sizeof path, "%s/bad.ini", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "[experiment]\nname = bad\nout = %s/bad.h5\ncolour = blue\n", dir);
+    fclose(f);
+    int st = run_cli(path, buf, sizeof buf);
+    CHECK(c, st != 0, "unknown key: exit status %d is non-zero", st);
+    char want[300];
+    snprintf(want, sizeof want, "vbrlab run: %s:4: [experiment] colour", path);
+    CHECK_HAS(c, buf, want, "unknown key error with file:line");
+    char h5[256];
+    snprintf(h5, sizeof h5, "%s/bad.h5", dir);
+    CHECK(c, access(h5, F_OK) != 0, "no store written for a bad config");
+
+    st = run_cli("tests/data/no-such-config.ini", buf, sizeof buf);
+    CHECK(c, st != 0 && strstr(buf, "no-such-config.ini"), "missing config named: %s", buf);
+
+    /* --only eval needs stats, sens and alloc done */
+    char cfgp[256], args[400];
+    make_config("only.ini", "only.h5", "2.5", cfgp, sizeof cfgp);
+    snprintf(args, sizeof args, "%s --only eval", cfgp);
+    st = run_cli(args, buf, sizeof buf);
+    CHECK(c, st != 0, "--only eval on an empty store fails");
+    CHECK_HAS(c, buf, "--only eval: input stage stats is not done", "--only message");
+    snprintf(args, sizeof args, "%s --only nonsense", cfgp);
+    st = run_cli(args, buf, sizeof buf);
+    CHECK_HAS(c, buf, "unknown stage \"nonsense\"", "bad stage name");
+}
+
+static void test_pipeline(chk *c)
+{
+    char cfg_a[256], cfg_b[256], cfg_t[256], a[256], b[256], md[256], log[8192];
+    vl_err e = {0};
+    make_config("a.ini", "a.h5", "2.5", cfg_a, sizeof cfg_a);
+    make_config("b.ini", "b.h5", "2.5", cfg_b, sizeof cfg_b);
+    make_config("t.ini", "a.h5", "2.75", cfg_t, sizeof cfg_t);
+    snprintf(a, sizeof a, "%s/a.h5", dir);
+    snprintf(b, sizeof b, "%s/b.h5", dir);
+    snprintf(md, sizeof md, "%s/a.md", dir);
+
+    /* a run killed after its stats stage: the store holds stats and nothing else */
+    int rc = run_cfg(cfg_a, EXP_STAGE_STATS, log, sizeof log, &e);
+    CHECK(c, rc == 0, "stats-only run: %s", rc ? e.msg : "ok");
+    char *st = attr(a, "/stages/stats", "status"), *sens = attr(a, "/stages/sens", "status");
+    CHECK_STR(c, st, "done", "stats record after the stats stage");
+    CHECK(c, sens == NULL, "no sens record after a run stopped after stats");
+    free(st);
+    free(sens);
+
+    /* resume */
+    rc = run_cfg(cfg_a, -1, log, sizeof log, &e);
+    CHECK(c, rc == 0, "resumed run: %s", rc ? e.msg : "ok");
+    CHECK_HAS(c, log, "stats: cached", "resume skips stats");
+    CHECK_HAS(c, log, "sens: done", "resume runs sens");
+    CHECK_HAS(c, log, "report: done", "resume finishes");
+    static const char *const recs[] = {"stats", "sens", "alloc.en", "eval", "report"};
+    for (int i = 0; i < 5; i++) {
+        char g[64];
+        snprintf(g, sizeof g, "/stages/%s", recs[i]);
+        char *k = attr(a, g, "key"), *s = attr(a, g, "status");
+        CHECK(c, k && !strncmp(k, "fnv1a64:", 8) && strlen(k) == 24, "%s key %s", g,
+              k ? k : "(none)");
+        CHECK_STR(c, s, "done", g);
+        free(k);
+        free(s);
+    }
+    char *ver = attr(a, "/", "vbrlab_version"), *raw = attr(a, "/", "config_raw");
+    char *canon = attr(a, "/", "config");
+    char *file = slurp(cfg_a, NULL);
+    CHECK_STR(c, ver, VBRLAB_VERSION, "root vbrlab_version");
+    CHECK_STR(c, raw, file, "root config_raw = the file's bytes");
+    CHECK_HAS(c, canon, "[alloc.en]", "root config = canonical rendering");
+    free(ver);
+    free(raw);
+    free(canon);
+    free(file);
+
+    /* the tables */
+    char *tables = slurp(md, NULL);
+    CHECK_HAS(c, tables, "### KLD matrix at 2.5 bpw", "OUT.md KLD matrix");
+    CHECK_HAS(c, tables, "| en-2.5 |", "OUT.md allocation row");
+    CHECK_HAS(c, tables, "### VBR vs uniform", "OUT.md VBR vs uniform");
+    CHECK_HAS(c, tables, "| L05 |", "OUT.md expert usage row of the last layer");
+    free(tables);
+    h5s_store *s = NULL;
+    double *kld = NULL, bpw = 0;
+    int nd = 0;
+    int64_t sh[H5S_MAX_DIMS];
+    rc = h5s_open(&s, a, &e);
+    if (!rc)
+        rc = h5s_read(s, "/eval/matrix/mean_kld", H5S_F64, (void **)&kld, &nd, sh, &e);
+    if (!rc)
+        rc = h5s_attr_get_f64(s, "/alloc/en-2.5", "bpw", &bpw, &e);
+    CHECK(c, rc == 0 && nd == 2 && sh[0] == 1 && sh[1] == 1, "KLD matrix 1 × 1: %s",
+          rc ? e.msg : "ok");
+    CHECK(c, kld && kld[0] > 0 && kld[0] < 10, "mean KLD %g in (0, 10) nats", kld ? kld[0] : -1);
+    CHECK(c, bpw > 2.0 && bpw <= 2.5 + 1e-9, "allocation within budget: %.6f bpw", bpw);
+    free(kld);
+    h5s_close(s);
+
+    /* second run: all cached, file untouched */
+    size_t n0 = 0, n1 = 0;
+    char *before = slurp(a, &n0);
+    rc = run_cfg(cfg_a, -1, log, sizeof log, &e);
+    char *after = slurp(a, &n1);
+    CHECK(c, rc == 0 && !strstr(log, "done"), "second run is all cache hits: %s", log);
+    CHECK_HAS(c, log, "report: cached", "second run: report cached");
+    CHECK(c, before && after && n0 == n1 && !memcmp(before, after, n0),
+          "second run leaves the file byte-identical");
+    free(before);
+    free(after);
+
+    /* determinism: a fresh run into another file */
+    rc = run_cfg(cfg_b, -1, log, sizeof log, &e);
+    CHECK(c, rc == 0, "fresh run b: %s", rc ? e.msg : "ok");
+    int nds = same_datasets(c, a, b);
+    CHECK(c, nds > 20, "two fresh runs: %d datasets identical", nds);
+
+    /* a new target reruns alloc, eval and report only */
+    char *k_stats = attr(a, "/stages/stats", "key"), *k_sens = attr(a, "/stages/sens", "key");
+    char *k_alloc = attr(a, "/stages/alloc.en", "key"), *k_eval = attr(a, "/stages/eval", "key");
+    rc = run_cfg(cfg_t, -1, log, sizeof log, &e);
+    CHECK(c, rc == 0, "target 2.75 run: %s", rc ? e.msg : "ok");
+    CHECK(c, strstr(log, "stats: cached") && strstr(log, "sens: cached") &&
+                 strstr(log, "alloc.en: done") && strstr(log, "eval: done") &&
+                 strstr(log, "report: done"),
+          "target change: only alloc, eval, report rerun: %s", log);
+    char *k2_stats = attr(a, "/stages/stats", "key"), *k2_sens = attr(a, "/stages/sens", "key");
+    char *k2_alloc = attr(a, "/stages/alloc.en", "key"), *k2_eval = attr(a, "/stages/eval", "key");
+    CHECK_STR(c, k2_stats, k_stats, "stats key unchanged");
+    CHECK_STR(c, k2_sens, k_sens, "sens key unchanged");
+    CHECK(c, k2_alloc && k_alloc && strcmp(k2_alloc, k_alloc), "alloc key changed");
+    CHECK(c, k2_eval && k_eval && strcmp(k2_eval, k_eval), "eval key changed");
+    free(k_stats), free(k_sens), free(k_alloc), free(k_eval);
+    free(k2_stats), free(k2_sens), free(k2_alloc), free(k2_eval);
+    double t = 0;
+    s = NULL;
+    rc = h5s_open(&s, a, &e);
+    if (!rc)
+        rc = h5s_attr_get_f64(s, "/alloc/en-2.75", "target_bpw", &t, &e);
+    CHECK(c, rc == 0 && t == 2.75, "/alloc/en-2.75 written: %s", rc ? e.msg : "ok");
+    h5s_close(s);
+    tables = slurp(md, NULL);
+    CHECK_HAS(c, tables, "### KLD matrix at 2.75 bpw", "OUT.md updated to the new target");
+    free(tables);
+}
+
+int main(void)
+{
+    chk c;
+    chk_init(&c, "runner");
+    snprintf(dir, sizeof dir, "/tmp/vbrlab-run-%d", (int)getpid());
+    mkdir(dir, 0777);
+    test_config_errors(&c);
+    test_pipeline(&c);
+    remove_dir(dir);
+    return chk_done(&c);
+}
