@@ -83,7 +83,9 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
         double v;
     } fattr[] = {{"target_bpw", par->target_bpw}, {"bits_used", res->bits_used},
                  {"budget_bits", res->budget},    {"gap", res->gap},
-                 {"lower_bound", res->lower_bound}, {"objective_value", res->objective}};
+                 {"lower_bound", res->lower_bound}, {"objective_value", res->objective},
+                 /* the real bits per weight reached, scales and zeros counted */
+                 {"bpw", res->n_weights ? res->bits_used / (double)res->n_weights : 0.0}};
     for (size_t k = 0; k < sizeof fattr / sizeof *fattr && !rc; k++)
         rc = h5s_attr_set_f64(st, g, fattr[k].n, fattr[k].v, err);
 done:
