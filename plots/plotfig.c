@@ -229,7 +229,7 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
                      proj, set);
         else
             snprintf(title, sizeof title, "Sensitivity α per layer and projection, calibration "
-                                          "set %s (experts: α summed over the layer's experts)",
+                                          "set %s (experts: α of the layer's experts together)",
                      set);
         snprintf(cbl, sizeof cbl, "α = KLD / ε² (nat per unit relative error², log scale)");
         rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_LOG, NULL, err);

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plotsrc.h"
 
+#include "../alloc/sens.h"
+
 #include "../alloc/qfmt.h"
 
 #include <math.h>
@@ -118,15 +120,6 @@ int psrc_proj_parse(const char *s)
 
 /* ---------------------------------------------------------------- store helpers */
 
-int psrc_members(h5s_store *s, const char *group, char ***names, int *n, vl_err *err)
-{
-    *names = NULL;
-    *n = 0;
-    if (!h5s_exists(s, group))
-        return 0;
-    return h5s_list(s, group, names, n, err);
-}
-
 /* Read a float64 dataset of ndim dimensions; a missing one is "FILE: no dataset PATH (WHY)". */
 static int read_f64(h5s_store *s, const char *path, int ndim, int64_t shape[H5S_MAX_DIMS],
                     double **data, const char *why, vl_err *err)
@@ -180,6 +173,18 @@ static int read_lines(h5s_store *s, const char *obj, const char *attr, char ***l
     *lines = out;
     *n = k;
     return 0;
+}
+
+int psrc_members(h5s_store *s, const char *group, char ***names, int *n, vl_err *err)
+{
+    *names = NULL;
+    *n = 0;
+    if (!h5s_exists(s, group))
+        return 0;
+    /* vbrlab sens keeps its sets as an attribute of /sens, not as member groups */
+    if (!strcmp(group, "/sens"))
+        return read_lines(s, group, "set_names", names, n, err);
+    return h5s_list(s, group, names, n, err);
 }
 
 static char *fmt_label(const char *fmt, int i)
@@ -337,29 +342,57 @@ static int tensor_grid(const char *file, const char *what, char **names, const d
     return 0;
 }
 
+/* Index of set NAME in a sens result, or an error listing the sets. */
+static int sens_set_index(const sens_result *r, const char *file, const char *name, vl_err *err)
+{
+    char list[512] = "";
+    for (int i = 0, k = 0; i < r->n_sets; i++) {
+        if (!strcmp(r->set_name[i], name))
+            return i;
+        k += snprintf(list + k, k < (int)sizeof list ? sizeof list - (size_t)k : 0, "%s%s",
+                      i ? ", " : "", r->set_name[i]);
+    }
+    return vl_errf(err, VL_ENOTFOUND, "%s: /sens has no set \"%s\" (sets: %s)", file, name,
+                   list);
+}
+
 int psrc_sens_map(h5s_store *s, const char *set, int proj, psrc_grid *out, vl_err *err)
 {
     memset(out, 0, sizeof *out);
-    char p[600], g[512];
-    snprintf(g, sizeof g, "/sens/%s", set);
-    snprintf(p, sizeof p, "%s/alpha", g);
-    double *a;
-    int64_t sh[H5S_MAX_DIMS];
-    int rc = read_f64(s, p, 1, sh, &a, "sensitivity α per tensor: vbrlab sens", err);
+    sens_result r;
+    int rc = sens_read(&r, s, err);
     if (rc)
         return rc;
-    char **names = NULL;
-    int n = 0;
-    if (read_lines(s, p, "items", &names, &n, NULL) &&
-        (rc = read_lines(s, g, "items", &names, &n, err)))
-        rc = vl_errf(err, rc, "%s: no attribute items on %s or %s", h5s_path(s), p, g);
-    if (!rc && n != sh[0])
-        rc = vl_errf(err, VL_ESHAPE, "%s: %s has %lld values but %d item names", h5s_path(s), p,
-                     (long long)sh[0], n);
+    int si = sens_set_index(&r, h5s_path(s), set, err);
+    if (si < 0) {
+        sens_result_free(&r);
+        return si;
+    }
+    if (proj >= 0 && r.gran == SENS_GROUP) {
+        sens_result_free(&r);
+        return vl_errf(err, VL_EARG, "%s: α was measured per layer × projection group; a "
+                       "per-expert map needs vbrlab sens --granularity tensor", h5s_path(s));
+    }
+    /* per tensor: its unit's α shared among the unit's members, so that a cell (sum over its
+     * tensors) shows the unit's α at group granularity and Σ of per-tensor α otherwise */
+    int *members = vl_calloc((size_t)r.n_units + 1, sizeof *members);
+    double *v = vl_malloc(((size_t)r.n_tensors + 1) * sizeof *v);
+    char **names = vl_malloc(((size_t)r.n_tensors + 1) * sizeof *names);
+    if (!members || !v || !names)
+        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", h5s_path(s));
+    for (int t = 0; !rc && t < r.n_tensors; t++)
+        members[r.t[t].unit]++;
+    for (int t = 0; !rc && t < r.n_tensors; t++) {
+        double a = r.alpha[0][(size_t)si * r.n_units + r.t[t].unit];
+        v[t] = a / members[r.t[t].unit];
+        names[t] = r.t[t].name;
+    }
     if (!rc)
-        rc = tensor_grid(h5s_path(s), "α", names, a, n, proj, AGG_SUM, out, err);
-    h5s_names_free(names, n);
-    vl_free(a);
+        rc = tensor_grid(h5s_path(s), "α", names, v, r.n_tensors, proj, AGG_SUM, out, err);
+    vl_free(members);
+    vl_free(v);
+    vl_free(names);
+    sens_result_free(&r);
     return rc;
 }
 
@@ -554,77 +587,65 @@ int psrc_kld_vs_bpw(h5s_store *s, const char *domain, psrc_lines *out, vl_err *e
 int psrc_rd(h5s_store *s, int proj, int layer, psrc_lines *out, vl_err *err)
 {
     memset(out, 0, sizeof *out);
-    static const char *const metrics[] = {"rel_out", "rel_imp", "rel_w"};
-    char p[64] = "/rd/rel_w";
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "/rd/%s", metrics[i]);
-        if (h5s_exists(s, p)) {
-            snprintf(out->metric, sizeof out->metric, "%s", metrics[i]);
-            break;
+    sens_result r;
+    int rc = sens_read(&r, s, err);
+    if (rc)
+        return rc;
+    /* the output error under the quantizing set's XᵀX when stored, else the weight error */
+    int T = r.n_tensors, nf = r.n_formats, qs = r.quant_set;
+    const double *dist = r.rel_w;
+    snprintf(out->metric, sizeof out->metric, "rel_w");
+    if (r.rel_out && qs >= 0 && qs < r.n_sets) {
+        const double *o = r.rel_out + (size_t)qs * T * nf;
+        int finite = 1;
+        for (size_t i = 0; i < (size_t)T * nf; i++)
+            finite &= !isnan(o[i]);
+        if (finite) {
+            dist = o;
+            snprintf(out->metric, sizeof out->metric, "rel_out");
         }
     }
-    double *bpw = NULL, *dist = NULL;
-    char **items = NULL, **fmts = NULL;
-    int ni = 0, nf = 0;
-    int64_t sh[H5S_MAX_DIMS], sh2[H5S_MAX_DIMS];
-    int rc = read_f64(s, "/rd/bpw", 2, sh, &bpw, "rate-distortion tables: vbrlab sens", err);
-    if (!rc)
-        rc = read_f64(s, p, 2, sh2, &dist, "distortion rel_out, rel_imp or rel_w", err);
-    if (!rc)
-        rc = read_lines(s, "/rd", "items", &items, &ni, err);
-    if (!rc)
-        rc = read_lines(s, "/rd", "formats", &fmts, &nf, err);
-    if (!rc && (sh[0] != ni || sh[1] != nf || sh2[0] != ni || sh2[1] != nf))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /rd/bpw and %s must be [%d items, %d formats]",
-                     h5s_path(s), p, ni, nf);
     for (int f = 0; f < nf && !rc; f++) {
-        qfmt q;
-        vl_err fe = {0, ""};
-        if (qfmt_parse(&q, fmts[f], &fe)) {
-            rc = vl_errf(err, VL_EFORMAT, "%s: /rd@formats: %s", h5s_path(s), fe.msg);
-            break;
-        }
-        double sx = 0, sy = 0;
-        int cnt = 0;
-        for (int i = 0; i < ni && !rc; i++) {
+        double sx = 0, sy = 0, nw = 0;
+        for (int i = 0; i < T && !rc; i++) {
+            const sens_tensor *t = &r.t[i];
             int l, e, c;
-            if (!psrc_tensor_cell(items[i], &l, &e, &c) || (proj >= 0 && c != proj) ||
+            if (!psrc_tensor_cell(t->name, &l, &e, &c) || (proj >= 0 && c != proj) ||
                 (layer >= 0 && l != layer))
                 continue;
-            double x = bpw[(size_t)i * nf + f], y = dist[(size_t)i * nf + f];
+            double x = r.bpw[(size_t)i * nf + f], y = dist[(size_t)i * nf + f];
             if (isnan(x) || isnan(y))
                 continue;
+            char fn[QFMT_NAME_MAX];
             if (!(x > 0 && x <= 64) || !(y >= 0) || !isfinite(y))
-                rc = vl_errf(err, VL_ERANGE, "%s: /rd of %s, %s: bpw %g, %s %g out of range",
-                             h5s_path(s), items[i], fmts[f], x, out->metric, y);
-            sx += x, sy += y, cnt++;
+                rc = vl_errf(err, VL_ERANGE, "%s: /sens/rd of %s, %s: bpw %g, %s %g out of range",
+                             h5s_path(s), t->name, qfmt_name(&r.fmt[f], fn), x, out->metric, y);
+            /* weighted by size: the class's error per weight */
+            sx += x * (double)t->n, sy += y * (double)t->n, nw += (double)t->n;
         }
-        if (rc || !cnt)
+        if (rc || !(nw > 0))
             continue;
         char key[32];
-        snprintf(key, sizeof key, "%s%s", q.method == QFMT_GPTQ ? "GPTQ" : "RTN",
-                 q.rot == QFMT_ROT_HAD ? " + Hadamard" : "");
+        snprintf(key, sizeof key, "%s%s", r.fmt[f].method == QFMT_GPTQ ? "GPTQ" : "RTN",
+                 r.fmt[f].rot == QFMT_ROT_HAD ? " + Hadamard" : "");
         int k = series_of(out, key, nf);
         if (k < 0) {
             rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", h5s_path(s));
             break;
         }
-        out->s[k].x[out->s[k].n] = sx / cnt;
-        out->s[k].y[out->s[k].n++] = sy / cnt;
+        out->s[k].x[out->s[k].n] = sx / nw;
+        out->s[k].y[out->s[k].n++] = sy / nw;
     }
     if (!rc && out->n_series == 0)
     {
         char where[32] = "";
         if (layer >= 0)
             snprintf(where, sizeof where, " in layer %d", layer);
-        rc = vl_errf(err, VL_ENOTFOUND, "%s: /rd has no tensor of %s%s", h5s_path(s),
+        rc = vl_errf(err, VL_ENOTFOUND, "%s: /sens/rd has no tensor of %s%s", h5s_path(s),
                      proj >= 0 ? psrc_proj_names[proj] : "any projection", where);
     }
     sort_series(out);
-    vl_free(bpw);
-    vl_free(dist);
-    h5s_names_free(items, ni);
-    h5s_names_free(fmts, nf);
+    sens_result_free(&r);
     if (rc)
         psrc_lines_free(out);
     return rc;

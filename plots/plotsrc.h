@@ -97,7 +97,7 @@ int psrc_kld_vs_bpw(h5s_store *s, const char *domain, psrc_lines *out, vl_err *e
  * each point is one format, (mean bpw, mean distortion) over the selected tensors. */
 int psrc_rd(h5s_store *s, int proj, int layer, psrc_lines *out, vl_err *err);
 
-/* Names of the members of GROUP ("/stats", "/sens", "/alloc", "/eval/matrix" cols …) as a
+/* Names of the members of GROUP ("/stats", "/alloc", …; for "/sens" its set names) as a
  * NULL-safe list: 0 and *n = 0 when the group is absent. Free with h5s_names_free. */
 int psrc_members(h5s_store *s, const char *group, char ***names, int *n, vl_err *err);
 

@@ -9,6 +9,7 @@
 #include "../io/h5s.h"
 #include "../plots/plotfig.h"
 #include "../plots/plotsrc.h"
+#include "../alloc/sens.h"
 #include "check.h"
 #include "plotcheck.h"
 
@@ -66,7 +67,7 @@ static void write_stats(const char *path, int omit_l2)
     h5s_commit(s, &e);
 }
 
-static const char *const sens_proj[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+static const char *const tproj[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                         "self_attn.o_proj", "mlp.shared_expert.gate_proj",
                                         "mlp.shared_expert.down_proj"};
 static const char *const eproj[3] = {"gate_proj", "up_proj", "down_proj"};
@@ -78,7 +79,7 @@ static void sens_items(char names[NI][96], double *alpha, int set)
     int n = 0;
     for (int l = 0; l < NL; l++) {
         for (int j = 0; j < 6; j++) {
-            snprintf(names[n], 96, "model.layers.%d.%s.weight", l, sens_proj[j]);
+            snprintf(names[n], 96, "model.layers.%d.%s.weight", l, tproj[j]);
             alpha[n++] = (1 + l) * pow(10, -3 + j * 0.5) * (set ? 2 : 1);
         }
         for (int x = 0; x < NE; x++)
@@ -91,41 +92,80 @@ static void sens_items(char names[NI][96], double *alpha, int set)
     alpha[n++] = 5;
 }
 
+/* A sens store in vbrlab sens's own layout (sens_write), tensor granularity, two sets: α from
+ * sens_items (the router vector is not a quantizable tensor and stays out), RD with four
+ * formats, the same per-set error for both sets. */
 static void write_sens(const char *path)
 {
+    static char names[NI][96];
+    static double a[2][NI], bpw[NI * 4], d[2 * NI * 4], ones[2 * NI];
+    static double kl[2][2 * NI], al[2][2 * NI];
+    static unsigned char few[NI * 4];
+    static sens_tensor t[NI];
+    static char *tn[NI];
+    sens_items(names, a[0], 0);
+    sens_items(names, a[1], 1);
+    const int T = NI - 1, F = 4;
+    static const char *const fmts[4] = {"rtn-b2-g64-asym", "rtn-b3-g64-asym", "gptq-b2-g64-asym",
+                                        "gptq-b3-g64-asym-had"};
+    qfmt fq[4];
+    for (int f = 0; f < F; f++)
+        qfmt_parse(&fq[f], fmts[f], NULL);
+    for (int i = 0; i < T; i++) {
+        int l = 0, e = -1;
+        const char *x = strstr(names[i], ".experts.");
+        sscanf(names[i], "model.layers.%d.", &l);
+        if (x)
+            e = atoi(x + 9);
+        t[i] = (sens_tensor){i, names[i], l, e, 0, 16, 16, 256, i};
+        tn[i] = names[i];
+        ones[i] = ones[T + i] = 1;
+        for (int k = 0; k < 2; k++) {
+            al[0][k * T + i] = al[1][k * T + i] = a[k][i];
+            kl[0][k * T + i] = a[k][i] * 1e-4;
+            kl[1][k * T + i] = a[k][i] * 9e-4;
+        }
+        for (int f = 0; f < F; f++) {
+            bpw[i * F + f] = (f % 2 ? 3.5 : 2.5) + 0.01 * (i % 3);
+            d[i * F + f] = d[(T + i) * F + f] =
+                (f % 2 ? 0.05 : 0.2) * (f >= 2 ? 0.5 : 1) * (1 + 0.1 * (i % 5));
+        }
+    }
+    char *sets[2] = {"en", "zh"};
+    int64_t toks[2] = {256, 256};
+    sens_result r;
+    memset(&r, 0, sizeof r);
+    r.gran = SENS_TENSOR;
+    r.n_tensors = r.n_units = T;
+    r.t = t;
+    r.unit_name = tn;
+    r.n_sets = 2;
+    r.set_name = sets;
+    r.set_tokens = toks;
+    r.eps[0] = 0.01;
+    r.eps[1] = 0.03;
+    r.seed = 1;
+    r.kld[0] = kl[0];
+    r.kld[1] = kl[1];
+    r.alpha[0] = al[0];
+    r.alpha[1] = al[1];
+    r.n_formats = F;
+    r.fmt = fq;
+    r.spec = "rtn:b=2..3:g=64;gptq:b=2..3:g=64";
+    r.few_policy = "rtn";
+    r.min_tokens = 16;
+    r.bpw = bpw;
+    r.rel_w = d;
+    r.rel_imp = r.rel_out = d;
+    r.few = few;
+    r.w_norm2 = ones;
+    r.out_energy = r.noise_energy = ones;
     h5s_store *s;
     vl_err e;
     if (h5s_create(&s, path, &e))
         return;
-    static char names[NI][96];
-    double a[NI];
-    char items[NI * 97] = "";
-    const char *sets[2] = {"en", "zh"};
-    int64_t n = NI;
-    for (int k = 0; k < 2; k++) {
-        sens_items(names, a, k);
-        char p[80], g[64];
-        snprintf(g, sizeof g, "/sens/%s", sets[k]);
-        snprintf(p, sizeof p, "%s/alpha", g);
-        h5s_write(s, p, H5S_F64, a, 1, &n, "nat", MEANING, &e);
-        items[0] = '\0';
-        for (int i = 0; i < NI; i++)
-            strcat(strcat(items, names[i]), i + 1 < NI ? "\n" : "");
-        h5s_attr_set(s, g, "items", items, &e);
-    }
-    /* RD: bpw and rel_out per item × format */
-    double bpw[NI * 4], d[NI * 4];
-    for (int i = 0; i < NI; i++)
-        for (int f = 0; f < 4; f++) {
-            bpw[i * 4 + f] = (f % 2 ? 3.5 : 2.5) + 0.01 * (i % 3);
-            d[i * 4 + f] = (f % 2 ? 0.05 : 0.2) * (f >= 2 ? 0.5 : 1) * (1 + 0.1 * (i % 5));
-        }
-    int64_t sh[2] = {NI, 4};
-    h5s_write(s, "/rd/bpw", H5S_F64, bpw, 2, sh, "bit", MEANING, &e);
-    h5s_write(s, "/rd/rel_out", H5S_F64, d, 2, sh, "1", MEANING, &e);
-    h5s_attr_set(s, "/rd", "items", items, &e);
-    h5s_attr_set(s, "/rd", "formats", "rtn-b2-g64-asym\nrtn-b3-g64-asym\ngptq-b2-g64-asym\n"
-                                       "gptq-b3-g64-asym-had", &e);
+    if (sens_write(&r, s, &e))
+        printf("FAIL write_sens: %s\n", e.msg);
     h5s_commit(s, &e);
 }
 
@@ -352,7 +392,7 @@ static void test_rd_alloc(ctx *x)
     r.proj = psrc_proj_parse("q_proj");
     r.layer = 1;
     draw(x, x->sens, &r, "rd.png", sc, sizeof sc);
-    /* q_proj of layer 1 is item index 1·(6 + 12) = 18 */
+    /* q_proj of layer 1 is tensor index 1·(6 + 12) = 18 */
     int i = 18;
     double b0 = 2.5 + 0.01 * (i % 3), d0 = 0.2 * (1 + 0.1 * (i % 5));
     int n = read_block(sc, "S0", got, 64);
