@@ -1,6 +1,7 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
+#include "../alloc/sens.h"
 #include "../alloc/solve.h"
 #include "../analysis/eval.h"
 #include "../analysis/fwd.h"
@@ -367,6 +368,62 @@ done:
     model_close(m);
 }
 
+/* A full sensitivity scan (alloc/sens.h sens_alpha: every unit at both ε) of the embedded
+ * model on one set of 4 × 64 pseudo-random tokens, at group and at tensor granularity: seconds
+ * per scan, per unit and per perturbed run (unit × ε). One timed scan each (no warm-up: a scan
+ * is hundreds of forwards); the reference run (sens_set_new) is timed separately. */
+static void bench_sens(void)
+{
+    enum { S = 4, T = 64 };
+    model *m = NULL;
+    sens_set *ss = NULL;
+    vl_err e;
+    static int32_t ids[S * T];
+    if (model_open(&m, "models/vbrlab-moe-tiny", &e)) {
+        printf("| sens scan | failed: %s |\n", e.msg);
+        return;
+    }
+    uint32_t x = 777;
+    for (int i = 0; i < S * T; i++) {
+        x = x * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((x >> 8) % (uint32_t)model_config(m)->vocab);
+    }
+    double t0 = prog_now();
+    if (sens_set_new(&ss, m, ids, S, T, &e)) {
+        printf("| sens scan | failed: %s |\n", e.msg);
+        model_close(m);
+        return;
+    }
+    printf("| sens reference run %d×%d (s) | %.3f |\n", S, T, prog_now() - t0);
+    static const char *const names[] = {"bench"};
+    for (int g = 0; g < 2; g++) {
+        sens_gran gran = g ? SENS_TENSOR : SENS_GROUP;
+        sens_result r = {0};
+        sens_params p = sens_defaults();
+        p.gran = gran;
+        p.progress = 0;
+        p.max_tokens = 0;
+        if (sens_layout(&r, m, gran, &e) || sens_alloc_alpha(&r, 1, names, &e)) {
+            printf("| sens scan | failed: %s |\n", e.msg);
+            sens_result_free(&r);
+            break;
+        }
+        t0 = prog_now();
+        int rc = sens_alpha(&r, 0, m, ss, &p, &e);
+        double dt = prog_now() - t0;
+        if (rc)
+            printf("| sens scan %s | failed: %s |\n", sens_gran_name(gran), e.msg);
+        else
+            printf("| sens scan %s, %d units × 2 ε, %d×%d tokens (s) | %.2f (%.1f ms/unit, "
+                   "%.1f ms/run) |\n",
+                   sens_gran_name(gran), r.n_units, S, T, dt, 1e3 * dt / r.n_units,
+                   1e3 * dt / (2.0 * r.n_units));
+        sens_result_free(&r);
+    }
+    sens_set_free(ss);
+    model_close(m);
+}
+
 int main(void)
 {
     printf("| what | value |\n|---|---|\n");
@@ -380,5 +437,6 @@ int main(void)
     bench_forward(peak);
     bench_stats();
     bench_eval();
+    bench_sens();
     return 0;
 }
