@@ -72,6 +72,9 @@ typedef struct {
     solve_item *items;          /* [n_items], in insertion order */
     int n_classes, cap_classes;
     solve_class *classes;       /* [n_classes] */
+    int *name_idx;              /* private: open-addressing index of item names (item + 1, 0
+                                 * empty), [name_cap] a power of two; kept by add_item */
+    int name_cap;
 } solve_problem;
 
 /* New empty problem with n_sets ≥ 1 distortion columns. *out owned by the caller, free with
@@ -81,7 +84,7 @@ void solve_problem_free(solve_problem *p);
 
 /* Add an item (n > 0, name unique); *idx (may be NULL) gets its index. */
 int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *idx, vl_err *err);
-/* Find an item by name: index or −1. */
+/* Find an item by name: index or −1 (hashed, O(1) expected). */
 int solve_problem_find_item(const solve_problem *p, const char *name);
 /* Add an option to item `item`: bpw ≥ 0 finite, dist[n_sets] ≥ 0 finite (copied), name unique
  * within the item. */
@@ -123,7 +126,8 @@ typedef struct {
     int set;                  /* SUM: which distortion column (0-based) */
     const double *weights;    /* WEIGHTED: [n_sets], ≥ 0, not all 0; borrowed during the call */
     long node_limit;          /* EXACT: branch-and-bound nodes before giving up (best + gap) */
-    double rel_gap;           /* EXACT: stop proving once gap ≤ rel_gap·objective (0: exact) */
+    double rel_gap;           /* EXACT: stop proving once gap ≤ rel_gap·objective (0: exact);
+                               * MINIMAX rounds (both solvers) also stop at that gap */
     int mw_iters;             /* MINIMAX: multiplicative-weights rounds */
 } solve_params;
 

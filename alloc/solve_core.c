@@ -10,6 +10,7 @@
 #include "solve_int.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- the instance */
@@ -211,14 +212,45 @@ static double wcost(const solve_inst *in, const double *w, int o)
     return c;
 }
 
-static int seg_cmp(const void *a, const void *b)
+/* Sort key of a segment: 16 bytes instead of the 40 of solve_seg, because on big instances
+ * (~500k segments, sorted once per multiplicative-weights round) moving the structs was most of
+ * the time. Order: slope, then position, then the segment's index, which within one item is
+ * its order along the hull (an item's segments are stored contiguously, hull order). */
+typedef struct {
+    double slope;
+    int pos, idx;
+} seg_key;
+
+static int seg_key_cmp(const void *a, const void *b)
 {
-    const solve_seg *x = a, *y = b;
+    const seg_key *x = a, *y = b;
     if (x->slope != y->slope)
         return x->slope < y->slope ? -1 : 1;
     if (x->pos != y->pos)
         return x->pos < y->pos ? -1 : 1;
-    return (x->v > y->v) - (x->v < y->v);
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* lp->seg by (slope, pos, v) ascending. */
+static int sort_segs(solve_lp *lp, vl_err *err)
+{
+    seg_key *key = vl_malloc(((size_t)lp->nseg + 1) * sizeof *key);
+    solve_seg *out = vl_malloc(((size_t)lp->nseg + 1) * sizeof *out);
+    if (!key || !out) {
+        vl_free(key);
+        vl_free(out);
+        solve_lp_deinit(lp);
+        return vl_errf(err, VL_ENOMEM, "solve: out of memory");
+    }
+    for (int k = 0; k < lp->nseg; k++)
+        key[k] = (seg_key){lp->seg[k].slope, lp->seg[k].pos, k};
+    qsort(key, (size_t)lp->nseg, sizeof *key, seg_key_cmp);
+    for (int k = 0; k < lp->nseg; k++)
+        out[k] = lp->seg[key[k].idx];
+    vl_free(key);
+    vl_free(lp->seg);
+    lp->seg = out;
+    return 0;
 }
 
 /* Lower convex hull of item i's alive options: writes global indices into hv (bits ascending,
@@ -307,8 +339,7 @@ int solve_lp_build(solve_lp *lp, const solve_inst *in, const double *w,
         lp->sufb[k] += lp->sufb[k + 1];
         lp->sufc[k] += lp->sufc[k + 1];
     }
-    qsort(lp->seg, (size_t)lp->nseg, sizeof *lp->seg, seg_cmp);
-    return 0;
+    return sort_segs(lp, err);
 }
 
 void solve_lp_deinit(solve_lp *lp)

@@ -17,11 +17,15 @@
  *    pruned with all after it.
  * With node_limit reached, unexplored nodes' bounds are kept: the proven lower bound is the
  * minimum of those and UB, so the reported gap is honest. rel_gap > 0 prunes nodes that could
- * improve UB by less than rel_gap·UB (then the gap reported is at most that).
+ * improve UB by less than rel_gap·UB (then the gap reported is at most that), and no search
+ * starts when the Lagrangian or root bound already proves gap ≤ rel_gap·UB: on big instances
+ * (tens of thousands of items) the LP bound is that tight and the search would be slow, each
+ * node costing a pass over the core's hull segments.
  */
 #include "solve_int.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -34,6 +38,7 @@ typedef struct {
     int ncore, maxm;
     int *ord;             /* [ncore] position → item */
     double *Dst;          /* [(ncore+1)·S] D of the fixed part at each depth */
+    double *wdst;         /* [(ncore+1)·K] the weightings applied to Dst, per depth */
     int *cur, *best;      /* [ncore] option chosen at each position; the best leaf's */
     int *kid_o;           /* [ncore·maxm] children per depth */
     double *kid_b;
@@ -64,13 +69,7 @@ static void dfs(bb *b, int depth, double used, double bound)
         }
         return;
     }
-    double wD[64], *wd = b->K <= 64 ? wD : NULL; /* K = S + 1 ≤ 64 covers every real use */
-    double *heap = wd ? NULL : vl_malloc((size_t)b->K * sizeof *heap);
-    if (!wd && !heap) { /* cannot allocate: give the node up honestly */
-        b->abandoned = fmin(b->abandoned, bound);
-        return;
-    }
-    wd = wd ? wd : heap;
+    double *wd = &b->wdst[(size_t)depth * b->K]; /* off the stack: the recursion is deep */
     for (int k = 0; k < b->K; k++) {
         wd[k] = 0;
         for (int s = 0; s < S; s++)
@@ -96,7 +95,6 @@ static void dfs(bb *b, int depth, double used, double bound)
         ko[q] = o;
         kb[q] = bd;
     }
-    vl_free(heap);
     for (int q = 0; q < nk; q++) {
         if (kb[q] >= b->ub - tol(b))
             break;
@@ -120,6 +118,7 @@ static void bb_free(bb *b)
     vl_free(b->alive);
     vl_free(b->ord);
     vl_free(b->Dst);
+    vl_free(b->wdst);
     vl_free(b->cur);
     vl_free(b->best);
     vl_free(b->kid_o);
@@ -169,6 +168,20 @@ static int eliminate(bb *b, double *root_lb, int *dead, vl_err *err)
     return 0;
 }
 
+typedef struct {
+    double spread;
+    int item;
+} spread_key;
+
+/* Spread descending, ties by item index (a total order: qsort is not stable). */
+static int spread_cmp(const void *a, const void *b)
+{
+    const spread_key *x = a, *y = b;
+    if (x->spread != y->spread)
+        return x->spread > y->spread ? -1 : 1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
 /* Steps 3–4 after the incumbent is known. Sets *done when no better solution can exist. */
 static int setup(bb *b, double *root_lb, int *done, vl_err *err)
 {
@@ -215,16 +228,20 @@ static int setup(bb *b, double *root_lb, int *done, vl_err *err)
     if (!*done && fixed_bits > in->cap)
         *done = 1;
     b->fixed_bits = fixed_bits;
-    /* widest spread first: deciding those early tightens the bounds most (insertion sort is
-     * fine for the cores reduction leaves; a big core is slow anyway) */
-    for (int a = 1; a < b->ncore; a++) {
-        int x = b->ord[a], q = a;
-        while (q > 0 && spread[b->ord[q - 1]] < spread[x]) {
-            b->ord[q] = b->ord[q - 1];
-            q--;
-        }
-        b->ord[q] = x;
+    /* widest spread first: deciding those early tightens the bounds most; qsort because a big
+     * instance (tens of thousands of items) can leave a big core */
+    spread_key *key = vl_malloc(((size_t)b->ncore + 1) * sizeof *key);
+    if (!key) {
+        vl_free(rank);
+        vl_free(spread);
+        return vl_errf(err, VL_ENOMEM, "solve: out of memory");
     }
+    for (int q = 0; q < b->ncore; q++)
+        key[q] = (spread_key){spread[b->ord[q]], b->ord[q]};
+    qsort(key, (size_t)b->ncore, sizeof *key, spread_cmp);
+    for (int q = 0; q < b->ncore; q++)
+        b->ord[q] = key[q].item;
+    vl_free(key);
     for (int q = 0; q < b->ncore; q++)
         rank[b->ord[q]] = q;
     vl_free(spread);
@@ -252,10 +269,11 @@ int solve_exact(const solve_inst *in, const solve_params *par, solve_sol *s, vl_
     b.alive = vl_malloc((size_t)in->tot + 1);
     b.ord = vl_malloc(((size_t)in->n + 1) * sizeof *b.ord);
     b.Dst = vl_calloc(((size_t)in->n + 1) * S, sizeof *b.Dst);
+    b.wdst = vl_malloc(((size_t)in->n + 1) * K * sizeof *b.wdst);
     b.cur = vl_malloc(((size_t)in->n + 1) * sizeof *b.cur);
     b.best = vl_malloc(((size_t)in->n + 1) * sizeof *b.best);
     int rc = 0;
-    if (!b.w || !b.c || !b.alive || !b.ord || !b.Dst || !b.cur || !b.best) {
+    if (!b.w || !b.c || !b.alive || !b.ord || !b.Dst || !b.wdst || !b.cur || !b.best) {
         rc = vl_errf(err, VL_ENOMEM, "solve: out of memory");
         goto done;
     }
@@ -279,7 +297,7 @@ int solve_exact(const solve_inst *in, const solve_params *par, solve_sol *s, vl_
         if ((rc = setup(&b, &root_lb, &finished, err)))
             goto done;
         s->lb = fmax(s->lb, root_lb);
-        if (!finished)
+        if (!finished && b.ub - s->lb > tol(&b)) /* the root bound may already suffice */
             dfs(&b, 0, b.fixed_bits, s->lb);
     }
     if (b.improved) {

@@ -73,7 +73,7 @@ int solve_lagrange(const solve_inst *in, const solve_params *par, solve_sol *s, 
             memcpy(s->D, D, (size_t)S * sizeof *D);
             s->bits = bits;
         }
-        if (ub - s->lb <= 1e-12 * fabs(ub))
+        if (ub - s->lb <= fmax(1e-12, par->rel_gap) * fabs(ub)) /* close enough: stop */
             break;
     }
     if (s->lb > ub)

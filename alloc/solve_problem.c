@@ -36,6 +36,7 @@ void solve_problem_free(solve_problem *p)
         vl_free(p->classes[c].name);
     vl_free(p->classes);
     vl_free(p->items);
+    vl_free(p->name_idx);
     vl_free(p);
 }
 
@@ -57,14 +58,48 @@ static int grow(void **arr, int *cap, int need, size_t sz)
 
 /* ---------------------------------------------------------------- items and options */
 
+/* FNV-1a of the name: item names differ in a few digits, which it mixes well enough. */
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* The slot of `name` in the index: where it is, or the empty slot where it would go. */
+static int name_slot(const solve_problem *p, const char *name)
+{
+    int mask = p->name_cap - 1, k = (int)(name_hash(name) & (uint32_t)mask);
+    while (p->name_idx[k] && strcmp(p->items[p->name_idx[k] - 1].name, name))
+        k = (k + 1) & mask;
+    return k;
+}
+
+/* Keep the index at most half full (rebuilt from the items when it doubles). */
+static int name_index_grow(solve_problem *p, int need)
+{
+    if (2 * need <= p->name_cap)
+        return 0;
+    int nc = p->name_cap ? p->name_cap : 64;
+    while (nc < 2 * need)
+        nc *= 2;
+    int *q = vl_calloc((size_t)nc, sizeof *q);
+    if (!q)
+        return VL_ENOMEM;
+    vl_free(p->name_idx);
+    p->name_idx = q;
+    p->name_cap = nc;
+    for (int i = 0; i < p->n_items; i++)
+        p->name_idx[name_slot(p, p->items[i].name)] = i + 1;
+    return 0;
+}
+
 int solve_problem_find_item(const solve_problem *p, const char *name)
 {
-    /* Linear: problems have at most tens of thousands of items and the parser is the only hot
-     * caller; a hash would be the fix if that ever shows up in a profile. */
-    for (int i = p->n_items - 1; i >= 0; i--)
-        if (!strcmp(p->items[i].name, name))
-            return i;
-    return -1;
+    if (!p->name_cap)
+        return -1;
+    return p->name_idx[name_slot(p, name)] - 1;
 }
 
 int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *idx, vl_err *err)
@@ -74,7 +109,8 @@ int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *i
                        (long long)n);
     if (solve_problem_find_item(p, name) >= 0)
         return vl_errf(err, VL_EARG, "solve: item \"%s\" added twice", name);
-    if (grow((void **)&p->items, &p->cap_items, p->n_items + 1, sizeof *p->items))
+    if (grow((void **)&p->items, &p->cap_items, p->n_items + 1, sizeof *p->items) ||
+        name_index_grow(p, p->n_items + 1))
         return vl_errf(err, VL_ENOMEM, "solve: out of memory");
     solve_item *it = &p->items[p->n_items];
     memset(it, 0, sizeof *it);
@@ -89,6 +125,7 @@ int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *i
     if (idx)
         *idx = p->n_items;
     p->n_items++;
+    p->name_idx[name_slot(p, name)] = p->n_items;
     return 0;
 }
 

@@ -302,6 +302,59 @@ static double run_obj(const solve_problem *p, solve_method m, double target, cha
     return v;
 }
 
+/* The item-name index across its regrowths: every name found, unknown ones not, duplicates
+ * refused; and rel_gap: the exact solver's answer is within its proven gap ≤ rel_gap·objective
+ * of the true optimum. */
+static void test_names_gap(chk *c)
+{
+    uint64_t rs = 11;
+    solve_problem *p;
+    solve_problem_new(1, &p, NULL);
+    int bad = 0;
+    for (int i = 0; i < 3000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blk.%d.ffn_down.%d", i / 256, i % 256);
+        int idx = -1;
+        bad += solve_problem_add_item(p, name, irange(&rs, 100, 999), &idx, NULL) != 0 ||
+               idx != i;
+        for (int b = 0; b < NBPW; b++) {
+            double d = (1 + 9 * unif(&rs)) * exp(-0.7 * BPW[b]) * (0.9 + 0.2 * unif(&rs));
+            snprintf(name, sizeof name, "o%d", b);
+            bad += solve_problem_add_option(p, i, name, BPW[b], &d, NULL) != 0;
+        }
+    }
+    CHECK_INT(c, bad, 0, "3000 items added");
+    int miss = 0;
+    for (int i = 0; i < 3000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blk.%d.ffn_down.%d", i / 256, i % 256);
+        miss += solve_problem_find_item(p, name) != i;
+    }
+    CHECK_INT(c, miss, 0, "every name found at its index");
+    CHECK_INT(c, solve_problem_find_item(p, "blk.0.ffn_down.256"), -1, "unknown name: -1");
+    vl_err e = {0, ""};
+    CHECK_INT(c, solve_problem_add_item(p, "blk.11.ffn_down.7", 5, NULL, &e), VL_EARG,
+              "duplicate name refused");
+    CHECK_HAS(c, e.msg, "added twice", "duplicate message");
+    CHECK_INT(c, p->n_items, 3000, "nothing added by the refusal");
+    solve_params par = solve_params_defaults();
+    par.target_bpw = 3.1;
+    par.method = SOLVE_LAGRANGE;
+    solve_result lag, ex;
+    CHECK_INT(c, solve_run(p, &par, &lag, NULL), 0, "3000 items: lagrange runs");
+    par.method = SOLVE_EXACT;
+    par.rel_gap = 1e-3;
+    CHECK_INT(c, solve_run(p, &par, &ex, NULL), 0, "3000 items: exact to 1e-3 runs");
+    CHECK(c, ex.gap <= 1e-3 * ex.objective, "exact gap %.3g ≤ 1e-3 · %.9g", ex.gap, ex.objective);
+    CHECK(c, ex.lower_bound <= lag.objective * (1 + 1e-12) && ex.objective <= lag.objective,
+          "exact %.9g ≤ lagrange %.9g, bound %.9g below both", ex.objective, lag.objective,
+          ex.lower_bound);
+    CHECK(c, ex.bits_used <= ex.budget * (1 + 1e-12), "exact within budget");
+    solve_result_free(&lag);
+    solve_result_free(&ex);
+    solve_problem_free(p);
+}
+
 static void test_hand(chk *c)
 {
     solve_problem *p = hand_problem();
@@ -537,6 +590,7 @@ int main(void)
     }
     test_random(&c);
     test_node_limit(&c);
+    test_names_gap(&c);
     test_hand(&c);
     test_minimax(&c);
     test_parser(&c, dir);
