@@ -174,8 +174,16 @@ static int gp_setup(gp_pipe *g, const gp_opts *o, vl_err *err)
                     o->width, o->height);
         break;
     }
-    if (!rc && g->out_tmp)
+    if (!rc && g->out_tmp) {
+        /* gnuplot renders to OUT.tmp (renamed on success); the saved script names OUT itself,
+         * so `gnuplot OUT.gp` redraws the figure in place */
+        FILE *script = g->script;
+        g->script = NULL;
         rc = gp_cmd(g, err, "set output \"%s\"", gp_quote(q, sizeof q, g->out_tmp));
+        g->script = script;
+        if (script)
+            fprintf(script, "set output \"%s\"\n", gp_quote(q, sizeof q, g->out));
+    }
     return rc;
 }
 
