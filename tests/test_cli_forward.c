@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../io/h5s.h"
 #include "check.h"
+#include "testio.h"
 
 #include <stdint.h>
 #include <unistd.h>
@@ -16,17 +17,6 @@
 #define TINY "models/vbrlab-moe-tiny"
 #define INFO_GOLDEN "tests/golden/info-vbrlab-moe-tiny.txt"
 
-/* Run CMD, capture up to cap-1 bytes of stdout; returns the exit status (−1 if not run). */
-static int run_cmd(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return st == -1 ? -1 : (st >> 8) & 0xff;
-}
 
 static void compare(chk *c, h5s_store *got, h5s_store *want, const char *ds, double atol)
 {
@@ -73,7 +63,7 @@ static void test_forward(chk *c, const char *bin)
         fclose(f);
     snprintf(cmd, sizeof cmd, "%s forward " TINY " --ids-file %s --out %s --hidden --router",
              bin, ids_path, out_path);
-    CHECK_INT(c, run_cmd(cmd, buf, sizeof buf), 0, "vbrlab forward --ids-file exits 0");
+    CHECK_INT(c, tio_run(cmd, buf, sizeof buf), 0, "vbrlab forward --ids-file exits 0");
     int rc = h5s_open(&o, out_path, &e);
     CHECK(c, rc == 0, "output file opens%s%s", rc ? ": " : "", rc ? e.msg : "");
     if (rc == 0) {
@@ -97,7 +87,7 @@ static void test_forward(chk *c, const char *bin)
     unlink(out_path);
     /* bad input: one line on stderr, non-zero exit, no output file */
     snprintf(cmd, sizeof cmd, "%s forward " TINY " --ids 1,16384 --out %s 2>&1", bin, out_path);
-    rc = run_cmd(cmd, buf, sizeof buf);
+    rc = tio_run(cmd, buf, sizeof buf);
     CHECK(c, rc != 0, "id = vocab: non-zero exit (%d)", rc);
     CHECK_HAS(c, buf, "outside the vocabulary", "id = vocab: message");
     CHECK(c, access(out_path, F_OK) != 0, "id = vocab: no output file");
@@ -108,7 +98,7 @@ static void test_forward(chk *c, const char *bin)
     }
     snprintf(cmd, sizeof cmd, "%s forward " TINY " --ids-file %s --out %s 2>&1", bin, ids_path,
              out_path);
-    rc = run_cmd(cmd, buf, sizeof buf);
+    rc = tio_run(cmd, buf, sizeof buf);
     CHECK(c, rc != 0, "ragged ids file: non-zero exit");
     CHECK_HAS(c, buf, ":2: 2 ids", "ragged ids file: message names the line");
     unlink(ids_path);
@@ -121,7 +111,7 @@ static void test_info(chk *c, const char *bin)
     static char got[65536], want[65536];
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s info " TINY, bin);
-    CHECK_INT(c, run_cmd(cmd, got, sizeof got), 0, "vbrlab info exits 0");
+    CHECK_INT(c, tio_run(cmd, got, sizeof got), 0, "vbrlab info exits 0");
     CHECK_HAS(c, got, "25460480", "info: total parameters");
     CHECK_HAS(c, got, "16.00 bits per weight", "info: stored bits per weight");
     const char *bless = getenv("VBRLAB_BLESS");

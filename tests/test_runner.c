@@ -15,6 +15,7 @@
 #include "../experiments/runner.h"
 #include "../io/h5s.h"
 #include "check.h"
+#include "testio.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -29,33 +30,12 @@ static char dir[128];
 
 /* ---------------------------------------------------------------- helpers */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        if (len)
-            *len = (size_t)n;
-    }
-    return b;
-}
 
 /* run-tiny.ini with `out` replaced by DIR/OUT and target_bpw by TARGET, written to DIR/NAME. */
 static void make_config(const char *name, const char *out, const char *target, char *path,
                         size_t cap)
 {
-    char *src = slurp(TINY_INI, NULL);
+    char *src = tio_slurp(TINY_INI, NULL);
     snprintf(path, cap, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     for (char *line = src, *next; f && line && *line; line = next) {
@@ -97,13 +77,7 @@ static int run_cli(const char *args, char *out, size_t cap)
     const char *bin = getenv("VBRLAB_BIN");
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s run %s 2>&1", bin ? bin : "build/vbrlab", args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return st == -1 ? -1 : (st >> 8) & 0xff;
+    return tio_run(cmd, out, cap);
 }
 
 static char *attr(const char *file, const char *obj, const char *name)
@@ -266,7 +240,7 @@ static void test_pipeline(chk *c)
     }
     char *ver = attr(a, "/", "vbrlab_version"), *raw = attr(a, "/", "config_raw");
     char *canon = attr(a, "/", "config");
-    char *file = slurp(cfg_a, NULL);
+    char *file = tio_slurp(cfg_a, NULL);
     CHECK_STR(c, ver, VBRLAB_VERSION, "root vbrlab_version");
     CHECK_STR(c, raw, file, "root config_raw = the file's bytes");
     CHECK_HAS(c, canon, "[alloc.en]", "root config = canonical rendering");
@@ -276,7 +250,7 @@ static void test_pipeline(chk *c)
     free(file);
 
     /* the tables */
-    char *tables = slurp(md, NULL);
+    char *tables = tio_slurp(md, NULL);
     CHECK_HAS(c, tables, "### KLD matrix at 2.5 bpw", "OUT.md KLD matrix");
     CHECK_HAS(c, tables, "| en-2.5 |", "OUT.md allocation row");
     CHECK_HAS(c, tables, "### VBR vs uniform", "OUT.md VBR vs uniform");
@@ -300,9 +274,9 @@ static void test_pipeline(chk *c)
 
     /* second run: all cached, file untouched */
     size_t n0 = 0, n1 = 0;
-    char *before = slurp(a, &n0);
+    char *before = tio_slurp(a, &n0);
     rc = run_cfg(cfg_a, -1, log, sizeof log, &e);
-    char *after = slurp(a, &n1);
+    char *after = tio_slurp(a, &n1);
     CHECK(c, rc == 0 && !strstr(log, "done"), "second run is all cache hits: %s", log);
     CHECK_HAS(c, log, "report: cached", "second run: report cached");
     CHECK(c, before && after && n0 == n1 && !memcmp(before, after, n0),
@@ -340,7 +314,7 @@ static void test_pipeline(chk *c)
         rc = h5s_attr_get_f64(s, "/alloc/en-2.75", "target_bpw", &t, &e);
     CHECK(c, rc == 0 && t == 2.75, "/alloc/en-2.75 written: %s", rc ? e.msg : "ok");
     h5s_close(s);
-    tables = slurp(md, NULL);
+    tables = tio_slurp(md, NULL);
     CHECK_HAS(c, tables, "### KLD matrix at 2.75 bpw", "OUT.md updated to the new target");
     free(tables);
 }

@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../io/tok.h"
 #include "check.h"
+#include "testio.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -23,26 +24,6 @@ static char tmpdir[] = "/tmp/vbrlab-tok-XXXXXX";
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = 0;
-        *len = (size_t)n;
-    }
-    return b;
-}
 
 static void write_file(const char *path, const char *data, size_t len)
 {
@@ -280,7 +261,7 @@ static void test_corpus_round_trip(chk *c, tok_tokenizer *t)
     size_t docs = 0, bad = 0, bytes = 0;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         size_t len;
-        char *txt = read_file(files[f], &len);
+        char *txt = tio_slurp(files[f], &len);
         CHECK(c, txt != NULL, "read %s", files[f]);
         if (!txt)
             continue;
@@ -402,7 +383,7 @@ static void expect_edit_error(chk *c, const char *src, size_t len, const char *n
 static void test_errors(chk *c)
 {
     size_t len;
-    char *src = read_file(TOKJSON, &len);
+    char *src = tio_slurp(TOKJSON, &len);
     VL_ASSERT(src);
     expect_edit_error(c, src, len, "merge.json", "[\n        \"\xc4\xa0\",\n        \"\xc4\xa0\"\n      ]",
                       "[\"\xc4\xa0\", \"zzqq\"]", "model.merges[0]: token \"zzqq\" is not in the vocab");
@@ -436,16 +417,6 @@ static void test_errors(chk *c)
 
 /* ---- CLI ----------------------------------------------------------------------------- */
 
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void test_cli(chk *c)
 {
@@ -456,27 +427,27 @@ static void test_cli(chk *c)
     }
     char cmd[1024], out[4096];
     snprintf(cmd, sizeof cmd, "printf 'Hello, world!' | %s tokenize", bin);
-    CHECK_INT(c, run(cmd, out, sizeof out), 0, "cli tokenize exit");
+    CHECK_INT(c, tio_run(cmd, out, sizeof out), 0, "cli tokenize exit");
     CHECK(c, strcmp(out, "15314 12 4788 1\n") == 0, "cli tokenize ids");
     snprintf(cmd, sizeof cmd, "printf 'Hello, world!\\n\\ntabs\\tand' | %s tokenize " MODEL
              " --lines --json", bin);
-    run(cmd, out, sizeof out);
+    tio_run(cmd, out, sizeof out);
     CHECK(c, strcmp(out, "[15314, 12, 4788, 1]\n[]\n[84, 4723, 198, 439]\n") == 0, "cli --lines --json");
     snprintf(cmd, sizeof cmd, "printf 'x<|endoftext|>caf\\303\\251\\n' | %s tokenize | %s "
              "tokenize --decode", bin, bin);
-    run(cmd, out, sizeof out);
+    tio_run(cmd, out, sizeof out);
     CHECK(c, strcmp(out, "x<|endoftext|>caf\xc3\xa9\n") == 0, "cli encode | decode");
     snprintf(cmd, sizeof cmd, "printf '[15314, 12]\\n4788 1' | %s tokenize --decode --lines", bin);
-    run(cmd, out, sizeof out);
+    tio_run(cmd, out, sizeof out);
     CHECK(c, strcmp(out, "Hello,\n world!\n") == 0, "cli --decode --lines");
     snprintf(cmd, sizeof cmd, "printf 'ok\\nab\\377' | %s tokenize --lines 2>&1", bin);
-    CHECK(c, run(cmd, out, sizeof out) != 0, "cli invalid UTF-8 exits non-zero");
+    CHECK(c, tio_run(cmd, out, sizeof out) != 0, "cli invalid UTF-8 exits non-zero");
     CHECK(c, strstr(out, "vbrlab tokenize: stdin line 2: invalid UTF-8 at byte offset 2") != NULL, "cli error");
     snprintf(cmd, sizeof cmd, "echo 1 99999 | %s tokenize --decode 2>&1", bin);
-    CHECK(c, run(cmd, out, sizeof out) != 0, "cli bad id exits non-zero");
+    CHECK(c, tio_run(cmd, out, sizeof out) != 0, "cli bad id exits non-zero");
     CHECK(c, strstr(out, "token id 99999") != NULL, "cli bad id error");
     snprintf(cmd, sizeof cmd, "echo x | %s tokenize %s 2>&1", bin, tmpdir);
-    CHECK(c, run(cmd, out, sizeof out) != 0 && strchr(out, '\n') == strrchr(out, '\n'),
+    CHECK(c, tio_run(cmd, out, sizeof out) != 0 && strchr(out, '\n') == strrchr(out, '\n'),
           "cli missing tokenizer.json: one line");
 }
 
