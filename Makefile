@@ -32,7 +32,10 @@ PKGS := hdf5 gsl openblas lapacke libpcre2-8 libutf8proc jansson inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(BLAS),ref)
+  # its own build directory: objects built without BLAS never mix with the default ones
   BLAS_DEF := -DVL_NO_BLAS
+  BUILD := $(BUILD)-ref
+  BIN := $(BUILD)/vbrlab
 else ifneq ($(BLAS),openblas)
   $(error unknown BLAS '$(BLAS)': use openblas or ref)
 endif
