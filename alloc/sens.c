@@ -226,6 +226,18 @@ static size_t unit_weights_max(const sens_result *r)
     return mx;
 }
 
+/* Mean KLD of unit u of set si at noise level eps[k], and its α = KLD/ε². */
+static int unit_eps(sens_result *r, int si, int u, int k, const model *m, model_weights *w,
+                    sens_set *s, const sens_params *p, float *buf, vl_err *err)
+{
+    double kl = 0;
+    int rc = unit_kld(r, u, m, w, s, p->eps[k], p->seed, buf, &kl, err);
+    size_t ix = (size_t)si * r->n_units + u;
+    r->kld[k][ix] = kl;
+    r->alpha[k][ix] = kl / (p->eps[k] * p->eps[k]);
+    return rc;
+}
+
 int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
                     const sens_params *p, vl_err *err)
 {
@@ -233,13 +245,8 @@ int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
     float *buf = vl_malloc(unit_weights_max(r) * sizeof *buf);
     int rc = buf ? model_weights_clone(&w, m, model_base(m), err)
                  : vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    for (int k = 0; !rc && k < 2; k++) {
-        double kl = 0;
-        rc = unit_kld(r, u, m, w, s, p->eps[k], p->seed, buf, &kl, err);
-        size_t ix = (size_t)si * r->n_units + u;
-        r->kld[k][ix] = kl;
-        r->alpha[k][ix] = kl / (p->eps[k] * p->eps[k]);
-    }
+    for (int k = 0; !rc && k < 2; k++)
+        rc = unit_eps(r, si, u, k, m, w, s, p, buf, err);
     r->set_tokens[si] = sens_set_tokens(s);
     r->eps[0] = p->eps[0];
     r->eps[1] = p->eps[1];
@@ -252,15 +259,8 @@ int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
 int sens_alpha(sens_result *r, int si, const model *m, sens_set *s, const sens_params *p,
                vl_err *err)
 {
-    size_t unit_max = 0; /* largest unit in weights: one noise buffer for all */
-    for (int u = 0; u < r->n_units; u++) {
-        size_t n = 0;
-        for (int i = 0; i < r->n_tensors; i++)
-            n += r->t[i].unit == u ? (size_t)r->t[i].n : 0;
-        unit_max = n > unit_max ? n : unit_max;
-    }
-    model_weights *w = NULL;
-    float *buf = vl_malloc(unit_max * sizeof *buf);
+    model_weights *w = NULL; /* one noise buffer, sized for the largest unit */
+    float *buf = vl_malloc(unit_weights_max(r) * sizeof *buf);
     int rc = buf ? model_weights_clone(&w, m, model_base(m), err)
                  : vl_errf(err, VL_ENOMEM, "sens: out of memory");
     prog pg;
@@ -271,11 +271,7 @@ int sens_alpha(sens_result *r, int si, const model *m, sens_set *s, const sens_p
     r->set_tokens[si] = sens_set_tokens(s);
     for (int u = 0; !rc && u < r->n_units; u++)
         for (int k = 0; !rc && k < 2; k++) {
-            double kl = 0;
-            rc = unit_kld(r, u, m, w, s, p->eps[k], p->seed, buf, &kl, err);
-            size_t ix = (size_t)si * r->n_units + u;
-            r->kld[k][ix] = kl;
-            r->alpha[k][ix] = kl / (p->eps[k] * p->eps[k]);
+            rc = unit_eps(r, si, u, k, m, w, s, p, buf, err);
             prog_update(&pg, 2 * (int64_t)u + k + 1);
         }
     prog_finish(&pg);
