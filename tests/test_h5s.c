@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../io/h5s.h"
 #include "check.h"
+#include "testio.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -35,19 +36,6 @@ static int file_exists(const char *p)
 }
 
 /* Whole file into memory (test helper; aborts the check on failure by returning NULL). */
-static unsigned char *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = b ? fread(b, 1, (size_t)len, f) : 0;
-    fclose(f);
-    return b;
-}
 
 static void spit(const char *p, const unsigned char *b, size_t n)
 {
@@ -275,7 +263,7 @@ static void test_attrs_queries(chk *c)
     CHECK_INT(c, h5s_dump(s, f, &e), 0, "dump");
     fclose(f);
     size_t dn = 0;
-    char *txt = (char *)slurp(dp, &dn);
+    char *txt = tio_slurp(dp, &dn);
     static const char want[] =
         "GROUP /\n"
         "  @creator str = \"vbrlab\"\n"
@@ -329,7 +317,7 @@ static void test_atomic(chk *c)
     CHECK(c, file_exists(p) && !file_exists(t), "commit gives PATH and no tmp");
 
     size_t n0 = 0, n1 = 0;
-    unsigned char *orig = slurp(p, &n0);
+    unsigned char *orig = (unsigned char *)tio_slurp(p, &n0);
     CHECK_INT(c, h5s_open_rw(&s, p, &e), 0, "open_rw");
     CHECK(c, file_exists(t), "open_rw works on PATH.tmp");
     float w[4] = {9, 9, 9, 9};
@@ -337,7 +325,7 @@ static void test_atomic(chk *c)
     h5s_write(s, "/new/x", H5S_F32, w, 1, &sh, "1", "new", &e);
     CHECK_INT(c, h5s_exists(s, "/new/x"), 1, "open_rw sees its write");
     h5s_close(s);
-    unsigned char *after = slurp(p, &n1);
+    unsigned char *after = (unsigned char *)tio_slurp(p, &n1);
     CHECK(c, orig && after && n0 == n1 && !memcmp(orig, after, n0) && !file_exists(t),
           "open_rw + close leaves the original bytes and no tmp");
     free(after);
@@ -421,7 +409,7 @@ static void test_golden(chk *c)
     CHECK_INT(c, h5s_dump(s, f, &e), 0, "dump golden.h5");
     fclose(f);
     size_t dn = 0;
-    char *txt = (char *)slurp(dp, &dn);
+    char *txt = tio_slurp(dp, &dn);
     txt = realloc(txt, dn + 1);
     txt[dn] = 0;
     CHECK(c, strstr(txt, "\nDATASET /logits f32 [3,24,16384]\n"), "dump golden logits line");
@@ -475,7 +463,7 @@ static void test_corrupt(chk *c)
     CHECK_INT(c, try_all(p, &e), 0, "small store reads back");
 
     size_t n = 0;
-    unsigned char *b = slurp(p, &n);
+    unsigned char *b = (unsigned char *)tio_slurp(p, &n);
     unsigned char rnd[4096];
     uint32_t x = 12345;
     for (size_t i = 0; i < sizeof rnd; i++) {
@@ -561,7 +549,7 @@ static void test_determinism(chk *c)
     sleep(1); /* a timestamp anywhere in the file would now differ */
     write_fixed(p2);
     size_t n1 = 0, n2 = 0;
-    unsigned char *a = slurp(p1, &n1), *b = slurp(p2, &n2);
+    unsigned char *a = (unsigned char *)tio_slurp(p1, &n1), *b = (unsigned char *)tio_slurp(p2, &n2);
     CHECK(c, a && b && n1 == n2 && n1 > 0 && !memcmp(a, b, n1),
           "identical writes give identical files (%zu and %zu bytes)", n1, n2);
     free(a);

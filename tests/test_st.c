@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../io/st.h"
 #include "check.h"
+#include "testio.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -27,19 +28,6 @@ static void write_bytes(const char *path, const void *p, size_t n)
     }
 }
 
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
 
 /* A raw safetensors file: 8-byte LE header length hlen (may lie), header text, dlen data bytes
  * (a fixed pattern). */
@@ -208,7 +196,7 @@ static void test_roundtrip(chk *c, const char *dir)
     CHECK(c, access(tmp, F_OK) != 0, "no .tmp left behind");
 
     size_t n = 0;
-    unsigned char *raw = read_bytes(path, &n);
+    unsigned char *raw = (unsigned char *)tio_slurp(path, &n);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
         hl = hl << 8 | raw[i];
@@ -532,7 +520,7 @@ static void test_truncation(chk *c, const char *dir)
     vl_err err;
     CHECK_INT(c, st_write(full, 2, names, dt, nd, shapes, data, &err), 0, "write sweep file");
     size_t n = 0;
-    unsigned char *bytes = read_bytes(full, &n);
+    unsigned char *bytes = (unsigned char *)tio_slurp(full, &n);
     long accepted = 0, no_msg = 0, bad_code = 0;
     for (size_t len = 0; len < n; len++) {
         write_bytes(cut, bytes, len);
