@@ -2,8 +2,9 @@
  * corpus files, mixes, uniform ids, random UTF-8 text, shuffled sets. The model-driven sources
  * (self-generated text, entropy buckets) are in calib_gen.c.
  *
- * Every source draws from its own stream rng_child_seed(seed, "<source label>") so that the
- * ids depend only on the definition (core/rng.h).
+ * Every generated source draws from its own stream rng_child_seed(seed, "ROLE.NAME.KIND")
+ * (calib_stream_label) so that the ids depend only on the definition and its role, and a
+ * calibration set never repeats an evaluation domain's tokens by sharing its seed.
  */
 #include "calib.h"
 #include "calib_int.h"
@@ -12,6 +13,7 @@
 #include "../io/corpus.h"
 #include "../io/tok_added.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct calib_book {
@@ -23,6 +25,13 @@ struct calib_book {
 
 /* Largest total a set may have (ids are int32 counts in several places). */
 #define CALIB_MAX_TOKENS (1ll << 30)
+
+const char *calib_role_name(calib_role r) { return r == CALIB_ROLE_EVAL ? "eval" : "calib"; }
+
+void calib_stream_label(const calib_env *env, const calib_spec *sp, const char *kind, char *buf)
+{
+    snprintf(buf, CALIB_LABEL_MAX, "%s.%s.%s", calib_role_name(env->role), sp->name, kind);
+}
 
 /* ---------------------------------------------------------------- corpus files */
 
@@ -99,8 +108,8 @@ void calib_apportion(const double *w, int n, int total, int *counts)
     }
 }
 
-static int build_mix(const calib_set *const *parts, const calib_spec *sp, int32_t *ids,
-                     vl_err *err)
+static int build_mix(const calib_env *env, const calib_set *const *parts, const calib_spec *sp,
+                     int32_t *ids, vl_err *err)
 {
     int counts[CALIB_MAX_PARTS], total = 0;
     calib_apportion(sp->weight, sp->n_parts, sp->n_seq, counts);
@@ -111,7 +120,9 @@ static int build_mix(const calib_set *const *parts, const calib_spec *sp, int32_
         total += parts[i]->n_seq;
     }
     rng *r = NULL;
-    int rc = rng_new_child(&r, sp->seed, "calib.mix", err);
+    char label[CALIB_LABEL_MAX];
+    calib_stream_label(env, sp, "mix", label);
+    int rc = rng_new_child(&r, sp->seed, label, err);
     int *pick = vl_malloc((size_t)sp->n_seq * 2 * sizeof *pick); /* (part, sequence) pairs */
     int *idx = vl_malloc((size_t)total * sizeof *idx);
     if (rc == 0 && (!pick || !idx))
@@ -156,7 +167,9 @@ static int build_uniform(const calib_env *env, const calib_spec *sp, int32_t *id
             id != tok_eos_id(env->tok))
             ok[n_ok++] = id;
     rng *r = NULL;
-    int rc = n_ok ? rng_new_child(&r, sp->seed, "calib.noise.uniform", err)
+    char label[CALIB_LABEL_MAX];
+    calib_stream_label(env, sp, "noise.uniform", label);
+    int rc = n_ok ? rng_new_child(&r, sp->seed, label, err)
                   : vl_errf(err, VL_ECONFIG, "set %s: no ordinary token ids", sp->name);
     for (size_t i = 0; rc == 0 && i < (size_t)sp->n_seq * (size_t)sp->seq_len; i++)
         ids[i] = ok[rng_uniform_int(r, (uint64_t)n_ok)];
@@ -229,7 +242,9 @@ static int build_bytes(const calib_env *env, const calib_spec *sp, int32_t *ids,
     if (!env->tok)
         return vl_errf(err, VL_EARG, "set %s: noise:bytes needs a tokenizer", sp->name);
     rng *r = NULL;
-    int rc = rng_new_child(&r, sp->seed, "calib.noise.bytes", err);
+    char label[CALIB_LABEL_MAX];
+    calib_stream_label(env, sp, "noise.bytes", label);
+    int rc = rng_new_child(&r, sp->seed, label, err);
     for (int s = 0; rc == 0 && s < sp->n_seq; s++)
         rc = bytes_sequence(env->tok, r, ids + (size_t)s * sp->seq_len, sp->seq_len, sp->name,
                             err);
@@ -237,7 +252,8 @@ static int build_bytes(const calib_env *env, const calib_spec *sp, int32_t *ids,
     return rc;
 }
 
-static int build_shuffle(const calib_set *src, const calib_spec *sp, int32_t *ids, vl_err *err)
+static int build_shuffle(const calib_env *env, const calib_set *src, const calib_spec *sp,
+                         int32_t *ids, vl_err *err)
 {
     size_t n = (size_t)src->n_seq * (size_t)src->seq_len;
     int32_t *all = vl_malloc(n * sizeof *all);
@@ -245,7 +261,9 @@ static int build_shuffle(const calib_set *src, const calib_spec *sp, int32_t *id
         return vl_errf(err, VL_ENOMEM, "set %s: out of memory", sp->name);
     memcpy(all, src->ids, n * sizeof *all);
     rng *r = NULL;
-    int rc = rng_new_child(&r, sp->seed, "calib.noise.shuffle", err);
+    char label[CALIB_LABEL_MAX];
+    calib_stream_label(env, sp, "noise.shuffle", label);
+    int rc = rng_new_child(&r, sp->seed, label, err);
     if (rc == 0) {
         rng_shuffle(r, all, n, sizeof *all);
         memcpy(ids, all, (size_t)sp->n_seq * (size_t)sp->seq_len * sizeof *ids);
@@ -378,10 +396,10 @@ int calib_book_add(calib_book *b, const calib_spec *spec, vl_err *err)
     const double *ent = NULL;
     switch (sp.kind) {
     case CALIB_FILE: rc = build_file(&b->env, &sp, ids, err); break;
-    case CALIB_MIX: rc = build_mix(refs, &sp, ids, err); break;
+    case CALIB_MIX: rc = build_mix(&b->env, refs, &sp, ids, err); break;
     case CALIB_UNIFORM: rc = build_uniform(&b->env, &sp, ids, err); break;
     case CALIB_BYTES: rc = build_bytes(&b->env, &sp, ids, err); break;
-    case CALIB_SHUFFLE: rc = build_shuffle(refs[0], &sp, ids, err); break;
+    case CALIB_SHUFFLE: rc = build_shuffle(&b->env, refs[0], &sp, ids, err); break;
     case CALIB_SELF: rc = calib_build_self(&b->env, &sp, ids, err); break;
     case CALIB_ENTROPY:
         rc = pool_entropy(b, refs[0], &ent, err);
@@ -401,6 +419,13 @@ int calib_book_add(calib_book *b, const calib_spec *spec, vl_err *err)
     s->ids = ids;
     b->seq_entropy[b->n++] = NULL;
     return 0;
+}
+
+void calib_book_ids(const calib_book *b, calib_ids *out)
+{
+    for (int i = 0; i < b->n; i++)
+        out[i] = (calib_ids){b->sets[i].spec.name, b->sets[i].ids, b->sets[i].n_seq,
+                             b->sets[i].seq_len};
 }
 
 void calib_book_free(calib_book *b)

@@ -79,12 +79,25 @@ typedef struct {
     unsigned given;                /* CALIB_GIVEN_* bits */
 } calib_spec;
 
+/* A view of n_seq sequences of token ids (a built set, a stored one). */
+typedef struct {
+    const char *name;     /* for messages */
+    const int32_t *ids;   /* [n_seq × seq_len], borrowed */
+    int n_seq, seq_len;
+} calib_ids;
+
 /* A built set. ids owned by the calib_book that built it. */
 typedef struct {
     calib_spec spec;
     int n_seq, seq_len;            /* actual shape (entropy buckets, shuffle defaults) */
     int32_t *ids;                  /* [n_seq × seq_len], sequence-major */
 } calib_set;
+
+/* What a set is for. Every generated stream (noise, self, mix and shuffle draws) is keyed on
+ * (role, set name, seed): a calibration set and an evaluation domain never draw the same
+ * tokens by sharing a seed, and two sets of one role differ when their names do. */
+typedef enum { CALIB_ROLE_CALIB, CALIB_ROLE_EVAL } calib_role;
+const char *calib_role_name(calib_role r); /* "calib" | "eval"; static */
 
 /* What building needs. model: for self: and entropy: (and the vocabulary size of
  * noise:uniform); tok: for files, noise:bytes and noise:uniform. Either may be NULL when no set
@@ -93,6 +106,7 @@ typedef struct {
     const model *m;
     tok_tokenizer *tok;
     int batch;
+    calib_role role; /* keys the generated streams; zero = CALIB_ROLE_CALIB */
 } calib_env;
 
 typedef struct calib_book calib_book;
@@ -115,6 +129,10 @@ const calib_set *calib_book_find(const calib_book *b, const char *name);
 
 void calib_book_free(calib_book *b); /* NULL ok */
 
+/* Views of every set of the book, in book order, into out[calib_book_count(b)]; valid while
+ * the book lives. */
+void calib_book_ids(const calib_book *b, calib_ids *out);
+
 /* Mean next-token entropy (nats, softmax of the model's logits, all positions) of each of
  * n_seq sequences of ids, run `batch` sequences per forward: out[n_seq]. The sum over a
  * sequence is taken in position order, so the values do not depend on batch beyond what the
@@ -125,5 +143,42 @@ int calib_seq_entropy(const model *m, const int32_t *ids, int n_seq, int seq_len
 /* Largest-remainder apportionment: counts[i] = floor(total·w_i/Σw) plus one for the parts with
  * the largest remainders (ties: lower index) until Σcounts = total. Pure. */
 void calib_apportion(const double *w, int n, int total, int *counts);
+
+/* ---------------------------------------------------------------- leakage
+ *
+ * An evaluation domain overlaps a calibration set when some window of W consecutive tokens of
+ * one of its sequences equals a window of a calibration sequence, W = min(CALIB_OVERLAP_WINDOW,
+ * every sequence length involved); equal sequences are the extreme case. 64 tokens are a few
+ * hundred characters of text: more than a shared phrase or a common license line, far less
+ * than a document. The same window index serves the corpus check on code points
+ * (tests/test_corpus.c). */
+#define CALIB_OVERLAP_WINDOW 64
+
+/* A found window: the indexed run's tag and index, the window's start in that run and in the
+ * probe. */
+typedef struct {
+    int tag, run, pos, probe_pos;
+} calib_match;
+
+/* An index of every W-window of some runs of int32 symbols (token ids or code points). The
+ * runs are borrowed and must outlive the index. */
+typedef struct calib_windex calib_windex;
+int calib_windex_new(calib_windex **out, int window, vl_err *err);
+/* Index run v[0..n) under `tag` (runs are numbered 0, 1, ... in the order added). A run
+ * shorter than the window adds nothing. */
+int calib_windex_add(calib_windex *x, const int32_t *v, int n, int tag, vl_err *err);
+/* 1 and *m when a window of v[0..n) equals an indexed window (the first in probe order,
+ * confirmed symbol by symbol), else 0. Sorts the index on first use after an add. */
+int calib_windex_find(calib_windex *x, const int32_t *v, int n, calib_match *m);
+void calib_windex_free(calib_windex *x); /* NULL ok */
+
+/* The window calib_overlap_check uses for these sets. */
+int calib_overlap_window(const calib_ids *cal, int n_cal, const calib_ids *ev, int n_ev);
+
+/* VL_EARG with "evaluation domain D overlaps calibration set S: sequence i, tokens a..b equal
+ * sequence j, tokens c..d (W-token window)" when an ev sequence shares a window with a cal
+ * sequence (the first such in domain, sequence, position order); 0 when none do. */
+int calib_overlap_check(const calib_ids *cal, int n_cal, const calib_ids *ev, int n_ev,
+                        vl_err *err);
 
 #endif

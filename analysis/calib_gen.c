@@ -124,8 +124,9 @@ int calib_build_self(const calib_env *env, const calib_spec *sp, int32_t *ids, v
         int nb = sp->n_seq - s0 < B ? sp->n_seq - s0 : B;
         /* one stream per sequence: the ids do not depend on the batch size */
         for (int s = 0; rc == 0 && s < nb; s++) {
-            char label[48];
-            snprintf(label, sizeof label, "calib.self.%d", s0 + s);
+            char kind[32], label[CALIB_LABEL_MAX];
+            snprintf(kind, sizeof kind, "self.%d", s0 + s);
+            calib_stream_label(env, sp, kind, label);
             rng_free(rs[s]);
             rs[s] = NULL;
             rc = rng_new_child(&rs[s], sp->seed, label, err);

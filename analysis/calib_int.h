@@ -4,6 +4,12 @@
 
 #include "calib.h"
 
+/* The label of one generated stream of set sp: "ROLE.NAME.KIND" (keyed on role and set name;
+ * the seed is the spec's). buf holds CALIB_LABEL_MAX bytes. */
+#define CALIB_LABEL_MAX (2 * CALIB_NAME_MAX + 32)
+void calib_stream_label(const calib_env *env, const calib_spec *sp, const char *kind,
+                        char *buf);
+
 /* self:T — sp has its final shape; ids [n_seq × seq_len] is filled. */
 int calib_build_self(const calib_env *env, const calib_spec *sp, int32_t *ids, vl_err *err);
 

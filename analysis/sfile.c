@@ -158,6 +158,72 @@ fail:
     return rc;
 }
 
+/* ---------------------------------------------------------------- token ids */
+
+void sfile_ids_free(calib_ids *v, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        vl_free((void *)v[i].name);
+        vl_free((void *)v[i].ids);
+    }
+    vl_free(v);
+}
+
+int sfile_read_ids(h5s_store *s, calib_ids **out, int *n, vl_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    char **names = NULL;
+    int count = 0, rc = 0;
+    if (h5s_exists(s, "/sets"))
+        rc = h5s_list(s, "/sets", &names, &count, err);
+    calib_ids *v = rc ? NULL : vl_calloc((size_t)count + 1, sizeof *v);
+    if (!rc && !v)
+        rc = vl_errf(err, VL_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < count; i++) {
+        char g[256], p[320];
+        snprintf(g, sizeof g, "/sets/%s", names[i]);
+        snprintf(p, sizeof p, "%s/input_ids", g);
+        int ndim = 0;
+        int64_t shape[H5S_MAX_DIMS];
+        int32_t *ids = NULL;
+        if ((rc = h5s_read(s, p, H5S_I32, (void **)&ids, &ndim, shape, err)))
+            break;
+        v[i].ids = ids;
+        v[i].name = names[i];
+        names[i] = NULL;
+        if (ndim != 2 || shape[0] < 1 || shape[1] < 1 || shape[0] > SFILE_MAX_TOKENS ||
+            shape[1] > SFILE_MAX_TOKENS / shape[0])
+            rc = vl_errf(err, VL_ESHAPE, "%s: %s: expects [seqs, len] token ids", h5s_path(s),
+                         p);
+        v[i].n_seq = (int)shape[0];
+        v[i].seq_len = ndim == 2 ? (int)shape[1] : 0;
+    }
+    h5s_names_free(names, count);
+    if (rc) {
+        sfile_ids_free(v, count);
+        return rc;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+int sfile_check_overlap(const char *path, const calib_ids *ev, int n_ev, vl_err *err)
+{
+    h5s_store *s = NULL;
+    calib_ids *cal = NULL;
+    int n_cal = 0;
+    int rc = h5s_open(&s, path, err);
+    if (!rc)
+        rc = sfile_read_ids(s, &cal, &n_cal, err);
+    if (!rc && (rc = calib_overlap_check(cal, n_cal, ev, n_ev, err)))
+        vl_errctx(err, rc, "%s", path);
+    sfile_ids_free(cal, n_cal);
+    h5s_close(s);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- merging */
 
 static int plain_int(const char *s, long long *v)
@@ -263,12 +329,12 @@ int sfile_merge(const char *path_a, const char *path_b, const char *path_c,
                 const char *command, vl_err *err)
 {
     h5s_store *a = NULL, *b = NULL, *c = NULL;
-    char *model = NULL, *ha = NULL, *hb = NULL;
+    char *model_name = NULL, *ha = NULL, *hb = NULL;
     int rc = h5s_open(&a, path_a, err);
     if (rc == 0)
         rc = h5s_open(&b, path_b, err);
     if (rc == 0)
-        rc = h5s_attr_get(a, "/", "model", &model, err);
+        rc = h5s_attr_get(a, "/", "model", &model_name, err);
     if (rc == 0)
         rc = h5s_attr_get(a, "/", "model_config_hash", &ha, err);
     if (rc == 0)
@@ -277,7 +343,7 @@ int sfile_merge(const char *path_a, const char *path_b, const char *path_c,
         rc = vl_errf(err, VL_EARG, "%s and %s come from different models (config hash %s vs "
                      "%s)", path_a, path_b, ha, hb);
     if (rc == 0)
-        rc = sfile_create(&c, path_c, model, ha, command, err);
+        rc = sfile_create(&c, path_c, model_name, ha, command, err);
     if (rc == 0)
         rc = merge_sets(a, b, c, err);
     if (rc == 0) {
@@ -287,7 +353,7 @@ int sfile_merge(const char *path_a, const char *path_b, const char *path_c,
     h5s_close(c);
     h5s_close(a);
     h5s_close(b);
-    vl_free(model);
+    vl_free(model_name);
     vl_free(ha);
     vl_free(hb);
     return rc;

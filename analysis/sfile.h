@@ -23,6 +23,7 @@
 
 #include "../core/err.h"
 #include "../io/h5s.h"
+#include "calib.h"
 #include "stats.h"
 
 #include <stdint.h>
@@ -54,5 +55,15 @@ int sfile_write_set(h5s_store *s, const sfile_set *set, const stat_acc *a, vl_er
  * command. Errors name the file and the set. */
 int sfile_merge(const char *path_a, const char *path_b, const char *path_c,
                 const char *command, vl_err *err);
+
+/* The token ids of every set of a stats store (/sets/<name>/input_ids), in name order; none
+ * when the store has no /sets. Names and ids owned by *out: free with sfile_ids_free. Errors
+ * name the file and dataset (VL_ESHAPE for anything but a non-empty [seqs, len]). */
+int sfile_read_ids(h5s_store *s, calib_ids **out, int *n, vl_err *err);
+void sfile_ids_free(calib_ids *v, int n); /* NULL ok */
+
+/* calib_overlap_check of the evaluation sets ev against every set of the stats store PATH;
+ * the error is prefixed with PATH. */
+int sfile_check_overlap(const char *path, const calib_ids *ev, int n_ev, vl_err *err);
 
 #endif

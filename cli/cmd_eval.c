@@ -2,7 +2,7 @@
  *
  *   vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)...
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
- *               [--seed S] [--batch N] [-o eval.h5]
+ *               [--seed S] [--batch N] [--allow-overlap] [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (analysis/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
@@ -14,6 +14,10 @@
  * name. --stats/--calib give the calibration statistics (stat_read of /stats/SET): E[x²]
  * importance for every format and XᵀX for GPTQ. --seed seeds the Hadamard signs. --batch is
  * sequences per forward (memory: two logit buffers of batch × len × vocab floats).
+ * Leakage: every domain is checked against the calibration sets of every statistics file the
+ * run reads (--stats and the alloc.h5 rows' own stats_file): a domain sharing a window of
+ * tokens with one of them (analysis/calib.h, calib_overlap_check) is an error unless
+ * --allow-overlap is given.
  * The tables go to stdout, progress to stderr (tty only), the store to -o.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,6 +27,7 @@
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
 #include "../analysis/qbind.h"
+#include "../analysis/sfile.h"
 #include "../analysis/stats.h"
 #include "../core/prog.h"
 #include "../io/h5s.h"
@@ -52,12 +57,13 @@ typedef struct {
     int n_dom;
     uint64_t seed;
     int batch;
+    int allow_overlap;
 } eval_args;
 
 static const char usage_line[] =
     "usage: vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats "
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
-    "[--batch N] [-o eval.h5]";
+    "[--batch N] [--allow-overlap] [-o eval.h5]";
 
 /* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
  * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
@@ -129,6 +135,10 @@ static int parse_args(eval_args *a, int argc, char **argv)
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (i == 1 && cli_is_positional(s)) {
             a->dir = s;
+            continue;
+        }
+        if (!strcmp(s, "--allow-overlap")) {
+            a->allow_overlap = 1;
             continue;
         }
         if (!v)
@@ -224,7 +234,7 @@ static int load_stats(stat_acc **out, const char *path, const char *set, vl_err 
 
 static int load_domains(eval_ctx *c, const eval_args *a, vl_err *err)
 {
-    calib_env env = {c->m, c->tok, a->batch};
+    calib_env env = {c->m, c->tok, a->batch, CALIB_ROLE_EVAL};
     int rc = calib_book_new(&c->book, &env, err);
     for (int d = 0; d < a->n_dom && !rc; d++) {
         calib_spec sp;
@@ -236,6 +246,26 @@ static int load_domains(eval_ctx *c, const eval_args *a, vl_err *err)
         if (c->dom[d]->seq_len > c->max_len)
             c->max_len = c->dom[d]->seq_len;
     }
+    return rc;
+}
+
+/* Refuse domains that share tokens with a calibration set of a statistics file in use. */
+static int check_leakage(const eval_ctx *c, const eval_args *a, vl_err *err)
+{
+    calib_ids ev[MAX_DOMS];
+    calib_book_ids(c->book, ev);
+    int rc = 0;
+    if (a->stats_path)
+        rc = sfile_check_overlap(a->stats_path, ev, c->n_dom, err);
+    for (int r = 0; !rc && r < a->n_rows; r++) {
+        int seen = !c->stats_file[r] || (a->stats_path && !strcmp(a->stats_path, c->stats_file[r]));
+        for (int q = 0; !seen && q < r; q++)
+            seen = c->stats_file[q] && !strcmp(c->stats_file[q], c->stats_file[r]);
+        if (!seen)
+            rc = sfile_check_overlap(c->stats_file[r], ev, c->n_dom, err);
+    }
+    if (rc == VL_EARG)
+        vl_errctx(err, rc, "leakage (--allow-overlap evaluates anyway)");
     return rc;
 }
 
@@ -331,6 +361,8 @@ static int run(const eval_args *a, vl_err *err)
         rc = load_stats(&c.stats, a->stats_path, a->calib, err);
     if (!rc)
         rc = load_domains(&c, a, err);
+    if (!rc && !a->allow_overlap)
+        rc = check_leakage(&c, a, err);
     if (!rc)
         rc = ev_runner_new(&c.runner, c.m, a->batch, c.max_len, err);
     c.sums = vl_calloc((size_t)a->n_rows * (c.n_dom ? c.n_dom : 1), sizeof *c.sums);

@@ -209,7 +209,7 @@ static int stats_run(stats_args *a)
         rc = tok_open(a->model_dir, &tok, &err);
     if (rc == 0)
         rc = sfile_config_hash(a->model_dir, hash, &err);
-    calib_env env = {m, tok, a->so.batch};
+    calib_env env = {m, tok, a->so.batch, CALIB_ROLE_CALIB};
     if (rc == 0)
         rc = calib_book_new(&book, &env, &err);
     for (int i = 0; rc == 0 && i < a->n_specs; i++)

@@ -35,7 +35,7 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
 
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_COUNT } sec_kind;
-enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS };
+enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED };
@@ -49,7 +49,8 @@ static const struct {
     const char *keys[KEYS_MAX];  /* NULL-terminated, index = K*_ enum */
     unsigned required;           /* bit k: key k must be present */
 } sec_info[SEC_COUNT] = {
-    [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads"},
+    [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
+                                       "allow_overlap"},
                         1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
@@ -308,7 +309,8 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
     case KX_MODEL: return set_str(&g->model, v, why);
     case KX_SEED: return parse_u64(v, &g->seed, why);
     case KX_OUT: return set_str(&g->out, v, why);
-    default: return parse_int(v, 0, 4096, &g->threads, why);
+    case KX_THREADS: return parse_int(v, 0, 4096, &g->threads, why);
+    default: return parse_bool(v, &g->allow_overlap, why);
     }
 }
 

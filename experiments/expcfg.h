@@ -3,7 +3,9 @@
  * One INI file (read with libinih) describes one reproducible ablation. Sections:
  *
  *   [experiment]   name (required), model (dir; empty = the embedded model), seed (uint64, 0),
- *                  out (results .h5, required), threads (0 = all)
+ *                  out (results .h5, required), threads (0 = all), allow_overlap (false:
+ *                  the eval stage refuses an [eval.*] domain that shares a 64-token window
+ *                  with a [calib.*] set, analysis/calib.h)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -53,7 +55,8 @@
  *   alloc.NAME   sens key + [alloc.NAME] without `uniform`
  *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
  *   report       eval key + [report]
- * experiment.name, out and threads never enter a key (threads must not change results).
+ * experiment.name, out, threads and allow_overlap never enter a key (they do not change
+ * results; allow_overlap only lets a run go ahead).
  *
  * Thread-safety: exp_config is plain data; parsing touches only the caller's objects, so
  * different configs may be parsed concurrently. A parsed config is read-only to its users.
@@ -144,6 +147,7 @@ typedef struct {
     uint64_t seed;
     char *out;
     int threads;           /* 0 = all cores; ≤ 4096 */
+    int allow_overlap;     /* 1: evaluate domains that share tokens with a calibration set */
     /* [calib.*], [eval.*], [alloc.*] in file order */
     int n_calib, n_eval, n_alloc;
     exp_set *calib;

@@ -9,7 +9,8 @@
  * exactly when several): importance for every format, XᵀX for GPTQ.
  * Extra attributes on /eval/<row>: kind ("vbr" | "uniform"), alloc, target_bpw (vbr rows).
  * Evaluation sets are built by analysis/calib.h like calibration sets, so every source kind
- * (noise, self, entropy buckets) can be an evaluation domain.
+ * (noise, self, entropy buckets) can be an evaluation domain. A domain that shares a token
+ * window with a calibration set is refused unless [experiment] allow_overlap is true.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run_int.h"
@@ -17,6 +18,7 @@
 #include "../alloc/fq.h"
 #include "../analysis/eval.h"
 #include "../analysis/qbind.h"
+#include "../analysis/sfile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +145,24 @@ static int eval_row(ev_ctx *x, const ev_row *row, int r, const stat_acc *stats, 
     return rc;
 }
 
+/* Refuse [eval.*] domains sharing a token window with a [calib.*] set (their ids as the
+ * stats stage stored them in /sets). */
+static int check_leakage(run_ctx *c, const calib_book *book, vl_err *err)
+{
+    int n_ev = calib_book_count(book), n_cal = 0;
+    calib_ids *ev = vl_calloc((size_t)n_ev + 1, sizeof *ev), *cal = NULL;
+    if (!ev)
+        return vl_errf(err, VL_ENOMEM, "out of memory");
+    calib_book_ids(book, ev);
+    int rc = sfile_read_ids(c->s, &cal, &n_cal, err);
+    if (!rc && (rc = calib_overlap_check(cal, n_cal, ev, n_ev, err)))
+        vl_errctx(err, rc, "%s: leakage ([experiment] allow_overlap = true evaluates anyway)",
+                  c->cfg->path);
+    sfile_ids_free(cal, n_cal);
+    vl_free(ev);
+    return rc;
+}
+
 int stage_eval(run_ctx *c, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
@@ -154,6 +174,8 @@ int stage_eval(run_ctx *c, vl_err *err)
     int rc = list_rows(cfg, &rows, &n_rows, err);
     if (!rc)
         rc = run_build_sets(c, 1, &x.book, err);
+    if (!rc && !cfg->allow_overlap)
+        rc = check_leakage(c, x.book, err);
     if (!rc) {
         x.n_dom = calib_book_count(x.book);
         for (int d = 0; d < x.n_dom; d++)

@@ -73,7 +73,7 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
     int n = is_eval ? cfg->n_eval : cfg->n_calib;
     const exp_set *sets = is_eval ? cfg->eval : cfg->calib;
     int rc = run_need_model(c, err);
-    calib_env env = {c->m, c->tok, 8};
+    calib_env env = {c->m, c->tok, 8, is_eval ? CALIB_ROLE_EVAL : CALIB_ROLE_CALIB};
     calib_book *b = NULL;
     if (!rc)
         rc = calib_book_new(&b, &env, err);

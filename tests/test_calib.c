@@ -138,7 +138,7 @@ static void test_apportion(chk *c)
 
 static void test_sources(chk *c, tok_tokenizer *tok)
 {
-    calib_env env = {NULL, tok, 4};
+    calib_env env = {NULL, tok, 4, CALIB_ROLE_CALIB};
     vl_err e = {0};
     const char *s1[] = {"en=" EN ",seqs=4,len=32,seed=1", "a=" EN ",seqs=2,len=32,seed=1",
                         "b=" EN ",seqs=2,len=32,seed=1,skip=2", "d=" EN ",seqs=4,len=32,seed=2",
@@ -220,7 +220,7 @@ static void test_sources(chk *c, tok_tokenizer *tok)
 
 static void test_build_errors(chk *c, tok_tokenizer *tok)
 {
-    calib_env env = {NULL, tok, 4};
+    calib_env env = {NULL, tok, 4, CALIB_ROLE_CALIB};
     static const struct {
         const char *specs[3], *needle;
     } bad[] = {
@@ -261,7 +261,7 @@ static double mean_of(const double *x, int n)
 
 static void test_model_sources(chk *c, const model *m, tok_tokenizer *tok)
 {
-    calib_env env = {m, tok, 4};
+    calib_env env = {m, tok, 4, CALIB_ROLE_CALIB};
     vl_err e = {0};
     const char *specs[] = {"pool=" EN ",seqs=9,len=24,seed=4", "lo=entropy:pool:low",
                            "mid=entropy:pool:mid", "hi=entropy:pool:high",
@@ -306,7 +306,7 @@ static void test_model_sources(chk *c, const model *m, tok_tokenizer *tok)
     for (int q = 0; q < 3; q++)
         starts &= s->ids[q * 8] == tok_eos_id(tok);
     CHECK(c, starts, "self: every sequence starts with EOS");
-    calib_env env1 = {m, tok, 1};
+    calib_env env1 = {m, tok, 1, CALIB_ROLE_CALIB};
     const char *again[] = {"s=self:T=1.0,seqs=3,len=8,seed=2", NULL};
     const char *other[] = {"s=self:T=1.0,seqs=3,len=8,seed=3", NULL};
     calib_book *b1 = build(&env1, again, &e), *b2 = build(&env, other, &e);
@@ -318,6 +318,98 @@ static void test_model_sources(chk *c, const model *m, tok_tokenizer *tok)
     calib_book_free(b);
 }
 
+/* ---------------------------------------------------------------- leakage */
+
+/* Generated streams are keyed on (role, name, seed): before, noise:uniform with seed S gave the
+ * same ids as a calibration set and as an evaluation domain. */
+static void test_stream_keys(chk *c, tok_tokenizer *tok)
+{
+    calib_env cal = {NULL, tok, 4, CALIB_ROLE_CALIB}, ev = {NULL, tok, 4, CALIB_ROLE_EVAL};
+    vl_err e = {0};
+    const char *a[] = {"u=noise:uniform,seqs=2,len=16,seed=5", "b=noise:bytes,seqs=1,len=16",
+                       "sh=noise:shuffle:u", NULL};
+    const char *renamed[] = {"v=noise:uniform,seqs=2,len=16,seed=5", NULL};
+    calib_book *x = build(&cal, a, &e), *y = build(&ev, a, &e), *z = build(&cal, renamed, &e),
+               *x2 = build(&cal, a, &e);
+    CHECK(c, x && y && z && x2, "build keyed streams (%s)", e.msg);
+    if (x && y && z && x2) {
+        const char *names[] = {"u", "b"};
+        for (int i = 0; i < 2; i++) {
+            CHECK(c, !same_ids(calib_book_find(x, names[i]), calib_book_find(y, names[i])),
+                  "%s: a calibration set and an eval domain of the same spec differ", names[i]);
+            CHECK(c, same_ids(calib_book_find(x, names[i]), calib_book_find(x2, names[i])),
+                  "%s: the same role, name and seed give the same ids", names[i]);
+        }
+        CHECK(c, !same_ids(calib_book_find(x, "u"), calib_book_find(z, "v")) &&
+                 memcmp(calib_book_find(x, "u")->ids, calib_book_find(z, "v")->ids, 4 * 4),
+              "noise:uniform: another set name, other ids");
+        calib_ids ci[3], ei[3];
+        calib_book_ids(x, ci);
+        calib_book_ids(y, ei);
+        CHECK(c, !strcmp(ci[0].name, "u") && ci[0].n_seq == 2 && ci[0].seq_len == 16 &&
+                 ci[0].ids == calib_book_find(x, "u")->ids,
+              "calib_book_ids: views in book order");
+        CHECK_INT(c, calib_overlap_check(ci, 1, ei, 1, &e), 0,
+                  "calibration and eval noise of one spec do not overlap");
+        CHECK(c, calib_overlap_check(ci, 1, ci, 1, &e) == VL_EARG &&
+                 strstr(e.msg, "evaluation domain u overlaps calibration set u: sequence 0, "
+                               "tokens 0..15 equal sequence 0, tokens 0..15 (16-token window)"),
+              "a set overlaps itself: %s", e.msg);
+    }
+    calib_book_free(x);
+    calib_book_free(y);
+    calib_book_free(z);
+    calib_book_free(x2);
+}
+
+/* Hand-made runs: a shared window of exactly W symbols is found where it is, W−1 is not. */
+static void test_overlap(chk *c)
+{
+    /* calibration: two sequences of 8; eval: its sequence 1 holds cal seq 1's tokens 2..5 */
+    int32_t cal[16] = {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 16, 17, 18};
+    int32_t ev[16] = {9, 9, 9, 9, 9, 9, 9, 9, 0, 13, 14, 15, 16, 0, 0, 0};
+    calib_ids ci = {"cal", cal, 2, 8}, ei = {"dom", ev, 2, 8};
+    vl_err e = {0};
+    calib_windex *x = NULL;
+    CHECK_INT(c, calib_windex_new(&x, 4, &e), 0, "windex new");
+    calib_match m = {0};
+    if (x) {
+        calib_windex_add(x, cal, 8, 7, &e);
+        calib_windex_add(x, cal + 8, 8, 9, &e);
+        CHECK(c, calib_windex_find(x, ev + 8, 8, &m) && m.tag == 9 && m.run == 1 &&
+                 m.pos == 2 && m.probe_pos == 1,
+              "4-window 13..16 found: tag %d run %d pos %d probe %d", m.tag, m.run, m.pos,
+              m.probe_pos);
+        CHECK(c, !calib_windex_find(x, ev, 8, &m), "no window of 9s");
+        int32_t across[4] = {7, 8, 11, 12}; /* spans the boundary of two runs: not a window */
+        CHECK(c, !calib_windex_find(x, across, 4, &m), "windows do not span runs");
+        int32_t shorter[3] = {13, 14, 15};
+        CHECK(c, !calib_windex_find(x, shorter, 3, &m), "a probe shorter than W finds nothing");
+    }
+    calib_windex_free(x);
+    CHECK_INT(c, calib_windex_new(&x, 5, &e), 0, "windex new 5");
+    if (x) {
+        calib_windex_add(x, cal + 8, 8, 0, &e);
+        CHECK(c, !calib_windex_find(x, ev + 8, 8, &m), "4 shared symbols < window 5: none");
+    }
+    calib_windex_free(x);
+    CHECK_INT(c, calib_overlap_window(&ci, 1, &ei, 1), 8, "window = min(64, lengths)");
+    CHECK(c, calib_overlap_check(&ci, 1, &ei, 1, &e) == 0, "4 of 8 shared: no full window");
+    ev[8] = 11;
+    ev[9] = 12;
+    ev[10] = 13;
+    ev[11] = 14;
+    ev[12] = 15;
+    ev[13] = 16;
+    ev[14] = 17;
+    ev[15] = 18;
+    CHECK(c, calib_overlap_check(&ci, 1, &ei, 1, &e) == VL_EARG &&
+             strstr(e.msg, "evaluation domain dom overlaps calibration set cal: sequence 1, "
+                           "tokens 0..7 equal sequence 1, tokens 0..7"),
+          "an equal sequence is an overlap: %s", e.msg);
+    CHECK_INT(c, calib_windex_new(&x, 0, &e), VL_EARG, "window 0 refused");
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -325,6 +417,7 @@ int main(void)
     chk_init(&c, "calib");
     test_parse(&c);
     test_apportion(&c);
+    test_overlap(&c);
     tok_tokenizer *tok = NULL;
     model *m = NULL;
     vl_err e = {0};
@@ -333,6 +426,7 @@ int main(void)
     } else {
         test_sources(&c, tok);
         test_build_errors(&c, tok);
+        test_stream_keys(&c, tok);
         test_model_sources(&c, m, tok);
     }
     model_close(m);

@@ -1,5 +1,7 @@
 /* tests/test_corpus.c — io/corpus: splitting, UTF-8 errors, files, and the sequence cut. */
+#include "../analysis/calib.h"
 #include "../io/corpus.h"
+#include "../io/tok_int.h"
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
@@ -121,6 +123,74 @@ static void test_cut(chk *c)
     CHECK_INT(c, corp_cut(full, docs, 5, 0, 42, 0, 8, "zh", &err), VL_EARG, "n_seq 0 refused");
 }
 
+/* ---------------------------------------------------------------- leakage of the shipped files */
+
+#define LEAK_CHARS 200 /* a shared chunk of this many identical characters is leakage */
+
+/* Code points of one document into a new array (the file is valid UTF-8: corp_load). */
+static int32_t *code_points(const corp_doc *d, int *n)
+{
+    int32_t *v = malloc((d->len + 1) * sizeof *v);
+    int k = 0;
+    for (size_t i = 0; v && i < d->len; k++) {
+        uint32_t cp;
+        i += (size_t)tok_utf8_next((const uint8_t *)d->text + i, &cp);
+        v[k] = (int32_t)cp;
+    }
+    *n = k;
+    return v;
+}
+
+/* No document of DOMAIN.eval.txt shares LEAK_CHARS identical characters with a document of
+ * DOMAIN.calib.txt (MANIFEST.md: such eval documents were removed). Failures name the eval
+ * document (index in file order) and the calibration document. */
+static void test_no_leakage(chk *c)
+{
+    static const char *const domains[] = {"en", "zh", "zh-classical", "en-literary", "code"};
+    for (size_t k = 0; k < sizeof domains / sizeof domains[0]; k++) {
+        char pc[128], pe[128];
+        snprintf(pc, sizeof pc, "data/corpus/%s.calib.txt", domains[k]);
+        snprintf(pe, sizeof pe, "data/corpus/%s.eval.txt", domains[k]);
+        corp_corpus *cal = NULL, *ev = NULL;
+        vl_err err = {0};
+        calib_windex *x = NULL;
+        if (corp_load(&cal, pc, &err) || corp_load(&ev, pe, &err) ||
+            calib_windex_new(&x, LEAK_CHARS, &err)) {
+            CHECK(c, 0, "load %s: %s", domains[k], err.msg);
+            corp_free(cal);
+            corp_free(ev);
+            continue;
+        }
+        int32_t **cp = calloc((size_t)cal->n_docs + 1, sizeof *cp);
+        for (int d = 0; d < cal->n_docs; d++) {
+            int n;
+            cp[d] = code_points(&cal->docs[d], &n);
+            calib_windex_add(x, cp[d], n, d, &err);
+        }
+        int leaks = 0;
+        for (int d = 0; d < ev->n_docs; d++) {
+            int n;
+            int32_t *v = code_points(&ev->docs[d], &n);
+            calib_match m;
+            if (calib_windex_find(x, v, n, &m)) {
+                leaks++;
+                CHECK(c, 0, "%s document %d shares %d characters from character %d with %s "
+                      "document %d (character %d)", pe, d, LEAK_CHARS, m.probe_pos, pc, m.tag,
+                      m.pos);
+            }
+            free(v);
+        }
+        CHECK(c, leaks == 0, "%s: no document shares %d characters with %s (%d do)", pe,
+              LEAK_CHARS, pc, leaks);
+        for (int d = 0; d < cal->n_docs; d++)
+            free(cp[d]);
+        free(cp);
+        calib_windex_free(x);
+        corp_free(cal);
+        corp_free(ev);
+    }
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -130,5 +200,6 @@ int main(void)
     test_utf8(&c);
     test_files(&c);
     test_cut(&c);
+    test_no_leakage(&c);
     return chk_done(&c);
 }

@@ -397,7 +397,7 @@ int main(void)
     int rc = model_open(&f.m, MODEL, &e);
     if (!rc)
         rc = tok_open(MODEL, &f.tok, &e);
-    calib_env env = {f.m, f.tok, 2};
+    calib_env env = {f.m, f.tok, 2, CALIB_ROLE_EVAL};
     if (!rc)
         rc = calib_book_new(&f.book, &env, &e);
     if (!rc)

@@ -54,7 +54,7 @@ static stat_acc *en_stats(chk *c, const model *m)
     stat_acc *a = NULL;
     calib_spec sp;
     int rc = tok_open("models/vbrlab-moe-tiny", &tok, &e);
-    calib_env env = {m, tok, NSEQ};
+    calib_env env = {m, tok, NSEQ, CALIB_ROLE_CALIB};
     if (!rc)
         rc = calib_book_new(&book, &env, &e);
     if (!rc)

@@ -319,6 +319,37 @@ static void test_pipeline(chk *c)
     free(tables);
 }
 
+/* An [eval.*] domain equal to a [calib.*] set (same file, same seed) is refused by the eval
+ * stage unless [experiment] allow_overlap = true. */
+static void test_leakage(chk *c)
+{
+    char path[256], log[8192];
+    for (int allow = 0; allow < 2; allow++) {
+        snprintf(path, sizeof path, "%s/leak%d.ini", dir, allow);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            return;
+        fprintf(f, "[experiment]\nname = leak\nseed = 7\nout = %s/leak%d.h5\n%s"
+                "[calib.en]\nsource = data/corpus/en.calib.txt\nseqs = 2\nlen = 16\nseed = 5\n"
+                "[eval.en]\nsource = data/corpus/en.calib.txt\nseqs = 2\nlen = 16\nseed = 5\n"
+                "[quant]\nformats = rtn:b=2..3:g=64\n[sens]\neps = 0.01\ngranularity = group\n"
+                "[alloc.en]\nsets = en\ngranularity = group\ntarget_bpw = 2.5\n"
+                "[report]\ntables = kld_matrix\nplots = none\n",
+                dir, allow, allow ? "allow_overlap = true\n" : "");
+        fclose(f);
+        vl_err e = {0};
+        int rc = run_cfg(path, -1, log, sizeof log, &e);
+        if (allow)
+            CHECK(c, rc == 0, "allow_overlap = true evaluates the overlapping domain: %s",
+                  rc ? e.msg : "ok");
+        else
+            CHECK(c, rc != 0 && strstr(e.msg, "leakage ([experiment] allow_overlap = true "
+                                              "evaluates anyway): evaluation domain en "
+                                              "overlaps calibration set en: sequence 0"),
+                  "the eval stage refuses a domain equal to a calibration set: %s", e.msg);
+    }
+}
+
 int main(void)
 {
     chk c;
@@ -327,6 +358,7 @@ int main(void)
     mkdir(dir, 0777);
     test_config_errors(&c);
     test_pipeline(&c);
+    test_leakage(&c);
     remove_dir(dir);
     return chk_done(&c);
 }

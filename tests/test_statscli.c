@@ -289,13 +289,28 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     CHECK(c, stores_equal("build/tmp-statscli/vl_a.h5", "build/tmp-statscli/vl_a2.h5", NULL, why, sizeof why),
           "same seed, same store (every dataset and attribute): %s", why);
 
+    /* leakage: an eval domain equal to the calibration set is refused unless allowed */
+    const char *ev = "eval --uniform rtn-b4-g64-asym --stats build/tmp-statscli/vl_a.h5 "
+                     "--calib en --domain en=" EN ",seqs=2,len=24,seed=3";
+    snprintf(cmd, sizeof cmd, "%s", ev);
+    CHECK(c, run_cli(cmd, err, sizeof err) != 0 &&
+             strstr(err, "leakage (--allow-overlap evaluates anyway): "
+                         "build/tmp-statscli/vl_a.h5: evaluation domain en overlaps "
+                         "calibration set en: sequence 0, tokens 0..23 equal sequence 0"),
+          "eval refuses a domain equal to a calibration set: %s", err);
+    snprintf(cmd, sizeof cmd, "%s --allow-overlap", ev);
+    CHECK(c, run_cli(cmd, err, sizeof err) == 0, "eval --allow-overlap runs it (%s)", err);
+    snprintf(cmd, sizeof cmd, "%s,skip=2", ev);
+    CHECK(c, run_cli(cmd, err, sizeof err) == 0, "the next sequences of the file are fine (%s)",
+          err);
+
     /* the store's content: ids equal the set built in-process, counts sum to tokens × top-k */
     h5s_store *s = NULL;
     vl_err e = {0};
     int32_t *ids = NULL;
     int64_t *routed = NULL, sh[H5S_MAX_DIMS];
     int nd = 0;
-    calib_env env = {m, tok, 4};
+    calib_env env = {m, tok, 4, CALIB_ROLE_CALIB};
     calib_book *b = NULL;
     calib_spec sp;
     int ok = h5s_open(&s, "build/tmp-statscli/vl_c.h5", &e) == 0 &&
@@ -373,7 +388,7 @@ int main(void)
     if (model_open(&m, MODEL, &e) || tok_open(MODEL, &tok, &e)) {
         CHECK(&c, 0, "open model: %s", e.msg);
     } else {
-        calib_env env = {m, tok, 4};
+        calib_env env = {m, tok, 4, CALIB_ROLE_CALIB};
         if (calib_book_new(&b, &env, &e) ||
             calib_spec_parse("en=" EN ",seqs=4,len=32,seed=1", &sp, &e) ||
             calib_book_add(b, &sp, &e))
