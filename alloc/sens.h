@@ -15,17 +15,26 @@
  * same G for every ε, set and granularity), so each member's relative Frobenius error is
  * exactly ε. The model then runs from the unit's layer on, from the cached input of that layer
  * (analysis/fwd.h fwd_run_from), and KLD = mean over the set's tokens of KL(p_ref ‖ p_pert);
- * α = KLD/ε². α at two ε (default 0.01, 0.03) and their ratio α(ε1)/α(ε0) are kept: the ratio
- * is 1 where KLD is quadratic in ΔW, the regime where the additive model can hold.
+ * α = KLD/ε². One Gaussian direction is one sample of a random variable, so K draws (default
+ * 2; draw d > 0 seeded by "NAME#d") are averaged and their spread (sample sd of the per-draw
+ * α) kept. The KLD of every sequence is kept (mean over draws), and α's standard error is a
+ * seeded bootstrap over sequences (tokens within a sequence are correlated): n_boot resamples
+ * of the sequences with replacement, stream rng_child_seed(seed, "sens.bootstrap.SET"), the
+ * same resamples for every unit of a set; SE = sd of the resampled α. α at two ε (default
+ * 0.01, 0.03) and their ratio α(ε1)/α(ε0) are kept: the ratio is 1 where KLD is quadratic in
+ * ΔW, the regime where the additive model can hold.
  *
  * Cost model (measured on the 2-core dev box, one set of N tokens, single-threaded OpenBLAS
  * about as fast as two threads for these shapes): a run from layer l costs about
  * N·[(L−l)·c_L + c_H], c_L ≈ 65 µs per token-layer (1.7 MFLOP), c_H ≈ 250 µs per token for the
  * LM head (8.4 MFLOP) plus the KL over V = 16384; units × |ε| × sets runs. GROUP on the
- * embedded model: 60 units × 2 ε × 4 sets = 480 runs; TENSOR: 330 units × 2 ε per set. With
- * N = 1024 that is ~0.5 s a run, too slow for interactive use, so sens_params.max_tokens caps
- * the tokens used per set (whole leading sequences, default 256: 480 group runs ≈ 50 s,
- * 660 tensor runs per set ≈ 80 s). Noise generation (one Gaussian per weight) is negligible.
+ * embedded model: 60 units × 2 ε × K draws × 4 sets = 960 runs (K = 2); TENSOR: 330 units ×
+ * 2 ε × K per set. With N = 1024 that is ~0.5 s a run. α is measured on every token of the set
+ * by default (sens_params.max_tokens = 0); max_tokens caps it (whole leading sequences) when
+ * time matters more than the estimate. The forward runs SENS_CHUNK_TOKENS (1024) tokens at a
+ * time; the set keeps its layer inputs ((L+1)·N·D floats) and the reference logits and
+ * probabilities (2·N·V floats: 134 MB per 1024 tokens on the embedded model). Noise generation
+ * (one Gaussian per weight) is negligible.
  * A perturbed routed expert changes only the tokens routed to it at its layer, but causal
  * attention spreads that to the rest of each touched sequence, and with 128-token sequences
  * nearly every sequence is touched, so no per-expert shortcut is taken.
@@ -76,6 +85,11 @@ typedef enum {
 
 typedef enum { SENS_E_REL, SENS_E_OUT } sens_err_kind;
 
+#define SENS_DEFAULT_DRAWS 2   /* noise draws per unit and ε */
+#define SENS_DEFAULT_BOOT 200  /* bootstrap resamples for α's SE */
+#define SENS_MAX_DRAWS 64
+#define SENS_LABEL_MAX 160     /* rng stream labels */
+
 #define SENS_MAX_ADD_TARGETS 8
 
 /* One quantizable tensor. */
@@ -94,7 +108,7 @@ typedef struct {
     uint64_t seed;        /* noise seed (default 1) */
     sens_gran gran;       /* default SENS_GROUP */
     int max_tokens;       /* tokens per set for α and additivity (leading whole sequences,
-                             at least one); 0 = all; default 256 */
+                             at least one); 0 = all (default) */
     int quant_set;        /* set whose statistics quantize (GPTQ H, RTN importance); default 0 */
     fq_params fq;         /* quantizer options and few-token policy (default fq_defaults()
                              with min_tokens 16 and policy rtn) */
@@ -103,9 +117,15 @@ typedef struct {
     double add_targets[SENS_MAX_ADD_TARGETS];
     int add_set;          /* set the additivity check runs on (default 0) */
     int progress;         /* progress lines on stderr (tty only) */
+    int draws;            /* noise draws per unit and ε, averaged (default 2; 1..64) */
+    int boot;             /* bootstrap resamples for α's SE (default 200; < 2: no SE) */
 } sens_params;
 
 sens_params sens_defaults(void);
+
+/* Sequences of a set of n_seq × seq_len that α uses under p->max_tokens (whole leading
+ * sequences, at least one). Pure. */
+int sens_seqs_used(const sens_params *p, int n_seq, int seq_len);
 
 /* Everything vbrlab sens measures; plain, owned by itself (sens_result_free). Index order:
  * [set][unit], [tensor][format], [set][tensor][format], row-major. */
@@ -119,10 +139,17 @@ typedef struct {
     int n_sets;
     char **set_name;        /* [S] */
     int64_t *set_tokens;    /* [S] tokens α was measured on */
+    int *set_seqs;          /* [S] sequences α was measured on (0: not measured) */
     double eps[2];
     uint64_t seed;
-    double *kld[2];         /* [S × U] mean KLD at eps[k] (nats/token) */
+    double *kld[2];         /* [S × U] mean KLD at eps[k] (nats/token), mean over draws */
     double *alpha[2];       /* [S × U] kld/eps² */
+    int n_draws, n_boot;    /* noise draws averaged; bootstrap resamples (0: not measured) */
+    double *alpha_se[2];    /* [S × U] bootstrap SE of alpha over sequences (NaN: < 2) */
+    double *draw_alpha[2];  /* [S × U × n_draws] alpha of each noise draw */
+    double *alpha_draw_sd[2]; /* [S × U] sample sd of draw_alpha (NaN for one draw) */
+    double **seq_kld;       /* [S] → [2 × U × set_seqs[s]] mean KLD of each sequence at
+                               eps[k] (mean over draws); NULL where not measured */
     /* rate–distortion */
     int n_formats;
     qfmt *fmt;              /* [F] */
@@ -173,7 +200,11 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
 /* Mean KL(ref ‖ W) over the set's tokens (nats), running W from layer `from` (0..L) on the
  * cached input. W must equal the reference binding in layers < from. */
 int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_err *err);
+/* The same per sequence: seq_kld[n_seq] = mean KL over each sequence's tokens. */
+int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
+                     vl_err *err);
 int64_t sens_set_tokens(const sens_set *s);
+int sens_set_seqs(const sens_set *s);
 void sens_set_free(sens_set *s); /* NULL ok */
 
 /* α of every unit of r (layout done) on set index si (< r->n_sets, arrays allocated by
@@ -187,9 +218,15 @@ int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
                     const sens_params *p, vl_err *err);
 
 /* The noisy copy of tensor t: out[rows × cols] = W + eps‖W‖ G/‖G‖ (G seeded by seed and t's
- * name). Deterministic. */
+ * name; draw d > 0: by "NAME#d"). Deterministic. sens_noise is draw 0. */
 int sens_noise(float *out, const float *w, const sens_tensor *t, double eps, uint64_t seed,
                vl_err *err);
+int sens_noise_draw(float *out, const float *w, const sens_tensor *t, double eps, uint64_t seed,
+                    int draw, vl_err *err);
+
+/* Bootstrap standard error of the mean of x[0..n): sd of the means of n_boot resamples of n
+ * with replacement, drawn from rng_child_seed(seed, label). NaN when n < 2 or n_boot < 2. */
+double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, const char *label);
 
 /* RD tables for the menu `spec` with each set's statistics stats[0..n_sets) (XᵀX required on
  * every quantized input of stats[p->quant_set]; rel_out is NaN where a set lacks it). If

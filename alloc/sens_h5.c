@@ -153,6 +153,33 @@ static void write_alpha(wr *w, const sens_result *r)
     put(w, "/sens/alpha/ratio", H5S_F64, ratio, 2, S, U, 0, "1",
         "alpha1/alpha0: 1 where KLD is quadratic in the noise (linearity check)");
     vl_free(ratio);
+    if (!r->n_draws)
+        return; /* α not measured (a store of RD tables only) */
+    attr_f(w, "/sens", "n_draws", r->n_draws);
+    attr_f(w, "/sens", "n_boot", r->n_boot);
+    put(w, "/sens/set_seqs", H5S_I32, r->set_seqs, 1, S, 0, 0, "sequences",
+        "sequences each set's alpha was measured on (0: not measured)");
+    static const char *const lv[2] = {"0", "1"};
+    char path[256];
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "/sens/alpha/alpha%s_se", lv[k]);
+        put(w, path, H5S_F64, r->alpha_se[k], 2, S, U, 0, "nat/token",
+            "bootstrap standard error of alpha over the set's sequences (NaN: fewer than 2)");
+        snprintf(path, sizeof path, "/sens/alpha/alpha%s_draws", lv[k]);
+        put(w, path, H5S_F64, r->draw_alpha[k], 3, S, U, r->n_draws, "nat/token",
+            "alpha of each noise draw (the stored alpha is their mean)");
+        snprintf(path, sizeof path, "/sens/alpha/alpha%s_draw_sd", lv[k]);
+        put(w, path, H5S_F64, r->alpha_draw_sd[k], 2, S, U, 0, "nat/token",
+            "sample standard deviation of alpha over the noise draws (NaN for one draw)");
+    }
+    for (int s = 0; s < S; s++) {
+        if (!r->seq_kld[s])
+            continue;
+        snprintf(path, sizeof path, "/sens/seq_kld/%s", r->set_name[s]);
+        put(w, path, H5S_F64, r->seq_kld[s], 3, 2, U, r->set_seqs[s], "nat/token",
+            "[eps index, unit, sequence]: mean KL(ref||perturbed) over each sequence's tokens, "
+            "mean over the noise draws");
+    }
 }
 
 static void write_rd(wr *w, const sens_result *r)
@@ -429,6 +456,47 @@ static void read_add(rd *x, sens_result *r)
     vl_free(s);
 }
 
+/* SE, draws and per-sequence KLDs (absent in stores written before they were measured: the
+ * fields stay empty and are printed as not measured). */
+static void read_alpha_extra(rd *x, sens_result *r)
+{
+    int S = r->n_sets, U = r->n_units;
+    if (x->rc || !h5s_exists(x->st, "/sens/set_seqs"))
+        return;
+    double d = get_f(x, "/sens", "n_draws"), b = get_f(x, "/sens", "n_boot");
+    if (!x->rc && !(d >= 1 && d <= SENS_MAX_DRAWS && d == floor(d) && b >= 0 && b < 1e7 &&
+                    b == floor(b)))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens: bad n_draws %g or n_boot %g",
+                        h5s_path(x->st), d, b);
+    if (x->rc)
+        return;
+    r->n_draws = (int)d;
+    r->n_boot = (int)b;
+    r->set_seqs = get(x, "/sens/set_seqs", H5S_I32, S);
+    static const char *const lv[2] = {"0", "1"};
+    char path[256];
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "/sens/alpha/alpha%s_se", lv[k]);
+        r->alpha_se[k] = get(x, path, H5S_F64, (int64_t)S * U);
+        snprintf(path, sizeof path, "/sens/alpha/alpha%s_draws", lv[k]);
+        r->draw_alpha[k] = get(x, path, H5S_F64, (int64_t)S * U * r->n_draws);
+        snprintf(path, sizeof path, "/sens/alpha/alpha%s_draw_sd", lv[k]);
+        r->alpha_draw_sd[k] = get(x, path, H5S_F64, (int64_t)S * U);
+    }
+    if (!x->rc && !(r->seq_kld = vl_calloc((size_t)S, sizeof *r->seq_kld)))
+        x->rc = vl_errf(x->err, VL_ENOMEM, "sens: out of memory");
+    for (int s = 0; !x->rc && s < S; s++) {
+        if (r->set_seqs[s] < 0 || r->set_seqs[s] > (1 << 24)) {
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/set_seqs: bad count %d",
+                            h5s_path(x->st), r->set_seqs[s]);
+            break;
+        }
+        snprintf(path, sizeof path, "/sens/seq_kld/%s", r->set_name[s]);
+        if (r->set_seqs[s])
+            r->seq_kld[s] = get(x, path, H5S_F64, 2 * (int64_t)U * r->set_seqs[s]);
+    }
+}
+
 int sens_read(sens_result *r, h5s_store *st, vl_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -453,6 +521,7 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
         if (r->alpha[0][i] < 0 || r->alpha[1][i] < 0) /* NaN = not measured: allowed */
             x.rc = vl_errf(err, VL_EFORMAT, "%s: /sens/alpha: negative alpha at %lld",
                            h5s_path(st), (long long)i);
+    read_alpha_extra(&x, r);
     read_rd(&x, r);
     read_add(&x, r);
     if (x.rc)

@@ -134,7 +134,11 @@ void sens_result_free(sens_result *r)
     vl_free(r->t);
     free_names(r->unit_name, r->n_units);
     free_names(r->set_name, r->n_sets);
-    void *arrays[] = {r->set_tokens, r->kld[0], r->kld[1], r->alpha[0], r->alpha[1], r->fmt,
+    for (int s = 0; r->seq_kld && s < r->n_sets; s++)
+        vl_free(r->seq_kld[s]);
+    void *arrays[] = {r->set_tokens, r->set_seqs, r->seq_kld, r->alpha_se[0], r->alpha_se[1],
+                      r->draw_alpha[0], r->draw_alpha[1], r->alpha_draw_sd[0],
+                      r->alpha_draw_sd[1], r->kld[0], r->kld[1], r->alpha[0], r->alpha[1], r->fmt,
                       r->spec, r->few_policy, r->bpw, r->rel_w, r->rel_imp, r->rel_out, r->few,
                       r->w_norm2, r->out_energy, r->noise_energy, r->add_target, r->add_bpw,
                       r->add_measured, r->add_pred[0], r->add_pred[1], r->add_choice, r->corr};

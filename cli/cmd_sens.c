@@ -3,13 +3,16 @@
  *
  *   vbrlab sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC
  *               [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N]
+ *               [--draws K]
  *               [--quant-set NAME] [--few rtn|uniform] [--min-tokens N]
  *               [--add-per-target N] [--add-set NAME] -o sens.h5
  *
  * Sets come from the stats store (`vbrlab stats`: /sets/<name>/input_ids, /stats/<name>);
- * without --set every set in it is used. --tokens caps the tokens per set used by the α runs
- * and the additivity check (whole leading sequences; default 256, 0 = all). Prints the α table
- * per unit and set, the uniform-format table (measured KLD of every format everywhere on the
+ * without --set every set in it is used. α is measured on every token of each set; --tokens
+ * caps the tokens per set used by the α runs and the additivity check (whole leading
+ * sequences; 0 = all, the default). --draws K averages K noise draws per unit and ε (default
+ * 2). Prints the tokens each set's α used, the α table per unit and set (α ± bootstrap SE over
+ * sequences, the ε ratio and the spread over draws), the uniform-format table (measured KLD of every format everywhere on the
  * additivity set) and the additivity correlations. Progress on stderr (tty only).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -106,6 +109,10 @@ static int parse_args(int argc, char **argv, sens_args *a)
             if (num_arg(o, v, 0, 1 << 24, &x))
                 return 1;
             a->p.max_tokens = (int)x;
+        } else if (!strcmp(o, "--draws")) {
+            if (num_arg(o, v, 1, SENS_MAX_DRAWS, &x))
+                return 1;
+            a->p.draws = (int)x;
         } else if (!strcmp(o, "--min-tokens")) {
             if (num_arg(o, v, 0, 1e15, &a->p.fq.min_tokens))
                 return 1;
@@ -156,8 +163,7 @@ static int load_sets(h5s_store *h, sens_args *a, int32_t **ids, int *n_seq, int 
             return cli_failf(CMD, "%s: %s: expected int32 [seqs, len]", a->stats, path);
         seq_len[s] = (int)sh[1];
         n_seq[s] = (int)sh[0];
-        if (a->p.max_tokens > 0 && (int64_t)n_seq[s] * seq_len[s] > a->p.max_tokens)
-            n_seq[s] = a->p.max_tokens / seq_len[s] > 0 ? a->p.max_tokens / seq_len[s] : 1;
+        n_seq[s] = sens_seqs_used(&a->p, n_seq[s], seq_len[s]);
         snprintf(path, sizeof path, "/stats/%s", a->sets[s]);
         if (stat_read(&acc[s], h, path, &e))
             return cli_fail(CMD, &e);
@@ -167,16 +173,21 @@ static int load_sets(h5s_store *h, sens_args *a, int32_t **ids, int *n_seq, int 
 
 static void print_alpha(const sens_result *r)
 {
-    printf("α = mean KLD / ε² (nats), ε = %g; ratio = α(%g)/α(%g)\n%-56s", r->eps[0], r->eps[1],
-           r->eps[0], "unit");
     for (int s = 0; s < r->n_sets; s++)
-        printf(" %11s %6s", r->set_name[s], "ratio");
+        printf("set %s: α measured on %lld tokens (%d sequences), %d noise draws, SE by %d "
+               "bootstrap resamples over sequences\n", r->set_name[s],
+               (long long)r->set_tokens[s], r->set_seqs[s], r->n_draws, r->n_boot);
+    printf("α = mean KLD / ε² (nats), ε = %g, ± bootstrap SE; ratio = α(%g)/α(%g); "
+           "draw sd = sd of α over noise draws\n%-56s", r->eps[0], r->eps[1], r->eps[0], "unit");
+    for (int s = 0; s < r->n_sets; s++)
+        printf(" %11s %11s %6s %10s", r->set_name[s], "± SE", "ratio", "draw sd");
     printf("\n");
     for (int u = 0; u < r->n_units; u++) {
         printf("%-56s", r->unit_name[u]);
         for (int s = 0; s < r->n_sets; s++) {
             size_t i = (size_t)s * r->n_units + u;
-            printf(" %11.4g %6.3f", r->alpha[0][i], r->alpha[1][i] / r->alpha[0][i]);
+            printf(" %11.4g %11.4g %6.3f %10.4g", r->alpha[0][i], r->alpha_se[0][i],
+                   r->alpha[1][i] / r->alpha[0][i], r->alpha_draw_sd[0][i]);
         }
         printf("\n");
     }

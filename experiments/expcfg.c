@@ -10,6 +10,7 @@
 #include "exp_int.h"
 
 #include "../alloc/qfmt.h"
+#include "../alloc/sens.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -21,7 +22,7 @@
 /* ---------------------------------------------------------------------------------------- */
 
 const char *const exp_bucket_names[EXP_BUCKET_COUNT] = {"low", "mid", "high"};
-const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn", "route_all"};
+const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn"};
 const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group"};
 const char *const exp_sens_method_names[EXP_SENS_COUNT] = {"noise"};
 const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax"};
@@ -38,7 +39,7 @@ typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALL
 enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
-enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED };
+enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS };
 enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 
@@ -56,7 +57,7 @@ static const struct {
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_QUANT] = {"quant", 0, {"formats", "percdamp", "act_order", "starved_policy",
                                 "min_tokens"}, 1u << KQ_FORMATS},
-    [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed"}, 0},
+    [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed", "tokens", "draws"}, 0},
     [SEC_ALLOC] = {"alloc", 1, {"sets", "objective", "weights", "solver", "granularity",
                                 "target_bpw", "uniform"}, 1u << KA_SETS | 1u << KA_TARGET},
     [SEC_REPORT] = {"report", 0, {"tables", "plots", "term"}, 0},
@@ -346,9 +347,15 @@ static int key_quant(ctx *c, int k, const char *v, char *why)
         qfmt_menu_free(&m);
         return rc ? exp_whyf(why, rc, "%s", qe.msg) : set_str(&g->formats, v, why);
     }
-    case KQ_PERCDAMP: return parse_num(v, 0, 0, 1, 0, &g->percdamp, why);
+    case KQ_PERCDAMP: return parse_num(v, 0, 1, 1, 0, &g->percdamp, why);
     case KQ_ACT_ORDER: return parse_bool(v, &g->act_order, why);
     case KQ_STARVED:
+        /* route_all needs statistics of every expert on every token, kept apart from the
+           routed ones; the stats stage does not gather them, and running another policy under
+           this name would be a silent substitution */
+        if (!strcmp(v, "route_all"))
+            return exp_whyf(why, VL_ECONFIG, "route_all is not implemented (the stats stage "
+                            "gathers no route-all statistics); use uniform or rtn");
         rc = parse_enum(v, exp_starved_names, EXP_STARVED_COUNT, &e, why);
         g->starved_policy = (exp_starved)e;
         return rc;
@@ -365,12 +372,19 @@ static int key_sens(ctx *c, int k, const char *v, char *why)
         rc = parse_enum(v, exp_sens_method_names, EXP_SENS_COUNT, &e, why);
         g->sens_method = (exp_sens_method)e;
         return rc;
-    case KN_EPS: return parse_dlist(v, 0, 1, 1, 1, &g->eps, why);
+    case KN_EPS:
+        rc = parse_dlist(v, 0, 1, 1, 1, &g->eps, why);
+        if (!rc && g->eps.n > 2) /* sens measures at ε₁ and ε₂; a third would be ignored */
+            return exp_whyf(why, VL_ECONFIG, "%d values; give one or two noise levels",
+                            g->eps.n);
+        return rc;
     case KN_GRAN:
         rc = parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
         g->sens_granularity = (exp_gran)e;
         return rc;
-    default: g->sens_has_seed = 1; return parse_u64(v, &g->sens_seed, why);
+    case KN_SEED: g->sens_has_seed = 1; return parse_u64(v, &g->sens_seed, why);
+    case KN_TOKENS: return parse_int(v, 0, 1 << 30, &g->sens_tokens, why);
+    default: return parse_int(v, 1, SENS_MAX_DRAWS, &g->sens_draws, why);
     }
 }
 
@@ -657,8 +671,9 @@ static int defaults(exp_config *g, const char *path)
     g->eps.v[0] = 0.01;
     g->eps.v[1] = 0.03;
     g->percdamp = 0.01;
-    g->starved_policy = EXP_STARVED_ROUTE_ALL;
+    g->starved_policy = EXP_STARVED_UNIFORM;
     g->min_tokens = 16;
+    g->sens_draws = SENS_DEFAULT_DRAWS;
     g->tables = (1u << EXP_TABLE_COUNT) - 1;
     g->plots = (1u << EXP_PLOT_COUNT) - 1;
     return 0;

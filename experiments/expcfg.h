@@ -9,9 +9,12 @@
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
- *                  percdamp (0.01), act_order (false), starved_policy (route_all),
+ *                  percdamp (0.01), act_order (false), starved_policy (uniform;
+ *                  route_all is refused: not implemented),
  *                  min_tokens (16)
- *   [sens]         method (noise), eps (0.01,0.03), granularity (tensor), seed (derived)
+ *   [sens]         method (noise), eps (0.01,0.03: one or two levels; one is used for both),
+ *                  granularity (tensor), seed (derived), tokens (0 = every calibration
+ *                  token; N caps α's tokens per set), draws (2: noise draws per unit and ε)
  *   [alloc.NAME]   sets (required), objective (sum), weights (required for weighted),
  *                  solver (exact), granularity (tensor), target_bpw (required; a list is a
  *                  sweep), uniform (canonical format names, e.g. gptq-b2-g64-asym, of the
@@ -74,8 +77,7 @@
 typedef enum { EXP_SRC_FILE, EXP_SRC_MIX, EXP_SRC_NOISE_UNIFORM, EXP_SRC_NOISE_BYTES,
                EXP_SRC_NOISE_SHUFFLE, EXP_SRC_SELF, EXP_SRC_ENTROPY } exp_src_kind;
 typedef enum { EXP_BUCKET_LOW, EXP_BUCKET_MID, EXP_BUCKET_HIGH, EXP_BUCKET_COUNT } exp_bucket;
-typedef enum { EXP_STARVED_UNIFORM, EXP_STARVED_RTN, EXP_STARVED_ROUTE_ALL,
-               EXP_STARVED_COUNT } exp_starved;
+typedef enum { EXP_STARVED_UNIFORM, EXP_STARVED_RTN, EXP_STARVED_COUNT } exp_starved;
 typedef enum { EXP_GRAN_TENSOR, EXP_GRAN_GROUP, EXP_GRAN_COUNT } exp_gran;
 typedef enum { EXP_SENS_NOISE, EXP_SENS_COUNT } exp_sens_method;
 typedef enum { EXP_OBJ_SUM, EXP_OBJ_WEIGHTED, EXP_OBJ_MINIMAX, EXP_OBJ_COUNT } exp_objective;
@@ -92,7 +94,7 @@ typedef enum { EXP_STAGE_STATS, EXP_STAGE_SENS, EXP_STAGE_ALLOC, EXP_STAGE_EVAL,
                EXP_STAGE_REPORT } exp_stage;
 
 extern const char *const exp_bucket_names[EXP_BUCKET_COUNT];       /* low mid high */
-extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rtn route_all */
+extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rtn */
 extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group */
 extern const char *const exp_sens_method_names[EXP_SENS_COUNT];    /* noise */
 extern const char *const exp_objective_names[EXP_OBJ_COUNT];       /* sum weighted minimax */
@@ -155,7 +157,7 @@ typedef struct {
     exp_alloc *alloc;
     /* [quant] */
     char *formats;         /* format menu spec (alloc/qfmt.h grammar), valid, as written */
-    double percdamp;       /* GPTQ dampening, fraction of mean diag(H), 0 ≤ x ≤ 1 */
+    double percdamp;       /* GPTQ dampening, fraction of mean diag(H), 0 < x ≤ 1 */
     int act_order;         /* 0/1 */
     exp_starved starved_policy;
     int min_tokens;        /* experts with fewer calibration tokens are "starved"; ≥ 0 */
@@ -165,6 +167,9 @@ typedef struct {
     exp_gran sens_granularity;
     int sens_has_seed;
     uint64_t sens_seed;    /* valid when sens_has_seed; else exp_sens_seed() */
+    int sens_tokens;       /* tokens per set α is measured on (leading whole sequences);
+                              0 = every token (default) */
+    int sens_draws;        /* noise draws averaged per unit and ε (default 2; 1..64) */
     /* [report] */
     unsigned tables;       /* bit EXP_TABLE_* */
     unsigned plots;        /* bit EXP_PLOT_* */

@@ -238,6 +238,8 @@ static void put_quant_sens(sink *s, const exp_config *cfg)
     put_dlist(s, "eps", &cfg->eps);
     put_kv(s, "granularity", exp_gran_names[cfg->sens_granularity]);
     put_u64(s, "seed", exp_sens_seed(cfg));
+    put_int(s, "tokens", cfg->sens_tokens);
+    put_int(s, "draws", cfg->sens_draws);
 }
 
 /* with_uniform: the baseline rows are evaluated, not solved, so the alloc key leaves them out */

@@ -32,10 +32,13 @@ int run_need_model(run_ctx *c, vl_err *err);
  * dependency order (a set after the sets its source names). *out owned by the caller. */
 int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err);
 
-/* The fq few-token policy and threshold the config asks for. route_all needs route-all
- * statistics, which the stats stage does not gather: it falls back to "uniform" (no
- * statistics at all), see stage_stats.c. */
+/* The fq few-token policy and threshold the config asks for (route_all is refused by the
+ * config parser: the stats stage gathers no route-all statistics). */
 void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens);
+
+/* 1 if the [quant] menu has a GPTQ format (the stats stage then keeps XᵀX and the alloc stage
+ * predicts with the output error), 0 if not, a negative VL_E* code on a bad menu. */
+int run_menu_has_gptq(const exp_config *cfg, vl_err *err);
 
 /* Statistics of calibration set NAME (stat_read of /stats/NAME), or of several merged
  * (exact stat_merge) when n > 1. *out owned by the caller. */

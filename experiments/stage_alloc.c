@@ -4,8 +4,8 @@
  * The problem and the stored layout are alloc/salloc.h's (the same as `vbrlab alloc --sens`):
  * items are tensors (granularity tensor) or layer × projection groups with all routed experts
  * of a projection in one item (granularity group, one GGUF tensor ffn_*_exps); distortion is
- * the additive prediction α·e per set, with e the output error where every set has XᵀX, else
- * the relative weight error. The allocation records its sets as `calib` (comma-joined): the
+ * the additive prediction α·e per set, with e the output error when the menu has a GPTQ format
+ * (the stats stage then keeps every set's XᵀX), else the relative weight error. The allocation records its sets as `calib` (comma-joined): the
  * eval stage quantizes with their merged statistics.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,19 +23,18 @@ void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t 
     snprintf(buf, cap, "%s-%g", a->name, target);
 }
 
-/* The output-error prediction needs XᵀX of every set; without it fall back to weight error. */
-static int build(salloc_problem **p, const sens_result *r, const exp_alloc *a, vl_err *err)
+/* The error term follows the menu, never a failure: the output error needs XᵀX, which the
+ * stats stage keeps exactly when the menu has a GPTQ format; otherwise the relative weight
+ * error. A missing XᵀX under a GPTQ menu is an error, not a switch to the other measure. */
+static int build(run_ctx *c, salloc_problem **p, const sens_result *r, const exp_alloc *a,
+                 vl_err *err)
 {
     sens_gran g = a->granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
     const char *const *sets = (const char *const *)a->sets.v;
-    vl_err first = {0, ""};
-    int rc = salloc_build(p, r, sets, a->sets.n, g, SENS_E_OUT, &first);
-    if (rc == 0 || rc == VL_ENOTFOUND || rc == VL_ENOMEM || rc == VL_EARG) {
-        if (rc && err)
-            *err = first;
-        return rc;
-    }
-    return salloc_build(p, r, sets, a->sets.n, g, SENS_E_REL, err);
+    int gptq = run_menu_has_gptq(c->cfg, err);
+    if (gptq < 0)
+        return gptq;
+    return salloc_build(p, r, sets, a->sets.n, g, gptq ? SENS_E_OUT : SENS_E_REL, err);
 }
 
 int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
@@ -46,7 +45,7 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     salloc_problem *p = NULL;
     int rc = sens_read(&r, c->s, err);
     if (!rc)
-        rc = build(&p, &r, a, err);
+        rc = build(c, &p, &r, a, err);
     char calib[1024] = "";
     for (int s = 0, k = 0; s < a->sets.n && k < (int)sizeof calib; s++)
         k += snprintf(calib + k, sizeof calib - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);

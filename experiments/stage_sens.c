@@ -5,7 +5,8 @@
  * granularity (the unit α is measured on: tensor or layer × projection group); [quant] formats,
  * percdamp, act_order, min_tokens and starved_policy feed the RD tables. Sets: every
  * [calib.*] set in config order; the first quantizes (its XᵀX feeds GPTQ) and carries the
- * additivity check. α uses at most sens_defaults().max_tokens leading tokens per set.
+ * additivity check. α uses every token of each set unless [sens] tokens caps it (leading
+ * whole sequences), averaged over [sens] draws noise draws.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run_int.h"
@@ -57,9 +58,7 @@ static int load_inputs(run_ctx *c, const sens_params *p, sens_inputs *in, vl_err
             return rc;
         in->n_seq[s] = (int)sh[0];
         in->seq_len[s] = (int)sh[1];
-        if (p->max_tokens > 0 && sh[0] * sh[1] > p->max_tokens)
-            in->n_seq[s] = p->max_tokens / in->seq_len[s] > 0 ? p->max_tokens / in->seq_len[s]
-                                                               : 1;
+        in->n_seq[s] = sens_seqs_used(p, in->n_seq[s], in->seq_len[s]);
         if ((rc = run_read_stats(c, &in->names[s], 1, &in->acc[s], err)))
             return rc;
     }
@@ -72,12 +71,14 @@ static sens_params params_of(const exp_config *cfg, int progress)
     p.eps[0] = cfg->eps.v[0];
     p.eps[1] = cfg->eps.n > 1 ? cfg->eps.v[1] : cfg->eps.v[0];
     p.seed = exp_sens_seed(cfg);
+    p.max_tokens = cfg->sens_tokens;
+    p.draws = cfg->sens_draws;
     p.gran = cfg->sens_granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
     int pol;
     run_few_policy(cfg, &pol, &p.fq.min_tokens);
     p.fq.few = (fq_policy)pol;
     p.fq.seed = exp_sens_seed(cfg);
-    p.fq.gptq.percdamp = cfg->percdamp > 0 ? cfg->percdamp : p.fq.gptq.percdamp;
+    p.fq.gptq.percdamp = cfg->percdamp;
     p.fq.gptq.act_order = cfg->act_order;
     p.progress = progress;
     return p;

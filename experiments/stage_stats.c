@@ -106,9 +106,6 @@ void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens)
     static const int map[EXP_STARVED_COUNT] = {
         [EXP_STARVED_UNIFORM] = FQ_FEW_UNIFORM,
         [EXP_STARVED_RTN] = FQ_FEW_RTN,
-        /* route-all statistics would need a second statistics pass; uniform is the policy
-           that needs no statistics at all */
-        [EXP_STARVED_ROUTE_ALL] = FQ_FEW_UNIFORM,
     };
     *policy = map[cfg->starved_policy];
     *min_tokens = cfg->min_tokens;
@@ -139,7 +136,7 @@ int run_read_stats(run_ctx *c, const char *const *names, int n, stat_acc **out, 
     return 0;
 }
 
-static int menu_has_gptq(const exp_config *cfg, vl_err *err)
+int run_menu_has_gptq(const exp_config *cfg, vl_err *err)
 {
     qfmt_menu menu = {0};
     int rc = qfmt_menu_parse(&menu, cfg->formats, err);
@@ -157,7 +154,7 @@ int stage_stats(run_ctx *c, vl_err *err)
     calib_book *book = NULL;
     spass *p = NULL;
     int rc = run_build_sets(c, 0, &book, err);
-    int gptq = rc ? 0 : menu_has_gptq(c->cfg, err);
+    int gptq = rc ? 0 : run_menu_has_gptq(c->cfg, err);
     if (gptq < 0)
         rc = gptq;
     spass_opts so = spass_opts_defaults();

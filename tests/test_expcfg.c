@@ -133,8 +133,10 @@ static void test_defaults_and_sources(chk *c)
     CHECK(c, g.eps.n == 2 && g.eps.v[0] == 0.01 && g.eps.v[1] == 0.03, "eps default");
     CHECK_NEAR(c, g.percdamp, 0.01, 0, 0, "percdamp default");
     CHECK_INT(c, g.act_order, 0, "act_order default");
-    CHECK_INT(c, g.starved_policy, EXP_STARVED_ROUTE_ALL, "starved_policy default");
+    CHECK_INT(c, g.starved_policy, EXP_STARVED_UNIFORM, "starved_policy default");
     CHECK_INT(c, g.min_tokens, 16, "min_tokens default");
+    CHECK_INT(c, g.sens_tokens, 0, "sens tokens default: every calibration token");
+    CHECK_INT(c, g.sens_draws, 2, "sens draws default");
     CHECK_INT(c, g.sens_method, EXP_SENS_NOISE, "sens method default");
     CHECK_INT(c, g.sens_granularity, EXP_GRAN_TENSOR, "sens granularity default");
     CHECK_INT(c, g.term, EXP_TERM_PNG, "term default");
@@ -190,7 +192,7 @@ typedef struct {
 
 static const bad_case bad_cases[] = {
     {"unknown key", 1, "[sens]\nmethd = noise\n", 2,
-     "[sens] methd: unknown key (valid: method, eps, granularity, seed)"},
+     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws)"},
     {"unknown section", 1, "[sensitivity]\neps = 0.1\n", 1,
      "[sensitivity]: unknown section (valid: experiment, calib.NAME"},
     {"unnamed calib", 1, "[calib]\nsource = noise:bytes\n", 1, "[calib]: unknown section"},
@@ -213,6 +215,17 @@ static const bad_case bad_cases[] = {
     {"bad bool", 1, "[report]\nterm = svg\n[sens]\ngranularity = expert\n", 4,
      "[sens] granularity: \"expert\" is not one of tensor|group"},
     {"bad enum", 1, "[report]\nterm = jpg\n", 2, "[report] term: \"jpg\" is not one of png|svg|pdf"},
+    {"draws 0", 1, "[sens]\ndraws = 0\n", 2, "[sens] draws: 0 not in [1, 64]"},
+    {"three eps", 1, "[sens]\neps = 0.01, 0.02, 0.03\n", 2,
+     "[sens] eps: 3 values; give one or two noise levels"},
+    {"percdamp 0", 0,
+     "[experiment]\nname = t\nout = o.h5\n[quant]\nformats = rtn:b=2:g=64\npercdamp = 0\n", 6,
+     "[quant] percdamp: 0 not in (0, 1]"},
+    {"route_all refused", 0,
+     "[experiment]\nname = t\nout = o.h5\n[quant]\nformats = rtn:b=2:g=64\n"
+     "starved_policy = route_all\n", 6,
+     "[quant] starved_policy: route_all is not implemented (the stats stage gathers no "
+     "route-all statistics); use uniform or rtn"},
     {"bad table", 1, "[report]\ntables = kld_matrix, pie\n", 2, "\"pie\" is not one of kld_matrix"},
     {"empty list item", 1, "[sens]\neps = 0.01,,0.03\n", 2, "[sens] eps: empty item 2"},
     {"empty value", 0, "[experiment]\nname =\n", 2, "[experiment] name: empty value"},

@@ -89,6 +89,100 @@ static void test_noise(chk *c, const sens_result *r, const model *m)
     vl_free(b);
 }
 
+/* Hand-made bootstrap: the SE of the mean of {1, 2, 3, 4} is sqrt(Σ(x − x̄)²)/n = 0.559. */
+static void test_bootstrap(chk *c)
+{
+    double x[4] = {1, 2, 3, 4};
+    double a = sens_bootstrap_se(x, 4, 4000, 9, "t"), b = sens_bootstrap_se(x, 4, 4000, 9, "t");
+    CHECK_NEAR(c, a, sqrt(5.0) / 4, 0, 0.05, "bootstrap SE of {1,2,3,4} ≈ 0.559");
+    CHECK(c, a == b, "bootstrap SE reproducible with its seed");
+    CHECK(c, a != sens_bootstrap_se(x, 4, 4000, 10, "t"), "another seed, another SE");
+    CHECK(c, isnan(sens_bootstrap_se(x, 1, 100, 9, "t")), "one sequence: no SE (NaN)");
+    double same[3] = {2, 2, 2};
+    CHECK(c, sens_bootstrap_se(same, 3, 100, 9, "t") == 0, "constant sequences: SE 0");
+    sens_params p = sens_defaults();
+    CI(c, p.max_tokens, 0);
+    CI(c, sens_seqs_used(&p, 16, 128), 16); /* 16 × 128: all 2048 tokens by default */
+    p.max_tokens = 256;
+    CI(c, sens_seqs_used(&p, 16, 128), 2);
+    p.max_tokens = 100;
+    CI(c, sens_seqs_used(&p, 16, 128), 1);
+    CI(c, sens_defaults().draws, 2);
+}
+
+/* α is the mean over every sequence of the set: a 2-sequence subset gives another α, its
+ * per-sequence KLDs are the full set's first two; K draws are averaged, the spread kept. */
+static void test_sequences(chk *c, const model *m)
+{
+    enum { NS = 4 };
+    int32_t ids[NS * TL];
+    make_ids(ids, NS * TL, model_config(m)->vocab);
+    vl_err e = {0};
+    sens_result r = {0}, one = {0};
+    const char *names[] = {"full", "half"};
+    CI(c, sens_layout(&r, m, SENS_GROUP, &e), 0);
+    CI(c, sens_layout(&one, m, SENS_GROUP, &e), 0);
+    CI(c, sens_alloc_alpha(&r, 2, names, &e), 0);
+    CI(c, sens_alloc_alpha(&one, 1, names, &e), 0);
+    sens_set *full = NULL, *half = NULL;
+    CI(c, sens_set_new(&full, m, ids, NS, TL, &e), 0);
+    CI(c, sens_set_new(&half, m, ids, 2, TL, &e), 0);
+    sens_params p = sens_defaults();
+    const int u = 2; /* layer 0 v_proj */
+    CI(c, sens_unit_alpha(&r, 0, u, m, full, &p, &e), 0);
+    CI(c, sens_unit_alpha(&r, 1, u, m, half, &p, &e), 0);
+    int U = r.n_units;
+    double af = r.alpha[0][u], ah = r.alpha[0][U + u];
+    CHECK(c, r.set_seqs[0] == NS && r.set_seqs[1] == 2 && r.set_tokens[0] == NS * TL &&
+             r.set_tokens[1] == 2 * TL, "every sequence used: %d and %d sequences",
+          r.set_seqs[0], r.set_seqs[1]);
+    CHECK(c, fabs(af - ah) > 1e-6 * af, "α of 2 sequences (%.6g) differs from α of all %d (%.6g)",
+          ah, NS, af);
+    const double *sf = r.seq_kld[0] + (size_t)u * NS, *sh = r.seq_kld[1] + (size_t)u * 2;
+    double mean = 0;
+    for (int q = 0; q < NS; q++)
+        mean += sf[q] / NS;
+    CHECK_NEAR(c, af, mean / (p.eps[0] * p.eps[0]), 0, 1e-12, "α = mean of per-sequence KLD/ε²");
+    CHECK(c, fabs(sh[0] - sf[0]) <= 1e-4 * sf[0] && fabs(sh[1] - sf[1]) <= 1e-4 * sf[1],
+          "the subset's sequence KLDs are the full set's first two (%.6g %.6g vs %.6g %.6g)",
+          sh[0], sh[1], sf[0], sf[1]);
+    CHECK(c, r.alpha_se[0][u] > 0 && isfinite(r.alpha_se[0][u]) && r.alpha_se[0][u] < af,
+          "α ± SE: %.4g ± %.3g", af, r.alpha_se[0][u]);
+    const double *da = r.draw_alpha[0] + (size_t)u * 2;
+    CHECK(c, r.n_draws == 2 && da[0] != da[1], "two noise draws, two α (%.6g %.6g)", da[0],
+          da[1]);
+    CHECK_NEAR(c, af, (da[0] + da[1]) / 2, 0, 1e-12, "α = mean over draws");
+    CHECK_NEAR(c, r.alpha_draw_sd[0][u], fabs(da[0] - da[1]) / sqrt(2.0), 0, 1e-12,
+               "draw sd = |α₀ − α₁|/√2");
+    p.draws = 1;
+    CI(c, sens_unit_alpha(&one, 0, u, m, full, &p, &e), 0);
+    CHECK_NEAR(c, one.alpha[0][u], da[0], 0, 1e-12, "one draw = the first draw of two");
+    CHECK(c, isnan(one.alpha_draw_sd[0][u]), "one draw: no draw spread");
+    CI(c, sens_unit_alpha(&r, 1, u, m, half, &p, &e), VL_EARG); /* draws mixed within a result */
+
+    h5s_store *h;
+    const char *path = "build/test_sens_seq.h5";
+    sens_result b;
+    CI(c, h5s_create(&h, path, &e), 0);
+    CI(c, sens_write(&r, h, &e), 0);
+    CI(c, h5s_commit(h, &e), 0);
+    CI(c, h5s_open(&h, path, &e), 0);
+    CI(c, sens_read(&b, h, &e), 0);
+    h5s_close(h);
+    CHECK(c, b.n_draws == 2 && b.n_boot == r.n_boot && b.set_seqs && b.set_seqs[0] == NS &&
+             b.seq_kld && b.seq_kld[1] &&
+             !memcmp(b.seq_kld[0], r.seq_kld[0], 2 * (size_t)U * NS * sizeof(double)) &&
+             !memcmp(b.alpha_se[0], r.alpha_se[0], 2 * (size_t)U * sizeof(double)) &&
+             !memcmp(b.draw_alpha[1], r.draw_alpha[1], 4 * (size_t)U * sizeof(double)),
+          "SE, draws and per-sequence KLDs read back bit for bit");
+    sens_result_free(&b);
+    remove(path);
+    sens_set_free(full);
+    sens_set_free(half);
+    sens_result_free(&r);
+    sens_result_free(&one);
+}
+
 int main(void)
 {
     chk c;
@@ -103,6 +197,8 @@ int main(void)
     int32_t ids[S * TL];
     make_ids(ids, S * TL, model_config(m)->vocab);
     test_run_from(&c, m, ids);
+    test_bootstrap(&c);
+    test_sequences(&c, m);
 
     sens_result r = {0};
     CI(&c, sens_layout(&r, m, SENS_GROUP, &e), 0);

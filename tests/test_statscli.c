@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
+#include "testio.h"
 
 #include <sys/stat.h>
 
@@ -300,6 +301,20 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
           "eval refuses a domain equal to a calibration set: %s", err);
     snprintf(cmd, sizeof cmd, "%s --allow-overlap", ev);
     CHECK(c, run_cli(cmd, err, sizeof err) == 0, "eval --allow-overlap runs it (%s)", err);
+    /* vbrlab sens: α on every token of the set by default, printed with its SE */
+    {
+        const char *bin = getenv("VBRLAB_BIN");
+        char sc[1024];
+        static char out[1 << 16];
+        snprintf(sc, sizeof sc, "%s sens --stats build/tmp-statscli/vl_a.h5 --formats "
+                 "rtn:b=2:g=64 --add-per-target 0 -o build/tmp-statscli/sens.h5 2>&1",
+                 bin ? bin : "build/vbrlab");
+        int st = tio_run(sc, out, sizeof out);
+        CHECK(c, st == 0 && strstr(out, "set en: α measured on 48 tokens (2 sequences), 2 noise "
+                                        "draws, SE by 200 bootstrap resamples over sequences") &&
+                     strstr(out, "± SE"),
+              "vbrlab sens uses all 2 × 24 tokens and prints α ± SE (status %d)", st);
+    }
     snprintf(cmd, sizeof cmd, "%s,skip=2", ev);
     CHECK(c, run_cli(cmd, err, sizeof err) == 0, "the next sequences of the file are fine (%s)",
           err);

@@ -1,0 +1,235 @@
+/* alloc/sens_alpha.c — the α scan: every unit of a set perturbed at both noise levels, K
+ * noise draws each, KLD kept per sequence; α ± SE by a seeded bootstrap over sequences and the
+ * spread over draws (alloc/sens.h). */
+#include "sens.h"
+
+#include "../core/prog.h"
+#include "../core/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+int sens_alloc_alpha(sens_result *r, int n_sets, const char *const *names, vl_err *err)
+{
+    size_t su = (size_t)n_sets * r->n_units;
+    r->n_sets = n_sets;
+    r->set_name = vl_calloc((size_t)n_sets, sizeof *r->set_name);
+    r->set_tokens = vl_calloc((size_t)n_sets, sizeof *r->set_tokens);
+    r->set_seqs = vl_calloc((size_t)n_sets, sizeof *r->set_seqs);
+    r->seq_kld = vl_calloc((size_t)n_sets, sizeof *r->seq_kld);
+    for (int k = 0; k < 2; k++) {
+        r->kld[k] = vl_calloc(su, sizeof *r->kld[k]);
+        r->alpha[k] = vl_calloc(su, sizeof *r->alpha[k]);
+        r->alpha_se[k] = vl_calloc(su, sizeof *r->alpha_se[k]);
+        r->alpha_draw_sd[k] = vl_calloc(su, sizeof *r->alpha_draw_sd[k]);
+        if (!r->kld[k] || !r->alpha[k] || !r->alpha_se[k] || !r->alpha_draw_sd[k])
+            return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    }
+    if (!r->set_name || !r->set_tokens || !r->set_seqs || !r->seq_kld)
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (int s = 0; s < n_sets; s++)
+        if (!(r->set_name[s] = vl_strdup(names[s])))
+            return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < su; i++)
+            r->alpha[k][i] = r->kld[k][i] = r->alpha_se[k][i] = r->alpha_draw_sd[k][i] = NAN;
+    return 0;
+}
+
+/* Per-set and per-draw arrays for set si measured with p on s (first use allocates them). */
+static int prepare_set(sens_result *r, int si, const sens_set *s, const sens_params *p,
+                       vl_err *err)
+{
+    if (p->draws < 1 || p->draws > SENS_MAX_DRAWS)
+        return vl_errf(err, VL_EARG, "sens: %d noise draws (1..%d)", p->draws, SENS_MAX_DRAWS);
+    if (p->boot < 0)
+        return vl_errf(err, VL_EARG, "sens: %d bootstrap resamples (≥ 0)", p->boot);
+    if (r->n_draws && (r->n_draws != p->draws || r->n_boot != p->boot))
+        return vl_errf(err, VL_EARG, "sens: set %s measured with %d draws and %d resamples, "
+                       "the others with %d and %d", r->set_name[si], p->draws, p->boot,
+                       r->n_draws, r->n_boot);
+    size_t su = (size_t)r->n_sets * r->n_units;
+    if (!r->n_draws) {
+        r->n_draws = p->draws;
+        r->n_boot = p->boot;
+        for (int k = 0; k < 2; k++) {
+            r->draw_alpha[k] = vl_malloc(su * (size_t)p->draws * sizeof *r->draw_alpha[k]);
+            if (!r->draw_alpha[k])
+                return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+            for (size_t i = 0; i < su * (size_t)p->draws; i++)
+                r->draw_alpha[k][i] = NAN;
+        }
+    }
+    int n = sens_set_seqs(s);
+    if (r->seq_kld[si] && r->set_seqs[si] != n)
+        return vl_errf(err, VL_EARG, "sens: set %s measured on %d and on %d sequences",
+                       r->set_name[si], r->set_seqs[si], n);
+    if (!r->seq_kld[si]) {
+        size_t cnt = 2 * (size_t)r->n_units * n;
+        if (!(r->seq_kld[si] = vl_malloc(cnt * sizeof *r->seq_kld[si])))
+            return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+        for (size_t i = 0; i < cnt; i++)
+            r->seq_kld[si][i] = NAN;
+        r->set_seqs[si] = n;
+    }
+    r->set_tokens[si] = sens_set_tokens(s);
+    r->eps[0] = p->eps[0];
+    r->eps[1] = p->eps[1];
+    r->seed = p->seed;
+    return 0;
+}
+
+/* Perturb every member of unit u at level eps (noise draw `draw`) in binding w (buffers from
+ * buf), measure per sequence into seq[n_seq], and restore the slots. */
+static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sens_set *s,
+                    double eps, uint64_t seed, int draw, float *buf, double *seq, vl_err *err)
+{
+    int from = -1, rc = 0;
+    size_t off = 0;
+    for (int i = 0; i < r->n_tensors; i++) {
+        const sens_tensor *t = &r->t[i];
+        if (t->unit != u)
+            continue;
+        const float **slot = model_weights_slot(m, w, (size_t)t->mi);
+        if ((rc = sens_noise_draw(buf + off, *slot, t, eps, seed, draw, err)))
+            break;
+        *slot = buf + off;
+        off += (size_t)t->n;
+        from = from < 0 || t->layer < from ? t->layer : from;
+    }
+    if (!rc)
+        rc = sens_set_kld_seq(s, w, from, seq, err);
+    const model_weights *base = model_base(m); /* restore: the reference pointers */
+    for (int i = 0; i < r->n_tensors; i++)
+        if (r->t[i].unit == u)
+            *model_weights_slot(m, w, (size_t)r->t[i].mi) =
+                *model_weights_slot(m, (model_weights *)base, (size_t)r->t[i].mi);
+    return rc;
+}
+
+/* Largest unit in weights (one noise buffer serves all). */
+static size_t unit_weights_max(const sens_result *r)
+{
+    size_t mx = 0;
+    for (int u = 0; u < r->n_units; u++) {
+        size_t n = 0;
+        for (int i = 0; i < r->n_tensors; i++)
+            n += r->t[i].unit == u ? (size_t)r->t[i].n : 0;
+        mx = n > mx ? n : mx;
+    }
+    return mx;
+}
+
+double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, const char *label)
+{
+    if (n < 2 || n_boot < 2)
+        return NAN;
+    rng *g = NULL;
+    if (rng_new_child(&g, seed, label, NULL))
+        return NAN;
+    double sum = 0, sum2 = 0; /* of the resample means */
+    for (int b = 0; b < n_boot; b++) {
+        double m = 0;
+        for (int i = 0; i < n; i++)
+            m += x[rng_uniform_int(g, (uint64_t)n)];
+        m /= n;
+        sum += m;
+        sum2 += m * m;
+    }
+    rng_free(g);
+    double mean = sum / n_boot, var = (sum2 - n_boot * mean * mean) / (n_boot - 1);
+    return sqrt(var > 0 ? var : 0);
+}
+
+/* Sample standard deviation of x[0..n) (NaN for n < 2). */
+static double sample_sd(const double *x, int n)
+{
+    if (n < 2)
+        return NAN;
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++)
+        m += x[i];
+    m /= n;
+    for (int i = 0; i < n; i++)
+        v += (x[i] - m) * (x[i] - m);
+    return sqrt(v / (n - 1));
+}
+
+/* Unit u of set si at noise level eps[k]: K draws, per-sequence KLD averaged over draws,
+ * α = mean/ε², its bootstrap SE over sequences and the draws' spread. seq: [n] scratch. */
+static int unit_eps(sens_result *r, int si, int u, int k, const model *m, model_weights *w,
+                    sens_set *s, const sens_params *p, float *buf, double *seq, vl_err *err)
+{
+    int n = r->set_seqs[si], D = r->n_draws, rc = 0;
+    double e2 = p->eps[k] * p->eps[k];
+    double *acc = r->seq_kld[si] + ((size_t)k * r->n_units + u) * n;
+    size_t ix = (size_t)si * r->n_units + u;
+    double *da = r->draw_alpha[k] + ix * D;
+    for (int q = 0; q < n; q++)
+        acc[q] = 0;
+    for (int d = 0; !rc && d < D; d++) {
+        rc = unit_kld(r, u, m, w, s, p->eps[k], p->seed, d, buf, seq, err);
+        double mean = 0;
+        for (int q = 0; !rc && q < n; q++) {
+            acc[q] += seq[q] / D;
+            mean += seq[q];
+        }
+        da[d] = mean / n / e2;
+    }
+    if (rc)
+        return rc;
+    double mean = 0;
+    for (int q = 0; q < n; q++)
+        mean += acc[q];
+    mean /= n;
+    r->kld[k][ix] = mean;
+    r->alpha[k][ix] = mean / e2;
+    char label[SENS_LABEL_MAX];
+    snprintf(label, sizeof label, "sens.bootstrap.%s", r->set_name[si]);
+    /* the same resamples for every unit and level of a set (same stream) */
+    r->alpha_se[k][ix] = sens_bootstrap_se(acc, n, r->n_boot, p->seed, label) / e2;
+    r->alpha_draw_sd[k][ix] = sample_sd(da, D);
+    return 0;
+}
+
+/* Units [u0, u1) of set si (both levels), with progress when asked. */
+static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set *s,
+                const sens_params *p, vl_err *err)
+{
+    int rc = prepare_set(r, si, s, p, err);
+    model_weights *w = NULL; /* one noise buffer, sized for the largest unit */
+    float *buf = rc ? NULL : vl_malloc(unit_weights_max(r) * sizeof *buf);
+    double *seq = rc ? NULL : vl_malloc((size_t)r->set_seqs[si] * sizeof *seq);
+    if (!rc)
+        rc = buf && seq ? model_weights_clone(&w, m, model_base(m), err)
+                        : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    prog pg;
+    char what[96];
+    snprintf(what, sizeof what, "sens α %s", r->set_name[si]);
+    int64_t per = 2 * (int64_t)(p->draws > 0 ? p->draws : 1);
+    prog_init(&pg, what, "runs", per * (u1 - u0));
+    pg.enabled &= p->progress;
+    for (int u = u0; !rc && u < u1; u++)
+        for (int k = 0; !rc && k < 2; k++) {
+            rc = unit_eps(r, si, u, k, m, w, s, p, buf, seq, err);
+            prog_update(&pg, per * (u - u0) + (k + 1) * per / 2);
+        }
+    prog_finish(&pg);
+    model_weights_free(w);
+    vl_free(buf);
+    vl_free(seq);
+    return rc;
+}
+
+int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
+                    const sens_params *p, vl_err *err)
+{
+    return scan(r, si, u, u + 1, m, s, p, err);
+}
+
+int sens_alpha(sens_result *r, int si, const model *m, sens_set *s, const sens_params *p,
+               vl_err *err)
+{
+    return scan(r, si, 0, r->n_units, m, s, p, err);
+}
