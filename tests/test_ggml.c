@@ -111,7 +111,36 @@ static void test_bad_input(chk *c)
     h5s_close(s);
 }
 
-static void __attribute__((unused)) test_quant_goldens(chk *c)
+/* Zero rows decode to zeros, a constant row is reproduced closely, NULL importance works, and
+ * non-finite input is refused. */
+static void test_quant_edges(chk *c)
+{
+    float x[512], y[512], imp[512];
+    uint8_t q[512 * 5];
+    for (int t = 0; t < GGF_COUNT; t++) {
+        vl_err e = {0};
+        int64_t rb = ggf_row_bytes(t, 512);
+        memset(x, 0, sizeof x);
+        int rc = ggf_quantize_row(t, x, NULL, 512, q, &e) || ggf_decode_row(t, q, (size_t)rb, y, 512, &e);
+        int zero = 1;
+        for (int i = 0; i < 512; i++) zero &= y[i] == 0;
+        /* a smooth row: error well below the row's energy */
+        double en = 0, er = 0;
+        for (int i = 0; i < 512; i++) x[i] = 0.05f * sinf(0.37f * (float)i) + 0.01f, imp[i] = 1.0f + (float)(i % 7);
+        rc |= ggf_quantize_row(t, x, imp, 512, q, &e) || ggf_decode_row(t, q, (size_t)rb, y, 512, &e);
+        for (int i = 0; i < 512; i++) en += (double)imp[i] * x[i] * x[i], er += (double)imp[i] * (x[i] - y[i]) * (x[i] - y[i]);
+        x[17] = NAN;
+        int nan = ggf_quantize_row(t, x, imp, 512, q, &e) == VL_ERANGE;
+        x[17] = 0;
+        imp[3] = -1;
+        int negimp = ggf_quantize_row(t, x, imp, 512, q, &e) == VL_ERANGE;
+        CHECK(c, !rc && zero && er < 0.25 * en && nan && negimp,
+              "%s: zero row, smooth row (rel. error %.3g), NaN and negative importance refused",
+              ggf_get(t)->name, er / en);
+    }
+}
+
+static void test_quant_goldens(chk *c)
 {
     ggf_check_result r;
     vl_err e = {0};
@@ -130,5 +159,7 @@ int main(void)
     test_f16(&c);
     test_decode_goldens(&c);
     test_bad_input(&c);
+    test_quant_edges(&c);
+    test_quant_goldens(&c);
     return chk_done(&c);
 }
