@@ -18,6 +18,15 @@ int salloc_error_parse(const char *s, sens_err_kind *out, vl_err *err)
 
 const char *salloc_error_name(sens_err_kind k) { return k == SENS_E_REL ? "rel" : "out"; }
 
+const char *salloc_status(const solve_result *res)
+{
+    if (!isfinite(res->lower_bound))
+        return "baseline";
+    if (res->node_limited)
+        return "node-limit";
+    return res->gap == 0 ? "optimal" : "gap";
+}
+
 void salloc_problem_free(salloc_problem *p)
 {
     if (!p)

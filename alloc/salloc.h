@@ -79,6 +79,11 @@ typedef struct {
     const char *sens_file;  /* the sens.h5 it came from */
 } salloc_meta;
 
+/* What an allocation proves: "optimal" (gap 0), "node-limit" (the exact search stopped at its
+ * node limit; the gap is what is proven), "gap" (stopped at a relative gap, or a Lagrangian
+ * solution with its bound), "baseline" (no lower bound). Static string. */
+const char *salloc_status(const solve_result *res);
+
 /* Write (or replace) /alloc/NAME in writable store st. NAME must be [A-Za-z0-9._+-]+
  * (VL_EARG otherwise). par is the solve's parameters (target, objective, method). */
 int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,

@@ -75,6 +75,9 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
         {"granularity", sens_gran_name(p->gran)},
         {"error", salloc_error_name(p->kind)},
         {"sets", sets},
+        /* the RD column of set s was quantized with set s's own statistics (sens_rd) */
+        {"rd_stats", sets},
+        {"status", salloc_status(res)},
         {"items", items}};
     for (size_t k = 0; k < sizeof sattr / sizeof *sattr && !rc; k++)
         rc = h5s_attr_set(st, g, sattr[k][0], sattr[k][1], err);
@@ -84,6 +87,7 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
     } fattr[] = {{"target_bpw", par->target_bpw}, {"bits_used", res->bits_used},
                  {"budget_bits", res->budget},    {"gap", res->gap},
                  {"lower_bound", res->lower_bound}, {"objective_value", res->objective},
+                 {"node_limited", res->node_limited},
                  /* the real bits per weight reached, scales and zeros counted */
                  {"bpw", res->n_weights ? res->bits_used / (double)res->n_weights : 0.0}};
     for (size_t k = 0; k < sizeof fattr / sizeof *fattr && !rc; k++)

@@ -39,10 +39,11 @@
  * attention spreads that to the rest of each touched sequence, and with 128-token sequences
  * nearly every sequence is touched, so no per-expert shortcut is taken.
  *
- * Rate–distortion: for every tensor and format of a menu (alloc/qfmt.h), fq_tensor with the
- * statistics of the quantization set (E[x²] = Σx²/rows and H = XᵀX per input, per expert for
- * routed experts; the few-token policy of fq_params, its use recorded per entry), then
- * rd_measure against every set's statistics: rel_w (set-free), rel_imp and rel_out per set.
+ * Rate–distortion, per calibration set: for every set s, tensor and format of a menu
+ * (alloc/qfmt.h), fq_tensor with set s's own statistics (E[x²] = Σx²/rows and H = XᵀX per
+ * input, per expert for routed experts; the few-token policy of fq_params, its use recorded
+ * per entry), then rd_measure under the same statistics: rel_w, rel_imp and rel_out per set.
+ * (Earlier versions quantized every column with the first set's statistics.)
  *
  * Predicted damage of a tensor in a format on set s (sens_tensor_dist):
  *   SENS_E_REL  α_u · rel_w(t,f) · ‖W_t‖²/Σ_{t'∈u}‖W_t'‖²
@@ -109,7 +110,6 @@ typedef struct {
     sens_gran gran;       /* default SENS_GROUP */
     int max_tokens;       /* tokens per set for α and additivity (leading whole sequences,
                              at least one); 0 = all (default) */
-    int quant_set;        /* set whose statistics quantize (GPTQ H, RTN importance); default 0 */
     fq_params fq;         /* quantizer options and few-token policy (default fq_defaults()
                              with min_tokens 16 and policy rtn) */
     int add_per_target;   /* random assignments per target (default 8; 0 = no check) */
@@ -154,14 +154,14 @@ typedef struct {
     int n_formats;
     qfmt *fmt;              /* [F] */
     char *spec;             /* the menu spec */
-    int quant_set;          /* index of the set that quantized */
     char *few_policy;       /* fq policy name */
     double min_tokens;      /* its threshold */
     double *bpw;            /* [T × F] exact bits per weight */
-    double *rel_w;          /* [T × F] */
+    double *rel_w;          /* [S × T × F] all three: tensor t quantized in format f with set
+                               s's own statistics, measured under set s's statistics */
     double *rel_imp;        /* [S × T × F] */
     double *rel_out;        /* [S × T × F] */
-    unsigned char *few;     /* [T × F] 1 when the few-token policy applied */
+    unsigned char *few;     /* [S × T × F] 1 when the few-token policy applied */
     double *w_norm2;        /* [T] ‖W‖² */
     double *out_energy;     /* [S × T] tr(W H Wᵀ)/rows */
     double *noise_energy;   /* [S × T] ‖W‖²·tr(H)/(C·rows) */
@@ -228,12 +228,20 @@ int sens_noise_draw(float *out, const float *w, const sens_tensor *t, double eps
  * with replacement, drawn from rng_child_seed(seed, label). NaN when n < 2 or n_boot < 2. */
 double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, const char *label);
 
-/* RD tables for the menu `spec` with each set's statistics stats[0..n_sets) (XᵀX required on
- * every quantized input of stats[p->quant_set]; rel_out is NaN where a set lacks it). If
- * keep_q is not NULL, *keep_q gets every fake-quantized tensor [T × F × n] (float32, one
- * allocation, vl_free; needed by sens_additivity). */
+/* RD tables for the menu `spec`, one per set: every tensor quantized in every format with set
+ * s's own statistics stats[s] and measured under them (XᵀX required on every quantized input
+ * of every set for GPTQ formats; rel_out is NaN where a set lacks it). The allocation for set
+ * s is thereby optimised on the quantizer eval applies with s's statistics. If keep_q is not
+ * NULL, *keep_q gets every tensor quantized with set p->add_set's statistics [T × F × n]
+ * (float32, one allocation, vl_free; needed by sens_additivity). */
 int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
             const sens_params *p, float **keep_q, vl_err *err);
+
+/* Outside the quadratic regime: |α(ε1)/α(ε0) − 1| > SENS_QUAD_TOL for unit u on set si (the
+ * additive prediction assumes KLD ∝ ε²; a ratio far from 1 means routing flips or higher
+ * orders). 0 when inside or not measured. Pure. */
+#define SENS_QUAD_TOL 0.25
+int sens_nonquadratic(const sens_result *r, int si, int u);
 
 /* Predicted damage of tensor ti in format fi on set si (formula above). NaN if unknown. */
 double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind);

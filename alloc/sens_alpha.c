@@ -222,6 +222,13 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
     return rc;
 }
 
+int sens_nonquadratic(const sens_result *r, int si, int u)
+{
+    size_t i = (size_t)si * r->n_units + u;
+    double ratio = r->alpha[1][i] / r->alpha[0][i];
+    return isfinite(ratio) && fabs(ratio - 1) > SENS_QUAD_TOL;
+}
+
 int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
                     const sens_params *p, vl_err *err)
 {

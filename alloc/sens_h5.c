@@ -210,21 +210,21 @@ static void write_rd(wr *w, const sens_result *r)
     attr(w, "/sens", "format_names", j);
     vl_free(j);
     attr(w, "/sens", "formats_spec", r->spec);
-    attr(w, "/sens", "quant_set", r->set_name[r->quant_set]);
+    attr(w, "/sens", "quant_stats", "own"); /* each set's columns: its own statistics */
     attr(w, "/sens", "few_policy", r->few_policy);
     attr_f(w, "/sens", "min_tokens", r->min_tokens);
     put(w, "/sens/rd/format_bpw", H5S_F64, fb, 1, F, 0, 0, "bit/weight",
         "bits per weight of each format over all quantized tensors (weighted by size)");
     put(w, "/sens/rd/bpw", H5S_F64, r->bpw, 2, T, F, 0, "bit/weight",
         "exact stored bits per weight of tensor t in format f (scales and zeros included)");
-    put(w, "/sens/rd/rel_w", H5S_F64, r->rel_w, 2, T, F, 0, "1",
-        "relative weight error ||dW||^2/||W||^2");
+    put(w, "/sens/rd/rel_w", H5S_F64, r->rel_w, 3, S, T, F, "1",
+        "relative weight error ||dW||^2/||W||^2, tensor quantized with set s's statistics");
     put(w, "/sens/rd/rel_imp", H5S_F64, r->rel_imp, 3, S, T, F, "1",
-        "importance-weighted relative error, importance E[x^2] of set s");
+        "importance-weighted relative error, quantized with and weighted by E[x^2] of set s");
     put(w, "/sens/rd/rel_out", H5S_F64, r->rel_out, 3, S, T, F, "1",
-        "relative output error tr(dW H dW^T)/tr(W H W^T), H = X^T X of set s");
-    put(w, "/sens/rd/few", H5S_U8, r->few, 2, T, F, 0, "flag",
-        "1 when the few-token policy changed how tensor t was quantized in format f");
+        "relative output error tr(dW H dW^T)/tr(W H W^T), quantized with and H = X^T X of set s");
+    put(w, "/sens/rd/few", H5S_U8, r->few, 3, S, T, F, "flag",
+        "1 when the few-token policy changed how tensor t was quantized in format f for set s");
     put(w, "/sens/rd/w_norm2", H5S_F64, r->w_norm2, 1, T, 0, 0, "weight^2", "||W||_F^2");
     put(w, "/sens/rd/out_energy", H5S_F64, r->out_energy, 2, S, T, 0, "activation^2",
         "tr(W H W^T)/rows: mean squared output norm per token on set s");
@@ -397,24 +397,25 @@ static void read_rd(rd *x, sens_result *r)
     vl_free(fn);
     r->spec = get_attr(x, "/sens", "formats_spec");
     r->few_policy = get_attr(x, "/sens", "few_policy");
-    char *qs = get_attr(x, "/sens", "quant_set");
-    r->quant_set = set_by_name(r, qs);
-    if (!x->rc && r->quant_set < 0)
-        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: quant_set \"%s\" is not a set", h5s_path(x->st),
-                        qs);
+    char *qs = get_attr(x, "/sens", "quant_stats");
+    if (!x->rc && strcmp(qs, "own"))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens: quant_stats \"%s\" (expected \"own\": "
+                        "each set's RD columns quantized with its own statistics)",
+                        h5s_path(x->st), qs);
     vl_free(qs);
     r->min_tokens = get_f(x, "/sens", "min_tokens");
     int64_t tf = (int64_t)T * F;
     r->bpw = get(x, "/sens/rd/bpw", H5S_F64, tf);
-    r->rel_w = get(x, "/sens/rd/rel_w", H5S_F64, tf);
+    r->rel_w = get(x, "/sens/rd/rel_w", H5S_F64, S * tf);
     r->rel_imp = get(x, "/sens/rd/rel_imp", H5S_F64, S * tf);
     r->rel_out = get(x, "/sens/rd/rel_out", H5S_F64, S * tf);
-    r->few = get(x, "/sens/rd/few", H5S_U8, tf);
+    r->few = get(x, "/sens/rd/few", H5S_U8, S * tf);
     r->w_norm2 = get(x, "/sens/rd/w_norm2", H5S_F64, T);
     r->out_energy = get(x, "/sens/rd/out_energy", H5S_F64, (int64_t)S * T);
     r->noise_energy = get(x, "/sens/rd/noise_energy", H5S_F64, (int64_t)S * T);
-    for (int64_t i = 0; !x->rc && i < tf; i++)
-        if (!(r->bpw[i] >= 0 && r->bpw[i] <= 64) || !(r->rel_w[i] >= 0))
+    for (int64_t i = 0; !x->rc && i < S * tf; i++)
+        if (!(r->bpw[i % tf] >= 0 && r->bpw[i % tf] <= 64) ||
+            !(r->rel_w[i] >= 0))
             x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/rd: bad bpw or error at entry %lld",
                             h5s_path(x->st), (long long)i);
 }

@@ -57,10 +57,10 @@ static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
 {
     size_t tf = (size_t)T * F;
     r->bpw = vl_malloc(tf * sizeof *r->bpw);
-    r->rel_w = vl_malloc(tf * sizeof *r->rel_w);
+    r->rel_w = vl_malloc((size_t)S * tf * sizeof *r->rel_w);
     r->rel_imp = vl_malloc((size_t)S * tf * sizeof *r->rel_imp);
     r->rel_out = vl_malloc((size_t)S * tf * sizeof *r->rel_out);
-    r->few = vl_calloc(tf, 1);
+    r->few = vl_calloc((size_t)S * tf, 1);
     r->w_norm2 = vl_calloc((size_t)T, sizeof *r->w_norm2);
     r->out_energy = vl_malloc((size_t)S * T * sizeof *r->out_energy);
     r->noise_energy = vl_malloc((size_t)S * T * sizeof *r->noise_energy);
@@ -68,15 +68,18 @@ static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
         !r->out_energy || !r->noise_energy)
         return vl_errf(err, VL_ENOMEM, "sens: out of memory for the RD tables");
     for (size_t i = 0; i < (size_t)S * tf; i++)
-        r->rel_imp[i] = r->rel_out[i] = NAN;
+        r->rel_w[i] = r->rel_imp[i] = r->rel_out[i] = NAN;
     for (size_t i = 0; i < (size_t)S * T; i++)
         r->out_energy[i] = r->noise_energy[i] = NAN;
     return 0;
 }
 
-/* One tensor: statistics of every set, every format quantized with the quant set's. */
+/* One tensor: statistics of every set; every format quantized with each set's own statistics
+ * and measured under them (the quantizer that set's allocation will be applied with). The
+ * add set's quantized copies go to keep (when not NULL), the others through q. */
 static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *stats,
-                     const sens_params *p, tstats *ts, float *q, double *scr, vl_err *err)
+                     const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
+                     vl_err *err)
 {
     const sens_tensor *t = &r->t[ti];
     const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
@@ -106,25 +109,24 @@ static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *st
             trace_whw(w, ts[s].h, t->rows, t->cols, scr) / ts[s].rows;
         r->noise_energy[(size_t)s * r->n_tensors + ti] = wn * trh / ((double)C * ts[s].rows);
     }
-    const tstats *qs = &ts[r->quant_set];
-    fq_stats fs = {qs->imp, qs->h, qs->tokens};
-    for (int f = 0; f < F; f++) {
-        size_t tf = (size_t)ti * F + f;
-        float *qf = q + (size_t)f * t->n;
-        fq_info info;
-        if ((rc = fq_tensor(qf, w, t->rows, t->cols, &r->fmt[f], &fs, NULL, &p->fq, &info,
-                            t->name, err)))
-            return rc;
-        r->few[tf] = (unsigned char)info.few_applied;
-        for (int s = 0; s < S; s++) {
+    for (int s = 0; s < S; s++) {
+        fq_stats fs = {ts[s].imp, ts[s].h, ts[s].tokens};
+        for (int f = 0; f < F; f++) {
+            size_t tf = (size_t)ti * F + f, stf = (size_t)s * r->n_tensors * F + tf;
+            float *qf = (keep && s == p->add_set ? keep : q) + (size_t)f * t->n;
+            fq_info info;
             rd_point pt;
+            if ((rc = fq_tensor(qf, w, t->rows, t->cols, &r->fmt[f], &fs, NULL, &p->fq, &info,
+                                t->name, err)))
+                return vl_errctx(err, rc, "set %s", r->set_name[s]);
             if ((rc = rd_measure(&pt, w, qf, t->rows, t->cols, &r->fmt[f], ts[s].imp, ts[s].h,
                                  err)))
                 return rc;
-            r->rel_w[tf] = pt.rel_w;
-            r->bpw[tf] = pt.bpw;
-            r->rel_imp[(size_t)s * r->n_tensors * F + tf] = pt.rel_imp;
-            r->rel_out[(size_t)s * r->n_tensors * F + tf] = pt.rel_out;
+            r->few[stf] = (unsigned char)info.few_applied;
+            r->bpw[tf] = pt.bpw; /* the format's layout: the same for every set */
+            r->rel_w[stf] = pt.rel_w;
+            r->rel_imp[stf] = pt.rel_imp;
+            r->rel_out[stf] = pt.rel_out;
         }
     }
     return 0;
@@ -146,14 +148,13 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
     int rc = qfmt_menu_parse(&menu, spec, err);
     if (rc)
         return rc;
-    if (p->quant_set < 0 || p->quant_set >= r->n_sets) {
+    if (keep_q && (p->add_set < 0 || p->add_set >= r->n_sets)) {
         qfmt_menu_free(&menu);
-        return vl_errf(err, VL_EARG, "sens: quantization set %d outside [0, %d)", p->quant_set,
+        return vl_errf(err, VL_EARG, "sens: additivity set %d outside [0, %d)", p->add_set,
                        r->n_sets);
     }
     r->n_formats = menu.n;
     r->fmt = menu.v; /* taken over */
-    r->quant_set = p->quant_set;
     r->min_tokens = p->fq.min_tokens;
     if (!(r->spec = vl_strdup(spec)) ||
         !(r->few_policy = vl_strdup(fq_policy_name(p->fq.few))))
@@ -169,9 +170,9 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
     tstats *ts = vl_calloc((size_t)S, sizeof *ts);
     double *sbuf = vl_malloc((size_t)S * (cmax + cmax * cmax) * sizeof *sbuf);
     double *scr = vl_malloc(2 * nmax * sizeof *scr);
-    float *q = keep_q ? vl_malloc(q_offset(r, T) * sizeof *q)
-                      : vl_malloc((size_t)F * nmax * sizeof *q);
-    if (!ts || !sbuf || !scr || !q)
+    float *keep = keep_q ? vl_malloc(q_offset(r, T) * sizeof *keep) : NULL;
+    float *q = vl_malloc((size_t)F * nmax * sizeof *q);
+    if (!ts || !sbuf || !scr || !q || (keep_q && !keep))
         rc = vl_errf(err, VL_ENOMEM, "sens: out of memory for quantized tensors");
     prog pg;
     prog_init(&pg, "sens RD", "tensors", T);
@@ -179,17 +180,18 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
     for (int i = 0; !rc && i < T; i++) {
         for (int s = 0; s < S; s++)
             ts[s].imp = sbuf + (size_t)s * (cmax + cmax * cmax);
-        rc = rd_tensor(r, i, m, stats, p, ts, keep_q ? q + q_offset(r, i) : q, scr, err);
+        rc = rd_tensor(r, i, m, stats, p, ts, q, keep ? keep + q_offset(r, i) : NULL, scr, err);
         prog_update(&pg, i + 1);
     }
     prog_finish(&pg);
     vl_free(ts);
     vl_free(sbuf);
     vl_free(scr);
+    vl_free(q);
     if (keep_q && !rc)
-        *keep_q = q;
+        *keep_q = keep;
     else
-        vl_free(q);
+        vl_free(keep);
     return rc;
 }
 
@@ -204,7 +206,8 @@ double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_k
         double tot = 0;
         for (int i = 0; i < T; i++)
             tot += r->t[i].unit == u ? r->w_norm2[i] : 0;
-        return tot > 0 ? a * r->rel_w[tf] * r->w_norm2[ti] / tot : 0;
+        return tot > 0 ? a * r->rel_w[(size_t)si * T * r->n_formats + tf] * r->w_norm2[ti] / tot
+                       : 0;
     }
     const double *oe = r->out_energy + (size_t)si * T, *ne = r->noise_energy + (size_t)si * T;
     double sum_oe = 0, sum_ne = 0;

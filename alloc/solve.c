@@ -89,6 +89,7 @@ static void fill_result(const solve_problem *p, const solve_params *par, const s
     if (r->gap <= 1e-12 * fabs(r->objective))
         r->gap = 0; /* the two sums were taken in different orders */
     r->nodes = s->nodes;
+    r->node_limited = s->node_limited;
 }
 
 int solve_run(const solve_problem *p, const solve_params *par, solve_result *r, vl_err *err)
@@ -185,7 +186,8 @@ void solve_result_print(FILE *f, const solve_problem *p, const solve_result *r)
         fprintf(f, "gap          none (a baseline proves nothing)\n");
     }
     if (r->method == SOLVE_EXACT)
-        fprintf(f, "nodes        %ld\n", r->nodes);
+        fprintf(f, "nodes        %ld%s\n", r->nodes,
+                r->node_limited ? " (stopped at the node limit: not proven optimal)" : "");
 }
 
 void solve_result_export_regex(FILE *f, const solve_problem *p, const solve_result *r)

@@ -152,6 +152,7 @@ typedef struct {
     double lower_bound;   /* proven lower bound on the optimum (−inf for baselines) */
     double gap;           /* objective − lower_bound (0: proven optimal; +inf: none) */
     long nodes;           /* EXACT: nodes visited */
+    int node_limited;     /* EXACT: stopped at node_limit, not proven optimal (gap > 0) */
     solve_method method;
     solve_objective objective_kind;
 } solve_result;

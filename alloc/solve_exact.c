@@ -315,6 +315,7 @@ int solve_exact(const solve_inst *in, const solve_params *par, solve_sol *s, vl_
         s->lb = fmin(ub, fmax(s->lb, proven));
     }
     s->nodes = b.nodes;
+    s->node_limited = isfinite(b.abandoned) && b.nodes >= b.limit;
 done:
     bb_free(&b);
     return rc;

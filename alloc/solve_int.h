@@ -76,6 +76,7 @@ typedef struct {
     double bits;
     double lb;
     long nodes;
+    int node_limited; /* EXACT: the search stopped at node_limit with nodes unexplored */
 } solve_sol;
 
 int solve_sol_init(solve_sol *s, const solve_inst *in, vl_err *err);

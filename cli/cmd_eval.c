@@ -213,6 +213,7 @@ typedef struct {
     kld_summary *sums; /* [n_rows × n_dom] */
     qb_alloc al[MAX_ROWS]; /* every row's allocation, read and checked before any work */
     char *calib[MAX_ROWS], *stats_file[MAX_ROWS]; /* a stored allocation's own statistics */
+    const char *stats_set, *stats_path;           /* --calib, --stats (NULL when not given) */
 } eval_ctx;
 
 static int load_stats(stat_acc **out, const char *path, const char *set, vl_err *err)
@@ -310,6 +311,13 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
         if (c->calib[row] &&
             (rc = h5s_attr_set(c->store, g, "calib", c->calib[row], err)) == 0)
             rc = h5s_attr_set(c->store, g, "stats_file", c->stats_file[row], err);
+        /* whose statistics quantized this row: its own, --stats/--calib, or none */
+        const char *qs = c->calib[row] ? c->calib[row] : c->stats ? c->stats_set : "";
+        const char *qf = c->calib[row] ? c->stats_file[row] : c->stats ? c->stats_path : "";
+        if (!rc)
+            rc = h5s_attr_set(c->store, g, "quant_stats", qs, err);
+        if (!rc)
+            rc = h5s_attr_set(c->store, g, "quant_stats_file", qf, err);
         if (!rc && !(rc = h5s_attr_set(c->store, g, "source", r->file ? r->file : "uniform", err)) &&
             !(rc = h5s_attr_set(c->store, g, "format", r->format ? r->format : "mixed", err)) &&
             !(rc = h5s_attr_set_f64(c->store, g, "n_tensors", in.n_tensors, err)) &&
@@ -346,6 +354,8 @@ static int run(const eval_args *a, vl_err *err)
     eval_ctx c;
     memset(&c, 0, sizeof c);
     c.seed = a->seed;
+    c.stats_set = a->calib;
+    c.stats_path = a->stats_path;
     int rc = model_open(&c.m, a->dir, err);
     if (!rc)
         rc = tok_open(a->dir, &c.tok, err);

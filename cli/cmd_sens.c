@@ -4,7 +4,7 @@
  *   vbrlab sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC
  *               [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N]
  *               [--draws K]
- *               [--quant-set NAME] [--few rtn|uniform] [--min-tokens N]
+ *               [--few rtn|uniform] [--min-tokens N]
  *               [--add-per-target N] [--add-set NAME] -o sens.h5
  *
  * Sets come from the stats store (`vbrlab stats`: /sets/<name>/input_ids, /stats/<name>);
@@ -32,7 +32,7 @@
 #define MAX_SETS 32
 
 typedef struct {
-    const char *model_dir, *stats, *formats, *out, *quant_set, *add_set;
+    const char *model_dir, *stats, *formats, *out, *add_set;
     const char *sets[MAX_SETS];
     int n_sets;
     sens_params p;
@@ -84,8 +84,6 @@ static int parse_args(int argc, char **argv, sens_args *a)
             a->formats = v;
         else if (!strcmp(o, "-o"))
             a->out = v;
-        else if (!strcmp(o, "--quant-set"))
-            a->quant_set = v;
         else if (!strcmp(o, "--add-set"))
             a->add_set = v;
         else if (!strcmp(o, "--set")) {
@@ -274,8 +272,7 @@ int cmd_sens(int argc, char **argv)
             goto done;
         }
     }
-    if ((a.quant_set && set_index(&a, "--quant-set", a.quant_set, &a.p.quant_set)) ||
-        (a.add_set && set_index(&a, "--add-set", a.add_set, &a.p.add_set)) ||
+    if ((a.add_set && set_index(&a, "--add-set", a.add_set, &a.p.add_set)) ||
         load_sets(h, &a, ids, n_seq, seq_len, acc))
         goto done;
     if (sens_layout(&r, m, a.p.gran, &e) ||

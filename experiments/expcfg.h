@@ -86,7 +86,7 @@ typedef enum { EXP_SOLVER_EXACT, EXP_SOLVER_LAGRANGE, EXP_SOLVER_UNIFORM, EXP_SO
 typedef enum { EXP_TERM_PNG, EXP_TERM_SVG, EXP_TERM_PDF, EXP_TERM_COUNT } exp_term;
 /* report tables and plots are bit sets: bit i = names[i] */
 typedef enum { EXP_TABLE_KLD_MATRIX, EXP_TABLE_VBR_VS_UNIFORM, EXP_TABLE_EXPERT_USAGE,
-               EXP_TABLE_ADDITIVITY, EXP_TABLE_COUNT } exp_table;
+               EXP_TABLE_ADDITIVITY, EXP_TABLE_SENSITIVITY, EXP_TABLE_COUNT } exp_table;
 typedef enum { EXP_PLOT_SENS_MAP, EXP_PLOT_SENS_DIFF, EXP_PLOT_EXPERT_USAGE, EXP_PLOT_RD,
                EXP_PLOT_KLD_MATRIX, EXP_PLOT_KLD_VS_BPW, EXP_PLOT_ALLOC_MAP,
                EXP_PLOT_COUNT } exp_plot;

@@ -133,6 +133,12 @@ static int eval_row(ev_ctx *x, const ev_row *row, int r, const stat_acc *stats, 
         rc = h5s_attr_set(c->s, g, "kind", row->format ? "uniform" : "vbr", err);
     if (!rc)
         rc = h5s_attr_set(c->s, g, "alloc", c->cfg->alloc[row->alloc].name, err);
+    char qs[1024] = ""; /* whose statistics quantized the row (merged exactly when several) */
+    const exp_alloc *al_cfg = &c->cfg->alloc[row->alloc];
+    for (int s = 0, k = 0; s < al_cfg->sets.n && k < (int)sizeof qs; s++)
+        k += snprintf(qs + k, sizeof qs - (size_t)k, "%s%s", s ? "," : "", al_cfg->sets.v[s]);
+    if (!rc)
+        rc = h5s_attr_set(c->s, g, "quant_stats", qs, err);
     if (!rc)
         rc = h5s_attr_set_f64(c->s, g, "bpw", in.bpw, err);
     if (!rc)

@@ -2,12 +2,17 @@
  * output stream, OUT.md beside the store (atomic) and /report (attribute markdown).
  *
  * Tables ([report] tables):
- *   kld_matrix      per target bpw: allocation × domain, mean KLD and same-top %, mean column
+ *   kld_matrix      per target bpw: allocation × domain, mean KLD and same-top %, mean column;
+ *                   every VBR row carries its solver proof (optimal, the proven relative gap,
+ *                   or a node-limit mark: alloc/salloc.h salloc_status)
  *   vbr_vs_uniform  every row by its real bpw: VBR allocations and uniform baselines
  *   expert_usage    per MoE layer: total-variation distance ½Σ|p_a(e) − p_b(e)| between the
  *                   calibration sets' top-k routing distributions, and per set the expert
  *                   whose routing share most exceeds its mean share in the other sets
  *   additivity      alloc/sens.h's check: correlation of measured and predicted KLD per band
+ *   sensitivity     per set: tokens, sequences and noise draws α used; the most sensitive
+ *                   units with α ± bootstrap SE, the ε ratio and the spread over draws; the
+ *                   units outside the quadratic regime (sens_nonquadratic)
  * Everything is read back from the store, so `--only report` works on a finished run.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -29,6 +34,7 @@ typedef struct {
     double *kld, *same;      /* [R × D] */
     double *bpw, *target;    /* [R] */
     int *uniform;            /* [R] */
+    char (*proof)[64];       /* [R] what the solver proved about a VBR row's allocation */
 } mx_read;
 
 static int split(char *buf, char **v, int max)
@@ -52,6 +58,35 @@ static void mx_free(mx_read *m)
     vl_free(m->bpw);
     vl_free(m->target);
     vl_free(m->uniform);
+    vl_free(m->proof);
+}
+
+/* "optimal", "gap 0.12%", "**node limit**, gap 3.1%" or "baseline" from /alloc/ROW. */
+static int read_proof(h5s_store *s, const char *row, char out[64], vl_err *err)
+{
+    char g[128], *status = NULL;
+    double gap = NAN, obj = NAN;
+    snprintf(g, sizeof g, "/alloc/%s", row);
+    int rc = h5s_attr_get(s, g, "status", &status, err);
+    if (!rc)
+        rc = h5s_attr_get_f64(s, g, "gap", &gap, err);
+    if (!rc)
+        rc = h5s_attr_get_f64(s, g, "objective_value", &obj, err);
+    if (rc) {
+        vl_free(status);
+        return vl_errctx(err, rc, "allocation %s", row);
+    }
+    double rel = obj > 0 ? 100 * gap / obj : INFINITY;
+    if (!strcmp(status, "optimal"))
+        snprintf(out, 64, "optimal");
+    else if (!strcmp(status, "node-limit"))
+        snprintf(out, 64, "**node limit**, gap %.2g%%", rel);
+    else if (!strcmp(status, "gap"))
+        snprintf(out, 64, "gap %.2g%%", rel);
+    else
+        snprintf(out, 64, "%s", status);
+    vl_free(status);
+    return 0;
 }
 
 static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
@@ -77,7 +112,8 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
     m->bpw = vl_calloc((size_t)m->R + 1, sizeof *m->bpw);
     m->target = vl_calloc((size_t)m->R + 1, sizeof *m->target);
     m->uniform = vl_calloc((size_t)m->R + 1, sizeof *m->uniform);
-    if (!rc && (!m->bpw || !m->target || !m->uniform))
+    m->proof = vl_calloc((size_t)m->R + 1, sizeof *m->proof);
+    if (!rc && (!m->bpw || !m->target || !m->uniform || !m->proof))
         rc = vl_errf(err, VL_ENOMEM, "out of memory");
     for (int r = 0; !rc && r < m->R; r++) {
         char g[128], *kind = NULL;
@@ -90,6 +126,10 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
         if (!rc)
             m->uniform[r] = !strcmp(kind, "uniform");
         vl_free(kind);
+        if (!rc && !m->uniform[r])
+            rc = read_proof(s, m->rows[r], m->proof[r], err);
+        else if (!rc)
+            snprintf(m->proof[r], sizeof m->proof[r], "–");
     }
     return rc;
 }
@@ -115,17 +155,17 @@ static void table_kld_matrix(FILE *f, const mx_read *m)
         if (!first)
             continue;
         fprintf(f, "\n### KLD matrix at %g bpw: mean KLD (nats) / same-top %%\n\n| allocation "
-                "| bpw |", m->target[r0]);
+                "| solver proof | bpw |", m->target[r0]);
         for (int d = 0; d < m->D; d++)
             fprintf(f, " %s |", m->cols[d]);
-        fprintf(f, " mean |\n|---|---:|");
+        fprintf(f, " mean |\n|---|---|---:|");
         for (int d = 0; d <= m->D; d++)
             fprintf(f, "---:|");
         fprintf(f, "\n");
         for (int r = r0; r < m->R; r++) {
             if (m->uniform[r] || m->target[r] != m->target[r0])
                 continue;
-            fprintf(f, "| %s | %.3f |", m->rows[r], m->bpw[r]);
+            fprintf(f, "| %s | %s | %.3f |", m->rows[r], m->proof[r], m->bpw[r]);
             for (int d = 0; d < m->D; d++)
                 fprintf(f, " %.4f / %.1f |", m->kld[(size_t)r * m->D + d],
                         100 * m->same[(size_t)r * m->D + d]);
@@ -149,17 +189,17 @@ static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
             ord[j - 1] = t;
         }
     fprintf(f, "\n### VBR vs uniform: mean KLD (nats) by real bits per weight\n\n| row | kind | "
-            "bpw |");
+            "solver proof | bpw |");
     for (int d = 0; d < m->D; d++)
         fprintf(f, " %s |", m->cols[d]);
-    fprintf(f, " mean |\n|---|---|---:|");
+    fprintf(f, " mean |\n|---|---|---|---:|");
     for (int d = 0; d <= m->D; d++)
         fprintf(f, "---:|");
     fprintf(f, "\n");
     for (int i = 0; i < m->R; i++) {
         int r = ord[i];
-        fprintf(f, "| %s | %s | %.3f |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
-                m->bpw[r]);
+        fprintf(f, "| %s | %s | %s | %.3f |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
+                m->proof[r], m->bpw[r]);
         for (int d = 0; d < m->D; d++)
             fprintf(f, " %.4f |", m->kld[(size_t)r * m->D + d]);
         fprintf(f, " %.4f |\n", row_mean(m, m->kld, r));
@@ -306,6 +346,62 @@ static void table_additivity(FILE *f, run_ctx *c)
     sens_result_free(&r);
 }
 
+#define SENS_TOP 10 /* units listed per set */
+
+static void table_sensitivity(FILE *f, run_ctx *c)
+{
+    fprintf(f, "\n### Sensitivity α\n\n");
+    sens_result r;
+    memset(&r, 0, sizeof r);
+    vl_err e = {0};
+    if (sens_read(&r, c->s, &e) || !r.set_seqs) {
+        fprintf(f, "Not measured%s%s.\n", e.msg[0] ? ": " : "", e.msg);
+        sens_result_free(&r);
+        return;
+    }
+    fprintf(f, "α = mean KLD/ε² at ε = %g (nats/token), mean of %d noise draws; ± = bootstrap SE "
+            "over sequences (%d resamples); ratio = α(%g)/α(%g), outside the quadratic regime "
+            "(**no**) when |ratio − 1| > %g; draw sd = sd of α over the draws.\n",
+            r.eps[0], r.n_draws, r.n_boot, r.eps[1], r.eps[0], SENS_QUAD_TOL);
+    int U = r.n_units;
+    int *ord = vl_malloc((size_t)U * sizeof *ord);
+    for (int s = 0; ord && s < r.n_sets; s++) {
+        const double *a = r.alpha[0] + (size_t)s * U;
+        for (int u = 0; u < U; u++)
+            ord[u] = u;
+        for (int i = 1; i < U; i++) /* insertion sort, α descending (NaN last) */
+            for (int j = i; j > 0 && (a[ord[j]] > a[ord[j - 1]] || isnan(a[ord[j - 1]])) &&
+                            !isnan(a[ord[j]]); j--) {
+                int t = ord[j];
+                ord[j] = ord[j - 1];
+                ord[j - 1] = t;
+            }
+        int nq = 0;
+        for (int u = 0; u < U; u++)
+            nq += sens_nonquadratic(&r, s, u);
+        fprintf(f, "\nSet %s: %lld tokens (%d sequences); %d of %d units outside the quadratic "
+                "regime.\n\n| unit | α ± SE | ratio | draw sd | quadratic |\n"
+                "|---|---:|---:|---:|---|\n",
+                r.set_name[s], (long long)r.set_tokens[s], r.set_seqs[s], nq, U);
+        for (int k = 0; k < U && k < SENS_TOP; k++) {
+            size_t i = (size_t)s * U + ord[k];
+            fprintf(f, "| %s | %.4g ± %.2g | %.3f | %.2g | %s |\n", r.unit_name[ord[k]],
+                    r.alpha[0][i], r.alpha_se[0][i], r.alpha[1][i] / r.alpha[0][i],
+                    r.alpha_draw_sd[0][i], sens_nonquadratic(&r, s, ord[k]) ? "**no**" : "yes");
+        }
+        if (nq) {
+            fprintf(f, "\nOutside the quadratic regime on %s:", r.set_name[s]);
+            for (int u = 0, k = 0; u < U; u++)
+                if (sens_nonquadratic(&r, s, u))
+                    fprintf(f, "%s %s (ratio %.3f)", k++ ? "," : "", r.unit_name[u],
+                            r.alpha[1][(size_t)s * U + u] / r.alpha[0][(size_t)s * U + u]);
+            fprintf(f, ".\n");
+        }
+    }
+    vl_free(ord);
+    sens_result_free(&r);
+}
+
 /* ---------------------------------------------------------------- plots */
 
 /* OUT_plots/ from the committed store (it holds every stage but this one). A plotting
@@ -377,6 +473,8 @@ int stage_report(run_ctx *c, vl_err *err)
             table_expert_usage(f, c);
         if (cfg->tables & (1u << EXP_TABLE_ADDITIVITY))
             table_additivity(f, c);
+        if (cfg->tables & (1u << EXP_TABLE_SENSITIVITY))
+            table_sensitivity(f, c);
         if (cfg->plots)
             draw_plots(f, c);
     }

@@ -4,8 +4,8 @@
  * Config mapping: [sens] eps (the first two values; one value is used twice), seed,
  * granularity (the unit α is measured on: tensor or layer × projection group); [quant] formats,
  * percdamp, act_order, min_tokens and starved_policy feed the RD tables. Sets: every
- * [calib.*] set in config order; the first quantizes (its XᵀX feeds GPTQ) and carries the
- * additivity check. α uses every token of each set unless [sens] tokens caps it (leading
+ * [calib.*] set in config order; each set's RD tables are quantized with its own statistics
+ * (alloc/sens.h), and the first carries the additivity check. α uses every token of each set unless [sens] tokens caps it (leading
  * whole sequences), averaged over [sens] draws noise draws.
  */
 #define _POSIX_C_SOURCE 200809L

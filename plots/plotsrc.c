@@ -591,8 +591,9 @@ int psrc_rd(h5s_store *s, int proj, int layer, psrc_lines *out, vl_err *err)
     int rc = sens_read(&r, s, err);
     if (rc)
         return rc;
-    /* the output error under the quantizing set's XᵀX when stored, else the weight error */
-    int T = r.n_tensors, nf = r.n_formats, qs = r.quant_set;
+    /* the first set's RD column (quantized with and measured under its own statistics): the
+       output error when stored, else the weight error */
+    int T = r.n_tensors, nf = r.n_formats, qs = 0;
     const double *dist = r.rel_w;
     snprintf(out->metric, sizeof out->metric, "rel_w");
     if (r.rel_out && qs >= 0 && qs < r.n_sets) {

@@ -100,7 +100,7 @@ static void write_sens(const char *path)
     static char names[NI][96];
     static double a[2][NI], bpw[NI * 4], d[2 * NI * 4], ones[2 * NI];
     static double kl[2][2 * NI], al[2][2 * NI];
-    static unsigned char few[NI * 4];
+    static unsigned char few[2 * NI * 4];
     static sens_tensor t[NI];
     static char *tn[NI];
     sens_items(names, a[0], 0);

@@ -252,9 +252,12 @@ static void test_pipeline(chk *c)
     /* the tables */
     char *tables = tio_slurp(md, NULL);
     CHECK_HAS(c, tables, "### KLD matrix at 2.5 bpw", "OUT.md KLD matrix");
-    CHECK_HAS(c, tables, "| en-2.5 |", "OUT.md allocation row");
+    CHECK_HAS(c, tables, "| en-2.5 | optimal |", "OUT.md allocation row with its solver proof");
     CHECK_HAS(c, tables, "### VBR vs uniform", "OUT.md VBR vs uniform");
     CHECK_HAS(c, tables, "| L05 |", "OUT.md expert usage row of the last layer");
+    CHECK_HAS(c, tables, "### Sensitivity α", "OUT.md sensitivity table");
+    CHECK_HAS(c, tables, "Set en: 64 tokens (2 sequences);", "α on every calibration token");
+    CHECK_HAS(c, tables, "units outside the quadratic regime", "quadratic-regime count");
     free(tables);
     h5s_store *s = NULL;
     double *kld = NULL, bpw = 0;

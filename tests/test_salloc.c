@@ -78,10 +78,10 @@ static int make_sens(sens_result *r, const model *m, int keep, vl_err *e)
     r->few_policy = vl_strdup("rtn");
     r->min_tokens = 16;
     r->bpw = vl_calloc((size_t)T * F, sizeof(double));
-    r->rel_w = vl_calloc((size_t)T * F, sizeof(double));
+    r->rel_w = vl_calloc((size_t)S * T * F, sizeof(double));
     r->rel_imp = vl_calloc((size_t)S * T * F, sizeof(double));
     r->rel_out = vl_calloc((size_t)S * T * F, sizeof(double));
-    r->few = vl_calloc((size_t)T * F, 1);
+    r->few = vl_calloc((size_t)S * T * F, 1);
     r->w_norm2 = vl_calloc((size_t)T, sizeof(double));
     r->out_energy = vl_calloc((size_t)S * T, sizeof(double));
     r->noise_energy = vl_calloc((size_t)S * T, sizeof(double));
@@ -89,10 +89,12 @@ static int make_sens(sens_result *r, const model *m, int keep, vl_err *e)
         r->w_norm2[t] = 1.0 + t % 7;
         for (int f = 0; f < F; f++) {
             r->bpw[t * F + f] = qfmt_bpw(&r->fmt[f], r->t[t].rows, r->t[t].cols);
-            r->rel_w[t * F + f] = 0.12 * pow(0.25, r->fmt[f].bits - 2) * (1 + 0.03 * (t % 5));
-            for (int s = 0; s < S; s++)
+            double rw = 0.12 * pow(0.25, r->fmt[f].bits - 2) * (1 + 0.03 * (t % 5));
+            for (int s = 0; s < S; s++) {
+                r->rel_w[((size_t)s * T + t) * F + f] = rw;
                 r->rel_out[((size_t)s * T + t) * F + f] = r->rel_imp[((size_t)s * T + t) * F + f] =
-                    r->rel_w[t * F + f] * (1 + 0.1 * s);
+                    rw * (1 + 0.1 * s);
+            }
         }
         for (int s = 0; s < S; s++)
             r->out_energy[s * T + t] = r->noise_energy[s * T + t] = 0.5 + (t + s) % 3;

@@ -2,7 +2,9 @@
  * relative error; α reproducible with a seed, different with another, positive, linear at
  * small ε; sens.h5 round trip; bad granularity / format spec errors. Small sets (2 × 24). */
 #include "../alloc/sens.h"
+#include "../alloc/rd.h"
 #include "../analysis/fwd.h"
+#include "../analysis/spass.h"
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
@@ -108,6 +110,16 @@ static void test_bootstrap(chk *c)
     p.max_tokens = 100;
     CI(c, sens_seqs_used(&p, 16, 128), 1);
     CI(c, sens_defaults().draws, 2);
+
+    /* the quadratic-regime flag from the stored ratio, hand-made */
+    double a0[4] = {1, 1, 1, NAN}, a1[4] = {1.2, 1.3, 0.7, 1};
+    sens_result r = {0};
+    r.n_units = 4;
+    r.alpha[0] = a0;
+    r.alpha[1] = a1;
+    CHECK(c, !sens_nonquadratic(&r, 0, 0) && sens_nonquadratic(&r, 0, 1) &&
+             sens_nonquadratic(&r, 0, 2) && !sens_nonquadratic(&r, 0, 3),
+          "ratio 1.2 quadratic, 1.3 and 0.7 not, NaN not flagged");
 }
 
 /* α is the mean over every sequence of the set: a 2-sequence subset gives another α, its
@@ -183,6 +195,67 @@ static void test_sequences(chk *c, const model *m)
     sens_result_free(&one);
 }
 
+/* RD tables per set: each set's column is the tensor quantized with that set's own
+ * statistics (RTN's importance here), equal to a direct fq_tensor + rd_measure with them; two
+ * sets give two columns (before, every column was quantized with the first set's). */
+static void test_rd_per_set(chk *c, const model *m)
+{
+    int32_t ids[2][S * TL];
+    make_ids(ids[0], S * TL, model_config(m)->vocab);
+    for (int i = 0; i < S * TL; i++)
+        ids[1][i] = (ids[0][i] * 7 + 11) % model_config(m)->vocab;
+    vl_err e = {0};
+    spass_opts o = spass_opts_defaults();
+    o.batch = S;
+    o.max_len = TL;
+    o.no_hessian = 1;
+    spass *sp = NULL;
+    stat_acc *acc[2] = {NULL, NULL};
+    CI(c, spass_new(&sp, m, &o, &e), 0);
+    for (int s = 0; sp && s < 2; s++) {
+        CI(c, spass_acc_new(sp, S * TL, &acc[s], &e), 0);
+        CI(c, spass_run(sp, acc[s], ids[s], S, TL, s ? "b" : "a", &e), 0);
+    }
+    spass_free(sp);
+    sens_result r = {0};
+    const char *names[] = {"a", "b"};
+    sens_params p = sens_defaults();
+    CI(c, sens_layout(&r, m, SENS_GROUP, &e), 0);
+    CI(c, sens_alloc_alpha(&r, 2, names, &e), 0);
+    int rc = sens_rd(&r, m, "rtn:b=2:g=64", acc, &p, NULL, &e);
+    CHECK(c, rc == 0, "sens_rd with two sets: %s", rc ? e.msg : "ok");
+    int T = r.n_tensors, F = r.n_formats, ok = rc == 0, differ = 0;
+    for (int ti = 0; ok && ti < T; ti += 37) { /* a spread of tensors, experts included */
+        const sens_tensor *t = &r.t[ti];
+        const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+        float *q = vl_malloc((size_t)t->n * sizeof *q);
+        double *imp = vl_malloc((size_t)t->cols * sizeof *imp);
+        for (int s = 0; s < 2; s++) {
+            stat_slot slot;
+            int ex;
+            sens_tensor_slot(t, &slot, &ex);
+            const stat_input *in = stat_input_get(acc[s], t->layer, slot, ex);
+            stat_input_f64(in, NULL, imp, NULL, NULL);
+            fq_stats fs = {imp, NULL, (double)in->rows_routed};
+            rd_point pt;
+            ok &= fq_tensor(q, w, t->rows, t->cols, &r.fmt[0], &fs, NULL, &p.fq, NULL, t->name,
+                            &e) == 0 &&
+                  rd_measure(&pt, w, q, t->rows, t->cols, &r.fmt[0], imp, NULL, &e) == 0;
+            size_t ix = ((size_t)s * T + ti) * F;
+            ok &= r.rel_w[ix] == pt.rel_w && r.rel_imp[ix] == pt.rel_imp;
+        }
+        differ += r.rel_w[(size_t)ti * F] != r.rel_w[((size_t)T + ti) * F];
+        vl_free(q);
+        vl_free(imp);
+    }
+    CHECK(c, ok, "every set's RD column = fq_tensor + rd_measure with that set's statistics");
+    CHECK(c, differ >= 5, "the two sets' columns differ (%d of %d tensors checked)", differ,
+          (T + 36) / 37);
+    sens_result_free(&r);
+    stat_free(acc[0]);
+    stat_free(acc[1]);
+}
+
 int main(void)
 {
     chk c;
@@ -199,6 +272,7 @@ int main(void)
     test_run_from(&c, m, ids);
     test_bootstrap(&c);
     test_sequences(&c, m);
+    test_rd_per_set(&c, m);
 
     sens_result r = {0};
     CI(&c, sens_layout(&r, m, SENS_GROUP, &e), 0);

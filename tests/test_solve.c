@@ -1,6 +1,7 @@
 /* tests/test_solve.c — bit-allocation solvers against brute force, hand-solved examples, the
  * problem-file parser's errors, and `vbrlab alloc` end to end. */
 #define _POSIX_C_SOURCE 200809L
+#include "../alloc/salloc.h"
 #include "../alloc/solve.h"
 #include "check.h"
 
@@ -240,6 +241,10 @@ static void test_node_limit(chk *c)
           "3 nodes: bound %.9g ≤ optimum %.9g ≤ found %.9g", lim.lower_bound, full.objective,
           lim.objective);
     CHECK(c, lim.bits_used <= lim.budget, "3 nodes: within budget");
+    CHECK(c, lim.node_limited && lim.gap > 0 && !strcmp(salloc_status(&lim), "node-limit"),
+          "3 nodes: marked as stopped by the node limit (gap %.3g), not optimal", lim.gap);
+    CHECK(c, !full.node_limited && !strcmp(salloc_status(&full), "optimal"),
+          "the finished search is not marked and is optimal");
     par.method = SOLVE_LAGRANGE;
     solve_result lag;
     solve_run(p, &par, &lag, NULL);

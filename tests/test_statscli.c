@@ -299,8 +299,22 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
                          "build/tmp-statscli/vl_a.h5: evaluation domain en overlaps "
                          "calibration set en: sequence 0, tokens 0..23 equal sequence 0"),
           "eval refuses a domain equal to a calibration set: %s", err);
-    snprintf(cmd, sizeof cmd, "%s --allow-overlap", ev);
+    snprintf(cmd, sizeof cmd, "%s --allow-overlap -o build/tmp-statscli/ev.h5", ev);
     CHECK(c, run_cli(cmd, err, sizeof err) == 0, "eval --allow-overlap runs it (%s)", err);
+    {
+        h5s_store *es = NULL;
+        vl_err ee = {0};
+        char *qs = NULL, *qf = NULL;
+        int ok = h5s_open(&es, "build/tmp-statscli/ev.h5", &ee) == 0 &&
+                 h5s_attr_get(es, "/eval/rtn-b4-g64-asym", "quant_stats", &qs, &ee) == 0 &&
+                 h5s_attr_get(es, "/eval/rtn-b4-g64-asym", "quant_stats_file", &qf, &ee) == 0;
+        CHECK(c, ok && !strcmp(qs, "en") && !strcmp(qf, "build/tmp-statscli/vl_a.h5"),
+              "eval.h5 records whose statistics quantized the row (%s, %s)", qs ? qs : ee.msg,
+              qf ? qf : "");
+        vl_free(qs);
+        vl_free(qf);
+        h5s_close(es);
+    }
     /* vbrlab sens: α on every token of the set by default, printed with its SE */
     {
         const char *bin = getenv("VBRLAB_BIN");
