@@ -4,7 +4,7 @@
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
  *               [--seed S] [--batch N] [-o eval.h5]
  *
- * --alloc reads a plain-text allocation (analysis/qbind.h: `ITEM FORMAT` per line); the row is
+ * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
  * name) is an alloc.h5 (alloc/salloc.h): FILE:NAME is its allocation /alloc/NAME, the row
  * named NAME; FILE alone is every allocation in it, one row each in name order. Such a row
@@ -22,7 +22,7 @@
 #include "../alloc/salloc.h"
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 #include "../analysis/stats.h"
 #include "../core/prog.h"
 #include "../io/h5s.h"

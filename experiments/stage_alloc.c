@@ -9,7 +9,7 @@
  * eval stage quantizes with their merged statistics.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/salloc.h"
 #include "../alloc/sens.h"
@@ -17,11 +17,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%s-%g", a->name, target);
-}
 
 /* The output-error prediction needs XᵀX of every set; without it fall back to weight error. */
 static int build(salloc_problem **p, const sens_result *r, const exp_alloc *a, vl_err *err)

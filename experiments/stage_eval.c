@@ -1,5 +1,5 @@
 /* experiments/stage_eval.c — the eval stage: every allocation result and every uniform
- * baseline, fake-quantized (analysis/qbind.h), against the reference on every [eval.*] domain
+ * baseline, fake-quantized (alloc/qbind.h), against the reference on every [eval.*] domain
  * (analysis/eval.h) → /eval in `vbrlab eval`'s layout, plus the runner's row attributes.
  *
  * Rows, in order: for each [alloc.NAME] its targets ("NAME-BPW", the assignment stored in
@@ -12,11 +12,11 @@
  * (noise, self, entropy buckets) can be an evaluation domain.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/fq.h"
 #include "../analysis/eval.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,8 +177,8 @@ int stage_eval(run_ctx *c, vl_err *err)
             stats_of = rows[r].alloc;
         }
         if (!rc) {
-            if (c->opt->log)
-                fprintf(c->opt->log, "eval: %s\n", rows[r].name);
+            if (c->log)
+                fprintf(c->log, "eval: %s\n", rows[r].name);
             rc = eval_row(&x, &rows[r], r, stats, err);
         }
     }

@@ -11,7 +11,7 @@
  * Everything is read back from the store, so `--only report` works on a finished run.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/sens.h"
 #include "../plots/plotfig.h"
@@ -391,8 +391,8 @@ int stage_report(run_ctx *c, vl_err *err)
         rc = h5s_attr_set(c->s, "/report", "markdown", md, err);
     if (!rc)
         rc = write_md(cfg->out, md, err);
-    if (!rc && c->opt->out)
-        fputs(md, c->opt->out);
+    if (!rc && c->out)
+        fputs(md, c->out);
     free(md); /* open_memstream's buffer comes from malloc */
     return rc;
 }

@@ -8,7 +8,7 @@
  * additivity check. α uses at most sens_defaults().max_tokens leading tokens per set.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/sens.h"
 
@@ -86,7 +86,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
 int stage_sens(run_ctx *c, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
-    sens_params p = params_of(cfg, c->opt->progress);
+    sens_params p = params_of(cfg, c->progress);
     sens_inputs in;
     memset(&in, 0, sizeof in);
     sens_result r;
