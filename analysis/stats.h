@@ -173,5 +173,9 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err);
 /* Read back what stat_write wrote into a new accumulator (exact sums restored bit for bit;
  * want_xtx follows the stored datasets; max_seq_len from the stored attribute). */
 int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err);
+/* The statistics of calibration sets NAMES[0..n) of a stats store (/stats/<name>), merged
+ * exactly (stat_merge) when n > 1. VL_ENOTFOUND naming the file and set when one is absent. */
+int stat_read_sets(stat_acc **out, h5s_store *s, const char *const *names, int n,
+                   vl_err *err);
 
 #endif

@@ -328,3 +328,29 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     *out = a;
     return 0;
 }
+
+int stat_read_sets(stat_acc **out, h5s_store *s, const char *const *names, int n,
+                   vl_err *err)
+{
+    stat_acc *acc = NULL, *more = NULL;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        char g[160];
+        snprintf(g, sizeof g, "/stats/%s", names[i]);
+        if (!h5s_exists(s, g))
+            rc = vl_errf(err, VL_ENOTFOUND, "%s: no statistics of set \"%s\" (%s)",
+                         h5s_path(s), names[i], g);
+        else if (!acc)
+            rc = stat_read(&acc, s, g, err);
+        else if (!(rc = stat_read(&more, s, g, err)))
+            rc = stat_merge(acc, more, err);
+        stat_free(more);
+        more = NULL;
+    }
+    if (rc) {
+        stat_free(acc);
+        return rc;
+    }
+    *out = acc;
+    return 0;
+}

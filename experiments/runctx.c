@@ -121,32 +121,14 @@ void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens)
     *min_tokens = cfg->min_tokens;
 }
 
-int run_read_stats(run_ctx *c, const char *const *names, int n, stat_acc **out, vl_err *err)
-{
-    stat_acc *acc = NULL, *more = NULL;
-    int rc = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        char g[160];
-        snprintf(g, sizeof g, "/stats/%s", names[i]);
-        if (!h5s_exists(c->s, g))
-            rc = vl_errf(err, VL_ENOTFOUND, "%s: no statistics of set \"%s\" (%s)",
-                         h5s_path(c->s), names[i], g);
-        else if (!acc)
-            rc = stat_read(&acc, c->s, g, err);
-        else if (!(rc = stat_read(&more, c->s, g, err)))
-            rc = stat_merge(acc, more, err);
-        stat_free(more);
-        more = NULL;
-    }
-    if (rc) {
-        stat_free(acc);
-        return rc;
-    }
-    *out = acc;
-    return 0;
-}
-
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s-%g", a->name, target);
+}
+
+void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int s = 0, k = 0; s < a->sets.n && k < (int)cap; s++)
+        k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);
 }

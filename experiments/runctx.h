@@ -1,6 +1,6 @@
 /* experiments/runctx.h — what the runner's stages share (private to experiments/): the run
  * context and the helpers the stages call down into (the model on first use, the sets of one
- * family, the statistics of named sets, the few-token policy, allocation result names).
+ * family, the few-token policy, allocation result names and calib lists).
  *
  * A run_ctx lives for one run_experiment call. The model and tokenizer are opened on first use
  * (run_need_model), so a run that is all cache hits never loads them. `s` is the writable copy
@@ -45,11 +45,11 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err);
  * statistics at all), see stage_stats.c. */
 void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens);
 
-/* Statistics of calibration set NAME (stat_read of /stats/NAME), or of several merged
- * (exact stat_merge) when n > 1. *out owned by the caller. */
-int run_read_stats(run_ctx *c, const char *const *names, int n, stat_acc **out, vl_err *err);
-
 /* Allocation result name of allocation a at target t: "NAME-%g" ("en-2.5"). */
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap);
+
+/* The sets of allocation a comma-joined ("en,zh"): the `calib` of its stored allocations and
+ * of its /eval rows. */
+void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap);
 
 #endif

@@ -42,9 +42,8 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     int rc = sens_read(&r, c->s, err);
     if (!rc)
         rc = build(&p, &r, a, err);
-    char calib[1024] = "";
-    for (int s = 0, k = 0; s < a->sets.n && k < (int)sizeof calib; s++)
-        k += snprintf(calib + k, sizeof calib - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);
+    char calib[1024];
+    run_alloc_calib(a, calib, sizeof calib);
     salloc_meta meta = {calib, c->cfg->out, c->cfg->out};
     double w1[64];
     solve_params par = solve_params_defaults();

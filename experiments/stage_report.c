@@ -14,6 +14,7 @@
 #include "stage.h"
 
 #include "../alloc/sens.h"
+#include "../analysis/eval.h"
 #include "../plots/plotfig.h"
 
 #include <errno.h>
@@ -80,16 +81,13 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
     if (!rc && (!m->bpw || !m->target || !m->uniform))
         rc = vl_errf(err, VL_ENOMEM, "out of memory");
     for (int r = 0; !rc && r < m->R; r++) {
-        char g[128], *kind = NULL;
-        snprintf(g, sizeof g, "/eval/%s", m->rows[r]);
-        rc = h5s_attr_get_f64(s, g, "bpw", &m->bpw[r], err);
-        if (!rc)
-            rc = h5s_attr_get_f64(s, g, "target_bpw", &m->target[r], err);
-        if (!rc)
-            rc = h5s_attr_get(s, g, "kind", &kind, err);
-        if (!rc)
-            m->uniform[r] = !strcmp(kind, "uniform");
-        vl_free(kind);
+        ev_row_attrs a;
+        if (!(rc = ev_read_row(s, m->rows[r], &a, err))) {
+            m->bpw[r] = a.bpw;
+            m->target[r] = a.target_bpw;
+            m->uniform[r] = !strcmp(a.kind, "uniform");
+        }
+        ev_row_attrs_free(&a);
     }
     return rc;
 }

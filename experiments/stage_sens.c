@@ -60,7 +60,7 @@ static int load_inputs(run_ctx *c, const sens_params *p, sens_inputs *in, vl_err
         if (p->max_tokens > 0 && sh[0] * sh[1] > p->max_tokens)
             in->n_seq[s] = p->max_tokens / in->seq_len[s] > 0 ? p->max_tokens / in->seq_len[s]
                                                                : 1;
-        if ((rc = run_read_stats(c, &in->names[s], 1, &in->acc[s], err)))
+        if ((rc = stat_read_sets(&in->acc[s], c->s, &in->names[s], 1, err)))
             return rc;
     }
     return 0;
