@@ -240,6 +240,8 @@ int cmd_stats(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "merge"))
         return stats_merge(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "compare"))
+        return cmd_stats_compare(argc - 1, argv + 1); /* cli/cmd_export.c */
     stats_args a;
     if (parse_args(argc, argv, &a))
         return 1;
