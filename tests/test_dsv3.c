@@ -18,6 +18,7 @@
 #include "../io/st.h"
 #include "check.h"
 #include "testio.h"
+#include "testmodel.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -37,14 +38,6 @@ typedef struct {
     int64_t per_expert[MAXL][16]; /* TAP_EXPERT_IN rows per (layer, expert) */
 } capture;
 
-static float *dup_ev(const tap_event *ev)
-{
-    float *d = malloc(sizeof(float) * ev->rows * ev->cols);
-    for (int r = 0; r < ev->rows; r++)
-        memcpy(d + (size_t)r * ev->cols, ev->data + r * ev->stride, sizeof(float) * ev->cols);
-    return d;
-}
-
 static void on_event(void *user, const tap_event *ev)
 {
     capture *cp = user;
@@ -52,9 +45,9 @@ static void on_event(void *user, const tap_event *ev)
     if (l < 0 || l >= MAXL)
         return;
     if (ev->point == TAP_RESIDUAL && !cp->resid[l])
-        cp->resid[l] = dup_ev(ev);
+        cp->resid[l] = tm_dup_rows(ev);
     if (ev->point == TAP_ROUTER_LOGITS && !cp->router[l])
-        cp->router[l] = dup_ev(ev);
+        cp->router[l] = tm_dup_rows(ev);
     if (ev->point == TAP_Q_B_IN) {
         cp->qb_rows[l] = ev->rows;
         cp->qb_cols[l] = ev->cols;
@@ -304,42 +297,13 @@ static void rm_dir(const char *dir)
     rmdir(dir);
 }
 
-/* The fixture's weights without tensor DROP. */
-static int write_without(const char *path, const char *drop)
-{
-    st_set *set = NULL;
-    vl_err e;
-    if (st_set_open(&set, FIX "/model.safetensors", &e))
-        return -1;
-    size_t n = st_set_count(set), k = 0;
-    const char **names = calloc(n, sizeof *names);
-    st_dtype *dt = calloc(n, sizeof *dt);
-    int *nd = calloc(n, sizeof *nd);
-    int64_t(*sh)[ST_MAX_DIMS] = calloc(n, sizeof *sh);
-    const void **data = calloc(n, sizeof *data);
-    for (size_t i = 0; i < n; i++) {
-        const st_tensor *t = st_set_at(set, i);
-        if (!strcmp(t->name, drop))
-            continue;
-        names[k] = t->name;
-        dt[k] = t->dtype;
-        nd[k] = t->ndim;
-        memcpy(sh[k], t->shape, sizeof sh[k]);
-        data[k++] = t->data;
-    }
-    int rc = st_write(path, k, names, dt, nd, (const int64_t(*)[ST_MAX_DIMS])sh, data, &e);
-    free(names); free(dt); free(nd); free(sh); free(data);
-    st_set_close(set);
-    return rc;
-}
-
 static void test_load_errors(chk *c)
 {
     char dir[128], w[256], cfg[256];
     snprintf(dir, sizeof dir, "/tmp/vbrlab-test-dsv3-%d", (int)getpid());
     snprintf(w, sizeof w, "/tmp/vbrlab-test-dsv3-%d.safetensors", (int)getpid());
     const char *sc = "model.layers.1.self_attn.kv_b_proj.weight_scale_inv";
-    CHECK(c, write_without(w, sc) == 0, "write weights without one weight_scale_inv");
+    CHECK(c, tm_rewrite(FIX "/model.safetensors", w, sc, NULL) == 0, "write weights without one weight_scale_inv");
     make_dir(dir, FIX "/config.json", w);
     model *m = NULL;
     vl_err e = {0};
