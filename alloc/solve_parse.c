@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "solve.h"
 
+#include "../core/vfile.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -160,9 +162,10 @@ static int count_sets(FILE *fp, char **f)
 int solve_problem_read(const char *path, solve_problem **out, vl_err *err)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *fp;
+    int orc = vf_fopen(path, &fp, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     char **f = vl_malloc(MAX_FIELDS * sizeof *f);
     double *dist = vl_malloc(MAX_FIELDS * sizeof *dist);
     int *decl = NULL, cap = 0, nlines = 0, rc;

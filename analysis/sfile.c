@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sfile.h"
 
+#include "../core/vfile.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -20,9 +22,10 @@ int sfile_config_hash(const char *model_dir, char *out, vl_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    int orc = vf_fopen(path, &f, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
     int c;
     while ((c = getc(f)) != EOF) {

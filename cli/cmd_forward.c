@@ -16,6 +16,7 @@
 
 #include "../analysis/fwd.h"
 #include "../analysis/model.h"
+#include "../core/vfile.h"
 #include "../io/h5s.h"
 
 #include <errno.h>
@@ -76,9 +77,10 @@ static int parse_seq(id_list *L, const char *text, const char *sep, const char *
 
 static int read_ids_file(id_list *L, const char *path, int vocab, vl_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    int orc = vf_fopen(path, &f, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     char *line = NULL;
     size_t cap = 0;
     int rc = 0, lineno = 0;

@@ -10,6 +10,7 @@
 #include "exp_int.h"
 
 #include "../alloc/qfmt.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -676,11 +677,10 @@ int exp_config_parse(const char *path, exp_config *cfg, vl_err *err)
         exp_config_free(cfg);
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
     }
-    c.f = fopen(path, "r");
-    if (!c.f) {
-        int e = errno;
+    int orc = vf_fopen(path, &c.f, err); /* regular files only: a FIFO would block */
+    if (orc) {
         exp_config_free(cfg);
-        return vl_errf(err, VL_EIO, "%s: cannot open: %s", path, strerror(e));
+        return orc;
     }
     const char *slash = strrchr(path, '/');
     char *dir = vl_strdup(path);

@@ -308,8 +308,8 @@ static void test_errors(chk *c)
     char p[256];
     snprintf(p, sizeof p, "%s/absent.ini", g_dir);
     int rc = exp_config_parse(p, &g, &err);
-    CHECK_INT(c, rc, VL_EIO, "absent config file: VL_EIO");
-    CHECK(c, strstr(err.msg, p) == err.msg && strstr(err.msg, "cannot open"),
+    CHECK_INT(c, rc, VL_ENOTFOUND, "absent config file: VL_ENOTFOUND");
+    CHECK(c, strstr(err.msg, p) == err.msg && strstr(err.msg, "No such file"),
           "absent config names the file: %s", err.msg);
 }
 
