@@ -209,7 +209,7 @@ static const bad_case bad_cases[] = {
     {"negative seed", 1, "[sens]\nseed = -1\n", 2, "[sens] seed: \"-1\" is not an unsigned"},
     {"seed overflow", 0, "[experiment]\nname = t\nseed = 18446744073709551616\n", 3,
      "[experiment] seed: \"18446744073709551616\" does not fit in 64 bits"},
-    {"nan", 1, "[sens]\neps = nan\n", 2, "out of range (not a finite double)"},
+    {"nan", 1, "[sens]\neps = nan\n", 2, "\"nan\" is not a number"},
     {"bad bool", 1, "[report]\nterm = svg\n[sens]\ngranularity = expert\n", 4,
      "[sens] granularity: \"expert\" is not one of tensor|group"},
     {"bad enum", 1, "[report]\nterm = jpg\n", 2, "[report] term: \"jpg\" is not one of png|svg|pdf"},
