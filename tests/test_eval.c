@@ -365,7 +365,7 @@ static void test_errors(chk *c, fix *f)
     qb_alloc_deinit(&a);
     remove(path);
     rc = qb_alloc_read_text(&a, path, &e);
-    CHECK(c, rc == VL_EIO, "missing text alloc: VL_EIO");
+    CHECK(c, rc == VL_ENOTFOUND, "missing text alloc: VL_ENOTFOUND");
 
     /* domain specs */
     calib_spec sp;
