@@ -4,12 +4,14 @@
  * Float64 accumulation in kern_xtx_acc: float32 rows are widened per block and fed to dsyrk,
  * so the sums are exact products of float32 inputs accumulated in float64.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "kern.h"
 
 #include "err.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef VL_NO_BLAS
 #include <cblas.h>
@@ -203,8 +205,11 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 
 void kern_set_threads(int n)
 {
-    if (n > 0)
-        openblas_set_num_threads(n);
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    openblas_set_num_threads(n);
 }
 
 const char *kern_backend(void) { return "openblas"; }
