@@ -9,6 +9,7 @@
 
 #include "err.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,6 +101,54 @@ void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, i
     }
 }
 
+/* ---------------------------------------------------------------- threads */
+
+typedef struct {
+    void (*fn)(void *, int, int);
+    void *ctx;
+    int i0, i1;
+} pf_range;
+
+static void *pf_run(void *arg)
+{
+    pf_range *r = arg;
+    r->fn(r->ctx, r->i0, r->i1);
+    return NULL;
+}
+
+enum { PF_MAX = 64 };
+
+void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i1), void *ctx)
+{
+    if (n <= 0)
+        return;
+    int nt = kern_threads();
+    if (min_chunk < 1)
+        min_chunk = 1;
+    if (nt > n / min_chunk)
+        nt = n / min_chunk;
+    if (nt > PF_MAX)
+        nt = PF_MAX;
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pf_range r[PF_MAX];
+    pthread_t th[PF_MAX];
+    int started[PF_MAX] = {0};
+    for (int t = 0; t < nt; t++)
+        r[t] = (pf_range){fn, ctx, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt)};
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, pf_run, &r[t]) == 0;
+    fn(ctx, r[0].i0, r[0].i1);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else /* no thread to be had: this one does the range */
+            fn(ctx, r[t].i0, r[t].i1);
+    }
+}
+
 /* ---------------------------------------------------------------- fast paths */
 
 #ifdef VL_NO_BLAS
@@ -130,6 +179,8 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 }
 
 void kern_set_threads(int n) { (void)n; }
+
+int kern_threads(void) { return 1; }
 
 const char *kern_backend(void) { return "reference"; }
 
@@ -211,6 +262,10 @@ void kern_set_threads(int n)
     }
     openblas_set_num_threads(n);
 }
+
+int openblas_get_num_threads(void);
+
+int kern_threads(void) { return openblas_get_num_threads(); }
 
 const char *kern_backend(void) { return "openblas"; }
 

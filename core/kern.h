@@ -44,8 +44,17 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
                     int trans_a, int lda, int ldb, int ldc, double alpha, double beta);
 
-/* Threads used inside kernels (BLAS and OpenMP alike); n <= 0 means all cores. */
+/* Threads used inside kernels (BLAS and kern_parallel_for alike); n <= 0 means all cores. */
 void kern_set_threads(int n);
+
+/* Threads kernels use now (1 in the reference build). */
+int kern_threads(void);
+
+/* fn(ctx, i0, i1) over [0, n) split into contiguous ranges, one per thread (kern_threads(),
+ * at most one per min_chunk items), the calling thread taking the first. Returns when every
+ * range is done. fn must not call BLAS (its threads would oversubscribe the cores) and must
+ * only write what its range owns; the result is then independent of the thread count. */
+void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i1), void *ctx);
 
 /* Name of the backend in use ("openblas" or "reference"), static string. */
 const char *kern_backend(void);

@@ -430,8 +430,9 @@ static void bench_stats(int quiet)
 
 /* Evaluation (analysis/eval.h) on the embedded model: uniform rtn-b4-g64-asym, 8 × 128
  * pseudo-random tokens in batches of 4. Fake-quant (binding) seconds with and without the RTN
- * clip search, then evaluated tokens/s (each token through both forwards and the metrics) and
- * the split between reference forward, quantized forward and the per-token KLD. */
+ * clip search, then evaluated tokens/s of the first allocation (which computes the domain's
+ * reference) and of later ones (reference kept), and the split between reference forward,
+ * quantized forward and the per-token KLD. */
 static void bench_eval(int quiet)
 {
     enum { S = 8, T = 128 };
@@ -470,7 +471,16 @@ static void bench_eval(int quiet)
                    clip ? "clip search" : "min/max", qb_get_info(b).n_weights * 1e-6,
                    prog_now() - t0);
     }
+    /* the first run computes and keeps the domain's reference logits (as llama.cpp's base
+     * file); the timed runs are every later allocation's cost */
     double t0 = prog_now();
+    if (ev_run(run, qb_weights(b), ids, S, T, &res, NULL, &e)) {
+        printf("| eval | failed: %s |\n", e.msg);
+        goto done;
+    }
+    double first = prog_now() - t0;
+    ev_timing t_first = ev_runner_timing(run);
+    t0 = prog_now();
     for (int r = 0; r < 2; r++)
         if (ev_run(run, qb_weights(b), ids, S, T, &res, NULL, &e)) {
             printf("| eval | failed: %s |\n", e.msg);
@@ -478,13 +488,20 @@ static void bench_eval(int quiet)
         }
     double dt = prog_now() - t0;
     ev_timing tm = ev_runner_timing(run);
+    tm.ref_s -= t_first.ref_s;
+    tm.quant_s -= t_first.quant_s;
+    tm.kld_s -= t_first.kld_s;
+    tm.tokens -= t_first.tokens;
     if (quiet) {
         G.ev_toks[1] = tm.tokens / dt;
         goto done;
     }
     G.ev_toks[2] = tm.tokens / dt;
     G.kld_s_1k = 1e3 * tm.kld_s / tm.tokens;
-    printf("| eval tokens/s (%d×%d, both forwards + KLD) | %.0f |\n", S, T, tm.tokens / dt);
+    printf("| eval first allocation (%d×%d, reference forward + quantized forward + KLD, "
+           "tokens/s) | %.0f |\n", S, T, t_first.tokens / first);
+    printf("| eval later allocations (reference kept: quantized forward + KLD, tokens/s) | %.0f "
+           "|\n", tm.tokens / dt);
     printf("| eval split: ref fwd / quant fwd / KLD (s per 1k tokens) | %.3f / %.3f / %.3f |\n",
            1e3 * tm.ref_s / tm.tokens, 1e3 * tm.quant_s / tm.tokens, 1e3 * tm.kld_s / tm.tokens);
 done:
