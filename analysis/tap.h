@@ -22,8 +22,12 @@
 #include <stddef.h>
 
 typedef enum {
-    TAP_ATTN_IN,        /* input of q/k/v_proj (after input_layernorm)   [N × D] */
-    TAP_ATTN_O_IN,      /* input of o_proj (attention output)             [N × Hq·Dh] */
+    TAP_ATTN_IN,        /* input of q/k/v_proj (after input_layernorm)   [N × D]; MLA:
+                           of q_a_proj (or q_proj) and kv_a_proj_with_mqa */
+    TAP_Q_B_IN,         /* MLA: input of q_b_proj (q_a_layernorm output)  [N × Rq] */
+    TAP_KV_B_IN,        /* MLA: input of kv_b_proj (kv_a_layernorm output) [N × Rkv] */
+    TAP_ATTN_O_IN,      /* input of o_proj (attention output)             [N × Hq·Dh];
+                           MLA: [N × H·Dv] */
     TAP_MLP_IN,         /* input of the MLP/MoE block (after post_attention_layernorm) [N × D]:
                            the input of the router, the shared expert's gate/up and
                            shared_expert_gate, and a dense MLP's gate/up */

@@ -8,6 +8,7 @@
  * attention, activations other than SiLU) are rejected here rather than computed wrongly later.
  */
 #include "hfcfg.h"
+#include "hfcfg_int.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -47,16 +48,14 @@ static const arch_traits k_arch[] = {
     [HFC_QWEN3] = {"qwen3", 10000.0, 1e-6, BIAS_ATTN, 1, MOE_NONE, 0, 1},
     [HFC_QWEN3_MOE] = {"qwen3_moe", 10000.0, 1e-6, BIAS_ATTN, 1, MOE_QWEN, 0, 1},
     [HFC_MIXTRAL] = {"mixtral", 1e6, 1e-5, BIAS_NONE, 0, MOE_MIXTRAL, 0, 0},
+    /* MLA, its MoE and rope scaling are read by hfcfg_dsv3.c (attention_bias refused there) */
+    [HFC_DEEPSEEK_V3] = {"deepseek_v3", 10000.0, 1e-6, BIAS_NONE, 0, MOE_NONE, 0, 0},
 };
 _Static_assert(sizeof k_arch / sizeof k_arch[0] == HFC_ARCH_COUNT, "one row per architecture");
 
 /* ------------------------------------------------------------------ field readers */
 
-typedef struct {
-    const char *path;
-    const json_t *root;
-    vl_err *err;
-} rd;
+typedef hfc_rd rd; /* hfcfg_int.h */
 
 /* A field that is absent or JSON null counts as missing (HF writes null for "use default"). */
 static const json_t *field(const json_t *obj, const char *key)
@@ -178,6 +177,8 @@ static int read_rope(const rd *r, const arch_traits *t, hfc_config *c)
                        "%s: rope_theta %g and rope_parameters.rope_theta %g disagree", r->path,
                        top, nested);
     c->rope_theta = nested > 0 ? nested : top > 0 ? top : t->rope_theta;
+    if (c->arch == HFC_DEEPSEEK_V3)
+        return 0; /* its rope types (default, yarn) are read by hfcfg_dsv3.c */
     const json_t *ty = field(rp, "rope_type");
     if (!ty)
         ty = field(rs, "rope_type");
@@ -344,12 +345,38 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
         rc = read_rope(&r, t, out);
     if (rc == 0)
         rc = read_moe(&r, t, out);
+    if (rc == 0 && out->arch == HFC_DEEPSEEK_V3)
+        rc = hfc_read_dsv3(&r, out);
+    if (rc == 0)
+        rc = hfc_read_quant(&r, out);
     if (rc == 0)
         rc = get_token(&r, "bos_token_id", out->vocab, &out->bos_id);
     if (rc == 0)
         rc = get_token(&r, "eos_token_id", out->vocab, &out->eos_id);
     json_decref(root);
     return rc;
+}
+
+/* ------------------------------------------------------------------ for hfcfg_dsv3.c */
+
+const json_t *hfc_field(const json_t *obj, const char *key) { return field(obj, key); }
+int hfc_missing(const hfc_rd *r, const char *key) { return missing(r, key); }
+
+int hfc_get_int(const hfc_rd *r, const char *key, int required, int def, long lo, long hi,
+                int *out)
+{
+    return get_int(r, key, required, def, lo, hi, out);
+}
+
+int hfc_get_bool(const hfc_rd *r, const char *key, int def, int *out)
+{
+    return get_bool(r, key, def, out);
+}
+
+int hfc_get_pos_num(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
+                    double def, double *out)
+{
+    return get_pos_num(r, obj, key, name, def, out);
 }
 
 const char *hfc_arch_name(hfc_arch a)

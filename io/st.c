@@ -70,6 +70,17 @@ float st_f16_to_f32(uint16_t h)
     return bits_f32(sign | ((exp - 15 + 127) << 23) | (man << 13));
 }
 
+float st_f8e4m3_to_f32(uint8_t b)
+{
+    /* e4m3fn: exponent bias 7; exponent 0 is subnormal (m·2^-9); 0x7f/0xff are NaN and there
+     * is no infinity, so exponent 15 with mantissa < 7 is an ordinary number (up to 448). */
+    unsigned exp = (b >> 3) & 0xf, man = b & 7;
+    if (exp == 0xf && man == 7)
+        return bits_f32((uint32_t)(b & 0x80) << 24 | 0x7fc00000u);
+    float mag = exp == 0 ? ldexpf((float)man, -9) : ldexpf((float)(8 + man), (int)exp - 10);
+    return b & 0x80 ? -mag : mag; /* −0 for 0x80 */
+}
+
 static void f32_row(const uint8_t *src, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -88,6 +99,12 @@ static void bf16_row(const uint8_t *src, float *dst, size_t n)
         dst[i] = st_bf16_to_f32(rd_u16(src + 2 * i));
 }
 
+static void f8e4m3_row(const uint8_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = st_f8e4m3_to_f32(src[i]);
+}
+
 typedef struct {
     const char *name; /* as spelled in the header's "dtype" */
     size_t size;      /* bytes per element */
@@ -98,6 +115,7 @@ static const st_dtype_traits k_dtype[] = {
     [ST_F32] = {"F32", 4, f32_row},
     [ST_F16] = {"F16", 2, f16_row},
     [ST_BF16] = {"BF16", 2, bf16_row},
+    [ST_F8_E4M3] = {"F8_E4M3", 1, f8e4m3_row},
 };
 static_assert(sizeof k_dtype / sizeof k_dtype[0] == ST_DTYPE_COUNT, "one traits row per dtype");
 
@@ -140,7 +158,7 @@ static int parse_dtype(const char *file, const char *name, const json_t *j, st_d
     const char *s = json_string_value(j);
     if (st_dtype_from_name(s, out) == 0)
         return 0;
-    return vl_errf(err, VL_EDTYPE, "%s: tensor \"%s\": dtype %.32s not supported (F32, F16, BF16)",
+    return vl_errf(err, VL_EDTYPE, "%s: tensor \"%s\": dtype %.32s not supported (F32, F16, BF16, F8_E4M3)",
                    file, name, s);
 }
 
