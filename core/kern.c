@@ -84,6 +84,22 @@ void kern_xtx_acc_ref(double *c, const float *x, int T, int K)
     }
 }
 
+void kern_xtx_upper_ref(double *c, const float *x, int T, int K)
+{
+    VL_ASSERT(T >= 0 && K > 0);
+    for (int i = 0; i < K; i++)
+        memset(c + (size_t)i * K + i, 0, (size_t)(K - i) * sizeof *c);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * K;
+        for (int i = 0; i < K; i++) {
+            double xi = xr[i];
+            double *ci = c + (size_t)i * K;
+            for (int j = i; j < K; j++)
+                ci[j] += xi * (double)xr[j];
+        }
+    }
+}
+
 void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
                     int trans_a, int lda, int ldb, int ldc, double alpha, double beta)
 {
@@ -172,6 +188,8 @@ void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *
 
 void kern_xtx_acc(double *c, const float *x, int T, int K) { kern_xtx_acc_ref(c, x, T, K); }
 
+void kern_xtx_upper(double *c, const float *x, int T, int K) { kern_xtx_upper_ref(c, x, T, K); }
+
 void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
                 int lda, int ldb, int ldc, double alpha, double beta)
 {
@@ -221,27 +239,44 @@ void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *
 
 enum { XTX_BLOCK = 256 }; /* rows widened to float64 per dsyrk call */
 
+/* Upper triangle of C (+)= XᵀX: rows widened to float64 in blocks, one dsyrk per block (the
+ * first overwrites unless accumulating). Returns 0, or −1 without memory for the widening
+ * buffer (C untouched; the caller takes the reference, which needs none). */
+static int xtx_upper_blas(double *c, const float *x, int T, int K, int accumulate)
+{
+    double *buf = malloc((size_t)XTX_BLOCK * K * sizeof *buf);
+    if (!buf)
+        return -1;
+    for (int t0 = 0; t0 < T; t0 += XTX_BLOCK) {
+        int nb = T - t0 < XTX_BLOCK ? T - t0 : XTX_BLOCK;
+        for (size_t i = 0; i < (size_t)nb * K; i++)
+            buf[i] = x[(size_t)t0 * K + i];
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, nb, 1.0, buf, K,
+                    accumulate || t0 > 0 ? 1.0 : 0.0, c, K);
+    }
+    free(buf);
+    return 0;
+}
+
 void kern_xtx_acc(double *c, const float *x, int T, int K)
 {
     VL_ASSERT(T >= 0 && K > 0);
     if (T == 0)
         return;
-    double *buf = malloc((size_t)XTX_BLOCK * K * sizeof *buf);
-    if (!buf) { /* no memory for the widening buffer: the reference needs none */
+    if (xtx_upper_blas(c, x, T, K, 1)) {
         kern_xtx_acc_ref(c, x, T, K);
         return;
     }
-    for (int t0 = 0; t0 < T; t0 += XTX_BLOCK) {
-        int nb = T - t0 < XTX_BLOCK ? T - t0 : XTX_BLOCK;
-        for (size_t i = 0; i < (size_t)nb * K; i++)
-            buf[i] = x[(size_t)t0 * K + i];
-        /* upper triangle of C += Bᵀ B */
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, nb, 1.0, buf, K, 1.0, c, K);
-    }
-    free(buf);
     for (int i = 0; i < K; i++) /* mirror the upper triangle */
         for (int j = 0; j < i; j++)
             c[(size_t)i * K + j] = c[(size_t)j * K + i];
+}
+
+void kern_xtx_upper(double *c, const float *x, int T, int K)
+{
+    VL_ASSERT(T >= 0 && K > 0);
+    if (T == 0 || xtx_upper_blas(c, x, T, K, 0))
+        kern_xtx_upper_ref(c, x, T, K);
 }
 
 void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,

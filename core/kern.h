@@ -36,6 +36,12 @@ void kern_matmul_nn_st_ref(float *y, int ldy, const float *x, int ldx, const flo
 void kern_xtx_acc(double *c, const float *x, int T, int K);
 void kern_xtx_acc_ref(double *c, const float *x, int T, int K);
 
+/* The upper triangle of C[K×K] (row i, columns i..K−1) = Xᵀ X for X[T×K], overwritten, in
+ * float64 like kern_xtx_acc; the strict lower triangle is not touched (per-sequence partials
+ * of the statistics, which read the upper triangle only). */
+void kern_xtx_upper(double *c, const float *x, int T, int K);
+void kern_xtx_upper_ref(double *c, const float *x, int T, int K);
+
 /* C[M×N] = alpha·op(A)·B + beta·C in float64 (GPTQ's lazy block update, output errors).
  * op(A) = A with A [M×K] (trans_a 0) or Aᵀ with A [K×M] (trans_a 1); B is [K×N]. Leading
  * dimensions (row strides) lda, ldb, ldc let callers pass sub-blocks. */

@@ -127,6 +127,26 @@ int main(void)
                 sym &= g[(size_t)i * K + j] == g[(size_t)j * K + i];
         CHECK(&c, maxd <= 1e-9 * (maxv + 1), "xtx %dx%d: max|d| %.3g of %.3g", T, K, maxd, maxv);
         CHECK(&c, sym, "xtx %dx%d symmetric", T, K);
+        /* the upper-triangle form overwrites the triangle (garbage before), leaves the strict
+         * lower triangle alone, and equals half of the twice-accumulated full form */
+        double *u = malloc(sizeof(double) * K * K), *ur = malloc(sizeof(double) * K * K);
+        for (long i = 0; i < (long)K * K; i++)
+            u[i] = ur[i] = -7.0;
+        kern_xtx_upper(u, x, T, K);
+        kern_xtx_upper_ref(ur, x, T, K);
+        int lower_kept = 1, upper_ok = 1;
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) {
+                size_t k = (size_t)i * K + j;
+                if (j < i)
+                    lower_kept &= u[k] == -7.0 && ur[k] == -7.0;
+                else
+                    upper_ok &= fabs(u[k] - ur[k]) <= 1e-9 * (maxv + 1) &&
+                                fabs(2 * ur[k] - gr[k]) <= 1e-9 * (maxv + 1);
+            }
+        CHECK(&c, upper_ok, "xtx_upper %dx%d = reference = XᵀX", T, K);
+        CHECK(&c, lower_kept, "xtx_upper %dx%d leaves the lower triangle", T, K);
+        free(u); free(ur);
         free(g); free(gr); free(x); free(w); free(y); free(yr);
     }
     /* strided products on views inside wider buffers (attention heads): fast vs reference,
