@@ -42,45 +42,9 @@ static void negate(fx_num *a)
     }
 }
 
-int fx_from_f64(fx_num *out, double v)
-{
-    memset(out, 0, sizeof *out);
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    int neg = (int)(bits >> 63);
-    int e = (int)((bits >> 52) & 0x7ff);
-    uint64_t m = bits & ((1ull << 52) - 1);
-    if (e == 0x7ff)
-        return VL_ERANGE; /* NaN or Inf */
-    if (e == 0)
-        e = 1; /* subnormal: m·2^-1074, far below the resolution anyway */
-    else
-        m |= 1ull << 52;
-    int s = e - 1075 + FX_FRAC_BITS;
-    if (s < 0) {
-        if (s <= -53)
-            return 0;
-        m >>= -s;
-        s = 0;
-    }
-    if (m == 0)
-        return 0;
-    /* the magnitude must stay below 2^191 (the sign bit) */
-    int top = 63 - __builtin_clzll(m) + s;
-    if (top >= FX_BITS - 1)
-        return VL_ERANGE;
-    int q = s / 64, r = s % 64;
-    out->l[q] = m << r;
-    if (r && q + 1 < FX_LIMBS)
-        out->l[q + 1] = m >> (64 - r);
-    if (neg)
-        negate(out);
-    return 0;
-}
-
 /* The hot path of every statistic (K(K+1)/2 terms per sequence and input for XᵀX): the term
  * m·2^s built in registers (fx_from_f64's rule), two's complement by mask, added with carries.
- * Bit for bit what fx_from_f64 + fx_add give. */
+ * fx_from_f64 is this onto zero. */
 static inline int add_f64_one(fx_num *a, double v)
 {
     uint64_t bits;
@@ -130,6 +94,12 @@ static inline int add_f64_one(fx_num *a, double v)
 }
 
 int fx_add_f64(fx_num *a, double v) { return add_f64_one(a, v); }
+
+int fx_from_f64(fx_num *out, double v)
+{
+    memset(out, 0, sizeof *out);
+    return add_f64_one(out, v); /* 0 + term cannot overflow; refused: out stays 0 */
+}
 
 size_t fx_add_f64_n(fx_num *a, const double *v, size_t n)
 {

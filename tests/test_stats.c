@@ -566,6 +566,9 @@ static void test_fx(chk *c)
         if (!r2)
             r2 = fx_add(&y, &t);
         diff += r1 != r2 || memcmp(&x, &y, sizeof x) || (r2 && memcmp(&y, &y0, sizeof y));
+        /* the conversion alone: a term of 2^-43 or more comes back exactly */
+        if (fabs(d) >= ldexp(1.0, -43) && fx_from_f64(&t, d) == 0)
+            diff += fx_to_f64(&t) != d;
         nv += r1 == 0;
         if (i < 64)
             vs[i] = d;
