@@ -5,11 +5,12 @@
  * granularity (the unit α is measured on: tensor or layer × projection group); [quant] formats,
  * percdamp, act_order, min_tokens and starved_policy feed the RD tables. Sets: every
  * [calib.*] set in config order; each set's RD tables are quantized with its own statistics
- * (alloc/sens.h), and the first carries the additivity check. α uses every token of each set unless [sens] tokens caps it (leading
- * whole sequences), averaged over [sens] draws noise draws.
+ * (alloc/sens.h), and the first carries the additivity check. α uses every token of each set
+ * unless [sens] tokens caps it (leading whole sequences), averaged over [sens] draws noise
+ * draws.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/sens.h"
 
@@ -59,7 +60,7 @@ static int load_inputs(run_ctx *c, const sens_params *p, sens_inputs *in, vl_err
         in->n_seq[s] = (int)sh[0];
         in->seq_len[s] = (int)sh[1];
         in->n_seq[s] = sens_seqs_used(p, in->n_seq[s], in->seq_len[s]);
-        if ((rc = run_read_stats(c, &in->names[s], 1, &in->acc[s], err)))
+        if ((rc = stat_read_sets(&in->acc[s], c->s, &in->names[s], 1, err)))
             return rc;
     }
     return 0;
@@ -87,7 +88,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
 int stage_sens(run_ctx *c, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
-    sens_params p = params_of(cfg, c->opt->progress);
+    sens_params p = params_of(cfg, c->progress);
     sens_inputs in;
     memset(&in, 0, sizeof in);
     sens_result r;

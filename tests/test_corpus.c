@@ -1,7 +1,7 @@
 /* tests/test_corpus.c — io/corpus: splitting, UTF-8 errors, files, and the sequence cut. */
 #include "../analysis/calib.h"
+#include "../core/utf8.h"
 #include "../io/corpus.h"
-#include "../io/tok_int.h"
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
@@ -67,7 +67,7 @@ static void test_utf8(chk *c)
         CHECK(c, !k && err.code == VL_EFORMAT && !strcmp(err.msg, want), "%s: \"%s\"",
               cases[i].what, err.msg);
     }
-    CHECK_INT(c, corp_utf8_check("\xc2\x80\xef\xbf\xbf\xf4\x8f\xbf\xbf", 9), -1,
+    CHECK_INT(c, (long long)utf8_valid_prefix((const uint8_t *)"\xc2\x80\xef\xbf\xbf\xf4\x8f\xbf\xbf", 9), 9,
               "edge code points valid");
 }
 
@@ -75,7 +75,7 @@ static void test_files(chk *c)
 {
     vl_err err = {0};
     corp_corpus *k = NULL;
-    CHECK_INT(c, corp_load(&k, "tests/no-such-corpus.txt", &err), VL_EIO, "missing file");
+    CHECK_INT(c, corp_load(&k, "tests/no-such-corpus.txt", &err), VL_ENOTFOUND, "missing file");
     CHECK_STR(c, err.msg, "tests/no-such-corpus.txt: No such file or directory", "message");
     CHECK_INT(c, corp_load(&k, "tests", &err), VL_EIO, "directory refused");
     CHECK(c, strchr(err.msg, '\n') == NULL && strstr(err.msg, "tests"), "one line: %s", err.msg);
@@ -134,7 +134,7 @@ static int32_t *code_points(const corp_doc *d, int *n)
     int k = 0;
     for (size_t i = 0; v && i < d->len; k++) {
         uint32_t cp;
-        i += (size_t)tok_utf8_next((const uint8_t *)d->text + i, &cp);
+        i += (size_t)utf8_next((const uint8_t *)d->text + i, &cp);
         v[k] = (int32_t)cp;
     }
     *n = k;

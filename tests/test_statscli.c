@@ -306,8 +306,8 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
         vl_err ee = {0};
         char *qs = NULL, *qf = NULL;
         int ok = h5s_open(&es, "build/tmp-statscli/ev.h5", &ee) == 0 &&
-                 h5s_attr_get(es, "/eval/rtn-b4-g64-asym", "quant_stats", &qs, &ee) == 0 &&
-                 h5s_attr_get(es, "/eval/rtn-b4-g64-asym", "quant_stats_file", &qf, &ee) == 0;
+                 h5s_attr_get(es, "/eval/rtn-b4-g64-asym", "calib", &qs, &ee) == 0 &&
+                 h5s_attr_get(es, "/eval/rtn-b4-g64-asym", "stats_file", &qf, &ee) == 0;
         CHECK(c, ok && !strcmp(qs, "en") && !strcmp(qf, "build/tmp-statscli/vl_a.h5"),
               "eval.h5 records whose statistics quantized the row (%s, %s)", qs ? qs : ee.msg,
               qf ? qf : "");
