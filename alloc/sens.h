@@ -45,13 +45,19 @@
  * per entry), then rd_measure under the same statistics: rel_w, rel_imp and rel_out per set.
  * (Earlier versions quantized every column with the first set's statistics.)
  *
- * Predicted damage of a tensor in a format on set s (sens_tensor_dist):
- *   SENS_E_REL  α_u · rel_w(t,f) · ‖W_t‖²/Σ_{t'∈u}‖W_t'‖²
- *   SENS_E_OUT  α_u/κ_u(s) · rel_out(s,t,f) · E_t(s)/Σ_{t'∈u} E_t'(s)
- * u the unit holding t, E_t(s) = tr(W H Wᵀ)/rows the tensor's output energy per token and
- * κ_u(s) = Σ_t ‖W_t‖² tr(H_t)/(C_t·rows) / Σ_t E_t(s) the output error of unit relative noise
- * (E over G of the isotropic noise's output energy over the output energy, per ε²). Summed
- * over tensors these give the additive prediction Σ_u α_u e_u (e_u pooled over the unit).
+ * Predicted damage of a tensor in a format on set s (sens_tensor_dist; docs/sensitivity.md):
+ *   SENS_E_REL  α_u · rel_w(s,t,f) · ρ_t(s)‖W_t‖² / Σ_{t'∈u} ρ_t'(s)‖W_t'‖²
+ *   SENS_E_OUT  α_u · rel_out(s,t,f) · ρ_t(s)E_t(s) / Σ_{t'∈u} ρ_t'(s)N_t'(s)
+ * u the unit holding t, E_t(s) = tr(W H Wᵀ)/rows the tensor's output energy per routed token,
+ * N_t(s) = ‖W_t‖² tr(H_t)/(C_t·rows) the output energy of unit relative isotropic noise per
+ * routed token, and ρ_t(s) the routing share: for a routed expert e, Σ over the set's tokens
+ * of its selected routing weight / tokens (= fraction of tokens routed to e × their mean
+ * routing weight, from the router statistics); 1 for every other tensor. An expert the set
+ * routes 90% of its tokens to thus takes 90× the share of one it routes 1% to at the same
+ * weight and error; without ρ the split was per routed token, so an expert seen 3 times
+ * weighed like one seen 300 times. Summed over tensors these give the additive prediction
+ * Σ_u α_u e_u (e_u pooled over the unit). At tensor granularity a unit is one tensor and ρ
+ * cancels: α is measured per expert directly.
  *
  * Additivity check: random assignments (one format per unit, drawn uniformly among the formats
  * within ±1 bpw of a target; targets 2, 3, 4 by default) are bound as fake-quantized weights
@@ -166,6 +172,7 @@ typedef struct {
     double *w_norm2;        /* [T] ‖W‖² */
     double *out_energy;     /* [S × T] tr(W H Wᵀ)/rows */
     double *noise_energy;   /* [S × T] ‖W‖²·tr(H)/(C·rows) */
+    double *route_share;    /* [S × T] ρ: routed expert: Σ selected weight / tokens; else 1 */
     /* additivity (n_add = 0 when not run) */
     int n_add, add_set;
     double *add_target;     /* [A] target bpw of the draw */
@@ -243,6 +250,11 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
  * orders). 0 when inside or not measured. Pure. */
 #define SENS_QUAD_TOL 0.25
 int sens_nonquadratic(const sens_result *r, int si, int u);
+
+/* ρ of tensor t on the set of ACC (formula above): Σ selected routing weight of its expert /
+ * tokens of the set for a routed expert (0 when the set has no tokens; NaN without router
+ * statistics), 1 for any other tensor. */
+double sens_route_share(const stat_acc *acc, const sens_tensor *t);
 
 /* Predicted damage of tensor ti in format fi on set si (formula above). NaN if unknown. */
 double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind);

@@ -3,6 +3,7 @@
 #include "sens.h"
 
 #include "../analysis/fwd.h"
+#include "../core/fx.h"
 #include "../core/kern.h"
 #include "../core/prog.h"
 #include "../core/rng.h"
@@ -64,7 +65,8 @@ static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
     r->w_norm2 = vl_calloc((size_t)T, sizeof *r->w_norm2);
     r->out_energy = vl_malloc((size_t)S * T * sizeof *r->out_energy);
     r->noise_energy = vl_malloc((size_t)S * T * sizeof *r->noise_energy);
-    if (!r->bpw || !r->rel_w || !r->rel_imp || !r->rel_out || !r->few || !r->w_norm2 ||
+    r->route_share = vl_malloc((size_t)S * T * sizeof *r->route_share);
+    if (!r->route_share || !r->bpw || !r->rel_w || !r->rel_imp || !r->rel_out || !r->few || !r->w_norm2 ||
         !r->out_energy || !r->noise_energy)
         return vl_errf(err, VL_ENOMEM, "sens: out of memory for the RD tables");
     for (size_t i = 0; i < (size_t)S * tf; i++)
@@ -94,6 +96,8 @@ static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *st
     for (int64_t k = 0; k < t->n; k++)
         wn += (double)w[k] * w[k];
     r->w_norm2[ti] = wn;
+    for (int s = 0; s < S; s++)
+        r->route_share[(size_t)s * r->n_tensors + ti] = sens_route_share(stats[s], t);
     for (int s = 0; s < S; s++) {
         if (!ts[s].h)
             continue;
@@ -197,31 +201,42 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
 
 /* ---------------------------------------------------------------- the additive prediction */
 
+double sens_route_share(const stat_acc *acc, const sens_tensor *t)
+{
+    if (t->expert < 0)
+        return 1.0;
+    const stat_router *rt = stat_router_get(acc, t->layer);
+    if (!rt || t->expert >= rt->n_experts || rt->tokens <= 0)
+        return rt && rt->tokens <= 0 ? 0.0 : NAN;
+    return fx_to_f64(&rt->sum_weight[t->expert]) / (double)rt->tokens;
+}
+
 double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind)
 {
     int u = r->t[ti].unit, T = r->n_tensors;
     double a = r->alpha[0][(size_t)si * r->n_units + u];
     size_t tf = (size_t)ti * r->n_formats + fi;
+    const double *rho = r->route_share ? r->route_share + (size_t)si * T : NULL;
     if (kind == SENS_E_REL) {
         double tot = 0;
         for (int i = 0; i < T; i++)
-            tot += r->t[i].unit == u ? r->w_norm2[i] : 0;
-        return tot > 0 ? a * r->rel_w[(size_t)si * T * r->n_formats + tf] * r->w_norm2[ti] / tot
+            tot += r->t[i].unit == u ? r->w_norm2[i] * (rho ? rho[i] : 1) : 0;
+        return tot > 0 ? a * r->rel_w[(size_t)si * T * r->n_formats + tf] * r->w_norm2[ti] *
+                             (rho ? rho[ti] : 1) / tot
                        : 0;
     }
     const double *oe = r->out_energy + (size_t)si * T, *ne = r->noise_energy + (size_t)si * T;
-    double sum_oe = 0, sum_ne = 0;
+    double sum_ne = 0;
     for (int i = 0; i < T; i++)
-        if (r->t[i].unit == u) {
-            sum_oe += oe[i];
-            sum_ne += ne[i];
-        }
+        if (r->t[i].unit == u)
+            sum_ne += ne[i] * (rho ? rho[i] : 1);
     if (!(oe[ti] > 0))
         return isnan(oe[ti]) ? NAN : 0; /* 0: the set sends no token through the tensor */
     if (!(sum_ne > 0))
         return NAN;
-    double kappa = sum_ne / sum_oe; /* output error per ε² of the unit's noise */
-    return a / kappa * r->rel_out[(size_t)si * T * r->n_formats + tf] * oe[ti] / sum_oe;
+    /* α_u = c·Σ ρ N (the unit's noise damage), so c = α_u/Σ ρ N per unit of output error */
+    return a * r->rel_out[(size_t)si * T * r->n_formats + tf] * oe[ti] * (rho ? rho[ti] : 1) /
+           sum_ne;
 }
 
 /* ---------------------------------------------------------------- additivity */

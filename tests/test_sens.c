@@ -5,6 +5,7 @@
 #include "../alloc/rd.h"
 #include "../analysis/fwd.h"
 #include "../analysis/spass.h"
+#include "../core/fx.h"
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
@@ -251,9 +252,62 @@ static void test_rd_per_set(chk *c, const model *m)
     CHECK(c, ok, "every set's RD column = fq_tensor + rd_measure with that set's statistics");
     CHECK(c, differ >= 5, "the two sets' columns differ (%d of %d tensors checked)", differ,
           (T + 36) / 37);
+    /* ρ of every tensor from the set's own router statistics */
+    int rho_ok = rc == 0;
+    double layer_sum = 0;
+    for (int ti = 0; rho_ok && ti < T; ti++) {
+        const sens_tensor *t = &r.t[ti];
+        double rho = r.route_share[(size_t)T + ti], want = 1.0;
+        if (t->expert >= 0) {
+            const stat_router *rt = stat_router_get(acc[1], t->layer);
+            want = fx_to_f64(&rt->sum_weight[t->expert]) / (double)rt->tokens;
+            if (t->layer == 1 && t->proj == SENS_P_EXP_UP)
+                layer_sum += rho;
+        }
+        rho_ok &= rho == want;
+    }
+    CHECK(c, rho_ok, "route_share = Σ selected routing weight / tokens (experts), 1 otherwise");
+    CHECK(c, layer_sum > 0.3 && layer_sum <= 1 + 1e-9,
+          "layer 1: Σ over experts of ρ = mean selected weight per token (%.4f)", layer_sum);
     sens_result_free(&r);
     stat_free(acc[0]);
     stat_free(acc[1]);
+}
+
+/* Routing-aware split of a group α among experts: a synthetic layer where the set routes 90%
+ * of its tokens to expert A and 1% to expert B at the same mean weight 0.5; everything else
+ * equal. The split follows the routing, 90 : 1, in both forms of the prediction (it was 1 : 1,
+ * per routed token). */
+static void test_route_split(chk *c)
+{
+    sens_tensor t[2] = {{0, "model.layers.0.mlp.experts.0.up_proj.weight", 0, 0, SENS_P_EXP_UP,
+                         4, 4, 16, 0},
+                        {1, "model.layers.0.mlp.experts.1.up_proj.weight", 0, 1, SENS_P_EXP_UP,
+                         4, 4, 16, 0}};
+    double a0[1] = {2.0}, rel[2] = {0.1, 0.1}, wn[2] = {3, 3}, oe[2] = {5, 5}, ne[2] = {7, 7};
+    double rho[2] = {0.90 * 0.5, 0.01 * 0.5};
+    sens_result r;
+    memset(&r, 0, sizeof r);
+    r.n_tensors = 2;
+    r.t = t;
+    r.n_units = r.n_sets = r.n_formats = 1;
+    r.alpha[0] = a0;
+    r.rel_w = r.rel_out = rel;
+    r.w_norm2 = wn;
+    r.out_energy = oe;
+    r.noise_energy = ne;
+    r.route_share = rho;
+    for (int k = 0; k < 2; k++) {
+        sens_err_kind kind = k ? SENS_E_OUT : SENS_E_REL;
+        double da = sens_tensor_dist(&r, 0, 0, 0, kind), db = sens_tensor_dist(&r, 0, 1, 0, kind);
+        CHECK(c, fabs(da / db - 90) <= 1e-9, "%s: expert with 90%% of the tokens takes 90× the "
+              "share of the one with 1%% (%.12g)", k ? "output form" : "weight form", da / db);
+    }
+    CHECK_NEAR(c, sens_tensor_dist(&r, 0, 0, 0, SENS_E_REL) + sens_tensor_dist(&r, 0, 1, 0,
+               SENS_E_REL), 2.0 * 0.1, 0, 1e-12, "the shares sum to the unit's α·e");
+    r.route_share = NULL; /* without routing: per routed token, equal */
+    CHECK_NEAR(c, sens_tensor_dist(&r, 0, 0, 0, SENS_E_OUT) / sens_tensor_dist(&r, 0, 1, 0,
+               SENS_E_OUT), 1, 0, 1e-12, "without ρ the two experts weigh the same");
 }
 
 int main(void)
@@ -271,6 +325,7 @@ int main(void)
     make_ids(ids, S * TL, model_config(m)->vocab);
     test_run_from(&c, m, ids);
     test_bootstrap(&c);
+    test_route_split(&c);
     test_sequences(&c, m);
     test_rd_per_set(&c, m);
 
