@@ -3,7 +3,8 @@
  *
  * Layers, lowest first: core → io → analysis → alloc → plots → experiments → cli. A file may
  * include files of its own layer or of a lower one, never of a higher one. A module is a
- * source file with its header (X.c + X.h); a private header X_int.h belongs to module X.
+ * source file with its header (X.c + X.h); a private header X_int.h belongs to the module it
+ * is private to (module_of).
  * Among modules the include graph must have no cycle (a → b → … → a), which is what keeps two
  * files from calling into each other (the runner/stage and tokenizer circles of issue #12).
  *
@@ -35,7 +36,17 @@ static int layer_of(const char *dir)
     return -1;
 }
 
-/* "io/tok_int.h" → "io/tok"; "io/tok.c" → "io/tok". */
+static int file_exists(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* "io/tok.c" → "io/tok". A private header X_int.h belongs to module X when X.c or X.h exists,
+ * else to the module of the first header of its own directory it includes (alloc/ggml_int.h,
+ * the private half of alloc/ggml_fmt.h). */
 static void module_of(const char *path, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", path);
@@ -43,8 +54,28 @@ static void module_of(const char *path, char *out, size_t cap)
     if (dot)
         *dot = '\0';
     size_t n = strlen(out);
-    if (n > 4 && !strcmp(out + n - 4, "_int"))
-        out[n - 4] = '\0';
+    if (n <= 4 || strcmp(out + n - 4, "_int"))
+        return;
+    out[n - 4] = '\0';
+    char probe[512];
+    snprintf(probe, sizeof probe, "%s.h", out);
+    int own = file_exists(probe);
+    snprintf(probe, sizeof probe, "%s.c", out);
+    if (own || file_exists(probe))
+        return;
+    FILE *f = fopen(path, "r");
+    char line[1024], inc[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, " # include \"%255[^\"/]\"", inc) == 1) {
+            const char *slash = strrchr(path, '/');
+            int dl = slash ? (int)(slash - path) : 0;
+            int w = snprintf(out, cap, "%.*s/%s", dl, path, inc);
+            if (w > 0 && (size_t)w < cap && (dot = strrchr(out, '.')))
+                *dot = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
 }
 
 static int mod_id(graph *g, const char *mod)
@@ -94,13 +125,11 @@ static void scan_file(chk *c, graph *g, const char *dir, const char *name)
             bad++;
             continue;
         }
-        FILE *t = fopen(target, "r");
-        if (!t) {
+        if (!file_exists(target)) {
             CHECK(c, 0, "%s: include \"%s\" names no file", path, inc);
             bad++;
             continue;
         }
-        fclose(t);
         snprintf(tdir, sizeof tdir, "%.*s", (int)(strchr(target, '/') - target), target);
         int tl = layer_of(tdir);
         if (tl < 0 || tl > my_layer) {
@@ -192,6 +221,8 @@ int main(void)
     char mod[128];
     module_of("io/tok_int.h", mod, sizeof mod);
     CHECK_STR(&c, mod, "io/tok", "a private header belongs to its module");
+    module_of("alloc/ggml_int.h", mod, sizeof mod);
+    CHECK_STR(&c, mod, "alloc/ggml_fmt", "a family's private header belongs to the header it extends");
     CHECK(&c, layer_of("cli") > layer_of("experiments") && layer_of("alloc") > layer_of("analysis"),
           "layer order");
     return chk_done(&c);
