@@ -176,7 +176,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
     if (!a->stats_path != !a->calib)
         return cli_failf(CMD, "--stats and --calib go together");
     for (int r = 0; r < a->n_rows; r++) {
-        if (!ev_name_ok(a->rows[r].name) || !strcmp(a->rows[r].name, "matrix") ||
+        if (!calib_name_ok(a->rows[r].name) || !strcmp(a->rows[r].name, "matrix") ||
             !strcmp(a->rows[r].name, "domains"))
             return cli_failf(CMD,
                              "allocation name \"%s\" must be [A-Za-z0-9._+-]+ and not "

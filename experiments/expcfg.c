@@ -270,7 +270,7 @@ static int parse_names(const char *s, exp_slist *out, char *why)
     exp_slist l = {0, NULL};
     int rc = exp_split_list(s, &l, why);
     for (int i = 0; !rc && i < l.n; i++) {
-        if (!exp_name_ok(l.v[i]))
+        if (!calib_name_ok(l.v[i]))
             rc = exp_whyf(why, VL_ECONFIG, "bad set name \"%s\" (want [A-Za-z0-9_.+-]+)",
                           l.v[i]);
         for (int j = 0; !rc && j < i; j++)
@@ -493,7 +493,7 @@ static int enter_section(ctx *c, const char *section)
         return 1;
     }
     const char *name = dot + 1;
-    if (!exp_name_ok(name))
+    if (!calib_name_ok(name))
         return fail_hdr(c, VL_ECONFIG, "[%s]: bad section name \"%s\" (want [A-Za-z0-9_.+-]+)",
                     section, name);
     if (named_find(g, c->kind, name) >= 0)
