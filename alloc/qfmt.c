@@ -43,6 +43,17 @@ char *qfmt_name(const qfmt *f, char buf[QFMT_NAME_MAX])
 
 int qfmt_parse(qfmt *out, const char *name, vl_err *err)
 {
+    if (strchr(name, ':')) { /* a one-format menu spec: "rtn:b=8:g=64" */
+        qfmt_menu m = {0, NULL};
+        int rc = qfmt_menu_parse(&m, name, err);
+        if (!rc && m.n != 1)
+            rc = vl_errf(err, VL_ECONFIG, "format \"%s\": the menu spec names %d formats, one "
+                         "is asked for", name, m.n);
+        if (!rc)
+            *out = m.v[0];
+        qfmt_menu_free(&m);
+        return rc;
+    }
     /* Try every valid format and compare names: 2·8·4·2·2 = 256 candidates, cheap, and the
      * parser can never disagree with qfmt_name. */
     static const int groups[] = {32, 64, 128, 0};

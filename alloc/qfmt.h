@@ -65,7 +65,9 @@ int qfmt_check(const qfmt *f, vl_err *err);
 /* Canonical name of f into buf (QFMT_NAME_MAX bytes); returns buf. f must be valid. */
 char *qfmt_name(const qfmt *f, char buf[QFMT_NAME_MAX]);
 
-/* Parse a canonical name (exactly as qfmt_name writes it). VL_ECONFIG naming the token. */
+/* Parse one format: a canonical name (exactly as qfmt_name writes it) or a menu spec of
+ * exactly one format ("rtn:b=8:g=64", the grammar above). VL_ECONFIG naming the token. Every
+ * place that asks for one format goes through here, so both spellings work everywhere. */
 int qfmt_parse(qfmt *out, const char *name, vl_err *err);
 
 /* Effective group length for a row of `cols` entries: group, or cols when per row. */

@@ -404,8 +404,15 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
         for (int i = 0; !rc && i < l.n; i++) {
             qfmt f;
             vl_err qe = {0, ""};
+            char name[QFMT_NAME_MAX], *canon = NULL;
             if (qfmt_parse(&f, l.v[i], &qe))
                 rc = exp_whyf(why, VL_ECONFIG, "%s", qe.msg);
+            else if (!(canon = vl_strdup(qfmt_name(&f, name))))
+                rc = VL_ENOMEM;
+            else { /* a menu spelling is kept as the format's name: rows are named by it */
+                vl_free(l.v[i]);
+                l.v[i] = canon;
+            }
         }
         if (rc)
             exp_slist_free(&l);
