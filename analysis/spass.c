@@ -19,6 +19,7 @@ struct spass {
     int has_re;
     fwd_state *st;    /* batch × max_len */
     int n_xtx;        /* inputs selected by the last spass_acc_new */
+    const float *ds_bias[HFC_MAX_LAYERS]; /* deepseek_v3 routers' correction biases */
 };
 
 spass_opts spass_opts_defaults(void)
@@ -104,6 +105,15 @@ int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err)
     sc.n_layers = c->n_layers;
     sc.hidden = c->hidden;
     sc.attn_out = c->n_heads * c->head_dim;
+    if (c->arch == HFC_DEEPSEEK_V3) { /* MLA widths and the model's own routing */
+        sc.attn_out = c->n_heads * c->ds.v_head_dim;
+        sc.q_lora = c->ds.q_lora_rank;
+        sc.kv_lora = c->ds.kv_lora_rank;
+        for (int l = 0; l < c->n_layers; l++)
+            p->ds_bias[l] = model_base(p->m)->layers[l].router_bias;
+        sc.ds_route = c;
+        sc.ds_bias = p->ds_bias;
+    }
     sc.n_experts = c->n_experts;
     sc.top_k = c->n_experts_per_tok;
     sc.norm_topk_prob = c->norm_topk_prob;
