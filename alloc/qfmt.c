@@ -362,7 +362,7 @@ int qfmt_menu_parse(qfmt_menu *out, const char *spec, vl_err *err)
         p = q + 1;
     }
     if (rc == 0 && nclauses == 0)
-        rc = vl_errf(err, VL_ECONFIG, "format spec \"%s\": no rtn, gptq or ggml clause", spec);
+        rc = vl_errf(err, VL_ECONFIG, "format spec \"%s\": no rtn or gptq clause (nor ggml)", spec);
     if (rc)
         qfmt_menu_free(out);
     return rc;
