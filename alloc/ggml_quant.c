@@ -238,10 +238,10 @@ static void kq_asym(const float *x, const float *w, int nsub, int len, int nmax,
     *dh = 0, *mh = 0;
     memset(q, 0, sizeof(int) * (size_t)(nsub * len));
     for (int j = 0; j < nsub; j++) sc[j] = mi[j] = 0;
-    for (int fd = 0; fd < 9; fd++)
-        for (int fm = 0; fm < 7; fm++) {
-            float d = f16r(amax / smax * (0.84f + 0.04f * fd));
-            float dm = f16r(mmax / smax * (0.88f + 0.04f * fm));
+    for (int fd = 0; fd < 5; fd++)
+        for (int fm = 0; fm < 4; fm++) {
+            float d = f16r(amax / smax * (0.88f + 0.04f * fd));
+            float dm = f16r(mmax / smax * (0.92f + 0.04f * fm));
             double tot = 0;
             int tsc[16], tmi[16];
             for (int j = 0; j < nsub && tot < best; j++) {
