@@ -269,8 +269,8 @@ static float cb_sub_scale(const cb_desc *c, const cb_pat *pt, const float *x, co
     cb_code k[4], kb[4];
     double best = INFINITY;
     float sb = 0;
-    for (int f = 0; f < 11; f++) {
-        float s = amax / c->gmax * (0.5f + 0.1f * f);
+    for (int f = 0; f < 8; f++) {
+        float s = amax / c->gmax * (0.55f + 0.1f * f);
         double e = cb_sub(c, pt, x, w, s, k);
         if (e < best) best = e, sb = s, memcpy(kb, k, sizeof k);
     }
@@ -308,8 +308,8 @@ static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dou
     }
     double best = INFINITY;
     float top = cb_dl(c, 1.0f, c->nlev - 1);
-    for (int f = 0; f < 7; f++) {
-        float d = ggf_f16_to_f32(ggf_f32_to_f16(smax / top * (0.88f + 0.04f * f)));
+    for (int f = 0; f < 5; f++) {
+        float d = ggf_f16_to_f32(ggf_f32_to_f16(smax / top * (0.9f + 0.05f * f)));
         if (d <= 0) continue;
         double tot = 0;
         int tl[16];
