@@ -177,6 +177,17 @@ static void test_export_cli(chk *c)
     CHECK(c, rc == 0 && imx_find(&d, "blk.0.attn_q.weight"), "imatrix.gguf from the allocation's statistics (%s)", e.msg);
     if (!rc) imx_free(&d);
     free(sh), free(tt), free(rd);
+    /* stats compare: the exported imatrix against the statistics it came from (set a) */
+    snprintf(cmd, sizeof cmd, "%s stats compare %s --imatrix build/test_recipe/imatrix.gguf --stats %s --set a 2>&1", bin, MODEL, STATS);
+    rc = tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0 && strstr(out, "blk.0.attn_q.weight                      1   1.000000") &&
+                 strstr(out, "0 only in the imatrix, 0 only in the statistics, 0 shape mismatches; lowest cosine 1.000000"),
+          "stats compare: identical statistics give cosine 1 (%s)", out);
+    /* against set b: attn_q's mean x² is 10 times set a's in every column (same direction) */
+    snprintf(cmd, sizeof cmd, "%s stats compare %s --imatrix build/test_recipe/imatrix.gguf --stats %s --set b 2>&1", bin, MODEL, STATS);
+    rc = tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0 && strstr(out, "blk.0.attn_q.weight                      1   1.000000          9\n"),
+          "stats compare: mean x² 10 times the imatrix's: cosine 1, rel L2 9 (%s)", out);
     snprintf(cmd, sizeof cmd, "%s export llama.cpp %s --alloc build/test_recipe_alloc.h5:nope -o build/test_recipe 2>&1", bin, MODEL);
     CHECK(c, tio_run(cmd, out, sizeof out) == 1 && strstr(out, "nope"), "missing allocation: one-line error (%s)", out);
     remove("build/test_recipe_alloc.h5");
