@@ -9,7 +9,7 @@
  * suite. vf_slurp itself: exact bytes back, NUL-terminated, the size limit. */
 #define _POSIX_C_SOURCE 200809L
 #include "../alloc/solve.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 #include "../analysis/sfile.h"
 #include "../core/vfile.h"
 #include "../experiments/expcfg.h"
