@@ -3,6 +3,7 @@
 #include "gguf.h"
 
 #include "../alloc/ggml_fmt.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -263,9 +264,10 @@ int gguf_parse(gguf_file **out, const uint8_t *buf, size_t n, const char *label,
 int gguf_open(gguf_file **out, const char *path, vl_err *err)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *fp;
+    int orc = vf_fopen(path, &fp, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     uint8_t *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
