@@ -133,8 +133,9 @@ static int parse_tensor(cur *c, gguf_tensor *t, char **name)
 {
     uint32_t nd, ty;
     int rc = rd_str(c, name, "tensor name");
+    if (!rc) /* owned by f from here (gguf_close frees it), also when a later field fails */
+        t->name = *name;
     if (rc || (rc = rd_u32(c, &nd, "tensor n_dims"))) return rc;
-    t->name = *name;
     if (nd < 1 || nd > 4)
         return vl_errf(c->err, VL_EFORMAT, "%s: tensor '%s': n_dims %u not in 1..4", c->label, *name, nd);
     t->n_dims = (int)nd;
