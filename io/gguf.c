@@ -3,6 +3,7 @@
 #include "gguf.h"
 
 #include "../alloc/ggml_fmt.h"
+#include "../core/num.h"
 #include "../core/vfile.h"
 
 #include <errno.h>
@@ -156,9 +157,13 @@ static int parse_tensor(cur *c, gguf_tensor *t, char **name)
     t->ggml_type = (int)ty;
     int64_t rb = ggf_row_bytes(gt, t->ne[0]);
     if (rb < 0)
-        return vl_errf(c->err, VL_ESHAPE, "%s: tensor '%s': ne[0] = %lld is not a multiple of %s's block %d",
-                       c->label, *name, (long long)t->ne[0], ggf_get(gt)->name, ggf_get(gt)->block);
-    t->nbytes = (uint64_t)rb * (count / (uint64_t)t->ne[0]);
+        return vl_errf(c->err, VL_ESHAPE, "%s: tensor '%s': ne[0] = %lld is not a multiple of %s's block %d "
+                       "(or too large)", c->label, *name, (long long)t->ne[0], ggf_get(gt)->name,
+                       ggf_get(gt)->block);
+    int64_t nb; /* rows × row bytes, checked: a wrapped size would pass the bounds check below */
+    if (num_mul_i64(rb, (int64_t)(count / (uint64_t)t->ne[0]), &nb))
+        return vl_errf(c->err, VL_ESHAPE, "%s: tensor '%s': size overflows", c->label, *name);
+    t->nbytes = (uint64_t)nb;
     return 0;
 }
 
