@@ -262,7 +262,8 @@ static void test_problem_files(chk *c)
 static void test_layer_names(chk *c)
 {
     const char *names[] = {"model.layers.99999999999999999999.mlp.down_proj.weight",
-                           "model.layers.2147483647.mlp.down_proj.weight", "blk.4294967296.ffn_down"};
+                           "model.layers.2147483647.mlp.down_proj.weight",
+                           "blk.4294967296.ffn_down"};
     for (int k = 0; k < 3; k++) {
         solve_problem *p = NULL;
         vl_err e = {0, ""};
