@@ -237,6 +237,9 @@ static void write_add(wr *w, const sens_result *r)
 
 int sens_write(const sens_result *r, h5s_store *st, vl_err *err)
 {
+    if (r->seed > (uint64_t)1 << 53) /* the attribute is a double: exact up to 2^53 only */
+        return vl_errf(err, VL_ERANGE, "%s: seed %llu above 2^53 cannot be stored exactly",
+                       h5s_path(st), (unsigned long long)r->seed);
     wr w = {st, err, 0};
     write_tensors(&w, r);
     write_alpha(&w, r);
@@ -347,17 +350,16 @@ static double get_f(rd *x, const char *path, const char *name)
     return v;
 }
 
-/* An attribute holding a whole number in [0, 2^64) stored as a double: checked before the
- * conversion, since NaN, a negative or a huge double cast to an integer is undefined. (Seeds
- * above 2^53 were rounded when stored: the attribute is a double.) */
+/* An attribute holding a whole number (stored as a double) in [0, 2^53]: checked before any
+ * conversion, since NaN, a negative or a huge double cast to an integer is undefined. */
 static uint64_t get_whole(rd *x, const char *path, const char *name)
 {
     double v = get_f(x, path, name);
-    uint64_t w = 0;
-    if (!x->rc && num_whole_u64(v, &w))
-        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: %s@%s = %g is not a whole number in [0, 2^64)",
+    int64_t w = 0;
+    if (!x->rc && num_whole(v, 0, (int64_t)1 << 53, &w))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: %s@%s = %g is not a whole number in [0, 2^53]",
                         h5s_path(x->st), path, name, v);
-    return w;
+    return (uint64_t)w;
 }
 
 static int set_by_name(const sens_result *r, const char *name)

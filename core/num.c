@@ -186,14 +186,6 @@ int num_whole(double d, int64_t lo, int64_t hi, int64_t *out)
     return 0;
 }
 
-int num_whole_u64(double d, uint64_t *out)
-{
-    if (!(d >= 0 && d < 18446744073709551616.0) || d != floor(d))
-        return VL_ERANGE;
-    *out = (uint64_t)d;
-    return 0;
-}
-
 int num_add_i64(int64_t a, int64_t b, int64_t *out)
 {
     int64_t r;

@@ -43,8 +43,6 @@ int num_digits(const char *s, const char **end, int64_t hi, int64_t *out);
  * VL_ERANGE for NaN, ±Inf, a fraction or out of range, checked before the conversion (casting
  * such a double to an integer type is undefined behaviour). */
 int num_whole(double d, int64_t lo, int64_t hi, int64_t *out);
-/* The same for [0, 2^64). */
-int num_whole_u64(double d, uint64_t *out);
 
 /* *out = a + b, a · b; VL_ERANGE (and *out untouched) when the result overflows int64. */
 int num_add_i64(int64_t a, int64_t b, int64_t *out);

@@ -9,7 +9,7 @@
  * clean error line naming where, never a shorter or wrapped number. And the undefined-behaviour
  * cases of the audit: an unknown name in a config's name list (shift by an unset count), item
  * counts summing past int64, a layer number past int in a tensor name (rules solver), a
- * sensitivity store whose seed attribute is NaN, negative, fractional or ≥ 2^64 (double →
+ * sensitivity store whose seed attribute is NaN, negative, fractional or above 2^53 (double →
  * uint64). Under
  * `make asan` (UBSan with float-cast-overflow) any of these that still executed UB would abort. */
 #define _POSIX_C_SOURCE 200809L
@@ -385,6 +385,8 @@ static void test_cli(chk *c)
         {b, "sens", "--eps", "0.01,nan", NULL},
         {b, "sens", "--eps", "0.01,1e999", NULL},
         {b, "sens", "--eps", "0.01", NULL},
+        {b, "sens", "--seed", "1.5", NULL},
+        {b, "sens", "--seed", "9007199254740993", NULL},
         {b, "alloc", "--node-limit", "99999999999999999999", NULL},
         {b, "alloc", "--node-limit", "-5", NULL},
         {b, "forward", "--ids", "1,99999999999999999999", "--out", "x.h5", NULL},
@@ -456,16 +458,21 @@ static void test_stores(chk *c)
 {
     vl_err e = {0, ""};
     CHECK_INT(c, sens_seed(7, &e), 0, "sens store with seed 7 reads back");
-    uint64_t u;
-    CHECK(c, num_whole_u64(9223372036854775808.0, &u) == 0 && u == (uint64_t)1 << 63,
-          "num_whole_u64 2^63");
-    CHECK_INT(c, num_whole_u64(18446744073709551616.0, &u), VL_ERANGE, "num_whole_u64 2^64");
-    static const double bad[] = {NAN, -1, 1e300, INFINITY, 0.5, 18446744073709551616.0};
+    static const double bad[] = {NAN, -1, 1e300, INFINITY, 0.5, 9007199254740994.0};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = sens_seed(bad[i], &e);
         CHECK(c, rc == VL_EFORMAT && strstr(e.msg, "seed"), "sens store with seed %g: %s", bad[i],
               e.msg);
     }
+    sens_result r;
+    memset(&r, 0, sizeof r);
+    r.seed = ((uint64_t)1 << 53) + 1;
+    h5s_store *s;
+    char path[128];
+    snprintf(path, sizeof path, "%s/sens2.h5", dir);
+    h5s_create(&s, path, &e);
+    CHECK_INT(c, sens_write(&r, s, &e), VL_ERANGE, "sens_write refuses a seed it cannot store");
+    h5s_close(s);
 }
 
 int main(void)
