@@ -88,6 +88,25 @@ static void bf16_row(const uint8_t *src, float *dst, size_t n)
         dst[i] = st_bf16_to_f32(rd_u16(src + 2 * i));
 }
 
+float st_f8e4m3_to_f32(uint8_t b)
+{
+    int exp = (b >> 3) & 0xf, man = b & 7;
+    float mag;
+    if (exp == 0xf && man == 7)
+        mag = NAN;
+    else if (exp == 0)
+        mag = ldexpf((float)man, -9);
+    else
+        mag = ldexpf((float)(8 + man), exp - 10);
+    return (b & 0x80) ? -mag : mag;
+}
+
+static void f8e4m3_row(const uint8_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = st_f8e4m3_to_f32(src[i]);
+}
+
 typedef struct {
     const char *name; /* as spelled in the header's "dtype" */
     size_t size;      /* bytes per element */
@@ -98,6 +117,7 @@ static const st_dtype_traits k_dtype[] = {
     [ST_F32] = {"F32", 4, f32_row},
     [ST_F16] = {"F16", 2, f16_row},
     [ST_BF16] = {"BF16", 2, bf16_row},
+    [ST_F8_E4M3] = {"F8_E4M3", 1, f8e4m3_row},
 };
 static_assert(sizeof k_dtype / sizeof k_dtype[0] == ST_DTYPE_COUNT, "one traits row per dtype");
 

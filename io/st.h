@@ -21,7 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ST_F32, ST_F16, ST_BF16, ST_DTYPE_COUNT } st_dtype;
+/* ST_F8_E4M3: OCP FP8 e4m3fn (DeepSeek's checkpoints; the block scales are separate F32
+ * tensors, applied by the model loader). */
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F8_E4M3, ST_DTYPE_COUNT } st_dtype;
 
 #define ST_MAX_DIMS 8
 
@@ -44,7 +46,7 @@ typedef struct st_set st_set;
  * or model.safetensors. On success *out owns the mappings; close with st_set_close. On failure
  * *out is NULL and err is one line naming the file (and tensor): VL_ETRUNC (file shorter than
  * its header says), VL_EFORMAT (bad JSON with line/column, overlaps, duplicate names),
- * VL_EDTYPE (dtype other than F32/F16/BF16), VL_ESHAPE (bad shape, size ≠ numel × dtype size),
+ * VL_EDTYPE (dtype other than F32/F16/BF16/F8_E4M3), VL_ESHAPE (bad shape, size ≠ numel × dtype size),
  * VL_ENOTFOUND (missing file or shard, index names a tensor its shard lacks), VL_EIO.
  * Sharded: shard names must be plain file names beside the index, every index entry must be in
  * the shard it names, and names are unique across all shards. Tensors a shard holds beyond
@@ -64,7 +66,7 @@ size_t st_set_nbytes(const st_set *s);
 const char *st_dtype_name(st_dtype t);  /* "F32", "F16", "BF16" */
 size_t st_dtype_size(st_dtype t);
 
-/* NAME as spelled in a header ("BF16") → *out; VL_EDTYPE if not one of the supported three.
+/* NAME as spelled in a header ("BF16") → *out; VL_EDTYPE if not one of the supported ones.
  * Fills no vl_err: the caller knows which file and tensor to name. */
 int st_dtype_from_name(const char *name, st_dtype *out);
 
@@ -72,6 +74,8 @@ int st_dtype_from_name(const char *name, st_dtype *out);
  * NaN stays NaN (payload kept), ±Inf stays ±Inf. Pure; thread-safe. */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
+/* e4m3fn: bias 7, subnormals man·2^-9, no Inf, S.1111.111 is NaN. Exact. */
+float st_f8e4m3_to_f32(uint8_t b);
 
 /* Convert t to float32 into dst (t->numel floats, caller-owned). Fails with VL_ERANGE naming
  * the file, tensor and flat index if a value is NaN or Inf. */
