@@ -56,7 +56,8 @@ int cmd_info(int argc, char **argv)
     print_arch(model_config(m));
     printf("\nparameters by class\n");
     for (int k = 0; k < MODEL_C_COUNT; k++)
-        printf("  %-16s %12lld  %6.2f%%\n", model_class_name((model_class)k),
+        if (k < MODEL_C_HC || in.params[k]) /* deepseek_v4's own classes only where present */
+            printf("  %-16s %12lld  %6.2f%%\n", model_class_name((model_class)k),
                (long long)in.params[k],
                in.params_total ? 100.0 * (double)in.params[k] / (double)in.params_total : 0.0);
     printf("  %-16s %12lld\n", "total", (long long)in.params_total);

@@ -8,6 +8,7 @@
  * attention, activations other than SiLU) are rejected here rather than computed wrongly later.
  */
 #include "hfcfg.h"
+#include "hfcfg_int.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -47,6 +48,8 @@ static const arch_traits k_arch[] = {
     [HFC_QWEN3] = {"qwen3", 10000.0, 1e-6, BIAS_ATTN, 1, MOE_NONE, 0, 1},
     [HFC_QWEN3_MOE] = {"qwen3_moe", 10000.0, 1e-6, BIAS_ATTN, 1, MOE_QWEN, 0, 1},
     [HFC_MIXTRAL] = {"mixtral", 1e6, 1e-5, BIAS_NONE, 0, MOE_MIXTRAL, 0, 0},
+    /* MoE, rope and the rest of V4: io/hfcfg_dsv4.c */
+    [HFC_DEEPSEEK_V4] = {"deepseek_v4", 10000.0, 1e-6, BIAS_ATTN, 0, MOE_NONE, 0, 0},
 };
 _Static_assert(sizeof k_arch / sizeof k_arch[0] == HFC_ARCH_COUNT, "one row per architecture");
 
@@ -343,7 +346,8 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
     if (rc == 0)
         rc = read_rope(&r, t, out);
     if (rc == 0)
-        rc = read_moe(&r, t, out);
+        rc = out->arch == HFC_DEEPSEEK_V4 ? hfc_dsv4_read(root, path, out, err)
+                                          : read_moe(&r, t, out);
     if (rc == 0)
         rc = get_token(&r, "bos_token_id", out->vocab, &out->bos_id);
     if (rc == 0)
@@ -351,6 +355,31 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
     json_decref(root);
     return rc;
 }
+
+/* ------------------------------------------------------------------ for hfcfg_int.h */
+
+int hfc_get_int(const json_t *root, const char *path, const char *key, int required, int def,
+                long lo, long hi, int *out, vl_err *err)
+{
+    rd r = {path, root, err};
+    return get_int(&r, key, required, def, lo, hi, out);
+}
+
+int hfc_get_bool(const json_t *root, const char *path, const char *key, int def, int *out,
+                 vl_err *err)
+{
+    rd r = {path, root, err};
+    return get_bool(&r, key, def, out);
+}
+
+int hfc_get_pos_num(const json_t *obj, const char *path, const char *key, const char *name,
+                    double def, double *out, vl_err *err)
+{
+    rd r = {path, obj, err};
+    return get_pos_num(&r, obj, key, name, def, out);
+}
+
+const json_t *hfc_field(const json_t *obj, const char *key) { return field(obj, key); }
 
 const char *hfc_arch_name(hfc_arch a)
 {
