@@ -82,4 +82,8 @@ double fwd_last_flops(const fwd_state *st);
 
 void fwd_state_free(fwd_state *st); /* NULL is a no-op */
 
+/* Width of a residual row (fwd_embed's output, TAP_RESIDUAL, fwd_run_from's input): D, or
+ * hc_mult·D for deepseek_v4, whose residual is hc_mult streams (analysis/fwd_dsv4.h). */
+int fwd_residual_width(const model *m);
+
 #endif
