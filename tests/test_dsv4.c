@@ -12,7 +12,9 @@
 #include "../analysis/model.h"
 #include "../analysis/model_dsv4.h"
 #include "../io/h5s.h"
+#include "../io/st.h"
 #include "check.h"
+#include "testio.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +71,65 @@ static float *read_f32(chk *c, h5s_store *g, const char *ds)
         return NULL;
     }
     return want;
+}
+
+/* Each part of the math the golden covers: change one tensor (in a cloned binding) and the
+ * logits must move by more than the golden tolerance, so the golden test could fail on it. */
+typedef struct {
+    int layer;        /* −1: global */
+    int slot;         /* v4_slot, or v4_global for layer −1 */
+    int mode;         /* 0 negate, 1 zero, 2 next expert (tid2eid) */
+    const char *what;
+} ablation;
+
+static void ablations(chk *c, const model *m, fwd_state *st, const int32_t *ids, int S, int T,
+                      const float *full)
+{
+    static const ablation k[] = {
+        {0, V4_SINKS, 0, "HCA layer attention sinks"},
+        {0, V4_C_APE, 0, "HCA compressor position bias"},
+        {0, V4_C_WGATE, 1, "HCA compressor gate"},
+        {1, V4_C_WGATE, 0, "CSA compressor gate (overlapping windows)"},
+        {1, V4_I_WPROJ, 0, "CSA lightning indexer head weights (top-k choice)"},
+        {3, V4_I_WQ_B, 0, "CSA lightning indexer queries"},
+        {2, V4_KV_NORM, 0, "sliding layer shared KV norm"},
+        {2, V4_WO_A, 0, "grouped output projection"},
+        {0, V4_TID2EID, 2, "hash routing table"},
+        {1, V4_GATE_BIAS, 0, "router selection bias"},
+        {0, V4_HC_ATTN_BASE, 0, "mHC attention-site base"},
+        {3, V4_HC_FFN_SCALE, 0, "mHC ffn-site scales"},
+        {-1, V4_G_HC_BASE, 0, "hyper head base"},
+    };
+    const hfc_config *cf = model_config(m);
+    vl_err e = {0};
+    int V = cf->vocab, N = S * T;
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        long ix = k[i].layer < 0 ? mdsv4_global(cf, (v4_global)k[i].slot)
+                                 : mdsv4_index(cf, k[i].layer, (v4_slot)k[i].slot);
+        if (ix < 0) {
+            CHECK(c, 0, "%s: no tensor", k[i].what);
+            continue;
+        }
+        const model_tensor *t = model_tensor_at(m, (size_t)ix);
+        model_weights *w = NULL;
+        model_weights_clone(&w, m, model_base(m), &e);
+        const float **slot = model_weights_slot(m, w, (size_t)ix);
+        float *buf = malloc(sizeof(float) * t->numel);
+        for (int64_t j = 0; j < t->numel; j++)
+            buf[j] = k[i].mode == 0 ? -(*slot)[j]
+                     : k[i].mode == 1 ? 0.0f
+                                      : (float)(((int)(*slot)[j] + 1) % cf->n_experts);
+        *slot = buf;
+        const float *lg = NULL;
+        int rc = fwd_run(m, w, st, ids, S, T, NULL, NULL, &lg, &e);
+        double mx = 0;
+        for (long j = 0; rc == 0 && j < (long)N * V; j++)
+            mx = fabs(lg[j] - full[j]) > mx ? fabs(lg[j] - full[j]) : mx;
+        CHECK(c, rc == 0 && mx > 1e-3, "%s (%s) moves the logits: max |Δ| %.3g", k[i].what,
+              t->name, mx);
+        free(buf);
+        model_weights_free(w);
+    }
 }
 
 static void golden(chk *c)
@@ -146,6 +207,7 @@ static void golden(chk *c)
         CHECK(c, rc == 0 && !memcmp(lg, full, sizeof(float) * N * V),
               "fwd_run_from layer %d equals the full run", l);
     }
+    ablations(c, m, st, ids, S, T, full);
     free(full);
     free(want);
     free(emb);
@@ -157,10 +219,171 @@ done:
     model_close(m);
 }
 
+/* ---------------------------------------------------------------- config */
+
+static void config_values(chk *c)
+{
+    hfc_config h;
+    vl_err e = {0};
+    int rc = hfc_load(&h, FIX "/config.json", &e);
+    CHECK(c, rc == 0, "hfc_load %s", rc ? e.msg : "ok");
+    const hfc_dsv4 *v = &h.v4;
+    CHECK(c, h.arch == HFC_DEEPSEEK_V4 && h.n_kv_heads == 1 && h.head_dim == 64 &&
+             h.n_experts == 8 && h.n_experts_per_tok == 2 && h.moe_intermediate == 64 &&
+             h.shared_intermediate == 64, "sizes");
+    CHECK(c, v->q_lora_rank == 64 && v->o_groups == 2 && v->o_lora_rank == 64 &&
+             v->hc_mult == 4 && v->hc_sinkhorn_iters == 20 && v->hc_eps == 1e-6, "mHC and ranks");
+    CHECK(c, v->rope_dim_main == 16 && v->rope_dim_compress == 16 && v->theta_main == 1e4 &&
+             v->theta_compress == 1.6e5, "partial rope: 16 dims, main 1e4, compress 1.6e5");
+    CHECK(c, v->sliding_window == 8 && v->rate_csa == 4 && v->rate_hca == 8 &&
+             v->index_heads == 2 && v->index_head_dim == 32 && v->index_topk == 4,
+          "window, compress rates, indexer");
+    CHECK(c, v->att_kind[0] == HFC_ATT_HCA && v->att_kind[1] == HFC_ATT_CSA &&
+             v->att_kind[2] == HFC_ATT_SLIDING && v->att_kind[3] == HFC_ATT_CSA,
+          "layer_types");
+    CHECK(c, v->hash_moe[0] && !v->hash_moe[1] && !v->hash_moe[2] && !v->hash_moe[3],
+          "mlp_layer_types");
+    CHECK(c, v->scoring == HFC_SCORE_SQRTSOFTPLUS && v->routed_scaling == 1.5 &&
+             v->swiglu_limit == 1.0 && v->fp8_block[0] == 128 && v->fp8_block[1] == 128,
+          "routing, swiglu_limit, fp8 blocks");
+}
+
+/* The fixture's config.json with FROM replaced by TO (once) written to dir/config.json. */
+static int write_variant(const char *dir, const char *from, const char *to)
+{
+    size_t n = 0;
+    char *txt = tio_slurp(FIX "/config.json", &n), path[512];
+    char *at = txt ? strstr(txt, from) : NULL;
+    if (!at) {
+        free(txt);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(txt);
+        return -1;
+    }
+    fprintf(f, "%.*s%s%s", (int)(at - txt), txt, to, at + strlen(from));
+    fclose(f);
+    free(txt);
+    return 0;
+}
+
+static void config_errors(chk *c)
+{
+    static const struct {
+        const char *from, *to, *msg;
+    } k[] = {
+        {"\"rope_type\": \"default\"\n    }\n  }", "\"rope_type\": \"yarn\"\n    }\n  }",
+         "\"rope_parameters.main.rope_type\" = \"yarn\" not supported"},
+        {"\"n_shared_experts\": 1", "\"n_shared_experts\": 2", "\"n_shared_experts\" must be 1"},
+        {"\"scoring_func\": \"sqrtsoftplus\"", "\"scoring_func\": \"noaux\"",
+         "\"scoring_func\" = \"noaux\" not supported"},
+        {"\"sliding_attention\",", "\"full_attention\",", "layer_types[2] is not"},
+        {"\"num_key_value_heads\": 1", "\"num_key_value_heads\": 2",
+         "\"num_key_value_heads\" must be 1"},
+        {"\"hash_moe\",", "\"dense\",", "mlp_layer_types[0] is not hash_moe or moe"},
+        {"\"o_groups\": 2", "\"o_groups\": 3", "\"o_groups\" does not divide"},
+        {"\"q_lora_rank\": 64,", "", "missing field \"q_lora_rank\""},
+        {"\"norm_topk_prob\": true", "\"norm_topk_prob\": false", "\"norm_topk_prob\" false"},
+        {"\"quant_method\": \"fp8\"", "\"quant_method\": \"gptq\"",
+         "\"quantization_config.quant_method\" must be \"fp8\""},
+    };
+    char dir[] = "/tmp/vl_dsv4_cfgXXXXXX", path[600];
+    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        hfc_config h;
+        vl_err e = {0};
+        int w = write_variant(dir, k[i].from, k[i].to);
+        int rc = w ? -1 : hfc_load(&h, path, &e);
+        CHECK(c, w == 0 && rc == VL_ECONFIG && strstr(e.msg, k[i].msg) && strstr(e.msg, path),
+              "config error %zu: %s", i, w ? "variant not written" : e.msg);
+    }
+    /* legacy spellings: compress_ratios per layer and num_hash_layers */
+    hfc_config h;
+    vl_err e = {0};
+    int w = write_variant(dir, "\"layer_types\": [\n    \"heavily_compressed_attention\",\n    "
+                          "\"compressed_sparse_attention\",\n    \"sliding_attention\",\n    "
+                          "\"compressed_sparse_attention\"\n  ],",
+                          "\"compress_ratios\": [8, 4, 0, 4], \"num_hash_layers\": 2,");
+    /* 8 is not a legacy ratio (0/4/128): refused, naming the key */
+    int rc = w ? -1 : hfc_load(&h, path, &e);
+    CHECK(c, rc == VL_ECONFIG && strstr(e.msg, "compress_ratios[0]"), "legacy ratio 8: %s",
+          e.msg);
+    w = write_variant(dir, "\"layer_types\": [\n    \"heavily_compressed_attention\",\n    "
+                      "\"compressed_sparse_attention\",\n    \"sliding_attention\",\n    "
+                      "\"compressed_sparse_attention\"\n  ],",
+                      "\"compress_ratios\": [128, 4, 0, 4],");
+    rc = w ? -1 : hfc_load(&h, path, &e);
+    CHECK(c, rc == 0 && h.v4.att_kind[0] == HFC_ATT_HCA && h.v4.att_kind[1] == HFC_ATT_CSA &&
+             h.v4.att_kind[2] == HFC_ATT_SLIDING, "legacy compress_ratios %s", rc ? e.msg : "");
+    unlink(path);
+    rmdir(dir);
+}
+
+/* FP8 weights without (or with misshapen) block scales are errors naming the tensor. */
+static void fp8_errors(chk *c)
+{
+    st_set *set = NULL;
+    vl_err e = {0};
+    int rc = st_set_open(&set, FIX "/model.safetensors", &e);
+    CHECK(c, rc == 0, "open fixture weights");
+    if (rc)
+        return;
+    char dir[] = "/tmp/vl_dsv4_fp8XXXXXX", path[600], cfg[600];
+    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    write_variant(dir, "\"architectures\"", "\"architectures\"");
+    const char *victim = "model.layers.2.attn.wo_b.weight_scale_inv";
+    for (int mode = 0; mode < 2; mode++) {
+        size_t n = st_set_count(set), k = 0;
+        const char **names = malloc(n * sizeof *names);
+        st_dtype *dt = malloc(n * sizeof *dt);
+        int *nd = malloc(n * sizeof *nd);
+        int64_t(*sh)[ST_MAX_DIMS] = malloc(n * sizeof *sh);
+        const void **data = malloc(n * sizeof *data);
+        for (size_t i = 0; i < n; i++) {
+            const st_tensor *t = st_set_at(set, i);
+            int hit = !strcmp(t->name, victim);
+            if (hit && mode == 0)
+                continue; /* drop the scale */
+            names[k] = t->name;
+            dt[k] = t->dtype;
+            nd[k] = hit ? 1 : t->ndim; /* mode 1: flatten it to 1-D */
+            memcpy(sh[k], t->shape, sizeof sh[k]);
+            if (hit)
+                sh[k][0] = t->numel;
+            data[k++] = t->data;
+        }
+        rc = st_write(path, k, names, dt, nd, (const int64_t(*)[ST_MAX_DIMS])sh, data, &e);
+        CHECK(c, rc == 0, "write variant %s", rc ? e.msg : "");
+        model *m = NULL;
+        rc = model_open(&m, dir, &e);
+        CHECK(c, rc == (mode ? VL_ESHAPE : VL_ENOTFOUND) && strstr(e.msg, victim),
+              "%s scale: %s", mode ? "misshapen" : "missing", e.msg);
+        model_close(m);
+        free(names);
+        free(dt);
+        free(nd);
+        free(sh);
+        free(data);
+    }
+    st_set_close(set);
+    unlink(path);
+    unlink(cfg);
+    rmdir(dir);
+}
+
 int main(void)
 {
     chk c;
     chk_init(&c, "test_dsv4");
     golden(&c);
+    config_values(&c);
+    config_errors(&c);
+    fp8_errors(&c);
     return chk_done(&c);
 }
