@@ -225,13 +225,23 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd
             }
             sel[k] = best;
         }
-        double sum = 0;
+        double sum = 0, all = 0;
         for (int k = 0; k < K; k++)
             sum += sc[sel[k]];
-        for (int k = 0; k < K; k++)
+        float *ch = s->choice + (size_t)r * 2 * E;
+        for (int e = 0; e < E; e++)
+            all += sc[e];
+        for (int e = 0; e < E; e++) {
+            ch[e] = (float)(sc[e] / all);
+            ch[E + e] = 0.0f;
+        }
+        for (int k = 0; k < K; k++) {
             s->selw[(size_t)r * K + k] =
                 (float)(sc[sel[k]] / (sum + 1e-20) * c->v4.routed_scaling);
+            ch[E + sel[k]] += (float)(sc[sel[k]] / (sum + 1e-20));
+        }
     }
+    emit(taps, TAP_ROUTER_CHOICE, l, -1, s->choice, N, 2 * E, NULL, NULL, S, T);
     float *acc = s->hs2; /* scratch [N × D]: the routed sum (hs2 is free until hc_merge) */
     memset(acc, 0, (size_t)N * D * sizeof *acc);
     for (int e = 0; e < E; e++) {
@@ -396,6 +406,7 @@ static size_t layout(fwd_v4 *s, char *b)
     s->isc = carve(b, &o, (Tc + 1) * 4);
     s->rlog = carve(b, &o, N * E * 4);
     s->score = carve(b, &o, N * E * 4);
+    s->choice = carve(b, &o, N * 2 * E * 4);
     s->sel = carve(b, &o, N * K * sizeof(int));
     s->selw = carve(b, &o, N * K * 4);
     s->rows = carve(b, &o, N * sizeof(int));

@@ -203,6 +203,7 @@ void v4_attention(fwd_v4 *s, const model_weights *w, int l, int S, int T, const 
     emit(taps, TAP_ATTN_IN, l, s->x, N, D, S, T);
     v4_mm(s, s->qr, s->x, v4w(s, w, l, V4_WQ_A), N, D, Rq);
     v4_rmsnorm(s->qr, s->qr, v4w(s, w, l, V4_Q_NORM), N, Rq, c->rms_eps);
+    emit(taps, TAP_QLORA_IN, l, s->qr, N, Rq, S, T);
     v4_mm(s, s->q, s->qr, v4w(s, w, l, V4_WQ_B), N, Rq, HD);
     v4_rmsnorm(s->q, s->q, NULL, N * H, Dh, c->rms_eps);
     v4_mm(s, s->kv, s->x, v4w(s, w, l, V4_WKV), N, D, Dh);
@@ -229,12 +230,17 @@ void v4_attention(fwd_v4 *s, const model_weights *w, int l, int S, int T, const 
         for (int h = 0; h < H; h++)
             v4_rope(s->att + ((size_t)r * H + h) * Dh, Dh, rd, cs + (size_t)(r % T) * half,
                     sn + (size_t)(r % T) * half, -1);
-    emit(taps, TAP_ATTN_O_IN, l, s->att, N, HD, S, T);
     const float *wo_a = v4w(s, w, l, V4_WO_A);
     int gin = HD / G;
+    for (int g = 0; g < G && tap_wants(taps, TAP_ATTN_O_IN); g++) { /* wo_a's G inputs */
+        tap_event ev = {TAP_ATTN_O_IN, l, -1, s->att + (size_t)g * gin, N, gin, (size_t)HD,
+                        NULL, NULL, S, T};
+        tap_emit(taps, &ev);
+    }
     for (int g = 0; g < G; g++) /* group g: its slice of att through its Ro rows of wo_a */
         kern_matmul_st(s->ga + (size_t)g * Ro, G * Ro, s->att + (size_t)g * gin, HD,
                        wo_a + (size_t)g * Ro * gin, gin, N, gin, Ro, 1.0f, 0);
     s->flops += 2.0 * N * HD * Ro;
+    emit(taps, TAP_O_LORA_IN, l, s->ga, N, G * Ro, S, T);
     v4_mm(s, s->out, s->ga, v4w(s, w, l, V4_WO_B), N, G * Ro, D);
 }

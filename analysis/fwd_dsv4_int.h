@@ -40,6 +40,7 @@ struct fwd_v4 {
     float *sc;                      /* [T + Tc + 1] one query's logits */
     float *isc;                     /* [Tc] one query's index scores */
     float *rlog, *score;            /* [N × E] router logits / activated scores */
+    float *choice;                  /* [N × 2E] TAP_ROUTER_CHOICE rows */
     int *sel;                       /* [N × K] chosen experts */
     float *selw;                    /* [N × K] their weights */
     int *rows;                      /* [N] rows routed to one expert */

@@ -88,7 +88,7 @@ static int write_input(h5s_store *s, const char *g, const stat_input *in, int ex
         rc = w_fx(s, g, "xtx", in->xtx, stat_xtx_packed(K), "activation^2", "XᵀX, packed upper "
                   "triangle row-major (i ≤ j), K(K+1)/2 entries", err);
     }
-    snprintf(w, sizeof w, stat_slot_weights(sl), expert, expert);
+    snprintf(w, sizeof w, stat_slot_weights(sl), expert, expert, expert, expert);
     return rc ? rc : h5s_attr_set(s, g, "weights", w, err);
 }
 
@@ -156,6 +156,7 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err)
         {"dense_inter", c->dense_inter}, {"vocab", c->vocab}, {"max_seq_len", c->max_seq_len},
         {"token_stats", c->token_stats}, {"n_tokens", (double)tk->n},
         {"fx_frac_bits", FX_FRAC_BITS}, {"fx_limbs", FX_LIMBS},
+        {"q_lora", c->q_lora}, {"o_lora", c->o_lora}, {"router_choice", c->router_choice},
     };
     for (size_t i = 0; !rc && i < sizeof at / sizeof *at; i++)
         rc = h5s_attr_set_f64(s, group, at[i].k, at[i].v, err);
@@ -289,6 +290,21 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     c.max_seq_len = (int)v[10];
     c.token_stats = (int)v[11];
     c.max_tokens = v[12];
+    /* deepseek_v4 widths: absent in stores of the other families (0 = no such input) */
+    const char *opt[] = {"q_lora", "o_lora", "router_choice"};
+    int *dst[] = {&c.q_lora, &c.o_lora, &c.router_choice};
+    for (int i = 0; i < 3; i++) {
+        double d = 0;
+        vl_err e2 = {0};
+        if (h5s_attr_get_f64(s, group, opt[i], &d, &e2) == 0) {
+            if (!(d >= 0 && d <= (1 << 30)) || d != (double)(int)d) {
+                vl_free(sparse);
+                return vl_errf(err, VL_ERANGE, "%s: %s: attribute %s = %g out of range",
+                               h5s_path(s), group, opt[i], d);
+            }
+            *dst[i] = (int)d;
+        }
+    }
     c.layer_sparse = sparse;
     c.want_xtx = stored_xtx;
     c.want_xtx_user = &pr;

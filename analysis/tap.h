@@ -23,11 +23,18 @@
 
 typedef enum {
     TAP_ATTN_IN,        /* input of q/k/v_proj (after input_layernorm)   [N × D] */
-    TAP_ATTN_O_IN,      /* input of o_proj (attention output)             [N × Hq·Dh] */
+    TAP_QLORA_IN,       /* deepseek_v4: input of wq_b and the indexer's wq_b [N × q_lora_rank] */
+    TAP_ATTN_O_IN,      /* input of o_proj (attention output)             [N × Hq·Dh];
+                           deepseek_v4: one event per output group g, [N × Hq·Dh/G] columns
+                           g·Hq·Dh/G.. (wo_a's input) */
+    TAP_O_LORA_IN,      /* deepseek_v4: input of wo_b                     [N × G·o_lora_rank] */
     TAP_MLP_IN,         /* input of the MLP/MoE block (after post_attention_layernorm) [N × D]:
                            the input of the router, the shared expert's gate/up and
                            shared_expert_gate, and a dense MLP's gate/up */
     TAP_ROUTER_LOGITS,  /* router logits before softmax                   [N × E] */
+    TAP_ROUTER_CHOICE,  /* deepseek_v4 (routers that are not softmax top-k): [N × 2E], columns
+                           0..E−1 the routing distribution (scores / Σ scores), E..2E−1 the
+                           selected experts' normalised weights (0 = not selected) */
     TAP_EXPERT_IN,      /* input of routed expert e's gate/up (rows routed to e) [n_e × D] */
     TAP_EXPERT_DOWN_IN, /* input of routed expert e's down_proj: silu(g)·u [n_e × F] */
     TAP_SHARED_DOWN_IN, /* input of the shared expert's down_proj         [N × Fs] */
