@@ -377,6 +377,101 @@ static void fp8_errors(chk *c)
     rmdir(dir);
 }
 
+/* ---------------------------------------------------------------- end to end */
+
+static int run_cmd(const char *args, char *out, size_t cap)
+{
+    const char *bin = getenv("VBRLAB_BIN");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "build/vbrlab", args);
+    return tio_run(cmd, out, cap);
+}
+
+/* vbrlab info names the V4 classes; vbrlab run completes every stage; the store's router
+ * statistics count N·K routed slots per layer (the hash layer too) and the allocation spends
+ * bits only on the quantizable classes. */
+static void end_to_end(chk *c)
+{
+    static char log[1 << 16];
+    int st = run_cmd("info " FIX, log, sizeof log);
+    int ok = st == 0 && strstr(log, "hyper-connections") && strstr(log, "compressor/indexer") &&
+             strstr(log, "deepseek_v4") && strstr(log, "BF16+F8_E4M3");
+    CHECK(c, ok, "info lists the deepseek_v4 classes%s%s", ok ? "" : ":\n", ok ? "" : log);
+    char dir[] = "/tmp/vl_dsv4_runXXXXXX", ini[600], out[600], args[1400];
+    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    snprintf(ini, sizeof ini, "%s/run.ini", dir);
+    snprintf(out, sizeof out, "%s/run.h5", dir);
+    char *src = tio_slurp("tests/data/run-dsv4.ini", NULL);
+    FILE *f = fopen(ini, "w");
+    for (char *line = src, *next; f && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        fprintf(f, "%s\n", strncmp(line, "out =", 5) ? line : "");
+        if (!strncmp(line, "out =", 5))
+            fprintf(f, "out = %s\n", out);
+    }
+    if (f)
+        fclose(f);
+    free(src);
+    snprintf(args, sizeof args, "run %s", ini);
+    st = run_cmd(args, log, sizeof log);
+    ok = st == 0 && strstr(log, "stats: done") && strstr(log, "sens: done") &&
+         strstr(log, "alloc.en: done") && strstr(log, "eval: done") && strstr(log, "report: done");
+    CHECK(c, ok, "vbrlab run completes every stage (exit %d)%s%s", st, ok ? "" : ":\n",
+          ok ? "" : log);
+    h5s_store *g = NULL;
+    vl_err e = {0};
+    int rc = h5s_open(&g, out, &e);
+    CHECK(c, rc == 0, "open run store %s", rc ? e.msg : "");
+    /* the hash layer's counts are those of its table: tid2eid[token] for every token */
+    int32_t *ids = NULL;
+    model *m = NULL;
+    int64_t want0[8] = {0};
+    if (rc == 0 && h5s_read(g, "/sets/en/input_ids", H5S_I32, (void **)&ids, NULL, NULL, &e) == 0 &&
+        model_open(&m, FIX, &e) == 0) {
+        const float *tid = model_base(m)->ext[mdsv4_index(model_config(m), 0, V4_TID2EID)];
+        for (int t = 0; t < 64; t++)
+            for (int k = 0; k < 2; k++)
+                want0[(int)tid[ids[t] * 2 + k]]++;
+    }
+    model_close(m);
+    free(ids);
+    for (int l = 0; rc == 0 && l < 4; l++) {
+        char p[128];
+        int64_t *routed = NULL, *tokens = NULL;
+        snprintf(p, sizeof p, "/stats/en/layers/%02d/router/routed", l);
+        int r1 = h5s_read(g, p, H5S_I64, (void **)&routed, NULL, NULL, &e);
+        snprintf(p, sizeof p, "/stats/en/layers/%02d/router/tokens", l);
+        int r2 = h5s_read(g, p, H5S_I64, (void **)&tokens, NULL, NULL, &e);
+        int64_t sum = 0;
+        for (int x = 0; r1 == 0 && x < 8; x++)
+            sum += routed[x];
+        CHECK(c, r1 == 0 && r2 == 0 && tokens[0] == 64 && sum == 2 * 64,
+              "layer %d router statistics: %lld tokens, %lld routed slots", l,
+              r2 ? -1LL : (long long)tokens[0], (long long)sum);
+        if (l == 0 && r1 == 0)
+            CHECK(c, !memcmp(routed, want0, sizeof want0), "hash layer routed counts = tid2eid "
+                  "counts of the calibration tokens (%lld %lld %lld ...)", (long long)routed[0],
+                  (long long)routed[1], (long long)routed[2]);
+        free(routed);
+        free(tokens);
+    }
+    double *bpw = NULL;
+    int nd = 0;
+    int64_t sh[H5S_MAX_DIMS];
+    if (rc == 0 && h5s_read(g, "/alloc/en-2.5/item_bpw", H5S_F64, (void **)&bpw, &nd, sh, &e) == 0)
+        CHECK(c, nd == 1 && sh[0] == 44, "44 allocation units (per layer wq_a, wq_b, wkv, wo_a, "
+              "wo_b, experts.* w1/w3/w2, shared w1/w3/w2): %lld", (long long)sh[0]);
+    else
+        CHECK(c, 0, "read allocation: %s", e.msg);
+    free(bpw);
+    h5s_close(g);
+    unlink(ini);
+    unlink(out);
+    rmdir(dir);
+}
+
 int main(void)
 {
     chk c;
@@ -385,5 +480,6 @@ int main(void)
     config_values(&c);
     config_errors(&c);
     fp8_errors(&c);
+    end_to_end(&c);
     return chk_done(&c);
 }
