@@ -25,6 +25,9 @@
 #include "fwd_dsv4.h"
 
 #include "../core/kern.h"
+#include "fwd_int.h"
+#include "fwd_mla.h"
+#include "moe_route.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -57,6 +60,8 @@ struct fwd_state {
     int *iota;            /* [N] 0..N−1: row map of route-all expert events */
     float *sg;            /* [N] shared expert gate */
     float *logits;        /* [N × V] */
+    fwd_mla *mla;         /* deepseek_v3: multi-head latent attention buffers (else NULL) */
+    float *rscr;          /* [2E] deepseek_v3 routing scratch */
     fwd_v4 *v4;           /* deepseek_v4: its own state (analysis/fwd_dsv4.c), no buffers here */
 };
 
@@ -189,6 +194,12 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
     float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
     rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
     emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
+    if (st->mla) { /* deepseek_v3: analysis/fwd_mla.c */
+        st->flops += fwd_mla_attend(st->mla, c, L, st->xn, x->S, T, x->l, x->taps, st->out);
+        for (size_t i = 0; i < (size_t)N * D; i++)
+            st->h[i] += st->out[i];
+        return;
+    }
     mm(st, st->q, st->xn, L->wq, N, D, Dq);                           /* [N × Dq] */
     mm(st, st->k, st->xn, L->wk, N, D, Dkv);                          /* [N × Dkv] */
     mm(st, st->v, st->xn, L->wv, N, D, Dkv);
@@ -234,7 +245,7 @@ static void mlp_block(fwd_state *st, const model_layer *L, const ctx *x)
 
 /* Router: probabilities, top-k, optional renormalisation, then the slots grouped by expert
  * (counting sort, rows in increasing order within an expert). */
-static void route(fwd_state *st, const ctx *x)
+static void route(fwd_state *st, const model_layer *L, const ctx *x)
 {
     const hfc_config *c = x->c;
     int E = c->n_experts, K = c->n_experts_per_tok, N = x->N;
@@ -243,6 +254,12 @@ static void route(fwd_state *st, const ctx *x)
     for (int r = 0; r < N; r++) {
         float *p = st->prob + (size_t)r * E, *w = st->selw + (size_t)r * K;
         int *id = st->sel + (size_t)r * K;
+        if (c->arch == HFC_DEEPSEEK_V3) { /* sigmoid, group-limited: analysis/moe_route.c */
+            moe_route_dsv3(c, st->rlog + (size_t)r * E, L->router_bias, st->rscr, id, w);
+            for (int j = 0; j < K; j++)
+                st->off[id[j] + 1]++;
+            continue;
+        }
         softmax(p, st->rlog + (size_t)r * E, E);
         topk(id, w, p, E, K);
         float sum = 0;
@@ -320,7 +337,7 @@ static void moe_block(fwd_state *st, const model_layer *L, const ctx *x)
     int D = c->hidden, E = c->n_experts, Fs = c->shared_intermediate, N = x->N;
     mm(st, st->rlog, st->xn, L->router, N, D, E);                     /* [N × E] */
     emit(x->taps, TAP_ROUTER_LOGITS, x->l, -1, st->rlog, N, E, NULL, NULL, x->S, x->T);
-    route(st, x);
+    route(st, L, x);
     int P = st->off[E];
     for (int i = 0; i < P; i++)                                       /* [P × D] */
         memcpy(st->xs + (size_t)i * D, st->xn + (size_t)st->slot_row[i] * D, (size_t)D * 4);
@@ -346,9 +363,10 @@ static void moe_block(fwd_state *st, const model_layer *L, const ctx *x)
     silu_mul(st->fa, st->fb, (size_t)N * Fs);
     emit(x->taps, TAP_SHARED_DOWN_IN, x->l, -1, st->fa, N, Fs, NULL, NULL, x->S, x->T);
     mm(st, st->xs, st->fa, L->shared.down, N, Fs, D);                 /* [N × D] */
-    mm(st, st->sg, st->xn, L->shared_gate, N, D, 1);                  /* [N × 1] */
-    for (int r = 0; r < N; r++) {
-        float g = 1.0f / (1.0f + expf(-st->sg[r]));
+    if (L->shared_gate)                                               /* [N × 1] */
+        mm(st, st->sg, st->xn, L->shared_gate, N, D, 1);
+    for (int r = 0; r < N; r++) { /* deepseek_v3's shared experts have no gate: weight 1 */
+        float g = L->shared_gate ? 1.0f / (1.0f + expf(-st->sg[r])) : 1.0f;
         for (int d = 0; d < D; d++)
             st->out[(size_t)r * D + d] += g * st->xs[(size_t)r * D + d];
     }
@@ -418,6 +436,7 @@ static size_t layout(fwd_state *st, char *base)
     st->iota = carve(base, &o, N * sizeof(int));
     st->sg = carve(base, &o, N * 4);
     st->logits = carve(base, &o, N * (size_t)c->vocab * 4);
+    st->rscr = carve(base, &o, 2 * E * 4);
     return o;
 }
 
@@ -458,6 +477,11 @@ int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_
         }
     for (int r = 0; r < max_seq * max_len; r++)
         st->iota[r] = r;
+    int rc = c->arch == HFC_DEEPSEEK_V3 ? fwd_mla_new(&st->mla, c, max_seq, max_len, err) : 0;
+    if (rc) {
+        fwd_state_free(st);
+        return rc;
+    }
     *out = st;
     return 0;
 }
@@ -567,6 +591,16 @@ void fwd_state_free(fwd_state *st)
     if (!st)
         return;
     fwd_v4_free(st->v4);
+    fwd_mla_free(st->mla);
     vl_free(st->block);
     vl_free(st);
 }
+
+/* ---------------------------------------------------------------- fwd_int.h */
+
+void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
+{
+    rmsnorm(y, x, w, rows, cols, eps);
+}
+
+void fwd_softmax_causal(float *s, int T) { softmax_causal(s, T); }

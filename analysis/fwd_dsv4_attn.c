@@ -203,7 +203,7 @@ void v4_attention(fwd_v4 *s, const model_weights *w, int l, int S, int T, const 
     emit(taps, TAP_ATTN_IN, l, s->x, N, D, S, T);
     v4_mm(s, s->qr, s->x, v4w(s, w, l, V4_WQ_A), N, D, Rq);
     v4_rmsnorm(s->qr, s->qr, v4w(s, w, l, V4_Q_NORM), N, Rq, c->rms_eps);
-    emit(taps, TAP_QLORA_IN, l, s->qr, N, Rq, S, T);
+    emit(taps, TAP_Q_B_IN, l, s->qr, N, Rq, S, T);
     v4_mm(s, s->q, s->qr, v4w(s, w, l, V4_WQ_B), N, Rq, HD);
     v4_rmsnorm(s->q, s->q, NULL, N * H, Dh, c->rms_eps);
     v4_mm(s, s->kv, s->x, v4w(s, w, l, V4_WKV), N, D, Dh);

@@ -28,6 +28,7 @@ typedef enum {
     K_ATTN_NORM, K_WQ, K_WK, K_WV, K_BQ, K_BK, K_BV, K_WO, K_BO, K_QNORM, K_KNORM,
     K_MLP_NORM, K_ROUTER, K_EXP_GATE, K_EXP_UP, K_EXP_DOWN,
     K_SH_GATE, K_SH_UP, K_SH_DOWN, K_SH_EXPGATE, K_MLP_GATE, K_MLP_UP, K_MLP_DOWN,
+    K_QA, K_QA_NORM, K_QB, K_KVA, K_KVA_NORM, K_KVB, K_ROUTER_BIAS, /* deepseek_v3 */
     K_EXT /* binding ext[tensor index] (deepseek_v4) */
 } tkind;
 
@@ -41,7 +42,6 @@ struct model {
     size_t n_tensors, cap;
     model_weights *base;
     model_info info;
-    int n_aux;              /* file tensors read alongside a used one (FP8 block scales) */
 };
 
 /* ---------------------------------------------------------------- the plan */
@@ -114,8 +114,63 @@ static int plan_ffn(model *m, tkind kg, model_class cls, int l, int e, int F, co
     return 0;
 }
 
+/* ---- deepseek_v3 (DeepseekV3DecoderLayer: MLA, dense MLP below first_k_dense_replace, else
+ * router with e_score_correction_bias, routed experts and mlp.shared_experts) ---- */
+static int plan_layer_dsv3(model *m, int l, vl_err *err)
+{
+    const hfc_config *c = &m->cfg;
+    const hfc_dsv3 *ds = &c->ds;
+    int D = c->hidden, H = c->n_heads, Dqk = ds->qk_nope_dim + ds->qk_rope_dim, rc;
+    int Rq = ds->q_lora_rank, Rkv = ds->kv_lora_rank;
+    char p[32], pre[NAME_MAX_LEN];
+    snprintf(p, sizeof p, "model.layers.%d", l);
+    if ((rc = plan_add(m, K_ATTN_NORM, MODEL_C_NORM, l, -1, 1, D, err,
+                       "%s.input_layernorm.weight", p)))
+        return rc;
+    if (Rq > 0 &&
+        ((rc = plan_add(m, K_QA, MODEL_C_ATTN, l, -1, Rq, D, err, "%s.self_attn.q_a_proj.weight", p)) ||
+         (rc = plan_add(m, K_QA_NORM, MODEL_C_NORM, l, -1, 1, Rq, err,
+                        "%s.self_attn.q_a_layernorm.weight", p)) ||
+         (rc = plan_add(m, K_QB, MODEL_C_ATTN, l, -1, H * Dqk, Rq, err,
+                        "%s.self_attn.q_b_proj.weight", p))))
+        return rc;
+    if (Rq == 0 && (rc = plan_add(m, K_WQ, MODEL_C_ATTN, l, -1, H * Dqk, D, err,
+                                  "%s.self_attn.q_proj.weight", p)))
+        return rc;
+    if ((rc = plan_add(m, K_KVA, MODEL_C_ATTN, l, -1, Rkv + ds->qk_rope_dim, D, err,
+                       "%s.self_attn.kv_a_proj_with_mqa.weight", p)) ||
+        (rc = plan_add(m, K_KVA_NORM, MODEL_C_NORM, l, -1, 1, Rkv, err,
+                       "%s.self_attn.kv_a_layernorm.weight", p)) ||
+        (rc = plan_add(m, K_KVB, MODEL_C_ATTN, l, -1, H * (ds->qk_nope_dim + ds->v_head_dim), Rkv,
+                       err, "%s.self_attn.kv_b_proj.weight", p)) ||
+        (rc = plan_add(m, K_WO, MODEL_C_ATTN, l, -1, D, H * ds->v_head_dim, err,
+                       "%s.self_attn.o_proj.weight", p)) ||
+        (rc = plan_add(m, K_MLP_NORM, MODEL_C_NORM, l, -1, 1, D, err,
+                       "%s.post_attention_layernorm.weight", p)))
+        return rc;
+    snprintf(pre, sizeof pre, "%s.mlp", p);
+    if (!c->layer_is_moe[l])
+        return plan_ffn(m, K_MLP_GATE, MODEL_C_MLP, l, -1, c->intermediate, pre, 0, err);
+    if ((rc = plan_add(m, K_ROUTER, MODEL_C_ROUTER, l, -1, c->n_experts, D, err,
+                       "%s.mlp.gate.weight", p)) ||
+        (rc = plan_add(m, K_ROUTER_BIAS, MODEL_C_ROUTER, l, -1, 1, c->n_experts, err,
+                       "%s.mlp.gate.e_score_correction_bias", p)))
+        return rc;
+    for (int e = 0; e < c->n_experts; e++) {
+        snprintf(pre, sizeof pre, "%s.mlp.experts.%d", p, e);
+        if ((rc = plan_ffn(m, K_EXP_GATE, MODEL_C_EXPERT, l, e, c->moe_intermediate, pre, 0, err)))
+            return rc;
+    }
+    snprintf(pre, sizeof pre, "%s.mlp.shared_experts", p);
+    return c->shared_intermediate > 0
+               ? plan_ffn(m, K_SH_GATE, MODEL_C_SHARED, l, -1, c->shared_intermediate, pre, 0, err)
+               : 0;
+}
+
 static int plan_layer(model *m, int l, vl_err *err)
 {
+    if (m->cfg.arch == HFC_DEEPSEEK_V3)
+        return plan_layer_dsv3(m, l, err);
     const hfc_config *c = &m->cfg;
     int D = c->hidden, Dq = c->n_heads * c->head_dim, Dkv = c->n_kv_heads * c->head_dim, rc;
     int mixtral = c->arch == HFC_MIXTRAL;
@@ -297,6 +352,13 @@ static const float **slot_of(model_weights *w, tkind k, int l, int e)
     case K_MLP_GATE: return &L->mlp.gate;
     case K_MLP_UP: return &L->mlp.up;
     case K_MLP_DOWN: return &L->mlp.down;
+    case K_QA: return &L->q_a;
+    case K_QA_NORM: return &L->q_a_norm;
+    case K_QB: return &L->q_b;
+    case K_KVA: return &L->kv_a;
+    case K_KVA_NORM: return &L->kv_a_norm;
+    case K_KVB: return &L->kv_b;
+    case K_ROUTER_BIAS: return &L->router_bias;
     case K_EXT: break; /* model_weights_slot answers these */
     }
     VL_ASSERT(0);
@@ -319,6 +381,25 @@ static void shape_str(char *buf, size_t n, const st_tensor *t)
         o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? "," : "", (long long)t->shape[d]);
     if (o < n)
         snprintf(buf + o, n - o, "]");
+}
+
+/* An FP8 tensor's block scales: its "<name>_scale_inv" companion and the config's block size;
+ * *scale NULL for other dtypes. */
+static int fp8_scales(const model *m, const st_set *set, const st_tensor *t,
+                      const st_tensor **scale, vl_err *err)
+{
+    char sn[NAME_MAX_LEN + 16];
+    *scale = NULL;
+    if (t->dtype != ST_F8_E4M3)
+        return 0;
+    if (m->cfg.fp8_block[0] <= 0)
+        return vl_errf(err, VL_ECONFIG, "%s: tensor \"%s\" is F8_E4M3 but %s/config.json has no "
+                       "quantization_config.weight_block_size", t->file, t->name, m->dir);
+    st_fp8_scale_name(t->name, sn, sizeof sn);
+    if (!(*scale = st_set_find(set, sn)))
+        return vl_errf(err, VL_ENOTFOUND, "%s: tensor \"%s\" is F8_E4M3 but its block scales "
+                       "\"%s\" are missing", t->file, t->name, sn);
+    return 0;
 }
 
 /* Look every planned tensor up, check its shape, convert it. */
@@ -353,18 +434,22 @@ static int load_tensors(model *m, const st_set *set, vl_err *err)
     for (size_t i = 0; i < m->n_tensors && !rc; i++) {
         model_tensor *mt = &m->tensors[i];
         float *dst = m->data + off;
+        const st_tensor *sc;
         off += ((size_t)mt->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-        size_t scale_bytes = 0;
-        if ((rc = st_tensor_to_f32(src[i], dst, err)))
+        if ((rc = fp8_scales(m, set, src[i], &sc, err)))
             break;
-        if (src[i]->dtype == ST_F8_E4M3 &&
-            (rc = model_fp8_scale(set, src[i], m->cfg.v4.fp8_block, dst, &scale_bytes, err)))
+        rc = sc ? st_fp8_dequant(src[i], sc, m->cfg.fp8_block[0], m->cfg.fp8_block[1], dst, err)
+                : st_tensor_to_f32(src[i], dst, err);
+        if (rc)
             break;
-        m->n_aux += scale_bytes > 0;
+        if (sc) { /* the scales are part of how the weight is stored */
+            m->info.n_fp8++;
+            m->info.stored_bytes += (int64_t)sc->nbytes;
+        }
         *model_weights_slot(m, m->base, i) = dst;
         m->info.params[mt->cls] += mt->numel;
         m->info.params_total += mt->numel;
-        m->info.stored_bytes += (int64_t)(src[i]->nbytes + scale_bytes);
+        m->info.stored_bytes += (int64_t)src[i]->nbytes;
     }
     vl_free(src);
     return rc;
@@ -396,7 +481,7 @@ int model_open(model **out, const char *dir, vl_err *err)
         rc = load_tensors(m, set, err);
     if (!rc) {
         m->info.n_tensors = (int)m->n_tensors;
-        m->info.n_unused = (int)(st_set_count(set) - m->n_tensors) - m->n_aux;
+        m->info.n_unused = (int)(st_set_count(set) - m->n_tensors) - m->info.n_fp8;
         m->info.file_bytes = (int64_t)st_set_nbytes(set);
         m->info.bits_per_weight = m->info.params_total
                                       ? 8.0 * (double)m->info.stored_bytes /

@@ -3,8 +3,11 @@
  * model_open reads DIR/config.json (io/hfcfg) and DIR's safetensors (io/st, one file or
  * sharded), checks that every tensor the architecture needs exists with the right shape,
  * converts each to float32 once (NaN/Inf rejected) into memory the model owns, and closes the
- * files. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral (MoE);
- * deepseek_v4 (analysis/model_dsv4.c: its tensors, FP8 block dequantisation).
+ * files. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral, deepseek_v3,
+ * deepseek_v4 (MoE; V4's tensors: analysis/model_dsv4.c). FP8 e4m3 tensors are dequantized with
+ * their "<name>_scale_inv" block scales (quantization_config.weight_block_size; io/st.h
+ * st_fp8_dequant): the float32 weights are the dequantized values, the reference every quantizer
+ * starts from.
  * Tensors the architecture does not use are ignored (counted in model_info.n_unused).
  *
  * The weights are reached through a *binding* (model_weights): per layer, pointers to each
@@ -49,6 +52,13 @@ typedef struct {
     const float *shared_gate;      /* shared_expert_gate [1 × D], NULL if none */
     /* dense layers: */
     model_ffn mlp;                 /* dense MLP (I wide), NULLs in MoE layers */
+    /* ---- deepseek_v3 (multi-head latent attention, analysis/fwd_mla.c); NULLs otherwise.
+     * Rq, Rkv LoRA ranks; Dn, Dr, Dv = qk_nope, qk_rope, v head dims; H heads. wq is the plain
+     * q_proj [H·(Dn+Dr) × D] when q_lora_rank is null; wo is o_proj [D × H·Dv]. ---- */
+    const float *q_a, *q_a_norm, *q_b;    /* [Rq × D], [Rq], [H·(Dn+Dr) × Rq] */
+    const float *kv_a, *kv_a_norm, *kv_b; /* kv_a_proj_with_mqa [(Rkv+Dr) × D], [Rkv],
+                                             [H·(Dn+Dv) × Rkv] */
+    const float *router_bias;             /* e_score_correction_bias [E]: selection only */
 } model_layer;
 
 typedef struct {
@@ -90,7 +100,9 @@ typedef struct {
     double bits_per_weight;        /* 8 · stored_bytes / params_total */
     int64_t file_bytes;            /* bytes of all tensor data in the safetensors files */
     int n_tensors;                 /* used tensors */
-    int n_unused;                  /* tensors present in the files but not used */
+    int n_unused;                  /* tensors present in the files but not used (block
+                                      scales of FP8 weights count as used) */
+    int n_fp8;                     /* used tensors stored as FP8 e4m3 with block scales */
 } model_info;
 
 /* Open the model in directory DIR. On success *out owns everything; close with model_close.

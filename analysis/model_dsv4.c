@@ -1,4 +1,4 @@
-/* analysis/model_dsv4.c — deepseek_v4's tensor plan (model_dsv4.h) and FP8 block scales.
+/* analysis/model_dsv4.c — deepseek_v4's tensor plan (model_dsv4.h).
  *
  * Shapes follow DeepseekV4ForCausalLM (transformers 5.17): D hidden, H heads of Dh, Rq
  * q_lora_rank, G o_groups of Ro, Hc hc_mult, E experts of F, K top-k, Di / Hi indexer head
@@ -146,42 +146,5 @@ int mdsv4_plan(model *m, const hfc_config *c, vl_err *err)
         rc = model_plan_ext(m, MODEL_C_NORM, -1, -1, 1, c->hidden, err, "model.norm.weight");
     if (!rc && !c->tie_embeddings)
         rc = model_plan_ext(m, MODEL_C_LM_HEAD, -1, -1, c->vocab, c->hidden, err, "head.weight");
-    return rc;
-}
-
-int model_fp8_scale(const st_set *set, const st_tensor *t, const int block[2], float *dst,
-                    size_t *scale_bytes, vl_err *err)
-{
-    char name[256];
-    size_t n = strlen(t->name);
-    if (n < 7 || strcmp(t->name + n - 7, ".weight") || n + 11 > sizeof name || t->ndim != 2)
-        return vl_errf(err, VL_EDTYPE, "%s: tensor \"%s\": F8_E4M3 only for 2-D .weight "
-                       "matrices with block scales", t->file, t->name);
-    snprintf(name, sizeof name, "%s_scale_inv", t->name);
-    if (block[0] <= 0 || block[1] <= 0)
-        return vl_errf(err, VL_ECONFIG, "%s: tensor \"%s\" is F8_E4M3 but config.json has no "
-                       "quantization_config.weight_block_size", t->file, t->name);
-    const st_tensor *s = st_set_find(set, name);
-    int64_t R = t->shape[0], C = t->shape[1], br = (R + block[0] - 1) / block[0],
-            bc = (C + block[1] - 1) / block[1];
-    if (!s)
-        return vl_errf(err, VL_ENOTFOUND, "%s: tensor \"%s\" is F8_E4M3 but \"%s\" is missing",
-                       t->file, t->name, name);
-    if (s->dtype != ST_F32 || s->ndim != 2 || s->shape[0] != br || s->shape[1] != bc)
-        return vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": expected F32 [%lld,%lld] block "
-                       "scales", s->file, name, (long long)br, (long long)bc);
-    float *sc = vl_malloc((size_t)(br * bc) * sizeof *sc);
-    if (!sc)
-        return vl_errf(err, VL_ENOMEM, "%s: out of memory", t->file);
-    int rc = st_tensor_to_f32(s, sc, err);
-    for (int64_t i = 0; i < br * bc && !rc; i++)
-        if (!(sc[i] > 0))
-            rc = vl_errf(err, VL_ERANGE, "%s: tensor \"%s\": scale %lld is not positive",
-                         s->file, name, (long long)i);
-    for (int64_t r = 0; r < R && !rc; r++)
-        for (int64_t k = 0; k < C; k++)
-            dst[r * C + k] *= sc[(r / block[0]) * bc + k / block[1]];
-    vl_free(sc);
-    *scale_bytes = s->nbytes;
     return rc;
 }

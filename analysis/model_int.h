@@ -4,7 +4,6 @@
 #ifndef VL_MODEL_INT_H
 #define VL_MODEL_INT_H
 
-#include "../io/st.h"
 #include "model.h"
 
 /* Append tensor NAME (printf format) to M's plan; its binding slot is ext[index] (model.h). */
@@ -13,12 +12,5 @@ int model_plan_ext(model *m, model_class cls, int layer, int expert, int rows, i
 
 /* deepseek_v4: plan every tensor in model_dsv4.h's order. */
 int mdsv4_plan(model *m, const hfc_config *c, vl_err *err);
-
-/* T was converted to float32 into dst; multiply by its block scales, NAME_scale_inv beside it
- * (…weight → …weight_scale_inv, F32 [⌈rows/b0⌉ × ⌈cols/b1⌉], BLOCK = {b0, b1}). A missing or
- * misshapen scale, or a config without weight_block_size, is an error naming the tensor.
- * *scale_bytes gets the scale tensor's size on disk. */
-int model_fp8_scale(const st_set *set, const st_tensor *t, const int block[2], float *dst,
-                    size_t *scale_bytes, vl_err *err);
 
 #endif

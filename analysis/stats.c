@@ -35,7 +35,7 @@ static const char *const slot_weights[STAT_SLOT_COUNT] = {
                     "ffn.shared_experts.w1 ffn.shared_experts.w3",
     [STAT_SHARED_DOWN] = "mlp.shared_expert.down_proj ffn.shared_experts.w2",
     [STAT_MLP_DOWN] = "mlp.down_proj",
-    [STAT_QLORA_IN] = "attn.wq_b attn.indexer.wq_b",
+    [STAT_QLORA_IN] = "self_attn.q_b_proj attn.wq_b attn.indexer.wq_b",
     [STAT_O_LORA_IN] = "attn.wo_b",
     [STAT_EXPERT_IN] = "mlp.experts.%d.gate_proj mlp.experts.%d.up_proj ffn.experts.%d.w1 "
                        "ffn.experts.%d.w3",

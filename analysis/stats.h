@@ -11,7 +11,7 @@
  *   TAP_MLP_IN → STAT_MLP_IN (router, shared expert gate/up, shared_expert_gate; dense gate/up)
  *   TAP_EXPERT_IN(e) → STAT_EXPERT_IN e (gate/up)       TAP_EXPERT_DOWN_IN(e) → STAT_EXPERT_DOWN e
  *   TAP_SHARED_DOWN_IN → STAT_SHARED_DOWN               TAP_MLP_DOWN_IN → STAT_MLP_DOWN (dense)
- *   deepseek_v4: TAP_QLORA_IN → STAT_QLORA_IN (wq_b, indexer wq_b), TAP_O_LORA_IN →
+ *   deepseek_v4: TAP_Q_B_IN → STAT_QLORA_IN (wq_b, indexer wq_b), TAP_O_LORA_IN →
  *   STAT_O_LORA_IN (wo_b), TAP_ATTN_O_IN's G group events → STAT_O_IN (wo_a: the G groups'
  *   inputs pooled, rows = G·N), TAP_ROUTER_CHOICE → stat_router (router_choice)
  *   TAP_ROUTER_LOGITS → stat_router                     TAP_LOGITS → stat_tokens
@@ -58,7 +58,7 @@ typedef enum {
     STAT_MLP_IN,      /* input of router, shared gate/up, shared_expert_gate or dense gate/up [D] */
     STAT_SHARED_DOWN, /* input of the shared expert's down_proj (MoE layers)  [shared_inter] */
     STAT_MLP_DOWN,    /* input of a dense MLP's down_proj (dense layers)      [dense_inter] */
-    STAT_QLORA_IN,    /* deepseek_v4: input of wq_b, indexer wq_b      [q_lora] */
+    STAT_QLORA_IN,    /* input of MLA's q_b_proj, deepseek_v4's wq_b and indexer wq_b [q_lora] */
     STAT_O_LORA_IN,   /* deepseek_v4: input of wo_b                    [o_lora] */
     STAT_EXPERT_IN,   /* input of routed expert e's gate/up           [D] */
     STAT_EXPERT_DOWN, /* input of routed expert e's down_proj         [moe_inter] */
@@ -75,7 +75,7 @@ typedef struct {
     int moe_inter;      /* F, routed expert width */
     int shared_inter;   /* Fs, shared expert width (0: none) */
     int dense_inter;    /* I, dense MLP width (used by dense layers) */
-    int q_lora;         /* deepseek_v4 q_lora_rank (STAT_QLORA_IN); 0: no such input */
+    int q_lora;         /* q_lora_rank (STAT_QLORA_IN, fed by TAP_Q_B_IN); 0: no such input */
     int o_lora;         /* deepseek_v4 o_groups·o_lora_rank (STAT_O_LORA_IN); 0: none */
     int router_choice;  /* 1: router statistics from TAP_ROUTER_CHOICE (the forward's own
                            selection: deepseek_v4's biased / hash routing), not from a softmax

@@ -101,7 +101,7 @@ static int event_slot(tap_point p, stat_slot *s)
     case TAP_EXPERT_DOWN_IN: *s = STAT_EXPERT_DOWN; return 1;
     case TAP_SHARED_DOWN_IN: *s = STAT_SHARED_DOWN; return 1;
     case TAP_MLP_DOWN_IN: *s = STAT_MLP_DOWN; return 1;
-    case TAP_QLORA_IN: *s = STAT_QLORA_IN; return 1;
+    case TAP_Q_B_IN: *s = STAT_QLORA_IN; return 1;
     case TAP_O_LORA_IN: *s = STAT_O_LORA_IN; return 1;
     default: return 0;
     }
@@ -398,7 +398,7 @@ void stat_tap(void *user, const tap_event *ev)
 tap_set stat_taps(stat_acc *a)
 {
     unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN) |
-                    (a->cfg.q_lora ? TAP_BIT(TAP_QLORA_IN) : 0) |
+                    (a->cfg.q_lora ? TAP_BIT(TAP_Q_B_IN) : 0) |
                     (a->cfg.o_lora ? TAP_BIT(TAP_O_LORA_IN) : 0);
     unsigned router = a->cfg.router_choice ? TAP_BIT(TAP_ROUTER_CHOICE)
                                            : TAP_BIT(TAP_ROUTER_LOGITS);

@@ -21,6 +21,7 @@ int cmd_alloc(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_ggml_check(int argc, char **argv);
 
 /* The model directory to use when none is given: $VBRLAB_MODEL, else models/vbrlab-moe-tiny
  * relative to the working directory, else relative to the binary's location (build/ or

@@ -551,6 +551,11 @@ static int handler(void *user, const char *section, const char *name, const char
                     r->line[k]);
     r->given |= 1u << k;
     r->line[k] = c->line;
+    /* no value needs one, and text (an `out` path, a name) may travel on to gnuplot */
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return fail(c, VL_ECONFIG, "[%s] %s: value holds control character 0x%02x; refused",
+                        section, name, (unsigned char)*p);
     char why[EXP_WHY];
     int rc;
     switch (c->kind) {

@@ -48,6 +48,8 @@ static const arch_traits k_arch[] = {
     [HFC_QWEN3] = {"qwen3", 10000.0, 1e-6, BIAS_ATTN, 1, MOE_NONE, 0, 1},
     [HFC_QWEN3_MOE] = {"qwen3_moe", 10000.0, 1e-6, BIAS_ATTN, 1, MOE_QWEN, 0, 1},
     [HFC_MIXTRAL] = {"mixtral", 1e6, 1e-5, BIAS_NONE, 0, MOE_MIXTRAL, 0, 0},
+    /* MLA, its MoE and rope scaling are read by hfcfg_dsv3.c (attention_bias refused there) */
+    [HFC_DEEPSEEK_V3] = {"deepseek_v3", 10000.0, 1e-6, BIAS_NONE, 0, MOE_NONE, 0, 0},
     /* MoE, rope and the rest of V4: io/hfcfg_dsv4.c */
     [HFC_DEEPSEEK_V4] = {"deepseek_v4", 10000.0, 1e-6, BIAS_ATTN, 0, MOE_NONE, 0, 0},
 };
@@ -55,11 +57,7 @@ _Static_assert(sizeof k_arch / sizeof k_arch[0] == HFC_ARCH_COUNT, "one row per 
 
 /* ------------------------------------------------------------------ field readers */
 
-typedef struct {
-    const char *path;
-    const json_t *root;
-    vl_err *err;
-} rd;
+typedef hfc_rd rd; /* hfcfg_int.h */
 
 /* A field that is absent or JSON null counts as missing (HF writes null for "use default"). */
 static const json_t *field(const json_t *obj, const char *key)
@@ -181,6 +179,8 @@ static int read_rope(const rd *r, const arch_traits *t, hfc_config *c)
                        "%s: rope_theta %g and rope_parameters.rope_theta %g disagree", r->path,
                        top, nested);
     c->rope_theta = nested > 0 ? nested : top > 0 ? top : t->rope_theta;
+    if (c->arch == HFC_DEEPSEEK_V3)
+        return 0; /* its rope types (default, yarn) are read by hfcfg_dsv3.c */
     const json_t *ty = field(rp, "rope_type");
     if (!ty)
         ty = field(rs, "rope_type");
@@ -346,8 +346,11 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
     if (rc == 0)
         rc = read_rope(&r, t, out);
     if (rc == 0)
-        rc = out->arch == HFC_DEEPSEEK_V4 ? hfc_dsv4_read(root, path, out, err)
-                                          : read_moe(&r, t, out);
+        rc = out->arch == HFC_DEEPSEEK_V4 ? hfc_dsv4_read(&r, out) : read_moe(&r, t, out);
+    if (rc == 0 && out->arch == HFC_DEEPSEEK_V3)
+        rc = hfc_read_dsv3(&r, out);
+    if (rc == 0)
+        rc = hfc_read_quant(&r, out);
     if (rc == 0)
         rc = get_token(&r, "bos_token_id", out->vocab, &out->bos_id);
     if (rc == 0)
@@ -356,30 +359,27 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
     return rc;
 }
 
-/* ------------------------------------------------------------------ for hfcfg_int.h */
-
-int hfc_get_int(const json_t *root, const char *path, const char *key, int required, int def,
-                long lo, long hi, int *out, vl_err *err)
-{
-    rd r = {path, root, err};
-    return get_int(&r, key, required, def, lo, hi, out);
-}
-
-int hfc_get_bool(const json_t *root, const char *path, const char *key, int def, int *out,
-                 vl_err *err)
-{
-    rd r = {path, root, err};
-    return get_bool(&r, key, def, out);
-}
-
-int hfc_get_pos_num(const json_t *obj, const char *path, const char *key, const char *name,
-                    double def, double *out, vl_err *err)
-{
-    rd r = {path, obj, err};
-    return get_pos_num(&r, obj, key, name, def, out);
-}
+/* ------------------------------------------------------------------ for hfcfg_dsv3.c */
 
 const json_t *hfc_field(const json_t *obj, const char *key) { return field(obj, key); }
+int hfc_missing(const hfc_rd *r, const char *key) { return missing(r, key); }
+
+int hfc_get_int(const hfc_rd *r, const char *key, int required, int def, long lo, long hi,
+                int *out)
+{
+    return get_int(r, key, required, def, lo, hi, out);
+}
+
+int hfc_get_bool(const hfc_rd *r, const char *key, int def, int *out)
+{
+    return get_bool(r, key, def, out);
+}
+
+int hfc_get_pos_num(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
+                    double def, double *out)
+{
+    return get_pos_num(r, obj, key, name, def, out);
+}
 
 const char *hfc_arch_name(hfc_arch a)
 {

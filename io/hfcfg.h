@@ -1,6 +1,8 @@
 /* io/hfcfg.h — Hugging Face config.json → a validated architecture description.
  *
- * Supported model_type: llama, qwen2, qwen2_moe, qwen3, qwen3_moe, mixtral, deepseek_v4. Unknown types and
+ * Supported model_type: llama, qwen2, qwen2_moe, qwen3, qwen3_moe, mixtral, deepseek_v3 (its keys:
+ * hfcfg_dsv3.c; rope type default or yarn, in the legacy spelling rope_theta + rope_scaling
+ * {"type"} or transformers-5's rope_parameters), deepseek_v4 (hfcfg_dsv4.c). Unknown types and
  * missing required fields are errors that list what is supported. Fields with documented HF
  * defaults (e.g. head_dim = hidden/heads, tie_word_embeddings per family) take those defaults.
  * Both `rope_theta` and `rope_parameters.rope_theta` are read (they must agree if both are
@@ -18,6 +20,7 @@
 
 typedef enum {
     HFC_LLAMA, HFC_QWEN2, HFC_QWEN2_MOE, HFC_QWEN3, HFC_QWEN3_MOE, HFC_MIXTRAL,
+    HFC_DEEPSEEK_V3,
     HFC_DEEPSEEK_V4, /* io/hfcfg_dsv4.c */
     HFC_ARCH_COUNT
 } hfc_arch;
@@ -42,10 +45,45 @@ typedef struct {
     hfc_score scoring;        /* router activation */
     double routed_scaling;    /* routed_scaling_factor */
     double swiglu_limit;      /* gate ≤ limit, |up| ≤ limit (routed and shared experts) */
-    int fp8_block[2];         /* quantization_config.weight_block_size, {0,0} if absent */
     unsigned char att_kind[HFC_MAX_LAYERS]; /* hfc_att_kind per layer (layer_types) */
     unsigned char hash_moe[HFC_MAX_LAYERS]; /* mlp_layer_types == "hash_moe" */
 } hfc_dsv4;
+
+/* ---- deepseek_v3 (read by io/hfcfg_dsv3.c) ---- */
+
+/* YaRN RoPE scaling as transformers' _compute_yarn_parameters computes it. */
+typedef struct {
+    int on;                 /* rope type "yarn" (0: plain RoPE) */
+    double factor;          /* "factor" (absent: max_position_embeddings / original) */
+    int orig_max_pos;       /* "original_max_position_embeddings" (default max_position_embeddings) */
+    double beta_fast;       /* default 32 */
+    double beta_slow;       /* default 1 */
+    double mscale;          /* default 0 = absent */
+    double mscale_all_dim;  /* default 0 = absent */
+    double attn_factor;     /* cos/sin multiplier: "attention_factor", else
+                               mscale(factor, mscale) / mscale(factor, mscale_all_dim) when both
+                               are set, else mscale(factor, 1); mscale(s, m) = 0.1·m·ln s + 1 */
+    int truncate;           /* "truncate" (default true): floor/ceil the correction range */
+} hfc_yarn;
+
+typedef struct {
+    int q_lora_rank;        /* Rq; 0 = "q_lora_rank": null (a plain q_proj) */
+    int kv_lora_rank;       /* Rkv */
+    int qk_nope_dim;        /* qk_nope_head_dim */
+    int qk_rope_dim;        /* qk_rope_head_dim (the RoPE width; head_dim is set to it) */
+    int v_head_dim;         /* v_head_dim */
+    int rope_interleave;    /* rope_interleave (default true): q/k rope parts are stored as
+                               interleaved pairs (x0,x1),(x2,x3).. and de-interleaved first */
+    int max_pos;            /* max_position_embeddings */
+    hfc_yarn yarn;
+    double softmax_scale;   /* (Dn+Dr)^−½ · mscale(factor, mscale_all_dim)² with YaRN */
+    int n_shared;           /* n_shared_experts (shared width = n_shared · moe_intermediate) */
+    int first_k_dense;      /* first_k_dense_replace: layers < k are dense */
+    int n_group, topk_group;       /* group-limited routing (defaults 8, 4 as transformers) */
+    double routed_scaling;  /* routed_scaling_factor (default 2.5) */
+    int n_mtp_layers;       /* num_nextn_predict_layers: multi-token prediction layers in the
+                               checkpoint, not part of the causal LM forward (ignored) */
+} hfc_dsv3;
 
 typedef struct {
     hfc_arch arch;
@@ -76,7 +114,13 @@ typedef struct {
                                  not in mlp_only_layers; 1 for the other types */
     int layer_is_moe[HFC_MAX_LAYERS]; /* resolved per layer: 1 = MoE block, 0 = dense MLP */
     int bos_id, eos_id;       /* -1 if absent; a list of eos ids gives its first */
-    hfc_dsv4 v4;              /* arch == HFC_DEEPSEEK_V4 only (zero otherwise) */
+    /* ---- deepseek_v3 (io/hfcfg_dsv3.c); zero for the other architectures ---- */
+    hfc_dsv3 ds;
+    /* ---- quantization_config (io/hfcfg_dsv3.c): FP8 e4m3 weights with one scale per
+     * fp8_block[0] × fp8_block[1] block (weight_block_size); 0 0 when absent ---- */
+    int fp8_block[2];
+    /* ---- deepseek_v4 (io/hfcfg_dsv4.c); zero for the other architectures ---- */
+    hfc_dsv4 v4;
 } hfc_config;
 
 /* Parse PATH (a config.json). On failure *out is unspecified and err names the file and field:

@@ -13,7 +13,8 @@
  * "default" (V4's YaRN compress rope), more than one KV head, n_shared_experts ≠ 1 (the 5.17
  * shared MLP is moe_intermediate_size wide whatever that count says), norm_topk_prob false (the
  * 5.17 routers always renormalise), attention/mlp biases, a scoring_func other than
- * sqrtsoftplus / sigmoid / softmax, a quant_method other than fp8.
+ * sqrtsoftplus / sigmoid / softmax. quantization_config is read by hfcfg_dsv3.c's
+ * hfc_read_quant (FP8 block size).
  */
 #include "hfcfg_int.h"
 
@@ -29,10 +30,12 @@ static int bad(vl_err *err, const char *path, const char *key, const char *what)
 }
 
 /* One of rope_parameters' sub-dicts (or the flat spelling): theta and rotated dims. */
-static int read_rope_part(const json_t *sub, const char *path, const char *label,
+static int read_rope_part(const hfc_rd *r, const json_t *sub, const char *label,
                           double def_theta, double def_factor, int head_dim, double *theta,
-                          int *dim, vl_err *err)
+                          int *dim)
 {
+    const char *path = r->path;
+    vl_err *err = r->err;
     char key[64];
     snprintf(key, sizeof key, "%s.rope_type", label);
     const json_t *ty = hfc_field(sub, "rope_type");
@@ -42,11 +45,11 @@ static int read_rope_part(const json_t *sub, const char *path, const char *label
         return vl_errf(err, VL_ECONFIG, "%s: field \"%s\" = \"%.32s\" not supported (only "
                        "default)", path, key, json_is_string(ty) ? json_string_value(ty) : "?");
     snprintf(key, sizeof key, "%s.rope_theta", label);
-    int rc = hfc_get_pos_num(sub, path, "rope_theta", key, def_theta, theta, err);
+    int rc = hfc_get_pos_num(r, sub, "rope_theta", key, def_theta, theta);
     double f = def_factor;
     snprintf(key, sizeof key, "%s.partial_rotary_factor", label);
     if (!rc)
-        rc = hfc_get_pos_num(sub, path, "partial_rotary_factor", key, def_factor, &f, err);
+        rc = hfc_get_pos_num(r, sub, "partial_rotary_factor", key, def_factor, &f);
     if (rc)
         return rc;
     *dim = (int)(head_dim * f); /* int() truncates, as the config class does */
@@ -55,22 +58,25 @@ static int read_rope_part(const json_t *sub, const char *path, const char *label
     return 0;
 }
 
-static int read_rope(const json_t *root, const char *path, hfc_config *c, vl_err *err)
+static int read_rope(const hfc_rd *r, hfc_config *c)
 {
+    const json_t *root = r->root;
+    const char *path = r->path;
+    vl_err *err = r->err;
     hfc_dsv4 *v = &c->v4;
     double factor = 0, top_theta, ctheta;
-    int rc = hfc_get_pos_num(root, path, "partial_rotary_factor", "partial_rotary_factor", 0,
-                             &factor, err);
+    int rc = hfc_get_pos_num(r, root, "partial_rotary_factor", "partial_rotary_factor", 0,
+                             &factor);
     if (!rc && factor == 0) {
         int qr = 0;
-        rc = hfc_get_int(root, path, "qk_rope_head_dim", 0, 0, 1, MAX_DIM, &qr, err);
+        rc = hfc_get_int(r, "qk_rope_head_dim", 0, 0, 1, MAX_DIM, &qr);
         factor = qr ? (double)qr / c->head_dim : 64.0 / 512.0;
     }
     if (!rc)
-        rc = hfc_get_pos_num(root, path, "rope_theta", "rope_theta", 10000.0, &top_theta, err);
+        rc = hfc_get_pos_num(r, root, "rope_theta", "rope_theta", 10000.0, &top_theta);
     if (!rc)
-        rc = hfc_get_pos_num(root, path, "compress_rope_theta", "compress_rope_theta", 160000.0,
-                             &ctheta, err);
+        rc = hfc_get_pos_num(r, root, "compress_rope_theta", "compress_rope_theta", 160000.0,
+                             &ctheta);
     if (rc)
         return rc;
     if (hfc_field(root, "rope_scaling"))
@@ -80,11 +86,11 @@ static int read_rope(const json_t *root, const char *path, hfc_config *c, vl_err
     const json_t *mn = hfc_field(rp, "main"), *cp = hfc_field(rp, "compress");
     if (json_is_object(mn) && json_is_object(cp)) {
         /* compute_default_rope_parameters: .get("partial_rotary_factor", 1.0) */
-        rc = read_rope_part(mn, path, "rope_parameters.main", top_theta, 1.0, c->head_dim,
-                            &v->theta_main, &v->rope_dim_main, err);
+        rc = read_rope_part(r, mn, "rope_parameters.main", top_theta, 1.0, c->head_dim,
+                            &v->theta_main, &v->rope_dim_main);
         if (!rc)
-            rc = read_rope_part(cp, path, "rope_parameters.compress", ctheta, 1.0, c->head_dim,
-                                &v->theta_compress, &v->rope_dim_compress, err);
+            rc = read_rope_part(r, cp, "rope_parameters.compress", ctheta, 1.0, c->head_dim,
+                                &v->theta_compress, &v->rope_dim_compress);
         return rc;
     }
     /* flat: both plain at theta / compress_rope_theta with partial_rotary_factor; the dict's
@@ -94,11 +100,11 @@ static int read_rope(const json_t *root, const char *path, hfc_config *c, vl_err
         return vl_errf(err, VL_ECONFIG, "%s: field \"rope_parameters.rope_type\" = \"%.32s\" "
                        "not supported (only default)", path,
                        json_is_string(ty) ? json_string_value(ty) : "?");
-    rc = read_rope_part(NULL, path, "rope_parameters.main", top_theta, factor, c->head_dim,
-                        &v->theta_main, &v->rope_dim_main, err);
+    rc = read_rope_part(r, NULL, "rope_parameters.main", top_theta, factor, c->head_dim,
+                        &v->theta_main, &v->rope_dim_main);
     if (!rc)
-        rc = read_rope_part(NULL, path, "rope_parameters.compress", ctheta, factor, c->head_dim,
-                            &v->theta_compress, &v->rope_dim_compress, err);
+        rc = read_rope_part(r, NULL, "rope_parameters.compress", ctheta, factor, c->head_dim,
+                            &v->theta_compress, &v->rope_dim_compress);
     return rc;
 }
 
@@ -113,8 +119,11 @@ static int layer_kind_of(const char *s)
     return -1;
 }
 
-static int read_layers(const json_t *root, const char *path, hfc_config *c, vl_err *err)
+static int read_layers(const hfc_rd *r, hfc_config *c)
 {
+    const json_t *root = r->root;
+    const char *path = r->path;
+    vl_err *err = r->err;
     hfc_dsv4 *v = &c->v4;
     int n = c->n_layers, rc = 0;
     v->rate_csa = 4;
@@ -123,18 +132,16 @@ static int read_layers(const json_t *root, const char *path, hfc_config *c, vl_e
     if (cr && !json_is_object(cr))
         return bad(err, path, "compress_rates", "is not an object");
     if (cr) {
-        rc = hfc_get_int(cr, path, "compressed_sparse_attention", 0, 4, 1, 1 << 16,
-                         &v->rate_csa, err);
+        hfc_rd sub = {path, cr, err};
+        rc = hfc_get_int(&sub, "compressed_sparse_attention", 0, 4, 1, 1 << 16, &v->rate_csa);
         if (!rc)
-            rc = hfc_get_int(cr, path, "heavily_compressed_attention", 0, 128, 1, 1 << 16,
-                             &v->rate_hca, err);
+            rc = hfc_get_int(&sub, "heavily_compressed_attention", 0, 128, 1, 1 << 16,
+                             &v->rate_hca);
     }
     if (!rc)
-        rc = hfc_get_int(root, path, "compress_rate_csa", 0, v->rate_csa, 1, 1 << 16,
-                         &v->rate_csa, err);
+        rc = hfc_get_int(r, "compress_rate_csa", 0, v->rate_csa, 1, 1 << 16, &v->rate_csa);
     if (!rc)
-        rc = hfc_get_int(root, path, "compress_rate_hca", 0, v->rate_hca, 1, 1 << 16,
-                         &v->rate_hca, err);
+        rc = hfc_get_int(r, "compress_rate_hca", 0, v->rate_hca, 1, 1 << 16, &v->rate_hca);
     if (rc)
         return rc;
     const json_t *lt = hfc_field(root, "layer_types"), *ratios = hfc_field(root, "compress_ratios");
@@ -162,7 +169,7 @@ static int read_layers(const json_t *root, const char *path, hfc_config *c, vl_e
         }
     }
     int n_hash = 3;
-    if ((rc = hfc_get_int(root, path, "num_hash_layers", 0, 3, 0, HFC_MAX_LAYERS, &n_hash, err)))
+    if ((rc = hfc_get_int(r, "num_hash_layers", 0, 3, 0, HFC_MAX_LAYERS, &n_hash)))
         return rc;
     const json_t *mt = hfc_field(root, "mlp_layer_types");
     for (int l = 0; l < n; l++)
@@ -182,27 +189,26 @@ static int read_layers(const json_t *root, const char *path, hfc_config *c, vl_e
     return 0;
 }
 
-static int read_moe(const json_t *root, const char *path, hfc_config *c, vl_err *err)
+static int read_moe(const hfc_rd *r, hfc_config *c)
 {
+    const json_t *root = r->root;
+    const char *path = r->path;
+    vl_err *err = r->err;
     hfc_dsv4 *v = &c->v4;
-    int shared = 1, rc = hfc_get_int(root, path, "n_routed_experts", 1, 0, 1, 4096,
-                                     &c->n_experts, err);
+    int shared = 1, rc = hfc_get_int(r, "n_routed_experts", 1, 0, 1, 4096, &c->n_experts);
     if (!rc)
-        rc = hfc_get_int(root, path, "num_experts_per_tok", 1, 0, 1, 4096,
-                         &c->n_experts_per_tok, err);
+        rc = hfc_get_int(r, "num_experts_per_tok", 1, 0, 1, 4096, &c->n_experts_per_tok);
     if (!rc)
-        rc = hfc_get_int(root, path, "moe_intermediate_size", 1, 0, 1, MAX_DIM,
-                         &c->moe_intermediate, err);
+        rc = hfc_get_int(r, "moe_intermediate_size", 1, 0, 1, MAX_DIM, &c->moe_intermediate);
     if (!rc)
-        rc = hfc_get_int(root, path, "n_shared_experts", 0, 1, 0, 64, &shared, err);
+        rc = hfc_get_int(r, "n_shared_experts", 0, 1, 0, 64, &shared);
     if (!rc)
-        rc = hfc_get_bool(root, path, "norm_topk_prob", 1, &c->norm_topk_prob, err);
+        rc = hfc_get_bool(r, "norm_topk_prob", 1, &c->norm_topk_prob);
     if (!rc)
-        rc = hfc_get_pos_num(root, path, "routed_scaling_factor", "routed_scaling_factor", 1.5,
-                             &v->routed_scaling, err);
+        rc = hfc_get_pos_num(r, root, "routed_scaling_factor", "routed_scaling_factor", 1.5,
+                             &v->routed_scaling);
     if (!rc)
-        rc = hfc_get_pos_num(root, path, "swiglu_limit", "swiglu_limit", 10.0,
-                             &v->swiglu_limit, err);
+        rc = hfc_get_pos_num(r, root, "swiglu_limit", "swiglu_limit", 10.0, &v->swiglu_limit);
     if (rc)
         return rc;
     if (c->n_experts_per_tok > c->n_experts)
@@ -232,73 +238,50 @@ static int read_moe(const json_t *root, const char *path, hfc_config *c, vl_err 
     return 0;
 }
 
-static int read_quant(const json_t *root, const char *path, hfc_dsv4 *v, vl_err *err)
+int hfc_dsv4_read(const hfc_rd *r, hfc_config *c)
 {
-    const json_t *q = hfc_field(root, "quantization_config");
-    if (!q)
-        return 0;
-    const json_t *qm = hfc_field(q, "quant_method"), *bs = hfc_field(q, "weight_block_size");
-    if (!json_is_string(qm) || strcmp(json_string_value(qm), "fp8"))
-        return bad(err, path, "quantization_config.quant_method", "must be \"fp8\"");
-    if (!json_is_array(bs) || json_array_size(bs) != 2 ||
-        !json_is_integer(json_array_get(bs, 0)) || !json_is_integer(json_array_get(bs, 1)) ||
-        json_integer_value(json_array_get(bs, 0)) < 1 ||
-        json_integer_value(json_array_get(bs, 1)) < 1 ||
-        json_integer_value(json_array_get(bs, 0)) > MAX_DIM ||
-        json_integer_value(json_array_get(bs, 1)) > MAX_DIM)
-        return bad(err, path, "quantization_config.weight_block_size",
-                   "must be two positive integers");
-    v->fp8_block[0] = (int)json_integer_value(json_array_get(bs, 0));
-    v->fp8_block[1] = (int)json_integer_value(json_array_get(bs, 1));
-    return 0;
-}
-
-int hfc_dsv4_read(const json_t *root, const char *path, hfc_config *c, vl_err *err)
-{
+    const char *path = r->path;
+    vl_err *err = r->err;
     hfc_dsv4 *v = &c->v4;
     int mlp_bias = 0;
     if (c->n_kv_heads != 1)
         return bad(err, path, "num_key_value_heads", "must be 1 (shared-KV attention)");
     if (c->qkv_bias)
         return bad(err, path, "attention_bias", "true not supported for deepseek_v4");
-    int rc = hfc_get_bool(root, path, "mlp_bias", 0, &mlp_bias, err);
+    int rc = hfc_get_bool(r, "mlp_bias", 0, &mlp_bias);
     if (!rc && mlp_bias)
         rc = bad(err, path, "mlp_bias", "true not supported for deepseek_v4");
     if (!rc)
-        rc = hfc_get_int(root, path, "q_lora_rank", 1, 0, 1, MAX_DIM, &v->q_lora_rank, err);
+        rc = hfc_get_int(r, "q_lora_rank", 1, 0, 1, MAX_DIM, &v->q_lora_rank);
     if (!rc)
-        rc = hfc_get_int(root, path, "o_groups", 1, 0, 1, MAX_DIM, &v->o_groups, err);
+        rc = hfc_get_int(r, "o_groups", 1, 0, 1, MAX_DIM, &v->o_groups);
     if (!rc)
-        rc = hfc_get_int(root, path, "o_lora_rank", 1, 0, 1, MAX_DIM, &v->o_lora_rank, err);
+        rc = hfc_get_int(r, "o_lora_rank", 1, 0, 1, MAX_DIM, &v->o_lora_rank);
     if (!rc)
-        rc = hfc_get_int(root, path, "hc_mult", 0, 4, 1, 64, &v->hc_mult, err);
+        rc = hfc_get_int(r, "hc_mult", 0, 4, 1, 64, &v->hc_mult);
     if (!rc)
-        rc = hfc_get_int(root, path, "hc_sinkhorn_iters", 0, 20, 1, 1000,
-                         &v->hc_sinkhorn_iters, err);
+        rc = hfc_get_int(r, "hc_sinkhorn_iters", 0, 20, 1, 1000,
+                         &v->hc_sinkhorn_iters);
     if (!rc)
-        rc = hfc_get_pos_num(root, path, "hc_eps", "hc_eps", 1e-6, &v->hc_eps, err);
+        rc = hfc_get_pos_num(r, r->root, "hc_eps", "hc_eps", 1e-6, &v->hc_eps);
     if (!rc)
-        rc = hfc_get_int(root, path, "sliding_window", 0, 128, 1, 1 << 24, &v->sliding_window,
-                         err);
+        rc = hfc_get_int(r, "sliding_window", 0, 128, 1, 1 << 24, &v->sliding_window);
     if (!rc)
-        rc = hfc_get_int(root, path, "index_n_heads", 0, 64, 1, 4096, &v->index_heads, err);
+        rc = hfc_get_int(r, "index_n_heads", 0, 64, 1, 4096, &v->index_heads);
     if (!rc)
-        rc = hfc_get_int(root, path, "index_head_dim", 0, 128, 2, MAX_DIM, &v->index_head_dim,
-                         err);
+        rc = hfc_get_int(r, "index_head_dim", 0, 128, 2, MAX_DIM, &v->index_head_dim);
     if (!rc)
-        rc = hfc_get_int(root, path, "index_topk", 0, 512, 1, 1 << 24, &v->index_topk, err);
+        rc = hfc_get_int(r, "index_topk", 0, 512, 1, 1 << 24, &v->index_topk);
     if (!rc && ((long)c->n_heads * c->head_dim) % v->o_groups)
         rc = bad(err, path, "o_groups", "does not divide num_attention_heads · head_dim");
     if (!rc)
-        rc = read_rope(root, path, c, err);
+        rc = read_rope(r, c);
     if (!rc && v->rope_dim_compress > v->index_head_dim)
         rc = bad(err, path, "index_head_dim", "is narrower than the compress rotary slice");
     if (!rc)
-        rc = read_layers(root, path, c, err);
+        rc = read_layers(r, c);
     if (!rc)
-        rc = read_moe(root, path, c, err);
-    if (!rc)
-        rc = read_quant(root, path, v, err);
+        rc = read_moe(r, c);
     c->rope_theta = v->theta_main;
     return rc;
 }

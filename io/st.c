@@ -70,6 +70,17 @@ float st_f16_to_f32(uint16_t h)
     return bits_f32(sign | ((exp - 15 + 127) << 23) | (man << 13));
 }
 
+float st_f8e4m3_to_f32(uint8_t b)
+{
+    /* e4m3fn: exponent bias 7; exponent 0 is subnormal (m·2^-9); 0x7f/0xff are NaN and there
+     * is no infinity, so exponent 15 with mantissa < 7 is an ordinary number (up to 448). */
+    unsigned exp = (b >> 3) & 0xf, man = b & 7;
+    if (exp == 0xf && man == 7)
+        return bits_f32((uint32_t)(b & 0x80) << 24 | 0x7fc00000u);
+    float mag = exp == 0 ? ldexpf((float)man, -9) : ldexpf((float)(8 + man), (int)exp - 10);
+    return b & 0x80 ? -mag : mag; /* −0 for 0x80 */
+}
+
 static void f32_row(const uint8_t *src, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -86,19 +97,6 @@ static void bf16_row(const uint8_t *src, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dst[i] = st_bf16_to_f32(rd_u16(src + 2 * i));
-}
-
-float st_f8e4m3_to_f32(uint8_t b)
-{
-    int exp = (b >> 3) & 0xf, man = b & 7;
-    float mag;
-    if (exp == 0xf && man == 7)
-        mag = NAN;
-    else if (exp == 0)
-        mag = ldexpf((float)man, -9);
-    else
-        mag = ldexpf((float)(8 + man), exp - 10);
-    return (b & 0x80) ? -mag : mag;
 }
 
 static void f8e4m3_row(const uint8_t *src, float *dst, size_t n)
@@ -160,7 +158,7 @@ static int parse_dtype(const char *file, const char *name, const json_t *j, st_d
     const char *s = json_string_value(j);
     if (st_dtype_from_name(s, out) == 0)
         return 0;
-    return vl_errf(err, VL_EDTYPE, "%s: tensor \"%s\": dtype %.32s not supported (F32, F16, BF16)",
+    return vl_errf(err, VL_EDTYPE, "%s: tensor \"%s\": dtype %.32s not supported (F32, F16, BF16, F8_E4M3)",
                    file, name, s);
 }
 

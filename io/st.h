@@ -21,8 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ST_F8_E4M3: OCP FP8 e4m3fn (DeepSeek's checkpoints; the block scales are separate F32
- * tensors, applied by the model loader). */
+/* ST_F8_E4M3: OCP FP8 E4M3 ("e4m3fn", torch.float8_e4m3fn): 1 sign, 4 exponent (bias 7), 3
+ * mantissa bits, no infinities, S.1111.111 is NaN, largest finite ±448. DeepSeek releases its
+ * weights in it with one float32 scale per 128×128 block (st_fp8_dequant). */
 typedef enum { ST_F32, ST_F16, ST_BF16, ST_F8_E4M3, ST_DTYPE_COUNT } st_dtype;
 
 #define ST_MAX_DIMS 8
@@ -63,10 +64,10 @@ const st_tensor *st_set_find(const st_set *s, const char *name); /* NULL if abse
 /* Total bytes of tensor data in the set. */
 size_t st_set_nbytes(const st_set *s);
 
-const char *st_dtype_name(st_dtype t);  /* "F32", "F16", "BF16" */
+const char *st_dtype_name(st_dtype t);  /* "F32", "F16", "BF16", "F8_E4M3" */
 size_t st_dtype_size(st_dtype t);
 
-/* NAME as spelled in a header ("BF16") → *out; VL_EDTYPE if not one of the supported ones.
+/* NAME as spelled in a header ("BF16") → *out; VL_EDTYPE if not one of the supported four.
  * Fills no vl_err: the caller knows which file and tensor to name. */
 int st_dtype_from_name(const char *name, st_dtype *out);
 
@@ -74,12 +75,28 @@ int st_dtype_from_name(const char *name, st_dtype *out);
  * NaN stays NaN (payload kept), ±Inf stays ±Inf. Pure; thread-safe. */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
-/* e4m3fn: bias 7, subnormals man·2^-9, no Inf, S.1111.111 is NaN. Exact. */
+/* Exact too (every e4m3 value is a float32); S.1111.111 → NaN. */
 float st_f8e4m3_to_f32(uint8_t b);
 
 /* Convert t to float32 into dst (t->numel floats, caller-owned). Fails with VL_ERANGE naming
- * the file, tensor and flat index if a value is NaN or Inf. */
+ * the file, tensor and flat index if a value is NaN or Inf. An F8_E4M3 tensor gives its stored
+ * values without any block scale (st_fp8_dequant applies them). */
 int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
+
+/* ---- FP8 block-scaled weights (io/st_fp8.c) ----
+ * DeepSeek-V3's release layout (quantization_config {"quant_method": "fp8", "fmt": "e4m3",
+ * "weight_block_size": [br, bc]}): a 2-D F8_E4M3 weight q [R × C] and its companion
+ * "<name>_scale_inv" s [⌈R/br⌉ × ⌈C/bc⌉] (F32, or F16/BF16), W[r][c] = q[r][c] · s[r/br][c/bc]
+ * (the name says "inverse" because the quantizer divided by it; the reader multiplies). Edge
+ * blocks may be partial. Writes R·C floats to dst. Errors name the file and the tensor:
+ * VL_EDTYPE (q not F8_E4M3, s not a float dtype), VL_ESHAPE (q not 2-D, s not the block grid),
+ * VL_ERANGE (NaN in q, a non-finite or negative scale), VL_EARG (block size < 1). */
+int st_fp8_dequant(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
+                   int block_cols, float *dst, vl_err *err);
+
+/* "<weight name>_scale_inv" into buf (cap bytes): the companion name st_fp8_dequant expects.
+ * VL_EARG if it does not fit. */
+int st_fp8_scale_name(const char *weight, char *buf, size_t cap);
 
 void st_set_close(st_set *s);  /* NULL is a no-op */
 

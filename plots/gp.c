@@ -1,28 +1,50 @@
-/* plots/gp.c — gnuplot through popen, with the script saved beside the figure. */
+/* plots/gp.c — gnuplot as a child process fed through a socket, with the script saved beside
+ * the figure. No shell anywhere: gnuplot is started with posix_spawnp, its stdout and stderr go
+ * to an anonymous temporary file (tmpfile: no name anyone can predict or pre-create), and every
+ * piece of text reaches it as a single-quoted literal (gnuplot expands neither backquotes nor
+ * macros inside single quotes). */
 #define _POSIX_C_SOURCE 200809L
 #include "gp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char **environ;
+
+enum {
+    GP_NQ = 8,            /* quoted strings one command may hold */
+    GP_FLUSH = 1 << 16,   /* bytes buffered before they are sent to gnuplot */
+};
+
 struct gp_pipe {
-    FILE *pipe;          /* gnuplot's stdin */
+    pid_t pid;           /* gnuplot, or 0 */
+    int fd;              /* our end of gnuplot's stdin (a socket: MSG_NOSIGNAL, no SIGPIPE) */
+    FILE *log;           /* gnuplot's stdout + stderr (anonymous temporary file) */
     FILE *script;        /* saved copy, or NULL */
     char *buf;           /* growable command buffer */
     size_t cap;
-    char errpath[64];    /* gnuplot's captured stderr */
+    char *wbuf;          /* bytes not yet sent to gnuplot */
+    size_t wlen, wcap;
+    char *q[GP_NQ];      /* gp_str results, freed by the next gp_cmd */
+    int nq;
+    int rc;              /* first failure of any gp_* call on this pipe, 0 if none */
+    vl_err qerr;         /* gp_str's refusal, reported by the next gp_cmd */
     char *out;           /* final output path (file terminals) */
     char *out_tmp;       /* OUT.tmp rendered first */
     char *script_path;
     char *script_tmp;
-    int broken;          /* a write failed (gnuplot died early) */
+    int broken;          /* a send failed (gnuplot died early) */
 };
 
 static const char *const term_names[GP_TERM_COUNT] = {
@@ -49,46 +71,210 @@ int gp_term_parse(const char *s, gp_term *out, vl_err *err)
 
 int gp_term_is_file(gp_term t) { return t == GP_PNG || t == GP_SVG || t == GP_PDF; }
 
+/* ---------------------------------------------------------------- text */
+
+static int is_ctrl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+/* s for an error message: control characters as \xNN, cut at about 160 bytes, so the message
+ * stays one line whatever s holds. */
+static void shown(char *buf, size_t size, const char *s)
+{
+    size_t j = 0;
+    for (; *s && j + 8 < size && j < 160; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (is_ctrl(c))
+            j += (size_t)snprintf(buf + j, size - j, "\\x%02x", c);
+        else
+            buf[j++] = (char)c;
+    }
+    if (*s && j + 4 < size) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = '\0';
+}
+
+int gp_text_check(const char *what, const char *s, vl_err *err)
+{
+    for (const char *p = s; *p; p++)
+        if (is_ctrl((unsigned char)*p)) {
+            char v[200];
+            shown(v, sizeof v, s);
+            return vl_errf(err, VL_EARG,
+                           "%s \"%s\" holds control character 0x%02x at byte %d; refused (no "
+                           "newline, CR or other control character may reach gnuplot)",
+                           what, v, (unsigned char)*p, (int)(p - s));
+        }
+    return 0;
+}
+
+/* 'text' with ' doubled, vl_malloc'd; NULL on out of memory. Control characters are the
+ * caller's check (gp_text_check). */
+static char *quoted(const char *s)
+{
+    size_t n = 3;
+    for (const char *p = s; *p; p++)
+        n += *p == '\'' ? 2 : 1;
+    char *q = vl_malloc(n), *d = q;
+    if (!q)
+        return NULL;
+    *d++ = '\'';
+    for (; *s; s++) {
+        if (*s == '\'')
+            *d++ = '\'';
+        *d++ = *s;
+    }
+    *d++ = '\'';
+    *d = '\0';
+    return q;
+}
+
+const char *gp_str(gp_pipe *g, const char *s)
+{
+    if (g->qerr.code)
+        return "''";
+    if (!s)
+        s = "";
+    if (gp_text_check("gnuplot text", s, &g->qerr))
+        return "''";
+    if (g->nq == GP_NQ) {
+        vl_errf(&g->qerr, VL_EARG, "gnuplot: more than %d strings in one command", GP_NQ);
+        return "''";
+    }
+    char *q = quoted(s);
+    if (!q) {
+        vl_errf(&g->qerr, VL_ENOMEM, "gnuplot: out of memory quoting a string");
+        return "''";
+    }
+    return g->q[g->nq++] = q;
+}
+
+/* Defence in depth behind gp_str: a formatted command must not hold a backquote outside a
+ * single-quoted string (gnuplot runs `…` as a shell command, also inside "…"), a line that
+ * starts with '!' (its shell escape) or a control character other than the newlines between
+ * commands. Returns the offending byte's offset, or −1. It does not parse gnuplot; it catches a
+ * future call site that formats text with %s instead of gp_str. */
+static long unsafe_at(const char *c, size_t n)
+{
+    int state = 0; /* 0 outside strings, 1 in '…', 2 in "…" */
+    int line_start = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)c[i];
+        if (state == 1) {
+            if (is_ctrl(ch))
+                return (long)i;
+            if (ch == '\'' && i + 1 < n && c[i + 1] == '\'')
+                i++;
+            else if (ch == '\'')
+                state = 0;
+            continue;
+        }
+        if (state == 2) {
+            if (is_ctrl(ch) || ch == '`')
+                return (long)i;
+            if (ch == '\\' && i + 1 < n && !is_ctrl((unsigned char)c[i + 1]))
+                i++;
+            else if (ch == '"')
+                state = 0;
+            continue;
+        }
+        if (ch == '\n') {
+            line_start = 1;
+            continue;
+        }
+        if (ch == '`' || is_ctrl(ch) || (line_start && ch == '!'))
+            return (long)i;
+        if (ch != ' ')
+            line_start = 0;
+        state = ch == '\'' ? 1 : ch == '"' ? 2 : 0;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- process */
+
+static int set_cloexec(int fd) { return fcntl(fd, F_SETFD, FD_CLOEXEC); }
+
+/* Start argv[0] (searched in PATH) with stdin from in_fd and stdout + stderr into log_fd.
+ * Returns 0 or an errno value (ENOENT: no such program). */
+static int spawn(char *const argv[], int in_fd, int log_fd, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    int e = posix_spawn_file_actions_init(&fa);
+    if (e)
+        return e;
+    e = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    if (!e)
+        e = posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+    if (!e)
+        e = posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
+    fflush(NULL); /* the child must not inherit and flush our buffered output */
+    if (!e)
+        e = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return e;
+}
+
+/* Wait for pid; its wait status, or −1. */
+static int reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return st;
+}
+
+static FILE *new_log(void)
+{
+    FILE *f = tmpfile();
+    if (f && set_cloexec(fileno(f)) != 0) {
+        fclose(f);
+        f = NULL;
+    }
+    return f;
+}
+
 int gp_term_available(gp_term t, const char *gnuplot)
 {
     static const char *const real[GP_TERM_COUNT] = {
         [GP_PNG] = "pngcairo", [GP_SVG] = "svg", [GP_PDF] = "pdfcairo",
         [GP_QT] = "qt",        [GP_WXT] = "wxt", [GP_X11] = "x11",
     };
-    char cmd[512], line[256];
+    FILE *log = new_log();
     /* stdin from /dev/null: gnuplot pages the list and would wait for return */
-    snprintf(cmd, sizeof cmd, "%s -e \"set terminal\" </dev/null 2>&1",
-             gnuplot ? gnuplot : "gnuplot");
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    if (!p)
+    int in = open("/dev/null", O_RDONLY);
+    if (!log || in < 0 || set_cloexec(in) != 0) {
+        if (log)
+            fclose(log);
+        if (in >= 0)
+            close(in);
         return 0;
-    int found = 0;
-    size_t n = strlen(real[t]);
-    while (fgets(line, sizeof line, p)) {
-        /* entries look like "            qt  Qt cross-platform interactive terminal", also
-         * after a "Press return for more:" prompt on the same line */
-        char *s = strstr(line, "more:");
-        s = s ? s + 5 : line;
-        s += strspn(s, " \t");
-        if (!strncmp(s, real[t], n) && (s[n] == ' ' || s[n] == '\t'))
-            found = 1;
     }
-    pclose(p);
+    char *argv[] = {(char *)(gnuplot ? gnuplot : "gnuplot"), "-e", "set terminal", NULL};
+    pid_t pid;
+    int e = spawn(argv, in, fileno(log), &pid);
+    close(in);
+    int found = 0;
+    if (!e && reap(pid) != -1) {
+        char line[256];
+        size_t n = strlen(real[t]);
+        rewind(log);
+        while (fgets(line, sizeof line, log)) {
+            /* entries look like "            qt  Qt cross-platform interactive terminal",
+             * also after a "Press return for more:" prompt on the same line */
+            char *s = strstr(line, "more:");
+            s = s ? s + 5 : line;
+            s += strspn(s, " \t");
+            if (!strncmp(s, real[t], n) && (s[n] == ' ' || s[n] == '\t'))
+                found = 1;
+        }
+    }
+    fclose(log);
     return found;
 }
 
-const char *gp_quote(char *buf, size_t size, const char *s)
-{
-    size_t j = 0;
-    for (; *s && j + 2 < size; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[j++] = '\\';
-        buf[j++] = *s;
-    }
-    buf[j] = '\0';
-    return buf;
-}
+/* ---------------------------------------------------------------- the pipe */
 
 static char *concat(const char *a, const char *b)
 {
@@ -101,16 +287,30 @@ static char *concat(const char *a, const char *b)
     return s;
 }
 
+static void drop_strings(gp_pipe *g)
+{
+    for (int i = 0; i < g->nq; i++)
+        vl_free(g->q[i]);
+    g->nq = 0;
+}
+
 static void gp_free(gp_pipe *g)
 {
+    if (g->fd >= 0)
+        close(g->fd);
+    if (g->pid > 0)
+        reap(g->pid);
+    if (g->log)
+        fclose(g->log);
     if (g->script)
         fclose(g->script);
     if (g->script_tmp)
         unlink(g->script_tmp);
     if (g->out_tmp)
         unlink(g->out_tmp);
-    unlink(g->errpath);
+    drop_strings(g);
     vl_free(g->buf);
+    vl_free(g->wbuf);
     vl_free(g->out);
     vl_free(g->out_tmp);
     vl_free(g->script_path);
@@ -118,55 +318,122 @@ static void gp_free(gp_pipe *g)
     vl_free(g);
 }
 
-/* Write raw text to gnuplot and to the saved script. */
+static int fail(gp_pipe *g, int rc)
+{
+    if (!g->rc)
+        g->rc = rc;
+    return rc;
+}
+
+/* Send the buffered bytes. MSG_NOSIGNAL: a gnuplot that died is an EPIPE here, not a SIGPIPE
+ * that would kill the whole process. */
+static int flush_out(gp_pipe *g, vl_err *err)
+{
+    size_t off = 0;
+    while (!g->broken && off < g->wlen) {
+        ssize_t k = send(g->fd, g->wbuf + off, g->wlen - off, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            g->broken = 1;
+        else
+            off += (size_t)k;
+    }
+    g->wlen = 0;
+    if (g->broken)
+        return fail(g, vl_errf(err, VL_EIO, "gnuplot: pipe closed early (see the error at "
+                                            "close)"));
+    return 0;
+}
+
+/* Queue raw text for gnuplot and write it to the saved script. */
 static int gp_write(gp_pipe *g, const char *s, size_t n, vl_err *err)
 {
+    if (g->broken)
+        return fail(g, vl_errf(err, VL_EIO, "gnuplot: pipe closed early (see the error at "
+                                            "close)"));
     if (g->script)
         fwrite(s, 1, n, g->script);
-    if (g->broken || fwrite(s, 1, n, g->pipe) != n || fflush(g->pipe) != 0) {
-        g->broken = 1;
-        return vl_errf(err, VL_EIO, "gnuplot: pipe closed early (see the error at close)");
+    if (g->wlen + n > g->wcap) {
+        size_t cap = g->wcap ? g->wcap : 4096;
+        while (cap < g->wlen + n)
+            cap *= 2;
+        char *nb = vl_realloc(g->wbuf, cap);
+        if (!nb)
+            return fail(g, vl_errf(err, VL_ENOMEM, "gnuplot: out of memory"));
+        g->wbuf = nb;
+        g->wcap = cap;
     }
+    memcpy(g->wbuf + g->wlen, s, n);
+    g->wlen += n;
+    return g->wlen >= GP_FLUSH ? flush_out(g, err) : 0;
+}
+
+/* Format one command into g->buf (its length in *len, no newline added). */
+static int format(gp_pipe *g, size_t *len, vl_err *err, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(g->buf, g->cap, fmt, ap);
+    if (n >= 0 && (size_t)n + 2 > g->cap) { /* grow to the exact size and format again */
+        char *nb = vl_realloc(g->buf, (size_t)n + 2);
+        if (!nb) {
+            va_end(ap2);
+            return vl_errf(err, VL_ENOMEM, "gnuplot: out of memory for a command");
+        }
+        g->buf = nb;
+        g->cap = (size_t)n + 2;
+        vsnprintf(g->buf, g->cap, fmt, ap2);
+    }
+    va_end(ap2);
+    if (n < 0)
+        return vl_errf(err, VL_EARG, "gnuplot: bad command format \"%s\"", fmt);
+    *len = (size_t)n;
     return 0;
 }
 
 int gp_cmd(gp_pipe *g, vl_err *err, const char *fmt, ...)
 {
+    if (g->qerr.code) { /* a gp_str argument was refused: nothing of this command is sent */
+        drop_strings(g);
+        if (err)
+            *err = g->qerr;
+        return fail(g, g->qerr.code);
+    }
+    size_t n;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(g->buf, g->cap, fmt, ap);
+    int rc = format(g, &n, err, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return vl_errf(err, VL_EARG, "gnuplot: bad command format \"%s\"", fmt);
-    if ((size_t)n + 2 > g->cap) { /* two-pass: grow to the exact size and format again */
-        char *nb = vl_realloc(g->buf, (size_t)n + 2);
-        if (!nb)
-            return vl_errf(err, VL_ENOMEM, "gnuplot: out of memory for a command");
-        g->buf = nb;
-        g->cap = (size_t)n + 2;
-        va_start(ap, fmt);
-        vsnprintf(g->buf, g->cap, fmt, ap);
-        va_end(ap);
+    drop_strings(g);
+    if (rc)
+        return fail(g, rc);
+    long bad = unsafe_at(g->buf, n);
+    if (bad >= 0) {
+        char v[200];
+        shown(v, sizeof v, g->buf);
+        return fail(g, vl_errf(err, VL_EARG, "gnuplot: refusing command \"%s\" (byte %ld: "
+                                             "backquote, '!' or control character outside a "
+                                             "quoted string)", v, bad));
     }
     g->buf[n] = '\n';
-    return gp_write(g, g->buf, (size_t)n + 1, err);
+    return gp_write(g, g->buf, n + 1, err);
 }
 
 static int gp_setup(gp_pipe *g, const gp_opts *o, vl_err *err)
 {
-    char q[2048];
     int rc;
     switch (o->term) {
     case GP_PNG:
-        rc = gp_cmd(g, err, "set terminal pngcairo size %d,%d enhanced font \"sans,10\"",
+        rc = gp_cmd(g, err, "set terminal pngcairo size %d,%d enhanced font 'sans,10'",
                     o->width, o->height);
         break;
     case GP_SVG:
-        rc = gp_cmd(g, err, "set terminal svg size %d,%d enhanced font \"sans,10\"", o->width,
+        rc = gp_cmd(g, err, "set terminal svg size %d,%d enhanced font 'sans,10'", o->width,
                     o->height);
         break;
     case GP_PDF:
-        rc = gp_cmd(g, err, "set terminal pdfcairo size %gin,%gin enhanced font \"sans,8\"",
+        rc = gp_cmd(g, err, "set terminal pdfcairo size %gin,%gin enhanced font 'sans,8'",
                     o->width / 100.0, o->height / 100.0);
         break;
     default:
@@ -179,10 +446,14 @@ static int gp_setup(gp_pipe *g, const gp_opts *o, vl_err *err)
          * so `gnuplot OUT.gp` redraws the figure in place */
         FILE *script = g->script;
         g->script = NULL;
-        rc = gp_cmd(g, err, "set output \"%s\"", gp_quote(q, sizeof q, g->out_tmp));
+        rc = gp_cmd(g, err, "set output %s", gp_str(g, g->out_tmp));
         g->script = script;
+        char *q = quoted(g->out);
+        if (!q)
+            return fail(g, vl_errf(err, VL_ENOMEM, "gnuplot: out of memory"));
         if (script)
-            fprintf(script, "set output \"%s\"\n", gp_quote(q, sizeof q, g->out));
+            fprintf(script, "set output %s\n", q);
+        vl_free(q);
     }
     return rc;
 }
@@ -194,6 +465,9 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     if (file_term && (!o->out || !*o->out))
         return vl_errf(err, VL_EARG, "gnuplot: terminal %s needs an output file (-o FILE)",
                        term_names[o->term]);
+    /* before anything starts: the name travels to gnuplot and into the saved script */
+    if (o->out && gp_text_check("output file name", o->out, err))
+        return err ? err->code : VL_EARG;
     if (!file_term && !getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))
         return vl_errf(err, VL_EARG,
                        "gnuplot: terminal %s needs a display (DISPLAY is not set); use --term png",
@@ -206,11 +480,9 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     gp_pipe *g = vl_calloc(1, sizeof *g);
     if (!g)
         return vl_errf(err, VL_ENOMEM, "gnuplot: out of memory");
+    g->fd = -1;
     g->cap = 4096;
     g->buf = vl_malloc(g->cap);
-    /* per process and per figure: two figures of one process never share the file */
-    snprintf(g->errpath, sizeof g->errpath, "/tmp/vbrlab-gp-%ld-%p.err", (long)getpid(),
-             (void *)g);
     const char *base = file_term ? o->out : "gnuplot-interactive";
     if (file_term) {
         g->out = vl_strdup(o->out);
@@ -231,18 +503,31 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
         gp_free(g);
         return rc;
     }
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s %s 2>%s", o->gnuplot ? o->gnuplot : "gnuplot",
-             o->interactive_wait ? "-persist" : "", g->errpath);
-    fflush(NULL);
-    g->pipe = popen(cmd, "w");
-    if (!g->pipe) {
+    int sv[2];
+    if (!(g->log = new_log()) || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+        int e = errno;
         gp_free(g);
-        return vl_errf(err, VL_EEXTERN, "gnuplot: cannot start \"%s\"", cmd);
+        return vl_errf(err, VL_EIO, "gnuplot: cannot set up its input/log: %s", strerror(e));
+    }
+    g->fd = sv[0];
+    set_cloexec(sv[0]);
+    set_cloexec(sv[1]);
+    char *argv[] = {(char *)(o->gnuplot ? o->gnuplot : "gnuplot"),
+                    o->interactive_wait ? "-persist" : NULL, NULL};
+    int e = spawn(argv, sv[1], fileno(g->log), &g->pid);
+    close(sv[1]);
+    if (e) {
+        g->pid = 0;
+        gp_free(g);
+        if (e == ENOENT)
+            return vl_errf(err, VL_EEXTERN, "gnuplot not found (tried \"%s\"; install the Debian "
+                                            "package gnuplot-nox)", argv[0]);
+        return vl_errf(err, VL_EEXTERN, "gnuplot: cannot start \"%s\": %s", argv[0],
+                       strerror(e));
     }
     int rc = gp_setup(g, o, err);
     if (rc) {
-        gp_close(g, err); /* its message (gnuplot missing, ...) says more than the write error */
+        gp_close(g, err); /* its message (gnuplot failing, ...) says more than the write error */
         return rc;
     }
     *out = g;
@@ -277,45 +562,56 @@ int gp_block_columns(gp_pipe *g, const char *name, const double *const *cols, in
     return rc ? rc : gp_cmd(g, err, "EOD");
 }
 
-/* The first line of gnuplot's stderr that names an error ("line 3: undefined variable"). */
-static void first_error_line(const char *path, char *line, size_t size)
+/* The first line of gnuplot's output that names an error ("line 3: undefined variable"),
+ * control characters blanked so the message stays one line. */
+static void first_error_line(FILE *log, char *line, size_t size)
 {
     line[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
     char buf[512];
-    while (fgets(buf, sizeof buf, f)) {
+    rewind(log);
+    while (fgets(buf, sizeof buf, log)) {
         buf[strcspn(buf, "\n")] = '\0';
         if (strstr(buf, "warning:"))
             continue; /* warnings do not stop gnuplot; the error is a later line */
         if (strstr(buf, "line ") || strstr(buf, "rror") || strstr(buf, "not found")) {
+            for (char *p = buf; *p; p++)
+                if (is_ctrl((unsigned char)*p))
+                    *p = ' ';
             snprintf(line, size, "%s", buf);
             break;
         }
     }
-    fclose(f);
 }
 
 int gp_close(gp_pipe *g, vl_err *err)
 {
     if (!g)
         return 0;
-    if (!g->broken && g->out_tmp)
+    /* a refused command or a failed write: the caller's err already says why, unless the
+     * write failed because gnuplot died, when gnuplot's own message says more */
+    int rc = g->broken ? 0 : g->rc;
+    if (!rc && !g->broken && g->out_tmp)
         gp_cmd(g, NULL, "unset output");
-    int status = pclose(g->pipe);
-    g->pipe = NULL;
-    int rc = 0;
+    if (!g->broken)
+        flush_out(g, NULL);
+    close(g->fd);
+    g->fd = -1;
+    int status = reap(g->pid);
+    g->pid = 0;
+    if (rc) {
+        gp_free(g); /* removes OUT.tmp and the script's temporary */
+        return rc;
+    }
     char line[600];
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        first_error_line(g->errpath, line, sizeof line);
-        if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 127)
-            rc = vl_errf(err, VL_EEXTERN,
-                         "gnuplot not found (install the Debian package gnuplot-nox)");
-        else
-            rc = vl_errf(err, VL_EEXTERN, "gnuplot failed (status %d)%s%s",
-                         status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                         line[0] ? ": " : "", line);
+        first_error_line(g->log, line, sizeof line);
+        rc = vl_errf(err, VL_EEXTERN, "gnuplot failed (%s %d)%s%s",
+                     status != -1 && WIFSIGNALED(status) ? "signal" : "status",
+                     status == -1 ? -1 : WIFSIGNALED(status) ? WTERMSIG(status)
+                                                             : WEXITSTATUS(status),
+                     line[0] ? ": " : "", line);
+    } else if (g->broken) {
+        rc = vl_errf(err, VL_EIO, "gnuplot: stopped reading its input before the end");
     } else if (g->out_tmp) {
         struct stat st;
         if (stat(g->out_tmp, &st) != 0 || st.st_size == 0)
@@ -324,8 +620,11 @@ int gp_close(gp_pipe *g, vl_err *err)
             rc = vl_errf(err, VL_EIO, "%s: %s", g->out, strerror(errno));
     }
     if (g->script) {
-        fclose(g->script);
+        int bad = ferror(g->script);
+        bad |= fclose(g->script) != 0;
         g->script = NULL;
+        if (!rc && bad)
+            rc = vl_errf(err, VL_EIO, "%s: cannot write the script", g->script_tmp);
         if (!rc && rename(g->script_tmp, g->script_path) != 0)
             rc = vl_errf(err, VL_EIO, "%s: %s", g->script_path, strerror(errno));
     }

@@ -1,13 +1,22 @@
 /* plots/gp.h — a one-way pipe to gnuplot that also saves what it sends.
  *
- * gp_open starts `gnuplot` through popen and, when asked, opens a script file beside the output
+ * gp_open starts `gnuplot` (posix_spawnp, no shell) and, when asked, opens a script file beside
+ * the output
  * (OUT.gp): every command and every inline data block sent to gnuplot is written there too, so
  * each figure can be re-drawn and edited with `gnuplot OUT.gp` alone. Data go as gnuplot 5
  * inline data blocks ($name << EOD ... EOD), so the script is self-contained.
  *
- * A pipe cannot ask gnuplot whether a command worked; gnuplot reading a pipe stops at the first
- * error with a non-zero status, and its stderr is captured to a temporary file, so gp_close
- * reports the first error line and the exit status. File terminals render to OUT.tmp, renamed
+ * Text from data (file names, titles, labels, tic and set names) reaches gnuplot only through
+ * gp_str, as a single-quoted literal with ' doubled: gnuplot expands neither `backquotes` (its
+ * shell escape) nor @macros there. Text holding a control character (newline, CR, other C0,
+ * DEL) is refused with VL_EARG, since a newline would end the command and start another. As a
+ * second guard gp_cmd refuses a formatted command with a backquote or '!' line outside a
+ * single-quoted string. The saved script holds exactly what gnuplot got (with OUT for OUT.tmp).
+ *
+ * A pipe cannot ask gnuplot whether a command worked; gnuplot reading its input stops at the
+ * first error with a non-zero status, and its stdout and stderr go to an anonymous temporary
+ * file (tmpfile: no predictable /tmp name), so gp_close reports the first error line and the
+ * exit status. File terminals render to OUT.tmp, renamed
  * to OUT on success (no half-written figure). Interactive terminals (qt, wxt, x11) need a
  * display and a gnuplot built with them (Debian gnuplot-qt or gnuplot-x11).
  *
@@ -48,7 +57,9 @@ typedef struct gp_pipe gp_pipe;
 /* Start gnuplot and send the terminal/output setup. */
 int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err);
 
-/* Send one command (a newline is appended). Returns 0 or VL_EIO if the pipe broke. */
+/* Send one command (a newline is appended). Returns 0; VL_EIO if the pipe broke; VL_EARG if a
+ * gp_str argument was refused (its message) or the command fails the backquote guard. Any
+ * failure of a gp_* call on g is remembered: gp_close then discards the figure. */
 int gp_cmd(gp_pipe *g, vl_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Send a matrix rows × cols as the data block $name, one line per row ("%.17g" values; NaN
@@ -60,11 +71,20 @@ int gp_block_matrix(gp_pipe *g, const char *name, const double *m, int rows, int
 int gp_block_columns(gp_pipe *g, const char *name, const double *const *cols, int ncols, int n,
                      vl_err *err);
 
-/* Quote s for a gnuplot double-quoted string literal into buf (escapes " and \). */
-const char *gp_quote(char *buf, size_t size, const char *s);
+/* s (NULL: "") as a gnuplot string literal 'like''this', for a %s of the next gp_cmd on g:
+ * owned by g, valid until that gp_cmd returns. At most 8 per command. A string with a control
+ * character is not quoted: "''" comes back and the next gp_cmd fails with VL_EARG naming the
+ * text (control characters shown as \xNN). */
+const char *gp_str(gp_pipe *g, const char *s);
+
+/* 0 if s holds no control character (bytes 0x01-0x1f, 0x7f); VL_EARG "WHAT \"s\" holds
+ * control character 0x0a at byte N; refused ..." otherwise (one line: s shown escaped). */
+int gp_text_check(const char *what, const char *s, vl_err *err);
 
 /* Finish: wait for gnuplot, check its exit status and output file, rename OUT.tmp → OUT.
- * On error the message is gnuplot's first error line. Frees g (also on error). */
+ * On error the message is gnuplot's first error line. After an earlier failed gp_* call on g
+ * the figure is discarded and that call's code returned (err left as that call filled it).
+ * Frees g (also on error). */
 int gp_close(gp_pipe *g, vl_err *err);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* "set xtics (\"a\" 0, \"b\" 1, ...)" for labelled axes; plain integer tics without labels. */
+/* "set xtics add ('a' 0)" per label for labelled axes; plain integer tics without labels. */
 static int send_tics(gp_pipe *g, const char *axis, const char *const *labels, int n, vl_err *err)
 {
     if (!labels)
@@ -19,24 +19,21 @@ static int send_tics(gp_pipe *g, const char *axis, const char *const *labels, in
     /* rotate long column labels (tensor names) so neighbours do not overlap */
     int rc = gp_cmd(g, err, "set %stics () noenhanced %s", axis,
                     *axis == 'x' && longest > 4 ? "rotate by 45 right" : "");
-    char q[256];
     for (int i = 0; i < n && !rc; i++)
-        rc = gp_cmd(g, err, "set %stics add (\"%s\" %d)", axis,
-                    gp_quote(q, sizeof q, labels[i] ? labels[i] : ""), i);
+        rc = gp_cmd(g, err, "set %stics add (%s %d)", axis, gp_str(g, labels[i]), i);
     return rc;
 }
 
 static int send_titles(gp_pipe *g, const char *title, const char *xl, const char *yl,
                        vl_err *err)
 {
-    char q[512];
     int rc = 0;
     if (title)
-        rc = gp_cmd(g, err, "set title \"%s\" noenhanced", gp_quote(q, sizeof q, title));
+        rc = gp_cmd(g, err, "set title %s noenhanced", gp_str(g, title));
     if (!rc && xl)
-        rc = gp_cmd(g, err, "set xlabel \"%s\" noenhanced", gp_quote(q, sizeof q, xl));
+        rc = gp_cmd(g, err, "set xlabel %s noenhanced", gp_str(g, xl));
     if (!rc && yl)
-        rc = gp_cmd(g, err, "set ylabel \"%s\" noenhanced", gp_quote(q, sizeof q, yl));
+        rc = gp_cmd(g, err, "set ylabel %s noenhanced", gp_str(g, yl));
     return rc;
 }
 
@@ -49,7 +46,6 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
     int rc = gp_open(&g, o, err);
     if (rc)
         return rc;
-    char q[512];
     double lo = INFINITY, hi = -INFINITY;
     for (long i = 0; i < (long)s->rows * s->cols; i++) {
         double v = s->m[i];
@@ -78,8 +74,7 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
                             "fillcolor rgb \"#d9d9d9\" fillstyle solid noborder",
                     s->cols - 0.5, y0, y1);
     if (!rc && s->cblabel)
-        rc = gp_cmd(g, err, "set cblabel \"%s\" noenhanced offset 1.5,0",
-                    gp_quote(q, sizeof q, s->cblabel));
+        rc = gp_cmd(g, err, "set cblabel %s noenhanced offset 1.5,0", gp_str(g, s->cblabel));
     /* t(v) in [0, 1]: the value's place on the colour scale, for the text colour */
     double a = fmax(fabs(lo), fabs(hi));
     if (!(a > 0) || !isfinite(a))
@@ -112,10 +107,10 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
     if (!rc && s->cell_format && s->rows * s->cols <= 400)
         rc = gp_cmd(g, err,
                     "plot $M matrix using 1:2:%s with image, "
-                    "$M matrix using 1:2:($3 == $3 ? sprintf(\"%s\", $3) : \"\"):"
+                    "$M matrix using 1:2:($3 == $3 ? sprintf(%s, $3) : ''):"
                     "($3 == $3 && %s ? 0xffffff : 0x000000) "
-                    "with labels textcolor rgb variable font \",9\"",
-                    val, s->cell_format, dark);
+                    "with labels textcolor rgb variable font ',9'",
+                    val, gp_str(g, s->cell_format), dark);
     else if (!rc)
         rc = gp_cmd(g, err, "plot $M matrix using 1:2:%s with image", val);
     int rc2 = gp_close(g, err);
@@ -130,7 +125,7 @@ int plot_lines(const gp_opts *o, const plot_lines_spec *s, vl_err *err)
     int rc = gp_open(&g, o, err);
     if (rc)
         return rc;
-    char q[512], name[32];
+    char name[32];
     rc = send_titles(g, s->title, s->xlabel, s->ylabel, err);
     for (int i = 0; i < s->n_series && !rc; i++) {
         const double *cols[2] = {s->series[i].x, s->series[i].y};
@@ -144,9 +139,8 @@ int plot_lines(const gp_opts *o, const plot_lines_spec *s, vl_err *err)
     if (!rc && s->log_y)
         rc = gp_cmd(g, err, "set logscale y");
     for (int i = 0; i < s->n_series && !rc; i++)
-        rc = gp_cmd(g, err, "%s $S%d using 1:2 with linespoints title \"%s\" noenhanced%s",
-                    i == 0 ? "plot" : "    ", i,
-                    gp_quote(q, sizeof q, s->series[i].name ? s->series[i].name : ""),
+        rc = gp_cmd(g, err, "%s $S%d using 1:2 with linespoints title %s noenhanced%s",
+                    i == 0 ? "plot" : "    ", i, gp_str(g, s->series[i].name),
                     i + 1 < s->n_series ? ", \\" : "");
     int rc2 = gp_close(g, err);
     return rc2 ? rc2 : rc;

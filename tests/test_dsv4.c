@@ -244,7 +244,7 @@ static void config_values(chk *c)
     CHECK(c, v->hash_moe[0] && !v->hash_moe[1] && !v->hash_moe[2] && !v->hash_moe[3],
           "mlp_layer_types");
     CHECK(c, v->scoring == HFC_SCORE_SQRTSOFTPLUS && v->routed_scaling == 1.5 &&
-             v->swiglu_limit == 1.0 && v->fp8_block[0] == 128 && v->fp8_block[1] == 128,
+             v->swiglu_limit == 1.0 && h.fp8_block[0] == 128 && h.fp8_block[1] == 128,
           "routing, swiglu_limit, fp8 blocks");
 }
 
@@ -288,7 +288,7 @@ static void config_errors(chk *c)
         {"\"q_lora_rank\": 64,", "", "missing field \"q_lora_rank\""},
         {"\"norm_topk_prob\": true", "\"norm_topk_prob\": false", "\"norm_topk_prob\" false"},
         {"\"quant_method\": \"fp8\"", "\"quant_method\": \"gptq\"",
-         "\"quantization_config.quant_method\" must be \"fp8\""},
+         "quantization_config.quant_method \"gptq\" not supported"},
     };
     char dir[] = "/tmp/vl_dsv4_cfgXXXXXX", path[600];
     CHECK(c, mkdtemp(dir) != NULL, "temp dir");

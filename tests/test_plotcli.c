@@ -364,7 +364,7 @@ static void test_eval(ctx *x)
     if (f)
         fclose(f);
     CHECK_HAS(x->c, buf, "with labels", "KLD matrix prints numbers in the cells");
-    CHECK_HAS(x->c, buf, "\"zh-2.5\"", "KLD matrix rows are labelled by allocation");
+    CHECK_HAS(x->c, buf, "'zh-2.5'", "KLD matrix rows are labelled by allocation");
 
     r.kind = PFIG_KLD_VS_BPW;
     r.set = "zh";

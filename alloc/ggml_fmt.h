@@ -1,0 +1,79 @@
+/* alloc/ggml_fmt.h — llama.cpp's (ggml's) block quantization formats: layouts, bits per weight,
+ * bit-exact decoding and importance-weighted quantizers.
+ *
+ * A ggml tensor row of n weights is stored as n / block consecutive blocks of fixed byte size;
+ * a block holds fp16 scale(s) and packed integers or codebook indices. The layouts and the
+ * decode arithmetic follow ggml/src/ggml-common.h (struct block_*) and the dequantize_row_*
+ * reference functions of ggml-quants.c in ggml-org/llama.cpp, written here from those
+ * definitions: decoding reproduces llama.cpp's floats bit for bit (same float operations in
+ * the same order, no FMA contraction). The codebook grids live in ggml_grid*.c.
+ *
+ * Bits per weight are counted as llama.cpp counts them: 8 · block_bytes / block_size (q4_K is
+ * 4.5, iq2_xxs 2.0625), i.e. every stored byte including the fp16 super-block scales.
+ *
+ * Quantizers minimise the importance-weighted squared error Σ_j imp[j]·(x_j − x̂_j)² of one row
+ * (imp = the per-input-column mean x² of llama.cpp's imatrix; NULL = all ones), with searches
+ * over scales written for this module (not llama.cpp's heuristics); their output is a valid
+ * ggml row that llama.cpp decodes to the same floats as ggf_decode_row.
+ *
+ * Everything is pure and thread-safe (the grids are const data).
+ */
+#ifndef VL_GGML_FMT_H
+#define VL_GGML_FMT_H
+
+#include "../core/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The block formats, in llama.cpp's own order of ggml_type ids (ggf_ggml_id gives the id). */
+typedef enum {
+    GGF_Q4_0, GGF_Q4_1, GGF_Q5_0, GGF_Q5_1, GGF_Q8_0,
+    GGF_Q2_K, GGF_Q3_K, GGF_Q4_K, GGF_Q5_K, GGF_Q6_K,
+    GGF_IQ2_XXS, GGF_IQ2_XS, GGF_IQ3_XXS, GGF_IQ1_S, GGF_IQ4_NL,
+    GGF_IQ3_S, GGF_IQ2_S, GGF_IQ4_XS, GGF_IQ1_M,
+    GGF_F32, GGF_F16, GGF_BF16,
+    GGF_COUNT
+} ggf_type;
+
+typedef struct {
+    const char *name;  /* llama.cpp's type name: "q4_K", "iq2_xxs", "f16" */
+    int ggml_id;       /* enum ggml_type value written in GGUF tensor infos */
+    int block;         /* weights per block: 32, 256, or 1 for f32/f16/bf16 */
+    int bytes;         /* bytes per block */
+    int needs_imatrix; /* llama.cpp refuses to make it without an importance matrix */
+} ggf_info;
+
+/* Facts of a type (static table, never NULL for t < GGF_COUNT). */
+const ggf_info *ggf_get(ggf_type t);
+
+/* Type by llama.cpp name (case-sensitive: "q4_K", "iq2_xs"), or -1. */
+int ggf_from_name(const char *name);
+
+/* Type by ggml id, or -1 when not one of these. */
+int ggf_from_id(int ggml_id);
+
+/* Bytes of a row of n weights; -1 when n is not a positive multiple of the block size. */
+int64_t ggf_row_bytes(ggf_type t, int64_t n);
+
+/* 8 · bytes / block. */
+double ggf_bpw(ggf_type t);
+
+/* Decode one row of n weights from nbytes bytes at src into dst[0..n).
+ * VL_ESHAPE when n is not a multiple of the block, VL_ETRUNC when nbytes < the row's bytes,
+ * VL_EFORMAT when nbytes exceeds it or a stored scale is an fp16 Inf or NaN (a corrupt block;
+ * err names the block). dst is unspecified on error. */
+int ggf_decode_row(ggf_type t, const uint8_t *src, size_t nbytes, float *dst, int64_t n,
+                   vl_err *err);
+
+/* Quantize one row x[0..n) with importance imp[0..n) (NULL = uniform, entries ≥ 0 and finite)
+ * into dst, which must hold ggf_row_bytes(t, n) bytes. VL_ESHAPE for a bad n, VL_ERANGE for a
+ * non-finite weight or importance, VL_ENOMEM. */
+int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, uint8_t *dst,
+                     vl_err *err);
+
+/* fp16 / bf16 helpers (IEEE binary16, round to nearest even). */
+float ggf_f16_to_f32(uint16_t h);
+uint16_t ggf_f32_to_f16(float f);
+
+#endif

@@ -1,0 +1,11 @@
+/* analysis/fwd_int.h — private helpers of the forward shared by fwd.c and the family-specific
+ * blocks (fwd_mla.c). Not part of the public API. */
+#ifndef VL_FWD_INT_H
+#define VL_FWD_INT_H
+
+/* y = x · rsqrt(mean(x²) + eps) · w per row (sum of squares in float64); y may be x. */
+void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps);
+/* Causal softmax of a T×T score block in place (row i keeps columns 0..i). */
+void fwd_softmax_causal(float *s, int T);
+
+#endif

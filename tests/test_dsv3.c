@@ -1,0 +1,376 @@
+/* tests/test_dsv3.c — DeepSeek-V3 (MLA, YaRN, sigmoid group-limited MoE, FP8 weights) against
+ * transformers' float64 golden, in both config spellings; routing invariants; load errors.
+ *
+ * Golden (tests/fixtures/tiny-deepseek-v3/golden.h5, transformers 5.17 in float64 on the
+ * dequantized weights): hidden_states/00 = embeddings, 01..02 = outputs of layers 0..1,
+ * 03 = final-normed hidden state; router_logits/00..01 = router input × router weightᵀ of the
+ * MoE layers 1..2; logits. Logits must agree to 1e-3 (max abs) with the same argmax everywhere;
+ * the legacy spelling (config.legacy.json) must give bit-identical logits.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "../analysis/fwd.h"
+#include "../analysis/fwd_mla.h"
+#include "../analysis/model.h"
+#include "../analysis/moe_route.h"
+#include "../io/h5s.h"
+#include "../io/st.h"
+#include "check.h"
+#include "testio.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIX "tests/fixtures/tiny-deepseek-v3"
+
+enum { MAXL = 8 };
+
+typedef struct {
+    float *resid[MAXL], *router[MAXL];
+    int qb_rows[MAXL], qb_cols[MAXL], kvb_cols[MAXL], o_cols[MAXL];
+    double wsum[MAXL];  /* Σ routing weights of TAP_EXPERT_IN rows per layer */
+    int n_rows[MAXL];   /* expert rows per layer */
+} capture;
+
+static float *dup_ev(const tap_event *ev)
+{
+    float *d = malloc(sizeof(float) * ev->rows * ev->cols);
+    for (int r = 0; r < ev->rows; r++)
+        memcpy(d + (size_t)r * ev->cols, ev->data + r * ev->stride, sizeof(float) * ev->cols);
+    return d;
+}
+
+static void on_event(void *user, const tap_event *ev)
+{
+    capture *cp = user;
+    int l = ev->layer;
+    if (l < 0 || l >= MAXL)
+        return;
+    if (ev->point == TAP_RESIDUAL && !cp->resid[l])
+        cp->resid[l] = dup_ev(ev);
+    if (ev->point == TAP_ROUTER_LOGITS && !cp->router[l])
+        cp->router[l] = dup_ev(ev);
+    if (ev->point == TAP_Q_B_IN) {
+        cp->qb_rows[l] = ev->rows;
+        cp->qb_cols[l] = ev->cols;
+    }
+    if (ev->point == TAP_KV_B_IN)
+        cp->kvb_cols[l] = ev->cols;
+    if (ev->point == TAP_ATTN_O_IN)
+        cp->o_cols[l] = ev->cols;
+    if (ev->point == TAP_EXPERT_IN)
+        for (int r = 0; r < ev->rows; r++) {
+            cp->wsum[l] += ev->row_weight[r];
+            cp->n_rows[l]++;
+        }
+}
+
+static void capture_free(capture *cp)
+{
+    for (int l = 0; l < MAXL; l++) {
+        free(cp->resid[l]);
+        free(cp->router[l]);
+    }
+}
+
+static double max_abs(const float *a, const float *b, long n)
+{
+    double m = 0;
+    for (long i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* Forward the golden batch through DIR; every comparison is a check. Returns the logits. */
+static float *golden(chk *c, const char *dir, const char *label)
+{
+    model *m = NULL;
+    h5s_store *g = NULL;
+    vl_err e = {0};
+    int rc = model_open(&m, dir, &e);
+    CHECK(c, rc == 0, "%s: model_open%s%s", label, rc ? ": " : "", rc ? e.msg : "");
+    if (rc == 0)
+        rc = h5s_open(&g, FIX "/golden.h5", &e);
+    if (rc) {
+        model_close(m);
+        return NULL;
+    }
+    const hfc_config *cf = model_config(m);
+    int32_t *ids = NULL;
+    int64_t sh[H5S_MAX_DIMS];
+    h5s_read(g, "/input_ids", H5S_I32, (void **)&ids, NULL, sh, &e);
+    int S = (int)sh[0], T = (int)sh[1], N = S * T, D = cf->hidden, V = cf->vocab;
+    fwd_state *st = NULL;
+    capture cp = {0};
+    tap_set ts = {on_event, &cp, TAP_ALL};
+    const float *lg = NULL;
+    rc = fwd_state_new(&st, m, S, T, &e);
+    if (rc == 0)
+        rc = fwd_run(m, model_base(m), st, ids, S, T, NULL, &ts, &lg, &e);
+    CHECK(c, rc == 0, "%s: forward %s", label, rc ? e.msg : "ok");
+    float *out = NULL;
+    char name[160];
+    for (int k = 0; rc == 0 && k <= cf->n_layers; k++) {
+        char ds[40];
+        float *want = NULL, *got = malloc(sizeof(float) * N * D);
+        snprintf(ds, sizeof ds, "/hidden_states/%02d", k);
+        h5s_read(g, ds, H5S_F32, (void **)&want, NULL, NULL, &e);
+        if (k == 0)
+            fwd_embed(m, model_base(m), ids, N, got, &e);
+        else if (k < cf->n_layers)
+            memcpy(got, cp.resid[k - 1], sizeof(float) * N * D);
+        else
+            memcpy(got, fwd_final_hidden(st), sizeof(float) * N * D);
+        snprintf(name, sizeof name, "%s: %s (max|d| %.3g)", label, ds,
+                 want ? max_abs(got, want, (long)N * D) : -1.0);
+        CHECK_TENSOR(c, got, want, (long)N * D, 1e-3, 1e-4, name);
+        free(got);
+        free(want);
+    }
+    for (int j = 0, l = 0; rc == 0 && l < cf->n_layers; l++) {
+        if (!cf->layer_is_moe[l])
+            continue;
+        char ds[40], *mod = NULL, wantmod[64];
+        float *want = NULL;
+        snprintf(ds, sizeof ds, "/router_logits/%02d", j++);
+        h5s_read(g, ds, H5S_F32, (void **)&want, NULL, NULL, &e);
+        h5s_attr_get(g, ds, "module", &mod, &e);
+        snprintf(wantmod, sizeof wantmod, "model.layers.%d.mlp.gate", l);
+        CHECK_STR(c, mod, wantmod, "router golden names the layer's router");
+        snprintf(name, sizeof name, "%s: %s = layer %d router logits (max|d| %.3g)", label, ds, l,
+                 want && cp.router[l] ? max_abs(cp.router[l], want, (long)N * cf->n_experts) : -1);
+        CHECK_TENSOR(c, cp.router[l], want, (long)N * cf->n_experts, 1e-4, 0, name);
+        free(want);
+        free(mod);
+    }
+    float *want = NULL;
+    if (rc == 0 && h5s_read(g, "/logits", H5S_F32, (void **)&want, NULL, NULL, &e) == 0) {
+        snprintf(name, sizeof name, "%s: logits within 1e-3 (max|d| %.3g)", label,
+                 max_abs(lg, want, (long)N * V));
+        CHECK_TENSOR(c, lg, want, (long)N * V, 1e-3, 0, name);
+        int same = 0;
+        for (int r = 0; r < N; r++) {
+            int a = 0, b = 0;
+            for (int v = 1; v < V; v++) {
+                a = lg[(size_t)r * V + v] > lg[(size_t)r * V + a] ? v : a;
+                b = want[(size_t)r * V + v] > want[(size_t)r * V + b] ? v : b;
+            }
+            same += a == b;
+        }
+        CHECK_INT(c, same, N, "argmax identical at every position");
+        out = malloc(sizeof(float) * N * V);
+        memcpy(out, lg, sizeof(float) * N * V);
+    }
+    /* tap shapes and routing mass: q_b / kv_b inputs are the LoRA ranks, o_proj's H·Dv;
+     * each token's K weights sum to routed_scaling_factor (norm_topk_prob) */
+    int shapes = 1;
+    double wdev = 0;
+    for (int l = 0; l < cf->n_layers; l++) {
+        shapes &= cp.qb_rows[l] == N && cp.qb_cols[l] == cf->ds.q_lora_rank &&
+                  cp.kvb_cols[l] == cf->ds.kv_lora_rank &&
+                  cp.o_cols[l] == cf->n_heads * cf->ds.v_head_dim;
+        if (cf->layer_is_moe[l]) {
+            wdev = fmax(wdev, fabs(cp.wsum[l] - N * cf->ds.routed_scaling));
+            shapes &= cp.n_rows[l] == N * cf->n_experts_per_tok;
+        }
+    }
+    CHECK(c, rc == 0 && shapes, "%s: MLA taps (q_b in %d wide, kv_b in %d, o in %d) and N·K "
+          "expert rows", label, cf->ds.q_lora_rank, cf->ds.kv_lora_rank,
+          cf->n_heads * cf->ds.v_head_dim);
+    CHECK(c, rc == 0 && wdev < 1e-3, "%s: each token's routing weights sum to %g (|d| %.2g)",
+          label, cf->ds.routed_scaling, wdev);
+    free(want);
+    capture_free(&cp);
+    free(ids);
+    fwd_state_free(st);
+    h5s_close(g);
+    model_close(m);
+    return out;
+}
+
+/* ---------------------------------------------------------------- scratch model folders */
+
+static void copy_file(const char *src, const char *dst)
+{
+    size_t n = 0;
+    char *b = tio_slurp(src, &n);
+    FILE *f = fopen(dst, "wb");
+    if (f && b)
+        fwrite(b, 1, n, f);
+    if (f)
+        fclose(f);
+    free(b);
+}
+
+/* DIR holding CONFIG as config.json and the fixture's weights (or WEIGHTS). */
+static void make_dir(const char *dir, const char *config, const char *weights)
+{
+    char p[512];
+    mkdir(dir, 0700);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    copy_file(config, p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    unlink(p);
+    if (weights)
+        copy_file(weights, p);
+    else
+        copy_file(FIX "/model.safetensors", p);
+}
+
+static void rm_dir(const char *dir)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* The fixture's weights without tensor DROP. */
+static int write_without(const char *path, const char *drop)
+{
+    st_set *set = NULL;
+    vl_err e;
+    if (st_set_open(&set, FIX "/model.safetensors", &e))
+        return -1;
+    size_t n = st_set_count(set), k = 0;
+    const char **names = calloc(n, sizeof *names);
+    st_dtype *dt = calloc(n, sizeof *dt);
+    int *nd = calloc(n, sizeof *nd);
+    int64_t(*sh)[ST_MAX_DIMS] = calloc(n, sizeof *sh);
+    const void **data = calloc(n, sizeof *data);
+    for (size_t i = 0; i < n; i++) {
+        const st_tensor *t = st_set_at(set, i);
+        if (!strcmp(t->name, drop))
+            continue;
+        names[k] = t->name;
+        dt[k] = t->dtype;
+        nd[k] = t->ndim;
+        memcpy(sh[k], t->shape, sizeof sh[k]);
+        data[k++] = t->data;
+    }
+    int rc = st_write(path, k, names, dt, nd, (const int64_t(*)[ST_MAX_DIMS])sh, data, &e);
+    free(names); free(dt); free(nd); free(sh); free(data);
+    st_set_close(set);
+    return rc;
+}
+
+static void test_load_errors(chk *c)
+{
+    char dir[128], w[256], cfg[256];
+    snprintf(dir, sizeof dir, "/tmp/vbrlab-test-dsv3-%d", (int)getpid());
+    snprintf(w, sizeof w, "/tmp/vbrlab-test-dsv3-%d.safetensors", (int)getpid());
+    const char *sc = "model.layers.1.self_attn.kv_b_proj.weight_scale_inv";
+    CHECK(c, write_without(w, sc) == 0, "write weights without one weight_scale_inv");
+    make_dir(dir, FIX "/config.json", w);
+    model *m = NULL;
+    vl_err e = {0};
+    int rc = model_open(&m, dir, &e);
+    CHECK_INT(c, rc, VL_ENOTFOUND, "missing weight_scale_inv rejected");
+    CHECK_HAS(c, e.msg, sc, "error names the missing scale tensor");
+    CHECK_HAS(c, e.msg, "model.layers.1.self_attn.kv_b_proj.weight\" is F8_E4M3",
+              "error names the FP8 weight");
+    CHECK_HAS(c, e.msg, "model.safetensors", "error names the file");
+    model_close(m);
+    /* FP8 weights with a config that has no quantization_config */
+    json_error_t je;
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    make_dir(dir, FIX "/config.json", NULL);
+    json_t *root = json_load_file(cfg, 0, &je);
+    json_object_del(root, "quantization_config");
+    json_dump_file(root, cfg, 0);
+    json_decref(root);
+    rc = model_open(&m, dir, &e);
+    CHECK_INT(c, rc, VL_ECONFIG, "FP8 weights without quantization_config rejected");
+    CHECK_HAS(c, e.msg, "has no quantization_config.weight_block_size", "message says why");
+    model_close(m);
+    /* a truncated shard */
+    size_t n = 0;
+    char *b = tio_slurp(FIX "/model.safetensors", &n), p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    make_dir(dir, FIX "/config.json", NULL);
+    FILE *f = fopen(p, "wb");
+    fwrite(b, 1, n / 2, f);
+    fclose(f);
+    free(b);
+    rc = model_open(&m, dir, &e);
+    CHECK_INT(c, rc, VL_ETRUNC, "half an FP8 shard rejected");
+    CHECK_HAS(c, e.msg, p, "error names the shard");
+    model_close(m);
+    rm_dir(dir);
+    unlink(w);
+}
+
+/* ---------------------------------------------------------------- routing and RoPE units */
+
+static void test_route(chk *c)
+{
+    hfc_config h;
+    vl_err e;
+    if (hfc_load(&h, FIX "/config.json", &e)) {
+        CHECK(c, 0, "config: %s", e.msg);
+        return;
+    }
+    /* 8 experts in 4 groups of 2; top-2 groups; top-2 experts */
+    float lg[8] = {2.0f, 1.9f, -3, -3, 0.5f, 0.4f, 1.0f, 0.9f}, bias[8] = {0}, scr[16], w[2];
+    int sel[2];
+    moe_route_dsv3(&h, lg, bias, scr, sel, w);
+    float s0 = 1 / (1 + expf(-2.0f)), s1 = 1 / (1 + expf(-1.9f));
+    CHECK(c, sel[0] == 0 && sel[1] == 1, "no bias: the two best experts (0, 1)");
+    CHECK_NEAR(c, w[0], s0 / (s0 + s1) * 2.5, 1e-6, 0, "weight 0 = sigmoid share × 2.5");
+    /* a bias moves the selection but not the weights' source: group 1 (experts 2, 3) wins */
+    bias[2] = bias[3] = 5;
+    moe_route_dsv3(&h, lg, bias, scr, sel, w);
+    float s2 = 1 / (1 + expf(3.0f));
+    CHECK(c, sel[0] == 2 || sel[0] == 3, "bias on group 1: its experts are chosen (%d, %d)",
+          sel[0], sel[1]);
+    CHECK_NEAR(c, w[0], s2 / (s2 + s2) * 2.5, 1e-6, 0, "weights from the unbiased scores");
+    /* group limit: expert 6 (score 1.0) loses to 4 groups' top-2 sums when its group is out */
+    float lg2[8] = {3, 2.9f, 2.8f, 2.7f, -5, -5, 1.5f, -9};
+    memset(bias, 0, sizeof bias);
+    moe_route_dsv3(&h, lg2, bias, scr, sel, w);
+    CHECK(c, (sel[0] == 0 && sel[1] == 1), "top-2 within the 2 best groups (0,1 | 2,3)");
+    float lg3[8] = {3, -9, 2.9f, -9, 2.8f, 2.7f, -9, -9};
+    moe_route_dsv3(&h, lg3, bias, scr, sel, w);
+    /* group sums: g0 = σ3+σ-9, g1 = σ2.9+σ-9, g2 = σ2.8+σ2.7 (best), g3 tiny → groups 2, 0 */
+    CHECK(c, sel[0] == 0 && sel[1] == 4, "group scores are top-2 sums: expert 2 (score 2.9) "
+          "loses to 4 (2.8) because group 1's second expert is weak (%d, %d)", sel[0], sel[1]);
+    /* YaRN frequencies: the fastest dims keep θ^(-2i/d), the slowest are divided by factor */
+    double f[16];
+    fwd_mla_inv_freq(&h, f);
+    CHECK_NEAR(c, f[0], 1.0, 0, 1e-15, "YaRN keeps the fastest frequency");
+    CHECK_NEAR(c, f[15], pow(1e4, -30.0 / 32) / 4, 0, 1e-12, "YaRN divides the slowest by 4");
+}
+
+int main(void)
+{
+    chk c;
+    chk_init(&c, "test_dsv3");
+    test_route(&c);
+    float *a = golden(&c, FIX, "transformers-5 config");
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/vbrlab-test-dsv3-legacy-%d", (int)getpid());
+    make_dir(dir, FIX "/config.legacy.json", NULL);
+    float *b = golden(&c, dir, "legacy config");
+    CHECK(&c, a && b && memcmp(a, b, sizeof(float) * 60 * 1024) == 0,
+          "both spellings: bit-identical logits");
+    rm_dir(dir);
+    free(a);
+    free(b);
+    model *m = NULL;
+    vl_err e;
+    if (model_open(&m, FIX, &e) == 0) {
+        model_info in;
+        model_get_info(m, &in);
+        CHECK_INT(&c, in.n_fp8, 3 * 5 + 3 + 2 * (8 * 3 + 3), "FP8 tensors (5 attention + 3 FFN "
+                  "per layer, experts)");
+        CHECK_INT(&c, in.n_unused, 0, "every tensor of the file used (scales included)");
+        CHECK_INT(&c, in.params[MODEL_C_ROUTER], 2 * (8 * 256 + 8), "router + bias parameters");
+        model_close(m);
+    }
+    test_load_errors(&c);
+    return chk_done(&c);
+}
