@@ -156,10 +156,18 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err)
         {"dense_inter", c->dense_inter}, {"vocab", c->vocab}, {"max_seq_len", c->max_seq_len},
         {"token_stats", c->token_stats}, {"n_tokens", (double)tk->n},
         {"fx_frac_bits", FX_FRAC_BITS}, {"fx_limbs", FX_LIMBS},
-        {"q_lora", c->q_lora}, {"o_lora", c->o_lora}, {"router_choice", c->router_choice},
     };
     for (size_t i = 0; !rc && i < sizeof at / sizeof *at; i++)
         rc = h5s_attr_set_f64(s, group, at[i].k, at[i].v, err);
+    /* MLA widths only where they exist, so files of other models are unchanged */
+    if (!rc && c->q_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "q_lora", c->q_lora, err);
+    if (!rc && c->kv_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "kv_lora", c->kv_lora, err);
+    if (!rc && c->o_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "o_lora", c->o_lora, err);
+    if (!rc && c->router_choice > 0)
+        rc = h5s_attr_set_f64(s, group, "router_choice", c->router_choice, err);
     return rc;
 }
 
@@ -260,6 +268,13 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
         rc = attr_int(s, group, keys[i], 0, i == 12 ? (1ll << 40) : (1 << 30), &v[i], err);
     if (rc)
         return rc;
+    long long lora[4] = {0, 0, 0, 0}; /* absent (no MLA / deepseek_v4): 0 */
+    const char *lk[4] = {"q_lora", "kv_lora", "o_lora", "router_choice"};
+    for (int i = 0; !rc && i < 4; i++)
+        if ((rc = attr_int(s, group, lk[i], 1, 1 << 20, &lora[i], err)) == VL_ENOTFOUND)
+            rc = 0;
+    if (rc)
+        return rc;
     if (v[13] != FX_FRAC_BITS)
         return vl_errf(err, VL_EFORMAT, "%s: %s: fixed-point scale 2^-%lld, expected 2^-%d",
                        h5s_path(s), group, v[13], FX_FRAC_BITS);
@@ -290,21 +305,10 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     c.max_seq_len = (int)v[10];
     c.token_stats = (int)v[11];
     c.max_tokens = v[12];
-    /* deepseek_v4 widths: absent in stores of the other families (0 = no such input) */
-    const char *opt[] = {"q_lora", "o_lora", "router_choice"};
-    int *dst[] = {&c.q_lora, &c.o_lora, &c.router_choice};
-    for (int i = 0; i < 3; i++) {
-        double d = 0;
-        vl_err e2 = {0};
-        if (h5s_attr_get_f64(s, group, opt[i], &d, &e2) == 0) {
-            if (!(d >= 0 && d <= (1 << 30)) || d != (double)(int)d) {
-                vl_free(sparse);
-                return vl_errf(err, VL_ERANGE, "%s: %s: attribute %s = %g out of range",
-                               h5s_path(s), group, opt[i], d);
-            }
-            *dst[i] = (int)d;
-        }
-    }
+    c.q_lora = (int)lora[0];
+    c.kv_lora = (int)lora[1];
+    c.o_lora = (int)lora[2];
+    c.router_choice = (int)lora[3];
     c.layer_sparse = sparse;
     c.want_xtx = stored_xtx;
     c.want_xtx_user = &pr;
@@ -342,5 +346,31 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
         return rc;
     }
     *out = a;
+    return 0;
+}
+
+int stat_read_sets(stat_acc **out, h5s_store *s, const char *const *names, int n,
+                   vl_err *err)
+{
+    stat_acc *acc = NULL, *more = NULL;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        char g[160];
+        snprintf(g, sizeof g, "/stats/%s", names[i]);
+        if (!h5s_exists(s, g))
+            rc = vl_errf(err, VL_ENOTFOUND, "%s: no statistics of set \"%s\" (%s)",
+                         h5s_path(s), names[i], g);
+        else if (!acc)
+            rc = stat_read(&acc, s, g, err);
+        else if (!(rc = stat_read(&more, s, g, err)))
+            rc = stat_merge(acc, more, err);
+        stat_free(more);
+        more = NULL;
+    }
+    if (rc) {
+        stat_free(acc);
+        return rc;
+    }
+    *out = acc;
     return 0;
 }

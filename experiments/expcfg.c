@@ -7,7 +7,7 @@
  * handler records the first problem and returns 0; later lines are ignored.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "exp_int.h"
+#include "expcfg_int.h"
 
 #include "../alloc/qfmt.h"
 

@@ -2,7 +2,7 @@
  * `vbrlab stats --set NAME=SOURCE`, corpus path resolution and the reference/cycle check.
  * The grammar and the path rule are specified in expcfg.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "exp_int.h"
+#include "expcfg_int.h"
 
 #include <errno.h>
 #include <math.h>

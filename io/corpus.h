@@ -47,9 +47,6 @@ int corp_load(corp_corpus **out, const char *path, vl_err *err);
 /* The same from memory: data[0..len) is copied; `name` stands for the file in messages. */
 int corp_parse(corp_corpus **out, const char *name, const char *data, size_t len, vl_err *err);
 
-/* Offset of the first invalid UTF-8 byte of data[0..len), or -1 if all valid. Pure. */
-long long corp_utf8_check(const char *data, size_t len);
-
 void corp_free(corp_corpus *c); /* NULL ok */
 
 /* ---------------------------------------------------------------- sequences */

@@ -105,9 +105,10 @@ static int get_bool(const rd *r, const char *key, int def, int *out)
     return 0;
 }
 
-/* Positive finite number from obj.key (name spells it for messages); absent: *out = def. */
-static int get_pos_num(const rd *r, const json_t *obj, const char *key, const char *name,
-                       double def, double *out)
+/* Finite number from obj.key, > 0 (or ≥ 0 with allow_zero); NAME spells the key in messages;
+ * absent: *out = def. */
+static int get_num(const rd *r, const json_t *obj, const char *key, const char *name,
+                   double def, int allow_zero, double *out)
 {
     const json_t *v = field(obj, key);
     if (!v) {
@@ -115,11 +116,17 @@ static int get_pos_num(const rd *r, const json_t *obj, const char *key, const ch
         return 0;
     }
     double x = json_number_value(v);
-    if (!json_is_number(v) || !isfinite(x) || x <= 0)
-        return vl_errf(r->err, VL_ECONFIG, "%s: field \"%s\" must be a positive number",
-                       r->path, name);
+    if (!json_is_number(v) || !isfinite(x) || x < 0 || (x == 0 && !allow_zero))
+        return vl_errf(r->err, VL_ECONFIG, "%s: field \"%s\" must be a %s number", r->path,
+                       name, allow_zero ? "non-negative" : "positive");
     *out = x;
     return 0;
+}
+
+static int get_pos_num(const rd *r, const json_t *obj, const char *key, const char *name,
+                       double def, double *out)
+{
+    return get_num(r, obj, key, name, def, 0, out);
 }
 
 /* Token id: an int, or a list whose first element is used (generation may stop on several). */
@@ -378,7 +385,13 @@ int hfc_get_bool(const hfc_rd *r, const char *key, int def, int *out)
 int hfc_get_pos_num(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
                     double def, double *out)
 {
-    return get_pos_num(r, obj, key, name, def, out);
+    return get_num(r, obj, key, name, def, 0, out);
+}
+
+int hfc_get_nonneg(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
+                   double def, double *out)
+{
+    return get_num(r, obj, key, name, def, 1, out);
 }
 
 const char *hfc_arch_name(hfc_arch a)

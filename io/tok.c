@@ -11,6 +11,8 @@
 #include "tok.h"
 #include "tok_int.h"
 
+#include "../core/utf8.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
@@ -423,7 +425,7 @@ static int build_byte_ids(tok_tokenizer *t, vl_err *err)
 {
     for (int b = 0; b < 256; b++) {
         char s[4];
-        int n = tok_utf8_put(tok_byte_to_cp((uint8_t)b), s);
+        int n = utf8_put(tok_byte_to_cp((uint8_t)b), s);
         t->byte_id[b] = tok_strmap_get(&t->vocab, s, (size_t)n);
         /* bytes that never occur in valid UTF-8 (C0, C1, F5–FF) may be absent */
         int can_occur = b != 0xC0 && b != 0xC1 && b < 0xF5;
@@ -460,7 +462,7 @@ static int build_decode(tok_tokenizer *t, vl_err *err)
         int mapped = 1;
         while (j < len && mapped) {
             uint32_t cp;
-            j += (size_t)tok_utf8_next(s + j, &cp);
+            j += (size_t)utf8_next(s + j, &cp);
             mapped = cp < 324 && cp_byte[cp] >= 0;
             if (mapped)
                 t->dec[k++] = (uint8_t)cp_byte[cp];

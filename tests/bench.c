@@ -6,7 +6,7 @@
 #include "../analysis/eval.h"
 #include "../analysis/fwd.h"
 #include "../analysis/model.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 #include "../analysis/spass.h"
 #include "../core/kern.h"
 #include "../core/prog.h"

@@ -1,10 +1,10 @@
-/* tests/test_eval.c — applying an allocation (analysis/qbind) and the KLD evaluation
+/* tests/test_eval.c — applying an allocation (alloc/qbind) and the KLD evaluation
  * (analysis/eval) on the embedded model: self-KLD exactly 0, 8-bit vs 2-bit RTN, determinism,
  * pointer identity of unlisted tensors, GPTQ from real statistics, storage, error messages. */
 #define _POSIX_C_SOURCE 200809L
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 #include "../analysis/spass.h"
 #include "check.h"
 

@@ -1,4 +1,4 @@
-/* analysis/qbind.c — allocations (item → format) and the fake-quantized weights binding.
+/* alloc/qbind.c — allocations (item → format) and the fake-quantized weights binding.
  *
  * The binding is model_base's pointers with the listed tensors' slots redirected to buffers
  * this module owns; the forward code is untouched (DESIGN: a weight binding, not a second
