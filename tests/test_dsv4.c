@@ -395,7 +395,9 @@ static void end_to_end(chk *c)
     static char log[1 << 16];
     int st = run_cmd("info " FIX, log, sizeof log);
     int ok = st == 0 && strstr(log, "hyper-connections") && strstr(log, "compressor/indexer") &&
-             strstr(log, "deepseek_v4") && strstr(log, "BF16+F8_E4M3");
+             strstr(log, "deepseek_v4") && strstr(log, "BF16+F8_E4M3") &&
+             strstr(log, "attention wo_a") && strstr(log, "routed experts w2") &&
+             strstr(log, "HCA+hash, CSA, sliding, CSA");
     CHECK(c, ok, "info lists the deepseek_v4 classes%s%s", ok ? "" : ":\n", ok ? "" : log);
     char dir[] = "/tmp/vl_dsv4_runXXXXXX", ini[600], out[600], args[1400];
     CHECK(c, mkdtemp(dir) != NULL, "temp dir");
@@ -422,7 +424,43 @@ static void end_to_end(chk *c)
           ok ? "" : log);
     h5s_store *g = NULL;
     vl_err e = {0};
-    int rc = h5s_open(&g, out, &e);
+    /* vbrlab forward on the golden's first sequence: same logits, streams as golden.h5 */
+    int32_t *gid = NULL;
+    float *glg = NULL, *lg = NULL, *hs = NULL;
+    int nd = 0;
+    int64_t sh[H5S_MAX_DIMS], sh2[H5S_MAX_DIMS];
+    int rc = h5s_open(&g, FIX "/golden.h5", &e);
+    if (rc == 0)
+        rc = h5s_read(g, "/input_ids", H5S_I32, (void **)&gid, NULL, sh, &e);
+    if (rc == 0)
+        rc = h5s_read(g, "/logits", H5S_F32, (void **)&glg, NULL, NULL, &e);
+    h5s_close(g);
+    g = NULL;
+    char idl[512] = "", fout[600];
+    for (int t = 0; rc == 0 && t < sh[1]; t++)
+        snprintf(idl + strlen(idl), sizeof idl - strlen(idl), "%s%d", t ? "," : "", gid[t]);
+    snprintf(fout, sizeof fout, "%s/fwd.h5", dir);
+    snprintf(args, sizeof args, "forward %s --ids %s --out %s --hidden --router", FIX, idl, fout);
+    st = rc ? -1 : run_cmd(args, log, sizeof log);
+    if (st == 0)
+        rc = h5s_open(&g, fout, &e);
+    if (st == 0 && rc == 0)
+        rc = h5s_read(g, "/logits", H5S_F32, (void **)&lg, NULL, NULL, &e) ||
+             h5s_read(g, "/hidden_states/02", H5S_F32, (void **)&hs, &nd, sh2, &e);
+    if (st == 0 && rc == 0)
+        CHECK_TENSOR(c, lg, glg, (long)sh[1] * 1024, 1e-3, 0, "vbrlab forward logits of sequence 0");
+    else
+        CHECK(c, 0, "vbrlab forward (exit %d) %s", st, st ? log : e.msg);
+    CHECK(c, rc == 0 && nd == 4 && sh2[2] == 4 && sh2[3] == 256,
+          "vbrlab forward --hidden writes the 4 streams [1, T, 4, 256]");
+    h5s_close(g);
+    g = NULL;
+    unlink(fout);
+    free(gid);
+    free(glg);
+    free(lg);
+    free(hs);
+    rc = h5s_open(&g, out, &e);
     CHECK(c, rc == 0, "open run store %s", rc ? e.msg : "");
     /* the hash layer's counts are those of its table: tid2eid[token] for every token */
     int32_t *ids = NULL;
@@ -458,8 +496,6 @@ static void end_to_end(chk *c)
         free(tokens);
     }
     double *bpw = NULL;
-    int nd = 0;
-    int64_t sh[H5S_MAX_DIMS];
     if (rc == 0 && h5s_read(g, "/alloc/en-2.5/item_bpw", H5S_F64, (void **)&bpw, &nd, sh, &e) == 0)
         CHECK(c, nd == 1 && sh[0] == 44, "44 allocation units (per layer wq_a, wq_b, wkv, wo_a, "
               "wo_b, experts.* w1/w3/w2, shared w1/w3/w2): %lld", (long long)sh[0]);
