@@ -8,6 +8,7 @@
  * resume from each layer equal to the full run, config errors naming the key.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "../alloc/sens.h"
 #include "../analysis/fwd.h"
 #include "../analysis/model.h"
 #include "../analysis/model_dsv4.h"
@@ -132,6 +133,38 @@ static void ablations(chk *c, const model *m, fwd_state *st, const int32_t *ids,
     }
 }
 
+/* The sensitivity cache resumes at a layer from the hc_mult-stream residual it captured: the
+ * KLD of a perturbed binding is the same from layer 0 and from the perturbed layer, and 0 for
+ * the model's own weights. */
+static void sens_resume(chk *c, const model *m, const int32_t *ids, int S, int T)
+{
+    const hfc_config *cf = model_config(m);
+    sens_set *ss = NULL;
+    vl_err e = {0};
+    int rc = sens_set_new(&ss, m, ids, S, T, &e);
+    CHECK(c, rc == 0, "sens_set_new %s", rc ? e.msg : "ok");
+    if (rc)
+        return;
+    double k0 = -1, k2 = -1, kb = -1;
+    rc = sens_set_kld(ss, model_base(m), 2, &kb, &e);
+    CHECK(c, rc == 0 && kb == 0.0, "own weights from layer 2: KLD %g", kb);
+    model_weights *w = NULL;
+    model_weights_clone(&w, m, model_base(m), &e);
+    long ix = mdsv4_index(cf, 2, V4_WO_B);
+    const model_tensor *t = model_tensor_at(m, (size_t)ix);
+    const float **slot = model_weights_slot(m, w, (size_t)ix);
+    float *buf = malloc(sizeof(float) * t->numel);
+    for (int64_t j = 0; j < t->numel; j++)
+        buf[j] = (*slot)[j] * (1.0f + 0.05f * (float)((j * 7919) % 13 - 6) / 6.0f);
+    *slot = buf;
+    rc = sens_set_kld(ss, w, 0, &k0, &e) || sens_set_kld(ss, w, 2, &k2, &e);
+    CHECK(c, rc == 0 && k0 > 0 && k0 == k2, "layer 2 wo_b perturbed: KLD from layer 0 %.9g, "
+          "from layer 2 %.9g", k0, k2);
+    free(buf);
+    model_weights_free(w);
+    sens_set_free(ss);
+}
+
 static void golden(chk *c)
 {
     vl_err e = {0};
@@ -208,6 +241,7 @@ static void golden(chk *c)
               "fwd_run_from layer %d equals the full run", l);
     }
     ablations(c, m, st, ids, S, T, full);
+    sens_resume(c, m, ids, S, T);
     free(full);
     free(want);
     free(emb);
