@@ -390,12 +390,7 @@ static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
 /* ---------------------------------------------------------------- public */
 
 /* Carve n bytes, 64-byte aligned, at offset *off of base (NULL base: only count). */
-static void *carve(char *base, size_t *off, size_t n)
-{
-    void *r = base ? base + *off : NULL;
-    *off += (n + 63) / 64 * 64;
-    return r;
-}
+static void *carve(char *base, size_t *off, size_t n) { return fwd_carve(base, off, n); }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 

@@ -22,6 +22,7 @@
 #include "fwd_dsv4_int.h"
 
 #include "../core/kern.h"
+#include "fwd_int.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -365,12 +366,6 @@ double fwd_v4_flops(const fwd_v4 *s) { return s->flops; }
 
 /* ---------------------------------------------------------------- state */
 
-static void *carve(char *base, size_t *off, size_t n)
-{
-    void *r = base ? base + *off : NULL;
-    *off += (n + 63) / 64 * 64;
-    return r;
-}
 
 static size_t layout(fwd_v4 *s, char *b)
 {
@@ -381,47 +376,47 @@ static size_t layout(fwd_v4 *s, char *b)
            Di = v->index_head_dim, Hi = v->index_heads, E = c->n_experts,
            K = c->n_experts_per_tok, F = c->moe_intermediate, Tc = s->max_tc, o = 0,
            cw = 2 * (Dh > Di ? Dh : Di), S = s->max_seq;
-    s->hs = carve(b, &o, N * Hc * D * 4);
-    s->hs2 = carve(b, &o, N * Hc * D * 4);
-    s->mix = carve(b, &o, N * (2 + Hc) * Hc * 4);
-    s->pre = carve(b, &o, N * Hc * 4);
-    s->post = carve(b, &o, N * Hc * 4);
-    s->comb = carve(b, &o, N * Hc * Hc * 4);
-    s->col = carve(b, &o, N * D * 4);
-    s->x = carve(b, &o, N * D * 4);
-    s->qr = carve(b, &o, N * (size_t)v->q_lora_rank * 4);
-    s->q = carve(b, &o, N * HD * 4);
-    s->att = carve(b, &o, N * HD * 4);
-    s->kv = carve(b, &o, N * Dh * 4);
-    s->ga = carve(b, &o, N * (size_t)v->o_groups * v->o_lora_rank * 4);
-    s->out = carve(b, &o, N * D * 4);
-    s->ckv = carve(b, &o, T * cw * 4);
-    s->cg = carve(b, &o, T * cw * 4);
-    s->comp = carve(b, &o, S * (Tc + 1) * Dh * 4);
-    s->icomp = carve(b, &o, S * (Tc + 1) * Di * 4);
-    s->iq = carve(b, &o, N * Hi * Di * 4);
-    s->iw = carve(b, &o, N * Hi * 4);
-    s->allow = carve(b, &o, N * (Tc + 1));
-    s->sc = carve(b, &o, (T + Tc + 1) * 4);
-    s->isc = carve(b, &o, (Tc + 1) * 4);
-    s->rlog = carve(b, &o, N * E * 4);
-    s->score = carve(b, &o, N * E * 4);
-    s->choice = carve(b, &o, N * 2 * E * 4);
-    s->sel = carve(b, &o, N * K * sizeof(int));
-    s->selw = carve(b, &o, N * K * 4);
-    s->rows = carve(b, &o, N * sizeof(int));
-    s->roww = carve(b, &o, N * 4);
-    s->xs = carve(b, &o, N * D * 4);
-    s->fo = carve(b, &o, N * D * 4);
-    s->fa = carve(b, &o, N * F * 4);
-    s->fb = carve(b, &o, N * F * 4);
-    s->fin = carve(b, &o, N * D * 4);
-    s->logits = carve(b, &o, N * (size_t)c->vocab * 4);
-    s->ids = carve(b, &o, N * sizeof(int32_t));
-    s->cos_m = carve(b, &o, T * (size_t)v->rope_dim_main / 2 * 4);
-    s->sin_m = carve(b, &o, T * (size_t)v->rope_dim_main / 2 * 4);
-    s->cos_c = carve(b, &o, T * (size_t)v->rope_dim_compress / 2 * 4);
-    s->sin_c = carve(b, &o, T * (size_t)v->rope_dim_compress / 2 * 4);
+    s->hs = fwd_carve(b, &o, N * Hc * D * 4);
+    s->hs2 = fwd_carve(b, &o, N * Hc * D * 4);
+    s->mix = fwd_carve(b, &o, N * (2 + Hc) * Hc * 4);
+    s->pre = fwd_carve(b, &o, N * Hc * 4);
+    s->post = fwd_carve(b, &o, N * Hc * 4);
+    s->comb = fwd_carve(b, &o, N * Hc * Hc * 4);
+    s->col = fwd_carve(b, &o, N * D * 4);
+    s->x = fwd_carve(b, &o, N * D * 4);
+    s->qr = fwd_carve(b, &o, N * (size_t)v->q_lora_rank * 4);
+    s->q = fwd_carve(b, &o, N * HD * 4);
+    s->att = fwd_carve(b, &o, N * HD * 4);
+    s->kv = fwd_carve(b, &o, N * Dh * 4);
+    s->ga = fwd_carve(b, &o, N * (size_t)v->o_groups * v->o_lora_rank * 4);
+    s->out = fwd_carve(b, &o, N * D * 4);
+    s->ckv = fwd_carve(b, &o, T * cw * 4);
+    s->cg = fwd_carve(b, &o, T * cw * 4);
+    s->comp = fwd_carve(b, &o, S * (Tc + 1) * Dh * 4);
+    s->icomp = fwd_carve(b, &o, S * (Tc + 1) * Di * 4);
+    s->iq = fwd_carve(b, &o, N * Hi * Di * 4);
+    s->iw = fwd_carve(b, &o, N * Hi * 4);
+    s->allow = fwd_carve(b, &o, N * (Tc + 1));
+    s->sc = fwd_carve(b, &o, (T + Tc + 1) * 4);
+    s->isc = fwd_carve(b, &o, (Tc + 1) * 4);
+    s->rlog = fwd_carve(b, &o, N * E * 4);
+    s->score = fwd_carve(b, &o, N * E * 4);
+    s->choice = fwd_carve(b, &o, N * 2 * E * 4);
+    s->sel = fwd_carve(b, &o, N * K * sizeof(int));
+    s->selw = fwd_carve(b, &o, N * K * 4);
+    s->rows = fwd_carve(b, &o, N * sizeof(int));
+    s->roww = fwd_carve(b, &o, N * 4);
+    s->xs = fwd_carve(b, &o, N * D * 4);
+    s->fo = fwd_carve(b, &o, N * D * 4);
+    s->fa = fwd_carve(b, &o, N * F * 4);
+    s->fb = fwd_carve(b, &o, N * F * 4);
+    s->fin = fwd_carve(b, &o, N * D * 4);
+    s->logits = fwd_carve(b, &o, N * (size_t)c->vocab * 4);
+    s->ids = fwd_carve(b, &o, N * sizeof(int32_t));
+    s->cos_m = fwd_carve(b, &o, T * (size_t)v->rope_dim_main / 2 * 4);
+    s->sin_m = fwd_carve(b, &o, T * (size_t)v->rope_dim_main / 2 * 4);
+    s->cos_c = fwd_carve(b, &o, T * (size_t)v->rope_dim_compress / 2 * 4);
+    s->sin_c = fwd_carve(b, &o, T * (size_t)v->rope_dim_compress / 2 * 4);
     return o;
 }
 

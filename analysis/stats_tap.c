@@ -218,6 +218,21 @@ static int router_flush(stat_acc *a, stat_router *r, double ent, int layer)
     return rc;
 }
 
+/* After token t of a router event: at the end of a sequence (or of the event) the partials go
+ * into the exact totals and restart. Nonzero after a recorded failure. */
+static int router_token_done(stat_acc *a, stat_router *r, const tap_event *ev, int t,
+                             double *ent)
+{
+    if (t + 1 < ev->rows && row_seq(ev, t + 1) == row_seq(ev, t))
+        return 0;
+    if (router_flush(a, r, *ent, ev->layer))
+        return -1;
+    *ent = 0.0;
+    memset(a->rp, 0, (size_t)r->n_experts * sizeof *a->rp);
+    memset(a->rw, 0, (size_t)r->n_experts * sizeof *a->rw);
+    return 0;
+}
+
 static void on_router(stat_acc *a, const tap_event *ev)
 {
     stat_router *r = stat_router_mut(a, ev->layer);
@@ -262,14 +277,8 @@ static void on_router(stat_acc *a, const tap_event *ev)
             a->rp[e] += a->rprob[e];
         ent += h;
         r->tokens++;
-        /* end of a sequence (or of the event): the partials go into the exact totals */
-        if (t + 1 == ev->rows || row_seq(ev, t + 1) != row_seq(ev, t)) {
-            if (router_flush(a, r, ent, ev->layer))
-                return;
-            ent = 0.0;
-            memset(a->rp, 0, (size_t)E * sizeof *a->rp);
-            memset(a->rw, 0, (size_t)E * sizeof *a->rw);
-        }
+        if (router_token_done(a, r, ev, t, &ent))
+            return;
     }
 }
 
@@ -320,13 +329,8 @@ static void on_router_choice(stat_acc *a, const tap_event *ev)
         }
         ent += h;
         r->tokens++;
-        if (t + 1 == ev->rows || row_seq(ev, t + 1) != row_seq(ev, t)) {
-            if (router_flush(a, r, ent, ev->layer))
-                return;
-            ent = 0.0;
-            memset(a->rp, 0, (size_t)E * sizeof *a->rp);
-            memset(a->rw, 0, (size_t)E * sizeof *a->rw);
-        }
+        if (router_token_done(a, r, ev, t, &ent))
+            return;
     }
 }
 
