@@ -58,7 +58,8 @@ void ev_result_deinit(ev_result *r); /* NULL ok */
 
 /* Seconds spent, accumulated over every ev_run of a runner (bench). */
 typedef struct {
-    double ref_s, quant_s, kld_s; /* reference forward, quantized forward, per-token metrics */
+    double ref_s, quant_s, kld_s; /* reference forward (0 when kept), quantized forward,
+                                     per-token metrics */
     int64_t tokens;               /* tokens fed to each forward */
 } ev_timing;
 
@@ -67,6 +68,13 @@ typedef struct ev_runner ev_runner;
 /* Two forward states of batch_seq sequences × max_len tokens each for model M (which must
  * outlive the runner). */
 int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, vl_err *err);
+
+/* Reference logits kept per domain (the ids are the key), reused by every later ev_run on the
+ * same ids: by default up to EV_REF_BUDGET_DEFAULT bytes (n_tokens × vocab × 4 bytes a
+ * domain, 64 MiB for 8 × 128 tokens of a 16k vocabulary); past the budget a domain's reference
+ * is recomputed each time. Either way the numbers are the same bits. 0 turns keeping off. */
+#define EV_REF_BUDGET_DEFAULT ((size_t)1 << 30)
+void ev_runner_set_ref_budget(ev_runner *r, size_t bytes);
 
 /* Evaluate binding WQ against model_base on ids [n_seq × len] (len ≤ max_len). RES (from
  * ev_result_init, or reused: it is reset) receives every token and the summary. PG (may be

@@ -5,6 +5,8 @@
  */
 #include "stats_int.h"
 
+#include "../core/num.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -247,10 +249,11 @@ static int attr_int(h5s_store *s, const char *g, const char *k, long long lo, lo
     int rc = h5s_attr_get_f64(s, g, k, &d, err);
     if (rc)
         return rc;
-    if (!(d >= (double)lo && d <= (double)hi) || d != (double)(long long)d)
+    int64_t w;
+    if (num_whole(d, lo, hi, &w))
         return vl_errf(err, VL_ERANGE, "%s: %s: attribute %s = %g out of range", h5s_path(s), g,
                        k, d);
-    *v = (long long)d;
+    *v = w;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "stats_int.h"
 
 #include "../core/kern.h"
+#include "../core/vexp.h"
 #include "moe_route.h"
 
 #include <math.h>
@@ -83,13 +84,16 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
                    (size_t)K * sizeof(float));
         x = a->rowbuf;
     }
-    memset(a->xtx_part, 0, (size_t)K * K * sizeof(double));
-    kern_xtx_acc(a->xtx_part, x, r1 - r0, K);
+    kern_xtx_upper(a->xtx_part, x, r1 - r0, K);
     fx_num *t = in->xtx;
-    for (int i = 0; i < K; i++)
-        for (int j = i; j < K; j++, t++)
-            if (fx_add_or_fail(a, t, a->xtx_part[(size_t)i * K + j], ev->layer, s, e, "XᵀX", i))
-                return;
+    for (int i = 0; i < K; t += K - i, i++) { /* packed row i = partial row i from column i */
+        const double *p = a->xtx_part + (size_t)i * K + i;
+        size_t ok = fx_add_f64_n(t, p, (size_t)(K - i));
+        if (ok < (size_t)(K - i)) { /* the term that failed, again, for the message */
+            fx_add_or_fail(a, t + ok, p[ok], ev->layer, s, e, "XᵀX", i);
+            return;
+        }
+    }
 }
 
 static int event_slot(tap_point p, stat_slot *s)
@@ -336,27 +340,62 @@ static void on_router_choice(stat_acc *a, const tap_event *ev)
 
 /* ---------------------------------------------------------------- logits */
 
+/* Σe and Σ e·d over one row, d = l − m, e = exp(d) by core/vexp.h (−Inf logits add 0, not
+ * 0·−Inf); eight lanes in float32 over blocks of 64 entries, the blocks in float64. Returns 0
+ * when a logit is NaN. */
+enum { ENT_BLOCK = 64 };
+
+VEXP_CLONES static int entropy_sums(const float *l, int n, float m, double *se, double *sed)
+{
+    double s = 0.0, sl = 0.0;
+    const vexp_f8_t vm = VEXP_SPLAT(m), zero = VEXP_SPLAT(0.0f);
+    vexp_i8_t nan = {0};
+    int i = 0;
+    while (i + 8 <= n) {
+        vexp_f8_t a = zero, b = zero;
+        int end = i + ENT_BLOCK < n ? i + ENT_BLOCK : n;
+        for (; i + 8 <= end; i += 8) {
+            vexp_f8_t x;
+            memcpy(&x, l + i, sizeof x);
+            nan |= x != x;
+            vexp_f8_t d = x - vm, e = d;
+            vexp_f8(&e);
+            a += e;
+            b += VEXP_SELECT(e > zero, e * d, zero);
+        }
+        for (int k = 0; k < 8; k++) {
+            s += a[k];
+            sl += b[k];
+        }
+    }
+    int bad = 0;
+    for (int k = 0; k < 8; k++)
+        bad |= nan[k];
+    for (; i < n; i++) {
+        bad |= isnan(l[i]);
+        float d = l[i] - m, e = vexp_f1(d);
+        s += e;
+        if (e > 0.0f)
+            sl += (double)e * d;
+    }
+    *se = s;
+    *sed = sl;
+    return !bad;
+}
+
+/* Entropy from Σe^d and Σ e^d·d with d = l − max: H = log Σe^d − Σ e^d·d / Σe^d. The
+ * exponentials carry core/vexp.h's relative error (≤ VEXP_MAX_REL), so H and log p are within
+ * a few VEXP_MAX_REL of the exact values. */
 double stat_entropy(const float *logits, int n, int target, double *logprob)
 {
     float m = logits[0];
     for (int i = 1; i < n; i++)
         m = logits[i] > m ? logits[i] : m;
-    double h = NAN, lp = NAN;
-    if (m > -INFINITY) {
-        double s = 0.0, sl = 0.0;
-        int bad = 0;
-        for (int i = 0; i < n; i++) {
-            bad |= isnan(logits[i]);
-            double d = (double)logits[i] - m, e = exp(d);
-            s += e;
-            if (e > 0.0)
-                sl += e * d;
-        }
-        if (!bad) {
-            h = log(s) - sl / s;
-            if (target >= 0 && target < n)
-                lp = ((double)logits[target] - m) - log(s);
-        }
+    double h = NAN, lp = NAN, s, sl;
+    if (m > -INFINITY && entropy_sums(logits, n, m, &s, &sl)) {
+        h = log(s) - sl / s;
+        if (target >= 0 && target < n)
+            lp = ((double)logits[target] - m) - log(s);
     }
     if (logprob)
         *logprob = lp;

@@ -24,6 +24,7 @@
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
 #include "../analysis/stats.h"
+#include "../core/num.h"
 #include "../io/h5s.h"
 #include "../io/tok.h"
 
@@ -154,16 +155,13 @@ static int parse_args(eval_args *a, int argc, char **argv)
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             a->out = v;
         } else if (!strcmp(s, "--seed")) {
-            char *end;
-            a->seed = strtoull(v, &end, 10);
-            if (!*v || *end)
-                return cli_failf(CMD, "--seed '%s': expected a non-negative integer", v);
+            uint64_t sd;
+            if (num_u64(v, UINT64_MAX, 0, &sd))
+                return cli_failf(CMD, "--seed '%s': expected an integer in [0, 2^64)", v);
+            a->seed = sd;
         } else if (!strcmp(s, "--batch")) {
-            char *end;
-            long b = strtol(v, &end, 10);
-            if (!*v || *end || b < 1 || b > 1024)
+            if (num_int(v, 1, 1024, &a->batch))
                 return cli_failf(CMD, "--batch '%s': expected 1..1024", v);
-            a->batch = (int)b;
         } else {
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
         }

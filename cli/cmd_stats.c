@@ -17,6 +17,7 @@
 #include "../analysis/calib.h"
 #include "../analysis/sfile.h"
 #include "../analysis/spass.h"
+#include "../core/num.h"
 
 #include <errno.h>
 #include <math.h>
@@ -64,13 +65,9 @@ static int parse_args(int argc, char **argv, stats_args *a)
         } else if (!strcmp(o, "--route-all-experts")) {
             a->so.route_all_experts = 1;
         } else if (!strcmp(o, "--batch") && has) {
-            char *end;
-            errno = 0;
-            long b = strtol(argv[++i], &end, 10);
-            if (*end || errno || b < 1 || b > 4096)
+            if (num_int(argv[++i], 1, 4096, &a->so.batch))
                 return cli_failf("stats", "--batch \"%s\": expects an integer in [1, 4096]",
                                  argv[i]);
-            a->so.batch = (int)b;
         } else if (!strcmp(o, "-o") && has) {
             a->out = argv[++i];
         } else {

@@ -10,6 +10,7 @@
 #include "stage.h"
 
 #include "../core/kern.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -46,40 +47,6 @@ int run_stage_parse(const char *text, int *stage, const char **alloc_name, vl_er
     }
     return vl_errf(err, VL_EARG, "unknown stage \"%s\" (stats, sens, alloc, alloc.NAME, eval, "
                    "report)", text);
-}
-
-/* Whole file into a NUL-terminated buffer (the config's raw bytes). */
-static int read_file(const char *path, char **out, vl_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = vl_malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1)
-            break;
-        char *nb = vl_realloc(buf, cap * 2);
-        if (!nb) {
-            vl_free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-    if (bad) {
-        vl_free(buf);
-        return vl_errf(err, VL_EIO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return 0;
 }
 
 /* The canonical rendering as a string. */
@@ -305,7 +272,7 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     char *raw = NULL, *canon = NULL;
     run_rec *recs = NULL;
     int n = 0;
-    int rc = read_file(cfg->path, &raw, err);
+    int rc = vf_slurp(cfg->path, (size_t)1 << 24, &raw, NULL, err); /* the config's raw bytes */
     if (!rc)
         rc = render_config(cfg, &canon, err);
     if (!rc)

@@ -3,10 +3,13 @@
 
 #include "../core/rng.h"
 #include "../core/utf8.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#define CORP_MAX_FILE ((size_t)1 << 34) /* 16 GiB: far above any calibration corpus */
 
 /* ---------------------------------------------------------------- splitting */
 
@@ -95,51 +98,13 @@ int corp_parse(corp_corpus **out, const char *name, const char *data, size_t len
     return 0;
 }
 
-/* Whole file into a vl_malloc'd buffer; works for pipes and files whose size changes too. */
-static int slurp(const char *path, char **buf, size_t *size, vl_err *err)
-{
-    *buf = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = vl_malloc(cap);
-    int rc = 0;
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = cap > ((size_t)-1) / 2 ? NULL : vl_realloc(b, cap * 2);
-        if (!nb) {
-            vl_free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    if (!b)
-        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-    else if (ferror(f))
-        rc = vl_errf(err, VL_EIO, "%s: read failed: %s", path, strerror(errno));
-    fclose(f);
-    if (rc) {
-        vl_free(b);
-        return rc;
-    }
-    *buf = b;
-    *size = n;
-    return 0;
-}
-
 int corp_load(corp_corpus **out, const char *path, vl_err *err)
 {
     *out = NULL;
     corp_corpus *c = corp_alloc(path);
     if (!c)
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-    int rc = slurp(path, &c->buf, &c->size, err);
+    int rc = vf_slurp(path, CORP_MAX_FILE, &c->buf, &c->size, err);
     if (!rc)
         rc = split(c, err);
     if (rc) {

@@ -10,6 +10,8 @@
 #include "hfcfg.h"
 #include "hfcfg_int.h"
 
+#include "../core/vfile.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #define HFC_MAX_DIM (1 << 20)
 #define HFC_MAX_VOCAB (1 << 24)
 #define HFC_MAX_EXPERTS 4096
+#define HFC_MAX_FILE ((size_t)16 << 20) /* config.json bytes */
 
 /* ------------------------------------------------------------------ per-architecture facts */
 
@@ -334,13 +337,16 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
 {
     memset(out, 0, sizeof *out);
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (json_error_code(&je) == json_error_cannot_open_file)
-            return vl_errf(err, VL_EIO, "%s: %s", path, je.text);
+    char *text;
+    size_t len;
+    int lrc = vf_slurp(path, HFC_MAX_FILE, &text, &len, err);
+    if (lrc)
+        return lrc;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    vl_free(text);
+    if (!root)
         return vl_errf(err, VL_EFORMAT, "%s: line %d column %d: %s", path, je.line, je.column,
                        je.text);
-    }
     rd r = {path, root, err};
     int rc = json_is_object(root) ? 0 : vl_errf(err, VL_EFORMAT, "%s: not a JSON object", path);
     if (rc == 0)

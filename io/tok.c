@@ -12,12 +12,14 @@
 #include "tok_int.h"
 
 #include "../core/utf8.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#define TOK_MAX_FILE ((size_t)1 << 30) /* tokenizer.json bytes */
 #define MAX_IDS (1 << 26) /* far above any real vocabulary; bounds allocations from the file */
 
 /* The GPT-2 pattern ByteLevel(use_regex=true) splits with (HF pre_tokenizers/byte_level.rs). */
@@ -520,11 +522,15 @@ static int load_eos(tok_tokenizer *t, const char *dir, vl_err *err)
         return 0;
     }
     json_error_t je;
-    json_t *cfg = json_load_file(p, 0, &je);
-    int rc = 0;
-    if (!cfg) {
+    char *text;
+    size_t tlen;
+    int rc = vf_slurp(p, TOK_MAX_FILE, &text, &tlen, err);
+    json_t *cfg = rc ? NULL : json_loadb(text, tlen, 0, &je);
+    if (!rc)
+        vl_free(text);
+    if (!rc && !cfg) {
         rc = vl_errf(err, VL_EFORMAT, "%s:%d:%d: %s", p, je.line, je.column, je.text);
-    } else {
+    } else if (!rc) {
         const json_t *e = json_object_get(cfg, "eos_token");
         const char *s = json_is_object(e) ? json_string_value(json_object_get(e, "content"))
                                           : json_string_value(e);
@@ -577,13 +583,17 @@ int tok_open(const char *path, tok_tokenizer **out, vl_err *err)
     }
     snprintf(t->path, plen, is_dir ? "%s/tokenizer.json" : "%s", path);
     json_error_t je;
+    char *text;
+    size_t len;
+    int rc = vf_slurp(t->path, TOK_MAX_FILE, &text, &len, err);
     /* JSON_ALLOW_NUL: "\u0000" in a string is data, not an error (checked where it matters) */
-    json_t *root = json_load_file(t->path, JSON_ALLOW_NUL, &je);
-    int rc;
-    if (!root)
+    json_t *root = rc ? NULL : json_loadb(text, len, JSON_ALLOW_NUL, &je);
+    if (!rc)
+        vl_free(text);
+    if (!rc && !root)
         rc = vl_errf(err, VL_EFORMAT, "%s:%d:%d: bad JSON: %s", t->path, je.line, je.column,
                      je.text);
-    else
+    else if (!rc)
         rc = load_all(t, root, is_dir ? path : NULL, err);
     json_decref(root);
     if (rc < 0) {

@@ -6,6 +6,7 @@
 #include "../analysis/eval.h"
 
 #include "../alloc/qfmt.h"
+#include "../core/num.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -56,14 +57,10 @@ static int num_after(const char *s, const char *key, const char **rest)
     if (!p)
         return -1;
     p += strlen(key);
-    if (*p < '0' || *p > '9')
+    int64_t v;
+    if (num_digits(p, rest, 999999, &v))
         return -1;
-    long v = 0;
-    while (*p >= '0' && *p <= '9' && v < 1000000)
-        v = v * 10 + (*p++ - '0');
-    if (rest)
-        *rest = p;
-    return v < 1000000 ? (int)v : -1;
+    return (int)v;
 }
 
 int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)

@@ -74,7 +74,7 @@ static void test_files(chk *c)
 {
     vl_err err = {0};
     corp_corpus *k = NULL;
-    CHECK_INT(c, corp_load(&k, "tests/no-such-corpus.txt", &err), VL_EIO, "missing file");
+    CHECK_INT(c, corp_load(&k, "tests/no-such-corpus.txt", &err), VL_ENOTFOUND, "missing file");
     CHECK_STR(c, err.msg, "tests/no-such-corpus.txt: No such file or directory", "message");
     CHECK_INT(c, corp_load(&k, "tests", &err), VL_EIO, "directory refused");
     CHECK(c, strchr(err.msg, '\n') == NULL && strstr(err.msg, "tests"), "one line: %s", err.msg);

@@ -83,11 +83,11 @@ static void capture_free(capture *cp)
 /* ---------------------------------------------------------------- golden comparison */
 
 static void cmp(chk *c, const char *dir, const char *what, const float *got, const float *want,
-                long n, double atol)
+                long n, double abs_tol)
 {
     char name[256];
     snprintf(name, sizeof name, "%s %s", dir, what);
-    CHECK_TENSOR(c, got, want, n, atol, 1e-3, name);
+    CHECK_TENSOR(c, got, want, n, abs_tol, 1e-3, name);
 }
 
 /* Forward the golden input through model DIR; compare every hidden state, router logits and
