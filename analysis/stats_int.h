@@ -23,7 +23,9 @@ struct stat_acc {
     double *rp, *rw;       /* [E] per-sequence router partials */
     double *rprob;         /* [E] one token's probabilities */
     int *sel;              /* [K] one token's selected experts */
-    double *xtx_part;      /* [kx × kx] per-sequence XᵀX */
+    double *xtx_part;      /* [xtx_slots × kx × kx] per-sequence XᵀX partials of one event */
+    int xtx_slots;         /* partials computed before one (threaded) fold */
+    int *xtx_fail;         /* [kx] fold: first partial whose term failed in row i, or −1 */
     float *rowbuf;         /* [max_seq_len × kx] contiguous copy of strided rows */
     int kx;                /* widest input with XᵀX */
     int failed;
