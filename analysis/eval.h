@@ -110,4 +110,33 @@ int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err);
 /* Markdown tables on F: mean KLD ± SE, then same-top %, then PPL ratio (PPL_q / PPL_ref). */
 void ev_print_matrix(FILE *f, const ev_matrix *mx);
 
+/* ---------------------------------------------------------------- a row's attributes */
+
+/* The one attribute set of /eval/<row> (docs/hdf5-schema.md, "vbrlab eval"), written by
+ * `vbrlab eval` and `vbrlab run` alike (through alloc/qeval.h) and read by the report and the
+ * plots through ev_read_row. Strings are borrowed for ev_write_row; ev_read_row fills them with
+ * vl_malloc'd copies ("" for an absent optional string), freed by ev_row_attrs_free. */
+typedef struct {
+    const char *kind;       /* "vbr" (an allocation) | "uniform" (one format everywhere) */
+    const char *source;     /* allocation file (text or alloc.h5; the run store), or "uniform" */
+    const char *format;     /* the uniform format, or "mixed" */
+    const char *alloc;      /* the stored allocation applied (/alloc/<alloc> of source); "" none */
+    double target_bpw;      /* the allocation's target; 0 for uniform rows and text files */
+    const char *calib;      /* sets whose statistics quantized the row (comma-joined); "" none */
+    const char *stats_file; /* the file holding them; "" none */
+    int n_tensors;          /* tensors fake-quantized */
+    int64_t n_weights;      /* their weights */
+    double bpw;             /* their exact stored bits per weight */
+} ev_row_attrs;
+
+/* Write A's attributes on /eval/<row>; calib and stats_file only when non-empty (a row
+ * quantized without statistics has neither). */
+int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *err);
+
+/* Read /eval/<row>'s attributes. bpw is required (VL_ENOTFOUND otherwise) and must lie in
+ * (0, 64] (VL_ERANGE); an absent kind is "uniform" when source is "uniform", else "vbr";
+ * absent numbers are 0, absent strings "". */
+int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err);
+void ev_row_attrs_free(ev_row_attrs *a); /* of ev_read_row; leaves a zeroed; NULL ok */
+
 #endif

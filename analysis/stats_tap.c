@@ -5,6 +5,7 @@
 
 #include "../core/kern.h"
 #include "../core/vexp.h"
+#include "moe_route.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -150,6 +151,8 @@ static int event_slot(tap_point p, stat_slot *s)
     case TAP_EXPERT_DOWN_IN: *s = STAT_EXPERT_DOWN; return 1;
     case TAP_SHARED_DOWN_IN: *s = STAT_SHARED_DOWN; return 1;
     case TAP_MLP_DOWN_IN: *s = STAT_MLP_DOWN; return 1;
+    case TAP_Q_B_IN: *s = STAT_Q_B_IN; return 1;
+    case TAP_KV_B_IN: *s = STAT_KV_B_IN; return 1;
     default: return 0;
     }
 }
@@ -235,6 +238,19 @@ static double softmax_entropy(const float *l, int n, double *p)
     return log(s) - sl / s; /* H = log Σe^d − Σ e^d·d / Σe^d */
 }
 
+/* DeepSeek-V3: sigmoid scores of one row into s (float64); returns the entropy (nats) of the
+ * scores normalised to sum 1. */
+static double sigmoid_scores(const float *l, int n, double *s)
+{
+    double sum = 0.0, h = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += (s[i] = 1.0 / (1.0 + exp(-(double)l[i])));
+    for (int i = 0; i < n; i++)
+        if (s[i] > 0)
+            h -= s[i] / sum * log(s[i] / sum);
+    return h;
+}
+
 /* Top-k of float32 logits: larger first, ties to the lower index. sel[0..k). */
 static void topk(const float *l, int n, int k, int *sel)
 {
@@ -284,14 +300,20 @@ static void on_router(stat_acc *a, const tap_event *ev)
                       ev->layer, t);
             return;
         }
-        topk(l, E, K, a->sel);
+        if (a->cfg.ds_route) { /* DeepSeek-V3: the model's own routing (stats.h) */
+            h = sigmoid_scores(l, E, a->rprob);
+            moe_route_dsv3(a->cfg.ds_route, l, a->ds_bias[ev->layer], a->ds_scr, a->sel, a->ds_w);
+        } else {
+            topk(l, E, K, a->sel);
+        }
         double norm = 0.0;
         for (int j = 0; j < K; j++)
             norm += a->rprob[a->sel[j]];
         for (int j = 0; j < K; j++) {
             int e = a->sel[j];
             r->routed[e]++;
-            a->rw[e] += a->cfg.norm_topk_prob ? a->rprob[e] / norm : a->rprob[e];
+            a->rw[e] += a->cfg.ds_route ? a->ds_w[j]
+                        : a->cfg.norm_topk_prob ? a->rprob[e] / norm : a->rprob[e];
             for (int q = 0; q < K; q++)
                 r->coselect[(size_t)e * E + a->sel[q]]++;
         }
@@ -448,7 +470,9 @@ void stat_tap(void *user, const tap_event *ev)
 
 tap_set stat_taps(stat_acc *a)
 {
-    unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN);
+    unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN) |
+                    (a->cfg.q_lora > 0 ? TAP_BIT(TAP_Q_B_IN) : 0) |
+                    (a->cfg.kv_lora > 0 ? TAP_BIT(TAP_KV_B_IN) : 0);
     for (int l = 0; l < a->cfg.n_layers; l++)
         want |= a->sparse[l] ? TAP_BIT(TAP_ROUTER_LOGITS) | TAP_BIT(TAP_EXPERT_IN) |
                                    TAP_BIT(TAP_EXPERT_DOWN_IN) |

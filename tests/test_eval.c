@@ -1,10 +1,10 @@
-/* tests/test_eval.c — applying an allocation (analysis/qbind) and the KLD evaluation
+/* tests/test_eval.c — applying an allocation (alloc/qbind) and the KLD evaluation
  * (analysis/eval) on the embedded model: self-KLD exactly 0, 8-bit vs 2-bit RTN, determinism,
  * pointer identity of unlisted tensors, GPTQ from real statistics, storage, error messages. */
 #define _POSIX_C_SOURCE 200809L
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 #include "../analysis/spass.h"
 #include "check.h"
 
@@ -386,7 +386,7 @@ static void test_errors(chk *c, fix *f)
     qb_alloc_deinit(&a);
     remove(path);
     rc = qb_alloc_read_text(&a, path, &e);
-    CHECK(c, rc == VL_EIO, "missing text alloc: VL_EIO");
+    CHECK(c, rc == VL_ENOTFOUND, "missing text alloc: VL_ENOTFOUND");
 
     /* domain specs */
     calib_spec sp;
