@@ -126,7 +126,10 @@ static void xtx_fold(stat_acc *a, stat_input *in, int n_part, const tap_event *e
 {
     const int K = in->cols;
     fold_job f = {in->xtx, a->xtx_part, n_part, K, a->xtx_fail};
-    kern_parallel_for((K + 1) / 2, 8, fold_items, &f);
+    /* threads only for ≳ 0.2 ms of terms each: a join costs a wake-up (much more on a busy
+     * machine) */
+    int min_items = (int)(200000 / ((long)n_part * (K + 1))) + 1;
+    kern_parallel_for((K + 1) / 2, min_items, fold_items, &f);
     for (int i = 0; i < K; i++)
         if (f.fail[i] >= 0) { /* fx_add_or_fail's message for the refused row */
             const double *v = a->xtx_part + ((size_t)f.fail[i] * K + i) * K + i;
@@ -436,7 +439,7 @@ static void on_logits(stat_acc *a, const tap_event *ev)
     }
     /* every token's entropy on kern_parallel_for's threads, then checked in order */
     entropy_job j = {a, ev, tk->entropy + tk->n, tk->logprob + tk->n};
-    kern_parallel_for(ev->rows, 16, entropy_rows, &j);
+    kern_parallel_for(ev->rows, 32, entropy_rows, &j); /* ≥ 32 rows (½M exps) a thread */
     for (int r = 0; r < ev->rows; r++)
         if (isnan(j.h[r])) {
             stat_fail(a, VL_ERANGE, "stats: logits of token %d: NaN or all −Inf", r);
