@@ -53,7 +53,8 @@ static void test_vexp(chk *c)
         for (int i = 0; i < 8; i++) {
             float x = xs[i];
             float y1 = vexp_f1(x);
-            if (memcmp(&y1, &y[i], sizeof y1) && !(isnan(y1) && isnan(y[i])))
+            float yi = y[i];
+            if (memcmp(&y1, &yi, sizeof y1) && !(isnan(y1) && isnan(yi)))
                 bad_lane++;
             if (isnan(x)) {
                 bad_edge += !isnan(y[i]);
