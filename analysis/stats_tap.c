@@ -44,6 +44,48 @@ static int fx_add_or_fail(stat_acc *a, fx_num *dst, double v, int layer, stat_sl
     return -1;
 }
 
+/* One row x[0..K) into the per-channel float64 partials (Σx, Σx², Σx⁴, max |x|; NaN never
+ * raises the max, the sums carry it). Four channels a step through vector extensions (the
+ * same operations per channel as a scalar loop, so the same bits). */
+typedef double chan_d4 __attribute__((vector_size(32)));
+typedef float chan_f4 __attribute__((vector_size(16)));
+typedef int64_t chan_i4 __attribute__((vector_size(32)));
+
+VEXP_CLONES static void channel_sums(double *p1, double *p2, double *p4, double *amax,
+                                     const float *x, int K)
+{
+    int c = 0;
+    for (; c + 4 <= K; c += 4) {
+        chan_f4 xf;
+        chan_d4 a, b, d, m;
+        memcpy(&xf, x + c, sizeof xf);
+        chan_d4 v = __builtin_convertvector(xf, chan_d4), v2 = v * v;
+        memcpy(&a, p1 + c, sizeof a);
+        memcpy(&b, p2 + c, sizeof b);
+        memcpy(&d, p4 + c, sizeof d);
+        memcpy(&m, amax + c, sizeof m);
+        a += v;
+        b += v2;
+        d += v2 * v2;
+        chan_d4 av = (chan_d4)((chan_i4)v & (chan_i4){INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX});
+        chan_i4 gt = av > m;
+        m = (chan_d4)(((chan_i4)av & gt) | ((chan_i4)m & ~gt));
+        memcpy(p1 + c, &a, sizeof a);
+        memcpy(p2 + c, &b, sizeof b);
+        memcpy(p4 + c, &d, sizeof d);
+        memcpy(amax + c, &m, sizeof m);
+    }
+    for (; c < K; c++) {
+        double v = x[c], v2 = v * v;
+        p1[c] += v;
+        p2[c] += v2;
+        p4[c] += v2 * v2;
+        double m = fabs(v);
+        if (m > amax[c])
+            amax[c] = m;
+    }
+}
+
 /* Rows [r0, r1) of the event, all of one sequence, into input `in`. */
 static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0, int r1,
                        stat_slot s, int e)
@@ -55,16 +97,7 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
     memset(p4, 0, (size_t)K * sizeof *p4);
     int64_t routed = 0;
     for (int r = r0; r < r1; r++) {
-        const float *x = ev->data + (size_t)r * ev->stride;
-        for (int c = 0; c < K; c++) {
-            double v = x[c], v2 = v * v;
-            p1[c] += v;
-            p2[c] += v2;
-            p4[c] += v2 * v2;
-            double m = fabs(v);
-            if (m > amax[c])
-                amax[c] = m;
-        }
+        channel_sums(p1, p2, p4, amax, ev->data + (size_t)r * ev->stride, K);
         routed += !ev->row_weight || ev->row_weight[r] > 0.0f;
     }
     for (int c = 0; c < K; c++)
