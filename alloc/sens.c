@@ -38,7 +38,8 @@ struct sens_set {
     int n_seq, seq_len, N, L, D, V;
     int chunk;        /* sequences per forward */
     size_t row0;      /* first token row of the chunk the reference run is capturing */
-    float *layer_in;  /* [(L+1) × N × D] input of layer l (l = L: after the last layer) */
+    float *layer_in;  /* [(L+1) × N × D] input of layer l (l = L: after the last layer); D is
+                         the residual width (fwd_residual_width) */
     float *z;         /* [N × V] reference logits */
     float *p;         /* [N × V] reference probabilities */
     double *psum;     /* [N] Σ_v p_v (1 up to float rounding) */
@@ -64,8 +65,9 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
     int chunk = SENS_CHUNK_TOKENS / seq_len;
     chunk = chunk < 1 ? 1 : chunk > n_seq ? n_seq : chunk;
-    *s = (sens_set){m,        NULL,     n_seq, seq_len, n_seq * seq_len, c->n_layers, c->hidden,
-                    c->vocab, chunk,    0,     NULL,    NULL,            NULL,         NULL};
+    /* D is the residual row width: hc_mult·hidden for deepseek_v4's streams */
+    *s = (sens_set){m,        NULL,  n_seq, seq_len, n_seq * seq_len, c->n_layers,
+                    fwd_residual_width(m), c->vocab, chunk, 0, NULL, NULL, NULL, NULL};
     int rc = fwd_state_new(&s->st, m, chunk, seq_len, err);
     if (rc) {
         vl_free(s);

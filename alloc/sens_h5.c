@@ -136,9 +136,7 @@ static void write_alpha(wr *w, const sens_result *r)
     attr(w, "/sens", "granularity", sens_gran_name(r->gran));
     attr_f(w, "/sens", "eps0", r->eps[0]);
     attr_f(w, "/sens", "eps1", r->eps[1]);
-    char seed[24]; /* decimal: a run's derived 64-bit seed does not fit a double exactly */
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
-    attr(w, "/sens", "seed", seed);
+    attr_f(w, "/sens", "seed", (double)r->seed);
     put(w, "/sens/set_tokens", H5S_I64, r->set_tokens, 1, S, 0, 0, "tokens",
         "tokens each set's alpha was measured on");
     put(w, "/sens/alpha/kld0", H5S_F64, r->kld[0], 2, S, U, 0, "nat/token",
@@ -270,6 +268,9 @@ static void write_add(wr *w, const sens_result *r)
 
 int sens_write(const sens_result *r, h5s_store *st, vl_err *err)
 {
+    if (r->seed > (uint64_t)1 << 53) /* the attribute is a double: exact up to 2^53 only */
+        return vl_errf(err, VL_ERANGE, "%s: seed %llu above 2^53 cannot be stored exactly",
+                       h5s_path(st), (unsigned long long)r->seed);
     wr w = {st, err, 0};
     write_tensors(&w, r);
     write_alpha(&w, r);
@@ -382,6 +383,18 @@ static double get_f(rd *x, const char *path, const char *name)
 
 /* An attribute holding a whole number (stored as a double) in [0, 2^53]: checked before any
  * conversion, since NaN, a negative or a huge double cast to an integer is undefined. */
+/* An attribute holding a whole number (stored as a double) in [0, 2^53]: checked before any
+ * conversion, since NaN, a negative or a huge double cast to an integer is undefined. */
+static uint64_t get_whole(rd *x, const char *path, const char *name)
+{
+    double v = get_f(x, path, name);
+    int64_t w = 0;
+    if (!x->rc && num_whole(v, 0, (int64_t)1 << 53, &w))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: %s@%s = %g is not a whole number in [0, 2^53]",
+                        h5s_path(x->st), path, name, v);
+    return (uint64_t)w;
+}
+
 static int set_by_name(const sens_result *r, const char *name)
 {
     for (int s = 0; name && s < r->n_sets; s++)
@@ -524,11 +537,7 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
     int S = r->n_sets, U = r->n_units;
     r->eps[0] = get_f(&x, "/sens", "eps0");
     r->eps[1] = get_f(&x, "/sens", "eps1");
-    char *seed = get_attr(&x, "/sens", "seed");
-    if (!x.rc && num_u64(seed, UINT64_MAX, 0, &r->seed))
-        x.rc = vl_errf(err, VL_EFORMAT, "%s: /sens@seed = \"%s\" is not a 64-bit unsigned integer",
-                       h5s_path(st), seed);
-    vl_free(seed);
+    r->seed = get_whole(&x, "/sens", "seed");
     r->set_tokens = get(&x, "/sens/set_tokens", H5S_I64, S);
     r->kld[0] = get(&x, "/sens/alpha/kld0", H5S_F64, (int64_t)S * U);
     r->kld[1] = get(&x, "/sens/alpha/kld1", H5S_F64, (int64_t)S * U);
