@@ -140,16 +140,21 @@ static int set_index(const sens_args *a, const char *opt, const char *name, int 
 
 static void print_alpha(const sens_result *r)
 {
-    printf("α = mean KLD / ε² (nats), ε = %g; ratio = α(%g)/α(%g)\n%-56s", r->eps[0], r->eps[1],
-           r->eps[0], "unit");
     for (int s = 0; s < r->n_sets; s++)
-        printf(" %11s %6s", r->set_name[s], "ratio");
+        printf("set %s: α measured on %lld tokens (%d sequences), %d noise draws, SE by %d "
+               "bootstrap resamples over sequences\n", r->set_name[s],
+               (long long)r->set_tokens[s], r->set_seqs[s], r->n_draws, r->n_boot);
+    printf("α = mean KLD / ε² (nats), ε = %g, ± bootstrap SE; ratio = α(%g)/α(%g); "
+           "draw sd = sd of α over noise draws\n%-56s", r->eps[0], r->eps[1], r->eps[0], "unit");
+    for (int s = 0; s < r->n_sets; s++)
+        printf(" %11s %11s %6s %10s", r->set_name[s], "± SE", "ratio", "draw sd");
     printf("\n");
     for (int u = 0; u < r->n_units; u++) {
         printf("%-56s", r->unit_name[u]);
         for (int s = 0; s < r->n_sets; s++) {
             size_t i = (size_t)s * r->n_units + u;
-            printf(" %11.4g %6.3f", r->alpha[0][i], r->alpha[1][i] / r->alpha[0][i]);
+            printf(" %11.4g %11.4g %6.3f %10.4g", r->alpha[0][i], r->alpha_se[0][i],
+                   r->alpha[1][i] / r->alpha[0][i], r->alpha_draw_sd[0][i]);
         }
         printf("\n");
     }

@@ -20,22 +20,8 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------- */
-/* spellings and key tables                                                                  */
+/* key tables (the spellings of the enums are in expkey.c, beside their rendering)           */
 /* ---------------------------------------------------------------------------------------- */
-
-const char *const exp_bucket_names[EXP_BUCKET_COUNT] = {"low", "mid", "high"};
-const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn"};
-const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group"};
-const char *const exp_sens_method_names[EXP_SENS_COUNT] = {"noise"};
-const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax"};
-const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "uniform", "rules"};
-const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
-const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
-                                                      "expert_usage", "additivity",
-                                                      "sensitivity"};
-const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "expert_usage",
-                                                    "rd", "kld_matrix", "kld_vs_bpw",
-                                                    "alloc_map"};
 
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_COUNT } sec_kind;
@@ -54,8 +40,7 @@ static const struct {
     unsigned required;           /* bit k: key k must be present */
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
-                                       "allow_overlap"},
-                        1u << KX_NAME | 1u << KX_OUT},
+                        "allow_overlap"}, 1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_QUANT] = {"quant", 0, {"formats", "percdamp", "act_order", "starved_policy",
@@ -354,10 +339,7 @@ static int key_quant(ctx *c, int k, const char *v, char *why)
     case KQ_PERCDAMP: return parse_num(v, 0, 1, 1, 0, &g->percdamp, why);
     case KQ_ACT_ORDER: return parse_bool(v, &g->act_order, why);
     case KQ_STARVED:
-        /* route_all needs statistics of every expert on every token, kept apart from the
-           routed ones; the stats stage does not gather them, and running another policy under
-           this name would be a silent substitution */
-        if (!strcmp(v, "route_all"))
+        if (!strcmp(v, "route_all")) /* running another policy under its name: substitution */
             return exp_whyf(why, VL_ECONFIG, "route_all is not implemented (the stats stage "
                             "gathers no route-all statistics); use uniform or rtn");
         rc = parse_enum(v, exp_starved_names, EXP_STARVED_COUNT, &e, why);
@@ -376,12 +358,10 @@ static int key_sens(ctx *c, int k, const char *v, char *why)
         rc = parse_enum(v, exp_sens_method_names, EXP_SENS_COUNT, &e, why);
         g->sens_method = (exp_sens_method)e;
         return rc;
-    case KN_EPS:
+    case KN_EPS: /* sens measures at ε₁ and ε₂; a third value would be ignored */
         rc = parse_dlist(v, 0, 1, 1, 1, &g->eps, why);
-        if (!rc && g->eps.n > 2) /* sens measures at ε₁ and ε₂; a third would be ignored */
-            return exp_whyf(why, VL_ECONFIG, "%d values; give one or two noise levels",
-                            g->eps.n);
-        return rc;
+        return rc || g->eps.n <= 2 ? rc : exp_whyf(why, VL_ECONFIG, "%d values; give one or two "
+                                                   "noise levels", g->eps.n);
     case KN_GRAN:
         rc = parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
         g->sens_granularity = (exp_gran)e;

@@ -12,6 +12,24 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------- */
+/* spellings of the config's enums (parsed by expcfg.c, rendered here)                       */
+/* ---------------------------------------------------------------------------------------- */
+
+const char *const exp_bucket_names[EXP_BUCKET_COUNT] = {"low", "mid", "high"};
+const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn"};
+const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group"};
+const char *const exp_sens_method_names[EXP_SENS_COUNT] = {"noise"};
+const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax"};
+const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "uniform", "rules"};
+const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
+const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
+                                                      "expert_usage", "additivity",
+                                                      "sensitivity"};
+const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "expert_usage",
+                                                    "rd", "kld_matrix", "kld_vs_bpw",
+                                                    "alloc_map"};
+
+/* ---------------------------------------------------------------------------------------- */
 /* hashing and the sink                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
