@@ -2,7 +2,7 @@
  * io/ggml_type.c). */
 #include "ggml_fmt.h"
 
-#include "ggml_int.h"
+#include "ggml_fmt_int.h"
 
 #include <math.h>
 
@@ -142,4 +142,28 @@ int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, ui
         if (rc) return vl_errf(err, rc, "%s: out of memory quantizing block %lld", in->name, (long long)i);
     }
     return 0;
+}
+
+int ggf_fake_quant(float *out, const float *w, int rows, int cols, ggf_type t, const double *imp,
+                   const char *name, vl_err *err)
+{
+    int64_t rb = ggf_row_bytes(t, cols);
+    if (rb < 0)
+        return vl_errf(err, VL_ESHAPE, "tensor \"%s\": %d columns are not a multiple of %s's block of %d",
+                       name, cols, ggf_get(t)->name, ggf_get(t)->block);
+    uint8_t *q = vl_malloc((size_t)rb);
+    float *fi = imp ? vl_malloc((size_t)cols * sizeof *fi) : NULL;
+    if (!q || (imp && !fi)) {
+        vl_free(q), vl_free(fi);
+        return vl_errf(err, VL_ENOMEM, "tensor \"%s\": out of memory", name);
+    }
+    for (int j = 0; imp && j < cols; j++) fi[j] = (float)imp[j];
+    int rc = 0;
+    for (int r = 0; r < rows && !rc; r++) {
+        rc = ggf_quantize_row(t, w + (size_t)r * cols, fi, cols, q, err);
+        if (!rc) rc = ggf_decode_row(t, q, (size_t)rb, out + (size_t)r * cols, cols, err);
+    }
+    if (rc) vl_errctx(err, rc, "tensor \"%s\" row", name);
+    vl_free(q), vl_free(fi);
+    return rc;
 }

@@ -40,6 +40,13 @@ int ggf_decode_row(ggf_type t, const uint8_t *src, size_t nbytes, float *dst, in
 int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, uint8_t *dst,
                      vl_err *err);
 
+/* Fake-quantize W [rows × cols] (row-major, rows = output channels) to type t and back into
+ * out, each row quantized with importance imp[cols] (float64, NULL = uniform). VL_ESHAPE when cols
+ * is not a multiple of t's block (llama.cpp would substitute another type there; vbrlab does
+ * not), others as ggf_quantize_row. name labels errors. */
+int ggf_fake_quant(float *out, const float *w, int rows, int cols, ggf_type t, const double *imp,
+                   const char *name, vl_err *err);
+
 /* fp16 / bf16 helpers (IEEE binary16, round to nearest even). */
 float ggf_f16_to_f32(uint16_t h);
 uint16_t ggf_f32_to_f16(float f);

@@ -72,6 +72,8 @@ typedef enum {
     SENS_P_SH_GATE, SENS_P_SH_UP, SENS_P_SH_DOWN,
     SENS_P_MLP_GATE, SENS_P_MLP_UP, SENS_P_MLP_DOWN,
     SENS_P_QA, SENS_P_QB, SENS_P_KVA, SENS_P_KVB, /* MLA (deepseek_v3) */
+    /* deepseek_v4 attention (its experts use the EXP_/SH_ values: w1 gate, w3 up, w2 down) */
+    SENS_P_WQ_A, SENS_P_WQ_B, SENS_P_WKV, SENS_P_WO_A, SENS_P_WO_B,
     SENS_P_COUNT
 } sens_proj;
 

@@ -208,6 +208,10 @@ int calib_spec_parse(const char *text, calib_spec *out, vl_err *err)
     memset(&o, 0, sizeof o);
     o.n_seq = CALIB_DEFAULT_SEQS;
     o.seq_len = CALIB_DEFAULT_LEN;
+    for (const char *p = text; *p; p++) /* never echoed: messages stay one line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return vl_errf(err, VL_EARG, "set spec: control character 0x%02x at byte %d; refused",
+                           (unsigned char)*p, (int)(p - text));
     const char *eq = strchr(text, '=');
     if (!eq)
         return SPEC_ERR("expects NAME=SOURCE[,seqs=N][,len=L][,seed=S]");

@@ -22,6 +22,7 @@
  * on strided views. Taps fire from this thread in tap.h's order.
  */
 #include "fwd.h"
+#include "fwd_dsv4.h"
 
 #include "../core/kern.h"
 #include "fwd_ops.h"
@@ -61,6 +62,7 @@ struct fwd_state {
     float *logits;        /* [N × V] */
     fwd_mla *mla;         /* deepseek_v3: multi-head latent attention buffers (else NULL) */
     float *rscr;          /* [2E] deepseek_v3 routing scratch */
+    fwd_v4 *v4;           /* deepseek_v4: its own state (analysis/fwd_dsv4.c), no buffers here */
 };
 
 fwd_opts fwd_opts_defaults(void) { return (fwd_opts){0}; }
@@ -358,12 +360,7 @@ static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
 /* ---------------------------------------------------------------- public */
 
 /* Carve n bytes, 64-byte aligned, at offset *off of base (NULL base: only count). */
-static void *carve(char *base, size_t *off, size_t n)
-{
-    void *r = base ? base + *off : NULL;
-    *off += (n + 63) / 64 * 64;
-    return r;
-}
+static void *carve(char *base, size_t *off, size_t n) { return fwd_carve(base, off, n); }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -420,6 +417,14 @@ int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_
     st->m = m;
     st->max_seq = max_seq;
     st->max_len = max_len;
+    if (model_config(m)->arch == HFC_DEEPSEEK_V4) {
+        int rc = fwd_v4_new(&st->v4, m, max_seq, max_len, err);
+        if (rc)
+            vl_free(st);
+        else
+            *out = st;
+        return rc;
+    }
     size_t bytes = layout(st, NULL);
     if (!(st->block = vl_malloc(bytes + 64))) {
         vl_free(st);
@@ -482,6 +487,10 @@ int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
         if (ids[r] < 0 || ids[r] >= V)
             return vl_errf(err, VL_ERANGE, "forward: token id %d (row %d) outside the "
                            "vocabulary [0, %d)", (int)ids[r], r, V);
+    if (model_config(m)->arch == HFC_DEEPSEEK_V4) {
+        fwd_v4_embed(m, w, ids, n, out);
+        return 0;
+    }
     for (int r = 0; r < n; r++)                                       /* [n × D] */
         memcpy(out + (size_t)r * D, w->embed + (size_t)ids[r] * D, (size_t)D * 4);
     return 0;
@@ -501,6 +510,8 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
             return vl_errf(err, VL_ERANGE, "forward: token id %d (sequence %d, position %d) "
                            "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
                            r % seq_len, V);
+    if (st->v4)
+        return fwd_v4_run(st->v4, w, ids, 0, NULL, n_seq, seq_len, opts, taps, logits, err);
     st->flops = 0;
     fwd_embed(m, w, ids, N, st->h, NULL);                             /* [N × D] */
     run_layers(m, w, st, 0, n_seq, seq_len, opts, taps, logits);
@@ -518,20 +529,33 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
     if (layer < 0 || layer > c->n_layers)
         return vl_errf(err, VL_EARG, "forward: start layer %d outside [0, %d]", layer,
                        c->n_layers);
+    if (st->v4)
+        return fwd_v4_run(st->v4, w, NULL, layer, hidden_in, n_seq, seq_len, opts, taps,
+                          logits, err);
     st->flops = 0;
     memcpy(st->h, hidden_in, (size_t)n_seq * seq_len * c->hidden * sizeof *st->h);
     run_layers(m, w, st, layer, n_seq, seq_len, opts, taps, logits);
     return 0;
 }
 
-const float *fwd_final_hidden(const fwd_state *st) { return st->xn; }
+const float *fwd_final_hidden(const fwd_state *st)
+{
+    return st->v4 ? fwd_v4_final_hidden(st->v4) : st->xn;
+}
 
-double fwd_last_flops(const fwd_state *st) { return st->flops; }
+double fwd_last_flops(const fwd_state *st) { return st->v4 ? fwd_v4_flops(st->v4) : st->flops; }
+
+int fwd_residual_width(const model *m)
+{
+    const hfc_config *c = model_config(m);
+    return c->arch == HFC_DEEPSEEK_V4 ? c->v4.hc_mult * c->hidden : c->hidden;
+}
 
 void fwd_state_free(fwd_state *st)
 {
     if (!st)
         return;
+    fwd_v4_free(st->v4);
     fwd_mla_free(st->mla);
     vl_free(st->block);
     vl_free(st);

@@ -108,6 +108,7 @@ static int event_slot(tap_point p, stat_slot *s)
     case TAP_MLP_DOWN_IN: *s = STAT_MLP_DOWN; return 1;
     case TAP_Q_B_IN: *s = STAT_Q_B_IN; return 1;
     case TAP_KV_B_IN: *s = STAT_KV_B_IN; return 1;
+    case TAP_O_LORA_IN: *s = STAT_O_LORA_IN; return 1;
     default: return 0;
     }
 }
@@ -221,6 +222,21 @@ static int router_flush(stat_acc *a, stat_router *r, double ent, int layer)
     return rc;
 }
 
+/* After token t of a router event: at the end of a sequence (or of the event) the partials go
+ * into the exact totals and restart. Nonzero after a recorded failure. */
+static int router_token_done(stat_acc *a, stat_router *r, const tap_event *ev, int t,
+                             double *ent)
+{
+    if (t + 1 < ev->rows && row_seq(ev, t + 1) == row_seq(ev, t))
+        return 0;
+    if (router_flush(a, r, *ent, ev->layer))
+        return -1;
+    *ent = 0.0;
+    memset(a->rp, 0, (size_t)r->n_experts * sizeof *a->rp);
+    memset(a->rw, 0, (size_t)r->n_experts * sizeof *a->rw);
+    return 0;
+}
+
 static void on_router(stat_acc *a, const tap_event *ev)
 {
     stat_router *r = stat_router_mut(a, ev->layer);
@@ -265,14 +281,60 @@ static void on_router(stat_acc *a, const tap_event *ev)
             a->rp[e] += a->rprob[e];
         ent += h;
         r->tokens++;
-        /* end of a sequence (or of the event): the partials go into the exact totals */
-        if (t + 1 == ev->rows || row_seq(ev, t + 1) != row_seq(ev, t)) {
-            if (router_flush(a, r, ent, ev->layer))
+        if (router_token_done(a, r, ev, t, &ent))
+            return;
+    }
+}
+
+/* deepseek_v4: the forward's own choice, [N × 2E] (tap.h TAP_ROUTER_CHOICE); the routing
+ * entropy is that of the distribution in columns 0..E−1. */
+static void on_router_choice(stat_acc *a, const tap_event *ev)
+{
+    stat_router *r = stat_router_mut(a, ev->layer);
+    if (!r) {
+        stat_fail(a, VL_ESHAPE, "stats: layer %d: router choice in a dense layer", ev->layer);
+        return;
+    }
+    const int E = r->n_experts;
+    char lab[48];
+    snprintf(lab, sizeof lab, "layer %d router choice", ev->layer);
+    if (check_rows(a, ev, 2 * E, lab))
+        return;
+    double ent = 0.0;
+    memset(a->rp, 0, (size_t)E * sizeof *a->rp);
+    memset(a->rw, 0, (size_t)E * sizeof *a->rw);
+    for (int t = 0; t < ev->rows; t++) {
+        const float *p = ev->data + (size_t)t * ev->stride, *wsel = p + E;
+        double h = 0;
+        int n = 0;
+        for (int e = 0; e < E; e++) {
+            if (!(p[e] >= 0) || !(wsel[e] >= 0)) {
+                stat_fail(a, VL_ERANGE, "stats: %s: token %d: negative or NaN entry", lab, t);
                 return;
-            ent = 0.0;
-            memset(a->rp, 0, (size_t)E * sizeof *a->rp);
-            memset(a->rw, 0, (size_t)E * sizeof *a->rw);
+            }
+            h -= p[e] > 0 ? p[e] * log(p[e]) : 0.0;
+            a->rp[e] += p[e];
+            if (wsel[e] > 0) {
+                a->sel[n < a->cfg.top_k ? n : a->cfg.top_k - 1] = e;
+                n++;
+            }
         }
+        if (n != a->cfg.top_k) {
+            stat_fail(a, VL_ESHAPE, "stats: %s: token %d selects %d experts, top_k %d", lab, t,
+                      n, a->cfg.top_k);
+            return;
+        }
+        for (int j = 0; j < n; j++) {
+            int e = a->sel[j];
+            r->routed[e]++;
+            a->rw[e] += wsel[e];
+            for (int q = 0; q < n; q++)
+                r->coselect[(size_t)e * E + a->sel[q]]++;
+        }
+        ent += h;
+        r->tokens++;
+        if (router_token_done(a, r, ev, t, &ent))
+            return;
     }
 }
 
@@ -389,8 +451,10 @@ void stat_tap(void *user, const tap_event *ev)
         stat_fail(a, VL_ESHAPE, "stats: event for layer %d of %d", ev->layer, a->cfg.n_layers);
         return;
     }
-    if (ev->point == TAP_ROUTER_LOGITS)
+    if (ev->point == TAP_ROUTER_LOGITS && !a->cfg.router_choice)
         on_router(a, ev);
+    else if (ev->point == TAP_ROUTER_CHOICE && a->cfg.router_choice)
+        on_router_choice(a, ev);
     else if (event_slot(ev->point, &s))
         on_input(a, ev, s);
 }
@@ -399,9 +463,12 @@ tap_set stat_taps(stat_acc *a)
 {
     unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN) |
                     (a->cfg.q_lora > 0 ? TAP_BIT(TAP_Q_B_IN) : 0) |
-                    (a->cfg.kv_lora > 0 ? TAP_BIT(TAP_KV_B_IN) : 0);
+                    (a->cfg.kv_lora > 0 ? TAP_BIT(TAP_KV_B_IN) : 0) |
+                    (a->cfg.o_lora > 0 ? TAP_BIT(TAP_O_LORA_IN) : 0);
+    unsigned router = a->cfg.router_choice ? TAP_BIT(TAP_ROUTER_CHOICE)
+                                           : TAP_BIT(TAP_ROUTER_LOGITS);
     for (int l = 0; l < a->cfg.n_layers; l++)
-        want |= a->sparse[l] ? TAP_BIT(TAP_ROUTER_LOGITS) | TAP_BIT(TAP_EXPERT_IN) |
+        want |= a->sparse[l] ? router | TAP_BIT(TAP_EXPERT_IN) |
                                    TAP_BIT(TAP_EXPERT_DOWN_IN) |
                                    (a->cfg.shared_inter > 0 ? TAP_BIT(TAP_SHARED_DOWN_IN) : 0)
                              : TAP_BIT(TAP_MLP_DOWN_IN);

@@ -94,9 +94,10 @@ static int parse_args(int argc, char **argv, sens_args *a)
             if (parse_eps(v, a->p.eps))
                 return 1;
         } else if (!strcmp(o, "--seed")) {
-            if (num_arg(o, v, 0, 9007199254740992.0, &x))
-                return 1;
-            a->p.seed = (uint64_t)x;
+            uint64_t sd; /* stored as a float64 attribute: exact up to 2^53 */
+            if (num_u64(v, (uint64_t)1 << 53, 0, &sd))
+                return cli_failf(CMD, "--seed: \"%s\" is not an integer in [0, 2^53]", v);
+            a->p.seed = sd;
         } else if (!strcmp(o, "--tokens")) {
             if (num_arg(o, v, 0, 1 << 24, &x))
                 return 1;

@@ -1,4 +1,4 @@
-/* io/ggml_type.c — the ggml type table (ggml_type.h). */
+/* io/ggml_type.c — the ggml type table (io/ggml_type.h). */
 #include "ggml_type.h"
 
 #include <string.h>
@@ -41,3 +41,4 @@ int64_t ggf_row_bytes(ggf_type t, int64_t n)
 }
 
 double ggf_bpw(ggf_type t) { return 8.0 * INFO[t].bytes / INFO[t].block; }
+

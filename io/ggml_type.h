@@ -1,6 +1,10 @@
-/* io/ggml_type.h — llama.cpp's (ggml's) tensor types as a file format knows them: ids, names,
- * block sizes and bytes per block (ggml/src/ggml-common.h). The GGUF reader and writer (io/)
- * need them to size tensor data; the block codecs live in alloc/ggml_fmt.h above. Pure.
+/* io/ggml_type.h — llama.cpp's (ggml's) tensor types as stored in GGUF files: id, name, block
+ * size and bytes per block (ggml/src/ggml-common.h, the static_asserts on sizeof block_*;
+ * include/ggml.h enum ggml_type). The decoders and quantizers are in alloc/ggml_fmt.h; this is
+ * what a GGUF reader needs to size a tensor.
+ *
+ * Bits per weight are counted as llama.cpp counts them: 8 · bytes / block (q4_K 4.5, iq2_xxs
+ * 2.0625), every stored byte including the fp16 super-block scales. Pure, thread-safe.
  */
 #ifndef VL_GGML_TYPE_H
 #define VL_GGML_TYPE_H
