@@ -127,7 +127,7 @@ static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const fl
 {
     int n = nb * (len - 1);
     metrics_job j = {lr, lq, ids, len, V, r->tok};
-    kern_parallel_for(n, 8, metrics_range, &j);
+    kern_parallel_for(n, 32, metrics_range, &j); /* ≥ 32 tokens (1M exps) a thread */
     for (int i = 0; i < n; i++) {
         const kld_token *k = &r->tok[i];
         if (!isfinite(k->kld) || !isfinite(k->nll_q) || !isfinite(k->nll_ref))

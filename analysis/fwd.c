@@ -89,21 +89,17 @@ static void rope(float *x, int ld, const float *cs, const float *sn, int rows, i
 
 static void softmax(float *p, const float *x, int n)
 {
-    float mx = x[0], sum = 0;
+    float mx = x[0];
     for (int i = 1; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
-    for (int i = 0; i < n; i++)
-        sum += (p[i] = expf(x[i] - mx));
+    memcpy(p, x, (size_t)n * sizeof *p);
+    float sum = kern_exp_shift(p, n, mx);
     for (int i = 0; i < n; i++)
         p[i] /= sum;
 }
 
 /* a = silu(a) ⊙ b, silu(x) = x·σ(x). */
-static void silu_mul(float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
-}
+static void silu_mul(float *a, const float *b, size_t n) { kern_silu_mul(a, b, n); }
 
 /* The k largest of p[0..n) in decreasing order; ties go to the lower index. */
 static void topk(int *idx, float *val, const float *p, int n, int k)
@@ -155,6 +151,26 @@ typedef struct {
     const tap_set *taps;
 } ctx;
 
+/* One (sequence, head): o[T × Dh] = softmax_causal(q·kᵀ·scale)·v, by blocks of ATT_BLOCK
+ * query rows; block [i0, i1) reads keys 0..i1−1 only, so the masked upper triangle is never
+ * computed (about half of the products). q and o rows have stride ldq, k and v rows ldk.
+ * Returns the flops done. */
+enum { ATT_BLOCK = 64 };
+
+static double attend_causal(float *sc, const float *q, int ldq, const float *k, const float *v,
+                            int ldk, float *o, int T, int Dh, float scale)
+{
+    double fl = 0;
+    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
+        int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, nb = i1 - i0;
+        kern_matmul_st(sc, i1, q + (size_t)i0 * ldq, ldq, k, ldk, nb, Dh, i1, scale, 0);
+        fwd_softmax_causal_rows(sc, i1, nb, i0);                          /* [nb × i1] */
+        kern_matmul_nn_st(o + (size_t)i0 * ldq, ldq, sc, i1, v, ldk, nb, i1, Dh, 0);
+        fl += 4.0 * nb * i1 * Dh;
+    }
+    return fl;
+}
+
 /* h += o_proj(attention(input_layernorm(h))) */
 static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
 {
@@ -187,12 +203,9 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
     for (int s = 0; s < x->S; s++)
         for (int hd = 0; hd < Hq; hd++) {
             size_t r0 = (size_t)s * T, kv = (size_t)(hd / (Hq / Hkv)) * Dh;
-            kern_matmul_st(st->scores, T, st->q + r0 * Dq + (size_t)hd * Dh, Dq,  /* [T × T] */
-                           st->k + r0 * Dkv + kv, Dkv, T, Dh, T, scale, 0);
-            fwd_softmax_causal(st->scores, T);
-            kern_matmul_nn_st(st->att + r0 * Dq + (size_t)hd * Dh, Dq, st->scores, T,
-                              st->v + r0 * Dkv + kv, Dkv, T, T, Dh, 0);     /* [T × Dh] */
-            st->flops += 4.0 * T * T * Dh;
+            st->flops += attend_causal(st->scores, st->q + r0 * Dq + (size_t)hd * Dh, Dq,
+                                       st->k + r0 * Dkv + kv, st->v + r0 * Dkv + kv, Dkv,
+                                       st->att + r0 * Dq + (size_t)hd * Dh, T, Dh, scale);
         }
     emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
     mm(st, st->out, st->att, L->wo, N, Dq, D);                        /* [N × D] */

@@ -3,6 +3,8 @@
  */
 #include "fwd_ops.h"
 
+#include "../core/kern.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -21,18 +23,20 @@ void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, f
     }
 }
 
-/* Row i of the T×T scores keeps columns 0..i (causal), softmax over them, zeros after. */
-void fwd_softmax_causal(float *s, int T)
+/* Rows of scores [rows × ld], row i being query position first + i: it keeps columns
+ * 0..first+i (causal), softmax over them (vectorised exp), zeros after (up to ld). */
+void fwd_softmax_causal_rows(float *s, int ld, int rows, int first)
 {
-    for (int i = 0; i < T; i++) {
-        float *r = s + (size_t)i * T, mx = r[0], sum = 0;
-        for (int j = 1; j <= i; j++)
+    for (int i = 0; i < rows; i++) {
+        int n = first + i + 1;
+        float *r = s + (size_t)i * ld, mx = r[0];
+        for (int j = 1; j < n; j++)
             mx = r[j] > mx ? r[j] : mx;
-        for (int j = 0; j <= i; j++)
-            sum += (r[j] = expf(r[j] - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++)
+        float inv = 1.0f / kern_exp_shift(r, n, mx);
+        for (int j = 0; j < n; j++)
             r[j] *= inv;
-        memset(r + i + 1, 0, (size_t)(T - 1 - i) * sizeof *r);
+        memset(r + n, 0, (size_t)(ld - n) * sizeof *r);
     }
 }
+
+void fwd_softmax_causal(float *s, int T) { fwd_softmax_causal_rows(s, T, T, 0); }

@@ -9,6 +9,8 @@
 void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps);
 /* Causal softmax of a T×T score block in place (row i keeps columns 0..i). */
 void fwd_softmax_causal(float *s, int T);
+/* The same over rows first..first+rows-1 of a block whose rows are ld wide. */
+void fwd_softmax_causal_rows(float *s, int ld, int rows, int first);
 
 /* Buffer layout: the next n bytes at *off from base (64-byte steps); base NULL only measures. */
 static inline void *fwd_carve(char *base, size_t *off, size_t n)
