@@ -91,7 +91,7 @@ static int write_input(h5s_store *s, const char *g, const stat_input *in, int ex
         rc = w_fx(s, g, "xtx", in->xtx, stat_xtx_packed(K), "activation^2", "XᵀX, packed upper "
                   "triangle row-major (i ≤ j), K(K+1)/2 entries", err);
     }
-    snprintf(w, sizeof w, stat_slot_weights(sl), expert, expert);
+    snprintf(w, sizeof w, stat_slot_weights(sl), expert, expert, expert, expert);
     return rc ? rc : h5s_attr_set(s, g, "weights", w, err);
 }
 
@@ -167,6 +167,10 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err)
         rc = h5s_attr_set_f64(s, group, "q_lora", c->q_lora, err);
     if (!rc && c->kv_lora > 0)
         rc = h5s_attr_set_f64(s, group, "kv_lora", c->kv_lora, err);
+    if (!rc && c->o_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "o_lora", c->o_lora, err);
+    if (!rc && c->router_choice > 0)
+        rc = h5s_attr_set_f64(s, group, "router_choice", c->router_choice, err);
     return rc;
 }
 
@@ -309,9 +313,9 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
         rc = attr_int(s, group, keys[i], 0, i == 12 ? (1ll << 40) : (1 << 30), &v[i], err);
     if (rc)
         return rc;
-    long long lora[2] = {0, 0}; /* absent (no MLA): 0 */
-    const char *lk[2] = {"q_lora", "kv_lora"};
-    for (int i = 0; !rc && i < 2; i++)
+    long long lora[4] = {0, 0, 0, 0}; /* absent (no MLA / deepseek_v4): 0 */
+    const char *lk[4] = {"q_lora", "kv_lora", "o_lora", "router_choice"};
+    for (int i = 0; !rc && i < 4; i++)
         if ((rc = attr_int(s, group, lk[i], 1, 1 << 20, &lora[i], err)) == VL_ENOTFOUND)
             rc = 0;
     if (rc)
@@ -348,6 +352,8 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     c.max_tokens = v[12];
     c.q_lora = (int)lora[0];
     c.kv_lora = (int)lora[1];
+    c.o_lora = (int)lora[2];
+    c.router_choice = (int)lora[3];
     c.layer_sparse = sparse;
     c.want_xtx = stored_xtx;
     c.want_xtx_user = &pr;

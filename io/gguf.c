@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gguf.h"
 
-#include "../alloc/ggml_fmt.h"
+#include "ggml_type.h"
 #include "../core/num.h"
 #include "../core/vfile.h"
 
