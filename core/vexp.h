@@ -49,9 +49,11 @@ static inline void vexp_f8(vexp_f8_t *v)
 {
     const vexp_f8_t x = *v;
     vexp_i8_t under = x < VEXP_SPLAT(VEXP_LO);
-    /* clamp; NaN lanes fail both compares and stay NaN */
+    /* clamp; NaN lanes compute on 0 (their result is x again, below): a NaN carried through
+     * would make n·2²³ an int32 overflow, undefined behaviour that UBSan stops on */
     vexp_f8_t xc = VEXP_SELECT(x > VEXP_SPLAT(VEXP_HI), VEXP_SPLAT(VEXP_HI),
-                               VEXP_SELECT(under, VEXP_SPLAT(VEXP_LO), x));
+                               VEXP_SELECT(under, VEXP_SPLAT(VEXP_LO),
+                                           VEXP_SELECT(x != x, VEXP_SPLAT(0.0f), x)));
     /* round to nearest by the 1.5·2²³ trick: n sits in the low mantissa bits of t */
     const vexp_f8_t magic = VEXP_SPLAT(12582912.0f);
     vexp_f8_t t = xc * VEXP_SPLAT(1.44269504088896341f) + magic;
