@@ -26,16 +26,18 @@ const char *calib_kind_name(calib_kind k)
 
 static int valid_name(const char *s, size_t n)
 {
-    if (n == 0 || n >= CALIB_NAME_MAX)
+    if (n == 0 || n >= CALIB_NAME_MAX || (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.'))))
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
+              c == '_' || c == '.' || c == '+' || c == '-'))
             return 0;
     }
     return 1;
 }
+
+int calib_name_ok(const char *name) { return valid_name(name, strlen(name)); }
 
 /* Copy a set name [s, s+n) into dst; 0 or -1 if not a valid name. */
 static int take_name(char *dst, const char *s, size_t n)

@@ -24,7 +24,7 @@
 #include "fwd.h"
 
 #include "../core/kern.h"
-#include "fwd_int.h"
+#include "fwd_ops.h"
 #include "fwd_mla.h"
 #include "moe_route.h"
 
@@ -67,20 +67,6 @@ fwd_opts fwd_opts_defaults(void) { return (fwd_opts){0}; }
 
 /* ---------------------------------------------------------------- primitives (pure) */
 
-static void rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * cols;
-        float *yr = y + (size_t)r * cols;
-        double ss = 0;
-        for (int i = 0; i < cols; i++)
-            ss += (double)xr[i] * xr[i];
-        float s = (float)(1.0 / sqrt(ss / cols + eps));
-        for (int i = 0; i < cols; i++)
-            yr[i] = xr[i] * s * w[i];
-    }
-}
-
 /* x: rows of n_heads·Dh (row stride ld); row r is position r % T. */
 static void rope(float *x, int ld, const float *cs, const float *sn, int rows, int T,
                  int n_heads, int Dh)
@@ -96,22 +82,6 @@ static void rope(float *x, int ld, const float *cs, const float *sn, int rows, i
                 b[i] = x2 * c[i] + x1 * s[i];
             }
         }
-    }
-}
-
-/* Row i of the T×T scores keeps columns 0..i (causal), softmax over them, zeros after. */
-static void softmax_causal(float *s, int T)
-{
-    for (int i = 0; i < T; i++) {
-        float *r = s + (size_t)i * T, mx = r[0], sum = 0;
-        for (int j = 1; j <= i; j++)
-            mx = r[j] > mx ? r[j] : mx;
-        for (int j = 0; j <= i; j++)
-            sum += (r[j] = expf(r[j] - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++)
-            r[j] *= inv;
-        memset(r + i + 1, 0, (size_t)(T - 1 - i) * sizeof *r);
     }
 }
 
@@ -190,7 +160,7 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
     int D = c->hidden, Dh = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, N = x->N,
         T = x->T, Dq = Hq * Dh, Dkv = Hkv * Dh;
     float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
-    rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
+    fwd_rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
     emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
     if (st->mla) { /* deepseek_v3: analysis/fwd_mla.c */
         st->flops += fwd_mla_attend(st->mla, c, L, st->xn, x->S, T, x->l, x->taps, st->out);
@@ -207,8 +177,8 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
         add_bias(st->v, L->bv, N, Dkv);
     }
     if (L->q_norm) { /* per head: N·H rows of Dh */
-        rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
-        rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
+        fwd_rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
+        fwd_rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
     }
     rope(st->q, Dq, st->rcos, st->rsin, N, T, Hq, Dh);
     rope(st->k, Dkv, st->rcos, st->rsin, N, T, Hkv, Dh);
@@ -217,7 +187,7 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
             size_t r0 = (size_t)s * T, kv = (size_t)(hd / (Hq / Hkv)) * Dh;
             kern_matmul_st(st->scores, T, st->q + r0 * Dq + (size_t)hd * Dh, Dq,  /* [T × T] */
                            st->k + r0 * Dkv + kv, Dkv, T, Dh, T, scale, 0);
-            softmax_causal(st->scores, T);
+            fwd_softmax_causal(st->scores, T);
             kern_matmul_nn_st(st->att + r0 * Dq + (size_t)hd * Dh, Dq, st->scores, T,
                               st->v + r0 * Dkv + kv, Dkv, T, T, Dh, 0);     /* [T × Dh] */
             st->flops += 4.0 * T * T * Dh;
@@ -374,7 +344,7 @@ static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
 {
     int D = x->c->hidden, N = x->N;
     attn_block(st, L, x);
-    rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
+    fwd_rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
     emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
     if (x->c->layer_is_moe[x->l])
         moe_block(st, L, x);
@@ -498,7 +468,7 @@ static void run_layers(const model *m, const model_weights *w, fwd_state *st, in
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
     for (x.l = from; x.l < c->n_layers; x.l++)
         fwd_layer(st, &w->layers[x.l], &x);
-    rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
+    fwd_rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
     mm(st, st->logits, st->xn, w->lm_head ? w->lm_head : w->embed, N, D, V);   /* [N × V] */
     emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
@@ -566,12 +536,3 @@ void fwd_state_free(fwd_state *st)
     vl_free(st->block);
     vl_free(st);
 }
-
-/* ---------------------------------------------------------------- fwd_int.h */
-
-void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
-{
-    rmsnorm(y, x, w, rows, cols, eps);
-}
-
-void fwd_softmax_causal(float *s, int T) { softmax_causal(s, T); }

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "imatrix.h"
 
+#include "../core/num.h"
 #include "../io/gguf.h"
 #include "../io/h5s.h"
 #include "../io/hfcfg.h"
@@ -212,10 +213,8 @@ int imx_from_stats(imx_data *out, const char *stats_path, const char *model_dir,
         char *star = strchr(tok, '*');
         b.w = 1.0;
         if (star) {
-            char *end;
             *star = 0;
-            b.w = strtod(star + 1, &end);
-            if (*end || !(b.w > 0) || !isfinite(b.w))
+            if (num_f64(star + 1, 1e-300, 1e300, &b.w))
                 rc = vl_errf(err, VL_EARG, "--set '%s': weight '%s' is not a positive number", sets, star + 1);
         }
         if (!rc && !*tok) rc = vl_errf(err, VL_EARG, "--set '%s': empty set name", sets);

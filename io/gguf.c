@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gguf.h"
 
-#include "../alloc/ggml_fmt.h"
+#include "ggml_type.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -132,8 +132,8 @@ static int parse_tensor(cur *c, gguf_tensor *t, char **name)
 {
     uint32_t nd, ty;
     int rc = rd_str(c, name, "tensor name");
+    t->name = *name; /* owned by the file from here on, freed by gguf_close */
     if (rc || (rc = rd_u32(c, &nd, "tensor n_dims"))) return rc;
-    t->name = *name;
     if (nd < 1 || nd > 4)
         return vl_errf(c->err, VL_EFORMAT, "%s: tensor '%s': n_dims %u not in 1..4", c->label, *name, nd);
     t->n_dims = (int)nd;

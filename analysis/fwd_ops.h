@@ -1,7 +1,7 @@
-/* analysis/fwd_int.h — private helpers of the forward shared by fwd.c and the family-specific
- * blocks (fwd_mla.c). Not part of the public API. */
-#ifndef VL_FWD_INT_H
-#define VL_FWD_INT_H
+/* analysis/fwd_ops.h — row primitives of the forward (fwd_ops.c), shared by fwd.c and the
+ * family-specific blocks (fwd_mla.c). Not part of the public API. */
+#ifndef VL_FWD_OPS_H
+#define VL_FWD_OPS_H
 
 /* y = x · rsqrt(mean(x²) + eps) · w per row (sum of squares in float64); y may be x. */
 void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps);
