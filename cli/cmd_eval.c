@@ -24,6 +24,7 @@
 #include "../analysis/eval.h"
 #include "../analysis/qbind.h"
 #include "../analysis/stats.h"
+#include "../core/par.h"
 #include "../core/prog.h"
 #include "../io/h5s.h"
 #include "../io/tok.h"
@@ -247,7 +248,8 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
     ev_result_init(&res);
     qb_params qp = qb_defaults();
     qp.fq.seed = c->seed;
-    fprintf(stderr, "eval: quantizing %s\n", r->name);
+    if (par_rank() == 0)
+        fprintf(stderr, "eval: quantizing %s\n", r->name);
     stat_acc *own = NULL; /* the allocation's own calibration statistics */
     int rc = 0;
     if (c->calib[row])
@@ -265,15 +267,15 @@ static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
     for (int d = 0; d < c->n_dom && !rc; d++) {
         const calib_set *ds = c->dom[d];
         rc = ev_run(c->runner, qb_weights(b), ds->ids, ds->n_seq, ds->seq_len, &res, &pg, err);
-        if (!rc && row == 0)
+        if (!rc && row == 0 && c->store)
             rc = ev_write_domain(c->store, ds, &res, err);
-        if (!rc)
+        if (!rc && c->store)
             rc = ev_write_result(c->store, r->name, ds->spec.name, &res, err);
         if (!rc)
             c->sums[(size_t)row * c->n_dom + d] = res.sum;
     }
     prog_finish(&pg);
-    if (!rc) {
+    if (!rc && c->store) {
         char g[EV_NAME_MAX + 8];
         snprintf(g, sizeof g, "/eval/%s", r->name);
         qb_info in = qb_get_info(b);
@@ -339,7 +341,7 @@ static int run(const eval_args *a, vl_err *err)
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());
-    if (!rc)
+    if (!rc && par_rank() == 0) /* the ranks share the work, rank 0 writes (core/par.h) */
         rc = h5s_create(&c.store, a->out ? a->out : tmp, err);
     for (int r = 0; r < a->n_rows && !rc; r++) {
         row_spec rs = a->rows[r];
@@ -351,9 +353,9 @@ static int run(const eval_args *a, vl_err *err)
     for (int d = 0; d < c.n_dom; d++)
         dn[d] = c.dom[d]->spec.name;
     ev_matrix mx = {a->n_rows, c.n_dom, an, dn, c.sums};
-    if (!rc)
+    if (!rc && c.store)
         rc = ev_write_matrix(c.store, &mx, err);
-    if (!rc) {
+    if (!rc && c.store) {
         ev_print_matrix(stdout, &mx);
         if (a->out) {
             rc = h5s_commit(c.store, err);

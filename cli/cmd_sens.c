@@ -17,6 +17,7 @@
 
 #include "../alloc/sens.h"
 #include "../analysis/model.h"
+#include "../core/par.h"
 #include "../io/h5s.h"
 
 #include <errno.h>
@@ -280,10 +281,15 @@ int cmd_sens(int argc, char **argv)
             cli_fail(CMD, &e);
             goto done;
         }
-        if (s == a.p.add_set && print_uniform(&r, m, ss, q))
+        /* tables and the store are rank 0's (core/par.h); the other ranks only compute */
+        if (s == a.p.add_set && par_rank() == 0 && print_uniform(&r, m, ss, q))
             goto done;
         sens_set_free(ss);
         ss = NULL;
+    }
+    if (par_rank() != 0) {
+        status = 0;
+        goto done;
     }
     print_alpha(&r);
     print_additivity(&r, &a.p);

@@ -17,6 +17,7 @@
 #include "../analysis/calib.h"
 #include "../analysis/sfile.h"
 #include "../analysis/spass.h"
+#include "../core/par.h"
 
 #include <errno.h>
 #include <math.h>
@@ -156,7 +157,8 @@ static const char *base_name(const char *dir, char *buf, size_t cap)
     return s ? s + 1 : buf;
 }
 
-/* Statistics of every set of the book into store s; routed[i] gets set i's routing. */
+/* Statistics of every set of the book into store s (NULL: computed, not written — the ranks
+ * other than 0 of an MPI run); routed[i] gets set i's routing. */
 static int run_sets(const model *m, const calib_book *book, spass_opts so, h5s_store *s,
                     int64_t **routed, vl_err *err)
 {
@@ -181,7 +183,7 @@ static int run_sets(const model *m, const calib_book *book, spass_opts so, h5s_s
         snprintf(skip, sizeof skip, "%lld", (long long)cs->spec.skip);
         sfile_set st = {cs->spec.name, cs->spec.source, seed, skip, cs->n_seq, cs->seq_len,
                         cs->ids};
-        if (rc == 0)
+        if (rc == 0 && s) /* NULL on ranks other than 0: only rank 0 writes */
             rc = sfile_write_set(s, &st, acc, err);
         if (rc == 0 && !(routed[i] = routing_copy(acc, c->n_layers, c->n_experts)))
             rc = vl_errf(err, VL_ENOMEM, "out of memory");
@@ -214,16 +216,16 @@ static int stats_run(stats_args *a)
         rc = calib_book_new(&book, &env, &err);
     for (int i = 0; rc == 0 && i < a->n_specs; i++)
         rc = calib_book_add(book, &specs[i], &err);
-    if (rc == 0)
+    if (rc == 0 && par_rank() == 0)
         rc = sfile_create(&s, a->out, base_name(a->model_dir, nbuf, sizeof nbuf), hash,
                           a->cmdline, &err);
     if (rc == 0)
         rc = run_sets(m, book, a->so, s, routed, &err);
-    if (rc == 0) {
+    if (rc == 0 && s) {
         rc = h5s_commit(s, &err);
         s = NULL;
     }
-    if (rc == 0)
+    if (rc == 0 && par_rank() == 0)
         print_routing(book, routed, model_config(m));
     for (int i = 0; i < MAX_SETS; i++)
         vl_free(routed[i]);

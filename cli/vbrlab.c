@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/kern.h"
+#include "../core/par.h"
 
 typedef struct {
     const char *name;
@@ -85,11 +86,14 @@ int cli_failf(const char *cmd, const char *fmt, ...)
 
 int cli_is_positional(const char *arg) { return arg && arg[0] != '-'; }
 
-int main(int argc, char **argv)
+/* Under mpirun every rank runs the same subcommand (core/par.h): the stages split their work
+ * items over the ranks and only rank 0 writes. Ranks sharing a node share its cores, so each
+ * gets cores / local ranks kernel threads unless OPENBLAS_NUM_THREADS says otherwise. */
+static int dispatch(int argc, char **argv)
 {
-    gsl_set_error_handler_off(); /* GSL reports through return codes, never aborts */
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(argc < 2 ? stderr : stdout);
+        if (par_rank() == 0)
+            usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -97,4 +101,22 @@ int main(int argc, char **argv)
             return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "vbrlab: unknown command '%s' (try vbrlab --help)\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    gsl_set_error_handler_off(); /* GSL reports through return codes, never aborts */
+    vl_err err = {0};
+    if (par_init(&argc, &argv, &err)) {
+        fprintf(stderr, "vbrlab: %s\n", err.msg);
+        return 1;
+    }
+    int local = par_local_size();
+    if (local > 1 && !getenv("OPENBLAS_NUM_THREADS")) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        kern_set_threads(cores > local ? (int)(cores / local) : 1);
+    }
+    int rc = dispatch(argc, argv);
+    par_finalize(rc); /* a failed rank ends the whole job: the others may wait on it */
+    return rc;
 }
