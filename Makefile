@@ -6,6 +6,8 @@
 #   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage
 #   make demo       the main job on the embedded model and data
 #   make bless      rewrite text goldens in tests/golden/ (review with git diff)
+#   make fuzz       each parser under clang's libFuzzer for FUZZ_SECONDS (default 60) each;
+#                   findings land in tests/fuzz/regress/<target>/ (replayed by make test)
 #   make MPI=1      the MPI-enabled vbrlab (mpicc, Open MPI) in build/release-mpi/ (docs/scaling.md)
 #   make clean
 #
@@ -24,9 +26,20 @@ else ifeq ($(VARIANT),asan)
   BUILD := build/asan
   BIN := build/asan/vbrlab
   # no-recover: the first UB report fails the test instead of scrolling by
-  OPTFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+  # float-cast-overflow: GCC leaves it out of "undefined" (NaN or huge double to an integer)
+  OPTFLAGS := -O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all
+else ifeq ($(VARIANT),fuzz)
+  # the library instrumented for libFuzzer's coverage; the fuzz binaries link the fuzzer itself
+  CC := clang
+  BUILD := build/fuzz
+  BIN := build/fuzz/vbrlab
+  OPTFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined,float-cast-overflow \
+              -fno-omit-frame-pointer -fno-sanitize-recover=all
+  # clang warns about things gcc does not; gcc's -Werror build is the warning gate
+  NOWERROR := -Wno-error
 else
-  $(error unknown VARIANT '$(VARIANT)': use release or asan)
+  $(error unknown VARIANT '$(VARIANT)': use release, asan or fuzz)
 endif
 
 # External libraries, in one block. Debian's hdf5 lives under hdf5/serial.
@@ -59,7 +72,7 @@ else
 endif
 # -Werror: warnings are bugs here; gnu-ish POSIX APIs are asked for per file with _POSIX_C_SOURCE
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wno-unused-parameter
-CFLAGS := -std=c11 $(WARN) $(OPTFLAGS) $(BLAS_DEF) $(PKG_CFLAGS) -MMD -MP
+CFLAGS := -std=c11 $(WARN) $(NOWERROR) $(OPTFLAGS) $(BLAS_DEF) $(PKG_CFLAGS) -MMD -MP
 # GSL's own CBLAS is dropped: one BLAS per process, GSL links against OpenBLAS's cblas
 LDLIBS := $(filter-out -lgslcblas,$(PKG_LIBS)) -lm
 LDFLAGS := $(filter -fsanitize=%,$(OPTFLAGS))
@@ -77,7 +90,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/tests/bench
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN).d
 
-.PHONY: all test asan bench demo bless clean deps tests-build
+.PHONY: all test asan bench demo bless clean deps tests-build fuzz fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -133,6 +146,33 @@ demo: deps
 
 bless: tests-build
 	@VBRLAB_BLESS=1 VBRLAB_BIN=$(BIN) sh .ci/runtests $(TEST_BIN)
+
+# Fuzzing (clang from Debian's clang package): one binary per target of tests/fuzz/targets.h.
+# Each runs FUZZ_SECONDS on the committed seeds (tests/fuzz/<target>/) plus its working corpus
+# (build/fuzz/corpus/<target>/); crashes, sanitizer reports, broken contracts and hangs (over
+# 10 s) are written to tests/fuzz/regress/<target>/, which make test replays.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= st st_index hfcfg tok ini problem corpus spec store
+FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+build/fuzz/fuzz_%: tests/fuzz/main.c tests/fuzz/targets.c tests/fuzz/targets.h $(LIB)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer '-DFZ_NAME="$*"' $< $(LIB) $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory VARIANT=fuzz fuzz-build
+	@fail=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t tests/fuzz/regress/$$t; \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+	    -artifact_prefix=tests/fuzz/regress/$$t/ build/fuzz/corpus/$$t tests/fuzz/$$t \
+	    2>build/fuzz/$$t.log || { tail -40 build/fuzz/$$t.log; fail="$$fail $$t"; }; \
+	  grep -E "stat::number_of_executed_units|cov:" build/fuzz/$$t.log | tail -2; \
+	done; [ -z "$$fail" ] || { echo "fuzz findings (tests/fuzz/regress/):$$fail"; exit 1; }
 
 clean:
 	rm -rf build

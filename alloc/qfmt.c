@@ -1,6 +1,8 @@
 /* alloc/qfmt.c — format names, the menu spec parser and bit accounting (see qfmt.h). */
 #include "qfmt.h"
 
+#include "../core/num.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -109,15 +111,10 @@ static const char *tok(char buf[TOK_MAX], const char *s, const char *e)
 /* Strict decimal integer in [s, e); -1 when not a number (or too long). */
 static int parse_uint(const char *s, const char *e)
 {
-    if (s == e || e - s > 4)
+    int64_t v;
+    if (e - s > 4 || *s == '-' || num_i64_n(s, (size_t)(e - s), 0, 9999, &v))
         return -1;
-    int v = 0;
-    for (const char *p = s; p < e; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    return v;
+    return (int)v;
 }
 
 static int add_val(int *n, int *v, int x)

@@ -23,13 +23,13 @@
  * (newline-joined), target_bpw, bits_used, budget_bits, gap, lower_bound, objective_value.
  * Datasets: predicted_kld f64 [n_sets], item_bpw f64 [n_items].
  *
- * Not here: solving (solve.h), applying (analysis/qbind.h). Not thread-safe per store; the
+ * Not here: solving (solve.h), applying (alloc/qbind.h). Not thread-safe per store; the
  * problem builder is pure and reentrant.
  */
 #ifndef VL_SALLOC_H
 #define VL_SALLOC_H
 
-#include "../analysis/qbind.h"
+#include "qbind.h"
 #include "../core/err.h"
 #include "../io/h5s.h"
 #include "sens.h"

@@ -2,6 +2,7 @@
 #include "salloc.h"
 
 #include "../analysis/eval.h"
+#include "../core/vfile.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -197,8 +198,8 @@ int salloc_read_qb(h5s_store *st, const char *name, qb_alloc *a, salloc_record *
 int salloc_is_hdf5(const char *path)
 {
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    FILE *f = fopen(path, "rb");
-    if (f) {
+    FILE *f;
+    if (!vf_fopen(path, &f, NULL)) {
         unsigned char b[8];
         size_t n = fread(b, 1, sizeof b, f);
         fclose(f);

@@ -71,6 +71,7 @@ typedef enum {
     SENS_P_EXP_GATE, SENS_P_EXP_UP, SENS_P_EXP_DOWN,
     SENS_P_SH_GATE, SENS_P_SH_UP, SENS_P_SH_DOWN,
     SENS_P_MLP_GATE, SENS_P_MLP_UP, SENS_P_MLP_DOWN,
+    SENS_P_QA, SENS_P_QB, SENS_P_KVA, SENS_P_KVB, /* MLA (deepseek_v3) */
     SENS_P_COUNT
 } sens_proj;
 

@@ -2,6 +2,8 @@
  * section "vbrlab sens"). Every number read back is validated before use. */
 #include "sens.h"
 
+#include "../core/num.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +237,9 @@ static void write_add(wr *w, const sens_result *r)
 
 int sens_write(const sens_result *r, h5s_store *st, vl_err *err)
 {
+    if (r->seed > (uint64_t)1 << 53) /* the attribute is a double: exact up to 2^53 only */
+        return vl_errf(err, VL_ERANGE, "%s: seed %llu above 2^53 cannot be stored exactly",
+                       h5s_path(st), (unsigned long long)r->seed);
     wr w = {st, err, 0};
     write_tensors(&w, r);
     write_alpha(&w, r);
@@ -345,6 +350,18 @@ static double get_f(rd *x, const char *path, const char *name)
     return v;
 }
 
+/* An attribute holding a whole number (stored as a double) in [0, 2^53]: checked before any
+ * conversion, since NaN, a negative or a huge double cast to an integer is undefined. */
+static uint64_t get_whole(rd *x, const char *path, const char *name)
+{
+    double v = get_f(x, path, name);
+    int64_t w = 0;
+    if (!x->rc && num_whole(v, 0, (int64_t)1 << 53, &w))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: %s@%s = %g is not a whole number in [0, 2^53]",
+                        h5s_path(x->st), path, name, v);
+    return (uint64_t)w;
+}
+
 static int set_by_name(const sens_result *r, const char *name)
 {
     for (int s = 0; name && s < r->n_sets; s++)
@@ -443,7 +460,7 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
     int S = r->n_sets, U = r->n_units;
     r->eps[0] = get_f(&x, "/sens", "eps0");
     r->eps[1] = get_f(&x, "/sens", "eps1");
-    r->seed = (uint64_t)get_f(&x, "/sens", "seed");
+    r->seed = get_whole(&x, "/sens", "seed");
     r->set_tokens = get(&x, "/sens/set_tokens", H5S_I64, S);
     r->kld[0] = get(&x, "/sens/alpha/kld0", H5S_F64, (int64_t)S * U);
     r->kld[1] = get(&x, "/sens/alpha/kld1", H5S_F64, (int64_t)S * U);

@@ -9,7 +9,8 @@ static const char *const proj_names[SENS_P_COUNT] = {
     [SENS_P_EXP_GATE] = "exp_gate", [SENS_P_EXP_UP] = "exp_up", [SENS_P_EXP_DOWN] = "exp_down",
     [SENS_P_SH_GATE] = "shared_gate", [SENS_P_SH_UP] = "shared_up",
     [SENS_P_SH_DOWN] = "shared_down", [SENS_P_MLP_GATE] = "mlp_gate", [SENS_P_MLP_UP] = "mlp_up",
-    [SENS_P_MLP_DOWN] = "mlp_down"};
+    [SENS_P_MLP_DOWN] = "mlp_down", [SENS_P_QA] = "q_a", [SENS_P_QB] = "q_b",
+    [SENS_P_KVA] = "kv_a", [SENS_P_KVB] = "kv_b"};
 
 const char *sens_proj_name(sens_proj p) { return p < SENS_P_COUNT ? proj_names[p] : "?"; }
 
@@ -38,8 +39,13 @@ static int classify(const model_tensor *mt)
     static const char *const suf[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
                                       "o_proj.weight", "gate_proj.weight", "up_proj.weight",
                                       "down_proj.weight"};
+    static const char *const mla[] = {"q_a_proj.weight", "q_b_proj.weight",
+                                      "kv_a_proj_with_mqa.weight", "kv_b_proj.weight"};
     if (mt->layer < 0 || mt->rows < 2)
         return -1;
+    for (int k = 0; k < 4; k++) /* MLA's projections (deepseek_v3) */
+        if (mt->cls == MODEL_C_ATTN && ends_with(mt->name, mla[k]))
+            return SENS_P_QA + k;
     for (int k = 0; k < 7; k++) {
         if (!ends_with(mt->name, suf[k]))
             continue;
@@ -113,7 +119,9 @@ void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert)
         [SENS_P_EXP_UP] = STAT_EXPERT_IN, [SENS_P_EXP_DOWN] = STAT_EXPERT_DOWN,
         [SENS_P_SH_GATE] = STAT_MLP_IN, [SENS_P_SH_UP] = STAT_MLP_IN,
         [SENS_P_SH_DOWN] = STAT_SHARED_DOWN, [SENS_P_MLP_GATE] = STAT_MLP_IN,
-        [SENS_P_MLP_UP] = STAT_MLP_IN, [SENS_P_MLP_DOWN] = STAT_MLP_DOWN};
+        [SENS_P_MLP_UP] = STAT_MLP_IN, [SENS_P_MLP_DOWN] = STAT_MLP_DOWN,
+        [SENS_P_QA] = STAT_ATTN_IN, [SENS_P_QB] = STAT_Q_B_IN, [SENS_P_KVA] = STAT_ATTN_IN,
+        [SENS_P_KVB] = STAT_KV_B_IN};
     *slot = map[t->proj];
     *expert = t->expert >= 0 ? t->expert : 0;
 }

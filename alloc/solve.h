@@ -75,14 +75,20 @@ typedef struct {
     int *name_idx;              /* private: open-addressing index of item names (item + 1, 0
                                  * empty), [name_cap] a power of two; kept by add_item */
     int name_cap;
+    int64_t n_weights;          /* Σ items[].n, kept by add_item, ≤ SOLVE_MAX_WEIGHTS */
 } solve_problem;
+
+/* Total weights a problem may hold: 2^53, so that Σ n stays exact in a double and never
+ * overflows int64 however many items a file lists. */
+#define SOLVE_MAX_WEIGHTS ((int64_t)1 << 53)
 
 /* New empty problem with n_sets ≥ 1 distortion columns. *out owned by the caller, free with
  * solve_problem_free. */
 int solve_problem_new(int n_sets, solve_problem **out, vl_err *err);
 void solve_problem_free(solve_problem *p);
 
-/* Add an item (n > 0, name unique); *idx (may be NULL) gets its index. */
+/* Add an item (n > 0, name unique, the total staying ≤ SOLVE_MAX_WEIGHTS: VL_ERANGE otherwise);
+ * *idx (may be NULL) gets its index. */
 int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *idx, vl_err *err);
 /* Find an item by name: index or −1 (hashed, O(1) expected). */
 int solve_problem_find_item(const solve_problem *p, const char *name);

@@ -18,6 +18,8 @@
  */
 #include "solve_int.h"
 
+#include "../core/num.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,14 +92,17 @@ static int pick(const solve_inst *in, int i, const level *l)
     return best;
 }
 
-/* The layer number after "layers." or "blk." in name, −1 if none. */
+#define MAX_LAYER (1 << 20) /* far above any model; keeps layer + 1 and n_layers + 7 in int */
+
+/* The layer number after "layers." or "blk." in name, −1 if none, −2 if above MAX_LAYER. */
 static int layer_of(const char *name)
 {
     const char *keys[] = {"layers.", "blk."};
     for (int k = 0; k < 2; k++) {
         const char *s = strstr(name, keys[k]);
+        int64_t l;
         if (s && s[strlen(keys[k])] >= '0' && s[strlen(keys[k])] <= '9')
-            return atoi(s + strlen(keys[k]));
+            return num_digits(s + strlen(keys[k]), NULL, MAX_LAYER, &l) ? -2 : (int)l;
     }
     return -1;
 }
@@ -182,6 +187,12 @@ int solve_rules(const solve_inst *in, solve_sol *s, vl_err *err)
     }
     for (int i = 0; i < in->n; i++) {
         int l = layer_of(in->p->items[i].name);
+        if (l == -2) {
+            vl_free(bump);
+            vl_free(lv);
+            return vl_errf(err, VL_ERANGE, "solve: item \"%s\": layer number above %d",
+                           in->p->items[i].name, MAX_LAYER);
+        }
         n_layers = l + 1 > n_layers ? l + 1 : n_layers;
     }
     for (int i = 0; i < in->n; i++)

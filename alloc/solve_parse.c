@@ -7,7 +7,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "solve.h"
 
+#include "../core/num.h"
+#include "../core/vfile.h"
+
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +38,8 @@ static int split(char *line, char **f)
 static int parse_num(const char *path, int line, const char *what, const char *s, double *out,
                      vl_err *err)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno == ERANGE || !isfinite(v))
+    double v;
+    if (num_f64(s, -DBL_MAX, DBL_MAX, &v))
         return vl_errf(err, VL_EFORMAT, "%s:%d: %s \"%s\" is not a finite number", path, line,
                        what, s);
     if (v < 0)
@@ -48,12 +50,11 @@ static int parse_num(const char *path, int line, const char *what, const char *s
 
 static int parse_count(const char *path, int line, const char *s, int64_t *out, vl_err *err)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end || errno == ERANGE)
-        return vl_errf(err, VL_EFORMAT, "%s:%d: n_weights \"%s\" is not an integer", path, line,
-                       s);
+    int64_t v;
+    int rc = num_i64(s, INT64_MIN, INT64_MAX, &v);
+    if (rc)
+        return vl_errf(err, VL_EFORMAT, "%s:%d: n_weights \"%s\" is %s", path, line, s,
+                       rc == VL_ERANGE ? "beyond 64 bits" : "not an integer");
     if (v <= 0)
         return vl_errf(err, VL_ERANGE, "%s:%d: n_weights %s must be positive", path, line, s);
     *out = v;
@@ -100,8 +101,13 @@ static int parse_lines(FILE *fp, const char *path, solve_problem *p, int *nlines
     size_t bcap = 0;
     int line = 0, rc = 0;
     const int S = p->n_sets;
-    while (!rc && getline(&buf, &bcap, fp) >= 0) {
+    ssize_t len;
+    while (!rc && (len = getline(&buf, &bcap, fp)) >= 0) {
         line++;
+        if (memchr(buf, '\0', (size_t)len)) { /* it would end the line early: "12\0x" as 12 */
+            rc = vl_errf(err, VL_EFORMAT, "%s:%d: NUL byte in the line", path, line);
+            break;
+        }
         int nf = split(buf, f);
         if (nf == 0)
             continue;
@@ -160,9 +166,10 @@ static int count_sets(FILE *fp, char **f)
 int solve_problem_read(const char *path, solve_problem **out, vl_err *err)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *fp;
+    int orc = vf_fopen(path, &fp, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     char **f = vl_malloc(MAX_FIELDS * sizeof *f);
     double *dist = vl_malloc(MAX_FIELDS * sizeof *dist);
     int *decl = NULL, cap = 0, nlines = 0, rc;

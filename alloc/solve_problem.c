@@ -107,6 +107,9 @@ int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *i
     if (n <= 0)
         return vl_errf(err, VL_ERANGE, "solve: item \"%s\": n_weights %lld must be > 0", name,
                        (long long)n);
+    if (n > SOLVE_MAX_WEIGHTS - p->n_weights) /* checked without forming the overflowing sum */
+        return vl_errf(err, VL_ERANGE, "solve: item \"%s\": n_weights %lld takes the total past "
+                       "2^53 weights", name, (long long)n);
     if (solve_problem_find_item(p, name) >= 0)
         return vl_errf(err, VL_EARG, "solve: item \"%s\" added twice", name);
     if (grow((void **)&p->items, &p->cap_items, p->n_items + 1, sizeof *p->items) ||
@@ -118,6 +121,7 @@ int solve_problem_add_item(solve_problem *p, const char *name, int64_t n, int *i
     if (!it->name)
         return vl_errf(err, VL_ENOMEM, "solve: out of memory");
     it->n = n;
+    p->n_weights += n;
     it->cls = -1;
     it->pin = -1;
     it->floor_bpw = 0;
@@ -237,10 +241,4 @@ int solve_problem_pin(solve_problem *p, int item, const char *opt, vl_err *err)
                    opt);
 }
 
-int64_t solve_problem_weights(const solve_problem *p)
-{
-    int64_t s = 0;
-    for (int i = 0; i < p->n_items; i++)
-        s += p->items[i].n;
-    return s;
-}
+int64_t solve_problem_weights(const solve_problem *p) { return p->n_weights; }

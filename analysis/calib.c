@@ -9,6 +9,7 @@
 #include "calib_int.h"
 
 #include "../core/rng.h"
+#include "../core/utf8.h"
 #include "../io/corpus.h"
 #include "../io/tok_added.h"
 
@@ -172,30 +173,6 @@ static const uint32_t byte_blocks[][2] = {
     {0x3041, 0x30FF}, {0x4E00, 0x9FFF}, {0x1F300, 0x1F64F},
 };
 
-static size_t utf8_put(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18);
-    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* One sequence: random text of `ncp` code points, doubled until it gives L tokens. */
 static int bytes_sequence(tok_tokenizer *tok, rng *r, int32_t *out, int L, const char *name,
                           vl_err *err)
@@ -208,7 +185,8 @@ static int bytes_sequence(tok_tokenizer *tok, rng *r, int32_t *out, int L, const
         size_t len = 0;
         for (size_t i = 0; i < ncp; i++) {
             const uint32_t *b = byte_blocks[rng_uniform_int(r, nb)];
-            len += utf8_put(text + len, b[0] + (uint32_t)rng_uniform_int(r, b[1] - b[0] + 1));
+            len += (size_t)utf8_put(b[0] + (uint32_t)rng_uniform_int(r, b[1] - b[0] + 1),
+                                    text + len);
         }
         int32_t *t = NULL;
         size_t n = 0;

@@ -1,7 +1,10 @@
 /* analysis/calib_spec.c — parsing of calibration-set specs (grammar in calib.h). */
 #include "calib.h"
 
+#include "../core/num.h"
+
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,15 +50,8 @@ static int take_name(char *dst, const char *s, size_t n)
 /* Whole string [s, s+n) as a non-negative integer ≤ max. */
 static int parse_uint(const char *s, size_t n, unsigned long long max, unsigned long long *v)
 {
-    char buf[32];
-    if (n == 0 || n >= sizeof buf || s[0] == '-' || s[0] == '+')
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(buf, &end, 10);
-    if (errno || *end || x > max)
+    uint64_t x;
+    if (num_u64_n(s, n, max, 0, &x))
         return -1;
     *v = x;
     return 0;
@@ -63,15 +59,8 @@ static int parse_uint(const char *s, size_t n, unsigned long long max, unsigned 
 
 static int parse_pos_double(const char *s, size_t n, double *v)
 {
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    double x = strtod(buf, &end);
-    if (errno || *end || !isfinite(x) || !(x > 0))
+    double x;
+    if (num_f64_n(s, n, 0, DBL_MAX, &x) || !(x > 0))
         return -1;
     *v = x;
     return 0;

@@ -1,26 +1,42 @@
 /* analysis/eval.c — evaluation domains, the reference-vs-quantized run, storage and tables.
  *
  * Why two fwd_states: fwd_run's logits live in its state until the next run, and the metric
- * needs the reference and the quantized logits of the same batch side by side. The reference
- * is recomputed for every allocation rather than cached (a cache would be n_tokens × vocab
- * floats per domain); it is deterministic, so every row of the matrix sees the same reference.
+ * needs the reference and the quantized logits of the same batch side by side.
+ * The reference logits of a domain are kept (ev_ref: the ids and n_tokens × vocab floats) and
+ * reused by every later allocation evaluated on the same ids, as llama.cpp's base-logits file
+ * is: the reference forward is deterministic and batched the same way, so the kept rows are
+ * the bits a new run would give. Domains that do not fit the runner's budget are recomputed.
+ * The per-token metrics of a batch run on kern_parallel_for's threads (each token is
+ * independent), then enter the accumulator in order.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 
 #include "fwd.h"
 
+#include "../core/kern.h"
 #include "../core/par.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* One domain's reference logits, rows s·len + t like fwd_run's. */
+typedef struct {
+    int32_t *ids; /* [n_seq·len] the key */
+    int n_seq, len;
+    float *logits; /* [n_seq·len × V] */
+} ev_ref;
+
 struct ev_runner {
     const model *m;
     fwd_state *ref, *q;
     int batch_seq, max_len;
     ev_timing t;
+    kld_token *tok;      /* [batch_seq·max_len] one batch's per-token metrics */
+    ev_ref *refs;        /* [n_refs] kept reference logits */
+    int n_refs;
+    size_t ref_bytes, ref_budget;
 };
 
 /* ---------------------------------------------------------------- domains */
@@ -86,6 +102,12 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
     r->m = m;
     r->batch_seq = batch_seq;
     r->max_len = max_len;
+    r->ref_budget = EV_REF_BUDGET_DEFAULT;
+    r->tok = vl_malloc((size_t)batch_seq * max_len * sizeof *r->tok);
+    if (!r->tok) {
+        vl_free(r);
+        return vl_errf(err, VL_ENOMEM, "eval: out of memory");
+    }
     int rc = fwd_state_new(&r->ref, m, batch_seq, max_len, err);
     if (!rc)
         rc = fwd_state_new(&r->q, m, batch_seq, max_len, err);
@@ -97,25 +119,43 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
     return 0;
 }
 
-/* Metrics of one batch: nb sequences of len tokens, logits rows s·len + t. */
-static int batch_metrics(ev_result *res, const float *lr, const float *lq, const int32_t *ids,
-                         int nb, int len, int V, size_t tok0, vl_err *err)
+typedef struct {
+    const float *lr, *lq;
+    const int32_t *ids;
+    int len, V;
+    kld_token *tok;
+} metrics_job;
+
+/* Tokens [i0, i1) of a batch (index s·(len − 1) + t) into job->tok. */
+static void metrics_range(void *ctx, int i0, int i1)
 {
-    for (int s = 0; s < nb; s++)
-        for (int t = 0; t + 1 < len; t++) {
-            size_t row = (size_t)s * len + t;
-            int next = ids[row + 1];
-            kld_token k = kld_token_eval(lr + row * V, lq + row * V, V, next);
-            if (!isfinite(k.kld) || !isfinite(k.nll_q) || !isfinite(k.nll_ref))
-                return vl_errf(err, VL_ERANGE,
-                               "eval: non-finite metric at sequence %zu position %d (logits "
-                               "NaN/Inf?)",
-                               tok0 / (size_t)(len - 1) + (size_t)s, t);
-            res->entropy_ref[res->acc.n] = k.entropy_ref;
-            int rc = kld_acc_add(&res->acc, &k, err);
-            if (rc)
-                return rc;
-        }
+    const metrics_job *j = ctx;
+    for (int i = i0; i < i1; i++) {
+        size_t row = (size_t)(i / (j->len - 1)) * j->len + (size_t)(i % (j->len - 1));
+        j->tok[i] = kld_token_eval(j->lr + row * j->V, j->lq + row * j->V, j->V,
+                                   j->ids[row + 1]);
+    }
+}
+
+/* Metrics of one batch: nb sequences of len tokens, logits rows s·len + t. */
+static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const float *lq,
+                         const int32_t *ids, int nb, int len, int V, size_t tok0, vl_err *err)
+{
+    int n = nb * (len - 1);
+    metrics_job j = {lr, lq, ids, len, V, r->tok};
+    kern_parallel_for(n, 8, metrics_range, &j);
+    for (int i = 0; i < n; i++) {
+        const kld_token *k = &r->tok[i];
+        if (!isfinite(k->kld) || !isfinite(k->nll_q) || !isfinite(k->nll_ref))
+            return vl_errf(err, VL_ERANGE,
+                           "eval: non-finite metric at sequence %zu position %d (logits "
+                           "NaN/Inf?)",
+                           tok0 / (size_t)(len - 1) + (size_t)(i / (len - 1)), i % (len - 1));
+        res->entropy_ref[res->acc.n] = k->entropy_ref;
+        int rc = kld_acc_add(&res->acc, k, err);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
@@ -147,6 +187,57 @@ static int share_tokens(ev_result *res, const int64_t *n_tok, int n_batch, int r
     return rc;
 }
 
+/* The kept reference of ids [n_seq × len], or NULL. */
+static ev_ref *ref_find(ev_runner *r, const int32_t *ids, int n_seq, int len)
+{
+    for (int i = 0; i < r->n_refs; i++) {
+        ev_ref *f = &r->refs[i];
+        if (f->n_seq == n_seq && f->len == len &&
+            !memcmp(f->ids, ids, (size_t)n_seq * len * sizeof *ids))
+            return f;
+    }
+    return NULL;
+}
+
+/* A new empty entry for ids when the budget allows (NULL otherwise: recompute each time). */
+static ev_ref *ref_new(ev_runner *r, const int32_t *ids, int n_seq, int len)
+{
+    size_t n = (size_t)n_seq * len, V = (size_t)model_config(r->m)->vocab;
+    size_t bytes = n * V * sizeof(float) + n * sizeof *ids;
+    if (bytes > r->ref_budget - r->ref_bytes || r->ref_bytes > r->ref_budget)
+        return NULL;
+    ev_ref *grown = vl_realloc(r->refs, (size_t)(r->n_refs + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    r->refs = grown;
+    ev_ref *f = &r->refs[r->n_refs];
+    f->ids = vl_malloc(n * sizeof *ids);
+    f->logits = vl_malloc(n * V * sizeof(float));
+    if (!f->ids || !f->logits) {
+        vl_free(f->ids);
+        vl_free(f->logits);
+        return NULL;
+    }
+    memcpy(f->ids, ids, n * sizeof *ids);
+    f->n_seq = n_seq;
+    f->len = len;
+    r->n_refs++;
+    r->ref_bytes += bytes;
+    return f;
+}
+
+/* Drop the last entry (a run that failed while filling it). */
+static void ref_drop_last(ev_runner *r)
+{
+    ev_ref *f = &r->refs[--r->n_refs];
+    r->ref_bytes -= (size_t)f->n_seq * f->len *
+                    ((size_t)model_config(r->m)->vocab * sizeof(float) + sizeof *f->ids);
+    vl_free(f->ids);
+    vl_free(f->logits);
+}
+
+void ev_runner_set_ref_budget(ev_runner *r, size_t bytes) { r->ref_budget = bytes; }
+
 int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
            ev_result *res, prog *pg, vl_err *err)
 {
@@ -168,8 +259,10 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
     }
     int V = model_config(r->m)->vocab, R = par_size(), rc = 0;
     int64_t done0 = pg ? pg->done : 0;
+    ev_ref *kept = ref_find(r, ids, n_seq, len), *fill = kept ? NULL : ref_new(r, ids, n_seq, len);
     /* Batches (sequence blocks) round-robin over the ranks; a batch's tokens depend only on the
-     * batch, and share_tokens puts them back in batch order: R ranks give one's bits. */
+     * batch, and share_tokens puts them back in batch order: R ranks give one's bits. A kept
+     * reference holds this rank's batches only (the same rank runs them every time). */
     for (int b = 0; b < n_batch; b++) {
         int s0 = b * r->batch_seq;
         int nb = n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq;
@@ -177,16 +270,27 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
         if (rc || !par_mine(b))
             continue;
         const int32_t *bid = ids + (size_t)s0 * len;
+        size_t row0 = (size_t)s0 * len * (size_t)V, rows = (size_t)nb * len * (size_t)V;
         const float *lr, *lq;
         double t0 = prog_now();
-        rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr, err);
+        if (kept)
+            lr = kept->logits + row0;
+        else if (!(rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr,
+                                err)) && fill)
+            memcpy(fill->logits + row0, lr, rows * sizeof *lr);
         double t1 = prog_now();
         if (!rc)
             rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
         double t2 = prog_now();
         if (!rc)
-            rc = batch_metrics(res, lr, lq, bid, nb, len, V, (size_t)s0 * (len - 1), err);
+            rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * (len - 1), err);
         double t3 = prog_now();
+        if (rc) {
+            if (fill)
+                ref_drop_last(r);
+            fill = NULL;
+            continue;
+        }
         r->t.ref_s += t1 - t0;
         r->t.quant_s += t2 - t1;
         r->t.kld_s += t3 - t2;
@@ -209,6 +313,12 @@ void ev_runner_free(ev_runner *r)
         return;
     fwd_state_free(r->ref);
     fwd_state_free(r->q);
+    for (int i = 0; i < r->n_refs; i++) {
+        vl_free(r->refs[i].ids);
+        vl_free(r->refs[i].logits);
+    }
+    vl_free(r->refs);
+    vl_free(r->tok);
     vl_free(r);
 }
 

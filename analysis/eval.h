@@ -58,7 +58,8 @@ void ev_result_deinit(ev_result *r); /* NULL ok */
 
 /* Seconds spent, accumulated over every ev_run of a runner (bench). */
 typedef struct {
-    double ref_s, quant_s, kld_s; /* reference forward, quantized forward, per-token metrics */
+    double ref_s, quant_s, kld_s; /* reference forward (0 when kept), quantized forward,
+                                     per-token metrics */
     int64_t tokens;               /* tokens fed to each forward */
 } ev_timing;
 
@@ -67,6 +68,13 @@ typedef struct ev_runner ev_runner;
 /* Two forward states of batch_seq sequences × max_len tokens each for model M (which must
  * outlive the runner). */
 int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, vl_err *err);
+
+/* Reference logits kept per domain (the ids are the key), reused by every later ev_run on the
+ * same ids: by default up to EV_REF_BUDGET_DEFAULT bytes (n_tokens × vocab × 4 bytes a
+ * domain, 64 MiB for 8 × 128 tokens of a 16k vocabulary); past the budget a domain's reference
+ * is recomputed each time. Either way the numbers are the same bits. 0 turns keeping off. */
+#define EV_REF_BUDGET_DEFAULT ((size_t)1 << 30)
+void ev_runner_set_ref_budget(ev_runner *r, size_t bytes);
 
 /* Evaluate binding WQ against model_base on ids [n_seq × len] (len ≤ max_len). RES (from
  * ev_result_init, or reused: it is reset) receives every token and the summary. PG (may be
@@ -101,5 +109,34 @@ int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err);
 
 /* Markdown tables on F: mean KLD ± SE, then same-top %, then PPL ratio (PPL_q / PPL_ref). */
 void ev_print_matrix(FILE *f, const ev_matrix *mx);
+
+/* ---------------------------------------------------------------- a row's attributes */
+
+/* The one attribute set of /eval/<row> (docs/hdf5-schema.md, "vbrlab eval"), written by
+ * `vbrlab eval` and `vbrlab run` alike (through alloc/qeval.h) and read by the report and the
+ * plots through ev_read_row. Strings are borrowed for ev_write_row; ev_read_row fills them with
+ * vl_malloc'd copies ("" for an absent optional string), freed by ev_row_attrs_free. */
+typedef struct {
+    const char *kind;       /* "vbr" (an allocation) | "uniform" (one format everywhere) */
+    const char *source;     /* allocation file (text or alloc.h5; the run store), or "uniform" */
+    const char *format;     /* the uniform format, or "mixed" */
+    const char *alloc;      /* the stored allocation applied (/alloc/<alloc> of source); "" none */
+    double target_bpw;      /* the allocation's target; 0 for uniform rows and text files */
+    const char *calib;      /* sets whose statistics quantized the row (comma-joined); "" none */
+    const char *stats_file; /* the file holding them; "" none */
+    int n_tensors;          /* tensors fake-quantized */
+    int64_t n_weights;      /* their weights */
+    double bpw;             /* their exact stored bits per weight */
+} ev_row_attrs;
+
+/* Write A's attributes on /eval/<row>; calib and stats_file only when non-empty (a row
+ * quantized without statistics has neither). */
+int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *err);
+
+/* Read /eval/<row>'s attributes. bpw is required (VL_ENOTFOUND otherwise) and must lie in
+ * (0, 64] (VL_ERANGE); an absent kind is "uniform" when source is "uniform", else "vbr";
+ * absent numbers are 0, absent strings "". */
+int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err);
+void ev_row_attrs_free(ev_row_attrs *a); /* of ev_read_row; leaves a zeroed; NULL ok */
 
 #endif

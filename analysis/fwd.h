@@ -13,7 +13,12 @@
  * What it does not do: KV caching / incremental decoding, padding masks (all sequences of a
  * batch have the same length), sliding windows, rope scaling variants.
  *
- * Taps (analysis/tap.h), per layer in this order: TAP_ATTN_IN, TAP_ATTN_O_IN, TAP_MLP_IN; in a
+ * deepseek_v3: multi-head latent attention (analysis/fwd_mla.h), the sigmoid group-limited router
+ * with e_score_correction_bias for selection only (analysis/moe_route.h), routing weights ×
+ * routed_scaling_factor, shared experts without a gate, dense MLPs below first_k_dense_replace.
+ *
+ * Taps (analysis/tap.h), per layer in this order: TAP_ATTN_IN, (MLA: TAP_Q_B_IN with a q LoRA,
+ * TAP_KV_B_IN,) TAP_ATTN_O_IN, TAP_MLP_IN; in a
  * MoE layer TAP_ROUTER_LOGITS, TAP_EXPERT_IN for every expert 0..E-1 (0 rows when none is
  * routed to it), TAP_EXPERT_DOWN_IN for every expert, TAP_SHARED_DOWN_IN if the model has a
  * shared expert; in a dense layer TAP_MLP_DOWN_IN; then TAP_RESIDUAL. TAP_LOGITS last.

@@ -1,6 +1,8 @@
 /* analysis/kld.c — per-token KLD and llama.cpp-compatible summaries. */
 #include "kld.h"
 
+#include "../core/vexp.h"
+
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
@@ -8,35 +10,110 @@
 
 /* ---------------------------------------------------------------- per token */
 
-static int argmax_f32(const float *x, int n)
+/* Largest entry of x[0..n) and its first index; *finite = 0 if any entry is NaN or ±Inf.
+ * Eight lanes keep their own maximum and its first index; among lanes holding the overall
+ * maximum the lowest index wins, so ties go to the lowest index as in a plain scan. */
+VEXP_CLONES static float row_max(const float *x, int n, int *arg, int *finite)
 {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
+    vexp_f8_t m = VEXP_SPLAT(-INFINITY), bad = VEXP_SPLAT(0.0f);
+    vexp_i8_t idx = {0}, iv = {0, 1, 2, 3, 4, 5, 6, 7}, step = {8, 8, 8, 8, 8, 8, 8, 8};
+    int i = 0;
+    for (; i + 8 <= n; i += 8, iv += step) {
+        vexp_f8_t v;
+        memcpy(&v, x + i, sizeof v);
+        vexp_i8_t gt = v > m;
+        m = VEXP_SELECT(gt, v, m);
+        idx = (gt & iv) | (~gt & idx);
+        bad += v - v; /* NaN for NaN and ±Inf, else 0 */
+    }
+    float best = -INFINITY;
+    int b = -1;
+    float nb = 0.0f;
+    for (int l = 0; l < 8; l++) {
+        if (i > 0 && (m[l] > best || (m[l] == best && idx[l] < b))) {
+            best = m[l];
+            b = idx[l];
+        }
+        nb += bad[l];
+    }
+    for (; i < n; i++) {
+        if (b < 0 || x[i] > best) {
+            best = x[i];
+            b = i;
+        }
+        nb += x[i] - x[i];
+    }
+    *arg = b < 0 ? 0 : b;
+    *finite = nb == 0.0f;
+    return x[*arg];
 }
 
-/* One pass over the vocabulary, two exp per entry. With e_v = exp(lr_v − mr), S_r = Σ e_v:
+/* The four sums of kld_token_eval over v in [0, n), with e_v = exp(lr_v − mr) and
+ * f_v = exp(lq_v − mq) from core/vexp.h (relative error ≤ VEXP_MAX_REL each):
+ * out = {Σe, Σf, Σ e·(lr − lq), Σ e·(lr − mr)}. Eight lanes sum in float32 over blocks of 64
+ * entries (8 terms a lane), the blocks in float64. */
+enum { KLD_BLOCK = 64 };
+
+VEXP_CLONES static void kld_sums(const float *lr, const float *lq, int n, float mr, float mq, double out[4])
+{
+    double sr = 0, sq = 0, sd = 0, sl = 0;
+    const vexp_f8_t vmr = VEXP_SPLAT(mr), vmq = VEXP_SPLAT(mq);
+    int i = 0;
+    while (i + 8 <= n) {
+        vexp_f8_t ar = VEXP_SPLAT(0), aq = ar, ad = ar, al = ar;
+        int end = i + KLD_BLOCK < n ? i + KLD_BLOCK : n;
+        for (; i + 8 <= end; i += 8) {
+            vexp_f8_t r, q;
+            memcpy(&r, lr + i, sizeof r);
+            memcpy(&q, lq + i, sizeof q);
+            vexp_f8_t xr = r - vmr, er = xr, eq = q - vmq;
+            vexp_f8(&er);
+            vexp_f8(&eq);
+            ar += er;
+            aq += eq;
+            ad += er * (r - q);
+            al += er * xr;
+        }
+        for (int l = 0; l < 8; l++) {
+            sr += ar[l];
+            sq += aq[l];
+            sd += ad[l];
+            sl += al[l];
+        }
+    }
+    for (; i < n; i++) {
+        float xr = lr[i] - mr, er = vexp_f1(xr), eq = vexp_f1(lq[i] - mq);
+        sr += er;
+        sq += eq;
+        sd += (double)er * (double)(lr[i] - lq[i]);
+        sl += (double)er * xr;
+    }
+    out[0] = sr;
+    out[1] = sq;
+    out[2] = sd;
+    out[3] = sl;
+}
+
+/* Two passes over the two rows (the second from cache): maxima and argmax, then the sums.
+ * With e_v = exp(lr_v − mr), S_r = Σ e_v:
  *   lse_r = mr + log S_r, lse_q likewise,
  *   KL(p‖q) = Σ p_v (lr_v − lq_v) − (lse_r − lse_q) = (Σ e_v (lr_v − lq_v)) / S_r − lse_r + lse_q,
  *   H(p)    = lse_r − (Σ e_v lr_v) / S_r.
- * Identical rows give exactly 0: every (lr_v − lq_v) is 0 and lse_r == lse_q bit for bit. */
+ * Identical rows give exactly 0: every (lr_v − lq_v) is 0 and lse_r == lse_q bit for bit.
+ * A NaN or infinite logit makes every value NaN (callers reject the token). */
 kld_token kld_token_eval(const float *lr, const float *lq, int V, int next_id)
 {
     kld_token t;
-    t.top_ref = argmax_f32(lr, V);
-    t.top_q = argmax_f32(lq, V);
+    int fr, fq;
+    float mrf = row_max(lr, V, &t.top_ref, &fr), mqf = row_max(lq, V, &t.top_q, &fq);
     t.same_top = t.top_ref == t.top_q;
-    double mr = lr[t.top_ref], mq = lq[t.top_q];
-    double sr = 0.0, sq = 0.0, sd = 0.0, sl = 0.0;
-    for (int v = 0; v < V; v++) {
-        double er = exp((double)lr[v] - mr);
-        sr += er;
-        sq += exp((double)lq[v] - mq);
-        sd += er * ((double)lr[v] - (double)lq[v]);
-        sl += er * ((double)lr[v] - mr);
+    if (!fr || !fq) {
+        t.kld = t.dp = t.nll_ref = t.nll_q = t.entropy_ref = NAN;
+        return t;
     }
+    double s[4], mr = mrf, mq = mqf;
+    kld_sums(lr, lq, V, mrf, mqf, s);
+    double sr = s[0], sq = s[1], sd = s[2], sl = s[3];
     double lse_r = mr + log(sr), lse_q = mq + log(sq);
     double kl = sd / sr - lse_r + lse_q;
     t.kld = kl > 0.0 ? kl : 0.0; /* rounding can give −1e-17 for nearly identical rows */

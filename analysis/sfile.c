@@ -4,6 +4,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sfile.h"
 
+#include "../core/num.h"
+#include "../core/vfile.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -20,9 +23,10 @@ int sfile_config_hash(const char *model_dir, char *out, vl_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    int orc = vf_fopen(path, &f, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
     int c;
     while ((c = getc(f)) != EOF) {
@@ -121,10 +125,11 @@ static int get_count(h5s_store *s, const char *g, const char *name, int *out, vl
     int rc = h5s_attr_get_f64(s, g, name, &v, err);
     if (rc)
         return rc;
-    if (!(v >= 1 && v <= SFILE_MAX_TOKENS && v == floor(v)))
+    int64_t w;
+    if (num_whole(v, 1, SFILE_MAX_TOKENS, &w))
         return vl_errf(err, VL_EFORMAT, "%s: %s: attribute %s = %g is not a positive count",
                        h5s_path(s), g, name, v);
-    *out = (int)v;
+    *out = (int)w;
     return 0;
 }
 
@@ -160,13 +165,7 @@ fail:
 
 /* ---------------------------------------------------------------- merging */
 
-static int plain_int(const char *s, long long *v)
-{
-    char *end;
-    errno = 0;
-    *v = strtoll(s, &end, 10);
-    return *s && !*end && !errno;
-}
+static int plain_int(const char *s, int64_t *v) { return !num_i64(s, INT64_MIN, INT64_MAX, v); }
 
 static char *join(const char *a, const char *b)
 {
@@ -195,9 +194,9 @@ static int merge_into(loaded *a, const loaded *b, const char *name, const char *
         return vl_errf(err, VL_ENOMEM, "set %s: out of memory", name);
     memcpy(ids + na, b->ids, nb * sizeof *ids);
     a->ids = ids;
-    long long ka, kb;
+    int64_t ka, kb, end;
     int contiguous = !strcmp(a->seed, b->seed) && plain_int(a->skip, &ka) &&
-                     plain_int(b->skip, &kb) && kb == ka + a->n_seq;
+                     plain_int(b->skip, &kb) && !num_add_i64(ka, a->n_seq, &end) && kb == end;
     a->n_seq += b->n_seq;
     if (!contiguous) {
         char *seed = join(a->seed, b->seed), *skip = join(a->skip, b->skip);

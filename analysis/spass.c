@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "spass.h"
 
+#include "sfile.h"
+
 #include "../core/par.h"
 #include "../core/prog.h"
 
@@ -18,6 +20,7 @@ struct spass {
     int has_re;
     fwd_state *st;    /* batch × max_len */
     int n_xtx;        /* inputs selected by the last spass_acc_new */
+    const float *ds_bias[HFC_MAX_LAYERS]; /* deepseek_v3 routers' correction biases */
 };
 
 spass_opts spass_opts_defaults(void)
@@ -103,6 +106,15 @@ int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err)
     sc.n_layers = c->n_layers;
     sc.hidden = c->hidden;
     sc.attn_out = c->n_heads * c->head_dim;
+    if (c->arch == HFC_DEEPSEEK_V3) { /* MLA widths and the model's own routing */
+        sc.attn_out = c->n_heads * c->ds.v_head_dim;
+        sc.q_lora = c->ds.q_lora_rank;
+        sc.kv_lora = c->ds.kv_lora_rank;
+        for (int l = 0; l < c->n_layers; l++)
+            p->ds_bias[l] = model_base(p->m)->layers[l].router_bias;
+        sc.ds_route = c;
+        sc.ds_bias = p->ds_bias;
+    }
     sc.n_experts = c->n_experts;
     sc.top_k = c->n_experts_per_tok;
     sc.norm_topk_prob = c->norm_topk_prob;
@@ -179,4 +191,38 @@ void spass_free(spass *p)
         regfree(&p->re);
     fwd_state_free(p->st);
     vl_free(p);
+}
+
+int spass_run_book(const model *m, const calib_book *book, const spass_opts *o, h5s_store *s,
+                   spass_set_fn on_set, void *ctx, vl_err *err)
+{
+    int n = calib_book_count(book), rc = 0;
+    spass_opts so = *o;
+    so.max_len = 1;
+    for (int i = 0; i < n; i++)
+        if (calib_book_set(book, i)->seq_len > so.max_len)
+            so.max_len = calib_book_set(book, i)->seq_len;
+    spass *p = NULL;
+    if ((rc = spass_new(&p, m, &so, err)))
+        return rc;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const calib_set *cs = calib_book_set(book, i);
+        stat_acc *acc = NULL;
+        rc = spass_acc_new(p, (int64_t)cs->n_seq * cs->seq_len, &acc, err);
+        if (rc == 0)
+            rc = spass_run(p, acc, cs->ids, cs->n_seq, cs->seq_len, cs->spec.name, err);
+        /* seed and skip are stored as decimal strings: sfile_merge joins them as "a+b" */
+        char seed[32], skip[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)cs->spec.seed);
+        snprintf(skip, sizeof skip, "%lld", (long long)cs->spec.skip);
+        sfile_set st = {cs->spec.name, cs->spec.source, seed, skip, cs->n_seq, cs->seq_len,
+                        cs->ids};
+        if (rc == 0 && s) /* NULL on the ranks other than 0 (core/par.h): only rank 0 writes */
+            rc = sfile_write_set(s, &st, acc, err);
+        if (rc == 0 && on_set)
+            rc = on_set(ctx, i, cs, acc, err);
+        stat_free(acc);
+    }
+    spass_free(p);
+    return rc;
 }

@@ -29,6 +29,8 @@
 #define VL_SPASS_H
 
 #include "../core/err.h"
+#include "../io/h5s.h"
+#include "calib.h"
 #include "fwd.h"
 #include "model.h"
 #include "stats.h"
@@ -67,5 +69,19 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
               const char *label, vl_err *err);
 
 void spass_free(spass *p); /* NULL ok */
+
+/* ---------------------------------------------------------------- the stats stage */
+
+/* Called once per set of spass_run_book with its accumulator (valid only during the call). */
+typedef int (*spass_set_fn)(void *ctx, int set, const calib_set *cs, const stat_acc *acc,
+                            vl_err *err);
+
+/* The statistics stage, shared by `vbrlab stats` and the runner: every set of BOOK in book
+ * order through one spass for model M (o->max_len is taken from the book's longest set), each
+ * written into S (NULL: not written — the ranks other than 0) with sfile_write_set (analysis/sfile.h: definition, ids, /stats/<set>, token
+ * statistics) and freed before the next, so one set's XᵀX is in memory at a time. ON_SET (may
+ * be NULL) sees each accumulator before it is freed; a non-zero return stops the pass. */
+int spass_run_book(const model *m, const calib_book *book, const spass_opts *o, h5s_store *s,
+                   spass_set_fn on_set, void *ctx, vl_err *err);
 
 #endif

@@ -19,17 +19,23 @@ static const char *const slot_names[STAT_SLOT_COUNT] = {
     [STAT_MLP_IN] = "mlp_in",
     [STAT_SHARED_DOWN] = "shared_down_in",
     [STAT_MLP_DOWN] = "mlp_down_in",
+    [STAT_Q_B_IN] = "q_b_in",
+    [STAT_KV_B_IN] = "kv_b_in",
     [STAT_EXPERT_IN] = "in",
     [STAT_EXPERT_DOWN] = "down_in",
 };
 
 static const char *const slot_weights[STAT_SLOT_COUNT] = {
-    [STAT_ATTN_IN] = "self_attn.q_proj self_attn.k_proj self_attn.v_proj",
+    [STAT_ATTN_IN] = "self_attn.q_proj self_attn.k_proj self_attn.v_proj self_attn.q_a_proj "
+                     "self_attn.kv_a_proj_with_mqa",
     [STAT_O_IN] = "self_attn.o_proj",
     [STAT_MLP_IN] = "mlp.gate mlp.shared_expert.gate_proj mlp.shared_expert.up_proj "
-                    "mlp.shared_expert_gate mlp.gate_proj mlp.up_proj",
-    [STAT_SHARED_DOWN] = "mlp.shared_expert.down_proj",
+                    "mlp.shared_expert_gate mlp.gate_proj mlp.up_proj "
+                    "mlp.shared_experts.gate_proj mlp.shared_experts.up_proj",
+    [STAT_SHARED_DOWN] = "mlp.shared_expert.down_proj mlp.shared_experts.down_proj",
     [STAT_MLP_DOWN] = "mlp.down_proj",
+    [STAT_Q_B_IN] = "self_attn.q_b_proj",
+    [STAT_KV_B_IN] = "self_attn.kv_b_proj",
     [STAT_EXPERT_IN] = "mlp.experts.%d.gate_proj mlp.experts.%d.up_proj",
     [STAT_EXPERT_DOWN] = "mlp.experts.%d.down_proj",
 };
@@ -67,6 +73,8 @@ static int slot_cols(const stat_config *c, int sparse, stat_slot s)
     case STAT_MLP_IN: return c->hidden;
     case STAT_SHARED_DOWN: return sparse ? c->shared_inter : 0;
     case STAT_MLP_DOWN: return sparse ? 0 : c->dense_inter;
+    case STAT_Q_B_IN: return c->q_lora;
+    case STAT_KV_B_IN: return c->kv_lora;
     case STAT_EXPERT_IN: return sparse ? c->hidden : 0;
     case STAT_EXPERT_DOWN: return sparse ? c->moe_inter : 0;
     default: return 0;
@@ -158,6 +166,10 @@ static int check_config(const stat_config *c, vl_err *err)
         c->shared_inter > big || c->dense_inter < 0 || c->dense_inter > big ||
         c->vocab < 0 || c->vocab > (1 << 24))
         return vl_errf(err, VL_ECONFIG, "stats: MLP widths or vocab out of range");
+    if (c->q_lora < 0 || c->q_lora > big || c->kv_lora < 0 || c->kv_lora > big)
+        return vl_errf(err, VL_ECONFIG, "stats: MLA LoRA widths out of range");
+    if (c->ds_route && !c->ds_bias)
+        return vl_errf(err, VL_ECONFIG, "stats: DeepSeek-V3 routing without its biases");
     if (c->max_seq_len <= 0 || c->max_seq_len > (1 << 24))
         return vl_errf(err, VL_ECONFIG, "stats: max_seq_len %d out of range", c->max_seq_len);
     if (c->token_stats && (c->vocab <= 0 || c->max_tokens < 0))
@@ -220,6 +232,15 @@ int stat_new(stat_acc **out, const stat_config *cfg, vl_err *err)
         a->sel = vl_malloc((size_t)(cfg->top_k + 1) * sizeof(int));
         ok = a->p1 && a->p2 && a->p4 && a->rp && a->rw && a->rprob && a->sel;
     }
+    if (ok && cfg->ds_route) { /* DeepSeek-V3 routing replication */
+        a->ds_bias = vl_calloc((size_t)L, sizeof *a->ds_bias);
+        a->ds_scr = vl_malloc((size_t)(2 * E + 1) * sizeof(float));
+        a->ds_w = vl_malloc((size_t)(cfg->top_k + 1) * sizeof(float));
+        ok = a->ds_bias && a->ds_scr && a->ds_w;
+        for (int l = 0; ok && l < L; l++)
+            a->ds_bias[l] = cfg->ds_bias[l];
+        a->cfg.ds_bias = a->ds_bias;
+    }
     if (ok && a->kx > 0) {
         a->xtx_part = vl_malloc((size_t)a->kx * a->kx * sizeof(double));
         a->rowbuf = vl_malloc((size_t)cfg->max_seq_len * a->kx * sizeof(float));
@@ -260,6 +281,9 @@ void stat_free(stat_acc *a)
     vl_free(a->rp);
     vl_free(a->rw);
     vl_free(a->rprob);
+    vl_free(a->ds_bias);
+    vl_free(a->ds_scr);
+    vl_free(a->ds_w);
     vl_free(a->sel);
     vl_free(a->xtx_part);
     vl_free(a->rowbuf);
@@ -332,7 +356,8 @@ static const char *config_diff(const stat_acc *x, const stat_acc *y)
     if (a->n_layers != b->n_layers)
         return "number of layers";
     if (a->hidden != b->hidden || a->attn_out != b->attn_out || a->moe_inter != b->moe_inter ||
-        a->shared_inter != b->shared_inter || a->dense_inter != b->dense_inter)
+        a->shared_inter != b->shared_inter || a->dense_inter != b->dense_inter ||
+        a->q_lora != b->q_lora || a->kv_lora != b->kv_lora)
         return "layer widths";
     if (a->n_experts != b->n_experts || a->top_k != b->top_k ||
         a->norm_topk_prob != b->norm_topk_prob || memcmp(x->sparse, y->sparse, a->n_layers))

@@ -12,6 +12,9 @@
  *   TAP_EXPERT_IN(e) → STAT_EXPERT_IN e (gate/up)       TAP_EXPERT_DOWN_IN(e) → STAT_EXPERT_DOWN e
  *   TAP_SHARED_DOWN_IN → STAT_SHARED_DOWN               TAP_MLP_DOWN_IN → STAT_MLP_DOWN (dense)
  *   TAP_ROUTER_LOGITS → stat_router                     TAP_LOGITS → stat_tokens
+ *   MLA (deepseek_v3): TAP_ATTN_IN also feeds q_a_proj / kv_a_proj_with_mqa; TAP_Q_B_IN →
+ *   STAT_Q_B_IN (q_b_proj), TAP_KV_B_IN → STAT_KV_B_IN (kv_b_proj); mlp.shared_experts.* read
+ *   STAT_MLP_IN / STAT_SHARED_DOWN like qwen's shared_expert.
  *
  * EXACT MERGE. Sums are exact fixed-point integers (core/fx.h: 192 bits, 2^-96 resolution),
  * built like this: the rows of one event that belong to one sequence (batch row / seq_len) are
@@ -31,6 +34,11 @@
  * Router replication: the top-k is recomputed from the float32 logits (larger logit first,
  * ties to the lower expert index); probabilities are a float64 softmax of the logits; the
  * selected weight is p (or p / Σ_selected p with norm_topk_prob). Entropy is in nats.
+ * DeepSeek-V3 routers (stat_config.ds_route set): the selection is the model's own
+ * (analysis/moe_route.h: sigmoid scores, e_score_correction_bias, group-limited top-k); the
+ * "probability" of an expert is its sigmoid score σ(logit) (not a distribution: the scores do
+ * not sum to 1), the entropy is that of the scores normalised to sum 1, and the selected weight
+ * is the weight applied to the expert's output (× routed_scaling_factor).
  *
  * Errors inside the tap callback (shape mismatch, NaN/Inf, fixed-point overflow, full token
  * arrays) cannot be returned through tap_fn: the first one is kept and later events are ignored;
@@ -45,6 +53,7 @@
 #include "../core/err.h"
 #include "../core/fx.h"
 #include "../io/h5s.h"
+#include "../io/hfcfg.h"
 #include "tap.h"
 
 #include <stdint.h>
@@ -55,6 +64,8 @@ typedef enum {
     STAT_MLP_IN,      /* input of router, shared gate/up, shared_expert_gate or dense gate/up [D] */
     STAT_SHARED_DOWN, /* input of the shared expert's down_proj (MoE layers)  [shared_inter] */
     STAT_MLP_DOWN,    /* input of a dense MLP's down_proj (dense layers)      [dense_inter] */
+    STAT_Q_B_IN,      /* MLA: input of q_b_proj (q_a_layernorm output) [q_lora] */
+    STAT_KV_B_IN,     /* MLA: input of kv_b_proj (kv_a_layernorm output) [kv_lora] */
     STAT_EXPERT_IN,   /* input of routed expert e's gate/up           [D] */
     STAT_EXPERT_DOWN, /* input of routed expert e's down_proj         [moe_inter] */
     STAT_SLOT_COUNT
@@ -76,6 +87,12 @@ typedef struct {
     int max_seq_len;    /* longest sequence an event may carry (sizes the XᵀX copy buffer) */
     int token_stats;    /* 1: per-token entropy/log-prob from TAP_LOGITS */
     int64_t max_tokens; /* capacity of the per-token arrays (allocated at stat_new) */
+    int q_lora, kv_lora; /* MLA: widths of STAT_Q_B_IN / STAT_KV_B_IN (0: no such input) */
+    /* DeepSeek-V3 routing (above): the model's config and per-layer e_score_correction_bias
+     * [L] (NULL entries for dense layers). Borrowed: they must outlive the taps; the pointer
+     * array is copied by stat_new. NULL for softmax routers. */
+    const hfc_config *ds_route;
+    const float *const *ds_bias;
     /* Which inputs get a full XᵀX: called once per input at stat_new; NULL = none. */
     int (*want_xtx)(void *user, int layer, stat_slot slot, int expert);
     void *want_xtx_user;
@@ -182,5 +199,9 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err);
 /* Read back what stat_write wrote into a new accumulator (exact sums restored bit for bit;
  * want_xtx follows the stored datasets; max_seq_len from the stored attribute). */
 int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err);
+/* The statistics of calibration sets NAMES[0..n) of a stats store (/stats/<name>), merged
+ * exactly (stat_merge) when n > 1. VL_ENOTFOUND naming the file and set when one is absent. */
+int stat_read_sets(stat_acc **out, h5s_store *s, const char *const *names, int n,
+                   vl_err *err);
 
 #endif

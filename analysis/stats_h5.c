@@ -5,6 +5,8 @@
  */
 #include "stats_int.h"
 
+#include "../core/num.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -159,6 +161,11 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err)
     };
     for (size_t i = 0; !rc && i < sizeof at / sizeof *at; i++)
         rc = h5s_attr_set_f64(s, group, at[i].k, at[i].v, err);
+    /* MLA widths only where they exist, so files of other models are unchanged */
+    if (!rc && c->q_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "q_lora", c->q_lora, err);
+    if (!rc && c->kv_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "kv_lora", c->kv_lora, err);
     return rc;
 }
 
@@ -238,10 +245,11 @@ static int attr_int(h5s_store *s, const char *g, const char *k, long long lo, lo
     int rc = h5s_attr_get_f64(s, g, k, &d, err);
     if (rc)
         return rc;
-    if (!(d >= (double)lo && d <= (double)hi) || d != (double)(long long)d)
+    int64_t w;
+    if (num_whole(d, lo, hi, &w))
         return vl_errf(err, VL_ERANGE, "%s: %s: attribute %s = %g out of range", h5s_path(s), g,
                        k, d);
-    *v = (long long)d;
+    *v = w;
     return 0;
 }
 
@@ -257,6 +265,13 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     int rc = 0;
     for (int i = 0; !rc && i < 14; i++)
         rc = attr_int(s, group, keys[i], 0, i == 12 ? (1ll << 40) : (1 << 30), &v[i], err);
+    if (rc)
+        return rc;
+    long long lora[2] = {0, 0}; /* absent (no MLA): 0 */
+    const char *lk[2] = {"q_lora", "kv_lora"};
+    for (int i = 0; !rc && i < 2; i++)
+        if ((rc = attr_int(s, group, lk[i], 1, 1 << 20, &lora[i], err)) == VL_ENOTFOUND)
+            rc = 0;
     if (rc)
         return rc;
     if (v[13] != FX_FRAC_BITS)
@@ -289,6 +304,8 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     c.max_seq_len = (int)v[10];
     c.token_stats = (int)v[11];
     c.max_tokens = v[12];
+    c.q_lora = (int)lora[0];
+    c.kv_lora = (int)lora[1];
     c.layer_sparse = sparse;
     c.want_xtx = stored_xtx;
     c.want_xtx_user = &pr;
@@ -326,5 +343,31 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
         return rc;
     }
     *out = a;
+    return 0;
+}
+
+int stat_read_sets(stat_acc **out, h5s_store *s, const char *const *names, int n,
+                   vl_err *err)
+{
+    stat_acc *acc = NULL, *more = NULL;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        char g[160];
+        snprintf(g, sizeof g, "/stats/%s", names[i]);
+        if (!h5s_exists(s, g))
+            rc = vl_errf(err, VL_ENOTFOUND, "%s: no statistics of set \"%s\" (%s)",
+                         h5s_path(s), names[i], g);
+        else if (!acc)
+            rc = stat_read(&acc, s, g, err);
+        else if (!(rc = stat_read(&more, s, g, err)))
+            rc = stat_merge(acc, more, err);
+        stat_free(more);
+        more = NULL;
+    }
+    if (rc) {
+        stat_free(acc);
+        return rc;
+    }
+    *out = acc;
     return 0;
 }

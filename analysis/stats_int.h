@@ -23,6 +23,8 @@ struct stat_acc {
     double *rp, *rw;       /* [E] per-sequence router partials */
     double *rprob;         /* [E] one token's probabilities */
     int *sel;              /* [K] one token's selected experts */
+    const float **ds_bias; /* [L] copy of cfg.ds_bias (DeepSeek-V3 routing), else NULL */
+    float *ds_scr, *ds_w;  /* [2E] routing scratch, [K] selected weights (DeepSeek-V3) */
     double *xtx_part;      /* [kx × kx] per-sequence XᵀX */
     float *rowbuf;         /* [max_seq_len × kx] contiguous copy of strided rows */
     int kx;                /* widest input with XᵀX */

@@ -4,6 +4,8 @@
 #include "stats_int.h"
 
 #include "../core/kern.h"
+#include "../core/vexp.h"
+#include "moe_route.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,13 +84,16 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
                    (size_t)K * sizeof(float));
         x = a->rowbuf;
     }
-    memset(a->xtx_part, 0, (size_t)K * K * sizeof(double));
-    kern_xtx_acc(a->xtx_part, x, r1 - r0, K);
+    kern_xtx_upper(a->xtx_part, x, r1 - r0, K);
     fx_num *t = in->xtx;
-    for (int i = 0; i < K; i++)
-        for (int j = i; j < K; j++, t++)
-            if (fx_add_or_fail(a, t, a->xtx_part[(size_t)i * K + j], ev->layer, s, e, "XᵀX", i))
-                return;
+    for (int i = 0; i < K; t += K - i, i++) { /* packed row i = partial row i from column i */
+        const double *p = a->xtx_part + (size_t)i * K + i;
+        size_t ok = fx_add_f64_n(t, p, (size_t)(K - i));
+        if (ok < (size_t)(K - i)) { /* the term that failed, again, for the message */
+            fx_add_or_fail(a, t + ok, p[ok], ev->layer, s, e, "XᵀX", i);
+            return;
+        }
+    }
 }
 
 static int event_slot(tap_point p, stat_slot *s)
@@ -101,6 +106,8 @@ static int event_slot(tap_point p, stat_slot *s)
     case TAP_EXPERT_DOWN_IN: *s = STAT_EXPERT_DOWN; return 1;
     case TAP_SHARED_DOWN_IN: *s = STAT_SHARED_DOWN; return 1;
     case TAP_MLP_DOWN_IN: *s = STAT_MLP_DOWN; return 1;
+    case TAP_Q_B_IN: *s = STAT_Q_B_IN; return 1;
+    case TAP_KV_B_IN: *s = STAT_KV_B_IN; return 1;
     default: return 0;
     }
 }
@@ -175,6 +182,19 @@ static double softmax_entropy(const float *l, int n, double *p)
     return log(s) - sl / s; /* H = log Σe^d − Σ e^d·d / Σe^d */
 }
 
+/* DeepSeek-V3: sigmoid scores of one row into s (float64); returns the entropy (nats) of the
+ * scores normalised to sum 1. */
+static double sigmoid_scores(const float *l, int n, double *s)
+{
+    double sum = 0.0, h = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += (s[i] = 1.0 / (1.0 + exp(-(double)l[i])));
+    for (int i = 0; i < n; i++)
+        if (s[i] > 0)
+            h -= s[i] / sum * log(s[i] / sum);
+    return h;
+}
+
 /* Top-k of float32 logits: larger first, ties to the lower index. sel[0..k). */
 static void topk(const float *l, int n, int k, int *sel)
 {
@@ -224,14 +244,20 @@ static void on_router(stat_acc *a, const tap_event *ev)
                       ev->layer, t);
             return;
         }
-        topk(l, E, K, a->sel);
+        if (a->cfg.ds_route) { /* DeepSeek-V3: the model's own routing (stats.h) */
+            h = sigmoid_scores(l, E, a->rprob);
+            moe_route_dsv3(a->cfg.ds_route, l, a->ds_bias[ev->layer], a->ds_scr, a->sel, a->ds_w);
+        } else {
+            topk(l, E, K, a->sel);
+        }
         double norm = 0.0;
         for (int j = 0; j < K; j++)
             norm += a->rprob[a->sel[j]];
         for (int j = 0; j < K; j++) {
             int e = a->sel[j];
             r->routed[e]++;
-            a->rw[e] += a->cfg.norm_topk_prob ? a->rprob[e] / norm : a->rprob[e];
+            a->rw[e] += a->cfg.ds_route ? a->ds_w[j]
+                        : a->cfg.norm_topk_prob ? a->rprob[e] / norm : a->rprob[e];
             for (int q = 0; q < K; q++)
                 r->coselect[(size_t)e * E + a->sel[q]]++;
         }
@@ -252,27 +278,62 @@ static void on_router(stat_acc *a, const tap_event *ev)
 
 /* ---------------------------------------------------------------- logits */
 
+/* Σe and Σ e·d over one row, d = l − m, e = exp(d) by core/vexp.h (−Inf logits add 0, not
+ * 0·−Inf); eight lanes in float32 over blocks of 64 entries, the blocks in float64. Returns 0
+ * when a logit is NaN. */
+enum { ENT_BLOCK = 64 };
+
+VEXP_CLONES static int entropy_sums(const float *l, int n, float m, double *se, double *sed)
+{
+    double s = 0.0, sl = 0.0;
+    const vexp_f8_t vm = VEXP_SPLAT(m), zero = VEXP_SPLAT(0.0f);
+    vexp_i8_t nan = {0};
+    int i = 0;
+    while (i + 8 <= n) {
+        vexp_f8_t a = zero, b = zero;
+        int end = i + ENT_BLOCK < n ? i + ENT_BLOCK : n;
+        for (; i + 8 <= end; i += 8) {
+            vexp_f8_t x;
+            memcpy(&x, l + i, sizeof x);
+            nan |= x != x;
+            vexp_f8_t d = x - vm, e = d;
+            vexp_f8(&e);
+            a += e;
+            b += VEXP_SELECT(e > zero, e * d, zero);
+        }
+        for (int k = 0; k < 8; k++) {
+            s += a[k];
+            sl += b[k];
+        }
+    }
+    int bad = 0;
+    for (int k = 0; k < 8; k++)
+        bad |= nan[k];
+    for (; i < n; i++) {
+        bad |= isnan(l[i]);
+        float d = l[i] - m, e = vexp_f1(d);
+        s += e;
+        if (e > 0.0f)
+            sl += (double)e * d;
+    }
+    *se = s;
+    *sed = sl;
+    return !bad;
+}
+
+/* Entropy from Σe^d and Σ e^d·d with d = l − max: H = log Σe^d − Σ e^d·d / Σe^d. The
+ * exponentials carry core/vexp.h's relative error (≤ VEXP_MAX_REL), so H and log p are within
+ * a few VEXP_MAX_REL of the exact values. */
 double stat_entropy(const float *logits, int n, int target, double *logprob)
 {
     float m = logits[0];
     for (int i = 1; i < n; i++)
         m = logits[i] > m ? logits[i] : m;
-    double h = NAN, lp = NAN;
-    if (m > -INFINITY) {
-        double s = 0.0, sl = 0.0;
-        int bad = 0;
-        for (int i = 0; i < n; i++) {
-            bad |= isnan(logits[i]);
-            double d = (double)logits[i] - m, e = exp(d);
-            s += e;
-            if (e > 0.0)
-                sl += e * d;
-        }
-        if (!bad) {
-            h = log(s) - sl / s;
-            if (target >= 0 && target < n)
-                lp = ((double)logits[target] - m) - log(s);
-        }
+    double h = NAN, lp = NAN, s, sl;
+    if (m > -INFINITY && entropy_sums(logits, n, m, &s, &sl)) {
+        h = log(s) - sl / s;
+        if (target >= 0 && target < n)
+            lp = ((double)logits[target] - m) - log(s);
     }
     if (logprob)
         *logprob = lp;
@@ -336,7 +397,9 @@ void stat_tap(void *user, const tap_event *ev)
 
 tap_set stat_taps(stat_acc *a)
 {
-    unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN);
+    unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN) |
+                    (a->cfg.q_lora > 0 ? TAP_BIT(TAP_Q_B_IN) : 0) |
+                    (a->cfg.kv_lora > 0 ? TAP_BIT(TAP_KV_B_IN) : 0);
     for (int l = 0; l < a->cfg.n_layers; l++)
         want |= a->sparse[l] ? TAP_BIT(TAP_ROUTER_LOGITS) | TAP_BIT(TAP_EXPERT_IN) |
                                    TAP_BIT(TAP_EXPERT_DOWN_IN) |

@@ -21,6 +21,8 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #include "../alloc/salloc.h"
 #include "../alloc/solve.h"
 #include "../analysis/eval.h"
+#include "../core/num.h"
 #include "../io/h5s.h"
 
 #include <unistd.h>
@@ -45,23 +48,15 @@ typedef struct {
 
 static int parse_double(const char *opt, const char *s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno == ERANGE || !isfinite(v))
+    if (num_f64(s, -DBL_MAX, DBL_MAX, out))
         return cli_failf(CMD, "%s: \"%s\" is not a number", opt, s);
-    *out = v;
     return 0;
 }
 
 static int parse_long(const char *opt, const char *s, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno == ERANGE || v < 0)
+    if (num_long(s, 0, LONG_MAX, out))
         return cli_failf(CMD, "%s: \"%s\" is not a non-negative integer", opt, s);
-    *out = v;
     return 0;
 }
 
@@ -71,10 +66,9 @@ static int parse_weights(const char *s, int n, double *w)
     int k = 0;
     const char *p = s;
     while (*p) {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno == ERANGE || !isfinite(v) || (*end && *end != ','))
+        const char *end = p + strcspn(p, ",");
+        double v;
+        if (num_f64_n(p, (size_t)(end - p), -DBL_MAX, DBL_MAX, &v))
             return cli_failf(CMD, "--weights: cannot read \"%s\"", s);
         if (k == n)
             return cli_failf(CMD, "--weights: more than the problem's %d sets", n);
@@ -130,9 +124,7 @@ static int parse_args(int argc, char **argv, alloc_args *a)
                 return 1;
         } else if (!strcmp(o, "--set")) {
             /* a number selects a column of a problem file; a name is for the sens path */
-            char *end;
-            l = strtol(v, &end, 10);
-            if (*v && !*end && l >= 0 && l < 1 << 20)
+            if (!num_long(v, 0, (1 << 20) - 1, &l))
                 a->par.set = (int)l;
             else
                 a->set_name = v;

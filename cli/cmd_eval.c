@@ -4,7 +4,7 @@
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
  *               [--seed S] [--batch N] [-o eval.h5]
  *
- * --alloc reads a plain-text allocation (analysis/qbind.h: `ITEM FORMAT` per line); the row is
+ * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
  * name) is an alloc.h5 (alloc/salloc.h): FILE:NAME is its allocation /alloc/NAME, the row
  * named NAME; FILE alone is every allocation in it, one row each in name order. Such a row
@@ -19,13 +19,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include "../alloc/qeval.h"
 #include "../alloc/salloc.h"
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
-#include "../analysis/qbind.h"
 #include "../analysis/stats.h"
+#include "../core/num.h"
 #include "../core/par.h"
-#include "../core/prog.h"
 #include "../io/h5s.h"
 #include "../io/tok.h"
 
@@ -156,16 +156,13 @@ static int parse_args(eval_args *a, int argc, char **argv)
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             a->out = v;
         } else if (!strcmp(s, "--seed")) {
-            char *end;
-            a->seed = strtoull(v, &end, 10);
-            if (!*v || *end)
-                return cli_failf(CMD, "--seed '%s': expected a non-negative integer", v);
+            uint64_t sd;
+            if (num_u64(v, UINT64_MAX, 0, &sd))
+                return cli_failf(CMD, "--seed '%s': expected an integer in [0, 2^64)", v);
+            a->seed = sd;
         } else if (!strcmp(s, "--batch")) {
-            char *end;
-            long b = strtol(v, &end, 10);
-            if (!*v || *end || b < 1 || b > 1024)
+            if (num_int(v, 1, 1024, &a->batch))
                 return cli_failf(CMD, "--batch '%s': expected 1..1024", v);
-            a->batch = (int)b;
         } else {
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
         }
@@ -194,31 +191,20 @@ static int parse_args(eval_args *a, int argc, char **argv)
 typedef struct {
     model *m;
     tok_tokenizer *tok;
-    stat_acc *stats;
-    calib_book *book;               /* the domains' ids */
-    const calib_set *dom[MAX_DOMS]; /* owned by book */
-    int n_dom, max_len;
-    uint64_t seed; /* Hadamard sign seed */
-    ev_runner *runner;
-    h5s_store *store;
-    kld_summary *sums; /* [n_rows × n_dom] */
-    qb_alloc al[MAX_ROWS]; /* every row's allocation, read and checked before any work */
+    stat_acc *stats;        /* --stats/--calib, for rows without their own */
+    calib_book *book;       /* the domains' ids */
+    qb_alloc al[MAX_ROWS];  /* every row's allocation, read and checked before any work */
     char *calib[MAX_ROWS], *stats_file[MAX_ROWS]; /* a stored allocation's own statistics */
+    double target[MAX_ROWS];                      /* a stored allocation's target bpw */
 } eval_ctx;
 
+/* The statistics of SET in the stats.h5 at PATH. */
 static int load_stats(stat_acc **out, const char *path, const char *set, vl_err *err)
 {
     h5s_store *s = NULL;
     int rc = h5s_open(&s, path, err);
-    if (rc)
-        return rc;
-    char g[256];
-    snprintf(g, sizeof g, "/stats/%s", set);
-    if (!h5s_exists(s, g))
-        rc = vl_errf(err, VL_ENOTFOUND, "%s: no calibration set \"%s\" (group %s)", path, set,
-                     g);
-    else
-        rc = stat_read(out, s, g, err);
+    if (!rc)
+        rc = stat_read_sets(out, s, &set, 1, err);
     h5s_close(s);
     return rc;
 }
@@ -229,67 +215,35 @@ static int load_domains(eval_ctx *c, const eval_args *a, vl_err *err)
     int rc = calib_book_new(&c->book, &env, err);
     for (int d = 0; d < a->n_dom && !rc; d++) {
         calib_spec sp;
-        if ((rc = ev_domain_parse(a->dom_specs[d], &sp, err)) ||
-            (rc = calib_book_add(c->book, &sp, err)))
-            break;
-        c->dom[d] = calib_book_find(c->book, sp.name);
-        c->n_dom = d + 1;
-        if (c->dom[d]->seq_len > c->max_len)
-            c->max_len = c->dom[d]->seq_len;
+        if (!(rc = ev_domain_parse(a->dom_specs[d], &sp, err)))
+            rc = calib_book_add(c->book, &sp, err);
     }
     return rc;
 }
 
-/* One row: bind the allocation, run every domain, store. */
-static int eval_row(eval_ctx *c, const row_spec *r, int row, vl_err *err)
+/* One row: its statistics (its own, else --stats), provenance, then the library's row. */
+static int eval_row(eval_ctx *c, const eval_args *a, qe_eval *q, h5s_store *store, int row,
+                    vl_err *err)
 {
-    qb_binding *b = NULL;
-    ev_result res;
-    ev_result_init(&res);
-    qb_params qp = qb_defaults();
-    qp.fq.seed = c->seed;
+    const row_spec *r = &a->rows[row];
     if (par_rank() == 0)
         fprintf(stderr, "eval: quantizing %s\n", r->name);
     stat_acc *own = NULL; /* the allocation's own calibration statistics */
     int rc = 0;
     if (c->calib[row])
         rc = load_stats(&own, c->stats_file[row], c->calib[row], err);
+    qe_row qr = {r->name, &c->al[row], own ? own : c->stats, qb_defaults(), {0}};
+    qr.qp.fq.seed = a->seed;
+    qr.attrs.kind = r->format ? "uniform" : "vbr";
+    qr.attrs.source = r->file ? r->file : "uniform";
+    qr.attrs.format = r->format ? r->format : "mixed";
+    qr.attrs.alloc = r->h5 ? r->name : "";
+    qr.attrs.target_bpw = c->target[row];
+    qr.attrs.calib = own ? c->calib[row] : c->stats ? a->calib : "";
+    qr.attrs.stats_file = own ? c->stats_file[row] : c->stats ? a->stats_path : "";
     if (!rc)
-        rc = qb_bind(&b, c->m, &c->al[row], own ? own : c->stats, &qp, r->name, err);
+        rc = qe_run_row(q, store, row, &qr, 1, err);
     stat_free(own);
-    int64_t total = 0;
-    for (int d = 0; d < c->n_dom; d++)
-        total += (int64_t)c->dom[d]->n_seq * c->dom[d]->seq_len;
-    prog pg;
-    char label[EV_NAME_MAX + 8];
-    snprintf(label, sizeof label, "eval %s", r->name);
-    prog_init(&pg, label, "tok", total);
-    for (int d = 0; d < c->n_dom && !rc; d++) {
-        const calib_set *ds = c->dom[d];
-        rc = ev_run(c->runner, qb_weights(b), ds->ids, ds->n_seq, ds->seq_len, &res, &pg, err);
-        if (!rc && row == 0 && c->store)
-            rc = ev_write_domain(c->store, ds, &res, err);
-        if (!rc && c->store)
-            rc = ev_write_result(c->store, r->name, ds->spec.name, &res, err);
-        if (!rc)
-            c->sums[(size_t)row * c->n_dom + d] = res.sum;
-    }
-    prog_finish(&pg);
-    if (!rc && c->store) {
-        char g[EV_NAME_MAX + 8];
-        snprintf(g, sizeof g, "/eval/%s", r->name);
-        qb_info in = qb_get_info(b);
-        if (c->calib[row] &&
-            (rc = h5s_attr_set(c->store, g, "calib", c->calib[row], err)) == 0)
-            rc = h5s_attr_set(c->store, g, "stats_file", c->stats_file[row], err);
-        if (!rc && !(rc = h5s_attr_set(c->store, g, "source", r->file ? r->file : "uniform", err)) &&
-            !(rc = h5s_attr_set(c->store, g, "format", r->format ? r->format : "mixed", err)) &&
-            !(rc = h5s_attr_set_f64(c->store, g, "n_tensors", in.n_tensors, err)) &&
-            !(rc = h5s_attr_set_f64(c->store, g, "n_weights", (double)in.n_weights, err)))
-            rc = h5s_attr_set_f64(c->store, g, "bpw", in.bpw, err);
-    }
-    ev_result_deinit(&res);
-    qb_free(b);
     return rc;
 }
 
@@ -302,13 +256,15 @@ static int read_stored(eval_ctx *c, int row, const row_spec *rs, vl_err *err)
     if (rc)
         return rc;
     rc = salloc_read_qb(st, rs->name, &c->al[row], &rec, err);
-    if (!rc && *rec.calib && *rec.stats_file) {
-        c->calib[row] = rec.calib;
-        c->stats_file[row] = rec.stats_file;
-        rec.calib = rec.stats_file = NULL;
-    }
-    if (!rc)
+    if (!rc) {
+        c->target[row] = rec.target_bpw;
+        if (*rec.calib && *rec.stats_file) {
+            c->calib[row] = rec.calib;
+            c->stats_file[row] = rec.stats_file;
+            rec.calib = rec.stats_file = NULL;
+        }
         salloc_record_free(&rec);
+    }
     h5s_close(st);
     return rc;
 }
@@ -317,7 +273,8 @@ static int run(const eval_args *a, vl_err *err)
 {
     eval_ctx c;
     memset(&c, 0, sizeof c);
-    c.seed = a->seed;
+    qe_eval *q = NULL;
+    h5s_store *store = NULL;
     int rc = model_open(&c.m, a->dir, err);
     if (!rc)
         rc = tok_open(a->dir, &c.tok, err);
@@ -334,37 +291,25 @@ static int run(const eval_args *a, vl_err *err)
     if (!rc)
         rc = load_domains(&c, a, err);
     if (!rc)
-        rc = ev_runner_new(&c.runner, c.m, a->batch, c.max_len, err);
-    c.sums = vl_calloc((size_t)a->n_rows * (c.n_dom ? c.n_dom : 1), sizeof *c.sums);
-    if (!rc && !c.sums)
-        rc = vl_errf(err, VL_ENOMEM, "out of memory");
+        rc = qe_new(&q, c.m, c.book, a->batch, a->n_rows, err);
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());
     if (!rc && par_rank() == 0) /* the ranks share the work, rank 0 writes (core/par.h) */
-        rc = h5s_create(&c.store, a->out ? a->out : tmp, err);
-    for (int r = 0; r < a->n_rows && !rc; r++) {
-        row_spec rs = a->rows[r];
-        rc = eval_row(&c, &rs, r, err);
-    }
-    const char *an[MAX_ROWS], *dn[MAX_DOMS];
+        rc = h5s_create(&store, a->out ? a->out : tmp, err);
+    for (int r = 0; r < a->n_rows && !rc; r++)
+        rc = eval_row(&c, a, q, store, r, err);
+    const char *an[MAX_ROWS];
     for (int r = 0; r < a->n_rows; r++)
         an[r] = a->rows[r].name;
-    for (int d = 0; d < c.n_dom; d++)
-        dn[d] = c.dom[d]->spec.name;
-    ev_matrix mx = {a->n_rows, c.n_dom, an, dn, c.sums};
-    if (!rc && c.store)
-        rc = ev_write_matrix(c.store, &mx, err);
-    if (!rc && c.store) {
-        ev_print_matrix(stdout, &mx);
-        if (a->out) {
-            rc = h5s_commit(c.store, err);
-            c.store = NULL;
-        }
+    if (!rc)
+        rc = qe_finish(q, store, an, par_rank() == 0 ? stdout : NULL, err);
+    if (!rc && a->out && store) {
+        rc = h5s_commit(store, err);
+        store = NULL;
     }
-    h5s_close(c.store);
-    vl_free(c.sums);
-    ev_runner_free(c.runner);
+    h5s_close(store);
+    qe_free(q);
     calib_book_free(c.book);
     for (int r = 0; r < a->n_rows; r++) {
         qb_alloc_deinit(&c.al[r]);

@@ -16,6 +16,8 @@
 
 #include "../analysis/fwd.h"
 #include "../analysis/model.h"
+#include "../core/num.h"
+#include "../core/vfile.h"
 #include "../io/h5s.h"
 
 #include <errno.h>
@@ -44,14 +46,16 @@ static int parse_seq(id_list *L, const char *text, const char *sep, const char *
             p++;
         if (!*p || *p == '\n')
             break;
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || (*end && !strchr(sep, *end) && *end != '\n'))
+        const char *end = p;
+        while (*end && !strchr(sep, *end) && *end != '\n')
+            end++;
+        int64_t v;
+        int rc = num_i64_n(p, (size_t)(end - p), INT64_MIN, INT64_MAX, &v);
+        if (rc == VL_EFORMAT)
             return vl_errf(err, VL_EARG, "%s: bad token id near \"%.20s\"", where, p);
-        if (v < 0 || v >= vocab)
-            return vl_errf(err, VL_ERANGE, "%s: token id %ld outside the vocabulary [0, %d)",
-                           where, v, vocab);
+        if (rc || v < 0 || v >= vocab)
+            return vl_errf(err, VL_ERANGE, "%s: token id %.*s outside the vocabulary [0, %d)",
+                           where, (int)(end - p < 40 ? end - p : 40), p, vocab);
         if (L->n == L->cap) {
             int cap = L->cap ? 2 * L->cap : 1024;
             int32_t *ids = vl_realloc(L->ids, (size_t)cap * sizeof *ids);
@@ -76,9 +80,10 @@ static int parse_seq(id_list *L, const char *text, const char *sep, const char *
 
 static int read_ids_file(id_list *L, const char *path, int vocab, vl_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    int orc = vf_fopen(path, &f, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     char *line = NULL;
     size_t cap = 0;
     int rc = 0, lineno = 0;
@@ -103,6 +108,10 @@ static int read_ids_file(id_list *L, const char *path, int vocab, vl_err *err)
             break;
         line[n] = '\0';
         lineno++;
+        if (strlen(line) != n) { /* a NUL would end the line early: "12\0 34" read as 12 */
+            rc = vl_errf(err, VL_EFORMAT, "%s:%d: NUL byte in the line", path, lineno);
+            break;
+        }
         char where[4200];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
         if ((rc = parse_seq(L, line, " \t\r", where, vocab, err)))

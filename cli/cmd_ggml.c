@@ -5,6 +5,9 @@
 #include "cli.h"
 
 #include "../alloc/ggml_check.h"
+#include "../core/num.h"
+
+#include <float.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +21,8 @@ int cmd_ggml_check(int argc, char **argv)
         if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--max-ratio") && i + 1 < argc) {
-            char *end;
-            maxr = strtod(argv[++i], &end);
-            if (*end || !(maxr > 0)) return cli_failf("ggml-check", "bad --max-ratio '%s'", argv[i]);
+            if (num_f64(argv[++i], 0, DBL_MAX, &maxr) || !(maxr > 0))
+                return cli_failf("ggml-check", "bad --max-ratio '%s'", argv[i]);
         } else if (cli_is_positional(argv[i]) && !path) {
             path = argv[i];
         } else {

@@ -11,6 +11,32 @@
 #include <stdio.h>
 #include <string.h>
 
+/* deepseek_v3: MLA sizes, RoPE scaling, routing, what is quantizable, MTP layers. */
+static void print_dsv3(const hfc_config *c)
+{
+    const hfc_dsv3 *d = &c->ds;
+    if (d->q_lora_rank > 0)
+        printf("MLA            q_a_proj %d → q_a_layernorm → q_b_proj; ", d->q_lora_rank);
+    else
+        printf("MLA            q_proj; ");
+    printf("kv_a_proj_with_mqa %d+%d → kv_a_layernorm → kv_b_proj\n", d->kv_lora_rank,
+           d->qk_rope_dim);
+    printf("               head dims nope %d + rope %d, v %d; RoPE %s", d->qk_nope_dim,
+           d->qk_rope_dim, d->v_head_dim, d->rope_interleave ? "interleaved" : "half-split");
+    if (d->yarn.on)
+        printf(", YaRN factor %g (original %d positions), attention factor %g", d->yarn.factor,
+               d->yarn.orig_max_pos, d->yarn.attn_factor);
+    printf("; softmax scale %.6g\n", d->softmax_scale);
+    printf("routing        sigmoid + e_score_correction_bias (selection only), top-%d of %d "
+           "groups, scaling %g; %d shared expert(s), ungated\n", d->topk_group, d->n_group,
+           d->routed_scaling, d->n_shared);
+    printf("quantizable    q_a_proj q_b_proj kv_a_proj_with_mqa kv_b_proj o_proj, routed experts, "
+           "shared experts, dense MLP (not: embeddings, lm_head, routers, norms)\n");
+    if (d->n_mtp_layers > 0)
+        printf("note           %d multi-token-prediction layer(s) (num_nextn_predict_layers) not "
+               "run: the causal LM ignores them\n", d->n_mtp_layers);
+}
+
 static void print_arch(const hfc_config *c)
 {
     int moe = 0;
@@ -27,13 +53,49 @@ static void print_arch(const hfc_config *c)
                c->n_experts_per_tok, c->moe_intermediate,
                c->norm_topk_prob || c->arch == HFC_MIXTRAL ? ", top-k renormalised" : "");
         if (c->shared_intermediate > 0)
-            printf("; shared expert width %d, sigmoid gate\n", c->shared_intermediate);
+            printf("; shared expert width %d, %s\n", c->shared_intermediate,
+                   c->arch == HFC_DEEPSEEK_V3 ? "no gate" : "sigmoid gate");
         else
             printf("; no shared expert\n");
     }
     if (moe < c->n_layers)
         printf("dense MLP      width %d\n", c->intermediate);
     printf("embeddings     %s\n", c->tie_embeddings ? "tied with lm_head" : "separate lm_head");
+    if (c->arch == HFC_DEEPSEEK_V3)
+        print_dsv3(c);
+}
+
+/* deepseek_v3: the quantizable matrices grouped by class and projection name. */
+static void print_quantizable(const model *m)
+{
+    enum { MAXK = 32 };
+    char key[MAXK][64];
+    long long cnt[MAXK] = {0}, par[MAXK] = {0};
+    int nk = 0;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        int q = t->cls == MODEL_C_ATTN || t->cls == MODEL_C_EXPERT || t->cls == MODEL_C_SHARED ||
+                t->cls == MODEL_C_MLP;
+        const char *end = strrchr(t->name, '.'), *beg = end;
+        if (!q || t->rows < 2 || !end)
+            continue;
+        while (beg > t->name && beg[-1] != '.')
+            beg--;
+        char k[64];
+        snprintf(k, sizeof k, "%s %.*s", model_class_name(t->cls), (int)(end - beg), beg);
+        int j = 0;
+        while (j < nk && strcmp(key[j], k))
+            j++;
+        if (j == nk && nk < MAXK)
+            snprintf(key[nk++], sizeof key[0], "%s", k);
+        if (j < nk) {
+            cnt[j]++;
+            par[j] += t->numel;
+        }
+    }
+    printf("\nquantizable tensors by projection (tensors, parameters)\n");
+    for (int j = 0; j < nk; j++)
+        printf("  %-34s %4lld %12lld\n", key[j], cnt[j], par[j]);
 }
 
 int cmd_info(int argc, char **argv)
@@ -60,6 +122,8 @@ int cmd_info(int argc, char **argv)
                (long long)in.params[k],
                in.params_total ? 100.0 * (double)in.params[k] / (double)in.params_total : 0.0);
     printf("  %-16s %12lld\n", "total", (long long)in.params_total);
+    if (model_config(m)->arch == HFC_DEEPSEEK_V3)
+        print_quantizable(m);
     /* stored dtypes of the used tensors, in st_dtype order */
     int used[ST_DTYPE_COUNT] = {0};
     for (size_t i = 0; i < model_tensor_count(m); i++) {
@@ -77,6 +141,10 @@ int cmd_info(int argc, char **argv)
            in.bits_per_weight);
     printf("tensors        %d used, %d unused in the files (%lld bytes in all)\n", in.n_tensors,
            in.n_unused, (long long)in.file_bytes);
+    if (in.n_fp8 > 0)
+        printf("fp8            %d tensors F8_E4M3 with %d×%d block scales (weight_scale_inv), "
+               "dequantized to float32: the reference the quantizers start from\n", in.n_fp8,
+               model_config(m)->fp8_block[0], model_config(m)->fp8_block[1]);
     model_close(m);
     return 0;
 }

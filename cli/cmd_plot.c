@@ -13,6 +13,7 @@
 #include "cli.h"
 
 #include "../plots/plotfig.h"
+#include "../core/num.h"
 #include "../plots/plotsrc.h"
 
 #include <stdio.h>
@@ -28,13 +29,9 @@ static const char usage_line[] =
 
 static int parse_size(const char *s, int *w, int *h)
 {
-    char *e;
-    long a = strtol(s, &e, 10);
-    if (e == s || (*e != 'x' && *e != 'X'))
-        return -1;
-    const char *p = e + 1;
-    long b = strtol(p, &e, 10);
-    if (e == p || *e || a < 64 || b < 64 || a > 20000 || b > 20000)
+    size_t n = strcspn(s, "xX");
+    int64_t a, b;
+    if (!s[n] || num_i64_n(s, n, 64, 20000, &a) || num_i64(s + n + 1, 64, 20000, &b))
         return -1;
     *w = (int)a;
     *h = (int)b;
@@ -70,11 +67,8 @@ int cmd_plot(int argc, char **argv)
         else if (has && !strcmp(a, "-o"))
             o.out = argv[++i];
         else if (has && !strcmp(a, "--layer")) {
-            char *e;
-            long l = strtol(argv[++i], &e, 10);
-            if (e == argv[i] || *e || l < 0 || l > 4095)
+            if (num_int(argv[++i], 0, 4095, &r.layer))
                 return cli_failf(CMD, "--layer \"%s\": expected a layer number 0..4095", argv[i]);
-            r.layer = (int)l;
         } else if (has && !strcmp(a, "--size")) {
             if (parse_size(argv[++i], &o.width, &o.height))
                 return cli_failf(CMD, "--size \"%s\": expected WxH, 64..20000 pixels each",

@@ -17,10 +17,12 @@
 
 #include "../alloc/sens.h"
 #include "../analysis/model.h"
+#include "../core/num.h"
 #include "../core/par.h"
 #include "../io/h5s.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,25 +40,18 @@ typedef struct {
 
 static int num_arg(const char *o, const char *v, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (end == v || *end || errno || !(x >= lo && x <= hi))
+    if (num_f64(v, lo, hi, out))
         return cli_failf(CMD, "%s: \"%s\" is not a number in [%g, %g]", o, v, lo, hi);
-    *out = x;
     return 0;
 }
 
 static int parse_eps(const char *v, double eps[2])
 {
-    char *end;
-    errno = 0;
-    eps[0] = strtod(v, &end);
-    if (end == v || *end != ',')
+    size_t n = strcspn(v, ",");
+    if (!v[n] || num_f64_n(v, n, -DBL_MAX, DBL_MAX, &eps[0]) ||
+        num_f64(v + n + 1, -DBL_MAX, DBL_MAX, &eps[1]))
         return cli_failf(CMD, "--eps: \"%s\" is not two numbers E0,E1", v);
-    const char *b = end + 1;
-    eps[1] = strtod(b, &end);
-    if (end == b || *end || errno || !(eps[0] > 0 && eps[0] < 1 && eps[1] > 0 && eps[1] < 1))
+    if (!(eps[0] > 0 && eps[0] < 1 && eps[1] > 0 && eps[1] < 1))
         return cli_failf(CMD, "--eps: \"%s\": need two values in (0, 1)", v);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include "../analysis/calib.h"
 #include "../analysis/sfile.h"
 #include "../analysis/spass.h"
+#include "../core/num.h"
 #include "../core/par.h"
 
 #include <errno.h>
@@ -65,13 +66,9 @@ static int parse_args(int argc, char **argv, stats_args *a)
         } else if (!strcmp(o, "--route-all-experts")) {
             a->so.route_all_experts = 1;
         } else if (!strcmp(o, "--batch") && has) {
-            char *end;
-            errno = 0;
-            long b = strtol(argv[++i], &end, 10);
-            if (*end || errno || b < 1 || b > 4096)
+            if (num_int(argv[++i], 1, 4096, &a->so.batch))
                 return cli_failf("stats", "--batch \"%s\": expects an integer in [1, 4096]",
                                  argv[i]);
-            a->so.batch = (int)b;
         } else if (!strcmp(o, "-o") && has) {
             a->out = argv[++i];
         } else {
@@ -157,40 +154,18 @@ static const char *base_name(const char *dir, char *buf, size_t cap)
     return s ? s + 1 : buf;
 }
 
-/* Statistics of every set of the book into store s (NULL: computed, not written — the ranks
- * other than 0 of an MPI run); routed[i] gets set i's routing. */
-static int run_sets(const model *m, const calib_book *book, spass_opts so, h5s_store *s,
-                    int64_t **routed, vl_err *err)
+/* spass_run_book's per-set hook: keep set i's routing for the table. */
+typedef struct {
+    int64_t **routed;
+    const hfc_config *cfg;
+} routing_keep;
+
+static int keep_routing(void *ctx, int i, const calib_set *cs, const stat_acc *acc, vl_err *err)
 {
-    int n = calib_book_count(book), rc = 0;
-    so.max_len = 1;
-    for (int i = 0; i < n; i++)
-        if (calib_book_set(book, i)->seq_len > so.max_len)
-            so.max_len = calib_book_set(book, i)->seq_len;
-    so.progress = 1;
-    spass *p = NULL;
-    if ((rc = spass_new(&p, m, &so, err)))
-        return rc;
-    const hfc_config *c = model_config(m);
-    for (int i = 0; rc == 0 && i < n; i++) {
-        const calib_set *cs = calib_book_set(book, i);
-        stat_acc *acc = NULL;
-        rc = spass_acc_new(p, (int64_t)cs->n_seq * cs->seq_len, &acc, err);
-        if (rc == 0)
-            rc = spass_run(p, acc, cs->ids, cs->n_seq, cs->seq_len, cs->spec.name, err);
-        char seed[32], skip[32];
-        snprintf(seed, sizeof seed, "%llu", (unsigned long long)cs->spec.seed);
-        snprintf(skip, sizeof skip, "%lld", (long long)cs->spec.skip);
-        sfile_set st = {cs->spec.name, cs->spec.source, seed, skip, cs->n_seq, cs->seq_len,
-                        cs->ids};
-        if (rc == 0 && s) /* NULL on ranks other than 0: only rank 0 writes */
-            rc = sfile_write_set(s, &st, acc, err);
-        if (rc == 0 && !(routed[i] = routing_copy(acc, c->n_layers, c->n_experts)))
-            rc = vl_errf(err, VL_ENOMEM, "out of memory");
-        stat_free(acc);
-    }
-    spass_free(p);
-    return rc;
+    routing_keep *k = ctx;
+    if (!(k->routed[i] = routing_copy(acc, k->cfg->n_layers, k->cfg->n_experts)))
+        return vl_errf(err, VL_ENOMEM, "set %s: out of memory", cs->spec.name);
+    return 0;
 }
 
 static int stats_run(stats_args *a)
@@ -219,8 +194,10 @@ static int stats_run(stats_args *a)
     if (rc == 0 && par_rank() == 0)
         rc = sfile_create(&s, a->out, base_name(a->model_dir, nbuf, sizeof nbuf), hash,
                           a->cmdline, &err);
+    a->so.progress = 1;
+    routing_keep keep = {routed, m ? model_config(m) : NULL};
     if (rc == 0)
-        rc = run_sets(m, book, a->so, s, routed, &err);
+        rc = spass_run_book(m, book, &a->so, s, keep_routing, &keep, &err);
     if (rc == 0 && s) {
         rc = h5s_commit(s, &err);
         s = NULL;
@@ -261,6 +238,8 @@ int cmd_stats(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "merge"))
         return stats_merge(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "compare"))
+        return cmd_stats_compare(argc - 1, argv + 1); /* cli/cmd_export.c */
     stats_args a;
     if (parse_args(argc, argv, &a))
         return 1;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/num.h"
 #include "../io/tok.h"
 
 static const char CMD[] = "tokenize";
@@ -90,10 +91,8 @@ static int parse_ids(const char *s, size_t len, size_t line, int32_t **out, size
         while (i < len && j < sizeof num - 1 && (isdigit((unsigned char)s[i]) || s[i] == '-'))
             num[j++] = s[i++];
         num[j] = 0;
-        char *end;
-        errno = 0;
-        long x = strtol(num, &end, 10);
-        if (j == 0 || *end || errno || x < 0 || x > INT32_MAX) {
+        int64_t x;
+        if (num_i64(num, 0, INT32_MAX, &x)) {
             free(v);
             return cli_failf(CMD, "stdin line %zu: \"%.*s\" is not a token id", line,
                              (int)(j ? j : 1), j ? num : s + i);

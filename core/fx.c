@@ -9,6 +9,7 @@
 #include "err.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 enum { FX_BITS = 64 * FX_LIMBS };
@@ -41,18 +42,19 @@ static void negate(fx_num *a)
     }
 }
 
-int fx_from_f64(fx_num *out, double v)
+/* The hot path of every statistic (K(K+1)/2 terms per sequence and input for XᵀX): the term
+ * m·2^s built in registers (fx_from_f64's rule), two's complement by mask, added with carries.
+ * fx_from_f64 is this onto zero. */
+static inline int add_f64_one(fx_num *a, double v)
 {
-    memset(out, 0, sizeof *out);
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    int neg = (int)(bits >> 63);
     int e = (int)((bits >> 52) & 0x7ff);
     uint64_t m = bits & ((1ull << 52) - 1);
     if (e == 0x7ff)
-        return VL_ERANGE; /* NaN or Inf */
+        return VL_ERANGE;
     if (e == 0)
-        e = 1; /* subnormal: m·2^-1074, far below the resolution anyway */
+        e = 1;
     else
         m |= 1ull << 52;
     int s = e - 1075 + FX_FRAC_BITS;
@@ -64,26 +66,47 @@ int fx_from_f64(fx_num *out, double v)
     }
     if (m == 0)
         return 0;
-    /* the magnitude must stay below 2^191 (the sign bit) */
-    int top = 63 - __builtin_clzll(m) + s;
-    if (top >= FX_BITS - 1)
+    if (63 - __builtin_clzll(m) + s >= FX_BITS - 1)
         return VL_ERANGE;
-    int q = s / 64, r = s % 64;
-    out->l[q] = m << r;
-    if (r && q + 1 < FX_LIMBS)
-        out->l[q + 1] = m >> (64 - r);
-    if (neg)
-        negate(out);
+    int q = s >> 6, r = s & 63;
+    uint64_t lo = m << r, hi = r ? m >> (64 - r) : 0;
+    uint64_t t0 = q == 0 ? lo : 0, t1 = q == 0 ? hi : q == 1 ? lo : 0;
+    uint64_t t2 = q == 1 ? hi : q == 2 ? lo : 0;
+    uint64_t neg = bits >> 63, mask = 0 - neg; /* −t = ~t + 1 */
+    t0 ^= mask;
+    t1 ^= mask;
+    t2 ^= mask;
+    uint64_t r0, r1, r2;
+    uint64_t c0 = __builtin_add_overflow(a->l[0], t0, &r0);
+    c0 += __builtin_add_overflow(r0, neg, &r0);
+    uint64_t c1 = __builtin_add_overflow(a->l[1], t1, &r1);
+    c1 += __builtin_add_overflow(r1, c0, &r1);
+    r2 = a->l[2] + t2 + c1;
+    /* signed overflow: both operands of one sign, the sum of the other (the term's sign is the
+     * sign of v: a nonzero magnitude below 2^191) */
+    uint64_t sa = a->l[2] >> 63, sr = r2 >> 63;
+    if (sa == neg && sr != sa)
+        return VL_ERANGE;
+    a->l[0] = r0;
+    a->l[1] = r1;
+    a->l[2] = r2;
     return 0;
 }
 
-int fx_add_f64(fx_num *a, double v)
+int fx_add_f64(fx_num *a, double v) { return add_f64_one(a, v); }
+
+int fx_from_f64(fx_num *out, double v)
 {
-    fx_num b;
-    int rc = fx_from_f64(&b, v);
-    if (rc)
-        return rc;
-    return fx_add(a, &b);
+    memset(out, 0, sizeof *out);
+    return add_f64_one(out, v); /* 0 + term cannot overflow; refused: out stays 0 */
+}
+
+size_t fx_add_f64_n(fx_num *a, const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (add_f64_one(&a[i], v[i]))
+            return i;
+    return n;
 }
 
 int fx_add(fx_num *a, const fx_num *b)

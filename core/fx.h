@@ -20,6 +20,7 @@
 #ifndef VL_FX_H
 #define VL_FX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define FX_LIMBS 3
@@ -32,6 +33,10 @@ typedef struct {
 /* *a += v (v converted as described above). 0, or VL_ERANGE (v not finite, or the sum out of
  * range) with *a unchanged. */
 int fx_add_f64(fx_num *a, double v);
+
+/* a[i] += v[i] for i = 0.. in order (each as fx_add_f64); stops at the first term that fails
+ * (left unadded, like the rest) and returns its index; n when every term was added. */
+size_t fx_add_f64_n(fx_num *a, const double *v, size_t n);
 
 /* *a += b exactly. 0, or VL_ERANGE on overflow with *a unchanged. */
 int fx_add(fx_num *a, const fx_num *b);

@@ -4,12 +4,15 @@
  * Float64 accumulation in kern_xtx_acc: float32 rows are widened per block and fed to dsyrk,
  * so the sums are exact products of float32 inputs accumulated in float64.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "kern.h"
 
 #include "err.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef VL_NO_BLAS
 #include <cblas.h>
@@ -81,6 +84,22 @@ void kern_xtx_acc_ref(double *c, const float *x, int T, int K)
     }
 }
 
+void kern_xtx_upper_ref(double *c, const float *x, int T, int K)
+{
+    VL_ASSERT(T >= 0 && K > 0);
+    for (int i = 0; i < K; i++)
+        memset(c + (size_t)i * K + i, 0, (size_t)(K - i) * sizeof *c);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * K;
+        for (int i = 0; i < K; i++) {
+            double xi = xr[i];
+            double *ci = c + (size_t)i * K;
+            for (int j = i; j < K; j++)
+                ci[j] += xi * (double)xr[j];
+        }
+    }
+}
+
 void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
                     int trans_a, int lda, int ldb, int ldc, double alpha, double beta)
 {
@@ -95,6 +114,54 @@ void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, i
             for (int j = 0; j < N; j++)
                 ci[j] += alpha * aik * bk[j];
         }
+    }
+}
+
+/* ---------------------------------------------------------------- threads */
+
+typedef struct {
+    void (*fn)(void *, int, int);
+    void *ctx;
+    int i0, i1;
+} pf_range;
+
+static void *pf_run(void *arg)
+{
+    pf_range *r = arg;
+    r->fn(r->ctx, r->i0, r->i1);
+    return NULL;
+}
+
+enum { PF_MAX = 64 };
+
+void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i1), void *ctx)
+{
+    if (n <= 0)
+        return;
+    int nt = kern_threads();
+    if (min_chunk < 1)
+        min_chunk = 1;
+    if (nt > n / min_chunk)
+        nt = n / min_chunk;
+    if (nt > PF_MAX)
+        nt = PF_MAX;
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pf_range r[PF_MAX];
+    pthread_t th[PF_MAX];
+    int started[PF_MAX] = {0};
+    for (int t = 0; t < nt; t++)
+        r[t] = (pf_range){fn, ctx, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt)};
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, pf_run, &r[t]) == 0;
+    fn(ctx, r[0].i0, r[0].i1);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else /* no thread to be had: this one does the range */
+            fn(ctx, r[t].i0, r[t].i1);
     }
 }
 
@@ -121,6 +188,8 @@ void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *
 
 void kern_xtx_acc(double *c, const float *x, int T, int K) { kern_xtx_acc_ref(c, x, T, K); }
 
+void kern_xtx_upper(double *c, const float *x, int T, int K) { kern_xtx_upper_ref(c, x, T, K); }
+
 void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
                 int lda, int ldb, int ldc, double alpha, double beta)
 {
@@ -128,6 +197,8 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 }
 
 void kern_set_threads(int n) { (void)n; }
+
+int kern_threads(void) { return 1; }
 
 const char *kern_backend(void) { return "reference"; }
 
@@ -168,27 +239,44 @@ void kern_matmul_nn_st(float *y, int ldy, const float *x, int ldx, const float *
 
 enum { XTX_BLOCK = 256 }; /* rows widened to float64 per dsyrk call */
 
+/* Upper triangle of C (+)= XᵀX: rows widened to float64 in blocks, one dsyrk per block (the
+ * first overwrites unless accumulating). Returns 0, or −1 without memory for the widening
+ * buffer (C untouched; the caller takes the reference, which needs none). */
+static int xtx_upper_blas(double *c, const float *x, int T, int K, int accumulate)
+{
+    double *buf = malloc((size_t)XTX_BLOCK * K * sizeof *buf);
+    if (!buf)
+        return -1;
+    for (int t0 = 0; t0 < T; t0 += XTX_BLOCK) {
+        int nb = T - t0 < XTX_BLOCK ? T - t0 : XTX_BLOCK;
+        for (size_t i = 0; i < (size_t)nb * K; i++)
+            buf[i] = x[(size_t)t0 * K + i];
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, nb, 1.0, buf, K,
+                    accumulate || t0 > 0 ? 1.0 : 0.0, c, K);
+    }
+    free(buf);
+    return 0;
+}
+
 void kern_xtx_acc(double *c, const float *x, int T, int K)
 {
     VL_ASSERT(T >= 0 && K > 0);
     if (T == 0)
         return;
-    double *buf = malloc((size_t)XTX_BLOCK * K * sizeof *buf);
-    if (!buf) { /* no memory for the widening buffer: the reference needs none */
+    if (xtx_upper_blas(c, x, T, K, 1)) {
         kern_xtx_acc_ref(c, x, T, K);
         return;
     }
-    for (int t0 = 0; t0 < T; t0 += XTX_BLOCK) {
-        int nb = T - t0 < XTX_BLOCK ? T - t0 : XTX_BLOCK;
-        for (size_t i = 0; i < (size_t)nb * K; i++)
-            buf[i] = x[(size_t)t0 * K + i];
-        /* upper triangle of C += Bᵀ B */
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, nb, 1.0, buf, K, 1.0, c, K);
-    }
-    free(buf);
     for (int i = 0; i < K; i++) /* mirror the upper triangle */
         for (int j = 0; j < i; j++)
             c[(size_t)i * K + j] = c[(size_t)j * K + i];
+}
+
+void kern_xtx_upper(double *c, const float *x, int T, int K)
+{
+    VL_ASSERT(T >= 0 && K > 0);
+    if (T == 0 || xtx_upper_blas(c, x, T, K, 0))
+        kern_xtx_upper_ref(c, x, T, K);
 }
 
 void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K, int trans_a,
@@ -203,9 +291,16 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 
 void kern_set_threads(int n)
 {
-    if (n > 0)
-        openblas_set_num_threads(n);
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    openblas_set_num_threads(n);
 }
+
+int openblas_get_num_threads(void);
+
+int kern_threads(void) { return openblas_get_num_threads(); }
 
 const char *kern_backend(void) { return "openblas"; }
 

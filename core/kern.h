@@ -36,6 +36,12 @@ void kern_matmul_nn_st_ref(float *y, int ldy, const float *x, int ldx, const flo
 void kern_xtx_acc(double *c, const float *x, int T, int K);
 void kern_xtx_acc_ref(double *c, const float *x, int T, int K);
 
+/* The upper triangle of C[K×K] (row i, columns i..K−1) = Xᵀ X for X[T×K], overwritten, in
+ * float64 like kern_xtx_acc; the strict lower triangle is not touched (per-sequence partials
+ * of the statistics, which read the upper triangle only). */
+void kern_xtx_upper(double *c, const float *x, int T, int K);
+void kern_xtx_upper_ref(double *c, const float *x, int T, int K);
+
 /* C[M×N] = alpha·op(A)·B + beta·C in float64 (GPTQ's lazy block update, output errors).
  * op(A) = A with A [M×K] (trans_a 0) or Aᵀ with A [K×M] (trans_a 1); B is [K×N]. Leading
  * dimensions (row strides) lda, ldb, ldc let callers pass sub-blocks. */
@@ -44,8 +50,17 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
                     int trans_a, int lda, int ldb, int ldc, double alpha, double beta);
 
-/* Threads used inside kernels (BLAS and OpenMP alike); n <= 0 means all cores. */
+/* Threads used inside kernels (BLAS and kern_parallel_for alike); n <= 0 means all cores. */
 void kern_set_threads(int n);
+
+/* Threads kernels use now (1 in the reference build). */
+int kern_threads(void);
+
+/* fn(ctx, i0, i1) over [0, n) split into contiguous ranges, one per thread (kern_threads(),
+ * at most one per min_chunk items), the calling thread taking the first. Returns when every
+ * range is done. fn must not call BLAS (its threads would oversubscribe the cores) and must
+ * only write what its range owns; the result is then independent of the thread count. */
+void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i1), void *ctx);
 
 /* Name of the backend in use ("openblas" or "reference"), static string. */
 const char *kern_backend(void);

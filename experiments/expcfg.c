@@ -7,9 +7,11 @@
  * handler records the first problem and returns 0; later lines are ignored.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "exp_int.h"
+#include "expcfg_int.h"
 
 #include "../alloc/qfmt.h"
+#include "../core/num.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -77,6 +79,7 @@ typedef struct {
     FILE *f;
     int line;                  /* line the reader last returned */
     int too_long;              /* line `line` exceeded inih's buffer */
+    int nul;                   /* line `line` holds a NUL byte */
     int header;                /* a [section] line was read since the last handler call */
     int header_line;           /* line of the last [section] line */
     /* current section */
@@ -94,9 +97,17 @@ typedef struct {
 static char *reader(char *str, int num, void *stream)
 {
     ctx *c = stream;
-    if (c->too_long || !fgets(str, num, c->f))
+    long at = ftell(c->f);
+    if (c->too_long || c->nul || !fgets(str, num, c->f))
         return NULL;
     c->line++;
+    /* fgets stops at the newline, not at a NUL: more bytes consumed than the string holds means
+     * a NUL inside, which would cut the value short ("seqs = 2\0 9" read as 2) */
+    long now = ftell(c->f);
+    if (at >= 0 && now >= 0 && (size_t)(now - at) != strlen(str)) {
+        c->nul = 1;
+        return NULL;
+    }
     /* inih calls us back only for keys; a header seen here makes a repeated [x] visible */
     const char *p = str + (c->line == 1 && !strncmp(str, "\xEF\xBB\xBF", 3) ? 3 : 0);
     p += strspn(p, " \t");
@@ -159,30 +170,21 @@ static secrec *cur_rec(ctx *c)
 
 static int parse_u64(const char *s, uint64_t *out, char *why)
 {
-    int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
-    if (!(s[0] >= '0' && s[0] <= '9'))  /* strtoull would take "-1" and " 1" */
-        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an unsigned integer", s);
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, hex ? 16 : 10);
-    if (end == s + (hex ? 2 : 0) || *end)
-        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an unsigned integer", s);
-    if (errno == ERANGE)
+    int rc = num_u64(s, UINT64_MAX, 1, out);
+    if (rc == VL_ERANGE)
         return exp_whyf(why, VL_ECONFIG, "\"%s\" does not fit in 64 bits", s);
-    *out = (uint64_t)v;
+    if (rc)
+        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an unsigned integer", s);
     return 0;
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out, char *why)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || end == s || *end)
+    int rc = num_int(s, (int)lo, (int)hi, out);
+    if (rc == VL_EFORMAT)
         return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an integer", s);
-    if (errno == ERANGE || v < lo || v > hi)
+    if (rc)
         return exp_whyf(why, VL_ECONFIG, "%s not in [%ld, %ld]", s, lo, hi);
-    *out = (int)v;
     return 0;
 }
 
@@ -255,9 +257,10 @@ static int parse_bits(const char *s, const char *const *names, int n, unsigned *
     int rc = exp_split_list(s, &items, why);
     unsigned bits = 0;
     for (int i = 0; !rc && i < items.n; i++) {
-        int b;
+        int b = 0;
         rc = parse_enum(items.v[i], names, n, &b, why);
-        bits |= 1u << b;
+        if (!rc) /* b is unset when the name is unknown */
+            bits |= 1u << b;
     }
     exp_slist_free(&items);
     if (!rc)
@@ -676,11 +679,10 @@ int exp_config_parse(const char *path, exp_config *cfg, vl_err *err)
         exp_config_free(cfg);
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
     }
-    c.f = fopen(path, "r");
-    if (!c.f) {
-        int e = errno;
+    int orc = vf_fopen(path, &c.f, err); /* regular files only: a FIFO would block */
+    if (orc) {
         exp_config_free(cfg);
-        return vl_errf(err, VL_EIO, "%s: cannot open: %s", path, strerror(e));
+        return orc;
     }
     const char *slash = strrchr(path, '/');
     char *dir = vl_strdup(path);
@@ -693,7 +695,9 @@ int exp_config_parse(const char *path, exp_config *cfg, vl_err *err)
             strcpy(dir, "/");
         c.dir = dir;
         int bad = ini_parse_stream(reader, &c, handler, &c);
-        if (c.too_long && (!c.err_code || c.line < c.err_line))
+        if (c.nul && (!c.err_code || c.line < c.err_line))
+            rc = vl_errf(err, VL_ECONFIG, "%s:%d: NUL byte in the line", path, c.line);
+        else if (c.too_long && (!c.err_code || c.line < c.err_line))
             rc = vl_errf(err, VL_ECONFIG, "%s:%d: line longer than %d characters", path, c.line,
                          INI_MAX_LINE - 1);
         else if (bad > 0 && (!c.err_code || bad < c.err_line))

@@ -171,7 +171,8 @@ typedef struct {
 
 /* Parse and validate the INI file at path into *cfg (which need not be initialised). On
  * success returns 0 and the caller owns *cfg (release with exp_config_free). On failure returns
- * a negative VL_E* (VL_EIO: unreadable file; VL_ECONFIG: anything wrong in it; VL_ENOMEM),
+ * a negative VL_E* (VL_ENOTFOUND: no such file; VL_EIO: unreadable or not a regular file;
+ * VL_ECONFIG: anything wrong in it; VL_ENOMEM),
  * fills err with one line "FILE:LINE: [section] key: problem" and leaves *cfg zeroed (nothing
  * to free). Checks that corpus files exist (relative to the working directory / config dir). */
 int exp_config_parse(const char *path, exp_config *cfg, vl_err *err);

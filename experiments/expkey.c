@@ -6,7 +6,7 @@
  * order with every value explicit, so comments, blanks, key order and section order never
  * change a key. FNV-1a: Fowler–Noll–Vo, offset basis 0xcbf29ce484222325, prime 0x100000001b3.
  */
-#include "exp_int.h"
+#include "expcfg_int.h"
 
 #include <inttypes.h>
 #include <string.h>

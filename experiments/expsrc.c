@@ -2,9 +2,12 @@
  * `vbrlab stats --set NAME=SOURCE`, corpus path resolution and the reference/cycle check.
  * The grammar and the path rule are specified in expcfg.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "exp_int.h"
+#include "expcfg_int.h"
+
+#include "../core/num.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -39,16 +42,13 @@ int exp_name_ok(const char *s)
 
 int exp_parse_double(const char *s, double *out, char *why)
 {
-    char *end;
     if (!*s)
         return exp_whyf(why, VL_ECONFIG, "empty number");
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end)
+    int rc = num_f64(s, -DBL_MAX, DBL_MAX, out);
+    if (rc == VL_EFORMAT)
         return exp_whyf(why, VL_ECONFIG, "\"%s\" is not a number", s);
-    if (errno == ERANGE || !isfinite(v))
+    if (rc)
         return exp_whyf(why, VL_ECONFIG, "\"%s\" is out of range (not a finite double)", s);
-    *out = v;
     return 0;
 }
 
@@ -120,7 +120,8 @@ void exp_fmt_double(char buf[32], double v)
     /* shortest exact spelling keeps the canonical text readable (0.1, not 0.10000000000000001) */
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, 32, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
+        double back;
+        if (!num_f64(buf, -DBL_MAX, DBL_MAX, &back) && back == v)
             return;
     }
 }

@@ -7,9 +7,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "runner.h"
 
-#include "run_int.h"
+#include "stage.h"
 
 #include "../core/kern.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -48,40 +49,6 @@ int run_stage_parse(const char *text, int *stage, const char **alloc_name, vl_er
                    "report)", text);
 }
 
-/* Whole file into a NUL-terminated buffer (the config's raw bytes). */
-static int read_file(const char *path, char **out, vl_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = vl_malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1)
-            break;
-        char *nb = vl_realloc(buf, cap * 2);
-        if (!nb) {
-            vl_free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-    if (bad) {
-        vl_free(buf);
-        return vl_errf(err, VL_EIO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return 0;
-}
-
 /* The canonical rendering as a string. */
 static int render_config(const exp_config *cfg, char **out, vl_err *err)
 {
@@ -113,16 +80,6 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-int run_need_model(run_ctx *c, vl_err *err)
-{
-    int rc = 0;
-    if (!c->m && (rc = model_open(&c->m, c->model_dir, err)))
-        return rc;
-    if (!c->tok && (rc = tok_open(c->model_dir, &c->tok, err)))
-        return rc;
-    return 0;
 }
 
 /* ---------------------------------------------------------------- stage records */
@@ -250,10 +207,9 @@ static int only_match(const run_opts *o, const run_rec *r, const exp_config *cfg
     return !o->only_alloc || !strcmp(o->only_alloc, cfg->alloc[r->alloc_idx].name);
 }
 
-static int run_records(run_ctx *c, run_rec *recs, int n, const char *canon, const char *raw,
-                       vl_err *err)
+static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, const char *canon,
+                       const char *raw, vl_err *err)
 {
-    const run_opts *o = c->opt;
     const char *out = c->cfg->out;
     int rc = 0, ran_any = 0;
     for (int i = 0; i < n && !rc; i++) {
@@ -301,7 +257,9 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     run_ctx c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
-    c.opt = opts;
+    c.out = opts->out;
+    c.log = opts->log;
+    c.progress = opts->progress;
     c.model_dir = cfg->model && cfg->model[0] ? cfg->model : opts->model_dir;
     if (!c.model_dir)
         return vl_errf(err, VL_ECONFIG, "%s: [experiment] model is empty and no default model "
@@ -314,7 +272,7 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     char *raw = NULL, *canon = NULL;
     run_rec *recs = NULL;
     int n = 0;
-    int rc = read_file(cfg->path, &raw, err);
+    int rc = vf_slurp(cfg->path, (size_t)1 << 24, &raw, NULL, err); /* the config's raw bytes */
     if (!rc)
         rc = render_config(cfg, &canon, err);
     if (!rc)
@@ -324,7 +282,7 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     if (!rc && !opts->force)
         read_records(cfg->out, recs, n);
     if (!rc)
-        rc = run_records(&c, recs, n, canon, raw, err);
+        rc = run_records(&c, opts, recs, n, canon, raw, err);
     if (!rc && opts->out && opts->only < 0 && opts->stop_after < 0 && recs[n - 1].cached &&
         !opts->force)
         print_stored_report(cfg->out, opts->out);

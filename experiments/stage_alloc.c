@@ -9,7 +9,7 @@
  * eval stage quantizes with their merged statistics.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/salloc.h"
 #include "../alloc/sens.h"
@@ -17,11 +17,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%s-%g", a->name, target);
-}
 
 /* The output-error prediction needs XᵀX of every set; without it fall back to weight error. */
 static int build(salloc_problem **p, const sens_result *r, const exp_alloc *a, vl_err *err)
@@ -47,9 +42,8 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     int rc = sens_read(&r, c->s, err);
     if (!rc)
         rc = build(&p, &r, a, err);
-    char calib[1024] = "";
-    for (int s = 0, k = 0; s < a->sets.n && k < (int)sizeof calib; s++)
-        k += snprintf(calib + k, sizeof calib - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);
+    char calib[1024];
+    run_alloc_calib(a, calib, sizeof calib);
     salloc_meta meta = {calib, c->cfg->out, c->cfg->out};
     double w1[64];
     solve_params par = solve_params_defaults();

@@ -11,9 +11,10 @@
  * Everything is read back from the store, so `--only report` works on a finished run.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/sens.h"
+#include "../analysis/eval.h"
 #include "../plots/plotfig.h"
 
 #include <errno.h>
@@ -80,16 +81,13 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
     if (!rc && (!m->bpw || !m->target || !m->uniform))
         rc = vl_errf(err, VL_ENOMEM, "out of memory");
     for (int r = 0; !rc && r < m->R; r++) {
-        char g[128], *kind = NULL;
-        snprintf(g, sizeof g, "/eval/%s", m->rows[r]);
-        rc = h5s_attr_get_f64(s, g, "bpw", &m->bpw[r], err);
-        if (!rc)
-            rc = h5s_attr_get_f64(s, g, "target_bpw", &m->target[r], err);
-        if (!rc)
-            rc = h5s_attr_get(s, g, "kind", &kind, err);
-        if (!rc)
-            m->uniform[r] = !strcmp(kind, "uniform");
-        vl_free(kind);
+        ev_row_attrs a;
+        if (!(rc = ev_read_row(s, m->rows[r], &a, err))) {
+            m->bpw[r] = a.bpw;
+            m->target[r] = a.target_bpw;
+            m->uniform[r] = !strcmp(a.kind, "uniform");
+        }
+        ev_row_attrs_free(&a);
     }
     return rc;
 }
@@ -391,8 +389,8 @@ int stage_report(run_ctx *c, vl_err *err)
         rc = h5s_attr_set(c->s, "/report", "markdown", md, err);
     if (!rc)
         rc = write_md(cfg->out, md, err);
-    if (!rc && c->opt->out)
-        fputs(md, c->opt->out);
+    if (!rc && c->out)
+        fputs(md, c->out);
     free(md); /* open_memstream's buffer comes from malloc */
     return rc;
 }

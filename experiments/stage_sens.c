@@ -8,7 +8,7 @@
  * additivity check. α uses at most sens_defaults().max_tokens leading tokens per set.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/sens.h"
 
@@ -60,7 +60,7 @@ static int load_inputs(run_ctx *c, const sens_params *p, sens_inputs *in, vl_err
         if (p->max_tokens > 0 && sh[0] * sh[1] > p->max_tokens)
             in->n_seq[s] = p->max_tokens / in->seq_len[s] > 0 ? p->max_tokens / in->seq_len[s]
                                                                : 1;
-        if ((rc = run_read_stats(c, &in->names[s], 1, &in->acc[s], err)))
+        if ((rc = stat_read_sets(&in->acc[s], c->s, &in->names[s], 1, err)))
             return rc;
     }
     return 0;
@@ -86,7 +86,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
 int stage_sens(run_ctx *c, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
-    sens_params p = params_of(cfg, c->opt->progress);
+    sens_params p = params_of(cfg, c->progress);
     sens_inputs in;
     memset(&in, 0, sizeof in);
     sens_result r;

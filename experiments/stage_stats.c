@@ -1,143 +1,18 @@
 /* experiments/stage_stats.c — the stats stage: [calib.*] sets → /sets, /stats, /tokens.
  *
- * Sets are built by analysis/calib.h from spec strings made out of the config (the same
- * grammar as `vbrlab stats --set`), run through the statistics pass (analysis/spass.h) one set
- * at a time and written with sfile_write_set, i.e. exactly the layout `vbrlab stats` writes.
+ * Sets are built by run_build_sets (runctx.h) and go through spass_run_book
+ * (analysis/spass.h), the same call `vbrlab stats` makes, so the layout is the same.
  * XᵀX is kept only when the format menu has a GPTQ format (GPTQ is its only reader here); it
  * is ~170 MB per set on the embedded model.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run_int.h"
+#include "stage.h"
 
 #include "../alloc/fq.h"
-#include "../analysis/sfile.h"
 #include "../analysis/spass.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------- set specs */
-
-/* "NAME=SOURCE,seqs=N,len=L,seed=S" of an exp_set (entropy buckets take their shape from
- * the pool set, so they carry only the seed). */
-static int spec_text(const exp_config *cfg, const exp_set *st, int is_eval, char *buf,
-                     size_t cap, vl_err *err)
-{
-    const exp_source *src = &st->src;
-    char s[CALIB_SOURCE_MAX];
-    size_t n = 0;
-    switch (src->kind) {
-    case EXP_SRC_FILE: snprintf(s, sizeof s, "%s", src->resolved); break;
-    case EXP_SRC_MIX:
-        n = (size_t)snprintf(s, sizeof s, "mix:");
-        for (int i = 0; i < src->mix.n && n < sizeof s; i++)
-            n += (size_t)snprintf(s + n, sizeof s - n, "%s%s*%.17g", i ? "+" : "",
-                                  src->mix.v[i], src->mix_w[i]);
-        break;
-    case EXP_SRC_NOISE_UNIFORM: snprintf(s, sizeof s, "noise:uniform"); break;
-    case EXP_SRC_NOISE_BYTES: snprintf(s, sizeof s, "noise:bytes"); break;
-    case EXP_SRC_NOISE_SHUFFLE: snprintf(s, sizeof s, "noise:shuffle:%s", src->ref); break;
-    case EXP_SRC_SELF: snprintf(s, sizeof s, "self:T=%.17g", src->temperature); break;
-    case EXP_SRC_ENTROPY:
-        snprintf(s, sizeof s, "entropy:%s:%s", src->ref, exp_bucket_names[src->bucket]);
-        break;
-    }
-    unsigned long long seed = (unsigned long long)exp_set_seed(cfg, st, is_eval);
-    int w = src->kind == EXP_SRC_ENTROPY
-                ? snprintf(buf, cap, "%s=%s,seed=%llu", st->name, s, seed)
-                : snprintf(buf, cap, "%s=%s,seqs=%d,len=%d,seed=%llu", st->name, s, st->seqs,
-                           st->len, seed);
-    if (w < 0 || (size_t)w >= cap)
-        return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path,
-                       is_eval ? "eval" : "calib", st->name);
-    return 0;
-}
-
-/* Names a source refers to (mix parts, shuffle/entropy pool). */
-static int refs_ready(const exp_source *src, const calib_book *b)
-{
-    if (src->kind == EXP_SRC_MIX) {
-        for (int i = 0; i < src->mix.n; i++)
-            if (!calib_book_find(b, src->mix.v[i]))
-                return 0;
-        return 1;
-    }
-    if (src->kind == EXP_SRC_NOISE_SHUFFLE || src->kind == EXP_SRC_ENTROPY)
-        return calib_book_find(b, src->ref) != NULL;
-    return 1;
-}
-
-int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
-{
-    const exp_config *cfg = c->cfg;
-    int n = is_eval ? cfg->n_eval : cfg->n_calib;
-    const exp_set *sets = is_eval ? cfg->eval : cfg->calib;
-    int rc = run_need_model(c, err);
-    calib_env env = {c->m, c->tok, 8};
-    calib_book *b = NULL;
-    if (!rc)
-        rc = calib_book_new(&b, &env, err);
-    /* file order, but a set only after the sets it names (the config has no cycles) */
-    for (int added = 0, pass = 0; !rc && added < n && pass <= n; pass++)
-        for (int i = 0; !rc && i < n; i++) {
-            if (calib_book_find(b, sets[i].name) || !refs_ready(&sets[i].src, b))
-                continue;
-            char text[CALIB_SOURCE_MAX + 256];
-            calib_spec spec;
-            rc = spec_text(cfg, &sets[i], is_eval, text, sizeof text, err);
-            if (!rc)
-                rc = calib_spec_parse(text, &spec, err);
-            if (!rc)
-                rc = calib_book_add(b, &spec, err);
-            added += !rc;
-        }
-    if (rc) {
-        calib_book_free(b);
-        return rc;
-    }
-    *out = b;
-    return 0;
-}
-
-/* ---------------------------------------------------------------- statistics */
-
-void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens)
-{
-    static const int map[EXP_STARVED_COUNT] = {
-        [EXP_STARVED_UNIFORM] = FQ_FEW_UNIFORM,
-        [EXP_STARVED_RTN] = FQ_FEW_RTN,
-        /* route-all statistics would need a second statistics pass; uniform is the policy
-           that needs no statistics at all */
-        [EXP_STARVED_ROUTE_ALL] = FQ_FEW_UNIFORM,
-    };
-    *policy = map[cfg->starved_policy];
-    *min_tokens = cfg->min_tokens;
-}
-
-int run_read_stats(run_ctx *c, const char *const *names, int n, stat_acc **out, vl_err *err)
-{
-    stat_acc *acc = NULL, *more = NULL;
-    int rc = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        char g[160];
-        snprintf(g, sizeof g, "/stats/%s", names[i]);
-        if (!h5s_exists(c->s, g))
-            rc = vl_errf(err, VL_ENOTFOUND, "%s: no statistics of set \"%s\" (%s)",
-                         h5s_path(c->s), names[i], g);
-        else if (!acc)
-            rc = stat_read(&acc, c->s, g, err);
-        else if (!(rc = stat_read(&more, c->s, g, err)))
-            rc = stat_merge(acc, more, err);
-        stat_free(more);
-        more = NULL;
-    }
-    if (rc) {
-        stat_free(acc);
-        return rc;
-    }
-    *out = acc;
-    return 0;
-}
 
 static int menu_has_gptq(const exp_config *cfg, vl_err *err)
 {
@@ -155,36 +30,15 @@ static int menu_has_gptq(const exp_config *cfg, vl_err *err)
 int stage_stats(run_ctx *c, vl_err *err)
 {
     calib_book *book = NULL;
-    spass *p = NULL;
     int rc = run_build_sets(c, 0, &book, err);
     int gptq = rc ? 0 : menu_has_gptq(c->cfg, err);
     if (gptq < 0)
         rc = gptq;
     spass_opts so = spass_opts_defaults();
     so.no_hessian = !gptq;
-    so.progress = c->opt->progress;
-    so.max_len = 2;
-    for (int i = 0; !rc && i < calib_book_count(book); i++)
-        if (calib_book_set(book, i)->seq_len > so.max_len)
-            so.max_len = calib_book_set(book, i)->seq_len;
+    so.progress = c->progress;
     if (!rc)
-        rc = spass_new(&p, c->m, &so, err);
-    for (int i = 0; !rc && i < calib_book_count(book); i++) {
-        const calib_set *cs = calib_book_set(book, i);
-        stat_acc *acc = NULL;
-        char seed[32], skip[32];
-        snprintf(seed, sizeof seed, "%llu", (unsigned long long)cs->spec.seed);
-        snprintf(skip, sizeof skip, "%lld", (long long)cs->spec.skip);
-        sfile_set st = {cs->spec.name, cs->spec.source, seed, skip, cs->n_seq, cs->seq_len,
-                        cs->ids};
-        rc = spass_acc_new(p, (int64_t)cs->n_seq * cs->seq_len, &acc, err);
-        if (!rc)
-            rc = spass_run(p, acc, cs->ids, cs->n_seq, cs->seq_len, cs->spec.name, err);
-        if (!rc)
-            rc = sfile_write_set(c->s, &st, acc, err);
-        stat_free(acc);
-    }
-    spass_free(p);
+        rc = spass_run_book(c->m, book, &so, c->s, NULL, NULL, err);
     calib_book_free(book);
     return rc;
 }

@@ -1,56 +1,15 @@
-/* io/corpus.c — corpus reading (UTF-8 check, RS-line split) and the sequence cut. */
+/* io/corpus.c — corpus reading (UTF-8 check by core/utf8, RS-line split) and the sequence cut. */
 #include "corpus.h"
 
 #include "../core/rng.h"
+#include "../core/utf8.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- UTF-8 */
-
-/* RFC 3629 §4 well-formed sequences: the second byte's range depends on the lead byte, which
- * excludes overlong forms (C0, C1, E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code
- * points above U+10FFFF (F4 90..BF, F5..FF). */
-long long corp_utf8_check(const char *data, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)data;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int n;              /* continuation bytes */
-        unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else
-            return (long long)i;
-        if (len - i <= (size_t)n)
-            return (long long)i; /* cut short by the end of the data */
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return (long long)i;
-        for (int k = 2; k <= n; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return (long long)i;
-        i += (size_t)n + 1;
-    }
-    return -1;
-}
+#define CORP_MAX_FILE ((size_t)1 << 34) /* 16 GiB: far above any calibration corpus */
 
 /* ---------------------------------------------------------------- splitting */
 
@@ -80,9 +39,9 @@ static void add_doc(corp_corpus *c, size_t b, size_t e)
  * the next separator line's start. */
 static int split(corp_corpus *c, vl_err *err)
 {
-    long long bad = corp_utf8_check(c->buf, c->size);
-    if (bad >= 0)
-        return vl_errf(err, VL_EFORMAT, "%s: byte offset %lld: invalid UTF-8", c->path, bad);
+    size_t ok = utf8_valid_prefix((const uint8_t *)c->buf, c->size);
+    if (ok < c->size)
+        return vl_errf(err, VL_EFORMAT, "%s: byte offset %zu: invalid UTF-8", c->path, ok);
     /* at most (separators + 1) documents; count separators first so one allocation suffices */
     size_t max_docs = 1;
     for (size_t i = 0; i < c->size; i++)
@@ -139,51 +98,13 @@ int corp_parse(corp_corpus **out, const char *name, const char *data, size_t len
     return 0;
 }
 
-/* Whole file into a vl_malloc'd buffer; works for pipes and files whose size changes too. */
-static int slurp(const char *path, char **buf, size_t *size, vl_err *err)
-{
-    *buf = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = vl_malloc(cap);
-    int rc = 0;
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = cap > ((size_t)-1) / 2 ? NULL : vl_realloc(b, cap * 2);
-        if (!nb) {
-            vl_free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    if (!b)
-        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-    else if (ferror(f))
-        rc = vl_errf(err, VL_EIO, "%s: read failed: %s", path, strerror(errno));
-    fclose(f);
-    if (rc) {
-        vl_free(b);
-        return rc;
-    }
-    *buf = b;
-    *size = n;
-    return 0;
-}
-
 int corp_load(corp_corpus **out, const char *path, vl_err *err)
 {
     *out = NULL;
     corp_corpus *c = corp_alloc(path);
     if (!c)
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
-    int rc = slurp(path, &c->buf, &c->size, err);
+    int rc = vf_slurp(path, CORP_MAX_FILE, &c->buf, &c->size, err);
     if (!rc)
         rc = split(c, err);
     if (rc) {

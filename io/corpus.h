@@ -39,16 +39,13 @@ typedef struct {
     int n_docs;
 } corp_corpus;
 
-/* Read and split a corpus file. *out is owned by the caller (corp_free). Errors: VL_EIO
- * ("<file>: <strerror>"), VL_EFORMAT (invalid UTF-8 with byte offset), VL_ENOMEM. A file with
+/* Read and split a corpus file. *out is owned by the caller (corp_free). Errors: VL_ENOTFOUND
+ * (no such file), VL_EIO ("<file>: <strerror>", "not a regular file (a FIFO)"), VL_EFORMAT (invalid UTF-8 with byte offset), VL_ENOMEM. A file with
  * no non-empty document is valid and gives n_docs = 0. */
 int corp_load(corp_corpus **out, const char *path, vl_err *err);
 
 /* The same from memory: data[0..len) is copied; `name` stands for the file in messages. */
 int corp_parse(corp_corpus **out, const char *name, const char *data, size_t len, vl_err *err);
-
-/* Offset of the first invalid UTF-8 byte of data[0..len), or -1 if all valid. Pure. */
-long long corp_utf8_check(const char *data, size_t len);
 
 void corp_free(corp_corpus *c); /* NULL ok */
 

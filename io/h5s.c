@@ -13,6 +13,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "h5s.h"
 
+#include "../core/vfile.h"
+
 #include <hdf5.h>
 
 #include <errno.h>
@@ -243,10 +245,10 @@ static hid_t make_ocpl(hid_t cls)
 
 static int copy_file(const char *src, const char *dst, vl_err *err)
 {
-    FILE *in = fopen(src, "rb");
-    if (!in)
-        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", src,
-                       strerror(errno));
+    FILE *in;
+    int orc = vf_fopen(src, &in, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     FILE *out = fopen(dst, "wb");
     if (!out) {
         int e = errno;
@@ -274,12 +276,11 @@ static int copy_file(const char *src, const char *dst, vl_err *err)
 /* Open an existing HDF5 file; anything HDF5 does not accept is one "not an HDF5 file" line. */
 static int open_existing(h5s_store *s, const char *fname, unsigned flags, vl_err *err)
 {
-    struct stat st;
-    if (stat(fname, &st) != 0)
-        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", s->path,
-                       strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return vl_errf(err, VL_EIO, "%s: not a regular file", s->path);
+    vl_err e = {0, ""};
+    if (vf_check(fname, &e)) { /* regular files only, checked without blocking on a FIFO */
+        size_t k = strlen(fname) + 2; /* the message says "FNAME: why"; name the store */
+        return vl_errf(err, e.code, "%s: %s", s->path, strlen(e.msg) > k ? e.msg + k : e.msg);
+    }
     htri_t ok;
     H5E_BEGIN_TRY
     {

@@ -10,6 +10,8 @@
 #include "hfcfg.h"
 #include "hfcfg_int.h"
 
+#include "../core/vfile.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #define HFC_MAX_DIM (1 << 20)
 #define HFC_MAX_VOCAB (1 << 24)
 #define HFC_MAX_EXPERTS 4096
+#define HFC_MAX_FILE ((size_t)16 << 20) /* config.json bytes */
 
 /* ------------------------------------------------------------------ per-architecture facts */
 
@@ -103,9 +106,10 @@ static int get_bool(const rd *r, const char *key, int def, int *out)
     return 0;
 }
 
-/* Positive finite number from obj.key (name spells it for messages); absent: *out = def. */
-static int get_pos_num(const rd *r, const json_t *obj, const char *key, const char *name,
-                       double def, double *out)
+/* Finite number from obj.key, > 0 (or ≥ 0 with allow_zero); NAME spells the key in messages;
+ * absent: *out = def. */
+static int get_num(const rd *r, const json_t *obj, const char *key, const char *name,
+                   double def, int allow_zero, double *out)
 {
     const json_t *v = field(obj, key);
     if (!v) {
@@ -113,11 +117,17 @@ static int get_pos_num(const rd *r, const json_t *obj, const char *key, const ch
         return 0;
     }
     double x = json_number_value(v);
-    if (!json_is_number(v) || !isfinite(x) || x <= 0)
-        return vl_errf(r->err, VL_ECONFIG, "%s: field \"%s\" must be a positive number",
-                       r->path, name);
+    if (!json_is_number(v) || !isfinite(x) || x < 0 || (x == 0 && !allow_zero))
+        return vl_errf(r->err, VL_ECONFIG, "%s: field \"%s\" must be a %s number", r->path,
+                       name, allow_zero ? "non-negative" : "positive");
     *out = x;
     return 0;
+}
+
+static int get_pos_num(const rd *r, const json_t *obj, const char *key, const char *name,
+                       double def, double *out)
+{
+    return get_num(r, obj, key, name, def, 0, out);
 }
 
 /* Token id: an int, or a list whose first element is used (generation may stop on several). */
@@ -325,13 +335,16 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
 {
     memset(out, 0, sizeof *out);
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (json_error_code(&je) == json_error_cannot_open_file)
-            return vl_errf(err, VL_EIO, "%s: %s", path, je.text);
+    char *text;
+    size_t len;
+    int lrc = vf_slurp(path, HFC_MAX_FILE, &text, &len, err);
+    if (lrc)
+        return lrc;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    vl_free(text);
+    if (!root)
         return vl_errf(err, VL_EFORMAT, "%s: line %d column %d: %s", path, je.line, je.column,
                        je.text);
-    }
     rd r = {path, root, err};
     int rc = json_is_object(root) ? 0 : vl_errf(err, VL_EFORMAT, "%s: not a JSON object", path);
     if (rc == 0)
@@ -376,7 +389,13 @@ int hfc_get_bool(const hfc_rd *r, const char *key, int def, int *out)
 int hfc_get_pos_num(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
                     double def, double *out)
 {
-    return get_pos_num(r, obj, key, name, def, out);
+    return get_num(r, obj, key, name, def, 0, out);
+}
+
+int hfc_get_nonneg(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
+                   double def, double *out)
+{
+    return get_num(r, obj, key, name, def, 1, out);
 }
 
 const char *hfc_arch_name(hfc_arch a)

@@ -97,7 +97,8 @@ typedef struct {
 } hfc_config;
 
 /* Parse PATH (a config.json). On failure *out is unspecified and err names the file and field:
- * VL_EIO (cannot open), VL_EFORMAT (not JSON / not an object), VL_ECONFIG (anything else).
+ * VL_ENOTFOUND (no such file), VL_EIO (cannot open, not a regular file), VL_EFORMAT (not
+ * JSON / not an object), VL_ECONFIG (anything else).
  * Thread-safe; keeps no reference to PATH. */
 int hfc_load(hfc_config *out, const char *path, vl_err *err);
 

@@ -42,23 +42,6 @@ static int want_string(const hfc_rd *r, const json_t *obj, const char *key, cons
                    r->path, name, json_is_string(v) ? json_string_value(v) : "?", allowed);
 }
 
-/* Non-negative finite number obj.key; absent: *out = def. */
-static int get_nonneg(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
-                      double def, double *out)
-{
-    const json_t *v = hfc_field(obj, key);
-    if (!v) {
-        *out = def;
-        return 0;
-    }
-    double x = json_number_value(v);
-    if (!json_is_number(v) || !isfinite(x) || x < 0)
-        return vl_errf(r->err, VL_ECONFIG, "%s: field \"%s\" must be a non-negative number",
-                       r->path, name);
-    *out = x;
-    return 0;
-}
-
 /* ------------------------------------------------------------------ RoPE */
 
 /* The dict that holds the rope settings and its spelled name: rope_parameters (flat, or the
@@ -143,8 +126,8 @@ static int read_yarn(const hfc_rd *r, const json_t *d, const char *dname, int ma
     NUM(hfc_get_pos_num, "factor", def_factor, &y->factor)
     NUM(hfc_get_pos_num, "beta_fast", 32.0, &y->beta_fast)
     NUM(hfc_get_pos_num, "beta_slow", 1.0, &y->beta_slow)
-    NUM(get_nonneg, "mscale", 0.0, &y->mscale)
-    NUM(get_nonneg, "mscale_all_dim", 0.0, &y->mscale_all_dim)
+    NUM(hfc_get_nonneg, "mscale", 0.0, &y->mscale)
+    NUM(hfc_get_nonneg, "mscale_all_dim", 0.0, &y->mscale_all_dim)
     NUM(hfc_get_pos_num, "attention_factor", 0.0, &attn)
 #undef NUM
     if (rc)

@@ -27,6 +27,10 @@ int hfc_get_bool(const hfc_rd *r, const char *key, int def, int *out);
 int hfc_get_pos_num(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
                     double def, double *out);
 
+/* The same, ≥ 0 allowed. */
+int hfc_get_nonneg(const hfc_rd *r, const json_t *obj, const char *key, const char *name,
+                   double def, double *out);
+
 /* hfcfg_dsv3.c: the deepseek_v3 keys (after the common ones), and quantization_config. */
 int hfc_read_dsv3(const hfc_rd *r, hfc_config *c);
 int hfc_read_quant(const hfc_rd *r, hfc_config *c);

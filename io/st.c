@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "st.h"
 
+#include "../core/vfile.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 
 /* A header larger than this is not a weights file; refuse before handing it to the parser. */
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
+#define ST_MAX_INDEX ((size_t)256 * 1024 * 1024) /* model.safetensors.index.json */
 
 #define ST_INDEX_NAME "model.safetensors.index.json"
 #define ST_SINGLE_NAME "model.safetensors"
@@ -313,19 +316,30 @@ static int order_and_check(st_set *s, size_t first, st_range *r, size_t nr, cons
     return 0;
 }
 
+/* The little-endian header length of the first 8 bytes, checked against the file size. */
+static int header_len(const char *path, const uint8_t *p, uint64_t size, uint64_t *hlen,
+                      vl_err *err)
+{
+    *hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        *hlen = (*hlen << 8) | p[i];
+    if (*hlen > size - 8)
+        return vl_errf(err, VL_ETRUNC, "%s: header length %llu exceeds the file (%llu bytes)",
+                       path, (unsigned long long)*hlen, (unsigned long long)size);
+    if (*hlen > ST_MAX_HEADER)
+        return vl_errf(err, VL_EFORMAT, "%s: header length %llu exceeds the %llu-byte limit",
+                       path, (unsigned long long)*hlen, (unsigned long long)ST_MAX_HEADER);
+    return 0;
+}
+
 /* Parse the header of the mapped file f and append its tensors to s. */
 static int parse_header(st_set *s, const st_file *f, vl_err *err)
 {
     const uint8_t *p = f->map;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | p[i];
-    if (hlen > f->size - 8)
-        return vl_errf(err, VL_ETRUNC, "%s: header length %llu exceeds the file (%zu bytes)",
-                       f->path, (unsigned long long)hlen, f->size);
-    if (hlen > ST_MAX_HEADER)
-        return vl_errf(err, VL_EFORMAT, "%s: header length %llu exceeds the %llu-byte limit",
-                       f->path, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+    uint64_t hlen;
+    int hrc = header_len(f->path, p, f->size, &hlen, err);
+    if (hrc)
+        return hrc;
     uint64_t dsize = f->size - 8 - hlen;
     const uint8_t *data = p + 8 + hlen;
 
@@ -385,32 +399,34 @@ static int open_file(st_set *s, const char *path, vl_err *err)
     if (!(f->path = vl_strdup(path)))
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", path);
     s->nfiles++; /* from here st_set_close releases it */
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", path,
-                       strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return vl_errf(err, VL_EIO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 8) {
+    int fd;
+    int64_t size;
+    int rc = vf_open(path, &fd, &size, err); /* a FIFO or device is refused, never waited on */
+    if (rc)
+        return rc;
+    if (size < 8) {
         close(fd);
         return vl_errf(err, VL_ETRUNC, "%s: %lld bytes, shorter than the 8-byte header length",
-                       path, (long long)sb.st_size);
+                       path, (long long)size);
     }
-    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* the header length against the file before anything is mapped */
+    uint8_t h8[8];
+    uint64_t hlen;
+    if (pread(fd, h8, 8, 0) != 8)
+        rc = vl_errf(err, VL_EIO, "%s: cannot read the header length", path);
+    else
+        rc = header_len(path, h8, (uint64_t)size, &hlen, err);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd); /* the mapping keeps the file */
     if (m == MAP_FAILED)
         return vl_errf(err, VL_EIO, "%s: mmap: %s", path, strerror(e));
     f->map = m;
-    f->size = (size_t)sb.st_size;
+    f->size = (size_t)size;
     return parse_header(s, f, err);
 }
 
@@ -508,10 +524,15 @@ static int check_index(const st_set *s, const json_t *wm, const char *dir, const
 static int open_sharded(st_set *s, const char *dir, const char *ipath, vl_err *err)
 {
     json_error_t je;
-    json_t *root = json_load_file(ipath, JSON_REJECT_DUPLICATES, &je);
+    char *text;
+    size_t len;
+    int rc = vf_slurp(ipath, ST_MAX_INDEX, &text, &len, err);
+    if (rc)
+        return rc;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    vl_free(text);
     if (!root)
         return json_fail(ipath, "index JSON", &je, err);
-    int rc = 0;
     const char **shards = NULL;
     size_t nu = 0;
     const json_t *wm = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
@@ -549,10 +570,12 @@ static int open_single(st_set *s, const char *path, vl_err *err)
     return rc ? rc : build_name_index(s, err);
 }
 
+/* Present and not a directory: a FIFO or device of that name is then refused by open_file
+ * with its kind, instead of being passed over as absent. */
 static int is_file(const char *path)
 {
     struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    return stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode);
 }
 
 /* ------------------------------------------------------------------ public: open, queries */

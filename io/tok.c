@@ -11,11 +11,15 @@
 #include "tok.h"
 #include "tok_int.h"
 
+#include "../core/utf8.h"
+#include "../core/vfile.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#define TOK_MAX_FILE ((size_t)1 << 30) /* tokenizer.json bytes */
 #define MAX_IDS (1 << 26) /* far above any real vocabulary; bounds allocations from the file */
 
 /* The GPT-2 pattern ByteLevel(use_regex=true) splits with (HF pre_tokenizers/byte_level.rs). */
@@ -423,7 +427,7 @@ static int build_byte_ids(tok_tokenizer *t, vl_err *err)
 {
     for (int b = 0; b < 256; b++) {
         char s[4];
-        int n = tok_utf8_put(tok_byte_to_cp((uint8_t)b), s);
+        int n = utf8_put(tok_byte_to_cp((uint8_t)b), s);
         t->byte_id[b] = tok_strmap_get(&t->vocab, s, (size_t)n);
         /* bytes that never occur in valid UTF-8 (C0, C1, F5–FF) may be absent */
         int can_occur = b != 0xC0 && b != 0xC1 && b < 0xF5;
@@ -460,7 +464,7 @@ static int build_decode(tok_tokenizer *t, vl_err *err)
         int mapped = 1;
         while (j < len && mapped) {
             uint32_t cp;
-            j += (size_t)tok_utf8_next(s + j, &cp);
+            j += (size_t)utf8_next(s + j, &cp);
             mapped = cp < 324 && cp_byte[cp] >= 0;
             if (mapped)
                 t->dec[k++] = (uint8_t)cp_byte[cp];
@@ -518,11 +522,15 @@ static int load_eos(tok_tokenizer *t, const char *dir, vl_err *err)
         return 0;
     }
     json_error_t je;
-    json_t *cfg = json_load_file(p, 0, &je);
-    int rc = 0;
-    if (!cfg) {
+    char *text;
+    size_t tlen;
+    int rc = vf_slurp(p, TOK_MAX_FILE, &text, &tlen, err);
+    json_t *cfg = rc ? NULL : json_loadb(text, tlen, 0, &je);
+    if (!rc)
+        vl_free(text);
+    if (!rc && !cfg) {
         rc = vl_errf(err, VL_EFORMAT, "%s:%d:%d: %s", p, je.line, je.column, je.text);
-    } else {
+    } else if (!rc) {
         const json_t *e = json_object_get(cfg, "eos_token");
         const char *s = json_is_object(e) ? json_string_value(json_object_get(e, "content"))
                                           : json_string_value(e);
@@ -575,13 +583,17 @@ int tok_open(const char *path, tok_tokenizer **out, vl_err *err)
     }
     snprintf(t->path, plen, is_dir ? "%s/tokenizer.json" : "%s", path);
     json_error_t je;
+    char *text;
+    size_t len;
+    int rc = vf_slurp(t->path, TOK_MAX_FILE, &text, &len, err);
     /* JSON_ALLOW_NUL: "\u0000" in a string is data, not an error (checked where it matters) */
-    json_t *root = json_load_file(t->path, JSON_ALLOW_NUL, &je);
-    int rc;
-    if (!root)
+    json_t *root = rc ? NULL : json_loadb(text, len, JSON_ALLOW_NUL, &je);
+    if (!rc)
+        vl_free(text);
+    if (!rc && !root)
         rc = vl_errf(err, VL_EFORMAT, "%s:%d:%d: bad JSON: %s", t->path, je.line, je.column,
                      je.text);
-    else
+    else if (!rc)
         rc = load_all(t, root, is_dir ? path : NULL, err);
     json_decref(root);
     if (rc < 0) {

@@ -8,6 +8,8 @@
  */
 #include "tok_int.h"
 
+#include "../core/utf8.h"
+
 #include <string.h>
 
 /* ======================================================================================== */
@@ -363,7 +365,7 @@ static int32_t whole_word_id(tok_tokenizer *t, const uint8_t *w, size_t len)
     }
     size_t k = 0;
     for (size_t i = 0; i < len; i++)
-        k += (size_t)tok_utf8_put(tok_byte_to_cp(w[i]), s->mapped + k);
+        k += (size_t)utf8_put(tok_byte_to_cp(w[i]), s->mapped + k);
     return tok_strmap_get(&t->vocab, s->mapped, k);
 }
 

@@ -12,89 +12,11 @@
  */
 #include "tok_int.h"
 
+#include "../core/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
-
-/* ======================================================================================== */
-/* UTF-8                                                                                    */
-/* ======================================================================================== */
-
-size_t tok_utf8_valid_prefix(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            if (c == 0xE0) lo = 0xA0;        /* overlong */
-            if (c == 0xED) hi = 0x9F;        /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            if (c == 0xF0) lo = 0x90;        /* overlong */
-            if (c == 0xF4) hi = 0x8F;        /* above U+10FFFF */
-        } else
-            return i;
-        if (i + n > len || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        i += n;
-    }
-    return len;
-}
-
-int tok_utf8_next(const uint8_t *s, uint32_t *cp)
-{
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] < 0xE0) {
-        *cp = (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
-        return 2;
-    }
-    if (s[0] < 0xF0) {
-        *cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-        return 3;
-    }
-    *cp = (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
-          (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
-    return 4;
-}
-
-int tok_utf8_put(uint32_t cp, char *b)
-{
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        b[0] = (char)(0xC0 | cp >> 6);
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        b[0] = (char)(0xE0 | cp >> 12);
-        b[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        b[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    b[0] = (char)(0xF0 | cp >> 18);
-    b[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    b[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    b[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 /* ======================================================================================== */
 /* NFC                                                                                      */
@@ -204,17 +126,17 @@ static int split_added(tok_tokenizer *t, int normalized, const char *s, size_t l
         uint32_t c;
         from = stop;
         if (a->single_word) {
-            int word_before = start > 0 && (tok_utf8_next(u + prev_char(u, start), &c), is_word_char(c));
-            int word_after = stop < len && (tok_utf8_next(u + stop, &c), is_word_char(c));
+            int word_before = start > 0 && (utf8_next(u + prev_char(u, start), &c), is_word_char(c));
+            int word_after = stop < len && (utf8_next(u + stop, &c), is_word_char(c));
             if (word_before || word_after)
                 continue;
         }
         if (a->lstrip)
-            while (start > done && (tok_utf8_next(u + prev_char(u, start), &c), is_white_space(c)))
+            while (start > done && (utf8_next(u + prev_char(u, start), &c), is_white_space(c)))
                 start = prev_char(u, start);
         if (a->rstrip)
-            while (stop < len && is_white_space((tok_utf8_next(u + stop, &c), c)))
-                stop += (size_t)tok_utf8_next(u + stop, &c);
+            while (stop < len && is_white_space((utf8_next(u + stop, &c), c)))
+                stop += (size_t)utf8_next(u + stop, &c);
         if (start < done) /* a previous rstrip ate into this match (HF would overlap) */
             start = done;
         if (start > done && (rc = gap(t, s + done, start - done, err)) < 0)
@@ -244,7 +166,7 @@ static int pretok(tok_tokenizer *t, size_t level, const char *s, size_t len, vl_
             return rc;
         if (me == ms) { /* empty match: no piece; resume one character later, as Oniguruma */
             uint32_t c;
-            pos = ms + (size_t)tok_utf8_next((const uint8_t *)s + ms, &c);
+            pos = ms + (size_t)utf8_next((const uint8_t *)s + ms, &c);
             continue;
         }
         if (ms > done && (rc = pretok(t, level + 1, s + done, ms - done, err)) < 0)
@@ -285,7 +207,7 @@ int tok_encode(tok_tokenizer *t, const char *text, size_t len, int32_t **ids, si
 {
     *ids = NULL;
     *n = 0;
-    size_t ok = tok_utf8_valid_prefix((const uint8_t *)text, len);
+    size_t ok = utf8_valid_prefix((const uint8_t *)text, len);
     if (ok < len)
         return vl_errf(err, VL_EFORMAT, "invalid UTF-8 at byte offset %zu (byte 0x%02x)", ok,
                        (unsigned)(uint8_t)text[ok]);

@@ -141,14 +141,6 @@ int tok_cache_init(tok_cache *c);
 void tok_cache_deinit(tok_cache *c);
 void tok_bpe_scratch_deinit(tok_bpe_scratch *s);
 
-/* Length of the valid UTF-8 prefix of s (== len when all valid: no overlongs, surrogates or
- * code points above U+10FFFF, as Rust's str). */
-size_t tok_utf8_valid_prefix(const uint8_t *s, size_t len);
-/* Decode one code point at s (valid UTF-8 assumed); returns its byte length. */
-int tok_utf8_next(const uint8_t *s, uint32_t *cp);
-/* Encode cp into buf (4 bytes room); returns the length. */
-int tok_utf8_put(uint32_t cp, char *buf);
-
 /* NFC of s[0, len) into a vl_malloc'd buffer (*out, *out_len). Returns 0 or an error. */
 int tok_nfc(const char *s, size_t len, char **out, size_t *out_len, vl_err *err);
 

@@ -3,8 +3,10 @@
 #include "plotsrc.h"
 
 #include "../alloc/sens.h"
+#include "../analysis/eval.h"
 
 #include "../alloc/qfmt.h"
+#include "../core/num.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -55,14 +57,10 @@ static int num_after(const char *s, const char *key, const char **rest)
     if (!p)
         return -1;
     p += strlen(key);
-    if (*p < '0' || *p > '9')
+    int64_t v;
+    if (num_digits(p, rest, 999999, &v))
         return -1;
-    long v = 0;
-    while (*p >= '0' && *p <= '9' && v < 1000000)
-        v = v * 10 + (*p++ - '0');
-    if (rest)
-        *rest = p;
-    return v < 1000000 ? (int)v : -1;
+    return (int)v;
 }
 
 int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)
@@ -528,34 +526,21 @@ int psrc_kld_vs_bpw(h5s_store *s, const char *domain, psrc_lines *out, vl_err *e
         rc = vl_errf(err, VL_ENOTFOUND, "%s: no evaluation domain %s in /eval/matrix (has %s%s)",
                      h5s_path(s), domain, cols[0], nc > 1 ? ", …" : "");
     for (int r = 0; r < nr && !rc; r++) {
-        char g[512], key[256];
-        snprintf(g, sizeof g, "/eval/%s", rows[r]);
-        double bpw;
-        if (h5s_attr_get_f64(s, g, "bpw", &bpw, NULL)) {
-            rc = vl_errf(err, VL_ENOTFOUND, "%s: no attribute bpw on %s", h5s_path(s), g);
+        char key[256];
+        ev_row_attrs a;
+        if ((rc = ev_read_row(s, rows[r], &a, err)))
             break;
-        }
-        if (!(bpw > 0 && bpw <= 64)) {
-            rc = vl_errf(err, VL_ERANGE, "%s: %s@bpw = %g is out of range", h5s_path(s), g, bpw);
-            break;
-        }
-        char *src = NULL, *fmt = NULL, *calib = NULL;
-        h5s_attr_get(s, g, "source", &src, NULL);
-        h5s_attr_get(s, g, "format", &fmt, NULL);
-        h5s_attr_get(s, g, "calib", &calib, NULL);
-        if (src && !strcmp(src, "uniform"))
-            snprintf(key, sizeof key, "uniform %.*s", fmt ? (int)strcspn(fmt, "-") : 0,
-                     fmt ? fmt : "");
-        else if (calib && *calib)
-            snprintf(key, sizeof key, "VBR, calibrated on %s", calib);
+        double bpw = a.bpw;
+        if (!strcmp(a.kind, "uniform"))
+            snprintf(key, sizeof key, "uniform %.*s", (int)strcspn(a.format, "-"), a.format);
+        else if (*a.calib)
+            snprintf(key, sizeof key, "VBR, calibrated on %s", a.calib);
         else {
             const char *dash = strrchr(rows[r], '-');
             int len = dash && dash != rows[r] ? (int)(dash - rows[r]) : (int)strlen(rows[r]);
             snprintf(key, sizeof key, "VBR, calibrated on %.*s", len, rows[r]);
         }
-        vl_free(src);
-        vl_free(fmt);
-        vl_free(calib);
+        ev_row_attrs_free(&a);
         if (key[strlen(key) - 1] == ' ') /* uniform row without a format attribute */
             key[strlen(key) - 1] = '\0';
         double y = 0;

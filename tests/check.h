@@ -68,11 +68,11 @@ static inline int chk_report(chk *c, int ok, const char *file, int line, const c
                    g_, w_);                                                                 \
     } while (0)
 
-/* |got − want| <= atol + rtol·|want| (NaN never passes). */
-#define CHECK_NEAR(c, got, want, atol, rtol, name)                                          \
+/* |got − want| <= abs_tol + rtol·|want| (NaN never passes). */
+#define CHECK_NEAR(c, got, want, abs_tol, rtol, name)                                          \
     do {                                                                                    \
         double g_ = (double)(got), w_ = (double)(want);                                     \
-        int ok_ = fabs(g_ - w_) <= (atol) + (rtol)*fabs(w_);                                \
+        int ok_ = fabs(g_ - w_) <= (abs_tol) + (rtol)*fabs(w_);                                \
         chk_report((c), ok_, __FILE__, __LINE__, "%s: got %.9g, want %.9g (|d| %.3g)",      \
                    (name), g_, w_, fabs(g_ - w_));                                          \
     } while (0)
@@ -97,11 +97,11 @@ typedef struct {
     double max_abs;   /* max |got − want| */
     double max_rel;   /* max |got − want| / max(|want|, 1e-6) */
     double nmse;      /* Σ(got − want)² / Σ want² */
-    long first_bad;   /* first index with |Δ| > atol + rtol·|want|, −1 if none */
+    long first_bad;   /* first index with |Δ| > abs_tol + rtol·|want|, −1 if none */
     int nonfinite;    /* got has NaN/Inf */
 } chk_diff;
 
-static inline chk_diff chk_diff_f32(const float *got, const float *want, long n, double atol,
+static inline chk_diff chk_diff_f32(const float *got, const float *want, long n, double abs_tol,
                                     double rtol)
 {
     chk_diff d = {0, 0, 0, -1, 0};
@@ -117,7 +117,7 @@ static inline chk_diff chk_diff_f32(const float *got, const float *want, long n,
             d.max_rel = r;
         num += a * a;
         den += w * w;
-        if (d.first_bad < 0 && !(a <= atol + rtol * fabs(w)))
+        if (d.first_bad < 0 && !(a <= abs_tol + rtol * fabs(w)))
             d.first_bad = i;
     }
     d.nmse = den > 0 ? num / den : num;
@@ -125,9 +125,9 @@ static inline chk_diff chk_diff_f32(const float *got, const float *want, long n,
 }
 
 /* Compare two float arrays; one line with max |Δ|, max rel, NMSE and the first bad index. */
-#define CHECK_TENSOR(c, got, want, n, atol, rtol, name)                                     \
+#define CHECK_TENSOR(c, got, want, n, abs_tol, rtol, name)                                     \
     do {                                                                                    \
-        chk_diff d_ = chk_diff_f32((got), (want), (n), (atol), (rtol));                     \
+        chk_diff d_ = chk_diff_f32((got), (want), (n), (abs_tol), (rtol));                     \
         chk_report((c), d_.first_bad < 0 && !d_.nonfinite, __FILE__, __LINE__,              \
                    "%s: n=%ld max|d| %.3g max rel %.3g nmse %.3g first bad %ld", (name),    \
                    (long)(n), d_.max_abs, d_.max_rel, d_.nmse, d_.first_bad);               \

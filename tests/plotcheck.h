@@ -3,6 +3,10 @@
 #ifndef VL_PLOTCHECK_H
 #define VL_PLOTCHECK_H
 
+#include "../core/num.h"
+
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,15 +47,18 @@ static int read_block(const char *script, const char *name, double *out, int max
         }
         if (!strcmp(line, "EOD"))
             break;
-        char *p = line, *end;
-        for (;;) {
-            double v = strtod(p, &end);
-            if (end == p)
+        for (const char *p = line;;) {
+            p += strspn(p, " ");
+            size_t k = strcspn(p, " ");
+            double v;
+            if (k == 3 && !strncmp(p, "NaN", 3))
+                v = NAN;
+            else if (!k || num_f64_n(p, k, -DBL_MAX, DBL_MAX, &v))
                 break;
             if (n < max)
                 out[n] = v;
             n++;
-            p = end;
+            p += k;
         }
     }
     fclose(f);

@@ -18,7 +18,7 @@
 #define INFO_GOLDEN "tests/golden/info-vbrlab-moe-tiny.txt"
 
 
-static void compare(chk *c, h5s_store *got, h5s_store *want, const char *ds, double atol)
+static void compare(chk *c, h5s_store *got, h5s_store *want, const char *ds, double abs_tol)
 {
     float *g = NULL, *w = NULL;
     int ng = 0, nw = 0;
@@ -35,7 +35,7 @@ static void compare(chk *c, h5s_store *got, h5s_store *want, const char *ds, dou
     }
     CHECK(c, same, "%s: shape as in golden.h5", ds);
     if (same)
-        CHECK_TENSOR(c, g, w, n, atol, 1e-3, ds);
+        CHECK_TENSOR(c, g, w, n, abs_tol, 1e-3, ds);
     free(g);
     free(w);
 }

@@ -12,10 +12,13 @@
 #include "../analysis/fwd_mla.h"
 #include "../analysis/model.h"
 #include "../analysis/moe_route.h"
+#include "../analysis/spass.h"
+#include "../analysis/stats.h"
 #include "../io/h5s.h"
 #include "../io/st.h"
 #include "check.h"
 #include "testio.h"
+#include "testmodel.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -32,15 +35,8 @@ typedef struct {
     int qb_rows[MAXL], qb_cols[MAXL], kvb_cols[MAXL], o_cols[MAXL];
     double wsum[MAXL];  /* Σ routing weights of TAP_EXPERT_IN rows per layer */
     int n_rows[MAXL];   /* expert rows per layer */
+    int64_t per_expert[MAXL][16]; /* TAP_EXPERT_IN rows per (layer, expert) */
 } capture;
-
-static float *dup_ev(const tap_event *ev)
-{
-    float *d = malloc(sizeof(float) * ev->rows * ev->cols);
-    for (int r = 0; r < ev->rows; r++)
-        memcpy(d + (size_t)r * ev->cols, ev->data + r * ev->stride, sizeof(float) * ev->cols);
-    return d;
-}
 
 static void on_event(void *user, const tap_event *ev)
 {
@@ -49,9 +45,9 @@ static void on_event(void *user, const tap_event *ev)
     if (l < 0 || l >= MAXL)
         return;
     if (ev->point == TAP_RESIDUAL && !cp->resid[l])
-        cp->resid[l] = dup_ev(ev);
+        cp->resid[l] = tm_dup_rows(ev);
     if (ev->point == TAP_ROUTER_LOGITS && !cp->router[l])
-        cp->router[l] = dup_ev(ev);
+        cp->router[l] = tm_dup_rows(ev);
     if (ev->point == TAP_Q_B_IN) {
         cp->qb_rows[l] = ev->rows;
         cp->qb_cols[l] = ev->cols;
@@ -64,6 +60,7 @@ static void on_event(void *user, const tap_event *ev)
         for (int r = 0; r < ev->rows; r++) {
             cp->wsum[l] += ev->row_weight[r];
             cp->n_rows[l]++;
+            cp->per_expert[l][ev->expert & 15]++;
         }
 }
 
@@ -190,6 +187,77 @@ static float *golden(chk *c, const char *dir, const char *label)
     return out;
 }
 
+/* The statistics pass (analysis/spass) on the golden batch: the router statistics replicate the
+ * forward's own routing (counts per expert = the rows the forward sent to each expert), the
+ * MLA inputs get statistics of their LoRA widths, and sum_weight totals N × routed_scaling. */
+static void test_stats(chk *c)
+{
+    model *m = NULL;
+    h5s_store *g = NULL;
+    vl_err e = {0};
+    if (model_open(&m, FIX, &e) || h5s_open(&g, FIX "/golden.h5", &e)) {
+        CHECK(c, 0, "stats: open %s", e.msg);
+        model_close(m);
+        return;
+    }
+    const hfc_config *cf = model_config(m);
+    int32_t *ids = NULL;
+    int64_t sh[H5S_MAX_DIMS];
+    h5s_read(g, "/input_ids", H5S_I32, (void **)&ids, NULL, sh, &e);
+    h5s_close(g);
+    int S = (int)sh[0], T = (int)sh[1], N = S * T;
+    spass_opts o = spass_opts_defaults();
+    o.batch = S;
+    o.max_len = T;
+    o.no_hessian = 1;
+    o.progress = 0;
+    spass *p = NULL;
+    stat_acc *a = NULL;
+    int rc = spass_new(&p, m, &o, &e);
+    if (rc == 0)
+        rc = spass_acc_new(p, N, &a, &e);
+    if (rc == 0)
+        rc = spass_run(p, a, ids, S, T, "golden", &e);
+    CHECK(c, rc == 0, "stats pass on the golden batch%s%s", rc ? ": " : "", rc ? e.msg : "");
+    /* the forward's own routing, from its expert taps */
+    capture cp = {0};
+    fwd_state *st = NULL;
+    const float *lg;
+    tap_set ts = {on_event, &cp, TAP_BIT(TAP_EXPERT_IN)};
+    if (rc == 0 && (rc = fwd_state_new(&st, m, S, T, &e)) == 0)
+        rc = fwd_run(m, model_base(m), st, ids, S, T, NULL, &ts, &lg, &e);
+    int same = rc == 0, widths = rc == 0;
+    double wdev = 0;
+    for (int l = 0; rc == 0 && l < cf->n_layers; l++) {
+        const stat_input *qb = stat_input_get(a, l, STAT_Q_B_IN, -1);
+        const stat_input *kvb = stat_input_get(a, l, STAT_KV_B_IN, -1);
+        const stat_input *oi = stat_input_get(a, l, STAT_O_IN, -1);
+        widths &= qb && qb->cols == cf->ds.q_lora_rank && qb->rows == N && kvb &&
+                  kvb->cols == cf->ds.kv_lora_rank && oi && oi->cols == 256;
+        const stat_router *r = stat_router_get(a, l);
+        if (!cf->layer_is_moe[l]) {
+            same &= r == NULL;
+            continue;
+        }
+        double w = 0;
+        for (int x = 0; r && x < cf->n_experts; x++) {
+            same &= r->routed[x] == cp.per_expert[l][x];
+            w += fx_to_f64(&r->sum_weight[x]);
+        }
+        wdev = fmax(wdev, fabs(w - N * cf->ds.routed_scaling));
+    }
+    CHECK(c, same, "router statistics count exactly the experts the forward routed to");
+    CHECK(c, widths, "MLA inputs: q_b_in %d wide, kv_b_in %d wide, o_in 256 wide, N rows",
+          cf->ds.q_lora_rank, cf->ds.kv_lora_rank);
+    CHECK(c, wdev < 1e-3, "router statistics: Σ selected weight = N × routed_scaling_factor "
+          "(|d| %.2g)", wdev);
+    fwd_state_free(st);
+    stat_free(a);
+    spass_free(p);
+    free(ids);
+    model_close(m);
+}
+
 /* ---------------------------------------------------------------- scratch model folders */
 
 static void copy_file(const char *src, const char *dst)
@@ -229,42 +297,13 @@ static void rm_dir(const char *dir)
     rmdir(dir);
 }
 
-/* The fixture's weights without tensor DROP. */
-static int write_without(const char *path, const char *drop)
-{
-    st_set *set = NULL;
-    vl_err e;
-    if (st_set_open(&set, FIX "/model.safetensors", &e))
-        return -1;
-    size_t n = st_set_count(set), k = 0;
-    const char **names = calloc(n, sizeof *names);
-    st_dtype *dt = calloc(n, sizeof *dt);
-    int *nd = calloc(n, sizeof *nd);
-    int64_t(*sh)[ST_MAX_DIMS] = calloc(n, sizeof *sh);
-    const void **data = calloc(n, sizeof *data);
-    for (size_t i = 0; i < n; i++) {
-        const st_tensor *t = st_set_at(set, i);
-        if (!strcmp(t->name, drop))
-            continue;
-        names[k] = t->name;
-        dt[k] = t->dtype;
-        nd[k] = t->ndim;
-        memcpy(sh[k], t->shape, sizeof sh[k]);
-        data[k++] = t->data;
-    }
-    int rc = st_write(path, k, names, dt, nd, (const int64_t(*)[ST_MAX_DIMS])sh, data, &e);
-    free(names); free(dt); free(nd); free(sh); free(data);
-    st_set_close(set);
-    return rc;
-}
-
 static void test_load_errors(chk *c)
 {
     char dir[128], w[256], cfg[256];
     snprintf(dir, sizeof dir, "/tmp/vbrlab-test-dsv3-%d", (int)getpid());
     snprintf(w, sizeof w, "/tmp/vbrlab-test-dsv3-%d.safetensors", (int)getpid());
     const char *sc = "model.layers.1.self_attn.kv_b_proj.weight_scale_inv";
-    CHECK(c, write_without(w, sc) == 0, "write weights without one weight_scale_inv");
+    CHECK(c, tm_rewrite(FIX "/model.safetensors", w, sc, NULL) == 0, "write weights without one weight_scale_inv");
     make_dir(dir, FIX "/config.json", w);
     model *m = NULL;
     vl_err e = {0};
@@ -371,6 +410,7 @@ int main(void)
         CHECK_INT(&c, in.params[MODEL_C_ROUTER], 2 * (8 * 256 + 8), "router + bias parameters");
         model_close(m);
     }
+    test_stats(&c);
     test_load_errors(&c);
     return chk_done(&c);
 }

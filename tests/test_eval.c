@@ -1,10 +1,10 @@
-/* tests/test_eval.c — applying an allocation (analysis/qbind) and the KLD evaluation
+/* tests/test_eval.c — applying an allocation (alloc/qbind) and the KLD evaluation
  * (analysis/eval) on the embedded model: self-KLD exactly 0, 8-bit vs 2-bit RTN, determinism,
  * pointer identity of unlisted tensors, GPTQ from real statistics, storage, error messages. */
 #define _POSIX_C_SOURCE 200809L
 #include "../analysis/calib.h"
 #include "../analysis/eval.h"
-#include "../analysis/qbind.h"
+#include "../alloc/qbind.h"
 #include "../analysis/spass.h"
 #include "check.h"
 
@@ -144,6 +144,27 @@ static void test_uniform(chk *c, fix *f)
                 !memcmp(r2.acc.same, r2b.acc.same, r2.acc.n) &&
                 !memcmp(r2.entropy_ref, r2b.entropy_ref, r2.acc.n * sizeof(double));
     CHECK(c, ident, "same allocation twice: identical per-token arrays");
+
+    /* the kept reference (runs after the first on these ids reuse it) gives the bits of a
+     * reference recomputed by a runner that keeps nothing */
+    ev_runner *fresh = NULL;
+    ev_result r2c;
+    ev_result_init(&r2c);
+    vl_err fe = {0};
+    int frc = ev_runner_new(&fresh, f->m, 2, 64, &fe);
+    if (!frc) {
+        ev_runner_set_ref_budget(fresh, 0);
+        frc = ev_run(fresh, qb_weights(b2), f->en->ids, f->en->n_seq, f->en->seq_len, &r2c,
+                     NULL, &fe);
+    }
+    CHECK(c, frc == 0, "recomputing runner: %s", fe.msg);
+    ident = !frc && r2.acc.n == r2c.acc.n &&
+            !memcmp(r2b.acc.kld, r2c.acc.kld, r2.acc.n * sizeof(double)) &&
+            !memcmp(r2b.acc.nll_ref, r2c.acc.nll_ref, r2.acc.n * sizeof(double)) &&
+            !memcmp(r2b.entropy_ref, r2c.entropy_ref, r2.acc.n * sizeof(double));
+    CHECK(c, ident, "kept reference = recomputed reference, bit for bit");
+    ev_result_deinit(&r2c);
+    ev_runner_free(fresh);
 
     /* the binding changed exactly the listed tensors */
     model_weights *base = (model_weights *)model_base(f->m);
@@ -365,7 +386,7 @@ static void test_errors(chk *c, fix *f)
     qb_alloc_deinit(&a);
     remove(path);
     rc = qb_alloc_read_text(&a, path, &e);
-    CHECK(c, rc == VL_EIO, "missing text alloc: VL_EIO");
+    CHECK(c, rc == VL_ENOTFOUND, "missing text alloc: VL_ENOTFOUND");
 
     /* domain specs */
     calib_spec sp;

@@ -12,6 +12,7 @@
 #include "../io/h5s.h"
 #include "../io/st.h"
 #include "check.h"
+#include "testmodel.h"
 
 #include <stdint.h>
 #include <sys/stat.h>
@@ -35,14 +36,6 @@ typedef struct {
     int bad_rowmap;             /* an expert event whose row_token is out of range */
 } capture;
 
-static float *dup_rows(const tap_event *ev)
-{
-    float *d = malloc(sizeof(float) * ev->rows * ev->cols);
-    for (int r = 0; r < ev->rows; r++)
-        memcpy(d + (size_t)r * ev->cols, ev->data + r * ev->stride, sizeof(float) * ev->cols);
-    return d;
-}
-
 static void on_event(void *user, const tap_event *ev)
 {
     capture *cp = user;
@@ -56,11 +49,11 @@ static void on_event(void *user, const tap_event *ev)
     cp->n++;
     int l = ev->layer, N = ev->n_seq * ev->seq_len;
     if (ev->point == TAP_RESIDUAL && l < MAX_LAYERS && !cp->resid[l])
-        cp->resid[l] = dup_rows(ev);
+        cp->resid[l] = tm_dup_rows(ev);
     if (ev->point == TAP_ROUTER_LOGITS && l < MAX_LAYERS && !cp->router[l])
-        cp->router[l] = dup_rows(ev);
+        cp->router[l] = tm_dup_rows(ev);
     if (ev->point == TAP_MLP_IN && l == 0 && !cp->mlp_in)
-        cp->mlp_in = dup_rows(ev);
+        cp->mlp_in = tm_dup_rows(ev);
     if (ev->point == TAP_EXPERT_IN && l < MAX_LAYERS) {
         for (int r = 0; r < ev->rows; r++) {
             int t = ev->row_token ? ev->row_token[r] : r;
@@ -90,11 +83,11 @@ static void capture_free(capture *cp)
 /* ---------------------------------------------------------------- golden comparison */
 
 static void cmp(chk *c, const char *dir, const char *what, const float *got, const float *want,
-                long n, double atol)
+                long n, double abs_tol)
 {
     char name[256];
     snprintf(name, sizeof name, "%s %s", dir, what);
-    CHECK_TENSOR(c, got, want, n, atol, 1e-3, name);
+    CHECK_TENSOR(c, got, want, n, abs_tol, 1e-3, name);
 }
 
 /* Forward the golden input through model DIR; compare every hidden state, router logits and
@@ -391,34 +384,9 @@ static void test_info(chk *c, const model *m)
 static int broken_copy(const char *src, const char *dst, const char *drop, const char *reshape)
 {
     char path[512];
-    vl_err e;
-    st_set *set = NULL;
-    if (st_set_open(&set, src, &e))
-        return -1;
-    size_t n = st_set_count(set), k = 0;
-    const char **names = calloc(n, sizeof *names);
-    st_dtype *dt = calloc(n, sizeof *dt);
-    int *nd = calloc(n, sizeof *nd);
-    int64_t(*sh)[ST_MAX_DIMS] = calloc(n, sizeof *sh);
-    const void **data = calloc(n, sizeof *data);
-    for (size_t i = 0; i < n; i++) {
-        const st_tensor *t = st_set_at(set, i);
-        if (drop && !strcmp(t->name, drop))
-            continue;
-        names[k] = t->name;
-        dt[k] = t->dtype;
-        nd[k] = t->ndim;
-        memcpy(sh[k], t->shape, sizeof sh[k]);
-        if (reshape && !strcmp(t->name, reshape)) {
-            nd[k] = 2;
-            sh[k][0] = 1;
-            sh[k][1] = t->numel;
-        }
-        data[k++] = t->data;
-    }
     mkdir(dst, 0700);
     snprintf(path, sizeof path, "%s/model.safetensors", dst);
-    int rc = st_write(path, k, names, dt, nd, (const int64_t(*)[ST_MAX_DIMS])sh, data, &e);
+    int rc = tm_rewrite(src, path, drop, reshape);
     char cfg[512], buf[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", src);
     FILE *fi = fopen(cfg, "rb");
@@ -431,8 +399,6 @@ static int broken_copy(const char *src, const char *dst, const char *drop, const
         fclose(fi);
     if (fo)
         fclose(fo);
-    free(names); free(dt); free(nd); free(sh); free(data);
-    st_set_close(set);
     return rc || !got ? -1 : 0;
 }
 

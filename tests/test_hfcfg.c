@@ -279,7 +279,7 @@ static void test_errors(chk *c)
         unlink(path);
     }
     vl_err err = {0};
-    CHECK_INT(c, hfc_load(&h, "/nonexistent/config.json", &err), VL_EIO, "missing file");
+    CHECK_INT(c, hfc_load(&h, "/nonexistent/config.json", &err), VL_ENOTFOUND, "missing file");
     CHECK_HAS(c, err.msg, "/nonexistent/config.json", "missing file names it");
 }
 

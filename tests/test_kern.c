@@ -1,8 +1,11 @@
 /* tests/test_kern.c — BLAS kernels against their naive reference twins. */
 #include "../core/kern.h"
+#include "../core/vexp.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Deterministic values in [-1, 1) from an integer (no rng needed for a kernel test). */
 static float val(uint32_t i)
@@ -20,10 +23,73 @@ static void fill(float *a, size_t n, uint32_t seed)
         a[i] = val((uint32_t)(i + seed * 1000003u));
 }
 
+static float f_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* vexp against libm's double exp: every 97th float bit pattern of both signs (all exponents,
+ * the domain edges, NaN and ±Inf) plus an even sweep of [VEXP_LO, VEXP_HI] in steps of 1e-4;
+ * the largest relative error must stay within VEXP_MAX_REL, lanes equal vexp_f1. */
+static void test_vexp(chk *c)
+{
+    double worst = 0, worst_x = 0;
+    long n = 0, bad_edge = 0, bad_lane = 0;
+    float xs[8];
+    int k = 0;
+    uint64_t span = 1ull << 32;
+    for (uint64_t u = 0; u < span + 8ull * 1750000; u += u < span ? 97 : 1) {
+        xs[k++] = u < span ? f_of((uint32_t)u)
+                           : VEXP_LO + (float)((double)(u - span) * 1e-4);
+        if (k < 8)
+            continue;
+        k = 0;
+        vexp_f8_t v;
+        memcpy(&v, xs, sizeof v);
+        vexp_f8_t y = v;
+        vexp_f8(&y);
+        for (int i = 0; i < 8; i++) {
+            float x = xs[i];
+            float y1 = vexp_f1(x);
+            if (memcmp(&y1, &y[i], sizeof y1) && !(isnan(y1) && isnan(y[i])))
+                bad_lane++;
+            if (isnan(x)) {
+                bad_edge += !isnan(y[i]);
+                continue;
+            }
+            if (x < VEXP_LO) {
+                bad_edge += y[i] != 0.0f;
+                continue;
+            }
+            if (x > VEXP_HI) {
+                bad_edge += y[i] != vexp_f1(VEXP_HI);
+                continue;
+            }
+            double e = exp((double)x), rel = fabs((double)y[i] - e) / e;
+            n++;
+            if (rel > worst) {
+                worst = rel;
+                worst_x = x;
+            }
+        }
+        if (u >= span && xs[7] > VEXP_HI)
+            break;
+    }
+    CHECK(c, worst <= VEXP_MAX_REL, "vexp max relative error %.3g (at x = %.9g) ≤ %.3g over "
+          "%ld inputs", worst, worst_x, VEXP_MAX_REL, n);
+    CHECK(c, worst > 1e-9, "vexp error is measured (%.3g), not identically 0", worst);
+    CHECK_INT(c, bad_edge, 0, "vexp: 0 below the domain, clamped above, NaN kept");
+    CHECK_INT(c, bad_lane, 0, "vexp_f1 equals every lane of vexp_f8");
+    CHECK(c, vexp_f1(0.0f) == 1.0f && vexp_f1(-INFINITY) == 0.0f, "vexp(0) = 1, vexp(−Inf) = 0");
+}
+
 int main(void)
 {
     chk c;
     chk_init(&c, "test_kern");
+    test_vexp(&c);
     const int shapes[][3] = {{1, 256, 256}, {7, 64, 48}, {33, 256, 768}, {128, 256, 16}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int T = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
@@ -61,6 +127,26 @@ int main(void)
                 sym &= g[(size_t)i * K + j] == g[(size_t)j * K + i];
         CHECK(&c, maxd <= 1e-9 * (maxv + 1), "xtx %dx%d: max|d| %.3g of %.3g", T, K, maxd, maxv);
         CHECK(&c, sym, "xtx %dx%d symmetric", T, K);
+        /* the upper-triangle form overwrites the triangle (garbage before), leaves the strict
+         * lower triangle alone, and equals half of the twice-accumulated full form */
+        double *u = malloc(sizeof(double) * K * K), *ur = malloc(sizeof(double) * K * K);
+        for (long i = 0; i < (long)K * K; i++)
+            u[i] = ur[i] = -7.0;
+        kern_xtx_upper(u, x, T, K);
+        kern_xtx_upper_ref(ur, x, T, K);
+        int lower_kept = 1, upper_ok = 1;
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) {
+                size_t k = (size_t)i * K + j;
+                if (j < i)
+                    lower_kept &= u[k] == -7.0 && ur[k] == -7.0;
+                else
+                    upper_ok &= fabs(u[k] - ur[k]) <= 1e-9 * (maxv + 1) &&
+                                fabs(2 * ur[k] - gr[k]) <= 1e-9 * (maxv + 1);
+            }
+        CHECK(&c, upper_ok, "xtx_upper %dx%d = reference = XᵀX", T, K);
+        CHECK(&c, lower_kept, "xtx_upper %dx%d leaves the lower triangle", T, K);
+        free(u); free(ur);
         free(g); free(gr); free(x); free(w); free(y); free(yr);
     }
     /* strided products on views inside wider buffers (attention heads): fast vs reference,

@@ -115,8 +115,9 @@ static void write_sens(const char *path)
         int l = 0, e = -1;
         const char *x = strstr(names[i], ".experts.");
         sscanf(names[i], "model.layers.%d.", &l);
-        if (x)
-            e = atoi(x + 9);
+        int64_t ex;
+        if (x && !num_digits(x + 9, NULL, 1 << 20, &ex))
+            e = (int)ex;
         t[i] = (sens_tensor){i, names[i], l, e, 0, 16, 16, 256, i};
         tn[i] = names[i];
         ones[i] = ones[T + i] = 1;

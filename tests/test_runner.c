@@ -201,6 +201,67 @@ static void test_config_errors(chk *c)
     CHECK_HAS(c, buf, "unknown stage \"nonsense\"", "bad stage name");
 }
 
+/* The attribute lines ("  @name type = value") of object OBJ in FILE's h5s_dump, into a
+ * malloc'd string ("" when the object has none; NULL when the file cannot be read). */
+static char *object_attrs(const char *file, const char *obj)
+{
+    h5s_store *s = NULL;
+    vl_err e;
+    char *dump = NULL, *out = NULL;
+    size_t n = 0, m = 0;
+    FILE *f = open_memstream(&dump, &n), *o = open_memstream(&out, &m);
+    int ok = !h5s_open(&s, file, &e) && !h5s_dump(s, f, &e);
+    h5s_close(s);
+    fclose(f);
+    char head[256];
+    snprintf(head, sizeof head, "GROUP %s", obj);
+    int in = 0;
+    for (char *line = ok ? dump : NULL, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (!strncmp(line, "  @", 3)) {
+            if (in)
+                fprintf(o, "%s\n", line);
+        } else {
+            in = !strcmp(line, head);
+        }
+    }
+    fclose(o);
+    free(dump);
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* `vbrlab eval` on the run's stored allocation and the run's domain writes the same
+ * /eval/<row> attribute set as the run's eval stage (one writer, alloc/qeval.h). */
+static void test_eval_same_attrs(chk *c, const char *store)
+{
+    char out[256], cmd[2048], line[4096];
+    snprintf(out, sizeof out, "%s/cli-eval.h5", dir);
+    char *seed = attr(store, "/eval/domains/zh", "seed");
+    const char *bin = getenv("VBRLAB_BIN");
+    snprintf(cmd, sizeof cmd,
+             "%s eval models/vbrlab-moe-tiny --alloc %s:en-2.5 --domain "
+             "zh=data/corpus/zh.eval.txt,seqs=2,len=32,seed=%s -o %s 2>&1",
+             bin ? bin : "build/vbrlab", store, seed ? seed : "0", out);
+    free(seed);
+    int rc = tio_run(cmd, line, sizeof line);
+    CHECK(c, rc == 0, "vbrlab eval on the run's allocation: %s", line);
+    char *run_attrs = object_attrs(store, "/eval/en-2.5");
+    char *cli_attrs = object_attrs(out, "/eval/en-2.5");
+    CHECK(c, run_attrs && strstr(run_attrs, "@kind") && strstr(run_attrs, "@source") &&
+                 strstr(run_attrs, "@target_bpw") && strstr(run_attrs, "@calib") &&
+                 strstr(run_attrs, "@n_weights"),
+          "the run's /eval/en-2.5 has the full attribute set:\n%s", run_attrs ? run_attrs : "");
+    CHECK_STR(c, cli_attrs, run_attrs, "vbrlab eval and vbrlab run: identical /eval/en-2.5 attributes");
+    free(run_attrs);
+    free(cli_attrs);
+}
+
 static void test_pipeline(chk *c)
 {
     char cfg_a[256], cfg_b[256], cfg_t[256], a[256], b[256], md[256], log[8192];
@@ -289,6 +350,7 @@ static void test_pipeline(chk *c)
     CHECK(c, rc == 0, "fresh run b: %s", rc ? e.msg : "ok");
     int nds = same_datasets(c, a, b);
     CHECK(c, nds > 20, "two fresh runs: %d datasets identical", nds);
+    test_eval_same_attrs(c, b);
 
     /* a new target reruns alloc, eval and report only */
     char *k_stats = attr(a, "/stages/stats", "key"), *k_sens = attr(a, "/stages/sens", "key");

@@ -504,7 +504,7 @@ static void test_parser(chk *c, const char *dir)
     }
     solve_problem_free(p);
     snprintf(path, sizeof path, "%s/missing.txt", dir);
-    CHECK_INT(c, solve_problem_read(path, &p, &e), VL_EIO, "parser: missing file");
+    CHECK_INT(c, solve_problem_read(path, &p, &e), VL_ENOTFOUND, "parser: missing file");
     CHECK_HAS(c, e.msg, "missing.txt: No such file", "parser: missing file message");
 }
 

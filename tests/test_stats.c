@@ -9,6 +9,7 @@
  */
 #include "../analysis/stats.h"
 #include "../core/rng.h"
+#include "../core/vexp.h"
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
@@ -400,9 +401,11 @@ static void test_brute(chk *c, int route_all)
     const stat_tokens *tk = stat_tokens_get(a);
     CHECK_INT(c, tk->n, bf.ntok, "per-token count");
     int tbad = 0;
+    /* stat_entropy's exponentials are core/vexp.h's (relative error ≤ VEXP_MAX_REL each) */
     for (int i = 0; i < tk->n && i < bf.ntok; i++) {
-        tbad += fabs(tk->entropy[i] - bf.ent[i]) > 1e-12;
-        tbad += isnan(bf.lp[i]) ? !isnan(tk->logprob[i]) : fabs(tk->logprob[i] - bf.lp[i]) > 1e-12;
+        tbad += fabs(tk->entropy[i] - bf.ent[i]) > 4 * VEXP_MAX_REL;
+        tbad += isnan(bf.lp[i]) ? !isnan(tk->logprob[i])
+                                : fabs(tk->logprob[i] - bf.lp[i]) > 4 * VEXP_MAX_REL;
     }
     CHECK_INT(c, tbad, 0, "per-token entropy and log-prob vs brute force");
     stat_free(a);
@@ -454,6 +457,17 @@ static void test_entropy(chk *c)
     double lp;
     CHECK_NEAR(c, stat_entropy(l, 4096, 7, &lp), log(4096.0), 1e-12, 0, "uniform over V: log V");
     CHECK_NEAR(c, lp, -log(4096.0), 1e-12, 0, "uniform: log p = −log V");
+    for (int i = 0; i < 4096; i++) /* a spread row with a scalar tail, vs long double */
+        l[i] = (float)(i % 37) * 0.25f - (float)(i % 11);
+    long double z = 0, zl = 0;
+    for (int i = 0; i < 4093; i++) {
+        long double e = expl((long double)l[i]);
+        z += e;
+        zl += e * l[i];
+    }
+    CHECK_NEAR(c, stat_entropy(l, 4093, 5, &lp), (double)(logl(z) - zl / z), 4 * VEXP_MAX_REL, 0,
+               "spread row: entropy within 4·VEXP_MAX_REL");
+    CHECK_NEAR(c, lp, (double)(l[5] - logl(z)), 4 * VEXP_MAX_REL, 0, "spread row: log p");
     for (int i = 0; i < 100; i++)
         l[i] = -INFINITY;
     l[42] = 1.0f;
@@ -533,6 +547,42 @@ static void test_fx(chk *c)
     fx_num z = {{0}};
     fx_add_f64(&z, -2.0);
     CHECK(c, fx_to_f64(&z) == -2.0, "fx: negative round trip");
+
+    /* fx_add_f64 (register fast path) and fx_add_f64_n against the two-step definition
+     * fx_from_f64 + fx_add: doubles of every sign and binary exponent from 2^-1074 to 2^100
+     * (truncated, exact, refused), onto running totals of both signs */
+    uint64_t st = 99;
+    fx_num x = {{0}}, y = {{0}}, xs[64] = {{{0}}};
+    double vs[64];
+    int diff = 0, nv = 0;
+    for (int i = 0; i < 20000; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t bits = (st >> 12) | ((uint64_t)((st >> 3) % 1175) << 52) | (st << 63);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        fx_num t, y0 = y;
+        int r1 = fx_add_f64(&x, d);
+        int r2 = fx_from_f64(&t, d);
+        if (!r2)
+            r2 = fx_add(&y, &t);
+        diff += r1 != r2 || memcmp(&x, &y, sizeof x) || (r2 && memcmp(&y, &y0, sizeof y));
+        /* the conversion alone: a term of 2^-43 or more comes back exactly */
+        if (fabs(d) >= ldexp(1.0, -43) && fx_from_f64(&t, d) == 0)
+            diff += fx_to_f64(&t) != d;
+        nv += r1 == 0;
+        if (i < 64)
+            vs[i] = d;
+    }
+    CHECK(c, diff == 0, "fx_add_f64 = fx_from_f64 + fx_add on 20000 doubles (%d added, %d differ)",
+          nv, diff);
+    CHECK(c, nv > 10000 && nv < 20000, "the sweep has both added and refused terms (%d)", nv);
+    fx_num ys[64] = {{{0}}};
+    size_t stop = fx_add_f64_n(xs, vs, 64), want = 64;
+    for (size_t i = 0; i < 64; i++)
+        if (fx_add_f64(&ys[i], vs[i]) && want == 64)
+            want = i;
+    CHECK_INT(c, (long)stop, (long)want, "fx_add_f64_n stops at the first refused term");
+    CHECK(c, !memcmp(xs, ys, stop * sizeof *xs), "fx_add_f64_n adds like fx_add_f64");
 }
 
 static void test_h5(chk *c)

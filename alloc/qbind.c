@@ -1,4 +1,4 @@
-/* analysis/qbind.c — allocations (item → format) and the fake-quantized weights binding.
+/* alloc/qbind.c — allocations (item → format) and the fake-quantized weights binding.
  *
  * The binding is model_base's pointers with the listed tensors' slots redirected to buffers
  * this module owns; the forward code is untouched (DESIGN: a weight binding, not a second
@@ -9,6 +9,7 @@
 #include "qbind.h"
 
 #include "../core/rng.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -121,9 +122,10 @@ int qb_alloc_parse_text(qb_alloc *a, const char *text, const char *label, vl_err
 
 int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return vl_errf(err, VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *fp;
+    int orc = vf_fopen(path, &fp, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     size_t cap = 1 << 16, n = 0;
     char *buf = vl_malloc(cap);
     int rc = buf ? 0 : vl_errf(err, VL_ENOMEM, "%s: out of memory", path);

@@ -1,24 +1,32 @@
-/* experiments/run_int.h — what the runner's stage files share (private to experiments/).
+/* experiments/runctx.h — what the runner's stages share (private to experiments/): the run
+ * context and the helpers the stages call down into (the model on first use, the sets of one
+ * family, the few-token policy, allocation result names and calib lists).
  *
  * A run_ctx lives for one run_experiment call. The model and tokenizer are opened on first use
  * (run_need_model), so a run that is all cache hits never loads them. `s` is the writable copy
  * of the store for the stage being run; stages write only their own groups.
+ *
+ * Layering inside experiments/: runner.c → stage_*.c (stage.h) → runctx.c; nothing here calls
+ * back up into the runner.
  */
-#ifndef VL_RUN_INT_H
-#define VL_RUN_INT_H
+#ifndef VL_RUNCTX_H
+#define VL_RUNCTX_H
 
 #include "../analysis/calib.h"
 #include "../analysis/model.h"
 #include "../analysis/stats.h"
 #include "../io/h5s.h"
 #include "../io/tok.h"
-#include "runner.h"
+#include "expcfg.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     const exp_config *cfg;
-    const run_opts *opt;
+    FILE *out;          /* tables (run_opts.out); NULL = none */
+    FILE *log;          /* one line per stage or row (run_opts.log); NULL = none */
+    int progress;       /* run_opts.progress */
     const char *model_dir;
     model *m;           /* NULL until run_need_model */
     tok_tokenizer *tok;
@@ -37,18 +45,11 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err);
  * statistics at all), see stage_stats.c. */
 void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens);
 
-/* Statistics of calibration set NAME (stat_read of /stats/NAME), or of several merged
- * (exact stat_merge) when n > 1. *out owned by the caller. */
-int run_read_stats(run_ctx *c, const char *const *names, int n, stat_acc **out, vl_err *err);
-
 /* Allocation result name of allocation a at target t: "NAME-%g" ("en-2.5"). */
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap);
 
-/* Stages. Each writes its groups into c->s; the runner records and commits. */
-int stage_stats(run_ctx *c, vl_err *err);
-int stage_sens(run_ctx *c, vl_err *err);
-int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err);
-int stage_eval(run_ctx *c, vl_err *err);
-int stage_report(run_ctx *c, vl_err *err);
+/* The sets of allocation a comma-joined ("en,zh"): the `calib` of its stored allocations and
+ * of its /eval rows. */
+void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap);
 
 #endif

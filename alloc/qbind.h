@@ -1,4 +1,4 @@
-/* analysis/qbind.h — apply a bit allocation: a weights binding with every listed tensor
+/* alloc/qbind.h — apply a bit allocation: a weights binding with every listed tensor
  * fake-quantized (quantize, dequantize to float32) under its format, for the same forward.
  *
  * An allocation (qb_alloc) is an ordered list of items, each an item name and a format
@@ -29,11 +29,11 @@
 #ifndef VL_QBIND_H
 #define VL_QBIND_H
 
-#include "../alloc/fq.h"
-#include "../alloc/qfmt.h"
+#include "../analysis/model.h"
+#include "../analysis/stats.h"
 #include "../core/err.h"
-#include "model.h"
-#include "stats.h"
+#include "fq.h"
+#include "qfmt.h"
 
 #include <stdint.h>
 

@@ -1,11 +1,11 @@
-/* experiments/exp_int.h — private helpers shared by expcfg.c (INI handler, validation),
+/* experiments/expcfg_int.h — private helpers shared by expcfg.c (INI handler, validation),
  * expsrc.c (source grammar, corpus paths, set references) and expkey.c (rendering, keys).
  *
  * Value parsers write their problem (without the "FILE:LINE: [section] key: " prefix, which the
  * caller adds) into a `why` buffer of EXP_WHY bytes and return VL_ECONFIG, or VL_ENOMEM.
  */
-#ifndef VL_EXP_INT_H
-#define VL_EXP_INT_H
+#ifndef VL_EXPCFG_INT_H
+#define VL_EXPCFG_INT_H
 
 #include "expcfg.h"
 

@@ -1,0 +1,92 @@
+/* analysis/eval_row.c — the attribute set of /eval/<row>: one writer, one reader.
+ *
+ * Why one place: `vbrlab eval` and the runner's eval stage used to write different attributes
+ * (source/format/calib vs kind/alloc/target_bpw) and the report and the plots read different
+ * ones; now every row carries the same set and every reader goes through ev_read_row.
+ */
+#include "eval.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *err)
+{
+    char g[EV_NAME_MAX + 8];
+    snprintf(g, sizeof g, "/eval/%s", row);
+    const struct {
+        const char *name, *value;
+    } str[] = {{"kind", a->kind},     {"source", a->source},         {"format", a->format},
+               {"alloc", a->alloc},   {"calib", a->calib},           {"stats_file", a->stats_file}};
+    const struct {
+        const char *name;
+        double value;
+    } num[] = {{"target_bpw", a->target_bpw}, {"n_tensors", a->n_tensors},
+               {"n_weights", (double)a->n_weights}, {"bpw", a->bpw}};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof str / sizeof *str; i++) {
+        const char *v = str[i].value ? str[i].value : "";
+        int optional = i >= 4; /* calib, stats_file: only for rows quantized with statistics */
+        if (!optional || *v)
+            rc = h5s_attr_set(s, g, str[i].name, v, err);
+    }
+    for (size_t i = 0; !rc && i < sizeof num / sizeof *num; i++)
+        rc = h5s_attr_set_f64(s, g, num[i].name, num[i].value, err);
+    return rc;
+}
+
+void ev_row_attrs_free(ev_row_attrs *a)
+{
+    if (!a)
+        return;
+    const char *v[] = {a->kind, a->source, a->format, a->alloc, a->calib, a->stats_file};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        vl_free((char *)v[i]);
+    memset(a, 0, sizeof *a);
+}
+
+/* An optional string attribute: its value, or "" when absent. */
+static int get_str(h5s_store *s, const char *g, const char *name, const char **out, vl_err *err)
+{
+    char *v = NULL;
+    int rc = h5s_attr_get(s, g, name, &v, err);
+    if (rc == VL_ENOTFOUND)
+        rc = (v = vl_strdup("")) ? 0 : vl_errf(err, VL_ENOMEM, "out of memory");
+    *out = v;
+    return rc;
+}
+
+int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err)
+{
+    memset(a, 0, sizeof *a);
+    char g[512];
+    snprintf(g, sizeof g, "/eval/%s", row);
+    if (h5s_attr_get_f64(s, g, "bpw", &a->bpw, NULL))
+        return vl_errf(err, VL_ENOTFOUND, "%s: no attribute bpw on %s", h5s_path(s), g);
+    if (!(a->bpw > 0 && a->bpw <= 64))
+        return vl_errf(err, VL_ERANGE, "%s: %s@bpw = %g is out of range", h5s_path(s), g,
+                       a->bpw);
+    const char **str[] = {&a->source, &a->format, &a->alloc, &a->calib, &a->stats_file, &a->kind};
+    const char *names[] = {"source", "format", "alloc", "calib", "stats_file", "kind"};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof str / sizeof *str; i++)
+        rc = get_str(s, g, names[i], str[i], err);
+    if (!rc && !*a->kind) {
+        vl_free((char *)a->kind);
+        a->kind = vl_strdup(!strcmp(a->source, "uniform") ? "uniform" : "vbr");
+        if (!a->kind)
+            rc = vl_errf(err, VL_ENOMEM, "out of memory");
+    }
+    double nt = 0, nw = 0;
+    const struct {
+        const char *name;
+        double *v;
+    } num[] = {{"target_bpw", &a->target_bpw}, {"n_tensors", &nt}, {"n_weights", &nw}};
+    for (size_t i = 0; !rc && i < sizeof num / sizeof *num; i++)
+        if (h5s_attr_get_f64(s, g, num[i].name, num[i].v, NULL))
+            *num[i].v = 0;
+    a->n_tensors = (int)nt;
+    a->n_weights = (int64_t)nw;
+    if (rc)
+        ev_row_attrs_free(a);
+    return rc;
+}

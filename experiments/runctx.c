@@ -1,0 +1,134 @@
+/* experiments/runctx.c — the helpers every stage calls down into: the model on first use,
+ * the sets of one config family built in dependency order, the statistics of named sets, the
+ * few-token policy and allocation result names.
+ *
+ * Sets are built by analysis/calib.h from spec strings made out of the config (the same
+ * grammar as `vbrlab stats --set`).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "runctx.h"
+
+#include "../alloc/fq.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int run_need_model(run_ctx *c, vl_err *err)
+{
+    int rc = 0;
+    if (!c->m && (rc = model_open(&c->m, c->model_dir, err)))
+        return rc;
+    if (!c->tok && (rc = tok_open(c->model_dir, &c->tok, err)))
+        return rc;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- set specs */
+
+/* "NAME=SOURCE,seqs=N,len=L,seed=S" of an exp_set (entropy buckets take their shape from
+ * the pool set, so they carry only the seed). */
+static int spec_text(const exp_config *cfg, const exp_set *st, int is_eval, char *buf,
+                     size_t cap, vl_err *err)
+{
+    const exp_source *src = &st->src;
+    char s[CALIB_SOURCE_MAX];
+    size_t n = 0;
+    switch (src->kind) {
+    case EXP_SRC_FILE: snprintf(s, sizeof s, "%s", src->resolved); break;
+    case EXP_SRC_MIX:
+        n = (size_t)snprintf(s, sizeof s, "mix:");
+        for (int i = 0; i < src->mix.n && n < sizeof s; i++)
+            n += (size_t)snprintf(s + n, sizeof s - n, "%s%s*%.17g", i ? "+" : "",
+                                  src->mix.v[i], src->mix_w[i]);
+        break;
+    case EXP_SRC_NOISE_UNIFORM: snprintf(s, sizeof s, "noise:uniform"); break;
+    case EXP_SRC_NOISE_BYTES: snprintf(s, sizeof s, "noise:bytes"); break;
+    case EXP_SRC_NOISE_SHUFFLE: snprintf(s, sizeof s, "noise:shuffle:%s", src->ref); break;
+    case EXP_SRC_SELF: snprintf(s, sizeof s, "self:T=%.17g", src->temperature); break;
+    case EXP_SRC_ENTROPY:
+        snprintf(s, sizeof s, "entropy:%s:%s", src->ref, exp_bucket_names[src->bucket]);
+        break;
+    }
+    unsigned long long seed = (unsigned long long)exp_set_seed(cfg, st, is_eval);
+    int w = src->kind == EXP_SRC_ENTROPY
+                ? snprintf(buf, cap, "%s=%s,seed=%llu", st->name, s, seed)
+                : snprintf(buf, cap, "%s=%s,seqs=%d,len=%d,seed=%llu", st->name, s, st->seqs,
+                           st->len, seed);
+    if (w < 0 || (size_t)w >= cap)
+        return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path,
+                       is_eval ? "eval" : "calib", st->name);
+    return 0;
+}
+
+/* Names a source refers to (mix parts, shuffle/entropy pool). */
+static int refs_ready(const exp_source *src, const calib_book *b)
+{
+    if (src->kind == EXP_SRC_MIX) {
+        for (int i = 0; i < src->mix.n; i++)
+            if (!calib_book_find(b, src->mix.v[i]))
+                return 0;
+        return 1;
+    }
+    if (src->kind == EXP_SRC_NOISE_SHUFFLE || src->kind == EXP_SRC_ENTROPY)
+        return calib_book_find(b, src->ref) != NULL;
+    return 1;
+}
+
+int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
+{
+    const exp_config *cfg = c->cfg;
+    int n = is_eval ? cfg->n_eval : cfg->n_calib;
+    const exp_set *sets = is_eval ? cfg->eval : cfg->calib;
+    int rc = run_need_model(c, err);
+    calib_env env = {c->m, c->tok, 8};
+    calib_book *b = NULL;
+    if (!rc)
+        rc = calib_book_new(&b, &env, err);
+    /* file order, but a set only after the sets it names (the config has no cycles) */
+    for (int added = 0, pass = 0; !rc && added < n && pass <= n; pass++)
+        for (int i = 0; !rc && i < n; i++) {
+            if (calib_book_find(b, sets[i].name) || !refs_ready(&sets[i].src, b))
+                continue;
+            char text[CALIB_SOURCE_MAX + 256];
+            calib_spec spec;
+            rc = spec_text(cfg, &sets[i], is_eval, text, sizeof text, err);
+            if (!rc)
+                rc = calib_spec_parse(text, &spec, err);
+            if (!rc)
+                rc = calib_book_add(b, &spec, err);
+            added += !rc;
+        }
+    if (rc) {
+        calib_book_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- statistics */
+
+void run_few_policy(const exp_config *cfg, int *policy, double *min_tokens)
+{
+    static const int map[EXP_STARVED_COUNT] = {
+        [EXP_STARVED_UNIFORM] = FQ_FEW_UNIFORM,
+        [EXP_STARVED_RTN] = FQ_FEW_RTN,
+        /* route-all statistics would need a second statistics pass; uniform is the policy
+           that needs no statistics at all */
+        [EXP_STARVED_ROUTE_ALL] = FQ_FEW_UNIFORM,
+    };
+    *policy = map[cfg->starved_policy];
+    *min_tokens = cfg->min_tokens;
+}
+
+void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s-%g", a->name, target);
+}
+
+void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int s = 0, k = 0; s < a->sets.n && k < (int)cap; s++)
+        k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);
+}

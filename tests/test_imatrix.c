@@ -1,0 +1,140 @@
+/* tests/test_imatrix.c — analysis/imatrix.h: llama.cpp imatrix GGUF from a hand-built stats file
+ * for the qwen3-moe fixture (values recomputed by hand: weighted sums of two sets, experts in
+ * their rows, dense-only names skipped), the GGUF layout llama-quantize reads (keys, tensor
+ * names, shapes, F32 data), the read-back, and malformed imatrix files. */
+#include "../analysis/imatrix.h"
+#include "../io/gguf.h"
+#include "../io/h5s.h"
+#include "check.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MODEL "tests/fixtures/qwen3-moe"
+#define STATS "build/test_imatrix_stats.h5"
+#define OUT "build/test_imatrix.gguf"
+
+static int put_group(h5s_store *s, const char *g, const char *weights, int n, double scale, double count, vl_err *e)
+{
+    double v[64];
+    char p[256];
+    for (int j = 0; j < n; j++) v[j] = scale * (j + 1);
+    int64_t sh = n, one = 1;
+    snprintf(p, sizeof p, "%s/sum_x2", g);
+    int rc = h5s_write(s, p, H5S_F64, v, 1, &sh, "activation^2", "sum x^2", e);
+    snprintf(p, sizeof p, "%s/count", g);
+    int64_t c = (int64_t)count;
+    if (!rc) rc = h5s_write(s, p, H5S_I64, &c, 1, &one, "rows", "rows", e);
+    if (!rc) rc = h5s_attr_set(s, g, "weights", weights, e);
+    return rc;
+}
+
+static int make_stats(vl_err *e)
+{
+    h5s_store *s = NULL;
+    int rc = h5s_create(&s, STATS, e);
+    const char *sets[2] = {"a", "b"};
+    for (int k = 0; k < 2 && !rc; k++) {
+        char g[128], p[256];
+        snprintf(g, sizeof g, "/sets/%s", sets[k]);
+        int32_t ids[16] = {0};
+        int64_t sh[2] = {1, 16};
+        snprintf(p, sizeof p, "%s/input_ids", g);
+        rc = h5s_write(s, p, H5S_I32, ids, 2, sh, "token", "ids", e);
+        if (!rc) rc = h5s_attr_set_f64(s, g, "seqs", k ? 1 : 2, e);
+        if (!rc) rc = h5s_attr_set_f64(s, g, "len", k ? 16 : 8, e);
+        if (!rc) rc = h5s_attr_set(s, g, "source", k ? "zh.txt" : "en.txt", e);
+        snprintf(g, sizeof g, "/stats/%s/layers/00/attn_in", sets[k]);
+        if (!rc) rc = put_group(s, g, "self_attn.q_proj self_attn.k_proj self_attn.v_proj", 64, k ? 10 : 1, k ? 16 : 16, e);
+        snprintf(g, sizeof g, "/stats/%s/layers/00/mlp_in", sets[k]);
+        if (!rc) rc = put_group(s, g, "mlp.gate mlp.gate_proj mlp.up_proj", 64, 1, 16, e);
+        snprintf(g, sizeof g, "/stats/%s/layers/01/experts/003/down_in", sets[k]);
+        if (!rc) rc = put_group(s, g, "mlp.experts.3.down_proj", 32, k ? 3 : 5, k ? 4 : 6, e);
+        snprintf(g, sizeof g, "/stats/%s", sets[k]);
+        if (!rc) rc = h5s_attr_set_f64(s, g, "n_experts", 8, e);
+    }
+    if (!rc) return h5s_commit(s, e);
+    h5s_close(s);
+    return rc;
+}
+
+static float f32_at(const gguf_tensor *t, int64_t i)
+{
+    float v;
+    memcpy(&v, t->data + 4 * i, 4);
+    return v;
+}
+
+int main(void)
+{
+    chk c;
+    chk_init(&c, "test_imatrix");
+    vl_err e = {0};
+    CHECK(&c, make_stats(&e) == 0, "hand-built stats file (%s)", e.msg);
+    imx_data d;
+    int rc = imx_from_stats(&d, STATS, MODEL, "a*2,b", &e);
+    CHECK(&c, rc == 0, "imx_from_stats (%s)", e.msg);
+    if (rc) return chk_done(&c);
+    /* q,k,v,gate_proj,up_proj of layer 0 (mlp.gate is not in the dense layer), down_exps of 1 */
+    CHECK_INT(&c, d.n, 6, "entries");
+    CHECK(&c, d.chunk_count == 3 && d.chunk_size == 11, "chunks: 2+1 sequences, (16+16)/3 tokens rounded");
+    CHECK(&c, d.n_datasets == 2 && !strcmp(d.datasets[0], "a=en.txt") && !strcmp(d.datasets[1], "b=zh.txt"), "datasets");
+    CHECK(&c, imx_write(&d, OUT, &e) == 0, "imx_write (%s)", e.msg);
+    imx_free(&d);
+
+    gguf_file *f = NULL;
+    rc = gguf_open(&f, OUT, &e);
+    CHECK(&c, rc == 0, "written file parses (%s)", e.msg);
+    if (rc) return chk_done(&c);
+    const char *ty = NULL, *ds = NULL;
+    uint64_t cc = 0, cs = 0;
+    CHECK(&c, !gguf_get_str(f, "general.type", &ty, &e) && !strcmp(ty, "imatrix") &&
+                  !gguf_get_arr_str(f, "imatrix.datasets", 0, &ds, &e) && !gguf_get_u64(f, "imatrix.chunk_count", &cc, &e) &&
+                  !gguf_get_u64(f, "imatrix.chunk_size", &cs, &e) && cc == 3 && cs == 11,
+          "keys general.type, imatrix.datasets, imatrix.chunk_count (u32), imatrix.chunk_size (u32)");
+    CHECK_INT(&c, gguf_n_tensors(f), 12, "two tensors per entry");
+    const gguf_tensor *q = gguf_tensor_find(f, "blk.0.attn_q.weight.in_sum2");
+    const gguf_tensor *qc = gguf_tensor_find(f, "blk.0.attn_q.weight.counts");
+    /* a*2 + b: sum 2·(j+1) + 10·(j+1) = 12(j+1), count 2·16 + 16 = 48; dense n_mat = 1 → 1-D */
+    CHECK(&c, q && qc && q->ggml_type == 0 && q->n_dims == 1 && q->ne[0] == 64 && f32_at(q, 9) == 120.0f &&
+                  qc->n_dims == 1 && qc->ne[0] == 1 && f32_at(qc, 0) == 48.0f,
+          "attn_q: in_sum2 [64] = 2·a + b, counts [1] = 48");
+    const gguf_tensor *x = gguf_tensor_find(f, "blk.1.ffn_down_exps.weight.in_sum2");
+    const gguf_tensor *xc = gguf_tensor_find(f, "blk.1.ffn_down_exps.weight.counts");
+    int rows_ok = x && xc && x->n_dims == 2 && x->ne[0] == 32 && x->ne[1] == 8 && xc->n_dims == 2 &&
+                  xc->ne[0] == 1 && xc->ne[1] == 8;
+    for (int m = 0; rows_ok && m < 8; m++) {
+        rows_ok &= f32_at(x, m * 32 + 4) == (m == 3 ? 13.0f * 5 : 0.0f);
+        rows_ok &= f32_at(xc, m) == (m == 3 ? 16.0f : 0.0f);
+    }
+    CHECK(&c, rows_ok, "down_exps: [32, 8], expert 3's row = 2·5(j+1) + 3(j+1), counts [1, 8] = 2·6 + 4");
+    CHECK(&c, !gguf_tensor_find(f, "blk.0.ffn_gate_inp.weight.in_sum2") &&
+                  gguf_tensor_find(f, "blk.0.ffn_gate.weight.in_sum2"),
+          "only tensors the model has (no router in the dense layer 0)");
+    gguf_close(f);
+
+    imx_data r;
+    rc = imx_read(&r, OUT, &e);
+    const imx_entry *re = rc ? NULL : imx_find(&r, "blk.1.ffn_down_exps.weight");
+    CHECK(&c, re && re->n_in == 32 && re->n_mat == 8 && imx_mean(re, 3, 4) == 65.0 / 16 && imx_mean(re, 0, 0) == 1.0,
+          "read back: mean = sum/count, 1 for an expert without input (%s)", e.msg);
+    if (!rc) imx_free(&r);
+
+    CHECK(&c, imx_from_stats(&d, STATS, MODEL, "a*0", &e) == VL_EARG, "weight 0 refused (%s)", e.msg);
+    CHECK(&c, imx_from_stats(&d, STATS, MODEL, "nope", &e) == VL_ENOTFOUND, "missing set (%s)", e.msg);
+    /* an in_sum2 without its counts */
+    gguf_writer *w = NULL;
+    float z[4] = {1, 2, 3, 4};
+    int64_t ne[1] = {4};
+    const char *dsv[1] = {"x"};
+    rc = gguf_writer_new(&w, &e) || gguf_w_str_arr(w, "imatrix.datasets", dsv, 1, &e) ||
+         gguf_w_u32(w, "imatrix.chunk_count", 1, &e) || gguf_w_u32(w, "imatrix.chunk_size", 1, &e) ||
+         gguf_w_tensor(w, "t.in_sum2", 0, 1, ne, z, sizeof z, &e) || gguf_w_write(w, OUT, &e);
+    gguf_writer_free(w);
+    CHECK(&c, !rc && imx_read(&r, OUT, &e) == VL_EFORMAT, "in_sum2 without counts refused (%s)", e.msg);
+    rc = gguf_writer_new(&w, &e) || gguf_w_tensor(w, "t.in_sum2", 0, 1, ne, z, sizeof z, &e) || gguf_w_write(w, OUT, &e);
+    gguf_writer_free(w);
+    CHECK(&c, !rc && imx_read(&r, OUT, &e) == VL_ENOTFOUND, "missing imatrix keys refused (%s)", e.msg);
+    remove(OUT), remove(STATS);
+    return chk_done(&c);
+}
