@@ -136,7 +136,9 @@ asan:
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN)
-	@$(BENCH_BIN)
+	@if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory MPI=1 $(MPI_BIN); fi
+	@VBRLAB_MPI_BIN=$(MPI_BIN) $(BENCH_BIN)
 
 # The main job: experiments/demo.ini end to end (stats, sens, alloc, eval, report) into
 # out/demo.h5; its tables go to stdout and out/demo.md, figures to out/demo_plots/.

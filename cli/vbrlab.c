@@ -97,9 +97,21 @@ static int dispatch(int argc, char **argv)
             usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name))
-            return cmds[i].fn(argc - 1, argv + 1);
+    /* the commands that share their work over ranks and write from rank 0 only; any other
+     * would have every rank write the same file */
+    static const char *const par_cmds[] = {"stats", "sens", "eval"};
+    int par_ok = !(argc > 2 && !strcmp(argv[1], "stats") && !strcmp(argv[2], "merge"));
+    for (size_t i = 0, ok = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(argv[1], cmds[i].name))
+            continue;
+        for (size_t k = 0; k < sizeof par_cmds / sizeof *par_cmds; k++)
+            ok |= !strcmp(argv[1], par_cmds[k]);
+        if (par_size() > 1 && !(ok && par_ok))
+            return cli_failf(argv[1], "runs on one process only, not on %d MPI ranks (the "
+                             "ranks share `vbrlab stats`, `sens` and `eval`; docs/scaling.md)",
+                             par_size());
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "vbrlab: unknown command '%s' (try vbrlab --help)\n", argv[1]);
     return 2;
 }

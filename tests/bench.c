@@ -1,4 +1,5 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
+#define _POSIX_C_SOURCE 200809L
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../alloc/sens.h"
@@ -12,6 +13,7 @@
 #include "../core/prog.h"
 #include "../core/rng.h"
 #include "../io/tok.h"
+#include "bench_mpi.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -634,7 +636,7 @@ static int wants(int argc, char **argv, const char *name)
 }
 
 /* `bench [SECTION...]`: every section by default; sections: quant solve tok fwd stats eval sens
- * threads. Thread counts: the main figures use every core; `threads` repeats forward, stats and
+ * mpi threads. Thread counts: the main figures use every core; `threads` repeats forward, stats and
  * eval on one thread for the scaling rows. */
 int main(int argc, char **argv)
 {
@@ -658,6 +660,8 @@ int main(int argc, char **argv)
         bench_eval(0);
     if (wants(argc, argv, "sens"))
         bench_sens();
+    if (wants(argc, argv, "mpi"))
+        bench_mpi();
     if (wants(argc, argv, "threads")) {
         kern_set_threads(1);
         G.fwd_toks[1] = bench_forward(G.peak, 1);

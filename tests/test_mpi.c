@@ -8,6 +8,7 @@
  *          layer's attention input.
  *   sens   2 ranks = 1 rank (units and additivity draws round-robin, tables shared).
  *   eval   2 ranks = 1 rank (sequence blocks round-robin, per-token arrays concatenated).
+ *   refuse `vbrlab run` (not shared over ranks yet) on 2 ranks: an error before any work.
  *   kill   rank 1 of a 2-rank stats job is killed (SIGKILL) as soon as it exists: mpirun exits
  *          non-zero naming the signal, and the output store a previous run committed is left
  *          byte for byte as it was (atomic temp + rename: the job never reaches its commit).
@@ -172,6 +173,17 @@ static pid_t find_rank(int rank, const char *mark)
     return found;
 }
 
+/* A command that does not share its work (here `run`) refuses more than one rank instead of
+ * letting every rank write the same store. */
+static void test_refuse(chk *c)
+{
+    static char log[1 << 16];
+    int st = run_ranks(2, "run experiments/demo.ini --only report", TDIR "/refused.h5", log,
+                       sizeof log);
+    CHECK(c, st != 0 && strstr(log, "vbrlab run: runs on one process only, not on 2 MPI ranks"),
+          "vbrlab run on 2 ranks is refused (exit %d: %.200s)", st, log);
+}
+
 static void test_kill(chk *c)
 {
     static char log[1 << 16];
@@ -253,6 +265,7 @@ int main(void)
     test_stats(&c);
     test_sens(&c);
     test_eval(&c);
+    test_refuse(&c);
     test_kill(&c);
     return chk_done(&c);
 }
