@@ -34,11 +34,13 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
+/* 53 bits: seeds are stored as float64 attributes (exact up to 2^53), and a derived seed must
+ * be storable like a configured one. */
 static uint64_t derive_seed(uint64_t exp_seed, const char *prefix, const char *name)
 {
     uint64_t h = exp_fnv1a64(EXP_FNV_OFFSET, prefix, strlen(prefix));
     h = exp_fnv1a64(h, name, strlen(name));
-    return mix64(h ^ mix64(exp_seed));
+    return mix64(h ^ mix64(exp_seed)) >> 11;
 }
 
 uint64_t exp_set_seed(const exp_config *cfg, const exp_set *set, int is_eval)
