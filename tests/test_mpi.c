@@ -8,7 +8,9 @@
  *          layer's attention input.
  *   sens   2 ranks = 1 rank (units and additivity draws round-robin, tables shared).
  *   eval   2 ranks = 1 rank (sequence blocks round-robin, per-token arrays concatenated).
- *   refuse `vbrlab run` (not shared over ranks yet) on 2 ranks: an error before any work.
+ *   refuse `vbrlab alloc` (not shared over ranks) on 2 ranks: an error before any work.
+ *   run    tests/data/run-tiny.ini on one process, and on 2 ranks stopped after the sens
+ *          commit then rerun (resume): the same store.
  *   kill   rank 1 of a 2-rank stats job is killed (SIGKILL) as soon as it exists: mpirun exits
  *          non-zero naming the signal, and the output store a previous run committed is left
  *          byte for byte as it was (atomic temp + rename: the job never reaches its commit).
@@ -173,15 +175,58 @@ static pid_t find_rank(int rank, const char *mark)
     return found;
 }
 
-/* A command that does not share its work (here `run`) refuses more than one rank instead of
+/* A command that does not share its work (here `alloc`) refuses more than one rank instead of
  * letting every rank write the same store. */
 static void test_refuse(chk *c)
 {
     static char log[1 << 16];
-    int st = run_ranks(2, "run experiments/demo.ini --only report", TDIR "/refused.h5", log,
-                       sizeof log);
-    CHECK(c, st != 0 && strstr(log, "vbrlab run: runs on one process only, not on 2 MPI ranks"),
-          "vbrlab run on 2 ranks is refused (exit %d: %.200s)", st, log);
+    int st = run_ranks(2, "alloc --sens " TDIR "/sens_r1.h5 --set en --target-bpw 2.5",
+                       TDIR "/refused.h5", log, sizeof log);
+    CHECK(c, st != 0 && strstr(log, "vbrlab alloc: runs on one process only, not on 2 MPI "
+                                    "ranks"),
+          "vbrlab alloc on 2 ranks is refused (exit %d: %.200s)", st, log);
+}
+
+/* tests/data/run-tiny.ini with its store in TDIR, written to TDIR/tiny.ini. */
+static void tiny_config(void)
+{
+    char *src = tio_slurp("tests/data/run-tiny.ini", NULL);
+    FILE *f = fopen(TDIR "/tiny.ini", "w");
+    for (char *line = src, *next; f && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        fprintf(f, "%s\n", strncmp(line, "out =", 5) ? line : "out = " TDIR "/tiny.h5");
+    }
+    if (f)
+        fclose(f);
+    free(src);
+}
+
+/* vbrlab run: one process, then 2 ranks stopped after the sens commit and rerun (resumes from
+ * the committed stages): the store equals the one-process store. */
+static void test_run(chk *c)
+{
+    static char log[1 << 16];
+    tiny_config();
+    char *av[] = {getenv("VBRLAB_BIN") ? getenv("VBRLAB_BIN") : "build/vbrlab", "run",
+                  TDIR "/tiny.ini", "--force", NULL};
+    int st = tio_runv(av, log, sizeof log);
+    CHECK(c, st == 0 && rename(TDIR "/tiny.h5", TDIR "/tiny_serial.h5") == 0,
+          "run on one process (exit %d %.300s)", st, st ? log : "");
+    char buf[256] = "run " TDIR "/tiny.ini --stop-after sens";
+    char *mv[64];
+    mpi_argv(mv, 64, buf, 2);
+    st = tio_runv(mv, log, sizeof log);
+    CHECK(c, st == 0 && strstr(log, "sens: done") && !strstr(log, "eval: done"),
+          "2 ranks, stopped after sens (exit %d %.300s)", st, st ? log : "");
+    snprintf(buf, sizeof buf, "run %s/tiny.ini", TDIR);
+    mpi_argv(mv, 64, buf, 2);
+    st = tio_runv(mv, log, sizeof log);
+    CHECK(c, st == 0 && strstr(log, "stats: cached") && strstr(log, "sens: cached") &&
+             strstr(log, "eval: done"),
+          "2 ranks resume from the committed stages (exit %d %.300s)", st, log);
+    same_store(c, TDIR "/tiny_serial.h5", TDIR "/tiny.h5", "run: 2 ranks (resumed) = 1 process");
 }
 
 static void test_kill(chk *c)
@@ -266,6 +311,7 @@ int main(void)
     test_sens(&c);
     test_eval(&c);
     test_refuse(&c);
+    test_run(&c);
     test_kill(&c);
     return chk_done(&c);
 }
