@@ -5,8 +5,9 @@
  * (`make MPI=1`, Open MPI through mpicc: the ranks of MPI_COMM_WORLD). Library code calls these
  * functions unconditionally and never sees MPI, so there is no #ifdef outside this module.
  *
- * The group is the process's own (MPI_COMM_WORLD, which MPI keeps per process); par keeps no
- * state of its own. Until par_init, and in the serial build, rank is 0 and size is 1.
+ * The group is the process's own (MPI_COMM_WORLD, which MPI keeps per process); par keeps only
+ * a failed-group flag beside it (below). Until par_init, and in the serial build, rank is 0 and
+ * size is 1.
  *
  * Work distribution: static round-robin. Item i (a batch of sequences, a sensitivity unit, an
  * evaluation block) belongs to rank i mod size (par_mine). Every rank computes the same item
@@ -17,7 +18,9 @@
  * (they are MPI collectives). The `local_rc` argument carries the caller's status into the
  * call: the ranks first agree on it, and if any rank failed, every rank returns that rank's
  * error (the first failing rank's message, prefixed "rank N: ") instead of hanging in a
- * collective the failed rank never reaches. MPI errors come back as VL_EIO ("MPI: ...").
+ * collective the failed rank never reaches. After such a failure every later collective fails
+ * at once on every rank, without communicating (the group is finished; the CLI then ends the
+ * job). MPI errors come back as VL_EIO ("MPI ...: ...").
  *
  * Exact sums: fx_num totals (core/fx.h) are reduced as 256-bit integers (the 192-bit value
  * sign-extended by one limb, so R < 2^63 in-range terms cannot wrap), then narrowed back with a

@@ -80,10 +80,21 @@ int par_local_size(void)
 
 int par_built(void) { return 1; }
 
+/* Set once the ranks have agreed on a failure: the group is then finished, and every later
+ * collective fails at once without communicating, on every rank alike (the ranks agreed at the
+ * same call), so ranks that return through different paths cannot wait on each other. It
+ * mirrors MPI's own per-process state and is written once. */
+static int group_failed;
+
 int par_agree(int local_rc, vl_err *err)
 {
     if (par_size() == 1)
         return local_rc;
+    if (group_failed) {
+        if (!local_rc)
+            vl_errf(err, group_failed, "stopped: another rank failed earlier");
+        return local_rc ? local_rc : group_failed;
+    }
     int me = par_rank(), first = local_rc ? me : INT_MAX;
     int mrc = MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (mrc != MPI_SUCCESS)
@@ -101,6 +112,7 @@ int par_agree(int local_rc, vl_err *err)
     e.msg[VL_ERR_MSG - 1] = '\0';
     if (me != first)
         vl_errf(err, e.code, "rank %d: %s", first, e.msg[0] ? e.msg : "failed");
+    group_failed = e.code;
     return e.code;
 }
 

@@ -43,9 +43,10 @@ static int mpi_argv(char **av, int cap, char *buf, int ranks)
 {
     static char n[16];
     snprintf(n, sizeof n, "%d", ranks);
-    /* root in CI containers; --oversubscribe: more ranks than the 2 cores */
+    /* root in CI containers; --oversubscribe: more ranks than the 2 cores; no cross-memory
+     * attach for shared-memory transfers (containers often forbid ptrace, which it needs) */
     const char *pre[] = {"mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-                         "-n", n, mpi_bin};
+                         "--mca", "btl_vader_single_copy_mechanism", "none", "-n", n, mpi_bin};
     int k = 0;
     for (size_t i = 0; i < sizeof pre / sizeof *pre; i++)
         av[k++] = (char *)pre[i];
