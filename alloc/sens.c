@@ -24,7 +24,8 @@ struct sens_set {
     const model *m;
     fwd_state *st;
     int n_seq, seq_len, N, L, D, V;
-    float *layer_in;  /* [(L+1) × N × D] input of layer l (l = L: after the last layer) */
+    float *layer_in;  /* [(L+1) × N × D] input of layer l (l = L: after the last layer); D is
+                         the residual width (fwd_residual_width) */
     float *z;         /* [N × V] reference logits */
     float *p;         /* [N × V] reference probabilities */
     double *psum;     /* [N] Σ_v p_v (1 up to float rounding) */
@@ -48,7 +49,9 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     sens_set *s = vl_calloc(1, sizeof *s);
     if (!s)
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    *s = (sens_set){m, NULL, n_seq, seq_len, n_seq * seq_len, c->n_layers, c->hidden, c->vocab,
+    /* D is the residual row width: hc_mult·hidden for deepseek_v4's streams */
+    *s = (sens_set){m, NULL, n_seq, seq_len, n_seq * seq_len, c->n_layers, fwd_residual_width(m),
+                    c->vocab,
                     NULL, NULL, NULL, NULL};
     int rc = fwd_state_new(&s->st, m, n_seq, seq_len, err);
     if (rc) {

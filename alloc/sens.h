@@ -72,6 +72,8 @@ typedef enum {
     SENS_P_SH_GATE, SENS_P_SH_UP, SENS_P_SH_DOWN,
     SENS_P_MLP_GATE, SENS_P_MLP_UP, SENS_P_MLP_DOWN,
     SENS_P_QA, SENS_P_QB, SENS_P_KVA, SENS_P_KVB, /* MLA (deepseek_v3) */
+    /* deepseek_v4 attention (its experts use the EXP_/SH_ values: w1 gate, w3 up, w2 down) */
+    SENS_P_WQ_A, SENS_P_WQ_B, SENS_P_WKV, SENS_P_WO_A, SENS_P_WO_B,
     SENS_P_COUNT
 } sens_proj;
 
@@ -223,5 +225,22 @@ const char *sens_gran_name(sens_gran g); /* "tensor" | "group" */
 int sens_gran_parse(const char *s, sens_gran *out, vl_err *err);
 
 void sens_result_free(sens_result *r); /* frees the arrays, leaves r zeroed; NULL ok */
+
+/* ---------------------------------------------------------------- the sens stage */
+
+/* Called by sens_run on set p->add_set once its additivity check is done, with the prepared
+ * set and sens_rd's quantized tensors (both valid only during the call): `vbrlab sens` prints
+ * the uniform baselines there. A non-zero return stops the run. */
+typedef int (*sens_add_fn)(void *ctx, const sens_result *r, const model *m, sens_set *s,
+                           const float *q, vl_err *err);
+
+/* The sens stage, shared by `vbrlab sens` and the runner (sens_run.c): the ids (leading whole
+ * sequences up to p->max_tokens, at least one) and statistics of sets NAMES[0..n) of the stats
+ * store ST (/sets/<name>/input_ids, /stats/<name>), then sens_layout, sens_alloc_alpha,
+ * sens_rd on format menu SPEC, and per set sens_alpha (plus sens_additivity on p->add_set).
+ * r is filled for sens_write; on failure it is freed. */
+int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *names, int n,
+             const char *spec, const sens_params *p, sens_add_fn on_add, void *ctx,
+             vl_err *err);
 
 #endif

@@ -10,7 +10,8 @@ static const char *const proj_names[SENS_P_COUNT] = {
     [SENS_P_SH_GATE] = "shared_gate", [SENS_P_SH_UP] = "shared_up",
     [SENS_P_SH_DOWN] = "shared_down", [SENS_P_MLP_GATE] = "mlp_gate", [SENS_P_MLP_UP] = "mlp_up",
     [SENS_P_MLP_DOWN] = "mlp_down", [SENS_P_QA] = "q_a", [SENS_P_QB] = "q_b",
-    [SENS_P_KVA] = "kv_a", [SENS_P_KVB] = "kv_b"};
+    [SENS_P_KVA] = "kv_a", [SENS_P_KVB] = "kv_b", [SENS_P_WQ_A] = "wq_a", [SENS_P_WQ_B] = "wq_b",
+    [SENS_P_WKV] = "wkv", [SENS_P_WO_A] = "wo_a", [SENS_P_WO_B] = "wo_b"};
 
 const char *sens_proj_name(sens_proj p) { return p < SENS_P_COUNT ? proj_names[p] : "?"; }
 
@@ -33,9 +34,30 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* deepseek_v4 (analysis/model_dsv4.h names): attention wq_a/wq_b/wkv/wo_a/wo_b, routed and
+ * shared experts' w1/w3/w2. Compressors, indexers, routers, hyper-connections, norms,
+ * embeddings and the head stay at full precision. −1 for those. */
+static int classify_v4(const model_tensor *mt)
+{
+    static const char *const attn[] = {".attn.wq_a.weight", ".attn.wq_b.weight",
+                                       ".attn.wkv.weight", ".attn.wo_a.weight",
+                                       ".attn.wo_b.weight"};
+    static const char *const ffn[] = {".w1.weight", ".w3.weight", ".w2.weight"};
+    for (int k = 0; k < 5; k++)
+        if (mt->cls == MODEL_C_ATTN && ends_with(mt->name, attn[k]))
+            return SENS_P_WQ_A + k;
+    for (int k = 0; k < 3; k++)
+        if (ends_with(mt->name, ffn[k]))
+            return mt->cls == MODEL_C_EXPERT ? SENS_P_EXP_GATE + k
+                   : mt->cls == MODEL_C_SHARED ? SENS_P_SH_GATE + k : -1;
+    return -1;
+}
+
 /* Projection of a quantizable tensor, or −1 for everything kept at full precision. */
 static int classify(const model_tensor *mt)
 {
+    if (mt->layer >= 0 && mt->rows >= 2 && (strstr(mt->name, ".attn.") || strstr(mt->name, ".ffn.")))
+        return classify_v4(mt);
     static const char *const suf[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
                                       "o_proj.weight", "gate_proj.weight", "up_proj.weight",
                                       "down_proj.weight"};
@@ -121,7 +143,8 @@ void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert)
         [SENS_P_SH_DOWN] = STAT_SHARED_DOWN, [SENS_P_MLP_GATE] = STAT_MLP_IN,
         [SENS_P_MLP_UP] = STAT_MLP_IN, [SENS_P_MLP_DOWN] = STAT_MLP_DOWN,
         [SENS_P_QA] = STAT_ATTN_IN, [SENS_P_QB] = STAT_Q_B_IN, [SENS_P_KVA] = STAT_ATTN_IN,
-        [SENS_P_KVB] = STAT_KV_B_IN};
+        [SENS_P_KVB] = STAT_KV_B_IN, [SENS_P_WQ_A] = STAT_ATTN_IN, [SENS_P_WQ_B] = STAT_Q_B_IN,
+        [SENS_P_WKV] = STAT_ATTN_IN, [SENS_P_WO_A] = STAT_O_IN, [SENS_P_WO_B] = STAT_O_LORA_IN};
     *slot = map[t->proj];
     *expert = t->expert >= 0 ? t->expert : 0;
 }

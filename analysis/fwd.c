@@ -22,9 +22,10 @@
  * on strided views. Taps fire from this thread in tap.h's order.
  */
 #include "fwd.h"
+#include "fwd_dsv4.h"
 
 #include "../core/kern.h"
-#include "fwd_int.h"
+#include "fwd_ops.h"
 #include "fwd_mla.h"
 #include "moe_route.h"
 
@@ -61,25 +62,12 @@ struct fwd_state {
     float *logits;        /* [N × V] */
     fwd_mla *mla;         /* deepseek_v3: multi-head latent attention buffers (else NULL) */
     float *rscr;          /* [2E] deepseek_v3 routing scratch */
+    fwd_v4 *v4;           /* deepseek_v4: its own state (analysis/fwd_dsv4.c), no buffers here */
 };
 
 fwd_opts fwd_opts_defaults(void) { return (fwd_opts){0}; }
 
 /* ---------------------------------------------------------------- primitives (pure) */
-
-static void rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * cols;
-        float *yr = y + (size_t)r * cols;
-        double ss = 0;
-        for (int i = 0; i < cols; i++)
-            ss += (double)xr[i] * xr[i];
-        float s = (float)(1.0 / sqrt(ss / cols + eps));
-        for (int i = 0; i < cols; i++)
-            yr[i] = xr[i] * s * w[i];
-    }
-}
 
 /* x: rows of n_heads·Dh (row stride ld); row r is position r % T. */
 static void rope(float *x, int ld, const float *cs, const float *sn, int rows, int T,
@@ -99,39 +87,19 @@ static void rope(float *x, int ld, const float *cs, const float *sn, int rows, i
     }
 }
 
-/* Row i of the T×T scores keeps columns 0..i (causal), softmax over them, zeros after. */
-static void softmax_causal(float *s, int T)
-{
-    for (int i = 0; i < T; i++) {
-        float *r = s + (size_t)i * T, mx = r[0], sum = 0;
-        for (int j = 1; j <= i; j++)
-            mx = r[j] > mx ? r[j] : mx;
-        for (int j = 0; j <= i; j++)
-            sum += (r[j] = expf(r[j] - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++)
-            r[j] *= inv;
-        memset(r + i + 1, 0, (size_t)(T - 1 - i) * sizeof *r);
-    }
-}
-
 static void softmax(float *p, const float *x, int n)
 {
-    float mx = x[0], sum = 0;
+    float mx = x[0];
     for (int i = 1; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
-    for (int i = 0; i < n; i++)
-        sum += (p[i] = expf(x[i] - mx));
+    memcpy(p, x, (size_t)n * sizeof *p);
+    float sum = kern_exp_shift(p, n, mx);
     for (int i = 0; i < n; i++)
         p[i] /= sum;
 }
 
 /* a = silu(a) ⊙ b, silu(x) = x·σ(x). */
-static void silu_mul(float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
-}
+static void silu_mul(float *a, const float *b, size_t n) { kern_silu_mul(a, b, n); }
 
 /* The k largest of p[0..n) in decreasing order; ties go to the lower index. */
 static void topk(int *idx, float *val, const float *p, int n, int k)
@@ -183,6 +151,26 @@ typedef struct {
     const tap_set *taps;
 } ctx;
 
+/* One (sequence, head): o[T × Dh] = softmax_causal(q·kᵀ·scale)·v, by blocks of ATT_BLOCK
+ * query rows; block [i0, i1) reads keys 0..i1−1 only, so the masked upper triangle is never
+ * computed (about half of the products). q and o rows have stride ldq, k and v rows ldk.
+ * Returns the flops done. */
+enum { ATT_BLOCK = 64 };
+
+static double attend_causal(float *sc, const float *q, int ldq, const float *k, const float *v,
+                            int ldk, float *o, int T, int Dh, float scale)
+{
+    double fl = 0;
+    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
+        int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, nb = i1 - i0;
+        kern_matmul_st(sc, i1, q + (size_t)i0 * ldq, ldq, k, ldk, nb, Dh, i1, scale, 0);
+        fwd_softmax_causal_rows(sc, i1, nb, i0);                          /* [nb × i1] */
+        kern_matmul_nn_st(o + (size_t)i0 * ldq, ldq, sc, i1, v, ldk, nb, i1, Dh, 0);
+        fl += 4.0 * nb * i1 * Dh;
+    }
+    return fl;
+}
+
 /* h += o_proj(attention(input_layernorm(h))) */
 static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
 {
@@ -190,7 +178,7 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
     int D = c->hidden, Dh = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, N = x->N,
         T = x->T, Dq = Hq * Dh, Dkv = Hkv * Dh;
     float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
-    rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
+    fwd_rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
     emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
     if (st->mla) { /* deepseek_v3: analysis/fwd_mla.c */
         st->flops += fwd_mla_attend(st->mla, c, L, st->xn, x->S, T, x->l, x->taps, st->out);
@@ -207,20 +195,17 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
         add_bias(st->v, L->bv, N, Dkv);
     }
     if (L->q_norm) { /* per head: N·H rows of Dh */
-        rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
-        rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
+        fwd_rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
+        fwd_rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
     }
     rope(st->q, Dq, st->rcos, st->rsin, N, T, Hq, Dh);
     rope(st->k, Dkv, st->rcos, st->rsin, N, T, Hkv, Dh);
     for (int s = 0; s < x->S; s++)
         for (int hd = 0; hd < Hq; hd++) {
             size_t r0 = (size_t)s * T, kv = (size_t)(hd / (Hq / Hkv)) * Dh;
-            kern_matmul_st(st->scores, T, st->q + r0 * Dq + (size_t)hd * Dh, Dq,  /* [T × T] */
-                           st->k + r0 * Dkv + kv, Dkv, T, Dh, T, scale, 0);
-            softmax_causal(st->scores, T);
-            kern_matmul_nn_st(st->att + r0 * Dq + (size_t)hd * Dh, Dq, st->scores, T,
-                              st->v + r0 * Dkv + kv, Dkv, T, T, Dh, 0);     /* [T × Dh] */
-            st->flops += 4.0 * T * T * Dh;
+            st->flops += attend_causal(st->scores, st->q + r0 * Dq + (size_t)hd * Dh, Dq,
+                                       st->k + r0 * Dkv + kv, st->v + r0 * Dkv + kv, Dkv,
+                                       st->att + r0 * Dq + (size_t)hd * Dh, T, Dh, scale);
         }
     emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
     mm(st, st->out, st->att, L->wo, N, Dq, D);                        /* [N × D] */
@@ -374,7 +359,7 @@ static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
 {
     int D = x->c->hidden, N = x->N;
     attn_block(st, L, x);
-    rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
+    fwd_rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
     emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
     if (x->c->layer_is_moe[x->l])
         moe_block(st, L, x);
@@ -388,12 +373,7 @@ static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
 /* ---------------------------------------------------------------- public */
 
 /* Carve n bytes, 64-byte aligned, at offset *off of base (NULL base: only count). */
-static void *carve(char *base, size_t *off, size_t n)
-{
-    void *r = base ? base + *off : NULL;
-    *off += (n + 63) / 64 * 64;
-    return r;
-}
+static void *carve(char *base, size_t *off, size_t n) { return fwd_carve(base, off, n); }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -450,6 +430,14 @@ int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_
     st->m = m;
     st->max_seq = max_seq;
     st->max_len = max_len;
+    if (model_config(m)->arch == HFC_DEEPSEEK_V4) {
+        int rc = fwd_v4_new(&st->v4, m, max_seq, max_len, err);
+        if (rc)
+            vl_free(st);
+        else
+            *out = st;
+        return rc;
+    }
     size_t bytes = layout(st, NULL);
     if (!(st->block = vl_malloc(bytes + 64))) {
         vl_free(st);
@@ -498,7 +486,7 @@ static void run_layers(const model *m, const model_weights *w, fwd_state *st, in
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
     for (x.l = from; x.l < c->n_layers; x.l++)
         fwd_layer(st, &w->layers[x.l], &x);
-    rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
+    fwd_rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
     mm(st, st->logits, st->xn, w->lm_head ? w->lm_head : w->embed, N, D, V);   /* [N × V] */
     emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
@@ -512,6 +500,10 @@ int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
         if (ids[r] < 0 || ids[r] >= V)
             return vl_errf(err, VL_ERANGE, "forward: token id %d (row %d) outside the "
                            "vocabulary [0, %d)", (int)ids[r], r, V);
+    if (model_config(m)->arch == HFC_DEEPSEEK_V4) {
+        fwd_v4_embed(m, w, ids, n, out);
+        return 0;
+    }
     for (int r = 0; r < n; r++)                                       /* [n × D] */
         memcpy(out + (size_t)r * D, w->embed + (size_t)ids[r] * D, (size_t)D * 4);
     return 0;
@@ -531,6 +523,8 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
             return vl_errf(err, VL_ERANGE, "forward: token id %d (sequence %d, position %d) "
                            "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
                            r % seq_len, V);
+    if (st->v4)
+        return fwd_v4_run(st->v4, w, ids, 0, NULL, n_seq, seq_len, opts, taps, logits, err);
     st->flops = 0;
     fwd_embed(m, w, ids, N, st->h, NULL);                             /* [N × D] */
     run_layers(m, w, st, 0, n_seq, seq_len, opts, taps, logits);
@@ -548,30 +542,34 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
     if (layer < 0 || layer > c->n_layers)
         return vl_errf(err, VL_EARG, "forward: start layer %d outside [0, %d]", layer,
                        c->n_layers);
+    if (st->v4)
+        return fwd_v4_run(st->v4, w, NULL, layer, hidden_in, n_seq, seq_len, opts, taps,
+                          logits, err);
     st->flops = 0;
     memcpy(st->h, hidden_in, (size_t)n_seq * seq_len * c->hidden * sizeof *st->h);
     run_layers(m, w, st, layer, n_seq, seq_len, opts, taps, logits);
     return 0;
 }
 
-const float *fwd_final_hidden(const fwd_state *st) { return st->xn; }
+const float *fwd_final_hidden(const fwd_state *st)
+{
+    return st->v4 ? fwd_v4_final_hidden(st->v4) : st->xn;
+}
 
-double fwd_last_flops(const fwd_state *st) { return st->flops; }
+double fwd_last_flops(const fwd_state *st) { return st->v4 ? fwd_v4_flops(st->v4) : st->flops; }
+
+int fwd_residual_width(const model *m)
+{
+    const hfc_config *c = model_config(m);
+    return c->arch == HFC_DEEPSEEK_V4 ? c->v4.hc_mult * c->hidden : c->hidden;
+}
 
 void fwd_state_free(fwd_state *st)
 {
     if (!st)
         return;
+    fwd_v4_free(st->v4);
     fwd_mla_free(st->mla);
     vl_free(st->block);
     vl_free(st);
 }
-
-/* ---------------------------------------------------------------- fwd_int.h */
-
-void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
-{
-    rmsnorm(y, x, w, rows, cols, eps);
-}
-
-void fwd_softmax_causal(float *s, int T) { softmax_causal(s, T); }

@@ -1,5 +1,8 @@
 /* analysis/fwd.h — the float32 forward pass of a decoder-only LLM (dense or MoE), with taps.
  *
+ * deepseek_v4 runs its own forward (analysis/fwd_dsv4.h) behind the same calls: its residual
+ * rows are hc_mult·D wide (fwd_residual_width) and its taps are listed in fwd_dsv4.c.
+ *
  * Math as Hugging Face transformers computes it (LlamaModel, Qwen2/Qwen3, Qwen2Moe/Qwen3Moe,
  * Mixtral): token embedding; per layer x += o_proj(attn(rope(q), rope(k), v)) on
  * input_layernorm(x), then x += mlp(post_attention_layernorm(x)) where mlp is a SwiGLU MLP or a
@@ -72,7 +75,8 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
                  const float *hidden_in, int n_seq, int seq_len, const fwd_opts *opts,
                  const tap_set *taps, const float **logits, vl_err *err);
 
-/* The embedding rows of ids[0..n) into out [n × D] (layer 0's input). VL_ERANGE on a bad id.
+/* The embedding rows of ids[0..n) into out [n × fwd_residual_width] (layer 0's input;
+ * deepseek_v4: the embedding in each of its hc_mult streams). VL_ERANGE on a bad id.
  * Pure apart from out. */
 int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n, float *out,
               vl_err *err);
@@ -86,5 +90,9 @@ const float *fwd_final_hidden(const fwd_state *st);
 double fwd_last_flops(const fwd_state *st);
 
 void fwd_state_free(fwd_state *st); /* NULL is a no-op */
+
+/* Width of a residual row (fwd_embed's output, TAP_RESIDUAL, fwd_run_from's input): D, or
+ * hc_mult·D for deepseek_v4, whose residual is hc_mult streams (analysis/fwd_dsv4.h). */
+int fwd_residual_width(const model *m);
 
 #endif

@@ -9,6 +9,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
+#include "model_dsv4.h"
+#include "model_int.h"
 
 #include "../io/st.h"
 
@@ -26,7 +28,8 @@ typedef enum {
     K_ATTN_NORM, K_WQ, K_WK, K_WV, K_BQ, K_BK, K_BV, K_WO, K_BO, K_QNORM, K_KNORM,
     K_MLP_NORM, K_ROUTER, K_EXP_GATE, K_EXP_UP, K_EXP_DOWN,
     K_SH_GATE, K_SH_UP, K_SH_DOWN, K_SH_EXPGATE, K_MLP_GATE, K_MLP_UP, K_MLP_DOWN,
-    K_QA, K_QA_NORM, K_QB, K_KVA, K_KVA_NORM, K_KVB, K_ROUTER_BIAS /* deepseek_v3 */
+    K_QA, K_QA_NORM, K_QB, K_KVA, K_KVA_NORM, K_KVB, K_ROUTER_BIAS, /* deepseek_v3 */
+    K_EXT /* binding ext[tensor index] (deepseek_v4) */
 } tkind;
 
 struct model {
@@ -43,12 +46,12 @@ struct model {
 
 /* ---------------------------------------------------------------- the plan */
 
-static int plan_add(model *m, tkind k, model_class cls, int layer, int expert, int rows,
-                    int cols, vl_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 9, 10)));
+static int plan_vadd(model *m, tkind k, model_class cls, int layer, int expert, int rows,
+                     int cols, vl_err *err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 9, 0)));
 
-static int plan_add(model *m, tkind k, model_class cls, int layer, int expert, int rows,
-                    int cols, vl_err *err, const char *fmt, ...)
+static int plan_vadd(model *m, tkind k, model_class cls, int layer, int expert, int rows,
+                     int cols, vl_err *err, const char *fmt, va_list ap)
 {
     if (m->n_tensors == m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 256;
@@ -66,14 +69,35 @@ static int plan_add(model *m, tkind k, model_class cls, int layer, int expert, i
         m->cap = cap;
     }
     size_t i = m->n_tensors++;
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(m->names[i], NAME_MAX_LEN, fmt, ap);
-    va_end(ap);
     m->kinds[i] = k;
     m->tensors[i] = (model_tensor){NULL, cls, layer, expert, rows, cols,
                                    (int64_t)rows * cols, 0};
     return 0;
+}
+
+static int plan_add(model *m, tkind k, model_class cls, int layer, int expert, int rows,
+                    int cols, vl_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 9, 10)));
+
+static int plan_add(model *m, tkind k, model_class cls, int layer, int expert, int rows,
+                    int cols, vl_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = plan_vadd(m, k, cls, layer, expert, rows, cols, err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int model_plan_ext(model *m, model_class cls, int layer, int expert, int rows, int cols,
+                   vl_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = plan_vadd(m, K_EXT, cls, layer, expert, rows, cols, err, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* The tensors of one routed or shared SwiGLU block, Hugging Face names. */
@@ -208,6 +232,11 @@ static int plan_model(model *m, vl_err *err)
 {
     const hfc_config *c = &m->cfg;
     int rc;
+    if (c->arch == HFC_DEEPSEEK_V4) {
+        if ((rc = mdsv4_plan(m, c, err)))
+            return rc;
+        goto names;
+    }
     if ((rc = plan_add(m, K_EMBED, MODEL_C_EMBED, -1, -1, c->vocab, c->hidden, err,
                        "model.embed_tokens.weight")))
         return rc;
@@ -221,6 +250,7 @@ static int plan_model(model *m, vl_err *err)
         (rc = plan_add(m, K_LM_HEAD, MODEL_C_LM_HEAD, -1, -1, c->vocab, c->hidden, err,
                        "lm_head.weight")))
         return rc;
+names:
     for (size_t i = 0; i < m->n_tensors; i++)
         m->tensors[i].name = m->names[i];
     return 0;
@@ -259,17 +289,25 @@ static int check_config(const model *m, const char *cfgpath, vl_err *err)
 
 /* ---------------------------------------------------------------- bindings */
 
-static size_t binding_bytes(const hfc_config *c)
+/* deepseek_v4 bindings carry one ext pointer per tensor */
+static size_t n_ext(const model *m)
 {
-    return sizeof(model_weights) + (size_t)c->n_layers * sizeof(model_layer) +
-           (size_t)c->n_layers * (size_t)(c->n_experts > 0 ? c->n_experts : 0) *
-               sizeof(model_ffn);
+    return m->cfg.arch == HFC_DEEPSEEK_V4 ? m->n_tensors : 0;
 }
 
-/* One allocation: the struct, its layers, then L·E expert records. */
-static model_weights *binding_new(const hfc_config *c)
+static size_t binding_bytes(const model *m)
 {
-    model_weights *w = vl_calloc(1, binding_bytes(c));
+    const hfc_config *c = &m->cfg;
+    return sizeof(model_weights) + (size_t)c->n_layers * sizeof(model_layer) +
+           (size_t)c->n_layers * (size_t)(c->n_experts > 0 ? c->n_experts : 0) *
+               sizeof(model_ffn) + n_ext(m) * sizeof(float *);
+}
+
+/* One allocation: the struct, its layers, then L·E expert records, then the ext pointers. */
+static model_weights *binding_new(const model *m)
+{
+    const hfc_config *c = &m->cfg;
+    model_weights *w = vl_calloc(1, binding_bytes(m));
     if (!w)
         return NULL;
     w->n_layers = c->n_layers;
@@ -278,6 +316,9 @@ static model_weights *binding_new(const hfc_config *c)
     for (int l = 0; l < c->n_layers; l++)
         if (c->layer_is_moe[l])
             w->layers[l].experts = ex + (size_t)l * c->n_experts;
+    if (n_ext(m))
+        w->ext = (const float **)(ex + (size_t)c->n_layers *
+                                           (size_t)(c->n_experts > 0 ? c->n_experts : 0));
     return w;
 }
 
@@ -318,6 +359,7 @@ static const float **slot_of(model_weights *w, tkind k, int l, int e)
     case K_KVA_NORM: return &L->kv_a_norm;
     case K_KVB: return &L->kv_b;
     case K_ROUTER_BIAS: return &L->router_bias;
+    case K_EXT: break; /* model_weights_slot answers these */
     }
     VL_ASSERT(0);
     return NULL;
@@ -404,7 +446,7 @@ static int load_tensors(model *m, const st_set *set, vl_err *err)
             m->info.n_fp8++;
             m->info.stored_bytes += (int64_t)sc->nbytes;
         }
-        *slot_of(m->base, m->kinds[i], mt->layer, mt->expert) = dst;
+        *model_weights_slot(m, m->base, i) = dst;
         m->info.params[mt->cls] += mt->numel;
         m->info.params_total += mt->numel;
         m->info.stored_bytes += (int64_t)src[i]->nbytes;
@@ -429,10 +471,10 @@ int model_open(model **out, const char *dir, vl_err *err)
         rc = hfc_load(&m->cfg, cfgpath, err);
     if (!rc)
         rc = check_config(m, cfgpath, err);
-    if (!rc && !(m->base = binding_new(&m->cfg)))
-        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", dir);
     if (!rc)
         rc = plan_model(m, err);
+    if (!rc && !(m->base = binding_new(m)))
+        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", dir);
     if (!rc)
         rc = st_set_open(&set, dir, err);
     if (!rc)
@@ -469,6 +511,7 @@ const char *model_class_name(model_class c)
         [MODEL_C_ROUTER] = "router",        [MODEL_C_EXPERT] = "routed experts",
         [MODEL_C_SHARED] = "shared experts", [MODEL_C_MLP] = "dense MLP",
         [MODEL_C_NORM] = "norms",           [MODEL_C_LM_HEAD] = "lm_head",
+        [MODEL_C_HC] = "hyper-connections", [MODEL_C_COMPRESS] = "compressor/indexer",
     };
     return (unsigned)c < MODEL_C_COUNT ? names[c] : "?";
 }
@@ -494,12 +537,14 @@ long model_tensor_find(const model *m, const char *name)
 int model_weights_clone(model_weights **out, const model *m, const model_weights *src,
                         vl_err *err)
 {
-    model_weights *w = binding_new(&m->cfg);
+    model_weights *w = binding_new(m);
     if (!w)
         return vl_errf(err, VL_ENOMEM, "%s: out of memory cloning weights", m->dir);
     w->embed = src->embed;
     w->final_norm = src->final_norm;
     w->lm_head = src->lm_head;
+    if (n_ext(m))
+        memcpy(w->ext, src->ext, n_ext(m) * sizeof *w->ext);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         model_ffn *ex = w->layers[l].experts; /* keep the clone's own expert array */
         w->layers[l] = src->layers[l];
@@ -514,6 +559,8 @@ int model_weights_clone(model_weights **out, const model *m, const model_weights
 const float **model_weights_slot(const model *m, model_weights *w, size_t i)
 {
     VL_ASSERT(i < m->n_tensors);
+    if (m->kinds[i] == K_EXT)
+        return &w->ext[i];
     return slot_of(w, m->kinds[i], m->tensors[i].layer, m->tensors[i].expert);
 }
 

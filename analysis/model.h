@@ -3,10 +3,11 @@
  * model_open reads DIR/config.json (io/hfcfg) and DIR's safetensors (io/st, one file or
  * sharded), checks that every tensor the architecture needs exists with the right shape,
  * converts each to float32 once (NaN/Inf rejected) into memory the model owns, and closes the
- * files. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral, deepseek_v3
- * (MoE). FP8 e4m3 tensors are dequantized with their "<name>_scale_inv" block scales
- * (quantization_config.weight_block_size; io/st.h st_fp8_dequant): the float32 weights are the
- * dequantized values, the reference every quantizer starts from.
+ * files. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral, deepseek_v3,
+ * deepseek_v4 (MoE; V4's tensors: analysis/model_dsv4.c). FP8 e4m3 tensors are dequantized with
+ * their "<name>_scale_inv" block scales (quantization_config.weight_block_size; io/st.h
+ * st_fp8_dequant): the float32 weights are the dequantized values, the reference every quantizer
+ * starts from.
  * Tensors the architecture does not use are ignored (counted in model_info.n_unused).
  *
  * The weights are reached through a *binding* (model_weights): per layer, pointers to each
@@ -66,12 +67,18 @@ typedef struct {
     const float *lm_head;    /* [V × D]; NULL when tied (the head then uses embed) */
     int n_layers;
     model_layer *layers;     /* [L], owned by the binding */
+    /* deepseek_v4 (analysis/model_dsv4.h): every tensor by its model_tensor index; the V4
+     * forward reads its weights here and nowhere else. NULL for the other families. */
+    const float **ext;
 } model_weights;
 
 /* Parameter classes (vbrlab info, bit allocation). */
 typedef enum {
     MODEL_C_EMBED, MODEL_C_ATTN, MODEL_C_ROUTER, MODEL_C_EXPERT, MODEL_C_SHARED,
-    MODEL_C_MLP, MODEL_C_NORM, MODEL_C_LM_HEAD, MODEL_C_COUNT
+    MODEL_C_MLP, MODEL_C_NORM, MODEL_C_LM_HEAD,
+    MODEL_C_HC,        /* deepseek_v4 hyper-connection mixers (hc_*_fn/base/scale) */
+    MODEL_C_COMPRESS,  /* deepseek_v4 KV compressors and lightning indexers */
+    MODEL_C_COUNT
 } model_class;
 
 /* One tensor the architecture uses, in file-independent canonical order (embed, layers in

@@ -121,6 +121,12 @@ int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err)
     sc.moe_inter = c->moe_intermediate;
     sc.shared_inter = c->shared_intermediate;
     sc.dense_inter = c->intermediate;
+    if (c->arch == HFC_DEEPSEEK_V4) { /* fwd_dsv4.c's taps */
+        sc.attn_out = c->n_heads * c->head_dim / c->v4.o_groups; /* wo_a's per-group input */
+        sc.q_lora = c->v4.q_lora_rank;
+        sc.o_lora = c->v4.o_groups * c->v4.o_lora_rank;
+        sc.router_choice = 1;
+    }
     sc.vocab = c->vocab;
     sc.layer_sparse = sparse;
     sc.max_seq_len = p->o.max_len;

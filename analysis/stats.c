@@ -21,23 +21,30 @@ static const char *const slot_names[STAT_SLOT_COUNT] = {
     [STAT_MLP_DOWN] = "mlp_down_in",
     [STAT_Q_B_IN] = "q_b_in",
     [STAT_KV_B_IN] = "kv_b_in",
+    [STAT_O_LORA_IN] = "o_lora_in",
     [STAT_EXPERT_IN] = "in",
     [STAT_EXPERT_DOWN] = "down_in",
 };
 
 static const char *const slot_weights[STAT_SLOT_COUNT] = {
     [STAT_ATTN_IN] = "self_attn.q_proj self_attn.k_proj self_attn.v_proj self_attn.q_a_proj "
-                     "self_attn.kv_a_proj_with_mqa",
-    [STAT_O_IN] = "self_attn.o_proj",
+                     "self_attn.kv_a_proj_with_mqa attn.wq_a attn.wkv attn.compressor.wkv "
+                     "attn.compressor.wgate attn.indexer.compressor.wkv "
+                     "attn.indexer.compressor.wgate attn.indexer.weights_proj",
+    [STAT_O_IN] = "self_attn.o_proj attn.wo_a",
     [STAT_MLP_IN] = "mlp.gate mlp.shared_expert.gate_proj mlp.shared_expert.up_proj "
                     "mlp.shared_expert_gate mlp.gate_proj mlp.up_proj "
-                    "mlp.shared_experts.gate_proj mlp.shared_experts.up_proj",
-    [STAT_SHARED_DOWN] = "mlp.shared_expert.down_proj mlp.shared_experts.down_proj",
+                    "mlp.shared_experts.gate_proj mlp.shared_experts.up_proj ffn.gate "
+                    "ffn.shared_experts.w1 ffn.shared_experts.w3",
+    [STAT_SHARED_DOWN] = "mlp.shared_expert.down_proj mlp.shared_experts.down_proj "
+                         "ffn.shared_experts.w2",
     [STAT_MLP_DOWN] = "mlp.down_proj",
-    [STAT_Q_B_IN] = "self_attn.q_b_proj",
+    [STAT_Q_B_IN] = "self_attn.q_b_proj attn.wq_b attn.indexer.wq_b",
     [STAT_KV_B_IN] = "self_attn.kv_b_proj",
-    [STAT_EXPERT_IN] = "mlp.experts.%d.gate_proj mlp.experts.%d.up_proj",
-    [STAT_EXPERT_DOWN] = "mlp.experts.%d.down_proj",
+    [STAT_O_LORA_IN] = "attn.wo_b",
+    [STAT_EXPERT_IN] = "mlp.experts.%d.gate_proj mlp.experts.%d.up_proj ffn.experts.%d.w1 "
+                       "ffn.experts.%d.w3",
+    [STAT_EXPERT_DOWN] = "mlp.experts.%d.down_proj ffn.experts.%d.w2",
 };
 
 _Static_assert(sizeof slot_names / sizeof *slot_names == STAT_SLOT_COUNT, "slot table");
@@ -75,6 +82,7 @@ static int slot_cols(const stat_config *c, int sparse, stat_slot s)
     case STAT_MLP_DOWN: return sparse ? 0 : c->dense_inter;
     case STAT_Q_B_IN: return c->q_lora;
     case STAT_KV_B_IN: return c->kv_lora;
+    case STAT_O_LORA_IN: return c->o_lora;
     case STAT_EXPERT_IN: return sparse ? c->hidden : 0;
     case STAT_EXPERT_DOWN: return sparse ? c->moe_inter : 0;
     default: return 0;
@@ -242,9 +250,13 @@ int stat_new(stat_acc **out, const stat_config *cfg, vl_err *err)
         a->cfg.ds_bias = a->ds_bias;
     }
     if (ok && a->kx > 0) {
-        a->xtx_part = vl_malloc((size_t)a->kx * a->kx * sizeof(double));
+        /* up to 16 sequences' partials per fold, within 64 MiB (one for wide inputs) */
+        size_t one = (size_t)a->kx * a->kx * sizeof(double), cap = (size_t)64 << 20;
+        a->xtx_slots = one * 16 <= cap ? 16 : one >= cap ? 1 : (int)(cap / one);
+        a->xtx_part = vl_malloc(one * a->xtx_slots);
+        a->xtx_fail = vl_malloc((size_t)a->kx * sizeof(int));
         a->rowbuf = vl_malloc((size_t)cfg->max_seq_len * a->kx * sizeof(float));
-        ok = a->xtx_part && a->rowbuf;
+        ok = a->xtx_part && a->xtx_fail && a->rowbuf;
     }
     if (ok && cfg->token_stats && cfg->max_tokens > 0) {
         a->tokens.entropy = vl_malloc((size_t)cfg->max_tokens * sizeof(double));
@@ -286,6 +298,7 @@ void stat_free(stat_acc *a)
     vl_free(a->ds_w);
     vl_free(a->sel);
     vl_free(a->xtx_part);
+    vl_free(a->xtx_fail);
     vl_free(a->rowbuf);
     vl_free(a);
 }

@@ -15,6 +15,9 @@
  *   MLA (deepseek_v3): TAP_ATTN_IN also feeds q_a_proj / kv_a_proj_with_mqa; TAP_Q_B_IN →
  *   STAT_Q_B_IN (q_b_proj), TAP_KV_B_IN → STAT_KV_B_IN (kv_b_proj); mlp.shared_experts.* read
  *   STAT_MLP_IN / STAT_SHARED_DOWN like qwen's shared_expert.
+ *   deepseek_v4: TAP_Q_B_IN → STAT_Q_B_IN (wq_b, indexer wq_b), TAP_O_LORA_IN →
+ *   STAT_O_LORA_IN (wo_b), TAP_ATTN_O_IN's G group events → STAT_O_IN (wo_a: the G groups'
+ *   inputs pooled, rows = G·N), TAP_ROUTER_CHOICE → stat_router (router_choice)
  *
  * EXACT MERGE. Sums are exact fixed-point integers (core/fx.h: 192 bits, 2^-96 resolution),
  * built like this: the rows of one event that belong to one sequence (batch row / seq_len) are
@@ -66,6 +69,7 @@ typedef enum {
     STAT_MLP_DOWN,    /* input of a dense MLP's down_proj (dense layers)      [dense_inter] */
     STAT_Q_B_IN,      /* MLA: input of q_b_proj (q_a_layernorm output) [q_lora] */
     STAT_KV_B_IN,     /* MLA: input of kv_b_proj (kv_a_layernorm output) [kv_lora] */
+    STAT_O_LORA_IN,   /* deepseek_v4: input of wo_b                    [o_lora] */
     STAT_EXPERT_IN,   /* input of routed expert e's gate/up           [D] */
     STAT_EXPERT_DOWN, /* input of routed expert e's down_proj         [moe_inter] */
     STAT_SLOT_COUNT
@@ -87,7 +91,12 @@ typedef struct {
     int max_seq_len;    /* longest sequence an event may carry (sizes the XᵀX copy buffer) */
     int token_stats;    /* 1: per-token entropy/log-prob from TAP_LOGITS */
     int64_t max_tokens; /* capacity of the per-token arrays (allocated at stat_new) */
-    int q_lora, kv_lora; /* MLA: widths of STAT_Q_B_IN / STAT_KV_B_IN (0: no such input) */
+    int q_lora, kv_lora; /* MLA: widths of STAT_Q_B_IN / STAT_KV_B_IN (0: no such input);
+                            deepseek_v4: q_lora is wq_b's input width */
+    int o_lora;         /* deepseek_v4 o_groups·o_lora_rank (STAT_O_LORA_IN); 0: none */
+    int router_choice;  /* 1: router statistics from TAP_ROUTER_CHOICE (the forward's own
+                           selection: deepseek_v4's biased / hash routing), not from a softmax
+                           top-k of TAP_ROUTER_LOGITS */
     /* DeepSeek-V3 routing (above): the model's config and per-layer e_score_correction_bias
      * [L] (NULL entries for dense layers). Borrowed: they must outlive the taps; the pointer
      * array is copied by stat_new. NULL for softmax routers. */

@@ -7,6 +7,7 @@
 
 #include "../core/num.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -90,7 +91,7 @@ static int write_input(h5s_store *s, const char *g, const stat_input *in, int ex
         rc = w_fx(s, g, "xtx", in->xtx, stat_xtx_packed(K), "activation^2", "XᵀX, packed upper "
                   "triangle row-major (i ≤ j), K(K+1)/2 entries", err);
     }
-    snprintf(w, sizeof w, stat_slot_weights(sl), expert, expert);
+    snprintf(w, sizeof w, stat_slot_weights(sl), expert, expert, expert, expert);
     return rc ? rc : h5s_attr_set(s, g, "weights", w, err);
 }
 
@@ -166,6 +167,10 @@ int stat_write(const stat_acc *a, h5s_store *s, const char *group, vl_err *err)
         rc = h5s_attr_set_f64(s, group, "q_lora", c->q_lora, err);
     if (!rc && c->kv_lora > 0)
         rc = h5s_attr_set_f64(s, group, "kv_lora", c->kv_lora, err);
+    if (!rc && c->o_lora > 0)
+        rc = h5s_attr_set_f64(s, group, "o_lora", c->o_lora, err);
+    if (!rc && c->router_choice > 0)
+        rc = h5s_attr_set_f64(s, group, "router_choice", c->router_choice, err);
     return rc;
 }
 
@@ -237,6 +242,47 @@ static int read_router(h5s_store *s, const char *g, stat_router *r, vl_err *err)
     return rc ? rc : r_exact(s, g, "coselect", H5S_I64, r->coselect, E, E, 8, err);
 }
 
+/* The invariants the accumulator keeps (stats.h), checked on what a store holds, so that a
+ * store contradicting itself is refused in one line instead of merged, allocated or plotted. */
+static int check_input(h5s_store *s, const char *p, const stat_input *in, vl_err *err)
+{
+    if (in->rows < 0 || in->rows_routed < 0 || in->rows_routed > in->rows)
+        return vl_errf(err, VL_EFORMAT, "%s: %s/count = %lld, %s/count_routed = %lld (want 0 <= "
+                       "count_routed <= count)", h5s_path(s), p, (long long)in->rows, p,
+                       (long long)in->rows_routed);
+    for (int k = 0; k < in->cols; k++)
+        if (!(in->absmax[k] >= 0) || isinf(in->absmax[k]))
+            return vl_errf(err, VL_EFORMAT, "%s: %s/absmax[%d] = %g is not a finite magnitude",
+                           h5s_path(s), p, k, in->absmax[k]);
+    return 0;
+}
+
+static int check_router(h5s_store *s, const char *p, const stat_router *r, int top_k,
+                        vl_err *err)
+{
+    const int E = r->n_experts;
+    int64_t sum = 0, want;
+    if (r->tokens < 0)
+        return vl_errf(err, VL_EFORMAT, "%s: %s/tokens = %lld is negative", h5s_path(s), p,
+                       (long long)r->tokens);
+    for (int e = 0; e < E; e++)
+        if (r->routed[e] < 0 || num_add_i64(sum, r->routed[e], &sum))
+            return vl_errf(err, VL_EFORMAT, "%s: %s/routed[%d] = %lld is not a count (or the "
+                           "counts overflow)", h5s_path(s), p, e, (long long)r->routed[e]);
+    if (num_mul_i64(r->tokens, top_k, &want) || sum != want)
+        return vl_errf(err, VL_EFORMAT, "%s: %s/routed sums to %lld, not %s/tokens x top_k = "
+                       "%lld x %d", h5s_path(s), p, (long long)sum, p, (long long)r->tokens, top_k);
+    for (int a = 0; a < E; a++)
+        for (int b = 0; b < E; b++) {
+            int64_t x = r->coselect[(size_t)a * E + b];
+            if (x < 0 || x != r->coselect[(size_t)b * E + a] || (a == b && x != r->routed[a]))
+                return vl_errf(err, VL_EFORMAT, "%s: %s/coselect[%d][%d] = %lld (want a "
+                               "symmetric count matrix whose diagonal is routed)",
+                               h5s_path(s), p, a, b, (long long)x);
+        }
+    return 0;
+}
+
 /* An integer attribute within [lo, hi]. */
 static int attr_int(h5s_store *s, const char *g, const char *k, long long lo, long long hi,
                     long long *v, vl_err *err)
@@ -267,9 +313,9 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
         rc = attr_int(s, group, keys[i], 0, i == 12 ? (1ll << 40) : (1 << 30), &v[i], err);
     if (rc)
         return rc;
-    long long lora[2] = {0, 0}; /* absent (no MLA): 0 */
-    const char *lk[2] = {"q_lora", "kv_lora"};
-    for (int i = 0; !rc && i < 2; i++)
+    long long lora[4] = {0, 0, 0, 0}; /* absent (no MLA / deepseek_v4): 0 */
+    const char *lk[4] = {"q_lora", "kv_lora", "o_lora", "router_choice"};
+    for (int i = 0; !rc && i < 4; i++)
         if ((rc = attr_int(s, group, lk[i], 1, 1 << 20, &lora[i], err)) == VL_ENOTFOUND)
             rc = 0;
     if (rc)
@@ -306,6 +352,8 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
     c.max_tokens = v[12];
     c.q_lora = (int)lora[0];
     c.kv_lora = (int)lora[1];
+    c.o_lora = (int)lora[2];
+    c.router_choice = (int)lora[3];
     c.layer_sparse = sparse;
     c.want_xtx = stored_xtx;
     c.want_xtx_user = &pr;
@@ -324,11 +372,13 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
                     continue;
                 input_path(p, sizeof p, group, l, (stat_slot)sl, e);
                 rc = read_input(s, p, in, err);
+                rc = rc ? rc : check_input(s, p, in, err);
             }
         stat_router *r = stat_router_mut(a, l);
         if (!rc && r) {
             VL_ASSERT(snprintf(p, sizeof p, "%s/layers/%02d/router", group, l) < (int)sizeof p);
             rc = read_router(s, p, r, err);
+            rc = rc ? rc : check_router(s, p, r, c.top_k, err);
         }
     }
     stat_tokens *tk = stat_tokens_mut(a);

@@ -44,6 +44,48 @@ static int fx_add_or_fail(stat_acc *a, fx_num *dst, double v, int layer, stat_sl
     return -1;
 }
 
+/* One row x[0..K) into the per-channel float64 partials (Σx, Σx², Σx⁴, max |x|; NaN never
+ * raises the max, the sums carry it). Four channels a step through vector extensions (the
+ * same operations per channel as a scalar loop, so the same bits). */
+typedef double chan_d4 __attribute__((vector_size(32)));
+typedef float chan_f4 __attribute__((vector_size(16)));
+typedef int64_t chan_i4 __attribute__((vector_size(32)));
+
+VEXP_CLONES static void channel_sums(double *p1, double *p2, double *p4, double *amax,
+                                     const float *x, int K)
+{
+    int c = 0;
+    for (; c + 4 <= K; c += 4) {
+        chan_f4 xf;
+        chan_d4 a, b, d, m;
+        memcpy(&xf, x + c, sizeof xf);
+        chan_d4 v = __builtin_convertvector(xf, chan_d4), v2 = v * v;
+        memcpy(&a, p1 + c, sizeof a);
+        memcpy(&b, p2 + c, sizeof b);
+        memcpy(&d, p4 + c, sizeof d);
+        memcpy(&m, amax + c, sizeof m);
+        a += v;
+        b += v2;
+        d += v2 * v2;
+        chan_d4 av = (chan_d4)((chan_i4)v & (chan_i4){INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX});
+        chan_i4 gt = av > m;
+        m = (chan_d4)(((chan_i4)av & gt) | ((chan_i4)m & ~gt));
+        memcpy(p1 + c, &a, sizeof a);
+        memcpy(p2 + c, &b, sizeof b);
+        memcpy(p4 + c, &d, sizeof d);
+        memcpy(amax + c, &m, sizeof m);
+    }
+    for (; c < K; c++) {
+        double v = x[c], v2 = v * v;
+        p1[c] += v;
+        p2[c] += v2;
+        p4[c] += v2 * v2;
+        double m = fabs(v);
+        if (m > amax[c])
+            amax[c] = m;
+    }
+}
+
 /* Rows [r0, r1) of the event, all of one sequence, into input `in`. */
 static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0, int r1,
                        stat_slot s, int e)
@@ -55,16 +97,7 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
     memset(p4, 0, (size_t)K * sizeof *p4);
     int64_t routed = 0;
     for (int r = r0; r < r1; r++) {
-        const float *x = ev->data + (size_t)r * ev->stride;
-        for (int c = 0; c < K; c++) {
-            double v = x[c], v2 = v * v;
-            p1[c] += v;
-            p2[c] += v2;
-            p4[c] += v2 * v2;
-            double m = fabs(v);
-            if (m > amax[c])
-                amax[c] = m;
-        }
+        channel_sums(p1, p2, p4, amax, ev->data + (size_t)r * ev->stride, K);
         routed += !ev->row_weight || ev->row_weight[r] > 0.0f;
     }
     for (int c = 0; c < K; c++)
@@ -74,9 +107,12 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
             return;
     in->rows += r1 - r0;
     in->rows_routed += routed;
-    if (!in->xtx)
-        return;
-    /* kern_xtx_acc wants dense rows: copy when the event's stride is wider than K */
+}
+
+/* XᵀX partial of rows [r0, r1) (one sequence) into partial slot `slot`. */
+static void xtx_partial(stat_acc *a, const tap_event *ev, int r0, int r1, int K, int slot)
+{
+    /* kern_xtx_upper wants dense rows: copy when the event's stride is wider than K */
     const float *x = ev->data + (size_t)r0 * ev->stride;
     if (ev->stride != (size_t)K) {
         for (int r = r0; r < r1; r++)
@@ -84,16 +120,61 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
                    (size_t)K * sizeof(float));
         x = a->rowbuf;
     }
-    kern_xtx_upper(a->xtx_part, x, r1 - r0, K);
-    fx_num *t = in->xtx;
-    for (int i = 0; i < K; t += K - i, i++) { /* packed row i = partial row i from column i */
-        const double *p = a->xtx_part + (size_t)i * K + i;
-        size_t ok = fx_add_f64_n(t, p, (size_t)(K - i));
-        if (ok < (size_t)(K - i)) { /* the term that failed, again, for the message */
-            fx_add_or_fail(a, t + ok, p[ok], ev->layer, s, e, "XᵀX", i);
+    kern_xtx_upper(a->xtx_part + (size_t)slot * K * K, x, r1 - r0, K);
+}
+
+typedef struct {
+    fx_num *xtx;        /* packed upper triangle */
+    const double *part; /* [n_part × K × K] partials, upper triangles */
+    int n_part, K;
+    int *fail;          /* [K] first failing partial per row, −1 */
+} fold_job;
+
+/* Item j folds triangle rows j and K−1−j (K + 1 terms a partial: equal work per item). */
+static void fold_items(void *ctx, int j0, int j1)
+{
+    const fold_job *f = ctx;
+    const int K = f->K;
+    for (int j = j0; j < j1; j++)
+        for (int h = 0; h < 2; h++) {
+            int i = h ? K - 1 - j : j;
+            if (h && i == j)
+                break;
+            fx_num *t = f->xtx + (size_t)i * K - (size_t)i * (i - 1) / 2;
+            f->fail[i] = -1;
+            for (int p = 0; p < f->n_part; p++) {
+                const double *v = f->part + ((size_t)p * K + i) * K + i;
+                if (fx_add_f64_n(t, v, (size_t)(K - i)) < (size_t)(K - i)) {
+                    f->fail[i] = p;
+                    break;
+                }
+            }
+        }
+}
+
+/* The n_part partials into the exact totals, triangle rows split over kern_parallel_for's
+ * threads (every row belongs to one thread; the sums are exact, so the split changes no bit). */
+static void xtx_fold(stat_acc *a, stat_input *in, int n_part, const tap_event *ev, stat_slot s,
+                     int e)
+{
+    const int K = in->cols;
+    fold_job f = {in->xtx, a->xtx_part, n_part, K, a->xtx_fail};
+    /* threads only for ≳ 0.2 ms of terms each: a join costs a wake-up (much more on a busy
+     * machine) */
+    int min_items = (int)(200000 / ((long)n_part * (K + 1))) + 1;
+    kern_parallel_for((K + 1) / 2, min_items, fold_items, &f);
+    for (int i = 0; i < K; i++)
+        if (f.fail[i] >= 0) { /* fx_add_or_fail's message for the refused row */
+            const double *v = a->xtx_part + ((size_t)f.fail[i] * K + i) * K + i;
+            int finite = 1;
+            for (int j = 0; j < K - i; j++)
+                finite &= isfinite(v[j]) != 0;
+            char lab[96];
+            stat_label(lab, sizeof lab, ev->layer, s, e);
+            stat_fail(a, VL_ERANGE, "stats: %s: XᵀX of channel %d: %s", lab, i,
+                      finite ? "fixed-point sum out of range" : "non-finite activation");
             return;
         }
-    }
 }
 
 static int event_slot(tap_point p, stat_slot *s)
@@ -108,6 +189,7 @@ static int event_slot(tap_point p, stat_slot *s)
     case TAP_MLP_DOWN_IN: *s = STAT_MLP_DOWN; return 1;
     case TAP_Q_B_IN: *s = STAT_Q_B_IN; return 1;
     case TAP_KV_B_IN: *s = STAT_KV_B_IN; return 1;
+    case TAP_O_LORA_IN: *s = STAT_O_LORA_IN; return 1;
     default: return 0;
     }
 }
@@ -147,14 +229,25 @@ static void on_input(stat_acc *a, const tap_event *ev, stat_slot s)
     }
     if (check_rows(a, ev, in->cols, lab))
         return;
-    /* runs of consecutive rows of one sequence are one partial each */
+    /* runs of consecutive rows of one sequence are one partial each; XᵀX partials are
+     * computed xtx_slots at a time, then folded on threads */
+    int n_part = 0;
     for (int r0 = 0; r0 < ev->rows && !a->failed;) {
         int q = row_seq(ev, r0), r1 = r0 + 1;
         while (r1 < ev->rows && row_seq(ev, r1) == q)
             r1++;
         input_rows(a, in, ev, r0, r1, s, e);
+        if (in->xtx && !a->failed) {
+            xtx_partial(a, ev, r0, r1, in->cols, n_part++);
+            if (n_part == a->xtx_slots) {
+                xtx_fold(a, in, n_part, ev, s, e);
+                n_part = 0;
+            }
+        }
         r0 = r1;
     }
+    if (n_part && !a->failed)
+        xtx_fold(a, in, n_part, ev, s, e);
 }
 
 /* ---------------------------------------------------------------- router */
@@ -221,6 +314,21 @@ static int router_flush(stat_acc *a, stat_router *r, double ent, int layer)
     return rc;
 }
 
+/* After token t of a router event: at the end of a sequence (or of the event) the partials go
+ * into the exact totals and restart. Nonzero after a recorded failure. */
+static int router_token_done(stat_acc *a, stat_router *r, const tap_event *ev, int t,
+                             double *ent)
+{
+    if (t + 1 < ev->rows && row_seq(ev, t + 1) == row_seq(ev, t))
+        return 0;
+    if (router_flush(a, r, *ent, ev->layer))
+        return -1;
+    *ent = 0.0;
+    memset(a->rp, 0, (size_t)r->n_experts * sizeof *a->rp);
+    memset(a->rw, 0, (size_t)r->n_experts * sizeof *a->rw);
+    return 0;
+}
+
 static void on_router(stat_acc *a, const tap_event *ev)
 {
     stat_router *r = stat_router_mut(a, ev->layer);
@@ -265,14 +373,60 @@ static void on_router(stat_acc *a, const tap_event *ev)
             a->rp[e] += a->rprob[e];
         ent += h;
         r->tokens++;
-        /* end of a sequence (or of the event): the partials go into the exact totals */
-        if (t + 1 == ev->rows || row_seq(ev, t + 1) != row_seq(ev, t)) {
-            if (router_flush(a, r, ent, ev->layer))
+        if (router_token_done(a, r, ev, t, &ent))
+            return;
+    }
+}
+
+/* deepseek_v4: the forward's own choice, [N × 2E] (tap.h TAP_ROUTER_CHOICE); the routing
+ * entropy is that of the distribution in columns 0..E−1. */
+static void on_router_choice(stat_acc *a, const tap_event *ev)
+{
+    stat_router *r = stat_router_mut(a, ev->layer);
+    if (!r) {
+        stat_fail(a, VL_ESHAPE, "stats: layer %d: router choice in a dense layer", ev->layer);
+        return;
+    }
+    const int E = r->n_experts;
+    char lab[48];
+    snprintf(lab, sizeof lab, "layer %d router choice", ev->layer);
+    if (check_rows(a, ev, 2 * E, lab))
+        return;
+    double ent = 0.0;
+    memset(a->rp, 0, (size_t)E * sizeof *a->rp);
+    memset(a->rw, 0, (size_t)E * sizeof *a->rw);
+    for (int t = 0; t < ev->rows; t++) {
+        const float *p = ev->data + (size_t)t * ev->stride, *wsel = p + E;
+        double h = 0;
+        int n = 0;
+        for (int e = 0; e < E; e++) {
+            if (!(p[e] >= 0) || !(wsel[e] >= 0)) {
+                stat_fail(a, VL_ERANGE, "stats: %s: token %d: negative or NaN entry", lab, t);
                 return;
-            ent = 0.0;
-            memset(a->rp, 0, (size_t)E * sizeof *a->rp);
-            memset(a->rw, 0, (size_t)E * sizeof *a->rw);
+            }
+            h -= p[e] > 0 ? p[e] * log(p[e]) : 0.0;
+            a->rp[e] += p[e];
+            if (wsel[e] > 0) {
+                a->sel[n < a->cfg.top_k ? n : a->cfg.top_k - 1] = e;
+                n++;
+            }
         }
+        if (n != a->cfg.top_k) {
+            stat_fail(a, VL_ESHAPE, "stats: %s: token %d selects %d experts, top_k %d", lab, t,
+                      n, a->cfg.top_k);
+            return;
+        }
+        for (int j = 0; j < n; j++) {
+            int e = a->sel[j];
+            r->routed[e]++;
+            a->rw[e] += wsel[e];
+            for (int q = 0; q < n; q++)
+                r->coselect[(size_t)e * E + a->sel[q]]++;
+        }
+        ent += h;
+        r->tokens++;
+        if (router_token_done(a, r, ev, t, &ent))
+            return;
     }
 }
 
@@ -340,6 +494,22 @@ double stat_entropy(const float *logits, int n, int target, double *logprob)
     return h;
 }
 
+typedef struct {
+    const stat_acc *a;
+    const tap_event *ev;
+    double *h, *lp; /* [rows] outputs */
+} entropy_job;
+
+static void entropy_rows(void *ctx, int r0, int r1)
+{
+    const entropy_job *j = ctx;
+    const tap_event *ev = j->ev;
+    for (int r = r0; r < r1; r++) {
+        int next = r % ev->seq_len + 1 < ev->seq_len ? j->a->ids[r + 1] : -1;
+        j->h[r] = stat_entropy(ev->data + (size_t)r * ev->stride, ev->cols, next, &j->lp[r]);
+    }
+}
+
 static void on_logits(stat_acc *a, const tap_event *ev)
 {
     if (check_rows(a, ev, a->cfg.vocab, "logits"))
@@ -361,15 +531,16 @@ static void on_logits(stat_acc *a, const tap_event *ev)
             stat_fail(a, VL_ERANGE, "stats: token id %d out of vocabulary %d", next, ev->cols);
             return;
         }
-        double lp, h = stat_entropy(ev->data + (size_t)r * ev->stride, ev->cols, next, &lp);
-        if (isnan(h)) {
+    }
+    /* every token's entropy on kern_parallel_for's threads, then checked in order */
+    entropy_job j = {a, ev, tk->entropy + tk->n, tk->logprob + tk->n};
+    kern_parallel_for(ev->rows, 32, entropy_rows, &j); /* ≥ 32 rows (½M exps) a thread */
+    for (int r = 0; r < ev->rows; r++)
+        if (isnan(j.h[r])) {
             stat_fail(a, VL_ERANGE, "stats: logits of token %d: NaN or all −Inf", r);
             return;
         }
-        tk->entropy[tk->n] = h;
-        tk->logprob[tk->n] = lp;
-        tk->n++;
-    }
+    tk->n += ev->rows;
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -389,8 +560,10 @@ void stat_tap(void *user, const tap_event *ev)
         stat_fail(a, VL_ESHAPE, "stats: event for layer %d of %d", ev->layer, a->cfg.n_layers);
         return;
     }
-    if (ev->point == TAP_ROUTER_LOGITS)
+    if (ev->point == TAP_ROUTER_LOGITS && !a->cfg.router_choice)
         on_router(a, ev);
+    else if (ev->point == TAP_ROUTER_CHOICE && a->cfg.router_choice)
+        on_router_choice(a, ev);
     else if (event_slot(ev->point, &s))
         on_input(a, ev, s);
 }
@@ -399,9 +572,12 @@ tap_set stat_taps(stat_acc *a)
 {
     unsigned want = TAP_BIT(TAP_ATTN_IN) | TAP_BIT(TAP_ATTN_O_IN) | TAP_BIT(TAP_MLP_IN) |
                     (a->cfg.q_lora > 0 ? TAP_BIT(TAP_Q_B_IN) : 0) |
-                    (a->cfg.kv_lora > 0 ? TAP_BIT(TAP_KV_B_IN) : 0);
+                    (a->cfg.kv_lora > 0 ? TAP_BIT(TAP_KV_B_IN) : 0) |
+                    (a->cfg.o_lora > 0 ? TAP_BIT(TAP_O_LORA_IN) : 0);
+    unsigned router = a->cfg.router_choice ? TAP_BIT(TAP_ROUTER_CHOICE)
+                                           : TAP_BIT(TAP_ROUTER_LOGITS);
     for (int l = 0; l < a->cfg.n_layers; l++)
-        want |= a->sparse[l] ? TAP_BIT(TAP_ROUTER_LOGITS) | TAP_BIT(TAP_EXPERT_IN) |
+        want |= a->sparse[l] ? router | TAP_BIT(TAP_EXPERT_IN) |
                                    TAP_BIT(TAP_EXPERT_DOWN_IN) |
                                    (a->cfg.shared_inter > 0 ? TAP_BIT(TAP_SHARED_DOWN_IN) : 0)
                              : TAP_BIT(TAP_MLP_DOWN_IN);

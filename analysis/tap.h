@@ -23,15 +23,22 @@
 
 typedef enum {
     TAP_ATTN_IN,        /* input of q/k/v_proj (after input_layernorm)   [N × D]; MLA:
-                           of q_a_proj (or q_proj) and kv_a_proj_with_mqa */
-    TAP_Q_B_IN,         /* MLA: input of q_b_proj (q_a_layernorm output)  [N × Rq] */
+                           of q_a_proj (or q_proj) and kv_a_proj_with_mqa; deepseek_v4: of wq_a,
+                           wkv, the compressors and the indexer's wkv/wgate/weights_proj */
+    TAP_Q_B_IN,         /* MLA: input of q_b_proj (q_a_layernorm output)  [N × Rq];
+                           deepseek_v4: of wq_b and the indexer's wq_b (q_norm output) */
     TAP_KV_B_IN,        /* MLA: input of kv_b_proj (kv_a_layernorm output) [N × Rkv] */
     TAP_ATTN_O_IN,      /* input of o_proj (attention output)             [N × Hq·Dh];
-                           MLA: [N × H·Dv] */
+                           MLA: [N × H·Dv]; deepseek_v4: one event per output group g,
+                           [N × Hq·Dh/G], columns g·Hq·Dh/G.. (wo_a's input) */
+    TAP_O_LORA_IN,      /* deepseek_v4: input of wo_b                     [N × G·o_lora_rank] */
     TAP_MLP_IN,         /* input of the MLP/MoE block (after post_attention_layernorm) [N × D]:
                            the input of the router, the shared expert's gate/up and
                            shared_expert_gate, and a dense MLP's gate/up */
     TAP_ROUTER_LOGITS,  /* router logits before softmax                   [N × E] */
+    TAP_ROUTER_CHOICE,  /* deepseek_v4 (routers that are not softmax top-k): [N × 2E], columns
+                           0..E−1 the routing distribution (scores / Σ scores), E..2E−1 the
+                           selected experts' normalised weights (0 = not selected) */
     TAP_EXPERT_IN,      /* input of routed expert e's gate/up (rows routed to e) [n_e × D] */
     TAP_EXPERT_DOWN_IN, /* input of routed expert e's down_proj: silu(g)·u [n_e × F] */
     TAP_SHARED_DOWN_IN, /* input of the shared expert's down_proj         [N × Fs] */

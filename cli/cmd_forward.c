@@ -6,7 +6,8 @@
  *   /logits             float32 [n_seq, n_tok, vocab]
  *   /hidden_states/NN   float32 [n_seq, n_tok, D]   (--hidden) numbered as golden.h5: 00 the
  *                       embeddings, 01..L-1 outputs of layers 0..L-2, L the final RMSNorm
- *                       applied to layer L-1's output
+ *                       applied to layer L-1's output; deepseek_v4's 00..L-1 are its hc_mult
+ *                       residual streams, float32 [n_seq, n_tok, hc_mult, D], as golden.h5
  *   /router_logits/NN   float32 [n_seq·n_tok, E]    (--router) MoE layers only, NN = layer
  * FILE holds one sequence per line, ids separated by spaces; blank lines are skipped. All lines
  * must have the same length (one batch, no padding): a ragged file is an error naming the line.
@@ -165,6 +166,8 @@ static int write_out(h5s_store *o, const model *m, const fwd_state *st, const id
     if (!rc)
         rc = h5s_attr_set(o, "/", "model_type", c->model_type, err);
     sh3[2] = D;
+    /* deepseek_v4's residual is hc_mult streams: [sequence, position, stream, hidden] */
+    int64_t W = fwd_residual_width(m), sh4[4] = {S, T, W / D, D};
     for (int l = 0; cp->resid && !rc && l <= c->n_layers; l++) {
         char path[64], meaning[128];
         const float *h = l == 0 ? cp->resid[c->n_layers] /* the embeddings, see below */
@@ -178,7 +181,9 @@ static int write_out(h5s_store *o, const model *m, const fwd_state *st, const id
         else
             snprintf(meaning, sizeof meaning, "final RMSNorm of decoder layer %d's output "
                      "[sequence, position, hidden]", l - 1);
-        rc = h5s_write(o, path, H5S_F32, h, 3, sh3, "activation", meaning, err);
+        int streams = W != D && l < c->n_layers;
+        rc = h5s_write(o, path, H5S_F32, h, streams ? 4 : 3, streams ? sh4 : sh3, "activation",
+                       meaning, err);
     }
     int64_t shr[2] = {N, c->n_experts};
     for (int l = 0; cp->router && !rc && l < c->n_layers; l++) {
@@ -225,9 +230,9 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
         rc = vl_errf(e, VL_EARG, "--ids: no token ids");
     if (!rc)
         rc = fwd_state_new(&st, m, L.n_seq, L.len, e);
-    size_t N = (size_t)L.n_seq * L.len;
+    size_t N = (size_t)L.n_seq * L.len, W = rc ? 0 : (size_t)fwd_residual_width(m);
     /* resid[L] holds the embeddings (hidden_states/00); resid[0..L-1] the layer outputs */
-    capture cp = {c, hidden && !rc ? alloc_layers(c->n_layers + 1, N * c->hidden) : NULL,
+    capture cp = {c, hidden && !rc ? alloc_layers(c->n_layers + 1, N * W) : NULL,
                   router && !rc ? alloc_layers(c->n_layers, N * c->n_experts) : NULL};
     for (int l = 0; !rc && hidden && l <= c->n_layers; l++)
         if (!cp.resid || !cp.resid[l])
@@ -235,9 +240,8 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
     for (int l = 0; !rc && router && l < c->n_layers; l++)
         if (!cp.router || !cp.router[l])
             rc = vl_errf(e, VL_ENOMEM, "%s: out of memory for router logits", out);
-    for (size_t r = 0; !rc && hidden && r < N; r++)
-        memcpy(cp.resid[c->n_layers] + r * c->hidden, model_base(m)->embed +
-               (size_t)L.ids[r] * c->hidden, (size_t)c->hidden * sizeof(float));
+    if (!rc && hidden)
+        rc = fwd_embed(m, model_base(m), L.ids, (int)N, cp.resid[c->n_layers], e);
     tap_set ts = {on_event, &cp, (hidden ? TAP_BIT(TAP_RESIDUAL) : 0) |
                                      (router ? TAP_BIT(TAP_ROUTER_LOGITS) : 0)};
     const float *logits = NULL;

@@ -37,6 +37,31 @@ static void print_dsv3(const hfc_config *c)
                "run: the causal LM ignores them\n", d->n_mtp_layers);
 }
 
+/* deepseek_v4: attention kinds per layer, mHC, routing, what is quantizable. */
+static void print_dsv4(const hfc_config *c)
+{
+    const hfc_dsv4 *v = &c->v4;
+    static const char *const kind[] = {"sliding", "CSA", "HCA"};
+    printf("attn kinds    ");
+    for (int l = 0; l < c->n_layers; l++)
+        printf("%s%s%s", l ? ", " : " ", kind[v->att_kind[l]], v->hash_moe[l] ? "+hash" : "");
+    printf(" (window %d; CSA rate %d, indexer top-%d of %d heads × %d; HCA rate %d)\n",
+           v->sliding_window, v->rate_csa, v->index_topk, v->index_heads, v->index_head_dim,
+           v->rate_hca);
+    printf("projections    wq_a %d → q_norm → wq_b; shared KV wkv %d; wo_a %d groups × %d → wo_b; "
+           "per-head sinks\n", v->q_lora_rank, c->head_dim, v->o_groups, v->o_lora_rank);
+    printf("rope           trailing %d / %d dims interleaved, main θ %g (sliding), compress θ %g\n",
+           v->rope_dim_main, v->rope_dim_compress, v->theta_main, v->theta_compress);
+    printf("mHC            %d streams, Sinkhorn %d iterations, eps %g\n", v->hc_mult,
+           v->hc_sinkhorn_iters, v->hc_eps);
+    printf("routing        %s + selection bias (hash layers: tid2eid), scaling %g, SwiGLU "
+           "limit %g\n", v->scoring == HFC_SCORE_SQRTSOFTPLUS ? "sqrtsoftplus"
+                         : v->scoring == HFC_SCORE_SIGMOID ? "sigmoid" : "softmax",
+           v->routed_scaling, v->swiglu_limit);
+    printf("quantizable    wq_a wq_b wkv wo_a wo_b, routed experts, shared experts (not: "
+           "embeddings, head, norms, routers, compressors/indexers, hyper-connections, sinks)\n");
+}
+
 static void print_arch(const hfc_config *c)
 {
     int moe = 0;
@@ -54,7 +79,8 @@ static void print_arch(const hfc_config *c)
                c->norm_topk_prob || c->arch == HFC_MIXTRAL ? ", top-k renormalised" : "");
         if (c->shared_intermediate > 0)
             printf("; shared expert width %d, %s\n", c->shared_intermediate,
-                   c->arch == HFC_DEEPSEEK_V3 ? "no gate" : "sigmoid gate");
+                   c->arch == HFC_DEEPSEEK_V3 || c->arch == HFC_DEEPSEEK_V4 ? "no gate"
+                                                                             : "sigmoid gate");
         else
             printf("; no shared expert\n");
     }
@@ -63,9 +89,11 @@ static void print_arch(const hfc_config *c)
     printf("embeddings     %s\n", c->tie_embeddings ? "tied with lm_head" : "separate lm_head");
     if (c->arch == HFC_DEEPSEEK_V3)
         print_dsv3(c);
+    if (c->arch == HFC_DEEPSEEK_V4)
+        print_dsv4(c);
 }
 
-/* deepseek_v3: the quantizable matrices grouped by class and projection name. */
+/* deepseek_v3/v4: the quantizable matrices grouped by class and projection name. */
 static void print_quantizable(const model *m)
 {
     enum { MAXK = 32 };
@@ -118,11 +146,12 @@ int cmd_info(int argc, char **argv)
     print_arch(model_config(m));
     printf("\nparameters by class\n");
     for (int k = 0; k < MODEL_C_COUNT; k++)
-        printf("  %-16s %12lld  %6.2f%%\n", model_class_name((model_class)k),
+        if (k < MODEL_C_HC || in.params[k]) /* deepseek_v4's own classes only where present */
+            printf("  %-16s %12lld  %6.2f%%\n", model_class_name((model_class)k),
                (long long)in.params[k],
                in.params_total ? 100.0 * (double)in.params[k] / (double)in.params_total : 0.0);
     printf("  %-16s %12lld\n", "total", (long long)in.params_total);
-    if (model_config(m)->arch == HFC_DEEPSEEK_V3)
+    if (model_config(m)->arch == HFC_DEEPSEEK_V3 || model_config(m)->arch == HFC_DEEPSEEK_V4)
         print_quantizable(m);
     /* stored dtypes of the used tensors, in st_dtype order */
     int used[ST_DTYPE_COUNT] = {0};

@@ -53,6 +53,8 @@ static const arch_traits k_arch[] = {
     [HFC_MIXTRAL] = {"mixtral", 1e6, 1e-5, BIAS_NONE, 0, MOE_MIXTRAL, 0, 0},
     /* MLA, its MoE and rope scaling are read by hfcfg_dsv3.c (attention_bias refused there) */
     [HFC_DEEPSEEK_V3] = {"deepseek_v3", 10000.0, 1e-6, BIAS_NONE, 0, MOE_NONE, 0, 0},
+    /* MoE, rope and the rest of V4: io/hfcfg_dsv4.c */
+    [HFC_DEEPSEEK_V4] = {"deepseek_v4", 10000.0, 1e-6, BIAS_ATTN, 0, MOE_NONE, 0, 0},
 };
 _Static_assert(sizeof k_arch / sizeof k_arch[0] == HFC_ARCH_COUNT, "one row per architecture");
 
@@ -357,7 +359,7 @@ int hfc_load(hfc_config *out, const char *path, vl_err *err)
     if (rc == 0)
         rc = read_rope(&r, t, out);
     if (rc == 0)
-        rc = read_moe(&r, t, out);
+        rc = out->arch == HFC_DEEPSEEK_V4 ? hfc_dsv4_read(&r, out) : read_moe(&r, t, out);
     if (rc == 0 && out->arch == HFC_DEEPSEEK_V3)
         rc = hfc_read_dsv3(&r, out);
     if (rc == 0)

@@ -198,7 +198,7 @@ static const bad_case k_bad[] = {
     {"missing model_type", "{" DENSE "}", VL_ECONFIG, "missing field \"model_type\""},
     {"unknown model_type", "{\"model_type\": \"gpt2\", " DENSE "}", VL_ECONFIG,
      "model_type \"gpt2\" not supported (supported: llama, qwen2, qwen2_moe, qwen3, qwen3_moe, "
-     "mixtral, deepseek_v3)"},
+     "mixtral, deepseek_v3, deepseek_v4)"},
     {"bad JSON", "{\n  \"model_type\": \"llama\",\n  \"hidden_size\": 64,,\n}", VL_EFORMAT,
      "line 3 column"},
     {"not an object", "[1]", VL_EFORMAT, "not a JSON object"},

@@ -105,6 +105,14 @@ static void test_converters(chk *c)
     CHECK_STR(c, st_dtype_name(ST_BF16), "BF16", "dtype name");
     CHECK_INT(c, st_dtype_size(ST_F32), 4, "F32 size");
     CHECK_INT(c, st_dtype_size(ST_F16), 2, "F16 size");
+    CHECK_INT(c, st_dtype_size(ST_F8_E4M3), 1, "F8_E4M3 size");
+    /* e4m3fn by hand: 0x38 = 2^0, 0x7e = 1.75·2^8 (the largest), 0x01 = 2^-9 (smallest
+     * subnormal), 0x0f = 1.875·2^-6, 0xb8 = -1, 0x7f/0xff NaN */
+    CHECK(c, st_f8e4m3_to_f32(0x38) == 1.0f && st_f8e4m3_to_f32(0x7e) == 448.0f &&
+             st_f8e4m3_to_f32(0x01) == ldexpf(1.0f, -9) &&
+             st_f8e4m3_to_f32(0x0f) == 1.875f * ldexpf(1.0f, -6) &&
+             st_f8e4m3_to_f32(0xb8) == -1.0f && isnan(st_f8e4m3_to_f32(0x7f)) &&
+             isnan(st_f8e4m3_to_f32(0xff)), "F8_E4M3 decoding");
 }
 
 /* ------------------------------------------------------------------ embedded model */
