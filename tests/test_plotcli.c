@@ -574,6 +574,16 @@ static void test_cli(ctx *x)
         CHECK(x->c, rc == 1 && !strncmp(line, "vbrlab plot: ", 13) && strstr(line, bad[i].want),
               "vbrlab plot %s → one-line error (%s)", args, line);
     }
+    /* --interactive with a gnuplot that has no interactive terminal: one line naming the
+     * package (with a display set, so the display is not what is missing) */
+    if (!gp_term_available(GP_QT, NULL)) {
+        snprintf(cmd, sizeof cmd, "DISPLAY=:99 %s plot kld-matrix %s --interactive 2>&1", bin,
+                 x->eval);
+        rc = run(cmd, line, sizeof line);
+        CHECK(x->c, rc == 1 && !strncmp(line, "vbrlab plot: ", 13) &&
+                        strstr(line, "gnuplot-qt") && strstr(line, "make deps-interactive"),
+              "--interactive without qt names the package (%s)", line);
+    }
     snprintf(cmd, sizeof cmd, "%s plot sens-map %s/nothere.h5 -o %s/x.png 2>&1", bin, x->dir,
              x->dir);
     rc = run(cmd, line, sizeof line);
