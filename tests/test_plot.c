@@ -27,7 +27,7 @@ int main(void)
     const char *rows[6] = {"L0", "L1", "L2", "L3", "L4", "L5"};
     const char *cols[4] = {"q_proj", "k_proj", "v\"proj", "o_proj"};
     plot_heatmap_spec hs = {"sensitivity α (en)", "projection", "layer", "α", 6, 4, m, rows, cols,
-                            1, 0, "%.2g", 0, 0, 0};
+                            1, 0, "%.2g", 0, 0, 0, NULL};
     gp_opts o = gp_opts_default();
     o.width = 640;
     o.height = 480;
@@ -81,7 +81,7 @@ int main(void)
 
     /* diverging difference map, svg */
     double d[6] = {-2, -1, 0, 0.5, 1, 3};
-    plot_heatmap_spec ds = {"zh − en", NULL, NULL, "Δ", 2, 3, d, NULL, NULL, 0, 1, NULL, 0, 0, 0};
+    plot_heatmap_spec ds = {"zh − en", NULL, NULL, "Δ", 2, 3, d, NULL, NULL, 0, 1, NULL, 0, 0, 0, NULL};
     snprintf(out, sizeof out, "%s/diff.svg", dir);
     o.term = GP_SVG;
     rc = plot_heatmap(&o, &ds, &e);
