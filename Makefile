@@ -5,6 +5,7 @@
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage
 #   make demo       the main job on the embedded model and data
+#   make deps-interactive  install gnuplot-qt for `vbrlab plot --interactive` (not needed by CI)
 #   make bless      rewrite text goldens in tests/golden/ (review with git diff)
 #   make fuzz       each parser under clang's libFuzzer for FUZZ_SECONDS (default 60) each;
 #                   findings land in tests/fuzz/regress/<target>/ (replayed by make test)
@@ -90,7 +91,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/tests/bench
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN).d
 
-.PHONY: all test asan bench demo bless clean deps tests-build fuzz fuzz-build
+.PHONY: all test asan bench demo bless clean deps deps-interactive tests-build fuzz fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -115,6 +116,11 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
 # Missing Debian packages are installed by .ci/deps (apt-get as root, sudo otherwise).
 deps:
 	@sh .ci/deps
+
+# An interactive gnuplot (gnuplot-qt) for `vbrlab plot --interactive`; kept out of .ci/deps so
+# CI installs no Qt. `sh .ci/deps-interactive gnuplot-x11` installs the X11-only one instead.
+deps-interactive:
+	@sh .ci/deps-interactive
 
 tests-build: $(BIN) $(TEST_BIN)
 
