@@ -11,6 +11,9 @@
  *   experts = top-k of s + bias, or tid2eid[token] in hash layers; weights s_e / Σ s_e ·
  *   routed_scaling_factor; expert(x) = w2(silu(min(w1 x, L)) ⊙ clamp(w3 x, −L, L)), added in
  *   increasing expert index, plus the shared expert (same clamps).
+ * RoPE: sliding layers rotate with the main theta; CSA/HCA layers, their compressors and the
+ *   indexer with the compress theta, YaRN-scaled when the config says so (fwd_yarn_inv_freq,
+ *   cos/sin × the attention factor).
  * Head: hc_head collapses the streams with pre = σ(mix·scale + base) + eps (no Sinkhorn), then
  *   model.norm and the LM head.
  *
@@ -23,6 +26,7 @@
 
 #include "../core/kern.h"
 #include "fwd_int.h"
+#include "fwd_mla.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -420,15 +424,21 @@ static size_t layout(fwd_v4 *s, char *b)
     return o;
 }
 
-/* transformers' tables: inv_freq = 1/θ^(2i/rd) in float32, angle = t·inv_freq in float32. */
-static void rope_table(float *cs, float *sn, int T, int rd, double theta)
+/* transformers' tables: inv_freq = 1/θ^(2i/rd) in float32 (YaRN: fwd_yarn_inv_freq's blend),
+ * angle = t·inv_freq in float32, cos/sin × the YaRN attention factor. */
+static void rope_table(float *cs, float *sn, int T, int rd, double theta, const hfc_yarn *y)
 {
+    double f[2048];
+    if (y && y->on)
+        fwd_yarn_inv_freq(y, theta, rd, f);
+    double af = y && y->on ? y->attn_factor : 1.0;
     for (int i = 0; i < rd / 2; i++) {
-        float inv = 1.0f / powf((float)theta, (float)(2 * i) / (float)rd);
+        float inv = y && y->on ? (float)f[i]
+                               : 1.0f / powf((float)theta, (float)(2 * i) / (float)rd);
         for (int t = 0; t < T; t++) {
             float a = (float)t * inv;
-            cs[(size_t)t * (rd / 2) + i] = cosf(a);
-            sn[(size_t)t * (rd / 2) + i] = sinf(a);
+            cs[(size_t)t * (rd / 2) + i] = (float)(cosf(a) * af);
+            sn[(size_t)t * (rd / 2) + i] = (float)(sinf(a) * af);
         }
     }
 }
@@ -439,7 +449,7 @@ int fwd_v4_new(fwd_v4 **out, const model *m, int max_seq, int max_len, vl_err *e
     const hfc_dsv4 *v = &c->v4;
     *out = NULL;
     /* fixed-size scratch in the kernels: head_dim ≤ 1024, 2·rate ≤ 512, hc_mult ≤ 64 */
-    if (c->head_dim > 1024 || v->rate_csa > 256 || v->rate_hca > 256 || v->hc_mult > 64)
+    if (c->head_dim > 1024 || v->rope_dim_compress > 4096 || v->rate_csa > 256 || v->rate_hca > 256 || v->hc_mult > 64)
         return vl_errf(err, VL_ECONFIG, "%s: deepseek_v4 forward supports head_dim ≤ 1024, "
                        "compress rates ≤ 256 and hc_mult ≤ 64", model_dir(m));
     fwd_v4 *s = vl_calloc(1, sizeof *s);
@@ -465,8 +475,9 @@ int fwd_v4_new(fwd_v4 **out, const model *m, int max_seq, int max_len, vl_err *e
                        bytes >> 20);
     }
     layout(s, (char *)(((uintptr_t)s->block + 63) & ~(uintptr_t)63));
-    rope_table(s->cos_m, s->sin_m, max_len, v->rope_dim_main, v->theta_main);
-    rope_table(s->cos_c, s->sin_c, max_len, v->rope_dim_compress, v->theta_compress);
+    rope_table(s->cos_m, s->sin_m, max_len, v->rope_dim_main, v->theta_main, NULL);
+    rope_table(s->cos_c, s->sin_c, max_len, v->rope_dim_compress, v->theta_compress,
+               &v->yarn_compress);
     *out = s;
     return 0;
 }
