@@ -131,7 +131,7 @@ bless: tests-build
 # (build/fuzz/corpus/<target>/); crashes, sanitizer reports, broken contracts and hangs (over
 # 10 s) are written to tests/fuzz/regress/<target>/, which make test replays.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= st st_index hfcfg tok ini problem corpus spec store
+FUZZ_TARGETS ?= st st_index gguf hfcfg tok ini problem corpus spec store
 FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
 build/fuzz/fuzz_%: tests/fuzz/main.c tests/fuzz/targets.c tests/fuzz/targets.h $(LIB)

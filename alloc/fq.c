@@ -1,6 +1,8 @@
 /* alloc/fq.c — one tensor, one format: policy, rotation, method dispatch (see fq.h). */
 #include "fq.h"
 
+#include "ggml_fmt.h"
+
 #include "hadamard.h"
 
 #include <string.h>
@@ -45,7 +47,8 @@ static int apply_policy(fq_stats *use, qfmt_method *method, int *applied, const 
             use->imp = NULL;
             use->h = NULL;
         } else if (p->few == FQ_FEW_RTN) {
-            *method = QFMT_RTN;
+            if (*method != QFMT_GGML) /* a ggml format keeps its quantizer and importance */
+                *method = QFMT_RTN;
         } else {
             if (!fallback)
                 return vl_errf(err, VL_EARG,
@@ -114,6 +117,8 @@ int fq_tensor(float *out, const float *w, int rows, int cols, const qfmt *f, con
     fq_info fi = {method, applied, {0, 0, 0, 0}};
     if (method == QFMT_GPTQ)
         rc = gptq_quantize(out, wq, rows, cols, f, h, &p->gptq, &fi.gptq, name, err);
+    else if (method == QFMT_GGML)
+        rc = ggf_fake_quant(out, wq, rows, cols, (ggf_type)qfmt_ggml_type(f), imp, name, err);
     else
         rc = quant_rtn(out, wq, rows, cols, f, imp, &p->rtn, name, err);
     if (rc == 0 && f->rot == QFMT_ROT_HAD)

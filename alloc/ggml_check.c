@@ -61,7 +61,7 @@ static int check_type(const gc_case *c, const char *tname, double max_ratio, FIL
         return vl_errf(err, VL_ENOMEM, "out of memory");
     }
     int64_t nbad = 0;
-    double llama_wsq = 0, plain_ref = -1, ours = 0;
+    double llama_wsq = 0, llama_sq = 0, plain_ref = -1, ours = 0;
     snprintf(p, sizeof p, "/%s/%s/imatrix_q", c->cs, tname);
     snprintf(p2, sizeof p2, "/%s/%s/imatrix_deq", c->cs, tname);
     int nd, rc = decode_set(c, t, p, deq, err);
@@ -72,6 +72,7 @@ static int check_type(const gc_case *c, const char *tname, double max_ratio, FIL
     for (int64_t i = 0; !rc && i < n; i++) nbad += memcmp(&deq[i], &ref[i], 4) != 0;
     snprintf(p, sizeof p, "/%s/%s", c->cs, tname);
     if (!rc) rc = h5s_attr_get_f64(c->s, p, "wsq_err", &llama_wsq, err);
+    if (!rc) rc = h5s_attr_get_f64(c->s, p, "sq_err", &llama_sq, err);
     snprintf(p2, sizeof p2, "/%s/%s/plain_q", c->cs, tname);
     int plain_ok = 1;
     if (!rc && h5s_exists(c->s, p2)) {
@@ -95,8 +96,9 @@ static int check_type(const gc_case *c, const char *tname, double max_ratio, FIL
         res->n_ratio_bad += !(ratio <= max_ratio);
         if (ratio > res->worst_ratio) res->worst_ratio = ratio;
         if (out) {
-            fprintf(out, "%-24s %-8s bpw %7.4f  wsq ours/llama.cpp %.6g / %.6g = %.4f%s  decode ",
-                    c->cs, tname, ggf_bpw(t), ours, llama_wsq, ratio, ratio <= max_ratio ? "" : " (TOO HIGH)");
+            fprintf(out, "%-24s %-8s bpw %7.4f  wsq ours/llama.cpp %.6g / %.6g = %.4f%s  (unweighted %.4f)  decode ",
+                    c->cs, tname, ggf_bpw(t), ours, llama_wsq, ratio, ratio <= max_ratio ? "" : " (TOO HIGH)",
+                    llama_sq > 0 ? sq_err(c, deq, 0) / llama_sq : NAN);
             if (dec_ok)
                 fprintf(out, "ok\n");
             else

@@ -28,7 +28,8 @@ typedef struct {
 } ggf_check_result;
 
 /* Check every case and type of the goldens at path; one line per pair on out (NULL: silent):
- * "CASE TYPE bpw B  wsq ours/llama.cpp A / L = R  decode ok|MISMATCH (k of n values)".
+ * "CASE TYPE bpw B  wsq ours/llama.cpp A / L = R  (unweighted U)  decode ok|MISMATCH (k of n
+ * values)"; U = our plain squared error / llama.cpp's (information: the bound is on R).
  * only_type: a type name to restrict to, or NULL for all. Returns 0 when the file was read
  * (the verdict is in *res), or a VL_E* code for an unreadable or malformed goldens file. */
 int ggf_check_goldens(const char *path, const char *only_type, double max_ratio, FILE *out,

@@ -1,24 +1,10 @@
-/* alloc/ggml_fmt.c — the ggml type table, fp16 conversion and row-level decode/quantize. */
+/* alloc/ggml_fmt.c — fp16 conversion and row-level decode/quantize (the type table is
+ * io/ggml_type.c). */
 #include "ggml_fmt.h"
 
-#include "ggml_int.h"
+#include "ggml_fmt_int.h"
 
 #include <math.h>
-
-/* ggml_id, block and bytes per block from ggml-common.h's static_asserts (sizeof block_*). */
-static const ggf_info INFO[GGF_COUNT] = {
-    [GGF_Q4_0] = {"q4_0", 2, 32, 18, 0},           [GGF_Q4_1] = {"q4_1", 3, 32, 20, 0},
-    [GGF_Q5_0] = {"q5_0", 6, 32, 22, 0},           [GGF_Q5_1] = {"q5_1", 7, 32, 24, 0},
-    [GGF_Q8_0] = {"q8_0", 8, 32, 34, 0},           [GGF_Q2_K] = {"q2_K", 10, 256, 84, 0},
-    [GGF_Q3_K] = {"q3_K", 11, 256, 110, 0},        [GGF_Q4_K] = {"q4_K", 12, 256, 144, 0},
-    [GGF_Q5_K] = {"q5_K", 13, 256, 176, 0},        [GGF_Q6_K] = {"q6_K", 14, 256, 210, 0},
-    [GGF_IQ2_XXS] = {"iq2_xxs", 16, 256, 66, 1},   [GGF_IQ2_XS] = {"iq2_xs", 17, 256, 74, 1},
-    [GGF_IQ3_XXS] = {"iq3_xxs", 18, 256, 98, 0},   [GGF_IQ1_S] = {"iq1_s", 19, 256, 50, 1},
-    [GGF_IQ4_NL] = {"iq4_nl", 20, 32, 18, 0},      [GGF_IQ3_S] = {"iq3_s", 21, 256, 110, 0},
-    [GGF_IQ2_S] = {"iq2_s", 22, 256, 82, 0},       [GGF_IQ4_XS] = {"iq4_xs", 23, 256, 136, 0},
-    [GGF_IQ1_M] = {"iq1_m", 29, 256, 56, 1},       [GGF_F32] = {"f32", 0, 1, 4, 0},
-    [GGF_F16] = {"f16", 1, 1, 2, 0},               [GGF_BF16] = {"bf16", 30, 1, 2, 0},
-};
 
 static const ggf_quant_fn QUANT[GGF_COUNT] = {
     [GGF_Q4_0] = ggf_q_q4_0,       [GGF_Q4_1] = ggf_q_q4_1,     [GGF_Q5_0] = ggf_q_q5_0,
@@ -29,30 +15,6 @@ static const ggf_quant_fn QUANT[GGF_COUNT] = {
     [GGF_IQ3_S] = ggf_q_iq3_s,     [GGF_IQ2_S] = ggf_q_iq2_s,   [GGF_IQ4_XS] = ggf_q_iq4_xs,
     [GGF_IQ1_M] = ggf_q_iq1_m,
 };
-
-const ggf_info *ggf_get(ggf_type t) { return &INFO[t]; }
-
-int ggf_from_name(const char *name)
-{
-    for (int t = 0; t < GGF_COUNT; t++)
-        if (!strcmp(INFO[t].name, name)) return t;
-    return -1;
-}
-
-int ggf_from_id(int ggml_id)
-{
-    for (int t = 0; t < GGF_COUNT; t++)
-        if (INFO[t].ggml_id == ggml_id) return t;
-    return -1;
-}
-
-int64_t ggf_row_bytes(ggf_type t, int64_t n)
-{
-    if (n <= 0 || n % INFO[t].block) return -1;
-    return n / INFO[t].block * INFO[t].bytes;
-}
-
-double ggf_bpw(ggf_type t) { return 8.0 * INFO[t].bytes / INFO[t].block; }
 
 /* ---------------------------------------------------------------- fp16 */
 
@@ -115,7 +77,7 @@ static int f16_bad(uint16_t h) { return (h & 0x7c00) == 0x7c00; }
 int ggf_decode_row(ggf_type t, const uint8_t *src, size_t nbytes, float *dst, int64_t n,
                    vl_err *err)
 {
-    const ggf_info *in = &INFO[t];
+    const ggf_info *in = ggf_get(t);
     int64_t rb = ggf_row_bytes(t, n);
     if (rb < 0)
         return vl_errf(err, VL_ESHAPE, "%s: row of %lld weights is not a multiple of %d", in->name,
@@ -143,7 +105,7 @@ int ggf_decode_row(ggf_type t, const uint8_t *src, size_t nbytes, float *dst, in
 int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, uint8_t *dst,
                      vl_err *err)
 {
-    const ggf_info *in = &INFO[t];
+    const ggf_info *in = ggf_get(t);
     if (ggf_row_bytes(t, n) < 0)
         return vl_errf(err, VL_ESHAPE, "%s: row of %lld weights is not a multiple of %d", in->name,
                        (long long)n, in->block);
@@ -180,4 +142,28 @@ int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, ui
         if (rc) return vl_errf(err, rc, "%s: out of memory quantizing block %lld", in->name, (long long)i);
     }
     return 0;
+}
+
+int ggf_fake_quant(float *out, const float *w, int rows, int cols, ggf_type t, const double *imp,
+                   const char *name, vl_err *err)
+{
+    int64_t rb = ggf_row_bytes(t, cols);
+    if (rb < 0)
+        return vl_errf(err, VL_ESHAPE, "tensor \"%s\": %d columns are not a multiple of %s's block of %d",
+                       name, cols, ggf_get(t)->name, ggf_get(t)->block);
+    uint8_t *q = vl_malloc((size_t)rb);
+    float *fi = imp ? vl_malloc((size_t)cols * sizeof *fi) : NULL;
+    if (!q || (imp && !fi)) {
+        vl_free(q), vl_free(fi);
+        return vl_errf(err, VL_ENOMEM, "tensor \"%s\": out of memory", name);
+    }
+    for (int j = 0; imp && j < cols; j++) fi[j] = (float)imp[j];
+    int rc = 0;
+    for (int r = 0; r < rows && !rc; r++) {
+        rc = ggf_quantize_row(t, w + (size_t)r * cols, fi, cols, q, err);
+        if (!rc) rc = ggf_decode_row(t, q, (size_t)rb, out + (size_t)r * cols, cols, err);
+    }
+    if (rc) vl_errctx(err, rc, "tensor \"%s\" row", name);
+    vl_free(q), vl_free(fi);
+    return rc;
 }

@@ -22,42 +22,10 @@
 #define VL_GGML_FMT_H
 
 #include "../core/err.h"
+#include "../io/ggml_type.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* The block formats, in llama.cpp's own order of ggml_type ids (ggf_ggml_id gives the id). */
-typedef enum {
-    GGF_Q4_0, GGF_Q4_1, GGF_Q5_0, GGF_Q5_1, GGF_Q8_0,
-    GGF_Q2_K, GGF_Q3_K, GGF_Q4_K, GGF_Q5_K, GGF_Q6_K,
-    GGF_IQ2_XXS, GGF_IQ2_XS, GGF_IQ3_XXS, GGF_IQ1_S, GGF_IQ4_NL,
-    GGF_IQ3_S, GGF_IQ2_S, GGF_IQ4_XS, GGF_IQ1_M,
-    GGF_F32, GGF_F16, GGF_BF16,
-    GGF_COUNT
-} ggf_type;
-
-typedef struct {
-    const char *name;  /* llama.cpp's type name: "q4_K", "iq2_xxs", "f16" */
-    int ggml_id;       /* enum ggml_type value written in GGUF tensor infos */
-    int block;         /* weights per block: 32, 256, or 1 for f32/f16/bf16 */
-    int bytes;         /* bytes per block */
-    int needs_imatrix; /* llama.cpp refuses to make it without an importance matrix */
-} ggf_info;
-
-/* Facts of a type (static table, never NULL for t < GGF_COUNT). */
-const ggf_info *ggf_get(ggf_type t);
-
-/* Type by llama.cpp name (case-sensitive: "q4_K", "iq2_xs"), or -1. */
-int ggf_from_name(const char *name);
-
-/* Type by ggml id, or -1 when not one of these. */
-int ggf_from_id(int ggml_id);
-
-/* Bytes of a row of n weights; -1 when n is not a positive multiple of the block size. */
-int64_t ggf_row_bytes(ggf_type t, int64_t n);
-
-/* 8 · bytes / block. */
-double ggf_bpw(ggf_type t);
 
 /* Decode one row of n weights from nbytes bytes at src into dst[0..n).
  * VL_ESHAPE when n is not a multiple of the block, VL_ETRUNC when nbytes < the row's bytes,
@@ -71,6 +39,13 @@ int ggf_decode_row(ggf_type t, const uint8_t *src, size_t nbytes, float *dst, in
  * non-finite weight or importance, VL_ENOMEM. */
 int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, uint8_t *dst,
                      vl_err *err);
+
+/* Fake-quantize W [rows × cols] (row-major, rows = output channels) to type t and back into
+ * out, each row quantized with importance imp[cols] (float64, NULL = uniform). VL_ESHAPE when cols
+ * is not a multiple of t's block (llama.cpp would substitute another type there; vbrlab does
+ * not), others as ggf_quantize_row. name labels errors. */
+int ggf_fake_quant(float *out, const float *w, int rows, int cols, ggf_type t, const double *imp,
+                   const char *name, vl_err *err);
 
 /* fp16 / bf16 helpers (IEEE binary16, round to nearest even). */
 float ggf_f16_to_f32(uint16_t h);

@@ -10,7 +10,7 @@
  *    scales (and mins) next to the rounded ones, keeping the combination of least error.
  * Packing follows ggml-common.h's block_* layouts (see ggml_dec.c for the inverse).
  */
-#include "ggml_int.h"
+#include "ggml_fmt_int.h"
 
 #include <math.h>
 
@@ -238,10 +238,10 @@ static void kq_asym(const float *x, const float *w, int nsub, int len, int nmax,
     *dh = 0, *mh = 0;
     memset(q, 0, sizeof(int) * (size_t)(nsub * len));
     for (int j = 0; j < nsub; j++) sc[j] = mi[j] = 0;
-    for (int fd = 0; fd < 9; fd++)
-        for (int fm = 0; fm < 7; fm++) {
-            float d = f16r(amax / smax * (0.84f + 0.04f * fd));
-            float dm = f16r(mmax / smax * (0.88f + 0.04f * fm));
+    for (int fd = 0; fd < 5; fd++)
+        for (int fm = 0; fm < 4; fm++) {
+            float d = f16r(amax / smax * (0.88f + 0.04f * fd));
+            float dm = f16r(mmax / smax * (0.92f + 0.04f * fm));
             double tot = 0;
             int tsc[16], tmi[16];
             for (int j = 0; j < nsub && tot < best; j++) {

@@ -15,7 +15,7 @@
  *  - super-block: a ladder of d around the largest sub-block scale, and per sub-block the three
  *    levels nearest to its float scale; the combination of least weighted error wins.
  */
-#include "ggml_int.h"
+#include "ggml_fmt_int.h"
 
 #include <math.h>
 
@@ -61,6 +61,39 @@ static uint32_t g4(const cb_desc *c, int e)
     return c->t == GGF_IQ3_XXS ? ggf_grid_iq3xxs[e] : ggf_grid_iq3s[e];
 }
 
+/* Per-entry half patterns of the 8-wide grids (G8, G1): each weight's value is one of three
+ * levels (iq2: magnitudes 8, 25, 43; iq1: −1, 0, 1), so a half of 4 weights is one of 81
+ * patterns and an entry's cost is the sum of two precomputed half costs. Built once per
+ * super-block call from the grid (cheap next to the searches it serves). */
+typedef struct {
+    uint8_t p[2][2048];
+} cb_pat;
+
+static int level3(const cb_desc *c, int byte)
+{
+    if (c->kind == CB_G1) return (int)(int8_t)byte + 1;
+    return byte == 8 ? 0 : byte == 25 ? 1 : 2;
+}
+
+static int level_byte(const cb_desc *c, int l)
+{
+    static const int mag[3] = {8, 25, 43};
+    return c->kind == CB_G1 ? l - 1 : mag[l];
+}
+
+static void cb_pat_build(const cb_desc *c, cb_pat *pt)
+{
+    for (int e = 0; e < c->nent; e++) {
+        uint64_t g = c->kind == CB_G1 ? ggf_grid_iq1s[e] : (c->t == GGF_IQ2_XXS ? ggf_grid_iq2xxs[e]
+                                                           : c->t == GGF_IQ2_XS ? ggf_grid_iq2xs[e] : ggf_grid_iq2s[e]);
+        for (int h = 0; h < 2; h++) {
+            int v = 0;
+            for (int j = 3; j >= 0; j--) v = v * 3 + level3(c, (int)((g >> (8 * (4 * h + j))) & 0xff));
+            pt->p[h][e] = (uint8_t)v;
+        }
+    }
+}
+
 /* A group's code: grid index (for G44 two indices, e2 the second), sign bits (bit j = minus),
  * or for G1 the shift sign (1 = −1/8). */
 typedef struct {
@@ -93,7 +126,8 @@ static void half_search(const cb_desc *c, int n, int off, float c0[8][64], float
 }
 
 /* Magnitude grids with signs: best code of 8 weights at scale dl > 0. */
-static double grp_mag(const cb_desc *c, const float *x, const float *w, float dl, cb_code *out)
+static double grp_mag(const cb_desc *c, const cb_pat *pt, const float *x, const float *w, float dl,
+                      cb_code *out)
 {
     float c0[8][64], fl[8][64];
     int neg = 0, sg = 0;
@@ -110,14 +144,38 @@ static double grp_mag(const cb_desc *c, const float *x, const float *w, float dl
     double b0, b1, b0b, b1b;
     int e0, e1, f1, e0b, e1b, f1b;
     if (c->kind == CB_G8) {
-        half_search(c, 8, 0, c0, fl, &b0, &e0, &b1, &e1, &f1);
-        out->e2 = 0;
-        if (!odd) {
-            out->e = e0, out->s = sg;
-            return b0;
+        /* half costs of the 81 patterns: sum of the weights' costs, cheapest flip */
+        float hc[2][81], hf[2][81];
+        for (int h = 0; h < 2; h++)
+            for (int p = 0; p < 81; p++) {
+                float sum = 0, mf = INFINITY;
+                for (int j = 0, q = p; j < 4; j++, q /= 3) {
+                    int v = level_byte(c, q % 3);
+                    sum += c0[4 * h + j][v];
+                    mf = fminf(mf, fl[4 * h + j][v]);
+                }
+                hc[h][p] = sum, hf[h][p] = mf;
+            }
+        double best = INFINITY;
+        int be = 0;
+        for (int e = 0; e < c->nent; e++) {
+            int p0 = pt->p[0][e], p1 = pt->p[1][e];
+            double s = (double)hc[0][p0] + hc[1][p1];
+            if (odd) s += fminf(hf[0][p0], hf[1][p1]);
+            if (s < best) best = s, be = e;
         }
-        out->e = e1, out->s = sg ^ (1 << f1);
-        return b1;
+        out->e = be, out->e2 = 0, out->s = sg;
+        if (odd) { /* the flip of the chosen entry: its cheapest weight */
+            uint64_t g = g8(c, be);
+            float mf = INFINITY;
+            int fj = 0;
+            for (int j = 0; j < 8; j++) {
+                float f = fl[j][(g >> (8 * j)) & 63];
+                if (f < mf) mf = f, fj = j;
+            }
+            out->s = sg ^ (1 << fj);
+        }
+        return best;
     }
     half_search(c, 4, 0, c0, fl, &b0, &e0, &b1, &e1, &f1);
     half_search(c, 4, 4, c0, fl, &b0b, &e0b, &b1b, &e1b, &f1b);
@@ -134,21 +192,25 @@ static double grp_mag(const cb_desc *c, const float *x, const float *w, float dl
 }
 
 /* iq1 grids: x̂_j = dl·(g_j + δ), g ∈ {−1, 0, 1}, δ = ±1/8 (sneg: δ < 0). */
-static double grp_one(const float *x, const float *w, float dl, int sneg, cb_code *out)
+static double grp_one(const cb_pat *pt, const float *x, const float *w, float dl, int sneg, cb_code *out)
 {
-    float c[8][3];
+    float c[8][3], hc[2][81];
     const float delta = sneg ? -GGF_IQ1_DELTA : GGF_IQ1_DELTA;
     for (int j = 0; j < 8; j++)
         for (int g = 0; g < 3; g++) {
             float r = x[j] - dl * ((float)(g - 1) + delta);
             c[j][g] = w[j] * r * r;
         }
+    for (int h = 0; h < 2; h++)
+        for (int p = 0; p < 81; p++) {
+            float sum = 0;
+            for (int j = 0, q = p; j < 4; j++, q /= 3) sum += c[4 * h + j][q % 3];
+            hc[h][p] = sum;
+        }
     double best = INFINITY;
     out->e = 0, out->e2 = 0, out->s = sneg;
     for (int e = 0; e < 2048; e++) {
-        uint64_t g = ggf_grid_iq1s[e];
-        double s = 0;
-        for (int j = 0; j < 8; j++) s += c[j][(((int)(int8_t)(g >> (8 * j))) + 1)];
+        double s = (double)hc[0][pt->p[0][e]] + hc[1][pt->p[1][e]];
         if (s < best) best = s, out->e = e;
     }
     return best;
@@ -169,20 +231,20 @@ static void cb_unit(const cb_desc *c, const cb_code *k, float v[8])
 }
 
 /* Best codes of one sub-block at scale dl; returns the weighted error. */
-static double cb_sub(const cb_desc *c, const float *x, const float *w, float dl, cb_code *k)
+static double cb_sub(const cb_desc *c, const cb_pat *pt, const float *x, const float *w, float dl, cb_code *k)
 {
     int ng = c->sub / 8;
     if (c->kind != CB_G1) {
         double e = 0;
-        for (int g = 0; g < ng; g++) e += grp_mag(c, x + 8 * g, w + 8 * g, dl, &k[g]);
+        for (int g = 0; g < ng; g++) e += grp_mag(c, pt, x + 8 * g, w + 8 * g, dl, &k[g]);
         return e;
     }
     if (c->t == GGF_IQ1_M) { /* one shift per group of 8 */
         double e = 0;
         for (int g = 0; g < ng; g++) {
             cb_code a, b;
-            double ea = grp_one(x + 8 * g, w + 8 * g, dl, 0, &a);
-            double eb = grp_one(x + 8 * g, w + 8 * g, dl, 1, &b);
+            double ea = grp_one(pt, x + 8 * g, w + 8 * g, dl, 0, &a);
+            double eb = grp_one(pt, x + 8 * g, w + 8 * g, dl, 1, &b);
             k[g] = ea <= eb ? a : b;
             e += ea <= eb ? ea : eb;
         }
@@ -192,14 +254,14 @@ static double cb_sub(const cb_desc *c, const float *x, const float *w, float dl,
     for (int sn = 0; sn < 2; sn++) {
         cb_code t[4];
         double e = 0;
-        for (int g = 0; g < ng; g++) e += grp_one(x + 8 * g, w + 8 * g, dl, sn, &t[g]);
+        for (int g = 0; g < ng; g++) e += grp_one(pt, x + 8 * g, w + 8 * g, dl, sn, &t[g]);
         if (e < best) best = e, memcpy(k, t, sizeof t);
     }
     return best;
 }
 
 /* Float scale of a sub-block: ladder around amax/gmax, then a weighted LS refit. */
-static float cb_sub_scale(const cb_desc *c, const float *x, const float *w)
+static float cb_sub_scale(const cb_desc *c, const cb_pat *pt, const float *x, const float *w)
 {
     float amax = 0;
     for (int i = 0; i < c->sub; i++) amax = fmaxf(amax, fabsf(x[i]));
@@ -207,9 +269,9 @@ static float cb_sub_scale(const cb_desc *c, const float *x, const float *w)
     cb_code k[4], kb[4];
     double best = INFINITY;
     float sb = 0;
-    for (int f = 0; f < 11; f++) {
-        float s = amax / c->gmax * (0.5f + 0.1f * f);
-        double e = cb_sub(c, x, w, s, k);
+    for (int f = 0; f < 8; f++) {
+        float s = amax / c->gmax * (0.55f + 0.1f * f);
+        double e = cb_sub(c, pt, x, w, s, k);
         if (e < best) best = e, sb = s, memcpy(kb, k, sizeof k);
     }
     double a = 0, b = 0;
@@ -220,28 +282,34 @@ static float cb_sub_scale(const cb_desc *c, const float *x, const float *w)
     }
     if (b > 0 && a > 0) {
         float s = (float)(a / b);
-        if (cb_sub(c, x, w, s, k) < best) sb = s;
+        if (cb_sub(c, pt, x, w, s, k) < best) sb = s;
     }
     return sb;
 }
 
 /* Super-block search: *d (fp16-exact), levels lev[nsub], codes k[32]. */
-static void cb_quant(const cb_desc *c, const float *x, const float *w, float *dout, int *lev, cb_code *k)
+static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dout, int *lev, cb_code *k)
 {
+    cb_pat *pt = NULL;
+    if (c->kind != CB_G44 && !(pt = vl_malloc(sizeof *pt))) return VL_ENOMEM;
+    if (pt) cb_pat_build(c, pt);
     int nsub = 256 / c->sub, ng = c->sub / 8;
     float s[16], smax = 0;
     for (int j = 0; j < nsub; j++) {
-        s[j] = cb_sub_scale(c, x + c->sub * j, w + c->sub * j);
+        s[j] = cb_sub_scale(c, pt, x + c->sub * j, w + c->sub * j);
         smax = fmaxf(smax, s[j]);
     }
     *dout = 0;
     memset(lev, 0, sizeof(int) * (size_t)nsub);
-    for (int j = 0; j < nsub; j++) cb_sub(c, x + c->sub * j, w + c->sub * j, 0, k + ng * j);
-    if (smax == 0) return;
+    for (int j = 0; j < nsub; j++) cb_sub(c, pt, x + c->sub * j, w + c->sub * j, 0, k + ng * j);
+    if (smax == 0) {
+        vl_free(pt);
+        return 0;
+    }
     double best = INFINITY;
     float top = cb_dl(c, 1.0f, c->nlev - 1);
-    for (int f = 0; f < 7; f++) {
-        float d = ggf_f16_to_f32(ggf_f32_to_f16(smax / top * (0.88f + 0.04f * f)));
+    for (int f = 0; f < 5; f++) {
+        float d = ggf_f16_to_f32(ggf_f32_to_f16(smax / top * (0.9f + 0.05f * f)));
         if (d <= 0) continue;
         double tot = 0;
         int tl[16];
@@ -254,7 +322,7 @@ static void cb_quant(const cb_desc *c, const float *x, const float *w, float *do
             for (int l = l0 - 1; l <= l0 + 1; l++) {
                 if (l < 0 || l >= c->nlev) continue;
                 cb_code t[4];
-                double e = cb_sub(c, x + c->sub * j, w + c->sub * j, cb_dl(c, d, l), t);
+                double e = cb_sub(c, pt, x + c->sub * j, w + c->sub * j, cb_dl(c, d, l), t);
                 if (e < bj) bj = e, tl[j] = l, memcpy(tk + ng * j, t, sizeof(cb_code) * (size_t)ng);
             }
             tot += bj;
@@ -265,6 +333,8 @@ static void cb_quant(const cb_desc *c, const float *x, const float *w, float *do
             memcpy(k, tk, sizeof tk);
         }
     }
+    vl_free(pt);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- packing */
@@ -274,7 +344,8 @@ int ggf_q_iq2_xxs(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[8];
     cb_code k[32];
-    cb_quant(&CB_IQ2_XXS, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ2_XXS, x, w, &d, lev, k);
+    if (rc) return rc;
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int ib = 0; ib < 8; ib++) {
         uint32_t sg = (uint32_t)lev[ib] << 28;
@@ -292,7 +363,8 @@ int ggf_q_iq2_xs(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[16];
     cb_code k[32];
-    cb_quant(&CB_IQ2_XS, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ2_XS, x, w, &d, lev, k);
+    if (rc) return rc;
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int g = 0; g < 32; g++) ggf_wr16(b + 2 + 2 * g, (uint16_t)(k[g].e | ((k[g].s & 127) << 9)));
     for (int ib = 0; ib < 8; ib++) b[66 + ib] = (uint8_t)(lev[2 * ib] | (lev[2 * ib + 1] << 4));
@@ -304,7 +376,8 @@ int ggf_q_iq2_s(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[16];
     cb_code k[32];
-    cb_quant(&CB_IQ2_S, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ2_S, x, w, &d, lev, k);
+    if (rc) return rc;
     memset(b, 0, 82);
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int g = 0; g < 32; g++) {
@@ -321,7 +394,8 @@ int ggf_q_iq3_xxs(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[8];
     cb_code k[32];
-    cb_quant(&CB_IQ3_XXS, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ3_XXS, x, w, &d, lev, k);
+    if (rc) return rc;
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int ib = 0; ib < 8; ib++) {
         uint32_t sg = (uint32_t)lev[ib] << 28;
@@ -340,7 +414,8 @@ int ggf_q_iq3_s(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[8];
     cb_code k[32];
-    cb_quant(&CB_IQ3_S, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ3_S, x, w, &d, lev, k);
+    if (rc) return rc;
     memset(b, 0, 110);
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int g = 0; g < 32; g++) {
@@ -359,7 +434,8 @@ int ggf_q_iq1_s(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[8];
     cb_code k[32];
-    cb_quant(&CB_IQ1_S, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ1_S, x, w, &d, lev, k);
+    if (rc) return rc;
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int ib = 0; ib < 8; ib++) {
         int qh = (lev[ib] << 12) | (k[4 * ib].s ? 0x8000 : 0);
@@ -377,7 +453,8 @@ int ggf_q_iq1_m(const float *x, const float *w, uint8_t *b)
     float d;
     int lev[16];
     cb_code k[32];
-    cb_quant(&CB_IQ1_M, x, w, &d, lev, k);
+    int rc = cb_quant(&CB_IQ1_M, x, w, &d, lev, k);
+    if (rc) return rc;
     memset(b, 0, 56);
     for (int g = 0; g < 32; g++) {
         b[g] = (uint8_t)(k[g].e & 255);

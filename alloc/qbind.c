@@ -74,12 +74,13 @@ static int quantizable(const model_tensor *t)
 int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err)
 {
     qfmt f;
+    char name[QFMT_NAME_MAX];
     if (qfmt_parse(&f, format, err))
         return err ? err->code : VL_ECONFIG;
     for (size_t i = 0; i < model_tensor_count(m); i++) {
         const model_tensor *t = model_tensor_at(m, i);
         if (quantizable(t)) {
-            int rc = qb_alloc_add(a, t->name, format, err);
+            int rc = qb_alloc_add(a, t->name, qfmt_name(&f, name), err);
             if (rc)
                 return rc;
         }

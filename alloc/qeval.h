@@ -22,7 +22,7 @@
 
 /* One row of the matrix. */
 typedef struct {
-    const char *name;       /* row name (ev_name_ok), /eval/<name> */
+    const char *name;       /* row name (calib_name_ok), /eval/<name> */
     const qb_alloc *alloc;  /* what to quantize */
     const stat_acc *stats;  /* its calibration statistics; NULL: none (uniform importance) */
     qb_params qp;           /* quantizer options */

@@ -2,6 +2,7 @@
 #include "qfmt.h"
 
 #include "../core/num.h"
+#include "ggml_fmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,12 +11,20 @@
 
 enum { SCALE_BITS = 16 }; /* fp16 scale per group */
 
-static const char *const method_names[] = {[QFMT_RTN] = "rtn", [QFMT_GPTQ] = "gptq"};
+static const char *const method_names[] = {[QFMT_RTN] = "rtn", [QFMT_GPTQ] = "gptq", [QFMT_GGML] = "ggml"};
 
 /* ---------------------------------------------------------------- single formats */
 
 int qfmt_check(const qfmt *f, vl_err *err)
 {
+    if (f->method == QFMT_GGML) {
+        if (qfmt_ggml_type(f) < 0 || qfmt_ggml_type(f) >= GGF_COUNT)
+            return vl_errf(err, VL_ECONFIG, "format: unknown ggml type %d", qfmt_ggml_type(f));
+        if (f->group || f->sym || f->rot != QFMT_ROT_NONE)
+            return vl_errf(err, VL_ECONFIG, "format ggml-%s: group/sym/rotation must be 0/none",
+                           ggf_get((ggf_type)qfmt_ggml_type(f))->name);
+        return 0;
+    }
     if (f->method != QFMT_RTN && f->method != QFMT_GPTQ)
         return vl_errf(err, VL_ECONFIG, "format: unknown method %d", (int)f->method);
     if (f->bits < 1 || f->bits > 8)
@@ -33,6 +42,10 @@ int qfmt_check(const qfmt *f, vl_err *err)
 char *qfmt_name(const qfmt *f, char buf[QFMT_NAME_MAX])
 {
     VL_ASSERT(qfmt_check(f, NULL) == 0);
+    if (f->method == QFMT_GGML) {
+        snprintf(buf, QFMT_NAME_MAX, "ggml-%s", ggf_get((ggf_type)qfmt_ggml_type(f))->name);
+        return buf;
+    }
     char g[8];
     if (f->group)
         snprintf(g, sizeof g, "g%d", f->group);
@@ -45,9 +58,26 @@ char *qfmt_name(const qfmt *f, char buf[QFMT_NAME_MAX])
 
 int qfmt_parse(qfmt *out, const char *name, vl_err *err)
 {
+    if (strchr(name, ':')) { /* a one-format menu spec: "rtn:b=8:g=64" */
+        qfmt_menu m = {0, NULL};
+        int rc = qfmt_menu_parse(&m, name, err);
+        if (!rc && m.n != 1)
+            rc = vl_errf(err, VL_ECONFIG, "format \"%s\": the menu spec names %d formats, one "
+                         "is asked for", name, m.n);
+        if (!rc)
+            *out = m.v[0];
+        qfmt_menu_free(&m);
+        return rc;
+    }
     /* Try every valid format and compare names: 2·8·4·2·2 = 256 candidates, cheap, and the
      * parser can never disagree with qfmt_name. */
     static const int groups[] = {32, 64, 128, 0};
+    int gt = strncmp(name, "ggml-", 5) ? -1 : ggf_from_name(name + 5);
+    if (gt >= 0) {
+        qfmt f = {QFMT_GGML, gt, 0, 0, QFMT_ROT_NONE};
+        *out = f;
+        return 0;
+    }
     for (int m = 0; m < 2; m++)
         for (int b = 1; b <= 8; b++)
             for (int gi = 0; gi < 4; gi++)
@@ -62,7 +92,7 @@ int qfmt_parse(qfmt *out, const char *name, vl_err *err)
                     }
     return vl_errf(err, VL_ECONFIG,
                    "format \"%s\": not a format name (expected e.g. rtn-b2-g64-asym, "
-                   "gptq-b3-g128-sym-had, rtn-b4-row-asym)",
+                   "gptq-b3-g128-sym-had, rtn-b4-row-asym, ggml-q4_K)",
                    name);
 }
 
@@ -74,6 +104,10 @@ int64_t qfmt_group_len(const qfmt *f, int64_t cols)
 int64_t qfmt_bits(const qfmt *f, int64_t rows, int64_t cols)
 {
     VL_ASSERT(rows >= 1 && cols >= 1);
+    if (f->method == QFMT_GGML) {
+        const ggf_info *in = ggf_get((ggf_type)qfmt_ggml_type(f));
+        return rows * ((cols + in->block - 1) / in->block) * in->bytes * 8;
+    }
     int64_t g = qfmt_group_len(f, cols);
     int64_t groups = (cols + g - 1) / g; /* the last group may be partial */
     int64_t per_group = SCALE_BITS + (f->sym ? 0 : f->bits);
@@ -199,6 +233,23 @@ static int parse_option(clause_vals *cv, const char *spec, const char *s, const 
     return 0;
 }
 
+static int push(qfmt_menu *out, int *cap, const qfmt *f)
+{
+    for (int i = 0; i < out->n; i++)
+        if (!memcmp(&out->v[i], f, sizeof *f))
+            return 0;
+    if (out->n == *cap) {
+        int nc = *cap ? 2 * *cap : 32;
+        qfmt *nv = vl_realloc(out->v, (size_t)nc * sizeof *nv);
+        if (!nv)
+            return VL_ENOMEM;
+        out->v = nv;
+        *cap = nc;
+    }
+    out->v[out->n++] = *f;
+    return 0;
+}
+
 /* Append every combination of cv for method m; duplicates dropped. */
 static int emit(qfmt_menu *out, int *cap, qfmt_method m, const clause_vals *cv, int add_had)
 {
@@ -208,21 +259,34 @@ static int emit(qfmt_menu *out, int *cap, qfmt_method m, const clause_vals *cv, 
                 for (int ri = 0; ri < cv->nr + add_had; ri++) {
                     qfmt f = {m, cv->bits[bi], cv->group[gi], cv->sym[si],
                               ri < cv->nr ? (qfmt_rot)cv->rot[ri] : QFMT_ROT_HAD};
-                    int dup = 0;
-                    for (int i = 0; i < out->n && !dup; i++)
-                        dup = !memcmp(&out->v[i], &f, sizeof f);
-                    if (dup)
-                        continue;
-                    if (out->n == *cap) {
-                        int nc = *cap ? 2 * *cap : 32;
-                        qfmt *nv = vl_realloc(out->v, (size_t)nc * sizeof *nv);
-                        if (!nv)
-                            return VL_ENOMEM;
-                        out->v = nv;
-                        *cap = nc;
-                    }
-                    out->v[out->n++] = f;
+                    if (push(out, cap, &f))
+                        return VL_ENOMEM;
                 }
+    return 0;
+}
+
+/* Clause "ggml:TYPE,TYPE,…": m points at the ':' (or the clause end q). */
+static int add_ggml(qfmt_menu *out, int *cap, const char *spec, const char *m, const char *q,
+                    vl_err *err)
+{
+    char t[TOK_MAX];
+    if (m >= q || m + 1 >= q)
+        return vl_errf(err, VL_ECONFIG, "format spec \"%s\": clause ggml needs types, e.g. "
+                       "ggml:q2_K,iq2_xs", spec);
+    for (const char *s = m + 1; s <= q;) {
+        const char *e = s;
+        while (e < q && *e != ',')
+            e++;
+        int gt = ggf_from_name(tok(t, s, e));
+        if (gt < 0)
+            return vl_errf(err, VL_ECONFIG, "format spec \"%s\": \"%s\" is not a llama.cpp type "
+                           "(q4_0 q4_1 q5_0 q5_1 q8_0 q2_K..q6_K iq4_nl iq4_xs iq3_s iq3_xxs "
+                           "iq2_s iq2_xs iq2_xxs iq1_s iq1_m f16 bf16 f32)", spec, t);
+        qfmt f = {QFMT_GGML, gt, 0, 0, QFMT_ROT_NONE};
+        if (push(out, cap, &f))
+            return vl_errf(err, VL_ENOMEM, "format spec \"%s\": out of memory", spec);
+        s = e + 1;
+    }
     return 0;
 }
 
@@ -260,14 +324,20 @@ int qfmt_menu_parse(qfmt_menu *out, const char *spec, vl_err *err)
         while (m < q && *m != ':')
             m++;
         qfmt_method meth;
+        if (m - p == 4 && !memcmp(p, "ggml", 4)) {
+            rc = add_ggml(out, &cap, spec, m, q, err);
+            nclauses++;
+            p = q + 1;
+            continue;
+        }
         if (m - p == 3 && !memcmp(p, "rtn", 3))
             meth = QFMT_RTN;
         else if (m - p == 4 && !memcmp(p, "gptq", 4))
             meth = QFMT_GPTQ;
         else {
             rc = vl_errf(err, VL_ECONFIG,
-                         "format spec \"%s\": unknown method \"%s\" (expected rtn, gptq or "
-                         "hadamard)",
+                         "format spec \"%s\": unknown method \"%s\" (expected rtn, gptq, ggml "
+                         "or hadamard)",
                          spec, tok(t, p, m));
             break;
         }
@@ -299,7 +369,7 @@ int qfmt_menu_parse(qfmt_menu *out, const char *spec, vl_err *err)
         p = q + 1;
     }
     if (rc == 0 && nclauses == 0)
-        rc = vl_errf(err, VL_ECONFIG, "format spec \"%s\": no rtn or gptq clause", spec);
+        rc = vl_errf(err, VL_ECONFIG, "format spec \"%s\": no rtn or gptq clause (nor ggml)", spec);
     if (rc)
         qfmt_menu_free(out);
     return rc;

@@ -37,6 +37,13 @@
  * Example: "rtn:b=1..8:g=64;gptq:b=2..4:g=64,128;hadamard" → 8 + 6 formats, each with and
  * without rotation, 28 in all. Errors name the spec and the offending token.
  *
+ * llama.cpp formats (alloc/ggml_fmt.h): method ggml, named "ggml-TYPE" with TYPE llama.cpp's
+ * type name (ggml-q4_K, ggml-iq2_xs, ggml-f16); a row of C weights takes ceil(C / block) blocks
+ * of the type's byte size, so bits = R·ceil(C/block)·bytes·8, the count llama.cpp's file has
+ * (a C that is not a multiple of the block is refused when quantizing). Menu clause:
+ *   'ggml:' TYPE (',' TYPE)*     e.g. ggml:q2_K,q3_K,iq2_xs,iq2_s
+ * The 'hadamard' clause does not apply to ggml formats (a GGUF file cannot store a rotation).
+ *
  * Everything here is pure and thread-safe.
  */
 #ifndef VL_QFMT_H
@@ -46,12 +53,14 @@
 
 #include <stdint.h>
 
-typedef enum { QFMT_RTN, QFMT_GPTQ } qfmt_method;
+typedef enum { QFMT_RTN, QFMT_GPTQ, QFMT_GGML } qfmt_method;
 typedef enum { QFMT_ROT_NONE, QFMT_ROT_HAD } qfmt_rot;
 
 typedef struct {
     qfmt_method method;
-    int bits;      /* 1..8 */
+    int bits;      /* rtn/gptq: 1..8; QFMT_GGML: the llama.cpp block type (ggf_type of
+                      alloc/ggml_fmt.h, read it with qfmt_ggml_type), group = 0, sym = 0,
+                      rot = none */
     int group;     /* 32, 64, 128, or 0 = one group per row */
     int sym;       /* 1 symmetric (scale only), 0 asymmetric (scale + integer zero) */
     qfmt_rot rot;  /* rotation of the input dimension before quantizing */
@@ -59,13 +68,18 @@ typedef struct {
 
 #define QFMT_NAME_MAX 32 /* longest canonical name + NUL fits */
 
+/* The ggf_type of a QFMT_GGML format (stored in bits). */
+static inline int qfmt_ggml_type(const qfmt *f) { return f->bits; }
+
 /* 0 if f is a valid format, else VL_ECONFIG with the offending field in err. */
 int qfmt_check(const qfmt *f, vl_err *err);
 
 /* Canonical name of f into buf (QFMT_NAME_MAX bytes); returns buf. f must be valid. */
 char *qfmt_name(const qfmt *f, char buf[QFMT_NAME_MAX]);
 
-/* Parse a canonical name (exactly as qfmt_name writes it). VL_ECONFIG naming the token. */
+/* Parse one format: a canonical name (exactly as qfmt_name writes it) or a menu spec of
+ * exactly one format ("rtn:b=8:g=64", the grammar above). VL_ECONFIG naming the token. Every
+ * place that asks for one format goes through here, so both spellings work everywhere. */
 int qfmt_parse(qfmt *out, const char *name, vl_err *err);
 
 /* Effective group length for a row of `cols` entries: group, or cols when per row. */

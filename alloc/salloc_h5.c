@@ -28,7 +28,7 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
                  const solve_result *res, const solve_params *par, const salloc_meta *meta,
                  vl_err *err)
 {
-    if (!ev_name_ok(name))
+    if (!calib_name_ok(name))
         return vl_errf(err, VL_EARG, "%s: allocation name \"%s\" must be [A-Za-z0-9._+-]+",
                        h5s_path(st), name);
     const solve_problem *pr = p->prob;
@@ -139,7 +139,7 @@ int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err
 {
     memset(out, 0, sizeof *out);
     char g[EV_NAME_MAX + 16];
-    if (!ev_name_ok(name))
+    if (!calib_name_ok(name))
         return vl_errf(err, VL_EARG, "%s: allocation name \"%s\" must be [A-Za-z0-9._+-]+",
                        h5s_path(st), name);
     snprintf(g, sizeof g, "/alloc/%s", name);

@@ -226,4 +226,21 @@ int sens_gran_parse(const char *s, sens_gran *out, vl_err *err);
 
 void sens_result_free(sens_result *r); /* frees the arrays, leaves r zeroed; NULL ok */
 
+/* ---------------------------------------------------------------- the sens stage */
+
+/* Called by sens_run on set p->add_set once its additivity check is done, with the prepared
+ * set and sens_rd's quantized tensors (both valid only during the call): `vbrlab sens` prints
+ * the uniform baselines there. A non-zero return stops the run. */
+typedef int (*sens_add_fn)(void *ctx, const sens_result *r, const model *m, sens_set *s,
+                           const float *q, vl_err *err);
+
+/* The sens stage, shared by `vbrlab sens` and the runner (sens_run.c): the ids (leading whole
+ * sequences up to p->max_tokens, at least one) and statistics of sets NAMES[0..n) of the stats
+ * store ST (/sets/<name>/input_ids, /stats/<name>), then sens_layout, sens_alloc_alpha,
+ * sens_rd on format menu SPEC, and per set sens_alpha (plus sens_additivity on p->add_set).
+ * r is filled for sens_write; on failure it is freed. */
+int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *names, int n,
+             const char *spec, const sens_params *p, sens_add_fn on_add, void *ctx,
+             vl_err *err);
+
 #endif

@@ -99,6 +99,12 @@ typedef struct calib_book calib_book;
 
 /* Parse TEXT into *out. VL_EARG with `set spec "TEXT": problem` on any error. Pure. */
 int calib_spec_parse(const char *text, calib_spec *out, vl_err *err);
+
+/* The one name rule of the tree, for calibration sets, evaluation domains, config sections and
+ * allocations (HDF5 group names): [A-Za-z0-9._+-]+, shorter than CALIB_NAME_MAX, not "." or
+ * "..". Inside a mix: source '+' separates the parts, so a set whose name holds '+' cannot be
+ * a mix part. Pure. */
+int calib_name_ok(const char *name);
 const char *calib_kind_name(calib_kind k); /* "file", "mix", ...; static */
 
 /* A new empty book. env is copied; its model and tokenizer must outlive the book. */

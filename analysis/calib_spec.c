@@ -26,16 +26,18 @@ const char *calib_kind_name(calib_kind k)
 
 static int valid_name(const char *s, size_t n)
 {
-    if (n == 0 || n >= CALIB_NAME_MAX)
+    if (n == 0 || n >= CALIB_NAME_MAX || (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.'))))
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
+              c == '_' || c == '.' || c == '+' || c == '-'))
             return 0;
     }
     return 1;
 }
+
+int calib_name_ok(const char *name) { return valid_name(name, strlen(name)); }
 
 /* Copy a set name [s, s+n) into dst; 0 or -1 if not a valid name. */
 static int take_name(char *dst, const char *s, size_t n)
@@ -206,6 +208,10 @@ int calib_spec_parse(const char *text, calib_spec *out, vl_err *err)
     memset(&o, 0, sizeof o);
     o.n_seq = CALIB_DEFAULT_SEQS;
     o.seq_len = CALIB_DEFAULT_LEN;
+    for (const char *p = text; *p; p++) /* never echoed: messages stay one line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return vl_errf(err, VL_EARG, "set spec: control character 0x%02x at byte %d; refused",
+                           (unsigned char)*p, (int)(p - text));
     const char *eq = strchr(text, '=');
     if (!eq)
         return SPEC_ERR("expects NAME=SOURCE[,seqs=N][,len=L][,seed=S]");

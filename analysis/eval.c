@@ -40,21 +40,6 @@ struct ev_runner {
 
 /* ---------------------------------------------------------------- domains */
 
-int ev_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n >= EV_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == '+' || c == '-';
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
 int ev_domain_parse(const char *text, calib_spec *out, vl_err *err)
 {
     int rc = calib_spec_parse(text, out, err);
@@ -142,7 +127,7 @@ static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const fl
 {
     int n = nb * (len - 1);
     metrics_job j = {lr, lq, ids, len, V, r->tok};
-    kern_parallel_for(n, 8, metrics_range, &j);
+    kern_parallel_for(n, 32, metrics_range, &j); /* ≥ 32 tokens (1M exps) a thread */
     for (int i = 0; i < n; i++) {
         const kld_token *k = &r->tok[i];
         if (!isfinite(k->kld) || !isfinite(k->nll_q) || !isfinite(k->nll_ref))

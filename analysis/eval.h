@@ -30,7 +30,7 @@
 
 /* ---------------------------------------------------------------- domains */
 
-#define EV_NAME_MAX 64
+#define EV_NAME_MAX CALIB_NAME_MAX /* names follow calib_name_ok */
 #define EV_DEFAULT_SEQS 8
 #define EV_DEFAULT_LEN 128
 
@@ -39,10 +39,6 @@
  * with the evaluation defaults seqs=EV_DEFAULT_SEQS, len=EV_DEFAULT_LEN where the spec gives
  * none. Build the ids with calib_book_add. Errors as calib_spec_parse. Pure. */
 int ev_domain_parse(const char *text, calib_spec *out, vl_err *err);
-
-/* Is NAME usable as a domain or allocation name ([A-Za-z0-9._+-]+, < EV_NAME_MAX, not "."
- * or "..")? Pure. */
-int ev_name_ok(const char *name);
 
 /* ---------------------------------------------------------------- running */
 

@@ -25,7 +25,7 @@
 #include "fwd_dsv4.h"
 
 #include "../core/kern.h"
-#include "fwd_int.h"
+#include "fwd_ops.h"
 #include "fwd_mla.h"
 #include "moe_route.h"
 
@@ -69,20 +69,6 @@ fwd_opts fwd_opts_defaults(void) { return (fwd_opts){0}; }
 
 /* ---------------------------------------------------------------- primitives (pure) */
 
-static void rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * cols;
-        float *yr = y + (size_t)r * cols;
-        double ss = 0;
-        for (int i = 0; i < cols; i++)
-            ss += (double)xr[i] * xr[i];
-        float s = (float)(1.0 / sqrt(ss / cols + eps));
-        for (int i = 0; i < cols; i++)
-            yr[i] = xr[i] * s * w[i];
-    }
-}
-
 /* x: rows of n_heads·Dh (row stride ld); row r is position r % T. */
 static void rope(float *x, int ld, const float *cs, const float *sn, int rows, int T,
                  int n_heads, int Dh)
@@ -101,39 +87,19 @@ static void rope(float *x, int ld, const float *cs, const float *sn, int rows, i
     }
 }
 
-/* Row i of the T×T scores keeps columns 0..i (causal), softmax over them, zeros after. */
-static void softmax_causal(float *s, int T)
-{
-    for (int i = 0; i < T; i++) {
-        float *r = s + (size_t)i * T, mx = r[0], sum = 0;
-        for (int j = 1; j <= i; j++)
-            mx = r[j] > mx ? r[j] : mx;
-        for (int j = 0; j <= i; j++)
-            sum += (r[j] = expf(r[j] - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++)
-            r[j] *= inv;
-        memset(r + i + 1, 0, (size_t)(T - 1 - i) * sizeof *r);
-    }
-}
-
 static void softmax(float *p, const float *x, int n)
 {
-    float mx = x[0], sum = 0;
+    float mx = x[0];
     for (int i = 1; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
-    for (int i = 0; i < n; i++)
-        sum += (p[i] = expf(x[i] - mx));
+    memcpy(p, x, (size_t)n * sizeof *p);
+    float sum = kern_exp_shift(p, n, mx);
     for (int i = 0; i < n; i++)
         p[i] /= sum;
 }
 
 /* a = silu(a) ⊙ b, silu(x) = x·σ(x). */
-static void silu_mul(float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
-}
+static void silu_mul(float *a, const float *b, size_t n) { kern_silu_mul(a, b, n); }
 
 /* The k largest of p[0..n) in decreasing order; ties go to the lower index. */
 static void topk(int *idx, float *val, const float *p, int n, int k)
@@ -185,6 +151,26 @@ typedef struct {
     const tap_set *taps;
 } ctx;
 
+/* One (sequence, head): o[T × Dh] = softmax_causal(q·kᵀ·scale)·v, by blocks of ATT_BLOCK
+ * query rows; block [i0, i1) reads keys 0..i1−1 only, so the masked upper triangle is never
+ * computed (about half of the products). q and o rows have stride ldq, k and v rows ldk.
+ * Returns the flops done. */
+enum { ATT_BLOCK = 64 };
+
+static double attend_causal(float *sc, const float *q, int ldq, const float *k, const float *v,
+                            int ldk, float *o, int T, int Dh, float scale)
+{
+    double fl = 0;
+    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
+        int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, nb = i1 - i0;
+        kern_matmul_st(sc, i1, q + (size_t)i0 * ldq, ldq, k, ldk, nb, Dh, i1, scale, 0);
+        fwd_softmax_causal_rows(sc, i1, nb, i0);                          /* [nb × i1] */
+        kern_matmul_nn_st(o + (size_t)i0 * ldq, ldq, sc, i1, v, ldk, nb, i1, Dh, 0);
+        fl += 4.0 * nb * i1 * Dh;
+    }
+    return fl;
+}
+
 /* h += o_proj(attention(input_layernorm(h))) */
 static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
 {
@@ -192,7 +178,7 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
     int D = c->hidden, Dh = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, N = x->N,
         T = x->T, Dq = Hq * Dh, Dkv = Hkv * Dh;
     float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
-    rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
+    fwd_rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
     emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
     if (st->mla) { /* deepseek_v3: analysis/fwd_mla.c */
         st->flops += fwd_mla_attend(st->mla, c, L, st->xn, x->S, T, x->l, x->taps, st->out);
@@ -209,20 +195,17 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
         add_bias(st->v, L->bv, N, Dkv);
     }
     if (L->q_norm) { /* per head: N·H rows of Dh */
-        rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
-        rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
+        fwd_rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
+        fwd_rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
     }
     rope(st->q, Dq, st->rcos, st->rsin, N, T, Hq, Dh);
     rope(st->k, Dkv, st->rcos, st->rsin, N, T, Hkv, Dh);
     for (int s = 0; s < x->S; s++)
         for (int hd = 0; hd < Hq; hd++) {
             size_t r0 = (size_t)s * T, kv = (size_t)(hd / (Hq / Hkv)) * Dh;
-            kern_matmul_st(st->scores, T, st->q + r0 * Dq + (size_t)hd * Dh, Dq,  /* [T × T] */
-                           st->k + r0 * Dkv + kv, Dkv, T, Dh, T, scale, 0);
-            softmax_causal(st->scores, T);
-            kern_matmul_nn_st(st->att + r0 * Dq + (size_t)hd * Dh, Dq, st->scores, T,
-                              st->v + r0 * Dkv + kv, Dkv, T, T, Dh, 0);     /* [T × Dh] */
-            st->flops += 4.0 * T * T * Dh;
+            st->flops += attend_causal(st->scores, st->q + r0 * Dq + (size_t)hd * Dh, Dq,
+                                       st->k + r0 * Dkv + kv, st->v + r0 * Dkv + kv, Dkv,
+                                       st->att + r0 * Dq + (size_t)hd * Dh, T, Dh, scale);
         }
     emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
     mm(st, st->out, st->att, L->wo, N, Dq, D);                        /* [N × D] */
@@ -376,7 +359,7 @@ static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
 {
     int D = x->c->hidden, N = x->N;
     attn_block(st, L, x);
-    rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
+    fwd_rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
     emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
     if (x->c->layer_is_moe[x->l])
         moe_block(st, L, x);
@@ -503,7 +486,7 @@ static void run_layers(const model *m, const model_weights *w, fwd_state *st, in
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
     for (x.l = from; x.l < c->n_layers; x.l++)
         fwd_layer(st, &w->layers[x.l], &x);
-    rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
+    fwd_rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
     mm(st, st->logits, st->xn, w->lm_head ? w->lm_head : w->embed, N, D, V);   /* [N × V] */
     emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
@@ -590,12 +573,3 @@ void fwd_state_free(fwd_state *st)
     vl_free(st->block);
     vl_free(st);
 }
-
-/* ---------------------------------------------------------------- fwd_int.h */
-
-void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps)
-{
-    rmsnorm(y, x, w, rows, cols, eps);
-}
-
-void fwd_softmax_causal(float *s, int T) { softmax_causal(s, T); }

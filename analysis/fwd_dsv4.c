@@ -25,8 +25,8 @@
 #include "fwd_dsv4_int.h"
 
 #include "../core/kern.h"
-#include "fwd_int.h"
 #include "fwd_mla.h"
+#include "fwd_ops.h"
 
 #include <math.h>
 #include <stdint.h>

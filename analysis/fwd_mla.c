@@ -9,7 +9,7 @@
 #include "fwd_mla.h"
 
 #include "../core/kern.h"
-#include "fwd_int.h"
+#include "fwd_ops.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -2,11 +2,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "imatrix.h"
 
+#include "../core/num.h"
 #include "../io/gguf.h"
 #include "../io/h5s.h"
 #include "../io/hfcfg.h"
 #include "../io/st.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +155,12 @@ static int add_set(build_ctx *b, const char *set, double *seqs, double *tokens, 
     snprintf(g, sizeof g, "/stats/%s/layers", set);
     if (!rc) rc = h5s_list(b->s, g, &lay, &nl, err);
     for (int i = 0; i < nl && !rc; i++) {
-        int layer = atoi(lay[i]);
+        int layer;
+        if (num_int(lay[i], 0, 1 << 20, &layer)) { /* group names are layer numbers */
+            rc = vl_errf(err, VL_EFORMAT, "%s: %s/%s is not a layer number", h5s_path(b->s), g,
+                         lay[i]);
+            break;
+        }
         char lg[300], **mem = NULL;
         int nm = 0;
         snprintf(lg, sizeof lg, "%s/%s", g, lay[i]);
@@ -212,10 +219,8 @@ int imx_from_stats(imx_data *out, const char *stats_path, const char *model_dir,
         char *star = strchr(tok, '*');
         b.w = 1.0;
         if (star) {
-            char *end;
             *star = 0;
-            b.w = strtod(star + 1, &end);
-            if (*end || !(b.w > 0) || !isfinite(b.w))
+            if (num_f64(star + 1, 0, DBL_MAX, &b.w) || !(b.w > 0))
                 rc = vl_errf(err, VL_EARG, "--set '%s': weight '%s' is not a positive number", sets, star + 1);
         }
         if (!rc && !*tok) rc = vl_errf(err, VL_EARG, "--set '%s': empty set name", sets);

@@ -250,9 +250,13 @@ int stat_new(stat_acc **out, const stat_config *cfg, vl_err *err)
         a->cfg.ds_bias = a->ds_bias;
     }
     if (ok && a->kx > 0) {
-        a->xtx_part = vl_malloc((size_t)a->kx * a->kx * sizeof(double));
+        /* up to 16 sequences' partials per fold, within 64 MiB (one for wide inputs) */
+        size_t one = (size_t)a->kx * a->kx * sizeof(double), cap = (size_t)64 << 20;
+        a->xtx_slots = one * 16 <= cap ? 16 : one >= cap ? 1 : (int)(cap / one);
+        a->xtx_part = vl_malloc(one * a->xtx_slots);
+        a->xtx_fail = vl_malloc((size_t)a->kx * sizeof(int));
         a->rowbuf = vl_malloc((size_t)cfg->max_seq_len * a->kx * sizeof(float));
-        ok = a->xtx_part && a->rowbuf;
+        ok = a->xtx_part && a->xtx_fail && a->rowbuf;
     }
     if (ok && cfg->token_stats && cfg->max_tokens > 0) {
         a->tokens.entropy = vl_malloc((size_t)cfg->max_tokens * sizeof(double));
@@ -294,6 +298,7 @@ void stat_free(stat_acc *a)
     vl_free(a->ds_w);
     vl_free(a->sel);
     vl_free(a->xtx_part);
+    vl_free(a->xtx_fail);
     vl_free(a->rowbuf);
     vl_free(a);
 }

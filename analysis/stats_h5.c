@@ -7,6 +7,7 @@
 
 #include "../core/num.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -241,6 +242,47 @@ static int read_router(h5s_store *s, const char *g, stat_router *r, vl_err *err)
     return rc ? rc : r_exact(s, g, "coselect", H5S_I64, r->coselect, E, E, 8, err);
 }
 
+/* The invariants the accumulator keeps (stats.h), checked on what a store holds, so that a
+ * store contradicting itself is refused in one line instead of merged, allocated or plotted. */
+static int check_input(h5s_store *s, const char *p, const stat_input *in, vl_err *err)
+{
+    if (in->rows < 0 || in->rows_routed < 0 || in->rows_routed > in->rows)
+        return vl_errf(err, VL_EFORMAT, "%s: %s/count = %lld, %s/count_routed = %lld (want 0 <= "
+                       "count_routed <= count)", h5s_path(s), p, (long long)in->rows, p,
+                       (long long)in->rows_routed);
+    for (int k = 0; k < in->cols; k++)
+        if (!(in->absmax[k] >= 0) || isinf(in->absmax[k]))
+            return vl_errf(err, VL_EFORMAT, "%s: %s/absmax[%d] = %g is not a finite magnitude",
+                           h5s_path(s), p, k, in->absmax[k]);
+    return 0;
+}
+
+static int check_router(h5s_store *s, const char *p, const stat_router *r, int top_k,
+                        vl_err *err)
+{
+    const int E = r->n_experts;
+    int64_t sum = 0, want;
+    if (r->tokens < 0)
+        return vl_errf(err, VL_EFORMAT, "%s: %s/tokens = %lld is negative", h5s_path(s), p,
+                       (long long)r->tokens);
+    for (int e = 0; e < E; e++)
+        if (r->routed[e] < 0 || num_add_i64(sum, r->routed[e], &sum))
+            return vl_errf(err, VL_EFORMAT, "%s: %s/routed[%d] = %lld is not a count (or the "
+                           "counts overflow)", h5s_path(s), p, e, (long long)r->routed[e]);
+    if (num_mul_i64(r->tokens, top_k, &want) || sum != want)
+        return vl_errf(err, VL_EFORMAT, "%s: %s/routed sums to %lld, not %s/tokens x top_k = "
+                       "%lld x %d", h5s_path(s), p, (long long)sum, p, (long long)r->tokens, top_k);
+    for (int a = 0; a < E; a++)
+        for (int b = 0; b < E; b++) {
+            int64_t x = r->coselect[(size_t)a * E + b];
+            if (x < 0 || x != r->coselect[(size_t)b * E + a] || (a == b && x != r->routed[a]))
+                return vl_errf(err, VL_EFORMAT, "%s: %s/coselect[%d][%d] = %lld (want a "
+                               "symmetric count matrix whose diagonal is routed)",
+                               h5s_path(s), p, a, b, (long long)x);
+        }
+    return 0;
+}
+
 /* An integer attribute within [lo, hi]. */
 static int attr_int(h5s_store *s, const char *g, const char *k, long long lo, long long hi,
                     long long *v, vl_err *err)
@@ -330,11 +372,13 @@ int stat_read(stat_acc **out, h5s_store *s, const char *group, vl_err *err)
                     continue;
                 input_path(p, sizeof p, group, l, (stat_slot)sl, e);
                 rc = read_input(s, p, in, err);
+                rc = rc ? rc : check_input(s, p, in, err);
             }
         stat_router *r = stat_router_mut(a, l);
         if (!rc && r) {
             VL_ASSERT(snprintf(p, sizeof p, "%s/layers/%02d/router", group, l) < (int)sizeof p);
             rc = read_router(s, p, r, err);
+            rc = rc ? rc : check_router(s, p, r, c.top_k, err);
         }
     }
     stat_tokens *tk = stat_tokens_mut(a);

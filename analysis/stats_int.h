@@ -25,7 +25,9 @@ struct stat_acc {
     int *sel;              /* [K] one token's selected experts */
     const float **ds_bias; /* [L] copy of cfg.ds_bias (DeepSeek-V3 routing), else NULL */
     float *ds_scr, *ds_w;  /* [2E] routing scratch, [K] selected weights (DeepSeek-V3) */
-    double *xtx_part;      /* [kx × kx] per-sequence XᵀX */
+    double *xtx_part;      /* [xtx_slots × kx × kx] per-sequence XᵀX partials of one event */
+    int xtx_slots;         /* partials computed before one (threaded) fold */
+    int *xtx_fail;         /* [kx] fold: first partial whose term failed in row i, or −1 */
     float *rowbuf;         /* [max_seq_len × kx] contiguous copy of strided rows */
     int kx;                /* widest input with XᵀX */
     int failed;

@@ -44,6 +44,48 @@ static int fx_add_or_fail(stat_acc *a, fx_num *dst, double v, int layer, stat_sl
     return -1;
 }
 
+/* One row x[0..K) into the per-channel float64 partials (Σx, Σx², Σx⁴, max |x|; NaN never
+ * raises the max, the sums carry it). Four channels a step through vector extensions (the
+ * same operations per channel as a scalar loop, so the same bits). */
+typedef double chan_d4 __attribute__((vector_size(32)));
+typedef float chan_f4 __attribute__((vector_size(16)));
+typedef int64_t chan_i4 __attribute__((vector_size(32)));
+
+VEXP_CLONES static void channel_sums(double *p1, double *p2, double *p4, double *amax,
+                                     const float *x, int K)
+{
+    int c = 0;
+    for (; c + 4 <= K; c += 4) {
+        chan_f4 xf;
+        chan_d4 a, b, d, m;
+        memcpy(&xf, x + c, sizeof xf);
+        chan_d4 v = __builtin_convertvector(xf, chan_d4), v2 = v * v;
+        memcpy(&a, p1 + c, sizeof a);
+        memcpy(&b, p2 + c, sizeof b);
+        memcpy(&d, p4 + c, sizeof d);
+        memcpy(&m, amax + c, sizeof m);
+        a += v;
+        b += v2;
+        d += v2 * v2;
+        chan_d4 av = (chan_d4)((chan_i4)v & (chan_i4){INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX});
+        chan_i4 gt = av > m;
+        m = (chan_d4)(((chan_i4)av & gt) | ((chan_i4)m & ~gt));
+        memcpy(p1 + c, &a, sizeof a);
+        memcpy(p2 + c, &b, sizeof b);
+        memcpy(p4 + c, &d, sizeof d);
+        memcpy(amax + c, &m, sizeof m);
+    }
+    for (; c < K; c++) {
+        double v = x[c], v2 = v * v;
+        p1[c] += v;
+        p2[c] += v2;
+        p4[c] += v2 * v2;
+        double m = fabs(v);
+        if (m > amax[c])
+            amax[c] = m;
+    }
+}
+
 /* Rows [r0, r1) of the event, all of one sequence, into input `in`. */
 static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0, int r1,
                        stat_slot s, int e)
@@ -55,16 +97,7 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
     memset(p4, 0, (size_t)K * sizeof *p4);
     int64_t routed = 0;
     for (int r = r0; r < r1; r++) {
-        const float *x = ev->data + (size_t)r * ev->stride;
-        for (int c = 0; c < K; c++) {
-            double v = x[c], v2 = v * v;
-            p1[c] += v;
-            p2[c] += v2;
-            p4[c] += v2 * v2;
-            double m = fabs(v);
-            if (m > amax[c])
-                amax[c] = m;
-        }
+        channel_sums(p1, p2, p4, amax, ev->data + (size_t)r * ev->stride, K);
         routed += !ev->row_weight || ev->row_weight[r] > 0.0f;
     }
     for (int c = 0; c < K; c++)
@@ -74,9 +107,12 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
             return;
     in->rows += r1 - r0;
     in->rows_routed += routed;
-    if (!in->xtx)
-        return;
-    /* kern_xtx_acc wants dense rows: copy when the event's stride is wider than K */
+}
+
+/* XᵀX partial of rows [r0, r1) (one sequence) into partial slot `slot`. */
+static void xtx_partial(stat_acc *a, const tap_event *ev, int r0, int r1, int K, int slot)
+{
+    /* kern_xtx_upper wants dense rows: copy when the event's stride is wider than K */
     const float *x = ev->data + (size_t)r0 * ev->stride;
     if (ev->stride != (size_t)K) {
         for (int r = r0; r < r1; r++)
@@ -84,16 +120,61 @@ static void input_rows(stat_acc *a, stat_input *in, const tap_event *ev, int r0,
                    (size_t)K * sizeof(float));
         x = a->rowbuf;
     }
-    kern_xtx_upper(a->xtx_part, x, r1 - r0, K);
-    fx_num *t = in->xtx;
-    for (int i = 0; i < K; t += K - i, i++) { /* packed row i = partial row i from column i */
-        const double *p = a->xtx_part + (size_t)i * K + i;
-        size_t ok = fx_add_f64_n(t, p, (size_t)(K - i));
-        if (ok < (size_t)(K - i)) { /* the term that failed, again, for the message */
-            fx_add_or_fail(a, t + ok, p[ok], ev->layer, s, e, "XᵀX", i);
+    kern_xtx_upper(a->xtx_part + (size_t)slot * K * K, x, r1 - r0, K);
+}
+
+typedef struct {
+    fx_num *xtx;        /* packed upper triangle */
+    const double *part; /* [n_part × K × K] partials, upper triangles */
+    int n_part, K;
+    int *fail;          /* [K] first failing partial per row, −1 */
+} fold_job;
+
+/* Item j folds triangle rows j and K−1−j (K + 1 terms a partial: equal work per item). */
+static void fold_items(void *ctx, int j0, int j1)
+{
+    const fold_job *f = ctx;
+    const int K = f->K;
+    for (int j = j0; j < j1; j++)
+        for (int h = 0; h < 2; h++) {
+            int i = h ? K - 1 - j : j;
+            if (h && i == j)
+                break;
+            fx_num *t = f->xtx + (size_t)i * K - (size_t)i * (i - 1) / 2;
+            f->fail[i] = -1;
+            for (int p = 0; p < f->n_part; p++) {
+                const double *v = f->part + ((size_t)p * K + i) * K + i;
+                if (fx_add_f64_n(t, v, (size_t)(K - i)) < (size_t)(K - i)) {
+                    f->fail[i] = p;
+                    break;
+                }
+            }
+        }
+}
+
+/* The n_part partials into the exact totals, triangle rows split over kern_parallel_for's
+ * threads (every row belongs to one thread; the sums are exact, so the split changes no bit). */
+static void xtx_fold(stat_acc *a, stat_input *in, int n_part, const tap_event *ev, stat_slot s,
+                     int e)
+{
+    const int K = in->cols;
+    fold_job f = {in->xtx, a->xtx_part, n_part, K, a->xtx_fail};
+    /* threads only for ≳ 0.2 ms of terms each: a join costs a wake-up (much more on a busy
+     * machine) */
+    int min_items = (int)(200000 / ((long)n_part * (K + 1))) + 1;
+    kern_parallel_for((K + 1) / 2, min_items, fold_items, &f);
+    for (int i = 0; i < K; i++)
+        if (f.fail[i] >= 0) { /* fx_add_or_fail's message for the refused row */
+            const double *v = a->xtx_part + ((size_t)f.fail[i] * K + i) * K + i;
+            int finite = 1;
+            for (int j = 0; j < K - i; j++)
+                finite &= isfinite(v[j]) != 0;
+            char lab[96];
+            stat_label(lab, sizeof lab, ev->layer, s, e);
+            stat_fail(a, VL_ERANGE, "stats: %s: XᵀX of channel %d: %s", lab, i,
+                      finite ? "fixed-point sum out of range" : "non-finite activation");
             return;
         }
-    }
 }
 
 static int event_slot(tap_point p, stat_slot *s)
@@ -148,14 +229,25 @@ static void on_input(stat_acc *a, const tap_event *ev, stat_slot s)
     }
     if (check_rows(a, ev, in->cols, lab))
         return;
-    /* runs of consecutive rows of one sequence are one partial each */
+    /* runs of consecutive rows of one sequence are one partial each; XᵀX partials are
+     * computed xtx_slots at a time, then folded on threads */
+    int n_part = 0;
     for (int r0 = 0; r0 < ev->rows && !a->failed;) {
         int q = row_seq(ev, r0), r1 = r0 + 1;
         while (r1 < ev->rows && row_seq(ev, r1) == q)
             r1++;
         input_rows(a, in, ev, r0, r1, s, e);
+        if (in->xtx && !a->failed) {
+            xtx_partial(a, ev, r0, r1, in->cols, n_part++);
+            if (n_part == a->xtx_slots) {
+                xtx_fold(a, in, n_part, ev, s, e);
+                n_part = 0;
+            }
+        }
         r0 = r1;
     }
+    if (n_part && !a->failed)
+        xtx_fold(a, in, n_part, ev, s, e);
 }
 
 /* ---------------------------------------------------------------- router */
@@ -402,6 +494,22 @@ double stat_entropy(const float *logits, int n, int target, double *logprob)
     return h;
 }
 
+typedef struct {
+    const stat_acc *a;
+    const tap_event *ev;
+    double *h, *lp; /* [rows] outputs */
+} entropy_job;
+
+static void entropy_rows(void *ctx, int r0, int r1)
+{
+    const entropy_job *j = ctx;
+    const tap_event *ev = j->ev;
+    for (int r = r0; r < r1; r++) {
+        int next = r % ev->seq_len + 1 < ev->seq_len ? j->a->ids[r + 1] : -1;
+        j->h[r] = stat_entropy(ev->data + (size_t)r * ev->stride, ev->cols, next, &j->lp[r]);
+    }
+}
+
 static void on_logits(stat_acc *a, const tap_event *ev)
 {
     if (check_rows(a, ev, a->cfg.vocab, "logits"))
@@ -423,15 +531,16 @@ static void on_logits(stat_acc *a, const tap_event *ev)
             stat_fail(a, VL_ERANGE, "stats: token id %d out of vocabulary %d", next, ev->cols);
             return;
         }
-        double lp, h = stat_entropy(ev->data + (size_t)r * ev->stride, ev->cols, next, &lp);
-        if (isnan(h)) {
+    }
+    /* every token's entropy on kern_parallel_for's threads, then checked in order */
+    entropy_job j = {a, ev, tk->entropy + tk->n, tk->logprob + tk->n};
+    kern_parallel_for(ev->rows, 32, entropy_rows, &j); /* ≥ 32 rows (½M exps) a thread */
+    for (int r = 0; r < ev->rows; r++)
+        if (isnan(j.h[r])) {
             stat_fail(a, VL_ERANGE, "stats: logits of token %d: NaN or all −Inf", r);
             return;
         }
-        tk->entropy[tk->n] = h;
-        tk->logprob[tk->n] = lp;
-        tk->n++;
-    }
+    tk->n += ev->rows;
 }
 
 /* ---------------------------------------------------------------- dispatch */

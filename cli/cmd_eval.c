@@ -139,11 +139,16 @@ static int parse_args(eval_args *a, int argc, char **argv)
             if (alloc_rows(a->rows, MAX_ROWS, &a->n_rows, v))
                 return 1;
         } else if (!strcmp(s, "--uniform")) {
+            /* a format name or a one-format menu spec; the row is named by the format's name */
+            qfmt f;
+            vl_err e = {0, ""};
+            if (qfmt_parse(&f, v, &e))
+                return cli_failf(CMD, "--uniform: %s", e.msg);
             row_spec *r = &a->rows[a->n_rows++];
             r->file = NULL;
-            r->format = v;
             r->h5 = 0;
-            snprintf(r->name, sizeof r->name, "%s", v);
+            qfmt_name(&f, r->name);
+            r->format = r->name;
         } else if (!strcmp(s, "--domain")) {
             if (a->n_dom == MAX_DOMS)
                 return cli_failf(CMD, "at most %d domains", MAX_DOMS);
@@ -174,7 +179,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
     if (!a->stats_path != !a->calib)
         return cli_failf(CMD, "--stats and --calib go together");
     for (int r = 0; r < a->n_rows; r++) {
-        if (!ev_name_ok(a->rows[r].name) || !strcmp(a->rows[r].name, "matrix") ||
+        if (!calib_name_ok(a->rows[r].name) || !strcmp(a->rows[r].name, "matrix") ||
             !strcmp(a->rows[r].name, "domains"))
             return cli_failf(CMD,
                              "allocation name \"%s\" must be [A-Za-z0-9._+-]+ and not "

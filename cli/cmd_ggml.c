@@ -6,11 +6,11 @@
 
 #include "../alloc/ggml_check.h"
 #include "../core/num.h"
+#include "../core/num.h"
 
 #include <float.h>
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 int cmd_ggml_check(int argc, char **argv)

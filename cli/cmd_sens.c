@@ -94,9 +94,10 @@ static int parse_args(int argc, char **argv, sens_args *a)
             if (parse_eps(v, a->p.eps))
                 return 1;
         } else if (!strcmp(o, "--seed")) {
-            if (num_arg(o, v, 0, 9007199254740992.0, &x))
-                return 1;
-            a->p.seed = (uint64_t)x;
+            uint64_t sd; /* stored as a float64 attribute: exact up to 2^53 */
+            if (num_u64(v, (uint64_t)1 << 53, 0, &sd))
+                return cli_failf(CMD, "--seed: \"%s\" is not an integer in [0, 2^53]", v);
+            a->p.seed = sd;
         } else if (!strcmp(o, "--tokens")) {
             if (num_arg(o, v, 0, 1 << 24, &x))
                 return 1;
@@ -131,33 +132,6 @@ static int set_index(const sens_args *a, const char *opt, const char *name, int 
             return 0;
         }
     return cli_failf(CMD, "%s %s: not among the sets used", opt, name);
-}
-
-/* Read the sets' ids (trimmed to max_tokens) and statistics from the stats store. */
-static int load_sets(h5s_store *h, sens_args *a, int32_t **ids, int *n_seq, int *seq_len,
-                     stat_acc **acc)
-{
-    vl_err e = {0, ""};
-    char path[512];
-    for (int s = 0; s < a->n_sets; s++) {
-        snprintf(path, sizeof path, "/sets/%s/input_ids", a->sets[s]);
-        if (strchr(a->sets[s], '/') || !h5s_exists(h, path))
-            return cli_failf(CMD, "%s: no set \"%s\" (no %s)", a->stats, a->sets[s], path);
-        int nd;
-        int64_t sh[H5S_MAX_DIMS];
-        if (h5s_read(h, path, H5S_I32, (void **)&ids[s], &nd, sh, &e))
-            return cli_fail(CMD, &e);
-        if (nd != 2 || sh[0] < 1 || sh[1] < 1 || sh[0] * sh[1] > (1 << 24))
-            return cli_failf(CMD, "%s: %s: expected int32 [seqs, len]", a->stats, path);
-        seq_len[s] = (int)sh[1];
-        n_seq[s] = (int)sh[0];
-        if (a->p.max_tokens > 0 && (int64_t)n_seq[s] * seq_len[s] > a->p.max_tokens)
-            n_seq[s] = a->p.max_tokens / seq_len[s] > 0 ? a->p.max_tokens / seq_len[s] : 1;
-        snprintf(path, sizeof path, "/stats/%s", a->sets[s]);
-        if (stat_read(&acc[s], h, path, &e))
-            return cli_fail(CMD, &e);
-    }
-    return 0;
 }
 
 static void print_alpha(const sens_result *r)
@@ -200,12 +174,12 @@ static void print_additivity(const sens_result *r, const sens_params *p)
 }
 
 /* Every format everywhere: the bpw, measured and predicted KLD (the uniform baselines). */
-static int print_uniform(const sens_result *r, const model *m, sens_set *s, const float *q)
+static int print_uniform(void *ctx, const sens_result *r, const model *m, sens_set *s,
+                         const float *q, vl_err *e)
 {
-    vl_err e = {0, ""};
     int *ch = vl_malloc((size_t)r->n_units * sizeof *ch);
     if (!ch)
-        return cli_failf(CMD, "out of memory");
+        return vl_errf(e, VL_ENOMEM, "out of memory");
     printf("uniform formats on set %s\n%-24s %7s %12s %12s %12s\n", r->set_name[r->add_set],
            "format", "bpw", "measured", "pred(rel)", "pred(out)");
     for (int f = 0; f < r->n_formats; f++) {
@@ -213,9 +187,10 @@ static int print_uniform(const sens_result *r, const model *m, sens_set *s, cons
         double b, kl, pr[2];
         for (int u = 0; u < r->n_units; u++)
             ch[u] = f;
-        if (sens_assign_eval(r, m, s, q, r->add_set, ch, &b, &kl, pr, &e)) {
+        int rc = sens_assign_eval(r, m, s, q, r->add_set, ch, &b, &kl, pr, e);
+        if (rc) {
             vl_free(ch);
-            return cli_fail(CMD, &e);
+            return rc;
         }
         printf("%-24s %7.4f %12.5g %12.5g %12.5g\n", qfmt_name(&r->fmt[f], nm), b, kl, pr[0],
                pr[1]);
@@ -234,11 +209,7 @@ int cmd_sens(int argc, char **argv)
     model *m = NULL;
     h5s_store *h = NULL, *out = NULL;
     sens_result r = {0};
-    sens_set *ss = NULL;
-    float *q = NULL;
-    int32_t *ids[MAX_SETS] = {0};
-    int n_seq[MAX_SETS], seq_len[MAX_SETS], status = 1;
-    stat_acc *acc[MAX_SETS] = {0};
+    int status = 1;
     char **listed = NULL;
     int n_listed = 0;
     const char *dir = a.model_dir ? a.model_dir : cli_default_model();
@@ -259,26 +230,11 @@ int cmd_sens(int argc, char **argv)
         }
     }
     if ((a.quant_set && set_index(&a, "--quant-set", a.quant_set, &a.p.quant_set)) ||
-        (a.add_set && set_index(&a, "--add-set", a.add_set, &a.p.add_set)) ||
-        load_sets(h, &a, ids, n_seq, seq_len, acc))
+        (a.add_set && set_index(&a, "--add-set", a.add_set, &a.p.add_set)))
         goto done;
-    if (sens_layout(&r, m, a.p.gran, &e) ||
-        sens_alloc_alpha(&r, a.n_sets, (const char *const *)a.sets, &e) ||
-        sens_rd(&r, m, a.formats, acc, &a.p, &q, &e)) {
+    if (sens_run(&r, m, h, a.sets, a.n_sets, a.formats, &a.p, print_uniform, NULL, &e)) {
         cli_fail(CMD, &e);
         goto done;
-    }
-    for (int s = 0; s < a.n_sets; s++) {
-        if (sens_set_new(&ss, m, ids[s], n_seq[s], seq_len[s], &e) ||
-            sens_alpha(&r, s, m, ss, &a.p, &e) ||
-            (s == a.p.add_set && sens_additivity(&r, m, ss, q, &a.p, &e))) {
-            cli_fail(CMD, &e);
-            goto done;
-        }
-        if (s == a.p.add_set && print_uniform(&r, m, ss, q))
-            goto done;
-        sens_set_free(ss);
-        ss = NULL;
     }
     print_alpha(&r);
     print_additivity(&r, &a.p);
@@ -297,13 +253,7 @@ int cmd_sens(int argc, char **argv)
     status = 0;
 done:
     h5s_close(out);
-    sens_set_free(ss);
-    vl_free(q);
     sens_result_free(&r);
-    for (int s = 0; s < MAX_SETS; s++) {
-        vl_free(ids[s]);
-        stat_free(acc[s]);
-    }
     h5s_names_free(listed, n_listed);
     h5s_close(h);
     model_close(m);

@@ -4,6 +4,25 @@
 #include <stdarg.h>
 #include <string.h>
 
+/* Control characters in a message (a name or value echoed from a file) become \xNN, so every
+ * message stays one line whatever the data held. */
+static void one_line(char *msg)
+{
+    char out[VL_ERR_MSG];
+    size_t j = 0;
+    for (const char *p = msg; *p && j + 1 < sizeof out; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch == 0x7f) {
+            if (j + 5 >= sizeof out)
+                break;
+            j += (size_t)snprintf(out + j, sizeof out - j, "\\x%02x", ch);
+        } else
+            out[j++] = (char)ch;
+    }
+    out[j] = '\0';
+    memcpy(msg, out, j + 1);
+}
+
 int vl_errf(vl_err *err, int code, const char *fmt, ...)
 {
     if (err) {
@@ -11,6 +30,7 @@ int vl_errf(vl_err *err, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err->msg);
         err->code = code;
     }
     return code;
@@ -40,6 +60,7 @@ int vl_errctx(vl_err *err, int code, const char *fmt, ...)
         used += len;
     }
     err->msg[used] = '\0';
+    one_line(err->msg);
     if (err->code == 0)
         err->code = code;
     return err->code;

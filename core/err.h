@@ -5,6 +5,9 @@
  * specifics ("models/x/model.safetensors: tensor \"a.b\": dtype I8 not supported"); callers pass
  * it up unchanged. There is no global error state, so this is thread-safe by construction.
  *
+ * Messages are one line by construction: vl_errf and vl_errctx write any control character of
+ * the formatted text (a name echoed from a file) as \xNN.
+ *
  * VL_ASSERT is for our own invariants (shapes we computed), never for data read from a file.
  */
 #ifndef VL_ERR_H

@@ -8,7 +8,9 @@
 #include "kern.h"
 
 #include "err.h"
+#include "vexp.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,59 @@ void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, i
                 ci[j] += alpha * aik * bk[j];
         }
     }
+}
+
+/* ---------------------------------------------------------------- elementwise */
+
+float kern_exp_shift_ref(float *x, int n, float shift)
+{
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++)
+        sum += (x[i] = expf(x[i] - shift));
+    return sum;
+}
+
+void kern_silu_mul_ref(float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+/* Both build on any backend (no BLAS); VEXP_CLONES adds an AVX2 build picked at load time. */
+VEXP_CLONES float kern_exp_shift(float *x, int n, float shift)
+{
+    vexp_f8_t acc = VEXP_SPLAT(0.0f);
+    const vexp_f8_t sh = VEXP_SPLAT(shift);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vexp_f8_t v;
+        memcpy(&v, x + i, sizeof v);
+        v -= sh;
+        vexp_f8(&v);
+        memcpy(x + i, &v, sizeof v);
+        acc += v;
+    }
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++)
+        sum += (x[i] = vexp_f1(x[i] - shift));
+    return sum;
+}
+
+VEXP_CLONES void kern_silu_mul(float *a, const float *b, size_t n)
+{
+    const vexp_f8_t one = VEXP_SPLAT(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vexp_f8_t x, y, e;
+        memcpy(&x, a + i, sizeof x);
+        memcpy(&y, b + i, sizeof y);
+        e = -x;
+        vexp_f8(&e);
+        x = x / (one + e) * y;
+        memcpy(a + i, &x, sizeof x);
+    }
+    for (; i < n; i++)
+        a[i] = a[i] / (1.0f + vexp_f1(-a[i])) * b[i];
 }
 
 /* ---------------------------------------------------------------- threads */

@@ -50,6 +50,16 @@ void kern_dgemm(double *c, const double *a, const double *b, int M, int N, int K
 void kern_dgemm_ref(double *c, const double *a, const double *b, int M, int N, int K,
                     int trans_a, int lda, int ldb, int ldc, double alpha, double beta);
 
+/* Vectorised elementwise kernels (core/vexp.h's exp, relative error ≤ VEXP_MAX_REL; the
+ * references use libm's expf):
+ * kern_exp_shift: x[i] = exp(x[i] − shift) for i < n, returns the float32 sum of the results
+ *                 (eight partial sums added in a fixed order: the same bits for the same input).
+ * kern_silu_mul:  a[i] = silu(a[i]) · b[i], silu(x) = x / (1 + exp(−x)). */
+float kern_exp_shift(float *x, int n, float shift);
+float kern_exp_shift_ref(float *x, int n, float shift);
+void kern_silu_mul(float *a, const float *b, size_t n);
+void kern_silu_mul_ref(float *a, const float *b, size_t n);
+
 /* Threads used inside kernels (BLAS and kern_parallel_for alike); n <= 0 means all cores. */
 void kern_set_threads(int n);
 

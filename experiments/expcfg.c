@@ -273,7 +273,7 @@ static int parse_names(const char *s, exp_slist *out, char *why)
     exp_slist l = {0, NULL};
     int rc = exp_split_list(s, &l, why);
     for (int i = 0; !rc && i < l.n; i++) {
-        if (!exp_name_ok(l.v[i]))
+        if (!calib_name_ok(l.v[i]))
             rc = exp_whyf(why, VL_ECONFIG, "bad set name \"%s\" (want [A-Za-z0-9_.+-]+)",
                           l.v[i]);
         for (int j = 0; !rc && j < i; j++)
@@ -407,8 +407,15 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
         for (int i = 0; !rc && i < l.n; i++) {
             qfmt f;
             vl_err qe = {0, ""};
+            char name[QFMT_NAME_MAX], *canon = NULL;
             if (qfmt_parse(&f, l.v[i], &qe))
                 rc = exp_whyf(why, VL_ECONFIG, "%s", qe.msg);
+            else if (!(canon = vl_strdup(qfmt_name(&f, name))))
+                rc = VL_ENOMEM;
+            else { /* a menu spelling is kept as the format's name: rows are named by it */
+                vl_free(l.v[i]);
+                l.v[i] = canon;
+            }
         }
         if (rc)
             exp_slist_free(&l);
@@ -496,7 +503,7 @@ static int enter_section(ctx *c, const char *section)
         return 1;
     }
     const char *name = dot + 1;
-    if (!exp_name_ok(name))
+    if (!calib_name_ok(name))
         return fail_hdr(c, VL_ECONFIG, "[%s]: bad section name \"%s\" (want [A-Za-z0-9_.+-]+)",
                     section, name);
     if (named_find(g, c->kind, name) >= 0)
@@ -527,11 +534,24 @@ static int enter_section(ctx *c, const char *section)
     return 1;
 }
 
+/* The first control character of s (0 if none): such text is refused, never echoed. */
+static int ctrl_in(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return (unsigned char)*s;
+    return 0;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     ctx *c = user;
     if (c->err_code)
         return 1;  /* the first problem is the one reported */
+    int cc = ctrl_in(section) ? ctrl_in(section) : ctrl_in(name);
+    if (cc) /* not echoed: the error must stay one line */
+        return fail(c, VL_ECONFIG, "control character 0x%02x in a section or key name; refused",
+                    cc);
     int fresh = c->header || !c->cur || strcmp(c->cur, section);
     c->header = 0;
     if (fresh && !enter_section(c, section))
@@ -555,10 +575,9 @@ static int handler(void *user, const char *section, const char *name, const char
     r->given |= 1u << k;
     r->line[k] = c->line;
     /* no value needs one, and text (an `out` path, a name) may travel on to gnuplot */
-    for (const char *p = value; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return fail(c, VL_ECONFIG, "[%s] %s: value holds control character 0x%02x; refused",
-                        section, name, (unsigned char)*p);
+    if ((cc = ctrl_in(value)))
+        return fail(c, VL_ECONFIG, "[%s] %s: value holds control character 0x%02x; refused",
+                    section, name, cc);
     char why[EXP_WHY];
     int rc;
     switch (c->kind) {

@@ -7,6 +7,7 @@
 #ifndef VL_EXPCFG_INT_H
 #define VL_EXPCFG_INT_H
 
+#include "../analysis/calib.h"
 #include "expcfg.h"
 
 #include <stddef.h>
@@ -16,9 +17,6 @@
 
 /* snprintf into why (EXP_WHY bytes); returns code. */
 int exp_whyf(char *why, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* 1 if s is a valid set/section name: [A-Za-z0-9_.+-]+. */
-int exp_name_ok(const char *s);
 
 /* Whole-string numbers: no sign games, no trailing text, finite, no overflow. */
 int exp_parse_double(const char *s, double *out, char *why);

@@ -26,20 +26,6 @@ int exp_whyf(char *why, int code, const char *fmt, ...)
     return code;
 }
 
-int exp_name_ok(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++) {
-        char ch = *s;
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 ch == '_' || ch == '.' || ch == '+' || ch == '-';
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
 int exp_parse_double(const char *s, double *out, char *why)
 {
     if (!*s)
@@ -204,7 +190,7 @@ static int parse_mix(const char *body, exp_source *src, char *why)
             for (char *e = star; e > item && (e[-1] == ' ' || e[-1] == '\t'); e--)
                 e[-1] = 0;
         }
-        if (!exp_name_ok(item))
+        if (!calib_name_ok(item))
             return exp_whyf(why, VL_ECONFIG, "mix item %d: bad set name \"%s\" (want "
                             "[A-Za-z0-9_.+-]+)", i + 1, item);
         for (int j = 0; j < i; j++)
@@ -216,7 +202,7 @@ static int parse_mix(const char *body, exp_source *src, char *why)
 
 static int set_ref(exp_source *src, const char *name, char *why)
 {
-    if (!exp_name_ok(name))
+    if (!calib_name_ok(name))
         return exp_whyf(why, VL_ECONFIG, "bad set name \"%s\" (want [A-Za-z0-9_.+-]+)", name);
     src->ref = vl_strdup(name);
     return src->ref ? 0 : exp_whyf(why, VL_ENOMEM, "out of memory");

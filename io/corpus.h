@@ -40,8 +40,9 @@ typedef struct {
 } corp_corpus;
 
 /* Read and split a corpus file. *out is owned by the caller (corp_free). Errors: VL_ENOTFOUND
- * (no such file), VL_EIO ("<file>: <strerror>", "not a regular file (a FIFO)"), VL_EFORMAT (invalid UTF-8 with byte offset), VL_ENOMEM. A file with
- * no non-empty document is valid and gives n_docs = 0. */
+ * (no such file), VL_EIO ("<file>: <strerror>", "not a regular file (a FIFO)"), VL_EFORMAT
+ * (invalid UTF-8 with byte offset), VL_ENOMEM. A file with no non-empty document is valid and
+ * gives n_docs = 0. */
 int corp_load(corp_corpus **out, const char *path, vl_err *err);
 
 /* The same from memory: data[0..len) is copied; `name` stands for the file in messages. */

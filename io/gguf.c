@@ -2,7 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gguf.h"
 
-#include "../alloc/ggml_fmt.h"
+#include "ggml_type.h"
+#include "../core/num.h"
+#include "../core/vfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -132,8 +134,9 @@ static int parse_tensor(cur *c, gguf_tensor *t, char **name)
 {
     uint32_t nd, ty;
     int rc = rd_str(c, name, "tensor name");
+    if (!rc) /* owned by f from here (gguf_close frees it), also when a later field fails */
+        t->name = *name;
     if (rc || (rc = rd_u32(c, &nd, "tensor n_dims"))) return rc;
-    t->name = *name;
     if (nd < 1 || nd > 4)
         return vl_errf(c->err, VL_EFORMAT, "%s: tensor '%s': n_dims %u not in 1..4", c->label, *name, nd);
     t->n_dims = (int)nd;
@@ -154,9 +157,13 @@ static int parse_tensor(cur *c, gguf_tensor *t, char **name)
     t->ggml_type = (int)ty;
     int64_t rb = ggf_row_bytes(gt, t->ne[0]);
     if (rb < 0)
-        return vl_errf(c->err, VL_ESHAPE, "%s: tensor '%s': ne[0] = %lld is not a multiple of %s's block %d",
-                       c->label, *name, (long long)t->ne[0], ggf_get(gt)->name, ggf_get(gt)->block);
-    t->nbytes = (uint64_t)rb * (count / (uint64_t)t->ne[0]);
+        return vl_errf(c->err, VL_ESHAPE, "%s: tensor '%s': ne[0] = %lld is not a multiple of %s's block %d "
+                       "(or too large)", c->label, *name, (long long)t->ne[0], ggf_get(gt)->name,
+                       ggf_get(gt)->block);
+    int64_t nb; /* rows × row bytes, checked: a wrapped size would pass the bounds check below */
+    if (num_mul_i64(rb, (int64_t)(count / (uint64_t)t->ne[0]), &nb))
+        return vl_errf(c->err, VL_ESHAPE, "%s: tensor '%s': size overflows", c->label, *name);
+    t->nbytes = (uint64_t)nb;
     return 0;
 }
 
@@ -263,9 +270,10 @@ int gguf_parse(gguf_file **out, const uint8_t *buf, size_t n, const char *label,
 int gguf_open(gguf_file **out, const char *path, vl_err *err)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return vl_errf(err, errno == ENOENT ? VL_ENOTFOUND : VL_EIO, "%s: %s", path, strerror(errno));
+    FILE *fp;
+    int orc = vf_fopen(path, &fp, err); /* regular files only: a FIFO would block */
+    if (orc)
+        return orc;
     uint8_t *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {

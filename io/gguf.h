@@ -43,7 +43,7 @@ typedef struct gguf_file gguf_file;
 
 typedef struct {
     const char *name;      /* NUL-terminated, owned by the file */
-    int ggml_type;         /* ggml_type id (alloc/ggml_fmt.h ggf_from_id) */
+    int ggml_type;         /* ggml_type id (io/ggml_type.h ggf_from_id) */
     int n_dims;
     int64_t ne[4];         /* ne[0] innermost; unused dims are 1 */
     uint64_t offset;       /* relative to the data section */

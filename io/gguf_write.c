@@ -3,7 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gguf.h"
 
-#include "../alloc/ggml_fmt.h"
+#include "ggml_type.h"
 
 #include <errno.h>
 #include <stdio.h>

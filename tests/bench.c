@@ -1,4 +1,5 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
+#define _POSIX_C_SOURCE 200809L
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../alloc/sens.h"
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 /* Reference figures of llama.cpp measured on the 2-core development machine (issue 16: same
  * model, 30 × 512 tokens, 2 threads, wall time including load). llama.cpp is not built here;
@@ -570,6 +573,66 @@ static void bench_sens(void)
     model_close(m);
 }
 
+/* Process CPU seconds (all threads): on a shared machine the wall clock also counts other
+ * processes' turns; the CPU time of a one-thread run is the work itself. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Forward tokens/s against sequence length (2048 tokens a batch) and batch size (256-token
+ * sequences), one thread: wall and CPU time of the best of 2 runs after a warm-up, and the
+ * peak RSS after each state (it only grows: the largest state so far). */
+static void bench_scale(void)
+{
+    static const int shapes[][2] = {{16, 128}, {8, 256}, {4, 512}, {2, 1024}, {1, 2048},
+                                    {1, 256},  {2, 256}, {4, 256}, {16, 256}};
+    model *m = NULL;
+    vl_err e;
+    if (model_open(&m, "models/vbrlab-moe-tiny", &e)) {
+        printf("| scale | failed: %s |\n", e.msg);
+        return;
+    }
+    kern_set_threads(1);
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int S = shapes[k][0], T = shapes[k][1];
+        fwd_state *st = NULL;
+        int32_t *ids = malloc((size_t)S * T * sizeof *ids);
+        if (!ids || fwd_state_new(&st, m, S, T, &e)) {
+            printf("| scale %d×%d | failed |\n", S, T);
+            free(ids);
+            continue;
+        }
+        uint32_t x = 99;
+        for (int i = 0; i < S * T; i++) {
+            x = x * 1664525u + 1013904223u;
+            ids[i] = (int32_t)((x >> 8) % (uint32_t)model_config(m)->vocab);
+        }
+        double bw = 1e30, bc = 1e30;
+        const float *lg;
+        for (int r = 0; r < 3; r++) {
+            double w0 = prog_now(), c0 = cpu_now();
+            if (fwd_run(m, model_base(m), st, ids, S, T, NULL, NULL, &lg, &e))
+                break;
+            double dw = prog_now() - w0, dc = cpu_now() - c0;
+            if (r > 0) {
+                bw = dw < bw ? dw : bw;
+                bc = dc < bc ? dc : bc;
+            }
+        }
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("| forward %2d × %4d, 1 thread (tokens/s wall, tokens/s CPU, peak RSS MiB) | %.0f, "
+               "%.0f, %.0f |\n", S, T, S * T / bw, S * T / bc, ru.ru_maxrss / 1024.0);
+        fwd_state_free(st);
+        free(ids);
+    }
+    kern_set_threads(0);
+    model_close(m);
+}
+
 /* One row of the goals table: measured value, target, and whether it is met. */
 static void goal(const char *what, const char *unit, double v, double target, int lower_better)
 {
@@ -634,7 +697,7 @@ static int wants(int argc, char **argv, const char *name)
 }
 
 /* `bench [SECTION...]`: every section by default; sections: quant solve tok fwd stats eval sens
- * threads. Thread counts: the main figures use every core; `threads` repeats forward, stats and
+ * scale threads. Thread counts: the main figures use every core; `threads` repeats forward, stats and
  * eval on one thread for the scaling rows. */
 int main(int argc, char **argv)
 {
@@ -658,6 +721,8 @@ int main(int argc, char **argv)
         bench_eval(0);
     if (wants(argc, argv, "sens"))
         bench_sens();
+    if (wants(argc, argv, "scale"))
+        bench_scale();
     if (wants(argc, argv, "threads")) {
         kern_set_threads(1);
         G.fwd_toks[1] = bench_forward(G.peak, 1);

@@ -119,6 +119,27 @@ static void test_parse(chk *c)
     }
 }
 
+/* One name rule for sets, domains, sections and allocations (calib_name_ok). */
+static void test_names(chk *c)
+{
+    CHECK(c, calib_name_ok("min+max_2.5") && calib_name_ok("en-2.5") && calib_name_ok("a.b"),
+          "names with + - . _ are valid");
+    CHECK(c, !calib_name_ok("") && !calib_name_ok(".") && !calib_name_ok("..") &&
+                 !calib_name_ok("a/b") && !calib_name_ok("a b") && !calib_name_ok("a=b"),
+          "empty, . .. and names with / space = are not");
+    char longn[80];
+    memset(longn, 'a', sizeof longn - 1);
+    longn[CALIB_NAME_MAX] = '\0';
+    CHECK(c, !calib_name_ok(longn), "a name of CALIB_NAME_MAX characters is too long");
+    longn[CALIB_NAME_MAX - 1] = '\0';
+    CHECK(c, calib_name_ok(longn), "one shorter is fine");
+    calib_spec s;
+    vl_err e = {0};
+    CHECK_INT(c, calib_spec_parse("en+zh=noise:uniform", &s, &e), 0,
+              "a set spec accepts the names the config accepts (+)");
+    CHECK_STR(c, s.name, "en+zh", "its name");
+}
+
 static void test_apportion(chk *c)
 {
     int n[3];
@@ -324,6 +345,7 @@ int main(void)
     chk c;
     chk_init(&c, "calib");
     test_parse(&c);
+    test_names(&c);
     test_apportion(&c);
     tok_tokenizer *tok = NULL;
     model *m = NULL;

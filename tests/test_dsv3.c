@@ -384,6 +384,97 @@ static void test_route(chk *c)
     CHECK_NEAR(c, f[15], pow(1e4, -30.0 / 32) / 4, 0, 1e-12, "YaRN divides the slowest by 4");
 }
 
+/* Row r of W [rows × cols] to row perm(r): within each Dr-wide rope block starting at
+ * offset o + k·stride, pair order (x0,x1,x2,x3,..) becomes half order (x0,x2,..,x1,x3,..). */
+static float *deinterleave_rows(const float *w, int rows, int cols, int o, int stride, int n,
+                                int Dr)
+{
+    float *d = malloc(sizeof(float) * rows * cols);
+    memcpy(d, w, sizeof(float) * rows * cols);
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < Dr / 2; i++)
+            for (int h = 0; h < 2; h++)
+                memcpy(d + (size_t)(o + k * stride + h * Dr / 2 + i) * cols,
+                       w + (size_t)(o + k * stride + 2 * i + h) * cols, sizeof(float) * cols);
+    return d;
+}
+
+static void no_interleave(json_t *r) { json_object_set_new(r, "rope_interleave", json_false()); }
+static void no_q_lora(json_t *r) { json_object_set_new(r, "q_lora_rank", json_null()); }
+
+/* Write FIX/config.json with EDIT applied into DIR (plus the fixture's weights). */
+static void make_dir_edit(const char *dir, void (*edit)(json_t *))
+{
+    char cfg[256];
+    json_error_t je;
+    make_dir(dir, FIX "/config.json", NULL);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    json_t *root = json_load_file(cfg, 0, &je);
+    edit(root);
+    json_dump_file(root, cfg, 0);
+    json_decref(root);
+}
+
+/* rope_interleave false with the rope rows of q_b_proj and kv_a_proj_with_mqa permuted from pair
+ * order to half order must give the interleaved model's logits bit for bit (the same numbers
+ * meet the same RoPE arithmetic); without the permutation they differ (the flag is read). */
+static void test_interleave(chk *c, const float *ref)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/vbrlab-test-dsv3-il-%d", (int)getpid());
+    make_dir_edit(dir, no_interleave);
+    model *m = NULL;
+    vl_err e = {0};
+    int rc = model_open(&m, dir, &e);
+    CHECK(c, rc == 0 && ref, "rope_interleave false opens%s%s", rc ? ": " : "", rc ? e.msg : "");
+    if (rc || !ref) {
+        rm_dir(dir);
+        return;
+    }
+    const hfc_config *cf = model_config(m);
+    const hfc_dsv3 *d = &cf->ds;
+    int H = cf->n_heads, Dqk = d->qk_nope_dim + d->qk_rope_dim, L = cf->n_layers, S = 3, T = 20;
+    int32_t *ids = NULL;
+    h5s_store *g = NULL;
+    h5s_open(&g, FIX "/golden.h5", &e);
+    h5s_read(g, "/input_ids", H5S_I32, (void **)&ids, NULL, NULL, &e);
+    h5s_close(g);
+    fwd_state *st = NULL;
+    const float *lg;
+    fwd_state_new(&st, m, S, T, &e);
+    rc = fwd_run(m, model_base(m), st, ids, S, T, NULL, NULL, &lg, &e);
+    CHECK(c, rc == 0 && memcmp(lg, ref, sizeof(float) * S * T * cf->vocab) != 0,
+          "rope_interleave false on the same weights changes the logits");
+    model_weights *w = NULL;
+    model_weights_clone(&w, m, model_base(m), &e);
+    float *own[2 * 8] = {0};
+    for (int l = 0; l < L && l < 8; l++) {
+        model_layer *Ly = &w->layers[l];
+        own[2 * l] = deinterleave_rows(Ly->q_b, H * Dqk, d->q_lora_rank, d->qk_nope_dim, Dqk, H,
+                                       d->qk_rope_dim);
+        own[2 * l + 1] = deinterleave_rows(Ly->kv_a, d->kv_lora_rank + d->qk_rope_dim, cf->hidden,
+                                           d->kv_lora_rank, 0, 1, d->qk_rope_dim);
+        Ly->q_b = own[2 * l];
+        Ly->kv_a = own[2 * l + 1];
+    }
+    rc = fwd_run(m, w, st, ids, S, T, NULL, NULL, &lg, &e);
+    CHECK(c, rc == 0 && memcmp(lg, ref, sizeof(float) * S * T * cf->vocab) == 0,
+          "rope_interleave false + rope rows in half order = the interleaved logits, bit for bit");
+    for (int i = 0; i < 16; i++)
+        free(own[i]);
+    model_weights_free(w);
+    fwd_state_free(st);
+    free(ids);
+    model_close(m);
+    /* q_lora_rank null: the plan wants a plain q_proj, which this checkpoint does not have */
+    make_dir_edit(dir, no_q_lora);
+    rc = model_open(&m, dir, &e);
+    CHECK_INT(c, rc, VL_ENOTFOUND, "q_lora_rank null needs q_proj");
+    CHECK_HAS(c, e.msg, "model.layers.0.self_attn.q_proj.weight\" missing", "error names q_proj");
+    model_close(m);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     chk c;
@@ -397,6 +488,7 @@ int main(void)
     CHECK(&c, a && b && memcmp(a, b, sizeof(float) * 60 * 1024) == 0,
           "both spellings: bit-identical logits");
     rm_dir(dir);
+    test_interleave(&c, a);
     free(a);
     free(b);
     model *m = NULL;

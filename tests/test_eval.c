@@ -397,9 +397,9 @@ static void test_errors(chk *c, fix *f)
     CHECK(c, rc == 0 && sp.n_seq == 3 && sp.seq_len == 17 && sp.seed == 9, "domain options");
     rc = ev_domain_parse("en=data/x.txt,lenn=3", &sp, &e);
     CHECK(c, rc == VL_EARG && !strchr(e.msg, '\n'), "bad domain option: VL_EARG one line");
-    CHECK(c, ev_name_ok("rtn-b2-g64-asym") && ev_name_ok("min+max_2.5") && !ev_name_ok("a/b") &&
-                 !ev_name_ok("") && !ev_name_ok(".."),
-          "ev_name_ok");
+    CHECK(c, calib_name_ok("rtn-b2-g64-asym") && calib_name_ok("min+max_2.5") && !calib_name_ok("a/b") &&
+                 !calib_name_ok("") && !calib_name_ok(".."),
+          "calib_name_ok");
 }
 
 int main(void)

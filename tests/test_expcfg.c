@@ -435,6 +435,9 @@ static void test_keys(chk *c)
     k = keys_of(c, "k-uni.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "gptq-b2-g64-asym", "64",
                                         "png"));
     expect_keys(c, &ref, &k, 1u << 3 | 1u << 4, "uniform baselines");
+    k = keys_of(c, "k-unimenu.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn:b=2:g=64", "64",
+                                            "png"));
+    expect_keys(c, &ref, &k, 0, "a uniform baseline in menu spelling is the same format");
     k = keys_of(c, "k-eval.ini", KEY_CFG("1", "k", "8", "0.01", "2.5", "rtn-b2-g64-asym", "128",
                                          "png"));
     expect_keys(c, &ref, &k, 1u << 3 | 1u << 4, "eval len");

@@ -3,7 +3,9 @@
  * block sizes and bpw from ggml-common.h, fp16 conversion over all 65536 halves, short and
  * corrupt block input, and the quantizers' importance-weighted error against llama.cpp's. */
 #include "../alloc/ggml_check.h"
+#include "../alloc/fq.h"
 #include "../alloc/ggml_fmt.h"
+#include "../alloc/qfmt.h"
 #include "../io/h5s.h"
 #include "check.h"
 
@@ -151,6 +153,43 @@ static void test_quant_goldens(chk *c)
           "(%d above, worst %.4f)", r.n_ratio_bad, r.worst_ratio);
 }
 
+/* ggml formats inside vbrlab's format machinery: names, menu clause, bits, fake quantization. */
+static void test_qfmt_ggml(chk *c)
+{
+    qfmt_menu m;
+    vl_err e = {0};
+    int rc = qfmt_menu_parse(&m, "ggml:q2_K,iq2_xs,q2_K;rtn:b=2;hadamard", &e);
+    char n0[QFMT_NAME_MAX], n1[QFMT_NAME_MAX];
+    CHECK(c, rc == 0 && m.n == 4 && !strcmp(qfmt_name(&m.v[0], n0), "ggml-q2_K") &&
+                 !strcmp(qfmt_name(&m.v[1], n1), "ggml-iq2_xs") && m.v[2].method == QFMT_RTN &&
+                 m.v[3].rot == QFMT_ROT_HAD,
+          "menu: 2 ggml formats (duplicate dropped, no Hadamard twin) + rtn-b2 and its twin (%d, %s)", m.n, e.msg);
+    qfmt f;
+    CHECK(c, rc == 0 && qfmt_parse(&f, "ggml-iq2_xs", &e) == 0 && !memcmp(&f, &m.v[1], sizeof f),
+          "ggml-iq2_xs parses to the menu's format");
+    /* bits as llama.cpp counts them: 10 rows × 2 blocks × 74 bytes */
+    CHECK_INT(c, qfmt_bits(&m.v[1], 10, 512), 10 * 2 * 74 * 8, "iq2_xs bits of 10 x 512");
+    CHECK(c, fabs(qfmt_bpw(&m.v[0], 4, 256) - 2.625) < 1e-12, "q2_K bpw 2.625");
+    qfmt_menu_free(&m);
+    CHECK(c, qfmt_menu_parse(&m, "ggml:q2_K,q9_K", &e) == VL_ECONFIG && strstr(e.msg, "q9_K"), "unknown type refused: %s", e.msg);
+    CHECK(c, qfmt_menu_parse(&m, "ggml", &e) == VL_ECONFIG, "ggml clause without types refused: %s", e.msg);
+    /* fq_tensor = row-wise quantize + decode with the importance */
+    float w[4 * 256], out[4 * 256], ref[256];
+    double imp[256];
+    for (int i = 0; i < 4 * 256; i++) w[i] = 0.02f * sinf(0.11f * (float)i * (float)(i % 13));
+    for (int j = 0; j < 256; j++) imp[j] = 0.5 + (j % 5);
+    qfmt_parse(&f, "ggml-q3_K", &e);
+    fq_stats st = {imp, NULL, 100};
+    rc = fq_tensor(out, w, 4, 256, &f, &st, NULL, NULL, NULL, "t", &e);
+    float fi[256];
+    uint8_t q[110];
+    for (int j = 0; j < 256; j++) fi[j] = (float)imp[j];
+    ggf_quantize_row(GGF_Q3_K, w + 512, fi, 256, q, &e);
+    ggf_decode_row(GGF_Q3_K, q, 110, ref, 256, &e);
+    CHECK(c, rc == 0 && !memcmp(out + 512, ref, sizeof ref), "fq_tensor ggml-q3_K row = quantize+decode (%s)", e.msg);
+    CHECK(c, fq_tensor(out, w, 8, 128, &f, &st, NULL, NULL, NULL, "t", &e) == VL_ESHAPE, "128 columns refused for q3_K: %s", e.msg);
+}
+
 int main(void)
 {
     chk c;
@@ -160,6 +199,7 @@ int main(void)
     test_decode_goldens(&c);
     test_bad_input(&c);
     test_quant_edges(&c);
+    test_qfmt_ggml(&c);
     test_quant_goldens(&c);
     return chk_done(&c);
 }

@@ -2,12 +2,18 @@
  * for the qwen3-moe fixture (values recomputed by hand: weighted sums of two sets, experts in
  * their rows, dense-only names skipped), the GGUF layout llama-quantize reads (keys, tensor
  * names, shapes, F32 data), the read-back, and malformed imatrix files. */
+#define _POSIX_C_SOURCE 200809L
+#include "../alloc/ggml_fmt.h"
+#include "../alloc/gguf_recipe.h"
 #include "../analysis/imatrix.h"
 #include "../io/gguf.h"
 #include "../io/h5s.h"
 #include "check.h"
+#include "testio.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MODEL "tests/fixtures/qwen3-moe"
@@ -63,6 +69,128 @@ static float f32_at(const gguf_tensor *t, int64_t i)
     float v;
     memcpy(&v, t->data + 4 * i, 4);
     return v;
+}
+
+/* The qwen3-moe fixture's allocation: layer-0 attention q4_0/q8_0, its MLP q4_0, layer-1 experts
+ * (all 8 of a projection alike) iq4_nl/q4_0; layer-1 attention and shared parts unlisted (bf16). */
+static char *assignment(const char *down_type_of_expert5)
+{
+    static char buf[8192];
+    size_t n = 0;
+    const char *l0[][2] = {{"self_attn.q_proj", "q4_0"}, {"self_attn.k_proj", "q8_0"}, {"self_attn.v_proj", "q8_0"},
+                           {"self_attn.o_proj", "q4_0"}, {"mlp.gate_proj", "q4_0"}, {"mlp.up_proj", "q4_0"},
+                           {"mlp.down_proj", "q4_0"}};
+    for (int i = 0; i < 7; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "model.layers.0.%s.weight\tggml-%s\n", l0[i][0], l0[i][1]);
+    for (int e = 0; e < 8; e++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n,
+                              "model.layers.1.mlp.experts.%d.gate_proj.weight\tggml-q4_0\n"
+                              "model.layers.1.mlp.experts.%d.down_proj.weight\tggml-%s\n",
+                              e, e, e == 5 ? down_type_of_expert5 : "iq4_nl");
+    return buf;
+}
+
+static void test_recipe(chk *c)
+{
+    ggr_plan p;
+    vl_err e = {0};
+    int rc = ggr_plan_build(&p, MODEL, assignment("iq4_nl"), GGF_Q8_0, GGF_BF16, &e);
+    CHECK(c, rc == 0, "plan (%s)", e.msg);
+    if (rc) return;
+    const ggr_tensor *dn = NULL, *emb = NULL, *out = NULL, *rt = NULL, *q1 = NULL, *nm = NULL;
+    int64_t params = 0, bytes = 0;
+    for (int i = 0; i < p.n; i++) {
+        const ggr_tensor *t = &p.v[i];
+        params += t->n, bytes += t->bytes;
+        if (!strcmp(t->name, "blk.1.ffn_down_exps.weight")) dn = t;
+        if (!strcmp(t->name, "token_embd.weight")) emb = t;
+        if (!strcmp(t->name, "output.weight")) out = t;
+        if (!strcmp(t->name, "blk.1.ffn_gate_inp.weight")) rt = t;
+        if (!strcmp(t->name, "blk.1.attn_q.weight")) q1 = t;
+        if (!strcmp(t->name, "blk.0.attn_norm.weight")) nm = t;
+    }
+    /* 8 experts × 64 rows × one 18-byte iq4_nl block of 32 */
+    CHECK(c, dn && dn->type == GGF_IQ4_NL && dn->n == 8 * 64 * 32 && dn->bytes == 8 * 64 * 18 && dn->quantized && dn->body,
+          "ffn_down_exps: one tensor of 8 experts, iq4_nl, 9216 bytes");
+    CHECK(c, emb && emb->type == GGF_Q8_0 && emb->bytes == 512 * 2 * 34 && out && out->type == GGF_BF16 &&
+                 out->bytes == 512 * 64 * 2 && !emb->body,
+          "token_embd q8_0 (34816 bytes), output bf16");
+    CHECK(c, rt && !rt->quantized && rt->type == GGF_BF16 && rt->bytes == 8 * 64 * 2, "router stays bf16, unquantized");
+    CHECK(c, q1 && q1->quantized && q1->type == GGF_BF16, "an unlisted matrix stays bf16");
+    CHECK(c, nm && nm->type == GGF_F32 && nm->bytes == 64 * 4 && !nm->quantized, "norms F32");
+    CHECK(c, params == p.params && bytes == p.bytes && fabs(p.bpw_file - 8.0 * (double)bytes / (double)params) < 1e-12,
+          "file bpw = 8·bytes/weights over all tensors (%.4f)", p.bpw_file);
+    CHECK(c, p.base == GGF_Q4_0 || p.base == GGF_IQ4_NL || p.base == GGF_BF16, "base type: the most weights (%s)",
+          ggf_get(p.base)->name);
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&txt, &len);
+    ggr_write_types(&p, f);
+    fclose(f);
+    CHECK(c, strstr(txt, "^blk\\.1\\.ffn_down_exps\\.weight$=iq4_nl\n") && strstr(txt, "^blk\\.0\\.attn_k\\.weight$=q8_0\n") &&
+                 !strstr(txt, "token_embd") && !strstr(txt, "ffn_gate_inp") && !strchr(txt, '#'),
+          "tensor-types lines: anchored, escaped, no comments, embd/router not listed");
+    free(txt);
+    ggr_plan_free(&p);
+    CHECK(c, ggr_plan_build(&p, MODEL, assignment("q4_0"), GGF_Q8_0, GGF_BF16, &e) == VL_ECONFIG,
+          "experts of one GGUF tensor with two types refused (%s)", e.msg);
+    CHECK(c, ggr_plan_build(&p, MODEL, "model.layers.0.self_attn.q_proj.weight\trtn-b2-g64-asym\n", GGF_Q8_0, GGF_BF16, &e) == VL_ECONFIG,
+          "a non-llama.cpp format refused (%s)", e.msg);
+    CHECK(c, ggr_plan_build(&p, MODEL, "model.layers.0.self_attn.q_proj.weight\tggml-q4_K\n", GGF_Q8_0, GGF_BF16, &e) == VL_ESHAPE,
+          "q4_K on 64 columns refused (%s)", e.msg);
+}
+
+/* vbrlab export llama.cpp on a hand-made alloc.h5 */
+static void test_export_cli(chk *c)
+{
+    const char *bin = getenv("VBRLAB_BIN");
+    if (!bin) {
+        CHECK(c, 0, "VBRLAB_BIN is set");
+        return;
+    }
+    vl_err e = {0};
+    h5s_store *s = NULL;
+    double pk[2] = {0.25, 0.5};
+    int64_t n2 = 2;
+    int rc = h5s_create(&s, "build/test_recipe_alloc.h5", &e) ||
+             h5s_write(s, "/alloc/a1/predicted_kld", H5S_F64, pk, 1, &n2, "nat/token", "predicted", &e) ||
+             h5s_attr_set(s, "/alloc/a1", "assignment", assignment("iq4_nl"), &e) ||
+             h5s_attr_set(s, "/alloc/a1", "calib", "a", &e) || h5s_attr_set(s, "/alloc/a1", "stats_file", STATS, &e) ||
+             h5s_attr_set(s, "/alloc/a1", "sets", "a,b", &e) || h5s_attr_set_f64(s, "/alloc/a1", "target_bpw", 4.5, &e) ||
+             h5s_commit(s, &e);
+    CHECK(c, rc == 0, "hand-made alloc.h5 (%s)", e.msg);
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s export llama.cpp %s --alloc build/test_recipe_alloc.h5:a1 --token-embedding-type q8_0 "
+             "-o build/test_recipe 2>&1", bin, MODEL);
+    rc = tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0, "export llama.cpp runs (%s)", out);
+    size_t n = 0;
+    char *sh = tio_slurp("build/test_recipe/quantize.sh", &n), *tt = tio_slurp("build/test_recipe/tensor-types.txt", &n);
+    char *rd = tio_slurp("build/test_recipe/README.md", &n);
+    CHECK(c, sh && strstr(sh, "llama-quantize --pure --imatrix \"$DIR/imatrix.gguf\" --tensor-type-file \"$DIR/tensor-types.txt\" "
+                              "--token-embedding-type q8_0 --output-tensor-type bf16"),
+          "quantize.sh: full llama-quantize command");
+    CHECK(c, tt && strstr(tt, "^blk\\.1\\.ffn_gate_exps\\.weight$=q4_0"), "tensor-types.txt written");
+    CHECK(c, rd && strstr(rd, "| a | 0.25 |") && strstr(rd, "| b | 0.5 |") && strstr(rd, "whole file"), "README: bpw and predicted KLD per domain");
+    imx_data d;
+    rc = imx_read(&d, "build/test_recipe/imatrix.gguf", &e);
+    CHECK(c, rc == 0 && imx_find(&d, "blk.0.attn_q.weight"), "imatrix.gguf from the allocation's statistics (%s)", e.msg);
+    if (!rc) imx_free(&d);
+    free(sh), free(tt), free(rd);
+    /* stats compare: the exported imatrix against the statistics it came from (set a) */
+    snprintf(cmd, sizeof cmd, "%s stats compare %s --imatrix build/test_recipe/imatrix.gguf --stats %s --set a 2>&1", bin, MODEL, STATS);
+    rc = tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0 && strstr(out, "blk.0.attn_q.weight                      1   1.000000") &&
+                 strstr(out, "0 only in the imatrix, 0 only in the statistics, 0 shape mismatches; lowest cosine 1.000000"),
+          "stats compare: identical statistics give cosine 1 (%s)", out);
+    /* against set b: attn_q's mean x² is 10 times set a's in every column (same direction) */
+    snprintf(cmd, sizeof cmd, "%s stats compare %s --imatrix build/test_recipe/imatrix.gguf --stats %s --set b 2>&1", bin, MODEL, STATS);
+    rc = tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0 && strstr(out, "blk.0.attn_q.weight                      1   1.000000          9\n"),
+          "stats compare: mean x² 10 times the imatrix's: cosine 1, rel L2 9 (%s)", out);
+    snprintf(cmd, sizeof cmd, "%s export llama.cpp %s --alloc build/test_recipe_alloc.h5:nope -o build/test_recipe 2>&1", bin, MODEL);
+    CHECK(c, tio_run(cmd, out, sizeof out) == 1 && strstr(out, "nope"), "missing allocation: one-line error (%s)", out);
+    remove("build/test_recipe_alloc.h5");
 }
 
 int main(void)
@@ -135,6 +263,8 @@ int main(void)
     rc = gguf_writer_new(&w, &e) || gguf_w_tensor(w, "t.in_sum2", 0, 1, ne, z, sizeof z, &e) || gguf_w_write(w, OUT, &e);
     gguf_writer_free(w);
     CHECK(&c, !rc && imx_read(&r, OUT, &e) == VL_ENOTFOUND, "missing imatrix keys refused (%s)", e.msg);
+    test_recipe(&c);
+    test_export_cli(&c);
     remove(OUT), remove(STATS);
     return chk_done(&c);
 }

@@ -53,7 +53,8 @@ static void test_vexp(chk *c)
         for (int i = 0; i < 8; i++) {
             float x = xs[i];
             float y1 = vexp_f1(x);
-            if (memcmp(&y1, &y[i], sizeof y1) && !(isnan(y1) && isnan(y[i])))
+            float yi = y[i];
+            if (memcmp(&y1, &yi, sizeof y1) && !(isnan(y1) && isnan(yi)))
                 bad_lane++;
             if (isnan(x)) {
                 bad_edge += !isnan(y[i]);
@@ -85,11 +86,44 @@ static void test_vexp(chk *c)
     CHECK(c, vexp_f1(0.0f) == 1.0f && vexp_f1(-INFINITY) == 0.0f, "vexp(0) = 1, vexp(−Inf) = 0");
 }
 
+/* kern_exp_shift and kern_silu_mul against their libm references on lengths with and
+ * without a tail; results within a few VEXP_MAX_REL (silu: of the magnitude |x·b|). */
+static void test_elementwise(chk *c)
+{
+    static const int lens[] = {1, 7, 8, 61, 1000};
+    for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+        int n = lens[k];
+        float *x = malloc(sizeof(float) * n), *xr = malloc(sizeof(float) * n);
+        float *a = malloc(sizeof(float) * n), *ar = malloc(sizeof(float) * n);
+        float *b = malloc(sizeof(float) * n);
+        fill(x, (size_t)n, 31 + k);
+        fill(b, (size_t)n, 37 + k);
+        for (int i = 0; i < n; i++) {
+            x[i] = xr[i] = 20.0f * x[i];
+            a[i] = ar[i] = 30.0f * b[(i * 7) % n];
+        }
+        float s = kern_exp_shift(x, n, 3.5f), sr = kern_exp_shift_ref(xr, n, 3.5f);
+        double bad = 0, bad_silu = 0;
+        for (int i = 0; i < n; i++)
+            bad = fmax(bad, fabs((double)x[i] - xr[i]) / xr[i]);
+        kern_silu_mul(a, b, (size_t)n);
+        kern_silu_mul_ref(ar, b, (size_t)n);
+        for (int i = 0; i < n; i++)
+            bad_silu = fmax(bad_silu, fabs((double)a[i] - ar[i]) /
+                                          (fabs(30.0 * b[(i * 7) % n] * b[i]) + 1e-30));
+        CHECK(c, bad <= 2 * VEXP_MAX_REL, "exp_shift n=%d: max rel %.3g", n, bad);
+        CHECK(c, fabs((double)s - sr) <= 1e-6 * sr, "exp_shift n=%d: sum %.9g vs %.9g", n, s, sr);
+        CHECK(c, bad_silu <= 4 * VEXP_MAX_REL, "silu_mul n=%d: max rel %.3g", n, bad_silu);
+        free(x); free(xr); free(a); free(ar); free(b);
+    }
+}
+
 int main(void)
 {
     chk c;
     chk_init(&c, "test_kern");
     test_vexp(&c);
+    test_elementwise(&c);
     const int shapes[][3] = {{1, 256, 256}, {7, 64, 48}, {33, 256, 768}, {128, 256, 16}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int T = shapes[s][0], K = shapes[s][1], N = shapes[s][2];

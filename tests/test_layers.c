@@ -1,11 +1,14 @@
-/* tests/test_layers.c — the tree's shape: every #include points down a layer, and there is no
- * include circle between modules.
+/* tests/test_layers.c — the tree's shape: every #include points down a layer, there is no
+ * include circle between modules, and no file is over 800 lines.
  *
  * Layers, lowest first: core → io → analysis → alloc → plots → experiments → cli. A file may
  * include files of its own layer or of a lower one, never of a higher one. A module is a
- * source file with its header (X.c + X.h); a private header X_int.h belongs to module X.
+ * source file with its header (X.c + X.h); a private header X_int.h belongs to the module it
+ * is private to (module_of).
  * Among modules the include graph must have no cycle (a → b → … → a), which is what keeps two
  * files from calling into each other (the runner/stage and tokenizer circles of issue #12).
+ *
+ * No source or test file is longer than 800 lines.
  *
  * Reads the tree from the working directory (the repository root, as every test).
  */
@@ -15,6 +18,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const layers[] = {"core", "io", "analysis", "alloc",
                                      "plots", "experiments", "cli"};
@@ -35,7 +39,17 @@ static int layer_of(const char *dir)
     return -1;
 }
 
-/* "io/tok_int.h" → "io/tok"; "io/tok.c" → "io/tok". */
+static int file_exists(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* "io/tok.c" → "io/tok". A private header X_int.h belongs to module X when X.c or X.h exists,
+ * else to the module of the first header of its own directory it includes (alloc/ggml_int.h,
+ * the private half of alloc/ggml_fmt.h). */
 static void module_of(const char *path, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", path);
@@ -43,8 +57,28 @@ static void module_of(const char *path, char *out, size_t cap)
     if (dot)
         *dot = '\0';
     size_t n = strlen(out);
-    if (n > 4 && !strcmp(out + n - 4, "_int"))
-        out[n - 4] = '\0';
+    if (n <= 4 || strcmp(out + n - 4, "_int"))
+        return;
+    out[n - 4] = '\0';
+    char probe[512];
+    snprintf(probe, sizeof probe, "%s.h", out);
+    int own = file_exists(probe);
+    snprintf(probe, sizeof probe, "%s.c", out);
+    if (own || file_exists(probe))
+        return;
+    FILE *f = fopen(path, "r");
+    char line[1024], inc[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, " # include \"%255[^\"/]\"", inc) == 1) {
+            const char *slash = strrchr(path, '/');
+            int dl = slash ? (int)(slash - path) : 0;
+            int w = snprintf(out, cap, "%.*s/%s", dl, path, inc);
+            if (w > 0 && (size_t)w < cap && (dot = strrchr(out, '.')))
+                *dot = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
 }
 
 static int mod_id(graph *g, const char *mod)
@@ -72,6 +106,22 @@ static int resolve(const char *dir, const char *inc, char *out, size_t cap)
     return 0;
 }
 
+enum { MAX_LINES = 800 }; /* files with one job stay small (STYLE.md) */
+
+/* Lines of PATH (0 when it cannot be read). */
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, ch, last = '\n';
+    while (f && (ch = fgetc(f)) != EOF) {
+        n += ch == '\n';
+        last = ch;
+    }
+    if (f)
+        fclose(f);
+    return n + (last != '\n');
+}
+
 static void scan_file(chk *c, graph *g, const char *dir, const char *name)
 {
     char path[512];
@@ -79,6 +129,8 @@ static void scan_file(chk *c, graph *g, const char *dir, const char *name)
     FILE *f = fopen(path, "r");
     if (!CHECK(c, f != NULL, "open %s", path))
         return;
+    int lines = count_lines(path);
+    CHECK(c, lines <= MAX_LINES, "%s: %d lines (at most %d)", path, lines, MAX_LINES);
     char self[128];
     module_of(path, self, sizeof self);
     int me = mod_id(g, self), my_layer = layer_of(dir);
@@ -94,13 +146,11 @@ static void scan_file(chk *c, graph *g, const char *dir, const char *name)
             bad++;
             continue;
         }
-        FILE *t = fopen(target, "r");
-        if (!t) {
+        if (!file_exists(target)) {
             CHECK(c, 0, "%s: include \"%s\" names no file", path, inc);
             bad++;
             continue;
         }
-        fclose(t);
         snprintf(tdir, sizeof tdir, "%.*s", (int)(strchr(target, '/') - target), target);
         int tl = layer_of(tdir);
         if (tl < 0 || tl > my_layer) {
@@ -168,6 +218,19 @@ int main(void)
         }
         closedir(d);
     }
+    DIR *td = opendir("tests");
+    struct dirent *te;
+    while (td && (te = readdir(td))) {
+        size_t n = strlen(te->d_name);
+        if (n > 2 && (!strcmp(te->d_name + n - 2, ".c") || !strcmp(te->d_name + n - 2, ".h"))) {
+            char path[512];
+            snprintf(path, sizeof path, "tests/%s", te->d_name);
+            int lines = count_lines(path);
+            CHECK(&c, lines <= MAX_LINES, "%s: %d lines (at most %d)", path, lines, MAX_LINES);
+        }
+    }
+    if (td)
+        closedir(td);
     c.quiet = 0;
     CHECK(&c, files > 100 && g.n_edge > 100, "scanned %d files, %d module edges", files,
           g.n_edge);
@@ -192,7 +255,19 @@ int main(void)
     char mod[128];
     module_of("io/tok_int.h", mod, sizeof mod);
     CHECK_STR(&c, mod, "io/tok", "a private header belongs to its module");
+    module_of("alloc/ggml_int.h", mod, sizeof mod);
+    CHECK_STR(&c, mod, "alloc/ggml_fmt",
+              "a family's private header belongs to the header it extends");
     CHECK(&c, layer_of("cli") > layer_of("experiments") && layer_of("alloc") > layer_of("analysis"),
           "layer order");
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "/tmp/vbrlab-layers-%d.txt", (int)getpid());
+    FILE *tf = fopen(tmp, "w");
+    if (tf) {
+        fputs("one\ntwo\nthree without newline", tf);
+        fclose(tf);
+    }
+    CHECK_INT(&c, count_lines(tmp), 3, "line count, last line without newline");
+    remove(tmp);
     return chk_done(&c);
 }

@@ -9,7 +9,8 @@
  * clean error line naming where, never a shorter or wrapped number. And the undefined-behaviour
  * cases of the audit: an unknown name in a config's name list (shift by an unset count), item
  * counts summing past int64, a layer number past int in a tensor name (rules solver), a
- * sensitivity store whose seed attribute is NaN, negative or huge (double → uint64). Under
+ * sensitivity store whose seed attribute is NaN, negative, fractional or above 2^53 (double →
+ * uint64). Under
  * `make asan` (UBSan with float-cast-overflow) any of these that still executed UB would abort. */
 #define _POSIX_C_SOURCE 200809L
 #include "../alloc/sens.h"
@@ -261,7 +262,8 @@ static void test_problem_files(chk *c)
 static void test_layer_names(chk *c)
 {
     const char *names[] = {"model.layers.99999999999999999999.mlp.down_proj.weight",
-                           "model.layers.2147483647.mlp.down_proj.weight", "blk.4294967296.ffn_down"};
+                           "model.layers.2147483647.mlp.down_proj.weight",
+                           "blk.4294967296.ffn_down"};
     for (int k = 0; k < 3; k++) {
         solve_problem *p = NULL;
         vl_err e = {0, ""};
@@ -383,6 +385,8 @@ static void test_cli(chk *c)
         {b, "sens", "--eps", "0.01,nan", NULL},
         {b, "sens", "--eps", "0.01,1e999", NULL},
         {b, "sens", "--eps", "0.01", NULL},
+        {b, "sens", "--seed", "1.5", NULL},
+        {b, "sens", "--seed", "9007199254740993", NULL},
         {b, "alloc", "--node-limit", "99999999999999999999", NULL},
         {b, "alloc", "--node-limit", "-5", NULL},
         {b, "forward", "--ids", "1,99999999999999999999", "--out", "x.h5", NULL},
@@ -454,7 +458,7 @@ static void test_stores(chk *c)
 {
     vl_err e = {0, ""};
     CHECK_INT(c, sens_seed(7, &e), 0, "sens store with seed 7 reads back");
-    static const double bad[] = {NAN, -1, 1e300, INFINITY, 0.5, 18446744073709551616.0};
+    static const double bad[] = {NAN, -1, 1e300, INFINITY, 0.5, 9007199254740994.0};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = sens_seed(bad[i], &e);
         CHECK(c, rc == VL_EFORMAT && strstr(e.msg, "seed"), "sens store with seed %g: %s", bad[i],

@@ -51,6 +51,17 @@ static void test_names(chk *c)
         CHECK(c, rc == VL_ECONFIG && strstr(e.msg, "not a format name"),
               "bad name \"%s\" rejected: %s", bad[i], e.msg);
     }
+    /* one format, two spellings: the name and a one-format menu spec */
+    qfmt g8, n8;
+    vl_err e8 = {0, ""};
+    CHECK(c, qfmt_parse(&g8, "rtn:b=8:g=64", &e8) == 0, "menu spelling parses: %s", e8.msg);
+    CHECK(c, !qfmt_parse(&n8, "rtn-b8-g64-asym", &e8) && !memcmp(&g8, &n8, sizeof g8),
+          "rtn:b=8:g=64 is rtn-b8-g64-asym");
+    CHECK_STR(c, qfmt_name(&g8, buf), "rtn-b8-g64-asym", "its canonical name");
+    CHECK(c, qfmt_parse(&g8, "rtn:b=2..3:g=64", &e8) == VL_ECONFIG &&
+                 strstr(e8.msg, "names 2 formats"),
+          "a menu of two formats is refused where one is asked for: %s", e8.msg);
+    CHECK_INT(c, qfmt_parse(&g8, "rtn:b=9", &e8), VL_ECONFIG, "a bad menu spec is refused");
     qfmt inv = {QFMT_RTN, 0, 64, 0, QFMT_ROT_NONE};
     vl_err e;
     CHECK(c, qfmt_check(&inv, &e) == VL_ECONFIG && strstr(e.msg, "bits 0"), "bits 0 invalid");

@@ -11,6 +11,7 @@
 #include "../core/rng.h"
 #include "../core/vexp.h"
 #include "check.h"
+#include "testio.h"
 
 #include <gsl/gsl_errno.h>
 #include <unistd.h>
@@ -624,6 +625,121 @@ static void test_h5(chk *c)
     stat_free(b);
 }
 
+/* A copy of SRC with one dataset (or element) of DST_DS rewritten, then stat_read of it. */
+static int read_edited(const char *src, const char *ds, int elem, double v, vl_err *err)
+{
+    char dst[96];
+    snprintf(dst, sizeof dst, "%s.edit.h5", src);
+    size_t n;
+    char *bytes = tio_slurp(src, &n);
+    FILE *f = fopen(dst, "wb");
+    if (!bytes || !f || fwrite(bytes, 1, n, f) != n) {
+        free(bytes);
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    free(bytes);
+    h5s_store *s;
+    int rc = h5s_open_rw(&s, dst, err);
+    h5s_dtype t = strstr(ds, "absmax") ? H5S_F64 : H5S_I64;
+    void *d = NULL;
+    int nd;
+    int64_t sh[H5S_MAX_DIMS];
+    rc = rc ? rc : h5s_read(s, ds, t, &d, &nd, sh, err);
+    if (!rc) {
+        if (t == H5S_F64)
+            ((double *)d)[elem] = v;
+        else
+            ((int64_t *)d)[elem] = (int64_t)v;
+        rc = h5s_write(s, ds, t, d, nd, sh, "edited", "test edit", err);
+        rc = rc ? rc : h5s_commit(s, err);
+    } else
+        h5s_close(s);
+    vl_free(d);
+    if (rc)
+        return 1;
+    stat_acc *x = NULL;
+    rc = h5s_open(&s, dst, err);
+    rc = rc ? rc : stat_read(&x, s, "/stats/en", err);
+    stat_free(x);
+    h5s_close(s);
+    remove(dst);
+    return rc;
+}
+
+/* Stores that contradict themselves, generated over the datasets of a real statistics store:
+ * negative counts, more routed rows than rows, a NaN/negative/infinite absmax, router counts
+ * that do not sum to tokens × top_k, an asymmetric co-selection matrix or one whose diagonal is
+ * not the routed counts. stat_read (so stats merge, sens, eval and the runner) refuses each with
+ * one line naming the dataset. */
+static void test_contradictions(chk *c)
+{
+    stat_acc *a = new_acc();
+    run_range(a, 0, NSEQ, 4, 1, NULL);
+    vl_err err = {0};
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/vbrlab-test-stats-bad-%d.h5", (int)getpid());
+    h5s_store *s = NULL;
+    int rc = h5s_create(&s, path, &err);
+    rc = rc ? rc : stat_write(a, s, "/stats/en", &err);
+    rc = rc ? rc : h5s_commit(s, &err);
+    char *dump = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&dump, &len);
+    rc = rc ? rc : h5s_open(&s, path, &err);
+    rc = rc ? rc : h5s_dump(s, m, &err);
+    fclose(m);
+    h5s_close(s);
+    CHECK(c, rc == 0, "contradictions: a valid store to start from (%s)", rc ? err.msg : "ok");
+    static const struct {
+        const char *suffix;
+        int elem;
+        double v;
+        const char *what;
+    } edits[] = {
+        {"/count", 0, -1, "count_routed <= count"}, {"/count_routed", 0, 1e15, "count_routed"},
+        {"/count_routed", 0, -3, "count_routed"},  {"/absmax", 0, NAN, "finite magnitude"},
+        {"/absmax", 1, -1, "finite magnitude"},    {"/absmax", 0, INFINITY, "finite magnitude"},
+        {"/router/tokens", 0, -1, "negative"},     {"/router/tokens", 0, 1, "top_k"},
+        {"/router/routed", 0, -5, "not a count"},  {"/router/routed", 1, 1e6, "top_k"},
+        {"/router/coselect", 1, 7, "coselect"}, {"/router/coselect", 0, 0, "coselect"},
+    };
+    int cases = 0, bad = 0;
+    for (size_t k = 0; k < sizeof edits / sizeof *edits; k++) {
+        int hits = 0;
+        for (char *l = dump; l && *l && hits < 3;) {
+            char *next = strchr(l, '\n');
+            char ds[256];
+            if (sscanf(l, "DATASET %255s", ds) == 1) {
+                size_t n = strlen(ds), sl = strlen(edits[k].suffix);
+                if (n > sl && !strcmp(ds + n - sl, edits[k].suffix) &&
+                    (strstr(edits[k].suffix, "router") || !strstr(ds, "router"))) {
+                    hits++;
+                    cases++;
+                    vl_err e = {0, ""};
+                    int r = read_edited(path, ds, edits[k].elem, edits[k].v, &e);
+                    int ok = r == VL_EFORMAT && !strchr(e.msg, '\n') && strstr(e.msg, ds) &&
+                             strstr(e.msg, edits[k].what);
+                    if (!ok) {
+                        CHECK(c, 0, "%s[%d] = %g: refused naming it (%d: %s)", ds,
+                              edits[k].elem, edits[k].v, r, e.msg);
+                        bad++;
+                    }
+                }
+            }
+            l = next ? next + 1 : NULL;
+        }
+        CHECK(c, hits > 0, "the store has %s datasets to edit", edits[k].suffix);
+    }
+    CHECK(c, bad == 0, "%d self-contradicting statistics stores, each refused in one line",
+          cases);
+    free(dump);
+    remove(path);
+    stat_free(a);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -637,5 +753,6 @@ int main(void)
     test_entropy(&c);
     test_errors(&c);
     test_h5(&c);
+    test_contradictions(&c);
     return chk_done(&c);
 }

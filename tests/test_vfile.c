@@ -1,7 +1,7 @@
 /* tests/test_vfile.c — no reader waits on a FIFO, a directory or a device.
  *
  * Every file reader of the toolkit (safetensors shard and index, config.json, tokenizer.json,
- * tokenizer_config.json, corpus, experiment config, problem file, allocation text, the model
+ * tokenizer_config.json, corpus, experiment config, problem file, allocation text, GGUF, the model
  * identity hash, HDF5 stores) is given a FIFO that nobody writes to: each must fail at once with
  * one line naming the path and "not a regular file", never block. Also /dev/null (a character
  * device) and a directory. `vbrlab info` on a model whose shard is a FIFO, and `vbrlab run` on a
@@ -14,6 +14,7 @@
 #include "../core/vfile.h"
 #include "../experiments/expcfg.h"
 #include "../io/corpus.h"
+#include "../io/gguf.h"
 #include "../io/h5s.h"
 #include "../io/hfcfg.h"
 #include "../io/st.h"
@@ -97,6 +98,13 @@ static int r_h5(const char *p, vl_err *e)
     h5s_close(s);
     return rc;
 }
+static int r_gguf(const char *p, vl_err *e)
+{
+    gguf_file *f = NULL;
+    int rc = gguf_open(&f, p, e);
+    gguf_close(f);
+    return rc;
+}
 static int r_slurp(const char *p, vl_err *e)
 {
     char *b = NULL;
@@ -114,7 +122,7 @@ static const struct {
     {"tokenizer.json", r_tok, NULL},    {"corpus", r_corp, NULL},
     {"experiment config", r_ini, NULL}, {"problem file", r_problem, NULL},
     {"allocation text", r_alloc, NULL}, {"HDF5 store", r_h5, NULL},
-    {"vf_slurp", r_slurp, NULL},
+    {"GGUF file", r_gguf, NULL},        {"vf_slurp", r_slurp, NULL},
 };
 #define NREAD (int)(sizeof readers / sizeof *readers)
 

@@ -34,6 +34,19 @@ out("st_index", "two-shards.json", json.dumps({"metadata": {"total_size": 16}, "
     "model.a.weight": "a.safetensors", "model.b.weight": "b.safetensors"}}, indent=2))
 out("st_index", "one-shard.json", json.dumps({"weight_map": {"model.a.weight": "a.safetensors"}}))
 
+# gguf: a minimal GGUF v3 by the layout of io/gguf.h: three KVs (a string, the alignment, a
+# string array) and one F32 tensor of 8 values
+def gstr(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+kv = (gstr("general.architecture") + struct.pack("<I", 8) + gstr("llama") +
+      gstr("general.alignment") + struct.pack("<I", 4) + struct.pack("<I", 32) +
+      gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + gstr("a") + gstr("b"))
+ti = gstr("blk.0.attn_q.weight") + struct.pack("<I", 1) + struct.pack("<Q", 8) + struct.pack("<IQ", 0, 0)
+head = b"GGUF" + struct.pack("<IQQ", 3, 1, 3) + kv + ti
+head += b"\0" * (-len(head) % 32)
+out("gguf", "tiny.gguf", head + struct.pack("<8f", *range(8)))
+
 # hfcfg: every config.json of the project
 for p in glob.glob("tests/fixtures/*/config.json") + ["models/vbrlab-moe-tiny/config.json"]:
     out("hfcfg", p.split("/")[-2] + ".json", open(p, "rb").read())

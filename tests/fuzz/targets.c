@@ -8,6 +8,7 @@
 #include "../../analysis/calib.h"
 #include "../../experiments/expcfg.h"
 #include "../../io/corpus.h"
+#include "../../io/gguf.h"
 #include "../../io/h5s.h"
 #include "../../io/hfcfg.h"
 #include "../../io/st.h"
@@ -141,6 +142,39 @@ static int fz_st_index(const uint8_t *data, size_t size)
     int rc = st_set_open(&s, d, &e);
     int bad = contract(rc, &e, "st_set_open(index)");
     st_set_close(s);
+    return bad;
+}
+
+static int fz_gguf(const uint8_t *data, size_t size)
+{
+    gguf_file *f = NULL;
+    vl_err e = {0, ""};
+    int rc = gguf_parse(&f, data, size, "fuzz.gguf", &e);
+    int bad = contract(rc, &e, "gguf_parse");
+    for (int64_t i = 0; !rc && i < gguf_n_kv(f); i++) { /* every value through its getter */
+        const char *key = gguf_kv_key(f, i), *sv;
+        uint64_t u;
+        double d;
+        vl_err ge = {0, ""};
+        int t = gguf_kv_type(f, i);
+        int grc = t == GGUF_T_STR ? gguf_get_str(f, key, &sv, &ge)
+                  : t == GGUF_T_F32 || t == GGUF_T_F64 ? gguf_get_f64(f, key, &d, &ge)
+                  : t == GGUF_T_ARR && gguf_kv_arr_type(f, i) == GGUF_T_STR && gguf_kv_arr_n(f, i)
+                      ? gguf_get_arr_str(f, key, gguf_kv_arr_n(f, i) - 1, &sv, &ge)
+                      : gguf_get_u64(f, key, &u, &ge);
+        bad |= contract(grc, &ge, "gguf_get");
+    }
+    unsigned acc = 0;
+    for (int64_t i = 0; !rc && i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        for (uint64_t k = 0; k < t->nbytes; k++)
+            acc += t->data[k];
+        if (gguf_tensor_find(f, t->name) != t)
+            bad = 1;
+    }
+    if (acc == 0xdeadbeef)
+        fprintf(stderr, "(unlikely checksum)\n");
+    gguf_close(f);
     return bad;
 }
 
@@ -639,6 +673,7 @@ static int fz_store(const uint8_t *data, size_t size)
 const fz_target fz_targets[] = {
     {"st", fz_st, "safetensors file: header JSON, offsets, dtypes, shapes"},
     {"st_index", fz_st_index, "model.safetensors.index.json beside two small shards"},
+    {"gguf", fz_gguf, "GGUF file (header, KVs, tensor infos, data), every value read back"},
     {"hfcfg", fz_hfcfg, "config.json"},
     {"tok", fz_tok, "tokenizer.json, then encode/decode of a fixed text"},
     {"ini", fz_ini, "experiment config (INI)"},

@@ -1,7 +1,7 @@
-/* analysis/fwd_int.h — private helpers of the forward shared by fwd.c and the family-specific
- * blocks (fwd_mla.c, fwd_dsv4*.c). Not part of the public API. */
-#ifndef VL_FWD_INT_H
-#define VL_FWD_INT_H
+/* analysis/fwd_ops.h — row primitives of the forward (fwd_ops.c), shared by fwd.c and the
+ * family-specific blocks (fwd_mla.c, fwd_dsv4*.c). Not part of the public API. */
+#ifndef VL_FWD_OPS_H
+#define VL_FWD_OPS_H
 
 #include <stddef.h>
 
@@ -9,6 +9,8 @@
 void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, float eps);
 /* Causal softmax of a T×T score block in place (row i keeps columns 0..i). */
 void fwd_softmax_causal(float *s, int T);
+/* The same over rows first..first+rows-1 of a block whose rows are ld wide. */
+void fwd_softmax_causal_rows(float *s, int ld, int rows, int first);
 
 /* Buffer layout: the next n bytes at *off from base (64-byte steps); base NULL only measures. */
 static inline void *fwd_carve(char *base, size_t *off, size_t n)
