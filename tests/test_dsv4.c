@@ -13,6 +13,7 @@
 #include "../analysis/model.h"
 #include "../analysis/model_dsv4.h"
 #include "../io/h5s.h"
+#include "../plots/plotsrc.h"
 #include "../io/st.h"
 #include "check.h"
 #include "testio.h"
@@ -247,6 +248,19 @@ done:
 }
 
 /* ---------------------------------------------------------------- config */
+
+/* Per-expert sensitivity maps place V4's expert and shared-expert matrices (w1/w3/w2) in the
+ * gate/up/down columns. */
+static void plot_cells(chk *c)
+{
+    int l = -1, e = -1, col = -1;
+    int ok = psrc_tensor_cell("model.layers.3.ffn.experts.5.w2.weight", &l, &e, &col);
+    CHECK(c, ok && l == 3 && e == 5 && col == 6, "experts.5.w2 → layer 3 expert 5 down column");
+    ok = psrc_tensor_cell("model.layers.1.ffn.shared_experts.w3.weight", &l, &e, &col);
+    CHECK(c, ok && l == 1 && e == -1 && col == 8, "shared_experts.w3 → shared up column");
+    ok = psrc_tensor_cell("model.layers.1.ffn.gate.weight", &l, &e, &col);
+    CHECK(c, !ok, "the router has no cell");
+}
 
 static void config_values(chk *c)
 {
@@ -594,6 +608,7 @@ int main(void)
     chk_init(&c, "test_dsv4");
     golden(&c);
     config_values(&c);
+    plot_cells(&c);
     config_errors(&c);
     fp8_errors(&c);
     yarn(&c);
