@@ -17,10 +17,11 @@
  * Head: hc_head collapses the streams with pre = σ(mix·scale + base) + eps (no Sinkhorn), then
  *   model.norm and the LM head.
  *
- * Taps as fwd.h with these widths: TAP_ATTN_IN [N × D], TAP_ATTN_O_IN [N × H·Dh] (wo_a's
- * input, group g reads columns g·H·Dh/G..), TAP_MLP_IN, TAP_ROUTER_LOGITS (hash layers too),
- * TAP_EXPERT_IN / TAP_EXPERT_DOWN_IN per expert, TAP_SHARED_DOWN_IN, TAP_RESIDUAL [N × Hc·D],
- * TAP_LOGITS.
+ * Taps (tap.h), per layer: TAP_ATTN_IN [N × D]; TAP_Q_B_IN [N × q_lora_rank] (wq_b's and the
+ * indexer's wq_b's input); TAP_ATTN_O_IN once per output group g, [N × H·Dh/G] at column
+ * g·H·Dh/G (wo_a's input); TAP_O_LORA_IN [N × G·o_lora_rank] (wo_b's input); TAP_MLP_IN;
+ * TAP_ROUTER_LOGITS (x·gateᵀ, hash layers too); TAP_ROUTER_CHOICE [N × 2E]; TAP_EXPERT_IN /
+ * TAP_EXPERT_DOWN_IN per expert; TAP_SHARED_DOWN_IN; TAP_RESIDUAL [N × Hc·D]; then TAP_LOGITS.
  */
 #include "fwd_dsv4_int.h"
 
@@ -185,7 +186,7 @@ static void swiglu(fwd_v4 *s, const float *w1, const float *w3, const float *w2,
     v4_mm(s, s->fo, s->fa, w2, n, F, D);
 }
 
-static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd_opts *o,
+static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, int route_all,
                const tap_set *taps, vl_err *err)
 {
     const hfc_config *c = s->c;
@@ -259,7 +260,7 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd
                     wt += s->selw[(size_t)r * K + k];
                     hit = 1;
                 }
-            if (hit || o->route_all_experts) {
+            if (hit || route_all) {
                 s->rows[n] = r;
                 s->roww[n++] = hit ? wt : 0.0f;
             }
@@ -285,8 +286,8 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd
 
 /* ---------------------------------------------------------------- layers and head */
 
-static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T,
-                  const fwd_opts *o, const tap_set *taps, vl_err *err)
+static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T, int route_all,
+                  const tap_set *taps, vl_err *err)
 {
     const hfc_config *c = s->c;
     int N = S * T, D = c->hidden, W = c->v4.hc_mult * D, rc;
@@ -299,7 +300,7 @@ static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T,
         hc_mix(s, v4w(s, w, l, V4_HC_FFN_FN), v4w(s, w, l, V4_HC_FFN_BASE),
                v4w(s, w, l, V4_HC_FFN_SCALE), N);
         v4_rmsnorm(s->x, s->col, v4w(s, w, l, V4_FFN_NORM), N, D, c->rms_eps);
-        if ((rc = moe(s, w, l, S, T, o, taps, err)))
+        if ((rc = moe(s, w, l, S, T, route_all, taps, err)))
             return rc;
         hc_merge(s, N);
         emit(taps, TAP_RESIDUAL, l, -1, s->hs, N, W, NULL, NULL, S, T);
@@ -341,12 +342,11 @@ void fwd_v4_embed(const model *m, const model_weights *w, const int32_t *ids, in
 }
 
 int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
-               const float *hs_in, int n_seq, int seq_len, const fwd_opts *opts,
+               const float *hs_in, int n_seq, int seq_len, int route_all,
                const tap_set *taps, const float **logits, vl_err *err)
 {
     const hfc_config *c = s->c;
     size_t N = (size_t)n_seq * seq_len, W = (size_t)c->v4.hc_mult * c->hidden;
-    fwd_opts defaults = fwd_opts_defaults();
     if (ids) {
         memcpy(s->ids, ids, N * sizeof *ids);
         s->ids_S = n_seq;
@@ -360,7 +360,7 @@ int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
         memcpy(s->hs, hs_in, N * W * sizeof *s->hs);
     else
         fwd_v4_embed(s->m, w, s->ids, (int)N, s->hs);
-    int rc = layers(s, w, from, n_seq, seq_len, opts ? opts : &defaults, taps, err);
+    int rc = layers(s, w, from, n_seq, seq_len, route_all, taps, err);
     *logits = rc ? NULL : s->logits;
     return rc;
 }
