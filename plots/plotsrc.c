@@ -71,6 +71,7 @@ int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)
     if (l < 0)
         return 0;
     static const char *const projs[] = {"gate_proj", "up_proj", "down_proj"};
+    static const char *const v4[] = {".w1.", ".w3.", ".w2."}; /* deepseek_v4's spelling */
     int base;
     if (strstr(rest, "shared_expert.") || strstr(rest, "shared_experts.")) /* qwen, deepseek */
         base = 7;
@@ -93,7 +94,7 @@ int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)
     } else
         return 0;
     for (int j = 0; j < 3; j++)
-        if (strstr(rest, projs[j])) {
+        if (strstr(rest, projs[j]) || (base != 10 && strstr(rest, v4[j]))) {
             *layer = l;
             *expert = base == 4 ? num_after(rest, "experts.", NULL) : -1;
             *col = base + j;
