@@ -3,6 +3,7 @@
  * spread over draws (alloc/sens.h). */
 #include "sens.h"
 
+#include "../core/par.h"
 #include "../core/prog.h"
 #include "../core/rng.h"
 
@@ -210,12 +211,31 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
     int64_t per = 2 * (int64_t)(p->draws > 0 ? p->draws : 1);
     prog_init(&pg, what, "runs", per * (u1 - u0));
     pg.enabled &= p->progress;
-    for (int u = u0; !rc && u < u1; u++)
+    pg.enabled &= par_rank() == 0;
+    /* units round-robin over the ranks (core/par.h); a unit's α depends on nothing but the
+     * unit, so the shared tables are the one process's bits */
+    int R = par_size();
+    for (int u = u0 + par_rank(); !rc && u < u1; u += R)
         for (int k = 0; !rc && k < 2; k++) {
             rc = unit_eps(r, si, u, k, m, w, s, p, buf, seq, err);
-            prog_update(&pg, per * (u - u0) + (k + 1) * per / 2);
+            int64_t done = per * (u - u0 + R - 1) + (k + 1) * per / 2; /* seen from rank 0 */
+            prog_update(&pg, done < per * (u1 - u0) ? done : per * (u1 - u0));
         }
     prog_finish(&pg);
+    if (r->n_draws) { /* prepare_set succeeded: share every row of this set */
+        size_t row = (size_t)si * r->n_units + u0, D = (size_t)r->n_draws;
+        size_t n = (size_t)r->set_seqs[si], d8 = sizeof(double);
+        int64_t nu = u1 - u0;
+        for (int k = 0; k < 2; k++) {
+            rc = par_share(r->kld[k] + row, nu, d8, d8, rc, err);
+            rc = par_share(r->alpha[k] + row, nu, d8, d8, rc, err);
+            rc = par_share(r->alpha_se[k] + row, nu, d8, d8, rc, err);
+            rc = par_share(r->alpha_draw_sd[k] + row, nu, d8, d8, rc, err);
+            rc = par_share(r->draw_alpha[k] + row * D, nu, D * d8, D * d8, rc, err);
+            rc = par_share(r->seq_kld[si] + ((size_t)k * r->n_units + u0) * n, nu, n * d8,
+                           n * d8, rc, err);
+        }
+    }
     model_weights_free(w);
     vl_free(buf);
     vl_free(seq);

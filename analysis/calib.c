@@ -12,7 +12,7 @@
 #include "../core/rng.h"
 #include "../core/utf8.h"
 #include "../io/corpus.h"
-#include "../io/tok_added.h"
+#include "../io/tok.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -37,6 +37,7 @@
  * depend on whether the caller is built with AVX (GCC's psABI note). */
 typedef float vexp_f8_t __attribute__((vector_size(32)));
 typedef int32_t vexp_i8_t __attribute__((vector_size(32)));
+typedef uint32_t vexp_u8_t __attribute__((vector_size(32)));
 
 #define VEXP_SPLAT(v) ((vexp_f8_t){(v), (v), (v), (v), (v), (v), (v), (v)})
 /* Lane-wise a where the mask m is true (all ones), else b (vector casts reinterpret bits). */
@@ -65,9 +66,10 @@ static inline void vexp_f8(vexp_f8_t *v)
     p = p * r + VEXP_SPLAT(0.5f);
     p = p * r + VEXP_SPLAT(1.0f);
     p = p * r + VEXP_SPLAT(1.0f);
-    const vexp_i8_t bias = (vexp_i8_t)magic, one = {1 << 23, 1 << 23, 1 << 23, 1 << 23,
-                                                     1 << 23, 1 << 23, 1 << 23, 1 << 23};
-    vexp_i8_t pi = (vexp_i8_t)p + ((vexp_i8_t)t - bias) * one; /* p·2ⁿ */
+    /* p·2ⁿ: n added to the exponent field in unsigned lanes (wrap-around is defined; NaN
+     * lanes compute garbage here that the select below discards) */
+    const vexp_u8_t bias = (vexp_u8_t)magic;
+    vexp_u8_t pi = (vexp_u8_t)p + (((vexp_u8_t)t - bias) << 23);
     *v = VEXP_SELECT(x != x, x, VEXP_SELECT(under, VEXP_SPLAT(0.0f), (vexp_f8_t)pi));
 }
 
