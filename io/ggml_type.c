@@ -36,7 +36,7 @@ int ggf_from_id(int ggml_id)
 
 int64_t ggf_row_bytes(ggf_type t, int64_t n)
 {
-    if (n <= 0 || n % INFO[t].block) return -1;
+    if (n <= 0 || n % INFO[t].block || n / INFO[t].block > INT64_MAX / INFO[t].bytes) return -1;
     return n / INFO[t].block * INFO[t].bytes;
 }
 

@@ -38,7 +38,8 @@ int ggf_from_name(const char *name);
 /* Type by ggml id, or -1 when not one of these. */
 int ggf_from_id(int ggml_id);
 
-/* Bytes of a row of n weights; -1 when n is not a positive multiple of the block size. */
+/* Bytes of a row of n weights; -1 when n is not a positive multiple of the block size or the
+ * byte count does not fit in int64. */
 int64_t ggf_row_bytes(ggf_type t, int64_t n);
 
 /* 8 · bytes / block. */
