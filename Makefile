@@ -5,13 +5,16 @@
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage
 #   make demo       the main job on the embedded model and data
+#   make deps-interactive  install gnuplot-qt for `vbrlab plot --interactive` (not needed by CI)
 #   make bless      rewrite text goldens in tests/golden/ (review with git diff)
 #   make fuzz       each parser under clang's libFuzzer for FUZZ_SECONDS (default 60) each;
 #                   findings land in tests/fuzz/regress/<target>/ (replayed by make test)
+#   make MPI=1      the MPI-enabled vbrlab (mpicc, Open MPI) in build/release-mpi/ (docs/scaling.md)
 #   make clean
 #
 # Objects go to build/$(VARIANT)/ mirroring the tree, so variants never share objects.
 # BLAS=ref builds every kernel on its naive reference twin (debugging).
+# MPI=1 builds with mpicc and core/par_mpi.c instead of core/par_serial.c, into BUILD-mpi.
 
 VARIANT ?= release
 BLAS ?= openblas
@@ -54,6 +57,20 @@ else ifneq ($(BLAS),openblas)
 endif
 
 CC ?= cc
+MPI ?= 0
+# The MPI binary `make test` builds beside the default one when Open MPI is installed.
+MPI_BIN := $(BUILD)-mpi/vbrlab
+ifeq ($(MPI),1)
+  # its own build directory: objects of the two builds never mix
+  CC := mpicc
+  BUILD := $(BUILD)-mpi
+  BIN := $(BUILD)/vbrlab
+  PAR_OUT := core/par_serial.c
+else ifeq ($(MPI),0)
+  PAR_OUT := core/par_mpi.c
+else
+  $(error unknown MPI '$(MPI)': use 0 or 1)
+endif
 # -Werror: warnings are bugs here; gnu-ish POSIX APIs are asked for per file with _POSIX_C_SOURCE
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wno-unused-parameter
 CFLAGS := -std=c11 $(WARN) $(NOWERROR) $(OPTFLAGS) $(BLAS_DEF) $(PKG_CFLAGS) -MMD -MP
@@ -61,7 +78,8 @@ CFLAGS := -std=c11 $(WARN) $(NOWERROR) $(OPTFLAGS) $(BLAS_DEF) $(PKG_CFLAGS) -MM
 LDLIBS := $(filter-out -lgslcblas,$(PKG_LIBS)) -lm
 LDFLAGS := $(filter -fsanitize=%,$(OPTFLAGS))
 
-LIB_SRC := $(wildcard core/*.c io/*.c analysis/*.c alloc/*.c experiments/*.c plots/*.c)
+LIB_SRC := $(filter-out $(PAR_OUT),\
+  $(wildcard core/*.c io/*.c analysis/*.c alloc/*.c experiments/*.c plots/*.c))
 CLI_SRC := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC := tests/bench.c
@@ -73,7 +91,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/tests/bench
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN).d
 
-.PHONY: all test asan bench demo bless clean deps tests-build fuzz fuzz-build
+.PHONY: all test asan bench demo bless clean deps deps-interactive tests-build fuzz fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -99,13 +117,22 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
 deps:
 	@sh .ci/deps
 
+# An interactive gnuplot (gnuplot-qt) for `vbrlab plot --interactive`; kept out of .ci/deps so
+# CI installs no Qt. `sh .ci/deps-interactive gnuplot-x11` installs the X11-only one instead.
+deps-interactive:
+	@sh .ci/deps-interactive
+
 tests-build: $(BIN) $(TEST_BIN)
 
 # Each test binary ends with "SUITE: N passed, M failed"; the totals line is the CI verdict.
 # VBRLAB_BIN tells end-to-end tests which CLI binary to run.
+# With mpicc and mpirun present the MPI binary is built too and tests/test_mpi drives it
+# (VBRLAB_MPI_BIN); without them test_mpi prints why it skips.
 test: deps
 	@$(MAKE) --no-print-directory tests-build
-	@VBRLAB_BIN=$(BIN) sh .ci/runtests $(TEST_BIN)
+	@if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory MPI=1 $(MPI_BIN); fi
+	@VBRLAB_BIN=$(BIN) VBRLAB_MPI_BIN=$(MPI_BIN) sh .ci/runtests $(TEST_BIN)
 
 asan:
 	@sh .ci/deps
@@ -115,7 +142,9 @@ asan:
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN)
-	@$(BENCH_BIN)
+	@if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory MPI=1 $(MPI_BIN); fi
+	@VBRLAB_MPI_BIN=$(MPI_BIN) $(BENCH_BIN)
 
 # The main job: experiments/demo.ini end to end (stats, sens, alloc, eval, report) into
 # out/demo.h5; its tables go to stdout and out/demo.md, figures to out/demo_plots/.

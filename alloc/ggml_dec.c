@@ -5,7 +5,7 @@
  * in the same order (e.g. q6_K is (d·sc)·q, iq2_xxs is ((d·(0.5+s))·0.25)·g·±1) and no FMA
  * contraction (the build is -std=c11, which keeps -ffp-contract=off).
  */
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 const int8_t ggf_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                       1,    13,   25,  38,  53,  69,  89,  113};

@@ -2,7 +2,7 @@
  * io/ggml_type.c). */
 #include "ggml_fmt.h"
 
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 #include <math.h>
 

@@ -6,7 +6,7 @@
  * magnitudes (little-endian: byte j is element j); each uint32 entry holds 4. The iq1s grid's
  * bytes are int8 values in {-1, 0, 1}. Nothing here is code.
  */
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 const uint64_t ggf_grid_iq2xxs[256] = {
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,

@@ -6,7 +6,7 @@
  * magnitudes (little-endian: byte j is element j); each uint32 entry holds 4. The iq1s grid's
  * bytes are int8 values in {-1, 0, 1}. Nothing here is code.
  */
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 const uint64_t ggf_grid_iq1s[2048] = {
     0xffffffffffffffff, 0xffffffffffffff01, 0xffffffffffff0000, 0xffffffffffff01ff,

@@ -10,7 +10,7 @@
  *    scales (and mins) next to the rounded ones, keeping the combination of least error.
  * Packing follows ggml-common.h's block_* layouts (see ggml_dec.c for the inverse).
  */
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 #include <math.h>
 

@@ -15,7 +15,7 @@
  *  - super-block: a ladder of d around the largest sub-block scale, and per sub-block the three
  *    levels nearest to its float scale; the combination of least weighted error wins.
  */
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 #include <math.h>
 

@@ -7,7 +7,7 @@
  * table, refined by nearest-level assignment and weighted least squares; iq4_xs then tries a
  * ladder of super-scales with the integer sub-scales next to the rounded ones.
  */
-#include "ggml_fmt_int.h"
+#include "ggml_int.h"
 
 #include <math.h>
 

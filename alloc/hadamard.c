@@ -6,20 +6,14 @@
 #include "hadamard.h"
 
 #include "../core/err.h"
+#include "../core/hash.h"
 
 #include <math.h>
 
-/* splitmix64 finalizer (Steele, Lea, Flood 2014): a stateless hash of (seed, j). */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 int had_sign(uint64_t seed, int j)
 {
-    uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(j + 1));
+    /* SplitMix64 at position j of the stream seeded by seed: a stateless hash of (seed, j) */
+    uint64_t h = hash_mix64(seed + 0x9e3779b97f4a7c15ULL * (uint64_t)j);
     return (h >> 63) ? -1 : 1;
 }
 

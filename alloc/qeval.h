@@ -6,6 +6,9 @@
  *
  * A qe_eval holds the domains (borrowed), one ev_runner and the summary of every row × domain;
  * rows are run in order 0 .. n_rows − 1 (row 0 also writes /eval/domains). Not thread-safe.
+ * Ranks (core/par.h): every rank makes the same calls; ev_run shares each domain's sequence
+ * blocks over them, every rank ends with every summary, and a NULL store S (the ranks other
+ * than 0) computes without writing.
  */
 #ifndef VL_QEVAL_H
 #define VL_QEVAL_H

@@ -3,6 +3,7 @@
 #include "sens.h"
 
 #include "../analysis/fwd.h"
+#include "../core/par.h"
 #include "../core/prog.h"
 #include "../core/rng.h"
 
@@ -271,13 +272,23 @@ int sens_alpha(sens_result *r, int si, const model *m, sens_set *s, const sens_p
     snprintf(what, sizeof what, "sens α %s", r->set_name[si]);
     prog_init(&pg, what, "runs", 2 * (int64_t)r->n_units);
     pg.enabled &= p->progress;
+    pg.enabled &= par_rank() == 0;
     r->set_tokens[si] = sens_set_tokens(s);
-    for (int u = 0; !rc && u < r->n_units; u++)
+    /* units round-robin over the ranks (core/par.h); a unit's α depends on nothing but the
+     * unit, so the shared table is the one process's bits */
+    int R = par_size();
+    for (int u = par_rank(); !rc && u < r->n_units; u += R)
         for (int k = 0; !rc && k < 2; k++) {
             rc = unit_eps(r, si, u, k, m, w, s, p, buf, err);
-            prog_update(&pg, 2 * (int64_t)u + k + 1);
+            int64_t done = 2 * (int64_t)(u + R - 1) + k + 1; /* the job, seen from rank 0 */
+            prog_update(&pg, done < 2 * (int64_t)r->n_units ? done : 2 * (int64_t)r->n_units);
         }
     prog_finish(&pg);
+    size_t row = (size_t)si * r->n_units;
+    for (int k = 0; k < 2; k++) {
+        rc = par_share(r->kld[k] + row, r->n_units, sizeof(double), sizeof(double), rc, err);
+        rc = par_share(r->alpha[k] + row, r->n_units, sizeof(double), sizeof(double), rc, err);
+    }
     r->eps[0] = p->eps[0];
     r->eps[1] = p->eps[1];
     r->seed = p->seed;

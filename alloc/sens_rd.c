@@ -4,6 +4,7 @@
 
 #include "../analysis/fwd.h"
 #include "../core/kern.h"
+#include "../core/par.h"
 #include "../core/prog.h"
 #include "../core/rng.h"
 #include "rd.h"
@@ -321,7 +322,7 @@ int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
         rc = rng_new_child(&g, p->seed, "sens.additivity", err);
     prog pg;
     prog_init(&pg, "sens additivity", "runs", A);
-    pg.enabled &= p->progress;
+    pg.enabled &= p->progress && par_rank() == 0;
     for (int a = 0; !rc && a < A; a++) {
         double tgt = p->add_targets[a / p->add_per_target];
         int *ch = r->add_choice + (size_t)a * U;
@@ -332,14 +333,19 @@ int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
                     ch[u] = pick_format(r, i, tgt, g);
         }
         r->add_target[a] = tgt;
+        if (!par_mine(a)) /* every rank draws every assignment; draw a runs on rank a mod R */
+            continue;
         double pr[2];
         rc = sens_assign_eval(r, m, s, q, p->add_set, ch, &r->add_bpw[a], &r->add_measured[a],
                               pr, err);
         r->add_pred[0][a] = pr[0];
         r->add_pred[1][a] = pr[1];
-        prog_update(&pg, a + 1);
+        prog_update(&pg, a + par_size() < A ? a + par_size() : A);
     }
     prog_finish(&pg);
+    double *shared[] = {r->add_bpw, r->add_measured, r->add_pred[0], r->add_pred[1]};
+    for (int k = 0; k < 4; k++)
+        rc = par_share(shared[k], A, sizeof(double), sizeof(double), rc, err);
     double *work = rc ? NULL : vl_malloc(4 * (size_t)A * sizeof *work); /* spearman: 2n */
     int *keep = rc ? NULL : vl_malloc((size_t)A * sizeof *keep);
     if (!rc && (!work || !keep))

@@ -11,7 +11,7 @@
 #include "../core/rng.h"
 #include "../core/utf8.h"
 #include "../io/corpus.h"
-#include "../io/tok_added.h"
+#include "../io/tok.h"
 
 #include <string.h>
 

@@ -15,6 +15,7 @@
 #include "fwd.h"
 
 #include "../core/kern.h"
+#include "../core/par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -143,6 +144,34 @@ static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const fl
     return 0;
 }
 
+/* The per-token arrays of res, each rank holding its own batches (item b: n_tok[b] tokens),
+ * replaced by the whole run's in batch order (core/par.h). */
+static int share_tokens(ev_result *res, const int64_t *n_tok, int n_batch, int rc, vl_err *err)
+{
+    size_t total = 0;
+    for (int b = 0; b < n_batch; b++)
+        total += (size_t)n_tok[b];
+    void **arr[] = {(void **)&res->acc.kld, (void **)&res->acc.dp, (void **)&res->acc.nll_ref,
+                    (void **)&res->acc.nll_q, (void **)&res->entropy_ref,
+                    (void **)&res->acc.same};
+    for (size_t k = 0; k < sizeof arr / sizeof *arr; k++) {
+        size_t sz = arr[k] == (void **)&res->acc.same ? 1 : sizeof(double);
+        void *all = rc ? NULL : vl_malloc(total * sz + 1);
+        if (rc == 0 && !all)
+            rc = vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", total);
+        rc = par_concat(*arr[k], all, n_tok, n_batch, sz, rc, err);
+        if (rc == 0) {
+            vl_free(*arr[k]);
+            *arr[k] = all;
+        } else {
+            vl_free(all);
+        }
+    }
+    if (rc == 0)
+        res->acc.n = res->acc.cap = total;
+    return rc;
+}
+
 /* The kept reference of ids [n_seq × len], or NULL. */
 static ev_ref *ref_find(ev_runner *r, const int32_t *ids, int n_seq, int len)
 {
@@ -205,19 +234,30 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
     res->n_seq = n_seq;
     res->len = len;
     size_t n_tok = (size_t)n_seq * (size_t)(len - 1);
+    int n_batch = (n_seq + r->batch_seq - 1) / r->batch_seq;
     res->entropy_ref = vl_malloc(n_tok * sizeof *res->entropy_ref);
-    if (!res->entropy_ref)
-        return vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", n_tok);
-    int V = model_config(r->m)->vocab;
+    int64_t *item_tok = vl_malloc((size_t)n_batch * sizeof *item_tok);
+    if (!res->entropy_ref || !item_tok) {
+        vl_free(item_tok);
+        return par_agree(vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", n_tok),
+                         err);
+    }
+    int V = model_config(r->m)->vocab, R = par_size(), rc = 0;
     int64_t done0 = pg ? pg->done : 0;
     ev_ref *kept = ref_find(r, ids, n_seq, len), *fill = kept ? NULL : ref_new(r, ids, n_seq, len);
-    for (int s0 = 0; s0 < n_seq; s0 += r->batch_seq) {
+    /* Batches (sequence blocks) round-robin over the ranks; a batch's tokens depend only on the
+     * batch, and share_tokens puts them back in batch order: R ranks give one's bits. A kept
+     * reference holds this rank's batches only (the same rank runs them every time). */
+    for (int b = 0; b < n_batch; b++) {
+        int s0 = b * r->batch_seq;
         int nb = n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq;
+        item_tok[b] = (int64_t)nb * (len - 1);
+        if (rc || !par_mine(b))
+            continue;
         const int32_t *bid = ids + (size_t)s0 * len;
         size_t row0 = (size_t)s0 * len * (size_t)V, rows = (size_t)nb * len * (size_t)V;
         const float *lr, *lq;
         double t0 = prog_now();
-        int rc = 0;
         if (kept)
             lr = kept->logits + row0;
         else if (!(rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr,
@@ -228,21 +268,26 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
             rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
         double t2 = prog_now();
         if (!rc)
-            rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, res->acc.n, err);
+            rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * (len - 1), err);
         double t3 = prog_now();
         if (rc) {
             if (fill)
                 ref_drop_last(r);
-            return rc;
+            fill = NULL;
+            continue;
         }
         r->t.ref_s += t1 - t0;
         r->t.quant_s += t2 - t1;
         r->t.kld_s += t3 - t2;
         r->t.tokens += (int64_t)nb * len;
-        if (pg)
-            prog_update(pg, done0 + (int64_t)(s0 + nb) * len);
+        int done = s0 + R * r->batch_seq < n_seq ? s0 + R * r->batch_seq : n_seq;
+        if (pg && par_rank() == 0) /* rank 0 reports for the job */
+            prog_update(pg, done0 + (int64_t)done * len);
     }
-    return kld_summarize(&res->acc, &res->sum, err);
+    if (R > 1)
+        rc = share_tokens(res, item_tok, n_batch, rc, err);
+    vl_free(item_tok);
+    return rc ? rc : kld_summarize(&res->acc, &res->sum, err);
 }
 
 ev_timing ev_runner_timing(const ev_runner *r) { return r->t; }

@@ -524,7 +524,8 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
                            "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
                            r % seq_len, V);
     if (st->v4)
-        return fwd_v4_run(st->v4, w, ids, 0, NULL, n_seq, seq_len, opts, taps, logits, err);
+        return fwd_v4_run(st->v4, w, ids, 0, NULL, n_seq, seq_len,
+                          opts ? opts->route_all_experts : 0, taps, logits, err);
     st->flops = 0;
     fwd_embed(m, w, ids, N, st->h, NULL);                             /* [N × D] */
     run_layers(m, w, st, 0, n_seq, seq_len, opts, taps, logits);
@@ -543,8 +544,8 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
         return vl_errf(err, VL_EARG, "forward: start layer %d outside [0, %d]", layer,
                        c->n_layers);
     if (st->v4)
-        return fwd_v4_run(st->v4, w, NULL, layer, hidden_in, n_seq, seq_len, opts, taps,
-                          logits, err);
+        return fwd_v4_run(st->v4, w, NULL, layer, hidden_in, n_seq, seq_len,
+                          opts ? opts->route_all_experts : 0, taps, logits, err);
     st->flops = 0;
     memcpy(st->h, hidden_in, (size_t)n_seq * seq_len * c->hidden * sizeof *st->h);
     run_layers(m, w, st, layer, n_seq, seq_len, opts, taps, logits);

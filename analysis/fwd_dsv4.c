@@ -11,17 +11,22 @@
  *   experts = top-k of s + bias, or tid2eid[token] in hash layers; weights s_e / Σ s_e ·
  *   routed_scaling_factor; expert(x) = w2(silu(min(w1 x, L)) ⊙ clamp(w3 x, −L, L)), added in
  *   increasing expert index, plus the shared expert (same clamps).
+ * RoPE: sliding layers rotate with the main theta; CSA/HCA layers, their compressors and the
+ *   indexer with the compress theta, YaRN-scaled when the config says so (fwd_yarn_inv_freq,
+ *   cos/sin × the attention factor).
  * Head: hc_head collapses the streams with pre = σ(mix·scale + base) + eps (no Sinkhorn), then
  *   model.norm and the LM head.
  *
- * Taps as fwd.h with these widths: TAP_ATTN_IN [N × D], TAP_ATTN_O_IN [N × H·Dh] (wo_a's
- * input, group g reads columns g·H·Dh/G..), TAP_MLP_IN, TAP_ROUTER_LOGITS (hash layers too),
- * TAP_EXPERT_IN / TAP_EXPERT_DOWN_IN per expert, TAP_SHARED_DOWN_IN, TAP_RESIDUAL [N × Hc·D],
- * TAP_LOGITS.
+ * Taps (tap.h), per layer: TAP_ATTN_IN [N × D]; TAP_Q_B_IN [N × q_lora_rank] (wq_b's and the
+ * indexer's wq_b's input); TAP_ATTN_O_IN once per output group g, [N × H·Dh/G] at column
+ * g·H·Dh/G (wo_a's input); TAP_O_LORA_IN [N × G·o_lora_rank] (wo_b's input); TAP_MLP_IN;
+ * TAP_ROUTER_LOGITS (x·gateᵀ, hash layers too); TAP_ROUTER_CHOICE [N × 2E]; TAP_EXPERT_IN /
+ * TAP_EXPERT_DOWN_IN per expert; TAP_SHARED_DOWN_IN; TAP_RESIDUAL [N × Hc·D]; then TAP_LOGITS.
  */
 #include "fwd_dsv4_int.h"
 
 #include "../core/kern.h"
+#include "fwd_mla.h"
 #include "fwd_ops.h"
 
 #include <math.h>
@@ -181,7 +186,7 @@ static void swiglu(fwd_v4 *s, const float *w1, const float *w3, const float *w2,
     v4_mm(s, s->fo, s->fa, w2, n, F, D);
 }
 
-static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd_opts *o,
+static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, int route_all,
                const tap_set *taps, vl_err *err)
 {
     const hfc_config *c = s->c;
@@ -255,7 +260,7 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd
                     wt += s->selw[(size_t)r * K + k];
                     hit = 1;
                 }
-            if (hit || o->route_all_experts) {
+            if (hit || route_all) {
                 s->rows[n] = r;
                 s->roww[n++] = hit ? wt : 0.0f;
             }
@@ -281,8 +286,8 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, const fwd
 
 /* ---------------------------------------------------------------- layers and head */
 
-static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T,
-                  const fwd_opts *o, const tap_set *taps, vl_err *err)
+static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T, int route_all,
+                  const tap_set *taps, vl_err *err)
 {
     const hfc_config *c = s->c;
     int N = S * T, D = c->hidden, W = c->v4.hc_mult * D, rc;
@@ -295,7 +300,7 @@ static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T,
         hc_mix(s, v4w(s, w, l, V4_HC_FFN_FN), v4w(s, w, l, V4_HC_FFN_BASE),
                v4w(s, w, l, V4_HC_FFN_SCALE), N);
         v4_rmsnorm(s->x, s->col, v4w(s, w, l, V4_FFN_NORM), N, D, c->rms_eps);
-        if ((rc = moe(s, w, l, S, T, o, taps, err)))
+        if ((rc = moe(s, w, l, S, T, route_all, taps, err)))
             return rc;
         hc_merge(s, N);
         emit(taps, TAP_RESIDUAL, l, -1, s->hs, N, W, NULL, NULL, S, T);
@@ -337,12 +342,11 @@ void fwd_v4_embed(const model *m, const model_weights *w, const int32_t *ids, in
 }
 
 int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
-               const float *hs_in, int n_seq, int seq_len, const fwd_opts *opts,
+               const float *hs_in, int n_seq, int seq_len, int route_all,
                const tap_set *taps, const float **logits, vl_err *err)
 {
     const hfc_config *c = s->c;
     size_t N = (size_t)n_seq * seq_len, W = (size_t)c->v4.hc_mult * c->hidden;
-    fwd_opts defaults = fwd_opts_defaults();
     if (ids) {
         memcpy(s->ids, ids, N * sizeof *ids);
         s->ids_S = n_seq;
@@ -356,7 +360,7 @@ int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
         memcpy(s->hs, hs_in, N * W * sizeof *s->hs);
     else
         fwd_v4_embed(s->m, w, s->ids, (int)N, s->hs);
-    int rc = layers(s, w, from, n_seq, seq_len, opts ? opts : &defaults, taps, err);
+    int rc = layers(s, w, from, n_seq, seq_len, route_all, taps, err);
     *logits = rc ? NULL : s->logits;
     return rc;
 }
@@ -420,15 +424,21 @@ static size_t layout(fwd_v4 *s, char *b)
     return o;
 }
 
-/* transformers' tables: inv_freq = 1/θ^(2i/rd) in float32, angle = t·inv_freq in float32. */
-static void rope_table(float *cs, float *sn, int T, int rd, double theta)
+/* transformers' tables: inv_freq = 1/θ^(2i/rd) in float32 (YaRN: fwd_yarn_inv_freq's blend),
+ * angle = t·inv_freq in float32, cos/sin × the YaRN attention factor. */
+static void rope_table(float *cs, float *sn, int T, int rd, double theta, const hfc_yarn *y)
 {
+    double f[2048];
+    if (y && y->on)
+        fwd_yarn_inv_freq(y, theta, rd, f);
+    double af = y && y->on ? y->attn_factor : 1.0;
     for (int i = 0; i < rd / 2; i++) {
-        float inv = 1.0f / powf((float)theta, (float)(2 * i) / (float)rd);
+        float inv = y && y->on ? (float)f[i]
+                               : 1.0f / powf((float)theta, (float)(2 * i) / (float)rd);
         for (int t = 0; t < T; t++) {
             float a = (float)t * inv;
-            cs[(size_t)t * (rd / 2) + i] = cosf(a);
-            sn[(size_t)t * (rd / 2) + i] = sinf(a);
+            cs[(size_t)t * (rd / 2) + i] = (float)(cosf(a) * af);
+            sn[(size_t)t * (rd / 2) + i] = (float)(sinf(a) * af);
         }
     }
 }
@@ -439,7 +449,7 @@ int fwd_v4_new(fwd_v4 **out, const model *m, int max_seq, int max_len, vl_err *e
     const hfc_dsv4 *v = &c->v4;
     *out = NULL;
     /* fixed-size scratch in the kernels: head_dim ≤ 1024, 2·rate ≤ 512, hc_mult ≤ 64 */
-    if (c->head_dim > 1024 || v->rate_csa > 256 || v->rate_hca > 256 || v->hc_mult > 64)
+    if (c->head_dim > 1024 || v->rope_dim_compress > 4096 || v->rate_csa > 256 || v->rate_hca > 256 || v->hc_mult > 64)
         return vl_errf(err, VL_ECONFIG, "%s: deepseek_v4 forward supports head_dim ≤ 1024, "
                        "compress rates ≤ 256 and hc_mult ≤ 64", model_dir(m));
     fwd_v4 *s = vl_calloc(1, sizeof *s);
@@ -465,8 +475,9 @@ int fwd_v4_new(fwd_v4 **out, const model *m, int max_seq, int max_len, vl_err *e
                        bytes >> 20);
     }
     layout(s, (char *)(((uintptr_t)s->block + 63) & ~(uintptr_t)63));
-    rope_table(s->cos_m, s->sin_m, max_len, v->rope_dim_main, v->theta_main);
-    rope_table(s->cos_c, s->sin_c, max_len, v->rope_dim_compress, v->theta_compress);
+    rope_table(s->cos_m, s->sin_m, max_len, v->rope_dim_main, v->theta_main, NULL);
+    rope_table(s->cos_c, s->sin_c, max_len, v->rope_dim_compress, v->theta_compress,
+               &v->yarn_compress);
     *out = s;
     return 0;
 }

@@ -1,5 +1,7 @@
 /* analysis/fwd_dsv4.h — the deepseek_v4 forward (fwd.c dispatches here; use fwd.h).
  *
+ * Not included by fwd.h's users: fwd.c calls in here (this header does not include fwd.h, so
+ * the modules form no include circle).
  * DeepseekV4ForCausalLM as transformers 5.17 computes it for one prefill without a cache
  * (analysis/fwd_dsv4.c has the math). The residual is hc_mult streams: a layer's input and
  * output rows are Hc·D wide ([token][stream][D]), and fwd_embed repeats the embedding into
@@ -9,7 +11,11 @@
 #ifndef VL_FWD_DSV4_H
 #define VL_FWD_DSV4_H
 
-#include "fwd.h"
+#include "../core/err.h"
+#include "model.h"
+#include "tap.h"
+
+#include <stdint.h>
 
 typedef struct fwd_v4 fwd_v4;
 
@@ -17,9 +23,10 @@ int fwd_v4_new(fwd_v4 **out, const model *m, int max_seq, int max_len, vl_err *e
 void fwd_v4_free(fwd_v4 *s);
 
 /* ids: NULL to reuse the last run's (hs_in then holds layer FROM's input streams);
- * else the batch's ids, and hs_in NULL starts from the embeddings at layer 0. */
+ * else the batch's ids, and hs_in NULL starts from the embeddings at layer 0. route_all:
+ * fwd_opts.route_all_experts (fwd.h). */
 int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
-               const float *hs_in, int n_seq, int seq_len, const fwd_opts *opts,
+               const float *hs_in, int n_seq, int seq_len, int route_all,
                const tap_set *taps, const float **logits, vl_err *err);
 
 /* Layer 0's input streams of ids[0..n) into out [n × Hc·D]. */

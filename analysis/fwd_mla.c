@@ -36,14 +36,18 @@ static double correction_dim(double rot, int dim, double base, int max_pos)
 
 void fwd_mla_inv_freq(const hfc_config *c, double *f)
 {
-    const hfc_yarn *y = &c->ds.yarn;
-    int dim = c->ds.qk_rope_dim, half = dim / 2;
+    fwd_yarn_inv_freq(&c->ds.yarn, c->rope_theta, c->ds.qk_rope_dim, f);
+}
+
+void fwd_yarn_inv_freq(const hfc_yarn *y, double theta, int dim, double *f)
+{
+    int half = dim / 2;
     for (int i = 0; i < half; i++)
-        f[i] = pow(c->rope_theta, -2.0 * i / dim);
-    if (!y->on)
+        f[i] = pow(theta, -2.0 * i / dim);
+    if (!y || !y->on)
         return;
-    double lo = correction_dim(y->beta_fast, dim, c->rope_theta, y->orig_max_pos);
-    double hi = correction_dim(y->beta_slow, dim, c->rope_theta, y->orig_max_pos);
+    double lo = correction_dim(y->beta_fast, dim, theta, y->orig_max_pos);
+    double hi = correction_dim(y->beta_slow, dim, theta, y->orig_max_pos);
     if (y->truncate) {
         lo = floor(lo);
         hi = ceil(hi);

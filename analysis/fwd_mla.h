@@ -35,5 +35,8 @@ double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, con
 /* The RoPE inverse frequencies (Dr/2 of them) for config c: plain θ^(−2i/Dr), or YaRN's blend of
  * interpolated and extrapolated frequencies (transformers' _compute_yarn_parameters). */
 void fwd_mla_inv_freq(const hfc_config *c, double *inv_freq);
+/* The same for any rotary slice: DIM rotated dims at base THETA, YaRN when y && y->on
+ * (deepseek_v4's compress rope too). */
+void fwd_yarn_inv_freq(const hfc_yarn *y, double theta, int dim, double *inv_freq);
 
 #endif

@@ -9,7 +9,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
-#include "model_dsv4.h"
 #include "model_int.h"
 
 #include "../io/st.h"

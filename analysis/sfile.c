@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sfile.h"
 
+#include "../core/hash.h"
+
 #include "../core/num.h"
 #include "../core/vfile.h"
 
@@ -27,11 +29,11 @@ int sfile_config_hash(const char *model_dir, char *out, vl_err *err)
     int orc = vf_fopen(path, &f, err); /* regular files only: a FIFO would block */
     if (orc)
         return orc;
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
+    uint64_t h = HASH_FNV_OFFSET;
     int c;
     while ((c = getc(f)) != EOF) {
-        h ^= (unsigned char)c;
-        h *= 0x100000001b3ull; /* FNV-1a 64 prime */
+        unsigned char b = (unsigned char)c;
+        h = hash_fnv1a64(h, &b, 1);
     }
     int bad = ferror(f);
     fclose(f);

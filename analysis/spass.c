@@ -6,6 +6,7 @@
 
 #include "sfile.h"
 
+#include "../core/par.h"
 #include "../core/prog.h"
 
 #include <regex.h>
@@ -150,26 +151,41 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
     fwd_opts fo = fwd_opts_defaults();
     fo.route_all_experts = p->o.route_all_experts;
     tap_set taps = stat_taps(a);
+    /* Work items are whole batches, round-robin over the ranks (core/par.h): each batch keeps
+     * the companions it has in a one-process run, so its activations, and the totals that
+     * stat_allreduce adds as integers, are the same bits. Rank 0 reports progress for the job
+     * (its own batches stand for R batches each). */
+    int R = par_size(), n_batch = (n_seq + p->o.batch - 1) / p->o.batch;
+    int64_t *item_tok = vl_malloc((size_t)n_batch * sizeof *item_tok);
+    if (!item_tok)
+        return par_agree(vl_errf(err, VL_ENOMEM, "set %s: out of memory", label), err);
     char what[128];
     snprintf(what, sizeof what, "stats %s 0/%d seq", label, n_seq);
     prog pg;
     prog_init(&pg, what, "tok", (int64_t)n_seq * seq_len);
-    pg.enabled &= p->o.progress;
+    pg.enabled &= p->o.progress && par_rank() == 0;
     int rc = 0;
-    for (int s0 = 0; rc == 0 && s0 < n_seq; s0 += p->o.batch) {
+    for (int b = 0; b < n_batch; b++) {
+        int s0 = b * p->o.batch;
         int nb = n_seq - s0 < p->o.batch ? n_seq - s0 : p->o.batch;
-        const int32_t *b = ids + (size_t)s0 * seq_len;
+        item_tok[b] = (int64_t)nb * seq_len;
+        if (rc || !par_mine(b))
+            continue;
+        const int32_t *bt = ids + (size_t)s0 * seq_len;
         const float *lg;
-        rc = stat_begin_batch(a, b, nb, seq_len, err);
+        rc = stat_begin_batch(a, bt, nb, seq_len, err);
         if (rc == 0)
-            rc = fwd_run(p->m, model_base(p->m), p->st, b, nb, seq_len, &fo, &taps, &lg, err);
+            rc = fwd_run(p->m, model_base(p->m), p->st, bt, nb, seq_len, &fo, &taps, &lg, err);
         if (rc == 0)
             rc = stat_status(a, err);
+        int done = (b + R) * p->o.batch < n_seq ? (b + R) * p->o.batch : n_seq;
         /* the label is rewritten in place: prog borrows the buffer */
-        snprintf(what, sizeof what, "stats %s %d/%d seq", label, s0 + nb, n_seq);
-        prog_update(&pg, (int64_t)(s0 + nb) * seq_len);
+        snprintf(what, sizeof what, "stats %s %d/%d seq", label, done, n_seq);
+        prog_update(&pg, (int64_t)done * seq_len);
     }
     prog_finish(&pg);
+    rc = stat_allreduce(a, item_tok, n_batch, rc, err);
+    vl_free(item_tok);
     return rc ? vl_errctx(err, rc, "set %s", label) : 0;
 }
 
@@ -207,7 +223,7 @@ int spass_run_book(const model *m, const calib_book *book, const spass_opts *o, 
         snprintf(skip, sizeof skip, "%lld", (long long)cs->spec.skip);
         sfile_set st = {cs->spec.name, cs->spec.source, seed, skip, cs->n_seq, cs->seq_len,
                         cs->ids};
-        if (rc == 0)
+        if (rc == 0 && s) /* NULL on the ranks other than 0 (core/par.h): only rank 0 writes */
             rc = sfile_write_set(s, &st, acc, err);
         if (rc == 0 && on_set)
             rc = on_set(ctx, i, cs, acc, err);

@@ -19,6 +19,10 @@
  * row differently with another row count, so two runs are bit-identical when each sequence
  * meets the same batch companions (e.g. set sizes that are multiples of the batch); otherwise
  * they agree to float32 rounding.
+ *
+ * Ranks (core/par.h): under mpirun every rank calls spass_run with the same ids; batch b runs
+ * on rank b mod R and stat_allreduce brings the totals to every rank. Batches keep their
+ * companions, so R ranks give the bits of one process whatever the set size.
  * Not thread-safe; one spass per thread.
  */
 #ifndef VL_SPASS_H
@@ -57,7 +61,8 @@ int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err);
 /* Number of weight inputs with XᵀX under the selection (for messages and the bench). */
 int spass_xtx_inputs(const spass *p);
 
-/* Run ids [n_seq × seq_len] through the forward `batch` sequences at a time into a.
+/* Run ids [n_seq × seq_len] through the forward `batch` sequences at a time into a
+ * (collective over the ranks: see above; every rank ends with the whole set's totals).
  * seq_len ≤ max_len. `label` names the set in progress lines and errors. Errors of the
  * forward or of the accumulator (stat_status) come back one line, prefixed "set LABEL: ". */
 int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
@@ -73,7 +78,7 @@ typedef int (*spass_set_fn)(void *ctx, int set, const calib_set *cs, const stat_
 
 /* The statistics stage, shared by `vbrlab stats` and the runner: every set of BOOK in book
  * order through one spass for model M (o->max_len is taken from the book's longest set), each
- * written into S with sfile_write_set (analysis/sfile.h: definition, ids, /stats/<set>, token
+ * written into S (NULL: not written — the ranks other than 0) with sfile_write_set (analysis/sfile.h: definition, ids, /stats/<set>, token
  * statistics) and freed before the next, so one set's XᵀX is in memory at a time. ON_SET (may
  * be NULL) sees each accumulator before it is freed; a non-zero return stops the pass. */
 int spass_run_book(const model *m, const calib_book *book, const spass_opts *o, h5s_store *s,

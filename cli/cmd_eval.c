@@ -25,6 +25,7 @@
 #include "../analysis/eval.h"
 #include "../analysis/stats.h"
 #include "../core/num.h"
+#include "../core/par.h"
 #include "../io/h5s.h"
 #include "../io/tok.h"
 
@@ -230,7 +231,8 @@ static int eval_row(eval_ctx *c, const eval_args *a, qe_eval *q, h5s_store *stor
                     vl_err *err)
 {
     const row_spec *r = &a->rows[row];
-    fprintf(stderr, "eval: quantizing %s\n", r->name);
+    if (par_rank() == 0)
+        fprintf(stderr, "eval: quantizing %s\n", r->name);
     stat_acc *own = NULL; /* the allocation's own calibration statistics */
     int rc = 0;
     if (c->calib[row])
@@ -298,7 +300,7 @@ static int run(const eval_args *a, vl_err *err)
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());
-    if (!rc)
+    if (!rc && par_rank() == 0) /* the ranks share the work, rank 0 writes (core/par.h) */
         rc = h5s_create(&store, a->out ? a->out : tmp, err);
     for (int r = 0; r < a->n_rows && !rc; r++)
         rc = eval_row(&c, a, q, store, r, err);
@@ -306,8 +308,8 @@ static int run(const eval_args *a, vl_err *err)
     for (int r = 0; r < a->n_rows; r++)
         an[r] = a->rows[r].name;
     if (!rc)
-        rc = qe_finish(q, store, an, stdout, err);
-    if (!rc && a->out) {
+        rc = qe_finish(q, store, an, par_rank() == 0 ? stdout : NULL, err);
+    if (!rc && a->out && store) {
         rc = h5s_commit(store, err);
         store = NULL;
     }

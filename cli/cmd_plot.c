@@ -2,12 +2,14 @@
  *
  *   vbrlab plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P]
  *               [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive]
- *               [--save-script | --no-save-script] [--size WxH]
+ *               [--save-script | --no-save-script] [--size WxH] [--stats S.h5] [--alloc A.h5]
  *
  * KIND: sens-map, expert-usage, rd, kld-matrix, kld-vs-bpw, alloc-map (plots/plotfig.h).
  * Without -o a file terminal writes KIND[-SET][...].EXT in the current directory. The gnuplot
  * script with its data is saved as OUT.gp unless --no-save-script. --interactive opens a
- * window (qt unless --term names wxt or x11) that stays after vbrlab exits.
+ * window (qt unless --term names wxt or x11) that stays after vbrlab exits. On svg, qt and wxt
+ * each cell of sens-map, expert-usage and alloc-map carries a hover text (unit, α per set,
+ * routing share, bits per allocation); --stats / --alloc name further stores it reads.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -25,7 +27,7 @@
 static const char usage_line[] =
     "usage: vbrlab plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term "
     "png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--save-script|--no-save-script] "
-    "[--size WxH]; KIND: sens-map expert-usage rd kld-matrix kld-vs-bpw alloc-map";
+    "[--size WxH] [--stats S.h5] [--alloc A.h5]; KIND: sens-map expert-usage rd kld-matrix kld-vs-bpw alloc-map";
 
 static int parse_size(const char *s, int *w, int *h)
 {
@@ -64,6 +66,10 @@ int cmd_plot(int argc, char **argv)
             proj_s = argv[++i];
         else if (has && !strcmp(a, "--term"))
             term_s = argv[++i];
+        else if (has && !strcmp(a, "--stats"))
+            r.stats = argv[++i];
+        else if (has && !strcmp(a, "--alloc"))
+            r.alloc = argv[++i];
         else if (has && !strcmp(a, "-o"))
             o.out = argv[++i];
         else if (has && !strcmp(a, "--layer")) {

@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include "../experiments/expcfg.h"
+#include "../core/par.h"
 #include "../experiments/runner.h"
 
 #include <stdio.h>
@@ -48,8 +49,8 @@ int cmd_run(int argc, char **argv)
     if (exp_config_parse(path, &cfg, &err))
         return cli_fail(CMD, &err);
     o.model_dir = cli_default_model();
-    o.out = stdout;
-    o.log = stderr;
+    o.out = par_rank() == 0 ? stdout : NULL; /* under MPI rank 0 speaks for the job */
+    o.log = par_rank() == 0 ? stderr : NULL;
     o.progress = isatty(2);
     int rc = run_experiment(&cfg, &o, &err);
     exp_config_free(&cfg);

@@ -18,6 +18,7 @@
 #include "../alloc/sens.h"
 #include "../analysis/model.h"
 #include "../core/num.h"
+#include "../core/par.h"
 #include "../io/h5s.h"
 
 #include <errno.h>
@@ -232,8 +233,13 @@ int cmd_sens(int argc, char **argv)
     if ((a.quant_set && set_index(&a, "--quant-set", a.quant_set, &a.p.quant_set)) ||
         (a.add_set && set_index(&a, "--add-set", a.add_set, &a.p.add_set)))
         goto done;
-    if (sens_run(&r, m, h, a.sets, a.n_sets, a.formats, &a.p, print_uniform, NULL, &e)) {
+    if (sens_run(&r, m, h, a.sets, a.n_sets, a.formats, &a.p,
+                 par_rank() == 0 ? print_uniform : NULL, NULL, &e)) {
         cli_fail(CMD, &e);
+        goto done;
+    }
+    if (par_rank() != 0) { /* tables and the store are rank 0's (core/par.h) */
+        status = 0;
         goto done;
     }
     print_alpha(&r);

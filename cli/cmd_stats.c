@@ -18,6 +18,7 @@
 #include "../analysis/sfile.h"
 #include "../analysis/spass.h"
 #include "../core/num.h"
+#include "../core/par.h"
 
 #include <errno.h>
 #include <math.h>
@@ -190,18 +191,18 @@ static int stats_run(stats_args *a)
         rc = calib_book_new(&book, &env, &err);
     for (int i = 0; rc == 0 && i < a->n_specs; i++)
         rc = calib_book_add(book, &specs[i], &err);
-    if (rc == 0)
+    if (rc == 0 && par_rank() == 0)
         rc = sfile_create(&s, a->out, base_name(a->model_dir, nbuf, sizeof nbuf), hash,
                           a->cmdline, &err);
     a->so.progress = 1;
     routing_keep keep = {routed, m ? model_config(m) : NULL};
     if (rc == 0)
         rc = spass_run_book(m, book, &a->so, s, keep_routing, &keep, &err);
-    if (rc == 0) {
+    if (rc == 0 && s) {
         rc = h5s_commit(s, &err);
         s = NULL;
     }
-    if (rc == 0)
+    if (rc == 0 && par_rank() == 0)
         print_routing(book, routed, model_config(m));
     for (int i = 0; i < MAX_SETS; i++)
         vl_free(routed[i]);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/kern.h"
+#include "../core/par.h"
 
 typedef struct {
     const char *name;
@@ -27,7 +28,7 @@ static const cli_cmd cmds[] = {
     {"sens", cmd_sens, "sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N] -o sens.h5"},
     {"alloc", cmd_alloc, "alloc (--sens sens.h5 (--set NAME | --sets A,B) [--granularity tensor|group] [--error out|rel] [-o alloc.h5 [--name NAME]] | --problem FILE [--set N]) --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--weights w1,w2] [--export-regex]"},
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --alloc alloc.h5[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
-    {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH]"},
+    {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH] [--stats S.h5] [--alloc A.h5]"},
     {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
     {"export", cmd_export, "export imatrix [MODEL_DIR] --stats stats.h5 --set S[*w][,S2[*w]] -o imatrix.gguf | export llama.cpp [MODEL_DIR] --alloc alloc.h5:NAME [--stats stats.h5 --set S] -o DIR"},
     {"ggml-check", cmd_ggml_check, "ggml-check GOLDENS.h5 [--type T] [--max-ratio 1.02]   llama.cpp block formats: bit-exact decode, quantizer error vs llama.cpp"},
@@ -86,16 +87,50 @@ int cli_failf(const char *cmd, const char *fmt, ...)
 
 int cli_is_positional(const char *arg) { return arg && arg[0] != '-'; }
 
+/* Under mpirun every rank runs the same subcommand (core/par.h): the stages split their work
+ * items over the ranks and only rank 0 writes. Ranks sharing a node share its cores, so each
+ * gets cores / local ranks kernel threads unless OPENBLAS_NUM_THREADS says otherwise. */
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        if (par_rank() == 0)
+            usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    /* the commands that share their work over ranks and write from rank 0 only; any other
+     * would have every rank write the same file */
+    static const char *const par_cmds[] = {"stats", "sens", "eval", "run"};
+    int par_ok = !(argc > 2 && !strcmp(argv[1], "stats") && !strcmp(argv[2], "merge"));
+    for (size_t i = 0, ok = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(argv[1], cmds[i].name))
+            continue;
+        for (size_t k = 0; k < sizeof par_cmds / sizeof *par_cmds; k++)
+            ok |= !strcmp(argv[1], par_cmds[k]);
+        if (par_size() > 1 && !(ok && par_ok))
+            return cli_failf(argv[1], "runs on one process only, not on %d MPI ranks (the "
+                             "ranks share `vbrlab stats`, `sens`, `eval` and `run`; "
+                             "docs/scaling.md)",
+                             par_size());
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "vbrlab: unknown command '%s' (try vbrlab --help)\n", argv[1]);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     gsl_set_error_handler_off(); /* GSL reports through return codes, never aborts */
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    vl_err err = {0};
+    if (par_init(&argc, &argv, &err)) {
+        fprintf(stderr, "vbrlab: %s\n", err.msg);
+        return 1;
     }
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name))
-            return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "vbrlab: unknown command '%s' (try vbrlab --help)\n", argv[1]);
-    return 2;
+    int local = par_local_size();
+    if (local > 1 && !getenv("OPENBLAS_NUM_THREADS")) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        kern_set_threads(cores > local ? (int)(cores / local) : 1);
+    }
+    int rc = dispatch(argc, argv);
+    par_finalize(rc); /* a failed rank ends the whole job: the others may wait on it */
+    return rc;
 }

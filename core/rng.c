@@ -1,6 +1,8 @@
 /* core/rng.c — seeded streams on GSL's MT19937 (the only file of core/ that includes gsl). */
 #include "rng.h"
 
+#include "hash.h"
+
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <string.h>
@@ -11,22 +13,10 @@ struct rng {
 
 /* ---------------------------------------------------------------- seeds */
 
-/* SplitMix64 finaliser (Steele, Lea, Flood, "Fast splittable pseudorandom number generators",
- * OOPSLA 2014): a bijection on 64 bits that spreads every input bit over the output. */
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 uint64_t rng_child_seed(uint64_t seed, const char *label)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
-    for (const unsigned char *p = (const unsigned char *)label; p && *p; p++)
-        h = (h ^ *p) * 0x100000001b3ull; /* FNV prime */
-    return mix64(mix64(seed) ^ h);
+    uint64_t h = hash_fnv1a64(HASH_FNV_OFFSET, label ? label : "", label ? strlen(label) : 0);
+    return hash_mix64(hash_mix64(seed) ^ h);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -44,7 +34,7 @@ int rng_new(rng **out, uint64_t seed, vl_err *err)
     }
     /* GSL replaces seed 0 by 4357; the mixed seed is never 0 so distinct seeds stay distinct
      * except for the 32-bit fold noted in the header. */
-    unsigned long s = (unsigned long)(mix64(seed) & 0xffffffffull);
+    unsigned long s = (unsigned long)(hash_mix64(seed) & 0xffffffffull);
     gsl_rng_set(r->g, s ? s : 1ul);
     *out = r;
     return 0;

@@ -49,11 +49,9 @@ static inline void vexp_f8(vexp_f8_t *v)
 {
     const vexp_f8_t x = *v;
     vexp_i8_t under = x < VEXP_SPLAT(VEXP_LO);
-    /* clamp; NaN lanes compute on 0 (their result is x again, below): a NaN carried through
-     * would make n·2²³ an int32 overflow, undefined behaviour that UBSan stops on */
+    /* clamp; NaN lanes fail both compares and stay NaN */
     vexp_f8_t xc = VEXP_SELECT(x > VEXP_SPLAT(VEXP_HI), VEXP_SPLAT(VEXP_HI),
-                               VEXP_SELECT(under, VEXP_SPLAT(VEXP_LO),
-                                           VEXP_SELECT(x != x, VEXP_SPLAT(0.0f), x)));
+                               VEXP_SELECT(under, VEXP_SPLAT(VEXP_LO), x));
     /* round to nearest by the 1.5·2²³ trick: n sits in the low mantissa bits of t */
     const vexp_f8_t magic = VEXP_SPLAT(12582912.0f);
     vexp_f8_t t = xc * VEXP_SPLAT(1.44269504088896341f) + magic;
@@ -68,11 +66,10 @@ static inline void vexp_f8(vexp_f8_t *v)
     p = p * r + VEXP_SPLAT(0.5f);
     p = p * r + VEXP_SPLAT(1.0f);
     p = p * r + VEXP_SPLAT(1.0f);
-    /* p·2ⁿ: n added to the exponent field. Unsigned lanes, since a NaN lane's bits would
-     * overflow a signed product (undefined); the valid lanes' bits are the same either way. */
-    const vexp_u8_t bias = (vexp_u8_t)magic, one = {1u << 23, 1u << 23, 1u << 23, 1u << 23,
-                                                    1u << 23, 1u << 23, 1u << 23, 1u << 23};
-    vexp_i8_t pi = (vexp_i8_t)((vexp_u8_t)p + ((vexp_u8_t)t - bias) * one);
+    /* p·2ⁿ: n added to the exponent field in unsigned lanes (wrap-around is defined; NaN
+     * lanes compute garbage here that the select below discards) */
+    const vexp_u8_t bias = (vexp_u8_t)magic;
+    vexp_u8_t pi = (vexp_u8_t)p + (((vexp_u8_t)t - bias) << 23);
     *v = VEXP_SELECT(x != x, x, VEXP_SELECT(under, VEXP_SPLAT(0.0f), (vexp_f8_t)pi));
 }
 

@@ -10,7 +10,6 @@
 #include "expcfg_int.h"
 
 #include "../alloc/qfmt.h"
-#include "../core/num.h"
 #include "../core/vfile.h"
 
 #include <errno.h>
@@ -165,139 +164,6 @@ static secrec *cur_rec(ctx *c)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* values                                                                                    */
-/* ---------------------------------------------------------------------------------------- */
-
-static int parse_u64(const char *s, uint64_t *out, char *why)
-{
-    int rc = num_u64(s, UINT64_MAX, 1, out);
-    if (rc == VL_ERANGE)
-        return exp_whyf(why, VL_ECONFIG, "\"%s\" does not fit in 64 bits", s);
-    if (rc)
-        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an unsigned integer", s);
-    return 0;
-}
-
-static int parse_int(const char *s, long lo, long hi, int *out, char *why)
-{
-    int rc = num_int(s, (int)lo, (int)hi, out);
-    if (rc == VL_EFORMAT)
-        return exp_whyf(why, VL_ECONFIG, "\"%s\" is not an integer", s);
-    if (rc)
-        return exp_whyf(why, VL_ECONFIG, "%s not in [%ld, %ld]", s, lo, hi);
-    return 0;
-}
-
-/* A float in (lo, hi) / [lo, hi] depending on the open flags. */
-static int parse_num(const char *s, double lo, int lo_open, double hi, int hi_open, double *out,
-                     char *why)
-{
-    double v;
-    int rc = exp_parse_double(s, &v, why);
-    if (rc)
-        return rc;
-    if ((lo_open ? !(v > lo) : !(v >= lo)) || (hi_open ? !(v < hi) : !(v <= hi)))
-        return exp_whyf(why, VL_ECONFIG, "%s not in %c%g, %g%c", s, lo_open ? '(' : '[', lo,
-                        hi, hi_open ? ')' : ']');
-    *out = v;
-    return 0;
-}
-
-static int parse_dlist(const char *s, double lo, int lo_open, double hi, int hi_open,
-                       exp_dlist *out, char *why)
-{
-    exp_slist items = {0, NULL};
-    int rc = exp_split_list(s, &items, why);
-    if (rc)
-        return rc;
-    vl_free(out->v);
-    out->n = 0;
-    out->v = vl_calloc((size_t)items.n, sizeof *out->v);
-    if (!out->v)
-        rc = exp_whyf(why, VL_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < items.n; i++)
-        rc = parse_num(items.v[i], lo, lo_open, hi, hi_open, &out->v[i], why);
-    if (!rc)
-        out->n = items.n;
-    exp_slist_free(&items);
-    return rc;
-}
-
-static int parse_enum(const char *s, const char *const *names, int n, int *out, char *why)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i])) {
-            *out = i;
-            return 0;
-        }
-    char list[256] = "";
-    for (int i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "|" : "",
-                 names[i]);
-    return exp_whyf(why, VL_ECONFIG, "\"%s\" is not one of %s", s, list);
-}
-
-static int parse_bool(const char *s, int *out, char *why)
-{
-    static const char *const names[] = {"false", "true", "0", "1", "no", "yes"};
-    int i, rc = parse_enum(s, names, 6, &i, why);
-    if (!rc)
-        *out = i & 1;
-    return rc;
-}
-
-/* A list of names from `names` into a bit set; "none" is the empty set. */
-static int parse_bits(const char *s, const char *const *names, int n, unsigned *out, char *why)
-{
-    if (!strcmp(s, "none")) {
-        *out = 0;
-        return 0;
-    }
-    exp_slist items = {0, NULL};
-    int rc = exp_split_list(s, &items, why);
-    unsigned bits = 0;
-    for (int i = 0; !rc && i < items.n; i++) {
-        int b = 0;
-        rc = parse_enum(items.v[i], names, n, &b, why);
-        if (!rc) /* b is unset when the name is unknown */
-            bits |= 1u << b;
-    }
-    exp_slist_free(&items);
-    if (!rc)
-        *out = bits;
-    return rc;
-}
-
-static int parse_names(const char *s, exp_slist *out, char *why)
-{
-    exp_slist l = {0, NULL};
-    int rc = exp_split_list(s, &l, why);
-    for (int i = 0; !rc && i < l.n; i++) {
-        if (!calib_name_ok(l.v[i]))
-            rc = exp_whyf(why, VL_ECONFIG, "bad set name \"%s\" (want [A-Za-z0-9_.+-]+)",
-                          l.v[i]);
-        for (int j = 0; !rc && j < i; j++)
-            if (!strcmp(l.v[i], l.v[j]))
-                rc = exp_whyf(why, VL_ECONFIG, "set \"%s\" listed twice", l.v[i]);
-    }
-    if (rc)
-        exp_slist_free(&l);
-    else
-        *out = l;
-    return rc;
-}
-
-static int set_str(char **dst, const char *v, char *why)
-{
-    char *s = vl_strdup(v);
-    if (!s)
-        return exp_whyf(why, VL_ENOMEM, "out of memory");
-    vl_free(*dst);
-    *dst = s;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* one key of each section kind                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -307,11 +173,11 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
     if (k != KX_MODEL && !*v)
         return exp_whyf(why, VL_ECONFIG, "empty value");
     switch (k) {
-    case KX_NAME: return set_str(&g->name, v, why);
-    case KX_MODEL: return set_str(&g->model, v, why);
-    case KX_SEED: return parse_u64(v, &g->seed, why);
-    case KX_OUT: return set_str(&g->out, v, why);
-    default: return parse_int(v, 0, 4096, &g->threads, why);
+    case KX_NAME: return exp_set_str(&g->name, v, why);
+    case KX_MODEL: return exp_set_str(&g->model, v, why);
+    case KX_SEED: return exp_parse_u64(v, &g->seed, why);
+    case KX_OUT: return exp_set_str(&g->out, v, why);
+    default: return exp_parse_int(v, 0, 4096, &g->threads, why);
     }
 }
 
@@ -328,9 +194,9 @@ static int key_set(ctx *c, exp_set *s, int k, const char *v, char *why)
         }
         return rc;
     }
-    case KS_SEQS: return parse_int(v, 1, 10000000, &s->seqs, why);
-    case KS_LEN: return parse_int(v, 2, 1 << 20, &s->len, why);
-    default: s->has_seed = 1; return parse_u64(v, &s->seed, why);
+    case KS_SEQS: return exp_parse_int(v, 1, 10000000, &s->seqs, why);
+    case KS_LEN: return exp_parse_int(v, 2, 1 << 20, &s->len, why);
+    default: s->has_seed = 1; return exp_parse_u64(v, &s->seed, why);
     }
 }
 
@@ -345,15 +211,15 @@ static int key_quant(ctx *c, int k, const char *v, char *why)
         vl_err qe = {0, ""};
         rc = qfmt_menu_parse(&m, v, &qe);
         qfmt_menu_free(&m);
-        return rc ? exp_whyf(why, rc, "%s", qe.msg) : set_str(&g->formats, v, why);
+        return rc ? exp_whyf(why, rc, "%s", qe.msg) : exp_set_str(&g->formats, v, why);
     }
-    case KQ_PERCDAMP: return parse_num(v, 0, 0, 1, 0, &g->percdamp, why);
-    case KQ_ACT_ORDER: return parse_bool(v, &g->act_order, why);
+    case KQ_PERCDAMP: return exp_parse_num(v, 0, 0, 1, 0, &g->percdamp, why);
+    case KQ_ACT_ORDER: return exp_parse_bool(v, &g->act_order, why);
     case KQ_STARVED:
-        rc = parse_enum(v, exp_starved_names, EXP_STARVED_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_starved_names, EXP_STARVED_COUNT, &e, why);
         g->starved_policy = (exp_starved)e;
         return rc;
-    default: return parse_int(v, 0, 1 << 30, &g->min_tokens, why);
+    default: return exp_parse_int(v, 0, 1 << 30, &g->min_tokens, why);
     }
 }
 
@@ -363,15 +229,15 @@ static int key_sens(ctx *c, int k, const char *v, char *why)
     int e, rc;
     switch (k) {
     case KN_METHOD:
-        rc = parse_enum(v, exp_sens_method_names, EXP_SENS_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_sens_method_names, EXP_SENS_COUNT, &e, why);
         g->sens_method = (exp_sens_method)e;
         return rc;
-    case KN_EPS: return parse_dlist(v, 0, 1, 1, 1, &g->eps, why);
+    case KN_EPS: return exp_parse_dlist(v, 0, 1, 1, 1, &g->eps, why);
     case KN_GRAN:
-        rc = parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
         g->sens_granularity = (exp_gran)e;
         return rc;
-    default: g->sens_has_seed = 1; return parse_u64(v, &g->sens_seed, why);
+    default: g->sens_has_seed = 1; return exp_parse_u64(v, &g->sens_seed, why);
     }
 }
 
@@ -381,26 +247,26 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
     switch (k) {
     case KA_SETS:
         a->line = c->line;
-        return parse_names(v, &a->sets, why);
+        return exp_parse_names(v, &a->sets, why);
     case KA_OBJECTIVE:
-        rc = parse_enum(v, exp_objective_names, EXP_OBJ_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_objective_names, EXP_OBJ_COUNT, &e, why);
         a->objective = (exp_objective)e;
         return rc;
     case KA_WEIGHTS:
-        rc = parse_dlist(v, 0, 0, 1e300, 0, &a->weights, why);
+        rc = exp_parse_dlist(v, 0, 0, 1e300, 0, &a->weights, why);
         for (int i = 0; !rc && i < a->weights.n && a->weights.v[i] == 0; i++)
             if (i == a->weights.n - 1)
                 rc = exp_whyf(why, VL_ECONFIG, "all weights are 0");
         return rc;
     case KA_SOLVER:
-        rc = parse_enum(v, exp_solver_names, EXP_SOLVER_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_solver_names, EXP_SOLVER_COUNT, &e, why);
         a->solver = (exp_solver)e;
         return rc;
     case KA_GRAN:
-        rc = parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_gran_names, EXP_GRAN_COUNT, &e, why);
         a->granularity = (exp_gran)e;
         return rc;
-    case KA_TARGET: return parse_dlist(v, 0, 1, 32, 0, &a->target_bpw, why);
+    case KA_TARGET: return exp_parse_dlist(v, 0, 1, 32, 0, &a->target_bpw, why);
     default: {
         exp_slist l = {0, NULL};
         rc = exp_split_list(v, &l, why);
@@ -433,10 +299,10 @@ static int key_report(ctx *c, int k, const char *v, char *why)
     exp_config *g = c->cfg;
     int e, rc;
     switch (k) {
-    case KR_TABLES: return parse_bits(v, exp_table_names, EXP_TABLE_COUNT, &g->tables, why);
-    case KR_PLOTS: return parse_bits(v, exp_plot_names, EXP_PLOT_COUNT, &g->plots, why);
+    case KR_TABLES: return exp_parse_bits(v, exp_table_names, EXP_TABLE_COUNT, &g->tables, why);
+    case KR_PLOTS: return exp_parse_bits(v, exp_plot_names, EXP_PLOT_COUNT, &g->plots, why);
     default:
-        rc = parse_enum(v, exp_term_names, EXP_TERM_COUNT, &e, why);
+        rc = exp_parse_enum(v, exp_term_names, EXP_TERM_COUNT, &e, why);
         g->term = (exp_term)e;
         return rc;
     }

@@ -211,9 +211,4 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err);
  * function of the parsed config. */
 uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx);
 
-/* FNV-1a 64 of n bytes, continuing from h (start with EXP_FNV_OFFSET). Exposed for tests and
- * for the runner (which keys its own records the same way). */
-#define EXP_FNV_OFFSET 0xcbf29ce484222325ULL
-uint64_t exp_fnv1a64(uint64_t h, const void *data, size_t n);
-
 #endif

@@ -1,5 +1,6 @@
 /* experiments/expcfg_int.h — private helpers shared by expcfg.c (INI handler, validation),
- * expsrc.c (source grammar, corpus paths, set references) and expkey.c (rendering, keys).
+ * expval.c (key values), expsrc.c (source grammar, corpus paths, set references) and expkey.c
+ * (rendering, keys).
  *
  * Value parsers write their problem (without the "FILE:LINE: [section] key: " prefix, which the
  * caller adds) into a `why` buffer of EXP_WHY bytes and return VL_ECONFIG, or VL_ENOMEM.
@@ -11,6 +12,7 @@
 #include "expcfg.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define EXP_WHY 512
 #define EXP_LIST_MAX 1024  /* items in one list value: far above any real sweep */
@@ -20,6 +22,22 @@ int exp_whyf(char *why, int code, const char *fmt, ...) __attribute__((format(pr
 
 /* Whole-string numbers: no sign games, no trailing text, finite, no overflow. */
 int exp_parse_double(const char *s, double *out, char *why);
+
+/* Key values (expval.c). Integers: whole string, in [lo, hi]; numbers: finite, in (lo, hi) or
+ * [lo, hi] by the open flags; dlist: a comma list of such numbers; enum: one of names[0..n)
+ * (*out its index); bool: false|true|0|1|no|yes; bits: a comma list of names into a bit set
+ * ("none": empty); names: distinct set names (calib_name_ok). set_str replaces *dst by a copy. */
+int exp_parse_u64(const char *s, uint64_t *out, char *why);
+int exp_parse_int(const char *s, long lo, long hi, int *out, char *why);
+int exp_parse_num(const char *s, double lo, int lo_open, double hi, int hi_open, double *out,
+                  char *why);
+int exp_parse_dlist(const char *s, double lo, int lo_open, double hi, int hi_open,
+                    exp_dlist *out, char *why);
+int exp_parse_enum(const char *s, const char *const *names, int n, int *out, char *why);
+int exp_parse_bool(const char *s, int *out, char *why);
+int exp_parse_bits(const char *s, const char *const *names, int n, unsigned *out, char *why);
+int exp_parse_names(const char *s, exp_slist *out, char *why);
+int exp_set_str(char **dst, const char *v, char *why);
 
 /* Split a comma-separated value into trimmed, non-empty items (1 ≤ n ≤ EXP_LIST_MAX). On
  * failure *out is left empty. */

@@ -4,9 +4,14 @@
  * an FNV-1a 64 hash (exp_stage_key), so the key of a stage is by construction the hash of text a
  * person can read. The canonical text lists named sections sorted by name and keys in table
  * order with every value explicit, so comments, blanks, key order and section order never
- * change a key. FNV-1a: Fowler–Noll–Vo, offset basis 0xcbf29ce484222325, prime 0x100000001b3.
+ * change a key. FNV-1a 64 and the derived seeds come from core/hash.h and core/rng.h.
  */
 #include "expcfg_int.h"
+
+#include "../core/hash.h"
+#include "../core/rng.h"
+
+#include <stdio.h>
 
 #include <inttypes.h>
 #include <string.h>
@@ -15,32 +20,13 @@
 /* hashing and the sink                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
-uint64_t exp_fnv1a64(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-/* splitmix64's finaliser (Steele, Lea, Flood 2014): a bijection that spreads every input bit */
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* 53 bits: seeds are stored as float64 attributes (exact up to 2^53), and a derived seed must
  * be storable like a configured one. */
 static uint64_t derive_seed(uint64_t exp_seed, const char *prefix, const char *name)
 {
-    uint64_t h = exp_fnv1a64(EXP_FNV_OFFSET, prefix, strlen(prefix));
-    h = exp_fnv1a64(h, name, strlen(name));
-    return mix64(h ^ mix64(exp_seed)) >> 11;
+    char label[256];
+    snprintf(label, sizeof label, "%s%s", prefix, name); /* names are < CALIB_NAME_MAX */
+    return rng_child_seed(exp_seed, label) >> 11;
 }
 
 uint64_t exp_set_seed(const exp_config *cfg, const exp_set *set, int is_eval)
@@ -64,7 +50,7 @@ static void put(sink *s, const char *str)
 {
     size_t n = strlen(str);
     if (!s->f)
-        s->h = exp_fnv1a64(s->h, str, n);
+        s->h = hash_fnv1a64(s->h, str, n);
     else if (fwrite(str, 1, n, s->f) != n)
         s->bad = 1;
 }
@@ -292,7 +278,7 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
 
 uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
 {
-    sink s = {NULL, EXP_FNV_OFFSET, 0};
+    sink s = {NULL, HASH_FNV_OFFSET, 0};
     switch (stage) {
     case EXP_STAGE_STATS:
         put(&s, "stage stats\n[experiment]\n");

@@ -10,6 +10,7 @@
 #include "stage.h"
 
 #include "../core/kern.h"
+#include "../core/par.h"
 #include "../core/vfile.h"
 
 #include <errno.h>
@@ -207,11 +208,22 @@ static int only_match(const run_opts *o, const run_rec *r, const exp_config *cfg
     return !o->only_alloc || !strcmp(o->only_alloc, cfg->alloc[r->alloc_idx].name);
 }
 
+/* Stages whose work is shared over MPI ranks (core/par.h); the others run on rank 0 alone. */
+static int shared_stage(int stage)
+{
+    return stage == EXP_STAGE_STATS || stage == EXP_STAGE_SENS || stage == EXP_STAGE_EVAL;
+}
+
+/* Under MPI the ranks other than 0 run the shared stages with rank 0 on a throwaway copy of
+ * OUT (PATH.rank<N>.tmp, never committed): they read the inputs of the stage from rank 0's last
+ * commit and write nothing that stays. One rank: rank 0 alone, the plain loop. */
 static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, const char *canon,
                        const char *raw, vl_err *err)
 {
     const char *out = c->cfg->out;
-    int rc = 0, ran_any = 0;
+    int rc = 0, ran_any = 0, me = par_rank();
+    char scratch[4096];
+    snprintf(scratch, sizeof scratch, "%s.rank%d", out, me);
     for (int i = 0; i < n && !rc; i++) {
         run_rec *r = &recs[i];
         int want = o->only < 0 ? (o->force || !r->cached) : only_match(o, r, c->cfg);
@@ -227,17 +239,21 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
         int fresh = access(out, F_OK) != 0 || r->stage == EXP_STAGE_STATS ||
                     (o->force && !ran_any);
         double t0 = now_s();
-        rc = fresh ? h5s_create(&c->s, out, err) : h5s_open_rw(&c->s, out, err);
-        if (!rc)
+        if (me == 0)
+            rc = fresh ? h5s_create(&c->s, out, err) : h5s_open_rw(&c->s, out, err);
+        else if (shared_stage(r->stage))
+            rc = fresh ? h5s_create(&c->s, scratch, err) : h5s_open_copy(&c->s, out, scratch, err);
+        if (!rc && c->s)
             rc = run_one(c, r, err);
-        if (!rc)
+        if (!rc && me == 0)
             rc = write_marks(c, r, canon, raw, err);
-        if (!rc) {
+        if (!rc && me == 0) {
             rc = h5s_commit(c->s, err);
             c->s = NULL;
         }
         h5s_close(c->s); /* after a failure: discard the copy, OUT keeps the last commit */
         c->s = NULL;
+        rc = par_agree(rc, err); /* the next stage reads what rank 0 committed */
         if (rc) {
             vl_errctx(err, rc, "%s", r->name);
             break;
@@ -281,6 +297,7 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
         rc = build_records(cfg, &recs, &n, err);
     if (!rc && !opts->force)
         read_records(cfg->out, recs, n);
+    rc = par_agree(rc, err); /* every rank reads the records before rank 0 writes */
     if (!rc)
         rc = run_records(&c, opts, recs, n, canon, raw, err);
     if (!rc && opts->out && opts->only < 0 && opts->stop_after < 0 && recs[n - 1].cached &&

@@ -336,14 +336,14 @@ int h5s_open(h5s_store **out, const char *path, vl_err *err)
     return rc;
 }
 
-int h5s_open_rw(h5s_store **out, const char *path, vl_err *err)
+int h5s_open_copy(h5s_store **out, const char *src, const char *path, vl_err *err)
 {
     h5s_store *s;
     int rc = store_new(&s, path, 1, err);
     if (rc)
         return rc;
     /* Work on a copy so the original stays intact until commit renames over it. */
-    if ((rc = copy_file(path, s->tmp, err)) != 0) {
+    if ((rc = copy_file(src, s->tmp, err)) != 0) {
         store_free(s);
         return rc;
     }
@@ -353,6 +353,11 @@ int h5s_open_rw(h5s_store **out, const char *path, vl_err *err)
     }
     *out = s;
     return 0;
+}
+
+int h5s_open_rw(h5s_store **out, const char *path, vl_err *err)
+{
+    return h5s_open_copy(out, path, path, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -34,6 +34,9 @@ typedef enum { H5S_F32, H5S_F64, H5S_I32, H5S_I64, H5S_U8, H5S_DTYPE_COUNT } h5s
 int h5s_create(h5s_store **out, const char *path, vl_err *err);       /* new file (tmp) */
 int h5s_open(h5s_store **out, const char *path, vl_err *err);         /* read-only */
 int h5s_open_rw(h5s_store **out, const char *path, vl_err *err);      /* copy-on-write */
+/* The same with another file as the starting point: SRC copied to PATH.tmp, which commit
+ * renames to PATH (h5s_open_rw(P) is h5s_open_copy(P, P)). */
+int h5s_open_copy(h5s_store **out, const char *src, const char *path, vl_err *err);
 
 /* Queries. h5s_exists: 1 if the dataset or group exists, 0 if not. */
 int h5s_exists(h5s_store *s, const char *path);

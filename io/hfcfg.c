@@ -189,8 +189,8 @@ static int read_rope(const rd *r, const arch_traits *t, hfc_config *c)
                        "%s: rope_theta %g and rope_parameters.rope_theta %g disagree", r->path,
                        top, nested);
     c->rope_theta = nested > 0 ? nested : top > 0 ? top : t->rope_theta;
-    if (c->arch == HFC_DEEPSEEK_V3)
-        return 0; /* its rope types (default, yarn) are read by hfcfg_dsv3.c */
+    if (c->arch == HFC_DEEPSEEK_V3 || c->arch == HFC_DEEPSEEK_V4)
+        return 0; /* their rope types (default, yarn) are read by hfcfg_dsv3.c / hfcfg_dsv4.c */
     const json_t *ty = field(rp, "rope_type");
     if (!ty)
         ty = field(rs, "rope_type");

@@ -2,7 +2,8 @@
  *
  * Supported model_type: llama, qwen2, qwen2_moe, qwen3, qwen3_moe, mixtral, deepseek_v3 (its keys:
  * hfcfg_dsv3.c; rope type default or yarn, in the legacy spelling rope_theta + rope_scaling
- * {"type"} or transformers-5's rope_parameters), deepseek_v4 (hfcfg_dsv4.c). Unknown types and
+ * {"type"} or transformers-5's rope_parameters), deepseek_v4 (hfcfg_dsv4.c; YaRN on its compress
+ * rope only). Unknown types and
  * missing required fields are errors that list what is supported. Fields with documented HF
  * defaults (e.g. head_dim = hidden/heads, tie_word_embeddings per family) take those defaults.
  * Both `rope_theta` and `rope_parameters.rope_theta` are read (they must agree if both are
@@ -25,29 +26,6 @@ typedef enum {
     HFC_ARCH_COUNT
 } hfc_arch;
 
-/* ---- deepseek_v4 (io/hfcfg_dsv4.c; DeepseekV4Config of transformers 5.17) ---- */
-typedef enum { HFC_ATT_SLIDING, HFC_ATT_CSA, HFC_ATT_HCA } hfc_att_kind;
-typedef enum { HFC_SCORE_SOFTMAX, HFC_SCORE_SIGMOID, HFC_SCORE_SQRTSOFTPLUS } hfc_score;
-
-typedef struct {
-    int q_lora_rank;          /* wq_a output width */
-    int o_groups, o_lora_rank; /* grouped low-rank output projection */
-    int hc_mult;              /* hyper-connection streams */
-    int hc_sinkhorn_iters;    /* Sinkhorn-Knopp iterations */
-    double hc_eps;
-    int rope_dim_main;        /* rotated trailing dims of a head: int(head_dim·partial factor) */
-    int rope_dim_compress;
-    double theta_main;        /* rope_parameters.main.rope_theta (sliding layers) */
-    double theta_compress;    /* rope_parameters.compress.rope_theta (CSA/HCA + compressors) */
-    int sliding_window;       /* keys j with i − window < j ≤ i */
-    int rate_csa, rate_hca;   /* compress_rates */
-    int index_heads, index_head_dim, index_topk; /* lightning indexer */
-    hfc_score scoring;        /* router activation */
-    double routed_scaling;    /* routed_scaling_factor */
-    double swiglu_limit;      /* gate ≤ limit, |up| ≤ limit (routed and shared experts) */
-    unsigned char att_kind[HFC_MAX_LAYERS]; /* hfc_att_kind per layer (layer_types) */
-    unsigned char hash_moe[HFC_MAX_LAYERS]; /* mlp_layer_types == "hash_moe" */
-} hfc_dsv4;
 
 /* ---- deepseek_v3 (read by io/hfcfg_dsv3.c) ---- */
 
@@ -84,6 +62,33 @@ typedef struct {
     int n_mtp_layers;       /* num_nextn_predict_layers: multi-token prediction layers in the
                                checkpoint, not part of the causal LM forward (ignored) */
 } hfc_dsv3;
+
+/* ---- deepseek_v4 (io/hfcfg_dsv4.c; DeepseekV4Config of transformers 5.17) ---- */
+typedef enum { HFC_ATT_SLIDING, HFC_ATT_CSA, HFC_ATT_HCA } hfc_att_kind;
+typedef enum { HFC_SCORE_SOFTMAX, HFC_SCORE_SIGMOID, HFC_SCORE_SQRTSOFTPLUS } hfc_score;
+
+typedef struct {
+    int q_lora_rank;          /* wq_a output width */
+    int o_groups, o_lora_rank; /* grouped low-rank output projection */
+    int hc_mult;              /* hyper-connection streams */
+    int hc_sinkhorn_iters;    /* Sinkhorn-Knopp iterations */
+    double hc_eps;
+    int rope_dim_main;        /* rotated trailing dims of a head: int(head_dim·partial factor) */
+    int rope_dim_compress;
+    double theta_main;        /* rope_parameters.main.rope_theta (sliding layers) */
+    double theta_compress;    /* rope_parameters.compress.rope_theta (CSA/HCA + compressors) */
+    hfc_yarn yarn_compress;   /* YaRN of the compress rope (on = 0: plain); cos/sin × its
+                                 attn_factor, which the flat spelling forces to 1 as
+                                 DeepseekV4Config does unless attention_factor is given */
+    int sliding_window;       /* keys j with i − window < j ≤ i */
+    int rate_csa, rate_hca;   /* compress_rates */
+    int index_heads, index_head_dim, index_topk; /* lightning indexer */
+    hfc_score scoring;        /* router activation */
+    double routed_scaling;    /* routed_scaling_factor */
+    double swiglu_limit;      /* gate ≤ limit, |up| ≤ limit (routed and shared experts) */
+    unsigned char att_kind[HFC_MAX_LAYERS]; /* hfc_att_kind per layer (layer_types) */
+    unsigned char hash_moe[HFC_MAX_LAYERS]; /* mlp_layer_types == "hash_moe" */
+} hfc_dsv4;
 
 typedef struct {
     hfc_arch arch;

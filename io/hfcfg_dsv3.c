@@ -146,6 +146,12 @@ static int read_yarn(const hfc_rd *r, const json_t *d, const char *dname, int ma
     return 0;
 }
 
+int hfc_read_yarn(const hfc_rd *r, const json_t *d, const char *dname, int max_pos,
+                  hfc_yarn *y)
+{
+    return read_yarn(r, d, dname, max_pos, y);
+}
+
 static int read_rope(const hfc_rd *r, hfc_config *c)
 {
     const json_t *d = NULL;

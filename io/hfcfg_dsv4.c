@@ -9,8 +9,10 @@
  * ({"main": {...}, "compress": {...}}) or flat (main = rope_theta, compress =
  * compress_rope_theta, both with partial_rotary_factor).
  *
- * What the forward does not compute is refused with the key named: a rope_type other than
- * "default" (V4's YaRN compress rope), more than one KV head, n_shared_experts ≠ 1 (the 5.17
+ * Rope types: "default"; "yarn" for the compress rope (transformers' _compute_yarn_parameters,
+ * cos/sin × its attention factor, which DeepseekV4Config forces to 1 in the flat spelling).
+ * What the forward does not compute is refused with the key named: another rope type (or yarn
+ * on the main rope), more than one KV head, n_shared_experts ≠ 1 (the 5.17
  * shared MLP is moe_intermediate_size wide whatever that count says), norm_topk_prob false (the
  * 5.17 routers always renormalise), attention/mlp biases, a scoring_func other than
  * sqrtsoftplus / sigmoid / softmax. quantization_config is read by hfcfg_dsv3.c's
@@ -29,21 +31,29 @@ static int bad(vl_err *err, const char *path, const char *key, const char *what)
     return vl_errf(err, VL_ECONFIG, "%s: field \"%s\" %s", path, key, what);
 }
 
-/* One of rope_parameters' sub-dicts (or the flat spelling): theta and rotated dims. */
+/* A rope dict's type: "default" when absent; "yarn" allowed only where YARN is non-NULL
+ * (the compress rope), read with its fields into *yarn. */
+static int read_rope_type(const hfc_rd *r, const json_t *d, const char *label, int max_pos,
+                          hfc_yarn *yarn)
+{
+    const json_t *ty = hfc_field(d, "rope_type");
+    if (!ty)
+        ty = hfc_field(d, "type");
+    const char *t = ty && json_is_string(ty) ? json_string_value(ty) : ty ? "?" : "default";
+    if (!strcmp(t, "default"))
+        return 0;
+    if (yarn && !strcmp(t, "yarn"))
+        return hfc_read_yarn(r, d, label, max_pos, yarn);
+    return vl_errf(r->err, VL_ECONFIG, "%s: field \"%s.rope_type\" = \"%.32s\" not supported "
+                   "(%s)", r->path, label, t, yarn ? "default, yarn" : "only default");
+}
+
+/* Theta and rotated dims of one rope (SUB: its dict, or NULL for the flat spelling). */
 static int read_rope_part(const hfc_rd *r, const json_t *sub, const char *label,
                           double def_theta, double def_factor, int head_dim, double *theta,
                           int *dim)
 {
-    const char *path = r->path;
-    vl_err *err = r->err;
     char key[64];
-    snprintf(key, sizeof key, "%s.rope_type", label);
-    const json_t *ty = hfc_field(sub, "rope_type");
-    if (!ty)
-        ty = hfc_field(sub, "type");
-    if (ty && (!json_is_string(ty) || strcmp(json_string_value(ty), "default") != 0))
-        return vl_errf(err, VL_ECONFIG, "%s: field \"%s\" = \"%.32s\" not supported (only "
-                       "default)", path, key, json_is_string(ty) ? json_string_value(ty) : "?");
     snprintf(key, sizeof key, "%s.rope_theta", label);
     int rc = hfc_get_pos_num(r, sub, "rope_theta", key, def_theta, theta);
     double f = def_factor;
@@ -54,19 +64,17 @@ static int read_rope_part(const hfc_rd *r, const json_t *sub, const char *label,
         return rc;
     *dim = (int)(head_dim * f); /* int() truncates, as the config class does */
     if (f > 1 || *dim < 2 || *dim % 2)
-        return bad(err, path, key, "gives an odd, empty or too wide rotary slice");
+        return bad(r->err, r->path, key, "gives an odd, empty or too wide rotary slice");
     return 0;
 }
 
 static int read_rope(const hfc_rd *r, hfc_config *c)
 {
     const json_t *root = r->root;
-    const char *path = r->path;
-    vl_err *err = r->err;
     hfc_dsv4 *v = &c->v4;
     double factor = 0, top_theta, ctheta;
-    int rc = hfc_get_pos_num(r, root, "partial_rotary_factor", "partial_rotary_factor", 0,
-                             &factor);
+    int max_pos = 0, rc = hfc_get_pos_num(r, root, "partial_rotary_factor",
+                                          "partial_rotary_factor", 0, &factor);
     if (!rc && factor == 0) {
         int qr = 0;
         rc = hfc_get_int(r, "qk_rope_head_dim", 0, 0, 1, MAX_DIM, &qr);
@@ -77,31 +85,39 @@ static int read_rope(const hfc_rd *r, hfc_config *c)
     if (!rc)
         rc = hfc_get_pos_num(r, root, "compress_rope_theta", "compress_rope_theta", 160000.0,
                              &ctheta);
+    if (!rc)
+        rc = hfc_get_int(r, "max_position_embeddings", 0, 0, 1, 1 << 30, &max_pos);
     if (rc)
         return rc;
-    if (hfc_field(root, "rope_scaling"))
-        return bad(err, path, "rope_scaling", "not supported for deepseek_v4 (YaRN compress "
-                   "rope is not implemented)");
     const json_t *rp = hfc_field(root, "rope_parameters");
     const json_t *mn = hfc_field(rp, "main"), *cp = hfc_field(rp, "compress");
     if (json_is_object(mn) && json_is_object(cp)) {
-        /* compute_default_rope_parameters: .get("partial_rotary_factor", 1.0) */
-        rc = read_rope_part(r, mn, "rope_parameters.main", top_theta, 1.0, c->head_dim,
-                            &v->theta_main, &v->rope_dim_main);
+        if (hfc_field(root, "rope_scaling"))
+            return bad(r->err, r->path, "rope_scaling", "given beside per-rope rope_parameters "
+                       "(main / compress): one spelling only");
+        /* compute_default_rope_parameters: .get("partial_rotary_factor", 1.0); a yarn compress
+         * dict keeps its own attention_factor (else _compute_yarn_parameters' mscale) */
+        rc = read_rope_type(r, mn, "rope_parameters.main", max_pos, NULL);
+        if (!rc)
+            rc = read_rope_type(r, cp, "rope_parameters.compress", max_pos, &v->yarn_compress);
+        if (!rc)
+            rc = read_rope_part(r, mn, "rope_parameters.main", top_theta, 1.0, c->head_dim,
+                                &v->theta_main, &v->rope_dim_main);
         if (!rc)
             rc = read_rope_part(r, cp, "rope_parameters.compress", ctheta, 1.0, c->head_dim,
                                 &v->theta_compress, &v->rope_dim_compress);
         return rc;
     }
-    /* flat: both plain at theta / compress_rope_theta with partial_rotary_factor; the dict's
-     * rope_type (and YaRN keys) would go to compress only */
-    const json_t *ty = hfc_field(rp, "rope_type");
-    if (ty && (!json_is_string(ty) || strcmp(json_string_value(ty), "default") != 0))
-        return vl_errf(err, VL_ECONFIG, "%s: field \"rope_parameters.rope_type\" = \"%.32s\" "
-                       "not supported (only default)", path,
-                       json_is_string(ty) ? json_string_value(ty) : "?");
-    rc = read_rope_part(r, NULL, "rope_parameters.main", top_theta, factor, c->head_dim,
-                        &v->theta_main, &v->rope_dim_main);
+    /* flat (rope_parameters, or legacy rope_scaling): main is plain at rope_theta; compress is
+     * the dict's type at compress_rope_theta, YaRN with attention_factor 1 unless given */
+    const json_t *d = json_is_object(rp) ? rp : hfc_field(root, "rope_scaling");
+    const char *label = d == rp ? "rope_parameters" : "rope_scaling";
+    rc = read_rope_type(r, d, label, max_pos, &v->yarn_compress);
+    if (!rc && v->yarn_compress.on && !hfc_field(d, "attention_factor"))
+        v->yarn_compress.attn_factor = 1.0;
+    if (!rc)
+        rc = read_rope_part(r, NULL, "rope_parameters.main", top_theta, factor, c->head_dim,
+                            &v->theta_main, &v->rope_dim_main);
     if (!rc)
         rc = read_rope_part(r, NULL, "rope_parameters.compress", ctheta, factor, c->head_dim,
                             &v->theta_compress, &v->rope_dim_compress);

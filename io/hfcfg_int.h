@@ -34,6 +34,10 @@ int hfc_get_nonneg(const hfc_rd *r, const json_t *obj, const char *key, const ch
 /* hfcfg_dsv3.c: the deepseek_v3 keys (after the common ones), and quantization_config. */
 int hfc_read_dsv3(const hfc_rd *r, hfc_config *c);
 int hfc_read_quant(const hfc_rd *r, hfc_config *c);
+/* hfcfg_dsv3.c: the YaRN fields of rope dict D (named DNAME in messages); max_pos is
+ * max_position_embeddings (0: absent). */
+int hfc_read_yarn(const hfc_rd *r, const json_t *d, const char *dname, int max_pos,
+                  hfc_yarn *y);
 /* hfcfg_dsv4.c: the deepseek_v4 keys after the common attention fields (MoE, rope, mHC,
  * compressors, indexer); read instead of the generic MoE section. */
 int hfc_dsv4_read(const hfc_rd *r, hfc_config *c);

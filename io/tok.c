@@ -656,3 +656,11 @@ int32_t tok_eos_id(const tok_tokenizer *t)
 {
     return t->eos;
 }
+
+int tok_is_added(const tok_tokenizer *t, int32_t id)
+{
+    for (size_t i = 0; i < t->n_added; i++)
+        if (t->added[i].id == id)
+            return 1;
+    return 0;
+}

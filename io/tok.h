@@ -64,6 +64,12 @@ int32_t tok_token_to_id(const tok_tokenizer *t, const char *s);
  * else -1. */
 int32_t tok_eos_id(const tok_tokenizer *t);
 
+/* 1 if ID is one of the tokenizer's added tokens (tokenizer.json "added_tokens", special or
+ * not: <|endoftext|> and the like), 0 otherwise (also for ids out of range). Added tokens are
+ * cut out of text before BPE, so they never arise from ordinary text; synthetic calibration
+ * noise excludes them. Read-only: safe alongside other readers, not alongside tok_encode. */
+int tok_is_added(const tok_tokenizer *t, int32_t id);
+
 /* Encode LEN bytes of TEXT (UTF-8; need not be NUL-terminated; may hold NUL bytes). On success
  * *ids is a vl_malloc'd array of *n ids (caller vl_free's it; NULL when *n == 0). Invalid UTF-8
  * is VL_EFORMAT "invalid UTF-8 at byte offset K" and nothing is returned. Not thread-safe on

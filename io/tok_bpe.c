@@ -8,6 +8,7 @@
  */
 #include "tok_int.h"
 
+#include "../core/hash.h"
 #include "../core/utf8.h"
 
 #include <string.h>
@@ -16,17 +17,8 @@
 /* Hash tables                                                                              */
 /* ======================================================================================== */
 
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    /* FNV-1a, 64 bit: simple, deterministic, good enough for short token strings */
-    const uint8_t *s = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+/* FNV-1a 64 (core/hash.h): simple, deterministic, good enough for short token strings */
+static uint64_t hash_bytes(const void *p, size_t n) { return hash_fnv1a64(HASH_FNV_OFFSET, p, n); }
 
 static size_t pow2_at_least(size_t n)
 {

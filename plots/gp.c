@@ -45,6 +45,7 @@ struct gp_pipe {
     char *script_path;
     char *script_tmp;
     int broken;          /* a send failed (gnuplot died early) */
+    int ascii;           /* x11: spell non-ASCII text out (gp_ascii) before sending */
 };
 
 static const char *const term_names[GP_TERM_COUNT] = {
@@ -392,6 +393,63 @@ static int format(gp_pipe *g, size_t *len, vl_err *err, const char *fmt, va_list
     return 0;
 }
 
+/* Spelled names for the glyphs vbrlab's labels use; the x11 terminal's core fonts have none
+ * of them and would show their UTF-8 bytes as Latin-1 mojibake ("Î±" for α). */
+static const struct {
+    const char *utf8, *ascii;
+} spelled[] = {
+    {"α", "alpha"}, {"ε", "eps"},   {"Δ", "Delta"}, {"²", "^2"},   {"ᵀ", "^T"},  {"−", "-"},
+    {"–", "-"},     {"—", "--"},    {"×", "x"},     {"‖", "||"},   {"±", "+/-"}, {"≤", "<="},
+    {"≥", ">="},    {"·", "*"},     {"→", "->"},    {"…", "..."},  {"σ", "sigma"},
+};
+
+size_t gp_ascii(const char *s, char *out, size_t size)
+{
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        const char *rep = NULL;
+        size_t used = 1;
+        if (*p >= 0x80) {
+            for (size_t k = 0; k < sizeof spelled / sizeof *spelled && !rep; k++) {
+                size_t n = strlen(spelled[k].utf8);
+                if (!strncmp((const char *)p, spelled[k].utf8, n)) {
+                    rep = spelled[k].ascii;
+                    used = n;
+                }
+            }
+            if (!rep) { /* another character: one '?' for its whole UTF-8 sequence */
+                rep = "?";
+                while (p[used] >= 0x80 && p[used] < 0xc0)
+                    used++;
+            }
+        }
+        size_t n = rep ? strlen(rep) : 1;
+        for (size_t k = 0; k < n; k++, j++)
+            if (j + 1 < size)
+                out[j] = rep ? rep[k] : (char)*p;
+        p += used;
+    }
+    if (size)
+        out[j < size ? j : size - 1] = '\0';
+    return j;
+}
+
+/* The command in g->buf (n bytes) spelled out in ASCII in place (x11). */
+static int ascii_cmd(gp_pipe *g, size_t *n, vl_err *err)
+{
+    g->buf[*n] = '\0';
+    size_t need = gp_ascii(g->buf, NULL, 0);
+    char *a = vl_malloc(need + 2);
+    if (!a)
+        return vl_errf(err, VL_ENOMEM, "gnuplot: out of memory for a command");
+    gp_ascii(g->buf, a, need + 1);
+    vl_free(g->buf);
+    g->buf = a;
+    g->cap = need + 2;
+    *n = need;
+    return 0;
+}
+
 int gp_cmd(gp_pipe *g, vl_err *err, const char *fmt, ...)
 {
     if (g->qerr.code) { /* a gp_str argument was refused: nothing of this command is sent */
@@ -406,6 +464,8 @@ int gp_cmd(gp_pipe *g, vl_err *err, const char *fmt, ...)
     int rc = format(g, &n, err, fmt, ap);
     va_end(ap);
     drop_strings(g);
+    if (!rc && g->ascii)
+        rc = ascii_cmd(g, &n, err);
     if (rc)
         return fail(g, rc);
     long bad = unsafe_at(g->buf, n);
@@ -422,7 +482,11 @@ int gp_cmd(gp_pipe *g, vl_err *err, const char *fmt, ...)
 
 static int gp_setup(gp_pipe *g, const gp_opts *o, vl_err *err)
 {
-    int rc;
+    /* labels carry UTF-8 (α, ε², −); x11 gets them spelled out (gp_ascii) */
+    g->ascii = o->term == GP_X11;
+    int rc = gp_cmd(g, err, "set encoding utf8");
+    if (rc)
+        return rc;
     switch (o->term) {
     case GP_PNG:
         rc = gp_cmd(g, err, "set terminal pngcairo size %d,%d enhanced font 'sans,10'",
@@ -468,14 +532,16 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     /* before anything starts: the name travels to gnuplot and into the saved script */
     if (o->out && gp_text_check("output file name", o->out, err))
         return err ? err->code : VL_EARG;
-    if (!file_term && !getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))
-        return vl_errf(err, VL_EARG,
-                       "gnuplot: terminal %s needs a display (DISPLAY is not set); use --term png",
-                       term_names[o->term]);
+    /* the missing terminal first: a display would not help a gnuplot without one */
     if (!file_term && !gp_term_available(o->term, o->gnuplot))
         return vl_errf(err, VL_EARG,
                        "gnuplot: this gnuplot has no %s terminal (gnuplot-nox has none); install "
-                       "gnuplot-qt or gnuplot-x11, or use --term png|svg|pdf",
+                       "gnuplot-qt or gnuplot-x11 (make deps-interactive installs gnuplot-qt), "
+                       "or use --term png|svg|pdf",
+                       term_names[o->term]);
+    if (!file_term && !getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))
+        return vl_errf(err, VL_EARG,
+                       "gnuplot: terminal %s needs a display (DISPLAY is not set); use --term png",
                        term_names[o->term]);
     gp_pipe *g = vl_calloc(1, sizeof *g);
     if (!g)

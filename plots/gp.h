@@ -77,6 +77,14 @@ int gp_block_columns(gp_pipe *g, const char *name, const double *const *cols, in
  * text (control characters shown as \xNN). */
 const char *gp_str(gp_pipe *g, const char *s);
 
+/* s with the non-ASCII characters of vbrlab's labels spelled out: α → "alpha", ε → "eps",
+ * ² → "^2", − → "-", × → "x", ‖ → "||", ± → "+/-", … (plots/gp.c lists them); any other
+ * non-ASCII character becomes one '?'. Writes at most size bytes with the NUL (out may be NULL
+ * when size is 0) and returns the full length. Every script sets `set encoding utf8`; on the
+ * x11 terminal, whose core fonts lack these glyphs, gp_cmd passes each command through this,
+ * so the x11 script holds no non-ASCII byte. */
+size_t gp_ascii(const char *s, char *out, size_t size);
+
 /* 0 if s holds no control character (bytes 0x01-0x1f, 0x7f); VL_EARG "WHAT \"s\" holds
  * control character 0x0a at byte N; refused ..." otherwise (one line: s shown escaped). */
 int gp_text_check(const char *what, const char *s, vl_err *err);

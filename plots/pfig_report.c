@@ -17,14 +17,15 @@ typedef struct {
     int n, cap;
 } report;
 
-/* Draw one figure into dir/<default name>; a figure without data (VL_ENOTFOUND) is skipped. */
-static int fig(report *rp, const char *path, const pfig_req *r, vl_err *err)
+/* Draw one figure into dir/<default name> with terminal t (png, or svg for the explorable
+ * maps); a figure without data (VL_ENOTFOUND) is skipped. */
+static int fig_as(report *rp, const char *path, const pfig_req *r, gp_term t, vl_err *err)
 {
     char name[256], out[4096];
-    pfig_default_out(r, GP_PNG, name, sizeof name);
+    pfig_default_out(r, t, name, sizeof name);
     snprintf(out, sizeof out, "%s/%s", rp->dir, name);
     gp_opts o = *rp->o;
-    o.term = GP_PNG;
+    o.term = t;
     o.out = out;
     vl_err e = {0, ""};
     int rc = pfig_draw(path, r, &o, &e);
@@ -46,6 +47,11 @@ static int fig(report *rp, const char *path, const pfig_req *r, vl_err *err)
         return vl_errf(err, VL_ENOMEM, "report: out of memory");
     rp->n++;
     return 0;
+}
+
+static int fig(report *rp, const char *path, const pfig_req *r, vl_err *err)
+{
+    return fig_as(rp, path, r, GP_PNG, err);
 }
 
 /* Members of GROUP in the store at PATH; none when the file or the group is absent. */
@@ -85,6 +91,12 @@ static int set_maps(report *rp, const char *path, const char *group, pfig_kind k
         pfig_req r = pfig_req_default(k);
         r.set = sets[i];
         rc = fig(rp, path, &r, err);
+        /* the sensitivity map also as SVG whose cells carry hover texts (share, bits) */
+        if (!rc && k == PFIG_SENS_MAP) {
+            r.stats = in->stats && access(in->stats, R_OK) == 0 ? in->stats : NULL;
+            r.alloc = in->alloc && access(in->alloc, R_OK) == 0 ? in->alloc : NULL;
+            rc = fig_as(rp, path, &r, GP_SVG, err);
+        }
     }
     for (int i = 0; i < n && !rc; i++) {
         if (sets[i] == ref)

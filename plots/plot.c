@@ -6,6 +6,73 @@
 #include <stdio.h>
 #include <string.h>
 
+/* tip with ' " \ replaced by ’ ” ∖ (vl_malloc'd; NULL on out of memory): gnuplot's SVG puts
+ * hypertext into onmousemove="…showHypertext(evt,'TEXT')" escaping only & and <, so a quote
+ * from a set name would end the string or the attribute and let the name run as script in a
+ * browser. */
+static char *tip_safe(const char *s)
+{
+    size_t n = 1;
+    for (const char *p = s; *p; p++)
+        n += strchr("'\"\\", *p) ? 3 : 1;
+    char *o = vl_malloc(n), *d = o;
+    if (!o)
+        return NULL;
+    for (; *s; s++) {
+        const char *rep = *s == '\'' ? "’" : *s == '"' ? "”" : *s == '\\' ? "∖" : NULL;
+        if (rep) {
+            memcpy(d, rep, 3);
+            d += 3;
+        } else {
+            *d++ = *s;
+        }
+    }
+    *d = '\0';
+    return o;
+}
+
+/* The hover texts as gnuplot array T and data block $TIPS (x y index) for hypertext labels. */
+static int send_tips(gp_pipe *g, const plot_heatmap_spec *s, vl_err *err)
+{
+    int n = s->rows * s->cols;
+    int rc = gp_cmd(g, err, "array T[%d]", n);
+    for (int k = 0; k < n && !rc; k++) {
+        char *t = tip_safe(s->tips[k] ? s->tips[k] : "");
+        if (!t)
+            return vl_errf(err, VL_ENOMEM, "heatmap: out of memory for the hover texts");
+        /* one command per line of the text: a newline never travels inside a quoted string */
+        char *p = t;
+        for (int first = 1; !rc; first = 0) {
+            char *nl = strchr(p, '\n');
+            if (nl)
+                *nl = '\0';
+            rc = first ? gp_cmd(g, err, "T[%d] = %s", k + 1, gp_str(g, p))
+                       : gp_cmd(g, err, "T[%d] = T[%d] . \"\\n\" . %s", k + 1, k + 1,
+                                gp_str(g, p));
+            if (!nl)
+                break;
+            p = nl + 1;
+        }
+        vl_free(t);
+    }
+    if (rc)
+        return rc;
+    double *c[3];
+    double *buf = vl_malloc(3 * (size_t)n * sizeof *buf);
+    if (!buf)
+        return vl_errf(err, VL_ENOMEM, "heatmap: out of memory for the hover texts");
+    for (int i = 0; i < 3; i++)
+        c[i] = buf + (size_t)i * n;
+    for (int k = 0; k < n; k++) {
+        c[0][k] = k % s->cols;
+        c[1][k] = k / s->cols;
+        c[2][k] = k + 1;
+    }
+    rc = gp_block_columns(g, "TIPS", (const double *const *)c, 3, n, err);
+    vl_free(buf);
+    return rc;
+}
+
 /* "set xtics add ('a' 0)" per label for labelled axes; plain integer tics without labels. */
 static int send_tics(gp_pipe *g, const char *axis, const char *const *labels, int n, vl_err *err)
 {
@@ -104,15 +171,27 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
     const char *val = s->log_scale ? "($3 > 0 ? $3 : NaN)" : "3";
     /* dark cells: the low end of viridis, both ends of the diverging palette */
     const char *dark = s->diverging ? "t($3) > 0.6" : "t($3) < 0.45";
+    /* hover texts: an invisible square point per cell (alpha 0xff: fully transparent) carries
+     * the hypertext; pointsize ~ the cell (1 unit ≈ 7.5 px on svg, plot area ≈ 3/4 of it) */
+    int tips = s->tips && (o->term == GP_SVG || o->term == GP_QT || o->term == GP_WXT);
+    char extra[160] = "";
+    if (tips) {
+        double ps = 0.75 * fmin((double)o->width / s->cols, (double)o->height / s->rows) / 7.5;
+        snprintf(extra, sizeof extra, ", $TIPS using 1:2:(T[int($3)]) with labels hypertext "
+                                      "point pt 5 ps %.3g lc rgb '#ff000000' notitle",
+                 fmax(ps, 0.5));
+        if (!rc)
+            rc = send_tips(g, s, err);
+    }
     if (!rc && s->cell_format && s->rows * s->cols <= 400)
         rc = gp_cmd(g, err,
                     "plot $M matrix using 1:2:%s with image, "
                     "$M matrix using 1:2:($3 == $3 ? sprintf(%s, $3) : ''):"
                     "($3 == $3 && %s ? 0xffffff : 0x000000) "
-                    "with labels textcolor rgb variable font ',9'",
-                    val, gp_str(g, s->cell_format), dark);
+                    "with labels textcolor rgb variable font ',9'%s",
+                    val, gp_str(g, s->cell_format), dark, extra);
     else if (!rc)
-        rc = gp_cmd(g, err, "plot $M matrix using 1:2:%s with image", val);
+        rc = gp_cmd(g, err, "plot $M matrix using 1:2:%s with image%s", val, extra);
     int rc2 = gp_close(g, err);
     return rc2 ? rc2 : rc;
 }

@@ -25,6 +25,11 @@ typedef struct {
                                     white text on dark cells, black on light ones */
     int top_down;                /* 1: row 0 at the top (tables), 0: at the bottom (layers) */
     double cb_min, cb_max;       /* fixed colour range when cb_min < cb_max, else the data's */
+    const char *const *tips;     /* rows × cols hover texts ('\n' between lines) or NULL; drawn
+                                    as gnuplot hypertext labels on svg, qt and wxt (the others
+                                    have none). In the SVG the text sits in a JavaScript string
+                                    inside an attribute that gnuplot does not escape for ' " \,
+                                    so those become ’ ” ∖ there */
 } plot_heatmap_spec;
 
 typedef struct {

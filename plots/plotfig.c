@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plotfig.h"
 
+#include "pfig_tips.h"
 #include "plot.h"
 #include "plotsrc.h"
 
@@ -31,7 +32,7 @@ const char *pfig_kind_name(pfig_kind k) { return k < PFIG_COUNT ? kind_names[k] 
 
 pfig_req pfig_req_default(pfig_kind k)
 {
-    pfig_req r = {k, NULL, NULL, NULL, -1, -1};
+    pfig_req r = {k, NULL, NULL, NULL, -1, -1, NULL, NULL};
     return r;
 }
 
@@ -165,7 +166,8 @@ static int grid_diff(const char *file, psrc_grid *a, const psrc_grid *b, int log
 enum { G_LOG = 1, G_DIV = 2, G_TOP = 4, G_BITS = 8 };
 
 static int draw_grid(const gp_opts *o, const psrc_grid *g, const char *title, const char *xl,
-                     const char *yl, const char *cbl, int style, const char *cells, vl_err *err)
+                     const char *yl, const char *cbl, int style, const char *cells,
+                     char *const *tips, vl_err *err)
 {
     plot_heatmap_spec hs = {title,
                             xl,
@@ -181,7 +183,8 @@ static int draw_grid(const gp_opts *o, const psrc_grid *g, const char *title, co
                             cells,
                             !!(style & G_TOP),
                             style & G_BITS ? 1 : 0,
-                            style & G_BITS ? 8 : 0};
+                            style & G_BITS ? 8 : 0,
+                            (const char *const *)tips};
     return plot_heatmap(o, &hs, err);
 }
 
@@ -197,6 +200,23 @@ static int draw_lines(const gp_opts *o, const psrc_lines *l, const char *title, 
 }
 
 /* ---------------------------------------------------------------- kinds */
+
+/* The hover texts of g's cells, reading /stats and /alloc from r->stats / r->alloc when given. */
+static int map_tips(h5s_store *s, const pfig_req *r, const psrc_grid *g, char ***tips,
+                    vl_err *err)
+{
+    h5s_store *st = NULL, *al = NULL;
+    int rc = r->stats ? h5s_open(&st, r->stats, err) : 0;
+    if (!rc && r->alloc)
+        rc = h5s_open(&al, r->alloc, err);
+    if (!rc)
+        rc = pfig_tips(s, st, al, r, g, tips, err);
+    if (st)
+        h5s_close(st);
+    if (al)
+        h5s_close(al);
+    return rc;
+}
 
 static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *err)
 {
@@ -218,6 +238,9 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
         rc = grid_diff(h5s_path(s), &g, &gb, sens, err);
     if (!rc)
         rc = keep_layer(h5s_path(s), &g, r->layer, err);
+    char **tips = NULL;
+    if (!rc && (o->term == GP_SVG || o->term == GP_QT || o->term == GP_WXT))
+        rc = map_tips(s, r, &g, &tips, err);
     if (rc)
         goto done;
     char title[1400], cbl[800];
@@ -232,34 +255,35 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
                                           "set %s (experts: α of the layer's experts together)",
                      set);
         snprintf(cbl, sizeof cbl, "α = KLD / ε² (nat per unit relative error², log scale)");
-        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_LOG, NULL, err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_LOG, NULL, tips, err);
     } else if (sens) {
         snprintf(title, sizeof title, "Sensitivity difference %s − %s%s%s: log10 α(%s) − log10 "
                                       "α(%s); red = more sensitive on %s",
                  set, r->diff_b, proj ? ", " : "", proj ? proj : "", set, r->diff_b, set);
         snprintf(cbl, sizeof cbl, "log10 α(%s) − log10 α(%s)  (1 = 10× more sensitive)", set,
                  r->diff_b);
-        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_DIV, NULL, err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_DIV, NULL, tips, err);
     } else if (usage && !diff) {
         snprintf(title, sizeof title, "Expert usage on calibration set %s: share of each layer's "
                                       "routed token slots (uniform = %.2f %%)",
                  set, 100.0 / g.cols);
         rc = draw_grid(o, &g, title, xl, "decoder layer (grey: dense MLP)",
-                       "% of routed token slots", 0, "%.1f", err);
+                       "% of routed token slots", 0, "%.1f", tips, err);
     } else if (usage) {
         snprintf(title, sizeof title, "Expert usage difference %s − %s (percentage points; red = "
                                       "used more on %s)", set, r->diff_b, set);
         snprintf(cbl, sizeof cbl, "share on %s − share on %s (points)", set, r->diff_b);
         rc = draw_grid(o, &g, title, xl, "decoder layer (grey: dense MLP)", cbl, G_DIV, "%+.1f",
-                       err);
+                       tips, err);
     } else {
         snprintf(title, sizeof title, "Weight bits chosen per tensor, allocation %s%s; grey = "
                                       "not quantized", set,
                  proj ? "" : " (experts: mean over the layer's experts)");
         rc = draw_grid(o, &g, title, xl, "decoder layer", "bits per weight integer (no scales)",
-                       G_BITS, "%.3g", err);
+                       G_BITS, "%.3g", tips, err);
     }
 done:
+    h5s_names_free(tips, g.rows * g.cols);
     psrc_grid_free(&g);
     psrc_grid_free(&gb);
     return rc;
@@ -276,7 +300,7 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
             rc = draw_grid(o, &g, "Mean KL divergence to the unquantized model, per allocation "
                                   "and evaluation domain",
                            "evaluation domain", "allocation", "mean KLD (nat, log colour scale)",
-                           G_LOG | G_TOP, "%.3g", err);
+                           G_LOG | G_TOP, "%.3g", NULL, err);
         psrc_grid_free(&g);
         return rc;
     }

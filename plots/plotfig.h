@@ -45,9 +45,13 @@ typedef struct {
     const char *diff_a, *diff_b; /* both set: difference A − B (sens-map, expert-usage) */
     int layer;                  /* ≥ 0: that layer only; −1 all */
     int proj;                   /* psrc column (psrc_proj_parse) or −1 */
+    const char *stats, *alloc;  /* stores the hover texts of map cells also read (/stats for
+                                   the routing share, /alloc for the bits); NULL: the figure's
+                                   own store. Hover texts (plots/pfig_tips.h) are drawn on svg,
+                                   qt and wxt for sens-map, expert-usage and alloc-map */
 } pfig_req;
 
-pfig_req pfig_req_default(pfig_kind k); /* set/diff NULL, layer −1, proj −1 */
+pfig_req pfig_req_default(pfig_kind k); /* set/diff/stats/alloc NULL, layer −1, proj −1 */
 
 /* Parse "A,B" into two vl_malloc'd names (caller frees both); VL_EARG quoting the value
  * when there is not exactly one comma or a name is empty or the two are equal. */
@@ -69,7 +73,8 @@ typedef struct {
                             present, else the first set */
 } pfig_report_in;
 
-/* Draw the report into DIR (created if absent): sens-map-<set>, sens-map-<set>-minus-<ref>,
+/* Draw the report into DIR (created if absent): sens-map-<set> (also as sens-map-<set>.svg with
+ * hover texts, whatever o->term), sens-map-<set>-minus-<ref>,
  * expert-usage-<set>, expert-usage-<set>-minus-<ref>, kld-matrix, kld-vs-bpw (mean over
  * domains) and kld-vs-bpw-<domain>, rd, alloc-map-<name>; PNG with o's size and script saving.
  * Figures whose store is missing or lacks the group or dataset are skipped; any other error

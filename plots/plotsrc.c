@@ -18,7 +18,8 @@ const char *const psrc_proj_names[PSRC_N_PROJ] = {
     "q_proj",           "k_proj",          "v_proj",           "o_proj",
     "experts.gate_proj", "experts.up_proj", "experts.down_proj", "shared.gate_proj",
     "shared.up_proj",   "shared.down_proj", "mlp.gate_proj",    "mlp.up_proj",
-    "mlp.down_proj",
+    "mlp.down_proj",    "q_a_proj",        "q_b_proj",         "kv_a_proj_with_mqa",
+    "kv_b_proj",
 };
 
 void psrc_grid_free(psrc_grid *g)
@@ -70,14 +71,20 @@ int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)
     if (l < 0)
         return 0;
     static const char *const projs[] = {"gate_proj", "up_proj", "down_proj"};
+    static const char *const v4[] = {".w1.", ".w3.", ".w2."}; /* deepseek_v4's spelling */
     int base;
-    if (strstr(rest, "shared_expert."))
+    if (strstr(rest, "shared_expert.") || strstr(rest, "shared_experts.")) /* qwen, deepseek */
         base = 7;
     else if (strstr(rest, ".experts."))
         base = 4;
     else if (strstr(rest, ".mlp."))
         base = 10;
     else if (strstr(rest, "self_attn.")) {
+        for (int j = 13; j < PSRC_N_PROJ; j++) /* MLA first: whole-word names */
+            if (strstr(rest, psrc_proj_names[j])) {
+                *layer = l, *expert = -1, *col = j;
+                return 1;
+            }
         for (int j = 0; j < 4; j++)
             if (strstr(rest, psrc_proj_names[j])) {
                 *layer = l, *expert = -1, *col = j;
@@ -87,7 +94,7 @@ int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)
     } else
         return 0;
     for (int j = 0; j < 3; j++)
-        if (strstr(rest, projs[j])) {
+        if (strstr(rest, projs[j]) || (base != 10 && strstr(rest, v4[j]))) {
             *layer = l;
             *expert = base == 4 ? num_after(rest, "experts.", NULL) : -1;
             *col = base + j;

@@ -64,7 +64,7 @@ void psrc_lines_free(psrc_lines *l); /* same */
  * is a projection of a decoder layer; 0 otherwise. Pure. */
 int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col);
 /* Column labels, PSRC_N_PROJ of them, in drawing order. */
-#define PSRC_N_PROJ 13
+#define PSRC_N_PROJ 17 /* the last 4: MLA's q_a, q_b, kv_a, kv_b (deepseek_v3) */
 extern const char *const psrc_proj_names[PSRC_N_PROJ];
 /* The column of a --proj argument: a full label ("experts.down_proj") or a short one
  * ("down_proj", "down", "q"); experts first. −1 if unknown. */

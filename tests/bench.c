@@ -13,6 +13,7 @@
 #include "../core/prog.h"
 #include "../core/rng.h"
 #include "../io/tok.h"
+#include "bench_mpi.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -697,8 +698,8 @@ static int wants(int argc, char **argv, const char *name)
 }
 
 /* `bench [SECTION...]`: every section by default; sections: quant solve tok fwd stats eval sens
- * scale threads. Thread counts: the main figures use every core; `threads` repeats forward, stats and
- * eval on one thread for the scaling rows. */
+ * scale mpi threads. Thread counts: the main figures use every core; `threads` repeats forward,
+ * stats and eval on one thread for the scaling rows. */
 int main(int argc, char **argv)
 {
     printf("| what | value |\n|---|---|\n");
@@ -723,6 +724,8 @@ int main(int argc, char **argv)
         bench_sens();
     if (wants(argc, argv, "scale"))
         bench_scale();
+    if (wants(argc, argv, "mpi"))
+        bench_mpi();
     if (wants(argc, argv, "threads")) {
         kern_set_threads(1);
         G.fwd_toks[1] = bench_forward(G.peak, 1);

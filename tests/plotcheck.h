@@ -71,4 +71,50 @@ static int exists(const char *p)
     return stat(p, &st) == 0;
 }
 
+/* The whole file as a NUL-terminated vl_malloc'd string (NULL if unreadable); *len its size. */
+static inline char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = vl_malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n - 1, f);
+        if (n + 1 < cap)
+            break;
+        char *nb = vl_realloc(b, cap *= 2);
+        if (!nb)
+            vl_free(b);
+        b = nb;
+    }
+    fclose(f);
+    if (b)
+        b[n] = '\0';
+    if (len)
+        *len = n;
+    return b;
+}
+
+/* 1 if the file holds needle, 0 if not or unreadable. */
+static inline int file_has(const char *path, const char *needle)
+{
+    char *b = slurp(path, NULL);
+    int r = b && strstr(b, needle);
+    vl_free(b);
+    return r;
+}
+
+/* 1 if every byte of the file is ASCII (< 0x80), 0 if not or unreadable. */
+static inline int file_ascii(const char *path)
+{
+    size_t n;
+    char *b = slurp(path, &n);
+    int r = b != NULL;
+    for (size_t i = 0; r && i < n; i++)
+        r = (unsigned char)b[i] < 0x80;
+    vl_free(b);
+    return r;
+}
+
 #endif

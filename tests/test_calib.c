@@ -6,7 +6,7 @@
 #include "check.h"
 
 #include "../analysis/calib.h"
-#include "../io/tok_added.h"
+#include "../io/tok.h"
 
 #include <gsl/gsl_errno.h>
 #include <stdint.h>

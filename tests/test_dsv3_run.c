@@ -154,8 +154,23 @@ static void test_run(chk *c, const char *dir)
     free(proj);
     free(names);
     h5s_close(s);
+    /* the sensitivity map draws the MLA projections as their own columns */
+    char png[300], gp[310];
+    snprintf(png, sizeof png, "%s/sens.png", dir);
+    snprintf(gp, sizeof gp, "%s.gp", png);
+    snprintf(cmd, sizeof cmd, "%s plot sens-map %s --set en -o %s 2>&1", bin(), store, png);
+    rc = tio_run(cmd, out, sizeof out);
+    char *script = tio_slurp(gp, NULL);
+    CHECK(c, rc == 0 && script && strstr(script, "q_a_proj") && strstr(script, "kv_b_proj") &&
+              strstr(script, "shared.gate_proj"),
+          "sens-map has q_a_proj, kv_b_proj and shared-expert columns");
+    free(script);
+    unlink(png);
+    unlink(gp);
     unlink(store);
     unlink(ini);
+    snprintf(cmd, sizeof cmd, "%s/dsv3.md", dir); /* the report's tables beside the store */
+    unlink(cmd);
 }
 
 int main(void)

@@ -13,6 +13,7 @@
 #include "../analysis/model.h"
 #include "../analysis/model_dsv4.h"
 #include "../io/h5s.h"
+#include "../plots/plotsrc.h"
 #include "../io/st.h"
 #include "check.h"
 #include "testio.h"
@@ -248,6 +249,19 @@ done:
 
 /* ---------------------------------------------------------------- config */
 
+/* Per-expert sensitivity maps place V4's expert and shared-expert matrices (w1/w3/w2) in the
+ * gate/up/down columns. */
+static void plot_cells(chk *c)
+{
+    int l = -1, e = -1, col = -1;
+    int ok = psrc_tensor_cell("model.layers.3.ffn.experts.5.w2.weight", &l, &e, &col);
+    CHECK(c, ok && l == 3 && e == 5 && col == 6, "experts.5.w2 → layer 3 expert 5 down column");
+    ok = psrc_tensor_cell("model.layers.1.ffn.shared_experts.w3.weight", &l, &e, &col);
+    CHECK(c, ok && l == 1 && e == -1 && col == 8, "shared_experts.w3 → shared up column");
+    ok = psrc_tensor_cell("model.layers.1.ffn.gate.weight", &l, &e, &col);
+    CHECK(c, !ok, "the router has no cell");
+}
+
 static void config_values(chk *c)
 {
     hfc_config h;
@@ -348,6 +362,88 @@ static void config_errors(chk *c)
              h.v4.att_kind[2] == HFC_ATT_SLIDING, "legacy compress_ratios %s", rc ? e.msg : "");
     unlink(path);
     rmdir(dir);
+}
+
+/* Max |Δ| of the fixture's logits under config variant (FROM → TO) against REF. */
+static double variant_logits(chk *c, const char *from, const char *to, const float *ref,
+                             hfc_config *h)
+{
+    char dir[] = "/tmp/vl_dsv4_yarnXXXXXX", p[600], lnk[600];
+    double mx = -1;
+    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    snprintf(lnk, sizeof lnk, "%s/model.safetensors", dir);
+    char *cwd = getcwd(NULL, 0), tgt[1200];
+    snprintf(tgt, sizeof tgt, "%s/" FIX "/model.safetensors", cwd ? cwd : ".");
+    free(cwd);
+    model *m = NULL;
+    fwd_state *st = NULL;
+    vl_err e = {0};
+    int32_t ids[20];
+    for (int t = 0; t < 20; t++)
+        ids[t] = (int32_t)((t * 37 + 11) % 1024);
+    const float *lg = NULL;
+    int rc = write_variant(dir, from, to) || symlink(tgt, lnk) ? -1 : model_open(&m, dir, &e);
+    if (rc == 0)
+        *h = *model_config(m);
+    if (rc == 0)
+        rc = fwd_state_new(&st, m, 1, 20, &e);
+    if (rc == 0)
+        rc = fwd_run(m, model_base(m), st, ids, 1, 20, NULL, NULL, &lg, &e);
+    CHECK(c, rc == 0, "variant forward %s", rc ? e.msg : "ok");
+    for (long j = 0; rc == 0 && j < 20L * 1024; j++)
+        mx = fabs(lg[j] - ref[j]) > mx ? fabs(lg[j] - ref[j]) : mx;
+    fwd_state_free(st);
+    model_close(m);
+    unlink(p);
+    unlink(lnk);
+    rmdir(dir);
+    return mx;
+}
+
+/* YaRN on the compress rope (real V4 configs use it): factor 1 is the plain rope (same logits),
+ * factor 4 moves them; the flat spelling forces attention_factor 1, the nested one keeps the
+ * mscale. */
+static void yarn(chk *c)
+{
+    static const char plain[] = "\"rope_theta\": 160000.0,\n      \"rope_type\": \"default\"";
+    hfc_config h;
+    model *m = NULL;
+    fwd_state *st = NULL;
+    vl_err e = {0};
+    int32_t ids[20];
+    for (int t = 0; t < 20; t++)
+        ids[t] = (int32_t)((t * 37 + 11) % 1024);
+    const float *lg = NULL;
+    float ref[20 * 1024];
+    int rc = model_open(&m, FIX, &e);
+    if (rc == 0)
+        rc = fwd_state_new(&st, m, 1, 20, &e);
+    if (rc == 0)
+        rc = fwd_run(m, model_base(m), st, ids, 1, 20, NULL, NULL, &lg, &e);
+    CHECK(c, rc == 0, "reference forward");
+    if (rc == 0)
+        memcpy(ref, lg, sizeof ref);
+    fwd_state_free(st);
+    model_close(m);
+    double d1 = variant_logits(c, plain, "\"rope_theta\": 160000.0, \"factor\": 1.0, "
+                               "\"original_max_position_embeddings\": 256,\n      "
+                               "\"rope_type\": \"yarn\"", ref, &h);
+    CHECK(c, d1 >= 0 && d1 < 1e-4 && h.v4.yarn_compress.on && h.v4.yarn_compress.attn_factor == 1,
+          "compress YaRN factor 1 = plain rope: max |Δ| %.3g", d1);
+    double d4 = variant_logits(c, plain, "\"rope_theta\": 160000.0, \"factor\": 4.0, "
+                               "\"original_max_position_embeddings\": 8,\n      "
+                               "\"rope_type\": \"yarn\"", ref, &h);
+    CHECK(c, d4 > 1e-3 && fabs(h.v4.yarn_compress.attn_factor - (0.1 * log(4.0) + 1)) < 1e-12,
+          "compress YaRN factor 4 moves the logits (%.3g); nested dict keeps mscale %.6g", d4,
+          h.v4.yarn_compress.attn_factor);
+    /* flat spelling: the dict's yarn goes to compress with attention_factor forced to 1 */
+    double df = variant_logits(c, "\"rope_parameters\": {", "\"rope_scaling\": {\"type\": "
+                               "\"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": "
+                               "8}, \"unused_rope_parameters\": {", ref, &h);
+    CHECK(c, df >= 0 && h.v4.yarn_compress.on && h.v4.yarn_compress.attn_factor == 1.0 &&
+             h.v4.yarn_compress.factor == 4.0, "legacy rope_scaling yarn read (attention factor "
+          "%g)", h.v4.yarn_compress.attn_factor);
 }
 
 /* FP8 weights without (or with misshapen) block scales are errors naming the tensor. */
@@ -512,8 +608,10 @@ int main(void)
     chk_init(&c, "test_dsv4");
     golden(&c);
     config_values(&c);
+    plot_cells(&c);
     config_errors(&c);
     fp8_errors(&c);
+    yarn(&c);
     end_to_end(&c);
     return chk_done(&c);
 }

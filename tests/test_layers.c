@@ -3,8 +3,8 @@
  *
  * Layers, lowest first: core → io → analysis → alloc → plots → experiments → cli. A file may
  * include files of its own layer or of a lower one, never of a higher one. A module is a
- * source file with its header (X.c + X.h); a private header X_int.h belongs to the module it
- * is private to (module_of).
+ * source file with its header (X.c + X.h), plus the files named X_*.c/h beside them and the
+ * private header X_int.h (module_of).
  * Among modules the include graph must have no cycle (a → b → … → a), which is what keeps two
  * files from calling into each other (the runner/stage and tokenizer circles of issue #12).
  *
@@ -47,9 +47,10 @@ static int file_exists(const char *path)
     return f != NULL;
 }
 
-/* "io/tok.c" → "io/tok". A private header X_int.h belongs to module X when X.c or X.h exists,
- * else to the module of the first header of its own directory it includes (alloc/ggml_int.h,
- * the private half of alloc/ggml_fmt.h). */
+/* PATH's module: "io/tok.c" → "io/tok". A module may span several files that share its name
+ * as a prefix ("io/tok_bpe.c", "analysis/fwd_mla.c", "alloc/sens_run.c" belong to io/tok,
+ * analysis/fwd, alloc/sens) when X.h or X.c exists; a private header X_int.h belongs to
+ * module X. Edges inside a module are not circles. */
 static void module_of(const char *path, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", path);
@@ -57,28 +58,19 @@ static void module_of(const char *path, char *out, size_t cap)
     if (dot)
         *dot = '\0';
     size_t n = strlen(out);
-    if (n <= 4 || strcmp(out + n - 4, "_int"))
+    if (n > 4 && !strcmp(out + n - 4, "_int"))
+        out[n - 4] = '\0';
+    char *slash = strrchr(out, '/');
+    char *us = strchr(slash ? slash + 1 : out, '_');
+    if (!us)
         return;
-    out[n - 4] = '\0';
     char probe[512];
-    snprintf(probe, sizeof probe, "%s.h", out);
-    int own = file_exists(probe);
-    snprintf(probe, sizeof probe, "%s.c", out);
-    if (own || file_exists(probe))
-        return;
-    FILE *f = fopen(path, "r");
-    char line[1024], inc[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, " # include \"%255[^\"/]\"", inc) == 1) {
-            const char *slash = strrchr(path, '/');
-            int dl = slash ? (int)(slash - path) : 0;
-            int w = snprintf(out, cap, "%.*s/%s", dl, path, inc);
-            if (w > 0 && (size_t)w < cap && (dot = strrchr(out, '.')))
-                *dot = '\0';
-            break;
-        }
-    if (f)
-        fclose(f);
+    int pl = (int)(us - out);
+    snprintf(probe, sizeof probe, "%.*s.h", pl, out);
+    int has = file_exists(probe);
+    snprintf(probe, sizeof probe, "%.*s.c", pl, out);
+    if (has || file_exists(probe))
+        *us = '\0';
 }
 
 static int mod_id(graph *g, const char *mod)
@@ -255,9 +247,10 @@ int main(void)
     char mod[128];
     module_of("io/tok_int.h", mod, sizeof mod);
     CHECK_STR(&c, mod, "io/tok", "a private header belongs to its module");
-    module_of("alloc/ggml_int.h", mod, sizeof mod);
-    CHECK_STR(&c, mod, "alloc/ggml_fmt",
-              "a family's private header belongs to the header it extends");
+    module_of("analysis/fwd_mla.c", mod, sizeof mod);
+    CHECK_STR(&c, mod, "analysis/fwd", "a family file belongs to its module");
+    module_of("analysis/moe_route.c", mod, sizeof mod);
+    CHECK_STR(&c, mod, "analysis/moe_route", "a name whose prefix is no module is its own");
     CHECK(&c, layer_of("cli") > layer_of("experiments") && layer_of("alloc") > layer_of("analysis"),
           "layer order");
     char tmp[64];

@@ -350,6 +350,157 @@ static void test_sens(ctx *x)
     CHECK(x->c, ok && fabs(got[2] - 1) < 1e-12, "diff block = log10 α(zh) − log10 α(en)");
 }
 
+/* The hover texts of an SVG (gnuplot writes showHypertext(evt,'TEXT')), TEXT as written
+ * (newlines as the two characters \n, & and < as entities). *n of them, vl_malloc'd. */
+static char **svg_tips(const char *path, int *n)
+{
+    *n = 0;
+    char *b = slurp(path, NULL);
+    char **t = NULL;
+    static const char key[] = "showHypertext(evt,'";
+    for (char *p = b; p && (p = strstr(p, key));) {
+        p += sizeof key - 1;
+        char *end = strstr(p, "')\"");
+        if (!end)
+            break;
+        char **nt = vl_realloc(t, (size_t)(*n + 1) * sizeof *t);
+        if (!nt)
+            break;
+        t = nt;
+        t[*n] = vl_malloc((size_t)(end - p) + 1);
+        memcpy(t[*n], p, (size_t)(end - p));
+        t[(*n)++][end - p] = '\0';
+        p = end;
+    }
+    vl_free(b);
+    return t;
+}
+
+static int has_tip(char **t, int n, const char *want)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i], want))
+            return 1;
+    return 0;
+}
+
+static void test_svg_tips(ctx *x)
+{
+    static char names[NI][96];
+    double a[NI], b[NI];
+    sens_items(names, a, 0);
+    sens_items(names, b, 1);
+    /* per-expert down_proj map: α of both sets, the routing share, the allocation's bits */
+    pfig_req r = pfig_req_default(PFIG_SENS_MAP);
+    r.set = "en";
+    r.proj = psrc_proj_parse("down");
+    r.stats = x->stats;
+    r.alloc = x->alloc;
+    char out[300];
+    snprintf(out, sizeof out, "%s/tips.svg", x->dir);
+    gp_opts o = gp_opts_default();
+    o.term = GP_SVG;
+    o.out = out;
+    vl_err e = {0, ""};
+    int rc = pfig_draw(x->sens, &r, &o, &e);
+    CHECK(x->c, rc == 0, "sens-map svg with hover texts (%s)", rc ? e.msg : "");
+    h5s_store *st;
+    psrc_grid ug = {0};
+    if (h5s_open(&st, x->stats, &e) == 0) {
+        rc = psrc_expert_usage(st, "en", &ug, &e);
+        CHECK(x->c, rc == 0, "usage of en (%s)", rc ? e.msg : "");
+        h5s_close(st);
+    }
+    char **stats_sets = NULL;
+    int ns = 0;
+    if (h5s_open(&st, x->stats, &e) == 0) {
+        psrc_members(st, "/stats", &stats_sets, &ns, &e);
+        h5s_close(st);
+    }
+    int n;
+    char **t = svg_tips(out, &n);
+    CHECK_INT(x->c, n, NL * NE, "one hover text per cell");
+    int found = 0;
+    for (int l = 0; l < NL; l++)
+        for (int ex = 0; ex < NE; ex++) {
+            int i = l * (6 + 3 * NE) + 6 + ex * 3 + 2;
+            char want[1024];
+            int k = snprintf(want, sizeof want,
+                             "layer %d, experts.down_proj, expert %d\\nα (KLD/ε²): en %.3g, zh "
+                             "%.3g", l, ex, a[i], b[i]);
+            /* the share line lists every statistics set with a value; here only when the
+             * layer is MoE (layer 1 is dense: no line) */
+            if (ns && ug.m && !isnan(ug.m[l * ug.cols + ex])) {
+                k += snprintf(want + k, sizeof want - k, "\\nrouted share: ");
+                for (int si = 0; si < ns; si++) {
+                    psrc_grid g2 = {0};
+                    if (h5s_open(&st, x->stats, &e) == 0) {
+                        psrc_expert_usage(st, stats_sets[si], &g2, &e);
+                        h5s_close(st);
+                    }
+                    if (g2.m)
+                        k += snprintf(want + k, sizeof want - k, "%s%s %.1f %%", si ? ", " : "",
+                                      stats_sets[si], g2.m[l * g2.cols + ex]);
+                    psrc_grid_free(&g2);
+                }
+            }
+            snprintf(want + k, sizeof want - k, "\\nbits: en-2.5 %d", ex % 2 ? 2 : 4);
+            int ok = has_tip(t, n, want);
+            found += ok;
+            if (!ok)
+                printf("missing hover text: %s\n", want);
+        }
+    CHECK_INT(x->c, found, NL * NE, "every cell's hover text: unit, α per set, share, bits");
+    h5s_names_free(t, n);
+    h5s_names_free(stats_sets, ns);
+    psrc_grid_free(&ug);
+
+    /* a hostile allocation name reaches gnuplot quoted and the SVG's script string defused */
+    char hal[300];
+    snprintf(hal, sizeof hal, "%s/hostile-alloc.h5", x->dir);
+    /* no '/' in a group name: the command would touch ./vbrlab-pwned-by-tip (gnuplot's cwd) */
+    snprintf(out, sizeof out, "vbrlab-pwned-by-tip");
+    char hname[400];
+    snprintf(hname, sizeof hname, "x'y\"z\\`touch %s`", out);
+    h5s_store *s;
+    if (h5s_create(&s, hal, &e) == 0) {
+        double pk = 0.1;
+        int64_t one = 1;
+        char grp[450];
+        static const char *const nm[2] = {"ok", NULL};
+        for (int k = 0; k < 2; k++) {
+            snprintf(grp, sizeof grp, "/alloc/%s/predicted_kld", k ? hname : nm[0]);
+            h5s_write(s, grp, H5S_F64, &pk, 1, &one, "nat", MEANING, &e);
+            grp[strlen(grp) - strlen("/predicted_kld")] = '\0';
+            h5s_attr_set(s, grp, "assignment",
+                         k ? "model.layers.0.mlp.experts.0.down_proj.weight\trtn-b2-g64-asym\n"
+                           : "model.layers.0.mlp.experts.0.down_proj.weight\trtn-b3-g64-asym\n",
+                         &e);
+        }
+        h5s_commit(s, &e);
+    }
+    r.alloc = hal;
+    char svg[300];
+    snprintf(svg, sizeof svg, "%s/hostile.svg", x->dir);
+    o.out = svg;
+    rc = pfig_draw(x->sens, &r, &o, &e);
+    CHECK(x->c, rc == 0, "svg with a hostile allocation name (%s)", rc ? e.msg : "");
+    CHECK(x->c, !exists(out), "no command from the name ran");
+    char want[600];
+    snprintf(want, sizeof want, "x’y”z∖`touch %s`", out);
+    t = svg_tips(svg, &n);
+    int hit = 0;
+    for (int i = 0; i < n; i++)
+        hit += strstr(t[i], want) != NULL;
+    CHECK_INT(x->c, hit, 1, "the name arrives once, its quotes as ’ ” ∖ in the SVG script");
+    h5s_names_free(t, n);
+    char sc[320];
+    snprintf(sc, sizeof sc, "%s.gp", svg);
+    snprintf(want, sizeof want, " . 'bits: ok 3, x’y”z∖`touch %s` 2'\n", out);
+    CHECK(x->c, file_has(sc, want) && file_has(sc, "set encoding utf8"),
+          "the script carries it inside a single-quoted string");
+}
+
 static void test_eval(ctx *x)
 {
     char sc[300];
@@ -491,7 +642,8 @@ static void test_report(ctx *x)
     int rc = pfig_report(dir, &in, &o, &files, &n, &e);
     CHECK(x->c, rc == 0, "report (%s)", rc ? e.msg : "ok");
     static const char *const want[] = {
-        "sens-map-en.png",       "sens-map-zh.png",      "sens-map-zh-minus-en.png",
+        "sens-map-en.png",       "sens-map-en.svg",      "sens-map-zh.png",
+        "sens-map-zh.svg",       "sens-map-zh-minus-en.png",
         "expert-usage-en.png",   "expert-usage-zh.png",  "expert-usage-zh-minus-en.png",
         "rd.png",                "kld-matrix.png",       "kld-vs-bpw.png",
         "kld-vs-bpw-en.png",     "kld-vs-bpw-zh.png",    "alloc-map-en-2.5.png"};
@@ -500,7 +652,10 @@ static void test_report(ctx *x)
     for (int i = 0; i < nw && i < n; i++) {
         const char *base = strrchr(files[i], '/');
         uint32_t w = 0, h = 0;
-        CHECK(x->c, base && !strcmp(base + 1, want[i]) && png_size(files[i], &w, &h) && w == 400,
+        int svg = strstr(want[i], ".svg") != NULL;
+        CHECK(x->c, base && !strcmp(base + 1, want[i]) &&
+                        (svg ? file_has(files[i], "showHypertext(evt,'layer 0, q_proj\\nα")
+                             : png_size(files[i], &w, &h) && w == 400),
               "report file %d is %s (%s)", i, want[i], files[i]);
     }
     h5s_names_free(files, n);
@@ -574,6 +729,16 @@ static void test_cli(ctx *x)
         CHECK(x->c, rc == 1 && !strncmp(line, "vbrlab plot: ", 13) && strstr(line, bad[i].want),
               "vbrlab plot %s → one-line error (%s)", args, line);
     }
+    /* --interactive with a gnuplot that has no interactive terminal: one line naming the
+     * package (with a display set, so the display is not what is missing) */
+    if (!gp_term_available(GP_QT, NULL)) {
+        snprintf(cmd, sizeof cmd, "DISPLAY=:99 %s plot kld-matrix %s --interactive 2>&1", bin,
+                 x->eval);
+        rc = run(cmd, line, sizeof line);
+        CHECK(x->c, rc == 1 && !strncmp(line, "vbrlab plot: ", 13) &&
+                        strstr(line, "gnuplot-qt") && strstr(line, "make deps-interactive"),
+              "--interactive without qt names the package (%s)", line);
+    }
     snprintf(cmd, sizeof cmd, "%s plot sens-map %s/nothere.h5 -o %s/x.png 2>&1", bin, x->dir,
              x->dir);
     rc = run(cmd, line, sizeof line);
@@ -598,6 +763,7 @@ int main(void)
     CHECK(&c, exists(x.stats) && exists(x.sens) && exists(x.eval) && exists(x.alloc),
           "synthetic stores written");
     test_usage(&x);
+    test_svg_tips(&x);
     test_sens(&x);
     test_eval(&x);
     test_rd_alloc(&x);

@@ -30,6 +30,29 @@ int main(void)
     CHECK(&c, rng_child_seed(7, "x") != rng_child_seed(7, "y") &&
                  rng_child_seed(7, "x") != rng_child_seed(8, "x") &&
                  rng_child_seed(0, "") != rng_child_seed(1, ""), "child seeds differ");
+    /* pinned: constants computed outside vbrlab by an independent transcription of FNV-1a 64,
+     * SplitMix64 (Steele et al. 2014) and MT19937 with init_genrand (GSL's mt19937_set); a
+     * change of any of them changes every derived seed and every stream */
+    CHECK(&c, rng_child_seed(7, "x") == 0x2bf6377441cbc71fULL, "child seed (7, x) pinned");
+    CHECK(&c, rng_child_seed(7, "y") == 0x50eee39a66154981ULL, "child seed (7, y) pinned");
+    CHECK(&c, rng_child_seed(0, "") == 0x5b21f68ffa77f14cULL, "child seed (0, \"\") pinned");
+    CHECK(&c, rng_child_seed(7, "corpus.shuffle") == 0xa7ae35ae2308466aULL,
+          "child seed (7, corpus.shuffle) pinned");
+    CHECK(&c, a[0] == 1438650571 / 4294967296.0 && a[1] == 1672769701 / 4294967296.0 &&
+                 a[2] == 1710784713 / 4294967296.0,
+          "stream (7, corpus.shuffle) pinned: %.17g %.17g %.17g", a[0], a[1], a[2]);
+    {
+        rng *p1;
+        double u[3] = {0};
+        if (rng_new(&p1, 1, NULL) == 0) {
+            for (int i = 0; i < 3; i++)
+                u[i] = rng_uniform(p1);
+            rng_free(p1);
+        }
+        CHECK(&c, u[0] == 654876978 / 4294967296.0 && u[1] == 1197558169 / 4294967296.0 &&
+                     u[2] == 3006305285 / 4294967296.0,
+              "stream of seed 1 pinned: %.17g %.17g %.17g", u[0], u[1], u[2]);
+    }
     /* golden: the stream of seed 1 does not change between builds */
     rng *r;
     CHECK_INT(&c, rng_new(&r, 1, NULL), 0, "rng_new");

@@ -1,8 +1,8 @@
-/* alloc/ggml_fmt_int.h — private cross-file helpers of the ggml format module (ggml_*.c):
+/* alloc/ggml_int.h — private cross-file helpers of the ggml format module (ggml_*.c):
  * the codebook grids, little-endian field access and the per-type block decoders/quantizers.
  */
-#ifndef VL_GGML_FMT_INT_H
-#define VL_GGML_FMT_INT_H
+#ifndef VL_GGML_INT_H
+#define VL_GGML_INT_H
 
 #include "ggml_fmt.h"
 
