@@ -411,7 +411,7 @@ static int enter_section(ctx *c, const char *section)
     return 1;
 }
 
-/* The first control character of s (0 if none): such text is refused, never echoed. */
+/* The first control character of s (0 if none). */
 static int ctrl_in(const char *s)
 {
     for (; *s; s++)
@@ -425,10 +425,6 @@ static int handler(void *user, const char *section, const char *name, const char
     ctx *c = user;
     if (c->err_code)
         return 1;  /* the first problem is the one reported */
-    int cc = ctrl_in(section) ? ctrl_in(section) : ctrl_in(name);
-    if (cc) /* not echoed: the error must stay one line */
-        return fail(c, VL_ECONFIG, "control character 0x%02x in a section or key name; refused",
-                    cc);
     int fresh = c->header || !c->cur || strcmp(c->cur, section);
     c->header = 0;
     if (fresh && !enter_section(c, section))
@@ -452,7 +448,8 @@ static int handler(void *user, const char *section, const char *name, const char
     r->given |= 1u << k;
     r->line[k] = c->line;
     /* no value needs one, and text (an `out` path, a name) may travel on to gnuplot */
-    if ((cc = ctrl_in(value)))
+    int cc = ctrl_in(value);
+    if (cc)
         return fail(c, VL_ECONFIG, "[%s] %s: value holds control character 0x%02x; refused",
                     section, name, cc);
     char why[EXP_WHY];

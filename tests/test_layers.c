@@ -6,7 +6,9 @@
  * source file with its header (X.c + X.h), plus the files named X_*.c/h beside them and the
  * private header X_int.h (module_of).
  * Among modules the include graph must have no cycle (a → b → … → a), which is what keeps two
- * files from calling into each other (the runner/stage and tokenizer circles of issue #12).
+ * modules from calling into each other (the runner/stage circle of issue #12). An edge is a .c
+ * file including a header of another module that has code; what headers include brings only
+ * types (pfig_tips.h uses plotfig.h's types, plotfig.c calls pfig_tips.c).
  *
  * No source or test file is longer than 800 lines.
  *
@@ -28,6 +30,8 @@ typedef struct {
     char mod[MAX_MOD][96]; /* "io/tok" */
     int n_mod;
     int from[MAX_EDGE], to[MAX_EDGE];
+    int from_c[MAX_EDGE];  /* the include is in a .c file (a header's includes only bring types) */
+    int has_c[MAX_MOD];    /* the module has a .c file, so including it can mean calling it */
     int n_edge;
 } graph;
 
@@ -58,8 +62,29 @@ static void module_of(const char *path, char *out, size_t cap)
     if (dot)
         *dot = '\0';
     size_t n = strlen(out);
-    if (n > 4 && !strcmp(out + n - 4, "_int"))
+    if (n > 4 && !strcmp(out + n - 4, "_int")) {
         out[n - 4] = '\0';
+        /* X_int.h without an X.h or X.c: the private half of the header it includes first
+         * (alloc/ggml_int.h extends alloc/ggml_fmt.h) */
+        char probe[512], line[1024], inc[256];
+        snprintf(probe, sizeof probe, "%s.h", out);
+        int own = file_exists(probe);
+        snprintf(probe, sizeof probe, "%s.c", out);
+        FILE *f = own || file_exists(probe) ? NULL : fopen(path, "r");
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, " # include \"%255[^\"/]\"", inc) == 1) {
+                const char *sl = strrchr(path, '/');
+                int w = snprintf(probe, sizeof probe, "%.*s/%s", sl ? (int)(sl - path) : 0, path,
+                                 inc);
+                if (w > 0 && (size_t)w < sizeof probe) {
+                    module_of(probe, out, cap);
+                    fclose(f);
+                    return;
+                }
+            }
+        if (f)
+            fclose(f);
+    }
     char *slash = strrchr(out, '/');
     char *us = strchr(slash ? slash + 1 : out, '_');
     if (!us)
@@ -126,6 +151,8 @@ static void scan_file(chk *c, graph *g, const char *dir, const char *name)
     char self[128];
     module_of(path, self, sizeof self);
     int me = mod_id(g, self), my_layer = layer_of(dir);
+    if (me >= 0 && name[strlen(name) - 1] == 'c')
+        g->has_c[me] = 1;
     char line[1024];
     int bad = 0;
     while (fgets(line, sizeof line, f)) {
@@ -156,6 +183,7 @@ static void scan_file(chk *c, graph *g, const char *dir, const char *name)
         if (me >= 0 && to >= 0 && to != me && g->n_edge < MAX_EDGE) {
             g->from[g->n_edge] = me;
             g->to[g->n_edge] = to;
+            g->from_c[g->n_edge] = name[strlen(name) - 1] == 'c';
             g->n_edge++;
         }
     }
@@ -168,8 +196,8 @@ static int dfs(const graph *g, int v, int *colour, int *parent, char *cycle, siz
 {
     colour[v] = 1;
     for (int e = 0; e < g->n_edge; e++) {
-        if (g->from[e] != v)
-            continue;
+        if (g->from[e] != v || !g->from_c[e] || !g->has_c[g->to[e]])
+            continue; /* only a .c including a module with code can call into it */
         int w = g->to[e];
         if (colour[w] == 1) {
             size_t n = (size_t)snprintf(cycle, cap, "%s", g->mod[w]);
@@ -240,6 +268,7 @@ int main(void)
     graph t = {0};
     int a = mod_id(&t, "x/a"), b = mod_id(&t, "x/b");
     t.from[0] = a, t.to[0] = b, t.from[1] = b, t.to[1] = a, t.n_edge = 2;
+    t.from_c[0] = t.from_c[1] = t.has_c[a] = t.has_c[b] = 1;
     int tc[MAX_MOD] = {0}, tp[MAX_MOD];
     tp[a] = -1;
     CHECK(&c, dfs(&t, a, tc, tp, cycle, sizeof cycle), "a two-module circle is found: %s",

@@ -19,11 +19,13 @@
  * and mpirun in PATH; otherwise it prints why it skips. --oversubscribe: 3 ranks on 2 cores.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "../core/num.h"
 #include "check.h"
 #include "h5cmp.h"
 #include "testio.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -153,9 +155,8 @@ static pid_t find_rank(int rank, const char *mark)
     DIR *d = opendir("/proc");
     pid_t found = 0;
     for (struct dirent *de; d && !found && (de = readdir(d));) {
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0)
+        long pid;
+        if (num_long(de->d_name, 1, LONG_MAX, &pid)) /* not a process directory */
             continue;
         static char buf[1 << 16];
         char p[64];
