@@ -341,7 +341,7 @@ static void template_sens(h5s_store *s)
     qfmt_parse(&fq[0], "rtn-b2-g64-asym", NULL);
     qfmt_parse(&fq[1], "rtn-b3-g64-asym", NULL);
     double bpw[6], d[6], d2[12], ones[6];
-    unsigned char few[6] = {0};
+    unsigned char few[12] = {0}; /* [S,T,F] like rel_w */
     for (int i = 0; i < 6; i++) {
         bpw[i] = i % 2 ? 3.5 : 2.5;
         d[i] = i % 2 ? 0.05 : 0.2;
@@ -371,7 +371,7 @@ static void template_sens(h5s_store *s)
     r.few_policy = "rtn";
     r.min_tokens = 16;
     r.bpw = bpw;
-    r.rel_w = d;
+    r.rel_w = d2; /* [S,T,F]: each set's own statistics */
     r.rel_imp = r.rel_out = d2;
     r.few = few;
     r.w_norm2 = ones;
