@@ -562,8 +562,7 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_h5s");
-    snprintf(g_dir, sizeof g_dir, "/tmp/vl_h5s_XXXXXX");
-    if (!mkdtemp(g_dir)) {
+    if (tio_tmpdir(g_dir, sizeof g_dir, "h5s")) {
         CHECK(&c, 0, "mkdtemp");
         return chk_done(&c);
     }

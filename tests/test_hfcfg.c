@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../io/hfcfg.h"
 #include "check.h"
+#include "testio.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,7 +17,7 @@
 #define SIZES "\"vocab_size\": 1000, \"hidden_size\": 64, \"num_attention_heads\": 4"
 #define DENSE SIZES ", \"num_hidden_layers\": 2, \"intermediate_size\": 128"
 
-static char g_dir[] = "/tmp/vbrlab-test-hfcfg-XXXXXX";
+static char g_dir[64];
 
 /* Write JSON to <dir>/<name>.json; returns the path (static buffer per call site's copy). */
 static const char *write_cfg(char *path, size_t cap, const char *name, const char *json)
@@ -319,10 +320,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_hfcfg");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (tio_tmpdir(g_dir, sizeof g_dir, "test-hfcfg"))
         return 2;
-    }
     test_embedded(&c);
     test_types(&c);
     test_fixtures(&c);
