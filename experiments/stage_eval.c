@@ -9,7 +9,9 @@
  * exactly when several): importance for every format, XᵀX for GPTQ. Evaluation sets are
  * built by analysis/calib.h like calibration sets, so every source kind (noise, self, entropy
  * buckets) can be an evaluation domain. A domain that shares a token window with a
- * calibration set is refused unless [experiment] allow_overlap is true.
+ * calibration set is refused unless [experiment] allow_overlap is true. Each allocation ×
+ * domain is committed to the stage's journal when done (alloc/qeval.h), so a rerun after an
+ * interruption does not evaluate it again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -18,6 +20,7 @@
 #include "../alloc/qeval.h"
 #include "../alloc/salloc.h"
 #include "../analysis/sfile.h"
+#include "../core/par.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +135,12 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = check_leakage(c, book, err);
     if (!rc)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
+    jr *j = NULL;
+    rc = par_agree(rc, err); /* the journal is opened by every rank together */
+    if (!rc)
+        rc = run_journal_open(c, "eval", &j, err);
+    if (!rc)
+        qe_set_journal(q, j, c->fault);
     /* rows of one allocation are adjacent in the vbr part; statistics are read once per
        allocation there, and again for a uniform row of another allocation */
     stat_acc *stats = NULL;
@@ -163,6 +172,7 @@ int stage_eval(run_ctx *c, vl_err *err)
     vl_free(an);
     vl_free(rows);
     qe_free(q);
+    jr_close(j);
     calib_book_free(book);
     return rc;
 }
