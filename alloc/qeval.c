@@ -2,6 +2,9 @@
 #include "qeval.h"
 
 #include "../core/prog.h"
+#include "mbits.h"
+
+#include <math.h>
 
 #include <string.h>
 
@@ -39,6 +42,28 @@ int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, 
     return 0;
 }
 
+static const qfmt *bound_format(const void *b, size_t i)
+{
+    return qb_tensor_format((const qb_binding *)b, i);
+}
+
+/* Whole-model bits of binding b (alloc/mbits.h): a->bpw_model under MB_STORED; a->bpw_file
+ * under MB_GGUF when every quantized tensor has a ggml type (a file llama.cpp could hold),
+ * else NaN. */
+static void model_bits(const model *m, const qb_binding *b, ev_row_attrs *a)
+{
+    mb_count st = mb_count_model(m, bound_format, b, MB_STORED);
+    mb_count gg = mb_count_model(m, bound_format, b, MB_GGUF);
+    int ggml = 1;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const qfmt *f = qb_tensor_format(b, i);
+        ggml &= !f || f->method == QFMT_GGML;
+    }
+    a->bpw_model = st.bpw_model;
+    a->bpw_file = ggml ? gg.bpw_model : NAN;
+    a->model_weights = st.model_weights;
+}
+
 int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress, vl_err *err)
 {
     qb_binding *b = NULL;
@@ -71,6 +96,7 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
         a.n_tensors = in.n_tensors;
         a.n_weights = in.n_weights;
         a.bpw = in.bpw;
+        model_bits(q->m, b, &a);
         rc = ev_write_row(s, row->name, &a, err);
     }
     if (rc)

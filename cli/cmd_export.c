@@ -104,7 +104,7 @@ static int export_llamacpp(int argc, char **argv)
     if (!a.alloc || !a.out)
         return cli_failf(cmd, "usage: vbrlab export llama.cpp [MODEL_DIR] --alloc alloc.h5:NAME -o DIR [--stats stats.h5 "
                          "--set S] [--token-embedding-type T] [--output-tensor-type T]");
-    int et = GGF_BF16, ot = GGF_BF16;
+    int et = -1, ot = -1; /* none given: the allocation's, else bf16 (alloc/gguf_recipe.h) */
     if ((a.embd && type_arg(a.embd, "--token-embedding-type", &et)) || (a.output && type_arg(a.output, "--output-tensor-type", &ot)))
         return 1;
     char file[1024];

@@ -33,7 +33,7 @@ static int is_attn(sens_proj p) { return p <= SENS_P_O; }
 static int make_sens(sens_result *r, const model *m, int keep, vl_err *e)
 {
     memset(r, 0, sizeof *r);
-    int rc = sens_layout(r, m, SENS_GROUP, e);
+    int rc = sens_layout(r, m, SENS_GROUP, 0, e);
     if (!rc && keep > 0 && keep < r->n_tensors) {
         int units = 0;
         for (int t = 0; t < r->n_tensors; t++) {
@@ -285,7 +285,7 @@ static void test_store(chk *c, const sens_result *r)
         return;
     solve_params par = solve_params_defaults();
     par.target_bpw = 2.5;
-    salloc_meta meta = {"zh", "stats.h5", "sens.h5"};
+    salloc_meta meta = {"zh", "stats.h5", "sens.h5", 0, 0};
     h5s_store *st = NULL;
     CI(c, h5s_create(&st, DIR "/lib.h5", &e), 0);
     CI(c, salloc_write(st, "zh-2.5", p, &res, &par, &meta, &e), 0);
