@@ -114,6 +114,7 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
 /* One stored allocation, read back (all strings owned; salloc_record_free). */
 typedef struct {
     char *name, *assignment, *calib, *stats_file, *sets, *objective, *solver;
+    char *budget; /* "body" | "model"; "" from stores written before budgets */
     double target_bpw;
 } salloc_record;
 

@@ -132,7 +132,7 @@ void salloc_record_free(salloc_record *r)
     if (!r)
         return;
     char *v[] = {r->name, r->assignment, r->calib, r->stats_file, r->sets, r->objective,
-                 r->solver};
+                 r->solver, r->budget};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
         vl_free(v[i]);
     memset(r, 0, sizeof *r);
@@ -181,7 +181,7 @@ int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err
         char **v;
     } o[] = {{"calib", &out->calib},         {"stats_file", &out->stats_file},
              {"sets", &out->sets},           {"objective", &out->objective},
-             {"solver", &out->solver}};
+             {"solver", &out->solver},       {"budget", &out->budget}};
     for (size_t k = 0; k < sizeof o / sizeof *o && !rc; k++)
         rc = opt_attr(st, g, o[k].a, o[k].v, err);
     out->target_bpw = NAN;
