@@ -1,5 +1,6 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* wait4 (bench_big.h): a child's own peak RSS */
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../alloc/sens.h"
@@ -13,8 +14,10 @@
 #include "../core/prog.h"
 #include "../core/rng.h"
 #include "../io/tok.h"
+#include "bench_big.h"
 #include "bench_mpi.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -698,7 +701,7 @@ static int wants(int argc, char **argv, const char *name)
 }
 
 /* `bench [SECTION...]`: every section by default; sections: quant solve tok fwd stats eval sens
- * scale mpi threads. Thread counts: the main figures use every core; `threads` repeats forward,
+ * scale mpi big threads (big: tests/bench_big.h, sized by VBRLAB_BENCH_BIG_MB). Thread counts: the main figures use every core; `threads` repeats forward,
  * stats and eval on one thread for the scaling rows. */
 int main(int argc, char **argv)
 {
@@ -726,6 +729,8 @@ int main(int argc, char **argv)
         bench_scale();
     if (wants(argc, argv, "mpi"))
         bench_mpi();
+    if (wants(argc, argv, "big"))
+        bench_big(getenv("VBRLAB_BIN") ? getenv("VBRLAB_BIN") : "build/vbrlab");
     if (wants(argc, argv, "threads")) {
         kern_set_threads(1);
         G.fwd_toks[1] = bench_forward(G.peak, 1);
