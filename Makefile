@@ -4,8 +4,8 @@
 #   make test       build and run every test (installs missing Debian packages first)
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage;
-#                   its `big` section synthesizes a ~3 GB checkpoint under /tmp (peak RSS of
-#                   stats/eval vs its size; VBRLAB_BENCH_BIG_MB=0 skips, a number resizes it)
+#                   VBRLAB_BENCH_BIG_MB=3000 make bench adds the `big` section: a ~3 GB synth
+#                   checkpoint under /tmp, peak RSS of stats/eval vs its size (~15 min here)
 #   make demo       the main job on the embedded model and data
 #   make deps-interactive  install gnuplot-qt for `vbrlab plot --interactive` (not needed by CI)
 #   make bless      rewrite text goldens in tests/golden/ (review with git diff)

@@ -6,13 +6,15 @@
  * /tmp, removed afterwards: a deepseek_v3 config with DeepSeek-V3's own widths (hidden 7168,
  * 128 heads of MLA with q_lora 1536 / kv_lora 512, dense MLP 18432, experts 2048 wide) but two
  * layers (one dense, one MoE with 8 routed experts top-2 + 1 shared expert) and the embedded
- * tokenizer's 16384-token vocabulary: 2.8 GB in bf16 at the default size. VBRLAB_BENCH_BIG_MB
- * scales it (the routed experts are added or removed, 88 MB each; 0 skips the section).
+ * tokenizer's 16384-token vocabulary: 3.0 GB in bf16 at the default size (10 experts).
+ * Opt-in: `build/release/tests/bench big` or VBRLAB_BENCH_BIG_MB=3000 make bench; the size
+ * in MB scales it (routed experts added or removed, 88 MB each, at least 2: 2.3 GB).
  * Each command runs as a child process; its peak RSS comes from wait4's rusage (ru_maxrss),
  * its time from the wall clock (end to end: load, calibration cut, the pass, the store), so
- * tokens/s here includes loading the weights. On the 2-core dev box the section takes about
- * 2–4 minutes (synth ~1 min, stats and eval ~1 min each) and needs 2 × (float32 model) of free
- * memory while the loader keeps every weight as float32. wait4 needs _DEFAULT_SOURCE (bench.c).
+ * tokens/s here includes loading the weights. On the 2-core dev VM shared with ~7 other jobs
+ * the section took 15 minutes (synth 4 min, stats ~2 min, eval ~8 min: it quantizes every
+ * projection) and needs 2 × (float32 model) ≈ 12 GB of free memory while the loader keeps
+ * every weight as float32. wait4 needs _DEFAULT_SOURCE (bench.c).
  */
 #ifndef VL_BENCH_BIG_H
 #define VL_BENCH_BIG_H
