@@ -3,7 +3,9 @@
 #   make            library + CLI (build/vbrlab)
 #   make test       build and run every test (installs missing Debian packages first)
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
-#   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage
+#   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage;
+#                   VBRLAB_BENCH_BIG_MB=3000 make bench adds the `big` section: a ~3 GB synth
+#                   checkpoint under /tmp, peak RSS of stats/eval vs its size (~15 min here)
 #   make demo       the main job on the embedded model and data
 #   make deps-interactive  install gnuplot-qt for `vbrlab plot --interactive` (not needed by CI)
 #   make bless      rewrite text goldens in tests/golden/ (review with git diff)
@@ -144,7 +146,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN)
 	@if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory MPI=1 $(MPI_BIN); fi
-	@VBRLAB_MPI_BIN=$(MPI_BIN) $(BENCH_BIN)
+	@VBRLAB_MPI_BIN=$(MPI_BIN) VBRLAB_BIN=$(BIN) $(BENCH_BIN)
 
 # The main job: experiments/demo.ini end to end (stats, sens, alloc, eval, report) into
 # out/demo.h5; its tables go to stdout and out/demo.md, figures to out/demo_plots/.

@@ -1,5 +1,6 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* wait4 (bench_big.h): a child's own peak RSS */
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../alloc/sens.h"
@@ -13,8 +14,10 @@
 #include "../core/prog.h"
 #include "../core/rng.h"
 #include "../io/tok.h"
+#include "bench_big.h"
 #include "bench_mpi.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -698,7 +701,8 @@ static int wants(int argc, char **argv, const char *name)
 }
 
 /* `bench [SECTION...]`: every section by default; sections: quant solve tok fwd stats eval sens
- * scale mpi threads. Thread counts: the main figures use every core; `threads` repeats forward,
+ * scale mpi threads, and big (tests/bench_big.h) only when named or VBRLAB_BENCH_BIG_MB is
+ * set (its size in MB; 0 skips). Thread counts: the main figures use every core; `threads` repeats forward,
  * stats and eval on one thread for the scaling rows. */
 int main(int argc, char **argv)
 {
@@ -726,6 +730,10 @@ int main(int argc, char **argv)
         bench_scale();
     if (wants(argc, argv, "mpi"))
         bench_mpi();
+    /* big is opt-in (~15 min on the loaded 2-core VM): named, or VBRLAB_BENCH_BIG_MB set */
+    const char *big_mb = getenv("VBRLAB_BENCH_BIG_MB");
+    if ((argc >= 2 && wants(argc, argv, "big")) || (big_mb && *big_mb))
+        bench_big(getenv("VBRLAB_BIN") ? getenv("VBRLAB_BIN") : "build/vbrlab");
     if (wants(argc, argv, "threads")) {
         kern_set_threads(1);
         G.fwd_toks[1] = bench_forward(G.peak, 1);

@@ -6,11 +6,16 @@
  *          unevenly (2 + 1), 3 ranks one each, so the exact integer reduction and the token
  *          arrays' batch order are both exercised. Two sets of different lengths, XᵀX on one
  *          layer's attention input.
- *   sens   2 ranks = 1 rank (units and additivity draws round-robin, tables shared).
- *   eval   2 ranks = 1 rank (sequence blocks round-robin, per-token arrays concatenated).
+ *   sens   2 ranks = 1 rank (units from the work queue, additivity draws round-robin, tables
+ *          shared by owner).
+ *   eval   2 ranks = 1 rank (sequence blocks from the work queue, per-token arrays
+ *          concatenated by owner).
  *   refuse `vbrlab alloc` (not shared over ranks) on 2 ranks: an error before any work.
  *   run    tests/data/run-tiny.ini on one process, and on 2 ranks stopped after the sens
  *          commit then rerun (resume): the same store.
+ *   items  tests/data/run-items.ini: rank 1 of a 2-rank run fails at its second work item
+ *          (VBRLAB_FAIL_ITEM): one error naming rank 1; the 2-rank rerun takes the journaled
+ *          items and ends with the one-process store.
  *   kill   rank 1 of a 2-rank stats job is killed (SIGKILL) as soon as it exists: mpirun exits
  *          non-zero naming the signal, and the output store a previous run committed is left
  *          byte for byte as it was (atomic temp + rename: the job never reaches its commit).
@@ -188,21 +193,27 @@ static void test_refuse(chk *c)
           "vbrlab alloc on 2 ranks is refused (exit %d: %.200s)", st, log);
 }
 
-/* tests/data/run-tiny.ini with its store in TDIR, written to TDIR/tiny.ini. */
-static void tiny_config(void)
+/* tests/data/NAME.ini with its store in TDIR (OUT), written to TDIR/INI. */
+static void config_in_tdir(const char *src_ini, const char *ini, const char *out)
 {
-    char *src = tio_slurp("tests/data/run-tiny.ini", NULL);
-    FILE *f = fopen(TDIR "/tiny.ini", "w");
+    char *src = tio_slurp(src_ini, NULL), path[256];
+    snprintf(path, sizeof path, TDIR "/%s", ini);
+    FILE *f = fopen(path, "w");
     for (char *line = src, *next; f && line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
-        fprintf(f, "%s\n", strncmp(line, "out =", 5) ? line : "out = " TDIR "/tiny.h5");
+        if (strncmp(line, "out =", 5))
+            fprintf(f, "%s\n", line);
+        else
+            fprintf(f, "out = " TDIR "/%s\n", out);
     }
     if (f)
         fclose(f);
     free(src);
 }
+
+static void tiny_config(void) { config_in_tdir("tests/data/run-tiny.ini", "tiny.ini", "tiny.h5"); }
 
 /* vbrlab run: one process, then 2 ranks stopped after the sens commit and rerun (resumes from
  * the committed stages): the store equals the one-process store. */
@@ -228,6 +239,38 @@ static void test_run(chk *c)
              strstr(log, "eval: done"),
           "2 ranks resume from the committed stages (exit %d %.300s)", st, log);
     same_store(c, TDIR "/tiny_serial.h5", TDIR "/tiny.h5", "run: 2 ranks (resumed) = 1 process");
+}
+
+/* Per-item commit under MPI: rank 1 of a 2-rank run fails at its second work item
+ * (VBRLAB_FAIL_ITEM=1:1, as a rank dying there): the job stops with one error naming rank 1;
+ * the rerun on 2 ranks takes the journaled items (both ranks' journals) and the store equals
+ * the one-process store of the same config. */
+static void test_item_fault(chk *c)
+{
+    static char log[1 << 16];
+    config_in_tdir("tests/data/run-items.ini", "items.ini", "items.h5");
+    char *av[] = {getenv("VBRLAB_BIN") ? getenv("VBRLAB_BIN") : "build/vbrlab", "run",
+                  TDIR "/items.ini", "--force", NULL};
+    int st = tio_runv(av, log, sizeof log);
+    CHECK(c, st == 0 && rename(TDIR "/items.h5", TDIR "/items_serial.h5") == 0,
+          "items: run on one process (exit %d %.300s)", st, st ? log : "");
+    char buf[256] = "run " TDIR "/items.ini --force";
+    char *mv[64];
+    mpi_argv(mv, 64, buf, 2);
+    setenv("VBRLAB_FAIL_ITEM", "1:1", 1);
+    st = tio_runv(mv, log, sizeof log);
+    unsetenv("VBRLAB_FAIL_ITEM");
+    CHECK(c, st != 0 && strstr(log, "vbrlab run: sens: rank 1: simulated failure at work item 1"),
+          "items: rank 1 failing stops the job with one error naming it (exit %d %.400s)", st,
+          log);
+    snprintf(buf, sizeof buf, "run %s/items.ini", TDIR);
+    mpi_argv(mv, 64, buf, 2);
+    st = tio_runv(mv, log, sizeof log);
+    CHECK(c, st == 0 && strstr(log, "stats: cached") && strstr(log, "items from the journal") &&
+             strstr(log, "eval: done"),
+          "items: 2 ranks resume from the journals (exit %d %.400s)", st, log);
+    same_store(c, TDIR "/items_serial.h5", TDIR "/items.h5",
+               "items: 2 ranks (failed, resumed) = 1 process");
 }
 
 static void test_kill(chk *c)
@@ -313,6 +356,7 @@ int main(void)
     test_eval(&c);
     test_refuse(&c);
     test_run(&c);
+    test_item_fault(&c);
     test_kill(&c);
     return chk_done(&c);
 }
