@@ -1,5 +1,6 @@
 /* tests/bench.c — `make bench`: the speed table. Timing lives here, never in tests. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* wait4: the rusage of one child */
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../alloc/sens.h"
@@ -640,6 +641,7 @@ static void bench_scale(void)
  * own high-water mark, this process's memory not included); −1 if it failed. */
 static double child_rss_mib(char *const argv[])
 {
+    fflush(stdout); /* the child would write this process's buffered lines again */
     pid_t pid = fork();
     if (pid == 0) {
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
@@ -660,9 +662,9 @@ static double child_rss_mib(char *const argv[])
 static void bench_rss(void)
 {
     const char *vb = "build/vbrlab", *md = "models/vbrlab-moe-tiny";
-    char ids[256 * 6];
+    char ids[64 * 6];
     size_t o = 0;
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < 64; i++)
         o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%d", i ? "," : "", (i * 7919) % 16384);
     char *fwd[] = {(char *)vb, "forward", (char *)md, "--ids", ids, "--out",
                    "build/bench-rss-fwd.h5", NULL};
@@ -672,7 +674,7 @@ static void bench_rss(void)
     char *ev[] = {(char *)vb, "eval", (char *)md, "--uniform", "rtn-b4-g64-asym", "--domain",
                   "en=data/corpus/en.eval.txt,seqs=8,len=256,seed=1", "-o",
                   "build/bench-rss-eval.h5", NULL};
-    printf("| peak RSS, vbrlab forward 1 × 256 tokens, embedded model (MiB; BF16 files 48.6 MiB) "
+    printf("| peak RSS, vbrlab forward 1 × 64 tokens, embedded model (MiB; BF16 files 48.6 MiB) "
            "| %.1f |\n", child_rss_mib(fwd));
     printf("| peak RSS, vbrlab stats --no-hessian 8 × 256, embedded model (MiB) | %.1f |\n",
            child_rss_mib(st));
