@@ -306,20 +306,39 @@ static int check_stats(const model *m, const stat_acc *s, const char *name, vl_e
     return 0;
 }
 
+static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+                         const stat_acc *stats, const qb_params *p, double *imp, double *h,
+                         const char *name, vl_err *err);
+
 /* Fake-quantize tensor i into b->buf[i]. imp/h: scratch [cols], [cols²] (h NULL if none). */
 static int quantize_one(qb_binding *b, size_t i, const qfmt *f, const stat_acc *stats,
                         const qb_params *p, double *imp, double *h, const char *name,
                         vl_err *err)
 {
     const model_tensor *t = model_tensor_at(b->m, i);
-    const float **slot = model_weights_slot(b->m, b->w, i);
-    const float *w = *slot;
     size_t numel = (size_t)t->rows * (size_t)t->cols;
     float *out = vl_malloc(numel * sizeof *out);
     if (!out)
         return vl_errf(err, VL_ENOMEM, "allocation %s: out of memory for \"%s\"", name,
                        t->name);
     b->buf[i] = out;
+    const float *w;
+    float *own; /* the reference weights, float32 only while this tensor is quantized */
+    int rc = model_tensor_f32(b->m, b->w, i, &w, &own, err);
+    if (rc)
+        return rc;
+    rc = quantize_into(b, i, w, out, f, stats, p, imp, h, name, err);
+    vl_free(own);
+    return rc;
+}
+
+static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+                         const stat_acc *stats, const qb_params *p, double *imp, double *h,
+                         const char *name, vl_err *err)
+{
+    const model_tensor *t = model_tensor_at(b->m, i);
+    const float **slot = model_weights_slot(b->m, b->w, i);
+    size_t numel = (size_t)t->rows * (size_t)t->cols;
 
     fq_stats st = {NULL, NULL, 0.0}, *stp = NULL;
     int layer, expert;

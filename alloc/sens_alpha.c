@@ -92,10 +92,15 @@ static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sen
         const sens_tensor *t = &r->t[i];
         if (t->unit != u)
             continue;
-        const float **slot = model_weights_slot(m, w, (size_t)t->mi);
-        if ((rc = sens_noise_draw(buf + off, *slot, t, eps, seed, draw, err)))
+        const float *ref;
+        float *own;
+        if ((rc = model_tensor_f32(m, w, (size_t)t->mi, &ref, &own, err)))
             break;
-        *slot = buf + off;
+        rc = sens_noise_draw(buf + off, ref, t, eps, seed, draw, err);
+        vl_free(own);
+        if (rc)
+            break;
+        *model_weights_slot(m, w, (size_t)t->mi) = buf + off;
         off += (size_t)t->n;
         int f0 = sens_tensor_from(t, model_config(m)->n_layers);
         from = f0 < from ? f0 : from;

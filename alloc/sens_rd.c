@@ -118,12 +118,31 @@ static int rd_outer(sens_result *r, int ti, const float *w, float *q, float *kee
 /* One tensor: statistics of every set; every format quantized with each set's own statistics
  * and measured under them (the quantizer that set's allocation will be applied with). The
  * add set's quantized copies go to keep (when not NULL), the others through q. */
+static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *stats,
+                       const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
+                       vl_err *err);
+
 static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *stats,
                      const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
                      vl_err *err)
 {
     const sens_tensor *t = &r->t[ti];
-    const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+    const float *w;
+    float *own;
+    int rc = model_tensor_f32(m, model_base(m), (size_t)t->mi, &w, &own, err);
+    if (rc)
+        return rc;
+    rc = rd_tensor_w(r, ti, w, stats, p, ts, q, keep, scr, err);
+    vl_free(own);
+    return rc;
+}
+
+/* rd_tensor on the reference weights w. */
+static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *stats,
+                       const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
+                       vl_err *err)
+{
+    const sens_tensor *t = &r->t[ti];
     int S = r->n_sets, F = r->n_formats, rc;
     size_t C = (size_t)t->cols;
     if (t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD)

@@ -28,6 +28,7 @@
 #include "fwd_ops.h"
 #include "fwd_mla.h"
 #include "moe_route.h"
+#include "mweights.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -39,6 +40,7 @@ struct fwd_state {
     const model *m;
     int max_seq, max_len;
     double flops;         /* of the last run */
+    mw_cache *mw;         /* the float32 weights of the stage running (analysis/mweights.h) */
     void *block;          /* the one allocation the buffers below live in */
     float *h;             /* [N × D] residual stream */
     float *xn;            /* [N × D] normed input of the current block */
@@ -430,17 +432,19 @@ int fwd_state_new(fwd_state **out, const model *m, int max_seq, int max_len, vl_
     st->m = m;
     st->max_seq = max_seq;
     st->max_len = max_len;
-    if (model_config(m)->arch == HFC_DEEPSEEK_V4) {
-        int rc = fwd_v4_new(&st->v4, m, max_seq, max_len, err);
-        if (rc)
-            vl_free(st);
+    int rc0 = mw_new(&st->mw, m, err);
+    if (!rc0 && model_config(m)->arch == HFC_DEEPSEEK_V4)
+        rc0 = fwd_v4_new(&st->v4, m, max_seq, max_len, err);
+    if (rc0 || st->v4) {
+        if (rc0)
+            fwd_state_free(st);
         else
             *out = st;
-        return rc;
+        return rc0;
     }
     size_t bytes = layout(st, NULL);
     if (!(st->block = vl_malloc(bytes + 64))) {
-        vl_free(st);
+        fwd_state_free(st);
         return vl_errf(err, VL_ENOMEM, "forward: out of memory for %zu MiB of buffers",
                        bytes >> 20);
     }
@@ -475,21 +479,29 @@ static int check_batch(const model *m, const fwd_state *st, int n_seq, int seq_l
     return 0;
 }
 
-/* Layers from..L-1 on st->h (already holding layer `from`'s input), final norm, LM head. */
-static void run_layers(const model *m, const model_weights *w, fwd_state *st, int from,
-                       int n_seq, int seq_len, const fwd_opts *opts, const tap_set *taps,
-                       const float **logits)
+/* Layers from..to-1 on st->h (already holding layer `from`'s input), then with head set the
+ * final norm and LM head. Each layer's weights are float32 only while it runs (mw_stage; a
+ * stage asked for again, as a layer-major pass does batch after batch, is kept). */
+static int run_layers(const model *m, const model_weights *w, fwd_state *st, int from, int to,
+                      int head, int n_seq, int seq_len, const fwd_opts *opts,
+                      const tap_set *taps, const float **logits, vl_err *err)
 {
     const hfc_config *c = model_config(m);
     fwd_opts defaults = fwd_opts_defaults();
     int D = c->hidden, V = c->vocab, N = n_seq * seq_len; /* N checked at fwd_state_new */
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
-    for (x.l = from; x.l < c->n_layers; x.l++)
-        fwd_layer(st, &w->layers[x.l], &x);
-    fwd_rmsnorm(st->xn, st->h, w->final_norm, N, D, (float)c->rms_eps);
-    mm(st, st->logits, st->xn, w->lm_head ? w->lm_head : w->embed, N, D, V);   /* [N × V] */
+    const model_weights *v;
+    int rc = 0;
+    for (x.l = from; x.l < to && !rc; x.l++)
+        if (!(rc = mw_stage(st->mw, w, x.l, &v, err)))
+            fwd_layer(st, &v->layers[x.l], &x);
+    if (rc || !head || (rc = mw_stage(st->mw, w, MW_HEAD, &v, err)))
+        return rc;
+    fwd_rmsnorm(st->xn, st->h, v->final_norm, N, D, (float)c->rms_eps);
+    mm(st, st->logits, st->xn, v->lm_head ? v->lm_head : v->embed, N, D, V);   /* [N × V] */
     emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
+    return 0;
 }
 
 int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n, float *out,
@@ -500,13 +512,9 @@ int fwd_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
         if (ids[r] < 0 || ids[r] >= V)
             return vl_errf(err, VL_ERANGE, "forward: token id %d (row %d) outside the "
                            "vocabulary [0, %d)", (int)ids[r], r, V);
-    if (model_config(m)->arch == HFC_DEEPSEEK_V4) {
-        fwd_v4_embed(m, w, ids, n, out);
-        return 0;
-    }
-    for (int r = 0; r < n; r++)                                       /* [n × D] */
-        memcpy(out + (size_t)r * D, w->embed + (size_t)ids[r] * D, (size_t)D * 4);
-    return 0;
+    if (model_config(m)->arch == HFC_DEEPSEEK_V4)
+        return fwd_v4_embed(m, w, ids, n, out, err);
+    return model_embed_rows(m, w, ids, n, out, (size_t)D, err);      /* [n × D] */
 }
 
 int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
@@ -524,12 +532,13 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
                            "outside the vocabulary [0, %d)", (int)ids[r], r / seq_len,
                            r % seq_len, V);
     if (st->v4)
-        return fwd_v4_run(st->v4, w, ids, 0, NULL, n_seq, seq_len,
+        return fwd_v4_run(st->v4, st->mw, w, ids, 0, NULL, n_seq, seq_len,
                           opts ? opts->route_all_experts : 0, taps, logits, err);
     st->flops = 0;
-    fwd_embed(m, w, ids, N, st->h, NULL);                             /* [N × D] */
-    run_layers(m, w, st, 0, n_seq, seq_len, opts, taps, logits);
-    return 0;
+    if ((rc = fwd_embed(m, w, ids, N, st->h, err)))                   /* [N × D] */
+        return rc;
+    return run_layers(m, w, st, 0, model_config(m)->n_layers, 1, n_seq, seq_len, opts, taps,
+                      logits, err);
 }
 
 int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int layer,
@@ -544,12 +553,38 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
         return vl_errf(err, VL_EARG, "forward: start layer %d outside [0, %d]", layer,
                        c->n_layers);
     if (st->v4)
-        return fwd_v4_run(st->v4, w, NULL, layer, hidden_in, n_seq, seq_len,
+        return fwd_v4_run(st->v4, st->mw, w, NULL, layer, hidden_in, n_seq, seq_len,
                           opts ? opts->route_all_experts : 0, taps, logits, err);
     st->flops = 0;
     memcpy(st->h, hidden_in, (size_t)n_seq * seq_len * c->hidden * sizeof *st->h);
-    run_layers(m, w, st, layer, n_seq, seq_len, opts, taps, logits);
-    return 0;
+    return run_layers(m, w, st, layer, c->n_layers, 1, n_seq, seq_len, opts, taps, logits,
+                      err);
+}
+
+int fwd_run_layers(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+                   int from, int to, float *hidden, int n_seq, int seq_len,
+                   const fwd_opts *opts, const tap_set *taps, vl_err *err)
+{
+    const hfc_config *c = model_config(m);
+    int rc = check_batch(m, st, n_seq, seq_len, err);
+    if (rc)
+        return rc;
+    if (from < 0 || from > to || to > c->n_layers)
+        return vl_errf(err, VL_EARG, "forward: layers [%d, %d) outside [0, %d]", from, to,
+                       c->n_layers);
+    size_t n = (size_t)n_seq * seq_len * (size_t)fwd_residual_width(m);
+    if (st->v4) {
+        if ((rc = fwd_v4_layers(st->v4, st->mw, w, ids, from, to, hidden, n_seq, seq_len,
+                                opts ? opts->route_all_experts : 0, taps, err)))
+            return rc;
+    } else {
+        st->flops = 0;
+        memcpy(st->h, hidden, n * sizeof *st->h);
+        rc = run_layers(m, w, st, from, to, 0, n_seq, seq_len, opts, taps, NULL, err);
+        if (!rc)
+            memcpy(hidden, st->h, n * sizeof *hidden);
+    }
+    return rc;
 }
 
 const float *fwd_final_hidden(const fwd_state *st)
@@ -571,6 +606,7 @@ void fwd_state_free(fwd_state *st)
         return;
     fwd_v4_free(st->v4);
     fwd_mla_free(st->mla);
+    mw_free(st->mw);
     vl_free(st->block);
     vl_free(st);
 }

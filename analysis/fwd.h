@@ -75,6 +75,18 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
                  const float *hidden_in, int n_seq, int seq_len, const fwd_opts *opts,
                  const tap_set *taps, const float **logits, vl_err *err);
 
+/* Only decoder layers [from, to) of a batch, in place on hidden [n_seq·seq_len × residual
+ * width]: it holds layer FROM's input on entry and layer TO−1's output on return (the
+ * TAP_RESIDUAL rows). ids: the batch's token ids (deepseek_v4's hash-routed layers read them;
+ * the other families ignore them, NULL allowed). No head, no logits; taps fire for those
+ * layers. The same code path as fwd_run, so a batch run layer by layer and then
+ * fwd_run_from(L) gives fwd_run's logits bit for bit. A layer-major pass (analysis/lfwd.h)
+ * calls this for layer i on every batch before layer i+1: the state keeps layer i's float32
+ * weights across those calls. */
+int fwd_run_layers(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+                   int from, int to, float *hidden, int n_seq, int seq_len,
+                   const fwd_opts *opts, const tap_set *taps, vl_err *err);
+
 /* The embedding rows of ids[0..n) into out [n × fwd_residual_width] (layer 0's input;
  * deepseek_v4: the embedding in each of its hc_mult streams). VL_ERANGE on a bad id.
  * Pure apart from out. */

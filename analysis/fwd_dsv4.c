@@ -286,12 +286,15 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, int route
 
 /* ---------------------------------------------------------------- layers and head */
 
-static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T, int route_all,
-                  const tap_set *taps, vl_err *err)
+static int layers(fwd_v4 *s, mw_cache *mw, const model_weights *wb, int from, int to, int head,
+                  int S, int T, int route_all, const tap_set *taps, vl_err *err)
 {
     const hfc_config *c = s->c;
     int N = S * T, D = c->hidden, W = c->v4.hc_mult * D, rc;
-    for (int l = from; l < c->n_layers; l++) {
+    const model_weights *w;
+    for (int l = from; l < to; l++) {
+        if ((rc = mw_stage(mw, wb, l, &w, err)))
+            return rc;
         hc_mix(s, v4w(s, w, l, V4_HC_ATTN_FN), v4w(s, w, l, V4_HC_ATTN_BASE),
                v4w(s, w, l, V4_HC_ATTN_SCALE), N);
         v4_rmsnorm(s->x, s->col, v4w(s, w, l, V4_ATTN_NORM), N, D, c->rms_eps);
@@ -306,6 +309,10 @@ static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T, int
         emit(taps, TAP_RESIDUAL, l, -1, s->hs, N, W, NULL, NULL, S, T);
     }
     /* hc_head: pre only */
+    if (!head)
+        return 0;
+    if ((rc = mw_stage(mw, wb, MW_HEAD, &w, err)))
+        return rc;
     int Hc = c->v4.hc_mult;
     const float *fn = w->ext[s->g[V4_G_HC_FN]], *base = w->ext[s->g[V4_G_HC_BASE]];
     double scale = w->ext[s->g[V4_G_HC_SCALE]][0];
@@ -330,18 +337,19 @@ static int layers(fwd_v4 *s, const model_weights *w, int from, int S, int T, int
     return 0;
 }
 
-void fwd_v4_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
-                  float *out)
+int fwd_v4_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
+                 float *out, vl_err *err)
 {
     const hfc_config *c = model_config(m);
-    int D = c->hidden, Hc = c->v4.hc_mult;
-    const float *emb = w->ext[mdsv4_global(c, V4_G_EMBED)];
-    for (int r = 0; r < n; r++)
-        for (int j = 0; j < Hc; j++)
-            memcpy(out + ((size_t)r * Hc + j) * D, emb + (size_t)ids[r] * D, (size_t)D * 4);
+    size_t D = (size_t)c->hidden, Hc = (size_t)c->v4.hc_mult;
+    int rc = model_embed_rows(m, w, ids, n, out, Hc * D, err); /* stream 0 of each row */
+    for (int r = 0; r < n && !rc; r++)
+        for (size_t j = 1; j < Hc; j++)
+            memcpy(out + ((size_t)r * Hc + j) * D, out + (size_t)r * Hc * D, D * sizeof *out);
+    return rc;
 }
 
-int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
+int fwd_v4_run(fwd_v4 *s, mw_cache *mw, const model_weights *w, const int32_t *ids, int from,
                const float *hs_in, int n_seq, int seq_len, int route_all,
                const tap_set *taps, const float **logits, vl_err *err)
 {
@@ -356,12 +364,32 @@ int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
                        "state's last run (its hash-routed layers need the token ids)");
     }
     s->flops = 0;
+    int rc = 0;
     if (hs_in)
         memcpy(s->hs, hs_in, N * W * sizeof *s->hs);
     else
-        fwd_v4_embed(s->m, w, s->ids, (int)N, s->hs);
-    int rc = layers(s, w, from, n_seq, seq_len, route_all, taps, err);
+        rc = fwd_v4_embed(s->m, w, s->ids, (int)N, s->hs, err);
+    if (!rc)
+        rc = layers(s, mw, w, from, c->n_layers, 1, n_seq, seq_len, route_all, taps, err);
     *logits = rc ? NULL : s->logits;
+    return rc;
+}
+
+int fwd_v4_layers(fwd_v4 *s, mw_cache *mw, const model_weights *w, const int32_t *ids,
+                  int from, int to, float *hs, int n_seq, int seq_len, int route_all,
+                  const tap_set *taps, vl_err *err)
+{
+    size_t N = (size_t)n_seq * seq_len, W = (size_t)s->c->v4.hc_mult * s->c->hidden;
+    if (!ids)
+        return vl_errf(err, VL_EARG, "forward: deepseek_v4 layers need the batch's token ids");
+    memcpy(s->ids, ids, N * sizeof *ids); /* the hash-routed layers' and fwd_run_from's */
+    s->ids_S = n_seq;
+    s->ids_T = seq_len;
+    s->flops = 0;
+    memcpy(s->hs, hs, N * W * sizeof *s->hs);
+    int rc = layers(s, mw, w, from, to, 0, n_seq, seq_len, route_all, taps, err);
+    if (!rc)
+        memcpy(hs, s->hs, N * W * sizeof *hs);
     return rc;
 }
 

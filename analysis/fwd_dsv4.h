@@ -13,6 +13,7 @@
 
 #include "../core/err.h"
 #include "model.h"
+#include "mweights.h"
 #include "tap.h"
 
 #include <stdint.h>
@@ -24,14 +25,20 @@ void fwd_v4_free(fwd_v4 *s);
 
 /* ids: NULL to reuse the last run's (hs_in then holds layer FROM's input streams);
  * else the batch's ids, and hs_in NULL starts from the embeddings at layer 0. route_all:
- * fwd_opts.route_all_experts (fwd.h). */
-int fwd_v4_run(fwd_v4 *s, const model_weights *w, const int32_t *ids, int from,
+ * fwd_opts.route_all_experts (fwd.h). MW: the caller's stage cache (each layer's float32
+ * weights while it runs). */
+int fwd_v4_run(fwd_v4 *s, mw_cache *mw, const model_weights *w, const int32_t *ids, int from,
                const float *hs_in, int n_seq, int seq_len, int route_all,
                const tap_set *taps, const float **logits, vl_err *err);
 
+/* Layers [from, to) of the batch ids in place on hs [N × Hc·D] (fwd_run_layers). */
+int fwd_v4_layers(fwd_v4 *s, mw_cache *mw, const model_weights *w, const int32_t *ids,
+                  int from, int to, float *hs, int n_seq, int seq_len, int route_all,
+                  const tap_set *taps, vl_err *err);
+
 /* Layer 0's input streams of ids[0..n) into out [n × Hc·D]. */
-void fwd_v4_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
-                  float *out);
+int fwd_v4_embed(const model *m, const model_weights *w, const int32_t *ids, int n,
+                 float *out, vl_err *err);
 
 const float *fwd_v4_final_hidden(const fwd_v4 *s); /* [N × D], model.norm(hc_head(h)) */
 double fwd_v4_flops(const fwd_v4 *s);

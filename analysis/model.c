@@ -1,4 +1,4 @@
-/* analysis/model.c — load config + safetensors into float32 weights and a binding.
+/* analysis/model.c — config + memory-mapped safetensors, float32 on demand, bindings.
  *
  * Tensor names follow Hugging Face transformers' modeling files: LlamaForCausalLM,
  * Qwen2/Qwen3ForCausalLM (dense), Qwen2MoeForCausalLM (mlp.gate router, mlp.experts.E.*,
@@ -19,7 +19,7 @@
 
 /* ---------------------------------------------------------------- constants and types */
 
-enum { NAME_MAX_LEN = 112, ALIGN_FLOATS = 16 /* 64-byte aligned tensors */ };
+enum { NAME_MAX_LEN = 112 };
 
 /* Where a tensor lives in a binding. */
 typedef enum {
@@ -34,7 +34,10 @@ typedef enum {
 struct model {
     hfc_config cfg;
     char *dir;
-    float *data;            /* all tensors, float32, ALIGN_FLOATS-aligned offsets */
+    st_set *set;            /* the mapped files, open until model_close */
+    const st_tensor **src;  /* [n_tensors] stored tensor of each planned one */
+    const st_tensor **scale;/* [n_tensors] its FP8 block scales, NULL if not FP8 */
+    long embed_ix;          /* the embedding's tensor index */
     model_tensor *tensors;  /* [n_tensors] */
     tkind *kinds;           /* [n_tensors] */
     char (*names)[NAME_MAX_LEN];
@@ -401,17 +404,18 @@ static int fp8_scales(const model *m, const st_set *set, const st_tensor *t,
     return 0;
 }
 
-/* Look every planned tensor up, check its shape, convert it. */
-static int load_tensors(model *m, const st_set *set, vl_err *err)
+/* Look every planned tensor up, check its shape and values (NaN/Inf, FP8 scales) without
+ * keeping a float32 copy: the weights are converted when a layer runs (model_tensor_load). */
+static int check_tensors(model *m, vl_err *err)
 {
-    size_t total = 0;
-    const st_tensor **src = vl_malloc((m->n_tensors + 1) * sizeof *src);
-    if (!src)
+    m->src = vl_calloc(m->n_tensors + 1, sizeof *m->src);
+    m->scale = vl_calloc(m->n_tensors + 1, sizeof *m->scale);
+    if (!m->src || !m->scale)
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", m->dir);
     int rc = 0;
     for (size_t i = 0; i < m->n_tensors && !rc; i++) {
         model_tensor *mt = &m->tensors[i];
-        const st_tensor *t = st_set_find(set, mt->name);
+        const st_tensor *t = st_set_find(m->set, mt->name);
         char got[128];
         if (!t) {
             rc = vl_errf(err, VL_ENOTFOUND, "%s: tensor \"%s\" missing (needed by %s)",
@@ -421,36 +425,33 @@ static int load_tensors(model *m, const st_set *set, vl_err *err)
             rc = vl_errf(err, VL_ESHAPE, "%s: tensor \"%s\": shape %s, expected [%d,%d]",
                          t->file, mt->name, got, mt->rows, mt->cols);
         } else {
-            src[i] = t;
+            m->src[i] = t;
             mt->stored_dtype = (int)t->dtype;
-            total += ((size_t)mt->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
         }
     }
-    if (!rc && !(m->data = vl_malloc(total * sizeof(float) + 64)))
-        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory for %zu float32 weights", m->dir,
-                     total);
-    size_t off = 0;
     for (size_t i = 0; i < m->n_tensors && !rc; i++) {
         model_tensor *mt = &m->tensors[i];
-        float *dst = m->data + off;
         const st_tensor *sc;
-        off += ((size_t)mt->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-        if ((rc = fp8_scales(m, set, src[i], &sc, err)))
+        if ((rc = fp8_scales(m, m->set, m->src[i], &sc, err)))
             break;
-        rc = sc ? st_fp8_dequant(src[i], sc, m->cfg.fp8_block[0], m->cfg.fp8_block[1], dst, err)
-                : st_tensor_to_f32(src[i], dst, err);
+        m->scale[i] = sc;
+        rc = sc ? st_fp8_check(m->src[i], sc, m->cfg.fp8_block[0], m->cfg.fp8_block[1], err)
+                : st_tensor_check(m->src[i], err); /* drops its pages as it goes */
+        st_set_drop(m->set, m->src[i]); /* read once; not kept resident */
+        if (sc)
+            st_set_drop(m->set, sc);
         if (rc)
             break;
         if (sc) { /* the scales are part of how the weight is stored */
             m->info.n_fp8++;
             m->info.stored_bytes += (int64_t)sc->nbytes;
         }
-        *model_weights_slot(m, m->base, i) = dst;
+        if (mt->cls == MODEL_C_EMBED)
+            m->embed_ix = (long)i;
         m->info.params[mt->cls] += mt->numel;
         m->info.params_total += mt->numel;
-        m->info.stored_bytes += (int64_t)src[i]->nbytes;
+        m->info.stored_bytes += (int64_t)m->src[i]->nbytes;
     }
-    vl_free(src);
     return rc;
 }
 
@@ -460,7 +461,6 @@ int model_open(model **out, const char *dir, vl_err *err)
     model *m = vl_calloc(1, sizeof *m);
     if (!m)
         return vl_errf(err, VL_ENOMEM, "%s: out of memory", dir);
-    st_set *set = NULL;
     char cfgpath[4096];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.json", dir);
     int rc = 0;
@@ -475,19 +475,18 @@ int model_open(model **out, const char *dir, vl_err *err)
     if (!rc && !(m->base = binding_new(m)))
         rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", dir);
     if (!rc)
-        rc = st_set_open(&set, dir, err);
+        rc = st_set_open(&m->set, dir, err);
     if (!rc)
-        rc = load_tensors(m, set, err);
+        rc = check_tensors(m, err);
     if (!rc) {
         m->info.n_tensors = (int)m->n_tensors;
-        m->info.n_unused = (int)(st_set_count(set) - m->n_tensors) - m->info.n_fp8;
-        m->info.file_bytes = (int64_t)st_set_nbytes(set);
+        m->info.n_unused = (int)(st_set_count(m->set) - m->n_tensors) - m->info.n_fp8;
+        m->info.file_bytes = (int64_t)st_set_nbytes(m->set);
         m->info.bits_per_weight = m->info.params_total
                                       ? 8.0 * (double)m->info.stored_bytes /
                                             (double)m->info.params_total
                                       : 0.0;
     }
-    st_set_close(set);
     if (rc) {
         model_close(m);
         return rc;
@@ -555,6 +554,94 @@ long model_tensor_find(const model *m, const char *name)
     return -1;
 }
 
+/* ---------------------------------------------------------------- stored tensors */
+
+int model_tensor_load(const model *m, size_t i, float *dst, vl_err *err)
+{
+    VL_ASSERT(i < m->n_tensors);
+    const st_tensor *t = m->src[i], *sc = m->scale[i];
+    int rc = sc ? st_fp8_dequant(t, sc, m->cfg.fp8_block[0], m->cfg.fp8_block[1], dst, err)
+                : st_tensor_load(t, dst, err); /* pages dropped chunk by chunk */
+    st_set_drop(m->set, t); /* the float32 copy is what the caller keeps */
+    if (sc)
+        st_set_drop(m->set, sc);
+    return rc;
+}
+
+int model_tensor_f32(const model *m, const model_weights *w, size_t i, const float **data,
+                     float **owned, vl_err *err)
+{
+    *owned = NULL;
+    if ((*data = *model_weights_slot(m, (model_weights *)w, i)))
+        return 0;
+    const model_tensor *t = &m->tensors[i];
+    float *buf = vl_malloc((size_t)t->numel * sizeof *buf + 1);
+    if (!buf)
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory for \"%s\" as float32", m->dir,
+                       t->name);
+    int rc = model_tensor_load(m, i, buf, err);
+    if (rc) {
+        vl_free(buf);
+        return rc;
+    }
+    *data = *owned = buf;
+    return 0;
+}
+
+/* Row r of stored tensor i into dst. FP8: the block row holding r is dequantized into scratch
+ * (block_rows × cols floats) through views of the weight and its scale row. */
+static int stored_row(const model *m, size_t i, int64_t r, float *dst, float *scratch,
+                      vl_err *err)
+{
+    const st_tensor *t = m->src[i], *sc = m->scale[i];
+    int64_t C = t->shape[t->ndim - 1];
+    size_t es = st_dtype_size(t->dtype);
+    if (!sc) {
+        st_tensor v = *t;
+        v.data = (const char *)t->data + (size_t)r * (size_t)C * es;
+        v.numel = C;
+        v.nbytes = (size_t)C * es;
+        return st_tensor_to_f32(&v, dst, err);
+    }
+    int br = m->cfg.fp8_block[0];
+    int64_t r0 = r / br * br, nr = t->shape[0] - r0 < br ? t->shape[0] - r0 : br;
+    st_tensor q = *t, s = *sc;
+    q.data = (const char *)t->data + (size_t)r0 * (size_t)C * es;
+    q.shape[0] = nr;
+    q.numel = nr * C;
+    q.nbytes = (size_t)q.numel * es;
+    s.data = (const char *)sc->data + (size_t)(r / br) * (size_t)sc->shape[1] *
+                                          st_dtype_size(sc->dtype);
+    s.shape[0] = 1;
+    s.numel = sc->shape[1];
+    s.nbytes = (size_t)s.numel * st_dtype_size(sc->dtype);
+    int rc = st_fp8_dequant(&q, &s, br, m->cfg.fp8_block[1], scratch, err);
+    if (!rc)
+        memcpy(dst, scratch + (size_t)(r - r0) * (size_t)C, (size_t)C * sizeof *dst);
+    return rc;
+}
+
+int model_embed_rows(const model *m, const model_weights *w, const int32_t *ids, int n,
+                     float *out, size_t stride, vl_err *err)
+{
+    size_t i = (size_t)m->embed_ix;
+    const float *e = *model_weights_slot(m, (model_weights *)w, i);
+    size_t D = (size_t)m->tensors[i].cols;
+    if (e) {
+        for (int r = 0; r < n; r++)
+            memcpy(out + (size_t)r * stride, e + (size_t)ids[r] * D, D * sizeof *out);
+        return 0;
+    }
+    float *scratch = NULL;
+    if (m->scale[i] && !(scratch = vl_malloc((size_t)m->cfg.fp8_block[0] * D * sizeof *scratch)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", m->dir);
+    int rc = 0;
+    for (int r = 0; r < n && !rc; r++)
+        rc = stored_row(m, i, ids[r], out + (size_t)r * stride, scratch, err);
+    vl_free(scratch);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- bindings (public) */
 
 int model_weights_clone(model_weights **out, const model *m, const model_weights *src,
@@ -593,7 +680,9 @@ void model_close(model *m)
 {
     if (!m)
         return;
-    vl_free(m->data);
+    st_set_close(m->set);
+    vl_free(m->src);
+    vl_free(m->scale);
     vl_free(m->tensors);
     vl_free(m->kinds);
     vl_free(m->names);

@@ -1,22 +1,28 @@
-/* analysis/model.h — a decoder-only LLM loaded for the forward pass: config + float32 weights.
+/* analysis/model.h — a decoder-only LLM opened for the forward pass: config + stored weights.
  *
- * model_open reads DIR/config.json (io/hfcfg) and DIR's safetensors (io/st, one file or
- * sharded), checks that every tensor the architecture needs exists with the right shape,
- * converts each to float32 once (NaN/Inf rejected) into memory the model owns, and closes the
- * files. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral, deepseek_v3,
- * deepseek_v4 (MoE; V4's tensors: analysis/model_dsv4.c). FP8 e4m3 tensors are dequantized with
- * their "<name>_scale_inv" block scales (quantization_config.weight_block_size; io/st.h
- * st_fp8_dequant): the float32 weights are the dequantized values, the reference every quantizer
- * starts from.
+ * model_open reads DIR/config.json (io/hfcfg) and maps DIR's safetensors (io/st, one file or
+ * sharded), checks that every tensor the architecture needs exists with the right shape and
+ * finite values (NaN/Inf rejected, FP8 scales checked), and keeps the files mapped: weights stay
+ * in their stored dtype (BF16/F16/F32/FP8) and are converted to float32 only when asked
+ * (model_tensor_load; per layer through analysis/mweights.h), so memory is bounded by a layer,
+ * not by the model. Architectures: llama, qwen2, qwen3 (dense); qwen2_moe, qwen3_moe, mixtral,
+ * deepseek_v3, deepseek_v4 (MoE; V4's tensors: analysis/model_dsv4.c). FP8 e4m3 tensors are
+ * dequantized with their "<name>_scale_inv" block scales (quantization_config.weight_block_size;
+ * io/st.h st_fp8_dequant): the float32 weights are the dequantized values, the reference every
+ * quantizer starts from.
  * Tensors the architecture does not use are ignored (counted in model_info.n_unused).
  *
  * The weights are reached through a *binding* (model_weights): per layer, pointers to each
- * matrix and vector the forward reads. The model owns one binding (model_base); a fake-quant
- * evaluation clones it (model_weights_clone) and replaces some pointers (model_weights_slot)
- * so the same forward code runs on other weights. Every pointer in a binding refers to a
- * row-major float32 array of the shape listed in model_tensor_at().
+ * matrix and vector the forward reads. A NULL pointer means "the model's stored tensor": the
+ * model's own binding (model_base) is all NULL; the forward converts a layer's NULL slots when
+ * it runs that layer and frees them after (analysis/mweights.h). A fake-quant evaluation clones
+ * a binding (model_weights_clone) and points some slots at its own float32 arrays
+ * (model_weights_slot), so the same forward code runs on other weights. Every non-NULL pointer
+ * in a binding refers to a row-major float32 array of the shape listed in model_tensor_at().
+ * Code that needs a tensor's values reads them with model_tensor_f32 (binding data or stored).
  *
- * Thread-safety: a model is read-only after model_open and may be shared by threads.
+ * Thread-safety: a model is read-only after model_open and may be shared by threads (stored
+ * tensors are read-only mappings; conversions write only caller buffers).
  * Lifetimes: everything returned by the queries is valid until model_close.
  */
 #ifndef VL_MODEL_H
@@ -117,7 +123,7 @@ int model_plan_open(model **out, const char *config_path, vl_err *err);
 
 const hfc_config *model_config(const model *m);
 const char *model_dir(const model *m);
-/* The model's own binding (its float32 weights). */
+/* The model's own binding: every slot NULL (the stored tensors). */
 const model_weights *model_base(const model *m);
 void model_get_info(const model *m, model_info *info);
 const char *model_class_name(model_class c); /* "embeddings", "attention", ... */
@@ -126,6 +132,22 @@ size_t model_tensor_count(const model *m);
 const model_tensor *model_tensor_at(const model *m, size_t i);  /* i < count */
 /* Index of the tensor with Hugging Face name NAME, or −1. */
 long model_tensor_find(const model *m, const char *name);
+
+/* Stored tensor i (i < model_tensor_count) as float32 into dst (numel floats): the dtype
+ * converted, FP8 block scales applied, its mapped pages then dropped from the resident set
+ * (io/st.h st_tensor_load, st_set_drop). Errors name the file and tensor (VL_ERANGE: a value
+ * not finite). */
+int model_tensor_load(const model *m, size_t i, float *dst, vl_err *err);
+
+/* Tensor i of binding W as float32: *data is W's slot when set (*owned NULL), else a new
+ * conversion of the stored tensor (*data = *owned; the caller frees *owned with vl_free). */
+int model_tensor_f32(const model *m, const model_weights *w, size_t i, const float **data,
+                     float **owned, vl_err *err);
+
+/* Embedding rows ids[0..n) (each in [0, vocab), checked by the caller) from binding W (its
+ * embedding slot, or the stored tensor row by row) into out + r·stride, hidden floats each. */
+int model_embed_rows(const model *m, const model_weights *w, const int32_t *ids, int n,
+                     float *out, size_t stride, vl_err *err);
 
 /* A copy of SRC (same pointers, new layer/expert arrays) the caller may modify; free with
  * model_weights_free. The copy borrows the arrays SRC points to (their owner must outlive it). */

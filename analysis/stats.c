@@ -242,11 +242,15 @@ int stat_new(stat_acc **out, const stat_config *cfg, vl_err *err)
     }
     if (ok && cfg->ds_route) { /* DeepSeek-V3 routing replication */
         a->ds_bias = vl_calloc((size_t)L, sizeof *a->ds_bias);
+        a->ds_vals = vl_malloc(((size_t)L * E + 1) * sizeof(float));
         a->ds_scr = vl_malloc((size_t)(2 * E + 1) * sizeof(float));
         a->ds_w = vl_malloc((size_t)(cfg->top_k + 1) * sizeof(float));
-        ok = a->ds_bias && a->ds_scr && a->ds_w;
+        ok = a->ds_bias && a->ds_vals && a->ds_scr && a->ds_w;
         for (int l = 0; ok && l < L; l++)
-            a->ds_bias[l] = cfg->ds_bias[l];
+            if (cfg->ds_bias[l]) { /* copied: the caller's arrays may be freed after */
+                memcpy(a->ds_vals + (size_t)l * E, cfg->ds_bias[l], (size_t)E * sizeof(float));
+                a->ds_bias[l] = a->ds_vals + (size_t)l * E;
+            }
         a->cfg.ds_bias = a->ds_bias;
     }
     if (ok && a->kx > 0) {
@@ -294,6 +298,7 @@ void stat_free(stat_acc *a)
     vl_free(a->rw);
     vl_free(a->rprob);
     vl_free(a->ds_bias);
+    vl_free(a->ds_vals);
     vl_free(a->ds_scr);
     vl_free(a->ds_w);
     vl_free(a->sel);

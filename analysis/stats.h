@@ -98,8 +98,8 @@ typedef struct {
                            selection: deepseek_v4's biased / hash routing), not from a softmax
                            top-k of TAP_ROUTER_LOGITS */
     /* DeepSeek-V3 routing (above): the model's config and per-layer e_score_correction_bias
-     * [L] (NULL entries for dense layers). Borrowed: they must outlive the taps; the pointer
-     * array is copied by stat_new. NULL for softmax routers. */
+     * [L] (NULL entries for dense layers), E floats each; stat_new copies the values. NULL
+     * for softmax routers. */
     const hfc_config *ds_route;
     const float *const *ds_bias;
     /* Which inputs get a full XᵀX: called once per input at stat_new; NULL = none. */

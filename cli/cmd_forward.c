@@ -1,5 +1,5 @@
 /* cli/cmd_forward.c — `vbrlab forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5
- *                     [--hidden] [--router]`
+ *                     [--hidden] [--router] [--batch B] [--mem-cap BYTES]`
  *
  * Runs the model on token id sequences and writes OUT.h5 atomically (io/h5s: temp + rename):
  *   /input_ids          int32   [n_seq, n_tok]
@@ -12,10 +12,15 @@
  * FILE holds one sequence per line, ids separated by spaces; blank lines are skipped. All lines
  * must have the same length (one batch, no padding): a ragged file is an error naming the line.
  * Every id is checked against the vocabulary before the forward runs.
+ * --batch B / --mem-cap BYTES run layer-major (analysis/lfwd.h): batches of B sequences (default
+ * all), every batch through layer i before layer i+1, the residual rows of all sequences kept in
+ * memory up to BYTES (0: no cap) and in an unlinked temporary file beyond; same logits as the
+ * one-batch run when B covers all sequences. Not combined with --hidden/--router (an error).
  */
 #include "cli.h"
 
 #include "../analysis/fwd.h"
+#include "../analysis/lfwd.h"
 #include "../analysis/model.h"
 #include "../core/num.h"
 #include "../core/vfile.h"
@@ -214,8 +219,44 @@ static void free_layers(float **a, int n)
     vl_free(a);
 }
 
+/* lfwd's sink: each batch's logits into the output array. */
+typedef struct {
+    float *logits;
+    size_t row; /* floats per sequence */
+} lsink;
+
+static int to_logits(void *user, int seq0, int n, const float *lg, vl_err *err)
+{
+    (void)err;
+    lsink *k = user;
+    memcpy(k->logits + (size_t)seq0 * k->row, lg, (size_t)n * k->row * sizeof *lg);
+    return 0;
+}
+
+/* The layer-major run: logits of all sequences into a new array (*out, caller frees). */
+static int run_layered(const model *m, const id_list *L, int batch, int64_t cap, float **out,
+                       vl_err *e)
+{
+    int B = batch > 0 && batch < L->n_seq ? batch : L->n_seq;
+    size_t row = (size_t)L->len * (size_t)model_config(m)->vocab;
+    lsink k = {vl_malloc((size_t)L->n_seq * row * sizeof(float) + 1), row};
+    fwd_state *st = NULL;
+    int rc = k.logits ? fwd_state_new(&st, m, B, L->len, e)
+                      : vl_errf(e, VL_ENOMEM, "forward: out of memory for the logits");
+    lfwd_params p = {B, cap, NULL};
+    if (!rc)
+        rc = lfwd_run(m, model_base(m), st, L->ids, L->n_seq, L->len, &p, to_logits, &k, NULL,
+                      e);
+    fwd_state_free(st);
+    if (rc)
+        vl_free(k.logits);
+    else
+        *out = k.logits;
+    return rc;
+}
+
 static int run(const char *dir, const char *ids_arg, const char *ids_file, const char *out,
-               int hidden, int router, vl_err *e)
+               int hidden, int router, int batch, int64_t cap, vl_err *e)
 {
     model *m = NULL;
     fwd_state *st = NULL;
@@ -228,7 +269,11 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
                      : read_ids_file(&L, ids_file, c->vocab, e);
     if (!rc && L.n_seq == 0)
         rc = vl_errf(e, VL_EARG, "--ids: no token ids");
-    if (!rc)
+    float *lay = NULL; /* the layer-major run's logits */
+    int layered = batch > 0 || cap >= 0;
+    if (!rc && layered)
+        rc = run_layered(m, &L, batch, cap > 0 ? cap : 0, &lay, e);
+    if (!rc && !layered)
         rc = fwd_state_new(&st, m, L.n_seq, L.len, e);
     size_t N = (size_t)L.n_seq * L.len, W = rc ? 0 : (size_t)fwd_residual_width(m);
     /* resid[L] holds the embeddings (hidden_states/00); resid[0..L-1] the layer outputs */
@@ -244,8 +289,8 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
         rc = fwd_embed(m, model_base(m), L.ids, (int)N, cp.resid[c->n_layers], e);
     tap_set ts = {on_event, &cp, (hidden ? TAP_BIT(TAP_RESIDUAL) : 0) |
                                      (router ? TAP_BIT(TAP_ROUTER_LOGITS) : 0)};
-    const float *logits = NULL;
-    if (!rc)
+    const float *logits = lay;
+    if (!rc && !layered)
         rc = fwd_run(m, model_base(m), st, L.ids, L.n_seq, L.len, NULL, &ts, &logits, e);
     if (!rc)
         rc = h5s_create(&o, out, e);
@@ -261,6 +306,7 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
         free_layers(cp.router, c->n_layers);
     }
     vl_free(L.ids);
+    vl_free(lay);
     fwd_state_free(st);
     model_close(m);
     return rc;
@@ -269,7 +315,8 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
 int cmd_forward(int argc, char **argv)
 {
     const char *dir = cli_default_model(), *ids = NULL, *file = NULL, *out = NULL;
-    int hidden = 0, router = 0;
+    int hidden = 0, router = 0, batch = 0;
+    int64_t cap = -1; /* −1: not given */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i == 1 && cli_is_positional(a))
@@ -284,17 +331,28 @@ int cmd_forward(int argc, char **argv)
             hidden = 1;
         else if (!strcmp(a, "--router"))
             router = 1;
-        else
+        else if (!strcmp(a, "--batch") && i + 1 < argc) {
+            if (num_int(argv[++i], 1, 1 << 24, &batch))
+                return cli_failf("forward", "--batch '%s': expected a positive integer",
+                                 argv[i]);
+        } else if (!strcmp(a, "--mem-cap") && i + 1 < argc) {
+            if (num_i64(argv[++i], 0, INT64_MAX, &cap))
+                return cli_failf("forward", "--mem-cap '%s': expected bytes (0: no cap)",
+                                 argv[i]);
+        } else
             return cli_failf("forward", "unexpected argument '%s' (usage: vbrlab forward "
                              "[MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 "
-                             "[--hidden] [--router])", a);
+                             "[--hidden] [--router] [--batch B] [--mem-cap BYTES])", a);
     }
     if (!ids == !file)
         return cli_failf("forward", "give exactly one of --ids and --ids-file");
     if (!out)
         return cli_failf("forward", "--out OUT.h5 is required");
+    if ((batch > 0 || cap >= 0) && (hidden || router))
+        return cli_failf("forward", "--batch/--mem-cap (layer-major) do not write --hidden or "
+                         "--router");
     vl_err e = {0};
-    if (run(dir, ids, file, out, hidden, router, &e))
+    if (run(dir, ids, file, out, hidden, router, batch, cap, &e))
         return cli_fail("forward", &e);
     return 0;
 }

@@ -5,6 +5,7 @@
  * conversions. The only file that includes jansson for reading weights.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED): posix_madvise's DONTNEED is a no-op on Linux */
 #include "st.h"
 
 #include "../core/vfile.h"
@@ -659,16 +660,76 @@ int st_dtype_from_name(const char *name, st_dtype *out)
 
 /* ------------------------------------------------------------------ public: conversion */
 
+/* The first non-finite value of dst[0..n) (flat index base + i) as VL_ERANGE. */
+static int finite_or_err(const st_tensor *t, const float *dst, size_t n, size_t base,
+                         vl_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(dst[i]))
+            return vl_errf(err, VL_ERANGE, "%s: tensor \"%s\": %s at flat index %zu", t->file,
+                           t->name, isnan(dst[i]) ? "NaN" : "Inf", base + i);
+    return 0;
+}
+
 int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err)
 {
     VL_ASSERT((unsigned)t->dtype < ST_DTYPE_COUNT);
     size_t n = (size_t)t->numel;
     k_dtype[t->dtype].to_f32(t->data, dst, n);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(dst[i]))
-            return vl_errf(err, VL_ERANGE, "%s: tensor \"%s\": %s at flat index %zu", t->file,
-                           t->name, isnan(dst[i]) ? "NaN" : "Inf", i);
-    return 0;
+    return finite_or_err(t, dst, n, 0, err);
+}
+
+/* Whole pages around bytes [off, off + n) of t's data leave the resident set: the mapping
+ * starts on a page and ends on one (mmap maps whole pages), so the rounded range stays inside
+ * it; a neighbour's page dropped with it is refaulted from the page cache on its next read
+ * (the mapping is never written). */
+static void drop_bytes(const st_tensor *t, size_t off, size_t n)
+{
+    if (!n)
+        return;
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)t->data + off) & ~(pg - 1);
+    uintptr_t b = ((uintptr_t)t->data + off + n + pg - 1) & ~(pg - 1);
+    madvise((void *)a, b - a, MADV_DONTNEED); /* advice: a failure only costs memory */
+}
+
+void st_set_drop(const st_set *s, const st_tensor *t)
+{
+    for (size_t i = 0; i < s->nfiles; i++)
+        if (s->files[i].map && s->files[i].path == t->file) /* the set's own string */
+            madvise(s->files[i].map, s->files[i].size, MADV_DONTNEED);
+}
+
+/* Elements [i, i + k) of t into dst (checked: finite), their pages then dropped. */
+static int load_range(const st_tensor *t, size_t i, size_t k, float *dst, vl_err *err)
+{
+    size_t es = k_dtype[t->dtype].size;
+    k_dtype[t->dtype].to_f32((const uint8_t *)t->data + i * es, dst, k);
+    drop_bytes(t, i * es, k * es);
+    return finite_or_err(t, dst, k, i, err);
+}
+
+int st_tensor_check(const st_tensor *t, vl_err *err)
+{
+    VL_ASSERT((unsigned)t->dtype < ST_DTYPE_COUNT);
+    enum { CHUNK = 8192 }; /* a stack buffer: the check costs no heap however large t is */
+    float buf[CHUNK];
+    size_t n = (size_t)t->numel;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += CHUNK)
+        rc = load_range(t, i, n - i < CHUNK ? n - i : CHUNK, buf, err);
+    return rc;
+}
+
+int st_tensor_load(const st_tensor *t, float *dst, vl_err *err)
+{
+    VL_ASSERT((unsigned)t->dtype < ST_DTYPE_COUNT);
+    enum { CHUNK = 1 << 18 }; /* elements converted between two drops */
+    size_t n = (size_t)t->numel;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += CHUNK)
+        rc = load_range(t, i, n - i < CHUNK ? n - i : CHUNK, dst + i, err);
+    return rc;
 }
 
 void st_set_close(st_set *s)

@@ -83,6 +83,21 @@ float st_f8e4m3_to_f32(uint8_t b);
  * values without any block scale (st_fp8_dequant applies them). */
 int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
 
+/* st_tensor_to_f32 (same result, same errors) that reads the mapping in chunks and drops each
+ * chunk's pages from this process's resident set after converting it (madvise MADV_DONTNEED on
+ * the read-only mapping; the pages stay in the page cache and t stays readable: a later read
+ * faults them back in). Reading a whole model this way never keeps the file resident. */
+int st_tensor_load(const st_tensor *t, float *dst, vl_err *err);
+
+/* The same check without a destination: chunks converted on the stack, pages dropped as
+ * above. Validates a tensor at open time without holding its float32 copy. */
+int st_tensor_check(const st_tensor *t, vl_err *err);
+
+/* Drop every mapped page of the file holding t (a tensor of S) from the resident set, as
+ * st_tensor_load does chunk by chunk. Needed beside those drops: a page fault maps the pages around it that the page cache holds (fault-around, large
+ * folios), so reading one tensor can map pieces of others that no tensor drop covers. */
+void st_set_drop(const st_set *s, const st_tensor *t);
+
 /* ---- FP8 block-scaled weights (io/st_fp8.c) ----
  * DeepSeek-V3's release layout (quantization_config {"quant_method": "fp8", "fmt": "e4m3",
  * "weight_block_size": [br, bc]}): a 2-D F8_E4M3 weight q [R × C] and its companion
@@ -93,6 +108,11 @@ int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
  * VL_ERANGE (NaN in q, a non-finite or negative scale), VL_EARG (block size < 1). */
 int st_fp8_dequant(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
                    int block_cols, float *dst, vl_err *err);
+
+/* st_fp8_dequant's checks (grid, scales finite and non-negative, no NaN code in q) with the
+ * same errors, without writing the weights anywhere. */
+int st_fp8_check(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
+                 int block_cols, vl_err *err);
 
 /* "<weight name>_scale_inv" into buf (cap bytes): the companion name st_fp8_dequant expects.
  * VL_EARG if it does not fit. */

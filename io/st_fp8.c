@@ -45,9 +45,11 @@ static int check_grid(const st_tensor *q, const st_tensor *s, int br, int bc, vl
     return 0;
 }
 
-int st_fp8_dequant(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
-                   int block_cols, float *dst, vl_err *err)
+/* The grid checked and the scales as float32 (finite, non-negative) into *out (caller frees). */
+static int load_scales(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
+                       int block_cols, float **out, vl_err *err)
 {
+    *out = NULL;
     int rc = check_grid(q, scale_inv, block_rows, block_cols, err);
     if (rc)
         return rc;
@@ -64,6 +66,32 @@ int st_fp8_dequant(const st_tensor *q, const st_tensor *scale_inv, int block_row
                          scale_inv->file, scale_inv->name, s[i], i);
             goto out;
         }
+out:
+    if (rc)
+        vl_free(s);
+    else
+        *out = s;
+    return rc;
+}
+
+int st_fp8_check(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
+                 int block_cols, vl_err *err)
+{
+    float *s;
+    int rc = load_scales(q, scale_inv, block_rows, block_cols, &s, err);
+    if (!rc)
+        rc = st_tensor_check(q, err);
+    vl_free(s);
+    return rc;
+}
+
+int st_fp8_dequant(const st_tensor *q, const st_tensor *scale_inv, int block_rows,
+                   int block_cols, float *dst, vl_err *err)
+{
+    float *s;
+    int rc = load_scales(q, scale_inv, block_rows, block_cols, &s, err);
+    if (rc)
+        return rc;
     /* stored values first (rejects NaN codes with their index), then the scales in place */
     if ((rc = st_tensor_to_f32(q, dst, err)))
         goto out;

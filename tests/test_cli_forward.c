@@ -40,6 +40,53 @@ static void compare(chk *c, h5s_store *got, h5s_store *want, const char *ds, dou
     free(w);
 }
 
+static float *read_logits(const char *path, long *n)
+{
+    h5s_store *o = NULL;
+    float *d = NULL;
+    int nd = 0;
+    int64_t sh[H5S_MAX_DIMS];
+    vl_err e;
+    *n = 0;
+    if (h5s_open(&o, path, &e) == 0 && h5s_read(o, "/logits", H5S_F32, (void **)&d, &nd, sh,
+                                                &e) == 0) {
+        *n = 1;
+        for (int i = 0; i < nd; i++)
+            *n *= (long)sh[i];
+    }
+    h5s_close(o);
+    return d;
+}
+
+/* One batch either way: the layer-major run with its residual rows in a spill file gives the
+ * plain run's logits bit for bit; a bad cap and --hidden with it are errors. */
+static void mem_cap_same(chk *c, const char *bin, const char *out)
+{
+    char cmd[1024], buf[4096], out2[160];
+    snprintf(out2, sizeof out2, "%s.cap.h5", out);
+    const char *ids = "--ids 5,17,300,4000,12,9,16000,77,1,2,3,4";
+    snprintf(cmd, sizeof cmd, "%s forward " TINY " %s --out %s", bin, ids, out);
+    int rc = tio_run(cmd, buf, sizeof buf);
+    snprintf(cmd, sizeof cmd, "%s forward " TINY " %s --out %s --mem-cap 1", bin, ids, out2);
+    rc = rc ? rc : tio_run(cmd, buf, sizeof buf);
+    long n1, n2;
+    float *a = read_logits(out, &n1), *b = read_logits(out2, &n2);
+    CHECK(c, rc == 0 && a && b && n1 == n2 && n1 > 0 && !memcmp(a, b, (size_t)n1 * sizeof *a),
+          "--mem-cap 1 (spilled): logits identical to the plain run, bit for bit");
+    free(a);
+    free(b);
+    unlink(out);
+    unlink(out2);
+    snprintf(cmd, sizeof cmd, "%s forward " TINY " %s --out %s --mem-cap 12k 2>&1", bin, ids,
+             out2);
+    CHECK(c, tio_run(cmd, buf, sizeof buf) != 0, "--mem-cap 12k: non-zero exit");
+    CHECK_HAS(c, buf, "--mem-cap '12k'", "--mem-cap error names the value");
+    snprintf(cmd, sizeof cmd, "%s forward " TINY " %s --out %s --mem-cap 0 --hidden 2>&1", bin,
+             ids, out2);
+    CHECK(c, tio_run(cmd, buf, sizeof buf) != 0, "--mem-cap with --hidden: non-zero exit");
+    CHECK(c, access(out2, F_OK) != 0, "no output file after an error");
+}
+
 static void test_forward(chk *c, const char *bin)
 {
     char ids_path[128], out_path[128], cmd[1024], buf[4096];
@@ -85,6 +132,17 @@ static void test_forward(chk *c, const char *bin)
         h5s_close(o);
     }
     unlink(out_path);
+    /* layer-major, one sequence per batch, residual rows spilled to a file (1-byte cap):
+     * still the golden logits */
+    snprintf(cmd, sizeof cmd, "%s forward " TINY " --ids-file %s --out %s --batch 1 "
+             "--mem-cap 1", bin, ids_path, out_path);
+    CHECK_INT(c, tio_run(cmd, buf, sizeof buf), 0, "forward --batch 1 --mem-cap 1 exits 0");
+    if (h5s_open(&o, out_path, &e) == 0) {
+        compare(c, o, g, "/logits", 1e-3);
+        h5s_close(o);
+    }
+    unlink(out_path);
+    mem_cap_same(c, bin, out_path);
     /* bad input: one line on stderr, non-zero exit, no output file */
     snprintf(cmd, sizeof cmd, "%s forward " TINY " --ids 1,16384 --out %s 2>&1", bin, out_path);
     rc = tio_run(cmd, buf, sizeof buf);

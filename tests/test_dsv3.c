@@ -450,10 +450,17 @@ static void test_interleave(chk *c, const float *ref)
     float *own[2 * 8] = {0};
     for (int l = 0; l < L && l < 8; l++) {
         model_layer *Ly = &w->layers[l];
-        own[2 * l] = deinterleave_rows(Ly->q_b, H * Dqk, d->q_lora_rank, d->qk_nope_dim, Dqk, H,
+        char nq[96], nkv[96]; /* the stored weights (the clone's slots are NULL) */
+        snprintf(nq, sizeof nq, "model.layers.%d.self_attn.q_b_proj.weight", l);
+        snprintf(nkv, sizeof nkv, "model.layers.%d.self_attn.kv_a_proj_with_mqa.weight", l);
+        float *qb = tm_weights(m, w, (size_t)model_tensor_find(m, nq));
+        float *kva = tm_weights(m, w, (size_t)model_tensor_find(m, nkv));
+        own[2 * l] = deinterleave_rows(qb, H * Dqk, d->q_lora_rank, d->qk_nope_dim, Dqk, H,
                                        d->qk_rope_dim);
-        own[2 * l + 1] = deinterleave_rows(Ly->kv_a, d->kv_lora_rank + d->qk_rope_dim, cf->hidden,
+        own[2 * l + 1] = deinterleave_rows(kva, d->kv_lora_rank + d->qk_rope_dim, cf->hidden,
                                            d->kv_lora_rank, 0, 1, d->qk_rope_dim);
+        free(qb);
+        free(kva);
         Ly->q_b = own[2 * l];
         Ly->kv_a = own[2 * l + 1];
     }

@@ -109,11 +109,12 @@ static void ablations(chk *c, const model *m, fwd_state *st, const int32_t *ids,
         model_weights *w = NULL;
         model_weights_clone(&w, m, model_base(m), &e);
         const float **slot = model_weights_slot(m, w, (size_t)ix);
+        float *ref = tm_weights(m, w, (size_t)ix);
         float *buf = malloc(sizeof(float) * t->numel);
         for (int64_t j = 0; j < t->numel; j++)
-            buf[j] = k[i].mode == 0 ? -(*slot)[j]
+            buf[j] = k[i].mode == 0 ? -ref[j]
                      : k[i].mode == 1 ? 0.0f
-                                      : (float)(((int)(*slot)[j] + 1) % cf->n_experts);
+                                      : (float)(((int)ref[j] + 1) % cf->n_experts);
         *slot = buf;
         const float *lg = NULL;
         int rc = fwd_run(m, w, st, ids, S, T, NULL, NULL, &lg, &e);
@@ -123,6 +124,7 @@ static void ablations(chk *c, const model *m, fwd_state *st, const int32_t *ids,
         CHECK(c, rc == 0 && mx > 1e-3, "%s (%s) moves the logits: max |Δ| %.3g", k[i].what,
               t->name, mx);
         free(buf);
+        free(ref);
         model_weights_free(w);
     }
 }
@@ -147,14 +149,16 @@ static void sens_resume(chk *c, const model *m, const int32_t *ids, int S, int T
     long ix = mdsv4_index(cf, 2, V4_WO_B);
     const model_tensor *t = model_tensor_at(m, (size_t)ix);
     const float **slot = model_weights_slot(m, w, (size_t)ix);
+    float *ref = tm_weights(m, w, (size_t)ix);
     float *buf = malloc(sizeof(float) * t->numel);
     for (int64_t j = 0; j < t->numel; j++)
-        buf[j] = (*slot)[j] * (1.0f + 0.05f * (float)((j * 7919) % 13 - 6) / 6.0f);
+        buf[j] = ref[j] * (1.0f + 0.05f * (float)((j * 7919) % 13 - 6) / 6.0f);
     *slot = buf;
     rc = sens_set_kld(ss, w, 0, &k0, &e) || sens_set_kld(ss, w, 2, &k2, &e);
     CHECK(c, rc == 0 && k0 > 0 && k0 == k2, "layer 2 wo_b perturbed: KLD from layer 0 %.9g, "
           "from layer 2 %.9g", k0, k2);
     free(buf);
+    free(ref);
     model_weights_free(w);
     sens_set_free(ss);
 }
@@ -554,10 +558,12 @@ static void end_to_end(chk *c)
     int64_t want0[8] = {0};
     if (rc == 0 && h5s_read(g, "/sets/en/input_ids", H5S_I32, (void **)&ids, NULL, NULL, &e) == 0 &&
         model_open(&m, FIX, &e) == 0) {
-        const float *tid = model_base(m)->ext[mdsv4_index(model_config(m), 0, V4_TID2EID)];
-        for (int t = 0; t < 64; t++)
+        float *tid = tm_weights(m, model_base(m),
+                                (size_t)mdsv4_index(model_config(m), 0, V4_TID2EID));
+        for (int t = 0; t < 64 && tid; t++)
             for (int k = 0; k < 2; k++)
                 want0[(int)tid[ids[t] * 2 + k]]++;
+        free(tid);
     }
     model_close(m);
     free(ids);

@@ -7,6 +7,7 @@
 #include "../alloc/qbind.h"
 #include "../analysis/spass.h"
 #include "check.h"
+#include "testmodel.h"
 
 #include <gsl/gsl_errno.h>
 #include <math.h>
@@ -178,10 +179,13 @@ static void test_uniform(chk *c, fix *f)
         for (int k = 0; k < a2.n; k++)
             in_alloc |= !strcmp(a2.v[k].item, t->name);
         listed += in_alloc;
-        if (in_alloc != (q != o) || in_alloc != (fmt != NULL))
+        if (in_alloc != (q != o) || in_alloc != (fmt != NULL)) {
             bad++;
-        else if (in_alloc && !memcmp(q, o, (size_t)t->numel * sizeof *q))
-            bad++; /* 2 bits must change the values */
+        } else if (in_alloc) { /* 2 bits must change the values (o: the stored weights) */
+            float *ref = tm_weights(f->m, base, i);
+            bad += !ref || !memcmp(q, ref, (size_t)t->numel * sizeof *q);
+            free(ref);
+        }
     }
     CHECK_INT(c, (long)listed, a2.n, "listed tensors");
     CHECK_INT(c, (long)bad, 0, "tensors whose binding does not match the allocation");

@@ -19,6 +19,7 @@
 #include "../analysis/calib.h"
 #include "../analysis/spass.h"
 #include "check.h"
+#include "testmodel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,14 +130,16 @@ int main(void)
         few += in->rows_routed < t->cols;
         stat_input_f64(in, NULL, imp, NULL, h);
         fq_stats st = {imp, h, (double)in->rows_routed};
-        const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+        float *w = tm_weights(m, model_base(m), (size_t)t->mi);
         rd_point pr, pg;
         if (rd_eval(&pr, NULL, w, t->rows, t->cols, &fr, &st, NULL, NULL, NULL, t->name, &e) ||
             rd_eval(&pg, NULL, w, t->rows, t->cols, &fg, &st, NULL, NULL, NULL, t->name, &e)) {
             CHECK(&c, 0, "%s: %s", t->name, e.msg);
             failed++;
+            free(w);
             continue;
         }
+        free(w);
         if (!(pg.rel_out <= pr.rel_out * (1 + 1e-9))) {
             worse++;
             CHECK(&c, 0, "%s (%lld rows of H): GPTQ rel_out %.6g > RTN %.6g", t->name,

@@ -7,6 +7,7 @@
 #include "../analysis/spass.h"
 #include "../core/fx.h"
 #include "check.h"
+#include "testmodel.h"
 
 #include <gsl/gsl_errno.h>
 #include <math.h>
@@ -74,7 +75,7 @@ static void test_run_from(chk *c, const model *m, const int32_t *ids)
 static void test_noise(chk *c, const sens_result *r, const model *m)
 {
     const sens_tensor *t = &r->t[0];
-    const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+    float *w = tm_weights(m, model_base(m), (size_t)t->mi);
     float *a = vl_malloc((size_t)t->n * sizeof *a), *b = vl_malloc((size_t)t->n * sizeof *b);
     vl_err e;
     CI(c, sens_noise(a, w, t, 0.01, 7, &e), 0);
@@ -88,6 +89,7 @@ static void test_noise(chk *c, const sens_result *r, const model *m)
     CHECK_NEAR(c, sqrt(dn / wn), 0.01, 1e-5, 0, "relative noise = eps");
     CI(c, sens_noise(b, w, t, 0.01, 8, &e), 0);
     CHECK(c, memcmp(a, b, (size_t)t->n * sizeof *a) != 0, "other seed, other noise");
+    free(w);
     vl_free(a);
     vl_free(b);
 }
@@ -228,7 +230,7 @@ static void test_rd_per_set(chk *c, const model *m)
     int T = r.n_tensors, F = r.n_formats, ok = rc == 0, differ = 0;
     for (int ti = 0; ok && ti < T; ti += 37) { /* a spread of tensors, experts included */
         const sens_tensor *t = &r.t[ti];
-        const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+        float *w = tm_weights(m, model_base(m), (size_t)t->mi);
         float *q = vl_malloc((size_t)t->n * sizeof *q);
         double *imp = vl_malloc((size_t)t->cols * sizeof *imp);
         for (int s = 0; s < 2; s++) {
@@ -246,6 +248,7 @@ static void test_rd_per_set(chk *c, const model *m)
             ok &= r.rel_w[ix] == pt.rel_w && r.rel_imp[ix] == pt.rel_imp;
         }
         differ += r.rel_w[(size_t)ti * F] != r.rel_w[((size_t)T + ti) * F];
+        free(w);
         vl_free(q);
         vl_free(imp);
     }

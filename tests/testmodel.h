@@ -4,11 +4,29 @@
 #ifndef VL_TESTMODEL_H
 #define VL_TESTMODEL_H
 
+#include "../analysis/model.h"
 #include "../analysis/tap.h"
 #include "../io/st.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Tensor i of binding W (model_base: the stored weights) as a malloc'd float32 copy the caller
+ * frees; NULL on error. */
+static inline float *tm_weights(const model *m, const model_weights *w, size_t i)
+{
+    const float *d;
+    float *own;
+    vl_err e;
+    if (model_tensor_f32(m, w, i, &d, &own, &e))
+        return NULL;
+    size_t n = (size_t)model_tensor_at(m, i)->numel;
+    float *c = malloc(n * sizeof *c + 1);
+    if (c)
+        memcpy(c, d, n * sizeof *c);
+    vl_free(own);
+    return c;
+}
 
 /* The event's rows × cols as a dense malloc'd copy (caller frees). */
 static inline float *tm_dup_rows(const tap_event *ev)

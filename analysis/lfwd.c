@@ -1,0 +1,52 @@
+/* analysis/lfwd.c — layer-major forward: residual rows of the set in an acts store. */
+#include "lfwd.h"
+
+#include "acts.h"
+
+int lfwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+             int n_seq, int seq_len, const lfwd_params *p, lfwd_sink sink, void *user,
+             int *spilled, vl_err *err)
+{
+    int L = model_config(m)->n_layers, B = p->batch, T = seq_len;
+    size_t W = (size_t)fwd_residual_width(m);
+    if (B <= 0 || n_seq <= 0 || T <= 0)
+        return vl_errf(err, VL_EARG, "forward: %d sequences of %d tokens in batches of %d",
+                       n_seq, T, B);
+    acts *a = NULL;
+    int rc = acts_new(&a, (int64_t)n_seq * T, (int)W, p->mem_cap, err);
+    float *h = rc ? NULL : vl_malloc((size_t)B * T * W * sizeof *h);
+    if (!rc && !h)
+        rc = vl_errf(err, VL_ENOMEM, "forward: out of memory for a batch of residual rows");
+    if (!rc && spilled)
+        *spilled = acts_spilled(a);
+    /* stage −1 embeds; 0..L−1 run one layer; L runs the head and hands the logits on */
+    for (int l = -1; l <= L && !rc; l++)
+        for (int s0 = 0; s0 < n_seq && !rc; s0 += B) {
+            int nb = n_seq - s0 < B ? n_seq - s0 : B;
+            int64_t r0 = (int64_t)s0 * T, n = (int64_t)nb * T;
+            const int32_t *bid = ids + r0;
+            const float *lg;
+            if (l < 0) {
+                if (!(rc = fwd_embed(m, w, bid, (int)n, h, err)))
+                    rc = acts_put(a, r0, n, h, err);
+                continue;
+            }
+            if ((rc = acts_get(a, r0, n, h, err)))
+                break;
+            if (l < L) {
+                rc = fwd_run_layers(m, w, st, bid, l, l + 1, h, nb, T, p->opts, NULL, err);
+                if (!rc)
+                    rc = acts_put(a, r0, n, h, err);
+                continue;
+            }
+            /* an empty layer range tells the state this batch's ids (deepseek_v4) */
+            rc = fwd_run_layers(m, w, st, bid, L, L, h, nb, T, p->opts, NULL, err);
+            if (!rc)
+                rc = fwd_run_from(m, w, st, L, h, nb, T, p->opts, NULL, &lg, err);
+            if (!rc)
+                rc = sink(user, s0, nb, lg, err);
+        }
+    vl_free(h);
+    acts_free(a);
+    return rc;
+}

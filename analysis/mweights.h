@@ -1,0 +1,40 @@
+/* analysis/mweights.h — a model's float32 weights one stage at a time.
+ *
+ * The weights stay in their stored dtype in the mapped safetensors files (analysis/model.h);
+ * this is the one place the forward turns them into float32. A *stage* is a decoder layer
+ * (0..L−1) or the head (MW_HEAD: final norm, LM head — the embedding when tied —, deepseek_v4's
+ * hyper head). mw_stage gives a binding whose slots of that stage hold float32 data: the
+ * caller's binding's own pointer where it has one (a fake-quant tensor), else a conversion of
+ * the stored tensor that the cache owns until the next mw_stage or mw_release. Slots of other
+ * stages are NULL in the returned binding. Peak memory: one stage's float32 weights per cache.
+ *
+ * The embedding is not a stage: its rows are read one token at a time (model_embed_rows).
+ *
+ * A cache serves one caller at a time (each forward state owns one); many caches may share a
+ * model. */
+#ifndef VL_MWEIGHTS_H
+#define VL_MWEIGHTS_H
+
+#include "../core/err.h"
+#include "model.h"
+
+typedef struct mw_cache mw_cache;
+
+enum { MW_HEAD = -1 };
+
+int mw_new(mw_cache **out, const model *m, vl_err *err);
+
+/* Make STAGE (0..L−1 or MW_HEAD) of binding W readable through *view (owned by the cache,
+ * valid until the next mw_stage/mw_release/mw_free). When the cache already holds that stage
+ * of W with every slot unchanged (the same pointers, NULL where it converted) it is reused:
+ * a layer-major pass converts each layer once, not once per batch. Otherwise the stage held
+ * is released first. Errors as model_tensor_load (the stage is then released). */
+int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
+             vl_err *err);
+
+/* Free the stage's float32 conversions now (the view's slots become NULL). */
+void mw_release(mw_cache *c);
+
+void mw_free(mw_cache *c); /* NULL is a no-op */
+
+#endif
