@@ -46,6 +46,7 @@ struct gp_pipe {
     char *script_tmp;
     int broken;          /* a send failed (gnuplot died early) */
     int ascii;           /* x11: spell non-ASCII text out (gp_ascii) before sending */
+    int hold;            /* gp_hold_input: close our end only after gnuplot exits */
 };
 
 static const char *const term_names[GP_TERM_COUNT] = {
@@ -602,6 +603,8 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     return 0;
 }
 
+void gp_hold_input(gp_pipe *g) { g->hold = 1; }
+
 int gp_str_array(gp_pipe *g, const char *name, const char *const *texts, int n, vl_err *err)
 {
     int rc = gp_cmd(g, err, "array %s[%d]", name, n > 0 ? n : 1);
@@ -687,9 +690,15 @@ int gp_close(gp_pipe *g, vl_err *err)
         gp_cmd(g, NULL, "unset output");
     if (!g->broken)
         flush_out(g, NULL);
+    /* a held input: gnuplot's `pause mouse` would end at the end of its input, so it stays open
+       until the script exits by itself (after its window closed) */
+    int status = -1;
+    if (g->hold && !g->broken)
+        status = reap(g->pid);
     close(g->fd);
     g->fd = -1;
-    int status = reap(g->pid);
+    if (!g->hold || g->broken)
+        status = reap(g->pid);
     g->pid = 0;
     if (rc) {
         gp_free(g); /* removes OUT.tmp and the script's temporary */

@@ -71,6 +71,11 @@ int gp_block_matrix(gp_pipe *g, const char *name, const double *m, int rows, int
 int gp_block_columns(gp_pipe *g, const char *name, const double *const *cols, int ncols, int n,
                      vl_err *err);
 
+/* Keep gnuplot's input open until gnuplot exits (gp_close waits for it first): for an
+ * interactive script that waits for its window (`pause mouse ...`, which ends when the input
+ * ends) and then exits by itself — it must end with `exit`, or gp_close waits forever. */
+void gp_hold_input(gp_pipe *g);
+
 /* The gnuplot string array NAME[1..n] holding texts[0..n) (NULL = ""), each through gp_str;
  * a '\n' in a text becomes a newline inside the gnuplot string (joined with "\n", never sent
  * raw). */

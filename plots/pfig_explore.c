@@ -11,9 +11,11 @@
  * table). The string DRAW redraws the current view from the variables s (set), d (difference)
  * and a (allocation overlay); the keys change a variable and `eval DRAW`:
  *   n / p   next / previous calibration set       d   absolute α ↔ difference to the reference
- *   a       the allocation's bits printed in the cells (toggle)
+ *   a       the allocation's bits printed in the cells (toggle)      x   close (exit gnuplot)
  * A left click on a cell prints R of that cell to the terminal vbrlab runs in (gnuplot's stdout:
- * `set print '-'`), through a `pause mouse button1,close` loop that ends when the window closes.
+ * `set print '-'`), through a `pause mouse button1,close` loop that ends when the window closes:
+ * a pause that ends without a click (-1: the window is gone, or — a race seen under Xvfb — not
+ * mapped yet) is retried after 0.1 s, and 20 in a row end the loop and gnuplot.
  * On a file terminal (tests) the same script is drawn once, without the loop. Every text from
  * the stores travels through gp_str.
  */
@@ -150,7 +152,9 @@ static int send_all(gp_pipe *gp, const sens_result *r, int s0, psrc_grid *maps,
         {"n", "s = s % S + 1; eval DRAW"},
         {"p", "s = (s + S - 2) % S + 1; eval DRAW"},
         {"d", "d = 1 - d; eval DRAW"},
-        {"a", "a = 1 - a; eval DRAW"}};
+        {"a", "a = 1 - a; eval DRAW"},
+        /* x quits: the window's own q (gnuplot_x11) does not end a `pause mouse` */
+        {"x", "exit gnuplot"}};
     /* bound where the terminal has a window: a gnuplot without mouse support (gnuplot-nox,
        file terminals) has no `bind` command, and a block not entered is never parsed */
     if (!rc)
@@ -165,15 +169,22 @@ static int send_all(gp_pipe *gp, const sens_result *r, int s0, psrc_grid *maps,
         rc = gp_cmd(gp, err,
                     "set print '-'\n"
                     "print 'vbrlab: n/p next/previous calibration set, d difference to the first "
-                    "set shown, a allocation bits, click a cell for its numbers, q closes'\n"
-                    "while (1) {\n"
+                    "set shown, a allocation bits, click a cell for its numbers, x closes'\n"
+                    "fails = 0\n"
+                    "while (fails < 20) {\n"
                     "  pause mouse button1,close\n"
-                    "  if (!exists('MOUSE_BUTTON') || (exists('MOUSE_KEY') && MOUSE_KEY == -1)) { break }\n"
-                    "  c = floor(MOUSE_X + 0.5); r = floor(MOUSE_Y + 0.5)\n"
-                    "  if (c >= 0 && c < NC && r >= 0 && r < NR) { print R[int(r) * NC + "
+                    "  if (exists('MOUSE_BUTTON') && MOUSE_BUTTON == 1) {\n"
+                    "    fails = 0; c = floor(MOUSE_X + 0.5); r = floor(MOUSE_Y + 0.5)\n"
+                    "    if (c >= 0 && c < NC && r >= 0 && r < NR) { print R[int(r) * NC + "
                     "int(c) + 1] . \"\\n\" }\n"
+                    "  } else {\n"
+                    "    fails = fails + 1; pause 0.1\n"
+                    "  }\n"
                     "  undefine MOUSE_BUTTON\n"
-                    "}");
+                    "}\n"
+                    "exit");
+    if (!rc && interactive)
+        gp_hold_input(gp);
     return rc;
 }
 
@@ -241,8 +252,10 @@ int pfig_explore(h5s_store *s, const pfig_req *req, const char *set, const gp_op
         }
     }
     gp_pipe *gp = NULL;
+    gp_opts ow = *o; /* gnuplot stays until the window closes: the window goes with it */
+    ow.interactive_wait = 0;
     if (!rc)
-        rc = gp_open(&gp, o, err);
+        rc = gp_open(&gp, &ow, err);
     if (!rc) {
         rc = send_all(gp, &r, s0, maps, bits, na ? anames[0] : "(none)", texts,
                       !gp_term_is_file(o->term), err);
