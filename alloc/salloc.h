@@ -112,7 +112,8 @@ int salloc_list(h5s_store *st, char ***names, int *count, vl_err *err);
  * and every line a tensor and a known format; `sets` and `calib` members follow the name rule;
  * objective/solver/granularity/error/status are known values; target_bpw in (0, 64];
  * predicted_kld has one finite value >= 0 per set; item_bpw one bpw in (0, 64] per line of
- * `items`; bits_used, budget_bits, bpw, objective_value, gap >= 0, node_limited in [0, 1]. */
+ * `items`; bits_used, budget_bits, bpw, objective_value >= 0, gap not NaN, node_limited in
+ * [0, 1]. */
 int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err);
 void salloc_record_free(salloc_record *r); /* leaves r zeroed; NULL ok */
 

@@ -304,9 +304,9 @@ int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err
         double lo, hi;
     } nums[] = {{"bits_used", 0, 1e300}, {"budget_bits", 0, 1e300}, {"bpw", 0, 64},
                 {"node_limited", 0, 1},  {"objective_value", 0, 1e300},
-                {"gap", 0, INFINITY}, {"lower_bound", -INFINITY, 1e300}};
+                {"gap", -1e300, INFINITY}, {"lower_bound", -INFINITY, 1e300}};
     for (size_t k = 0; !rc && k < sizeof nums / sizeof *nums; k++) {
-        double v;
+        double v = 0;
         if (h5s_attr_get_f64(st, g, nums[k].a, &v, NULL) != VL_ENOTFOUND) /* absent: older */
             rc = num_attr(st, g, nums[k].a, nums[k].lo, nums[k].hi, &v, err);
         if (!rc && !strcmp(nums[k].a, "gap"))

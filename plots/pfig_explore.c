@@ -45,7 +45,8 @@ static void rd_table(FILE *sb, const sens_result *r, int si, const psrc_grid *g,
             int l, x, c;
             if (!psrc_tensor_cell(r->t[t].name, &l, &x, &c) || l != row)
                 continue;
-            if (proj >= 0 ? (c != proj || x != col) : strcmp(psrc_proj_names[c], g->col_labels[col]))
+            if (proj >= 0 ? (c != proj || x != col)
+                          : strcmp(psrc_proj_names[c], g->col_labels[col]) != 0)
                 continue;
             size_t k = (size_t)t * r->n_formats + f;
             double w = (double)r->t[t].n;

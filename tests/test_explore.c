@@ -101,7 +101,7 @@ int main(void)
     CHECK(&c, rc == 0 && g[0].rows == 2 && g[0].cols == 2, "maps read: 2 layers × 2 columns");
     double v[64];
     for (int k = 0; !rc && k < 2; k++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "A%d", k + 1);
         int n = read_block(script, name, v, 64);
         int ok = n == 4;

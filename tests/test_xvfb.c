@@ -272,8 +272,9 @@ int main(void)
     const char *missing = !have("Xvfb") ? "Xvfb (Debian xvfb)"
                           : !have("xwd") ? "xwd (Debian x11-apps)"
                           : !have("xdotool") ? "xdotool"
-                          : !gp_term_available(GP_X11, NULL) ? "gnuplot's x11 terminal (gnuplot-x11)"
-                                                              : NULL;
+                          : !gp_term_available(GP_X11, NULL)
+                              ? "gnuplot's x11 terminal (gnuplot-x11)"
+                              : NULL;
     if (missing) {
         printf("test_xvfb: SKIPPED: %s is not installed (.ci/deps installs xvfb x11-apps "
                "xdotool gnuplot-x11)\n", missing);
@@ -390,7 +391,8 @@ int main(void)
             if (printed && strstr(printed, "rate-distortion"))
                 break;
         }
-        CHECK(&c, printed && strstr(printed, "\nlayer ") && strstr(printed, "α (KLD/ε²)") == NULL &&
+        CHECK(&c, printed && strstr(printed, "\nlayer ") &&
+                      strstr(printed, "α (KLD/ε²)") == NULL && /* x11: spelled out */
                       strstr(printed, "alpha (KLD/eps^2): en ") &&
                       strstr(printed, "rate-distortion (set en): format  bpw  rel_w") &&
                       strstr(printed, "rtn-b2-g64-asym"),
