@@ -8,6 +8,7 @@
 
 #include "../core/num.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +24,9 @@ int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *e
         const char *name;
         double value;
     } num[] = {{"target_bpw", a->target_bpw}, {"n_tensors", a->n_tensors},
-               {"n_weights", (double)a->n_weights}, {"bpw", a->bpw}};
+               {"n_weights", (double)a->n_weights}, {"bpw", a->bpw},
+               {"bpw_model", a->bpw_model}, {"bpw_file", a->bpw_file},
+               {"model_weights", (double)a->model_weights}};
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof str / sizeof *str; i++) {
         const char *v = str[i].value ? str[i].value : "";
@@ -111,6 +114,24 @@ int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err)
     }
     a->n_tensors = rc ? 0 : (int)nt;
     a->n_weights = rc ? 0 : (int64_t)nw;
+    double mw = 0;
+    int64_t mwi = 0;
+    if (h5s_attr_get_f64(s, g, "bpw_model", &a->bpw_model, NULL))
+        a->bpw_model = NAN; /* a row written before whole-model bits were kept */
+    if (h5s_attr_get_f64(s, g, "bpw_file", &a->bpw_file, NULL))
+        a->bpw_file = NAN;
+    for (int k = 0; !rc && k < 2; k++) {
+        double v = k ? a->bpw_file : a->bpw_model;
+        if (!isnan(v) && !(v > 0 && v <= 64))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s@%s = %g is out of range (0, 64]", h5s_path(s),
+                         g, k ? "bpw_file" : "bpw_model", v);
+    }
+    if (!rc && !h5s_attr_get_f64(s, g, "model_weights", &mw, NULL)) {
+        if (num_whole(mw, 0, (int64_t)1 << 53, &mwi))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s@model_weights = %g is not a count",
+                         h5s_path(s), g, mw);
+        a->model_weights = mwi;
+    }
     if (rc)
         ev_row_attrs_free(a);
     return rc;
