@@ -120,7 +120,8 @@ deps:
 	@sh .ci/deps
 
 # An interactive gnuplot (gnuplot-qt) for `vbrlab plot --interactive`; kept out of .ci/deps so
-# CI installs no Qt. `sh .ci/deps-interactive gnuplot-x11` installs the X11-only one instead.
+# CI installs no Qt (.ci/deps has gnuplot-x11 and Xvfb for tests/test_xvfb.c).
+# `sh .ci/deps-interactive gnuplot-x11` installs the X11-only one instead.
 deps-interactive:
 	@sh .ci/deps-interactive
 

@@ -114,15 +114,28 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
 /* One stored allocation, read back (all strings owned; salloc_record_free). */
 typedef struct {
     char *name, *assignment, *calib, *stats_file, *sets, *objective, *solver;
+    char *status;            /* "" in files older than the attribute */
     char *budget; /* "body" | "model"; "" from stores written before budgets */
     double target_bpw;
+    double gap, objective_value; /* 0 when absent (older files) */
+    int n_sets;              /* members of `sets` (1 when absent) = length of predicted_kld */
+    double *predicted_kld;   /* [n_sets] */
+    int n_items;             /* lines of `items`; 0 when absent (then no item_bpw) */
+    double *item_bpw;        /* [n_items] or NULL */
 } salloc_record;
 
 /* Names of the allocations in st (sorted; h5s_names_free). No /alloc group or an empty one:
  * VL_ENOTFOUND "FILE: no allocations (group /alloc)". */
 int salloc_list(h5s_store *st, char ***names, int *count, vl_err *err);
-/* Read /alloc/NAME; absent: VL_ENOTFOUND naming the file and the allocations it has. Missing
- * calib/stats_file read as "". The assignment must be non-empty (VL_EFORMAT). */
+/* Read and validate /alloc/NAME — the one reader of a stored allocation (eval, export, plot,
+ * report and the runner go through it). Absent: VL_ENOTFOUND naming the file and the
+ * allocations it has. Missing calib/stats_file/sets/objective/solver/status read as "".
+ * Checked, each failure one line naming the file and the problem: the assignment is non-empty
+ * and every line a tensor and a known format; `sets` and `calib` members follow the name rule;
+ * objective/solver/granularity/error/status are known values; target_bpw in (0, 64];
+ * predicted_kld has one finite value >= 0 per set; item_bpw one bpw in (0, 64] per line of
+ * `items`; bits_used, budget_bits, bpw, objective_value >= 0, gap not NaN, node_limited in
+ * [0, 1]. */
 int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err);
 void salloc_record_free(salloc_record *r); /* leaves r zeroed; NULL ok */
 

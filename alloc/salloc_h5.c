@@ -132,9 +132,11 @@ void salloc_record_free(salloc_record *r)
     if (!r)
         return;
     char *v[] = {r->name, r->assignment, r->calib, r->stats_file, r->sets, r->objective,
-                 r->solver, r->budget};
+                 r->solver, r->status, r->budget};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
         vl_free(v[i]);
+    vl_free(r->predicted_kld);
+    vl_free(r->item_bpw);
     memset(r, 0, sizeof *r);
 }
 
@@ -145,6 +147,89 @@ static int opt_attr(h5s_store *st, const char *g, const char *a, char **out, vl_
     if (rc == VL_ENOTFOUND) {
         *out = vl_strdup("");
         rc = *out ? 0 : vl_errf(err, VL_ENOMEM, "alloc: out of memory");
+    }
+    return rc;
+}
+
+/* Split a SEP-joined list into its count; every member must follow the name rule
+ * (calib_name_ok). "" is no member. Returns the count, or -1 with the error set. */
+static int check_list(h5s_store *st, const char *g, const char *attr, const char *v, char sep,
+                      vl_err *err)
+{
+    if (!*v)
+        return 0;
+    int n = 0;
+    for (const char *p = v;; n++) {
+        const char *e = strchr(p, sep);
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char one[EV_NAME_MAX + 1];
+        if (len >= sizeof one || (memcpy(one, p, len), one[len] = '\0', !calib_name_ok(one)))
+            return vl_errf(err, VL_EFORMAT, "%s: %s@%s: member %d is not a name "
+                           "([A-Za-z0-9._+-]+)", h5s_path(st), g, attr, n + 1), -1;
+        if (!e)
+            return n + 1;
+        p = e + 1;
+    }
+}
+
+/* A float64 attribute that must be present and satisfy lo <= v <= hi (NaN never does). */
+static int num_attr(h5s_store *st, const char *g, const char *a, double lo, double hi,
+                    double *out, vl_err *err)
+{
+    int rc = h5s_attr_get_f64(st, g, a, out, err);
+    if (rc == VL_ENOTFOUND)
+        return vl_errf(err, VL_EFORMAT, "%s: %s: missing attribute %s", h5s_path(st), g, a);
+    if (rc)
+        return vl_errf(err, VL_EFORMAT, "%s: %s@%s is not a number", h5s_path(st), g, a);
+    if (!(*out >= lo && *out <= hi))
+        return vl_errf(err, VL_ERANGE, "%s: %s@%s = %g is out of range [%g, %g]", h5s_path(st),
+                       g, a, *out, lo, hi);
+    return 0;
+}
+
+/* A float64 dataset G/NAME of shape [n], every value finite in [lo, hi]. */
+static int vec(h5s_store *st, const char *g, const char *name, int64_t n, double lo, double hi,
+               double **out, vl_err *err)
+{
+    char d[EV_NAME_MAX + 32];
+    snprintf(d, sizeof d, "%s/%s", g, name);
+    if (!h5s_exists(st, d))
+        return vl_errf(err, VL_ENOTFOUND, "%s: missing dataset %s", h5s_path(st), d);
+    int nd;
+    int64_t sh[H5S_MAX_DIMS];
+    int rc = h5s_read(st, d, H5S_F64, (void **)out, &nd, sh, err);
+    if (!rc && (nd != 1 || sh[0] != n))
+        rc = vl_errf(err, VL_ESHAPE, "%s: %s has %d dimension(s) [%lld], its attributes name %lld "
+                     "entries", h5s_path(st), d, nd, nd ? (long long)sh[0] : 0LL, (long long)n);
+    for (int64_t i = 0; !rc && i < n; i++)
+        if (!((*out)[i] >= lo && (*out)[i] <= hi))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s[%lld] = %g is out of range [%g, %g]",
+                         h5s_path(st), d, (long long)i, (*out)[i], lo, hi);
+    return rc;
+}
+
+/* The string attributes that name a choice: each must be one the writer can write. */
+static int check_choices(h5s_store *st, const char *g, vl_err *err)
+{
+    static const char *const ok[][6] = {
+        {"objective", "sum", "weighted", "minimax", NULL},
+        {"solver", "exact", "lagrange", "uniform", "rules", NULL},
+        {"granularity", "tensor", "group", NULL},
+        {"error", "out", "rel", NULL},
+        {"status", "optimal", "node-limit", "gap", "baseline", NULL},
+        {"budget", "body", "model", NULL}};
+    int rc = 0;
+    for (size_t k = 0; !rc && k < sizeof ok / sizeof *ok; k++) {
+        char *v = NULL;
+        if (h5s_attr_get(st, g, ok[k][0], &v, NULL)) /* absent in older files: nothing to check */
+            continue;
+        int hit = 0;
+        for (int j = 1; ok[k][j] && !hit; j++)
+            hit = !strcmp(v, ok[k][j]);
+        if (!hit)
+            rc = vl_errf(err, VL_EFORMAT, "%s: %s@%s is not one of the known values (%s, %s, ...)",
+                         h5s_path(st), g, ok[k][0], ok[k][1], ok[k][2]);
+        vl_free(v);
     }
     return rc;
 }
@@ -176,17 +261,71 @@ int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err
         rc = h5s_attr_get(st, g, "assignment", &out->assignment, err);
     if (!rc && !*out->assignment)
         rc = vl_errf(err, VL_EFORMAT, "%s: %s: empty assignment", h5s_path(st), g);
+    if (!rc) { /* every line a tensor and a format the quantizers know */
+        qb_alloc a;
+        qb_alloc_init(&a);
+        char label[EV_NAME_MAX + 4200];
+        snprintf(label, sizeof label, "%s:%s@assignment", h5s_path(st), g);
+        rc = qb_alloc_parse_text(&a, out->assignment, label, err);
+        qb_alloc_deinit(&a);
+    }
     struct {
         const char *a;
         char **v;
     } o[] = {{"calib", &out->calib},         {"stats_file", &out->stats_file},
              {"sets", &out->sets},           {"objective", &out->objective},
-             {"solver", &out->solver},       {"budget", &out->budget}};
+             {"solver", &out->solver},       {"status", &out->status},
+             {"budget", &out->budget}};
     for (size_t k = 0; k < sizeof o / sizeof *o && !rc; k++)
         rc = opt_attr(st, g, o[k].a, o[k].v, err);
-    out->target_bpw = NAN;
-    if (!rc && h5s_attr_get_f64(st, g, "target_bpw", &out->target_bpw, err) == VL_EDTYPE)
-        rc = vl_errf(err, VL_EFORMAT, "%s: %s: target_bpw is not a number", h5s_path(st), g);
+    if (!rc)
+        rc = check_choices(st, g, err);
+    int n_sets = rc ? 0 : check_list(st, g, "sets", out->sets, ',', err);
+    rc = rc ? rc : n_sets < 0 ? VL_EFORMAT : 0;
+    if (!rc && check_list(st, g, "calib", out->calib, ',', err) < 0)
+        rc = VL_EFORMAT;
+    if (!rc)
+        rc = num_attr(st, g, "target_bpw", 1e-9, 64, &out->target_bpw, err);
+    /* predicted_kld [S] over the sets (absent "sets" in older files: one column) */
+    out->n_sets = n_sets ? n_sets : 1;
+    if (!rc)
+        rc = vec(st, g, "predicted_kld", out->n_sets, 0, INFINITY, &out->predicted_kld, err);
+    for (int i = 0; !rc && i < out->n_sets; i++)
+        if (!isfinite(out->predicted_kld[i]))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s/predicted_kld[%d] is not finite", h5s_path(st),
+                         g, i);
+    char *items = NULL;
+    if (!rc && !h5s_attr_get(st, g, "items", &items, NULL)) { /* items with their bpw */
+        out->n_items = 1;
+        for (const char *p = items; *p; p++)
+            out->n_items += *p == '\n';
+        if (!*items)
+            rc = vl_errf(err, VL_EFORMAT, "%s: %s@items is empty", h5s_path(st), g);
+    }
+    vl_free(items);
+    if (!rc) {
+        char d[EV_NAME_MAX + 32];
+        snprintf(d, sizeof d, "%s/item_bpw", g);
+        if (out->n_items || h5s_exists(st, d))
+            rc = out->n_items ? vec(st, g, "item_bpw", out->n_items, 1e-9, 64, &out->item_bpw, err)
+                              : vl_errf(err, VL_EFORMAT, "%s: %s has item_bpw but no items "
+                                        "attribute", h5s_path(st), g);
+    }
+    static const struct {
+        const char *a;
+        double lo, hi;
+    } nums[] = {{"bits_used", 0, 1e300}, {"budget_bits", 0, 1e300}, {"bpw", 0, 64},
+                {"node_limited", 0, 1},  {"objective_value", 0, 1e300},
+                {"gap", -1e300, INFINITY}, {"lower_bound", -INFINITY, 1e300}};
+    for (size_t k = 0; !rc && k < sizeof nums / sizeof *nums; k++) {
+        double v = 0;
+        if (h5s_attr_get_f64(st, g, nums[k].a, &v, NULL) != VL_ENOTFOUND) /* absent: older */
+            rc = num_attr(st, g, nums[k].a, nums[k].lo, nums[k].hi, &v, err);
+        if (!rc && !strcmp(nums[k].a, "gap"))
+            out->gap = v;
+        if (!rc && !strcmp(nums[k].a, "objective_value"))
+            out->objective_value = v;
+    }
     if (rc)
         salloc_record_free(out);
     return rc;

@@ -2,6 +2,7 @@
  * section "vbrlab sens"). Every number read back is validated before use. */
 #include "sens.h"
 
+#include "../analysis/calib.h"
 #include "../core/num.h"
 
 #include <math.h>
@@ -251,26 +252,69 @@ typedef struct {
     int rc;
 } rd;
 
-/* Read PATH as type t with exactly the expected element count n. */
-static void *get(rd *x, const char *path, h5s_dtype t, int64_t n)
+/* Read PATH as type t with exactly the shape [d0] / [d0, d1] / [d0, d1, d2] (nd dimensions),
+ * the shape the /sens attributes and the other datasets imply. */
+static void *get_nd(rd *x, const char *path, h5s_dtype t, int nd_want, int64_t d0, int64_t d1,
+                    int64_t d2)
 {
     if (x->rc)
         return NULL;
     void *data = NULL;
     int nd;
-    int64_t sh[H5S_MAX_DIMS], cnt = 1;
+    int64_t sh[H5S_MAX_DIMS], want[3] = {d0, d1, d2};
+    if (!h5s_exists(x->st, path)) {
+        x->rc = vl_errf(x->err, VL_ENOTFOUND, "%s: missing dataset %s", h5s_path(x->st), path);
+        return NULL;
+    }
     if ((x->rc = h5s_read(x->st, path, t, &data, &nd, sh, x->err)))
         return NULL;
-    for (int k = 0; k < nd; k++)
-        cnt *= sh[k];
-    if (cnt != n) {
+    int ok = nd == nd_want;
+    for (int k = 0; ok && k < nd; k++)
+        ok = sh[k] == want[k];
+    if (!ok) {
+        char got[96] = "", exp[96] = "";
+        for (int k = 0, a = 0, b = 0; k < nd || k < nd_want; k++) {
+            if (k < nd && a < (int)sizeof got)
+                a += snprintf(got + a, sizeof got - (size_t)a, "%s%lld", k ? ", " : "",
+                              (long long)sh[k]);
+            if (k < nd_want && b < (int)sizeof exp)
+                b += snprintf(exp + b, sizeof exp - (size_t)b, "%s%lld", k ? ", " : "",
+                              (long long)want[k]);
+        }
         vl_free(data);
-        x->rc = vl_errf(x->err, VL_ESHAPE, "%s: %s: %lld values, expected %lld",
-                        h5s_path(x->st), path, (long long)cnt, (long long)n);
+        x->rc = vl_errf(x->err, VL_ESHAPE, "%s: %s has shape [%s], the /sens attributes say [%s]",
+                        h5s_path(x->st), path, got, exp);
         return NULL;
     }
     return data;
 }
+
+static void *get(rd *x, const char *path, h5s_dtype t, int64_t n)
+{
+    return get_nd(x, path, t, 1, n, 0, 0);
+}
+
+static void *get2(rd *x, const char *path, h5s_dtype t, int64_t a, int64_t b)
+{
+    return get_nd(x, path, t, 2, a, b, 0);
+}
+
+static void *get3(rd *x, const char *path, h5s_dtype t, int64_t a, int64_t b, int64_t c)
+{
+    return get_nd(x, path, t, 3, a, b, c);
+}
+
+/* Every v[0..n) finite and >= 0 (NaN too when nan_ok: "not measured"); else one line naming
+ * the dataset and the entry. */
+static void check_nonneg(rd *x, const char *path, const double *v, int64_t n, int nan_ok)
+{
+    for (int64_t i = 0; !x->rc && v && i < n; i++)
+        if (!(isnan(v[i]) && nan_ok) && !(v[i] >= 0 && isfinite(v[i])))
+            x->rc = vl_errf(x->err, VL_ERANGE, "%s: %s[%lld] = %g (must be finite and >= 0%s)",
+                            h5s_path(x->st), path, (long long)i, v[i],
+                            nan_ok ? ", or NaN" : "");
+}
+
 
 static char *get_attr(rd *x, const char *path, const char *name)
 {
@@ -307,9 +351,13 @@ static void read_tensors(rd *x, sens_result *r)
                            iv[5][i], n[i], iv[3][i]};
         names[i] = NULL;
         if (t->rows < 1 || t->cols < 1 || t->n != (int64_t)t->rows * t->cols ||
-            iv[2][i] < 0 || iv[2][i] >= SENS_P_COUNT || t->unit < 0 || t->unit >= r->n_units)
-            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/tensors: bad entry %d (\"%s\")",
-                            h5s_path(x->st), i, t->name);
+            iv[2][i] < 0 || iv[2][i] >= SENS_P_COUNT || t->unit < 0 || t->unit >= r->n_units ||
+            t->layer < 0 || t->expert < -1 || !t->name[0])
+            x->rc = vl_errf(x->err, VL_EFORMAT,
+                            "%s: /sens/tensors: bad entry %d (\"%s\": layer %d, expert %d, "
+                            "unit %d of %d, %d x %d = %lld weights?)",
+                            h5s_path(x->st), i, t->name, t->layer, t->expert, t->unit,
+                            r->n_units, t->rows, t->cols, (long long)t->n);
     }
     for (int i = 0; names && i < T; i++)
         vl_free(names[i]);
@@ -375,21 +423,34 @@ static void read_rd(rd *x, sens_result *r)
     vl_free(qs);
     r->min_tokens = get_f(x, "/sens", "min_tokens");
     int64_t tf = (int64_t)T * F;
-    r->bpw = get(x, "/sens/rd/bpw", H5S_F64, tf);
-    r->rel_w = get(x, "/sens/rd/rel_w", H5S_F64, S * tf);
-    r->rel_imp = get(x, "/sens/rd/rel_imp", H5S_F64, S * tf);
-    r->rel_out = get(x, "/sens/rd/rel_out", H5S_F64, S * tf);
-    r->few = get(x, "/sens/rd/few", H5S_U8, S * tf);
+    if (!x->rc && !(r->min_tokens >= 0 && isfinite(r->min_tokens)))
+        x->rc = vl_errf(x->err, VL_ERANGE, "%s: /sens@min_tokens = %g (must be finite and >= 0)",
+                        h5s_path(x->st), r->min_tokens);
+    r->bpw = get2(x, "/sens/rd/bpw", H5S_F64, T, F);
+    r->rel_w = get3(x, "/sens/rd/rel_w", H5S_F64, S, T, F);
+    r->rel_imp = get3(x, "/sens/rd/rel_imp", H5S_F64, S, T, F);
+    r->rel_out = get3(x, "/sens/rd/rel_out", H5S_F64, S, T, F);
+    r->few = get3(x, "/sens/rd/few", H5S_U8, S, T, F);
     r->w_norm2 = get(x, "/sens/rd/w_norm2", H5S_F64, T);
-    r->out_energy = get(x, "/sens/rd/out_energy", H5S_F64, (int64_t)S * T);
-    r->noise_energy = get(x, "/sens/rd/noise_energy", H5S_F64, (int64_t)S * T);
+    r->out_energy = get2(x, "/sens/rd/out_energy", H5S_F64, S, T);
+    r->noise_energy = get2(x, "/sens/rd/noise_energy", H5S_F64, S, T);
     if (!x->rc && h5s_exists(x->st, "/sens/rd/route_share"))
-        r->route_share = get(x, "/sens/rd/route_share", H5S_F64, (int64_t)S * T);
+        r->route_share = get2(x, "/sens/rd/route_share", H5S_F64, S, T);
+    for (int64_t i = 0; !x->rc && i < tf; i++)
+        if (!(r->bpw[i] > 0 && r->bpw[i] <= 64))
+            x->rc = vl_errf(x->err, VL_ERANGE, "%s: /sens/rd/bpw[%lld] = %g (must be in (0, 64])",
+                            h5s_path(x->st), (long long)i, r->bpw[i]);
+    check_nonneg(x, "/sens/rd/rel_w", r->rel_w, S * tf, 0);
+    check_nonneg(x, "/sens/rd/rel_imp", r->rel_imp, S * tf, 1);
+    check_nonneg(x, "/sens/rd/rel_out", r->rel_out, S * tf, 1);
     for (int64_t i = 0; !x->rc && i < S * tf; i++)
-        if (!(r->bpw[i % tf] >= 0 && r->bpw[i % tf] <= 64) ||
-            !(r->rel_w[i] >= 0))
-            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/rd: bad bpw or error at entry %lld",
-                            h5s_path(x->st), (long long)i);
+        if (r->few[i] > 1)
+            x->rc = vl_errf(x->err, VL_ERANGE, "%s: /sens/rd/few[%lld] = %d (a flag: 0 or 1)",
+                            h5s_path(x->st), (long long)i, r->few[i]);
+    check_nonneg(x, "/sens/rd/w_norm2", r->w_norm2, T, 0);
+    check_nonneg(x, "/sens/rd/out_energy", r->out_energy, (int64_t)S * T, 1);
+    check_nonneg(x, "/sens/rd/noise_energy", r->noise_energy, (int64_t)S * T, 1);
+    check_nonneg(x, "/sens/rd/route_share", r->route_share, (int64_t)S * T, 1);
 }
 
 static void read_add(rd *x, sens_result *r)
@@ -419,8 +480,24 @@ static void read_add(rd *x, sens_result *r)
     r->add_measured = get(x, "/sens/additivity/measured", H5S_F64, A);
     r->add_pred[0] = get(x, "/sens/additivity/pred_rel", H5S_F64, A);
     r->add_pred[1] = get(x, "/sens/additivity/pred_out", H5S_F64, A);
-    r->add_choice = get(x, "/sens/additivity/choice", H5S_I32, (int64_t)A * r->n_units);
-    r->corr = get(x, "/sens/additivity/corr", H5S_F64, (int64_t)r->n_bands * 4);
+    r->add_choice = get2(x, "/sens/additivity/choice", H5S_I32, A, r->n_units);
+    r->corr = get2(x, "/sens/additivity/corr", H5S_F64, r->n_bands, 4);
+    check_nonneg(x, "/sens/additivity/target", r->add_target, A, 0);
+    check_nonneg(x, "/sens/additivity/bpw", r->add_bpw, A, 0);
+    check_nonneg(x, "/sens/additivity/measured", r->add_measured, A, 1);
+    check_nonneg(x, "/sens/additivity/pred_rel", r->add_pred[0], A, 1);
+    check_nonneg(x, "/sens/additivity/pred_out", r->add_pred[1], A, 1);
+    for (int64_t i = 0; !x->rc && i < (int64_t)A * r->n_units; i++)
+        if (r->add_choice[i] < 0 || r->add_choice[i] >= r->n_formats)
+            x->rc = vl_errf(x->err, VL_ERANGE,
+                            "%s: /sens/additivity/choice[%lld] = %d is not a format index "
+                            "(%d formats)", h5s_path(x->st), (long long)i, r->add_choice[i],
+                            r->n_formats);
+    for (int64_t i = 0; !x->rc && i < (int64_t)r->n_bands * 4; i++)
+        if (!isnan(r->corr[i]) && !(r->corr[i] >= -1 && r->corr[i] <= 1))
+            x->rc = vl_errf(x->err, VL_ERANGE,
+                            "%s: /sens/additivity/corr[%lld] = %g is not a correlation",
+                            h5s_path(x->st), (long long)i, r->corr[i]);
     char *s = get_attr(x, "/sens/additivity", "set");
     r->add_set = set_by_name(r, s);
     if (!x->rc && r->add_set < 0)
@@ -450,24 +527,52 @@ static void read_alpha_extra(rd *x, sens_result *r)
     char path[256];
     for (int k = 0; k < 2; k++) {
         snprintf(path, sizeof path, "/sens/alpha/alpha%s_se", lv[k]);
-        r->alpha_se[k] = get(x, path, H5S_F64, (int64_t)S * U);
+        r->alpha_se[k] = get2(x, path, H5S_F64, S, U);
+        check_nonneg(x, path, r->alpha_se[k], (int64_t)S * U, 1);
         snprintf(path, sizeof path, "/sens/alpha/alpha%s_draws", lv[k]);
-        r->draw_alpha[k] = get(x, path, H5S_F64, (int64_t)S * U * r->n_draws);
+        r->draw_alpha[k] = get3(x, path, H5S_F64, S, U, r->n_draws);
+        check_nonneg(x, path, r->draw_alpha[k], (int64_t)S * U * r->n_draws, 1);
         snprintf(path, sizeof path, "/sens/alpha/alpha%s_draw_sd", lv[k]);
-        r->alpha_draw_sd[k] = get(x, path, H5S_F64, (int64_t)S * U);
+        r->alpha_draw_sd[k] = get2(x, path, H5S_F64, S, U);
+        check_nonneg(x, path, r->alpha_draw_sd[k], (int64_t)S * U, 1);
     }
     if (!x->rc && !(r->seq_kld = vl_calloc((size_t)S, sizeof *r->seq_kld)))
         x->rc = vl_errf(x->err, VL_ENOMEM, "sens: out of memory");
     for (int s = 0; !x->rc && s < S; s++) {
-        if (r->set_seqs[s] < 0 || r->set_seqs[s] > (1 << 24)) {
-            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/set_seqs: bad count %d",
-                            h5s_path(x->st), r->set_seqs[s]);
+        if (r->set_seqs[s] < 0 || r->set_seqs[s] > (1 << 24) ||
+            r->set_seqs[s] > r->set_tokens[s]) {
+            x->rc = vl_errf(x->err, VL_EFORMAT,
+                            "%s: /sens/set_seqs[%d] = %d sequences (of %lld tokens): not a "
+                            "count in [0, tokens]", h5s_path(x->st), s, r->set_seqs[s],
+                            (long long)r->set_tokens[s]);
             break;
         }
         snprintf(path, sizeof path, "/sens/seq_kld/%s", r->set_name[s]);
-        if (r->set_seqs[s])
-            r->seq_kld[s] = get(x, path, H5S_F64, 2 * (int64_t)U * r->set_seqs[s]);
+        if (r->set_seqs[s]) {
+            r->seq_kld[s] = get3(x, path, H5S_F64, 2, U, r->set_seqs[s]);
+            check_nonneg(x, path, r->seq_kld[s], 2 * (int64_t)U * r->set_seqs[s], 1);
+        }
     }
+}
+
+/* Set names follow the one name rule (calib_name_ok) and are distinct; unit names are
+ * non-empty and distinct (they key the units). */
+static void check_names(rd *x, const sens_result *r)
+{
+    for (int s = 0; !x->rc && s < r->n_sets; s++) {
+        if (!calib_name_ok(r->set_name[s]))
+            x->rc = vl_errf(x->err, VL_EFORMAT,
+                            "%s: /sens@set_names: set %d is not a name ([A-Za-z0-9._+-]+)",
+                            h5s_path(x->st), s);
+        for (int k = 0; !x->rc && k < s; k++)
+            if (!strcmp(r->set_name[k], r->set_name[s]))
+                x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens@set_names: set %s twice",
+                                h5s_path(x->st), r->set_name[s]);
+    }
+    for (int u = 0; !x->rc && u < r->n_units; u++)
+        if (!r->unit_name[u][0])
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens@unit_names: unit %d has no name",
+                            h5s_path(x->st), u);
 }
 
 /* Whole-model bit counts: absent in stores written before they were kept (NaN, 0 weights);
@@ -503,21 +608,31 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
     vl_free(g);
     read_names(&x, "unit_names", &r->n_units, &r->unit_name);
     read_names(&x, "set_names", &r->n_sets, &r->set_name);
+    check_names(&x, r);
     read_tensors(&x, r);
     int S = r->n_sets, U = r->n_units;
     r->eps[0] = get_f(&x, "/sens", "eps0");
     r->eps[1] = get_f(&x, "/sens", "eps1");
     r->seed = get_whole(&x, "/sens", "seed");
+    for (int k = 0; k < 2 && !x.rc; k++)
+        if (!(r->eps[k] > 0 && r->eps[k] < 1e6))
+            x.rc = vl_errf(err, VL_ERANGE, "%s: /sens@eps%d = %g (must be finite and > 0)",
+                           h5s_path(st), k, r->eps[k]);
     read_model_bits(&x, r);
     r->set_tokens = get(&x, "/sens/set_tokens", H5S_I64, S);
-    r->kld[0] = get(&x, "/sens/alpha/kld0", H5S_F64, (int64_t)S * U);
-    r->kld[1] = get(&x, "/sens/alpha/kld1", H5S_F64, (int64_t)S * U);
-    r->alpha[0] = get(&x, "/sens/alpha/alpha0", H5S_F64, (int64_t)S * U);
-    r->alpha[1] = get(&x, "/sens/alpha/alpha1", H5S_F64, (int64_t)S * U);
-    for (int64_t i = 0; !x.rc && i < (int64_t)S * U; i++)
-        if (r->alpha[0][i] < 0 || r->alpha[1][i] < 0) /* NaN = not measured: allowed */
-            x.rc = vl_errf(err, VL_EFORMAT, "%s: /sens/alpha: negative alpha at %lld",
-                           h5s_path(st), (long long)i);
+    for (int s = 0; !x.rc && s < S; s++)
+        if (r->set_tokens[s] < 0)
+            x.rc = vl_errf(err, VL_ERANGE, "%s: /sens/set_tokens[%d] = %lld is a negative count",
+                           h5s_path(st), s, (long long)r->set_tokens[s]);
+    r->kld[0] = get2(&x, "/sens/alpha/kld0", H5S_F64, S, U);
+    r->kld[1] = get2(&x, "/sens/alpha/kld1", H5S_F64, S, U);
+    r->alpha[0] = get2(&x, "/sens/alpha/alpha0", H5S_F64, S, U);
+    r->alpha[1] = get2(&x, "/sens/alpha/alpha1", H5S_F64, S, U);
+    /* NaN = not measured: allowed; a negative or infinite KLD or α is not a measurement */
+    check_nonneg(&x, "/sens/alpha/kld0", r->kld[0], (int64_t)S * U, 1);
+    check_nonneg(&x, "/sens/alpha/kld1", r->kld[1], (int64_t)S * U, 1);
+    check_nonneg(&x, "/sens/alpha/alpha0", r->alpha[0], (int64_t)S * U, 1);
+    check_nonneg(&x, "/sens/alpha/alpha1", r->alpha[1], (int64_t)S * U, 1);
     read_alpha_extra(&x, r);
     read_rd(&x, r);
     read_add(&x, r);

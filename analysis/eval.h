@@ -156,4 +156,27 @@ int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *e
 int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err);
 void ev_row_attrs_free(ev_row_attrs *a); /* of ev_read_row; leaves a zeroed; NULL ok */
 
+/* ---------------------------------------------------------------- the whole store, validated */
+
+/* The KLD matrix of an evaluation store with its names; all owned (ev_store_free). */
+typedef struct {
+    int n_rows, n_cols;
+    char **rows, **cols;  /* allocation (row) and domain (column) names */
+    double *mean_kld;     /* [n_rows × n_cols], NaN or finite >= 0 */
+    double *mean_kld_se;  /* same shape, NULL when absent */
+    double *same_top;     /* same shape, fractions in [0, 1]; NULL when absent */
+    double *ppl_ratio;    /* same shape, > 0; NULL when absent */
+} ev_store;
+
+/* Read and validate /eval — the one reader of an evaluation store (plots, report, runner):
+ * rows/cols attributes present, every name follows the name rule (rows not matrix/domains),
+ * no name twice; mean_kld (required) and mean_kld_se/same_top/ppl_ratio (when present) are
+ * [rows, cols] with values in range; every row's attribute set passes ev_read_row; for every
+ * domain with a definition (/eval/domains/<dom>: seqs, len whole numbers, seed a decimal
+ * 64-bit integer) its ids are [seqs, len], entropy_ref and each row's kld/dp/nll_ref/nll_q/
+ * same_top [seqs, len−1], n_tokens = seqs·(len−1), and every per-token KLD finite and >= 0.
+ * Each failure: one line naming the file and the problem. */
+int ev_read_store(h5s_store *s, ev_store *out, vl_err *err);
+void ev_store_free(ev_store *m); /* leaves m zeroed; NULL ok */
+
 #endif

@@ -6,6 +6,8 @@
  */
 #include "eval.h"
 
+#include "../core/num.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,23 +81,57 @@ int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err)
         if (!a->kind)
             rc = vl_errf(err, VL_ENOMEM, "out of memory");
     }
+    if (!rc && strcmp(a->kind, "vbr") && strcmp(a->kind, "uniform"))
+        rc = vl_errf(err, VL_EFORMAT, "%s: %s@kind is neither vbr nor uniform", h5s_path(s), g);
+    if (!rc && *a->alloc && !calib_name_ok(a->alloc))
+        rc = vl_errf(err, VL_EFORMAT, "%s: %s@alloc is not a name ([A-Za-z0-9._+-]+)",
+                     h5s_path(s), g);
+    for (const char *p = a->calib; !rc && *p;) { /* comma-joined set names */
+        size_t n = strcspn(p, ",");
+        char one[EV_NAME_MAX + 1];
+        if (n >= sizeof one || (memcpy(one, p, n), one[n] = '\0', !calib_name_ok(one)))
+            rc = vl_errf(err, VL_EFORMAT, "%s: %s@calib holds a set that is not a name "
+                         "([A-Za-z0-9._+-]+)", h5s_path(s), g);
+        p += n + (p[n] == ',');
+    }
     double nt = 0, nw = 0;
     const struct {
         const char *name;
         double *v;
-    } num[] = {{"target_bpw", &a->target_bpw}, {"n_tensors", &nt}, {"n_weights", &nw}};
-    for (size_t i = 0; !rc && i < sizeof num / sizeof *num; i++)
+        double hi; /* whole numbers (counts) checked before they are converted */
+    } num[] = {{"target_bpw", &a->target_bpw, 0}, {"n_tensors", &nt, 1 << 30},
+               {"n_weights", &nw, 9007199254740992.0}};
+    for (size_t i = 0; !rc && i < sizeof num / sizeof *num; i++) {
+        int64_t w;
         if (h5s_attr_get_f64(s, g, num[i].name, num[i].v, NULL))
             *num[i].v = 0;
-    a->n_tensors = (int)nt;
-    a->n_weights = (int64_t)nw;
+        else if (!num[i].hi && !(*num[i].v >= 0 && *num[i].v <= 64))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s@%s = %g is out of range [0, 64]", h5s_path(s),
+                         g, num[i].name, *num[i].v);
+        else if (num[i].hi && num_whole(*num[i].v, 0, (int64_t)num[i].hi, &w))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s@%s = %g is not a count", h5s_path(s), g,
+                         num[i].name, *num[i].v);
+    }
+    a->n_tensors = rc ? 0 : (int)nt;
+    a->n_weights = rc ? 0 : (int64_t)nw;
     double mw = 0;
+    int64_t mwi = 0;
     if (h5s_attr_get_f64(s, g, "bpw_model", &a->bpw_model, NULL))
         a->bpw_model = NAN; /* a row written before whole-model bits were kept */
     if (h5s_attr_get_f64(s, g, "bpw_file", &a->bpw_file, NULL))
         a->bpw_file = NAN;
-    if (!h5s_attr_get_f64(s, g, "model_weights", &mw, NULL))
-        a->model_weights = (int64_t)mw;
+    for (int k = 0; !rc && k < 2; k++) {
+        double v = k ? a->bpw_file : a->bpw_model;
+        if (!isnan(v) && !(v > 0 && v <= 64))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s@%s = %g is out of range (0, 64]", h5s_path(s),
+                         g, k ? "bpw_file" : "bpw_model", v);
+    }
+    if (!rc && !h5s_attr_get_f64(s, g, "model_weights", &mw, NULL)) {
+        if (num_whole(mw, 0, (int64_t)1 << 53, &mwi))
+            rc = vl_errf(err, VL_ERANGE, "%s: %s@model_weights = %g is not a count",
+                         h5s_path(s), g, mw);
+        a->model_weights = mwi;
+    }
     if (rc)
         ev_row_attrs_free(a);
     return rc;

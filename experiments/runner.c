@@ -99,13 +99,17 @@ static void rec_key(const exp_config *cfg, run_rec *r)
              (unsigned long long)exp_stage_key(cfg, (exp_stage)r->stage, r->alloc_idx));
 }
 
-/* Which records of OUT match the current keys (a missing or unreadable file: none). */
-static void read_records(const char *path, run_rec *recs, int n)
+/* Which records of OUT match the current keys (a missing file: none). A file that exists but
+ * is not a readable store (truncated, not HDF5) is an error rather than "nothing done": it may
+ * be a result someone wants, and --force is how to overwrite it. */
+static int read_records(const char *path, run_rec *recs, int n, vl_err *err)
 {
     h5s_store *s = NULL;
     vl_err e = {0};
-    if (access(path, F_OK) != 0 || h5s_open(&s, path, &e))
-        return;
+    if (access(path, F_OK) != 0)
+        return 0;
+    if (h5s_open(&s, path, &e))
+        return vl_errf(err, VL_EFORMAT, "%s (--force to overwrite it)", e.msg);
     for (int i = 0; i < n; i++) {
         char g[160], *key = NULL, *status = NULL;
         snprintf(g, sizeof g, "/stages/%s", recs[i].name);
@@ -116,6 +120,7 @@ static void read_records(const char *path, run_rec *recs, int n)
         vl_free(status);
     }
     h5s_close(s);
+    return 0;
 }
 
 /* Root attributes and the stage record, written into every committed copy. */
@@ -307,7 +312,7 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     if (!rc)
         rc = build_records(cfg, &recs, &n, err);
     if (!rc && !opts->force)
-        read_records(cfg->out, recs, n);
+        rc = read_records(cfg->out, recs, n, err);
     rc = par_agree(rc, err); /* every rank reads the records before rank 0 writes */
     if (!rc)
         rc = run_records(&c, opts, recs, n, canon, raw, err);

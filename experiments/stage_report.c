@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
 
+#include "../alloc/salloc.h"
 #include "../alloc/sens.h"
 #include "../analysis/eval.h"
 #include "../plots/plotfig.h"
@@ -55,18 +56,17 @@ static void mx_free(mx_read *m)
 /* "optimal", "gap 0.12%", "**node limit**, gap 3.1%" or "baseline" from /alloc/ROW. */
 static int read_proof(h5s_store *s, const char *row, char out[64], vl_err *err)
 {
-    char g[128], *status = NULL;
-    double gap = NAN, obj = NAN;
-    snprintf(g, sizeof g, "/alloc/%s", row);
-    int rc = h5s_attr_get(s, g, "status", &status, err);
-    if (!rc)
-        rc = h5s_attr_get_f64(s, g, "gap", &gap, err);
-    if (!rc)
-        rc = h5s_attr_get_f64(s, g, "objective_value", &obj, err);
-    if (rc) {
-        vl_free(status);
+    salloc_record rec; /* the one validating reader of a stored allocation */
+    int rc = salloc_read(s, row, &rec, err);
+    if (rc)
         return vl_errctx(err, rc, "allocation %s", row);
+    if (!*rec.status) {
+        salloc_record_free(&rec);
+        return vl_errf(err, VL_EFORMAT, "%s: /alloc/%s: missing attribute status", h5s_path(s),
+                       row);
     }
+    const char *status = rec.status;
+    double gap = rec.gap, obj = rec.objective_value;
     double rel = obj > 0 ? 100 * gap / obj : INFINITY;
     if (!strcmp(status, "optimal"))
         snprintf(out, 64, "optimal");
@@ -76,27 +76,30 @@ static int read_proof(h5s_store *s, const char *row, char out[64], vl_err *err)
         snprintf(out, 64, "gap %.2g%%", rel);
     else
         snprintf(out, 64, "%s", status);
-    vl_free(status);
+    salloc_record_free(&rec);
     return 0;
 }
 
 static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
 {
     memset(m, 0, sizeof *m);
-    int nd = 0, rc = h5s_attr_get_names(s, "/eval/matrix", "rows", &m->rows, &m->R, err);
-    int64_t sh[H5S_MAX_DIMS];
-    if (!rc)
-        rc = h5s_attr_get_names(s, "/eval/matrix", "cols", &m->cols, &m->D, err);
-    if (!rc)
-        rc = h5s_read(s, "/eval/matrix/mean_kld", H5S_F64, (void **)&m->kld, &nd, sh, err);
-    if (!rc && (nd != 2 || sh[0] != m->R || sh[1] != m->D))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/mean_kld: shape [%d, %d] expected",
-                     h5s_path(s), m->R, m->D);
-    if (!rc)
-        rc = h5s_read(s, "/eval/matrix/same_top", H5S_F64, (void **)&m->same, &nd, sh, err);
-    if (!rc && (nd != 2 || sh[0] != m->R || sh[1] != m->D))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/same_top: shape [%d, %d] expected",
-                     h5s_path(s), m->R, m->D);
+    ev_store ev; /* the one validating reader of /eval; the report keeps what it needs */
+    int rc = ev_read_store(s, &ev, err);
+    if (!rc && !ev.same_top)
+        rc = vl_errf(err, VL_ENOTFOUND, "%s: missing dataset /eval/matrix/same_top",
+                     h5s_path(s));
+    if (!rc) {
+        m->R = ev.n_rows;
+        m->D = ev.n_cols;
+        m->rows = ev.rows;
+        m->cols = ev.cols;
+        m->kld = ev.mean_kld;
+        m->same = ev.same_top;
+        ev.rows = ev.cols = NULL;
+        ev.n_rows = ev.n_cols = 0;
+        ev.mean_kld = ev.same_top = NULL;
+    }
+    ev_store_free(&ev);
     m->bpw = vl_calloc((size_t)m->R + 1, sizeof *m->bpw);
     m->bpwm = vl_calloc((size_t)m->R + 1, sizeof *m->bpwm);
     m->bpwf = vl_calloc((size_t)m->R + 1, sizeof *m->bpwf);
@@ -474,6 +477,12 @@ int stage_report(run_ctx *c, vl_err *err)
         return vl_errf(err, VL_ENOMEM, "out of memory");
     mx_read m;
     int rc = read_matrix(c->s, &m, err);
+    if (!rc && h5s_exists(c->s, "/sens") &&
+        (cfg->tables & (1u << EXP_TABLE_ADDITIVITY | 1u << EXP_TABLE_SENSITIVITY))) {
+        sens_result r; /* a store that contradicts itself fails the report, not one table */
+        if (!(rc = sens_read(&r, c->s, err)))
+            sens_result_free(&r);
+    }
     if (!rc) {
         fprintf(f, "## Experiment %s (%s)\n", cfg->name, cfg->path);
         if (cfg->tables & (1u << EXP_TABLE_KLD_MATRIX))

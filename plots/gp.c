@@ -46,6 +46,7 @@ struct gp_pipe {
     char *script_tmp;
     int broken;          /* a send failed (gnuplot died early) */
     int ascii;           /* x11: spell non-ASCII text out (gp_ascii) before sending */
+    int hold;            /* gp_hold_input: close our end only after gnuplot exits */
 };
 
 static const char *const term_names[GP_TERM_COUNT] = {
@@ -196,17 +197,17 @@ static long unsafe_at(const char *c, size_t n)
 
 static int set_cloexec(int fd) { return fcntl(fd, F_SETFD, FD_CLOEXEC); }
 
-/* Start argv[0] (searched in PATH) with stdin from in_fd and stdout + stderr into log_fd.
- * Returns 0 or an errno value (ENOENT: no such program). */
-static int spawn(char *const argv[], int in_fd, int log_fd, pid_t *pid)
+/* Start argv[0] (searched in PATH) with stdin from in_fd, stdout into out_fd (−1: our own
+ * stdout) and stderr into log_fd. Returns 0 or an errno value (ENOENT: no such program). */
+static int spawn(char *const argv[], int in_fd, int out_fd, int log_fd, pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     int e = posix_spawn_file_actions_init(&fa);
     if (e)
         return e;
     e = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
-    if (!e)
-        e = posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+    if (!e && out_fd >= 0)
+        e = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
     if (!e)
         e = posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
     fflush(NULL); /* the child must not inherit and flush our buffered output */
@@ -254,7 +255,7 @@ int gp_term_available(gp_term t, const char *gnuplot)
     }
     char *argv[] = {(char *)(gnuplot ? gnuplot : "gnuplot"), "-e", "set terminal", NULL};
     pid_t pid;
-    int e = spawn(argv, in, fileno(log), &pid);
+    int e = spawn(argv, in, fileno(log), fileno(log), &pid);
     close(in);
     int found = 0;
     if (!e && reap(pid) != -1) {
@@ -580,7 +581,9 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     set_cloexec(sv[1]);
     char *argv[] = {(char *)(o->gnuplot ? o->gnuplot : "gnuplot"),
                     o->interactive_wait ? "-persist" : NULL, NULL};
-    int e = spawn(argv, sv[1], fileno(g->log), &g->pid);
+    /* interactive: what the window prints (`set print '-'`, e.g. a clicked cell's numbers)
+       reaches the terminal vbrlab runs in; gnuplot's errors still go to the log */
+    int e = spawn(argv, sv[1], file_term ? fileno(g->log) : -1, fileno(g->log), &g->pid);
     close(sv[1]);
     if (e) {
         g->pid = 0;
@@ -598,6 +601,33 @@ int gp_open(gp_pipe **out, const gp_opts *o, vl_err *err)
     }
     *out = g;
     return 0;
+}
+
+void gp_hold_input(gp_pipe *g) { g->hold = 1; }
+
+int gp_str_array(gp_pipe *g, const char *name, const char *const *texts, int n, vl_err *err)
+{
+    int rc = gp_cmd(g, err, "array %s[%d]", name, n > 0 ? n : 1);
+    for (int k = 0; k < n && !rc; k++) {
+        char *t = vl_strdup(texts[k] ? texts[k] : "");
+        if (!t)
+            return vl_errf(err, VL_ENOMEM, "gnuplot: out of memory for array %s", name);
+        /* one command per line of the text: a newline never travels inside a quoted string */
+        char *p = t;
+        for (int first = 1; !rc; first = 0) {
+            char *nl = strchr(p, '\n');
+            if (nl)
+                *nl = '\0';
+            rc = first ? gp_cmd(g, err, "%s[%d] = %s", name, k + 1, gp_str(g, p))
+                       : gp_cmd(g, err, "%s[%d] = %s[%d] . \"\\n\" . %s", name, k + 1, name,
+                                k + 1, gp_str(g, p));
+            if (!nl)
+                break;
+            p = nl + 1;
+        }
+        vl_free(t);
+    }
+    return rc;
 }
 
 static int gp_block_value(gp_pipe *g, double v, int last, vl_err *err)
@@ -660,9 +690,15 @@ int gp_close(gp_pipe *g, vl_err *err)
         gp_cmd(g, NULL, "unset output");
     if (!g->broken)
         flush_out(g, NULL);
+    /* a held input: gnuplot's `pause mouse` would end at the end of its input, so it stays open
+       until the script exits by itself (after its window closed) */
+    int status = -1;
+    if (g->hold && !g->broken)
+        status = reap(g->pid);
     close(g->fd);
     g->fd = -1;
-    int status = reap(g->pid);
+    if (!g->hold || g->broken)
+        status = reap(g->pid);
     g->pid = 0;
     if (rc) {
         gp_free(g); /* removes OUT.tmp and the script's temporary */

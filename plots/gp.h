@@ -71,6 +71,16 @@ int gp_block_matrix(gp_pipe *g, const char *name, const double *m, int rows, int
 int gp_block_columns(gp_pipe *g, const char *name, const double *const *cols, int ncols, int n,
                      vl_err *err);
 
+/* Keep gnuplot's input open until gnuplot exits (gp_close waits for it first): for an
+ * interactive script that waits for its window (`pause mouse ...`, which ends when the input
+ * ends) and then exits by itself — it must end with `exit`, or gp_close waits forever. */
+void gp_hold_input(gp_pipe *g);
+
+/* The gnuplot string array NAME[1..n] holding texts[0..n) (NULL = ""), each through gp_str;
+ * a '\n' in a text becomes a newline inside the gnuplot string (joined with "\n", never sent
+ * raw). */
+int gp_str_array(gp_pipe *g, const char *name, const char *const *texts, int n, vl_err *err);
+
 /* s (NULL: "") as a gnuplot string literal 'like''this', for a %s of the next gp_cmd on g:
  * owned by g, valid until that gp_cmd returns. At most 8 per command. A string with a control
  * character is not quoted: "''" comes back and the next gp_cmd fails with VL_EARG naming the

@@ -35,26 +35,16 @@ static char *tip_safe(const char *s)
 static int send_tips(gp_pipe *g, const plot_heatmap_spec *s, vl_err *err)
 {
     int n = s->rows * s->cols;
-    int rc = gp_cmd(g, err, "array T[%d]", n);
-    for (int k = 0; k < n && !rc; k++) {
-        char *t = tip_safe(s->tips[k] ? s->tips[k] : "");
-        if (!t)
-            return vl_errf(err, VL_ENOMEM, "heatmap: out of memory for the hover texts");
-        /* one command per line of the text: a newline never travels inside a quoted string */
-        char *p = t;
-        for (int first = 1; !rc; first = 0) {
-            char *nl = strchr(p, '\n');
-            if (nl)
-                *nl = '\0';
-            rc = first ? gp_cmd(g, err, "T[%d] = %s", k + 1, gp_str(g, p))
-                       : gp_cmd(g, err, "T[%d] = T[%d] . \"\\n\" . %s", k + 1, k + 1,
-                                gp_str(g, p));
-            if (!nl)
-                break;
-            p = nl + 1;
-        }
-        vl_free(t);
-    }
+    char **safe = vl_calloc((size_t)n, sizeof *safe);
+    int rc = safe ? 0 : vl_errf(err, VL_ENOMEM, "heatmap: out of memory for the hover texts");
+    for (int k = 0; k < n && !rc; k++)
+        if (!(safe[k] = tip_safe(s->tips[k] ? s->tips[k] : "")))
+            rc = vl_errf(err, VL_ENOMEM, "heatmap: out of memory for the hover texts");
+    if (!rc)
+        rc = gp_str_array(g, "T", (const char *const *)safe, n, err);
+    for (int k = 0; safe && k < n; k++)
+        vl_free(safe[k]);
+    vl_free(safe);
     if (rc)
         return rc;
     double *c[3];

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plotfig.h"
 
+#include "pfig_explore.h"
 #include "pfig_tips.h"
 #include "plot.h"
 #include "plotsrc.h"
@@ -32,7 +33,7 @@ const char *pfig_kind_name(pfig_kind k) { return k < PFIG_COUNT ? kind_names[k] 
 
 pfig_req pfig_req_default(pfig_kind k)
 {
-    pfig_req r = {k, NULL, NULL, NULL, -1, -1, NULL, NULL};
+    pfig_req r = {k, NULL, NULL, NULL, -1, -1, NULL, NULL, 0};
     return r;
 }
 
@@ -226,6 +227,8 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
     int diff = r->diff_a && r->diff_b;
     char set[256];
     int rc = pick_set(s, group, what, diff ? r->diff_a : r->set, set, sizeof set, err);
+    if (!rc && sens && !diff && (r->explore || !gp_term_is_file(o->term)))
+        return pfig_explore(s, r, set, o, err); /* keys and clicks: the explorer */
     psrc_grid g = {0}, gb = {0};
     if (!rc)
         rc = sens ? psrc_sens_map(s, set, r->proj, &g, err)

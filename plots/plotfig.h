@@ -49,6 +49,9 @@ typedef struct {
                                    the routing share, /alloc for the bits); NULL: the figure's
                                    own store. Hover texts (plots/pfig_tips.h) are drawn on svg,
                                    qt and wxt for sens-map, expert-usage and alloc-map */
+    int explore;                /* sens-map without diff: draw the explorer (plots/
+                                   pfig_explore.h: keys n/p/d/a, click prints a cell's numbers)
+                                   also on a file terminal; on qt, wxt and x11 it always is */
 } pfig_req;
 
 pfig_req pfig_req_default(pfig_kind k); /* set/diff/stats/alloc NULL, layer −1, proj −1 */

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plotsrc.h"
 
+#include "../alloc/salloc.h"
 #include "../alloc/sens.h"
 #include "../analysis/eval.h"
 
@@ -169,7 +170,19 @@ int psrc_members(h5s_store *s, const char *group, char ***names, int *n, vl_err 
     /* vbrlab sens keeps its sets as an attribute of /sens, not as member groups */
     if (!strcmp(group, "/sens"))
         return read_lines(s, group, "set_names", names, n, err);
-    return h5s_list(s, group, names, n, err);
+    int rc = h5s_list(s, group, names, n, err);
+    /* a stored allocation's name follows the name rule like every other (salloc_read): one
+       outside it is refused here, not skipped, so the store is read the same way everywhere */
+    for (int i = 0; !rc && !strcmp(group, "/alloc") && i < *n; i++)
+        if (!calib_name_ok((*names)[i]))
+            rc = vl_errf(err, VL_EFORMAT, "%s: /alloc/%s: allocation name outside the name rule "
+                         "([A-Za-z0-9._+-]+)", h5s_path(s), (*names)[i]);
+    if (rc) {
+        h5s_names_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 static char *fmt_label(const char *fmt, int i)
@@ -388,7 +401,12 @@ int psrc_alloc_map(h5s_store *s, const char *name, int proj, psrc_grid *out, vl_
     snprintf(g, sizeof g, "/alloc/%s", name);
     char **lines;
     int n;
-    int rc = read_lines(s, g, "assignment", &lines, &n, err);
+    salloc_record rec; /* validates the whole allocation before a cell is drawn */
+    int rc = salloc_read(s, name, &rec, err);
+    if (rc)
+        return rc;
+    salloc_record_free(&rec);
+    rc = read_lines(s, g, "assignment", &lines, &n, err);
     if (rc)
         return rc;
     double *bits = vl_malloc((size_t)(n ? n : 1) * sizeof *bits);
@@ -415,34 +433,27 @@ int psrc_alloc_map(h5s_store *s, const char *name, int proj, psrc_grid *out, vl_
 
 /* ---------------------------------------------------------------- eval */
 
-/* mean_kld with its row and column names; validated non-negative or NaN. */
+/* mean_kld with its row and column names, through the store's one validating reader. */
 static int read_matrix(h5s_store *s, double **m, char ***rows, int *nr, char ***cols, int *nc,
                        vl_err *err)
 {
-    int64_t sh[H5S_MAX_DIMS];
+    ev_store ev;
+    *m = NULL;
     *rows = *cols = NULL;
     *nr = *nc = 0;
-    int rc = read_f64(s, "/eval/matrix/mean_kld", 2, sh, m, "KLD matrix: vbrlab eval", err);
-    if (!rc)
-        rc = read_lines(s, "/eval/matrix", "rows", rows, nr, err);
-    if (!rc)
-        rc = read_lines(s, "/eval/matrix", "cols", cols, nc, err);
-    if (!rc && (sh[0] != *nr || sh[1] != *nc || *nr < 1 || *nc < 1))
-        rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/mean_kld is [%lld, %lld] but names %d × %d",
-                     h5s_path(s), (long long)sh[0], (long long)sh[1], *nr, *nc);
-    for (long i = 0; !rc && i < (long)*nr * *nc; i++)
-        if (!isnan((*m)[i]) && !((*m)[i] >= 0 && isfinite((*m)[i])))
-            rc = vl_errf(err, VL_ERANGE, "%s: /eval/matrix/mean_kld holds %g (KLD must be ≥ 0)",
-                         h5s_path(s), (*m)[i]);
-    if (rc) {
-        vl_free(*m);
-        *m = NULL;
-        h5s_names_free(*rows, *nr);
-        h5s_names_free(*cols, *nc);
-        *rows = *cols = NULL;
-        *nr = *nc = 0;
-    }
-    return rc;
+    int rc = ev_read_store(s, &ev, err);
+    if (rc)
+        return rc;
+    *m = ev.mean_kld;
+    *rows = ev.rows;
+    *cols = ev.cols;
+    *nr = ev.n_rows;
+    *nc = ev.n_cols;
+    ev.mean_kld = NULL;
+    ev.rows = ev.cols = NULL;
+    ev.n_rows = ev.n_cols = 0;
+    ev_store_free(&ev);
+    return 0;
 }
 
 int psrc_kld_matrix(h5s_store *s, psrc_grid *out, vl_err *err)

@@ -191,8 +191,8 @@ static void write_eval(const char *path)
         snprintf(g, sizeof g, "/eval/%s", rows[r]);
         snprintf(p, sizeof p, "%s/en/kld", g);
         double one = 0;
-        int64_t n1 = 1;
-        h5s_write(s, p, H5S_F64, &one, 1, &n1, "nat", MEANING, &e);
+        int64_t n11[2] = {1, 1}; /* [seqs, len - 1] of the domain below */
+        h5s_write(s, p, H5S_F64, &one, 2, n11, "nat", MEANING, &e);
         int uni = r == 0 || r == 4;
         h5s_attr_set(s, g, "source", uni ? "uniform" : "alloc.txt", &e);
         h5s_attr_set(s, g, "format", uni ? rows[r] : "mixed", &e);
@@ -202,9 +202,12 @@ static void write_eval(const char *path)
     for (int d = 0; d < 2; d++) {
         char p[64];
         int32_t ids[2] = {1, 2};
-        int64_t n2 = 2;
+        int64_t n12[2] = {1, 2};
         snprintf(p, sizeof p, "/eval/domains/%s/ids", doms[d]);
-        h5s_write(s, p, H5S_I32, ids, 1, &n2, "token id", MEANING, &e);
+        h5s_write(s, p, H5S_I32, ids, 2, n12, "token id", MEANING, &e);
+        p[strlen(p) - 4] = '\0';
+        h5s_attr_set_f64(s, p, "seqs", 1, &e);
+        h5s_attr_set_f64(s, p, "len", 2, &e);
     }
     h5s_commit(s, &e);
 }
@@ -231,6 +234,7 @@ static void write_alloc(const char *path)
     int64_t n = 1;
     h5s_write(s, "/alloc/en-2.5/predicted_kld", H5S_F64, &pk, 1, &n, "nat", MEANING, &e);
     h5s_attr_set(s, "/alloc/en-2.5", "assignment", text, &e);
+    h5s_attr_set_f64(s, "/alloc/en-2.5", "target_bpw", 2.5, &e);
     h5s_commit(s, &e);
 }
 
@@ -477,6 +481,7 @@ static void test_svg_tips(ctx *x)
                          k ? "model.layers.0.mlp.experts.0.down_proj.weight\trtn-b2-g64-asym\n"
                            : "model.layers.0.mlp.experts.0.down_proj.weight\trtn-b3-g64-asym\n",
                          &e);
+            h5s_attr_set_f64(s, grp, "target_bpw", 2.5, &e);
         }
         h5s_commit(s, &e);
     }
@@ -485,21 +490,12 @@ static void test_svg_tips(ctx *x)
     snprintf(svg, sizeof svg, "%s/hostile.svg", x->dir);
     o.out = svg;
     rc = pfig_draw(x->sens, &r, &o, &e);
-    CHECK(x->c, rc == 0, "svg with a hostile allocation name (%s)", rc ? e.msg : "");
+    /* a stored allocation name outside the name rule: the store is refused in one line naming
+       the file (issue #19), before gnuplot sees anything */
+    CHECK(x->c, rc == VL_EFORMAT && strstr(e.msg, hal) && strstr(e.msg, "name rule") &&
+                 !strchr(e.msg, '\n') && !exists(svg),
+          "svg with a hostile allocation name: refused in one line (%s)", e.msg);
     CHECK(x->c, !exists(out), "no command from the name ran");
-    char want[600];
-    snprintf(want, sizeof want, "x’y”z∖`touch %s`", out);
-    t = svg_tips(svg, &n);
-    int hit = 0;
-    for (int i = 0; i < n; i++)
-        hit += strstr(t[i], want) != NULL;
-    CHECK_INT(x->c, hit, 1, "the name arrives once, its quotes as ’ ” ∖ in the SVG script");
-    h5s_names_free(t, n);
-    char sc[320];
-    snprintf(sc, sizeof sc, "%s.gp", svg);
-    snprintf(want, sizeof want, " . 'bits: ok 3, x’y”z∖`touch %s` 2'\n", out);
-    CHECK(x->c, file_has(sc, want) && file_has(sc, "set encoding utf8"),
-          "the script carries it inside a single-quoted string");
 }
 
 static void test_eval(ctx *x)

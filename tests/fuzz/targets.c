@@ -6,6 +6,7 @@
 #include "../../alloc/sens.h"
 #include "../../alloc/solve.h"
 #include "../../analysis/calib.h"
+#include "../../analysis/eval.h"
 #include "../../experiments/expcfg.h"
 #include "../../io/corpus.h"
 #include "../../io/gguf.h"
@@ -408,17 +409,24 @@ static void template_rest(h5s_store *s)
     rc = rc ? rc : h5s_write(s, "/eval/matrix/mean_kld", H5S_F64, kl, 2, sh, "nat", M, &e);
     rc = rc ? rc : h5s_attr_set(s, "/eval/matrix", "rows", "a\nrtn-b3-g64-asym", &e);
     rc = rc ? rc : h5s_attr_set(s, "/eval/matrix", "cols", "en\nzh", &e);
-    rc = rc ? rc : h5s_write(s, "/eval/a/en/kld", H5S_F64, kl, 1, &one, "nat", M, &e);
+    int64_t sh11[2] = {1, 1}, sh12[2] = {1, 2}; /* a domain of 1 sequence of 2 tokens */
+    rc = rc ? rc : h5s_write(s, "/eval/a/en/kld", H5S_F64, kl, 2, sh11, "nat", M, &e);
     rc = rc ? rc : h5s_attr_set(s, "/eval/a", "source", "alloc.txt", &e);
     rc = rc ? rc : h5s_attr_set(s, "/eval/a", "calib", "en", &e);
     rc = rc ? rc : h5s_attr_set_f64(s, "/eval/a", "bpw", 2.5, &e);
-    rc = rc ? rc : h5s_write(s, "/eval/rtn-b3-g64-asym/en/kld", H5S_F64, kl, 1, &one, "nat", M, &e);
+    rc = rc ? rc : h5s_write(s, "/eval/rtn-b3-g64-asym/en/kld", H5S_F64, kl, 2, sh11, "nat", M, &e);
     rc = rc ? rc : h5s_attr_set(s, "/eval/rtn-b3-g64-asym", "source", "uniform", &e);
     rc = rc ? rc : h5s_attr_set(s, "/eval/rtn-b3-g64-asym", "format", "rtn-b3-g64-asym", &e);
     rc = rc ? rc : h5s_attr_set_f64(s, "/eval/rtn-b3-g64-asym", "bpw", 3.5, &e);
     int32_t ids[2] = {1, 2};
-    rc = rc ? rc : h5s_write(s, "/eval/domains/en/ids", H5S_I32, ids, 1, &two, "token id", M, &e);
-    rc = rc ? rc : h5s_write(s, "/eval/domains/zh/ids", H5S_I32, ids, 1, &two, "token id", M, &e);
+    rc = rc ? rc : h5s_write(s, "/eval/domains/en/ids", H5S_I32, ids, 2, sh12, "token id", M, &e);
+    rc = rc ? rc : h5s_write(s, "/eval/domains/zh/ids", H5S_I32, ids, 2, sh12, "token id", M, &e);
+    for (int d = 0; d < 2 && !rc; d++) {
+        const char *g = d ? "/eval/domains/zh" : "/eval/domains/en";
+        rc = h5s_attr_set_f64(s, g, "seqs", 1, &e);
+        rc = rc ? rc : h5s_attr_set_f64(s, g, "len", 2, &e);
+        rc = rc ? rc : h5s_attr_set(s, g, "seed", "7", &e);
+    }
     if (rc) {
         fprintf(stderr, "template: %s\n", e.msg);
         abort();
@@ -606,11 +614,11 @@ static int fz_store(const uint8_t *data, size_t size)
     }
     if (h5s_open(&s, work, &e))
         abort();
-    int bad = 0;
+    int bad = 0, pristine = at == 0; /* no edit: the template must pass every reader */
     sens_result r;
     e = (vl_err){0, ""};
     int rc = sens_read(&r, s, &e);
-    bad |= contract(rc, &e, "sens_read");
+    bad |= contract(rc, &e, "sens_read") || (pristine && rc);
     if (!rc)
         sens_result_free(&r);
     psrc_grid g;
@@ -633,6 +641,12 @@ static int fz_store(const uint8_t *data, size_t size)
     bad |= contract(rc, &e, "psrc_expert_usage");
     if (!rc)
         psrc_grid_free(&g);
+    e = (vl_err){0, ""};
+    ev_store ev;
+    rc = ev_read_store(s, &ev, &e);
+    bad |= contract(rc, &e, "ev_read_store") || (pristine && rc);
+    if (!rc)
+        ev_store_free(&ev);
     e = (vl_err){0, ""};
     rc = psrc_kld_matrix(s, &g, &e);
     bad |= contract(rc, &e, "psrc_kld_matrix");
@@ -659,7 +673,7 @@ static int fz_store(const uint8_t *data, size_t size)
         salloc_record rec;
         vl_err re = {0, ""};
         int r2 = salloc_read(s, names[i], &rec, &re);
-        bad |= contract(r2, &re, "salloc_read");
+        bad |= contract(r2, &re, "salloc_read") || (pristine && r2);
         if (!r2)
             salloc_record_free(&rec);
     }
