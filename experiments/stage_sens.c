@@ -5,9 +5,9 @@
  * granularity (the unit α is measured on: tensor or layer × projection group); [quant] formats,
  * percdamp, act_order, min_tokens and starved_policy feed the RD tables. Sets: every
  * [calib.*] set in config order; each set's RD tables are quantized with its own statistics
- * (alloc/sens.h), and the first carries the additivity check. α uses every token of each set
- * unless [sens] tokens caps it (leading whole sequences), averaged over [sens] draws noise
- * draws.
+ * (alloc/sens.h), and every set carries the additivity check ([sens] add_draws draws per band,
+ * on the set's held-out sequences). α uses every token of each set unless [sens] tokens caps it
+ * (leading whole sequences), averaged over [sens] draws noise draws.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -24,6 +24,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
     p.seed = exp_sens_seed(cfg);
     p.max_tokens = cfg->sens_tokens;
     p.draws = cfg->sens_draws;
+    p.add_draws = cfg->sens_add_draws;
     p.gran = cfg->sens_granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
     int pol;
     run_few_policy(cfg, &pol, &p.fq.min_tokens);

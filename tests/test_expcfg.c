@@ -193,7 +193,7 @@ typedef struct {
 
 static const bad_case bad_cases[] = {
     {"unknown key", 1, "[sens]\nmethd = noise\n", 2,
-     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws)"},
+     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws, add_draws)"},
     {"unknown section", 1, "[sensitivity]\neps = 0.1\n", 1,
      "[sensitivity]: unknown section (valid: experiment, calib.NAME"},
     {"unnamed calib", 1, "[calib]\nsource = noise:bytes\n", 1, "[calib]: unknown section"},

@@ -41,13 +41,31 @@ static int allowed(const solve_problem *p, int i, int j)
     return it->opt[j].bpw >= lo && it->opt[j].bpw <= hi;
 }
 
-static double objective(const solve_problem *p, const solve_params *par, const double *D)
+static double brute(const solve_problem *p, const solve_params *par);
+
+/* MINIMAX (relative): D_s* of every set by brute force into ref (else ref untouched). */
+static void set_refs(const solve_problem *p, const solve_params *par, double *ref)
+{
+    if (par->objective != SOLVE_OBJ_MINIMAX)
+        return;
+    for (int s = 0; s < p->n_sets; s++) {
+        solve_params q = *par;
+        q.objective = SOLVE_OBJ_SUM;
+        q.set = s;
+        ref[s] = brute(p, &q);
+    }
+}
+
+static double objective(const solve_problem *p, const solve_params *par, const double *D,
+                        const double *ref)
 {
     double v = 0;
     if (par->objective == SOLVE_OBJ_SUM)
         return D[par->set];
     for (int s = 0; s < p->n_sets; s++)
-        v = par->objective == SOLVE_OBJ_WEIGHTED ? v + par->weights[s] * D[s] : fmax(v, D[s]);
+        v = par->objective == SOLVE_OBJ_WEIGHTED ? v + par->weights[s] * D[s]
+            : par->objective == SOLVE_OBJ_MINIMAX ? fmax(v, D[s] / ref[s])
+                                                  : fmax(v, D[s]);
     return v;
 }
 
@@ -56,6 +74,8 @@ static double brute(const solve_problem *p, const solve_params *par)
 {
     int n = p->n_items, S = p->n_sets, c[16] = {0};
     double budget = par->target_bpw * (double)solve_problem_weights(p), best = INFINITY;
+    double ref[8];
+    set_refs(p, par, ref);
     for (;;) {
         int ok = 1;
         double bits = 0, D[8] = {0};
@@ -66,7 +86,7 @@ static double brute(const solve_problem *p, const solve_params *par)
                 D[s] += p->items[i].opt[c[i]].dist[s];
         }
         if (ok && bits <= budget * (1 + 1e-12))
-            best = fmin(best, objective(p, par, D));
+            best = fmin(best, objective(p, par, D, ref));
         int i = 0;
         while (i < n && ++c[i] == p->items[i].n_opt)
             c[i++] = 0;
@@ -86,10 +106,11 @@ static int valid(const solve_problem *p, const solve_params *par, const solve_re
         for (int s = 0; s < p->n_sets; s++)
             D[s] += p->items[i].opt[r->choice[i]].dist[s];
     }
-    double budget = par->target_bpw * (double)solve_problem_weights(p);
+    double budget = par->target_bpw * (double)solve_problem_weights(p), ref[8];
     if (bits > budget * (1 + 1e-12) || fabs(bits - r->bits_used) > 1e-9 * budget)
         return 0;
-    return fabs(objective(p, par, D) - r->objective) <= 1e-9 * (1 + fabs(r->objective));
+    set_refs(p, par, ref);
+    return fabs(objective(p, par, D, ref) - r->objective) <= 1e-9 * (1 + fabs(r->objective));
 }
 
 /* A random instance: 2–6 items × 2–5 options (some dominated), S sets, some constraints. */
@@ -142,7 +163,7 @@ static void test_random(chk *c)
         double w[8];
         for (int s = 0; s < S; s++)
             w[s] = 0.1 + unif(&rs);
-        for (int obj = 0; obj < 3; obj++) {
+        for (int obj = 0; obj <= SOLVE_OBJ_MINIMAX_RAW; obj++) {
             solve_params par = solve_params_defaults();
             par.objective = (solve_objective)obj;
             par.set = irange(&rs, 0, S - 1);
@@ -153,7 +174,7 @@ static void test_random(chk *c)
             vl_err e = {0, ""};
             int rc = solve_run(p, &par, &r, &e);
             runs++;
-            minimax_runs += obj == SOLVE_OBJ_MINIMAX;
+            minimax_runs += obj >= SOLVE_OBJ_MINIMAX;
             if (!isfinite(opt)) {
                 /* infeasible (or a constraint leaves an item nothing): a clear error */
                 infeas_ok += rc == VL_ERANGE || rc == VL_ECONFIG;
@@ -167,11 +188,12 @@ static void test_random(chk *c)
             }
             gap_bad += !rc && r.gap != 0;
             if (!rc) {
-                /* more budget is never worse */
+                /* more budget is never worse (not for the relative minimax: D_s* falls too) */
                 solve_result r2;
                 solve_params more = par;
                 more.target_bpw += 0.5 * unif(&rs);
-                mono_bad += solve_run(p, &more, &r2, NULL) || r2.objective > r.objective * (1 + 1e-12);
+                mono_bad += solve_run(p, &more, &r2, NULL) ||
+                            (obj != SOLVE_OBJ_MINIMAX && r2.objective > r.objective * (1 + 1e-12));
                 solve_result_free(&r2);
                 /* node limit 1: still feasible, and the proven bound below the optimum */
                 more = par;
@@ -193,7 +215,7 @@ static void test_random(chk *c)
             }
             solve_result_free(&r);
             /* baselines: within the budget and the constraints, or an ERANGE error */
-            for (int m = SOLVE_UNIFORM; m <= SOLVE_RULES; m++) {
+            for (int m = SOLVE_UNIFORM; m <= SOLVE_RANDOM; m++) {
                 par.method = (solve_method)m;
                 rc = solve_run(p, &par, &r, NULL);
                 base_bad += rc ? rc != VL_ERANGE : !valid(p, &par, &r) || r.objective < opt * (1 - 1e-9) - 1e-12;
@@ -207,7 +229,8 @@ static void test_random(chk *c)
           minimax_runs, exact_bad);
     CHECK(c, gap_bad == 0, "exact reports gap 0 when it finishes: %d bad", gap_bad);
     CHECK(c, lag_bad == 0, "lagrange feasible and optimum within its gap: %d bad", lag_bad);
-    CHECK(c, base_bad == 0, "uniform/rules within budget and constraints: %d bad", base_bad);
+    CHECK(c, base_bad == 0, "uniform/rules/random within budget and constraints: %d bad",
+          base_bad);
     CHECK(c, mono_bad == 0, "exact: more budget is never worse: %d bad", mono_bad);
     CHECK(c, limited_bad == 0, "exact with node limit 1: feasible, bound ≤ optimum: %d bad",
           limited_bad);
@@ -376,10 +399,11 @@ static void test_hand(chk *c)
     run_obj(p, SOLVE_UNIFORM, 1.9, ch, &rc);
     CHECK_INT(c, rc, VL_ERANGE, "hand: uniform below q2 is an error");
     /* rules: attn_v and layer 0's ffn_down are bumped (2 layers → the first one); there is no
-     * layer-0 down_proj here, so at level q2 attn_v gets q4: 1000 bits, 3 + 6 + 8 = 17; level
-     * q4 with attn_v at q8 needs 2000 bits */
-    CHECK_NEAR(c, run_obj(p, SOLVE_RULES, 3, ch, &rc), 17, 1e-12, 0, "hand: rules at 3 bpw");
-    CHECK_STR(c, ch, "q4,q2,q2", "hand: rules choice");
+     * layer-0 down_proj here, so at level q2 attn_v gets q4: 1000 bits; level q4 with attn_v
+     * at q8 needs 2000 bits. The fill: blk.1.ffn_down to q4 would need 1400 bits > 1200; the
+     * next group (attention: none left), then the rest: ffn_up to q4, 1200 bits: 3 + 5 + 8 */
+    CHECK_NEAR(c, run_obj(p, SOLVE_RULES, 3, ch, &rc), 16, 1e-12, 0, "hand: rules at 3 bpw");
+    CHECK_STR(c, ch, "q4,q4,q2", "hand: rules choice");
     /* infeasible: 1 bpw is 400 bits < 800 */
     solve_params par = solve_params_defaults();
     par.target_bpw = 1;
@@ -432,7 +456,7 @@ static void test_minimax(chk *c)
     solve_result_free(&r);
     for (int m = SOLVE_EXACT; m <= SOLVE_LAGRANGE; m++) {
         par.method = (solve_method)m;
-        par.objective = SOLVE_OBJ_MINIMAX;
+        par.objective = SOLVE_OBJ_MINIMAX_RAW;
         solve_run(p, &par, &r, NULL);
         CHECK(c, r.choice[0] == 0 && r.choice[1] == 1, "minimax %s lifts y",
               solve_method_name(par.method));
@@ -442,6 +466,171 @@ static void test_minimax(chk *c)
         CHECK(c, r.lower_bound <= 10 + 1e-12, "minimax lower bound %.9g ≤ 10", r.lower_bound);
         solve_result_free(&r);
     }
+    solve_problem_free(p);
+}
+
+/* A two-layer dense-model-like problem (q/k/v/o, gate/up/down per layer, 1000 weights each,
+ * options q2/q3/q4 at 2/3/4 bpw with falling distortion). */
+static solve_problem *layer_problem(void)
+{
+    static const char *proj[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                  "mlp.down_proj"};
+    solve_problem *p;
+    solve_problem_new(1, &p, NULL);
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < 7; k++) {
+            char name[64];
+            int i;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, proj[k]);
+            solve_problem_add_item(p, name, 1000, &i, NULL);
+            for (int b = 2; b <= 4; b++) {
+                double d = (1 + k + 7 * l) * exp(-(double)b);
+                char on[8];
+                snprintf(on, sizeof on, "q%d", b);
+                solve_problem_add_option(p, i, on, b, &d, NULL);
+            }
+        }
+    return p;
+}
+
+/* Which width (2..4) item NAME-part got in r. */
+static int width_of(const solve_problem *p, const solve_result *r, int l, const char *part)
+{
+    for (int i = 0; i < p->n_items; i++)
+        if (strstr(p->items[i].name, part) && p->items[i].name[13] == '0' + l)
+            return (int)p->items[i].opt[r->choice[i]].bpw;
+    return -1;
+}
+
+/* Rules meet the budget and raise attention v/o and the down-projections; random draws are
+ * feasible, fill the budget and are seeded. */
+static void test_rules_random(chk *c)
+{
+    solve_problem *p = layer_problem();
+    solve_params par = solve_params_defaults();
+    solve_result r;
+    vl_err e = {0, ""};
+    /* 2.5 bpw = 35000 bits of 14000 weights: base q2 (28000) with v, o of both layers and
+     * layer 0's down (ceil(2/8) = 1 layer) at q3: 33000; fill: layer 1's down +1000 = 34000,
+     * then layer 0's q +1000 = 35000: exactly the budget; k, gate, up stay at q2 */
+    par.method = SOLVE_RULES;
+    par.target_bpw = 2.5;
+    CHECK_INT(c, solve_run(p, &par, &r, &e), 0, "rules at 2.5 bpw");
+    CHECK(c, r.bits_used <= r.budget && r.bits_used == 35000, "rules: %.0f of %.0f bits",
+          r.bits_used, r.budget);
+    int up = width_of(p, &r, 0, "q_proj") == 3 && width_of(p, &r, 1, "q_proj") == 2;
+    for (int l = 0; l < 2; l++) {
+        up &= width_of(p, &r, l, "v_proj") == 3 && width_of(p, &r, l, "o_proj") == 3;
+        up &= width_of(p, &r, l, "down_proj") == 3 && width_of(p, &r, l, "k_proj") == 2;
+        up &= width_of(p, &r, l, "gate_proj") == 2 && width_of(p, &r, l, "up_proj") == 2;
+    }
+    CHECK(c, up, "rules: v, o, down, then layer 0's q one width up; the rest at q2");
+    solve_result_free(&r);
+    /* 2.4 bpw = 33600 bits: the base with bumps (33000) fits; layer 1's down (+1000) does
+     * not, nor any attention step (+1000 each): 33000 bits */
+    par.target_bpw = 2.4;
+    CHECK_INT(c, solve_run(p, &par, &r, &e), 0, "rules at 2.4 bpw");
+    CHECK(c, r.bits_used == 33000 && width_of(p, &r, 0, "down_proj") == 3 &&
+             width_of(p, &r, 1, "down_proj") == 2,
+          "rules at 2.4: bumps only (%.0f bits)", r.bits_used);
+    solve_result_free(&r);
+    /* 2.2 bpw = 30800 bits: no level fits with the bumps: the uniform baseline, q2 */
+    par.target_bpw = 2.2;
+    CHECK_INT(c, solve_run(p, &par, &r, &e), 0, "rules at 2.2 bpw");
+    CHECK(c, r.bits_used == 28000, "rules at 2.2: uniform q2 (%.0f bits)", r.bits_used);
+    solve_result_free(&r);
+
+    /* random: feasible, no single step left that fits, seeded */
+    par.method = SOLVE_RANDOM;
+    par.target_bpw = 2.75;
+    solve_result a, b;
+    CHECK_INT(c, solve_run(p, &par, &a, &e), 0, "random at 2.75 bpw");
+    CHECK_INT(c, solve_run(p, &par, &b, &e), 0, "random again");
+    CHECK(c, !memcmp(a.choice, b.choice, (size_t)p->n_items * sizeof *a.choice),
+          "random: the same seed, the same draw");
+    CHECK(c, a.bits_used <= a.budget && a.budget - a.bits_used < 1000,
+          "random: %.0f of %.0f bits, no 1000-bit step left", a.bits_used, a.budget);
+    CHECK(c, !isfinite(a.lower_bound), "random: a baseline, no bound");
+    solve_result_free(&b);
+    int differ = 0;
+    for (uint64_t sd = 2; sd < 6; sd++) {
+        par.seed = sd;
+        CHECK_INT(c, solve_run(p, &par, &b, &e), 0, "random, another seed");
+        differ += memcmp(a.choice, b.choice, (size_t)p->n_items * sizeof *a.choice) != 0;
+        solve_result_free(&b);
+    }
+    CHECK(c, differ == 4, "random: 4 other seeds, 4 other draws (%d)", differ);
+    solve_result_free(&a);
+    solve_method m;
+    CHECK_INT(c, solve_method_parse("random", &m, &e), 0, "parse random");
+    solve_problem_free(p);
+}
+
+/* Fair minimax on a 3-item instance solved by hand. Items a, b, c of 100 weights, options lo
+ * (2 bpw, 200 bits) and hi (4 bpw, 400 bits); budget 3 bpw = 900 bits: all lo = 600 bits, one
+ * hi = 800, two = 1000 > 900, so exactly one item is lifted (lifting never hurts here).
+ * Distortion (set 0, set 1), lo → hi:
+ *   a  (10, 0) → (1, 0)      matters to set 0 only
+ *   b  (0, 100) → (0, 95)    set 1's large baseline, a small gain
+ *   c  (2, 20) → (2, 2)      set 1's best lift
+ * Lift a: D = (1 + 0 + 2, 0 + 100 + 20) = (3, 120);  lift b: (12, 115);  lift c: (12, 102).
+ * Each set's own optimum: D0* = 3 (lift a), D1* = 102 (lift c).
+ * Raw minimax max_s D_s: 120, 115, 102 → lift c (102): set 1, the larger baseline, binds.
+ * Fair minimax max_s D_s/D_s*: lift a max(3/3, 120/102) = 1.17647..., lift b max(4, 1.127) = 4,
+ * lift c max(4, 1) = 4 → lift a, objective 120/102 = 20/17. */
+static void test_minimax_fair(chk *c)
+{
+    solve_problem *p;
+    solve_problem_new(2, &p, NULL);
+    static const double d[3][2][2] = {{{10, 0}, {1, 0}}, {{0, 100}, {0, 95}}, {{2, 20}, {2, 2}}};
+    static const char *nm[3] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        solve_problem_add_item(p, nm[i], 100, NULL, NULL);
+        solve_problem_add_option(p, i, "lo", 2, d[i][0], NULL);
+        solve_problem_add_option(p, i, "hi", 4, d[i][1], NULL);
+    }
+    solve_params par = solve_params_defaults();
+    par.target_bpw = 3;
+    solve_result r;
+    vl_err e = {0, ""};
+    for (int m = SOLVE_EXACT; m <= SOLVE_LAGRANGE; m++) {
+        par.method = (solve_method)m;
+        const char *mn = solve_method_name(par.method);
+        par.objective = SOLVE_OBJ_MINIMAX_RAW;
+        CHECK_INT(c, solve_run(p, &par, &r, &e), 0, "raw minimax runs");
+        CHECK(c, r.choice[0] == 0 && r.choice[1] == 0 && r.choice[2] == 1,
+              "raw minimax (%s) lifts c", mn);
+        CHECK_NEAR(c, r.objective, 102, 1e-12, 0, "raw minimax objective 102");
+        CHECK(c, r.set_opt == NULL, "raw minimax: no set optima");
+        solve_result_free(&r);
+        par.objective = SOLVE_OBJ_MINIMAX;
+        CHECK_INT(c, solve_run(p, &par, &r, &e), 0, "fair minimax runs");
+        CHECK(c, r.choice[0] == 1 && r.choice[1] == 0 && r.choice[2] == 0,
+              "fair minimax (%s) lifts a", mn);
+        CHECK_NEAR(c, r.objective, 20.0 / 17, 1e-12, 0, "fair minimax objective 120/102");
+        CHECK(c, r.set_opt && r.set_opt[0] == 3 && r.set_opt[1] == 102,
+              "set optima D* = (3, 102)");
+        CHECK(c, r.dist_set[0] == 3 && r.dist_set[1] == 120, "fair minimax D = (3, 120)");
+        CHECK(c, r.lower_bound <= 20.0 / 17 + 1e-12, "fair lower bound %.9g ≤ 20/17",
+              r.lower_bound);
+        solve_result_free(&r);
+    }
+    /* a set whose optimum is 0: no relative damage, a clear error */
+    solve_problem *z;
+    solve_problem_new(2, &z, NULL);
+    double zl[2] = {1, 1}, zh[2] = {1, 0};
+    solve_problem_add_item(z, "x", 100, NULL, NULL);
+    solve_problem_add_option(z, 0, "lo", 2, zl, NULL);
+    solve_problem_add_option(z, 0, "hi", 4, zh, NULL);
+    par.method = SOLVE_EXACT;
+    par.target_bpw = 4;
+    CHECK_INT(c, solve_run(z, &par, &r, &e), VL_ERANGE, "optimum 0: refused");
+    CHECK_HAS(c, e.msg, "minimax-raw", "optimum 0: the message names the raw form");
+    solve_objective o;
+    CHECK_INT(c, solve_objective_parse("minimax-raw", &o, &e), 0, "parse minimax-raw");
+    CHECK(c, o == SOLVE_OBJ_MINIMAX_RAW, "minimax-raw parses to the raw objective");
+    solve_problem_free(z);
     solve_problem_free(p);
 }
 
@@ -598,6 +787,8 @@ int main(void)
     test_names_gap(&c);
     test_hand(&c);
     test_minimax(&c);
+    test_minimax_fair(&c);
+    test_rules_random(&c);
     test_parser(&c, dir);
     test_cli(&c, dir);
     char path[4200];

@@ -229,7 +229,7 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
         char sc[1024];
         static char out[1 << 16];
         snprintf(sc, sizeof sc, "%s sens --stats build/tmp-statscli/vl_a.h5 --formats "
-                 "rtn:b=2:g=64 --add-per-target 0 -o build/tmp-statscli/sens.h5 2>&1",
+                 "rtn:b=2:g=64 --add-draws 0 -o build/tmp-statscli/sens.h5 2>&1",
                  bin ? bin : "build/vbrlab");
         int st = tio_run(sc, out, sizeof out);
         CHECK(c, st == 0 && strstr(out, "set en: α measured on 48 tokens (2 sequences), 2 noise "
