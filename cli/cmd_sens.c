@@ -114,9 +114,10 @@ static int parse_args(int argc, char **argv, sens_args *a)
             if (num_arg(o, v, 0, 1e15, &a->p.fq.min_tokens))
                 return 1;
         } else if (!strcmp(o, "--add-draws")) {
-            if (num_arg(o, v, 0, SENS_MAX_ADD_DRAWS, &x) || x != floor(x))
-                return x != floor(x) ? cli_failf(CMD, "%s: \"%s\" is not a whole number", o, v)
-                                     : 1;
+            if (num_arg(o, v, 0, SENS_MAX_ADD_DRAWS, &x))
+                return 1;
+            if (x != floor(x))
+                return cli_failf(CMD, "%s: \"%s\" is not a whole number", o, v);
             a->p.add_draws = (int)x;
         } else
             return cli_failf(CMD, "unknown argument \"%s\"", o);

@@ -313,7 +313,11 @@ static void test_pipeline(chk *c)
     /* the tables */
     char *tables = tio_slurp(md, NULL);
     CHECK_HAS(c, tables, "### KLD matrix at 2.5 bpw", "OUT.md KLD matrix");
-    CHECK_HAS(c, tables, "| en-2.5 | optimal |", "OUT.md allocation row with its solver proof");
+    CHECK_HAS(c, tables, "| en-2.5 | optimal (gap 0) |",
+              "OUT.md allocation row with its solver proof");
+    /* the additivity check: band 2/3 of the 2..3-bit menu, add_draws = 6, sequence 1 of 2 held
+     * out */
+    CHECK_HAS(c, tables, "| en | seqs 1–1 of 2 | 2/3 | rel | 6 |", "OUT.md additivity band");
     CHECK_HAS(c, tables, "### VBR vs uniform", "OUT.md VBR vs uniform");
     CHECK_HAS(c, tables, "| L05 |", "OUT.md expert usage row of the last layer");
     CHECK_HAS(c, tables, "### Sensitivity α", "OUT.md sensitivity table");
