@@ -136,7 +136,9 @@ static double token_kld(const sens_set *s, size_t t, const float *z)
     return kl > 0 ? kl : 0; /* rounding can leave −1e-17 */
 }
 
-/* Sequences [q0, q1) from layer `from`: seq_kld[q − q0] = mean KL over sequence q's tokens. */
+/* Sequences [q0, q1) from layer `from`: seq_kld[q − q0] = mean KL over sequence q's tokens.
+ * The forwards run whole chunks of the reference run's grid (chunk multiples from 0), the
+ * batches the reference captured: deepseek_v4's hash routing resumes only such a batch. */
 static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int q1,
                      double *seq_kld, vl_err *err)
 {
@@ -145,8 +147,8 @@ static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int 
     if (q0 < 0 || q1 > s->n_seq || q0 >= q1)
         return vl_errf(err, VL_EARG, "sens: sequences [%d, %d) outside [0, %d)", q0, q1,
                        s->n_seq);
-    for (int s0 = q0; s0 < q1; s0 += s->chunk) {
-        int nb = q1 - s0 < s->chunk ? q1 - s0 : s->chunk;
+    for (int s0 = q0 / s->chunk * s->chunk; s0 < q1; s0 += s->chunk) {
+        int nb = s->n_seq - s0 < s->chunk ? s->n_seq - s0 : s->chunk;
         size_t row0 = (size_t)s0 * s->seq_len;
         const float *lg;
         int rc = fwd_run_from(s->m, w, s->st, from,
@@ -155,6 +157,8 @@ static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int 
         if (rc)
             return rc;
         for (int q = 0; q < nb; q++) {
+            if (s0 + q < q0 || s0 + q >= q1)
+                continue;
             double tot = 0;
             for (int t = 0; t < s->seq_len; t++) {
                 size_t r = (size_t)q * s->seq_len + t;

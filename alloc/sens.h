@@ -246,7 +246,9 @@ int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_
 /* The same per sequence: seq_kld[n_seq] = mean KL over each sequence's tokens. */
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err);
-/* Mean KL over sequences [q0, q0 + nq) only (the held-out part of a set). */
+/* Mean KL over sequences [q0, q0 + nq) only (the held-out part of a set). The forwards run the
+ * reference run's chunks that hold them (SENS_CHUNK_TOKENS tokens each), so a small set runs
+ * whole. */
 int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int nq,
                       double *kld, vl_err *err);
 int64_t sens_set_tokens(const sens_set *s);
