@@ -27,7 +27,7 @@ static solve_problem *layer_problem(void)
             solve_problem_add_item(p, name, 1000, &i, NULL);
             for (int b = 2; b <= 4; b++) {
                 double d = (1 + k + 7 * l) * exp(-(double)b);
-                char on[8];
+                char on[16];
                 snprintf(on, sizeof on, "q%d", b);
                 solve_problem_add_option(p, i, on, b, &d, NULL);
             }
