@@ -49,7 +49,7 @@ int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const fl
     int rc = bind(r, m, q, choice, &w, bpw, err);
     if (!rc) {
         predict(r, si, choice, r->alpha[0] + (size_t)si * r->n_units, pred);
-        rc = sens_set_kld(s, w, 0, measured, err);
+        rc = sens_set_kld(s, w, SENS_FROM_EMBED, measured, err); /* the embedding may be quantized */
     }
     model_weights_free(w);
     return rc;
@@ -176,7 +176,7 @@ int sens_additivity(sens_result *r, int si, const model *m, sens_set *s, const f
         double bpw, pr[2];
         rc = bind(r, m, q, ch, &w, &bpw, err);
         if (!rc)
-            rc = sens_set_kld_part(s, w, 0, first, h, &meas[a], err);
+            rc = sens_set_kld_part(s, w, SENS_FROM_EMBED, first, h, &meas[a], err);
         model_weights_free(w);
         predict(r, si, ch, alpha, pr);
         pr0[a] = pr[0];

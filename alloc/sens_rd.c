@@ -77,6 +77,44 @@ static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
     return 0;
 }
 
+/* The token embedding or the LM head: no input statistics (a lookup; the head's input is
+ * not tapped), so every set quantizes it the same way, with uniform importance and no XᵀX, as
+ * qb_bind applies it, and measures it with an isotropic input, where the output error is the
+ * relative weight error: rel_imp = rel_out = rel_w, output energy = noise energy = ‖W‖²/rows
+ * (so SENS_E_OUT gives α·rel_w for a unit of its own). ρ = 1. */
+static int rd_outer(sens_result *r, int ti, const float *w, float *q, float *keep,
+                    const sens_params *p, vl_err *err)
+{
+    const sens_tensor *t = &r->t[ti];
+    int S = r->n_sets, F = r->n_formats, T = r->n_tensors, rc;
+    double wn = 0;
+    for (int64_t k = 0; k < t->n; k++)
+        wn += (double)w[k] * w[k];
+    r->w_norm2[ti] = wn;
+    for (int s = 0; s < S; s++) {
+        r->route_share[(size_t)s * T + ti] = 1.0;
+        r->out_energy[(size_t)s * T + ti] = r->noise_energy[(size_t)s * T + ti] = wn / t->rows;
+    }
+    for (int f = 0; f < F; f++) {
+        float *qf = (keep ? keep : q) + (size_t)f * t->n;
+        fq_info info;
+        rd_point pt;
+        if ((rc = fq_tensor(qf, w, t->rows, t->cols, &r->fmt[f], NULL, NULL, &p->fq, &info,
+                            t->name, err)))
+            return rc;
+        if ((rc = rd_measure(&pt, w, qf, t->rows, t->cols, &r->fmt[f], NULL, NULL, err)))
+            return rc;
+        size_t tf = (size_t)ti * F + f;
+        r->bpw[tf] = pt.bpw;
+        for (int s = 0; s < S; s++) {
+            size_t stf = (size_t)s * T * F + tf;
+            r->few[stf] = (unsigned char)info.few_applied;
+            r->rel_w[stf] = r->rel_imp[stf] = r->rel_out[stf] = pt.rel_w;
+        }
+    }
+    return 0;
+}
+
 /* One tensor: statistics of every set; every format quantized with each set's own statistics
  * and measured under them (the quantizer that set's allocation will be applied with). The
  * add set's quantized copies go to keep (when not NULL), the others through q. */
@@ -88,6 +126,8 @@ static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *st
     const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
     int S = r->n_sets, F = r->n_formats, rc;
     size_t C = (size_t)t->cols;
+    if (t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD)
+        return rd_outer(r, ti, w, q, keep, p, err);
     for (int s = 0; s < S; s++) {
         ts[s].h = ts[s].imp + C; /* buffers laid out [imp C | h C²] per set */
         if ((rc = get_stats(&ts[s], stats[s], t, r->set_name[s], err)))
@@ -214,13 +254,14 @@ int sens_quantize_set(const sens_result *r, const model *m, const stat_acc *acc,
         const sens_tensor *t = &r->t[i];
         const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
         tstats ts = {sbuf, sbuf + t->cols, 0, 0};
-        if ((rc = get_stats(&ts, acc, t, r->set_name[si], err)))
+        int outer = t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD; /* as rd_outer */
+        if (!outer && (rc = get_stats(&ts, acc, t, r->set_name[si], err)))
             break;
-        fq_stats fs = {ts.imp, ts.h, ts.tokens};
+        fq_stats fs = {ts.imp, ts.h, ts.tokens}, *fsp = outer ? NULL : &fs;
         for (int f = 0; !rc && f < F; f++) {
             fq_info info;
             rc = fq_tensor(out + sens_q_offset(r, i) + (size_t)f * t->n, w, t->rows, t->cols,
-                           &r->fmt[f], &fs, NULL, &p->fq, &info, t->name, err);
+                           &r->fmt[f], fsp, NULL, &p->fq, &info, t->name, err);
         }
     }
     vl_free(sbuf);

@@ -2,7 +2,8 @@
  * format menu and the additivity check, into sens.h5 (alloc/sens.h; docs/hdf5-schema.md).
  *
  *   vbrlab sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC
- *               [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N]
+ *               [--granularity tensor|group|gguf] [--embed-head] [--eps 0.01,0.03]
+ *               [--seed S] [--tokens N]
  *               [--draws K] [--few rtn|uniform] [--min-tokens N]
  *               [--add-draws N] [--add-set NAME] -o sens.h5
  *
@@ -10,12 +11,15 @@
  * without --set every set in it is used. α is measured on every token of each set; --tokens
  * caps the tokens per set used by the α runs and the additivity check (whole leading
  * sequences; 0 = all, the default). --draws K averages K noise draws per unit and ε (default
- * 2). --add-draws N: additivity draws per band (default 30, 0 = no check; bands and held-out
- * split in alloc/sens.h). Prints the tokens each set's α used, the α table per unit and set
- * (α ± bootstrap SE over sequences, the ε ratio with units outside the quadratic regime marked
- * "!", the spread over draws), the uniform-format table (measured KLD of every format
- * everywhere on set --add-set, default the first) and the additivity statistics per set and
- * band. Progress on stderr (tty only).
+ * 2). --embed-head makes the token embedding and the (untied) LM head units too, measured like
+ * the others (noise in the embedding table is looked up again; noise in the head goes into
+ * the final projection); granularity gguf is group plus those two units. --add-draws N:
+ * additivity draws per band (default 30, 0 = no check; bands and held-out split in
+ * alloc/sens.h). Prints the tokens each set's α used, the α table per unit and set (α ±
+ * bootstrap SE over sequences, the ε ratio with units outside the quadratic regime marked "!",
+ * the spread over draws), the uniform-format table (measured KLD of every format everywhere on
+ * set --add-set, default the first) and the additivity statistics per set and band. Progress
+ * on stderr (tty only).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -72,6 +76,10 @@ static int parse_args(int argc, char **argv, sens_args *a)
         double x;
         if (i == 1 && cli_is_positional(o)) {
             a->model_dir = o;
+            continue;
+        }
+        if (!strcmp(o, "--embed-head")) { /* a flag: no value */
+            a->p.embed_head = 1;
             continue;
         }
         if (!v)

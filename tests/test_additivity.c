@@ -183,7 +183,7 @@ static void test_check(chk *c, const model *m)
     sens_params p = sens_defaults();
     CI(c, p.add_draws, 30);
     p.add_draws = 3;
-    CI(c, sens_layout(&r, m, SENS_GROUP, &e), 0);
+    CI(c, sens_layout(&r, m, SENS_GROUP, 0, &e), 0);
     CI(c, sens_alloc_alpha(&r, 2, names, &e), 0);
     int rc = sens_rd(&r, m, "rtn:b=2..3:g=64", acc, &p, NULL, &e);
     CHECK(c, rc == 0, "sens_rd: %s", rc ? e.msg : "ok");
@@ -277,7 +277,7 @@ done:
 
     /* a one-width menu: one band, one distinct assignment, reported as such */
     sens_result r1 = {0};
-    CI(c, sens_layout(&r1, m, SENS_GROUP, &e), 0);
+    CI(c, sens_layout(&r1, m, SENS_GROUP, 0, &e), 0);
     CI(c, sens_alloc_alpha(&r1, 2, names, &e), 0);
     CI(c, sens_rd(&r1, m, "rtn:b=2:g=64", acc, &p, NULL, &e), 0);
     r1.eps[0] = 0.01;
