@@ -67,6 +67,14 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
                         "items)",
                         err)))
         goto done;
+    if (res->set_opt) { /* MINIMAX: the objective is max_s D_s / set_optimum[s] */
+        snprintf(d, sizeof d, "%s/set_optimum", g);
+        if ((rc = h5s_write(st, d, H5S_F64, res->set_opt, 1, &ns, "nat/token",
+                            "each set's own optimum D_s* at the same budget (sum objective on "
+                            "that set alone); minimax minimised max_s predicted_kld/D_s*",
+                            err)))
+            goto done;
+    }
     const char *sattr[][2] = {
         {"assignment", text},
         {"calib", meta && meta->calib ? meta->calib : ""},
@@ -85,6 +93,11 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
         {"kept_rule", mb_rule_name((mb_rule)p->rule)}};
     for (size_t k = 0; k < sizeof sattr / sizeof *sattr && !rc; k++)
         rc = h5s_attr_set(st, g, sattr[k][0], sattr[k][1], err);
+    if (!rc && par->method == SOLVE_RANDOM) { /* decimal text: a double loses bits past 2^53 */
+        char sd[32];
+        snprintf(sd, sizeof sd, "%llu", (unsigned long long)par->seed);
+        rc = h5s_attr_set(st, g, "seed", sd, err);
+    }
     const struct {
         const char *n;
         double v;

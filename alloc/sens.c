@@ -12,8 +12,8 @@
 
 sens_params sens_defaults(void)
 {
-    sens_params p = {{0.01, 0.03}, 1, SENS_GROUP, 0, fq_defaults(), 8, 3, {2, 3, 4}, 0, 0,
-                     SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0};
+    sens_params p = {{0.01, 0.03}, 1, SENS_GROUP, 0, fq_defaults(), SENS_DEFAULT_ADD_DRAWS, 0,
+                     0, SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0};
     p.fq.min_tokens = 16;
     p.fq.few = FQ_FEW_RTN;
     return p;
@@ -142,13 +142,19 @@ static double token_kld(const sens_set *s, size_t t, const float *z)
     return kl > 0 ? kl : 0; /* rounding can leave −1e-17 */
 }
 
-int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
-                     vl_err *err)
+/* Sequences [q0, q1) from layer `from`: seq_kld[q − q0] = mean KL over sequence q's tokens.
+ * The forwards run whole chunks of the reference run's grid (chunk multiples from 0), the
+ * batches the reference captured: deepseek_v4's hash routing resumes only such a batch. */
+static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int q1,
+                     double *seq_kld, vl_err *err)
 {
     if (from < SENS_FROM_EMBED || from > s->L)
         return vl_errf(err, VL_EARG, "sens: start layer %d outside [%d, %d]", from,
                        SENS_FROM_EMBED, s->L);
-    for (int s0 = 0; s0 < s->n_seq; s0 += s->chunk) {
+    if (q0 < 0 || q1 > s->n_seq || q0 >= q1)
+        return vl_errf(err, VL_EARG, "sens: sequences [%d, %d) outside [0, %d)", q0, q1,
+                       s->n_seq);
+    for (int s0 = q0 / s->chunk * s->chunk; s0 < q1; s0 += s->chunk) {
         int nb = s->n_seq - s0 < s->chunk ? s->n_seq - s0 : s->chunk;
         size_t row0 = (size_t)s0 * s->seq_len;
         const float *lg, *in = s->layer_in + ((size_t)(from < 0 ? 0 : from) * s->N + row0) * s->D;
@@ -163,29 +169,43 @@ int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_
         if (rc)
             return rc;
         for (int q = 0; q < nb; q++) {
+            if (s0 + q < q0 || s0 + q >= q1)
+                continue;
             double tot = 0;
             for (int t = 0; t < s->seq_len; t++) {
                 size_t r = (size_t)q * s->seq_len + t;
                 tot += token_kld(s, row0 + r, lg + r * s->V);
             }
-            seq_kld[s0 + q] = tot / s->seq_len;
+            seq_kld[s0 - q0 + q] = tot / s->seq_len;
         }
     }
     return 0;
 }
 
-int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_err *err)
+int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
+                     vl_err *err)
 {
-    double *seq = vl_malloc((size_t)s->n_seq * sizeof *seq);
+    return kld_range(s, w, from, 0, s->n_seq, seq_kld, err);
+}
+
+int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int nq,
+                      double *kld, vl_err *err)
+{
+    double *seq = vl_malloc(((size_t)(nq > 0 ? nq : 0) + 1) * sizeof *seq);
     if (!seq)
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    int rc = sens_set_kld_seq(s, w, from, seq, err);
+    int rc = kld_range(s, w, from, q0, q0 + nq, seq, err);
     double tot = 0;
-    for (int q = 0; q < s->n_seq; q++)
+    for (int q = 0; !rc && q < nq; q++)
         tot += seq[q];
-    *kld = tot / s->n_seq; /* equal lengths: the token mean */
+    *kld = rc ? NAN : tot / nq; /* equal lengths: the token mean */
     vl_free(seq);
     return rc;
+}
+
+int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_err *err)
+{
+    return sens_set_kld_part(s, w, from, 0, s->n_seq, kld, err);
 }
 
 int sens_set_seqs(const sens_set *s) { return s->n_seq; }

@@ -59,10 +59,24 @@
  * Σ_u α_u e_u (e_u pooled over the unit). At tensor granularity a unit is one tensor and ρ
  * cancels: α is measured per expert directly.
  *
- * Additivity check: random assignments (one format per unit, drawn uniformly among the formats
- * within ±1 bpw of a target; targets 2, 3, 4 by default) are bound as fake-quantized weights
- * (model_weights_slot) and measured (mean KLD on the set, full forward) against both
- * predictions; Pearson and Spearman correlations (GSL) per target band and overall.
+ * Additivity check (sens_add.c; docs/sensitivity.md): can the additive prediction tell apart
+ * assignments at the same bit budget? Bands: the menu's bit widths (qfmt bits; floor of the
+ * bpw for ggml formats) in increasing order, one band per pair of adjacent widths (lo, hi), at
+ * most SENS_MAX_BANDS; a menu of one width gives one band lo = hi. A draw of a band gives every
+ * unit width hi with probability 1/2, else width lo (uniform among the menu's formats of that
+ * width), so every band mixes two bit widths at about the same expected bpw and the
+ * between-band spread never enters a correlation. add_draws draws per band (default 30),
+ * seeded by "sens.additivity"; the same draws on every set. Held-out tokens: on each set of
+ * n ≥ 2 sequences the last ceil(n/4) (sens_holdout) are held out; the prediction Σ_u α'_u e_u
+ * takes α' from the per-sequence KLDs of the other sequences only (α itself, for the solver,
+ * uses every sequence), and the measured KLD of a draw is the mean over the held-out
+ * sequences (full forward of the fake-quantized model). The quantizer statistics (XᵀX,
+ * routing shares) are the set's own, over all its tokens, as in allocation. Per set, band and
+ * error form: Pearson, Spearman, the partial correlation controlling for the draw's bpw, the
+ * ratio Σxy/Σx² (measured/predicted, slope through 0) and the least-squares slope, each with a
+ * 95% percentile interval from a seeded bootstrap over draws (stream
+ * "sens.additivity.boot.SET.BAND.FORM"). A band whose draws hold one distinct assignment has no
+ * correlation; it is reported as such (n_distinct = 1).
  *
  * Ranks (core/par.h): the units of a set are handed out dynamically (par_queue: a rank that
  * finishes early takes the next unit), and the tables are shared by owner afterwards; each
@@ -81,6 +95,7 @@
 #include "../analysis/model.h"
 #include "../analysis/stats.h"
 #include "../core/err.h"
+#include "../core/rng.h"
 #include "../core/par.h"
 #include "../io/h5s.h"
 #include "../io/journal.h"
@@ -114,7 +129,25 @@ typedef enum { SENS_E_REL, SENS_E_OUT } sens_err_kind;
 #define SENS_MAX_DRAWS 64
 #define SENS_LABEL_MAX 160     /* rng stream labels */
 
-#define SENS_MAX_ADD_TARGETS 8
+#define SENS_MAX_BANDS 8        /* additivity bands (adjacent bit-width pairs) */
+#define SENS_DEFAULT_ADD_DRAWS 30 /* additivity draws per band */
+#define SENS_MAX_ADD_DRAWS 10000
+
+/* An additivity band: the two bit widths its draws mix (lo == hi: the menu has one). */
+typedef struct {
+    int lo, hi;
+} sens_band;
+
+/* Columns of an additivity band's statistics (sens_band_stats). */
+enum {
+    SENS_BS_N,          /* draws with a finite prediction and measurement */
+    SENS_BS_DISTINCT,   /* distinct assignments among them */
+    SENS_BS_PEARSON, SENS_BS_SPEARMAN,
+    SENS_BS_PARTIAL,    /* Pearson partial correlation of measured and predicted given bpw */
+    SENS_BS_RATIO, SENS_BS_RATIO_LO, SENS_BS_RATIO_HI, /* Σxy/Σx², 95% bootstrap interval */
+    SENS_BS_SLOPE, SENS_BS_SLOPE_LO, SENS_BS_SLOPE_HI, /* least-squares slope, interval */
+    SENS_BS_COUNT
+};
 
 /* One quantizable tensor. */
 typedef struct {
@@ -140,10 +173,8 @@ typedef struct {
                              at least one); 0 = all (default) */
     fq_params fq;         /* quantizer options and few-token policy (default fq_defaults()
                              with min_tokens 16 and policy rtn) */
-    int add_per_target;   /* random assignments per target (default 8; 0 = no check) */
-    int n_add_targets;    /* default 3: 2, 3, 4 bpw */
-    double add_targets[SENS_MAX_ADD_TARGETS];
-    int add_set;          /* set the additivity check runs on (default 0) */
+    int add_draws;        /* additivity draws per band (default 30; 0 = no check) */
+    int add_set;          /* set whose quantized tensors on_add sees (default 0) */
     int progress;         /* progress lines on stderr (tty only) */
     int draws;            /* noise draws per unit and ε, averaged (default 2; 1..64) */
     int boot;             /* bootstrap resamples for α's SE (default 200; < 2: no SE) */
@@ -204,16 +235,18 @@ typedef struct {
     double *out_energy;     /* [S × T] tr(W H Wᵀ)/rows */
     double *noise_energy;   /* [S × T] ‖W‖²·tr(H)/(C·rows) */
     double *route_share;    /* [S × T] ρ: routed expert: Σ selected weight / tokens; else 1 */
-    /* additivity (n_add = 0 when not run) */
-    int n_add, add_set;
-    double *add_target;     /* [A] target bpw of the draw */
-    double *add_bpw;        /* [A] achieved bpw over the tensors */
-    double *add_measured;   /* [A] measured mean KLD */
-    double *add_pred[2];    /* [A] predicted with SENS_E_REL, SENS_E_OUT */
+    /* additivity (n_add = 0 when not run): A = n_bands × add_draws draws, shared by sets */
+    int n_add, add_draws, n_bands;
+    sens_band *band;        /* [B] */
+    int *add_band;          /* [A] band of each draw */
     int *add_choice;        /* [A × U] format index per unit */
-    int n_bands;            /* targets + 1 (the last band: all draws) */
-    double *corr;           /* [n_bands × 4]: pearson_rel, spearman_rel, pearson_out,
-                               spearman_out (NaN when fewer than 3 draws) */
+    double *add_bpw;        /* [A] achieved bpw over the tensors */
+    double *add_measured;   /* [S × A] mean KLD on the set's held-out sequences (NaN: the set
+                               was not checked) */
+    double *add_pred[2];    /* [S × A] Σ α'·e with SENS_E_REL, SENS_E_OUT (α' from the other
+                               sequences) */
+    int *add_holdout;       /* [S × 2] first held-out sequence, count (0: not checked) */
+    double *add_stats;      /* [S × B × 2 × SENS_BS_COUNT] per set, band, error form */
 } sens_result;
 
 /* The quantizable tensors of M (in model order) and their units under GRAN (with EMBED_HEAD or
@@ -244,6 +277,11 @@ int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_
 /* The same per sequence: seq_kld[n_seq] = mean KL over each sequence's tokens. */
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err);
+/* Mean KL over sequences [q0, q0 + nq) only (the held-out part of a set). The forwards run the
+ * reference run's chunks that hold them (SENS_CHUNK_TOKENS tokens each), so a small set runs
+ * whole. */
+int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int nq,
+                      double *kld, vl_err *err);
 int64_t sens_set_tokens(const sens_set *s);
 int sens_set_seqs(const sens_set *s);
 void sens_set_free(sens_set *s); /* NULL ok */
@@ -274,7 +312,7 @@ double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, cons
  * of every set for GPTQ formats; rel_out is NaN where a set lacks it). The allocation for set
  * s is thereby optimised on the quantizer eval applies with s's statistics. If keep_q is not
  * NULL, *keep_q gets every tensor quantized with set p->add_set's statistics [T × F × n]
- * (float32, one allocation, vl_free; needed by sens_additivity). */
+ * (float32, one allocation, vl_free). */
 int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
             const sens_params *p, float **keep_q, vl_err *err);
 
@@ -292,16 +330,50 @@ double sens_route_share(const stat_acc *acc, const sens_tensor *t);
 /* Predicted damage of tensor ti in format fi on set si (formula above). NaN if unknown. */
 double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind);
 
-/* Bind assignment `choice` (format index per unit) from q (sens_rd's keep_q), run s from
- * layer 0: *measured = mean KLD; *bpw over the quantized tensors; pred[0], pred[1] = Σ over
+/* Offset of tensor ti's first format in the quantized-tensor layout [tensor][format][n]. */
+size_t sens_q_offset(const sens_result *r, int ti);
+
+/* Every tensor of r (RD done) quantized in every format with the statistics ACC of set si
+ * (the layout of sens_rd's keep_q; *q vl_malloc'd). */
+int sens_quantize_set(const sens_result *r, const model *m, const stat_acc *acc, int si,
+                      const sens_params *p, float **q, vl_err *err);
+
+/* Bind assignment `choice` (format index per unit) from q (sens_quantize_set's layout), run s
+ * from layer 0: *measured = mean KLD; *bpw over the quantized tensors; pred[0], pred[1] = Σ over
  * tensors of sens_tensor_dist on set si (SENS_E_REL, SENS_E_OUT). */
 int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const float *q,
                      int si, const int *choice, double *bpw, double *measured, double pred[2],
                      vl_err *err);
 
-/* The additivity check on set p->add_set (s prepared from that set), quantized tensors from
- * sens_rd's keep_q. */
-int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
+/* sens_tensor_dist with the unit's α given (a). */
+double sens_tensor_dist_alpha(const sens_result *r, int si, int ti, int fi, sens_err_kind kind,
+                              double a);
+
+/* ---- additivity building blocks (sens_band.c; pure) ---- */
+
+/* Bit width of format f (bpw: its bits per weight on some tensor): bits for rtn/gptq, floor(bpw)
+ * for ggml. */
+int sens_fmt_width(const qfmt *f, double bpw);
+/* Bands of a menu of widths width[F] (formula above); returns the count (≤ max, ≥ 1 if F ≥ 1). */
+int sens_bands(const int *width, int F, sens_band *out, int max);
+/* One draw of band b for U units into choice[U] (formats of width[F]). */
+void sens_band_draw(const sens_band *b, const int *width, int F, int U, rng *g, int *choice);
+/* Held-out sequences of a set of n: count ceil(n/4) from *first = n − count; 0 when n < 2. */
+int sens_holdout(int n_seq, int *first);
+/* Pearson partial correlation of x and y given z over n points (NaN below 4 points or with no
+ * spread in x or y; z without spread: the plain Pearson r). */
+double sens_partial_corr(const double *x, const double *y, const double *z, int n);
+/* Statistics of one band: x = pred[n], y = meas[n], z = bpw[n], assignments choice[n × U];
+ * points with a non-finite x or y are left out. NaN correlations below 3 points or with a
+ * single distinct assignment; intervals from n_boot resamples of the draws (stream
+ * rng_child_seed(seed, label); NaN when n_boot < 2). */
+int sens_band_stats(double out[SENS_BS_COUNT], const double *pred, const double *meas,
+                    const double *bpw, const int *choice, int U, int n, int n_boot,
+                    uint64_t seed, const char *label, vl_err *err);
+
+/* The additivity check on set si (s prepared from that set's sequences, q its quantized
+ * tensors; formula above). The draws are made on the first call (every set sees the same). */
+int sens_additivity(sens_result *r, int si, const model *m, sens_set *s, const float *q,
                     const sens_params *p, vl_err *err);
 
 /* Store: /sens in an open writable store; read back into a fresh result (names owned). */
@@ -317,7 +389,7 @@ void sens_result_free(sens_result *r); /* frees the arrays, leaves r zeroed; NUL
 /* ---------------------------------------------------------------- the sens stage */
 
 /* Called by sens_run on set p->add_set once its additivity check is done, with the prepared
- * set and sens_rd's quantized tensors (both valid only during the call): `vbrlab sens` prints
+ * set (every sequence) and that set's quantized tensors (both valid only during the call): `vbrlab sens` prints
  * the uniform baselines there. A non-zero return stops the run. */
 typedef int (*sens_add_fn)(void *ctx, const sens_result *r, const model *m, sens_set *s,
                            const float *q, vl_err *err);
@@ -325,7 +397,8 @@ typedef int (*sens_add_fn)(void *ctx, const sens_result *r, const model *m, sens
 /* The sens stage, shared by `vbrlab sens` and the runner (sens_run.c): the ids (leading whole
  * sequences up to p->max_tokens, at least one) and statistics of sets NAMES[0..n) of the stats
  * store ST (/sets/<name>/input_ids, /stats/<name>), then sens_layout, sens_alloc_alpha,
- * sens_rd on format menu SPEC, and per set sens_alpha (plus sens_additivity on p->add_set).
+ * sens_rd on format menu SPEC, and per set sens_alpha and sens_additivity (held-out
+ * sequences of the set).
  * r is filled for sens_write; on failure it is freed. */
 int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *names, int n,
              const char *spec, const sens_params *p, sens_add_fn on_add, void *ctx,

@@ -206,28 +206,54 @@ static void write_rd(wr *w, const sens_result *r)
     vl_free(fb);
 }
 
+#define ADD_STAT_COLS "n,n_distinct,pearson,spearman,partial_bpw,ratio,ratio_lo,ratio_hi," \
+                      "slope,slope_lo,slope_hi"
+
 static void write_add(wr *w, const sens_result *r)
 {
-    int A = r->n_add, U = r->n_units;
+    int A = r->n_add, U = r->n_units, S = r->n_sets, B = r->n_bands;
     if (!A)
         return;
     const char *g = "/sens/additivity";
-    put(w, "/sens/additivity/target", H5S_F64, r->add_target, 1, A, 0, 0, "bit/weight",
-        "target bpw the random assignment was drawn around");
+    int *bw = vl_malloc(2 * (size_t)B * sizeof *bw);
+    if (!bw) {
+        w->rc = w->rc ? w->rc : vl_errf(w->err, VL_ENOMEM, "sens: out of memory");
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        bw[2 * b] = r->band[b].lo;
+        bw[2 * b + 1] = r->band[b].hi;
+    }
+    put(w, "/sens/additivity/band_widths", H5S_I32, bw, 2, B, 2, 0, "bit",
+        "per band: the two bit widths its draws mix (lo, hi; lo = hi: the menu has one)");
+    vl_free(bw);
+    put(w, "/sens/additivity/band", H5S_I32, r->add_band, 1, A, 0, 0, "index",
+        "band of each draw");
     put(w, "/sens/additivity/bpw", H5S_F64, r->add_bpw, 1, A, 0, 0, "bit/weight",
-        "achieved bits per weight over the quantized tensors");
-    put(w, "/sens/additivity/measured", H5S_F64, r->add_measured, 1, A, 0, 0, "nat/token",
-        "measured mean KLD of the fake-quantized model on the additivity set");
-    put(w, "/sens/additivity/pred_rel", H5S_F64, r->add_pred[0], 1, A, 0, 0, "nat/token",
-        "predicted KLD: sum over units of alpha0 times the pooled relative weight error");
-    put(w, "/sens/additivity/pred_out", H5S_F64, r->add_pred[1], 1, A, 0, 0, "nat/token",
-        "predicted KLD: sum of alpha0/kappa times the pooled relative output error");
+        "achieved bits per weight of the draw over the quantized tensors");
     put(w, "/sens/additivity/choice", H5S_I32, r->add_choice, 2, A, U, 0, "index",
-        "format index (format_names) of every unit in each assignment");
-    put(w, "/sens/additivity/corr", H5S_F64, r->corr, 2, r->n_bands, 4, 0, "1",
-        "per band (targets, then all): pearson_rel, spearman_rel, pearson_out, spearman_out");
-    attr(w, g, "set", r->set_name[r->add_set]);
-    attr(w, "/sens/additivity/corr", "columns", "pearson_rel,spearman_rel,pearson_out,spearman_out");
+        "format index (format_names) of every unit in each draw (the same draws on every set)");
+    put(w, "/sens/additivity/measured", H5S_F64, r->add_measured, 2, S, A, 0, "nat/token",
+        "measured mean KLD of the fake-quantized model on the set's held-out sequences "
+        "(NaN: set not checked)");
+    put(w, "/sens/additivity/pred_rel", H5S_F64, r->add_pred[0], 2, S, A, 0, "nat/token",
+        "predicted KLD: sum over tensors of alpha' times the relative weight error share "
+        "(alpha' from the sequences not held out)");
+    put(w, "/sens/additivity/pred_out", H5S_F64, r->add_pred[1], 2, S, A, 0, "nat/token",
+        "predicted KLD: the same with the relative output error share");
+    put(w, "/sens/additivity/holdout", H5S_I32, r->add_holdout, 2, S, 2, 0, "sequence",
+        "per set: first held-out sequence and their count (the last ceil(n/4)); 0: unchecked");
+    if (!w->rc) {
+        int64_t sh[4] = {S, B, 2, SENS_BS_COUNT};
+        w->rc = h5s_write(w->st, "/sens/additivity/stats", H5S_F64, r->add_stats, 4, sh, "1",
+                          "per set, band, error form (rel, out): n, n_distinct (draws, "
+                          "assignments), Pearson, Spearman, partial r given bpw (1), ratio "
+                          "sum(xy)/sum(x^2) and least-squares slope of measured on predicted "
+                          "(1) with 95% bootstrap intervals over draws", w->err);
+    }
+    attr(w, "/sens/additivity/stats", "columns", ADD_STAT_COLS);
+    attr(w, "/sens/additivity/stats", "forms", "rel,out");
+    attr_f(w, g, "draws_per_band", r->add_draws);
 }
 
 int sens_write(const sens_result *r, h5s_store *st, vl_err *err)
@@ -390,14 +416,6 @@ static uint64_t get_whole(rd *x, const char *path, const char *name)
     return (uint64_t)w;
 }
 
-static int set_by_name(const sens_result *r, const char *name)
-{
-    for (int s = 0; name && s < r->n_sets; s++)
-        if (!strcmp(r->set_name[s], name))
-            return s;
-    return -1;
-}
-
 static void read_rd(rd *x, sens_result *r)
 {
     int S = r->n_sets, T = r->n_tensors;
@@ -453,57 +471,70 @@ static void read_rd(rd *x, sens_result *r)
     check_nonneg(x, "/sens/rd/route_share", r->route_share, (int64_t)S * T, 1);
 }
 
+/* The additivity check (stores written before the per-band layout hold /sens/additivity/corr
+ * instead of /stats: read as not measured). */
 static void read_add(rd *x, sens_result *r)
 {
-    int nd;
+    int nd, S = r->n_sets, U = r->n_units;
     int64_t sh[H5S_MAX_DIMS];
-    if (x->rc || !h5s_exists(x->st, "/sens/additivity/measured"))
+    if (x->rc || !h5s_exists(x->st, "/sens/additivity/stats"))
         return;
-    if ((x->rc = h5s_shape(x->st, "/sens/additivity/corr", &nd, sh, x->err)))
+    if ((x->rc = h5s_shape(x->st, "/sens/additivity/stats", &nd, sh, x->err)))
         return;
-    if (nd != 2 || sh[0] < 1 || sh[0] > 64 || sh[1] != 4) {
-        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/corr: bad shape",
+    if (nd != 4 || sh[0] != S || sh[1] < 1 || sh[1] > SENS_MAX_BANDS || sh[2] != 2 ||
+        sh[3] != SENS_BS_COUNT) {
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/stats: bad shape",
                         h5s_path(x->st));
         return;
     }
-    r->n_bands = (int)sh[0];
-    if ((x->rc = h5s_shape(x->st, "/sens/additivity/measured", &nd, sh, x->err)))
+    int B = r->n_bands = (int)sh[1];
+    double d = get_f(x, "/sens/additivity", "draws_per_band");
+    if (!x->rc && !(d >= 1 && d <= SENS_MAX_ADD_DRAWS && d == floor(d)))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity: bad draws_per_band %g",
+                        h5s_path(x->st), d);
+    if (x->rc)
         return;
-    int A = r->n_add = nd == 1 && sh[0] > 0 && sh[0] < 1 << 20 ? (int)sh[0] : 0;
-    if (!A) {
-        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/measured: bad shape",
-                        h5s_path(x->st));
-        return;
-    }
-    r->add_target = get(x, "/sens/additivity/target", H5S_F64, A);
+    r->add_draws = (int)d;
+    int A = r->n_add = B * r->add_draws;
+    int *bw = get(x, "/sens/additivity/band_widths", H5S_I32, 2 * (int64_t)B);
+    r->add_band = get(x, "/sens/additivity/band", H5S_I32, A);
     r->add_bpw = get(x, "/sens/additivity/bpw", H5S_F64, A);
-    r->add_measured = get(x, "/sens/additivity/measured", H5S_F64, A);
-    r->add_pred[0] = get(x, "/sens/additivity/pred_rel", H5S_F64, A);
-    r->add_pred[1] = get(x, "/sens/additivity/pred_out", H5S_F64, A);
-    r->add_choice = get2(x, "/sens/additivity/choice", H5S_I32, A, r->n_units);
-    r->corr = get2(x, "/sens/additivity/corr", H5S_F64, r->n_bands, 4);
-    check_nonneg(x, "/sens/additivity/target", r->add_target, A, 0);
+    r->add_choice = get2(x, "/sens/additivity/choice", H5S_I32, A, U);
+    r->add_measured = get2(x, "/sens/additivity/measured", H5S_F64, S, A);
+    r->add_pred[0] = get2(x, "/sens/additivity/pred_rel", H5S_F64, S, A);
+    r->add_pred[1] = get2(x, "/sens/additivity/pred_out", H5S_F64, S, A);
     check_nonneg(x, "/sens/additivity/bpw", r->add_bpw, A, 0);
-    check_nonneg(x, "/sens/additivity/measured", r->add_measured, A, 1);
-    check_nonneg(x, "/sens/additivity/pred_rel", r->add_pred[0], A, 1);
-    check_nonneg(x, "/sens/additivity/pred_out", r->add_pred[1], A, 1);
-    for (int64_t i = 0; !x->rc && i < (int64_t)A * r->n_units; i++)
+    check_nonneg(x, "/sens/additivity/measured", r->add_measured, (int64_t)S * A, 1);
+    check_nonneg(x, "/sens/additivity/pred_rel", r->add_pred[0], (int64_t)S * A, 1);
+    check_nonneg(x, "/sens/additivity/pred_out", r->add_pred[1], (int64_t)S * A, 1);
+    r->add_holdout = get(x, "/sens/additivity/holdout", H5S_I32, 2 * (int64_t)S);
+    r->add_stats = get(x, "/sens/additivity/stats", H5S_F64,
+                       (int64_t)S * B * 2 * SENS_BS_COUNT);
+    if (!x->rc && !(r->band = vl_malloc((size_t)B * sizeof *r->band)))
+        x->rc = vl_errf(x->err, VL_ENOMEM, "sens: out of memory");
+    for (int b = 0; !x->rc && b < B; b++) {
+        r->band[b] = (sens_band){bw[2 * b], bw[2 * b + 1]};
+        if (bw[2 * b] < 1 || bw[2 * b] > bw[2 * b + 1] || bw[2 * b + 1] > 64)
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/band_widths: bad band %d",
+                            h5s_path(x->st), b);
+    }
+    vl_free(bw);
+    for (int a = 0; !x->rc && a < A; a++)
+        if (r->add_band[a] != a / r->add_draws)
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/band: draw %d in band %d",
+                            h5s_path(x->st), a, r->add_band[a]);
+    for (int64_t i = 0; !x->rc && i < (int64_t)A * U; i++)
         if (r->add_choice[i] < 0 || r->add_choice[i] >= r->n_formats)
-            x->rc = vl_errf(x->err, VL_ERANGE,
-                            "%s: /sens/additivity/choice[%lld] = %d is not a format index "
-                            "(%d formats)", h5s_path(x->st), (long long)i, r->add_choice[i],
-                            r->n_formats);
-    for (int64_t i = 0; !x->rc && i < (int64_t)r->n_bands * 4; i++)
-        if (!isnan(r->corr[i]) && !(r->corr[i] >= -1 && r->corr[i] <= 1))
-            x->rc = vl_errf(x->err, VL_ERANGE,
-                            "%s: /sens/additivity/corr[%lld] = %g is not a correlation",
-                            h5s_path(x->st), (long long)i, r->corr[i]);
-    char *s = get_attr(x, "/sens/additivity", "set");
-    r->add_set = set_by_name(r, s);
-    if (!x->rc && r->add_set < 0)
-        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: additivity set \"%s\" unknown", h5s_path(x->st),
-                        s);
-    vl_free(s);
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/choice: format %d "
+                            "outside the menu", h5s_path(x->st), r->add_choice[i]);
+    for (int s = 0; !x->rc && s < S; s++) {
+        int f0 = r->add_holdout[2 * s], h = r->add_holdout[2 * s + 1];
+        int n = r->set_seqs ? r->set_seqs[s] : f0 + h; /* no α counts: the split alone */
+        if (h < 0 || f0 < 0 || (h && (f0 + h != n || h >= n)))
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens/additivity/holdout: set %s: "
+                            "sequences [%d, +%d) of %d", h5s_path(x->st), r->set_name[s], f0,
+                            h, n);
+    }
 }
 
 /* SE, draws and per-sequence KLDs (absent in stores written before they were measured: the

@@ -205,8 +205,8 @@ void sens_result_free(sens_result *r)
                       r->alpha_draw_sd[1], r->kld[0], r->kld[1], r->alpha[0], r->alpha[1], r->fmt,
                       r->spec, r->few_policy, r->bpw, r->rel_w, r->rel_imp, r->rel_out, r->few,
                       r->w_norm2, r->out_energy, r->noise_energy, r->route_share,
-                      r->add_target, r->add_bpw,
-                      r->add_measured, r->add_pred[0], r->add_pred[1], r->add_choice, r->corr};
+                      r->band, r->add_band, r->add_bpw, r->add_measured, r->add_pred[0],
+                      r->add_pred[1], r->add_choice, r->add_holdout, r->add_stats};
     for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
         vl_free(arrays[i]);
     memset(r, 0, sizeof *r);

@@ -1,5 +1,5 @@
-/* alloc/sens_rd.c — rate–distortion tables over a format menu, the additive prediction and
- * the additivity check (alloc/sens.h). GSL only for the correlations. */
+/* alloc/sens_rd.c — rate–distortion tables over a format menu, each set's quantized tensors
+ * and the additive prediction (alloc/sens.h). The additivity check is in sens_add.c. */
 #include "sens.h"
 
 #include "../analysis/fwd.h"
@@ -196,8 +196,7 @@ static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *
     return 0;
 }
 
-/* Offset of tensor ti's first format in the keep_q layout [tensor][format][n]. */
-static size_t q_offset(const sens_result *r, int ti)
+size_t sens_q_offset(const sens_result *r, int ti)
 {
     size_t o = 0;
     for (int i = 0; i < ti; i++)
@@ -234,7 +233,7 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
     tstats *ts = vl_calloc((size_t)S, sizeof *ts);
     double *sbuf = vl_malloc((size_t)S * (cmax + cmax * cmax) * sizeof *sbuf);
     double *scr = vl_malloc(2 * nmax * sizeof *scr);
-    float *keep = keep_q ? vl_malloc(q_offset(r, T) * sizeof *keep) : NULL;
+    float *keep = keep_q ? vl_malloc(sens_q_offset(r, T) * sizeof *keep) : NULL;
     float *q = vl_malloc((size_t)F * nmax * sizeof *q);
     if (!ts || !sbuf || !scr || !q || (keep_q && !keep))
         rc = vl_errf(err, VL_ENOMEM, "sens: out of memory for quantized tensors");
@@ -244,7 +243,7 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
     for (int i = 0; !rc && i < T; i++) {
         for (int s = 0; s < S; s++)
             ts[s].imp = sbuf + (size_t)s * (cmax + cmax * cmax);
-        rc = rd_tensor(r, i, m, stats, p, ts, q, keep ? keep + q_offset(r, i) : NULL, scr, err);
+        rc = rd_tensor(r, i, m, stats, p, ts, q, keep ? keep + sens_q_offset(r, i) : NULL, scr, err);
         prog_update(&pg, i + 1);
     }
     prog_finish(&pg);
@@ -256,6 +255,39 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
         *keep_q = keep;
     else
         vl_free(keep);
+    return rc;
+}
+
+int sens_quantize_set(const sens_result *r, const model *m, const stat_acc *acc, int si,
+                      const sens_params *p, float **q, vl_err *err)
+{
+    int T = r->n_tensors, F = r->n_formats, rc = 0;
+    size_t cmax = 0;
+    for (int i = 0; i < T; i++)
+        cmax = (size_t)r->t[i].cols > cmax ? (size_t)r->t[i].cols : cmax;
+    float *out = vl_malloc(sens_q_offset(r, T) * sizeof *out + 1);
+    double *sbuf = vl_malloc((cmax + cmax * cmax) * sizeof *sbuf);
+    if (!out || !sbuf)
+        rc = vl_errf(err, VL_ENOMEM, "sens: out of memory for quantized tensors");
+    for (int i = 0; !rc && i < T; i++) {
+        const sens_tensor *t = &r->t[i];
+        const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+        tstats ts = {sbuf, sbuf + t->cols, 0, 0};
+        int outer = t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD; /* as rd_outer */
+        if (!outer && (rc = get_stats(&ts, acc, t, r->set_name[si], err)))
+            break;
+        fq_stats fs = {ts.imp, ts.h, ts.tokens}, *fsp = outer ? NULL : &fs;
+        for (int f = 0; !rc && f < F; f++) {
+            fq_info info;
+            rc = fq_tensor(out + sens_q_offset(r, i) + (size_t)f * t->n, w, t->rows, t->cols,
+                           &r->fmt[f], fsp, NULL, &p->fq, &info, t->name, err);
+        }
+    }
+    vl_free(sbuf);
+    if (rc)
+        vl_free(out);
+    else
+        *q = out;
     return rc;
 }
 
@@ -273,8 +305,14 @@ double sens_route_share(const stat_acc *acc, const sens_tensor *t)
 
 double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_kind kind)
 {
+    return sens_tensor_dist_alpha(r, si, ti, fi, kind,
+                                  r->alpha[0][(size_t)si * r->n_units + r->t[ti].unit]);
+}
+
+double sens_tensor_dist_alpha(const sens_result *r, int si, int ti, int fi, sens_err_kind kind,
+                              double a)
+{
     int u = r->t[ti].unit, T = r->n_tensors;
-    double a = r->alpha[0][(size_t)si * r->n_units + u];
     size_t tf = (size_t)ti * r->n_formats + fi;
     const double *rho = r->route_share ? r->route_share + (size_t)si * T : NULL;
     if (kind == SENS_E_REL) {
@@ -299,143 +337,3 @@ double sens_tensor_dist(const sens_result *r, int si, int ti, int fi, sens_err_k
            sum_ne;
 }
 
-/* ---------------------------------------------------------------- additivity */
-
-/* Formats within ±1 bpw of target for tensor ti (by its exact bpw); at least the nearest. */
-static int pick_format(const sens_result *r, int ti, double target, rng *g)
-{
-    int F = r->n_formats, n = 0, best = 0;
-    for (int f = 0; f < F; f++) {
-        double b = r->bpw[(size_t)ti * F + f];
-        n += fabs(b - target) <= 1.0;
-        if (fabs(b - target) < fabs(r->bpw[(size_t)ti * F + best] - target))
-            best = f;
-    }
-    if (!n)
-        return best;
-    int k = (int)rng_uniform_int(g, (uint64_t)n);
-    for (int f = 0; f < F; f++)
-        if (fabs(r->bpw[(size_t)ti * F + f] - target) <= 1.0 && k-- == 0)
-            return f;
-    return best;
-}
-
-static int alloc_add(sens_result *r, int A, vl_err *err)
-{
-    r->n_add = A;
-    r->add_target = vl_calloc((size_t)A, sizeof(double));
-    r->add_bpw = vl_calloc((size_t)A, sizeof(double));
-    r->add_measured = vl_calloc((size_t)A, sizeof(double));
-    r->add_pred[0] = vl_calloc((size_t)A, sizeof(double));
-    r->add_pred[1] = vl_calloc((size_t)A, sizeof(double));
-    r->add_choice = vl_calloc((size_t)A * r->n_units, sizeof(int));
-    r->corr = vl_calloc((size_t)r->n_bands * 4, sizeof(double));
-    if (!r->add_target || !r->add_bpw || !r->add_measured || !r->add_pred[0] ||
-        !r->add_pred[1] || !r->add_choice || !r->corr)
-        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    return 0;
-}
-
-/* Pearson and Spearman of x, y over the draws i with keep[i]; NaN below 3 draws. */
-static void correlate(double *out, const double *x, const double *y, const int *keep, int A,
-                      double *work)
-{
-    int n = 0;
-    double *a = work, *b = work + A, *w = work + 2 * A;
-    for (int i = 0; i < A; i++)
-        if (keep[i] && isfinite(x[i]) && isfinite(y[i])) {
-            a[n] = x[i];
-            b[n] = y[i];
-            n++;
-        }
-    if (n < 3) {
-        out[0] = out[1] = NAN;
-        return;
-    }
-    out[0] = gsl_stats_correlation(a, 1, b, 1, (size_t)n);
-    out[1] = gsl_stats_spearman(a, 1, b, 1, (size_t)n, w);
-}
-
-int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const float *q,
-                     int si, const int *choice, double *bpw, double *measured, double pred[2],
-                     vl_err *err)
-{
-    model_weights *w = NULL;
-    int rc = model_weights_clone(&w, m, model_base(m), err);
-    double bits = 0, nw = 0;
-    pred[0] = pred[1] = 0;
-    for (int i = 0; !rc && i < r->n_tensors; i++) {
-        int f = choice[r->t[i].unit];
-        if (f < 0 || f >= r->n_formats) {
-            rc = vl_errf(err, VL_EARG, "sens: format %d of unit %d outside the menu", f,
-                         r->t[i].unit);
-            break;
-        }
-        *model_weights_slot(m, w, (size_t)r->t[i].mi) =
-            q + q_offset(r, i) + (size_t)f * r->t[i].n;
-        bits += r->bpw[(size_t)i * r->n_formats + f] * (double)r->t[i].n;
-        nw += (double)r->t[i].n;
-        pred[0] += sens_tensor_dist(r, si, i, f, SENS_E_REL);
-        pred[1] += sens_tensor_dist(r, si, i, f, SENS_E_OUT);
-    }
-    *bpw = nw > 0 ? bits / nw : 0;
-    if (!rc)
-        rc = sens_set_kld(s, w, SENS_FROM_EMBED, measured, err); /* the embedding may be quantized */
-    model_weights_free(w);
-    return rc;
-}
-
-int sens_additivity(sens_result *r, const model *m, sens_set *s, const float *q,
-                    const sens_params *p, vl_err *err)
-{
-    int nt = p->n_add_targets, A = nt * p->add_per_target, U = r->n_units, T = r->n_tensors;
-    if (A <= 0)
-        return 0;
-    r->add_set = p->add_set;
-    r->n_bands = nt + 1;
-    rng *g = NULL;
-    int rc = alloc_add(r, A, err);
-    if (!rc)
-        rc = rng_new_child(&g, p->seed, "sens.additivity", err);
-    prog pg;
-    prog_init(&pg, "sens additivity", "runs", A);
-    pg.enabled &= p->progress && par_rank() == 0;
-    for (int a = 0; !rc && a < A; a++) {
-        double tgt = p->add_targets[a / p->add_per_target];
-        int *ch = r->add_choice + (size_t)a * U;
-        for (int u = 0; u < U; u++) { /* the format of a unit: drawn for its first tensor */
-            ch[u] = -1;
-            for (int i = 0; i < T && ch[u] < 0; i++)
-                if (r->t[i].unit == u)
-                    ch[u] = pick_format(r, i, tgt, g);
-        }
-        r->add_target[a] = tgt;
-        if (!par_mine(a)) /* every rank draws every assignment; draw a runs on rank a mod R */
-            continue;
-        double pr[2];
-        rc = sens_assign_eval(r, m, s, q, p->add_set, ch, &r->add_bpw[a], &r->add_measured[a],
-                              pr, err);
-        r->add_pred[0][a] = pr[0];
-        r->add_pred[1][a] = pr[1];
-        prog_update(&pg, a + par_size() < A ? a + par_size() : A);
-    }
-    prog_finish(&pg);
-    double *shared[] = {r->add_bpw, r->add_measured, r->add_pred[0], r->add_pred[1]};
-    for (int k = 0; k < 4; k++)
-        rc = par_share(shared[k], A, sizeof(double), sizeof(double), rc, err);
-    double *work = rc ? NULL : vl_malloc(4 * (size_t)A * sizeof *work); /* spearman: 2n */
-    int *keep = rc ? NULL : vl_malloc((size_t)A * sizeof *keep);
-    if (!rc && (!work || !keep))
-        rc = vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    for (int b = 0; !rc && b < r->n_bands; b++) {
-        for (int a = 0; a < A; a++)
-            keep[a] = b == nt || a / p->add_per_target == b;
-        for (int k = 0; k < 2; k++)
-            correlate(r->corr + (size_t)b * 4 + 2 * k, r->add_pred[k], r->add_measured, keep,
-                      A, work);
-    }
-    vl_free(work);
-    vl_free(keep);
-    rng_free(g);
-    return rc;
-}

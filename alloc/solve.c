@@ -17,17 +17,19 @@ solve_params solve_params_defaults(void)
         .node_limit = 2000000,
         .rel_gap = 0,
         .mw_iters = 200,
+        .seed = 1,
     };
     return p;
 }
 
 static const char *const method_names[] = {
     [SOLVE_EXACT] = "exact", [SOLVE_LAGRANGE] = "lagrange", [SOLVE_UNIFORM] = "uniform",
-    [SOLVE_RULES] = "rules"};
+    [SOLVE_RULES] = "rules", [SOLVE_RANDOM] = "random"};
 static const char *const objective_names[] = {
-    [SOLVE_OBJ_SUM] = "sum", [SOLVE_OBJ_WEIGHTED] = "weighted", [SOLVE_OBJ_MINIMAX] = "minimax"};
-_Static_assert(sizeof method_names / sizeof *method_names == SOLVE_RULES + 1, "method names");
-_Static_assert(sizeof objective_names / sizeof *objective_names == SOLVE_OBJ_MINIMAX + 1,
+    [SOLVE_OBJ_SUM] = "sum", [SOLVE_OBJ_WEIGHTED] = "weighted", [SOLVE_OBJ_MINIMAX] = "minimax",
+    [SOLVE_OBJ_MINIMAX_RAW] = "minimax-raw"};
+_Static_assert(sizeof method_names / sizeof *method_names == SOLVE_RANDOM + 1, "method names");
+_Static_assert(sizeof objective_names / sizeof *objective_names == SOLVE_OBJ_MINIMAX_RAW + 1,
                "objective names");
 
 const char *solve_method_name(solve_method m) { return method_names[m]; }
@@ -35,22 +37,24 @@ const char *solve_objective_name(solve_objective o) { return objective_names[o];
 
 int solve_method_parse(const char *s, solve_method *out, vl_err *err)
 {
-    for (int k = 0; k <= SOLVE_RULES; k++)
+    for (int k = 0; k <= SOLVE_RANDOM; k++)
         if (!strcmp(s, method_names[k])) {
             *out = (solve_method)k;
             return 0;
         }
-    return vl_errf(err, VL_EARG, "unknown solver \"%s\" (exact, lagrange, uniform, rules)", s);
+    return vl_errf(err, VL_EARG, "unknown solver \"%s\" (exact, lagrange, uniform, rules, "
+                   "random)", s);
 }
 
 int solve_objective_parse(const char *s, solve_objective *out, vl_err *err)
 {
-    for (int k = 0; k <= SOLVE_OBJ_MINIMAX; k++)
+    for (int k = 0; k <= SOLVE_OBJ_MINIMAX_RAW; k++)
         if (!strcmp(s, objective_names[k])) {
             *out = (solve_objective)k;
             return 0;
         }
-    return vl_errf(err, VL_EARG, "unknown objective \"%s\" (sum, weighted, minimax)", s);
+    return vl_errf(err, VL_EARG, "unknown objective \"%s\" (sum, weighted, minimax, "
+                   "minimax-raw)", s);
 }
 
 /* ---------------------------------------------------------------- solving */
@@ -79,7 +83,12 @@ static void fill_result(const solve_problem *p, const solve_params *par, const s
         for (int k = 0; k < p->n_sets; k++)
             r->objective += par->weights[k] * r->dist_set[k];
         break;
-    case SOLVE_OBJ_MINIMAX:
+    case SOLVE_OBJ_MINIMAX: /* relative to each set's own optimum */
+        r->objective = -INFINITY;
+        for (int k = 0; k < p->n_sets; k++)
+            r->objective = fmax(r->objective, r->dist_set[k] / r->set_opt[k]);
+        break;
+    case SOLVE_OBJ_MINIMAX_RAW:
         r->objective = solve_vmax(r->dist_set, p->n_sets);
         break;
     }
@@ -92,23 +101,69 @@ static void fill_result(const solve_problem *p, const solve_params *par, const s
     r->node_limited = s->node_limited;
 }
 
+/* D_s* of every set: the SUM optimum of column s at the same budget, always by the exact
+ * solver with at least the default node limit and no gap tolerance, whatever solves the
+ * minimax (a Lagrangian or node-limited D_s* would be too large and understate every ratio).
+ * A set whose optimum is 0 (or not positive) has no relative damage: VL_ERANGE. */
+static int set_optima(const solve_problem *p, const solve_params *par, double *opt,
+                      vl_err *err)
+{
+    for (int k = 0; k < p->n_sets; k++) {
+        solve_params q = *par;
+        q.objective = SOLVE_OBJ_SUM;
+        q.set = k;
+        q.method = SOLVE_EXACT;
+        q.rel_gap = 0;
+        if (q.node_limit < solve_params_defaults().node_limit)
+            q.node_limit = solve_params_defaults().node_limit;
+        solve_result rs;
+        int rc = solve_run(p, &q, &rs, err);
+        if (rc)
+            return vl_errctx(err, rc, "minimax: set %d's own optimum", k);
+        opt[k] = rs.objective;
+        solve_result_free(&rs);
+        if (!(opt[k] > 0 && isfinite(opt[k])))
+            return vl_errf(err, VL_ERANGE, "solve: minimax: set %d's own optimum at %g bpw is "
+                           "%g, so its relative damage is undefined (use minimax-raw)", k,
+                           par->target_bpw, opt[k]);
+    }
+    return 0;
+}
+
 int solve_run(const solve_problem *p, const solve_params *par, solve_result *r, vl_err *err)
 {
     memset(r, 0, sizeof *r);
     solve_inst in;
     solve_sol s;
-    int rc = solve_inst_build(p, par, &in, err);
-    if (rc)
+    double *opt = NULL, *scale = NULL;
+    int rc = 0;
+    if (par->objective == SOLVE_OBJ_MINIMAX) {
+        opt = vl_malloc((size_t)p->n_sets * sizeof *opt + 1);
+        scale = vl_malloc((size_t)p->n_sets * sizeof *scale + 1);
+        rc = opt && scale ? set_optima(p, par, opt, err)
+                          : vl_errf(err, VL_ENOMEM, "solve: out of memory");
+        for (int k = 0; !rc && k < p->n_sets; k++)
+            scale[k] = 1 / opt[k];
+    }
+    if (!rc)
+        rc = solve_inst_build(p, par, scale, &in, err);
+    vl_free(scale);
+    if (rc) {
+        vl_free(opt);
         return rc;
+    }
     if ((rc = solve_sol_init(&s, &in, err))) {
+        vl_free(opt);
         solve_inst_deinit(&in);
         return rc;
     }
+    r->set_opt = opt;
     switch (par->method) {
     case SOLVE_EXACT: rc = solve_exact(&in, par, &s, err); break;
     case SOLVE_LAGRANGE: rc = solve_lagrange(&in, par, &s, NULL, err); break;
     case SOLVE_UNIFORM: rc = solve_uniform(&in, &s, err); break;
     case SOLVE_RULES: rc = solve_rules(&in, &s, err); break;
+    case SOLVE_RANDOM: rc = solve_random(&in, par->seed, &s, err); break;
     default: rc = vl_errf(err, VL_EARG, "solve: unknown method %d", (int)par->method);
     }
     if (!rc) {
@@ -121,10 +176,15 @@ int solve_run(const solve_problem *p, const solve_params *par, solve_result *r, 
         r->dist_set = vl_malloc((size_t)p->n_sets * sizeof *r->dist_set);
         if (!r->choice || !r->dist_set) {
             solve_result_free(r);
+            opt = NULL;
             rc = vl_errf(err, VL_ENOMEM, "solve: out of memory");
         } else {
             fill_result(p, par, &in, &s, r);
         }
+    }
+    if (rc && r->set_opt) { /* a failed solve leaves r empty */
+        vl_free(r->set_opt);
+        r->set_opt = NULL;
     }
     solve_sol_deinit(&s);
     solve_inst_deinit(&in);
@@ -137,6 +197,7 @@ void solve_result_free(solve_result *r)
         return;
     vl_free(r->choice);
     vl_free(r->dist_set);
+    vl_free(r->set_opt);
     memset(r, 0, sizeof *r);
 }
 
@@ -175,6 +236,15 @@ void solve_result_print(FILE *f, const solve_problem *p, const solve_result *r)
     for (int k = 0; k < p->n_sets; k++)
         fprintf(f, " %.9g", r->dist_set[k]);
     fputc('\n', f);
+    if (r->set_opt) { /* MINIMAX: the objective is relative to these */
+        fprintf(f, "set optimum ");
+        for (int k = 0; k < p->n_sets; k++)
+            fprintf(f, " %.9g", r->set_opt[k]);
+        fprintf(f, "\nrelative    ");
+        for (int k = 0; k < p->n_sets; k++)
+            fprintf(f, " %.6f", r->dist_set[k] / r->set_opt[k]);
+        fputc('\n', f);
+    }
     if (isfinite(r->lower_bound)) {
         fprintf(f, "lower bound  %.9g\n", r->lower_bound);
         if (r->gap == 0)

@@ -7,7 +7,12 @@
  * item takes exactly one allowed option (a multiple-choice knapsack). Objectives:
  *   SUM       Σ_i d_ij[set]                          (one calibration set)
  *   WEIGHTED  Σ_i Σ_s w_s d_ij[s]                    (w_s ≥ 0 given)
- *   MINIMAX   max_s Σ_i d_ij[s]                      (the worst set)
+ *   MINIMAX   max_s D_s / D_s*                       (the worst relative damage; D_s = Σ_i d_ij[s]
+ *                                                     and D_s* the set's own SUM optimum at the
+ *                                                     same budget and constraints, by EXACT
+ *                                                     whatever the method; D_s* ≤ 0 is an error)
+ *   MINIMAX_RAW  max_s D_s                           (the worst raw damage: the set with the
+ *                                                     larger baseline always binds)
  * Constraints: an item's allowed options are those with floor ≤ bpw ≤ ceiling, where floor and
  * ceiling are the tighter of the item's own and its class's; a pinned item has only its pinned
  * option (a pin overrides the bounds). Floors/ceilings are per item, not averages over a class.
@@ -27,7 +32,11 @@
  *   UNIFORM   the same option name everywhere (an item lacking it, or not allowed it, takes its
  *             allowed option nearest in bpw); the name whose assignment uses the most bits
  *             within the budget. None fits: VL_ERANGE naming the nearest.
- *   RULES     a k-quant-like mix (solve_base.c documents the rule), best level that fits.
+ *   RULES     a k-quant-like mix (solve_base.c documents the rule): attention v/o and the
+ *             early down-projections one bit width up, the highest level that fits, the rest of
+ *             the budget filled by rule (down-projections, then attention, then the rest).
+ *   RANDOM    a random feasible assignment that fills the budget (seeded by `seed`; the
+ *             distortion plays no part): the "random at the same budget" baseline.
  * Every solver returns an assignment within the budget or an error; the budget test allows a
  * relative slack of 1e-12 for rounding in sums of n·bpw.
  *
@@ -122,8 +131,10 @@ int solve_problem_read(const char *path, solve_problem **out, vl_err *err);
 
 /* ---- solving ---- */
 
-typedef enum { SOLVE_EXACT, SOLVE_LAGRANGE, SOLVE_UNIFORM, SOLVE_RULES } solve_method;
-typedef enum { SOLVE_OBJ_SUM, SOLVE_OBJ_WEIGHTED, SOLVE_OBJ_MINIMAX } solve_objective;
+typedef enum { SOLVE_EXACT, SOLVE_LAGRANGE, SOLVE_UNIFORM, SOLVE_RULES, SOLVE_RANDOM }
+    solve_method;
+typedef enum { SOLVE_OBJ_SUM, SOLVE_OBJ_WEIGHTED, SOLVE_OBJ_MINIMAX, SOLVE_OBJ_MINIMAX_RAW }
+    solve_objective;
 
 typedef struct {
     solve_method method;
@@ -135,12 +146,15 @@ typedef struct {
     double rel_gap;           /* EXACT: stop proving once gap ≤ rel_gap·objective (0: exact);
                                * MINIMAX rounds (both solvers) also stop at that gap */
     int mw_iters;             /* MINIMAX: multiplicative-weights rounds */
+    uint64_t seed;            /* RANDOM: the draw's seed (default 1) */
 } solve_params;
 
-/* method EXACT, objective SUM, set 0, target 2.0, node_limit 2e6, rel_gap 0, mw_iters 200. */
+/* method EXACT, objective SUM, set 0, target 2.0, node_limit 2e6, rel_gap 0, mw_iters 200,
+ * seed 1. */
 solve_params solve_params_defaults(void);
 
-/* Parse names used on command lines: "exact|lagrange|uniform|rules", "sum|weighted|minimax".
+/* Parse names used on command lines: "exact|lagrange|uniform|rules|random",
+ * "sum|weighted|minimax|minimax-raw".
  * Return 0 and set *out, or VL_EARG. */
 int solve_method_parse(const char *s, solve_method *out, vl_err *err);
 int solve_objective_parse(const char *s, solve_objective *out, vl_err *err);
@@ -161,6 +175,7 @@ typedef struct {
     int node_limited;     /* EXACT: stopped at node_limit, not proven optimal (gap > 0) */
     solve_method method;
     solve_objective objective_kind;
+    double *set_opt;      /* MINIMAX: [n_sets] D_s*, each set's own optimum (owned); else NULL */
 } solve_result;
 
 /* Solve p under par. On success *out is filled (caller frees with solve_result_free). Errors:

@@ -12,13 +12,24 @@
  * src/llama-quant.cpp bumps attn_v, attn_output and the early ffn_down): an item is "bumped"
  * when its name contains v_proj, o_proj, attn_v or attn_output, or contains down_proj or
  * ffn_down and its layer (the number after "layers." or "blk.") is among the first
- * ceil(n_layers/8) layers (n_layers = 1 + the largest layer number seen). Bumped items take
- * level L+1, the others level L; the highest L that fits wins. If no level fits with the bumps,
- * the result is the uniform baseline.
+ * ceil(n_layers/8) layers (n_layers = 1 + the largest layer number seen). "One step up" from
+ * level L is one bit width up, as from q2_K to q3_K: the lowest level whose mean bpw is at least
+ * L's + RULE_STEP (0.75), else the highest level. Bumped items take L's step up, the others
+ * level L; the highest L that fits wins. Then the rest of the budget is filled by rule, not by
+ * sensitivity: one step up, while it fits, for the other down-projections (down_proj,
+ * ffn_down), then the other attention projections (q/k_proj, attn_q/attn_k, MLA's q_a/q_b/
+ * kv_a/kv_b), then every other item, each group in item order. If no level fits with the
+ * bumps, the result is the uniform baseline.
+ *
+ * RANDOM: every item at its cheapest allowed option, then, while some item has a next dearer
+ * allowed option (by bpw) that still fits, one such item drawn uniformly (seeded stream
+ * rng_child_seed(seed, "solve.random")) moves one option up: a feasible assignment that uses
+ * the budget with no regard to distortion (the "random at the same budget" baseline).
  */
 #include "solve_int.h"
 
 #include "../core/num.h"
+#include "../core/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -176,6 +187,30 @@ int solve_uniform(const solve_inst *in, solve_sol *s, vl_err *err)
     return rc;
 }
 
+#define RULE_STEP 0.75 /* bpw of "one bit width up" (q2_K 2.625 → q3_K 3.4375: 0.81) */
+
+/* Fill group of an item not bumped: 1 down-projection, 2 attention, 3 anything else. */
+static int fill_group(const char *name)
+{
+    if (strstr(name, "down_proj") || strstr(name, "ffn_down"))
+        return 1;
+    static const char *attn[] = {"q_proj", "k_proj", "attn_q", "attn_k", "q_a_proj", "q_b_proj",
+                                 "kv_a_proj", "kv_b_proj", "self_attn", "attn_"};
+    for (size_t k = 0; k < sizeof attn / sizeof *attn; k++)
+        if (strstr(name, attn[k]))
+            return 2;
+    return 3;
+}
+
+/* The level one step up from lv[k] (see the opening comment). */
+static int step_up(const level *lv, int nl, int k)
+{
+    for (int j = k + 1; j < nl; j++)
+        if (lv[j].bpw >= lv[k].bpw + RULE_STEP)
+            return j;
+    return nl - 1;
+}
+
 int solve_rules(const solve_inst *in, solve_sol *s, vl_err *err)
 {
     level *lv;
@@ -197,13 +232,71 @@ int solve_rules(const solve_inst *in, solve_sol *s, vl_err *err)
     }
     for (int i = 0; i < in->n; i++)
         bump[i] = (unsigned char)bumped(in->p->items[i].name, n_layers);
-    int found = 0;
-    for (int k = nl - 1; k >= 0 && !found; k--)
-        found = assign(in, &lv[k], &lv[k + 1 < nl ? k + 1 : k], bump, s->choice) <= in->cap;
+    int found = 0, k = nl - 1;
+    double bits = 0;
+    for (; k >= 0 && !found; k--)
+        found = (bits = assign(in, &lv[k], &lv[step_up(lv, nl, k)], bump, s->choice)) <= in->cap;
+    if (found) { /* fill by rule: k + 1 is the base level */
+        const level *up = &lv[step_up(lv, nl, k + 1)];
+        for (int g = 1; g <= 3; g++)
+            for (int i = 0; i < in->n; i++) {
+                if (bump[i] || fill_group(in->p->items[i].name) != g)
+                    continue;
+                int o = pick(in, i, up);
+                double nb = bits - in->bits[s->choice[i]] + in->bits[o];
+                if (in->bits[o] > in->bits[s->choice[i]] && nb <= in->cap) {
+                    s->choice[i] = o;
+                    bits = nb;
+                }
+            }
+    }
     vl_free(lv);
     vl_free(bump);
     if (!found)
         return solve_uniform(in, s, err);
     solve_eval(in, s->choice, s->D, &s->bits);
     return 0;
+}
+
+int solve_random(const solve_inst *in, uint64_t seed, solve_sol *s, vl_err *err)
+{
+    int *cand = vl_malloc(((size_t)in->n + 1) * sizeof *cand);
+    rng *g = NULL;
+    int rc = cand ? rng_new_child(&g, seed, "solve.random", err)
+                  : vl_errf(err, VL_ENOMEM, "solve: out of memory");
+    double bits = 0;
+    for (int i = 0; !rc && i < in->n; i++) { /* cheapest allowed option */
+        int best = in->off[i];
+        for (int o = in->off[i]; o < in->off[i + 1]; o++)
+            best = in->bits[o] < in->bits[best] ? o : best;
+        s->choice[i] = best;
+        bits += in->bits[best];
+    }
+    if (!rc && bits > in->cap)
+        rc = vl_errf(err, VL_ERANGE, "solve: random: the cheapest allowed assignment needs %.0f "
+                     "bits, above the budget of %.0f", bits, in->budget);
+    while (!rc) {
+        int nc = 0; /* items whose next dearer option fits */
+        for (int i = 0; i < in->n; i++) {
+            int nx = -1, c = s->choice[i];
+            for (int o = in->off[i]; o < in->off[i + 1]; o++)
+                if (in->bits[o] > in->bits[c] && (nx < 0 || in->bits[o] < in->bits[nx]))
+                    nx = o;
+            if (nx >= 0 && bits - in->bits[c] + in->bits[nx] <= in->cap)
+                cand[nc++] = i;
+        }
+        if (!nc)
+            break;
+        int i = cand[rng_uniform_int(g, (uint64_t)nc)], c = s->choice[i], nx = -1;
+        for (int o = in->off[i]; o < in->off[i + 1]; o++)
+            if (in->bits[o] > in->bits[c] && (nx < 0 || in->bits[o] < in->bits[nx]))
+                nx = o;
+        bits += in->bits[nx] - in->bits[c];
+        s->choice[i] = nx;
+    }
+    rng_free(g);
+    vl_free(cand);
+    if (!rc)
+        solve_eval(in, s->choice, s->D, &s->bits);
+    return rc;
 }

@@ -63,7 +63,8 @@ static int allowed(const solve_problem *p, int i, int j)
     return it->opt[j].bpw >= lo && it->opt[j].bpw <= hi;
 }
 
-int solve_inst_build(const solve_problem *p, const solve_params *par, solve_inst *in, vl_err *err)
+int solve_inst_build(const solve_problem *p, const solve_params *par, const double *scale,
+                     solve_inst *in, vl_err *err)
 {
     memset(in, 0, sizeof *in);
     int rc = check_params(p, par, err);
@@ -71,7 +72,8 @@ int solve_inst_build(const solve_problem *p, const solve_params *par, solve_inst
         return rc;
     in->p = p;
     in->n = p->n_items;
-    in->S = par->objective == SOLVE_OBJ_MINIMAX ? p->n_sets : 1;
+    int mm = par->objective == SOLVE_OBJ_MINIMAX || par->objective == SOLVE_OBJ_MINIMAX_RAW;
+    in->S = mm ? p->n_sets : 1;
     for (int i = 0; i < p->n_items; i++)
         in->tot += p->items[i].n_opt;
     in->off = vl_malloc((size_t)(in->n + 1) * sizeof *in->off);
@@ -97,8 +99,9 @@ int solve_inst_build(const solve_problem *p, const solve_params *par, solve_inst
             in->bits[o] = (double)it->n * it->opt[j].bpw;
             mb = fmin(mb, in->bits[o]);
             double *dst = &in->d[(size_t)o * in->S];
-            if (par->objective == SOLVE_OBJ_MINIMAX) {
-                memcpy(dst, dj, (size_t)in->S * sizeof *dst);
+            if (mm) {
+                for (int s = 0; s < in->S; s++)
+                    dst[s] = scale ? dj[s] * scale[s] : dj[s];
             } else if (par->objective == SOLVE_OBJ_SUM) {
                 dst[0] = dj[par->set];
             } else {

@@ -2,7 +2,7 @@
  *
  * solve_inst is the problem reduced to what a solver needs: per item the allowed options only
  * (bits = n·bpw, a distortion vector of S dims), where S = 1 for SUM/WEIGHTED (the distortion
- * already scalarised) and S = n_sets for MINIMAX. Every solver minimises max_s D_s, which for
+ * already scalarised) and S = n_sets for MINIMAX (each column scaled by 1/D_s*) and MINIMAX_RAW. Every solver minimises max_s D_s, which for
  * S = 1 is the scalar objective. solve_lp is the LP (convex hull) relaxation for one weighting w
  * of the S dims: per item the lower convex hull of (bits, w·d), and all hull segments sorted by
  * slope, so that the LP optimum is "take segments in slope order until the budget ends".
@@ -25,8 +25,9 @@ typedef struct {
     double cap;     /* budget plus the rounding slack: "fits" means bits ≤ cap */
 } solve_inst;
 
-int solve_inst_build(const solve_problem *p, const solve_params *par, solve_inst *in,
-                     vl_err *err);
+/* scale (MINIMAX objectives; NULL: 1): set s's column is multiplied by scale[s]. */
+int solve_inst_build(const solve_problem *p, const solve_params *par, const double *scale,
+                     solve_inst *in, vl_err *err);
 void solve_inst_deinit(solve_inst *in);
 
 /* Bits and D[S] of a choice (global option indices, one per item). */
@@ -88,5 +89,6 @@ int solve_lagrange(const solve_inst *in, const solve_params *par, solve_sol *s, 
 int solve_exact(const solve_inst *in, const solve_params *par, solve_sol *s, vl_err *err);
 int solve_uniform(const solve_inst *in, solve_sol *s, vl_err *err);
 int solve_rules(const solve_inst *in, solve_sol *s, vl_err *err);
+int solve_random(const solve_inst *in, uint64_t seed, solve_sol *s, vl_err *err);
 
 #endif

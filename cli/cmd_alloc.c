@@ -1,11 +1,12 @@
 /* cli/cmd_alloc.c — `vbrlab alloc`: choose one option per item under a bits-per-weight budget.
  *
- *   vbrlab alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules]
- *                [--objective sum|weighted|minimax] [--set N] [--weights w1,w2,...]
+ *   vbrlab alloc --problem FILE --target-bpw B [--solver exact|lagrange|uniform|rules|random]
+ *                [--seed S]
+ *                [--objective sum|weighted|minimax|minimax-raw] [--set N] [--weights w1,w2,...]
  *                [--node-limit N] [--rel-gap G] [--export-regex]
  *
  *   vbrlab alloc --sens sens.h5 (--set NAME | --sets A,B,...) --target-bpw B
- *                [--objective sum|weighted|minimax] [--weights w1,...] [--solver ...]
+ *                [--objective sum|weighted|minimax|minimax-raw] [--weights w1,...] [--solver ...]
  *                [--granularity tensor|group|gguf] [--budget body|model] [--error out|rel]
  *                [--calib SET]
  *                [-o alloc.h5] [--name NAME] [--node-limit N] [--rel-gap G] [--export-regex]
@@ -13,7 +14,8 @@
  * Prints the allocation table and totals (alloc/solve.h), or with --export-regex only the
  * REGEX=OPTION lines. With --sens the problem comes from a sensitivity store (alloc/salloc.h):
  * granularity defaults to the store's, the error to out; the objective to sum for one set;
- * several sets need weighted or minimax. -o adds the allocation as /alloc/NAME to alloc.h5
+ * several sets need weighted, minimax (worst damage relative to each set's own optimum) or
+ * minimax-raw (worst raw damage). -o adds the allocation as /alloc/NAME to alloc.h5
  * (created, or copied and replaced atomically); NAME defaults to salloc_default_name
  * ("en-2.5", "minimax-en-zh-2.5"). --budget model makes --target-bpw count every weight of the
  * model (the kept tensors at their kept precision, alloc/mbits.h) instead of the items'
@@ -133,6 +135,11 @@ static int parse_args(int argc, char **argv, alloc_args *a)
                 a->par.set = (int)l;
             else
                 a->set_name = v;
+        } else if (!strcmp(o, "--seed")) { /* the random baseline's draw */
+            uint64_t sd;
+            if (num_u64(v, UINT64_MAX, 0, &sd))
+                return cli_failf(CMD, "--seed: \"%s\" is not an unsigned integer", v);
+            a->par.seed = sd;
         } else if (!strcmp(o, "--solver")) {
             if (solve_method_parse(v, &a->par.method, &e))
                 return cli_fail(CMD, &e);

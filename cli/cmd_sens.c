@@ -5,7 +5,7 @@
  *               [--granularity tensor|group|gguf] [--embed-head] [--eps 0.01,0.03]
  *               [--seed S] [--tokens N]
  *               [--draws K] [--few rtn|uniform] [--min-tokens N]
- *               [--add-per-target N] [--add-set NAME] -o sens.h5
+ *               [--add-draws N] [--add-set NAME] -o sens.h5
  *
  * Sets come from the stats store (`vbrlab stats`: /sets/<name>/input_ids, /stats/<name>);
  * without --set every set in it is used. α is measured on every token of each set; --tokens
@@ -13,9 +13,13 @@
  * sequences; 0 = all, the default). --draws K averages K noise draws per unit and ε (default
  * 2). --embed-head makes the token embedding and the (untied) LM head units too, measured like
  * the others (noise in the embedding table is looked up again; noise in the head goes into
- * the final projection); granularity gguf is group plus those two units. Prints the tokens each set's α used, the α table per unit and set (α ± bootstrap SE over
- * sequences, the ε ratio and the spread over draws), the uniform-format table (measured KLD of every format everywhere on the
- * additivity set) and the additivity correlations. Progress on stderr (tty only).
+ * the final projection); granularity gguf is group plus those two units. --add-draws N:
+ * additivity draws per band (default 30, 0 = no check; bands and held-out split in
+ * alloc/sens.h). Prints the tokens each set's α used, the α table per unit and set (α ±
+ * bootstrap SE over sequences, the ε ratio with units outside the quadratic regime marked "!",
+ * the spread over draws), the uniform-format table (measured KLD of every format everywhere on
+ * set --add-set, default the first) and the additivity statistics per set and band. Progress
+ * on stderr (tty only).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -117,10 +121,12 @@ static int parse_args(int argc, char **argv, sens_args *a)
         } else if (!strcmp(o, "--min-tokens")) {
             if (num_arg(o, v, 0, 1e15, &a->p.fq.min_tokens))
                 return 1;
-        } else if (!strcmp(o, "--add-per-target")) {
-            if (num_arg(o, v, 0, 1000, &x))
+        } else if (!strcmp(o, "--add-draws")) {
+            if (num_arg(o, v, 0, SENS_MAX_ADD_DRAWS, &x))
                 return 1;
-            a->p.add_per_target = (int)x;
+            if (x != floor(x))
+                return cli_failf(CMD, "%s: \"%s\" is not a whole number", o, v);
+            a->p.add_draws = (int)x;
         } else
             return cli_failf(CMD, "unknown argument \"%s\"", o);
         i++;
@@ -152,41 +158,58 @@ static void print_alpha(const sens_result *r)
         printf("set %s: α measured on %lld tokens (%d sequences), %d noise draws, SE by %d "
                "bootstrap resamples over sequences\n", r->set_name[s],
                (long long)r->set_tokens[s], r->set_seqs[s], r->n_draws, r->n_boot);
-    printf("α = mean KLD / ε² (nats), ε = %g, ± bootstrap SE; ratio = α(%g)/α(%g); "
-           "draw sd = sd of α over noise draws\n%-56s", r->eps[0], r->eps[1], r->eps[0], "unit");
+    printf("α = mean KLD / ε² (nats), ε = %g, ± bootstrap SE; ratio = α(%g)/α(%g), ! = outside "
+           "the quadratic regime (|ratio − 1| > %g); draw sd = sd of α over noise draws\n%-56s",
+           r->eps[0], r->eps[1], r->eps[0], SENS_QUAD_TOL, "unit");
     for (int s = 0; s < r->n_sets; s++)
-        printf(" %11s %11s %6s %10s", r->set_name[s], "± SE", "ratio", "draw sd");
+        printf(" %11s %11s %7s %10s", r->set_name[s], "± SE", "ratio", "draw sd");
     printf("\n");
     for (int u = 0; u < r->n_units; u++) {
         printf("%-56s", r->unit_name[u]);
         for (int s = 0; s < r->n_sets; s++) {
             size_t i = (size_t)s * r->n_units + u;
-            printf(" %11.4g %11.4g %6.3f %10.4g", r->alpha[0][i], r->alpha_se[0][i],
-                   r->alpha[1][i] / r->alpha[0][i], r->alpha_draw_sd[0][i]);
+            printf(" %11.4g %11.4g %6.3f%c %10.4g", r->alpha[0][i], r->alpha_se[0][i],
+                   r->alpha[1][i] / r->alpha[0][i], sens_nonquadratic(r, s, u) ? '!' : ' ',
+                   r->alpha_draw_sd[0][i]);
         }
         printf("\n");
     }
 }
 
-static void print_additivity(const sens_result *r, const sens_params *p)
+static void print_additivity(const sens_result *r)
 {
     if (!r->n_add)
         return;
-    printf("\nadditivity on set %s (%d random assignments per target; prediction Σ α·e)\n",
-           r->set_name[r->add_set], p->add_per_target);
-    printf("%-10s %8s %12s %12s %12s\n", "target", "bpw", "measured", "pred(rel)", "pred(out)");
-    for (int a = 0; a < r->n_add; a++)
-        printf("%-10g %8.3f %12.5g %12.5g %12.5g\n", r->add_target[a], r->add_bpw[a],
-               r->add_measured[a], r->add_pred[0][a], r->add_pred[1][a]);
-    printf("%-10s %10s %10s %10s %10s\n", "band", "pearson_r", "spearman_r", "pearson_o",
-           "spearman_o");
-    for (int b = 0; b < r->n_bands; b++) {
-        const double *c = r->corr + (size_t)b * 4;
-        if (b < r->n_bands - 1)
-            printf("%-10g", p->add_targets[b]);
-        else
-            printf("%-10s", "all");
-        printf(" %10.4f %10.4f %10.4f %10.4f\n", c[0], c[1], c[2], c[3]);
+    static const char *form[2] = {"rel", "out"};
+    printf("\nadditivity: %d draws per band (each unit the band's upper width with probability "
+           "1/2), measured on each set's held-out sequences, prediction Σ α'·e with α' from the "
+           "other sequences\n", r->add_draws);
+    for (int s = 0; s < r->n_sets; s++) {
+        const int *ho = r->add_holdout + 2 * s;
+        if (!ho[1]) {
+            printf("set %s: not checked (fewer than 2 sequences)\n", r->set_name[s]);
+            continue;
+        }
+        printf("set %s: held-out sequences %d..%d of %d\n%-8s %-4s %5s %8s %8s %8s %8s "
+               "%22s %22s\n", r->set_name[s], ho[0], ho[0] + ho[1] - 1, ho[0] + ho[1], "band",
+               "form", "draws", "distinct", "pearson", "spearman", "partial",
+               "ratio [95% CI]", "slope [95% CI]");
+        for (int b = 0; b < r->n_bands; b++)
+            for (int k = 0; k < 2; k++) {
+                const double *c =
+                    r->add_stats + (((size_t)s * r->n_bands + b) * 2 + k) * SENS_BS_COUNT;
+                char bn[32];
+                snprintf(bn, sizeof bn, "%d/%d", r->band[b].lo, r->band[b].hi);
+                printf("%-8s %-4s %5.0f %8.0f", bn, form[k], c[SENS_BS_N], c[SENS_BS_DISTINCT]);
+                if (c[SENS_BS_DISTINCT] == 1) {
+                    printf("  one distinct assignment: no correlation\n");
+                    continue;
+                }
+                printf(" %8.4f %8.4f %8.4f %8.4g [%5.3g,%5.3g] %8.4g [%5.3g,%5.3g]\n",
+                       c[SENS_BS_PEARSON], c[SENS_BS_SPEARMAN], c[SENS_BS_PARTIAL],
+                       c[SENS_BS_RATIO], c[SENS_BS_RATIO_LO], c[SENS_BS_RATIO_HI],
+                       c[SENS_BS_SLOPE], c[SENS_BS_SLOPE_LO], c[SENS_BS_SLOPE_HI]);
+            }
     }
 }
 
@@ -194,17 +217,17 @@ static void print_additivity(const sens_result *r, const sens_params *p)
 static int print_uniform(void *ctx, const sens_result *r, const model *m, sens_set *s,
                          const float *q, vl_err *e)
 {
-    int *ch = vl_malloc((size_t)r->n_units * sizeof *ch);
+    int si = *(const int *)ctx, *ch = vl_malloc((size_t)r->n_units * sizeof *ch);
     if (!ch)
         return vl_errf(e, VL_ENOMEM, "out of memory");
-    printf("uniform formats on set %s\n%-24s %7s %12s %12s %12s\n", r->set_name[r->add_set],
+    printf("uniform formats on set %s\n%-24s %7s %12s %12s %12s\n", r->set_name[si],
            "format", "bpw", "measured", "pred(rel)", "pred(out)");
     for (int f = 0; f < r->n_formats; f++) {
         char nm[QFMT_NAME_MAX];
         double b, kl, pr[2];
         for (int u = 0; u < r->n_units; u++)
             ch[u] = f;
-        int rc = sens_assign_eval(r, m, s, q, r->add_set, ch, &b, &kl, pr, e);
+        int rc = sens_assign_eval(r, m, s, q, si, ch, &b, &kl, pr, e);
         if (rc) {
             vl_free(ch);
             return rc;
@@ -249,7 +272,7 @@ int cmd_sens(int argc, char **argv)
     if (a.add_set && set_index(&a, "--add-set", a.add_set, &a.p.add_set))
         goto done;
     if (sens_run(&r, m, h, a.sets, a.n_sets, a.formats, &a.p,
-                 par_rank() == 0 ? print_uniform : NULL, NULL, &e)) {
+                 par_rank() == 0 ? print_uniform : NULL, &a.p.add_set, &e)) {
         cli_fail(CMD, &e);
         goto done;
     }
@@ -258,7 +281,7 @@ int cmd_sens(int argc, char **argv)
         goto done;
     }
     print_alpha(&r);
-    print_additivity(&r, &a.p);
+    print_additivity(&r);
     if (h5s_create(&out, a.out, &e) || sens_write(&r, out, &e) ||
         h5s_attr_set(out, "/sens", "model", dir, &e) ||
         h5s_attr_set(out, "/sens", "stats_file", a.stats, &e)) {

@@ -27,7 +27,9 @@ const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn"};
 const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group", "gguf"};
 const char *const exp_budget_names[EXP_BUDGET_COUNT] = {"body", "model"};
 const char *const exp_sens_method_names[EXP_SENS_COUNT] = {"noise"};
-const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax"};
+const char *const exp_baseline_names[EXP_BASE_COUNT] = {"uniform", "rules", "random"};
+const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax",
+                                                        "minimax-raw"};
 const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "uniform", "rules"};
 const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
 const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
@@ -39,10 +41,11 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
 
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_COUNT } sec_kind;
-enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP };
+enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_BASELINES,
+       KX_RANDOM_DRAWS };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
-enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD };
+enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD, KN_ADD_DRAWS };
 enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM, KA_BUDGET,
        KA_UNIFORM_OUTER };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
@@ -55,13 +58,14 @@ static const struct {
     unsigned required;           /* bit k: key k must be present */
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
-                        "allow_overlap"}, 1u << KX_NAME | 1u << KX_OUT},
+                        "allow_overlap", "baselines", "random_draws"},
+                        1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_QUANT] = {"quant", 0, {"formats", "percdamp", "act_order", "starved_policy",
                                 "min_tokens"}, 1u << KQ_FORMATS},
     [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed", "tokens", "draws",
-                                "embed_head"}, 0},
+                                "embed_head", "add_draws"}, 0},
     [SEC_ALLOC] = {"alloc", 1, {"sets", "objective", "weights", "solver", "granularity",
                                 "target_bpw", "uniform", "budget", "uniform_outer"},
                     1u << KA_SETS | 1u << KA_TARGET},
@@ -184,6 +188,10 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
     case KX_SEED: return exp_parse_u64(v, &g->seed, why);
     case KX_OUT: return exp_set_str(&g->out, v, why);
     case KX_THREADS: return exp_parse_int(v, 0, 4096, &g->threads, why);
+    case KX_BASELINES:
+        return exp_parse_bits(v, exp_baseline_names, EXP_BASE_COUNT, &g->baselines, why);
+    case KX_RANDOM_DRAWS:
+        return exp_parse_int(v, 1, EXP_MAX_RANDOM_DRAWS, &g->random_draws, why);
     default: return exp_parse_bool(v, &g->allow_overlap, why);
     }
 }
@@ -252,6 +260,7 @@ static int key_sens(ctx *c, int k, const char *v, char *why)
         return rc;
     case KN_SEED: g->sens_has_seed = 1; return exp_parse_u64(v, &g->sens_seed, why);
     case KN_TOKENS: return exp_parse_int(v, 0, 1 << 30, &g->sens_tokens, why);
+    case KN_ADD_DRAWS: return exp_parse_int(v, 0, SENS_MAX_ADD_DRAWS, &g->sens_add_draws, why);
     case KN_EMBED_HEAD: return exp_parse_bool(v, &g->sens_embed_head, why);
     default: return exp_parse_int(v, 1, SENS_MAX_DRAWS, &g->sens_draws, why);
     }
@@ -585,6 +594,8 @@ static int defaults(exp_config *g, const char *path)
     g->starved_policy = EXP_STARVED_UNIFORM;
     g->min_tokens = 16;
     g->sens_draws = SENS_DEFAULT_DRAWS;
+    g->sens_add_draws = SENS_DEFAULT_ADD_DRAWS;
+    g->random_draws = 3;
     g->tables = (1u << EXP_TABLE_COUNT) - 1;
     g->plots = (1u << EXP_PLOT_COUNT) - 1;
     return 0;

@@ -5,7 +5,13 @@
  *   [experiment]   name (required), model (dir; empty = the embedded model), seed (uint64, 0),
  *                  out (results .h5, required), threads (0 = all), allow_overlap (false:
  *                  the eval stage refuses an [eval.*] domain that shares a 64-token window
- *                  with a [calib.*] set, analysis/calib.h)
+ *                  with a [calib.*] set, analysis/calib.h), baselines (none; a list of
+ *                  uniform, rules, random: for every VBR result NAME-BPW the alloc stage also
+ *                  solves NAME-BPW.uniform (best uniform format at or below the budget),
+ *                  NAME-BPW.rules (k-quant-like rules) and NAME-BPW.random1..R (random
+ *                  feasible assignments filling the budget, seeds derived from the experiment
+ *                  seed), all evaluated and reported beside it; alloc/solve.h),
+ *                  random_draws (R, 3)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -15,9 +21,12 @@
  *   [sens]         method (noise), eps (0.01,0.03: one or two levels; one is used for both),
  *                  granularity (tensor), seed (derived), tokens (0 = every calibration
  *                  token; N caps α's tokens per set), draws (2: noise draws per unit and ε),
+ *                  add_draws (30: additivity draws per band, 0 = no check; alloc/sens.h),
  *                  embed_head (false: the token embedding and LM head are units and
  *                  allocation items too; granularity gguf implies it)
- *   [alloc.NAME]   sets (required), objective (sum), weights (required for weighted),
+ *   [alloc.NAME]   sets (required), objective (sum | weighted | minimax: max_s D_s/D_s*, the
+ *                  worst damage relative to each set's own optimum | minimax-raw: max_s D_s),
+ *                  weights (required for weighted),
  *                  solver (exact), granularity (tensor), target_bpw (required; a list is a
  *                  sweep), uniform (canonical format names, e.g. gptq-b2-g64-asym, of the
  *                  uniform baseline rows; optional), budget (body: target_bpw counts
@@ -87,7 +96,9 @@ typedef enum { EXP_STARVED_UNIFORM, EXP_STARVED_RTN, EXP_STARVED_COUNT } exp_sta
 typedef enum { EXP_GRAN_TENSOR, EXP_GRAN_GROUP, EXP_GRAN_GGUF, EXP_GRAN_COUNT } exp_gran;
 typedef enum { EXP_BUDGET_BODY, EXP_BUDGET_MODEL, EXP_BUDGET_COUNT } exp_budget;
 typedef enum { EXP_SENS_NOISE, EXP_SENS_COUNT } exp_sens_method;
-typedef enum { EXP_OBJ_SUM, EXP_OBJ_WEIGHTED, EXP_OBJ_MINIMAX, EXP_OBJ_COUNT } exp_objective;
+/* order = solve_objective's (stage_alloc casts) */
+typedef enum { EXP_OBJ_SUM, EXP_OBJ_WEIGHTED, EXP_OBJ_MINIMAX, EXP_OBJ_MINIMAX_RAW,
+               EXP_OBJ_COUNT } exp_objective;
 typedef enum { EXP_SOLVER_EXACT, EXP_SOLVER_LAGRANGE, EXP_SOLVER_UNIFORM, EXP_SOLVER_RULES,
                EXP_SOLVER_COUNT } exp_solver;
 typedef enum { EXP_TERM_PNG, EXP_TERM_SVG, EXP_TERM_PDF, EXP_TERM_COUNT } exp_term;
@@ -105,9 +116,13 @@ extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rt
 extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group gguf */
 extern const char *const exp_budget_names[EXP_BUDGET_COUNT];       /* body model */
 extern const char *const exp_sens_method_names[EXP_SENS_COUNT];    /* noise */
-extern const char *const exp_objective_names[EXP_OBJ_COUNT];       /* sum weighted minimax */
+extern const char *const exp_objective_names[EXP_OBJ_COUNT]; /* sum weighted minimax minimax-raw */
 extern const char *const exp_solver_names[EXP_SOLVER_COUNT];       /* exact lagrange ... */
 extern const char *const exp_term_names[EXP_TERM_COUNT];           /* png svg pdf */
+/* baseline allocations added beside every VBR result ([experiment] baselines) */
+typedef enum { EXP_BASE_UNIFORM, EXP_BASE_RULES, EXP_BASE_RANDOM, EXP_BASE_COUNT } exp_baseline;
+#define EXP_MAX_RANDOM_DRAWS 64
+extern const char *const exp_baseline_names[EXP_BASE_COUNT];     /* uniform rules random */
 extern const char *const exp_table_names[EXP_TABLE_COUNT];         /* kld_matrix ... */
 extern const char *const exp_plot_names[EXP_PLOT_COUNT];           /* sens_map ... */
 
@@ -162,6 +177,8 @@ typedef struct {
     char *out;
     int threads;           /* 0 = all cores; ≤ 4096 */
     int allow_overlap;     /* 1: evaluate domains that share tokens with a calibration set */
+    unsigned baselines;    /* bit exp_baseline: baseline allocations beside every VBR result */
+    int random_draws;      /* random baseline draws per VBR result (default 3; 1..64) */
     /* [calib.*], [eval.*], [alloc.*] in file order */
     int n_calib, n_eval, n_alloc;
     exp_set *calib;
@@ -182,6 +199,7 @@ typedef struct {
     int sens_tokens;       /* tokens per set α is measured on (leading whole sequences);
                               0 = every token (default) */
     int sens_draws;        /* noise draws averaged per unit and ε (default 2; 1..64) */
+    int sens_add_draws;    /* additivity draws per band (default 30; 0 = no check) */
     int sens_embed_head;   /* 1: the token embedding and LM head are units and items too */
     /* [report] */
     unsigned tables;       /* bit EXP_TABLE_* */

@@ -228,6 +228,7 @@ static void put_quant_sens(sink *s, const exp_config *cfg)
     put_u64(s, "seed", exp_sens_seed(cfg));
     put_int(s, "tokens", cfg->sens_tokens);
     put_int(s, "draws", cfg->sens_draws);
+    put_int(s, "add_draws", cfg->sens_add_draws);
 }
 
 /* with_uniform: the baseline rows are evaluated, not solved, so the alloc key leaves them out */
@@ -243,6 +244,16 @@ static void put_alloc(sink *s, const exp_alloc *a, int with_uniform)
     put_dlist(s, "target_bpw", &a->target_bpw);
     if (with_uniform && a->uniform.n)
         put_slist(s, "uniform", &a->uniform);
+}
+
+/* [experiment] baselines and random_draws, only when baselines are asked for (so configs
+ * without them keep their keys and rendering). */
+static void put_baselines(sink *s, const exp_config *cfg)
+{
+    if (!cfg->baselines)
+        return;
+    put_bits(s, "baselines", cfg->baselines, exp_baseline_names, EXP_BASE_COUNT);
+    put_int(s, "random_draws", cfg->random_draws);
 }
 
 static void put_report(sink *s, const exp_config *cfg)
@@ -266,6 +277,7 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
     put_u64(&s, "seed", cfg->seed);
     put_kv(&s, "out", cfg->out);
     put_int(&s, "threads", cfg->threads);
+    put_baselines(&s, cfg);
     put_sets(&s, cfg, 0);
     put_sets(&s, cfg, 1);
     put_quant_sens(&s, cfg);
@@ -298,6 +310,7 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
         put(&s, "stage alloc\n");
         put_hex(&s, "sens", exp_stage_key(cfg, EXP_STAGE_SENS, 0));
         put_alloc(&s, &cfg->alloc[alloc_idx], 0);
+        put_baselines(&s, cfg); /* the alloc stage solves the baseline allocations too */
         break;
     case EXP_STAGE_EVAL:
         /* uniform baselines need the model, the calibration statistics and [quant] even when

@@ -49,6 +49,7 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     double w1[64];
     solve_params par = solve_params_defaults();
     par.method = (solve_method)a->solver;
+    _Static_assert((int)EXP_OBJ_MINIMAX_RAW == (int)SOLVE_OBJ_MINIMAX_RAW, "objective order");
     par.objective = (solve_objective)a->objective;
     if (a->objective == EXP_OBJ_SUM && a->sets.n > 1) {
         /* SUM over several sets: Σ_s Σ_i d_i[s], the weighted objective with weights 1 */
@@ -74,6 +75,23 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
         if (!rc)
             rc = salloc_write(c->s, name, p, &res, &par, &meta, err);
         solve_result_free(&res);
+        /* the baselines at the same budget, problem and objective ([experiment] baselines) */
+        char bn[RUN_MAX_BASELINES][256];
+        int bm[RUN_MAX_BASELINES];
+        uint64_t bs[RUN_MAX_BASELINES];
+        int nb = rc ? 0 : run_baselines(c->cfg, name, bn, bm, bs);
+        for (int b = 0; !rc && b < nb; b++) {
+            solve_params bp = par;
+            bp.method = (solve_method)bm[b];
+            bp.seed = bs[b];
+            memset(&res, 0, sizeof res);
+            rc = solve_run(p->prob, &bp, &res, err);
+            if (!rc)
+                rc = salloc_write(c->s, bn[b], p, &res, &bp, &meta, err);
+            solve_result_free(&res);
+            if (rc)
+                vl_errctx(err, rc, "baseline %s", bn[b]);
+        }
         if (rc)
             vl_errctx(err, rc, "alloc %s: target %g bpw", a->name, par.target_bpw);
     }

@@ -3,7 +3,9 @@
  * makes, so /eval and its /eval/<row> attribute set are the same).
  *
  * Rows, in order: for each [alloc.NAME] its targets ("NAME-BPW", the assignment stored in
- * /alloc/NAME-BPW), then the uniform baselines of each allocation's `uniform` list (row name =
+ * /alloc/NAME-BPW), each followed by its [experiment] baselines (NAME-BPW.uniform, .rules,
+ * .random1..R, stored by the alloc stage; kind "baseline-uniform|rules|random"), then the
+ * uniform baselines of each allocation's `uniform` list (row name =
  * the format, "FORMAT+OUTER" when the allocation's uniform_outer quantizes the token embedding
  * and LM head too; a row listed by two allocations is evaluated once, with the first's
  * calibration). The quantizers of a row use the statistics of its allocation's sets (merged
@@ -30,17 +32,25 @@
 typedef struct {
     char name[EV_NAME_MAX];
     int alloc;              /* index of the allocation whose statistics it uses */
-    double target;          /* vbr rows; 0 for uniform rows */
+    double target;          /* vbr and baseline rows; 0 for uniform rows */
     const char *format;     /* uniform rows: the format; NULL for vbr rows */
+    const char *kind;       /* "vbr", "uniform", or a baseline's "baseline-METHOD" */
     const char *outer;      /* uniform rows: the embedding / LM head format, NULL: kept */
 } ev_row;
+
+static const char *baseline_kind(int method)
+{
+    return method == SOLVE_UNIFORM ? "baseline-uniform"
+           : method == SOLVE_RULES ? "baseline-rules"
+                                   : "baseline-random";
+}
 
 /* The rows of the config (see the opening comment). *rows owned by the caller. */
 static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
 {
     int cap = 0;
     for (int a = 0; a < cfg->n_alloc; a++)
-        cap += cfg->alloc[a].target_bpw.n + cfg->alloc[a].uniform.n;
+        cap += cfg->alloc[a].target_bpw.n * (1 + RUN_MAX_BASELINES) + cfg->alloc[a].uniform.n;
     ev_row *r = vl_calloc((size_t)cap + 1, sizeof *r);
     if (!r)
         return vl_errf(err, VL_ENOMEM, "out of memory");
@@ -51,6 +61,18 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
                                   sizeof r[k].name);
             r[k].alloc = a;
             r[k].target = cfg->alloc[a].target_bpw.v[t];
+            r[k].kind = "vbr";
+            char bn[RUN_MAX_BASELINES][256]; /* its baselines follow it */
+            int bm[RUN_MAX_BASELINES];
+            uint64_t bs[RUN_MAX_BASELINES];
+            int nb = run_baselines(cfg, r[k].name, bn, bm, bs);
+            for (int b = 0; b < nb; b++) {
+                k++;
+                snprintf(r[k].name, sizeof r[k].name, "%s", bn[b]);
+                r[k].alloc = a;
+                r[k].target = r[k - 1 - b].target;
+                r[k].kind = baseline_kind(bm[b]);
+            }
         }
     for (int a = 0; a < cfg->n_alloc; a++)
         for (int u = 0; u < cfg->alloc[a].uniform.n; u++) {
@@ -69,6 +91,7 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
             r[k].alloc = a;
             r[k].format = f;
             r[k].outer = o;
+            r[k].kind = "uniform";
             k++;
         }
     *rows = r;
@@ -99,7 +122,7 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qr.qp.fq.seed = exp_sens_seed(cfg);
     qr.qp.fq.gptq.percdamp = cfg->percdamp;
     qr.qp.fq.gptq.act_order = cfg->act_order;
-    qr.attrs.kind = row->format ? "uniform" : "vbr";
+    qr.attrs.kind = row->kind;
     qr.attrs.source = row->format ? "uniform" : cfg->out;
     qr.attrs.format = row->format ? row->format : "mixed";
     qr.attrs.alloc = row->format ? "" : row->name; /* the stored /alloc/<row> */

@@ -3,13 +3,16 @@
  *
  * Tables ([report] tables):
  *   kld_matrix      per target bpw: allocation × domain, mean KLD and same-top %, mean column;
- *                   every VBR row carries its solver proof (optimal, the proven relative gap,
- *                   or a node-limit mark: alloc/salloc.h salloc_status)
+ *                   every VBR row carries its solver proof (optimal with gap 0, the proven
+ *                   relative gap, or a node-limit mark: alloc/salloc.h salloc_status); the
+ *                   [experiment] baselines at the same budget follow their VBR row (proof
+ *                   "baseline"), the random draws with their mean
  *   vbr_vs_uniform  every row by its real bpw: VBR allocations and uniform baselines
  *   expert_usage    per MoE layer: total-variation distance ½Σ|p_a(e) − p_b(e)| between the
  *                   calibration sets' top-k routing distributions, and per set the expert
  *                   whose routing share most exceeds its mean share in the other sets
- *   additivity      alloc/sens.h's check: correlation of measured and predicted KLD per band
+ *   additivity      alloc/sens.h's check per set and band: Pearson, Spearman, partial r given
+ *                   bpw, ratio and slope with intervals, on held-out sequences
  *   sensitivity     per set: tokens, sequences and noise draws α used; the most sensitive
  *                   units with α ± bootstrap SE, the ε ratio and the spread over draws; the
  *                   units outside the quadratic regime (sens_nonquadratic)
@@ -36,6 +39,7 @@ typedef struct {
     double *bpw, *target;    /* [R] */
     double *bpwm, *bpwf;     /* [R] whole-model bpw: kept at stored dtype / as a GGUF file */
     int *uniform;            /* [R] */
+    char (*kind)[24];        /* [R] vbr, uniform, baseline-uniform|rules|random */
     char (*proof)[64];       /* [R] what the solver proved about a VBR row's allocation */
 } mx_read;
 
@@ -50,6 +54,7 @@ static void mx_free(mx_read *m)
     vl_free(m->bpwf);
     vl_free(m->target);
     vl_free(m->uniform);
+    vl_free(m->kind);
     vl_free(m->proof);
 }
 
@@ -69,7 +74,7 @@ static int read_proof(h5s_store *s, const char *row, char out[64], vl_err *err)
     double gap = rec.gap, obj = rec.objective_value;
     double rel = obj > 0 ? 100 * gap / obj : INFINITY;
     if (!strcmp(status, "optimal"))
-        snprintf(out, 64, "optimal");
+        snprintf(out, 64, "optimal (gap 0)");
     else if (!strcmp(status, "node-limit"))
         snprintf(out, 64, "**node limit**, gap %.2g%%", rel);
     else if (!strcmp(status, "gap"))
@@ -106,7 +111,9 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
     m->target = vl_calloc((size_t)m->R + 1, sizeof *m->target);
     m->uniform = vl_calloc((size_t)m->R + 1, sizeof *m->uniform);
     m->proof = vl_calloc((size_t)m->R + 1, sizeof *m->proof);
-    if (!rc && (!m->bpw || !m->bpwm || !m->bpwf || !m->target || !m->uniform || !m->proof))
+    m->kind = vl_calloc((size_t)m->R + 1, sizeof *m->kind);
+    if (!rc && (!m->bpw || !m->bpwm || !m->bpwf || !m->target || !m->uniform || !m->proof ||
+                !m->kind))
         rc = vl_errf(err, VL_ENOMEM, "out of memory");
     for (int r = 0; !rc && r < m->R; r++) {
         ev_row_attrs a;
@@ -116,6 +123,7 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
             m->bpwf[r] = a.bpw_file;
             m->target[r] = a.target_bpw;
             m->uniform[r] = !strcmp(a.kind, "uniform");
+            snprintf(m->kind[r], sizeof m->kind[r], "%s", a.kind);
         }
         ev_row_attrs_free(&a);
         if (!rc && !m->uniform[r])
@@ -154,6 +162,47 @@ static double row_mean(const mx_read *m, const double *v, int r)
 
 /* ---------------------------------------------------------------- the tables */
 
+/* After the last random baseline row of a group (NAME.random1..R, adjacent), their mean:
+ * "NAME.random (mean of R)" with the mean bpw, KLD and same-top. */
+static void random_mean(FILE *f, const mx_read *m, int r)
+{
+    if (strcmp(m->kind[r], "baseline-random") ||
+        (r + 1 < m->R && !strcmp(m->kind[r + 1], "baseline-random")))
+        return;
+    int r0 = r;
+    while (r0 > 0 && !strcmp(m->kind[r0 - 1], "baseline-random"))
+        r0--;
+    int n = r - r0 + 1;
+    char base[256];
+    snprintf(base, sizeof base, "%s", m->rows[r]);
+    char *dot = strrchr(base, '.');
+    if (dot)
+        *dot = '\0';
+    double bpw[3] = {0, 0, 0}, kt = 0, st = 0;
+    for (int q = r0; q <= r; q++) {
+        bpw[0] += m->bpw[q] / n;
+        bpw[1] += m->bpwm[q] / n;
+        bpw[2] += m->bpwf[q] / n;
+        kt += row_mean(m, m->kld, q) / n;
+        st += row_mean(m, m->same, q) / n;
+    }
+    fprintf(f, "| %s.random (mean of %d) | baseline |", base, n);
+    for (int k = 0; k < 3; k++) /* body, model, file as put_bpw */
+        if (isfinite(bpw[k]))
+            fprintf(f, " %.3f |", bpw[k]);
+        else
+            fprintf(f, " – |");
+    for (int d = 0; d < m->D; d++) {
+        double k = 0, sm = 0;
+        for (int q = r0; q <= r; q++) {
+            k += m->kld[(size_t)q * m->D + d] / n;
+            sm += m->same[(size_t)q * m->D + d] / n;
+        }
+        fprintf(f, " %.4f / %.1f |", k, 100 * sm);
+    }
+    fprintf(f, " %.4f / %.1f |\n", kt, 100 * st);
+}
+
 static void table_kld_matrix(FILE *f, const mx_read *m)
 {
     for (int r0 = 0; r0 < m->R; r0++) {
@@ -182,6 +231,7 @@ static void table_kld_matrix(FILE *f, const mx_read *m)
                         100 * m->same[(size_t)r * m->D + d]);
             fprintf(f, " %.4f / %.1f |\n", row_mean(m, m->kld, r),
                     100 * row_mean(m, m->same, r));
+            random_mean(f, m, r);
         }
     }
 }
@@ -211,7 +261,8 @@ static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
     fprintf(f, "\n");
     for (int i = 0; i < m->R; i++) {
         int r = ord[i];
-        fprintf(f, "| %s | %s | %s |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
+        fprintf(f, "| %s | %s | %s |", m->rows[r],
+                m->uniform[r] ? "uniform" : !strcmp(m->kind[r], "vbr") ? "VBR" : m->kind[r],
                 m->proof[r]);
         put_bpw(f, m, r);
         for (int d = 0; d < m->D; d++)
@@ -317,45 +368,69 @@ static void table_expert_usage(FILE *f, run_ctx *c)
     }
 }
 
+/* "0.123" or "–" for a value that is not a number. */
+static void cell(FILE *f, const char *fmt, double v)
+{
+    if (isfinite(v))
+        fprintf(f, fmt, v);
+    else
+        fprintf(f, " – |");
+}
+
 static void table_additivity(FILE *f, run_ctx *c)
 {
     fprintf(f, "\n### Additivity of sensitivities\n\n");
     sens_result r;
     memset(&r, 0, sizeof r);
     vl_err e = {0};
-    if (sens_read(&r, c->s, &e) || r.n_add == 0 || !r.corr) {
+    if (sens_read(&r, c->s, &e) || r.n_add == 0 || !r.add_stats) {
         fprintf(f, "Not measured%s%s.\n", e.msg[0] ? ": " : "", e.msg);
         sens_result_free(&r);
         return;
     }
-    /* bands: the draws' targets in order of first appearance, then all draws */
-    double tg[SENS_MAX_ADD_TARGETS];
-    int nt = 0;
-    for (int a = 0; a < r.n_add && nt < SENS_MAX_ADD_TARGETS; a++) {
-        int seen = 0;
-        for (int k = 0; k < nt; k++)
-            seen |= tg[k] == r.add_target[a];
-        if (!seen)
-            tg[nt++] = r.add_target[a];
-    }
-    fprintf(f, "Random assignments (one format per unit near a target bpw) on set %s: measured "
-            "mean KLD vs the additive prediction Σ α·e, weight-error (rel) and output-error "
-            "(out) forms; %d draws (– : fewer than 3 draws, or no XᵀX stored).\n\n| band | Pearson rel | Spearman rel | Pearson out | "
-            "Spearman out |\n|---|---:|---:|---:|---:|\n",
-            r.set_name[r.add_set], r.n_add);
-    for (int b = 0; b < r.n_bands; b++) {
-        if (b < nt && b < r.n_bands - 1)
-            fprintf(f, "| %g bpw |", tg[b]);
-        else
-            fprintf(f, "| all |");
-        for (int k = 0; k < 4; k++) {
-            double v = r.corr[(size_t)b * 4 + k];
-            if (isfinite(v))
-                fprintf(f, " %.3f |", v);
-            else /* fewer than 3 draws in the band, or no XᵀX for the output form */
-                fprintf(f, " – |");
+    static const char *form[2] = {"rel", "out"};
+    fprintf(f, "Random assignments per band of two adjacent bit widths (each unit takes the upper "
+            "width with probability 1/2; %d draws per band, the same draws on every set): "
+            "measured mean KLD on the set's held-out sequences vs the additive prediction "
+            "Σ α'·e (α' from the set's other sequences), weight-error (rel) and output-error "
+            "(out) forms. partial = correlation given the draw's bpw; ratio = Σxy/Σx² "
+            "(measured/predicted) and slope = least-squares slope, with 95%% bootstrap "
+            "intervals over draws (– : fewer than 3 draws, or no XᵀX stored).\n\n"
+            "| set | held out | band (bits) | form | draws | distinct | Pearson | Spearman | "
+            "partial | ratio [95%% CI] | slope [95%% CI] |\n"
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n", r.add_draws);
+    for (int s = 0; s < r.n_sets; s++) {
+        const int *ho = r.add_holdout + 2 * s;
+        if (!ho[1]) {
+            fprintf(f, "| %s | – | not checked: fewer than 2 sequences | | | | | | | | |\n",
+                    r.set_name[s]);
+            continue;
         }
-        fprintf(f, "\n");
+        for (int b = 0; b < r.n_bands; b++)
+            for (int k = 0; k < 2; k++) {
+                const double *v =
+                    r.add_stats + (((size_t)s * r.n_bands + b) * 2 + k) * SENS_BS_COUNT;
+                fprintf(f, "| %s | seqs %d–%d of %d | %d/%d | %s | %.0f | %.0f |", r.set_name[s],
+                        ho[0], ho[0] + ho[1] - 1, ho[0] + ho[1], r.band[b].lo, r.band[b].hi,
+                        form[k], v[SENS_BS_N], v[SENS_BS_DISTINCT]);
+                if (v[SENS_BS_DISTINCT] == 1) {
+                    fprintf(f, " one distinct assignment: no correlation | | | | |\n");
+                    continue;
+                }
+                cell(f, " %.3f |", v[SENS_BS_PEARSON]);
+                cell(f, " %.3f |", v[SENS_BS_SPEARMAN]);
+                cell(f, " %.3f |", v[SENS_BS_PARTIAL]);
+                if (isfinite(v[SENS_BS_RATIO]))
+                    fprintf(f, " %.3g [%.3g, %.3g] |", v[SENS_BS_RATIO], v[SENS_BS_RATIO_LO],
+                            v[SENS_BS_RATIO_HI]);
+                else
+                    fprintf(f, " – |");
+                if (isfinite(v[SENS_BS_SLOPE]))
+                    fprintf(f, " %.3g [%.3g, %.3g] |\n", v[SENS_BS_SLOPE], v[SENS_BS_SLOPE_LO],
+                            v[SENS_BS_SLOPE_HI]);
+                else
+                    fprintf(f, " – |\n");
+            }
     }
     sens_result_free(&r);
 }

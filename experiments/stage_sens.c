@@ -5,10 +5,11 @@
  * granularity (the unit α is measured on: tensor or layer × projection group); [quant] formats,
  * percdamp, act_order, min_tokens and starved_policy feed the RD tables. Sets: every
  * [calib.*] set in config order; each set's RD tables are quantized with its own statistics
- * (alloc/sens.h), and the first carries the additivity check. α uses every token of each set
- * unless [sens] tokens caps it (leading whole sequences), averaged over [sens] draws noise
- * draws. Each unit's α of a set is committed to the stage's journal when done
- * (run_journal_open; alloc/sens.h), so a rerun after an interruption does not measure it again.
+ * (alloc/sens.h), and every set carries the additivity check ([sens] add_draws draws per band,
+ * on the set's held-out sequences). α uses every token of each set unless [sens] tokens caps it
+ * (leading whole sequences), averaged over [sens] draws noise draws. Each unit's α of a set is
+ * committed to the stage's journal when done (run_journal_open; alloc/sens.h), so a rerun after
+ * an interruption does not measure it again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -25,6 +26,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
     p.seed = exp_sens_seed(cfg);
     p.max_tokens = cfg->sens_tokens;
     p.draws = cfg->sens_draws;
+    p.add_draws = cfg->sens_add_draws;
     p.gran = cfg->sens_granularity == EXP_GRAN_GROUP  ? SENS_GROUP
              : cfg->sens_granularity == EXP_GRAN_GGUF ? SENS_GGUF
                                                       : SENS_TENSOR;

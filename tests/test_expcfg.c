@@ -179,6 +179,29 @@ static void test_defaults_and_sources(chk *c)
     CHECK_INT(c, g.calib[0].line, 7, "line of the en source key");
     exp_config_free(&g);
 
+    /* [experiment] baselines, random_draws; [sens] add_draws; objective minimax-raw */
+    p = write_cfg("base.ini", "[experiment]\nname=b\nout=o.h5\nbaselines = rules, random\n"
+                              "random_draws = 5\n[calib.en]\nsource = noise:bytes\n"
+                              "[quant]\nformats=rtn:b=4:g=64\n[sens]\nadd_draws = 0\n"
+                              "[alloc.m]\nsets = en\nobjective = minimax-raw\ntarget_bpw = 3\n");
+    rc = exp_config_parse(p, &g, &err);
+    CHECK(c, rc == 0, "baselines config parses (%s)", rc ? err.msg : "ok");
+    if (!rc) {
+        CHECK(c, g.baselines == (1u << EXP_BASE_RULES | 1u << EXP_BASE_RANDOM) &&
+                     g.random_draws == 5 && g.sens_add_draws == 0 &&
+                     g.alloc[0].objective == EXP_OBJ_MINIMAX_RAW,
+              "baselines rules+random, 5 draws, add_draws 0, minimax-raw");
+        exp_config_free(&g);
+    }
+    p = write_cfg("nobase.ini", "[experiment]\nname=b\nout=o.h5\n[calib.en]\nsource = "
+                                "noise:bytes\n[quant]\nformats=rtn:b=4:g=64\n");
+    rc = exp_config_parse(p, &g, &err);
+    if (!rc) {
+        CHECK(c, g.baselines == 0 && g.random_draws == 3 && g.sens_add_draws == 30,
+              "defaults: no baselines, 3 random draws, 30 additivity draws");
+        exp_config_free(&g);
+    }
+
     /* the path rule: a relative path missing from the working directory is found beside the
      * config file */
     write_cfg("local.calib.txt", "hello\n");
@@ -206,8 +229,14 @@ typedef struct {
 } bad_case;
 
 static const bad_case bad_cases[] = {
+    {"bad baseline", 0, "[experiment]\nname = t\nout = o.h5\nbaselines = uniform, fancy\n", 4,
+     "fancy"},
+    {"random draws", 0, "[experiment]\nname = t\nout = o.h5\nrandom_draws = 0\n", 4,
+     "random_draws"},
+    {"add draws", 1, "[sens]\nadd_draws = -1\n", 2, "add_draws"},
     {"unknown key", 1, "[sens]\nmethd = noise\n", 2,
-     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws, embed_head)"},
+     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws, embed_head, "
+     "add_draws)"},
     {"unknown section", 1, "[sensitivity]\neps = 0.1\n", 1,
      "[sensitivity]: unknown section (valid: experiment, calib.NAME"},
     {"unnamed calib", 1, "[calib]\nsource = noise:bytes\n", 1, "[calib]: unknown section"},

@@ -124,7 +124,7 @@ static void test_sens(chk *c)
 {
     two_equal_one(c, "sens",
                   "sens --stats " TDIR "/stats_serial.h5 --set en --formats rtn:b=2..3:g=64 "
-                  "--tokens 24 --add-per-target 1",
+                  "--tokens 48 --add-draws 2",
                   TDIR "/sens_r1.h5", TDIR "/sens_r2.h5");
 }
 

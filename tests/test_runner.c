@@ -340,7 +340,11 @@ static void test_pipeline(chk *c)
     /* the tables */
     char *tables = tio_slurp(md, NULL);
     CHECK_HAS(c, tables, "### KLD matrix at 2.5 bpw", "OUT.md KLD matrix");
-    CHECK_HAS(c, tables, "| en-2.5 | optimal |", "OUT.md allocation row with its solver proof");
+    CHECK_HAS(c, tables, "| en-2.5 | optimal (gap 0) |",
+              "OUT.md allocation row with its solver proof");
+    /* the additivity check: band 2/3 of the 2..3-bit menu, add_draws = 6, sequence 1 of 2 held
+     * out */
+    CHECK_HAS(c, tables, "| en | seqs 1–1 of 2 | 2/3 | rel | 6 |", "OUT.md additivity band");
     CHECK_HAS(c, tables, "### VBR vs uniform", "OUT.md VBR vs uniform");
     CHECK_HAS(c, tables, "| L05 |", "OUT.md expert usage row of the last layer");
     CHECK_HAS(c, tables, "### Sensitivity α", "OUT.md sensitivity table");
@@ -442,6 +446,70 @@ static void test_leakage(chk *c)
     }
 }
 
+/* [experiment] baselines: beside en-2.5 the alloc stage stores the best uniform format at
+ * or below the budget, the rules mix and two random draws, all within the budget and marked
+ * baselines; the eval stage evaluates them and the report prints the random draws' mean. */
+static void test_baselines(chk *c)
+{
+    char path[256], out[256], log[8192];
+    snprintf(path, sizeof path, "%s/base.ini", dir);
+    snprintf(out, sizeof out, "%s/base.h5", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "[experiment]\nname = base\nseed = 7\nout = %s\nbaselines = uniform, rules, random\n"
+            "random_draws = 2\n"
+            "[calib.en]\nsource = data/corpus/en.calib.txt\nseqs = 2\nlen = 16\n"
+            "[eval.zh]\nsource = data/corpus/zh.eval.txt\nseqs = 2\nlen = 16\n"
+            "[quant]\nformats = rtn:b=2..4:g=64\n[sens]\neps = 0.01\ngranularity = group\n"
+            "add_draws = 0\n[alloc.en]\nsets = en\ngranularity = group\ntarget_bpw = 2.5\n"
+            "[report]\ntables = kld_matrix\nplots = none\n", out);
+    fclose(f);
+    vl_err e = {0};
+    int rc = run_cfg(path, -1, log, sizeof log, &e);
+    CHECK(c, rc == 0, "run with baselines: %s", rc ? e.msg : "ok");
+    if (rc)
+        return;
+    static const char *names[] = {"en-2.5.uniform", "en-2.5.rules", "en-2.5.random1",
+                                  "en-2.5.random2"};
+    static const char *solver[] = {"uniform", "rules", "random", "random"};
+    h5s_store *s = NULL;
+    int within = 1, marked = 0;
+    char *as[4] = {0};
+    if (h5s_open(&s, out, &e) == 0) {
+        for (int k = 0; k < 4; k++) {
+            char g[64], *st = NULL, *sv = NULL;
+            double used = NAN, budget = NAN;
+            snprintf(g, sizeof g, "/alloc/%s", names[k]);
+            h5s_attr_get_f64(s, g, "bits_used", &used, &e);
+            h5s_attr_get_f64(s, g, "budget_bits", &budget, &e);
+            within &= used <= budget * (1 + 1e-12);
+            h5s_attr_get(s, g, "status", &st, &e);
+            h5s_attr_get(s, g, "solver", &sv, &e);
+            h5s_attr_get(s, g, "assignment", &as[k], &e);
+            marked += st && sv && !strcmp(st, "baseline") && !strcmp(sv, solver[k]);
+            vl_free(st);
+            vl_free(sv);
+        }
+        h5s_close(s);
+    }
+    CHECK(c, within, "every baseline within the 2.5 bpw budget");
+    CHECK(c, marked == 4, "4 baselines stored with status baseline and their solver (%d)",
+          marked);
+    CHECK(c, as[2] && as[3] && strcmp(as[2], as[3]), "two random draws, two assignments");
+    for (int k = 0; k < 4; k++)
+        vl_free(as[k]);
+    char *rows = attr(out, "/eval/matrix", "rows");
+    CHECK(c, rows && strstr(rows, "en-2.5.rules") && strstr(rows, "en-2.5.random2"),
+          "the eval rows hold the baselines");
+    free(rows);
+    char *md = attr(out, "/report", "markdown");
+    CHECK(c, md && strstr(md, "| en-2.5.random (mean of 2) | baseline |") &&
+             strstr(md, "| en-2.5.rules | baseline |"),
+          "the report prints the baselines and the random mean");
+    free(md);
+}
+
 /* Count the journal files OUT.STAGE.items.r* beside OUT in dir. */
 static int journals(const char *out_base, const char *stage)
 {
@@ -519,6 +587,7 @@ int main(void)
     test_config_errors(&c);
     test_pipeline(&c);
     test_leakage(&c);
+    test_baselines(&c);
     test_item_resume(&c);
     remove_dir(dir);
     return chk_done(&c);

@@ -252,7 +252,25 @@ static void test_minimax(chk *c, const sens_result *r)
     solve_result re, rz, rm;
     salloc_problem *pe = solve_sets(c, r, en, 1, SOLVE_OBJ_SUM, &re);
     salloc_problem *pz = solve_sets(c, r, zh, 1, SOLVE_OBJ_SUM, &rz);
-    salloc_problem *pm = solve_sets(c, r, both, 2, SOLVE_OBJ_MINIMAX, &rm);
+    salloc_problem *pm = solve_sets(c, r, both, 2, SOLVE_OBJ_MINIMAX_RAW, &rm);
+    solve_result rf;
+    salloc_problem *pf = solve_sets(c, r, both, 2, SOLVE_OBJ_MINIMAX, &rf);
+    if (pe && pz && pf) { /* fair: the worst ratio to each set's own optimum */
+        const solve_problem *q = pf->prob;
+        double de = re.objective, dz = rz.objective;
+        double f_m = fmax(rf.dist_set[0] / de, rf.dist_set[1] / dz);
+        double f_e = fmax(dist_of(q, re.choice, 0) / de, dist_of(q, re.choice, 1) / dz);
+        double f_z = fmax(dist_of(q, rz.choice, 0) / de, dist_of(q, rz.choice, 1) / dz);
+        CHECK(c, rf.set_opt && fabs(rf.set_opt[0] - de) <= 1e-12 * de &&
+                     fabs(rf.set_opt[1] - dz) <= 1e-12 * dz,
+              "fair minimax: D* = each set's own optimum");
+        CHECK_NEAR(c, rf.objective, f_m, 0, 1e-12, "fair minimax objective = max ratio");
+        CHECK(c, f_m <= f_e * (1 + 1e-12) && f_m <= f_z * (1 + 1e-12) && f_m >= 1 - 1e-12,
+              "fair minimax ratio %.6g ≤ en's %.6g and zh's %.6g, ≥ 1", f_m, f_e, f_z);
+    }
+    if (pf)
+        solve_result_free(&rf);
+    salloc_problem_free(pf);
     if (pe && pz && pm) {
         const solve_problem *q = pm->prob; /* same items and options, two columns */
         double max_m = fmax(rm.dist_set[0], rm.dist_set[1]);

@@ -204,7 +204,7 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     {
         static char out[1 << 16];
         int st = tio_vbrlab("sens --stats build/tmp-statscli/vl_a.h5 --formats rtn:b=2:g=64 "
-                            "--add-per-target 0 -o build/tmp-statscli/sens.h5", out, sizeof out);
+                            "--add-draws 0 -o build/tmp-statscli/sens.h5", out, sizeof out);
         CHECK(c, st == 0 && strstr(out, "set en: α measured on 48 tokens (2 sequences), 2 noise "
                                         "draws, SE by 200 bootstrap resamples over sequences") &&
                      strstr(out, "± SE"),

@@ -245,11 +245,12 @@ static int fz_problem(const uint8_t *data, size_t size)
         opts += pr->items[i].n_opt;
     /* small problems also go through every solver (bounded work per input) */
     if (!rc && pr->n_items <= 24 && opts <= 96) {
-        static const solve_method m[] = {SOLVE_EXACT, SOLVE_LAGRANGE, SOLVE_UNIFORM, SOLVE_RULES};
+        static const solve_method m[] = {SOLVE_EXACT, SOLVE_LAGRANGE, SOLVE_UNIFORM, SOLVE_RULES,
+                                         SOLVE_RANDOM};
         static const double target[] = {0.5, 3, 1e9};
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             for (int t = 0; t < 3; t++)
-                for (int obj = 0; obj < 3; obj++) {
+                for (int obj = 0; obj <= SOLVE_OBJ_MINIMAX_RAW; obj++) {
                     solve_params par = solve_params_defaults();
                     par.method = m[k];
                     par.target_bpw = target[t];
