@@ -134,9 +134,11 @@ static void write_alpha(wr *w, const sens_result *r)
     attr(w, "/sens", "unit_names", j);
     vl_free(j);
     attr(w, "/sens", "granularity", sens_gran_name(r->gran));
-    attr_f(w, "/sens", "model_weights", (double)r->model_weights);
-    attr_f(w, "/sens", "kept_bits_stored", r->kept_bits[0]);
-    attr_f(w, "/sens", "kept_bits_gguf", r->kept_bits[1]);
+    if (r->model_weights > 0) { /* a result built without sens_layout has no counts */
+        attr_f(w, "/sens", "model_weights", (double)r->model_weights);
+        attr_f(w, "/sens", "kept_bits_stored", r->kept_bits[0]);
+        attr_f(w, "/sens", "kept_bits_gguf", r->kept_bits[1]);
+    }
     attr_f(w, "/sens", "eps0", r->eps[0]);
     attr_f(w, "/sens", "eps1", r->eps[1]);
     attr_f(w, "/sens", "seed", (double)r->seed);

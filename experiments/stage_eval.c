@@ -84,10 +84,10 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     int rc = 0;
     if (row->format)
         rc = qb_alloc_uniform(&al, c->m, row->format, err);
-    if (!rc && row->outer)
-        rc = qb_alloc_outer(&al, c->m, row->outer, err);
     else
         rc = salloc_read_qb(c->s, row->name, &al, NULL, err);
+    if (!rc && row->outer) /* the uniform row's token embedding / LM head */
+        rc = qb_alloc_outer(&al, c->m, row->outer, err);
     qe_row qr = {row->name, &al, stats, qb_defaults(), {0}};
     int pol;
     run_few_policy(cfg, &pol, &qr.qp.fq.min_tokens);
