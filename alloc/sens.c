@@ -13,7 +13,7 @@
 sens_params sens_defaults(void)
 {
     sens_params p = {{0.01, 0.03}, 1, SENS_GROUP, 0, fq_defaults(), 8, 3, {2, 3, 4}, 0, 0,
-                     SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, 0};
+                     SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0};
     p.fq.min_tokens = 16;
     p.fq.few = FQ_FEW_RTN;
     return p;

@@ -70,6 +70,14 @@
  * (model_weights_slot) and measured (mean KLD on the set, full forward) against both
  * predictions; Pearson and Spearman correlations (GSL) per target band and overall.
  *
+ * Ranks (core/par.h): the units of a set are handed out dynamically (par_queue: a rank that
+ * finishes early takes the next unit), and the tables are shared by owner afterwards; each
+ * unit's numbers depend on the unit only, so any number of ranks gives one process's bits.
+ * With a journal (sens_params.journal, `vbrlab run`), each finished unit is committed to it as
+ * soon as it is done, and a rerun takes it from there: item "sens/SET/UNIT" holding, per ε,
+ * kld, α, SE, draw sd, the draws' α and the per-sequence KLD (float64), valid for the stage's
+ * cache key, the number of draws and of sequences.
+ *
  * Storage: sens_write / sens_read, docs/hdf5-schema.md section "vbrlab sens".
  * Not thread-safe (one forward state per sens_set); the model is only read.
  */
@@ -79,7 +87,9 @@
 #include "../analysis/model.h"
 #include "../analysis/stats.h"
 #include "../core/err.h"
+#include "../core/par.h"
 #include "../io/h5s.h"
+#include "../io/journal.h"
 #include "fq.h"
 #include "qfmt.h"
 
@@ -143,6 +153,9 @@ typedef struct {
     int progress;         /* progress lines on stderr (tty only) */
     int draws;            /* noise draws per unit and ε, averaged (default 2; 1..64) */
     int boot;             /* bootstrap resamples for α's SE (default 200; < 2: no SE) */
+    jr *journal;          /* per-item commit (io/journal.h): a unit of a set found there is
+                             taken from it, a unit run is appended; NULL (default): none */
+    par_fault *fault;     /* simulated crash for tests (core/par.h); NULL (default): none */
     int embed_head;       /* 1: the token embedding and the LM head are tensors (units) too;
                              always with gran SENS_GGUF (default 0) */
 } sens_params;

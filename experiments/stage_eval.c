@@ -10,7 +10,9 @@
  * exactly when several): importance for every format, XᵀX for GPTQ. Evaluation sets are
  * built by analysis/calib.h like calibration sets, so every source kind (noise, self, entropy
  * buckets) can be an evaluation domain. A domain that shares a token window with a
- * calibration set is refused unless [experiment] allow_overlap is true.
+ * calibration set is refused unless [experiment] allow_overlap is true. Each allocation ×
+ * domain is committed to the stage's journal when done (alloc/qeval.h), so a rerun after an
+ * interruption does not evaluate it again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -19,6 +21,7 @@
 #include "../alloc/qeval.h"
 #include "../alloc/salloc.h"
 #include "../analysis/sfile.h"
+#include "../core/par.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +85,13 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qb_alloc al;
     qb_alloc_init(&al);
     int rc = 0;
-    if (row->format)
+    if (row->format) {
         rc = qb_alloc_uniform(&al, c->m, row->format, err);
-    else
+        if (!rc && row->outer)
+            rc = qb_alloc_outer(&al, c->m, row->outer, err);
+    } else {
         rc = salloc_read_qb(c->s, row->name, &al, NULL, err);
-    if (!rc && row->outer) /* the uniform row's token embedding / LM head */
-        rc = qb_alloc_outer(&al, c->m, row->outer, err);
+    }
     qe_row qr = {row->name, &al, stats, qb_defaults(), {0}};
     int pol;
     run_few_policy(cfg, &pol, &qr.qp.fq.min_tokens);
@@ -142,6 +146,12 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = check_leakage(c, book, err);
     if (!rc)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
+    jr *j = NULL;
+    rc = par_agree(rc, err); /* the journal is opened by every rank together */
+    if (!rc)
+        rc = run_journal_open(c, "eval", &j, err);
+    if (!rc)
+        qe_set_journal(q, j, c->fault);
     /* rows of one allocation are adjacent in the vbr part; statistics are read once per
        allocation there, and again for a uniform row of another allocation */
     stat_acc *stats = NULL;
@@ -173,6 +183,7 @@ int stage_eval(run_ctx *c, vl_err *err)
     vl_free(an);
     vl_free(rows);
     qe_free(q);
+    jr_close(j);
     calib_book_free(book);
     return rc;
 }

@@ -30,8 +30,7 @@
 
 typedef struct {
     int R, D;
-    char *rows_buf, *cols_buf;
-    char *rows[256], *cols[64];
+    char **rows, **cols;     /* [R], [D]: /eval/matrix@rows, @cols */
     double *kld, *same;      /* [R × D] */
     double *bpw, *target;    /* [R] */
     double *bpwm, *bpwf;     /* [R] whole-model bpw: kept at stored dtype / as a GGUF file */
@@ -39,22 +38,10 @@ typedef struct {
     char (*proof)[64];       /* [R] what the solver proved about a VBR row's allocation */
 } mx_read;
 
-static int split(char *buf, char **v, int max)
-{
-    int n = 0;
-    for (char *p = buf, *next; p && n < max; p = next) {
-        next = strchr(p, '\n');
-        if (next)
-            *next++ = '\0';
-        v[n++] = p;
-    }
-    return n;
-}
-
 static void mx_free(mx_read *m)
 {
-    vl_free(m->rows_buf);
-    vl_free(m->cols_buf);
+    h5s_names_free(m->rows, m->R);
+    h5s_names_free(m->cols, m->D);
     vl_free(m->kld);
     vl_free(m->same);
     vl_free(m->bpw);
@@ -96,15 +83,12 @@ static int read_proof(h5s_store *s, const char *row, char out[64], vl_err *err)
 static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
 {
     memset(m, 0, sizeof *m);
-    int nd = 0, rc = h5s_attr_get(s, "/eval/matrix", "rows", &m->rows_buf, err);
+    int nd = 0, rc = h5s_attr_get_names(s, "/eval/matrix", "rows", &m->rows, &m->R, err);
     int64_t sh[H5S_MAX_DIMS];
     if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &m->cols_buf, err);
-    if (!rc) {
-        m->R = split(m->rows_buf, m->rows, 256);
-        m->D = split(m->cols_buf, m->cols, 64);
+        rc = h5s_attr_get_names(s, "/eval/matrix", "cols", &m->cols, &m->D, err);
+    if (!rc)
         rc = h5s_read(s, "/eval/matrix/mean_kld", H5S_F64, (void **)&m->kld, &nd, sh, err);
-    }
     if (!rc && (nd != 2 || sh[0] != m->R || sh[1] != m->D))
         rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/mean_kld: shape [%d, %d] expected",
                      h5s_path(s), m->R, m->D);

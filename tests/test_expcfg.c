@@ -6,6 +6,7 @@
 #include "../core/hash.h"
 #include "../experiments/expcfg.h"
 #include "check.h"
+#include "testio.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -550,11 +551,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "expcfg");
-    snprintf(g_dir, sizeof g_dir, "/tmp/vbrlab-expcfg-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (tio_tmpdir(g_dir, sizeof g_dir, "expcfg"))
         return 2;
-    }
     test_shipped(&c);
     test_defaults_and_sources(&c);
     test_errors(&c);
