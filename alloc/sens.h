@@ -3,11 +3,17 @@
  *
  * Tensors: every 2-D weight of a decoder layer that a quantizer would store (q/k/v/o_proj, each
  * routed expert's gate/up/down_proj, the shared expert's and a dense MLP's gate/up/down_proj).
- * Not here (kept at full precision): embeddings, LM head, norms, biases, router, the 1×D
- * shared_expert_gate. Units of sensitivity: each tensor (TENSOR granularity) or one group per
- * layer × projection class (GROUP: q, k, v, o; expert gate/up/down with all experts of the
- * layer in one group; shared gate/up/down; dense gate/up/down) — the granularity GGUF's
- * per-tensor types can express.
+ * Not here (kept at full precision): norms, biases, router, the 1×D shared_expert_gate, and
+ * unless sens_params.embed_head (or granularity GGUF) the token embedding and LM head. Units of
+ * sensitivity: each tensor (TENSOR granularity) or one group per layer × projection class
+ * (GROUP: q, k, v, o; expert gate/up/down with all experts of the layer in one group; shared
+ * gate/up/down; dense gate/up/down) — the granularity GGUF's per-tensor types can express;
+ * GGUF adds the embedding and an untied head as units of their own (token_embd, output). The
+ * embedding's noise goes into the lookup (the run starts at SENS_FROM_EMBED: the table is
+ * looked up again), the head's into the final projection (the run starts at layer L); a tied
+ * head is the embedding, so its unit perturbs both. They have no input statistics: the RD
+ * table quantizes them with uniform importance and no XᵀX (as qb_bind applies them) and
+ * measures them as under an isotropic input (rel_out = rel_imp = rel_w).
  *
  * Sensitivity by noise injection (HIGGS, Malinovskii et al. 2024, arXiv:2411.17525, §3 "linearity
  * theorem"; ExLlamaV3's per-tensor error measurement): every tensor W of the unit gets

@@ -34,6 +34,7 @@
 #include "../io/h5s.h"
 #include "../io/tok.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,24 @@ static int read_stored(eval_ctx *c, int row, const row_spec *rs, vl_err *err)
     return rc;
 }
 
+static int print_bits(h5s_store *store, const char *const *names, int n, vl_err *err)
+{
+    printf("\n| row | bpw body | bpw model | bpw file |\n|---|---:|---:|---:|\n");
+    for (int r = 0; r < n; r++) {
+        ev_row_attrs at;
+        int rc = ev_read_row(store, names[r], &at, err);
+        if (rc)
+            return rc;
+        printf("| %s | %.4f | %.4f |", names[r], at.bpw, at.bpw_model);
+        if (isfinite(at.bpw_file))
+            printf(" %.4f |\n", at.bpw_file);
+        else
+            printf(" – |\n");
+        ev_row_attrs_free(&at);
+    }
+    return 0;
+}
+
 static int run(const eval_args *a, vl_err *err)
 {
     eval_ctx c;
@@ -343,6 +362,8 @@ static int run(const eval_args *a, vl_err *err)
         an[r] = a->rows[r].name;
     if (!rc)
         rc = qe_finish(q, store, an, par_rank() == 0 ? stdout : NULL, err);
+    if (!rc && store) /* the bits of each row: body, whole model, GGUF file (alloc/mbits.h) */
+        rc = print_bits(store, an, a->n_rows, err);
     if (!rc && a->out && store) {
         rc = h5s_commit(store, err);
         store = NULL;

@@ -59,6 +59,80 @@ static double read_scalar_sum(h5s_store *s, const char *path, int64_t *n)
     return sum;
 }
 
+/* Copy tests/data/NAME into DIR with `out` pointing at STORE; the ini's path into ini. */
+static void copy_ini(const char *name, const char *dir, const char *store, char *ini, size_t cap)
+{
+    char src_path[256];
+    snprintf(src_path, sizeof src_path, "tests/data/%s", name);
+    snprintf(ini, cap, "%s/%s", dir, name);
+    char *src = tio_slurp(src_path, NULL);
+    FILE *f = fopen(ini, "w");
+    for (char *line = src, *next; f && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (!strncmp(line, "out =", 5))
+            fprintf(f, "out = %s\n", store);
+        else
+            fprintf(f, "%s\n", line);
+    }
+    if (f)
+        fclose(f);
+    free(src);
+}
+
+static double attr_num(h5s_store *s, const char *g, const char *a)
+{
+    double v = NAN;
+    vl_err e;
+    h5s_attr_get_f64(s, g, a, &v, &e);
+    return v;
+}
+
+/* Granularity gguf on an untied model: the embedding and the head are units and items, a model
+ * budget is met in whole-model bits, and the uniform row with uniform_outer quantizes them. */
+static void test_run_gguf(chk *c, const char *dir)
+{
+    char ini[512], store[256], cmd[1024];
+    snprintf(store, sizeof store, "%s/dsv3g.h5", dir);
+    copy_ini("run-dsv3-gguf.ini", dir, store, ini, sizeof ini);
+    static char out[65536];
+    snprintf(cmd, sizeof cmd, "%s run %s 2>&1", tio_bin(), ini);
+    int rc = tio_run(cmd, out, sizeof out);
+    CHECK_INT(c, rc, 0, "vbrlab run, granularity gguf");
+    if (rc)
+        printf("%s\n", out);
+    h5s_store *s = NULL;
+    vl_err e;
+    if (h5s_open(&s, store, &e)) {
+        CHECK(c, 0, "open the store: %s", e.msg);
+        return;
+    }
+    char *units = NULL;
+    h5s_attr_get(s, "/sens", "unit_names", &units, &e);
+    CHECK(c, units && strstr(units, "model.embed_tokens.weight\n") && strstr(units, "lm_head.weight"),
+          "embedding and head are sensitivity units");
+    free(units);
+    double mw = attr_num(s, "/alloc/en-3.5", "model_weights"), bm = attr_num(s, "/alloc/en-3.5", "bpw_model");
+    CHECK(c, mw == 2570768 && bm <= 3.5 + 1e-12 && bm > 3.3, "model budget 3.5 met over all %g weights (%g)",
+          mw, bm);
+    char *as = NULL;
+    h5s_attr_get(s, "/alloc/en-3.5", "assignment", &as, &e);
+    CHECK(c, as && strstr(as, "model.embed_tokens.weight\trtn-") && strstr(as, "lm_head.weight\trtn-"),
+          "the allocation assigns the embedding and the head");
+    free(as);
+    const char *row = "/eval/rtn-b2-g64-asym+rtn-b4-g64-asym";
+    /* body matrices plus embedding and head (262,144 each) */
+    double nw = attr_num(s, row, "n_weights"), bits = attr_num(s, row, "bpw") * nw;
+    CHECK(c, nw == 2039808.0 + 2 * 262144 && isfinite(bits), "uniform row quantizes body + embedding + head "
+          "(%g weights)", nw);
+    h5s_close(s);
+    unlink(store);
+    unlink(ini);
+    snprintf(cmd, sizeof cmd, "%s/dsv3g.md", dir);
+    unlink(cmd);
+}
+
 static void test_run(chk *c, const char *dir)
 {
     char ini[256], store[256], cmd[1024];
@@ -176,6 +250,7 @@ int main(void)
         return 2;
     test_info(&c);
     test_run(&c, dir);
+    test_run_gguf(&c, dir);
     rmdir(dir);
     return chk_done(&c);
 }

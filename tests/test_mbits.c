@@ -11,6 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 
+#include "../alloc/gguf_recipe.h"
 #include "../alloc/mbits.h"
 #include "../alloc/qbind.h"
 #include "../alloc/salloc.h"
@@ -319,6 +320,13 @@ static void test_model_budget(chk *c, const model *m)
     mb_count cnt = mb_count_model(m, assigned, per, MB_GGUF);
     CN(c, cnt.bpw_model, mb, 1e-12);
     CHECK(c, strstr(text, "model.embed_tokens.weight\tggml-") != NULL, "embedding assigned");
+    /* the llama.cpp recipe of that allocation counts the same file (its own code path: GGUF
+       names from the safetensors headers, llama.cpp's per-tensor types and block bytes) */
+    ggr_plan plan;
+    CI(c, ggr_plan_build(&plan, TINY, text, -1, -1, &e), 0);
+    CN(c, plan.bpw_file, mb, 1e-12);
+    CN(c, (double)plan.params, N_ALL, 0);
+    ggr_plan_free(&plan);
     free(per);
     qb_alloc_deinit(&a);
     vl_free(text);
