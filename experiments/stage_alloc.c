@@ -13,66 +13,53 @@
 
 #include "../alloc/salloc.h"
 #include "../alloc/sens.h"
-#include "../alloc/solve.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* The error term follows the menu, never a failure: the output error needs XᵀX, which the
- * stats stage keeps exactly when the menu has a GPTQ format; otherwise the relative weight
- * error. A missing XᵀX under a GPTQ menu is an error, not a switch to the other measure. */
-static int build(run_ctx *c, salloc_problem **p, const sens_result *r, const exp_alloc *a,
-                 vl_err *err)
-{
-    sens_gran g = a->granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
-    const char *const *sets = (const char *const *)a->sets.v;
-    int gptq = run_menu_has_gptq(c->cfg, err);
-    if (gptq < 0)
-        return gptq;
-    return salloc_build(p, r, sets, a->sets.n, g, gptq ? SENS_E_OUT : SENS_E_REL, err);
-}
-
+/* The config's [alloc.NAME] as a salloc_req (alloc/salloc.h does the rest). The error term
+ * follows the menu, never a failure: the output error needs XᵀX, which the stats stage keeps
+ * exactly when the menu has a GPTQ format; otherwise the relative weight error. A missing XᵀX
+ * under a GPTQ menu is an error, not a switch to the other measure. */
 int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
 {
     const exp_alloc *a = &c->cfg->alloc[alloc_idx];
+    int gptq = run_menu_has_gptq(c->cfg, err);
+    if (gptq < 0)
+        return gptq;
+    char calib[1024], what[300];
+    run_alloc_calib(a, calib, sizeof calib);
+    snprintf(what, sizeof what, "alloc %s", a->name);
+    int n = a->target_bpw.n;
+    char (*names)[256] = vl_calloc((size_t)(n ? n : 1), sizeof *names);
+    const char **name_v = vl_calloc((size_t)(n ? n : 1), sizeof *name_v);
+    salloc_req q = {.sets = (const char *const *)a->sets.v,
+                    .n_sets = a->sets.n,
+                    .gran = a->granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR,
+                    .kind = gptq ? SENS_E_OUT : SENS_E_REL,
+                    .par = solve_params_defaults(),
+                    .target_bpw = a->target_bpw.v,
+                    .n_targets = n,
+                    .names = name_v,
+                    .meta = {calib, c->cfg->out, c->cfg->out},
+                    .what = what};
+    q.par.method = (solve_method)a->solver;
+    q.par.objective = (solve_objective)a->objective;
+    if (a->objective == EXP_OBJ_WEIGHTED)
+        q.par.weights = a->weights.v;
     sens_result r;
     memset(&r, 0, sizeof r);
-    salloc_problem *p = NULL;
-    int rc = sens_read(&r, c->s, err);
+    int rc = names && name_v ? 0 : vl_errf(err, VL_ENOMEM, "%s: out of memory", what);
+    for (int k = 0; !rc && k < n; k++) {
+        run_alloc_result_name(a, a->target_bpw.v[k], names[k], sizeof names[k]);
+        name_v[k] = names[k];
+    }
     if (!rc)
-        rc = build(c, &p, &r, a, err);
-    char calib[1024];
-    run_alloc_calib(a, calib, sizeof calib);
-    salloc_meta meta = {calib, c->cfg->out, c->cfg->out};
-    double w1[64];
-    solve_params par = solve_params_defaults();
-    par.method = (solve_method)a->solver;
-    par.objective = (solve_objective)a->objective;
-    if (a->objective == EXP_OBJ_SUM && a->sets.n > 1) {
-        /* SUM over several sets: Σ_s Σ_i d_i[s], the weighted objective with weights 1 */
-        if (a->sets.n > 64)
-            rc = rc ? rc : vl_errf(err, VL_ECONFIG, "alloc %s: more than 64 sets", a->name);
-        for (int s = 0; s < a->sets.n && s < 64; s++)
-            w1[s] = 1.0;
-        par.objective = SOLVE_OBJ_WEIGHTED;
-        par.weights = w1;
-    } else if (a->objective == EXP_OBJ_WEIGHTED) {
-        par.weights = a->weights.v;
-    }
-    for (int k = 0; !rc && k < a->target_bpw.n; k++) {
-        solve_result res;
-        memset(&res, 0, sizeof res);
-        char name[256];
-        par.target_bpw = a->target_bpw.v[k];
-        run_alloc_result_name(a, par.target_bpw, name, sizeof name);
-        rc = solve_run(p->prob, &par, &res, err);
-        if (!rc)
-            rc = salloc_write(c->s, name, p, &res, &par, &meta, err);
-        solve_result_free(&res);
-        if (rc)
-            vl_errctx(err, rc, "alloc %s: target %g bpw", a->name, par.target_bpw);
-    }
-    salloc_problem_free(p);
+        rc = sens_read(&r, c->s, err);
+    if (!rc)
+        rc = salloc_run(&r, &q, c->s, NULL, NULL, err);
     sens_result_free(&r);
+    vl_free(names);
+    vl_free(name_v);
     return rc;
 }
