@@ -33,20 +33,25 @@ int salloc_run(const sens_result *r, const salloc_req *q, h5s_store *out, salloc
         solve_result res;
         memset(&res, 0, sizeof res);
         par.target_bpw = q->target_bpw[k];
+        meta.budget_model = q->budget_model;
+        meta.model_target = q->target_bpw[k];
         char name[256];
         if (q->names)
             snprintf(name, sizeof name, "%s", q->names[k]);
         else
             salloc_default_name(name, sizeof name, q->sets, q->n_sets, q->par.objective,
-                                par.target_bpw);
-        rc = solve_run(p->prob, &par, &res, err);
+                                q->target_bpw[k]);
+        if (q->budget_model) /* target_bpw counts the whole model: the items get the rest */
+            rc = salloc_model_target(p, q->target_bpw[k], &par.target_bpw, err);
+        if (!rc)
+            rc = solve_run(p->prob, &par, &res, err);
         if (!rc && each)
             rc = each(ctx, name, p, &res);
         if (!rc && out)
             rc = salloc_write(out, name, p, &res, &par, &meta, err);
         solve_result_free(&res);
         if (rc && q->what)
-            vl_errctx(err, rc, "%s: target %g bpw", q->what, par.target_bpw);
+            vl_errctx(err, rc, "%s: target %g bpw", q->what, q->target_bpw[k]);
     }
     salloc_problem_free(p);
     return rc;

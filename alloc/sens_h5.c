@@ -94,6 +94,11 @@ static void write_alpha(wr *w, const sens_result *r)
     attr_names(w, "/sens", "set_names", r->set_name, S);
     attr_names(w, "/sens", "unit_names", r->unit_name, U);
     attr(w, "/sens", "granularity", sens_gran_name(r->gran));
+    if (r->model_weights > 0) { /* 0: not counted (a result built without a model) */
+        attr_f(w, "/sens", "model_weights", (double)r->model_weights);
+        attr_f(w, "/sens", "kept_bits_stored", r->kept_bits[0]);
+        attr_f(w, "/sens", "kept_bits_gguf", r->kept_bits[1]);
+    }
     attr_f(w, "/sens", "eps0", r->eps[0]);
     attr_f(w, "/sens", "eps1", r->eps[1]);
     attr_f(w, "/sens", "seed", (double)r->seed);
@@ -465,6 +470,29 @@ static void read_alpha_extra(rd *x, sens_result *r)
     }
 }
 
+/* Whole-model bit counts: absent in stores written before they were kept (NaN, 0 weights);
+ * present ones must be sane. */
+static void read_model_bits(rd *x, sens_result *r)
+{
+    double mw = 0;
+    r->kept_bits[0] = r->kept_bits[1] = NAN;
+    if (x->rc || h5s_attr_get_f64(x->st, "/sens", "model_weights", &mw, NULL))
+        return;
+    int64_t body = 0;
+    for (int i = 0; i < r->n_tensors; i++)
+        body += r->t[i].n;
+    const char *k[2] = {"kept_bits_stored", "kept_bits_gguf"};
+    for (int j = 0; j < 2 && !x->rc; j++)
+        if (h5s_attr_get_f64(x->st, "/sens", k[j], &r->kept_bits[j], NULL) ||
+            !(r->kept_bits[j] >= 0 && isfinite(r->kept_bits[j])))
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens@%s missing or bad",
+                            h5s_path(x->st), k[j]);
+    if (!x->rc && !(mw >= (double)body && mw < 9.0e15))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens@model_weights = %g, fewer than the %lld "
+                        "weights of its tensors", h5s_path(x->st), mw, (long long)body);
+    r->model_weights = (int64_t)mw;
+}
+
 int sens_read(sens_result *r, h5s_store *st, vl_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -480,6 +508,7 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
     r->eps[0] = get_f(&x, "/sens", "eps0");
     r->eps[1] = get_f(&x, "/sens", "eps1");
     r->seed = get_whole(&x, "/sens", "seed");
+    read_model_bits(&x, r);
     r->set_tokens = get(&x, "/sens/set_tokens", H5S_I64, S);
     r->kld[0] = get(&x, "/sens/alpha/kld0", H5S_F64, (int64_t)S * U);
     r->kld[1] = get(&x, "/sens/alpha/kld1", H5S_F64, (int64_t)S * U);

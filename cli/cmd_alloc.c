@@ -6,7 +6,8 @@
  *
  *   vbrlab alloc --sens sens.h5 (--set NAME | --sets A,B,...) --target-bpw B
  *                [--objective sum|weighted|minimax] [--weights w1,...] [--solver ...]
- *                [--granularity tensor|group] [--error out|rel] [--calib SET]
+ *                [--granularity tensor|group|gguf] [--budget body|model] [--error out|rel]
+ *                [--calib SET]
  *                [-o alloc.h5] [--name NAME] [--node-limit N] [--rel-gap G] [--export-regex]
  *
  * Prints the allocation table and totals (alloc/solve.h), or with --export-regex only the
@@ -14,7 +15,9 @@
  * granularity defaults to the store's, the error to out; the objective to sum for one set;
  * several sets need weighted or minimax. -o adds the allocation as /alloc/NAME to alloc.h5
  * (created, or copied and replaced atomically); NAME defaults to salloc_default_name
- * ("en-2.5", "minimax-en-zh-2.5"). --calib names the statistics set recorded for GPTQ when the
+ * ("en-2.5", "minimax-en-zh-2.5"). --budget model makes --target-bpw count every weight of the
+ * model (the kept tensors at their kept precision, alloc/mbits.h) instead of the items'
+ * weights; both bpw are printed and stored. --calib names the statistics set recorded for GPTQ when the
  * allocation is applied (default: the first set); the stats file is the store's stats_file.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -39,7 +42,7 @@
 
 typedef struct {
     const char *problem, *sens, *set_name, *sets, *granularity, *out;
-    const char *weights, *name, *error, *calib;
+    const char *weights, *name, *error, *calib, *budget;
     int have_objective;
     solve_params par;
     int export_regex;
@@ -102,6 +105,8 @@ static int parse_args(int argc, char **argv, alloc_args *a)
             a->sets = v;
         } else if (!strcmp(o, "--granularity")) {
             a->granularity = v;
+        } else if (!strcmp(o, "--budget")) {
+            a->budget = v;
         } else if (!strcmp(o, "-o")) {
             a->out = v;
         } else if (!strcmp(o, "--name")) {
@@ -147,8 +152,8 @@ static int parse_args(int argc, char **argv, alloc_args *a)
                               "--sens sens.h5 --set NAME --target-bpw B [--sets A,B "
                               "--objective minimax] [-o alloc.h5])");
     if (a->problem && (a->set_name || a->sets || a->granularity || a->out || a->name ||
-                       a->error || a->calib))
-        return cli_failf(CMD, "--set NAME, --sets, --granularity, --error, --calib, --name and "
+                       a->error || a->calib || a->budget))
+        return cli_failf(CMD, "--set NAME, --sets, --granularity, --budget, --error, --calib, --name and "
                               "-o belong to the --sens path");
     if (a->sens && !a->set_name && !a->sets)
         return cli_failf(CMD, "--sens needs --set NAME or --sets A,B,...");
@@ -234,7 +239,14 @@ static int print_each(void *ctx, const char *name, const salloc_problem *p,
                       const solve_result *r)
 {
     (void)name;
-    print_result(ctx, p->prob, r);
+    const alloc_args *a = ctx;
+    print_result(a, p->prob, r);
+    if (!a->export_regex)
+        printf("bpw: body %.4f over %lld weights; model %.4f over %lld weights (kept "
+               "tensors at %s precision)\n",
+               r->n_weights ? r->bits_used / (double)r->n_weights : 0.0,
+               (long long)r->n_weights, salloc_model_bpw(p, r->bits_used),
+               (long long)p->model_weights, p->rule ? "gguf" : "stored");
     return 0;
 }
 
@@ -272,6 +284,12 @@ static int run_sens(alloc_args *a)
         rc = sens_gran_parse(a->granularity, &gran, &e);
     if (!rc && set_weights(a, n_sets, &w))
         goto done; /* reported */
+    int budget_model = 0; /* --budget model: the target over the whole model */
+    if (!rc && a->budget && strcmp(a->budget, "body")) {
+        if (strcmp(a->budget, "model"))
+            rc = vl_errf(&e, VL_EARG, "--budget \"%s\": expected body or model", a->budget);
+        budget_model = 1;
+    }
     /* -o: add /alloc/NAME to the file (copy-on-write when it exists) */
     if (!rc && a->out)
         rc = access(a->out, F_OK) == 0 ? h5s_open_rw(&out, a->out, &e)
@@ -279,7 +297,8 @@ static int run_sens(alloc_args *a)
     const char *name = a->name;
     salloc_req q = {.sets = sets, .n_sets = n_sets, .gran = gran, .kind = kind, .par = a->par,
                     .target_bpw = &a->par.target_bpw, .n_targets = 1,
-                    .names = name ? &name : NULL, .meta = {a->calib, stats_file, a->sens}};
+                    .names = name ? &name : NULL, .meta = {a->calib, stats_file, a->sens, 0, 0},
+                    .budget_model = budget_model};
     if (!rc)
         rc = salloc_run(&sr, &q, out, print_each, a, &e);
     if (!rc && out) {

@@ -35,14 +35,17 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     const char **name_v = vl_calloc((size_t)(n ? n : 1), sizeof *name_v);
     salloc_req q = {.sets = (const char *const *)a->sets.v,
                     .n_sets = a->sets.n,
-                    .gran = a->granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR,
+                    .gran = a->granularity == EXP_GRAN_GROUP  ? SENS_GROUP
+                            : a->granularity == EXP_GRAN_GGUF ? SENS_GGUF
+                                                              : SENS_TENSOR,
                     .kind = gptq ? SENS_E_OUT : SENS_E_REL,
                     .par = solve_params_defaults(),
                     .target_bpw = a->target_bpw.v,
                     .n_targets = n,
                     .names = name_v,
                     .meta = {calib, c->cfg->out, c->cfg->out},
-                    .what = what};
+                    .what = what,
+                    .budget_model = a->budget == EXP_BUDGET_MODEL};
     q.par.method = (solve_method)a->solver;
     q.par.objective = (solve_objective)a->objective;
     if (a->objective == EXP_OBJ_WEIGHTED)

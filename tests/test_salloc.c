@@ -34,7 +34,7 @@ static int is_attn(sens_proj p) { return p <= SENS_P_O; }
 static int make_sens(sens_result *r, const model *m, int keep, vl_err *e)
 {
     memset(r, 0, sizeof *r);
-    int rc = sens_layout(r, m, SENS_GROUP, e);
+    int rc = sens_layout(r, m, SENS_GROUP, 0, e);
     if (!rc && keep > 0 && keep < r->n_tensors) {
         int units = 0;
         for (int t = 0; t < r->n_tensors; t++) {
@@ -286,7 +286,7 @@ static void test_store(chk *c, const sens_result *r)
         return;
     solve_params par = solve_params_defaults();
     par.target_bpw = 2.5;
-    salloc_meta meta = {"zh", "stats.h5", "sens.h5"};
+    salloc_meta meta = {"zh", "stats.h5", "sens.h5", 0, 0};
     h5s_store *st = NULL;
     CI(c, h5s_create(&st, DIR "/lib.h5", &e), 0);
     CI(c, salloc_write(st, "zh-2.5", p, &res, &par, &meta, &e), 0);
@@ -393,6 +393,29 @@ static void test_cli(chk *c)
     CHECK(c, attr_f(st, "/alloc/en-2.5", "bits_used") <= attr_f(st, "/alloc/en-2.5", "budget_bits"),
           "stored bits within budget");
     CHECK_NEAR(c, attr_f(st, "/alloc/tmp", "target_bpw"), 2.75, 0, 0, "tmp replaced");
+    /* whole-model bits: body = bits over the items, model = plus the kept tensors (embedding,
+       routers, norms, biases, gates at BF16 in this checkpoint) over every weight */
+    double bu = attr_f(st, "/alloc/tmp", "bits_used"), kept = attr_f(st, "/alloc/tmp", "kept_bits");
+    CHECK_NEAR(c, kept, 16.0 * (25460480 - 21233664), 0, 0, "kept bits: 16 per kept weight");
+    CHECK_NEAR(c, attr_f(st, "/alloc/tmp", "bpw_model"), (bu + kept) / 25460480.0, 0, 1e-12,
+               "bpw_model = (bits_used + kept_bits) / model weights");
+    CHECK_NEAR(c, attr_f(st, "/alloc/tmp", "bpw_body"), bu / 21233664.0, 0, 1e-12, "bpw_body");
+    h5s_close(st);
+    st = NULL;
+    /* a model budget: target_bpw counts every weight; the items get what the kept bits leave */
+    snprintf(cmd, sizeof cmd, "alloc %s --set zh --target-bpw 5 --budget model --name mb -o " DIR
+             "/alloc3.h5", sens);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, h5s_open(&st, DIR "/alloc3.h5", &e), 0);
+    double mbpw = attr_f(st, "/alloc/mb", "bpw_model");
+    CHECK(c, mbpw <= 5.0 + 1e-12 && mbpw > 4.5, "model budget met: %g ≤ 5", mbpw);
+    CHECK_NEAR(c, attr_f(st, "/alloc/mb", "target_bpw"), 5.0, 0, 0, "target_bpw: the model's");
+    CHECK_NEAR(c, attr_f(st, "/alloc/mb", "body_target_bpw"),
+               (5.0 * 25460480 - 16.0 * (25460480 - 21233664)) / 21233664.0, 0, 1e-12,
+               "body target = (5·W − kept) / Σ n");
+    CI(c, tio_cli("alloc --sens " DIR "/sens.h5 --set zh --target-bpw 2 --budget file", NULL,
+                  line, sizeof line) != 0, 1);
+    CH(c, line, "--budget \"file\": expected body or model");
     CI(c, tio_cli("alloc --sens " DIR "/sens.h5 --set zh --target-bpw 2.5 --name a/b -o " DIR
                   "/alloc3.h5", NULL, line, sizeof line) != 0, 1);
     CH(c, line, "allocation name \"a/b\"");
