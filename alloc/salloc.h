@@ -144,6 +144,37 @@ void salloc_record_free(salloc_record *r); /* leaves r zeroed; NULL ok */
 int salloc_read_qb(h5s_store *st, const char *name, qb_alloc *a, salloc_record *rec,
                    vl_err *err);
 
+/* One allocation request over a sens result: the problem's sets, granularity and error term,
+ * the solver's parameters, one solve per target. Strings borrowed. */
+typedef struct {
+    const char *const *sets;  /* [n_sets] the store's sets, the problem's column order */
+    int n_sets;
+    sens_gran gran;
+    sens_err_kind kind;
+    solve_params par;         /* method, objective, weights, limits; target_bpw is set per
+                               * target, set to 0 */
+    const double *target_bpw; /* [n_targets] */
+    int n_targets;
+    const char *const *names; /* [n_targets] the /alloc/NAME of each; NULL: salloc_default_name */
+    salloc_meta meta;         /* meta.calib NULL: the first set; budget_model/model_target are
+                               * set per target from budget_model below */
+    int budget_model;         /* 1: each target counts every weight of the model
+                               * (salloc_model_target gives the items' target) */
+    const char *what;         /* context of a failing target's error ("alloc en": "alloc en:
+                               * target 2.5 bpw: ..."); NULL: none */
+} salloc_req;
+
+/* Called with each solved target, before it is written (printing); non-zero stops the run. */
+typedef int (*salloc_each_fn)(void *ctx, const char *name, const salloc_problem *p,
+                              const solve_result *res);
+
+/* The alloc stage as one call (`vbrlab alloc --sens` and the runner's alloc stage): build the
+ * problem from r (salloc_build), solve it once per target (solve_run; objective sum over
+ * several sets is the weighted objective with weights 1) and, when out is not NULL, write each
+ * as /alloc/NAME (salloc_write). each (may be NULL) sees every result first. */
+int salloc_run(const sens_result *r, const salloc_req *q, h5s_store *out, salloc_each_fn each,
+               void *ctx, vl_err *err);
+
 /* Does PATH look like an HDF5 file: the 8-byte signature at offset 0 (no user block), or,
  * when the file cannot be read, a name ending in .h5 / .hdf5. Pure apart from reading 8 bytes. */
 int salloc_is_hdf5(const char *path);

@@ -387,6 +387,13 @@ int sens_write(const sens_result *r, h5s_store *st, vl_err *err);
 int sens_read(sens_result *r, h5s_store *st, vl_err *err);
 
 const char *sens_proj_name(sens_proj p); /* "q", "exp_gate", ...; static */
+/* The projection class of an HF tensor name (the one rule, used by sens_layout and the plots):
+ * a projection of decoder layer "layers.N" (attention q/k/v/o, MLA q_a/q_b/kv_a/kv_b,
+ * deepseek_v4 wq_a/wq_b/wkv/wo_a/wo_b; gate/up/down — or w1/w3/w2 — of routed experts, the
+ * shared expert or the dense MLP). Returns the sens_proj and sets *layer and *expert (the
+ * number after "experts.", −1 for other tensors and for a group's "experts.*"), or −1 for
+ * anything else (router, norms, embeddings, ...). Pure. */
+int sens_proj_of_name(const char *name, int *layer, int *expert);
 const char *sens_gran_name(sens_gran g); /* "tensor" | "group" */
 int sens_gran_parse(const char *s, sens_gran *out, vl_err *err);
 

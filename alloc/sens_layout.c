@@ -2,6 +2,7 @@
 #include "sens.h"
 
 #include "mbits.h"
+#include "../core/num.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -42,23 +43,73 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-/* deepseek_v4 (analysis/model_dsv4.h names): attention wq_a/wq_b/wkv/wo_a/wo_b, routed and
- * shared experts' w1/w3/w2. Compressors, indexers, routers, hyper-connections, norms,
- * embeddings and the head stay at full precision. −1 for those. */
-static int classify_v4(const model_tensor *mt)
+/* The number right after KEY in s ("layers." → 3), −1 when absent or not a number; *rest (may
+ * be NULL) after it. */
+static int num_after(const char *s, const char *key, const char **rest)
 {
-    static const char *const attn[] = {".attn.wq_a.weight", ".attn.wq_b.weight",
-                                       ".attn.wkv.weight", ".attn.wo_a.weight",
-                                       ".attn.wo_b.weight"};
-    static const char *const ffn[] = {".w1.weight", ".w3.weight", ".w2.weight"};
-    for (int k = 0; k < 5; k++)
-        if (mt->cls == MODEL_C_ATTN && ends_with(mt->name, attn[k]))
-            return SENS_P_WQ_A + k;
+    const char *p = strstr(s, key);
+    if (!p)
+        return -1;
+    int64_t v;
+    if (num_digits(p + strlen(key), rest, 999999, &v))
+        return -1;
+    return (int)v;
+}
+
+int sens_proj_of_name(const char *name, int *layer, int *expert)
+{
+    const char *rest;
+    int l = num_after(name, "layers.", &rest);
+    if (l < 0)
+        return -1;
+    *layer = l;
+    *expert = -1;
+    static const char *const ffn[] = {"gate_proj", "up_proj", "down_proj"};
+    static const char *const v4ffn[] = {".w1.", ".w3.", ".w2."}; /* mixtral, deepseek_v4 */
+    static const char *const mla[] = {"q_a_proj", "q_b_proj", "kv_a_proj_with_mqa",
+                                      "kv_b_proj"};
+    static const char *const attn[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    static const char *const v4attn[] = {".attn.wq_a.", ".attn.wq_b.", ".attn.wkv.",
+                                         ".attn.wo_a.", ".attn.wo_b."};
+    int base;
+    if (strstr(rest, "shared_expert.") || strstr(rest, "shared_experts.")) /* qwen, deepseek */
+        base = SENS_P_SH_GATE;
+    else if (strstr(rest, ".experts.")) {
+        base = SENS_P_EXP_GATE;
+        *expert = num_after(rest, "experts.", NULL); /* −1 for a group's "experts.*" */
+    } else if (strstr(rest, ".mlp."))
+        base = SENS_P_MLP_GATE;
+    else if (strstr(rest, "self_attn.")) {
+        for (int k = 0; k < 4; k++) /* MLA first: whole-word names */
+            if (strstr(rest, mla[k]))
+                return SENS_P_QA + k;
+        for (int k = 0; k < 4; k++)
+            if (strstr(rest, attn[k]))
+                return SENS_P_Q + k;
+        return -1;
+    } else {
+        for (int k = 0; k < 5; k++)
+            if (strstr(rest, v4attn[k]))
+                return SENS_P_WQ_A + k;
+        return -1;
+    }
     for (int k = 0; k < 3; k++)
-        if (ends_with(mt->name, ffn[k]))
-            return mt->cls == MODEL_C_EXPERT ? SENS_P_EXP_GATE + k
-                   : mt->cls == MODEL_C_SHARED ? SENS_P_SH_GATE + k : -1;
-    return -1;
+        if (strstr(rest, ffn[k]) || (base != SENS_P_MLP_GATE && strstr(rest, v4ffn[k])))
+            return base + k;
+    *expert = -1;
+    return -1; /* router gate, shared_expert_gate */
+}
+
+/* The model class a projection class belongs to. */
+static model_class proj_class(int p)
+{
+    if (p >= SENS_P_EXP_GATE && p <= SENS_P_EXP_DOWN)
+        return MODEL_C_EXPERT;
+    if (p >= SENS_P_SH_GATE && p <= SENS_P_SH_DOWN)
+        return MODEL_C_SHARED;
+    if (p >= SENS_P_MLP_GATE && p <= SENS_P_MLP_DOWN)
+        return MODEL_C_MLP;
+    return MODEL_C_ATTN;
 }
 
 int sens_tensor_from(const sens_tensor *t, int n_layers)
@@ -68,40 +119,21 @@ int sens_tensor_from(const sens_tensor *t, int n_layers)
     return t->proj == SENS_P_HEAD ? n_layers : t->layer;
 }
 
-/* Projection of a quantizable tensor, or −1 for everything kept at full precision; the
- * embedding and the head only when OUTER. */
+/* Projection of a quantizable tensor, or −1 for everything kept at full precision: a weight
+ * matrix of a decoder layer whose name (sens_proj_of_name) and model class agree — compressors,
+ * indexers, routers, hyper-connections and norms stay at full precision — and the embedding and
+ * the head only when OUTER. */
 static int classify(const model_tensor *mt, int outer)
 {
     if (mt->cls == MODEL_C_EMBED || mt->cls == MODEL_C_LM_HEAD)
         return outer && mt->rows >= 2 && mt->cols >= 2
                    ? (mt->cls == MODEL_C_EMBED ? SENS_P_EMBED : SENS_P_HEAD)
                    : -1;
-    if (mt->layer >= 0 && mt->rows >= 2 && (strstr(mt->name, ".attn.") || strstr(mt->name, ".ffn.")))
-        return classify_v4(mt);
-    static const char *const suf[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
-                                      "o_proj.weight", "gate_proj.weight", "up_proj.weight",
-                                      "down_proj.weight"};
-    static const char *const mla[] = {"q_a_proj.weight", "q_b_proj.weight",
-                                      "kv_a_proj_with_mqa.weight", "kv_b_proj.weight"};
-    if (mt->layer < 0 || mt->rows < 2)
+    int layer, expert;
+    if (mt->layer < 0 || mt->rows < 2 || !ends_with(mt->name, ".weight"))
         return -1;
-    for (int k = 0; k < 4; k++) /* MLA's projections (deepseek_v3) */
-        if (mt->cls == MODEL_C_ATTN && ends_with(mt->name, mla[k]))
-            return SENS_P_QA + k;
-    for (int k = 0; k < 7; k++) {
-        if (!ends_with(mt->name, suf[k]))
-            continue;
-        if (k < 4)
-            return mt->cls == MODEL_C_ATTN ? SENS_P_Q + k : -1;
-        int f = k - 4; /* gate, up, down */
-        if (mt->cls == MODEL_C_EXPERT)
-            return SENS_P_EXP_GATE + f;
-        if (mt->cls == MODEL_C_SHARED)
-            return SENS_P_SH_GATE + f;
-        if (mt->cls == MODEL_C_MLP)
-            return SENS_P_MLP_GATE + f;
-    }
-    return -1;
+    int p = sens_proj_of_name(mt->name, &layer, &expert);
+    return p >= 0 && proj_class(p) == mt->cls ? p : -1;
 }
 
 void sens_group_name(char *out, size_t cap, const sens_tensor *t)

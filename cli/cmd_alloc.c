@@ -242,23 +242,19 @@ done:
     return status;
 }
 
-/* Add /alloc/NAME to a->out (copy-on-write when it exists). */
-static int save(const alloc_args *a, const char *name, const salloc_problem *sp,
-                const solve_result *r, const char *stats_file, double model_target, vl_err *e)
+static int print_each(void *ctx, const char *name, const salloc_problem *p,
+                      const solve_result *r)
 {
-    h5s_store *st = NULL;
-    int rc = access(a->out, F_OK) == 0 ? h5s_open_rw(&st, a->out, e)
-                                       : h5s_create(&st, a->out, e);
-    salloc_meta meta = {a->calib ? a->calib : sp->set_name[0], stats_file, a->sens,
-                        isfinite(model_target), model_target};
-    if (!rc)
-        rc = salloc_write(st, name, sp, r, &a->par, &meta, e);
-    if (!rc) {
-        rc = h5s_commit(st, e);
-        st = NULL;
-    }
-    h5s_close(st);
-    return rc;
+    (void)name;
+    const alloc_args *a = ctx;
+    print_result(a, p->prob, r);
+    if (!a->export_regex)
+        printf("bpw: body %.4f over %lld weights; model %.4f over %lld weights (kept "
+               "tensors at %s precision)\n",
+               r->n_weights ? r->bits_used / (double)r->n_weights : 0.0,
+               (long long)r->n_weights, salloc_model_bpw(p, r->bits_used),
+               (long long)p->model_weights, p->rule ? "gguf" : "stored");
+    return 0;
 }
 
 static int run_sens(alloc_args *a)
@@ -278,14 +274,11 @@ static int run_sens(alloc_args *a)
     sens_err_kind kind = SENS_E_OUT;
     if (a->error && salloc_error_parse(a->error, &kind, &e))
         return cli_fail(CMD, &e);
-    h5s_store *st = NULL;
+    h5s_store *st = NULL, *out = NULL;
     sens_result sr;
     memset(&sr, 0, sizeof sr);
-    salloc_problem *sp = NULL;
     char *stats_file = NULL;
     double *w = NULL;
-    solve_result r;
-    memset(&r, 0, sizeof r);
     int rc = h5s_open(&st, a->sens, &e);
     if (!rc && !h5s_exists(st, "/sens"))
         rc = vl_errf(&e, VL_EFORMAT, "%s: not a sensitivity store (no /sens group)", a->sens);
@@ -296,50 +289,41 @@ static int run_sens(alloc_args *a)
     sens_gran gran = sr.gran;
     if (!rc && a->granularity)
         rc = sens_gran_parse(a->granularity, &gran, &e);
-    if (!rc)
-        rc = salloc_build(&sp, &sr, sets, n_sets, gran, kind, &e);
     if (!rc && set_weights(a, n_sets, &w))
         goto done; /* reported */
-    a->par.set = 0;
-    double model_target = NAN; /* --budget model: the target over the whole model */
+    int budget_model = 0; /* --budget model: the target over the whole model */
     if (!rc && a->budget && strcmp(a->budget, "body")) {
         if (strcmp(a->budget, "model"))
             rc = vl_errf(&e, VL_EARG, "--budget \"%s\": expected body or model", a->budget);
-        model_target = a->par.target_bpw;
-        if (!rc)
-            rc = salloc_model_target(sp, model_target, &a->par.target_bpw, &e);
+        budget_model = 1;
     }
+    /* -o: add /alloc/NAME to the file (copy-on-write when it exists) */
+    if (!rc && a->out)
+        rc = access(a->out, F_OK) == 0 ? h5s_open_rw(&out, a->out, &e)
+                                       : h5s_create(&out, a->out, &e);
+    const char *name = a->name;
+    salloc_req q = {.sets = sets, .n_sets = n_sets, .gran = gran, .kind = kind, .par = a->par,
+                    .target_bpw = &a->par.target_bpw, .n_targets = 1,
+                    .names = name ? &name : NULL, .meta = {a->calib, stats_file, a->sens, 0, 0},
+                    .budget_model = budget_model};
     if (!rc)
-        rc = solve_run(sp->prob, &a->par, &r, &e);
-    if (!rc) {
-        print_result(a, sp->prob, &r);
-        if (!a->export_regex)
-            printf("bpw: body %.4f over %lld weights; model %.4f over %lld weights (kept "
-                   "tensors at %s precision)\n",
-                   r.n_weights ? r.bits_used / (double)r.n_weights : 0.0,
-                   (long long)r.n_weights, salloc_model_bpw(sp, r.bits_used),
-                   (long long)sp->model_weights, sp->rule ? "gguf" : "stored");
-        if (a->out) {
-            char name[EV_NAME_MAX];
-            if (a->name)
-                snprintf(name, sizeof name, "%s", a->name);
-            else
-                salloc_default_name(name, sizeof name, sets, n_sets, a->par.objective,
-                                    isfinite(model_target) ? model_target : a->par.target_bpw);
-            rc = save(a, name, sp, &r, stats_file, model_target, &e);
-            if (!rc)
-                fprintf(stderr, "alloc: wrote %s:/alloc/%s\n", a->out, name);
-        }
+        rc = salloc_run(&sr, &q, out, print_each, a, &e);
+    if (!rc && out) {
+        rc = h5s_commit(out, &e);
+        out = NULL;
+        char dn[EV_NAME_MAX];
+        salloc_default_name(dn, sizeof dn, sets, n_sets, a->par.objective, a->par.target_bpw);
+        if (!rc)
+            fprintf(stderr, "alloc: wrote %s:/alloc/%s\n", a->out, name ? name : dn);
     }
     if (rc)
         cli_fail(CMD, &e);
     else
         status = 0;
 done:
-    solve_result_free(&r);
+    h5s_close(out);
     vl_free(w);
     vl_free(stats_file);
-    salloc_problem_free(sp);
     sens_result_free(&sr);
     h5s_close(st);
     return status;

@@ -2,8 +2,8 @@
  * the sets of one config family built in dependency order, the statistics of named sets, the
  * few-token policy and allocation result names.
  *
- * Sets are built by analysis/calib.h from spec strings made out of the config (the same
- * grammar as `vbrlab stats --set`).
+ * Sets are built by analysis/calib.h from calib_spec structs filled from the parsed config
+ * (the same records `vbrlab stats --set` parses into).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "runctx.h"
@@ -49,38 +49,71 @@ int run_journal_open(run_ctx *c, const char *stage, jr **out, vl_err *err)
 
 /* ---------------------------------------------------------------- set specs */
 
-/* "NAME=SOURCE,seqs=N,len=L,seed=S" of an exp_set (entropy buckets take their shape from
- * the pool set, so they carry only the seed). */
-static int spec_text(const exp_config *cfg, const exp_set *st, int is_eval, char *buf,
-                     size_t cap, vl_err *err)
+/* The calib_spec of an exp_set, field by field: the config's grammar (expsrc.c) has already
+ * parsed the source, so nothing is rendered to text and parsed again. spec.source is the text
+ * the store records as the set's source (the resolved path of a file; the canonical spelling of
+ * the other kinds). Entropy buckets take their shape from the pool set: only the seed is given. */
+static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, calib_spec *o,
+                    vl_err *err)
 {
     const exp_source *src = &st->src;
-    char s[CALIB_SOURCE_MAX];
-    size_t n = 0;
+    const char *fam = is_eval ? "eval" : "calib";
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", st->name);
+    char *s = o->source;
+    size_t cap = sizeof o->source, n = 0;
+    static const calib_kind kinds[] = {
+        [EXP_SRC_FILE] = CALIB_FILE, [EXP_SRC_MIX] = CALIB_MIX,
+        [EXP_SRC_NOISE_UNIFORM] = CALIB_UNIFORM, [EXP_SRC_NOISE_BYTES] = CALIB_BYTES,
+        [EXP_SRC_NOISE_SHUFFLE] = CALIB_SHUFFLE, [EXP_SRC_SELF] = CALIB_SELF,
+        [EXP_SRC_ENTROPY] = CALIB_ENTROPY};
+    o->kind = kinds[src->kind];
     switch (src->kind) {
-    case EXP_SRC_FILE: snprintf(s, sizeof s, "%s", src->resolved); break;
+    case EXP_SRC_FILE: n = (size_t)snprintf(s, cap, "%s", src->resolved); break;
     case EXP_SRC_MIX:
-        n = (size_t)snprintf(s, sizeof s, "mix:");
-        for (int i = 0; i < src->mix.n && n < sizeof s; i++)
-            n += (size_t)snprintf(s + n, sizeof s - n, "%s%s*%.17g", i ? "+" : "",
-                                  src->mix.v[i], src->mix_w[i]);
+        if (src->mix.n > CALIB_MAX_PARTS)
+            return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: mix: more than %d parts", cfg->path,
+                           fam, st->name, CALIB_MAX_PARTS);
+        n = (size_t)snprintf(s, cap, "mix:");
+        for (int i = 0; i < src->mix.n; i++) {
+            snprintf(o->part[i], sizeof o->part[i], "%s", src->mix.v[i]);
+            o->weight[i] = src->mix_w[i];
+            if (n < cap)
+                n += (size_t)snprintf(s + n, cap - n, "%s%s*%.17g", i ? "+" : "",
+                                      src->mix.v[i], src->mix_w[i]);
+        }
+        o->n_parts = src->mix.n;
         break;
-    case EXP_SRC_NOISE_UNIFORM: snprintf(s, sizeof s, "noise:uniform"); break;
-    case EXP_SRC_NOISE_BYTES: snprintf(s, sizeof s, "noise:bytes"); break;
-    case EXP_SRC_NOISE_SHUFFLE: snprintf(s, sizeof s, "noise:shuffle:%s", src->ref); break;
-    case EXP_SRC_SELF: snprintf(s, sizeof s, "self:T=%.17g", src->temperature); break;
+    case EXP_SRC_NOISE_UNIFORM: n = (size_t)snprintf(s, cap, "noise:uniform"); break;
+    case EXP_SRC_NOISE_BYTES: n = (size_t)snprintf(s, cap, "noise:bytes"); break;
+    case EXP_SRC_NOISE_SHUFFLE:
+        n = (size_t)snprintf(s, cap, "noise:shuffle:%s", src->ref);
+        o->n_parts = 1;
+        snprintf(o->part[0], sizeof o->part[0], "%s", src->ref);
+        break;
+    case EXP_SRC_SELF:
+        n = (size_t)snprintf(s, cap, "self:T=%.17g", src->temperature);
+        o->temperature = src->temperature;
+        break;
     case EXP_SRC_ENTROPY:
-        snprintf(s, sizeof s, "entropy:%s:%s", src->ref, exp_bucket_names[src->bucket]);
+        n = (size_t)snprintf(s, cap, "entropy:%s:%s", src->ref, exp_bucket_names[src->bucket]);
+        o->n_parts = 1;
+        snprintf(o->part[0], sizeof o->part[0], "%s", src->ref);
+        o->bucket = (int)src->bucket;
         break;
     }
-    unsigned long long seed = (unsigned long long)exp_set_seed(cfg, st, is_eval);
-    int w = src->kind == EXP_SRC_ENTROPY
-                ? snprintf(buf, cap, "%s=%s,seed=%llu", st->name, s, seed)
-                : snprintf(buf, cap, "%s=%s,seqs=%d,len=%d,seed=%llu", st->name, s, st->seqs,
-                           st->len, seed);
-    if (w < 0 || (size_t)w >= cap)
-        return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path,
-                       is_eval ? "eval" : "calib", st->name);
+    if (n >= cap)
+        return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path, fam,
+                       st->name);
+    o->seed = exp_set_seed(cfg, st, is_eval);
+    o->given = CALIB_GIVEN_SEED;
+    o->n_seq = CALIB_DEFAULT_SEQS;
+    o->seq_len = CALIB_DEFAULT_LEN;
+    if (src->kind != EXP_SRC_ENTROPY) {
+        o->n_seq = st->seqs;
+        o->seq_len = st->len;
+        o->given |= CALIB_GIVEN_SEQS | CALIB_GIVEN_LEN;
+    }
     return 0;
 }
 
@@ -113,11 +146,8 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
         for (int i = 0; !rc && i < n; i++) {
             if (calib_book_find(b, sets[i].name) || !refs_ready(&sets[i].src, b))
                 continue;
-            char text[CALIB_SOURCE_MAX + 256];
             calib_spec spec;
-            rc = spec_text(cfg, &sets[i], is_eval, text, sizeof text, err);
-            if (!rc)
-                rc = calib_spec_parse(text, &spec, err);
+            rc = set_spec(cfg, &sets[i], is_eval, &spec, err);
             if (!rc)
                 rc = calib_book_add(b, &spec, err);
             added += !rc;

@@ -52,56 +52,17 @@ void psrc_lines_free(psrc_lines *l)
 
 /* ---------------------------------------------------------------- tensor names */
 
-/* The number right after KEY in s ("layers." → 3), −1 when absent or not a number. */
-static int num_after(const char *s, const char *key, const char **rest)
-{
-    const char *p = strstr(s, key);
-    if (!p)
-        return -1;
-    p += strlen(key);
-    int64_t v;
-    if (num_digits(p, rest, 999999, &v))
-        return -1;
-    return (int)v;
-}
+/* psrc_proj_names is SENS_P_Q .. SENS_P_KVB in sens_proj order (deepseek_v4's attention
+ * classes have no column). */
+_Static_assert(PSRC_N_PROJ == SENS_P_KVB + 1, "heatmap columns follow sens_proj");
 
 int psrc_tensor_cell(const char *name, int *layer, int *expert, int *col)
 {
-    const char *rest;
-    int l = num_after(name, "layers.", &rest);
-    if (l < 0)
+    int l, e, p = sens_proj_of_name(name, &l, &e);
+    if (p < 0 || p >= PSRC_N_PROJ)
         return 0;
-    static const char *const projs[] = {"gate_proj", "up_proj", "down_proj"};
-    static const char *const v4[] = {".w1.", ".w3.", ".w2."}; /* deepseek_v4's spelling */
-    int base;
-    if (strstr(rest, "shared_expert.") || strstr(rest, "shared_experts.")) /* qwen, deepseek */
-        base = 7;
-    else if (strstr(rest, ".experts."))
-        base = 4;
-    else if (strstr(rest, ".mlp."))
-        base = 10;
-    else if (strstr(rest, "self_attn.")) {
-        for (int j = 13; j < PSRC_N_PROJ; j++) /* MLA first: whole-word names */
-            if (strstr(rest, psrc_proj_names[j])) {
-                *layer = l, *expert = -1, *col = j;
-                return 1;
-            }
-        for (int j = 0; j < 4; j++)
-            if (strstr(rest, psrc_proj_names[j])) {
-                *layer = l, *expert = -1, *col = j;
-                return 1;
-            }
-        return 0;
-    } else
-        return 0;
-    for (int j = 0; j < 3; j++)
-        if (strstr(rest, projs[j]) || (base != 10 && strstr(rest, v4[j]))) {
-            *layer = l;
-            *expert = base == 4 ? num_after(rest, "experts.", NULL) : -1;
-            *col = base + j;
-            return 1;
-        }
-    return 0; /* router gate, shared_expert_gate */
+    *layer = l, *expert = e, *col = p;
+    return 1;
 }
 
 int psrc_proj_parse(const char *s)

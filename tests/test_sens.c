@@ -313,6 +313,46 @@ static void test_route_split(chk *c)
                SENS_E_OUT), 1, 0, 1e-12, "without ρ the two experts weigh the same");
 }
 
+/* One name rule for the projection class (sens_proj_of_name): every architecture's spelling,
+ * and the layout of the Mixtral fixture (w1/w3/w2 experts) holds its routed experts: 2 layers ×
+ * (4 attention + 4 experts × 3) tensors, 2 × (4 + 3) group units. */
+static void test_proj_names(chk *c)
+{
+    static const struct {
+        const char *name;
+        int proj, layer, expert;
+    } k[] = {
+        {"model.layers.3.self_attn.k_proj.weight", SENS_P_K, 3, -1},
+        {"model.layers.0.self_attn.kv_a_proj_with_mqa.weight", SENS_P_KVA, 0, -1},
+        {"model.layers.12.mlp.experts.7.up_proj.weight", SENS_P_EXP_UP, 12, 7},
+        {"model.layers.1.block_sparse_moe.experts.2.w2.weight", SENS_P_EXP_DOWN, 1, 2},
+        {"model.layers.4.mlp.shared_expert.gate_proj.weight", SENS_P_SH_GATE, 4, -1},
+        {"model.layers.1.ffn.shared_experts.w3.weight", SENS_P_SH_UP, 1, -1},
+        {"model.layers.0.mlp.down_proj.weight", SENS_P_MLP_DOWN, 0, -1},
+        {"model.layers.2.attn.wo_b.weight", SENS_P_WO_B, 2, -1},
+        {"model.layers.5.mlp.experts.*.down_proj.weight", SENS_P_EXP_DOWN, 5, -1},
+        {"model.layers.3.mlp.shared_expert_gate.weight", -1, 0, 0},
+        {"model.layers.3.mlp.gate.weight", -1, 0, 0},
+        {"model.layers.2.attn.compressor.wkv.weight", -1, 0, 0},
+        {"model.embed_tokens.weight", -1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+        int l = -9, e = -9, p = sens_proj_of_name(k[i].name, &l, &e);
+        CHECK(c, p == k[i].proj && (p < 0 || (l == k[i].layer && e == k[i].expert)),
+              "%s → class %d layer %d expert %d", k[i].name, p, l, e);
+    }
+    model *m = NULL;
+    vl_err e;
+    sens_result r = {0};
+    if (CHECK(c, model_open(&m, "tests/fixtures/mixtral", &e) == 0, "mixtral fixture") &&
+        CHECK(c, sens_layout(&r, m, SENS_GROUP, 0, &e) == 0, "mixtral layout")) {
+        CI(c, r.n_tensors, 2 * (4 + 4 * 3));
+        CI(c, r.n_units, 2 * (4 + 3));
+    }
+    sens_result_free(&r);
+    model_close(m);
+}
+
 int main(void)
 {
     chk c;
@@ -329,6 +369,7 @@ int main(void)
     test_run_from(&c, m, ids);
     test_bootstrap(&c);
     test_route_split(&c);
+    test_proj_names(&c);
     test_sequences(&c, m);
     test_rd_per_set(&c, m);
 

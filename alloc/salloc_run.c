@@ -1,0 +1,58 @@
+/* alloc/salloc_run.c — the alloc stage as one library call (salloc.h): problem, one solve per
+ * target, the stored allocation. `vbrlab alloc --sens` and the runner's alloc stage both call
+ * salloc_run; they only turn their options into a salloc_req. */
+#include "salloc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_SETS 64
+
+int salloc_run(const sens_result *r, const salloc_req *q, h5s_store *out, salloc_each_fn each,
+               void *ctx, vl_err *err)
+{
+    solve_params par = q->par;
+    par.set = 0;
+    double ones[MAX_SETS];
+    if (par.objective == SOLVE_OBJ_SUM && q->n_sets > 1) {
+        /* SUM over several sets: Σ_s Σ_i d_i[s], the weighted objective with weights 1 */
+        if (q->n_sets > MAX_SETS)
+            return vl_errf(err, VL_ECONFIG, "%s%smore than %d sets", q->what ? q->what : "",
+                           q->what ? ": " : "", MAX_SETS);
+        for (int s = 0; s < q->n_sets; s++)
+            ones[s] = 1.0;
+        par.objective = SOLVE_OBJ_WEIGHTED;
+        par.weights = ones;
+    }
+    salloc_problem *p = NULL;
+    int rc = salloc_build(&p, r, q->sets, q->n_sets, q->gran, q->kind, err);
+    salloc_meta meta = q->meta;
+    if (!rc && !meta.calib)
+        meta.calib = p->set_name[0];
+    for (int k = 0; !rc && k < q->n_targets; k++) {
+        solve_result res;
+        memset(&res, 0, sizeof res);
+        par.target_bpw = q->target_bpw[k];
+        meta.budget_model = q->budget_model;
+        meta.model_target = q->target_bpw[k];
+        char name[256];
+        if (q->names)
+            snprintf(name, sizeof name, "%s", q->names[k]);
+        else
+            salloc_default_name(name, sizeof name, q->sets, q->n_sets, q->par.objective,
+                                q->target_bpw[k]);
+        if (q->budget_model) /* target_bpw counts the whole model: the items get the rest */
+            rc = salloc_model_target(p, q->target_bpw[k], &par.target_bpw, err);
+        if (!rc)
+            rc = solve_run(p->prob, &par, &res, err);
+        if (!rc && each)
+            rc = each(ctx, name, p, &res);
+        if (!rc && out)
+            rc = salloc_write(out, name, p, &res, &par, &meta, err);
+        solve_result_free(&res);
+        if (rc && q->what)
+            vl_errctx(err, rc, "%s: target %g bpw", q->what, q->target_bpw[k]);
+    }
+    salloc_problem_free(p);
+    return rc;
+}
