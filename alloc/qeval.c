@@ -2,6 +2,9 @@
 #include "qeval.h"
 
 #include "../core/prog.h"
+#include "mbits.h"
+
+#include <math.h>
 
 #include <string.h>
 
@@ -33,6 +36,8 @@ static void item_name(char *buf, size_t cap, const char *row, const calib_set *c
 typedef struct {
     int64_t n_tensors, n_weights;
     double bpw;
+    double bpw_model, bpw_file; /* whole-model bits (model_bits) */
+    int64_t model_weights;
 } qe_info;
 
 int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, int n_rows,
@@ -92,13 +97,36 @@ static int run_domain(qe_eval *q, const qb_binding *b, const qe_row *row, int d,
     return rc;
 }
 
+static const qfmt *bound_format(const void *b, size_t i)
+{
+    return qb_tensor_format((const qb_binding *)b, i);
+}
+
+/* Whole-model bits of binding b (alloc/mbits.h): a->bpw_model under MB_STORED; a->bpw_file
+ * under MB_GGUF when every quantized tensor has a ggml type (a file llama.cpp could hold),
+ * else NaN. */
+static void model_bits(const model *m, const qb_binding *b, ev_row_attrs *a)
+{
+    mb_count st = mb_count_model(m, bound_format, b, MB_STORED);
+    mb_count gg = mb_count_model(m, bound_format, b, MB_GGUF);
+    int ggml = 1;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const qfmt *f = qb_tensor_format(b, i);
+        ggml &= !f || f->method == QFMT_GGML;
+    }
+    a->bpw_model = st.bpw_model;
+    a->bpw_file = ggml ? gg.bpw_model : NAN;
+    a->model_weights = st.model_weights;
+}
+
 int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress, vl_err *err)
 {
     qb_binding *b = NULL;
     ev_result res;
     ev_result_init(&res);
     char name[3 * EV_NAME_MAX + 64];
-    qe_info info = {0, 0, 0};
+    qe_info info;
+    memset(&info, 0, sizeof info);
     item_name(name, sizeof name, row->name, NULL);
     int rc = 0, bind = !q->journal || !jr_has(q->journal, name, sizeof info);
     for (int d = 0; !bind && d < q->n_dom; d++) {
@@ -111,7 +139,14 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
         rc = qb_bind(&b, q->m, row->alloc, row->stats, &row->qp, row->name, err);
         if (!rc) {
             qb_info in = qb_get_info(b);
-            info = (qe_info){in.n_tensors, in.n_weights, in.bpw};
+            info.n_tensors = in.n_tensors;
+            info.n_weights = in.n_weights;
+            info.bpw = in.bpw;
+            ev_row_attrs w;
+            model_bits(q->m, b, &w);
+            info.bpw_model = w.bpw_model;
+            info.bpw_file = w.bpw_file;
+            info.model_weights = w.model_weights;
         }
         if (!rc && q->journal && par_rank() == 0)
             rc = jr_put(q->journal, name, &info, sizeof info, err);
@@ -142,6 +177,9 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
         a.n_tensors = (int)info.n_tensors;
         a.n_weights = info.n_weights;
         a.bpw = info.bpw;
+        a.bpw_model = info.bpw_model;
+        a.bpw_file = info.bpw_file;
+        a.model_weights = info.model_weights;
         rc = ev_write_row(s, row->name, &a, err);
     }
     if (rc)

@@ -86,7 +86,7 @@ static int prepare_set(sens_result *r, int si, const sens_set *s, const sens_par
 static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sens_set *s,
                     double eps, uint64_t seed, int draw, float *buf, double *seq, vl_err *err)
 {
-    int from = -1, rc = 0;
+    int from = model_config(m)->n_layers, rc = 0;
     size_t off = 0;
     for (int i = 0; i < r->n_tensors; i++) {
         const sens_tensor *t = &r->t[i];
@@ -97,7 +97,8 @@ static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sen
             break;
         *slot = buf + off;
         off += (size_t)t->n;
-        from = from < 0 || t->layer < from ? t->layer : from;
+        int f0 = sens_tensor_from(t, model_config(m)->n_layers);
+        from = f0 < from ? f0 : from;
     }
     if (!rc)
         rc = sens_set_kld_seq(s, w, from, seq, err);

@@ -138,7 +138,12 @@ typedef struct {
     const char *stats_file; /* the file holding them; "" none */
     int n_tensors;          /* tensors fake-quantized */
     int64_t n_weights;      /* their weights */
-    double bpw;             /* their exact stored bits per weight */
+    double bpw;             /* their exact stored bits per weight (the body) */
+    /* whole-model bits (alloc/mbits.h): every weight, the kept tensors at their stored dtype
+       (bpw_model) or as llama.cpp's GGUF file holds them (bpw_file; NaN unless every
+       quantized tensor has a ggml type). Read back as NaN from rows written without them. */
+    double bpw_model, bpw_file;
+    int64_t model_weights;
 } ev_row_attrs;
 
 /* Write A's attributes on /eval/<row>; calib and stats_file only when non-empty (a row

@@ -4,7 +4,8 @@
  *
  * Rows, in order: for each [alloc.NAME] its targets ("NAME-BPW", the assignment stored in
  * /alloc/NAME-BPW), then the uniform baselines of each allocation's `uniform` list (row name =
- * the format; a format listed by two allocations is evaluated once, with the first's
+ * the format, "FORMAT+OUTER" when the allocation's uniform_outer quantizes the token embedding
+ * and LM head too; a row listed by two allocations is evaluated once, with the first's
  * calibration). The quantizers of a row use the statistics of its allocation's sets (merged
  * exactly when several): importance for every format, XᵀX for GPTQ. Evaluation sets are
  * built by analysis/calib.h like calibration sets, so every source kind (noise, self, entropy
@@ -31,6 +32,7 @@ typedef struct {
     int alloc;              /* index of the allocation whose statistics it uses */
     double target;          /* vbr rows; 0 for uniform rows */
     const char *format;     /* uniform rows: the format; NULL for vbr rows */
+    const char *outer;      /* uniform rows: the embedding / LM head format, NULL: kept */
 } ev_row;
 
 /* The rows of the config (see the opening comment). *rows owned by the caller. */
@@ -52,15 +54,21 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
         }
     for (int a = 0; a < cfg->n_alloc; a++)
         for (int u = 0; u < cfg->alloc[a].uniform.n; u++) {
-            const char *f = cfg->alloc[a].uniform.v[u];
+            const char *f = cfg->alloc[a].uniform.v[u], *o = cfg->alloc[a].uniform_outer;
+            char nm[EV_NAME_MAX];
+            if (o) /* the body's format, then the embedding/head's: "ggml-iq2_xs+ggml-q5_K" */
+                snprintf(nm, sizeof nm, "%s+%s", f, o);
+            else
+                snprintf(nm, sizeof nm, "%s", f);
             int dup = 0;
             for (int q = 0; q < k; q++)
-                dup |= !strcmp(r[q].name, f);
+                dup |= !strcmp(r[q].name, nm);
             if (dup)
                 continue;
-            snprintf(r[k].name, sizeof r[k].name, "%s", f);
+            snprintf(r[k].name, sizeof r[k].name, "%s", nm);
             r[k].alloc = a;
             r[k].format = f;
+            r[k].outer = o;
             k++;
         }
     *rows = r;
@@ -77,10 +85,13 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qb_alloc al;
     qb_alloc_init(&al);
     int rc = 0;
-    if (row->format)
+    if (row->format) {
         rc = qb_alloc_uniform(&al, c->m, row->format, err);
-    else
+        if (!rc && row->outer)
+            rc = qb_alloc_outer(&al, c->m, row->outer, err);
+    } else {
         rc = salloc_read_qb(c->s, row->name, &al, NULL, err);
+    }
     qe_row qr = {row->name, &al, stats, qb_defaults(), {0}};
     int pol;
     run_few_policy(cfg, &pol, &qr.qp.fq.min_tokens);

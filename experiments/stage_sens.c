@@ -25,7 +25,10 @@ static sens_params params_of(const exp_config *cfg, int progress)
     p.seed = exp_sens_seed(cfg);
     p.max_tokens = cfg->sens_tokens;
     p.draws = cfg->sens_draws;
-    p.gran = cfg->sens_granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
+    p.gran = cfg->sens_granularity == EXP_GRAN_GROUP  ? SENS_GROUP
+             : cfg->sens_granularity == EXP_GRAN_GGUF ? SENS_GGUF
+                                                      : SENS_TENSOR;
+    p.embed_head = cfg->sens_embed_head;
     int pol;
     run_few_policy(cfg, &pol, &p.fq.min_tokens);
     p.fq.few = (fq_policy)pol;

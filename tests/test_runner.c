@@ -103,10 +103,9 @@ static int run_cfg(const char *path, int stop_after, char *log, size_t cap, vl_e
 
 static int run_cli(const char *args, char *out, size_t cap)
 {
-    const char *bin = getenv("VBRLAB_BIN");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s run %s 2>&1", bin ? bin : "build/vbrlab", args);
-    return tio_run(cmd, out, cap);
+    snprintf(cmd, sizeof cmd, "run %s", args);
+    return tio_vbrlab(cmd, out, cap);
 }
 
 static char *attr(const char *file, const char *obj, const char *name)
@@ -272,13 +271,12 @@ static void test_eval_same_attrs(chk *c, const char *store)
     char out[256], cmd[2048], line[4096];
     snprintf(out, sizeof out, "%s/cli-eval.h5", dir);
     char *seed = attr(store, "/eval/domains/zh", "seed");
-    const char *bin = getenv("VBRLAB_BIN");
     snprintf(cmd, sizeof cmd,
-             "%s eval models/vbrlab-moe-tiny --alloc %s:en-2.5 --domain "
-             "zh=data/corpus/zh.eval.txt,seqs=2,len=32,seed=%s -o %s 2>&1",
-             bin ? bin : "build/vbrlab", store, seed ? seed : "0", out);
+             "eval models/vbrlab-moe-tiny --alloc %s:en-2.5 --domain "
+             "zh=data/corpus/zh.eval.txt,seqs=2,len=32,seed=%s -o %s",
+             store, seed ? seed : "0", out);
     free(seed);
-    int rc = tio_run(cmd, line, sizeof line);
+    int rc = tio_vbrlab(cmd, line, sizeof line);
     CHECK(c, rc == 0, "vbrlab eval on the run's allocation: %s", line);
     char *run_attrs = object_attrs(store, "/eval/en-2.5");
     char *cli_attrs = object_attrs(out, "/eval/en-2.5");
