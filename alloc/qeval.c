@@ -10,6 +10,7 @@ struct qe_eval {
     const calib_book *dom;
     int n_dom, n_rows;
     ev_runner *runner;
+    int second_half;   /* qe_set_second_half */
     kld_summary *sums; /* [n_rows × n_dom] */
 };
 
@@ -37,6 +38,12 @@ int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, 
     }
     *out = q;
     return 0;
+}
+
+void qe_set_second_half(qe_eval *q, int on)
+{
+    q->second_half = !!on;
+    ev_runner_set_second_half(q->runner, on);
 }
 
 int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress, vl_err *err)
@@ -87,7 +94,7 @@ int qe_finish(qe_eval *q, h5s_store *s, const char *const *row_names, FILE *f, v
         return vl_errf(err, VL_ENOMEM, "out of memory");
     for (int d = 0; d < q->n_dom; d++)
         dn[d] = calib_book_set(q->dom, d)->spec.name;
-    ev_matrix mx = {q->n_rows, q->n_dom, row_names, dn, q->sums};
+    ev_matrix mx = {q->n_rows, q->n_dom, row_names, dn, q->sums, q->second_half};
     int rc = s ? ev_write_matrix(s, &mx, err) : 0;
     if (!rc && f)
         ev_print_matrix(f, &mx);

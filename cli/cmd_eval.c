@@ -2,7 +2,7 @@
  *
  *   vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)...
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
- *               [--seed S] [--batch N] [--allow-overlap] [-o eval.h5]
+ *               [--seed S] [--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
@@ -18,6 +18,8 @@
  * run reads (--stats and the alloc.h5 rows' own stats_file): a domain sharing a window of
  * tokens with one of them (analysis/calib.h, calib_overlap_check) is an error unless
  * --allow-overlap is given.
+ * --score-second-half scores only positions len/2 .. len − 2 of each window, as
+ * llama-perplexity does (analysis/eval.h), so the statistics compare with llama.cpp's.
  * The tables go to stdout, progress to stderr (tty only), the store to -o.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -59,12 +61,13 @@ typedef struct {
     uint64_t seed;
     int batch;
     int allow_overlap;
+    int second_half;
 } eval_args;
 
 static const char usage_line[] =
     "usage: vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats "
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
-    "[--batch N] [--allow-overlap] [-o eval.h5]";
+    "[--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]";
 
 /* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
  * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
@@ -140,6 +143,10 @@ static int parse_args(eval_args *a, int argc, char **argv)
         }
         if (!strcmp(s, "--allow-overlap")) {
             a->allow_overlap = 1;
+            continue;
+        }
+        if (!strcmp(s, "--score-second-half")) {
+            a->second_half = 1;
             continue;
         }
         if (!v)
@@ -331,6 +338,8 @@ static int run(const eval_args *a, vl_err *err)
         rc = check_leakage(&c, a, err);
     if (!rc)
         rc = qe_new(&q, c.m, c.book, a->batch, a->n_rows, err);
+    if (!rc)
+        qe_set_second_half(q, a->second_half);
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());

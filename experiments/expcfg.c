@@ -38,14 +38,14 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
 
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_COUNT } sec_kind;
-enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP };
+enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_SECOND_HALF };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS };
 enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 
-#define KEYS_MAX 8
+#define KEYS_MAX 12
 static const struct {
     const char *name;  /* section name, or prefix of "prefix.NAME" */
     int named;
@@ -53,7 +53,7 @@ static const struct {
     unsigned required;           /* bit k: key k must be present */
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
-                        "allow_overlap"}, 1u << KX_NAME | 1u << KX_OUT},
+                        "allow_overlap", "score_second_half"}, 1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_QUANT] = {"quant", 0, {"formats", "percdamp", "act_order", "starved_policy",
@@ -180,6 +180,7 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
     case KX_SEED: return exp_parse_u64(v, &g->seed, why);
     case KX_OUT: return exp_set_str(&g->out, v, why);
     case KX_THREADS: return exp_parse_int(v, 0, 4096, &g->threads, why);
+    case KX_SECOND_HALF: return exp_parse_bool(v, &g->score_second_half, why);
     default: return exp_parse_bool(v, &g->allow_overlap, why);
     }
 }

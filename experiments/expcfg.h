@@ -5,7 +5,9 @@
  *   [experiment]   name (required), model (dir; empty = the embedded model), seed (uint64, 0),
  *                  out (results .h5, required), threads (0 = all), allow_overlap (false:
  *                  the eval stage refuses an [eval.*] domain that shares a 64-token window
- *                  with a [calib.*] set, analysis/calib.h)
+ *                  with a [calib.*] set, analysis/calib.h), score_second_half (false:
+ *                  every position is scored; true: only the second half of each window, as
+ *                  llama-perplexity scores it)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -57,6 +59,8 @@
  *   sens         stats key + [quant] + [sens]
  *   alloc.NAME   sens key + [alloc.NAME] without `uniform`
  *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
+ *                (+ "score = second_half" when experiment.score_second_half is true; absent
+ *                otherwise, so the keys of configs without it did not change)
  *   report       eval key + [report]
  * experiment.name, out, threads and allow_overlap never enter a key (they do not change
  * results; allow_overlap only lets a run go ahead).
@@ -150,6 +154,8 @@ typedef struct {
     char *out;
     int threads;           /* 0 = all cores; ≤ 4096 */
     int allow_overlap;     /* 1: evaluate domains that share tokens with a calibration set */
+    int score_second_half; /* 1: the eval stage scores positions len/2 .. len−2 of each window
+                              only, as llama-perplexity does (analysis/eval.h) */
     /* [calib.*], [eval.*], [alloc.*] in file order */
     int n_calib, n_eval, n_alloc;
     exp_set *calib;

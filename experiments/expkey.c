@@ -266,6 +266,8 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
     put_u64(&s, "seed", cfg->seed);
     put_kv(&s, "out", cfg->out);
     put_int(&s, "threads", cfg->threads);
+    if (cfg->score_second_half)
+        put_kv(&s, "score_second_half", "true");
     put_sets(&s, cfg, 0);
     put_sets(&s, cfg, 1);
     put_quant_sens(&s, cfg);
@@ -311,6 +313,8 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
             put_slist(&s, "uniform", &cfg->alloc[i].uniform);
         }
         put_sets(&s, cfg, 1);
+        if (cfg->score_second_half)
+            put_kv(&s, "score", "second_half");
         break;
     case EXP_STAGE_REPORT:
         put(&s, "stage report\n");

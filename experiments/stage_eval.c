@@ -132,6 +132,8 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = check_leakage(c, book, err);
     if (!rc)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
+    if (!rc)
+        qe_set_second_half(q, cfg->score_second_half);
     /* rows of one allocation are adjacent in the vbr part; statistics are read once per
        allocation there, and again for a uniform row of another allocation */
     stat_acc *stats = NULL;
