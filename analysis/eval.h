@@ -148,6 +148,8 @@ typedef struct {
     double target_bpw;      /* the allocation's target; 0 for uniform rows and text files */
     const char *calib;      /* sets whose statistics quantized the row (comma-joined); "" none */
     const char *stats_file; /* the file holding them; "" none */
+    const char *solver;     /* the stored allocation's solver (exact, lagrange, uniform, rules,
+                               …); "" for uniform rows, text files and older stores */
     int n_tensors;          /* tensors fake-quantized */
     int64_t n_weights;      /* their weights */
     double bpw;             /* their exact stored bits per weight */

@@ -217,6 +217,7 @@ typedef struct {
     calib_book *book;       /* the domains' ids */
     qb_alloc al[MAX_ROWS];  /* every row's allocation, read and checked before any work */
     char *calib[MAX_ROWS], *stats_file[MAX_ROWS]; /* a stored allocation's own statistics */
+    char *solver[MAX_ROWS];                       /* a stored allocation's solver */
     double target[MAX_ROWS];                      /* a stored allocation's target bpw */
 } eval_ctx;
 
@@ -283,6 +284,7 @@ static int eval_row(eval_ctx *c, const eval_args *a, qe_eval *q, h5s_store *stor
     qr.attrs.format = r->format ? r->format : "mixed";
     qr.attrs.alloc = r->h5 ? r->name : "";
     qr.attrs.target_bpw = c->target[row];
+    qr.attrs.solver = c->solver[row] ? c->solver[row] : "";
     qr.attrs.calib = own ? c->calib[row] : c->stats ? a->calib : "";
     qr.attrs.stats_file = own ? c->stats_file[row] : c->stats ? a->stats_path : "";
     if (!rc)
@@ -302,6 +304,8 @@ static int read_stored(eval_ctx *c, int row, const row_spec *rs, vl_err *err)
     rc = salloc_read_qb(st, rs->name, &c->al[row], &rec, err);
     if (!rc) {
         c->target[row] = rec.target_bpw;
+        c->solver[row] = rec.solver;
+        rec.solver = NULL;
         if (*rec.calib && *rec.stats_file) {
             c->calib[row] = rec.calib;
             c->stats_file[row] = rec.stats_file;
@@ -363,6 +367,7 @@ static int run(const eval_args *a, vl_err *err)
         qb_alloc_deinit(&c.al[r]);
         vl_free(c.calib[r]);
         vl_free(c.stats_file[r]);
+        vl_free(c.solver[r]);
     }
     stat_free(c.stats);
     tok_close(c.tok);

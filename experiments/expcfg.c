@@ -31,7 +31,8 @@ const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "un
 const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
 const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
                                                       "expert_usage", "additivity",
-                                                      "sensitivity"};
+                                                      "sensitivity", "llama_stats",
+                                                      "kld_entropy", "expert_bits"};
 const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "expert_usage",
                                                     "rd", "kld_matrix", "kld_vs_bpw",
                                                     "alloc_map"};

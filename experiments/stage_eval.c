@@ -90,6 +90,7 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qr.attrs.format = row->format ? row->format : "mixed";
     qr.attrs.alloc = row->format ? "" : row->name; /* the stored /alloc/<row> */
     qr.attrs.target_bpw = row->target;
+    qr.attrs.solver = row->format ? "" : exp_solver_names[cfg->alloc[row->alloc].solver];
     qr.attrs.calib = calib;
     qr.attrs.stats_file = cfg->out;
     if (!rc)

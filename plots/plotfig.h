@@ -11,9 +11,13 @@
  *                           with a projection; with diff: log10 α(A) − log10 α(B), diverging
  *   expert-usage  stats.h5  % of routed token slots per expert per layer; diff: A − B in points
  *   rd            sens.h5   distortion vs bpw per method, log y (projection/layer selectable)
- *   kld-matrix    eval.h5   mean KLD, allocation × domain, numbers in cells, log colour
- *   kld-vs-bpw    eval.h5   mean KLD vs bpw, uniform vs VBR per calibration set, log y
- *                           (set = evaluation domain; none: mean over domains)
+ *   kld-matrix    eval.h5   mean KLD, allocation × domain, numbers in cells, log colour; a red
+ *                           square on each column's best cell and on the cells whose paired
+ *                           difference to it is not significant (psrc_kld_marks)
+ *   kld-vs-bpw    eval.h5   mean KLD vs bpw, log y: each calibration's VBR allocations as a
+ *                           solid curve with 95 % bootstrap bars over sequences, the uniform,
+ *                           rules and random baselines as dashed labelled series
+ *                           (psrc_kld_vs_bpw; set = evaluation domain; none: mean over domains)
  *   alloc-map     alloc.h5  weight bits chosen per tensor (set = allocation name)
  * Not thread-safe (h5s, one gnuplot per figure).
  */

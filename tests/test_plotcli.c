@@ -185,17 +185,28 @@ static void write_eval(const char *path)
     h5s_write(s, "/eval/matrix/mean_kld", H5S_F64, kld, 2, sh, "nat", MEANING, &e);
     h5s_attr_set(s, "/eval/matrix", "rows", "rtn-b2-g64-asym\nen-2.5\nzh-2.5\nen-3\nrtn-b3-g64-asym", &e);
     h5s_attr_set(s, "/eval/matrix", "cols", "en\nzh", &e);
+    /* per-token KLD [4 sequences, 2 tokens]: the cell's mean plus a per-sequence offset
+     * summing to 0, so every row's difference to another is the same on every sequence
+     * (significant) — except en-3 on en, whose offsets make its difference to the column's
+     * best (rtn-b3) change sign between sequences (not significant) */
+    static const double off[4] = {-0.01, 0.01, -0.02, 0.02}, wide[4] = {-0.1, 0.1, -0.12, 0.2};
     for (int r = 0; r < NA; r++) {
         char g[64], p[96];
         snprintf(g, sizeof g, "/eval/%s", rows[r]);
-        snprintf(p, sizeof p, "%s/en/kld", g);
-        double one = 0;
-        int64_t n1 = 1;
-        h5s_write(s, p, H5S_F64, &one, 1, &n1, "nat", MEANING, &e);
+        for (int d = 0; d < 2; d++) {
+            double tok[8];
+            int64_t sh2[2] = {4, 2};
+            for (int k = 0; k < 8; k++)
+                tok[k] = kld[r * 2 + d] + (r == 3 && d == 0 ? wide : off)[k / 2];
+            snprintf(p, sizeof p, "%s/%s/kld", g, d ? "zh" : "en");
+            h5s_write(s, p, H5S_F64, tok, 2, sh2, "nat", MEANING, &e);
+        }
         int uni = r == 0 || r == 4;
         h5s_attr_set(s, g, "source", uni ? "uniform" : "alloc.txt", &e);
         h5s_attr_set(s, g, "format", uni ? rows[r] : "mixed", &e);
         h5s_attr_set_f64(s, g, "bpw", row_bpw[r], &e);
+        if (r == 2) /* zh-2.5 is a rules baseline */
+            h5s_attr_set(s, g, "solver", "rules", &e);
     }
     const char *doms[2] = {"en", "zh"};
     for (int d = 0; d < 2; d++) {
@@ -517,23 +528,45 @@ static void test_eval(ctx *x)
         fclose(f);
     CHECK_HAS(x->c, buf, "with labels", "KLD matrix prints numbers in the cells");
     CHECK_HAS(x->c, buf, "'zh-2.5'", "KLD matrix rows are labelled by allocation");
+    /* marks (x = column, y = row): on en the best rtn-b3 (row 4) and en-3 (row 3, its paired
+     * differences change sign); on zh only the best, rtn-b3 */
+    n = read_block(sc, "MARKS", got, 64);
+    CHECK(x->c, n == 6 && got[0] == 0 && got[1] == 3 && got[2] == 0 && got[3] == 4 &&
+                    got[4] == 1 && got[5] == 4,
+          "marks: en-3 and rtn-b3 on en, rtn-b3 on zh (%d values)", n);
+    CHECK_HAS(x->c, buf, "within the paired 95 % bootstrap CI of the column''s best",
+              "the axis label explains the marks");
 
     r.kind = PFIG_KLD_VS_BPW;
     r.set = "zh";
     draw(x, x->eval, &r, "kvb.png", sc, sizeof sc);
-    /* series in order of first row: uniform rtn (rows 0, 4), VBR en (1, 3), VBR zh (2) */
+    /* series in order of first row: uniform rtn (rows 0, 4), VBR en (1, 3), rules (2); each
+     * block x y lo hi, the interval around the mean */
     n = read_block(sc, "S0", got, 64);
-    CHECK(x->c, n == 4 && got[0] == 2.5 && got[1] == kld[1] && got[2] == 3.5 && got[3] == kld[9],
+    CHECK(x->c, n == 8 && got[0] == 2.5 && got[1] == kld[1] && got[4] == 3.5 && got[5] == kld[9],
           "uniform series: (bpw, KLD on zh) of the uniform rows");
     n = read_block(sc, "S1", got, 64);
-    CHECK(x->c, n == 4 && got[0] == 2.5 && got[1] == kld[3] && got[2] == 3 && got[3] == kld[7],
+    CHECK(x->c, n == 8 && got[0] == 2.5 && got[1] == kld[3] && got[4] == 3 && got[5] == kld[7],
           "VBR en series: rows en-2.5, en-3");
+    /* offsets ±0.01, ±0.02 over 4 sequences: the bootstrap means lie within ±0.02 */
+    CHECK(x->c, n == 8 && got[2] < got[1] && got[3] > got[1] && got[2] >= got[1] - 0.02 &&
+                    got[3] <= got[1] + 0.02,
+          "VBR en at 2.5 bpw: lo %g < mean %g < hi %g, within the offsets", got[2], got[1],
+          got[3]);
     n = read_block(sc, "S2", got, 64);
-    CHECK(x->c, n == 2 && got[1] == kld[5], "VBR zh series: row zh-2.5");
+    CHECK(x->c, n == 4 && got[1] == kld[5], "rules series: row zh-2.5");
+    CHECK(x->c, file_has(sc, "lc 1 dt 2 title 'uniform rtn'") &&
+                    file_has(sc, "lc 2 dt 1 title 'VBR, calibrated on en'") &&
+                    file_has(sc, "lc 3 dt 2 title 'rules baseline'") &&
+                    file_has(sc, "$S1 using 1:2:3:4 with yerrorbars lc 2"),
+          "series labels: uniform and rules dashed baselines, the VBR curve solid with bars");
+    CHECK(x->c, !file_has(sc, "VBR, calibrated on rtn") && !file_has(sc, "VBR, calibrated on zh"),
+          "no baseline labelled as a VBR calibration");
     r.set = NULL;
     draw(x, x->eval, &r, "kvb-mean.png", sc, sizeof sc);
     n = read_block(sc, "S0", got, 64);
-    CHECK(x->c, n == 4 && got[1] == (kld[0] + kld[1]) / 2, "without --set: mean over domains");
+    CHECK(x->c, n == 8 && got[1] == (kld[0] + kld[1]) / 2 && got[2] < got[1] && got[3] > got[1],
+          "without --set: mean over domains, with its interval");
 }
 
 static void test_rd_alloc(ctx *x)
