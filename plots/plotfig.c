@@ -14,6 +14,7 @@ static const char *const kind_names[PFIG_COUNT] = {
     [PFIG_SENS_MAP] = "sens-map",     [PFIG_EXPERT_USAGE] = "expert-usage",
     [PFIG_RD] = "rd",                 [PFIG_KLD_MATRIX] = "kld-matrix",
     [PFIG_KLD_VS_BPW] = "kld-vs-bpw", [PFIG_ALLOC_MAP] = "alloc-map",
+    [PFIG_EXPERT_BITS] = "expert-bits",
 };
 
 int pfig_kind_parse(const char *s, pfig_kind *out, vl_err *err)
@@ -25,7 +26,7 @@ int pfig_kind_parse(const char *s, pfig_kind *out, vl_err *err)
         }
     return vl_errf(err, VL_EARG,
                    "unknown plot kind \"%s\" (use sens-map, expert-usage, rd, kld-matrix, "
-                   "kld-vs-bpw or alloc-map)", s);
+                   "kld-vs-bpw, alloc-map or expert-bits)", s);
 }
 
 const char *pfig_kind_name(pfig_kind k) { return k < PFIG_COUNT ? kind_names[k] : "?"; }
@@ -190,14 +191,14 @@ static int draw_grid(const gp_opts *o, const psrc_grid *g, const char *title, co
 }
 
 static int draw_lines(const gp_opts *o, const psrc_lines *l, const char *title, const char *xl,
-                      const char *yl, vl_err *err)
+                      const char *yl, int log_y, vl_err *err)
 {
     plot_series ser[64];
     int n = l->n_series < 64 ? l->n_series : 64;
     for (int i = 0; i < n; i++)
         ser[i] = (plot_series){l->s[i].name, l->s[i].x,  l->s[i].y,       l->s[i].n,
                                l->s[i].lo,   l->s[i].hi, l->s[i].baseline};
-    plot_lines_spec ls = {title, xl, yl, n, ser, 0, 1};
+    plot_lines_spec ls = {title, xl, yl, n, ser, 0, log_y};
     return plot_lines(o, &ls, err);
 }
 
@@ -320,7 +321,7 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
                  r->set ? "domain " : "the mean of all domains", r->set ? r->set : "");
         if (!rc)
             rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)",
-                            "mean KLD (nat, log scale; bars: 95 % CI over sequences)", err);
+                            "mean KLD (nat, log scale; bars: 95 % CI over sequences)", 1, err);
     } else {
         rc = psrc_rd(s, r->proj, r->layer, &l, err);
         char where[128] = "";
@@ -334,18 +335,43 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
                  : !strcmp(l.metric, "rel_imp") ? "importance-weighted weight error"
                                                 : "weight error ‖ΔW‖² / ‖W‖²");
         if (!rc)
-            rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)", yl,
+            rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)", yl, 1,
                             err);
     }
     psrc_lines_free(&l);
     return rc;
 }
 
+/* expert-bits: sets B = diff_a, A = diff_b (default zh, en); allocations from r->alloc, else
+ * the figure's store. */
+static int draw_expert_bits(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *err)
+{
+    const char *B = r->diff_a ? r->diff_a : "zh", *A = r->diff_b ? r->diff_b : "en";
+    h5s_store *al = NULL;
+    int rc = r->alloc ? h5s_open(&al, r->alloc, err) : 0;
+    psrc_lines l = {0};
+    if (!rc)
+        rc = psrc_expert_bits(s, al ? al : s, A, B, &l, err);
+    char title[400], xl[400];
+    snprintf(title, sizeof title, "Bits each allocation gave an expert vs its %s/%s routing "
+                                  "ratio (mean over MoE layers)", B, A);
+    snprintf(xl, sizeof xl, "expert rank in its layer by share %s / share %s (left: most "
+                            "%s-specific, right: most %s-specific)", B, A, A, B);
+    if (!rc)
+        rc = draw_lines(o, &l, title, xl, "mean integer bits of the expert's projections", 0,
+                        err);
+    psrc_lines_free(&l);
+    if (al)
+        h5s_close(al);
+    return rc;
+}
+
 int pfig_draw(const char *path, const pfig_req *r, const gp_opts *o, vl_err *err)
 {
-    if ((r->diff_a || r->diff_b) && r->kind != PFIG_SENS_MAP && r->kind != PFIG_EXPERT_USAGE)
-        return vl_errf(err, VL_EARG, "--diff applies to sens-map and expert-usage, not %s",
-                       pfig_kind_name(r->kind));
+    if ((r->diff_a || r->diff_b) && r->kind != PFIG_SENS_MAP && r->kind != PFIG_EXPERT_USAGE &&
+        r->kind != PFIG_EXPERT_BITS)
+        return vl_errf(err, VL_EARG, "--diff applies to sens-map, expert-usage and "
+                       "expert-bits, not %s", pfig_kind_name(r->kind));
     h5s_store *s;
     int rc = h5s_open(&s, path, err);
     if (rc)
@@ -355,6 +381,9 @@ int pfig_draw(const char *path, const pfig_req *r, const gp_opts *o, vl_err *err
     case PFIG_EXPERT_USAGE:
     case PFIG_ALLOC_MAP:
         rc = draw_map(s, r, o, err);
+        break;
+    case PFIG_EXPERT_BITS:
+        rc = draw_expert_bits(s, r, o, err);
         break;
     default:
         rc = draw_kind(s, r, o, err);

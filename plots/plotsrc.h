@@ -19,6 +19,8 @@
  *                           /eval/<row> (else /alloc/<alloc>@solver of the same store); the
  *                           per-token /eval/<row>/<dom>/kld [seqs, n] for the intervals
  *   KLD marks     eval.h5   the matrix and the per-token /eval/<row>/<dom>/kld
+ *   expert bits   stats.h5  /stats/<set>/layers/NN/router/routed of two sets, and alloc.h5's
+ *                           /alloc/<name>@assignment
  *   alloc map     alloc.h5  string attribute `assignment` on /alloc/<name>
  *                           ("<hf tensor>\t<qfmt name>" lines)
  * The sens layout above is provisional (the sens stage is not on main yet); it is read only
@@ -113,6 +115,16 @@ int psrc_kld_vs_bpw(h5s_store *s, const char *domain, psrc_lines *out, vl_err *e
  * and for cells without per-token data or with a sequence count unlike the best's. *marks is
  * NULL (and 0 returned) when no cell of the store has per-token data. */
 int psrc_kld_marks(h5s_store *s, const psrc_grid *g, unsigned char **marks, vl_err *err);
+
+/* Bits per expert against its routing-share rank: for every MoE layer with router counts of
+ * both sets A and B in ST (alloc/xsel.h), the experts in order of increasing
+ * (share_B + ε)/(share_A + ε) (rank 0 = the most A-specific, E − 1 = the most B-specific;
+ * xs_pick's order reversed); per allocation of AL (/alloc/<name>@assignment, one series each,
+ * named by the allocation) y at rank x = the mean over MoE layers of the bits of the expert at
+ * that rank (mean integer bits of its listed projections, xs_expert_bits; NaN when no layer
+ * lists one). VL_ENOTFOUND without router counts of both sets or without allocations. */
+int psrc_expert_bits(h5s_store *st, h5s_store *al, const char *A, const char *B,
+                     psrc_lines *out, vl_err *err);
 
 /* Distortion against bpw for the tensors of column proj (or all when proj < 0) and layer
  * (or all when layer < 0): one series per method (rtn, gptq, with "+had" for rotated formats);

@@ -569,6 +569,40 @@ static void test_eval(ctx *x)
           "without --set: mean over domains, with its interval");
 }
 
+/* expert-bits on the fixture: zh routes 40 more tokens to expert 1 in each MoE layer (0 and 2),
+ * so by zh/en ratio the order is e1 (most zh-specific), then e0, e2, e3 (the same ratio 0.67
+ * up to ε, which favours the smaller share); en-2.5 gives down_proj 4 bits on even experts and
+ * 2 on odd ones: rank 0 (e3) 2, rank 1 (e2) 4, rank 2 (e0) 4, rank 3 (e1) 2 bits. */
+static void test_expert_bits(ctx *x)
+{
+    char sc[300];
+    double got[64];
+    pfig_req r = pfig_req_default(PFIG_EXPERT_BITS);
+    r.alloc = x->alloc;
+    draw(x, x->stats, &r, "eb.png", sc, sizeof sc);
+    int n = read_block(sc, "S0", got, 64);
+    CHECK(x->c, n == 8 && got[0] == 0 && got[1] == 2 && got[2] == 1 && got[3] == 4 &&
+                    got[4] == 2 && got[5] == 4 && got[6] == 3 && got[7] == 2,
+          "expert-bits: (rank, bits) = (0, 2) (1, 4) (2, 4) (3, 2)");
+    CHECK(x->c, file_has(sc, "title 'en-2.5'") && file_has(sc, "most zh-specific"),
+          "expert-bits: series named by the allocation, axis explains the rank");
+    r.diff_a = "en";
+    r.diff_b = "zh";
+    draw(x, x->stats, &r, "eb2.png", sc, sizeof sc);
+    n = read_block(sc, "S0", got, 64);
+    /* by en/zh: e3 > e2 > e0 (ε now favours the larger share) > e1: ranks e1 e0 e2 e3 */
+    CHECK(x->c, n == 8 && got[1] == 2 && got[3] == 4 && got[5] == 4 && got[7] == 2 &&
+                    file_has(sc, "right: most en-specific"),
+          "--diff en,zh: ranks by en/zh, (e1, e0, e2, e3) = 2, 4, 4, 2 bits");
+    r.alloc = NULL; /* the stats store holds no allocation */
+    vl_err e = {0, ""};
+    gp_opts o = gp_opts_default();
+    char out[256];
+    snprintf(out, sizeof out, "%s/eb3.png", x->dir);
+    o.out = out;
+    CHECK_INT(x->c, pfig_draw(x->stats, &r, &o, &e), VL_ENOTFOUND, "expert-bits without allocations");
+}
+
 static void test_rd_alloc(ctx *x)
 {
     char sc[300];
@@ -679,7 +713,8 @@ static void test_report(ctx *x)
         "sens-map-zh.svg",       "sens-map-zh-minus-en.png",
         "expert-usage-en.png",   "expert-usage-zh.png",  "expert-usage-zh-minus-en.png",
         "rd.png",                "kld-matrix.png",       "kld-vs-bpw.png",
-        "kld-vs-bpw-en.png",     "kld-vs-bpw-zh.png",    "alloc-map-en-2.5.png"};
+        "kld-vs-bpw-en.png",     "kld-vs-bpw-zh.png",    "alloc-map-en-2.5.png",
+        "expert-bits-zh-minus-en.png"};
     int nw = (int)(sizeof want / sizeof *want);
     CHECK_INT(x->c, n, nw, "report figure count");
     for (int i = 0; i < nw && i < n; i++) {
@@ -800,6 +835,7 @@ int main(void)
     test_sens(&x);
     test_eval(&x);
     test_rd_alloc(&x);
+    test_expert_bits(&x);
     test_errors(&x);
     test_report(&x);
     test_cli(&x);
