@@ -13,6 +13,7 @@ struct qe_eval {
     const calib_book *dom;
     int n_dom, n_rows;
     ev_runner *runner;
+    int second_half;   /* qe_set_second_half */
     kld_summary *sums; /* [n_rows × n_dom] */
     jr *journal;       /* NULL: none */
 };
@@ -66,6 +67,12 @@ int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, 
     return 0;
 }
 
+void qe_set_second_half(qe_eval *q, int on)
+{
+    q->second_half = !!on;
+    ev_runner_set_second_half(q->runner, on);
+}
+
 /* Domain d of row r: from the journal when it is there, else run (and journaled by rank 0). */
 static int run_domain(qe_eval *q, const qb_binding *b, const qe_row *row, int d, ev_result *res,
                       prog *pg, vl_err *err)
@@ -73,13 +80,14 @@ static int run_domain(qe_eval *q, const qb_binding *b, const qe_row *row, int d,
     const calib_set *cs = calib_book_set(q->dom, d);
     char name[3 * EV_NAME_MAX + 64];
     item_name(name, sizeof name, row->name, cs);
-    size_t bytes = ev_result_bytes(cs->n_seq, cs->seq_len);
+    int first = ev_first_scored(cs->seq_len, q->second_half);
+    size_t bytes = ev_result_bytes(cs->n_seq, cs->seq_len, first);
     if (q->journal && jr_has(q->journal, name, bytes)) {
         void *buf = vl_malloc(bytes + 1);
         int rc = buf ? jr_get(q->journal, name, buf, bytes, err)
                      : vl_errf(err, VL_ENOMEM, "eval: out of memory");
         if (rc == 1)
-            rc = ev_result_unpack(res, cs->n_seq, cs->seq_len, buf, err);
+            rc = ev_result_unpack(res, cs->n_seq, cs->seq_len, first, buf, err);
         vl_free(buf);
         if (pg)
             prog_update(pg, pg->done + (int64_t)cs->n_seq * cs->seq_len);
@@ -133,7 +141,9 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
         const calib_set *cs = calib_book_set(q->dom, d);
         char dn[sizeof name];
         item_name(dn, sizeof dn, row->name, cs);
-        bind = !jr_has(q->journal, dn, ev_result_bytes(cs->n_seq, cs->seq_len));
+        bind = !jr_has(q->journal, dn, ev_result_bytes(cs->n_seq, cs->seq_len,
+                                                        ev_first_scored(cs->seq_len,
+                                                                        q->second_half)));
     }
     if (bind) { /* every rank decides alike: they read the same journals */
         rc = qb_bind(&b, q->m, row->alloc, row->stats, &row->qp, row->name, err);
@@ -196,7 +206,7 @@ int qe_finish(qe_eval *q, h5s_store *s, const char *const *row_names, FILE *f, v
         return vl_errf(err, VL_ENOMEM, "out of memory");
     for (int d = 0; d < q->n_dom; d++)
         dn[d] = calib_book_set(q->dom, d)->spec.name;
-    ev_matrix mx = {q->n_rows, q->n_dom, row_names, dn, q->sums};
+    ev_matrix mx = {q->n_rows, q->n_dom, row_names, dn, q->sums, q->second_half};
     int rc = s ? ev_write_matrix(s, &mx, err) : 0;
     if (!rc && f)
         ev_print_matrix(f, &mx);

@@ -40,6 +40,10 @@ typedef struct qe_eval qe_eval;
 int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, int n_rows,
            vl_err *err);
 
+/* Score only the second half of each window (analysis/eval.h, ev_runner_set_second_half);
+ * call before the first row. */
+void qe_set_second_half(qe_eval *q, int on);
+
 /* Row r: bind ROW's allocation, run every domain, write /eval/<row>/<dom> (and /eval/domains
  * at r = 0) and the row's attribute set (ev_write_row). PROGRESS: a progress line on stderr
  * (tty only). Errors carry "row NAME". */

@@ -34,6 +34,7 @@ struct ev_runner {
     const model *m;
     fwd_state *ref, *q;
     int batch_seq, max_len;
+    int second_half;     /* score positions len/2 .. len−2 only (llama-perplexity's rule) */
     ev_timing t;
     kld_token *tok;      /* [batch_seq·max_len] one batch's per-token metrics */
     ev_ref *refs;        /* [n_refs] kept reference logits */
@@ -107,30 +108,34 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
     return 0;
 }
 
+int ev_first_scored(int len, int second_half) { return second_half ? len / 2 : 0; }
+
 typedef struct {
     const float *lr, *lq;
     const int32_t *ids;
     int len, V;
+    int first, m; /* first scored position, scored positions per sequence */
     kld_token *tok;
 } metrics_job;
 
-/* Tokens [i0, i1) of a batch (index s·(len − 1) + t) into job->tok. */
+/* Scored tokens [i0, i1) of a batch (index s·m + t − first) into job->tok. */
 static void metrics_range(void *ctx, int i0, int i1)
 {
     const metrics_job *j = ctx;
     for (int i = i0; i < i1; i++) {
-        size_t row = (size_t)(i / (j->len - 1)) * j->len + (size_t)(i % (j->len - 1));
+        size_t row = (size_t)(i / j->m) * j->len + (size_t)(j->first + i % j->m);
         j->tok[i] = kld_token_eval(j->lr + row * j->V, j->lq + row * j->V, j->V,
                                    j->ids[row + 1]);
     }
 }
 
-/* Metrics of one batch: nb sequences of len tokens, logits rows s·len + t. */
+/* Metrics of one batch: nb sequences of len tokens, logits rows s·len + t; positions
+ * res->first .. len − 2 of each sequence are scored. */
 static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const float *lq,
                          const int32_t *ids, int nb, int len, int V, size_t tok0, vl_err *err)
 {
-    int n = nb * (len - 1);
-    metrics_job j = {lr, lq, ids, len, V, r->tok};
+    int m = len - 1 - res->first, n = nb * m;
+    metrics_job j = {lr, lq, ids, len, V, res->first, m, r->tok};
     kern_parallel_for(n, 32, metrics_range, &j); /* ≥ 32 tokens (1M exps) a thread */
     for (int i = 0; i < n; i++) {
         const kld_token *k = &r->tok[i];
@@ -138,7 +143,7 @@ static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const fl
             return vl_errf(err, VL_ERANGE,
                            "eval: non-finite metric at sequence %zu position %d (logits "
                            "NaN/Inf?)",
-                           tok0 / (size_t)(len - 1) + (size_t)(i / (len - 1)), i % (len - 1));
+                           tok0 / (size_t)m + (size_t)(i / m), res->first + i % m);
         res->entropy_ref[res->acc.n] = k->entropy_ref;
         int rc = kld_acc_add(&res->acc, k, err);
         if (rc)
@@ -231,17 +236,24 @@ static void ref_drop_last(ev_runner *r)
 void ev_runner_set_ref_budget(ev_runner *r, size_t bytes) { r->ref_budget = bytes; }
 void ev_runner_set_fault(ev_runner *r, par_fault *f) { r->fault = f; }
 
+void ev_runner_set_second_half(ev_runner *r, int on) { r->second_half = !!on; }
+
 int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
            ev_result *res, prog *pg, vl_err *err)
 {
     if (n_seq < 1 || len < 2 || len > r->max_len)
         return vl_errf(err, VL_EARG, "eval: %d sequences of %d tokens (runner holds ≤ %d)",
                        n_seq, len, r->max_len);
+    if (r->second_half && len < 3)
+        return vl_errf(err, VL_EARG, "eval: scoring the second half of a %d-token window leaves "
+                       "no token (need len ≥ 3)", len);
     ev_result_deinit(res);
     ev_result_init(res);
     res->n_seq = n_seq;
     res->len = len;
-    size_t n_tok = (size_t)n_seq * (size_t)(len - 1);
+    res->first = ev_first_scored(len, r->second_half);
+    int per_seq = len - 1 - res->first;
+    size_t n_tok = (size_t)n_seq * (size_t)per_seq;
     int n_batch = (n_seq + r->batch_seq - 1) / r->batch_seq;
     res->entropy_ref = vl_malloc(n_tok * sizeof *res->entropy_ref);
     int64_t *item_tok = vl_malloc((size_t)n_batch * sizeof *item_tok);
@@ -258,7 +270,7 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
     ev_ref *keep = kept ? kept : fill;
     for (int b = 0; b < n_batch; b++) {
         int s0 = b * r->batch_seq;
-        item_tok[b] = (int64_t)(n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq) * (len - 1);
+        item_tok[b] = (int64_t)(n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq) * per_seq;
         owner[b] = -1;
     }
     /* Batches (sequence blocks) are handed out by a work queue (core/par.h): a rank that
@@ -294,7 +306,7 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
             rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
         double t2 = prog_now();
         if (!rc)
-            rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * (len - 1), err);
+            rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * per_seq, err);
         double t3 = prog_now();
         if (rc)
             break;
@@ -316,7 +328,9 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
     }
     vl_free(item_tok);
     vl_free(owner);
-    return rc ? rc : kld_summarize(&res->acc, &res->sum, err);
+    if (!rc)
+        rc = kld_summarize(&res->acc, &res->sum, err);
+    return rc ? rc : kld_slice_entropy(&res->acc, res->entropy_ref, &res->sum, err);
 }
 
 ev_timing ev_runner_timing(const ev_runner *r) { return r->t; }
@@ -337,159 +351,3 @@ void ev_runner_free(ev_runner *r)
     vl_free(r);
 }
 
-/* ---------------------------------------------------------------- storage */
-
-int ev_write_domain(h5s_store *s, const calib_set *set, const ev_result *res, vl_err *err)
-{
-    char g[CALIB_NAME_MAX + 32], p[sizeof g + 32], seed[32];
-    snprintf(g, sizeof g, "/eval/domains/%s", set->spec.name);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)set->spec.seed); /* exact */
-    int64_t sh[2] = {set->n_seq, set->seq_len};
-    VL_ASSERT(res->n_seq == set->n_seq && res->len == set->seq_len);
-    snprintf(p, sizeof p, "%s/ids", g);
-    int rc = h5s_write(s, p, H5S_I32, set->ids, 2, sh, "token id",
-                       "token ids of the evaluation sequences, built as calibration sets are "
-                       "(analysis/calib.h) from the source and seed in the group's attributes",
-                       err);
-    if (rc)
-        return rc;
-    sh[1] = set->seq_len - 1;
-    snprintf(p, sizeof p, "%s/entropy_ref", g);
-    if ((rc = h5s_write(s, p, H5S_F64, res->entropy_ref, 2, sh, "nat",
-                        "entropy of the reference model's next-token distribution at positions "
-                        "0 .. len-2 of each sequence",
-                        err)))
-        return rc;
-    if ((rc = h5s_attr_set(s, g, "source", set->spec.source, err)) ||
-        (rc = h5s_attr_set(s, g, "kind", calib_kind_name(set->spec.kind), err)) ||
-        (rc = h5s_attr_set_f64(s, g, "seqs", set->n_seq, err)) ||
-        (rc = h5s_attr_set_f64(s, g, "len", set->seq_len, err)) ||
-        (rc = h5s_attr_set(s, g, "seed", seed, err)))
-        return rc;
-    return 0;
-}
-
-int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const ev_result *res,
-                    vl_err *err)
-{
-    char g[2 * EV_NAME_MAX + 16], p[sizeof g + 32];
-    snprintf(g, sizeof g, "/eval/%s/%s", alloc, domain);
-    int64_t sh[2] = {res->n_seq, res->len - 1};
-    VL_ASSERT(res->acc.n == (size_t)sh[0] * (size_t)sh[1]);
-    const struct {
-        const char *name;
-        h5s_dtype t;
-        const void *data;
-        const char *units, *meaning;
-    } ds[] = {
-        {"kld", H5S_F64, res->acc.kld, "nat",
-         "KL(p_ref || p_quant) of the next-token distributions at positions 0 .. len-2"},
-        {"dp", H5S_F64, res->acc.dp, "probability",
-         "p_quant(actual next token) - p_ref(actual next token)"},
-        {"nll_ref", H5S_F64, res->acc.nll_ref, "nat", "-log p_ref(actual next token)"},
-        {"nll_q", H5S_F64, res->acc.nll_q, "nat", "-log p_quant(actual next token)"},
-        {"same_top", H5S_U8, res->acc.same, "1",
-         "1 where argmax p_quant == argmax p_ref (lowest index on ties), else 0"},
-    };
-    for (size_t i = 0; i < sizeof ds / sizeof *ds; i++) {
-        snprintf(p, sizeof p, "%s/%s", g, ds[i].name);
-        int rc = h5s_write(s, p, ds[i].t, ds[i].data, 2, sh, ds[i].units, ds[i].meaning, err);
-        if (rc)
-            return rc;
-    }
-    const kld_summary *m = &res->sum;
-    const struct {
-        const char *name;
-        double v;
-    } at[] = {
-        {"n_tokens", (double)m->n},        {"kld_mean", m->kld_mean},
-        {"kld_mean_se", m->kld_mean_se},   {"kld_median", m->kld_median},
-        {"kld_p90", m->kld_p90},           {"kld_p95", m->kld_p95},
-        {"kld_p99", m->kld_p99},           {"kld_p999", m->kld_p999},
-        {"kld_max", m->kld_max},           {"same_top", m->same_top},
-        {"same_top_se", m->same_top_se},   {"rms_dp", m->rms_dp},
-        {"ppl_ref", m->ppl_ref},           {"ppl_q", m->ppl_q},
-        {"ppl_ratio", m->ppl_q / m->ppl_ref}, {"ln_ppl_ratio", m->ln_ppl_ratio},
-        {"ln_ppl_ratio_se", m->ln_ppl_ratio_se},
-    };
-    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
-        int rc = h5s_attr_set_f64(s, g, at[i].name, at[i].v, err);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err)
-{
-    size_t n = (size_t)mx->n_alloc * mx->n_dom;
-    double *v = vl_malloc((n ? n : 1) * sizeof *v);
-    int rc = 0;
-    if (!v) {
-        rc = vl_errf(err, VL_ENOMEM, "eval: out of memory writing the matrix");
-        goto done;
-    }
-    int64_t sh[2] = {mx->n_alloc, mx->n_dom};
-    for (int k = 0; k < 4 && !rc; k++) {
-        static const char *const names[] = {"mean_kld", "mean_kld_se", "same_top", "ppl_ratio"};
-        static const char *const units[] = {"nat", "nat", "1", "1"};
-        static const char *const meaning[] = {
-            "mean per-token KL(p_ref || p_quant); row = allocation (attribute rows), column = "
-            "eval domain (attribute cols)",
-            "standard error of mean_kld (llama.cpp's definition)",
-            "fraction of tokens whose argmax agrees with the reference's",
-            "PPL_quant / PPL_ref on the domain"};
-        for (size_t i = 0; i < n; i++) {
-            const kld_summary *m = &mx->sums[i];
-            v[i] = k == 0 ? m->kld_mean
-                 : k == 1 ? m->kld_mean_se
-                 : k == 2 ? m->same_top
-                          : m->ppl_q / m->ppl_ref;
-        }
-        char p[64];
-        snprintf(p, sizeof p, "/eval/matrix/%s", names[k]);
-        rc = h5s_write(s, p, H5S_F64, v, 2, sh, units[k], meaning[k], err);
-    }
-    if (!rc)
-        rc = h5s_attr_set_names(s, "/eval/matrix", "rows", mx->alloc_names, mx->n_alloc, err);
-    if (!rc)
-        rc = h5s_attr_set_names(s, "/eval/matrix", "cols", mx->dom_names, mx->n_dom, err);
-done:
-    vl_free(v);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- tables */
-
-static void print_header(FILE *f, const ev_matrix *mx, const char *title)
-{
-    fprintf(f, "\n%s\n\n| allocation |", title);
-    for (int d = 0; d < mx->n_dom; d++)
-        fprintf(f, " %s |", mx->dom_names[d]);
-    fprintf(f, "\n|---|");
-    for (int d = 0; d < mx->n_dom; d++)
-        fprintf(f, "---:|");
-    fprintf(f, "\n");
-}
-
-void ev_print_matrix(FILE *f, const ev_matrix *mx)
-{
-    for (int k = 0; k < 3; k++) {
-        static const char *const titles[] = {"Mean KLD (nats) ± SE, reference ‖ quantized",
-                                             "Same top-1 token (%)", "PPL ratio (quant / ref)"};
-        print_header(f, mx, titles[k]);
-        for (int a = 0; a < mx->n_alloc; a++) {
-            fprintf(f, "| %s |", mx->alloc_names[a]);
-            for (int d = 0; d < mx->n_dom; d++) {
-                const kld_summary *m = &mx->sums[(size_t)a * mx->n_dom + d];
-                if (k == 0)
-                    fprintf(f, " %.4g ± %.2g |", m->kld_mean, m->kld_mean_se);
-                else if (k == 1)
-                    fprintf(f, " %.2f |", 100.0 * m->same_top);
-                else
-                    fprintf(f, " %.4f |", m->ppl_q / m->ppl_ref);
-            }
-            fprintf(f, "\n");
-        }
-    }
-}

@@ -11,10 +11,14 @@
  *
  * ev_run feeds the same ids in batches to the reference binding (model_base, never
  * approximated) and to the quantized binding, each through its own fwd_state, and for every
- * position but the last of each sequence evaluates kld_token_eval(ref, quant, next id)
- * (analysis/kld.h). Per-token values are kept in sequence-major order, len − 1 per sequence,
- * together with the reference's next-token entropy, so results can be sliced later (by
- * position, by entropy, by routing). Summaries are kld_summarize's (llama.cpp's definitions).
+ * scored position evaluates kld_token_eval(ref, quant, next id) (analysis/kld.h). Scored
+ * positions: every position but the last of each sequence (0 .. len − 2), or, with
+ * ev_runner_set_second_half, only the second half of each window as llama-perplexity scores
+ * it (positions len/2 .. len − 2, len − 1 − len/2 tokens: 255 of a 512-token window), so that
+ * numbers compare with llama.cpp's. Per-token values are kept in sequence-major order,
+ * len − 1 − first per sequence, together with the reference's next-token entropy, so results
+ * can be sliced later (by position, by entropy, by routing). Summaries are kld_summarize's
+ * (llama.cpp's statistic set) and kld_slice_entropy's (terciles of the reference entropy).
  *
  * Storage (ev_write_result, ev_write_domain, ev_write_matrix): docs/hdf5-schema.md, section
  * "vbrlab eval". Thread-safety: an ev_runner serves one run at a time.
@@ -49,10 +53,15 @@ int ev_domain_parse(const char *text, calib_spec *out, vl_err *err);
 
 typedef struct {
     int n_seq, len;       /* shape of the ids evaluated */
-    kld_acc acc;          /* per token, n_seq·(len − 1), sequence-major */
-    double *entropy_ref;  /* [n_seq·(len − 1)] reference next-token entropy (nats), owned */
-    kld_summary sum;      /* kld_summarize(acc) */
+    int first;            /* first scored position (ev_first_scored) */
+    kld_acc acc;          /* per token, n_seq·(len − 1 − first), sequence-major */
+    double *entropy_ref;  /* [n_seq·(len − 1 − first)] reference next-token entropy (nats) */
+    kld_summary sum;      /* kld_summarize(acc) and kld_slice_entropy(acc, entropy_ref) */
 } ev_result;
+
+/* The first scored position of a len-token window: len/2 when scoring the second half
+ * (llama-perplexity's `first = n_ctx/2`), else 0. Pure. */
+int ev_first_scored(int len, int second_half);
 
 void ev_result_init(ev_result *r);
 void ev_result_deinit(ev_result *r); /* NULL ok */
@@ -77,6 +86,10 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
 #define EV_REF_BUDGET_DEFAULT ((size_t)1 << 30)
 void ev_runner_set_ref_budget(ev_runner *r, size_t bytes);
 
+/* Score only the second half of each window (positions len/2 .. len − 2) from now on; a window
+ * of fewer than 3 tokens is then VL_EARG in ev_run. Off by default. */
+void ev_runner_set_second_half(ev_runner *r, int on);
+
 /* Evaluate binding WQ against model_base on ids [n_seq × len] (len ≤ max_len). RES (from
  * ev_result_init, or reused: it is reset) receives every token and the summary. PG (may be
  * NULL) is advanced by the tokens done, starting from pg->done. Errors: fwd_run's, VL_ENOMEM,
@@ -89,23 +102,33 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
 void ev_runner_set_fault(ev_runner *r, par_fault *f);
 
 /* A result as bytes (analysis/eval_pack.c; the journal payload of an evaluation item):
- * n_seq·(len − 1) tokens of kld, dp, nll_ref, nll_q, entropy_ref (float64 each, in that order)
- * then same_top (one byte each). unpack resets R and recomputes the summary. */
-size_t ev_result_bytes(int n_seq, int len);
+ * n_seq·(len − 1 − first) scored tokens of kld, dp, nll_ref, nll_q, entropy_ref (float64
+ * each, in that order) then same_top (one byte each). unpack resets R and recomputes the
+ * summary and the entropy slice. */
+size_t ev_result_bytes(int n_seq, int len, int first);
 void ev_result_pack(const ev_result *r, void *buf);
-int ev_result_unpack(ev_result *r, int n_seq, int len, const void *buf, vl_err *err);
+int ev_result_unpack(ev_result *r, int n_seq, int len, int first, const void *buf,
+                     vl_err *err);
 
 ev_timing ev_runner_timing(const ev_runner *r);
 void ev_runner_free(ev_runner *r); /* NULL ok */
 
 /* ---------------------------------------------------------------- storage and tables */
 
-/* /eval/domains/<set name>/{ids, entropy_ref} and the set's definition as attributes.
- * RES supplies entropy_ref (any allocation's result: the reference does not depend on it). */
+/* /eval/domains/<set name>/{ids, entropy_ref, entropy_terciles} and the set's definition as
+ * attributes. RES supplies entropy_ref and the tercile thresholds (any allocation's result: the
+ * reference does not depend on it). */
 int ev_write_domain(h5s_store *s, const calib_set *set, const ev_result *res, vl_err *err);
 /* /eval/<alloc>/<domain>/{kld, dp, nll_ref, nll_q, same_top} and the summary as attributes. */
 int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const ev_result *res,
                     vl_err *err);
+/* The summary attributes of /eval/<row>/<dom> back into *M (per-token arrays are not read).
+ * Attributes an older store lacks read as NaN (slice counts as 0); no group or no n_tokens:
+ * VL_ENOTFOUND. */
+int ev_read_summary(h5s_store *s, const char *row, const char *dom, kld_summary *m,
+                    vl_err *err);
+/* "low", "mid", "high" for slice 0, 1, 2. */
+const char *ev_slice_name(int k);
 
 /* The matrix, rows = allocations, cols = domains; sums[a·n_dom + d]. */
 typedef struct {
@@ -113,14 +136,21 @@ typedef struct {
     const char *const *alloc_names; /* [n_alloc] */
     const char *const *dom_names;   /* [n_dom] */
     const kld_summary *sums;        /* [n_alloc·n_dom] */
+    int second_half;                /* the tokens were scored on the second half only */
 } ev_matrix;
 
-/* /eval/matrix/{mean_kld, mean_kld_se, same_top, ppl_ratio} [n_alloc, n_dom] float64, with
- * the attributes rows and cols (names joined by '\n'). */
+/* /eval/matrix/{mean_kld, mean_kld_se, same_top, ppl_ratio} [n_alloc, n_dom] and
+ * /eval/matrix/{kld_entropy, kld_entropy_se} [n_alloc, n_dom, 3] float64, with the attributes
+ * rows and cols (names joined by '\n') and scored ("all" | "second_half"). */
 int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err);
 
-/* Markdown tables on F: mean KLD ± SE, then same-top %, then PPL ratio (PPL_q / PPL_ref). */
+/* Markdown tables on F: mean KLD ± SE, same-top %, PPL ratio (PPL_q / PPL_ref), then
+ * ev_print_entropy and ev_print_llama. */
 void ev_print_matrix(FILE *f, const ev_matrix *mx);
+/* Mean KLD ± SE per entropy tercile: allocation × (domain × low/mid/high), thresholds first. */
+void ev_print_entropy(FILE *f, const ev_matrix *mx);
+/* Per domain, llama-perplexity's statistic block as a table: metric × allocation. */
+void ev_print_llama(FILE *f, const ev_matrix *mx);
 
 /* ---------------------------------------------------------------- a row's attributes */
 
@@ -136,6 +166,8 @@ typedef struct {
     double target_bpw;      /* the allocation's target; 0 for uniform rows and text files */
     const char *calib;      /* sets whose statistics quantized the row (comma-joined); "" none */
     const char *stats_file; /* the file holding them; "" none */
+    const char *solver;     /* the stored allocation's solver (exact, lagrange, uniform, rules,
+                               …); "" for uniform rows, text files and older stores */
     int n_tensors;          /* tensors fake-quantized */
     int64_t n_weights;      /* their weights */
     double bpw;             /* their exact stored bits per weight (the body) */

@@ -1,6 +1,6 @@
 /* analysis/eval_pack.c — an ev_result as bytes and back: the journal payload of one
  * allocation × domain evaluation (alloc/qeval.h's per-item commit). The summary is not stored:
- * kld_summarize recomputes it from the tokens, the same bits as the run that made them.
+ * kld_summarize (and kld_slice_entropy) recompute it from the tokens, the same bits as the run that made them.
  */
 #include "eval.h"
 
@@ -8,9 +8,9 @@
 
 #define EV_F64_ARRAYS 5 /* kld, dp, nll_ref, nll_q, entropy_ref */
 
-size_t ev_result_bytes(int n_seq, int len)
+size_t ev_result_bytes(int n_seq, int len, int first)
 {
-    size_t n = (size_t)n_seq * (size_t)(len - 1);
+    size_t n = (size_t)n_seq * (size_t)(len - 1 - first);
     return n * (EV_F64_ARRAYS * sizeof(double) + 1);
 }
 
@@ -25,13 +25,15 @@ void ev_result_pack(const ev_result *r, void *buf)
     memcpy(p, r->acc.same, n);
 }
 
-int ev_result_unpack(ev_result *r, int n_seq, int len, const void *buf, vl_err *err)
+int ev_result_unpack(ev_result *r, int n_seq, int len, int first, const void *buf,
+                     vl_err *err)
 {
     ev_result_deinit(r);
     ev_result_init(r);
-    size_t n = (size_t)n_seq * (size_t)(len - 1);
+    size_t n = (size_t)n_seq * (size_t)(len - 1 - first);
     r->n_seq = n_seq;
     r->len = len;
+    r->first = first;
     double **arr[EV_F64_ARRAYS] = {&r->acc.kld, &r->acc.dp, &r->acc.nll_ref, &r->acc.nll_q,
                                    &r->entropy_ref};
     const unsigned char *p = buf;
@@ -44,5 +46,6 @@ int ev_result_unpack(ev_result *r, int n_seq, int len, const void *buf, vl_err *
         return vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", n);
     memcpy(r->acc.same, p, n);
     r->acc.n = r->acc.cap = n;
-    return kld_summarize(&r->acc, &r->sum, err);
+    int rc = kld_summarize(&r->acc, &r->sum, err);
+    return rc ? rc : kld_slice_entropy(&r->acc, r->entropy_ref, &r->sum, err);
 }

@@ -18,8 +18,9 @@ int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *e
     snprintf(g, sizeof g, "/eval/%s", row);
     const struct {
         const char *name, *value;
-    } str[] = {{"kind", a->kind},     {"source", a->source},         {"format", a->format},
-               {"alloc", a->alloc},   {"calib", a->calib},           {"stats_file", a->stats_file}};
+    } str[] = {{"kind", a->kind},   {"source", a->source}, {"format", a->format},
+               {"alloc", a->alloc}, {"calib", a->calib},   {"stats_file", a->stats_file},
+               {"solver", a->solver}};
     const struct {
         const char *name;
         double value;
@@ -30,7 +31,8 @@ int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *e
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof str / sizeof *str; i++) {
         const char *v = str[i].value ? str[i].value : "";
-        int optional = i >= 4; /* calib, stats_file: only for rows quantized with statistics */
+        int optional = i >= 4; /* calib, stats_file: only for rows quantized with statistics;
+                                  solver: only for stored allocations */
         if (!optional || *v)
             rc = h5s_attr_set(s, g, str[i].name, v, err);
     }
@@ -43,7 +45,8 @@ void ev_row_attrs_free(ev_row_attrs *a)
 {
     if (!a)
         return;
-    const char *v[] = {a->kind, a->source, a->format, a->alloc, a->calib, a->stats_file};
+    const char *v[] = {a->kind,  a->source,     a->format, a->alloc,
+                       a->calib, a->stats_file, a->solver};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
         vl_free((char *)v[i]);
     memset(a, 0, sizeof *a);
@@ -70,8 +73,9 @@ int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err)
     if (!(a->bpw > 0 && a->bpw <= 64))
         return vl_errf(err, VL_ERANGE, "%s: %s@bpw = %g is out of range", h5s_path(s), g,
                        a->bpw);
-    const char **str[] = {&a->source, &a->format, &a->alloc, &a->calib, &a->stats_file, &a->kind};
-    const char *names[] = {"source", "format", "alloc", "calib", "stats_file", "kind"};
+    const char **str[] = {&a->source,     &a->format, &a->alloc, &a->calib,
+                          &a->stats_file, &a->kind,   &a->solver};
+    const char *names[] = {"source", "format", "alloc", "calib", "stats_file", "kind", "solver"};
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof str / sizeof *str; i++)
         rc = get_str(s, g, names[i], str[i], err);

@@ -205,6 +205,31 @@ static void mean_se(const double *x, size_t n, double *mean, double *se)
     *se = n > 1 && var > 0.0 ? sqrt(var / (double)(n - 1)) : 0.0;
 }
 
+/* Percentile f of sorted x[0..n) (GSL's rule: linear interpolation at f·(n−1)). */
+static double pct(const double *x, size_t n, double f)
+{
+    return gsl_stats_quantile_from_sorted_data(x, 1, n, f);
+}
+
+/* Pearson correlation of a and b (population moments; NaN when either is constant). */
+static double pearson(const double *a, const double *b, size_t n)
+{
+    double ma = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        ma += a[i];
+        mb += b[i];
+    }
+    ma /= (double)n;
+    mb /= (double)n;
+    double sab = 0, saa = 0, sbb = 0; /* centred: no cancellation of E[x²] − E[x]² */
+    for (size_t i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma) * (a[i] - ma);
+        sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : NAN;
+}
+
 int kld_summarize(const kld_acc *a, kld_summary *o, vl_err *err)
 {
     memset(o, 0, sizeof *o);
@@ -212,6 +237,9 @@ int kld_summarize(const kld_acc *a, kld_summary *o, vl_err *err)
     if (n == 0)
         return vl_errf(err, VL_ERANGE, "KLD summary: no tokens");
     o->n = n;
+    o->ent_thr[0] = o->ent_thr[1] = NAN;
+    for (int k = 0; k < KLD_SLICES; k++)
+        o->ent_kld[k] = o->ent_kld_se[k] = NAN;
     mean_se(a->kld, n, &o->kld_mean, &o->kld_mean_se);
 
     double *sorted = vl_malloc(n * sizeof *sorted);
@@ -224,28 +252,82 @@ int kld_summarize(const kld_acc *a, kld_summary *o, vl_err *err)
     memcpy(sorted, a->kld, n * sizeof *sorted);
     gsl_sort(sorted, 1, n);
     o->kld_median = gsl_stats_median_from_sorted_data(sorted, 1, n);
-    o->kld_p90 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.90);
-    o->kld_p95 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.95);
-    o->kld_p99 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.99);
-    o->kld_p999 = gsl_stats_quantile_from_sorted_data(sorted, 1, n, 0.999);
+    o->kld_p90 = pct(sorted, n, 0.90);
+    o->kld_p95 = pct(sorted, n, 0.95);
+    o->kld_p99 = pct(sorted, n, 0.99);
+    o->kld_p999 = pct(sorted, n, 0.999);
+    o->kld_p10 = pct(sorted, n, 0.10);
+    o->kld_p05 = pct(sorted, n, 0.05);
+    o->kld_p01 = pct(sorted, n, 0.01);
+    o->kld_p001 = pct(sorted, n, 0.001);
     o->kld_max = sorted[n - 1];
+    o->kld_min = sorted[0];
+
+    mean_se(a->dp, n, &o->dp_mean, &o->dp_mean_se);
+    memcpy(sorted, a->dp, n * sizeof *sorted);
+    gsl_sort(sorted, 1, n);
+    o->dp_median = gsl_stats_median_from_sorted_data(sorted, 1, n);
+    o->dp_max = sorted[n - 1];
+    o->dp_min = sorted[0];
+    const double fr[] = {0.999, 0.99, 0.95, 0.90, 0.75, 0.25, 0.10, 0.05, 0.01, 0.001};
+    double *dst[] = {&o->dp_p999, &o->dp_p99, &o->dp_p95, &o->dp_p90, &o->dp_p75,
+                     &o->dp_p25,  &o->dp_p10, &o->dp_p05, &o->dp_p01, &o->dp_p001};
+    for (size_t k = 0; k < sizeof fr / sizeof *fr; k++)
+        *dst[k] = pct(sorted, n, fr[k]);
 
     size_t same = 0;
-    double dp2 = 0.0, nr = 0.0, nq = 0.0;
+    double nr = 0.0, nq = 0.0, se_r, se_q;
     for (size_t i = 0; i < n; i++) {
         same += a->same[i];
-        dp2 += a->dp[i] * a->dp[i];
         nr += a->nll_ref[i];
         nq += a->nll_q[i];
         diff[i] = a->nll_q[i] - a->nll_ref[i];
+        sorted[i] = a->dp[i] * a->dp[i]; /* reused for Δp² */
     }
+    double msq;
+    mean_se(sorted, n, &msq, &o->rms_dp_se);
+    o->rms_dp = sqrt(msq);
+    o->rms_dp_se = o->rms_dp > 0 ? 0.5 * o->rms_dp_se / o->rms_dp : 0.0;
     o->same_top = (double)same / (double)n;
     o->same_top_se = n > 1 ? sqrt(o->same_top * (1.0 - o->same_top) / (double)(n - 1)) : 0.0;
-    o->rms_dp = sqrt(dp2 / (double)n);
     o->ppl_ref = exp(nr / (double)n);
     o->ppl_q = exp(nq / (double)n);
+    mean_se(a->nll_ref, n, &nr, &se_r);
+    mean_se(a->nll_q, n, &nq, &se_q);
+    o->ppl_ref_se = o->ppl_ref * se_r;
+    o->ppl_q_se = o->ppl_q * se_q;
+    o->ln_ppl_cor = pearson(a->nll_q, a->nll_ref, n);
     mean_se(diff, n, &o->ln_ppl_ratio, &o->ln_ppl_ratio_se);
     vl_free(sorted);
     vl_free(diff);
+    return 0;
+}
+
+int kld_slice_entropy(const kld_acc *a, const double *entropy, kld_summary *o, vl_err *err)
+{
+    size_t n = a->n;
+    if (n == 0)
+        return vl_errf(err, VL_ERANGE, "KLD entropy slice: no tokens");
+    double *x = vl_malloc(n * sizeof *x);
+    if (!x)
+        return vl_errf(err, VL_ENOMEM, "KLD entropy slice: out of memory for %zu tokens", n);
+    memcpy(x, entropy, n * sizeof *x);
+    gsl_sort(x, 1, n);
+    o->ent_thr[0] = pct(x, n, 1.0 / 3.0);
+    o->ent_thr[1] = pct(x, n, 2.0 / 3.0);
+    for (int k = 0; k < KLD_SLICES; k++) {
+        size_t m = 0; /* the slice's KLD values, gathered into x in token order */
+        for (size_t i = 0; i < n; i++) {
+            int s = entropy[i] <= o->ent_thr[0] ? 0 : entropy[i] <= o->ent_thr[1] ? 1 : 2;
+            if (s == k)
+                x[m++] = a->kld[i];
+        }
+        o->ent_n[k] = m;
+        if (m)
+            mean_se(x, m, &o->ent_kld[k], &o->ent_kld_se[k]);
+        else
+            o->ent_kld[k] = o->ent_kld_se[k] = NAN;
+    }
+    vl_free(x);
     return 0;
 }

@@ -19,6 +19,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_sens(int argc, char **argv);
 int cmd_alloc(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_xeval(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_ggml_check(int argc, char **argv);

@@ -2,7 +2,7 @@
  *
  *   vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)...
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
- *               [--seed S] [--batch N] [--allow-overlap] [-o eval.h5]
+ *               [--seed S] [--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
@@ -18,6 +18,8 @@
  * run reads (--stats and the alloc.h5 rows' own stats_file): a domain sharing a window of
  * tokens with one of them (analysis/calib.h, calib_overlap_check) is an error unless
  * --allow-overlap is given.
+ * --score-second-half scores only positions len/2 .. len − 2 of each window, as
+ * llama-perplexity does (analysis/eval.h), so the statistics compare with llama.cpp's.
  * The tables go to stdout, progress to stderr (tty only), the store to -o.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -60,12 +62,13 @@ typedef struct {
     uint64_t seed;
     int batch;
     int allow_overlap;
+    int second_half;
 } eval_args;
 
 static const char usage_line[] =
     "usage: vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats "
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
-    "[--batch N] [--allow-overlap] [-o eval.h5]";
+    "[--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]";
 
 /* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
  * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
@@ -143,6 +146,10 @@ static int parse_args(eval_args *a, int argc, char **argv)
             a->allow_overlap = 1;
             continue;
         }
+        if (!strcmp(s, "--score-second-half")) {
+            a->second_half = 1;
+            continue;
+        }
         if (!v)
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
         if (!strcmp(s, "--uniform") && a->n_rows == MAX_ROWS)
@@ -211,6 +218,7 @@ typedef struct {
     calib_book *book;       /* the domains' ids */
     qb_alloc al[MAX_ROWS];  /* every row's allocation, read and checked before any work */
     char *calib[MAX_ROWS], *stats_file[MAX_ROWS]; /* a stored allocation's own statistics */
+    char *solver[MAX_ROWS];                       /* a stored allocation's solver */
     double target[MAX_ROWS];                      /* a stored allocation's target bpw */
 } eval_ctx;
 
@@ -277,6 +285,7 @@ static int eval_row(eval_ctx *c, const eval_args *a, qe_eval *q, h5s_store *stor
     qr.attrs.format = r->format ? r->format : "mixed";
     qr.attrs.alloc = r->h5 ? r->name : "";
     qr.attrs.target_bpw = c->target[row];
+    qr.attrs.solver = c->solver[row] ? c->solver[row] : "";
     qr.attrs.calib = own ? c->calib[row] : c->stats ? a->calib : "";
     qr.attrs.stats_file = own ? c->stats_file[row] : c->stats ? a->stats_path : "";
     if (!rc)
@@ -296,6 +305,8 @@ static int read_stored(eval_ctx *c, int row, const row_spec *rs, vl_err *err)
     rc = salloc_read_qb(st, rs->name, &c->al[row], &rec, err);
     if (!rc) {
         c->target[row] = rec.target_bpw;
+        c->solver[row] = rec.solver;
+        rec.solver = NULL;
         if (*rec.calib && *rec.stats_file) {
             c->calib[row] = rec.calib;
             c->stats_file[row] = rec.stats_file;
@@ -350,6 +361,8 @@ static int run(const eval_args *a, vl_err *err)
         rc = check_leakage(&c, a, err);
     if (!rc)
         rc = qe_new(&q, c.m, c.book, a->batch, a->n_rows, err);
+    if (!rc)
+        qe_set_second_half(q, a->second_half);
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());
@@ -375,6 +388,7 @@ static int run(const eval_args *a, vl_err *err)
         qb_alloc_deinit(&c.al[r]);
         vl_free(c.calib[r]);
         vl_free(c.stats_file[r]);
+        vl_free(c.solver[r]);
     }
     stat_free(c.stats);
     tok_close(c.tok);

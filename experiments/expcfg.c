@@ -34,7 +34,8 @@ const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "un
 const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
 const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
                                                       "expert_usage", "additivity",
-                                                      "sensitivity"};
+                                                      "sensitivity", "llama_stats",
+                                                      "kld_entropy", "expert_bits"};
 const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "expert_usage",
                                                     "rd", "kld_matrix", "kld_vs_bpw",
                                                     "alloc_map"};
@@ -42,7 +43,7 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_COUNT } sec_kind;
 enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_BASELINES,
-       KX_RANDOM_DRAWS };
+       KX_RANDOM_DRAWS, KX_SECOND_HALF };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD, KN_ADD_DRAWS };
@@ -50,7 +51,7 @@ enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIF
        KA_UNIFORM_OUTER };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 
-#define KEYS_MAX 10
+#define KEYS_MAX 12
 static const struct {
     const char *name;  /* section name, or prefix of "prefix.NAME" */
     int named;
@@ -58,7 +59,7 @@ static const struct {
     unsigned required;           /* bit k: key k must be present */
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
-                        "allow_overlap", "baselines", "random_draws"},
+                        "allow_overlap", "baselines", "random_draws", "score_second_half"},
                         1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
@@ -192,6 +193,7 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
         return exp_parse_bits(v, exp_baseline_names, EXP_BASE_COUNT, &g->baselines, why);
     case KX_RANDOM_DRAWS:
         return exp_parse_int(v, 1, EXP_MAX_RANDOM_DRAWS, &g->random_draws, why);
+    case KX_SECOND_HALF: return exp_parse_bool(v, &g->score_second_half, why);
     default: return exp_parse_bool(v, &g->allow_overlap, why);
     }
 }

@@ -11,7 +11,9 @@
  *                  NAME-BPW.rules (k-quant-like rules) and NAME-BPW.random1..R (random
  *                  feasible assignments filling the budget, seeds derived from the experiment
  *                  seed), all evaluated and reported beside it; alloc/solve.h),
- *                  random_draws (R, 3)
+ *                  random_draws (R, 3), score_second_half (false:
+ *                  every position is scored; true: only the second half of each window, as
+ *                  llama-perplexity scores it)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -72,6 +74,8 @@
  *   sens         stats key + [quant] + [sens]
  *   alloc.NAME   sens key + [alloc.NAME] without `uniform`
  *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
+ *                (+ "score = second_half" when experiment.score_second_half is true; absent
+ *                otherwise, so the keys of configs without it did not change)
  *   report       eval key + [report]
  * experiment.name, out, threads and allow_overlap never enter a key (they do not change
  * results; allow_overlap only lets a run go ahead).
@@ -104,7 +108,8 @@ typedef enum { EXP_SOLVER_EXACT, EXP_SOLVER_LAGRANGE, EXP_SOLVER_UNIFORM, EXP_SO
 typedef enum { EXP_TERM_PNG, EXP_TERM_SVG, EXP_TERM_PDF, EXP_TERM_COUNT } exp_term;
 /* report tables and plots are bit sets: bit i = names[i] */
 typedef enum { EXP_TABLE_KLD_MATRIX, EXP_TABLE_VBR_VS_UNIFORM, EXP_TABLE_EXPERT_USAGE,
-               EXP_TABLE_ADDITIVITY, EXP_TABLE_SENSITIVITY, EXP_TABLE_COUNT } exp_table;
+               EXP_TABLE_ADDITIVITY, EXP_TABLE_SENSITIVITY, EXP_TABLE_LLAMA_STATS,
+               EXP_TABLE_KLD_ENTROPY, EXP_TABLE_EXPERT_BITS, EXP_TABLE_COUNT } exp_table;
 typedef enum { EXP_PLOT_SENS_MAP, EXP_PLOT_SENS_DIFF, EXP_PLOT_EXPERT_USAGE, EXP_PLOT_RD,
                EXP_PLOT_KLD_MATRIX, EXP_PLOT_KLD_VS_BPW, EXP_PLOT_ALLOC_MAP,
                EXP_PLOT_COUNT } exp_plot;
@@ -179,6 +184,8 @@ typedef struct {
     int allow_overlap;     /* 1: evaluate domains that share tokens with a calibration set */
     unsigned baselines;    /* bit exp_baseline: baseline allocations beside every VBR result */
     int random_draws;      /* random baseline draws per VBR result (default 3; 1..64) */
+    int score_second_half; /* 1: the eval stage scores positions len/2 .. len−2 of each window
+                              only, as llama-perplexity does (analysis/eval.h) */
     /* [calib.*], [eval.*], [alloc.*] in file order */
     int n_calib, n_eval, n_alloc;
     exp_set *calib;

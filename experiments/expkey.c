@@ -278,6 +278,8 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
     put_kv(&s, "out", cfg->out);
     put_int(&s, "threads", cfg->threads);
     put_baselines(&s, cfg);
+    if (cfg->score_second_half)
+        put_kv(&s, "score_second_half", "true");
     put_sets(&s, cfg, 0);
     put_sets(&s, cfg, 1);
     put_quant_sens(&s, cfg);
@@ -326,6 +328,8 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
                 put_kv(&s, "uniform_outer", cfg->alloc[i].uniform_outer);
         }
         put_sets(&s, cfg, 1);
+        if (cfg->score_second_half)
+            put_kv(&s, "score", "second_half");
         break;
     case EXP_STAGE_REPORT:
         put(&s, "stage report\n");

@@ -127,6 +127,7 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qr.attrs.format = row->format ? row->format : "mixed";
     qr.attrs.alloc = row->format ? "" : row->name; /* the stored /alloc/<row> */
     qr.attrs.target_bpw = row->target;
+    qr.attrs.solver = row->format ? "" : exp_solver_names[cfg->alloc[row->alloc].solver];
     qr.attrs.calib = calib;
     qr.attrs.stats_file = cfg->out;
     if (!rc)
@@ -169,6 +170,8 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = check_leakage(c, book, err);
     if (!rc)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
+    if (!rc)
+        qe_set_second_half(q, cfg->score_second_half);
     jr *j = NULL;
     rc = par_agree(rc, err); /* the journal is opened by every rank together */
     if (!rc)

@@ -16,6 +16,11 @@
  *   sensitivity     per set: tokens, sequences and noise draws α used; the most sensitive
  *                   units with α ± bootstrap SE, the ε ratio and the spread over draws; the
  *                   units outside the quadratic regime (sens_nonquadratic)
+ *   llama_stats     per domain, llama-perplexity's --kl-divergence statistic set, metric ×
+ *                   allocation (report_kld.c)
+ *   kld_entropy     mean KLD per tercile of the reference's next-token entropy (report_kld.c)
+ *   expert_bits     per MoE layer and expert: routing share per calibration set and the bits
+ *                   each allocation gave the expert (report_expert.c)
  * Everything is read back from the store, so `--only report` works on a finished run.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,6 +28,7 @@
 
 #include "../alloc/salloc.h"
 #include "../alloc/sens.h"
+#include "../alloc/xsel.h"
 #include "../analysis/eval.h"
 #include "../plots/plotfig.h"
 
@@ -272,34 +278,6 @@ static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
     vl_free(ord);
 }
 
-/* Routing counts of set `name`, layer l: [E] into out; 0 when the layer has no router. */
-static int read_routed(h5s_store *s, const char *name, int l, int64_t **out, int *E)
-{
-    char p[200];
-    snprintf(p, sizeof p, "/stats/%s/layers/%02d/router/routed", name, l);
-    if (!h5s_exists(s, p))
-        return 0;
-    int nd = 0;
-    int64_t sh[H5S_MAX_DIMS];
-    vl_err e = {0};
-    if (h5s_read(s, p, H5S_I64, (void **)out, &nd, sh, &e) || nd != 1 || sh[0] < 1) {
-        vl_free(*out);
-        *out = NULL;
-        return 0;
-    }
-    *E = (int)sh[0];
-    return 1;
-}
-
-static void shares(const int64_t *c, int E, double *p)
-{
-    double t = 0;
-    for (int e = 0; e < E; e++)
-        t += (double)c[e];
-    for (int e = 0; e < E; e++)
-        p[e] = t > 0 ? (double)c[e] / t : 0.0;
-}
-
 static void table_expert_usage(FILE *f, run_ctx *c)
 {
     const exp_config *cfg = c->cfg;
@@ -320,16 +298,15 @@ static void table_expert_usage(FILE *f, run_ctx *c)
         fprintf(f, "---:|");
     fprintf(f, "\n");
     for (int l = 0; l < 4096; l++) {
-        int64_t *cnt[32] = {0};
         double *p[32] = {0};
         int E = 0, ok = S > 0;
-        for (int a = 0; a < S && ok; a++)
-            ok = read_routed(c->s, cfg->calib[a].name, l, &cnt[a], &E) &&
-                 (p[a] = vl_calloc((size_t)E, sizeof *p[a])) != NULL;
+        for (int a = 0; a < S && ok; a++) {
+            int Ea = 0;
+            ok = !xs_shares(c->s, cfg->calib[a].name, l, &p[a], &Ea, NULL) && (!a || Ea == E);
+            E = Ea;
+        }
         if (ok) {
             fprintf(f, "| L%02d |", l);
-            for (int a = 0; a < S; a++)
-                shares(cnt[a], E, p[a]);
             for (int a = 0; a < S; a++)
                 for (int b = a + 1; b < S; b++) {
                     double tv = 0;
@@ -357,8 +334,7 @@ static void table_expert_usage(FILE *f, run_ctx *c)
         }
         int any = 0;
         for (int a = 0; a < S; a++) {
-            any |= cnt[a] != NULL;
-            vl_free(cnt[a]);
+            any |= p[a] != NULL;
             vl_free(p[a]);
         }
         char lp[64];
@@ -570,6 +546,11 @@ int stage_report(run_ctx *c, vl_err *err)
             table_additivity(f, c);
         if (cfg->tables & (1u << EXP_TABLE_SENSITIVITY))
             table_sensitivity(f, c);
+        if (cfg->tables & (1u << EXP_TABLE_KLD_ENTROPY | 1u << EXP_TABLE_LLAMA_STATS))
+            report_kld_tables(f, c->s, !!(cfg->tables & (1u << EXP_TABLE_LLAMA_STATS)),
+                              !!(cfg->tables & (1u << EXP_TABLE_KLD_ENTROPY)));
+        if (cfg->tables & (1u << EXP_TABLE_EXPERT_BITS))
+            report_expert_bits(f, c);
         if (cfg->plots)
             draw_plots(f, c);
     }

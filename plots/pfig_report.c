@@ -150,6 +150,22 @@ int pfig_report(const char *dir, const pfig_report_in *in, const gp_opts *o, cha
         r.set = al[i];
         rc = fig(&rp, in->alloc, &r, err);
     }
+    /* the bits of each set's specific experts against the reference set's */
+    char **sets = NULL;
+    int ns = 0;
+    if (!rc && na)
+        rc = members(in->stats, "/stats", &sets, &ns, err);
+    const char *ref = ref_of(in, sets, ns);
+    for (int i = 0; i < ns && !rc; i++) {
+        if (sets[i] == ref)
+            continue;
+        pfig_req r = pfig_req_default(PFIG_EXPERT_BITS);
+        r.diff_a = sets[i];
+        r.diff_b = ref;
+        r.alloc = in->alloc;
+        rc = fig(&rp, in->stats, &r, err);
+    }
+    h5s_names_free(sets, ns);
     h5s_names_free(al, na);
     *files = rp.files;
     *n_files = rp.n;

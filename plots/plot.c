@@ -164,7 +164,7 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
     /* hover texts: an invisible square point per cell (alpha 0xff: fully transparent) carries
      * the hypertext; pointsize ~ the cell (1 unit ≈ 7.5 px on svg, plot area ≈ 3/4 of it) */
     int tips = s->tips && (o->term == GP_SVG || o->term == GP_QT || o->term == GP_WXT);
-    char extra[160] = "";
+    char extra[320] = "";
     if (tips) {
         double ps = 0.75 * fmin((double)o->width / s->cols, (double)o->height / s->rows) / 7.5;
         snprintf(extra, sizeof extra, ", $TIPS using 1:2:(T[int($3)]) with labels hypertext "
@@ -172,6 +172,28 @@ int plot_heatmap(const gp_opts *o, const plot_heatmap_spec *s, vl_err *err)
                  fmax(ps, 0.5));
         if (!rc)
             rc = send_tips(g, s, err);
+    }
+    int n_marks = 0;
+    for (long i = 0; s->marks && i < (long)s->rows * s->cols; i++)
+        n_marks += s->marks[i] != 0;
+    if (!rc && n_marks) {
+        /* an open square around each marked cell, red over any palette colour */
+        double *buf = vl_malloc(2 * (size_t)n_marks * sizeof *buf);
+        if (!buf)
+            rc = vl_errf(err, VL_ENOMEM, "heatmap: out of memory for the marks");
+        for (long i = 0, k = 0; !rc && i < (long)s->rows * s->cols; i++)
+            if (s->marks[i]) {
+                buf[k] = (double)(i % s->cols);
+                buf[n_marks + k++] = (double)(i / s->cols);
+            }
+        const double *mc[2] = {buf, buf + n_marks};
+        if (!rc)
+            rc = gp_block_columns(g, "MARKS", mc, 2, n_marks, err);
+        vl_free(buf);
+        size_t len = strlen(extra);
+        double ps = 0.8 * fmin((double)o->width / s->cols, (double)o->height / s->rows) / 7.5;
+        snprintf(extra + len, sizeof extra - len, ", $MARKS using 1:2 with points pt 4 ps %.3g "
+                 "lw 2 lc rgb '#e41a1c' notitle", fmax(ps, 1.0));
     }
     if (!rc && s->cell_format && s->rows * s->cols <= 400)
         rc = gp_cmd(g, err,
@@ -197,9 +219,20 @@ int plot_lines(const gp_opts *o, const plot_lines_spec *s, vl_err *err)
     char name[32];
     rc = send_titles(g, s->title, s->xlabel, s->ylabel, err);
     for (int i = 0; i < s->n_series && !rc; i++) {
-        const double *cols[2] = {s->series[i].x, s->series[i].y};
+        const plot_series *p = &s->series[i];
+        double *lo = NULL;
+        if (p->lo && p->hi && s->log_y) { /* a bar reaching 0 has no place on a log axis */
+            if (!(lo = vl_malloc(((size_t)p->n + 1) * sizeof *lo))) {
+                rc = vl_errf(err, VL_ENOMEM, "line plot: out of memory");
+                break;
+            }
+            for (int k = 0; k < p->n; k++)
+                lo[k] = p->lo[k] > 0 ? p->lo[k] : NAN;
+        }
+        const double *cols[4] = {p->x, p->y, lo ? lo : p->lo, p->hi};
         snprintf(name, sizeof name, "S%d", i);
-        rc = gp_block_columns(g, name, cols, 2, s->series[i].n, err);
+        rc = gp_block_columns(g, name, cols, p->lo && p->hi ? 4 : 2, p->n, err);
+        vl_free(lo);
     }
     if (!rc)
         rc = gp_cmd(g, err, "set key outside right\nset grid\nset datafile missing NaN");
@@ -207,10 +240,18 @@ int plot_lines(const gp_opts *o, const plot_lines_spec *s, vl_err *err)
         rc = gp_cmd(g, err, "set logscale x");
     if (!rc && s->log_y)
         rc = gp_cmd(g, err, "set logscale y");
-    for (int i = 0; i < s->n_series && !rc; i++)
-        rc = gp_cmd(g, err, "%s $S%d using 1:2 with linespoints title %s noenhanced%s",
-                    i == 0 ? "plot" : "    ", i, gp_str(g, s->series[i].name),
-                    i + 1 < s->n_series ? ", \\" : "");
+    /* series i in colour i + 1 (its error bars too), baselines dashed */
+    for (int i = 0; i < s->n_series && !rc; i++) {
+        const plot_series *p = &s->series[i];
+        char bars[96] = "";
+        if (p->lo && p->hi)
+            snprintf(bars, sizeof bars, ", $S%d using 1:2:3:4 with yerrorbars lc %d pt 0 notitle",
+                     i, i + 1);
+        rc = gp_cmd(g, err, "%s $S%d using 1:2 with linespoints lc %d dt %d title %s "
+                    "noenhanced%s%s",
+                    i == 0 ? "plot" : "    ", i, i + 1, p->dashed ? 2 : 1, gp_str(g, p->name),
+                    bars, i + 1 < s->n_series ? ", \\" : "");
+    }
     int rc2 = gp_close(g, err);
     return rc2 ? rc2 : rc;
 }

@@ -30,12 +30,19 @@ typedef struct {
                                     have none). In the SVG the text sits in a JavaScript string
                                     inside an attribute that gnuplot does not escape for ' " \,
                                     so those become ’ ” ∖ there */
+    const unsigned char *marks;  /* rows × cols, 1: an open square drawn around the cell (e.g.
+                                    "not significantly different from the column's best"), or
+                                    NULL; the cells travel as data block $MARKS (x y) */
 } plot_heatmap_spec;
 
 typedef struct {
     const char *name;            /* legend entry */
     const double *x, *y;         /* n points */
     int n;
+    const double *lo, *hi;       /* NULL, or an interval per point drawn as a y error bar in
+                                    the series' colour (NaN: no bar at that point); the block
+                                    $S<i> then has 4 columns x y lo hi */
+    int dashed;                  /* 1: a dashed line (baselines), 0: solid */
 } plot_series;
 
 typedef struct {

@@ -15,6 +15,7 @@ static const char *const kind_names[PFIG_COUNT] = {
     [PFIG_SENS_MAP] = "sens-map",     [PFIG_EXPERT_USAGE] = "expert-usage",
     [PFIG_RD] = "rd",                 [PFIG_KLD_MATRIX] = "kld-matrix",
     [PFIG_KLD_VS_BPW] = "kld-vs-bpw", [PFIG_ALLOC_MAP] = "alloc-map",
+    [PFIG_EXPERT_BITS] = "expert-bits",
 };
 
 int pfig_kind_parse(const char *s, pfig_kind *out, vl_err *err)
@@ -26,7 +27,7 @@ int pfig_kind_parse(const char *s, pfig_kind *out, vl_err *err)
         }
     return vl_errf(err, VL_EARG,
                    "unknown plot kind \"%s\" (use sens-map, expert-usage, rd, kld-matrix, "
-                   "kld-vs-bpw or alloc-map)", s);
+                   "kld-vs-bpw, alloc-map or expert-bits)", s);
 }
 
 const char *pfig_kind_name(pfig_kind k) { return k < PFIG_COUNT ? kind_names[k] : "?"; }
@@ -168,7 +169,7 @@ enum { G_LOG = 1, G_DIV = 2, G_TOP = 4, G_BITS = 8 };
 
 static int draw_grid(const gp_opts *o, const psrc_grid *g, const char *title, const char *xl,
                      const char *yl, const char *cbl, int style, const char *cells,
-                     char *const *tips, vl_err *err)
+                     char *const *tips, const unsigned char *marks, vl_err *err)
 {
     plot_heatmap_spec hs = {title,
                             xl,
@@ -185,18 +186,20 @@ static int draw_grid(const gp_opts *o, const psrc_grid *g, const char *title, co
                             !!(style & G_TOP),
                             style & G_BITS ? 1 : 0,
                             style & G_BITS ? 8 : 0,
-                            (const char *const *)tips};
+                            (const char *const *)tips,
+                            marks};
     return plot_heatmap(o, &hs, err);
 }
 
 static int draw_lines(const gp_opts *o, const psrc_lines *l, const char *title, const char *xl,
-                      const char *yl, vl_err *err)
+                      const char *yl, int log_y, vl_err *err)
 {
     plot_series ser[64];
     int n = l->n_series < 64 ? l->n_series : 64;
     for (int i = 0; i < n; i++)
-        ser[i] = (plot_series){l->s[i].name, l->s[i].x, l->s[i].y, l->s[i].n};
-    plot_lines_spec ls = {title, xl, yl, n, ser, 0, 1};
+        ser[i] = (plot_series){l->s[i].name, l->s[i].x,  l->s[i].y,       l->s[i].n,
+                               l->s[i].lo,   l->s[i].hi, l->s[i].baseline};
+    plot_lines_spec ls = {title, xl, yl, n, ser, 0, log_y};
     return plot_lines(o, &ls, err);
 }
 
@@ -258,32 +261,32 @@ static int draw_map(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *e
                                           "set %s (experts: α of the layer's experts together)",
                      set);
         snprintf(cbl, sizeof cbl, "α = KLD / ε² (nat per unit relative error², log scale)");
-        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_LOG, NULL, tips, err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_LOG, NULL, tips, NULL, err);
     } else if (sens) {
         snprintf(title, sizeof title, "Sensitivity difference %s − %s%s%s: log10 α(%s) − log10 "
                                       "α(%s); red = more sensitive on %s",
                  set, r->diff_b, proj ? ", " : "", proj ? proj : "", set, r->diff_b, set);
         snprintf(cbl, sizeof cbl, "log10 α(%s) − log10 α(%s)  (1 = 10× more sensitive)", set,
                  r->diff_b);
-        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_DIV, NULL, tips, err);
+        rc = draw_grid(o, &g, title, xl, "decoder layer", cbl, G_DIV, NULL, tips, NULL, err);
     } else if (usage && !diff) {
         snprintf(title, sizeof title, "Expert usage on calibration set %s: share of each layer's "
                                       "routed token slots (uniform = %.2f %%)",
                  set, 100.0 / g.cols);
         rc = draw_grid(o, &g, title, xl, "decoder layer (grey: dense MLP)",
-                       "% of routed token slots", 0, "%.1f", tips, err);
+                       "% of routed token slots", 0, "%.1f", tips, NULL, err);
     } else if (usage) {
         snprintf(title, sizeof title, "Expert usage difference %s − %s (percentage points; red = "
                                       "used more on %s)", set, r->diff_b, set);
         snprintf(cbl, sizeof cbl, "share on %s − share on %s (points)", set, r->diff_b);
         rc = draw_grid(o, &g, title, xl, "decoder layer (grey: dense MLP)", cbl, G_DIV, "%+.1f",
-                       tips, err);
+                       tips, NULL, err);
     } else {
         snprintf(title, sizeof title, "Weight bits chosen per tensor, allocation %s%s; grey = "
                                       "not quantized", set,
                  proj ? "" : " (experts: mean over the layer's experts)");
         rc = draw_grid(o, &g, title, xl, "decoder layer", "bits per weight integer (no scales)",
-                       G_BITS, "%.3g", tips, err);
+                       G_BITS, "%.3g", tips, NULL, err);
     }
 done:
     h5s_names_free(tips, g.rows * g.cols);
@@ -298,25 +301,30 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
     int rc;
     if (r->kind == PFIG_KLD_MATRIX) {
         psrc_grid g = {0};
+        unsigned char *marks = NULL;
         rc = psrc_kld_matrix(s, &g, err);
+        if (!rc)
+            rc = psrc_kld_marks(s, &g, &marks, err);
         if (!rc)
             rc = draw_grid(o, &g, "Mean KL divergence to the unquantized model, per allocation "
                                   "and evaluation domain",
-                           "evaluation domain", "allocation", "mean KLD (nat, log colour scale)",
-                           G_LOG | G_TOP, "%.3g", NULL, err);
+                           marks ? "evaluation domain (red square: within the paired 95 % "
+                                   "bootstrap CI of the column's best)"
+                                 : "evaluation domain",
+                           "allocation", "mean KLD (nat, log colour scale)", G_LOG | G_TOP,
+                           "%.3g", NULL, marks, err);
+        vl_free(marks);
         psrc_grid_free(&g);
         return rc;
     }
     psrc_lines l = {0};
     if (r->kind == PFIG_KLD_VS_BPW) {
         rc = psrc_kld_vs_bpw(s, r->set, &l, err);
-        snprintf(title, sizeof title, "Mean KLD vs bits per weight on %s%s: uniform formats vs "
-                                      "VBR allocations per calibration set",
-                 r->set ? "evaluation domain " : "average of all evaluation domains",
-                 r->set ? r->set : "");
+        snprintf(title, sizeof title, "Mean KLD vs bits per weight on %s%s; dashed: baselines",
+                 r->set ? "domain " : "the mean of all domains", r->set ? r->set : "");
         if (!rc)
             rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)",
-                            "mean KLD to the unquantized model (nat, log scale)", err);
+                            "mean KLD (nat, log scale; bars: 95 % CI over sequences)", 1, err);
     } else {
         rc = psrc_rd(s, r->proj, r->layer, &l, err);
         char where[128] = "";
@@ -330,18 +338,43 @@ static int draw_kind(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *
                  : !strcmp(l.metric, "rel_imp") ? "importance-weighted weight error"
                                                 : "weight error ‖ΔW‖² / ‖W‖²");
         if (!rc)
-            rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)", yl,
+            rc = draw_lines(o, &l, title, "bits per weight (including scales and zeros)", yl, 1,
                             err);
     }
     psrc_lines_free(&l);
     return rc;
 }
 
+/* expert-bits: sets B = diff_a, A = diff_b (default zh, en); allocations from r->alloc, else
+ * the figure's store. */
+static int draw_expert_bits(h5s_store *s, const pfig_req *r, const gp_opts *o, vl_err *err)
+{
+    const char *B = r->diff_a ? r->diff_a : "zh", *A = r->diff_b ? r->diff_b : "en";
+    h5s_store *al = NULL;
+    int rc = r->alloc ? h5s_open(&al, r->alloc, err) : 0;
+    psrc_lines l = {0};
+    if (!rc)
+        rc = psrc_expert_bits(s, al ? al : s, A, B, &l, err);
+    char title[400], xl[400];
+    snprintf(title, sizeof title, "Bits each allocation gave an expert vs its %s/%s routing "
+                                  "ratio (mean over MoE layers)", B, A);
+    snprintf(xl, sizeof xl, "expert rank in its layer by share %s / share %s (left: most "
+                            "%s-specific, right: most %s-specific)", B, A, A, B);
+    if (!rc)
+        rc = draw_lines(o, &l, title, xl, "mean integer bits of the expert's projections", 0,
+                        err);
+    psrc_lines_free(&l);
+    if (al)
+        h5s_close(al);
+    return rc;
+}
+
 int pfig_draw(const char *path, const pfig_req *r, const gp_opts *o, vl_err *err)
 {
-    if ((r->diff_a || r->diff_b) && r->kind != PFIG_SENS_MAP && r->kind != PFIG_EXPERT_USAGE)
-        return vl_errf(err, VL_EARG, "--diff applies to sens-map and expert-usage, not %s",
-                       pfig_kind_name(r->kind));
+    if ((r->diff_a || r->diff_b) && r->kind != PFIG_SENS_MAP && r->kind != PFIG_EXPERT_USAGE &&
+        r->kind != PFIG_EXPERT_BITS)
+        return vl_errf(err, VL_EARG, "--diff applies to sens-map, expert-usage and "
+                       "expert-bits, not %s", pfig_kind_name(r->kind));
     h5s_store *s;
     int rc = h5s_open(&s, path, err);
     if (rc)
@@ -351,6 +384,9 @@ int pfig_draw(const char *path, const pfig_req *r, const gp_opts *o, vl_err *err
     case PFIG_EXPERT_USAGE:
     case PFIG_ALLOC_MAP:
         rc = draw_map(s, r, o, err);
+        break;
+    case PFIG_EXPERT_BITS:
+        rc = draw_expert_bits(s, r, o, err);
         break;
     default:
         rc = draw_kind(s, r, o, err);

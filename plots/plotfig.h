@@ -11,10 +11,17 @@
  *                           with a projection; with diff: log10 α(A) − log10 α(B), diverging
  *   expert-usage  stats.h5  % of routed token slots per expert per layer; diff: A − B in points
  *   rd            sens.h5   distortion vs bpw per method, log y (projection/layer selectable)
- *   kld-matrix    eval.h5   mean KLD, allocation × domain, numbers in cells, log colour
- *   kld-vs-bpw    eval.h5   mean KLD vs bpw, uniform vs VBR per calibration set, log y
- *                           (set = evaluation domain; none: mean over domains)
+ *   kld-matrix    eval.h5   mean KLD, allocation × domain, numbers in cells, log colour; a red
+ *                           square on each column's best cell and on the cells whose paired
+ *                           difference to it is not significant (psrc_kld_marks)
+ *   kld-vs-bpw    eval.h5   mean KLD vs bpw, log y: each calibration's VBR allocations as a
+ *                           solid curve with 95 % bootstrap bars over sequences, the uniform,
+ *                           rules and random baselines as dashed labelled series
+ *                           (psrc_kld_vs_bpw; set = evaluation domain; none: mean over domains)
  *   alloc-map     alloc.h5  weight bits chosen per tensor (set = allocation name)
+ *   expert-bits   stats.h5  bits each allocation (of --alloc, else the same store) gave an
+ *                           expert vs its rank by routing-share ratio B/A (--diff B,A; default
+ *                           zh,en), mean over MoE layers (psrc_expert_bits)
  * Not thread-safe (h5s, one gnuplot per figure).
  */
 #ifndef VL_PLOTFIG_H
@@ -32,6 +39,7 @@ typedef enum {
     PFIG_KLD_MATRIX,
     PFIG_KLD_VS_BPW,
     PFIG_ALLOC_MAP,
+    PFIG_EXPERT_BITS,
     PFIG_COUNT
 } pfig_kind;
 
@@ -79,7 +87,7 @@ typedef struct {
 /* Draw the report into DIR (created if absent): sens-map-<set> (also as sens-map-<set>.svg with
  * hover texts, whatever o->term), sens-map-<set>-minus-<ref>,
  * expert-usage-<set>, expert-usage-<set>-minus-<ref>, kld-matrix, kld-vs-bpw (mean over
- * domains) and kld-vs-bpw-<domain>, rd, alloc-map-<name>; PNG with o's size and script saving.
+ * domains) and kld-vs-bpw-<domain>, rd, alloc-map-<name>, expert-bits-<set>-minus-<ref>; PNG with o's size and script saving.
  * Figures whose store is missing or lacks the group or dataset are skipped; any other error
  * stops the report. *files (vl_malloc'd array of vl_malloc'd paths, free with h5s_names_free)
  * lists the files written, also on error. */

@@ -1,6 +1,7 @@
 /* plots/plotsrc.c — store readers for the figures (layouts in plotsrc.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "plotsrc.h"
+#include "psrc_int.h"
 
 #include "../alloc/salloc.h"
 #include "../alloc/sens.h"
@@ -45,6 +46,8 @@ void psrc_lines_free(psrc_lines *l)
         vl_free(l->s[i].name);
         vl_free(l->s[i].x);
         vl_free(l->s[i].y);
+        vl_free(l->s[i].lo);
+        vl_free(l->s[i].hi);
     }
     vl_free(l->s);
     memset(l, 0, sizeof *l);
@@ -88,7 +91,7 @@ int psrc_proj_parse(const char *s)
 /* ---------------------------------------------------------------- store helpers */
 
 /* Read a float64 dataset of ndim dimensions; a missing one is "FILE: no dataset PATH (WHY)". */
-static int read_f64(h5s_store *s, const char *path, int ndim, int64_t shape[H5S_MAX_DIMS],
+int psrc_read_f64(h5s_store *s, const char *path, int ndim, int64_t shape[H5S_MAX_DIMS],
                     double **data, const char *why, vl_err *err)
 {
     *data = NULL;
@@ -108,7 +111,7 @@ static int read_f64(h5s_store *s, const char *path, int ndim, int64_t shape[H5S_
 }
 
 /* A name list attribute (h5s_attr_get_names); absent: VL_ENOTFOUND naming the attribute. */
-static int read_lines(h5s_store *s, const char *obj, const char *attr, char ***lines, int *n,
+int psrc_read_lines(h5s_store *s, const char *obj, const char *attr, char ***lines, int *n,
                       vl_err *err)
 {
     *lines = NULL;
@@ -130,7 +133,7 @@ int psrc_members(h5s_store *s, const char *group, char ***names, int *n, vl_err 
         return 0;
     /* vbrlab sens keeps its sets as an attribute of /sens, not as member groups */
     if (!strcmp(group, "/sens"))
-        return read_lines(s, group, "set_names", names, n, err);
+        return psrc_read_lines(s, group, "set_names", names, n, err);
     int rc = h5s_list(s, group, names, n, err);
     /* a stored allocation's name follows the name rule like every other (salloc_read): one
        outside it is refused here, not skipped, so the store is read the same way everywhere */
@@ -204,7 +207,7 @@ int psrc_expert_usage(h5s_store *s, const char *set, psrc_grid *out, vl_err *err
         if (!sparse[l])
             continue;
         snprintf(p, sizeof p, "/stats/%s/layers/%02d/router/routed", set, l);
-        rc = read_f64(s, p, 1, sh, &routed[l], "routed tokens per expert", err);
+        rc = psrc_read_f64(s, p, 1, sh, &routed[l], "routed tokens per expert", err);
         if (!rc && (sh[0] < 1 || sh[0] > 65536 || (E && sh[0] != E)))
             rc = vl_errf(err, VL_ESHAPE, "%s: dataset %s has %lld experts, expected %d",
                          h5s_path(s), p, (long long)sh[0], E);
@@ -367,7 +370,7 @@ int psrc_alloc_map(h5s_store *s, const char *name, int proj, psrc_grid *out, vl_
     if (rc)
         return rc;
     salloc_record_free(&rec);
-    rc = read_lines(s, g, "assignment", &lines, &n, err);
+    rc = psrc_read_lines(s, g, "assignment", &lines, &n, err);
     if (rc)
         return rc;
     double *bits = vl_malloc((size_t)(n ? n : 1) * sizeof *bits);
@@ -392,50 +395,9 @@ int psrc_alloc_map(h5s_store *s, const char *name, int proj, psrc_grid *out, vl_
     return rc;
 }
 
-/* ---------------------------------------------------------------- eval */
+/* ---------------------------------------------------------------- series */
 
-/* mean_kld with its row and column names, through the store's one validating reader. */
-static int read_matrix(h5s_store *s, double **m, char ***rows, int *nr, char ***cols, int *nc,
-                       vl_err *err)
-{
-    ev_store ev;
-    *m = NULL;
-    *rows = *cols = NULL;
-    *nr = *nc = 0;
-    int rc = ev_read_store(s, &ev, err);
-    if (rc)
-        return rc;
-    *m = ev.mean_kld;
-    *rows = ev.rows;
-    *cols = ev.cols;
-    *nr = ev.n_rows;
-    *nc = ev.n_cols;
-    ev.mean_kld = NULL;
-    ev.rows = ev.cols = NULL;
-    ev.n_rows = ev.n_cols = 0;
-    ev_store_free(&ev);
-    return 0;
-}
-
-int psrc_kld_matrix(h5s_store *s, psrc_grid *out, vl_err *err)
-{
-    memset(out, 0, sizeof *out);
-    double *m;
-    char **rows, **cols;
-    int nr, nc;
-    int rc = read_matrix(s, &m, &rows, &nr, &cols, &nc, err);
-    if (rc)
-        return rc;
-    out->rows = nr;
-    out->cols = nc;
-    out->m = m;
-    out->row_labels = rows;
-    out->col_labels = cols;
-    return 0;
-}
-
-/* Index of series NAME in l, appended when new. */
-static int series_of(psrc_lines *l, const char *name, int cap)
+int psrc_series_of(psrc_lines *l, const char *name, int cap, int with_ci)
 {
     for (int i = 0; i < l->n_series; i++)
         if (!strcmp(l->s[i].name, name))
@@ -449,81 +411,35 @@ static int series_of(psrc_lines *l, const char *name, int cap)
     t->name = vl_strdup(name);
     t->x = vl_malloc((size_t)cap * sizeof(double));
     t->y = vl_malloc((size_t)cap * sizeof(double));
+    if (with_ci) {
+        t->lo = vl_malloc((size_t)cap * sizeof(double));
+        t->hi = vl_malloc((size_t)cap * sizeof(double));
+    }
     l->n_series++;
-    return t->name && t->x && t->y ? l->n_series - 1 : -1;
+    return t->name && t->x && t->y && (!with_ci || (t->lo && t->hi)) ? l->n_series - 1 : -1;
 }
 
-/* Sort every series by x (insertion sort: a few points each). */
-static void sort_series(psrc_lines *l)
+static void swap_d(double *v, int i, int j)
+{
+    double t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+}
+
+void psrc_sort_series(psrc_lines *l)
 {
     for (int k = 0; k < l->n_series; k++) {
         psrc_series *t = &l->s[k];
         for (int i = 1; i < t->n; i++)
             for (int j = i; j > 0 && t->x[j - 1] > t->x[j]; j--) {
-                double a = t->x[j], b = t->y[j];
-                t->x[j] = t->x[j - 1], t->y[j] = t->y[j - 1];
-                t->x[j - 1] = a, t->y[j - 1] = b;
+                swap_d(t->x, j, j - 1);
+                swap_d(t->y, j, j - 1);
+                if (t->lo && t->hi) {
+                    swap_d(t->lo, j, j - 1);
+                    swap_d(t->hi, j, j - 1);
+                }
             }
     }
-}
-
-int psrc_kld_vs_bpw(h5s_store *s, const char *domain, psrc_lines *out, vl_err *err)
-{
-    memset(out, 0, sizeof *out);
-    snprintf(out->metric, sizeof out->metric, "mean_kld");
-    double *m;
-    char **rows, **cols;
-    int nr, nc;
-    int rc = read_matrix(s, &m, &rows, &nr, &cols, &nc, err);
-    if (rc)
-        return rc;
-    int d = -1;
-    for (int j = 0; domain && j < nc; j++)
-        if (!strcmp(cols[j], domain))
-            d = j;
-    if (domain && d < 0)
-        rc = vl_errf(err, VL_ENOTFOUND, "%s: no evaluation domain %s in /eval/matrix (has %s%s)",
-                     h5s_path(s), domain, cols[0], nc > 1 ? ", …" : "");
-    for (int r = 0; r < nr && !rc; r++) {
-        char key[256];
-        ev_row_attrs a;
-        if ((rc = ev_read_row(s, rows[r], &a, err)))
-            break;
-        double bpw = a.bpw;
-        if (!strcmp(a.kind, "uniform"))
-            snprintf(key, sizeof key, "uniform %.*s", (int)strcspn(a.format, "-"), a.format);
-        else if (*a.calib)
-            snprintf(key, sizeof key, "VBR, calibrated on %s", a.calib);
-        else {
-            const char *dash = strrchr(rows[r], '-');
-            int len = dash && dash != rows[r] ? (int)(dash - rows[r]) : (int)strlen(rows[r]);
-            snprintf(key, sizeof key, "VBR, calibrated on %.*s", len, rows[r]);
-        }
-        ev_row_attrs_free(&a);
-        if (key[strlen(key) - 1] == ' ') /* uniform row without a format attribute */
-            key[strlen(key) - 1] = '\0';
-        double y = 0;
-        int ny = 0;
-        for (int j = 0; j < nc; j++)
-            if ((d < 0 || j == d) && !isnan(m[(size_t)r * nc + j])) {
-                y += m[(size_t)r * nc + j];
-                ny++;
-            }
-        int k = series_of(out, key, nr);
-        if (k < 0) {
-            rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", h5s_path(s));
-            break;
-        }
-        out->s[k].x[out->s[k].n] = bpw;
-        out->s[k].y[out->s[k].n++] = ny ? y / ny : NAN;
-    }
-    sort_series(out);
-    vl_free(m);
-    h5s_names_free(rows, nr);
-    h5s_names_free(cols, nc);
-    if (rc)
-        psrc_lines_free(out);
-    return rc;
 }
 
 /* ---------------------------------------------------------------- RD */
@@ -573,7 +489,7 @@ int psrc_rd(h5s_store *s, int proj, int layer, psrc_lines *out, vl_err *err)
         char key[32];
         snprintf(key, sizeof key, "%s%s", r.fmt[f].method == QFMT_GPTQ ? "GPTQ" : "RTN",
                  r.fmt[f].rot == QFMT_ROT_HAD ? " + Hadamard" : "");
-        int k = series_of(out, key, nf);
+        int k = psrc_series_of(out, key, nf, 0);
         if (k < 0) {
             rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", h5s_path(s));
             break;
@@ -589,7 +505,7 @@ int psrc_rd(h5s_store *s, int proj, int layer, psrc_lines *out, vl_err *err)
         rc = vl_errf(err, VL_ENOTFOUND, "%s: /sens/rd has no tensor of %s%s", h5s_path(s),
                      proj >= 0 ? psrc_proj_names[proj] : "any projection", where);
     }
-    sort_series(out);
+    psrc_sort_series(out);
     sens_result_free(&r);
     if (rc)
         psrc_lines_free(out);

@@ -15,7 +15,12 @@
  *   KLD matrix    eval.h5   /eval/matrix/mean_kld f64 [n_alloc, n_dom]; attributes `rows`,
  *                           `cols` on /eval/matrix (names, one per line)
  *   KLD vs bpw    eval.h5   the matrix above and, per row, attributes `bpw` (f64), `source`
- *                           ("uniform" or a file), `format` and optionally `calib` on /eval/<row>
+ *                           ("uniform" or a file), `format` and optionally `calib`, `solver` on
+ *                           /eval/<row> (else /alloc/<alloc>@solver of the same store); the
+ *                           per-token /eval/<row>/<dom>/kld [seqs, n] for the intervals
+ *   KLD marks     eval.h5   the matrix and the per-token /eval/<row>/<dom>/kld
+ *   expert bits   stats.h5  /stats/<set>/layers/NN/router/routed of two sets, and alloc.h5's
+ *                           /alloc/<name>@assignment
  *   alloc map     alloc.h5  string attribute `assignment` on /alloc/<name>
  *                           ("<hf tensor>\t<qfmt name>" lines)
  * The sens layout above is provisional (the sens stage is not on main yet); it is read only
@@ -48,6 +53,8 @@ typedef struct {
     char *name;
     int n;
     double *x, *y;
+    double *lo, *hi; /* NULL, or a confidence interval per point (NaN where none) */
+    int baseline;    /* 1: a baseline series (uniform formats, rules, random), drawn dashed */
 } psrc_series;
 
 typedef struct {
@@ -86,11 +93,38 @@ int psrc_alloc_map(h5s_store *s, const char *name, int proj, psrc_grid *out, vl_
 /* The KLD matrix: rows allocations, cols evaluation domains. */
 int psrc_kld_matrix(h5s_store *s, psrc_grid *out, vl_err *err);
 
-/* Mean KLD against bpw: one series per calibration set (rows grouped by their `calib`
- * attribute, else the row name without its last "-suffix"), uniform rows as one series per
- * method ("uniform rtn", "uniform gptq"). domain: a column of the matrix, or NULL for the mean
- * over all domains. */
+/* Mean KLD against bpw. Series: each calibration's VBR allocations as one curve
+ * ("VBR, calibrated on SETS": rows grouped by their `calib` attribute, else the row name
+ * without its last "-suffix"); baselines as their own dashed series: uniform rows, one per
+ * method ("uniform rtn", "uniform gptq"), and rows whose allocation's solver is a baseline
+ * ("best uniform ≤ budget", "rules baseline", "random baseline", each ", SETS statistics"
+ * when the row has a calib). domain: a column of the matrix, or NULL for the mean over all
+ * domains. Intervals: the 95 % percentile bootstrap over sequences (analysis/paired.h,
+ * PSRC_BOOT resamples, seed PSRC_BOOT_SEED) of the row's mean KLD from its per-token KLD —
+ * over domains, sequence s of every domain resampled together, which needs the same number
+ * of sequences in each (else, or without per-token data, NaN: no bar). */
 int psrc_kld_vs_bpw(h5s_store *s, const char *domain, psrc_lines *out, vl_err *err);
+
+#define PSRC_BOOT 2000
+#define PSRC_BOOT_SEED 0x6b6c64u /* fixed: a figure is a pure function of its store */
+
+/* Marks of the KLD matrix (rows × cols, vl_malloc'd into *marks): 1 for each cell whose
+ * paired difference to its column's best row (lowest mean KLD) is not significant — the 95 %
+ * bootstrap interval over the domain's sequences (pr_paired, PSRC_BOOT, PSRC_BOOT_SEED) of
+ * the per-sequence mean KLD difference includes 0 — and for the best cell itself; 0 elsewhere
+ * and for cells without per-token data or with a sequence count unlike the best's. *marks is
+ * NULL (and 0 returned) when no cell of the store has per-token data. */
+int psrc_kld_marks(h5s_store *s, const psrc_grid *g, unsigned char **marks, vl_err *err);
+
+/* Bits per expert against its routing-share rank: for every MoE layer with router counts of
+ * both sets A and B in ST (alloc/xsel.h), the experts in order of increasing
+ * (share_B + ε)/(share_A + ε) (rank 0 = the most A-specific, E − 1 = the most B-specific;
+ * xs_pick's order reversed); per allocation of AL (/alloc/<name>@assignment, one series each,
+ * named by the allocation) y at rank x = the mean over MoE layers of the bits of the expert at
+ * that rank (mean integer bits of its listed projections, xs_expert_bits; NaN when no layer
+ * lists one). VL_ENOTFOUND without router counts of both sets or without allocations. */
+int psrc_expert_bits(h5s_store *st, h5s_store *al, const char *A, const char *B,
+                     psrc_lines *out, vl_err *err);
 
 /* Distortion against bpw for the tensors of column proj (or all when proj < 0) and layer
  * (or all when layer < 0): one series per method (rtn, gptq, with "+had" for rotated formats);

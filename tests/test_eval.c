@@ -205,7 +205,7 @@ static void test_uniform(chk *c, fix *f)
         rc = ev_write_result(s, "rtn-b2", "en", &r2, &e);
     const char *an[] = {"rtn-b8", "rtn-b2"}, *dn[] = {"en"};
     kld_summary sums[2] = {r8.sum, r2.sum};
-    ev_matrix mx = {2, 1, an, dn, sums};
+    ev_matrix mx = {2, 1, an, dn, sums, 0};
     if (!rc)
         rc = ev_write_matrix(s, &mx, &e);
     CHECK(c, rc == 0, "write: %s", e.msg);
@@ -291,6 +291,98 @@ static void test_gptq(chk *c, fix *f)
 done:
     stat_free(st);
     spass_free(sp);
+}
+
+/* Scoring the second half of each window (llama-perplexity's rule: positions len/2 .. len−2,
+ * len − 1 − len/2 tokens per window): the scored tokens are exactly the full run's tokens at
+ * those positions, bit for bit, for an even and an odd window; the store holds them as
+ * [seqs, len − 1 − len/2] with first_position; the summary attributes read back. */
+static void test_second_half(chk *c, fix *f)
+{
+    vl_err e = {0};
+    qb_alloc a2;
+    qb_alloc_init(&a2);
+    CHECK(c, qb_alloc_uniform(&a2, f->m, "rtn-b2-g64-asym", &e) == 0, "uniform 2: %s", e.msg);
+    qb_binding *b = NULL;
+    qb_params p = qb_defaults();
+    p.fq.rtn.clip_steps = 1;
+    int rc = qb_bind(&b, f->m, &a2, NULL, &p, "half", &e);
+    CHECK(c, rc == 0, "bind: %s", e.msg);
+    int n_seq = f->en->n_seq;
+    for (int pass = 0; !rc && pass < 2; pass++) {
+        int len = pass ? 7 : f->en->seq_len; /* 64 (even) and 7 (odd) */
+        int32_t *ids = vl_malloc((size_t)n_seq * len * sizeof *ids);
+        for (int s = 0; ids && s < n_seq; s++)
+            memcpy(ids + (size_t)s * len, f->en->ids + (size_t)s * f->en->seq_len,
+                   (size_t)len * sizeof *ids);
+        ev_result all, half;
+        ev_result_init(&all);
+        ev_result_init(&half);
+        ev_runner_set_second_half(f->run, 0);
+        rc = ev_run(f->run, qb_weights(b), ids, n_seq, len, &all, NULL, &e);
+        ev_runner_set_second_half(f->run, 1);
+        if (!rc)
+            rc = ev_run(f->run, qb_weights(b), ids, n_seq, len, &half, NULL, &e);
+        ev_runner_set_second_half(f->run, 0);
+        CHECK(c, rc == 0, "len %d: runs: %s", len, e.msg);
+        int first = len / 2, m = len - 1 - len / 2; /* llama: first = n_ctx/2, n_ctx−1−first */
+        CHECK(c, half.first == first, "len %d: first scored position %d", len, half.first);
+        CHECK(c, half.acc.n == (size_t)n_seq * m, "len %d: %zu tokens scored", len, half.acc.n);
+        size_t bad = 0;
+        for (int s = 0; !rc && s < n_seq; s++)
+            for (int t = 0; t < m; t++) {
+                size_t i = (size_t)s * m + t, j = (size_t)s * (len - 1) + first + t;
+                bad += half.acc.kld[i] != all.acc.kld[j] || half.acc.dp[i] != all.acc.dp[j] ||
+                       half.acc.nll_q[i] != all.acc.nll_q[j] ||
+                       half.entropy_ref[i] != all.entropy_ref[j];
+            }
+        CHECK(c, bad == 0, "len %d: scored tokens = the full run's positions %d..%d", len,
+              first, len - 2);
+        double mean = 0;
+        for (size_t i = 0; i < half.acc.n; i++)
+            mean += half.acc.kld[i];
+        CHECK(c, fabs(half.sum.kld_mean - mean / (double)half.acc.n) <= 1e-12 * mean,
+              "len %d: summary over the scored tokens only", len);
+        if (pass == 0 && !rc) {
+            h5s_store *st = NULL;
+            char path[64];
+            snprintf(path, sizeof path, "/tmp/vbrlab-test-eval-half-%ld.h5", (long)getpid());
+            rc = h5s_create(&st, path, &e);
+            if (!rc)
+                rc = ev_write_result(st, "half", "en", &half, &e);
+            double *kld = NULL, fp = 0;
+            int nd = 0;
+            int64_t sh[H5S_MAX_DIMS];
+            if (!rc)
+                rc = h5s_read(st, "/eval/half/en/kld", H5S_F64, (void **)&kld, &nd, sh, &e);
+            if (!rc)
+                rc = h5s_attr_get_f64(st, "/eval/half/en", "first_position", &fp, &e);
+            CHECK(c, rc == 0 && nd == 2 && sh[0] == n_seq && sh[1] == m && fp == first &&
+                         !memcmp(kld, half.acc.kld, half.acc.n * sizeof *kld),
+                  "stored [seqs, len-1-len/2] with first_position: %s", e.msg);
+            kld_summary back;
+            if (!rc)
+                rc = ev_read_summary(st, "half", "en", &back, &e);
+            CHECK(c, rc == 0 && !memcmp(&back, &half.sum, sizeof back),
+                  "ev_read_summary returns the written summary bit for bit: %s", e.msg);
+            vl_free(kld);
+            h5s_close(st);
+        }
+        ev_result_deinit(&all);
+        ev_result_deinit(&half);
+        vl_free(ids);
+    }
+    /* a 2-token window has no second-half token */
+    ev_result r;
+    ev_result_init(&r);
+    ev_runner_set_second_half(f->run, 1);
+    rc = ev_run(f->run, qb_weights(b), f->en->ids, 1, 2, &r, NULL, &e);
+    ev_runner_set_second_half(f->run, 0);
+    CHECK(c, rc == VL_EARG, "second half of a 2-token window: VL_EARG (%d)", rc);
+    CHECK_HAS(c, e.msg, "len ≥ 3", "second half of a 2-token window: message");
+    ev_result_deinit(&r);
+    qb_free(b);
+    qb_alloc_deinit(&a2);
 }
 
 static void test_input_map(chk *c, fix *f)
@@ -437,6 +529,7 @@ int main(void)
         test_self(&c, &f);
         test_uniform(&c, &f);
         test_gptq(&c, &f);
+        test_second_half(&c, &f);
         test_input_map(&c, &f);
         test_errors(&c, &f);
     }

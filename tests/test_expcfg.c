@@ -519,6 +519,14 @@ static void test_keys(chk *c)
     k = keys_of(c, "k-seed.ini", KEY_CFG("2", "k", "8", "0.01", "2.5", "rtn-b2-g64-asym", "64",
                                          "png"));
     expect_keys(c, &ref, &k, 0x1fu, "experiment seed");
+    /* scoring the second half of each window changes what eval measures, not before it; the
+     * default spelled out changes nothing (keys of configs without it are as before) */
+    k = keys_of(c, "k-half.ini", KEY_CFG("1", "k\nscore_second_half = true", "8", "0.01", "2.5",
+                                         "rtn-b2-g64-asym", "64", "png"));
+    expect_keys(c, &ref, &k, 1u << 3 | 1u << 4, "score_second_half = true");
+    k = keys_of(c, "k-full.ini", KEY_CFG("1", "k\nscore_second_half = no", "8", "0.01", "2.5",
+                                         "rtn-b2-g64-asym", "64", "png"));
+    expect_keys(c, &ref, &k, 0, "score_second_half = no (the default)");
 }
 
 static void test_render_roundtrip(chk *c)

@@ -165,10 +165,12 @@ static int draw_slot(int k, const char *p, char *out, size_t size, vl_err *e)
     const char *rl[2] = {"r0", k == H_ROW ? p : "r1"}, *cl[2] = {k == H_COL ? p : "c0", "c1"};
     if (k <= H_COL || k == OUT_NAME) {
         plot_heatmap_spec hs = {k == H_TITLE ? p : "t", k == H_XL ? p : "x", k == H_YL ? p : "y",
-                                k == H_CB ? p : "cb", 2, 2, m, rl, cl, 0, 0, "%.1f", 0, 0, 0, NULL};
+                                k == H_CB ? p : "cb", 2, 2, m, rl, cl, 0, 0, "%.1f", 0, 0, 0, NULL,
+                                NULL};
         return plot_heatmap(&o, &hs, e);
     }
-    plot_series ser[2] = {{"s0", x, y, 2}, {k == L_SERIES ? p : "s1", x, y, 2}};
+    plot_series ser[2] = {{"s0", x, y, 2, NULL, NULL, 0},
+                          {k == L_SERIES ? p : "s1", x, y, 2, NULL, NULL, 0}};
     plot_lines_spec ls = {k == L_TITLE ? p : "t", k == L_XL ? p : "x", k == L_YL ? p : "y", 2, ser,
                           0, 1};
     return plot_lines(&o, &ls, e);

@@ -11,6 +11,7 @@
 #include "check.h"
 
 #include <gsl/gsl_errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 static uint64_t lcg(uint64_t *s)
@@ -85,6 +86,122 @@ static void test_full_vocab(chk *c)
     CHECK(c, isnan(k.kld), "Inf logit gives NaN KLD");
 }
 
+/* CHECK_NEAR with a formatted name. */
+static void nearf(chk *c, double got, double want, double abs_tol, double rtol, const char *fmt,
+                  ...) __attribute__((format(printf, 6, 7)));
+static void nearf(chk *c, double got, double want, double abs_tol, double rtol, const char *fmt,
+                  ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    CHECK_NEAR(c, got, want, abs_tol, rtol, name);
+}
+
+/* Mean and llama.cpp's standard error √((E[x²] − E[x]²)/(n−1)), long double. */
+static void bf_mean_se(const double *x, size_t n, double *mean, double *se)
+{
+    long double s = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        s += x[i];
+        s2 += (long double)x[i] * x[i];
+    }
+    long double m = s / n, var = s2 / n - m * m;
+    *mean = (double)m;
+    *se = var > 0 ? (double)sqrtl(var / (n - 1)) : 0.0;
+}
+
+/* The rest of llama-perplexity's statistic set, each recomputed by brute force from the
+ * per-token values: KLD low percentiles and minimum, Δp mean ± SE and percentiles, RMS Δp's
+ * SE, PPL ± SE, Cor(ln PPL_q, ln PPL_ref) as llama.cpp writes it (cov / (SE_q·SE_ref)). */
+static void check_llama_set(chk *c, const kld_acc *a, const kld_summary *sm, double *dp,
+                            const double *nr, const double *nq, size_t n)
+{
+    double x[512], m, se;
+    memcpy(x, a->kld, n * sizeof *x);
+    const double kf[] = {0.10, 0.05, 0.01, 0.001};
+    const double kv[] = {sm->kld_p10, sm->kld_p05, sm->kld_p01, sm->kld_p001};
+    for (int i = 0; i < 4; i++)
+        nearf(c, kv[i], bf_quantile(x, n, kf[i]), 1e-15, 1e-12, "KLD %g%% percentile",
+                   100 * kf[i]);
+    CHECK(c, sm->kld_min == x[0], "minimum KLD %g == smallest %g", sm->kld_min, x[0]);
+    bf_mean_se(dp, n, &m, &se);
+    CHECK_NEAR(c, sm->dp_mean, m, 1e-15, 1e-11, "mean Δp");
+    CHECK_NEAR(c, sm->dp_mean_se, se, 1e-15, 1e-9, "mean Δp SE");
+    memcpy(x, dp, n * sizeof *x);
+    const double df[] = {0.999, 0.99, 0.95, 0.90, 0.75, 0.5, 0.25, 0.10, 0.05, 0.01, 0.001};
+    const double dv[] = {sm->dp_p999, sm->dp_p99, sm->dp_p95, sm->dp_p90, sm->dp_p75,
+                         sm->dp_median, sm->dp_p25, sm->dp_p10, sm->dp_p05, sm->dp_p01,
+                         sm->dp_p001};
+    for (int i = 0; i < 11; i++)
+        nearf(c, dv[i], bf_quantile(x, n, df[i]), 1e-15, 1e-12, "Δp %g%% percentile",
+                   100 * df[i]);
+    CHECK(c, sm->dp_min == x[0] && sm->dp_max == x[n - 1], "Δp minimum and maximum");
+    CHECK(c, sm->dp_min < 0 && sm->dp_max > 0, "Δp takes both signs here (%g, %g)", sm->dp_min,
+          sm->dp_max);
+    double sq[512], msq, sesq;
+    for (size_t i = 0; i < n; i++)
+        sq[i] = dp[i] * dp[i];
+    bf_mean_se(sq, n, &msq, &sesq);
+    CHECK_NEAR(c, sm->rms_dp_se, sesq / (2 * sqrt(msq)), 1e-15, 1e-9, "RMS Δp SE");
+    double mr, ser, mq, seq;
+    bf_mean_se(nr, n, &mr, &ser);
+    bf_mean_se(nq, n, &mq, &seq);
+    CHECK_NEAR(c, sm->ppl_ref_se, exp(mr) * ser, 0, 1e-9, "PPL(base) SE");
+    CHECK_NEAR(c, sm->ppl_q_se, exp(mq) * seq, 0, 1e-9, "PPL(Q) SE");
+    long double sab = 0;
+    for (size_t i = 0; i < n; i++)
+        sab += (long double)nq[i] * nr[i];
+    double cov = (double)((sab / n - (long double)mq * mr) / (n - 1));
+    double cor = cov / (seq * ser);
+    nearf(c, sm->ln_ppl_cor, cor, 1e-12, 1e-9, "Cor(ln PPL(Q), ln PPL(base)) = %.6f", cor);
+    CHECK(c, cor > 0.5 && cor < 1, "correlation of related nlls in (0.5, 1): %g", cor);
+}
+
+/* Entropy terciles by brute force: thresholds at the 1/3, 2/3 quantiles, each token in its
+ * slice, mean ± SE per slice; slice counts add to n. */
+static void check_entropy_slice(chk *c, const kld_acc *a, const double *h, size_t n)
+{
+    kld_summary sm;
+    kld_summarize(a, &sm, NULL);
+    CHECK(c, isnan(sm.ent_thr[0]) && isnan(sm.ent_kld[2]) && sm.ent_n[0] == 0,
+          "entropy slice unset after kld_summarize");
+    CHECK_INT(c, kld_slice_entropy(a, h, &sm, NULL), 0, "kld_slice_entropy");
+    double x[512];
+    memcpy(x, h, n * sizeof *x);
+    double t1 = bf_quantile(x, n, 1.0 / 3.0), t2 = bf_quantile(x, n, 2.0 / 3.0);
+    CHECK_NEAR(c, sm.ent_thr[0], t1, 1e-15, 1e-12, "tercile threshold t1");
+    CHECK_NEAR(c, sm.ent_thr[1], t2, 1e-15, 1e-12, "tercile threshold t2");
+    size_t total = 0;
+    for (int k = 0; k < 3; k++) {
+        double v[512];
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if ((k == 0 && h[i] <= t1) || (k == 1 && h[i] > t1 && h[i] <= t2) ||
+                (k == 2 && h[i] > t2))
+                v[m++] = a->kld[i];
+        double mean, se;
+        bf_mean_se(v, m, &mean, &se);
+        CHECK(c, sm.ent_n[k] == m, "slice %d: %zu tokens (brute force %zu)", k, sm.ent_n[k], m);
+        nearf(c, sm.ent_kld[k], mean, 1e-15, 1e-11, "slice %d mean KLD", k);
+        nearf(c, sm.ent_kld_se[k], se, 1e-15, 1e-9, "slice %d SE", k);
+        total += m;
+    }
+    CHECK(c, total == n && sm.ent_n[0] >= n / 3 && sm.ent_n[2] >= n / 3 - 1,
+          "slices partition the tokens into thirds (%zu %zu %zu)", sm.ent_n[0], sm.ent_n[1],
+          sm.ent_n[2]);
+    /* a constant entropy puts every token in the low slice, the others empty (NaN) */
+    double flat[512];
+    for (size_t i = 0; i < n; i++)
+        flat[i] = 1.5;
+    kld_slice_entropy(a, flat, &sm, NULL);
+    CHECK(c, sm.ent_n[0] == n && sm.ent_n[1] == 0 && isnan(sm.ent_kld[1]) &&
+                 isnan(sm.ent_kld[2]),
+          "constant entropy: one slice");
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -94,7 +211,7 @@ int main(void)
     uint64_t s = 42;
     float lr[V], lq[V];
     long double p[V], q[V];
-    double kl_bf[N], kl_got[N];
+    double kl_bf[N], kl_got[N], dp_got[N], nr_got[N], nq_got[N], h_got[N];
     const double TOL = 4 * VEXP_MAX_REL;
     kld_acc a, a1, a2;
     kld_acc_init(&a);
@@ -121,6 +238,10 @@ int main(void)
         }
         kl_bf[t] = (double)kl;
         kl_got[t] = k.kld;
+        dp_got[t] = k.dp;
+        nr_got[t] = k.nll_ref;
+        nq_got[t] = k.nll_q;
+        h_got[t] = k.entropy_ref;
         CHECK_NEAR(&c, k.kld, (double)kl, TOL, 0, "kld token");
         CHECK_NEAR(&c, k.dp, (double)(q[y] - p[y]), TOL, 0, "dp token");
         CHECK_NEAR(&c, k.nll_ref, -(double)logl(p[y]), TOL, 0, "nll ref");
@@ -166,6 +287,9 @@ int main(void)
     CHECK_NEAR(&c, sm.ppl_ref, exp(sum_nr / N), 0, 1e-11, "PPL ref");
     CHECK_NEAR(&c, sm.ppl_q, exp(sum_nq / N), 0, 1e-11, "PPL q");
     CHECK_NEAR(&c, sm.ln_ppl_ratio, (sum_nq - sum_nr) / N, 1e-13, 1e-9, "ln PPL ratio");
+
+    check_llama_set(&c, &a, &sm, dp_got, nr_got, nq_got, N);
+    check_entropy_slice(&c, &a, h_got, N);
 
     /* merge of two runs = one run over both: per-token arrays and summary identical */
     CHECK_INT(&c, kld_acc_merge(&a1, &a2, NULL), 0, "merge");

@@ -28,7 +28,7 @@ int main(void)
     const char *rows[6] = {"L0", "L1", "L2", "L3", "L4", "L5"};
     const char *cols[4] = {"q_proj", "k_proj", "v\"proj", "o_proj"};
     plot_heatmap_spec hs = {"sensitivity α (en)", "projection", "layer", "α", 6, 4, m, rows, cols,
-                            1, 0, "%.2g", 0, 0, 0, NULL};
+                            1, 0, "%.2g", 0, 0, 0, NULL, NULL};
     gp_opts o = gp_opts_default();
     o.width = 640;
     o.height = 480;
@@ -82,7 +82,8 @@ int main(void)
 
     /* diverging difference map, svg */
     double d[6] = {-2, -1, 0, 0.5, 1, 3};
-    plot_heatmap_spec ds = {"zh − en", NULL, NULL, "Δ", 2, 3, d, NULL, NULL, 0, 1, NULL, 0, 0, 0, NULL};
+    plot_heatmap_spec ds = {"zh − en", NULL, NULL, "Δ", 2, 3, d,    NULL,
+                            NULL,      0,    1,    NULL, 0, 0, 0, NULL, NULL};
     snprintf(out, sizeof out, "%s/diff.svg", dir);
     o.term = GP_SVG;
     rc = plot_heatmap(&o, &ds, &e);
@@ -90,7 +91,7 @@ int main(void)
 
     /* lines: two series, log y */
     double x[4] = {2, 2.5, 3, 4}, y1[4] = {1.2, 0.5, 0.2, 0.05}, y2[4] = {0.9, 0.3, 0.1, 0.02};
-    plot_series ser[2] = {{"uniform", x, y1, 4}, {"vbr en", x, y2, 4}};
+    plot_series ser[2] = {{"uniform", x, y1, 4, NULL, NULL, 0}, {"vbr en", x, y2, 4, NULL, NULL, 0}};
     plot_lines_spec ls = {"KLD vs bpw", "bits per weight", "mean KLD", 2, ser, 0, 1};
     snprintf(out, sizeof out, "%s/lines.png", dir);
     o.term = GP_PNG;
@@ -103,6 +104,51 @@ int main(void)
     n = read_block(script, "S1", back, 32);
     CHECK(&c, n == 8 && back[0] == 2 && back[1] == 0.9 && back[7] == 0.02,
           "series 1 block is (x, y) pairs exactly");
+
+    /* intervals and baselines: a curve with 95 % bars (a bar reaching 0 dropped on the log
+     * axis), a dashed baseline without; labels as given, each series in its own colour */
+    double lo[4] = {1.0, 0.0, 0.15, 0.04}, hi[4] = {1.4, 0.6, 0.25, 0.06};
+    plot_series ci[3] = {{"VBR, calibrated on en", x, y1, 4, lo, hi, 0},
+                         {"uniform rtn", x, y2, 4, NULL, NULL, 1},
+                         {"rules baseline, en statistics", x, y2, 2, NULL, NULL, 1}};
+    plot_lines_spec cs = {"KLD vs bpw", "bits per weight", "mean KLD", 3, ci, 0, 1};
+    snprintf(out, sizeof out, "%s/ci.png", dir);
+    rc = plot_lines(&o, &cs, &e);
+    CHECK(&c, rc == 0 && png_size(out, &w, &h), "lines with intervals render (%s)",
+          rc ? e.msg : "");
+    snprintf(script, sizeof script, "%s.gp", out);
+    n = read_block(script, "S0", back, 32);
+    CHECK(&c, n == 16 && back[0] == 2 && back[1] == 1.2 && back[2] == 1.0 && back[3] == 1.4 &&
+                  isnan(back[6]) && back[7] == 0.6 && back[14] == 0.04,
+          "curve block is x y lo hi; lo = 0 becomes NaN on a log axis");
+    CHECK_INT(&c, read_block(script, "S1", back, 32), 8, "baseline block is x y only");
+    CHECK(&c, file_has(script, "$S0 using 1:2 with linespoints lc 1 dt 1 title "
+                               "'VBR, calibrated on en'") &&
+                  file_has(script, "$S0 using 1:2:3:4 with yerrorbars lc 1 pt 0 notitle"),
+          "curve: solid, labelled, bars in its colour");
+    CHECK(&c, file_has(script, "$S1 using 1:2 with linespoints lc 2 dt 2 title 'uniform rtn'") &&
+                  file_has(script, "lc 3 dt 2 title 'rules baseline, en statistics'") &&
+                  !file_has(script, "$S1 using 1:2:3:4"),
+          "baselines: dashed, labelled, no bars");
+
+    /* marks: open squares at the marked cells, as data block $MARKS (x = column, y = row) */
+    unsigned char mk[24] = {0};
+    mk[1] = mk[4 * 3 + 2] = mk[23] = 1;
+    plot_heatmap_spec ms = hs;
+    ms.marks = mk;
+    o.width = 640;
+    o.height = 480;
+    snprintf(out, sizeof out, "%s/marks.png", dir);
+    rc = plot_heatmap(&o, &ms, &e);
+    CHECK(&c, rc == 0 && exists(out), "heatmap with marks renders (%s)", rc ? e.msg : "");
+    snprintf(script, sizeof script, "%s.gp", out);
+    n = read_block(script, "MARKS", back, 32);
+    CHECK(&c, n == 6 && back[0] == 1 && back[1] == 0 && back[2] == 2 && back[3] == 3 &&
+                  back[4] == 3 && back[5] == 5,
+          "marks block: (column, row) = (1, 0), (2, 3), (3, 5), the three marked cells");
+    CHECK(&c, file_has(script, "$MARKS using 1:2 with points pt 4"), "marks drawn as squares");
+    snprintf(out, sizeof out, "%s/heat.png.gp", dir);
+    CHECK(&c, !file_has(out, "MARKS"), "no marks block without marks");
 
     /* failures: gnuplot missing, gnuplot rejecting a command, bad shapes, no display */
     o.gnuplot = "/nonexistent/gnuplot";

@@ -21,9 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NL 3 /* layers; layer 1 is dense */
-#define NE 4 /* experts */
-
 static int same_values(const double *a, const double *b, int n)
 {
     for (int i = 0; i < n; i++)
@@ -32,211 +29,7 @@ static int same_values(const double *a, const double *b, int n)
     return 1;
 }
 
-/* ---------------------------------------------------------------- synthetic stores */
-
-static const char *MEANING = "synthetic test value";
-
-static int64_t routed_of(int set, int l, int e) { return 10 + 7 * e + 3 * l + set * (e == 1 ? 40 : 0); }
-
-/* stats.h5: sets en, zh; layer 1 dense; omit_l2: en lacks layer 2's router/routed */
-static void write_stats(const char *path, int omit_l2)
-{
-    h5s_store *s;
-    vl_err e;
-    if (h5s_create(&s, path, &e))
-        return;
-    const char *sets[2] = {"en", "zh"};
-    for (int k = 0; k < 2; k++) {
-        char p[128];
-        uint8_t sparse[NL] = {1, 0, 1};
-        int64_t sh = NL;
-        snprintf(p, sizeof p, "/stats/%s/layer_sparse", sets[k]);
-        h5s_write(s, p, H5S_U8, sparse, 1, &sh, "flag", MEANING, &e);
-        for (int l = 0; l < NL; l++) {
-            if (!sparse[l] || (omit_l2 && k == 0 && l == 2))
-                continue;
-            int64_t r[NE], tok = 0, ne = NE, one = 1;
-            for (int x = 0; x < NE; x++)
-                tok += r[x] = routed_of(k, l, x);
-            snprintf(p, sizeof p, "/stats/%s/layers/%02d/router/routed", sets[k], l);
-            h5s_write(s, p, H5S_I64, r, 1, &ne, "tokens", MEANING, &e);
-            tok /= 2;
-            snprintf(p, sizeof p, "/stats/%s/layers/%02d/router/tokens", sets[k], l);
-            h5s_write(s, p, H5S_I64, &tok, 1, &one, "tokens", MEANING, &e);
-        }
-    }
-    h5s_commit(s, &e);
-}
-
-static const char *const tproj[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                        "self_attn.o_proj", "mlp.shared_expert.gate_proj",
-                                        "mlp.shared_expert.down_proj"};
-static const char *const eproj[3] = {"gate_proj", "up_proj", "down_proj"};
-#define NI (NL * (6 + NE * 3) + 1)
-
-/* Item names (every layer MoE here, plus one router vector that is not drawn) and α. */
-static void sens_items(char names[NI][96], double *alpha, int set)
-{
-    int n = 0;
-    for (int l = 0; l < NL; l++) {
-        for (int j = 0; j < 6; j++) {
-            snprintf(names[n], 96, "model.layers.%d.%s.weight", l, tproj[j]);
-            alpha[n++] = (1 + l) * pow(10, -3 + j * 0.5) * (set ? 2 : 1);
-        }
-        for (int x = 0; x < NE; x++)
-            for (int j = 0; j < 3; j++) {
-                snprintf(names[n], 96, "model.layers.%d.mlp.experts.%d.%s.weight", l, x, eproj[j]);
-                alpha[n++] = 1e-4 * (1 + x + 4 * j) * (l + 1) * (set && x == 2 ? 10 : 1);
-            }
-    }
-    snprintf(names[n], 96, "model.layers.0.mlp.gate.weight");
-    alpha[n++] = 5;
-}
-
-/* A sens store in vbrlab sens's own layout (sens_write), tensor granularity, two sets: α from
- * sens_items (the router vector is not a quantizable tensor and stays out), RD with four
- * formats, the same per-set error for both sets. */
-static void write_sens(const char *path)
-{
-    static char names[NI][96];
-    static double a[2][NI], bpw[NI * 4], d[2 * NI * 4], ones[2 * NI];
-    static double kl[2][2 * NI], al[2][2 * NI];
-    static unsigned char few[2 * NI * 4];
-    static sens_tensor t[NI];
-    static char *tn[NI];
-    sens_items(names, a[0], 0);
-    sens_items(names, a[1], 1);
-    const int T = NI - 1, F = 4;
-    static const char *const fmts[4] = {"rtn-b2-g64-asym", "rtn-b3-g64-asym", "gptq-b2-g64-asym",
-                                        "gptq-b3-g64-asym-had"};
-    qfmt fq[4];
-    for (int f = 0; f < F; f++)
-        qfmt_parse(&fq[f], fmts[f], NULL);
-    for (int i = 0; i < T; i++) {
-        int l = 0, e = -1;
-        const char *x = strstr(names[i], ".experts.");
-        sscanf(names[i], "model.layers.%d.", &l);
-        int64_t ex;
-        if (x && !num_digits(x + 9, NULL, 1 << 20, &ex))
-            e = (int)ex;
-        t[i] = (sens_tensor){i, names[i], l, e, 0, 16, 16, 256, i};
-        tn[i] = names[i];
-        ones[i] = ones[T + i] = 1;
-        for (int k = 0; k < 2; k++) {
-            al[0][k * T + i] = al[1][k * T + i] = a[k][i];
-            kl[0][k * T + i] = a[k][i] * 1e-4;
-            kl[1][k * T + i] = a[k][i] * 9e-4;
-        }
-        for (int f = 0; f < F; f++) {
-            bpw[i * F + f] = (f % 2 ? 3.5 : 2.5) + 0.01 * (i % 3);
-            d[i * F + f] = d[(T + i) * F + f] =
-                (f % 2 ? 0.05 : 0.2) * (f >= 2 ? 0.5 : 1) * (1 + 0.1 * (i % 5));
-        }
-    }
-    char *sets[2] = {"en", "zh"};
-    int64_t toks[2] = {256, 256};
-    sens_result r;
-    memset(&r, 0, sizeof r);
-    r.gran = SENS_TENSOR;
-    r.n_tensors = r.n_units = T;
-    r.t = t;
-    r.unit_name = tn;
-    r.n_sets = 2;
-    r.set_name = sets;
-    r.set_tokens = toks;
-    r.eps[0] = 0.01;
-    r.eps[1] = 0.03;
-    r.seed = 1;
-    r.kld[0] = kl[0];
-    r.kld[1] = kl[1];
-    r.alpha[0] = al[0];
-    r.alpha[1] = al[1];
-    r.n_formats = F;
-    r.fmt = fq;
-    r.spec = "rtn:b=2..3:g=64;gptq:b=2..3:g=64";
-    r.few_policy = "rtn";
-    r.min_tokens = 16;
-    r.bpw = bpw;
-    r.rel_w = d;
-    r.rel_imp = r.rel_out = d;
-    r.few = few;
-    r.w_norm2 = ones;
-    r.out_energy = r.noise_energy = ones;
-    h5s_store *s;
-    vl_err e;
-    if (h5s_create(&s, path, &e))
-        return;
-    if (sens_write(&r, s, &e))
-        printf("FAIL write_sens: %s\n", e.msg);
-    h5s_commit(s, &e);
-}
-
-#define NA 5
-static const char *const rows[NA] = {"rtn-b2-g64-asym", "en-2.5", "zh-2.5", "en-3", "rtn-b3-g64-asym"};
-static const double row_bpw[NA] = {2.5, 2.5, 2.5, 3.0, 3.5};
-static const double kld[NA * 2] = {1.5, 2.5, 0.3, 0.9, 0.5, 0.35, 0.12, 0.4, 0.08, 0.11};
-
-static void write_eval(const char *path)
-{
-    h5s_store *s;
-    vl_err e;
-    if (h5s_create(&s, path, &e))
-        return;
-    int64_t sh[2] = {NA, 2};
-    h5s_write(s, "/eval/matrix/mean_kld", H5S_F64, kld, 2, sh, "nat", MEANING, &e);
-    h5s_attr_set(s, "/eval/matrix", "rows", "rtn-b2-g64-asym\nen-2.5\nzh-2.5\nen-3\nrtn-b3-g64-asym", &e);
-    h5s_attr_set(s, "/eval/matrix", "cols", "en\nzh", &e);
-    for (int r = 0; r < NA; r++) {
-        char g[64], p[96];
-        snprintf(g, sizeof g, "/eval/%s", rows[r]);
-        snprintf(p, sizeof p, "%s/en/kld", g);
-        double one = 0;
-        int64_t n11[2] = {1, 1}; /* [seqs, len - 1] of the domain below */
-        h5s_write(s, p, H5S_F64, &one, 2, n11, "nat", MEANING, &e);
-        int uni = r == 0 || r == 4;
-        h5s_attr_set(s, g, "source", uni ? "uniform" : "alloc.txt", &e);
-        h5s_attr_set(s, g, "format", uni ? rows[r] : "mixed", &e);
-        h5s_attr_set_f64(s, g, "bpw", row_bpw[r], &e);
-    }
-    const char *doms[2] = {"en", "zh"};
-    for (int d = 0; d < 2; d++) {
-        char p[64];
-        int32_t ids[2] = {1, 2};
-        int64_t n12[2] = {1, 2};
-        snprintf(p, sizeof p, "/eval/domains/%s/ids", doms[d]);
-        h5s_write(s, p, H5S_I32, ids, 2, n12, "token id", MEANING, &e);
-        p[strlen(p) - 4] = '\0';
-        h5s_attr_set_f64(s, p, "seqs", 1, &e);
-        h5s_attr_set_f64(s, p, "len", 2, &e);
-    }
-    h5s_commit(s, &e);
-}
-
-static void write_alloc(const char *path)
-{
-    h5s_store *s;
-    vl_err e;
-    if (h5s_create(&s, path, &e))
-        return;
-    char text[8192] = "";
-    for (int l = 0; l < NL; l++) {
-        char line[160];
-        snprintf(line, sizeof line, "model.layers.%d.self_attn.q_proj.weight\trtn-b%d-g64-asym\n",
-                 l, 2 + l);
-        strcat(text, line);
-        for (int x = 0; x < NE; x++) {
-            snprintf(line, sizeof line, "model.layers.%d.mlp.experts.%d.down_proj.weight\t"
-                                        "gptq-b%d-g64-asym\n", l, x, x % 2 ? 2 : 4);
-            strcat(text, line);
-        }
-    }
-    double pk = 0.1;
-    int64_t n = 1;
-    h5s_write(s, "/alloc/en-2.5/predicted_kld", H5S_F64, &pk, 1, &n, "nat", MEANING, &e);
-    h5s_attr_set(s, "/alloc/en-2.5", "assignment", text, &e);
-    h5s_attr_set_f64(s, "/alloc/en-2.5", "target_bpw", 2.5, &e);
-    h5s_commit(s, &e);
-}
+#include "plotfix.h"
 
 /* ---------------------------------------------------------------- checks */
 
@@ -514,23 +307,79 @@ static void test_eval(ctx *x)
         fclose(f);
     CHECK_HAS(x->c, buf, "with labels", "KLD matrix prints numbers in the cells");
     CHECK_HAS(x->c, buf, "'zh-2.5'", "KLD matrix rows are labelled by allocation");
+    /* marks (x = column, y = row): on en the best rtn-b3 (row 4) and en-3 (row 3, its paired
+     * differences change sign); on zh only the best, rtn-b3 */
+    n = read_block(sc, "MARKS", got, 64);
+    CHECK(x->c, n == 6 && got[0] == 0 && got[1] == 3 && got[2] == 0 && got[3] == 4 &&
+                    got[4] == 1 && got[5] == 4,
+          "marks: en-3 and rtn-b3 on en, rtn-b3 on zh (%d values)", n);
+    CHECK_HAS(x->c, buf, "within the paired 95 % bootstrap CI of the column''s best",
+              "the axis label explains the marks");
 
     r.kind = PFIG_KLD_VS_BPW;
     r.set = "zh";
     draw(x, x->eval, &r, "kvb.png", sc, sizeof sc);
-    /* series in order of first row: uniform rtn (rows 0, 4), VBR en (1, 3), VBR zh (2) */
+    /* series in order of first row: uniform rtn (rows 0, 4), VBR en (1, 3), rules (2); each
+     * block x y lo hi, the interval around the mean */
     n = read_block(sc, "S0", got, 64);
-    CHECK(x->c, n == 4 && got[0] == 2.5 && got[1] == kld[1] && got[2] == 3.5 && got[3] == kld[9],
+    CHECK(x->c, n == 8 && got[0] == 2.5 && got[1] == kld[1] && got[4] == 3.5 && got[5] == kld[9],
           "uniform series: (bpw, KLD on zh) of the uniform rows");
     n = read_block(sc, "S1", got, 64);
-    CHECK(x->c, n == 4 && got[0] == 2.5 && got[1] == kld[3] && got[2] == 3 && got[3] == kld[7],
+    CHECK(x->c, n == 8 && got[0] == 2.5 && got[1] == kld[3] && got[4] == 3 && got[5] == kld[7],
           "VBR en series: rows en-2.5, en-3");
+    /* offsets ±0.01, ±0.02 over 4 sequences: the bootstrap means lie within ±0.02 */
+    CHECK(x->c, n == 8 && got[2] < got[1] && got[3] > got[1] && got[2] >= got[1] - 0.02 &&
+                    got[3] <= got[1] + 0.02,
+          "VBR en at 2.5 bpw: lo %g < mean %g < hi %g, within the offsets", got[2], got[1],
+          got[3]);
     n = read_block(sc, "S2", got, 64);
-    CHECK(x->c, n == 2 && got[1] == kld[5], "VBR zh series: row zh-2.5");
+    CHECK(x->c, n == 4 && got[1] == kld[5], "rules series: row zh-2.5");
+    CHECK(x->c, file_has(sc, "lc 1 dt 2 title 'uniform rtn'") &&
+                    file_has(sc, "lc 2 dt 1 title 'VBR, calibrated on en'") &&
+                    file_has(sc, "lc 3 dt 2 title 'rules baseline'") &&
+                    file_has(sc, "$S1 using 1:2:3:4 with yerrorbars lc 2"),
+          "series labels: uniform and rules dashed baselines, the VBR curve solid with bars");
+    CHECK(x->c, !file_has(sc, "VBR, calibrated on rtn") && !file_has(sc, "VBR, calibrated on zh"),
+          "no baseline labelled as a VBR calibration");
     r.set = NULL;
     draw(x, x->eval, &r, "kvb-mean.png", sc, sizeof sc);
     n = read_block(sc, "S0", got, 64);
-    CHECK(x->c, n == 4 && got[1] == (kld[0] + kld[1]) / 2, "without --set: mean over domains");
+    CHECK(x->c, n == 8 && got[1] == (kld[0] + kld[1]) / 2 && got[2] < got[1] && got[3] > got[1],
+          "without --set: mean over domains, with its interval");
+}
+
+/* expert-bits on the fixture: zh routes 40 more tokens to expert 1 in each MoE layer (0 and 2),
+ * so by zh/en ratio the order is e1 (most zh-specific), then e0, e2, e3 (the same ratio 0.67
+ * up to ε, which favours the smaller share); en-2.5 gives down_proj 4 bits on even experts and
+ * 2 on odd ones: rank 0 (e3) 2, rank 1 (e2) 4, rank 2 (e0) 4, rank 3 (e1) 2 bits. */
+static void test_expert_bits(ctx *x)
+{
+    char sc[300];
+    double got[64];
+    pfig_req r = pfig_req_default(PFIG_EXPERT_BITS);
+    r.alloc = x->alloc;
+    draw(x, x->stats, &r, "eb.png", sc, sizeof sc);
+    int n = read_block(sc, "S0", got, 64);
+    CHECK(x->c, n == 8 && got[0] == 0 && got[1] == 2 && got[2] == 1 && got[3] == 4 &&
+                    got[4] == 2 && got[5] == 4 && got[6] == 3 && got[7] == 2,
+          "expert-bits: (rank, bits) = (0, 2) (1, 4) (2, 4) (3, 2)");
+    CHECK(x->c, file_has(sc, "title 'en-2.5'") && file_has(sc, "most zh-specific"),
+          "expert-bits: series named by the allocation, axis explains the rank");
+    r.diff_a = "en";
+    r.diff_b = "zh";
+    draw(x, x->stats, &r, "eb2.png", sc, sizeof sc);
+    n = read_block(sc, "S0", got, 64);
+    /* by en/zh: e3 > e2 > e0 (ε now favours the larger share) > e1: ranks e1 e0 e2 e3 */
+    CHECK(x->c, n == 8 && got[1] == 2 && got[3] == 4 && got[5] == 4 && got[7] == 2 &&
+                    file_has(sc, "right: most en-specific"),
+          "--diff en,zh: ranks by en/zh, (e1, e0, e2, e3) = 2, 4, 4, 2 bits");
+    r.alloc = NULL; /* the stats store holds no allocation */
+    vl_err e = {0, ""};
+    gp_opts o = gp_opts_default();
+    char out[256];
+    snprintf(out, sizeof out, "%s/eb3.png", x->dir);
+    o.out = out;
+    CHECK_INT(x->c, pfig_draw(x->stats, &r, &o, &e), VL_ENOTFOUND, "expert-bits without allocations");
 }
 
 static void test_rd_alloc(ctx *x)
@@ -643,7 +492,8 @@ static void test_report(ctx *x)
         "sens-map-zh.svg",       "sens-map-zh-minus-en.png",
         "expert-usage-en.png",   "expert-usage-zh.png",  "expert-usage-zh-minus-en.png",
         "rd.png",                "kld-matrix.png",       "kld-vs-bpw.png",
-        "kld-vs-bpw-en.png",     "kld-vs-bpw-zh.png",    "alloc-map-en-2.5.png"};
+        "kld-vs-bpw-en.png",     "kld-vs-bpw-zh.png",    "alloc-map-en-2.5.png",
+        "expert-bits-zh-minus-en.png"};
     int nw = (int)(sizeof want / sizeof *want);
     CHECK_INT(x->c, n, nw, "report figure count");
     for (int i = 0; i < nw && i < n; i++) {
@@ -755,6 +605,7 @@ int main(void)
     test_sens(&x);
     test_eval(&x);
     test_rd_alloc(&x);
+    test_expert_bits(&x);
     test_errors(&x);
     test_report(&x);
     test_cli(&x);
