@@ -18,6 +18,7 @@
 #include "../core/rng.h"
 #include "check.h"
 #include "testio.h"
+#include "testmodel.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -131,8 +132,7 @@ static void check_values(chk *c, const char *f32, const char *bf16, const char *
     int E = model_config(a)->n_experts;
     for (size_t i = 0; i < model_tensor_count(a); i++) {
         const model_tensor *t = model_tensor_at(a, i);
-        const float *x = *model_weights_slot(a, wa, i), *y = *model_weights_slot(b, wb, i),
-                    *z = *model_weights_slot(q, wq, i);
+        float *x = tm_weights(a, wa, i), *y = tm_weights(b, wb, i), *z = tm_weights(q, wq, i);
         size_t nl = strlen(t->name);
         int norm = nl > 11 && !strcmp(t->name + nl - 11, "norm.weight");
         int bias = nl > 5 && !strcmp(t->name + nl - 5, ".bias");
@@ -162,6 +162,9 @@ static void check_values(chk *c, const char *f32, const char *bf16, const char *
         double sd = sqrt(ss / (double)t->numel), want = 1 / sqrt((double)t->cols);
         if (!norm && !bias && !tid && t->numel >= 4096 && strstr(t->name, ".weight"))
             bad_std += fabs(sd - want) > 0.05 * want;
+        free(x);
+        free(y);
+        free(z);
     }
     CHECK(c, bad_norm == 0 && bad_bias == 0, "%s: norms 1, biases 0 (%d, %d off)", label,
           bad_norm, bad_bias);

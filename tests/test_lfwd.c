@@ -1,0 +1,170 @@
+/* tests/test_lfwd.c — weights one layer at a time, layer-major forward, capped activations.
+ *
+ * - acts: rows round-trip bit for bit in memory and through the spill file; a range outside
+ *   the store and an unusable TMPDIR are clean errors.
+ * - lfwd_run (every batch through layer i, then i+1; the residual rows in an acts store) gives
+ *   fwd_run's logits on the same batches bit for bit, with no cap and with a 1-byte cap that
+ *   forces the spill file: on a MoE fixture, on DeepSeek-V3 (FP8 weights) and on DeepSeek-V4
+ *   (hash routing needs each batch's ids; hc_mult-wide residual rows).
+ * - The stored weights are converted per layer: model_tensor_f32 of the base binding equals
+ *   model_tensor_load, and mw_stage gives the same pointers back when asked for the same
+ *   stage again (a layer-major pass converts a layer once), new ones after a slot changed.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "../analysis/acts.h"
+#include "../analysis/fwd.h"
+#include "../analysis/lfwd.h"
+#include "../analysis/mweights.h"
+#include "check.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_acts(chk *c)
+{
+    enum { R = 37, Wd = 5 };
+    float src[R * Wd], got[R * Wd];
+    for (int i = 0; i < R * Wd; i++)
+        src[i] = (float)i * 0.37f - 3.0f;
+    for (int spill = 0; spill < 2; spill++) {
+        acts *a = NULL;
+        vl_err e;
+        int rc = acts_new(&a, R, Wd, spill ? 1 : 0, &e);
+        CHECK(c, rc == 0, "acts_new (cap %s)", spill ? "1 byte" : "none");
+        if (rc)
+            continue;
+        CHECK_INT(c, acts_spilled(a), spill, "spilled exactly when over the cap");
+        rc = acts_put(a, 0, 10, src, &e) || acts_put(a, 10, R - 10, src + 10 * Wd, &e);
+        memset(got, 0, sizeof got);
+        rc = rc || acts_get(a, 3, R - 3, got + 3 * Wd, &e) || acts_get(a, 0, 3, got, &e);
+        CHECK(c, rc == 0 && !memcmp(src, got, sizeof src), "rows round-trip bit for bit (%s)",
+              spill ? "file" : "memory");
+        CHECK_INT(c, acts_get(a, 30, 8, got, &e), VL_EARG, "rows past the end refused");
+        acts_free(a);
+    }
+    const char *old = getenv("TMPDIR");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("TMPDIR", "/nonexistent-vbrlab-dir", 1);
+    acts *a = NULL;
+    vl_err e;
+    int rc = acts_new(&a, R, Wd, 1, &e);
+    CHECK_INT(c, rc, VL_EIO, "unusable TMPDIR: VL_EIO");
+    CHECK_HAS(c, rc ? e.msg : "", "/nonexistent-vbrlab-dir", "error names the directory");
+    acts_free(a);
+    if (keep)
+        setenv("TMPDIR", keep, 1);
+    else
+        unsetenv("TMPDIR");
+    free(keep);
+}
+
+typedef struct {
+    float *logits; /* [n_seq·T × V] */
+    size_t row;    /* floats per sequence */
+    int next;      /* the sequence the next batch must start at */
+} sink_ctx;
+
+static int collect(void *user, int seq0, int n, const float *lg, vl_err *err)
+{
+    sink_ctx *s = user;
+    if (seq0 != s->next)
+        return vl_errf(err, VL_EARG, "batch at %d, expected %d", seq0, s->next);
+    memcpy(s->logits + (size_t)seq0 * s->row, lg, (size_t)n * s->row * sizeof *lg);
+    s->next = seq0 + n;
+    return 0;
+}
+
+static void test_layered(chk *c, const char *dir)
+{
+    enum { S = 5, B = 2, T = 6 };
+    model *m = NULL;
+    vl_err e;
+    if (model_open(&m, dir, &e)) {
+        CHECK(c, 0, "%s: %s", dir, e.msg);
+        return;
+    }
+    const hfc_config *cf = model_config(m);
+    int V = cf->vocab;
+    int32_t ids[S * T];
+    for (int i = 0; i < S * T; i++)
+        ids[i] = (int32_t)((i * 7919 + 13) % V);
+    size_t row = (size_t)T * V;
+    float *ref = malloc(S * row * sizeof *ref), *got = malloc(S * row * sizeof *got);
+    fwd_state *st = NULL;
+    int rc = fwd_state_new(&st, m, B, T, &e);
+    for (int s0 = 0; !rc && s0 < S; s0 += B) { /* the reference: fwd_run batch by batch */
+        int nb = S - s0 < B ? S - s0 : B;
+        const float *lg;
+        if (!(rc = fwd_run(m, model_base(m), st, ids + s0 * T, nb, T, NULL, NULL, &lg, &e)))
+            memcpy(ref + (size_t)s0 * row, lg, (size_t)nb * row * sizeof *lg);
+    }
+    CHECK(c, rc == 0, "%s: fwd_run batches%s%s", dir, rc ? ": " : "", rc ? e.msg : "");
+    for (int cap = 0; !rc && cap < 2; cap++) {
+        lfwd_params p = {B, cap ? 1 : 0, NULL};
+        sink_ctx sc = {got, row, 0};
+        int spilled = -1;
+        memset(got, 0xff, S * row * sizeof *got);
+        int r2 = lfwd_run(m, model_base(m), st, ids, S, T, &p, collect, &sc, &spilled, &e);
+        CHECK(c, r2 == 0 && sc.next == S, "%s: layer-major run (%s)%s%s", dir,
+              cap ? "1-byte cap" : "no cap", r2 ? ": " : "", r2 ? e.msg : "");
+        CHECK_INT(c, spilled, cap, "residual rows spilled to a file exactly under the cap");
+        CHECK(c, r2 == 0 && !memcmp(ref, got, S * row * sizeof *got),
+              "%s: layer-major logits = fwd_run's bit for bit (%s)", dir,
+              cap ? "spilled" : "in memory");
+    }
+    fwd_state_free(st);
+    free(ref);
+    free(got);
+    model_close(m);
+}
+
+static void test_stage(chk *c, const char *dir)
+{
+    model *m = NULL;
+    vl_err e;
+    if (model_open(&m, dir, &e)) {
+        CHECK(c, 0, "%s: %s", dir, e.msg);
+        return;
+    }
+    long ix = model_tensor_find(m, "model.layers.1.self_attn.o_proj.weight");
+    const model_tensor *t = model_tensor_at(m, (size_t)ix);
+    const float *d;
+    float *own, *direct = malloc((size_t)t->numel * sizeof *direct);
+    int rc = model_tensor_f32(m, model_base(m), (size_t)ix, &d, &own, &e) ||
+             model_tensor_load(m, (size_t)ix, direct, &e);
+    CHECK(c, rc == 0 && own == d && !memcmp(d, direct, (size_t)t->numel * sizeof *d),
+          "base binding: model_tensor_f32 converts the stored tensor (= model_tensor_load)");
+    mw_cache *mc = NULL;
+    model_weights *w = NULL;
+    const model_weights *v1, *v2;
+    rc = mw_new(&mc, m, &e) || model_weights_clone(&w, m, model_base(m), &e) ||
+         mw_stage(mc, w, 1, &v1, &e);
+    const float *wo = rc ? NULL : v1->layers[1].wo;
+    CHECK(c, rc == 0 && wo && !memcmp(wo, direct, (size_t)t->numel * sizeof *wo) &&
+                 !v1->layers[0].wo && v1->layers[1].attn_norm && !v1->layers[0].attn_norm,
+          "stage 1: layer 1 converted, layer 0 not");
+    rc = rc || mw_stage(mc, w, 1, &v2, &e);
+    CHECK(c, rc == 0 && v2->layers[1].wo == wo, "the same stage again: reused, not converted");
+    w->layers[1].wo = direct; /* a fake-quant slot: the stage must follow it */
+    rc = rc || mw_stage(mc, w, 1, &v2, &e);
+    CHECK(c, rc == 0 && v2->layers[1].wo == direct, "a changed slot: the binding's pointer");
+    mw_free(mc);
+    model_weights_free(w);
+    vl_free(own);
+    free(direct);
+    model_close(m);
+}
+
+int main(void)
+{
+    chk c;
+    chk_init(&c, "test_lfwd");
+    test_acts(&c);
+    test_layered(&c, "tests/fixtures/qwen3-moe");
+    test_layered(&c, "tests/fixtures/tiny-deepseek-v3");
+    test_layered(&c, "tests/fixtures/tiny-deepseek-v4");
+    test_stage(&c, "tests/fixtures/qwen3-moe");
+    return chk_done(&c);
+}
