@@ -29,7 +29,7 @@ static const cli_cmd cmds[] = {
     {"alloc", cmd_alloc, "alloc (--sens sens.h5 (--set NAME | --sets A,B) [--granularity tensor|group] [--error out|rel] [-o alloc.h5 [--name NAME]] | --problem FILE [--set N]) --target-bpw B [--solver exact|lagrange|uniform|rules] [--objective sum|weighted|minimax] [--weights w1,w2] [--export-regex]"},
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --alloc alloc.h5[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
     {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH] [--stats S.h5] [--alloc A.h5]"},
-    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
+    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE] [--replicates R]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
     {"export", cmd_export, "export imatrix [MODEL_DIR] --stats stats.h5 --set S[*w][,S2[*w]] -o imatrix.gguf | export llama.cpp [MODEL_DIR] --alloc alloc.h5:NAME [--stats stats.h5 --set S] -o DIR"},
     {"ggml-check", cmd_ggml_check, "ggml-check GOLDENS.h5 [--type T] [--max-ratio 1.02]   llama.cpp block formats: bit-exact decode, quantizer error vs llama.cpp"},
 };

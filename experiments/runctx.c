@@ -27,8 +27,8 @@ int run_need_model(run_ctx *c, vl_err *err)
 
 /* "NAME=SOURCE,seqs=N,len=L,seed=S" of an exp_set (entropy buckets take their shape from
  * the pool set, so they carry only the seed). */
-static int spec_text(const exp_config *cfg, const exp_set *st, int is_eval, char *buf,
-                     size_t cap, vl_err *err)
+static int spec_text(const exp_config *cfg, const exp_set *st, int is_eval, int reseed,
+                     char *buf, size_t cap, vl_err *err)
 {
     const exp_source *src = &st->src;
     char s[CALIB_SOURCE_MAX];
@@ -49,11 +49,20 @@ static int spec_text(const exp_config *cfg, const exp_set *st, int is_eval, char
         snprintf(s, sizeof s, "entropy:%s:%s", src->ref, exp_bucket_names[src->bucket]);
         break;
     }
-    unsigned long long seed = (unsigned long long)exp_set_seed(cfg, st, is_eval);
+    /* replicates (expcfg.h): a corpus set takes the next disjoint slice of the same cut, every
+       other draw (and a corpus too short for slices) its replicate seed */
+    int rep = is_eval ? 0 : cfg->replicate;
+    int slice = rep > 0 && src->kind == EXP_SRC_FILE && !reseed;
+    unsigned long long seed = (unsigned long long)(rep > 0 && !slice
+                                                       ? exp_replicate_seed(cfg, st, rep)
+                                                       : exp_set_seed(cfg, st, is_eval));
+    char skip[48] = "";
+    if (slice)
+        snprintf(skip, sizeof skip, ",skip=%lld", (long long)rep * st->seqs);
     int w = src->kind == EXP_SRC_ENTROPY
                 ? snprintf(buf, cap, "%s=%s,seed=%llu", st->name, s, seed)
-                : snprintf(buf, cap, "%s=%s,seqs=%d,len=%d,seed=%llu", st->name, s, st->seqs,
-                           st->len, seed);
+                : snprintf(buf, cap, "%s=%s,seqs=%d,len=%d,seed=%llu%s", st->name, s, st->seqs,
+                           st->len, seed, skip);
     if (w < 0 || (size_t)w >= cap)
         return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path,
                        is_eval ? "eval" : "calib", st->name);
@@ -74,11 +83,33 @@ static int refs_ready(const exp_source *src, const calib_book *b)
     return 1;
 }
 
+static int add_set(run_ctx *c, calib_book *b, const exp_set *st, int is_eval, int reseed,
+                   vl_err *err)
+{
+    char text[CALIB_SOURCE_MAX + 256];
+    calib_spec spec;
+    int rc = spec_text(c->cfg, st, is_eval, reseed, text, sizeof text, err);
+    if (!rc)
+        rc = calib_spec_parse(text, &spec, err);
+    if (!rc)
+        rc = calib_book_add(b, &spec, err);
+    return rc;
+}
+
+/* "NAME:how" appended to c->draws (what the stats stage records for a replicate). */
+static void note_draw(run_ctx *c, const char *name, const char *how)
+{
+    size_t n = strlen(c->draws);
+    snprintf(c->draws + n, sizeof c->draws - n, "%s%s:%s", n ? "," : "", name, how);
+}
+
 int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
     int n = is_eval ? cfg->n_eval : cfg->n_calib;
     const exp_set *sets = is_eval ? cfg->eval : cfg->calib;
+    if (!is_eval)
+        c->draws[0] = '\0';
     int rc = run_need_model(c, err);
     calib_env env = {c->m, c->tok, 8, is_eval ? CALIB_ROLE_EVAL : CALIB_ROLE_CALIB};
     calib_book *b = NULL;
@@ -89,13 +120,20 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
         for (int i = 0; !rc && i < n; i++) {
             if (calib_book_find(b, sets[i].name) || !refs_ready(&sets[i].src, b))
                 continue;
-            char text[CALIB_SOURCE_MAX + 256];
-            calib_spec spec;
-            rc = spec_text(cfg, &sets[i], is_eval, text, sizeof text, err);
-            if (!rc)
-                rc = calib_spec_parse(text, &spec, err);
-            if (!rc)
-                rc = calib_book_add(b, &spec, err);
+            rc = add_set(c, b, &sets[i], is_eval, 0, err);
+            /* a corpus too short for disjoint replicate slices: the replicate's own seed */
+            if (rc == VL_ERANGE && !is_eval && cfg->replicate > 0 &&
+                sets[i].src.kind == EXP_SRC_FILE) {
+                if (c->log)
+                    fprintf(c->log, "replicate %d: set %s: %s; drawn with the replicate's own "
+                            "seed instead (may share sequences with other replicates)\n",
+                            cfg->replicate, sets[i].name, err->msg);
+                rc = add_set(c, b, &sets[i], is_eval, 1, err);
+                note_draw(c, sets[i].name, "reseeded");
+            } else if (!rc && !is_eval && cfg->replicate > 0) {
+                note_draw(c, sets[i].name,
+                          sets[i].src.kind == EXP_SRC_FILE ? "disjoint" : "reseeded");
+            }
             added += !rc;
         }
     if (rc) {

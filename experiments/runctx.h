@@ -31,13 +31,17 @@ typedef struct {
     model *m;           /* NULL until run_need_model */
     tok_tokenizer *tok;
     h5s_store *s;       /* the stage's writable store */
+    char draws[2048];   /* replicate k > 0: how each calibration set was drawn ("en:disjoint,
+                           noise:reseeded"), filled by run_build_sets; "" otherwise */
 } run_ctx;
 
 /* Open the model and tokenizer if not yet open. */
 int run_need_model(run_ctx *c, vl_err *err);
 
 /* Build the sets of one family ([calib.*] is_eval 0, [eval.*] is_eval 1) into a new book, in
- * dependency order (a set after the sets its source names). *out owned by the caller. */
+ * dependency order (a set after the sets its source names). Calibration sets of replicate
+ * cfg->replicate > 0 are that replicate's draws (expcfg.h); c->draws records how. *out owned
+ * by the caller. */
 int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err);
 
 /* The fq few-token policy and threshold the config asks for (route_all is refused by the

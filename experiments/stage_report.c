@@ -21,6 +21,7 @@
 #include "../alloc/sens.h"
 #include "../analysis/eval.h"
 #include "../plots/plotfig.h"
+#include "repdata.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,7 +33,8 @@ typedef struct {
     int R, D;
     char *rows_buf, *cols_buf;
     char *rows[256], *cols[64];
-    double *kld, *same;      /* [R × D] */
+    double *kld, *same;      /* [R × D]; with replicates the mean over them */
+    double *kld_half;        /* [R × D] 95 % t half width over replicates; NULL: one replicate */
     double *bpw, *target;    /* [R] */
     int *uniform;            /* [R] */
     char (*proof)[64];       /* [R] what the solver proved about a VBR row's allocation */
@@ -55,6 +57,7 @@ static void mx_free(mx_read *m)
     vl_free(m->rows_buf);
     vl_free(m->cols_buf);
     vl_free(m->kld);
+    vl_free(m->kld_half);
     vl_free(m->same);
     vl_free(m->bpw);
     vl_free(m->target);
@@ -132,6 +135,39 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
     return rc;
 }
 
+/* Replicates: every cell, bpw and same-top becomes its mean over replicates, with the t half
+ * width of the mean KLD (repdata.h). */
+static int apply_replicates(mx_read *m, const rep_data *d, vl_err *err)
+{
+    if (d->R < 2)
+        return 0;
+    if (d->A != m->R || d->D != m->D)
+        return vl_errf(err, VL_ESHAPE, "replicates: %d × %d cells, the matrix has %d × %d",
+                       d->A, d->D, m->R, m->D);
+    m->kld_half = vl_calloc((size_t)m->R * m->D, sizeof *m->kld_half);
+    if (!m->kld_half)
+        return vl_errf(err, VL_ENOMEM, "out of memory");
+    size_t cells = (size_t)m->R * m->D;
+    for (size_t i = 0; i < cells; i++) {
+        double h;
+        rep_mean_ci(d, d->cell, cells, i, &m->kld[i], &m->kld_half[i]);
+        rep_mean_ci(d, d->same, cells, i, &m->same[i], &h);
+    }
+    for (int r = 0; r < m->R; r++) {
+        double h;
+        rep_mean_ci(d, d->bpw, (size_t)m->R, (size_t)r, &m->bpw[r], &h);
+    }
+    return 0;
+}
+
+/* " 0.1234" or, with replicates, " 0.1234 ± 0.0056". */
+static void put_kld(FILE *f, const mx_read *m, size_t i)
+{
+    fprintf(f, " %.4f", m->kld[i]);
+    if (m->kld_half)
+        fprintf(f, " ± %.4f", m->kld_half[i]);
+}
+
 static double row_mean(const mx_read *m, const double *v, int r)
 {
     double s = 0;
@@ -164,9 +200,10 @@ static void table_kld_matrix(FILE *f, const mx_read *m)
             if (m->uniform[r] || m->target[r] != m->target[r0])
                 continue;
             fprintf(f, "| %s | %s | %.3f |", m->rows[r], m->proof[r], m->bpw[r]);
-            for (int d = 0; d < m->D; d++)
-                fprintf(f, " %.4f / %.1f |", m->kld[(size_t)r * m->D + d],
-                        100 * m->same[(size_t)r * m->D + d]);
+            for (int d = 0; d < m->D; d++) {
+                put_kld(f, m, (size_t)r * m->D + d);
+                fprintf(f, " / %.1f |", 100 * m->same[(size_t)r * m->D + d]);
+            }
             fprintf(f, " %.4f / %.1f |\n", row_mean(m, m->kld, r),
                     100 * row_mean(m, m->same, r));
         }
@@ -198,8 +235,10 @@ static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
         int r = ord[i];
         fprintf(f, "| %s | %s | %s | %.3f |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
                 m->proof[r], m->bpw[r]);
-        for (int d = 0; d < m->D; d++)
-            fprintf(f, " %.4f |", m->kld[(size_t)r * m->D + d]);
+        for (int d = 0; d < m->D; d++) {
+            put_kld(f, m, (size_t)r * m->D + d);
+            fprintf(f, " |");
+        }
         fprintf(f, " %.4f |\n", row_mean(m, m->kld, r));
     }
     vl_free(ord);
@@ -460,13 +499,25 @@ int stage_report(run_ctx *c, vl_err *err)
     if (!f)
         return vl_errf(err, VL_ENOMEM, "out of memory");
     mx_read m;
+    rep_data rd;
+    memset(&rd, 0, sizeof rd);
     int rc = read_matrix(c->s, &m, err);
+    if (!rc)
+        rc = rep_read(c, &rd, err);
+    if (!rc)
+        rc = apply_replicates(&m, &rd, err);
     if (!rc) {
         fprintf(f, "## Experiment %s (%s)\n", cfg->name, cfg->path);
+        if (rd.R > 1)
+            fprintf(f, "\n%d replicates (every calibration set drawn %d times; the evaluation "
+                    "domains are the same in each): cells are mean ± 95%% CI half width "
+                    "(Student t over replicates).\n", rd.R, rd.R);
+        rep_table_verdict(f, c, &rd);
         if (cfg->tables & (1u << EXP_TABLE_KLD_MATRIX))
             table_kld_matrix(f, &m);
         if (cfg->tables & (1u << EXP_TABLE_VBR_VS_UNIFORM))
             table_vbr_vs_uniform(f, &m);
+        rep_table_paired(f, c, &rd);
         if (cfg->tables & (1u << EXP_TABLE_EXPERT_USAGE))
             table_expert_usage(f, c);
         if (cfg->tables & (1u << EXP_TABLE_ADDITIVITY))
@@ -477,6 +528,7 @@ int stage_report(run_ctx *c, vl_err *err)
             draw_plots(f, c);
     }
     mx_free(&m);
+    rep_free(&rd);
     fclose(f);
     int64_t one = 1;
     int32_t nt = 1;
