@@ -174,9 +174,14 @@ void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t 
     snprintf(buf, cap, "%s-%g", a->name, target);
 }
 
-void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap)
+void run_join_sets(const exp_slist *l, char *buf, size_t cap)
 {
     buf[0] = '\0';
-    for (int s = 0, k = 0; s < a->sets.n && k < (int)cap; s++)
-        k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);
+    for (int s = 0, k = 0; s < l->n && k < (int)cap; s++)
+        k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", l->v[s]);
+}
+
+void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap)
+{
+    run_join_sets(&a->sets, buf, cap);
 }
