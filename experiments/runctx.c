@@ -181,7 +181,3 @@ void run_join_sets(const exp_slist *l, char *buf, size_t cap)
         k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", l->v[s]);
 }
 
-void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap)
-{
-    run_join_sets(&a->sets, buf, cap);
-}

@@ -55,10 +55,8 @@ int run_menu_has_gptq(const exp_config *cfg, vl_err *err);
 /* Allocation result name of allocation a at target t: "NAME-%g" ("en-2.5"). */
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap);
 
-/* The sets of allocation a comma-joined ("en,zh"): the `calib` of its stored allocations. */
-void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap);
-
-/* Names comma-joined into buf (cut at cap). */
+/* Names comma-joined into buf (cut at cap): "en,zh", the `calib` of stored allocations and
+ * /eval rows (the allocation's statistics sets, exp_alloc_stats). */
 void run_join_sets(const exp_slist *l, char *buf, size_t cap);
 
 #endif

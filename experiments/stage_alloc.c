@@ -53,8 +53,8 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     int rc = sens_read(&r, c->s, err);
     if (!rc)
         rc = build(c, &p, &r, a, err);
-    char calib[1024];
-    run_alloc_calib(a, calib, sizeof calib);
+    char calib[1024]; /* the statistics that quantize it: stats_set, else its sets */
+    run_join_sets(exp_alloc_stats(a), calib, sizeof calib);
     salloc_meta meta = {calib, c->cfg->out, c->cfg->out};
     double w1[64];
     solve_params par = solve_params_defaults();
