@@ -261,10 +261,19 @@ static void put_diff(FILE *f, const pr_diff *p)
     fprintf(f, " %+.4f [%+.4f, %+.4f]%s |", p->mean, p->lo, p->hi, p->zero_in ? " n.s." : "");
 }
 
+/* Mean stored bpw of row a over the replicates. */
+static double row_bpw(const rep_data *d, int a)
+{
+    double m, h;
+    rep_mean_ci(d, d->bpw, (size_t)d->A, (size_t)a, &m, &h);
+    return m;
+}
+
 static void paired_line(FILE *f, const run_ctx *c, const rep_data *d, const char *what, int a,
                         int b)
 {
-    fprintf(f, "| %s | %s | %s |", what, d->rows[a], d->rows[b]);
+    fprintf(f, "| %s | %s (%.3f) | %s (%.3f) |", what, d->rows[a], row_bpw(d, a), d->rows[b],
+            row_bpw(d, b));
     for (int j = 0; j < d->D; j++) {
         pr_diff p;
         vl_err e = {0};
@@ -281,7 +290,8 @@ void rep_table_paired(FILE *f, const run_ctx *c, const rep_data *d)
     const exp_config *cfg = c->cfg;
     fprintf(f, "\n### Paired differences: mean KLD of A − B (nats), 95%% CI\n\nBootstrap over "
             "the evaluation sequences%s (%d resamples, percentile interval); both rows are "
-            "evaluated on the same sequences. n.s.: the interval includes 0.\n\n"
+            "evaluated on the same sequences; (bpw) the row's stored bits per weight. n.s.: the "
+            "interval includes 0.\n\n"
             "| comparison | A | B |", d->R > 1 ? " and the replicates" : "", PR_DEFAULT_BOOT);
     for (int j = 0; j < d->D; j++)
         fprintf(f, " %s |", d->cols[j]);
