@@ -63,9 +63,9 @@
  * not matter):
  *   stats        experiment.model, experiment.seed, every [calib.*] (effective seeds)
  *   sens         stats key + [quant] + [sens]
- *   alloc.NAME   sens key + [alloc.NAME] without `uniform` and `stats_set`
- *   eval         every alloc key + every alloc's `uniform` and `stats_set` lists + every
- *                [eval.*]
+ *   alloc.NAME   sens key + [alloc.NAME] without `uniform` (stats_set does not change the
+ *                solution, but the stored allocation records it as its `calib`)
+ *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
  *   report       eval key + [report] + every [claim.*]
  * experiment.name, out, threads and allow_overlap never enter a key (they do not change
  * results; allow_overlap only lets a run go ahead).

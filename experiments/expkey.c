@@ -266,7 +266,7 @@ static void put_alloc(sink *s, const exp_alloc *a, int with_uniform)
     put_dlist(s, "target_bpw", &a->target_bpw);
     if (with_uniform && a->uniform.n)
         put_slist(s, "uniform", &a->uniform);
-    if (with_uniform && a->stats_sets.n) /* like uniform: read by eval, not by the solver */
+    if (a->stats_sets.n) /* the solver ignores it, but the stored allocation records it */
         put_slist(s, "stats_set", &a->stats_sets);
 }
 
@@ -361,8 +361,6 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
             put_header(&s, "alloc", cfg->alloc[i].name);
             put_hex(&s, "key", exp_stage_key(cfg, EXP_STAGE_ALLOC, i));
             put_slist(&s, "uniform", &cfg->alloc[i].uniform);
-            if (cfg->alloc[i].stats_sets.n) /* absent: the keys of older runs stay valid */
-                put_slist(&s, "stats_set", &cfg->alloc[i].stats_sets);
         }
         put_sets(&s, cfg, 1);
         break;
