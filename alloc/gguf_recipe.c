@@ -124,11 +124,18 @@ int ggr_plan_build(ggr_plan *out, const char *model_dir, const char *assignment,
                 want = GGF_F32, quant = 0;
             else if (has_suffix(g.name[k], "ffn_gate_inp.weight"))
                 want = GGF_BF16, quant = 0;
-            else if (!strcmp(g.name[k], "token_embd.weight"))
-                want = embd_type;
-            else if (!strcmp(g.name[k], "output.weight"))
-                want = output_type;
-            else
+            else if (!strcmp(g.name[k], "token_embd.weight") ||
+                     !strcmp(g.name[k], "output.weight")) {
+                /* an allocation item (granularity gguf) or the type given; both must agree */
+                int given = !strcmp(g.name[k], "token_embd.weight") ? embd_type : output_type;
+                if (type >= 0 && given >= 0 && given != type) {
+                    rc = vl_errf(err, VL_ECONFIG, "%s: the allocation gives %s %s, the command "
+                                 "line %s", t->name, g.name[k], ggf_get(type)->name,
+                                 ggf_get(given)->name);
+                    break;
+                }
+                want = type >= 0 ? type : given >= 0 ? given : GGF_BF16;
+            } else
                 want = type >= 0 ? type : GGF_BF16;
             if (!added && r->type != want) {
                 rc = vl_errf(err, VL_ECONFIG, "%s: GGUF tensor %s gets %s and %s (the experts of a projection "

@@ -7,7 +7,9 @@
  *     writes norms F32; llama-quantize leaves 1-D tensors alone): 4 bytes per weight;
  *   - the router ffn_gate_inp stays in the input GGUF's type (llama-quantize never quantizes
  *     it): BF16, 2 bytes, for the input made with convert_hf_to_gguf.py --outtype bf16;
- *   - token_embd and output get the embedding / output types given;
+ *   - token_embd and output get their type from the assignment when it lists them (an
+ *     allocation at granularity gguf, where they are items), else the embedding / output type
+ *     given, else BF16; a given type that differs from the assignment's is an error;
  *   - every other matrix gets its allocated type (a canonical ggml-TYPE format in the
  *     assignment; the experts of one GGUF tensor must share it), or BF16 when the allocation
  *     leaves it at full precision.
@@ -44,7 +46,8 @@ typedef struct {
 } ggr_plan;
 
 /* Build the plan for the model in model_dir from an assignment ("HF\tformat\n" lines, as
- * /alloc/NAME's attribute). embd_type / output_type: ggf_type for token_embd / output. Errors:
+ * /alloc/NAME's attribute). embd_type / output_type: ggf_type for token_embd / output, −1 for
+ * none given (the assignment's, else BF16). Errors:
  * a non-ggml format (VL_ECONFIG), experts of one tensor with different types (VL_ECONFIG), a
  * tensor the model lacks (VL_ENOTFOUND), a type whose block does not divide the tensor's rows. */
 int ggr_plan_build(ggr_plan *out, const char *model_dir, const char *assignment, int embd_type,

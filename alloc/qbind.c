@@ -88,6 +88,24 @@ int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *er
     return 0;
 }
 
+int qb_alloc_outer(qb_alloc *a, const model *m, const char *format, vl_err *err)
+{
+    qfmt f;
+    char name[QFMT_NAME_MAX];
+    if (qfmt_parse(&f, format, err))
+        return err ? err->code : VL_ECONFIG;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if ((t->cls == MODEL_C_EMBED || t->cls == MODEL_C_LM_HEAD) && t->rows >= 2 &&
+            t->cols >= 2) {
+            int rc = qb_alloc_add(a, t->name, qfmt_name(&f, name), err);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 int qb_alloc_parse_text(qb_alloc *a, const char *text, const char *label, vl_err *err)
 {
     int lineno = 0, rc = 0, n0 = a->n;

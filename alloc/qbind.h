@@ -60,6 +60,10 @@ int qb_alloc_add(qb_alloc *a, const char *item, const char *format, vl_err *err)
  * rows, cols ≥ 2 — not the router, norms, biases, embeddings) in format `format`. */
 int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err);
 
+/* The token embedding and, untied, the LM head in format `format` (a tied head is the
+ * embedding: quantizing that quantizes both, as llama.cpp's token_embd does). */
+int qb_alloc_outer(qb_alloc *a, const model *m, const char *format, vl_err *err);
+
 /* Append the items of a plain-text allocation file (format above). Errors "FILE:LINE: ...". */
 int qb_alloc_read_text(qb_alloc *a, const char *path, vl_err *err);
 /* The same for text already in memory (NUL-terminated); LABEL names it in errors

@@ -2,6 +2,9 @@
 #include "qeval.h"
 
 #include "../core/prog.h"
+#include "mbits.h"
+
+#include <math.h>
 
 #include <string.h>
 
@@ -11,7 +14,31 @@ struct qe_eval {
     int n_dom, n_rows;
     ev_runner *runner;
     kld_summary *sums; /* [n_rows × n_dom] */
+    jr *journal;       /* NULL: none */
 };
+
+void qe_set_journal(qe_eval *q, jr *j, par_fault *fault)
+{
+    q->journal = j;
+    ev_runner_set_fault(q->runner, fault);
+}
+
+static void item_name(char *buf, size_t cap, const char *row, const calib_set *cs)
+{
+    if (cs)
+        snprintf(buf, cap, "eval/%s/%s/seqs=%d/len=%d", row, cs->spec.name, cs->n_seq,
+                 cs->seq_len);
+    else
+        snprintf(buf, cap, "eval/%s/@info", row);
+}
+
+/* The binding facts of a row as the journal keeps them. */
+typedef struct {
+    int64_t n_tensors, n_weights;
+    double bpw;
+    double bpw_model, bpw_file; /* whole-model bits (model_bits) */
+    int64_t model_weights;
+} qe_info;
 
 int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, int n_rows,
            vl_err *err)
@@ -39,12 +66,93 @@ int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, 
     return 0;
 }
 
+/* Domain d of row r: from the journal when it is there, else run (and journaled by rank 0). */
+static int run_domain(qe_eval *q, const qb_binding *b, const qe_row *row, int d, ev_result *res,
+                      prog *pg, vl_err *err)
+{
+    const calib_set *cs = calib_book_set(q->dom, d);
+    char name[3 * EV_NAME_MAX + 64];
+    item_name(name, sizeof name, row->name, cs);
+    size_t bytes = ev_result_bytes(cs->n_seq, cs->seq_len);
+    if (q->journal && jr_has(q->journal, name, bytes)) {
+        void *buf = vl_malloc(bytes + 1);
+        int rc = buf ? jr_get(q->journal, name, buf, bytes, err)
+                     : vl_errf(err, VL_ENOMEM, "eval: out of memory");
+        if (rc == 1)
+            rc = ev_result_unpack(res, cs->n_seq, cs->seq_len, buf, err);
+        vl_free(buf);
+        if (pg)
+            prog_update(pg, pg->done + (int64_t)cs->n_seq * cs->seq_len);
+        return rc;
+    }
+    int rc = ev_run(q->runner, qb_weights(b), cs->ids, cs->n_seq, cs->seq_len, res, pg, err);
+    if (!rc && q->journal && par_rank() == 0) {
+        void *buf = vl_malloc(bytes + 1);
+        if (!buf)
+            return vl_errf(err, VL_ENOMEM, "eval: out of memory");
+        ev_result_pack(res, buf);
+        rc = jr_put(q->journal, name, buf, bytes, err);
+        vl_free(buf);
+    }
+    return rc;
+}
+
+static const qfmt *bound_format(const void *b, size_t i)
+{
+    return qb_tensor_format((const qb_binding *)b, i);
+}
+
+/* Whole-model bits of binding b (alloc/mbits.h): a->bpw_model under MB_STORED; a->bpw_file
+ * under MB_GGUF when every quantized tensor has a ggml type (a file llama.cpp could hold),
+ * else NaN. */
+static void model_bits(const model *m, const qb_binding *b, ev_row_attrs *a)
+{
+    mb_count st = mb_count_model(m, bound_format, b, MB_STORED);
+    mb_count gg = mb_count_model(m, bound_format, b, MB_GGUF);
+    int ggml = 1;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const qfmt *f = qb_tensor_format(b, i);
+        ggml &= !f || f->method == QFMT_GGML;
+    }
+    a->bpw_model = st.bpw_model;
+    a->bpw_file = ggml ? gg.bpw_model : NAN;
+    a->model_weights = st.model_weights;
+}
+
 int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress, vl_err *err)
 {
     qb_binding *b = NULL;
     ev_result res;
     ev_result_init(&res);
-    int rc = qb_bind(&b, q->m, row->alloc, row->stats, &row->qp, row->name, err);
+    char name[3 * EV_NAME_MAX + 64];
+    qe_info info;
+    memset(&info, 0, sizeof info);
+    item_name(name, sizeof name, row->name, NULL);
+    int rc = 0, bind = !q->journal || !jr_has(q->journal, name, sizeof info);
+    for (int d = 0; !bind && d < q->n_dom; d++) {
+        const calib_set *cs = calib_book_set(q->dom, d);
+        char dn[sizeof name];
+        item_name(dn, sizeof dn, row->name, cs);
+        bind = !jr_has(q->journal, dn, ev_result_bytes(cs->n_seq, cs->seq_len));
+    }
+    if (bind) { /* every rank decides alike: they read the same journals */
+        rc = qb_bind(&b, q->m, row->alloc, row->stats, &row->qp, row->name, err);
+        if (!rc) {
+            qb_info in = qb_get_info(b);
+            info.n_tensors = in.n_tensors;
+            info.n_weights = in.n_weights;
+            info.bpw = in.bpw;
+            ev_row_attrs w;
+            model_bits(q->m, b, &w);
+            info.bpw_model = w.bpw_model;
+            info.bpw_file = w.bpw_file;
+            info.model_weights = w.model_weights;
+        }
+        if (!rc && q->journal && par_rank() == 0)
+            rc = jr_put(q->journal, name, &info, sizeof info, err);
+    } else {
+        rc = jr_get(q->journal, name, &info, sizeof info, err) == 1 ? 0 : VL_EIO;
+    }
     int64_t total = 0;
     for (int d = 0; d < q->n_dom; d++)
         total += (int64_t)calib_book_set(q->dom, d)->n_seq * calib_book_set(q->dom, d)->seq_len;
@@ -54,8 +162,7 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
     prog_init(&pg, label, "tok", total);
     for (int d = 0; !rc && d < q->n_dom; d++) {
         const calib_set *cs = calib_book_set(q->dom, d);
-        rc = ev_run(q->runner, qb_weights(b), cs->ids, cs->n_seq, cs->seq_len, &res,
-                    progress ? &pg : NULL, err);
+        rc = run_domain(q, b, row, d, &res, progress ? &pg : NULL, err);
         if (!rc && r == 0 && s)
             rc = ev_write_domain(s, cs, &res, err);
         if (!rc && s)
@@ -66,11 +173,13 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
     if (progress)
         prog_finish(&pg);
     if (!rc && s) {
-        qb_info in = qb_get_info(b);
         ev_row_attrs a = row->attrs;
-        a.n_tensors = in.n_tensors;
-        a.n_weights = in.n_weights;
-        a.bpw = in.bpw;
+        a.n_tensors = (int)info.n_tensors;
+        a.n_weights = info.n_weights;
+        a.bpw = info.bpw;
+        a.bpw_model = info.bpw_model;
+        a.bpw_file = info.bpw_file;
+        a.model_weights = info.model_weights;
         rc = ev_write_row(s, row->name, &a, err);
     }
     if (rc)

@@ -19,6 +19,7 @@
 #include "../analysis/stats.h"
 #include "../core/err.h"
 #include "../io/h5s.h"
+#include "../io/journal.h"
 #include "qbind.h"
 
 #include <stdio.h>
@@ -47,6 +48,13 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
 /* /eval/matrix of the rows run (ROW_NAMES[n_rows], in row order); the tables on F when F is
  * not NULL (ev_print_matrix). */
 int qe_finish(qe_eval *q, h5s_store *s, const char *const *row_names, FILE *f, vl_err *err);
+
+/* Per-item commit (`vbrlab run`): every allocation × domain evaluated is appended to J by
+ * rank 0 as soon as it is done ("eval/ROW/DOMAIN/seqs=N/len=L": ev_result_pack's bytes; the
+ * row's binding facts as "eval/ROW/@info"), and one found there is taken instead of run (a
+ * row whose domains and facts are all there is not even quantized). FAULT: a simulated crash
+ * for the fault tests (core/par.h). Either may be NULL; both must outlive the rows. */
+void qe_set_journal(qe_eval *q, jr *j, par_fault *fault);
 
 void qe_free(qe_eval *q); /* NULL ok */
 

@@ -1,6 +1,8 @@
 /* alloc/salloc.c — the solver's problem from a sensitivity store, and the assignment text. */
 #include "salloc.h"
 
+#include "mbits.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,7 +84,7 @@ static int make_items(salloc_problem *p, const sens_result *r, vl_err *err)
         rc = vl_errf(err, VL_ENOMEM, "alloc: out of memory");
     for (int t = 0; t < T && !rc; t++) {
         char gn[512];
-        if (p->gran == SENS_GROUP)
+        if (p->gran != SENS_TENSOR)
             sens_group_name(gn, sizeof gn, &r->t[t]);
         else
             snprintf(gn, sizeof gn, "%s", r->t[t].name);
@@ -170,7 +172,15 @@ int salloc_build(salloc_problem **out, const sens_result *r, const char *const *
     }
     p->gran = gran;
     p->kind = kind;
-    int rc = resolve_sets(r, sets, n_sets, sidx, err);
+    p->rule = gran == SENS_GGUF ? MB_GGUF : MB_STORED;
+    p->model_weights = r->model_weights;
+    p->kept_bits = r->model_weights > 0 ? r->kept_bits[p->rule] : NAN;
+    int rc = resolve_sets(r, sets, n_sets, sidx, err), outer = 0;
+    for (int t = 0; t < r->n_tensors; t++)
+        outer |= r->t[t].proj == SENS_P_EMBED;
+    if (!rc && gran == SENS_GGUF && !outer)
+        rc = vl_errf(err, VL_EARG, "alloc: granularity gguf needs the token embedding as a unit "
+                                   "(vbrlab sens --granularity gguf or --embed-head)");
     if (!rc) {
         p->n_sets = n_sets;
         p->n_tensors = r->n_tensors;
@@ -199,6 +209,27 @@ int salloc_build(salloc_problem **out, const sens_result *r, const char *const *
     }
     *out = p;
     return 0;
+}
+
+int salloc_model_target(const salloc_problem *p, double model_bpw, double *body_bpw,
+                        vl_err *err)
+{
+    int64_t n = solve_problem_weights(p->prob);
+    if (!(p->model_weights > 0 && isfinite(p->kept_bits)))
+        return vl_errf(err, VL_EFORMAT, "alloc: the sens store has no whole-model bit counts "
+                                        "(written before they were kept): rerun vbrlab sens "
+                                        "for --budget model");
+    *body_bpw = (model_bpw * (double)p->model_weights - p->kept_bits) / (double)n;
+    if (!(*body_bpw > 0))
+        return vl_errf(err, VL_ERANGE, "alloc: a model budget of %g bpw leaves nothing for the "
+                       "items: the kept tensors alone take %g bpw of the model", model_bpw,
+                       p->kept_bits / (double)p->model_weights);
+    return 0;
+}
+
+double salloc_model_bpw(const salloc_problem *p, double bits_used)
+{
+    return p->model_weights > 0 ? (bits_used + p->kept_bits) / (double)p->model_weights : NAN;
 }
 
 int salloc_assignment(const salloc_problem *p, const solve_result *res, char **text,

@@ -20,7 +20,11 @@
  * items expanded to their tensors — the same text qb_alloc_read_text reads. Other attributes:
  * calib, stats_file (which statistics GPTQ and importance use when the allocation is applied),
  * sens_file, objective, solver, granularity, error, sets (comma-separated), items
- * (newline-joined), target_bpw, bits_used, budget_bits, gap, lower_bound, objective_value.
+ * (newline-joined), target_bpw, bits_used, budget_bits, gap, lower_bound, objective_value;
+ * whole-model bits: budget ("body": target_bpw counts the items; "model": it counts every
+ * weight of the model and body_target_bpw is the items' target the solver used), bpw_body
+ * (bits over the items' weights), bpw_model (items' bits plus kept_bits over model_weights),
+ * model_weights, kept_bits, kept_rule ("stored" | "gguf", alloc/mbits.h).
  * Datasets: predicted_kld f64 [n_sets], item_bpw f64 [n_items].
  *
  * Not here: solving (solve.h), applying (alloc/qbind.h). Not thread-safe per store; the
@@ -48,7 +52,22 @@ typedef struct {
     char **set_name;       /* [n_sets] owned, column order of prob */
     sens_gran gran;
     sens_err_kind kind;
+    /* whole-model bits (alloc/mbits.h): every weight of the model, the bits of the tensors no
+       item covers at their kept precision under `rule` (MB_GGUF for granularity gguf, else
+       MB_STORED; NaN from a store written before they were kept) */
+    int64_t model_weights;
+    double kept_bits;
+    int rule;
 } salloc_problem;
+
+/* A budget over the whole model: the items' target bpw that spends model_bpw·model_weights
+ * bits in all, (model_bpw·W − kept_bits)/Σ_items n, into *body_bpw. Errors: a store without
+ * whole-model counts (VL_EFORMAT), a model target the kept tensors alone exceed (VL_ERANGE,
+ * naming the least model bpw). */
+int salloc_model_target(const salloc_problem *p, double model_bpw, double *body_bpw,
+                        vl_err *err);
+/* Whole-model bpw of an allocation using bits_used bits on the items (NaN without counts). */
+double salloc_model_bpw(const salloc_problem *p, double bits_used);
 
 /* Build the problem over sets[0..n_sets) (names of the store's sets; unknown name: VL_ENOTFOUND
  * "sens: no set \"x\" (sets: a, b)"; a name twice: VL_EARG). Errors when a needed number is
@@ -77,6 +96,8 @@ typedef struct {
     const char *calib;      /* statistics set GPTQ/importance use when applying it */
     const char *stats_file; /* stats.h5 holding that set */
     const char *sens_file;  /* the sens.h5 it came from */
+    int budget_model;       /* 1: the target was set over the whole model (model_target) */
+    double model_target;    /* that target (bpw over every weight of the model) */
 } salloc_meta;
 
 /* What an allocation proves: "optimal" (gap 0), "node-limit" (the exact search stopped at its
@@ -93,6 +114,7 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
 /* One stored allocation, read back (all strings owned; salloc_record_free). */
 typedef struct {
     char *name, *assignment, *calib, *stats_file, *sets, *objective, *solver;
+    char *budget; /* "body" | "model"; "" from stores written before budgets */
     double target_bpw;
 } salloc_record;
 

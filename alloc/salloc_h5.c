@@ -3,6 +3,7 @@
 
 #include "../analysis/eval.h"
 #include "../core/vfile.h"
+#include "mbits.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -79,13 +80,22 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
         /* the RD column of set s was quantized with set s's own statistics (sens_rd) */
         {"rd_stats", sets},
         {"status", salloc_status(res)},
-        {"items", items}};
+        {"items", items},
+        {"budget", meta && meta->budget_model ? "model" : "body"},
+        {"kept_rule", mb_rule_name((mb_rule)p->rule)}};
     for (size_t k = 0; k < sizeof sattr / sizeof *sattr && !rc; k++)
         rc = h5s_attr_set(st, g, sattr[k][0], sattr[k][1], err);
     const struct {
         const char *n;
         double v;
-    } fattr[] = {{"target_bpw", par->target_bpw}, {"bits_used", res->bits_used},
+    } fattr[] = {{"target_bpw", meta && meta->budget_model ? meta->model_target
+                                                           : par->target_bpw},
+                 {"body_target_bpw", par->target_bpw},
+                 {"bpw_body", res->n_weights ? res->bits_used / (double)res->n_weights : 0.0},
+                 {"bpw_model", salloc_model_bpw(p, res->bits_used)},
+                 {"model_weights", (double)p->model_weights},
+                 {"kept_bits", p->kept_bits},
+                 {"bits_used", res->bits_used},
                  {"budget_bits", res->budget},    {"gap", res->gap},
                  {"lower_bound", res->lower_bound}, {"objective_value", res->objective},
                  {"node_limited", res->node_limited},
@@ -122,7 +132,7 @@ void salloc_record_free(salloc_record *r)
     if (!r)
         return;
     char *v[] = {r->name, r->assignment, r->calib, r->stats_file, r->sets, r->objective,
-                 r->solver};
+                 r->solver, r->budget};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
         vl_free(v[i]);
     memset(r, 0, sizeof *r);
@@ -171,7 +181,7 @@ int salloc_read(h5s_store *st, const char *name, salloc_record *out, vl_err *err
         char **v;
     } o[] = {{"calib", &out->calib},         {"stats_file", &out->stats_file},
              {"sets", &out->sets},           {"objective", &out->objective},
-             {"solver", &out->solver}};
+             {"solver", &out->solver},       {"budget", &out->budget}};
     for (size_t k = 0; k < sizeof o / sizeof *o && !rc; k++)
         rc = opt_attr(st, g, o[k].a, o[k].v, err);
     out->target_bpw = NAN;

@@ -13,7 +13,7 @@
 sens_params sens_defaults(void)
 {
     sens_params p = {{0.01, 0.03}, 1, SENS_GROUP, 0, fq_defaults(), 8, 3, {2, 3, 4}, 0, 0,
-                     SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT};
+                     SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0};
     p.fq.min_tokens = 16;
     p.fq.few = FQ_FEW_RTN;
     return p;
@@ -43,6 +43,8 @@ struct sens_set {
     float *z;         /* [N × V] reference logits */
     float *p;         /* [N × V] reference probabilities */
     double *psum;     /* [N] Σ_v p_v (1 up to float rounding) */
+    int32_t *ids;     /* [N] the tokens (a perturbed embedding table is looked up again) */
+    float *emb;       /* [chunk·seq_len × D] that lookup's rows */
 };
 
 /* Tap consumer: copy the residual stream after layer l into layer_in[l + 1]. */
@@ -67,7 +69,8 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     chunk = chunk < 1 ? 1 : chunk > n_seq ? n_seq : chunk;
     /* D is the residual row width: hc_mult·hidden for deepseek_v4's streams */
     *s = (sens_set){m,        NULL,  n_seq, seq_len, n_seq * seq_len, c->n_layers,
-                    fwd_residual_width(m), c->vocab, chunk, 0, NULL, NULL, NULL, NULL};
+                    fwd_residual_width(m), c->vocab, chunk, 0, NULL, NULL, NULL, NULL,
+                    NULL, NULL};
     int rc = fwd_state_new(&s->st, m, chunk, seq_len, err);
     if (rc) {
         vl_free(s);
@@ -78,10 +81,13 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     s->z = vl_malloc(N * s->V * sizeof *s->z);
     s->p = vl_malloc(N * s->V * sizeof *s->p);
     s->psum = vl_malloc(N * sizeof *s->psum);
-    if (!s->layer_in || !s->z || !s->p || !s->psum) {
+    s->ids = vl_malloc(N * sizeof *s->ids);
+    s->emb = vl_malloc((size_t)chunk * seq_len * s->D * sizeof *s->emb);
+    if (!s->layer_in || !s->z || !s->p || !s->psum || !s->ids || !s->emb) {
         sens_set_free(s);
         return vl_errf(err, VL_ENOMEM, "sens: out of memory for a set of %zu tokens", N);
     }
+    memcpy(s->ids, ids, N * sizeof *s->ids);
     tap_set taps = {capture_residual, s, TAP_BIT(TAP_RESIDUAL)};
     rc = fwd_embed(m, model_base(m), ids, s->N, s->layer_in, err);
     for (int s0 = 0; !rc && s0 < n_seq; s0 += chunk) {
@@ -139,15 +145,21 @@ static double token_kld(const sens_set *s, size_t t, const float *z)
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err)
 {
-    if (from < 0 || from > s->L)
-        return vl_errf(err, VL_EARG, "sens: start layer %d outside [0, %d]", from, s->L);
+    if (from < SENS_FROM_EMBED || from > s->L)
+        return vl_errf(err, VL_EARG, "sens: start layer %d outside [%d, %d]", from,
+                       SENS_FROM_EMBED, s->L);
     for (int s0 = 0; s0 < s->n_seq; s0 += s->chunk) {
         int nb = s->n_seq - s0 < s->chunk ? s->n_seq - s0 : s->chunk;
         size_t row0 = (size_t)s0 * s->seq_len;
-        const float *lg;
-        int rc = fwd_run_from(s->m, w, s->st, from,
-                              s->layer_in + ((size_t)from * s->N + row0) * s->D, nb,
-                              s->seq_len, NULL, NULL, &lg, err);
+        const float *lg, *in = s->layer_in + ((size_t)(from < 0 ? 0 : from) * s->N + row0) * s->D;
+        int rc = 0;
+        if (from == SENS_FROM_EMBED) {
+            rc = fwd_embed(s->m, w, s->ids + row0, nb * s->seq_len, s->emb, err);
+            in = s->emb;
+        }
+        if (!rc)
+            rc = fwd_run_from(s->m, w, s->st, from < 0 ? 0 : from, in, nb, s->seq_len, NULL,
+                              NULL, &lg, err);
         if (rc)
             return rc;
         for (int q = 0; q < nb; q++) {
@@ -187,6 +199,8 @@ void sens_set_free(sens_set *s)
     vl_free(s->z);
     vl_free(s->p);
     vl_free(s->psum);
+    vl_free(s->ids);
+    vl_free(s->emb);
     vl_free(s);
 }
 

@@ -64,6 +64,14 @@
  * (model_weights_slot) and measured (mean KLD on the set, full forward) against both
  * predictions; Pearson and Spearman correlations (GSL) per target band and overall.
  *
+ * Ranks (core/par.h): the units of a set are handed out dynamically (par_queue: a rank that
+ * finishes early takes the next unit), and the tables are shared by owner afterwards; each
+ * unit's numbers depend on the unit only, so any number of ranks gives one process's bits.
+ * With a journal (sens_params.journal, `vbrlab run`), each finished unit is committed to it as
+ * soon as it is done, and a rerun takes it from there: item "sens/SET/UNIT" holding, per ε,
+ * kld, α, SE, draw sd, the draws' α and the per-sequence KLD (float64), valid for the stage's
+ * cache key, the number of draws and of sequences.
+ *
  * Storage: sens_write / sens_read, docs/hdf5-schema.md section "vbrlab sens".
  * Not thread-safe (one forward state per sens_set); the model is only read.
  */
@@ -73,13 +81,17 @@
 #include "../analysis/model.h"
 #include "../analysis/stats.h"
 #include "../core/err.h"
+#include "../core/par.h"
 #include "../io/h5s.h"
+#include "../io/journal.h"
 #include "fq.h"
 #include "qfmt.h"
 
 #include <stdint.h>
 
-typedef enum { SENS_TENSOR, SENS_GROUP } sens_gran;
+/* GGUF: the units and items of GROUP plus the token embedding and the LM head, each one unit
+ * (one GGUF tensor each: token_embd, output; a tied head is the embedding). */
+typedef enum { SENS_TENSOR, SENS_GROUP, SENS_GGUF } sens_gran;
 
 /* Projection classes (the group key within a layer). */
 typedef enum {
@@ -90,6 +102,8 @@ typedef enum {
     SENS_P_QA, SENS_P_QB, SENS_P_KVA, SENS_P_KVB, /* MLA (deepseek_v3) */
     /* deepseek_v4 attention (its experts use the EXP_/SH_ values: w1 gate, w3 up, w2 down) */
     SENS_P_WQ_A, SENS_P_WQ_B, SENS_P_WKV, SENS_P_WO_A, SENS_P_WO_B,
+    /* the token embedding and the LM head (layout with embed_head or granularity gguf) */
+    SENS_P_EMBED, SENS_P_HEAD,
     SENS_P_COUNT
 } sens_proj;
 
@@ -113,6 +127,11 @@ typedef struct {
     int unit;        /* index of its sensitivity unit */
 } sens_tensor;
 
+/* Start layer of a noise run for tensor t in a model of L layers: its layer; the embedding
+ * SENS_FROM_EMBED (the lookup is redone with the perturbed table); the LM head L. */
+#define SENS_FROM_EMBED (-1)
+int sens_tensor_from(const sens_tensor *t, int n_layers);
+
 typedef struct {
     double eps[2];        /* relative Frobenius noise levels (default 0.01, 0.03) */
     uint64_t seed;        /* noise seed (default 1) */
@@ -128,6 +147,11 @@ typedef struct {
     int progress;         /* progress lines on stderr (tty only) */
     int draws;            /* noise draws per unit and ε, averaged (default 2; 1..64) */
     int boot;             /* bootstrap resamples for α's SE (default 200; < 2: no SE) */
+    jr *journal;          /* per-item commit (io/journal.h): a unit of a set found there is
+                             taken from it, a unit run is appended; NULL (default): none */
+    par_fault *fault;     /* simulated crash for tests (core/par.h); NULL (default): none */
+    int embed_head;       /* 1: the token embedding and the LM head are tensors (units) too;
+                             always with gran SENS_GGUF (default 0) */
 } sens_params;
 
 sens_params sens_defaults(void);
@@ -142,6 +166,11 @@ typedef struct {
     sens_gran gran;
     int n_tensors;
     sens_tensor *t;         /* [T] */
+    /* whole-model bits (alloc/mbits.h): every weight of the model, and the bits of the
+       tensors outside t[] at their kept precision under MB_STORED and MB_GGUF (NaN: a store
+       written before these were kept) */
+    int64_t model_weights;
+    double kept_bits[2];
     int n_units;
     char **unit_name;       /* [U] tensor name, or the group's name with the expert index
                                written "*" (model.layers.3.mlp.experts.*.down_proj.weight) */
@@ -187,9 +216,10 @@ typedef struct {
                                spearman_out (NaN when fewer than 3 draws) */
 } sens_result;
 
-/* The quantizable tensors of M (in model order) and their units under GRAN; fills r->gran,
- * t, n_tensors, unit_name, n_units. */
-int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err);
+/* The quantizable tensors of M (in model order) and their units under GRAN (with EMBED_HEAD or
+ * gran SENS_GGUF also the token embedding and, untied, the LM head); fills r->gran, t,
+ * n_tensors, unit_name, n_units, model_weights, kept_bits. */
+int sens_layout(sens_result *r, const model *m, sens_gran gran, int embed_head, vl_err *err);
 
 /* Group-granularity unit name of tensor t into out[cap]: its name with ".experts.N." written
  * ".experts.*." (a glob matching every expert of the layer's projection); other tensors keep
@@ -208,7 +238,8 @@ typedef struct sens_set sens_set;
 int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, int seq_len,
                  vl_err *err);
 /* Mean KL(ref ‖ W) over the set's tokens (nats), running W from layer `from` (0..L) on the
- * cached input. W must equal the reference binding in layers < from. */
+ * cached input, or from SENS_FROM_EMBED: the embedding lookup redone with W's table (the
+ * set keeps its ids). W must equal the reference binding in layers < from. */
 int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_err *err);
 /* The same per sequence: seq_kld[n_seq] = mean KL over each sequence's tokens. */
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,

@@ -86,7 +86,7 @@ static int prepare_set(sens_result *r, int si, const sens_set *s, const sens_par
 static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sens_set *s,
                     double eps, uint64_t seed, int draw, float *buf, double *seq, vl_err *err)
 {
-    int from = -1, rc = 0;
+    int from = model_config(m)->n_layers, rc = 0;
     size_t off = 0;
     for (int i = 0; i < r->n_tensors; i++) {
         const sens_tensor *t = &r->t[i];
@@ -97,7 +97,8 @@ static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sen
             break;
         *slot = buf + off;
         off += (size_t)t->n;
-        from = from < 0 || t->layer < from ? t->layer : from;
+        int f0 = sens_tensor_from(t, model_config(m)->n_layers);
+        from = f0 < from ? f0 : from;
     }
     if (!rc)
         rc = sens_set_kld_seq(s, w, from, seq, err);
@@ -194,7 +195,47 @@ static int unit_eps(sens_result *r, int si, int u, int k, const model *m, model_
     return 0;
 }
 
-/* Units [u0, u1) of set si (both levels), with progress when asked. */
+/* The journal record of unit u of set si: name and payload layout (per ε k: kld, α, SE,
+ * draw sd, the D draws' α, the n sequences' KLD). */
+static size_t item_doubles(const sens_result *r, int si)
+{
+    return 2 * (4 + (size_t)r->n_draws + (size_t)r->set_seqs[si]);
+}
+
+static void item_name(const sens_result *r, int si, int u, const sens_params *p, char *buf,
+                      size_t cap)
+{
+    snprintf(buf, cap, "sens/%s/%s/draws=%d/seqs=%d/eps=%.17g,%.17g/seed=%llu",
+             r->set_name[si], r->unit_name[u], r->n_draws, r->set_seqs[si], p->eps[0],
+             p->eps[1], (unsigned long long)p->seed);
+}
+
+/* Copy unit u's numbers between r and buf (to_buf 1: pack, 0: unpack). */
+static void item_copy(sens_result *r, int si, int u, double *buf, int to_buf)
+{
+    size_t ix = (size_t)si * r->n_units + u, D = (size_t)r->n_draws, n = (size_t)r->set_seqs[si];
+    for (int k = 0; k < 2; k++) {
+        double *f[4] = {&r->kld[k][ix], &r->alpha[k][ix], &r->alpha_se[k][ix],
+                        &r->alpha_draw_sd[k][ix]};
+        double *runs[2] = {r->draw_alpha[k] + ix * D,
+                           r->seq_kld[si] + ((size_t)k * r->n_units + u) * n};
+        size_t lens[2] = {D, n};
+        for (int i = 0; i < 4; i++, buf++) {
+            if (to_buf)
+                *buf = *f[i];
+            else
+                *f[i] = *buf;
+        }
+        for (int i = 0; i < 2; i++) {
+            memcpy(to_buf ? buf : runs[i], to_buf ? runs[i] : buf, lens[i] * sizeof *buf);
+            buf += lens[i];
+        }
+    }
+}
+
+/* Units [u0, u1) of set si (both levels), with progress when asked. Units in p->journal are
+ * taken from it; the others are handed out over the ranks by a work queue, journaled as each
+ * is done, then shared by owner. */
 static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set *s,
                 const sens_params *p, vl_err *err)
 {
@@ -202,43 +243,75 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
     model_weights *w = NULL; /* one noise buffer, sized for the largest unit */
     float *buf = rc ? NULL : vl_malloc(unit_weights_max(r) * sizeof *buf);
     double *seq = rc ? NULL : vl_malloc((size_t)r->set_seqs[si] * sizeof *seq);
+    int64_t nu = u1 - u0, n_todo = 0;
+    int *owner = vl_malloc(((size_t)nu + 1) * sizeof *owner);
+    int *todo = vl_malloc(((size_t)nu + 1) * sizeof *todo);
+    double *item = rc ? NULL : vl_malloc(item_doubles(r, si) * sizeof *item);
+    char name[2 * SENS_LABEL_MAX + 160];
     if (!rc)
-        rc = buf && seq ? model_weights_clone(&w, m, model_base(m), err)
-                        : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+        rc = buf && seq && owner && todo && item ? model_weights_clone(&w, m, model_base(m), err)
+                                                 : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (int u = u0; !rc && u < u1; u++) {
+        int got = 0;
+        owner[u - u0] = -1; /* restored units are on every rank already */
+        if (p->journal) {
+            item_name(r, si, u, p, name, sizeof name);
+            got = jr_get(p->journal, name, item, item_doubles(r, si) * sizeof *item, err);
+            rc = got < 0 ? got : 0;
+        }
+        if (got == 1)
+            item_copy(r, si, u, item, 0);
+        else
+            todo[n_todo++] = u;
+    }
     prog pg;
     char what[96];
     snprintf(what, sizeof what, "sens α %s", r->set_name[si]);
     int64_t per = 2 * (int64_t)(p->draws > 0 ? p->draws : 1);
-    prog_init(&pg, what, "runs", per * (u1 - u0));
+    prog_init(&pg, what, "runs", per * nu);
     pg.enabled &= p->progress;
     pg.enabled &= par_rank() == 0;
-    /* units round-robin over the ranks (core/par.h); a unit's α depends on nothing but the
-     * unit, so the shared tables are the one process's bits */
-    int R = par_size();
-    for (int u = u0 + par_rank(); !rc && u < u1; u += R)
-        for (int k = 0; !rc && k < 2; k++) {
+    par_queue *q = NULL;
+    rc = par_queue_new(&q, n_todo, rc, err);
+    while (!rc) {
+        int64_t it;
+        if ((rc = par_queue_next(q, &it, err)) || it < 0)
+            break;
+        int u = todo[it];
+        owner[u - u0] = par_rank();
+        rc = par_fault_hit(p->fault, err);
+        for (int k = 0; !rc && k < 2; k++)
             rc = unit_eps(r, si, u, k, m, w, s, p, buf, seq, err);
-            int64_t done = per * (u - u0 + R - 1) + (k + 1) * per / 2; /* seen from rank 0 */
-            prog_update(&pg, done < per * (u1 - u0) ? done : per * (u1 - u0));
+        if (!rc && p->journal) {
+            item_name(r, si, u, p, name, sizeof name);
+            item_copy(r, si, u, item, 1);
+            rc = jr_put(p->journal, name, item, item_doubles(r, si) * sizeof *item, err);
         }
+        /* seen from this rank: the items handed out so far, over all ranks */
+        prog_update(&pg, per * (nu - n_todo + it + 1));
+    }
+    par_queue_free(q); /* collective: reached by every rank, failed or not */
     prog_finish(&pg);
-    if (r->n_draws) { /* prepare_set succeeded: share every row of this set */
+    if (r->n_draws) { /* prepare_set succeeded (on every rank alike): share this set's rows */
         size_t row = (size_t)si * r->n_units + u0, D = (size_t)r->n_draws;
         size_t n = (size_t)r->set_seqs[si], d8 = sizeof(double);
-        int64_t nu = u1 - u0;
+        rc = par_owners(owner, nu, rc, err);
         for (int k = 0; k < 2; k++) {
-            rc = par_share(r->kld[k] + row, nu, d8, d8, rc, err);
-            rc = par_share(r->alpha[k] + row, nu, d8, d8, rc, err);
-            rc = par_share(r->alpha_se[k] + row, nu, d8, d8, rc, err);
-            rc = par_share(r->alpha_draw_sd[k] + row, nu, d8, d8, rc, err);
-            rc = par_share(r->draw_alpha[k] + row * D, nu, D * d8, D * d8, rc, err);
-            rc = par_share(r->seq_kld[si] + ((size_t)k * r->n_units + u0) * n, nu, n * d8,
-                           n * d8, rc, err);
+            rc = par_share_owned(r->kld[k] + row, nu, d8, d8, owner, rc, err);
+            rc = par_share_owned(r->alpha[k] + row, nu, d8, d8, owner, rc, err);
+            rc = par_share_owned(r->alpha_se[k] + row, nu, d8, d8, owner, rc, err);
+            rc = par_share_owned(r->alpha_draw_sd[k] + row, nu, d8, d8, owner, rc, err);
+            rc = par_share_owned(r->draw_alpha[k] + row * D, nu, D * d8, D * d8, owner, rc, err);
+            rc = par_share_owned(r->seq_kld[si] + ((size_t)k * r->n_units + u0) * n, nu, n * d8,
+                                 n * d8, owner, rc, err);
         }
     }
     model_weights_free(w);
     vl_free(buf);
     vl_free(seq);
+    vl_free(owner);
+    vl_free(todo);
+    vl_free(item);
     return rc;
 }
 

@@ -9,47 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- names as one string */
-
-static char *join(char *const *v, int n)
-{
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(v[i]) + 1;
-    char *s = vl_malloc(len), *p = s;
-    if (!s)
-        return NULL;
-    for (int i = 0; i < n; i++)
-        p += sprintf(p, "%s%s", i ? "\n" : "", v[i]);
-    *p = 0;
-    return s;
-}
-
-/* Split s at '\n' into exactly n owned strings. */
-static int split(const char *s, int n, char ***out, const char *what, vl_err *err)
-{
-    char **v = vl_calloc((size_t)(n > 0 ? n : 1), sizeof *v);
-    if (!v)
-        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    const char *p = s;
-    for (int i = 0; i < n; i++) {
-        const char *e = strchr(p, '\n');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if ((!e && i < n - 1) || (e && i == n - 1) || !(v[i] = vl_malloc(len + 1))) {
-            for (int k = 0; k < i; k++)
-                vl_free(v[k]);
-            vl_free(v);
-            return vl_errf(err, VL_EFORMAT, "/sens: attribute %s does not hold %d names", what,
-                           n);
-        }
-        memcpy(v[i], p, len);
-        v[i][len] = 0;
-        p = e ? e + 1 : p + len;
-    }
-    *out = v;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- write */
 
 typedef struct {
@@ -64,6 +23,14 @@ static void put(wr *w, const char *path, h5s_dtype t, const void *data, int nd, 
     int64_t sh[3] = {d0, d1, d2};
     if (!w->rc)
         w->rc = h5s_write(w->st, path, t, data, nd, sh, units, meaning, w->err);
+}
+
+/* A name list attribute (h5s_attr_set_names); a NULL list is an allocation that failed. */
+static void attr_names(wr *w, const char *path, const char *name, char *const *v, int n)
+{
+    if (!w->rc)
+        w->rc = v ? h5s_attr_set_names(w->st, path, name, (const char *const *)v, n, w->err)
+                  : vl_errf(w->err, VL_ENOMEM, "sens: out of memory");
 }
 
 static void attr(wr *w, const char *path, const char *name, const char *v)
@@ -97,9 +64,8 @@ static void write_tensors(wr *w, const sens_result *r)
             names[i] = r->t[i].name;
         }
         put(w, "/sens/tensors/n_weights", H5S_I64, n, 1, T, 0, 0, "weights", "weights per tensor");
-        char *j = join(names, T); /* after the first dataset: /sens exists now */
-        attr(w, "/sens", "tensor_names", j);
-        vl_free(j);
+        attr_names(w, "/sens", "tensor_names", names, T); /* after the first dataset: /sens
+                                                               * exists now */
         static const char *const what[6][2] = {
             {"layer", "decoder layer of the tensor"},
             {"expert", "routed expert index, -1 otherwise"},
@@ -115,9 +81,7 @@ static void write_tensors(wr *w, const sens_result *r)
         char *pn[SENS_P_COUNT];
         for (int k = 0; k < SENS_P_COUNT; k++)
             pn[k] = (char *)sens_proj_name((sens_proj)k);
-        j = join(pn, SENS_P_COUNT);
-        attr(w, "/sens/tensors/proj", "proj_names", j);
-        vl_free(j);
+        attr_names(w, "/sens/tensors/proj", "proj_names", pn, SENS_P_COUNT);
     }
     vl_free(n);
     vl_free(iv);
@@ -127,13 +91,14 @@ static void write_tensors(wr *w, const sens_result *r)
 static void write_alpha(wr *w, const sens_result *r)
 {
     int S = r->n_sets, U = r->n_units;
-    char *j = join(r->set_name, S);
-    attr(w, "/sens", "set_names", j);
-    vl_free(j);
-    j = join(r->unit_name, U);
-    attr(w, "/sens", "unit_names", j);
-    vl_free(j);
+    attr_names(w, "/sens", "set_names", r->set_name, S);
+    attr_names(w, "/sens", "unit_names", r->unit_name, U);
     attr(w, "/sens", "granularity", sens_gran_name(r->gran));
+    if (r->model_weights > 0) { /* 0: not counted (a result built without a model) */
+        attr_f(w, "/sens", "model_weights", (double)r->model_weights);
+        attr_f(w, "/sens", "kept_bits_stored", r->kept_bits[0]);
+        attr_f(w, "/sens", "kept_bits_gguf", r->kept_bits[1]);
+    }
     attr_f(w, "/sens", "eps0", r->eps[0]);
     attr_f(w, "/sens", "eps1", r->eps[1]);
     attr_f(w, "/sens", "seed", (double)r->seed);
@@ -208,9 +173,7 @@ static void write_rd(wr *w, const sens_result *r)
     int ok = 1;
     for (int f = 0; f < F; f++)
         ok &= fn[f] != NULL;
-    char *j = ok ? join(fn, F) : NULL;
-    attr(w, "/sens", "format_names", j);
-    vl_free(j);
+    attr_names(w, "/sens", "format_names", ok ? fn : NULL, F);
     attr(w, "/sens", "formats_spec", r->spec);
     attr(w, "/sens", "quant_stats", "own"); /* each set's columns: its own statistics */
     attr(w, "/sens", "few_policy", r->few_policy);
@@ -309,14 +272,6 @@ static void *get(rd *x, const char *path, h5s_dtype t, int64_t n)
     return data;
 }
 
-static int count_lines(const char *s)
-{
-    int n = 1;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 static char *get_attr(rd *x, const char *path, const char *name)
 {
     char *v = NULL;
@@ -325,15 +280,16 @@ static char *get_attr(rd *x, const char *path, const char *name)
     return v;
 }
 
+static void read_names(rd *x, const char *attr, int *n, char ***v)
+{
+    if (!x->rc)
+        x->rc = h5s_attr_get_names(x->st, "/sens", attr, v, n, x->err);
+}
+
 static void read_tensors(rd *x, sens_result *r)
 {
-    char *tn = get_attr(x, "/sens", "tensor_names");
     char **names = NULL;
-    if (!x->rc) {
-        r->n_tensors = count_lines(tn);
-        x->rc = split(tn, r->n_tensors, &names, "tensor_names", x->err);
-    }
-    vl_free(tn);
+    read_names(x, "tensor_names", &r->n_tensors, &names);
     int T = r->n_tensors;
     int64_t *n = get(x, "/sens/tensors/n_weights", H5S_I64, T);
     static const char *const f[6] = {"layer", "expert", "proj", "unit", "rows", "cols"};
@@ -363,15 +319,6 @@ static void read_tensors(rd *x, sens_result *r)
         vl_free(iv[k]);
 }
 
-static void read_names(rd *x, const char *attr, int *n, char ***v)
-{
-    char *s = get_attr(x, "/sens", attr);
-    if (!x->rc) {
-        *n = count_lines(s);
-        x->rc = split(s, *n, v, attr, x->err);
-    }
-    vl_free(s);
-}
 
 static double get_f(rd *x, const char *path, const char *name)
 {
@@ -523,6 +470,29 @@ static void read_alpha_extra(rd *x, sens_result *r)
     }
 }
 
+/* Whole-model bit counts: absent in stores written before they were kept (NaN, 0 weights);
+ * present ones must be sane. */
+static void read_model_bits(rd *x, sens_result *r)
+{
+    double mw = 0;
+    r->kept_bits[0] = r->kept_bits[1] = NAN;
+    if (x->rc || h5s_attr_get_f64(x->st, "/sens", "model_weights", &mw, NULL))
+        return;
+    int64_t body = 0;
+    for (int i = 0; i < r->n_tensors; i++)
+        body += r->t[i].n;
+    const char *k[2] = {"kept_bits_stored", "kept_bits_gguf"};
+    for (int j = 0; j < 2 && !x->rc; j++)
+        if (h5s_attr_get_f64(x->st, "/sens", k[j], &r->kept_bits[j], NULL) ||
+            !(r->kept_bits[j] >= 0 && isfinite(r->kept_bits[j])))
+            x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens@%s missing or bad",
+                            h5s_path(x->st), k[j]);
+    if (!x->rc && !(mw >= (double)body && mw < 9.0e15))
+        x->rc = vl_errf(x->err, VL_EFORMAT, "%s: /sens@model_weights = %g, fewer than the %lld "
+                        "weights of its tensors", h5s_path(x->st), mw, (long long)body);
+    r->model_weights = (int64_t)mw;
+}
+
 int sens_read(sens_result *r, h5s_store *st, vl_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -538,6 +508,7 @@ int sens_read(sens_result *r, h5s_store *st, vl_err *err)
     r->eps[0] = get_f(&x, "/sens", "eps0");
     r->eps[1] = get_f(&x, "/sens", "eps1");
     r->seed = get_whole(&x, "/sens", "seed");
+    read_model_bits(&x, r);
     r->set_tokens = get(&x, "/sens/set_tokens", H5S_I64, S);
     r->kld[0] = get(&x, "/sens/alpha/kld0", H5S_F64, (int64_t)S * U);
     r->kld[1] = get(&x, "/sens/alpha/kld1", H5S_F64, (int64_t)S * U);

@@ -1,6 +1,8 @@
 /* alloc/sens_layout.c — which tensors are quantized, their units, names, and freeing. */
 #include "sens.h"
 
+#include "mbits.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -11,11 +13,15 @@ static const char *const proj_names[SENS_P_COUNT] = {
     [SENS_P_SH_DOWN] = "shared_down", [SENS_P_MLP_GATE] = "mlp_gate", [SENS_P_MLP_UP] = "mlp_up",
     [SENS_P_MLP_DOWN] = "mlp_down", [SENS_P_QA] = "q_a", [SENS_P_QB] = "q_b",
     [SENS_P_KVA] = "kv_a", [SENS_P_KVB] = "kv_b", [SENS_P_WQ_A] = "wq_a", [SENS_P_WQ_B] = "wq_b",
-    [SENS_P_WKV] = "wkv", [SENS_P_WO_A] = "wo_a", [SENS_P_WO_B] = "wo_b"};
+    [SENS_P_WKV] = "wkv", [SENS_P_WO_A] = "wo_a", [SENS_P_WO_B] = "wo_b",
+    [SENS_P_EMBED] = "embed", [SENS_P_HEAD] = "lm_head"};
 
 const char *sens_proj_name(sens_proj p) { return p < SENS_P_COUNT ? proj_names[p] : "?"; }
 
-const char *sens_gran_name(sens_gran g) { return g == SENS_TENSOR ? "tensor" : "group"; }
+const char *sens_gran_name(sens_gran g)
+{
+    return g == SENS_TENSOR ? "tensor" : g == SENS_GGUF ? "gguf" : "group";
+}
 
 int sens_gran_parse(const char *s, sens_gran *out, vl_err *err)
 {
@@ -23,8 +29,10 @@ int sens_gran_parse(const char *s, sens_gran *out, vl_err *err)
         *out = SENS_TENSOR;
     else if (!strcmp(s, "group"))
         *out = SENS_GROUP;
+    else if (!strcmp(s, "gguf"))
+        *out = SENS_GGUF;
     else
-        return vl_errf(err, VL_EARG, "granularity \"%s\": expected tensor or group", s);
+        return vl_errf(err, VL_EARG, "granularity \"%s\": expected tensor, group or gguf", s);
     return 0;
 }
 
@@ -53,9 +61,21 @@ static int classify_v4(const model_tensor *mt)
     return -1;
 }
 
-/* Projection of a quantizable tensor, or −1 for everything kept at full precision. */
-static int classify(const model_tensor *mt)
+int sens_tensor_from(const sens_tensor *t, int n_layers)
 {
+    if (t->proj == SENS_P_EMBED)
+        return SENS_FROM_EMBED;
+    return t->proj == SENS_P_HEAD ? n_layers : t->layer;
+}
+
+/* Projection of a quantizable tensor, or −1 for everything kept at full precision; the
+ * embedding and the head only when OUTER. */
+static int classify(const model_tensor *mt, int outer)
+{
+    if (mt->cls == MODEL_C_EMBED || mt->cls == MODEL_C_LM_HEAD)
+        return outer && mt->rows >= 2 && mt->cols >= 2
+                   ? (mt->cls == MODEL_C_EMBED ? SENS_P_EMBED : SENS_P_HEAD)
+                   : -1;
     if (mt->layer >= 0 && mt->rows >= 2 && (strstr(mt->name, ".attn.") || strstr(mt->name, ".ffn.")))
         return classify_v4(mt);
     static const char *const suf[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
@@ -95,27 +115,35 @@ void sens_group_name(char *out, size_t cap, const sens_tensor *t)
     snprintf(out, cap, "%.*s.experts.*%s", (int)(p - t->name), t->name, rest ? rest : "");
 }
 
-int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err)
+int sens_layout(sens_result *r, const model *m, sens_gran gran, int embed_head, vl_err *err)
 {
     size_t nm = model_tensor_count(m);
     r->gran = gran;
     r->t = vl_calloc(nm, sizeof *r->t);
     r->unit_name = vl_calloc(nm, sizeof *r->unit_name);
-    if (!r->t || !r->unit_name)
+    unsigned char *inlay = vl_calloc(nm, 1); /* 1: a tensor of the layout */
+    if (!r->t || !r->unit_name || !inlay) {
+        vl_free(inlay);
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    }
+    r->model_weights = 0;
     for (size_t i = 0; i < nm; i++) {
         const model_tensor *mt = model_tensor_at(m, i);
-        int pj = classify(mt);
+        r->model_weights += mt->numel;
+        int pj = classify(mt, embed_head || gran == SENS_GGUF);
+        inlay[i] = pj >= 0;
         if (pj < 0)
             continue;
         sens_tensor *t = &r->t[r->n_tensors];
         *t = (sens_tensor){(int)i, vl_strdup(mt->name), mt->layer, mt->expert, (sens_proj)pj,
                            mt->rows, mt->cols, mt->numel, -1};
-        if (!t->name)
+        if (!t->name) {
+            vl_free(inlay);
             return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+        }
         r->n_tensors++;
         char gn[512];
-        if (gran == SENS_GROUP)
+        if (gran != SENS_TENSOR)
             sens_group_name(gn, sizeof gn, t);
         else
             snprintf(gn, sizeof gn, "%s", t->name);
@@ -123,11 +151,16 @@ int sens_layout(sens_result *r, const model *m, sens_gran gran, vl_err *err)
             if (!strcmp(r->unit_name[u], gn))
                 t->unit = u;
         if (t->unit < 0) {
-            if (!(r->unit_name[r->n_units] = vl_strdup(gn)))
+            if (!(r->unit_name[r->n_units] = vl_strdup(gn))) {
+                vl_free(inlay);
                 return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+            }
             t->unit = r->n_units++;
         }
     }
+    for (int k = 0; k < 2; k++) /* MB_STORED, MB_GGUF */
+        r->kept_bits[k] = mb_kept_bits(m, inlay, k ? MB_GGUF : MB_STORED);
+    vl_free(inlay);
     if (!r->n_tensors)
         return vl_errf(err, VL_ECONFIG, "%s: no quantizable tensors", model_dir(m));
     return 0;

@@ -77,6 +77,44 @@ static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
     return 0;
 }
 
+/* The token embedding or the LM head: no input statistics (a lookup; the head's input is
+ * not tapped), so every set quantizes it the same way, with uniform importance and no XᵀX, as
+ * qb_bind applies it, and measures it with an isotropic input, where the output error is the
+ * relative weight error: rel_imp = rel_out = rel_w, output energy = noise energy = ‖W‖²/rows
+ * (so SENS_E_OUT gives α·rel_w for a unit of its own). ρ = 1. */
+static int rd_outer(sens_result *r, int ti, const float *w, float *q, float *keep,
+                    const sens_params *p, vl_err *err)
+{
+    const sens_tensor *t = &r->t[ti];
+    int S = r->n_sets, F = r->n_formats, T = r->n_tensors, rc;
+    double wn = 0;
+    for (int64_t k = 0; k < t->n; k++)
+        wn += (double)w[k] * w[k];
+    r->w_norm2[ti] = wn;
+    for (int s = 0; s < S; s++) {
+        r->route_share[(size_t)s * T + ti] = 1.0;
+        r->out_energy[(size_t)s * T + ti] = r->noise_energy[(size_t)s * T + ti] = wn / t->rows;
+    }
+    for (int f = 0; f < F; f++) {
+        float *qf = (keep ? keep : q) + (size_t)f * t->n;
+        fq_info info;
+        rd_point pt;
+        if ((rc = fq_tensor(qf, w, t->rows, t->cols, &r->fmt[f], NULL, NULL, &p->fq, &info,
+                            t->name, err)))
+            return rc;
+        if ((rc = rd_measure(&pt, w, qf, t->rows, t->cols, &r->fmt[f], NULL, NULL, err)))
+            return rc;
+        size_t tf = (size_t)ti * F + f;
+        r->bpw[tf] = pt.bpw;
+        for (int s = 0; s < S; s++) {
+            size_t stf = (size_t)s * T * F + tf;
+            r->few[stf] = (unsigned char)info.few_applied;
+            r->rel_w[stf] = r->rel_imp[stf] = r->rel_out[stf] = pt.rel_w;
+        }
+    }
+    return 0;
+}
+
 /* One tensor: statistics of every set; every format quantized with each set's own statistics
  * and measured under them (the quantizer that set's allocation will be applied with). The
  * add set's quantized copies go to keep (when not NULL), the others through q. */
@@ -88,6 +126,8 @@ static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *st
     const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
     int S = r->n_sets, F = r->n_formats, rc;
     size_t C = (size_t)t->cols;
+    if (t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD)
+        return rd_outer(r, ti, w, q, keep, p, err);
     for (int s = 0; s < S; s++) {
         ts[s].h = ts[s].imp + C; /* buffers laid out [imp C | h C²] per set */
         if ((rc = get_stats(&ts[s], stats[s], t, r->set_name[s], err)))
@@ -321,7 +361,7 @@ int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const fl
     }
     *bpw = nw > 0 ? bits / nw : 0;
     if (!rc)
-        rc = sens_set_kld(s, w, 0, measured, err);
+        rc = sens_set_kld(s, w, SENS_FROM_EMBED, measured, err); /* the embedding may be quantized */
     model_weights_free(w);
     return rc;
 }

@@ -47,7 +47,7 @@ int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *n
             rc = stat_read_sets(&acc[s], st, &names[s], 1, err);
     }
     if (!rc)
-        rc = sens_layout(r, m, p->gran, err);
+        rc = sens_layout(r, m, p->gran, p->embed_head, err);
     if (!rc)
         rc = sens_alloc_alpha(r, n, names, err);
     if (!rc)

@@ -26,6 +26,8 @@ typedef struct {
     int32_t *ids; /* [n_seq·len] the key */
     int n_seq, len;
     float *logits; /* [n_seq·len × V] */
+    unsigned char *have; /* [batches] 1: the batch's rows are filled (by this rank: under
+                            dynamic scheduling a rank fills the batches it happened to run) */
 } ev_ref;
 
 struct ev_runner {
@@ -37,6 +39,7 @@ struct ev_runner {
     ev_ref *refs;        /* [n_refs] kept reference logits */
     int n_refs;
     size_t ref_bytes, ref_budget;
+    par_fault *fault;    /* test hook, NULL: none */
 };
 
 /* ---------------------------------------------------------------- domains */
@@ -144,9 +147,10 @@ static int batch_metrics(ev_runner *r, ev_result *res, const float *lr, const fl
     return 0;
 }
 
-/* The per-token arrays of res, each rank holding its own batches (item b: n_tok[b] tokens),
- * replaced by the whole run's in batch order (core/par.h). */
-static int share_tokens(ev_result *res, const int64_t *n_tok, int n_batch, int rc, vl_err *err)
+/* The per-token arrays of res, each rank holding its own batches (item b: n_tok[b] tokens,
+ * run by rank owner[b]), replaced by the whole run's in batch order (core/par.h). */
+static int share_tokens(ev_result *res, const int64_t *n_tok, const int *owner, int n_batch,
+                        int rc, vl_err *err)
 {
     size_t total = 0;
     for (int b = 0; b < n_batch; b++)
@@ -159,7 +163,7 @@ static int share_tokens(ev_result *res, const int64_t *n_tok, int n_batch, int r
         void *all = rc ? NULL : vl_malloc(total * sz + 1);
         if (rc == 0 && !all)
             rc = vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", total);
-        rc = par_concat(*arr[k], all, n_tok, n_batch, sz, rc, err);
+        rc = par_concat_owned(*arr[k], all, n_tok, owner, n_batch, sz, rc, err);
         if (rc == 0) {
             vl_free(*arr[k]);
             *arr[k] = all;
@@ -198,9 +202,11 @@ static ev_ref *ref_new(ev_runner *r, const int32_t *ids, int n_seq, int len)
     ev_ref *f = &r->refs[r->n_refs];
     f->ids = vl_malloc(n * sizeof *ids);
     f->logits = vl_malloc(n * V * sizeof(float));
-    if (!f->ids || !f->logits) {
+    f->have = vl_calloc((size_t)n_seq, 1); /* ≥ the batch count */
+    if (!f->ids || !f->logits || !f->have) {
         vl_free(f->ids);
         vl_free(f->logits);
+        vl_free(f->have);
         return NULL;
     }
     memcpy(f->ids, ids, n * sizeof *ids);
@@ -219,9 +225,11 @@ static void ref_drop_last(ev_runner *r)
                     ((size_t)model_config(r->m)->vocab * sizeof(float) + sizeof *f->ids);
     vl_free(f->ids);
     vl_free(f->logits);
+    vl_free(f->have);
 }
 
 void ev_runner_set_ref_budget(ev_runner *r, size_t bytes) { r->ref_budget = bytes; }
+void ev_runner_set_fault(ev_runner *r, par_fault *f) { r->fault = f; }
 
 int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
            ev_result *res, prog *pg, vl_err *err)
@@ -237,32 +245,50 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
     int n_batch = (n_seq + r->batch_seq - 1) / r->batch_seq;
     res->entropy_ref = vl_malloc(n_tok * sizeof *res->entropy_ref);
     int64_t *item_tok = vl_malloc((size_t)n_batch * sizeof *item_tok);
-    if (!res->entropy_ref || !item_tok) {
+    int *owner = vl_malloc((size_t)n_batch * sizeof *owner);
+    if (!res->entropy_ref || !item_tok || !owner) {
         vl_free(item_tok);
+        vl_free(owner);
         return par_agree(vl_errf(err, VL_ENOMEM, "eval: out of memory for %zu tokens", n_tok),
                          err);
     }
     int V = model_config(r->m)->vocab, R = par_size(), rc = 0;
     int64_t done0 = pg ? pg->done : 0;
     ev_ref *kept = ref_find(r, ids, n_seq, len), *fill = kept ? NULL : ref_new(r, ids, n_seq, len);
-    /* Batches (sequence blocks) round-robin over the ranks; a batch's tokens depend only on the
-     * batch, and share_tokens puts them back in batch order: R ranks give one's bits. A kept
-     * reference holds this rank's batches only (the same rank runs them every time). */
+    ev_ref *keep = kept ? kept : fill;
     for (int b = 0; b < n_batch; b++) {
         int s0 = b * r->batch_seq;
+        item_tok[b] = (int64_t)(n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq) * (len - 1);
+        owner[b] = -1;
+    }
+    /* Batches (sequence blocks) are handed out by a work queue (core/par.h): a rank that
+     * finishes early takes the next. A batch's tokens depend only on the batch, and
+     * share_tokens puts them back in batch order: R ranks give one's bits. A kept reference
+     * holds the batches this rank ran; another batch's reference is computed (and kept) when
+     * the rank first gets it. */
+    par_queue *qu = NULL;
+    rc = par_queue_new(&qu, n_batch, rc, err);
+    while (!rc) {
+        int64_t it;
+        if ((rc = par_queue_next(qu, &it, err)) || it < 0)
+            break;
+        int b = (int)it;
+        owner[b] = par_rank();
+        if ((rc = par_fault_hit(r->fault, err)))
+            break;
+        int s0 = b * r->batch_seq;
         int nb = n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq;
-        item_tok[b] = (int64_t)nb * (len - 1);
-        if (rc || !par_mine(b))
-            continue;
         const int32_t *bid = ids + (size_t)s0 * len;
         size_t row0 = (size_t)s0 * len * (size_t)V, rows = (size_t)nb * len * (size_t)V;
         const float *lr, *lq;
         double t0 = prog_now();
-        if (kept)
-            lr = kept->logits + row0;
-        else if (!(rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr,
-                                err)) && fill)
-            memcpy(fill->logits + row0, lr, rows * sizeof *lr);
+        if (keep && keep->have[b]) {
+            lr = keep->logits + row0;
+        } else if (!(rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr,
+                                  err)) && keep) {
+            memcpy(keep->logits + row0, lr, rows * sizeof *lr);
+            keep->have[b] = 1;
+        }
         double t1 = prog_now();
         if (!rc)
             rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
@@ -270,23 +296,26 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
         if (!rc)
             rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * (len - 1), err);
         double t3 = prog_now();
-        if (rc) {
-            if (fill)
-                ref_drop_last(r);
-            fill = NULL;
-            continue;
-        }
+        if (rc)
+            break;
         r->t.ref_s += t1 - t0;
         r->t.quant_s += t2 - t1;
         r->t.kld_s += t3 - t2;
         r->t.tokens += (int64_t)nb * len;
-        int done = s0 + R * r->batch_seq < n_seq ? s0 + R * r->batch_seq : n_seq;
+        /* seen from rank 0: the batches handed out so far, over all ranks */
+        int done = s0 + r->batch_seq < n_seq ? s0 + r->batch_seq : n_seq;
         if (pg && par_rank() == 0) /* rank 0 reports for the job */
             prog_update(pg, done0 + (int64_t)done * len);
     }
-    if (R > 1)
-        rc = share_tokens(res, item_tok, n_batch, rc, err);
+    par_queue_free(qu); /* collective: reached by every rank, failed or not */
+    if (rc && fill)
+        ref_drop_last(r);
+    if (R > 1) {
+        rc = par_owners(owner, n_batch, rc, err);
+        rc = share_tokens(res, item_tok, owner, n_batch, rc, err);
+    }
     vl_free(item_tok);
+    vl_free(owner);
     return rc ? rc : kld_summarize(&res->acc, &res->sum, err);
 }
 
@@ -301,6 +330,7 @@ void ev_runner_free(ev_runner *r)
     for (int i = 0; i < r->n_refs; i++) {
         vl_free(r->refs[i].ids);
         vl_free(r->refs[i].logits);
+        vl_free(r->refs[i].have);
     }
     vl_free(r->refs);
     vl_free(r->tok);
@@ -390,34 +420,12 @@ int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const e
     return 0;
 }
 
-/* names joined by '\n' into a vl_malloc'd string */
-static char *join_names(const char *const *v, int n)
-{
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(v[i]) + 1;
-    char *s = vl_malloc(len), *p = s;
-    if (!s)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(v[i]);
-        memcpy(p, v[i], l);
-        p += l;
-        if (i + 1 < n)
-            *p++ = '\n';
-    }
-    *p = '\0';
-    return s;
-}
-
 int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err)
 {
     size_t n = (size_t)mx->n_alloc * mx->n_dom;
     double *v = vl_malloc((n ? n : 1) * sizeof *v);
-    char *rows = join_names(mx->alloc_names, mx->n_alloc);
-    char *cols = join_names(mx->dom_names, mx->n_dom);
     int rc = 0;
-    if (!v || !rows || !cols) {
+    if (!v) {
         rc = vl_errf(err, VL_ENOMEM, "eval: out of memory writing the matrix");
         goto done;
     }
@@ -442,12 +450,12 @@ int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err)
         snprintf(p, sizeof p, "/eval/matrix/%s", names[k]);
         rc = h5s_write(s, p, H5S_F64, v, 2, sh, units[k], meaning[k], err);
     }
-    if (!rc && !(rc = h5s_attr_set(s, "/eval/matrix", "rows", rows, err)))
-        rc = h5s_attr_set(s, "/eval/matrix", "cols", cols, err);
+    if (!rc)
+        rc = h5s_attr_set_names(s, "/eval/matrix", "rows", mx->alloc_names, mx->n_alloc, err);
+    if (!rc)
+        rc = h5s_attr_set_names(s, "/eval/matrix", "cols", mx->dom_names, mx->n_dom, err);
 done:
     vl_free(v);
-    vl_free(rows);
-    vl_free(cols);
     return rc;
 }
 

@@ -5,6 +5,10 @@
  * *.eval.txt files, which share no document with *.calib.txt) or a synthetic source
  * (noise:uniform, ...). Only the defaults differ (ev_domain_parse).
  *
+ * Ranks (core/par.h): the batches (sequence blocks) of an ev_run are handed out by a work
+ * queue, so a rank that finishes early takes more; the per-token arrays are put back in batch
+ * order afterwards, the same bits as one process.
+ *
  * ev_run feeds the same ids in batches to the reference binding (model_base, never
  * approximated) and to the quantized binding, each through its own fwd_state, and for every
  * position but the last of each sequence evaluates kld_token_eval(ref, quant, next id)
@@ -19,6 +23,7 @@
 #define VL_EVAL_H
 
 #include "../core/err.h"
+#include "../core/par.h"
 #include "../core/prog.h"
 #include "../io/h5s.h"
 #include "calib.h"
@@ -79,6 +84,17 @@ void ev_runner_set_ref_budget(ev_runner *r, size_t bytes);
 int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
            ev_result *res, prog *pg, vl_err *err);
 
+/* A simulated crash for the fault tests (core/par.h: the rank fails its K-th batch); NULL
+ * (default): none. F must outlive the runner's runs. */
+void ev_runner_set_fault(ev_runner *r, par_fault *f);
+
+/* A result as bytes (analysis/eval_pack.c; the journal payload of an evaluation item):
+ * n_seq·(len − 1) tokens of kld, dp, nll_ref, nll_q, entropy_ref (float64 each, in that order)
+ * then same_top (one byte each). unpack resets R and recomputes the summary. */
+size_t ev_result_bytes(int n_seq, int len);
+void ev_result_pack(const ev_result *r, void *buf);
+int ev_result_unpack(ev_result *r, int n_seq, int len, const void *buf, vl_err *err);
+
 ev_timing ev_runner_timing(const ev_runner *r);
 void ev_runner_free(ev_runner *r); /* NULL ok */
 
@@ -122,7 +138,12 @@ typedef struct {
     const char *stats_file; /* the file holding them; "" none */
     int n_tensors;          /* tensors fake-quantized */
     int64_t n_weights;      /* their weights */
-    double bpw;             /* their exact stored bits per weight */
+    double bpw;             /* their exact stored bits per weight (the body) */
+    /* whole-model bits (alloc/mbits.h): every weight, the kept tensors at their stored dtype
+       (bpw_model) or as llama.cpp's GGUF file holds them (bpw_file; NaN unless every
+       quantized tensor has a ggml type). Read back as NaN from rows written without them. */
+    double bpw_model, bpw_file;
+    int64_t model_weights;
 } ev_row_attrs;
 
 /* Write A's attributes on /eval/<row>; calib and stats_file only when non-empty (a row

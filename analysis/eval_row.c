@@ -6,6 +6,7 @@
  */
 #include "eval.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +22,9 @@ int ev_write_row(h5s_store *s, const char *row, const ev_row_attrs *a, vl_err *e
         const char *name;
         double value;
     } num[] = {{"target_bpw", a->target_bpw}, {"n_tensors", a->n_tensors},
-               {"n_weights", (double)a->n_weights}, {"bpw", a->bpw}};
+               {"n_weights", (double)a->n_weights}, {"bpw", a->bpw},
+               {"bpw_model", a->bpw_model}, {"bpw_file", a->bpw_file},
+               {"model_weights", (double)a->model_weights}};
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof str / sizeof *str; i++) {
         const char *v = str[i].value ? str[i].value : "";
@@ -86,6 +89,13 @@ int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err)
             *num[i].v = 0;
     a->n_tensors = (int)nt;
     a->n_weights = (int64_t)nw;
+    double mw = 0;
+    if (h5s_attr_get_f64(s, g, "bpw_model", &a->bpw_model, NULL))
+        a->bpw_model = NAN; /* a row written before whole-model bits were kept */
+    if (h5s_attr_get_f64(s, g, "bpw_file", &a->bpw_file, NULL))
+        a->bpw_file = NAN;
+    if (!h5s_attr_get_f64(s, g, "model_weights", &mw, NULL))
+        a->model_weights = (int64_t)mw;
     if (rc)
         ev_row_attrs_free(a);
     return rc;

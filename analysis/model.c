@@ -496,6 +496,30 @@ int model_open(model **out, const char *dir, vl_err *err)
     return 0;
 }
 
+/* The plan alone (model.h): the same config checks and tensor list as model_open. */
+int model_plan_open(model **out, const char *config_path, vl_err *err)
+{
+    *out = NULL;
+    model *m = vl_calloc(1, sizeof *m);
+    if (!m)
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory", config_path);
+    int rc = 0;
+    if (!(m->dir = vl_strdup(config_path)))
+        rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", config_path);
+    if (!rc)
+        rc = hfc_load(&m->cfg, config_path, err);
+    if (!rc)
+        rc = check_config(m, config_path, err);
+    if (!rc)
+        rc = plan_model(m, err);
+    if (rc) {
+        model_close(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- queries */
 
 const hfc_config *model_config(const model *m) { return &m->cfg; }

@@ -109,6 +109,12 @@ typedef struct {
  * Errors name the file and the tensor (missing tensor, wrong shape, NaN/Inf, bad config). */
 int model_open(model **out, const char *dir, vl_err *err);
 
+/* The tensor plan without weights: CONFIG_PATH (a config.json) parsed and checked as
+ * model_open does, and the tensors the architecture needs listed (model_tensor_count/at, names
+ * and shapes; stored_dtype 0). Nothing is read but the config; model_base is NULL and
+ * model_dir is CONFIG_PATH. For writers of checkpoints (analysis/synth.h). */
+int model_plan_open(model **out, const char *config_path, vl_err *err);
+
 const hfc_config *model_config(const model *m);
 const char *model_dir(const model *m);
 /* The model's own binding (its float32 weights). */

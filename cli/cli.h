@@ -23,6 +23,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_ggml_check(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 int cmd_stats_compare(int argc, char **argv); /* `stats compare`, argv[0] = "compare" */
 
 /* The model directory to use when none is given: $VBRLAB_MODEL, else models/vbrlab-moe-tiny

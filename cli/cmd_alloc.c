@@ -6,7 +6,8 @@
  *
  *   vbrlab alloc --sens sens.h5 (--set NAME | --sets A,B,...) --target-bpw B
  *                [--objective sum|weighted|minimax] [--weights w1,...] [--solver ...]
- *                [--granularity tensor|group] [--error out|rel] [--calib SET]
+ *                [--granularity tensor|group|gguf] [--budget body|model] [--error out|rel]
+ *                [--calib SET]
  *                [-o alloc.h5] [--name NAME] [--node-limit N] [--rel-gap G] [--export-regex]
  *
  * Prints the allocation table and totals (alloc/solve.h), or with --export-regex only the
@@ -14,7 +15,9 @@
  * granularity defaults to the store's, the error to out; the objective to sum for one set;
  * several sets need weighted or minimax. -o adds the allocation as /alloc/NAME to alloc.h5
  * (created, or copied and replaced atomically); NAME defaults to salloc_default_name
- * ("en-2.5", "minimax-en-zh-2.5"). --calib names the statistics set recorded for GPTQ when the
+ * ("en-2.5", "minimax-en-zh-2.5"). --budget model makes --target-bpw count every weight of the
+ * model (the kept tensors at their kept precision, alloc/mbits.h) instead of the items'
+ * weights; both bpw are printed and stored. --calib names the statistics set recorded for GPTQ when the
  * allocation is applied (default: the first set); the stats file is the store's stats_file.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -39,7 +42,7 @@
 
 typedef struct {
     const char *problem, *sens, *set_name, *sets, *granularity, *out;
-    const char *weights, *name, *error, *calib;
+    const char *weights, *name, *error, *calib, *budget;
     int have_objective;
     solve_params par;
     int export_regex;
@@ -102,6 +105,8 @@ static int parse_args(int argc, char **argv, alloc_args *a)
             a->sets = v;
         } else if (!strcmp(o, "--granularity")) {
             a->granularity = v;
+        } else if (!strcmp(o, "--budget")) {
+            a->budget = v;
         } else if (!strcmp(o, "-o")) {
             a->out = v;
         } else if (!strcmp(o, "--name")) {
@@ -147,8 +152,8 @@ static int parse_args(int argc, char **argv, alloc_args *a)
                               "--sens sens.h5 --set NAME --target-bpw B [--sets A,B "
                               "--objective minimax] [-o alloc.h5])");
     if (a->problem && (a->set_name || a->sets || a->granularity || a->out || a->name ||
-                       a->error || a->calib))
-        return cli_failf(CMD, "--set NAME, --sets, --granularity, --error, --calib, --name and "
+                       a->error || a->calib || a->budget))
+        return cli_failf(CMD, "--set NAME, --sets, --granularity, --budget, --error, --calib, --name and "
                               "-o belong to the --sens path");
     if (a->sens && !a->set_name && !a->sets)
         return cli_failf(CMD, "--sens needs --set NAME or --sets A,B,...");
@@ -232,12 +237,13 @@ done:
 
 /* Add /alloc/NAME to a->out (copy-on-write when it exists). */
 static int save(const alloc_args *a, const char *name, const salloc_problem *sp,
-                const solve_result *r, const char *stats_file, vl_err *e)
+                const solve_result *r, const char *stats_file, double model_target, vl_err *e)
 {
     h5s_store *st = NULL;
     int rc = access(a->out, F_OK) == 0 ? h5s_open_rw(&st, a->out, e)
                                        : h5s_create(&st, a->out, e);
-    salloc_meta meta = {a->calib ? a->calib : sp->set_name[0], stats_file, a->sens};
+    salloc_meta meta = {a->calib ? a->calib : sp->set_name[0], stats_file, a->sens,
+                        isfinite(model_target), model_target};
     if (!rc)
         rc = salloc_write(st, name, sp, r, &a->par, &meta, e);
     if (!rc) {
@@ -288,18 +294,32 @@ static int run_sens(alloc_args *a)
     if (!rc && set_weights(a, n_sets, &w))
         goto done; /* reported */
     a->par.set = 0;
+    double model_target = NAN; /* --budget model: the target over the whole model */
+    if (!rc && a->budget && strcmp(a->budget, "body")) {
+        if (strcmp(a->budget, "model"))
+            rc = vl_errf(&e, VL_EARG, "--budget \"%s\": expected body or model", a->budget);
+        model_target = a->par.target_bpw;
+        if (!rc)
+            rc = salloc_model_target(sp, model_target, &a->par.target_bpw, &e);
+    }
     if (!rc)
         rc = solve_run(sp->prob, &a->par, &r, &e);
     if (!rc) {
         print_result(a, sp->prob, &r);
+        if (!a->export_regex)
+            printf("bpw: body %.4f over %lld weights; model %.4f over %lld weights (kept "
+                   "tensors at %s precision)\n",
+                   r.n_weights ? r.bits_used / (double)r.n_weights : 0.0,
+                   (long long)r.n_weights, salloc_model_bpw(sp, r.bits_used),
+                   (long long)sp->model_weights, sp->rule ? "gguf" : "stored");
         if (a->out) {
             char name[EV_NAME_MAX];
             if (a->name)
                 snprintf(name, sizeof name, "%s", a->name);
             else
                 salloc_default_name(name, sizeof name, sets, n_sets, a->par.objective,
-                                    a->par.target_bpw);
-            rc = save(a, name, sp, &r, stats_file, &e);
+                                    isfinite(model_target) ? model_target : a->par.target_bpw);
+            rc = save(a, name, sp, &r, stats_file, model_target, &e);
             if (!rc)
                 fprintf(stderr, "alloc: wrote %s:/alloc/%s\n", a->out, name);
         }

@@ -104,7 +104,7 @@ static int export_llamacpp(int argc, char **argv)
     if (!a.alloc || !a.out)
         return cli_failf(cmd, "usage: vbrlab export llama.cpp [MODEL_DIR] --alloc alloc.h5:NAME -o DIR [--stats stats.h5 "
                          "--set S] [--token-embedding-type T] [--output-tensor-type T]");
-    int et = GGF_BF16, ot = GGF_BF16;
+    int et = -1, ot = -1; /* none given: the allocation's, else bf16 (alloc/gguf_recipe.h) */
     if ((a.embd && type_arg(a.embd, "--token-embedding-type", &et)) || (a.output && type_arg(a.output, "--output-tensor-type", &ot)))
         return 1;
     char file[1024];
@@ -161,9 +161,11 @@ static int export_llamacpp(int argc, char **argv)
         fprintf(rd.f, "| | bits per weight (as llama.cpp counts) | weights |\n|---|---|---|\n"
                 "| whole file | %.4f | %lld |\n| body (blk.*) | %.4f | %lld |\n\n", plan.bpw_file,
                 (long long)plan.params, plan.bpw_body, (long long)plan.body_params);
-        fprintf(rd.f, "Allocation target %.4g bpw (vbrlab's count over its quantized tensors), objective %s, solver %s, "
-                "calibration `%s` from `%s`.\n\n", rec.target_bpw, rec.objective ? rec.objective : "", rec.solver ? rec.solver : "",
-                set, stats);
+        fprintf(rd.f, "Allocation target %.4g bpw (%s), objective %s, solver %s, calibration `%s` from `%s`.\n\n",
+                rec.target_bpw,
+                rec.budget && !strcmp(rec.budget, "model") ? "over every weight of the model, kept tensors counted"
+                                                           : "vbrlab's count over its quantized tensors",
+                rec.objective ? rec.objective : "", rec.solver ? rec.solver : "", set, stats);
         fprintf(rd.f, "Predicted KLD per calibration domain (nat/token, vbrlab's additive prediction):\n\n| domain | KLD |\n|---|---|\n");
         char *sets = rec.sets ? vl_strdup(rec.sets) : NULL, *save = NULL;
         int k = 0;

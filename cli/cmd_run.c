@@ -12,7 +12,9 @@
 #include "../core/par.h"
 #include "../experiments/runner.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,6 +65,21 @@ int cmd_run(int argc, char **argv)
     o.out = par_rank() == 0 ? stdout : NULL; /* under MPI rank 0 speaks for the job */
     o.log = par_rank() == 0 ? stderr : NULL;
     o.progress = isatty(2);
+    /* test hook for the fault tests: VBRLAB_FAIL_ITEM=RANK:K makes that rank fail its K-th
+     * sens/eval work item, as a rank that dies there would (docs/scaling.md) */
+    par_fault fault = {-1, 0, 0};
+    const char *fi = getenv("VBRLAB_FAIL_ITEM");
+    if (fi && *fi) {
+        char *colon = strchr(fi, ':');
+        long rk;
+        int64_t k;
+        char rbuf[16];
+        snprintf(rbuf, sizeof rbuf, "%.*s", colon ? (int)(colon - fi) : 0, fi);
+        if (!colon || num_long(rbuf, 0, 1 << 20, &rk) || num_i64(colon + 1, 0, INT64_MAX, &k))
+            return cli_failf(CMD, "VBRLAB_FAIL_ITEM \"%s\": expected RANK:ITEM", fi);
+        fault = (par_fault){(int)rk, k, 0};
+        o.fault = &fault;
+    }
     int rc = run_experiment(&cfg, &o, &err);
     exp_config_free(&cfg);
     return rc ? cli_fail(CMD, &err) : 0;

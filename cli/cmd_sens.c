@@ -2,7 +2,8 @@
  * format menu and the additivity check, into sens.h5 (alloc/sens.h; docs/hdf5-schema.md).
  *
  *   vbrlab sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC
- *               [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N]
+ *               [--granularity tensor|group|gguf] [--embed-head] [--eps 0.01,0.03]
+ *               [--seed S] [--tokens N]
  *               [--draws K] [--few rtn|uniform] [--min-tokens N]
  *               [--add-per-target N] [--add-set NAME] -o sens.h5
  *
@@ -10,7 +11,9 @@
  * without --set every set in it is used. α is measured on every token of each set; --tokens
  * caps the tokens per set used by the α runs and the additivity check (whole leading
  * sequences; 0 = all, the default). --draws K averages K noise draws per unit and ε (default
- * 2). Prints the tokens each set's α used, the α table per unit and set (α ± bootstrap SE over
+ * 2). --embed-head makes the token embedding and the (untied) LM head units too, measured like
+ * the others (noise in the embedding table is looked up again; noise in the head goes into
+ * the final projection); granularity gguf is group plus those two units. Prints the tokens each set's α used, the α table per unit and set (α ± bootstrap SE over
  * sequences, the ε ratio and the spread over draws), the uniform-format table (measured KLD of every format everywhere on the
  * additivity set) and the additivity correlations. Progress on stderr (tty only).
  */
@@ -69,6 +72,10 @@ static int parse_args(int argc, char **argv, sens_args *a)
         double x;
         if (i == 1 && cli_is_positional(o)) {
             a->model_dir = o;
+            continue;
+        }
+        if (!strcmp(o, "--embed-head")) { /* a flag: no value */
+            a->p.embed_head = 1;
             continue;
         }
         if (!v)

@@ -9,10 +9,13 @@
  * a failed-group flag beside it (below). Until par_init, and in the serial build, rank is 0 and
  * size is 1.
  *
- * Work distribution: static round-robin. Item i (a batch of sequences, a sensitivity unit, an
- * evaluation block) belongs to rank i mod size (par_mine). Every rank computes the same item
- * list, runs its own items, and a collective call brings the results together in item order,
- * so the result does not depend on the number of ranks: R ranks give the bits of one.
+ * Work distribution: static round-robin, or dynamic. Round-robin: item i (a batch of
+ * sequences) belongs to rank i mod size (par_mine). Dynamic (par_queue; sensitivity units,
+ * evaluation sequence blocks): rank 0 holds a counter and hands out the next item to whichever
+ * rank asks, so a rank that finishes early takes more. Either way every rank computes the same
+ * item list, runs the items it owns, and a collective call brings the results together in item
+ * order (par_owners tells every rank who ran what), so the result does not depend on the
+ * number of ranks or on who ran which item: R ranks give the bits of one.
  *
  * Collectives: every rank must call the same collectives in the same order with the same sizes
  * (they are MPI collectives). The `local_rc` argument carries the caller's status into the
@@ -73,5 +76,47 @@ int par_share(void *base, int64_t n, size_t bytes, size_t stride, int local_rc, 
  * Σ len elements) holds every item in item order, on every rank. */
 int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items, size_t bytes,
                int local_rc, vl_err *err);
+
+/* ---- dynamic scheduling ----
+ * A work queue over items 0 .. n−1 (n known to every rank): par_queue_next gives this rank the
+ * lowest item nobody has taken yet (rank 0's counter, advanced by an atomic fetch-and-add that
+ * the asking rank performs: MPI one-sided, passive target, so rank 0 need not be idle to
+ * serve), or −1 when all are taken. The items a rank gets increase, so its results can be
+ * kept back to back in item order (par_concat_owned). Serial build: 0, 1, .., n−1.
+ * par_queue_new and par_queue_free are collectives (every rank, same order); between them a
+ * rank may stop asking at any time (after a failure: the others take the rest), but must still
+ * reach par_queue_free before any other collective. */
+typedef struct par_queue par_queue;
+int par_queue_new(par_queue **out, int64_t n, int local_rc, vl_err *err);
+int par_queue_next(par_queue *q, int64_t *item, vl_err *err);
+void par_queue_free(par_queue *q); /* NULL: no-op (then on every rank) */
+
+/* owner[0..n): on entry this rank's items hold par_rank(), every other entry −1; on return the
+ * rank that ran each item, on every rank (−1: nobody, e.g. an item every rank restored). */
+int par_owners(int *owner, int64_t n, int local_rc, vl_err *err);
+/* par_share / par_concat with explicit owners (owner[] the same on every rank, as par_owners
+ * leaves it); items owned by −1 are left as they are (par_share_owned) or must be empty
+ * (par_concat_owned: len 0). */
+int par_share_owned(void *base, int64_t n, size_t bytes, size_t stride, const int *owner,
+                    int local_rc, vl_err *err);
+int par_concat_owned(const void *mine, void *all, const int64_t *len, const int *owner,
+                     int64_t n_items, size_t bytes, int local_rc, vl_err *err);
+
+/* A simulated crash for the fault tests: rank `rank` fails its item number `item` (counted
+ * over the items it runs, from 0, across every call that is given the same record) with VL_EIO
+ * "simulated failure". rank < 0: never. The CLI fills it from VBRLAB_FAIL_ITEM=RANK:ITEM. */
+typedef struct {
+    int rank;
+    int64_t item;
+    int64_t seen; /* items this rank has started */
+} par_fault;
+
+static inline int par_fault_hit(par_fault *f, vl_err *err)
+{
+    if (!f || f->rank != par_rank() || f->seen++ != f->item)
+        return 0;
+    return vl_errf(err, VL_EIO, "simulated failure at work item %lld (VBRLAB_FAIL_ITEM)",
+                   (long long)f->item);
+}
 
 #endif

@@ -235,30 +235,47 @@ static int allgather_bytes(const void *send, void *recv, const size_t *cnt, vl_e
     return rc;
 }
 
-int par_share(void *base, int64_t n, size_t bytes, size_t stride, int local_rc, vl_err *err)
+/* Round-robin owners i mod R (NULL when out of memory). */
+static int *round_robin(int64_t n)
+{
+    int *o = vl_malloc(((size_t)n + 1) * sizeof *o);
+    for (int64_t i = 0; o && i < n; i++)
+        o[i] = (int)(i % par_size());
+    return o;
+}
+
+int par_share_owned(void *base, int64_t n, size_t bytes, size_t stride, const int *owner,
+                    int local_rc, vl_err *err)
 {
     int rc = par_agree(local_rc, err);
     int R = par_size(), me = par_rank();
     if (rc || R == 1 || n == 0)
         return rc;
-    size_t *cnt = vl_malloc((size_t)R * sizeof *cnt);
-    unsigned char *send = vl_malloc(((size_t)n / R + 1) * bytes);
-    unsigned char *recv = vl_malloc((size_t)n * bytes);
+    size_t *cnt = vl_calloc((size_t)R, sizeof *cnt), n_mine = 0;
+    for (int64_t i = 0; i < n; i++)
+        n_mine += owner[i] == me;
+    unsigned char *send = vl_malloc((n_mine + 1) * bytes);
+    unsigned char *recv = vl_malloc((size_t)n * bytes + 1);
     unsigned char *b = base;
     rc = par_agree(cnt && send && recv ? 0 : vl_errf(err, VL_ENOMEM, "out of memory"), err);
     if (rc == 0) {
         size_t k = 0;
-        for (int64_t i = me; i < n; i += R)
-            memcpy(send + bytes * k++, b + (size_t)i * stride, bytes);
-        for (int r = 0; r < R; r++)
-            cnt[r] = (size_t)(r < n ? (n - r + R - 1) / R : 0) * bytes;
+        for (int64_t i = 0; i < n; i++) {
+            if (owner[i] == me)
+                memcpy(send + bytes * k++, b + (size_t)i * stride, bytes);
+            if (owner[i] >= 0)
+                cnt[owner[i]] += bytes;
+        }
         rc = allgather_bytes(send, recv, cnt, err);
     }
-    if (rc == 0) { /* rank r's k-th item is item r + k·R */
+    if (rc == 0) { /* rank r's block holds its items in increasing order */
         const unsigned char *p = recv;
         for (int r = 0; r < R; r++)
-            for (int64_t i = r; i < n; i += R, p += bytes)
-                memcpy(b + (size_t)i * stride, p, bytes);
+            for (int64_t i = 0; i < n; i++)
+                if (owner[i] == r) {
+                    memcpy(b + (size_t)i * stride, p, bytes);
+                    p += bytes;
+                }
     }
     vl_free(cnt);
     vl_free(send);
@@ -266,8 +283,18 @@ int par_share(void *base, int64_t n, size_t bytes, size_t stride, int local_rc, 
     return rc;
 }
 
-int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items, size_t bytes,
-               int local_rc, vl_err *err)
+int par_share(void *base, int64_t n, size_t bytes, size_t stride, int local_rc, vl_err *err)
+{
+    int *o = round_robin(n);
+    int rc = par_share_owned(base, n, bytes, stride, o,
+                             o || local_rc ? local_rc : vl_errf(err, VL_ENOMEM, "out of memory"),
+                             err);
+    vl_free(o);
+    return rc;
+}
+
+int par_concat_owned(const void *mine, void *all, const int64_t *len, const int *owner,
+                     int64_t n_items, size_t bytes, int local_rc, vl_err *err)
 {
     int rc = par_agree(local_rc, err);
     int R = par_size();
@@ -286,7 +313,8 @@ int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items,
     rc = par_agree(cnt && recv ? 0 : vl_errf(err, VL_ENOMEM, "out of memory"), err);
     if (rc == 0) {
         for (int64_t i = 0; i < n_items; i++)
-            cnt[i % R] += (size_t)len[i] * bytes;
+            if (owner[i] >= 0)
+                cnt[owner[i]] += (size_t)len[i] * bytes;
         rc = allgather_bytes(mine, recv, cnt, err);
     }
     if (rc == 0) { /* walk each rank's block in its item order */
@@ -300,8 +328,10 @@ int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items,
         }
         for (int64_t i = 0; at && i < n_items; i++) {
             size_t nb = (size_t)len[i] * bytes;
-            memcpy((unsigned char *)all + out, recv + at[i % R], nb);
-            at[i % R] += nb;
+            if (owner[i] >= 0) {
+                memcpy((unsigned char *)all + out, recv + at[owner[i]], nb);
+                at[owner[i]] += nb;
+            }
             out += nb;
         }
         vl_free(at);
@@ -309,4 +339,83 @@ int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items,
     vl_free(cnt);
     vl_free(recv);
     return rc;
+}
+
+int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items, size_t bytes,
+               int local_rc, vl_err *err)
+{
+    int *o = round_robin(n_items);
+    int rc = par_concat_owned(mine, all, len, o, n_items, bytes,
+                              o || local_rc ? local_rc
+                                            : vl_errf(err, VL_ENOMEM, "out of memory"),
+                              err);
+    vl_free(o);
+    return rc;
+}
+
+int par_owners(int *owner, int64_t n, int local_rc, vl_err *err)
+{
+    return allreduce(owner, (size_t)n, sizeof *owner, MPI_INT, MPI_MAX, local_rc, err);
+}
+
+/* ---------------------------------------------------------------- the work queue */
+
+struct par_queue {
+    MPI_Win win;
+    int64_t *counter; /* rank 0's window: the next item to hand out */
+    int64_t n;
+};
+
+int par_queue_new(par_queue **out, int64_t n, int local_rc, vl_err *err)
+{
+    *out = NULL;
+    par_queue *q = vl_calloc(1, sizeof *q);
+    int rc = par_agree(local_rc ? local_rc : q ? 0 : vl_errf(err, VL_ENOMEM, "out of memory"),
+                       err);
+    if (rc) {
+        vl_free(q);
+        return rc;
+    }
+    q->n = n;
+    MPI_Aint sz = par_rank() == 0 ? (MPI_Aint)sizeof(int64_t) : 0;
+    int mrc = MPI_Win_allocate(sz, (int)sizeof(int64_t), MPI_INFO_NULL, MPI_COMM_WORLD,
+                               &q->counter, &q->win);
+    if (mrc != MPI_SUCCESS) { /* collective: every rank gets the failure */
+        vl_free(q);
+        return mpi_fail(err, mrc, "work queue window");
+    }
+    if (par_rank() == 0) { /* the window's own memory, written under its lock */
+        MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, q->win);
+        *q->counter = 0;
+        MPI_Win_unlock(0, q->win);
+    }
+    if ((mrc = MPI_Barrier(MPI_COMM_WORLD)) != MPI_SUCCESS) {
+        MPI_Win_free(&q->win);
+        vl_free(q);
+        return mpi_fail(err, mrc, "work queue");
+    }
+    *out = q;
+    return 0;
+}
+
+int par_queue_next(par_queue *q, int64_t *item, vl_err *err)
+{
+    int64_t one = 1, got = 0;
+    *item = -1;
+    int mrc = MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, q->win);
+    if (mrc == MPI_SUCCESS)
+        mrc = MPI_Fetch_and_op(&one, &got, MPI_INT64_T, 0, 0, MPI_SUM, q->win);
+    int urc = MPI_Win_unlock(0, q->win); /* completes the fetch */
+    if (mrc != MPI_SUCCESS || urc != MPI_SUCCESS)
+        return mpi_fail(err, mrc != MPI_SUCCESS ? mrc : urc, "work queue");
+    *item = got < q->n ? got : -1;
+    return 0;
+}
+
+void par_queue_free(par_queue *q)
+{
+    if (!q)
+        return;
+    MPI_Win_free(&q->win);
+    vl_free(q);
 }

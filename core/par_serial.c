@@ -37,3 +37,40 @@ int par_concat(const void *mine, void *all, const int64_t *len, int64_t n_items,
         memmove(all, mine, tot);
     return 0;
 }
+
+struct par_queue {
+    int64_t n, next;
+};
+
+int par_queue_new(par_queue **out, int64_t n, int local_rc, vl_err *err)
+{
+    *out = NULL;
+    if (local_rc)
+        return local_rc;
+    if (!(*out = vl_calloc(1, sizeof **out)))
+        return vl_errf(err, VL_ENOMEM, "out of memory");
+    (*out)->n = n;
+    return 0;
+}
+
+int par_queue_next(par_queue *q, int64_t *item, vl_err *err)
+{
+    *item = q->next < q->n ? q->next++ : -1;
+    return 0;
+}
+
+void par_queue_free(par_queue *q) { vl_free(q); }
+
+int par_owners(int *owner, int64_t n, int local_rc, vl_err *err) { return local_rc; }
+
+int par_share_owned(void *base, int64_t n, size_t bytes, size_t stride, const int *owner,
+                    int local_rc, vl_err *err)
+{
+    return local_rc;
+}
+
+int par_concat_owned(const void *mine, void *all, const int64_t *len, const int *owner,
+                     int64_t n_items, size_t bytes, int local_rc, vl_err *err)
+{
+    return par_concat(mine, all, len, n_items, bytes, local_rc, err);
+}

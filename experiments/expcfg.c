@@ -24,7 +24,8 @@
 
 const char *const exp_bucket_names[EXP_BUCKET_COUNT] = {"low", "mid", "high"};
 const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn"};
-const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group"};
+const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group", "gguf"};
+const char *const exp_budget_names[EXP_BUDGET_COUNT] = {"body", "model"};
 const char *const exp_sens_method_names[EXP_SENS_COUNT] = {"noise"};
 const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "minimax"};
 const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "uniform", "rules"};
@@ -41,13 +42,13 @@ typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALL
 enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_REPLICATES };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
-enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS };
-enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM,
-       KA_ALLOC_SET, KA_STATS_SET };
+enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD };
+enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM, KA_BUDGET,
+       KA_UNIFORM_OUTER, KA_ALLOC_SET, KA_STATS_SET };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 enum { KC_TEXT, KC_TESTS };
 
-#define KEYS_MAX 10
+#define KEYS_MAX 12
 static const struct {
     const char *name;  /* section name, or prefix of "prefix.NAME" */
     int named;
@@ -60,9 +61,11 @@ static const struct {
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_QUANT] = {"quant", 0, {"formats", "percdamp", "act_order", "starved_policy",
                                 "min_tokens"}, 1u << KQ_FORMATS},
-    [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed", "tokens", "draws"}, 0},
+    [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed", "tokens", "draws",
+                                "embed_head"}, 0},
     [SEC_ALLOC] = {"alloc", 1, {"sets", "objective", "weights", "solver", "granularity",
-                                "target_bpw", "uniform", "alloc_set", "stats_set"},
+                                "target_bpw", "uniform", "budget", "uniform_outer",
+                                "alloc_set", "stats_set"},
                    1u << KA_TARGET}, /* sets or alloc_set: check_alloc */
     [SEC_REPORT] = {"report", 0, {"tables", "plots", "term"}, 0},
     [SEC_CLAIM] = {"claim", 1, {"text", "tests"}, 1u << KC_TEXT | 1u << KC_TESTS},
@@ -253,6 +256,7 @@ static int key_sens(ctx *c, int k, const char *v, char *why)
         return rc;
     case KN_SEED: g->sens_has_seed = 1; return exp_parse_u64(v, &g->sens_seed, why);
     case KN_TOKENS: return exp_parse_int(v, 0, 1 << 30, &g->sens_tokens, why);
+    case KN_EMBED_HEAD: return exp_parse_bool(v, &g->sens_embed_head, why);
     default: return exp_parse_int(v, 1, SENS_MAX_DRAWS, &g->sens_draws, why);
     }
 }
@@ -287,6 +291,19 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
         a->granularity = (exp_gran)e;
         return rc;
     case KA_TARGET: return exp_parse_dlist(v, 0, 1, 32, 0, &a->target_bpw, why);
+    case KA_BUDGET:
+        rc = exp_parse_enum(v, exp_budget_names, EXP_BUDGET_COUNT, &e, why);
+        a->budget = (exp_budget)e;
+        return rc;
+    case KA_UNIFORM_OUTER: {
+        qfmt f;
+        vl_err qe = {0, ""};
+        char name[QFMT_NAME_MAX];
+        if (qfmt_parse(&f, v, &qe))
+            return exp_whyf(why, VL_ECONFIG, "%s", qe.msg);
+        vl_free(a->uniform_outer);
+        return (a->uniform_outer = vl_strdup(qfmt_name(&f, name))) ? 0 : VL_ENOMEM;
+    }
     default: { /* KA_UNIFORM */
         exp_slist l = {0, NULL};
         rc = exp_split_list(v, &l, why);
@@ -523,6 +540,14 @@ static int check_alloc(const char *path, const exp_config *g, const exp_alloc *a
     if (a->weights.n && a->weights.n != a->sets.n)
         return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] weights: %d weights for %d sets",
                        path, r->line[KA_WEIGHTS], a->name, a->weights.n, a->sets.n);
+    int outer = g->sens_embed_head || g->sens_granularity == EXP_GRAN_GGUF;
+    if (!outer && (a->granularity == EXP_GRAN_GGUF || a->uniform_outer))
+        return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] %s: needs the token embedding and "
+                       "LM head as units ([sens] granularity = gguf or embed_head = true)",
+                       path, a->granularity == EXP_GRAN_GGUF ? r->line[KA_GRAN]
+                                                             : r->line[KA_UNIFORM_OUTER],
+                       a->name, a->granularity == EXP_GRAN_GGUF ? "granularity gguf"
+                                                                : "uniform_outer");
     return 0;
 }
 
@@ -677,6 +702,7 @@ void exp_config_free(exp_config *cfg)
         vl_free(a->target_bpw.v);
         exp_slist_free(&a->uniform);
         exp_slist_free(&a->stats_sets);
+        vl_free(a->uniform_outer);
     }
     for (int i = 0; i < cfg->n_claim; i++)
         exp_claim_free(&cfg->claim[i]);

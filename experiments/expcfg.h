@@ -15,14 +15,21 @@
  *                  min_tokens (16)
  *   [sens]         method (noise), eps (0.01,0.03: one or two levels; one is used for both),
  *                  granularity (tensor), seed (derived), tokens (0 = every calibration
- *                  token; N caps α's tokens per set), draws (2: noise draws per unit and ε)
+ *                  token; N caps α's tokens per set), draws (2: noise draws per unit and ε),
+ *                  embed_head (false: the token embedding and LM head are units and
+ *                  allocation items too; granularity gguf implies it)
  *   [alloc.NAME]   sets (required; alloc_set is another name for it), objective (sum),
  *                  weights (required for weighted), solver (exact), granularity (tensor),
  *                  target_bpw (required; a list is a sweep), uniform (canonical format names,
- *                  e.g. gptq-b2-g64-asym, of the uniform baseline rows; optional), stats_set
- *                  (calibration sets whose quantizer statistics, importance and XᵀX, quantize
- *                  the allocation's rows; default: `sets`). The 2×2 design of "allocation
- *                  from set A, statistics from set B" is alloc_set = A, stats_set = B.
+ *                  e.g. gptq-b2-g64-asym, of the uniform baseline rows; optional), budget
+ *                  (body: target_bpw counts the quantized items; model: the whole model,
+ *                  alloc/salloc.h), uniform_outer (a format for the uniform rows' token
+ *                  embedding and LM head; default: kept), stats_set (calibration sets whose
+ *                  quantizer statistics, importance and XᵀX, quantize the allocation's rows;
+ *                  default: `sets`). The 2×2 design of "allocation from set A, statistics
+ *                  from set B" is alloc_set = A, stats_set = B.
+ *                  Granularity gguf (group items plus token_embd/output) needs [sens]
+ *                  granularity gguf or embed_head = true, as does uniform_outer.
  *   [report]       tables (all), plots (all), term (png)
  *   [claim.NAME]   text (required: the claim in words), tests (required: a comma list of
  *                  "A > B @ D", "A < B @ D" or "A ~M B @ D", exp_test); the report prints a
@@ -102,7 +109,8 @@ typedef enum { EXP_SRC_FILE, EXP_SRC_MIX, EXP_SRC_NOISE_UNIFORM, EXP_SRC_NOISE_B
                EXP_SRC_NOISE_SHUFFLE, EXP_SRC_SELF, EXP_SRC_ENTROPY } exp_src_kind;
 typedef enum { EXP_BUCKET_LOW, EXP_BUCKET_MID, EXP_BUCKET_HIGH, EXP_BUCKET_COUNT } exp_bucket;
 typedef enum { EXP_STARVED_UNIFORM, EXP_STARVED_RTN, EXP_STARVED_COUNT } exp_starved;
-typedef enum { EXP_GRAN_TENSOR, EXP_GRAN_GROUP, EXP_GRAN_COUNT } exp_gran;
+typedef enum { EXP_GRAN_TENSOR, EXP_GRAN_GROUP, EXP_GRAN_GGUF, EXP_GRAN_COUNT } exp_gran;
+typedef enum { EXP_BUDGET_BODY, EXP_BUDGET_MODEL, EXP_BUDGET_COUNT } exp_budget;
 typedef enum { EXP_SENS_NOISE, EXP_SENS_COUNT } exp_sens_method;
 typedef enum { EXP_OBJ_SUM, EXP_OBJ_WEIGHTED, EXP_OBJ_MINIMAX, EXP_OBJ_COUNT } exp_objective;
 typedef enum { EXP_SOLVER_EXACT, EXP_SOLVER_LAGRANGE, EXP_SOLVER_UNIFORM, EXP_SOLVER_RULES,
@@ -119,7 +127,8 @@ typedef enum { EXP_STAGE_STATS, EXP_STAGE_SENS, EXP_STAGE_ALLOC, EXP_STAGE_EVAL,
 
 extern const char *const exp_bucket_names[EXP_BUCKET_COUNT];       /* low mid high */
 extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rtn */
-extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group */
+extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group gguf */
+extern const char *const exp_budget_names[EXP_BUDGET_COUNT];       /* body model */
 extern const char *const exp_sens_method_names[EXP_SENS_COUNT];    /* noise */
 extern const char *const exp_objective_names[EXP_OBJ_COUNT];       /* sum weighted minimax */
 extern const char *const exp_solver_names[EXP_SOLVER_COUNT];       /* exact lagrange ... */
@@ -162,6 +171,10 @@ typedef struct {
     exp_gran granularity;
     exp_dlist target_bpw;  /* the budget sweep, each in (0, 32], ≥ 1 value */
     exp_slist uniform;     /* uniform baseline format names (n = 0: none) */
+    exp_budget budget;     /* what target_bpw counts: the quantized items (body) or the whole
+                              model (alloc/salloc.h) */
+    char *uniform_outer;   /* the uniform rows' token embedding / LM head format (canonical
+                              name); NULL: they stay at full precision */
     exp_slist stats_sets;  /* stats_set: the sets whose quantizer statistics (importance, XᵀX)
                               quantize the rows (n = 0: `sets`, the allocation's own) */
     int line;              /* line of the `sets` (or `alloc_set`) key */
@@ -219,6 +232,7 @@ typedef struct {
     int sens_tokens;       /* tokens per set α is measured on (leading whole sequences);
                               0 = every token (default) */
     int sens_draws;        /* noise draws averaged per unit and ε (default 2; 1..64) */
+    int sens_embed_head;   /* 1: the token embedding and LM head are units and items too */
     /* [report] */
     unsigned tables;       /* bit EXP_TABLE_* */
     unsigned plots;        /* bit EXP_PLOT_* */

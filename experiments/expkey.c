@@ -361,6 +361,8 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
             put_header(&s, "alloc", cfg->alloc[i].name);
             put_hex(&s, "key", exp_stage_key(cfg, EXP_STAGE_ALLOC, i));
             put_slist(&s, "uniform", &cfg->alloc[i].uniform);
+            if (cfg->alloc[i].uniform.n && cfg->alloc[i].uniform_outer)
+                put_kv(&s, "uniform_outer", cfg->alloc[i].uniform_outer);
         }
         put_sets(&s, cfg, 1);
         break;

@@ -9,6 +9,7 @@
 #include "runctx.h"
 
 #include "../alloc/fq.h"
+#include "../core/par.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,27 @@ int run_need_model(run_ctx *c, vl_err *err)
         return rc;
     if (!c->tok && (rc = tok_open(c->model_dir, &c->tok, err)))
         return rc;
+    return 0;
+}
+
+void run_journal_prefix(const exp_config *cfg, const char *stage, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s.%s.items", cfg->out, stage);
+}
+
+int run_journal_open(run_ctx *c, const char *stage, jr **out, vl_err *err)
+{
+    char prefix[4200];
+    run_journal_prefix(c->cfg, stage, prefix, sizeof prefix);
+    int rc = jr_open(out, prefix, c->stage_key ? c->stage_key : "", par_rank(), err);
+    rc = par_agree(rc, err); /* every rank has read the journals before any appends */
+    if (rc) {
+        jr_close(*out);
+        *out = NULL;
+        return rc;
+    }
+    if (c->log && jr_found(*out))
+        fprintf(c->log, "%s: %zu items from the journal\n", stage, jr_found(*out));
     return 0;
 }
 

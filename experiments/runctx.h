@@ -15,7 +15,9 @@
 #include "../analysis/calib.h"
 #include "../analysis/model.h"
 #include "../analysis/stats.h"
+#include "../core/par.h"
 #include "../io/h5s.h"
+#include "../io/journal.h"
 #include "../io/tok.h"
 #include "expcfg.h"
 
@@ -33,7 +35,16 @@ typedef struct {
     h5s_store *s;       /* the stage's writable store */
     char draws[2048];   /* replicate k > 0: how each calibration set was drawn ("en:disjoint,
                            noise:reseeded"), filled by run_build_sets; "" otherwise */
+    const char *stage_key; /* the running stage's cache key (its journal's key) */
+    par_fault *fault;   /* run_opts.fault */
 } run_ctx;
+
+/* The journal of per-item commits of STAGE ("sens", "eval"): OUT.STAGE.items.r<RANK>
+ * (io/journal.h) under the stage's key; every rank has opened when this returns (collective).
+ * Logs "STAGE: N items from the journal" when it found some. */
+int run_journal_open(run_ctx *c, const char *stage, jr **out, vl_err *err);
+/* Its file prefix, OUT.STAGE.items, into buf[cap]. */
+void run_journal_prefix(const exp_config *cfg, const char *stage, char *buf, size_t cap);
 
 /* Open the model and tokenizer if not yet open. */
 int run_need_model(run_ctx *c, vl_err *err);

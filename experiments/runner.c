@@ -245,9 +245,17 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
                     (o->force && !ran_any &&
                      !(c->cfg->replicates > 1 && r->stage == EXP_STAGE_REPORT));
         double t0 = now_s();
-        if (me == 0)
+        char jprefix[4200];
+        int journaled = r->stage == EXP_STAGE_SENS || r->stage == EXP_STAGE_EVAL;
+        run_journal_prefix(c->cfg, stage_names[r->stage], jprefix, sizeof jprefix);
+        if (journaled && o->force && me == 0) /* a forced rerun recomputes every item */
+            rc = jr_remove(jprefix, err);
+        rc = par_agree(rc, err);
+        c->stage_key = r->key;
+        c->fault = o->fault;
+        if (!rc && me == 0)
             rc = fresh ? h5s_create(&c->s, out, err) : h5s_open_rw(&c->s, out, err);
-        else if (shared_stage(r->stage))
+        else if (!rc && shared_stage(r->stage))
             rc = fresh ? h5s_create(&c->s, scratch, err) : h5s_open_copy(&c->s, out, scratch, err);
         if (!rc && c->s)
             rc = run_one(c, r, err);
@@ -264,6 +272,9 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
             vl_errctx(err, rc, "%s%s", tag, r->name);
             break;
         }
+        if (journaled && me == 0) /* the stage is in OUT: its items are no longer needed */
+            rc = jr_remove(jprefix, err);
+        rc = par_agree(rc, err);
         ran_any = 1;
         if (o->log)
             fprintf(o->log, "%s%s: done (%.1f s)\n", tag, r->name, now_s() - t0);

@@ -19,6 +19,13 @@
  * always holds whole stages and an interrupted run resumes at the first stage not done. A
  * rerun of the stats stage starts a fresh file (nothing downstream of old statistics survives).
  *
+ * Per-item commit: inside the sens and eval stages every finished work item (a unit's α of
+ * a set; an allocation × domain evaluation) is appended to a journal beside OUT
+ * (OUT.sens.items.r<RANK>, OUT.eval.items.r<RANK>; io/journal.h) under the stage's key, so a
+ * rerun of an interrupted stage takes those items instead of recomputing them (the log says
+ * how many: "sens: 12 items from the journal"). The store is still committed once per stage;
+ * the journals are removed after that commit (and before a --force run).
+ *
  * Reports: the markdown tables go to opts->out (stdout in the CLI) and to OUT with the
  * extension replaced by .md (atomic: .tmp then rename).
  *
@@ -28,6 +35,7 @@
 #define VL_RUNNER_H
 
 #include "../core/err.h"
+#include "../core/par.h"
 #include "expcfg.h"
 
 #include <stdio.h>
@@ -44,6 +52,8 @@ typedef struct {
     FILE *out;              /* tables; NULL = none */
     FILE *log;              /* one line per stage ("stats: cached"); NULL = none */
     int progress;           /* 1: progress lines on stderr (tty only) */
+    par_fault *fault;       /* test hook (core/par.h): a rank fails its K-th sens/eval work
+                               item; NULL = none */
 } run_opts;
 
 /* only −1, stop_after −1, everything else 0/NULL. */

@@ -24,7 +24,9 @@
 static int build(run_ctx *c, salloc_problem **p, const sens_result *r, const exp_alloc *a,
                  vl_err *err)
 {
-    sens_gran g = a->granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
+    sens_gran g = a->granularity == EXP_GRAN_GROUP  ? SENS_GROUP
+                  : a->granularity == EXP_GRAN_GGUF ? SENS_GGUF
+                                                    : SENS_TENSOR;
     const char *const *sets = (const char *const *)a->sets.v;
     int gptq = run_menu_has_gptq(c->cfg, err);
     if (gptq < 0)
@@ -55,7 +57,7 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
         rc = build(c, &p, &r, a, err);
     char calib[1024]; /* the statistics that quantize it: stats_set, else its sets */
     run_join_sets(exp_alloc_stats(a), calib, sizeof calib);
-    salloc_meta meta = {calib, c->cfg->out, c->cfg->out};
+    salloc_meta meta = {calib, c->cfg->out, c->cfg->out, a->budget == EXP_BUDGET_MODEL, 0};
     double w1[64];
     solve_params par = solve_params_defaults();
     par.method = (solve_method)a->solver;
@@ -75,9 +77,12 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
         solve_result res;
         memset(&res, 0, sizeof res);
         char name[256];
-        par.target_bpw = a->target_bpw.v[k];
+        par.target_bpw = meta.model_target = a->target_bpw.v[k];
         run_alloc_result_name(a, par.target_bpw, name, sizeof name);
-        rc = solve_run(p->prob, &par, &res, err);
+        if (meta.budget_model) /* target_bpw counts the whole model: the items get the rest */
+            rc = salloc_model_target(p, meta.model_target, &par.target_bpw, err);
+        if (!rc)
+            rc = solve_run(p->prob, &par, &res, err);
         if (!rc)
             rc = salloc_write(c->s, name, p, &res, &par, &meta, err);
         if (!rc)

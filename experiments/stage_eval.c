@@ -4,12 +4,15 @@
  *
  * Rows, in order: for each [alloc.NAME] its targets ("NAME-BPW", the assignment stored in
  * /alloc/NAME-BPW), then the uniform baselines of each allocation's `uniform` list (row name =
- * the format; a format listed by two allocations is evaluated once, with the first's
+ * the format, "FORMAT+OUTER" when the allocation's uniform_outer quantizes the token embedding
+ * and LM head too; a row listed by two allocations is evaluated once, with the first's
  * calibration). The quantizers of a row use the statistics of its allocation's sets (merged
  * exactly when several): importance for every format, XᵀX for GPTQ. Evaluation sets are
  * built by analysis/calib.h like calibration sets, so every source kind (noise, self, entropy
  * buckets) can be an evaluation domain. A domain that shares a token window with a
- * calibration set is refused unless [experiment] allow_overlap is true.
+ * calibration set is refused unless [experiment] allow_overlap is true. Each allocation ×
+ * domain is committed to the stage's journal when done (alloc/qeval.h), so a rerun after an
+ * interruption does not evaluate it again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -18,6 +21,7 @@
 #include "../alloc/qeval.h"
 #include "../alloc/salloc.h"
 #include "../analysis/sfile.h"
+#include "../core/par.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,7 @@ typedef struct {
     int alloc;              /* index of the allocation whose statistics it uses */
     double target;          /* vbr rows; 0 for uniform rows */
     const char *format;     /* uniform rows: the format; NULL for vbr rows */
+    const char *outer;      /* uniform rows: the embedding / LM head format, NULL: kept */
 } ev_row;
 
 /* The rows of the config (see the opening comment). *rows owned by the caller. */
@@ -49,15 +54,21 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
         }
     for (int a = 0; a < cfg->n_alloc; a++)
         for (int u = 0; u < cfg->alloc[a].uniform.n; u++) {
-            const char *f = cfg->alloc[a].uniform.v[u];
+            const char *f = cfg->alloc[a].uniform.v[u], *o = cfg->alloc[a].uniform_outer;
+            char nm[EV_NAME_MAX];
+            if (o) /* the body's format, then the embedding/head's: "ggml-iq2_xs+ggml-q5_K" */
+                snprintf(nm, sizeof nm, "%s+%s", f, o);
+            else
+                snprintf(nm, sizeof nm, "%s", f);
             int dup = 0;
             for (int q = 0; q < k; q++)
-                dup |= !strcmp(r[q].name, f);
+                dup |= !strcmp(r[q].name, nm);
             if (dup)
                 continue;
-            snprintf(r[k].name, sizeof r[k].name, "%s", f);
+            snprintf(r[k].name, sizeof r[k].name, "%s", nm);
             r[k].alloc = a;
             r[k].format = f;
+            r[k].outer = o;
             k++;
         }
     *rows = r;
@@ -88,10 +99,13 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qb_alloc al;
     qb_alloc_init(&al);
     int rc = 0;
-    if (row->format)
+    if (row->format) {
         rc = qb_alloc_uniform(&al, c->m, row->format, err);
-    else
+        if (!rc && row->outer)
+            rc = qb_alloc_outer(&al, c->m, row->outer, err);
+    } else {
         rc = salloc_read_qb(c->s, row->name, &al, NULL, err);
+    }
     qe_row qr = {row->name, &al, stats, qb_defaults(), {0}};
     int pol;
     run_few_policy(cfg, &pol, &qr.qp.fq.min_tokens);
@@ -148,6 +162,12 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = check_leakage(c, book, err);
     if (!rc)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
+    jr *j = NULL;
+    rc = par_agree(rc, err); /* the journal is opened by every rank together */
+    if (!rc)
+        rc = run_journal_open(c, "eval", &j, err);
+    if (!rc)
+        qe_set_journal(q, j, c->fault);
     /* rows of one allocation are adjacent in the vbr part; statistics are read once per
        allocation there, and again for a uniform row of another allocation */
     stat_acc *stats = NULL;
@@ -180,6 +200,7 @@ int stage_eval(run_ctx *c, vl_err *err)
     vl_free(an);
     vl_free(rows);
     qe_free(q);
+    jr_close(j);
     calib_book_free(book);
     return rc;
 }

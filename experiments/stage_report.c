@@ -31,35 +31,25 @@
 
 typedef struct {
     int R, D;
-    char *rows_buf, *cols_buf;
-    char *rows[256], *cols[64];
+    char **rows, **cols;     /* [R], [D]: /eval/matrix@rows, @cols */
     double *kld, *same;      /* [R × D]; with replicates the mean over them */
     double *kld_half;        /* [R × D] 95 % t half width over replicates; NULL: one replicate */
     double *bpw, *target;    /* [R] */
+    double *bpwm, *bpwf;     /* [R] whole-model bpw: kept at stored dtype / as a GGUF file */
     int *uniform;            /* [R] */
     char (*proof)[64];       /* [R] what the solver proved about a VBR row's allocation */
 } mx_read;
 
-static int split(char *buf, char **v, int max)
-{
-    int n = 0;
-    for (char *p = buf, *next; p && n < max; p = next) {
-        next = strchr(p, '\n');
-        if (next)
-            *next++ = '\0';
-        v[n++] = p;
-    }
-    return n;
-}
-
 static void mx_free(mx_read *m)
 {
-    vl_free(m->rows_buf);
-    vl_free(m->cols_buf);
+    h5s_names_free(m->rows, m->R);
+    h5s_names_free(m->cols, m->D);
     vl_free(m->kld);
     vl_free(m->kld_half);
     vl_free(m->same);
     vl_free(m->bpw);
+    vl_free(m->bpwm);
+    vl_free(m->bpwf);
     vl_free(m->target);
     vl_free(m->uniform);
     vl_free(m->proof);
@@ -96,15 +86,12 @@ static int read_proof(h5s_store *s, const char *row, char out[64], vl_err *err)
 static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
 {
     memset(m, 0, sizeof *m);
-    int nd = 0, rc = h5s_attr_get(s, "/eval/matrix", "rows", &m->rows_buf, err);
+    int nd = 0, rc = h5s_attr_get_names(s, "/eval/matrix", "rows", &m->rows, &m->R, err);
     int64_t sh[H5S_MAX_DIMS];
     if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &m->cols_buf, err);
-    if (!rc) {
-        m->R = split(m->rows_buf, m->rows, 256);
-        m->D = split(m->cols_buf, m->cols, 64);
+        rc = h5s_attr_get_names(s, "/eval/matrix", "cols", &m->cols, &m->D, err);
+    if (!rc)
         rc = h5s_read(s, "/eval/matrix/mean_kld", H5S_F64, (void **)&m->kld, &nd, sh, err);
-    }
     if (!rc && (nd != 2 || sh[0] != m->R || sh[1] != m->D))
         rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/mean_kld: shape [%d, %d] expected",
                      h5s_path(s), m->R, m->D);
@@ -114,15 +101,19 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
         rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix/same_top: shape [%d, %d] expected",
                      h5s_path(s), m->R, m->D);
     m->bpw = vl_calloc((size_t)m->R + 1, sizeof *m->bpw);
+    m->bpwm = vl_calloc((size_t)m->R + 1, sizeof *m->bpwm);
+    m->bpwf = vl_calloc((size_t)m->R + 1, sizeof *m->bpwf);
     m->target = vl_calloc((size_t)m->R + 1, sizeof *m->target);
     m->uniform = vl_calloc((size_t)m->R + 1, sizeof *m->uniform);
     m->proof = vl_calloc((size_t)m->R + 1, sizeof *m->proof);
-    if (!rc && (!m->bpw || !m->target || !m->uniform || !m->proof))
+    if (!rc && (!m->bpw || !m->bpwm || !m->bpwf || !m->target || !m->uniform || !m->proof))
         rc = vl_errf(err, VL_ENOMEM, "out of memory");
     for (int r = 0; !rc && r < m->R; r++) {
         ev_row_attrs a;
         if (!(rc = ev_read_row(s, m->rows[r], &a, err))) {
             m->bpw[r] = a.bpw;
+            m->bpwm[r] = a.bpw_model;
+            m->bpwf[r] = a.bpw_file;
             m->target[r] = a.target_bpw;
             m->uniform[r] = !strcmp(a.kind, "uniform");
         }
@@ -168,6 +159,24 @@ static void put_kld(FILE *f, const mx_read *m, size_t i)
         fprintf(f, " ± %.4f", m->kld_half[i]);
 }
 
+/* The three bit counts of row r as table cells: body | model | file ("–" where unknown). */
+static void put_bpw(FILE *f, const mx_read *m, int r)
+{
+    fprintf(f, " %.3f |", m->bpw[r]);
+    const double v[2] = {m->bpwm[r], m->bpwf[r]};
+    for (int k = 0; k < 2; k++)
+        if (isfinite(v[k]))
+            fprintf(f, " %.3f |", v[k]);
+        else
+            fprintf(f, " – |");
+}
+
+/* Sort key of a row: whole-model bpw where known, else the body's. */
+static double bpw_key(const mx_read *m, int r)
+{
+    return isfinite(m->bpwm[r]) ? m->bpwm[r] : m->bpw[r];
+}
+
 static double row_mean(const mx_read *m, const double *v, int r)
 {
     double s = 0;
@@ -189,17 +198,18 @@ static void table_kld_matrix(FILE *f, const mx_read *m)
         if (!first)
             continue;
         fprintf(f, "\n### KLD matrix at %g bpw: mean KLD (nats) / same-top %%\n\n| allocation "
-                "| solver proof | bpw |", m->target[r0]);
+                "| solver proof | bpw body | bpw model | bpw file |", m->target[r0]);
         for (int d = 0; d < m->D; d++)
             fprintf(f, " %s |", m->cols[d]);
-        fprintf(f, " mean |\n|---|---|---:|");
+        fprintf(f, " mean |\n|---|---|---:|---:|---:|");
         for (int d = 0; d <= m->D; d++)
             fprintf(f, "---:|");
         fprintf(f, "\n");
         for (int r = r0; r < m->R; r++) {
             if (m->uniform[r] || m->target[r] != m->target[r0])
                 continue;
-            fprintf(f, "| %s | %s | %.3f |", m->rows[r], m->proof[r], m->bpw[r]);
+            fprintf(f, "| %s | %s |", m->rows[r], m->proof[r]);
+            put_bpw(f, m, r);
             for (int d = 0; d < m->D; d++) {
                 put_kld(f, m, (size_t)r * m->D + d);
                 fprintf(f, " / %.1f |", 100 * m->same[(size_t)r * m->D + d]);
@@ -218,23 +228,26 @@ static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
     for (int r = 0; r < m->R; r++)
         ord[r] = r;
     for (int i = 1; i < m->R; i++) /* insertion sort by bpw, stable */
-        for (int j = i; j > 0 && m->bpw[ord[j - 1]] > m->bpw[ord[j]]; j--) {
+        for (int j = i; j > 0 && bpw_key(m, ord[j - 1]) > bpw_key(m, ord[j]); j--) {
             int t = ord[j];
             ord[j] = ord[j - 1];
             ord[j - 1] = t;
         }
-    fprintf(f, "\n### VBR vs uniform: mean KLD (nats) by real bits per weight\n\n| row | kind | "
-            "solver proof | bpw |");
+    fprintf(f, "\n### VBR vs uniform: mean KLD (nats) by real bits per weight\n\nbpw body: over "
+            "the quantized matrices; model: over every weight, kept tensors at their stored "
+            "dtype; file: as llama.cpp counts a GGUF file (ggml formats only).\n\n| row | kind | "
+            "solver proof | bpw body | bpw model | bpw file |");
     for (int d = 0; d < m->D; d++)
         fprintf(f, " %s |", m->cols[d]);
-    fprintf(f, " mean |\n|---|---|---|---:|");
+    fprintf(f, " mean |\n|---|---|---|---:|---:|---:|");
     for (int d = 0; d <= m->D; d++)
         fprintf(f, "---:|");
     fprintf(f, "\n");
     for (int i = 0; i < m->R; i++) {
         int r = ord[i];
-        fprintf(f, "| %s | %s | %s | %.3f |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
-                m->proof[r], m->bpw[r]);
+        fprintf(f, "| %s | %s | %s |", m->rows[r], m->uniform[r] ? "uniform" : "VBR",
+                m->proof[r]);
+        put_bpw(f, m, r);
         for (int d = 0; d < m->D; d++) {
             put_kld(f, m, (size_t)r * m->D + d);
             fprintf(f, " |");

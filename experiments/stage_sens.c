@@ -7,7 +7,8 @@
  * [calib.*] set in config order; each set's RD tables are quantized with its own statistics
  * (alloc/sens.h), and the first carries the additivity check. α uses every token of each set
  * unless [sens] tokens caps it (leading whole sequences), averaged over [sens] draws noise
- * draws.
+ * draws. Each unit's α of a set is committed to the stage's journal when done
+ * (run_journal_open; alloc/sens.h), so a rerun after an interruption does not measure it again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -24,7 +25,10 @@ static sens_params params_of(const exp_config *cfg, int progress)
     p.seed = exp_sens_seed(cfg);
     p.max_tokens = cfg->sens_tokens;
     p.draws = cfg->sens_draws;
-    p.gran = cfg->sens_granularity == EXP_GRAN_GROUP ? SENS_GROUP : SENS_TENSOR;
+    p.gran = cfg->sens_granularity == EXP_GRAN_GROUP  ? SENS_GROUP
+             : cfg->sens_granularity == EXP_GRAN_GGUF ? SENS_GGUF
+                                                      : SENS_TENSOR;
+    p.embed_head = cfg->sens_embed_head;
     int pol;
     run_few_policy(cfg, &pol, &p.fq.min_tokens);
     p.fq.few = (fq_policy)pol;
@@ -46,9 +50,16 @@ int stage_sens(run_ctx *c, vl_err *err)
         names[s] = cfg->calib[s].name;
     sens_result r;
     memset(&r, 0, sizeof r);
+    jr *j = NULL;
     int rc = run_need_model(c, err);
+    rc = par_agree(rc, err); /* the journal is opened by every rank together */
+    if (!rc)
+        rc = run_journal_open(c, "sens", &j, err);
+    p.journal = j;
+    p.fault = c->fault;
     if (!rc)
         rc = sens_run(&r, c->m, c->s, names, cfg->n_calib, cfg->formats, &p, NULL, NULL, err);
+    jr_close(j);
     if (!rc)
         rc = sens_write(&r, c->s, err);
     sens_result_free(&r);

@@ -73,6 +73,15 @@ int h5s_attr_set_f64(h5s_store *s, const char *path, const char *name, double va
 int h5s_attr_get_f64(h5s_store *s, const char *path, const char *name, double *value,
                      vl_err *err);
 
+/* Name lists as one string attribute, the names joined by '\n' (docs/hdf5-schema.md). set
+ * writes names[0..n) (a name holding '\n' is VL_EARG); get reads them back as a vl_malloc'd
+ * array of vl_malloc'd names (h5s_names_free): "" is no name, a trailing '\n' ends the last
+ * one. Errors as h5s_attr_set/h5s_attr_get. */
+int h5s_attr_set_names(h5s_store *s, const char *path, const char *name,
+                       const char *const *names, int n, vl_err *err);
+int h5s_attr_get_names(h5s_store *s, const char *path, const char *name, char ***names,
+                       int *n, vl_err *err);
+
 const char *h5s_path(const h5s_store *s);  /* final path, borrowed */
 
 /* Deterministic text dump of the whole tree for text goldens: depth-first, members sorted by

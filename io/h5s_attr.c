@@ -205,3 +205,66 @@ int h5s_attr_get_f64(h5s_store *s, const char *path, const char *name, double *v
     return rc;
 }
 
+
+/* ---------------------------------------------------------------------------------------- */
+/* Name lists: one string attribute, the names joined by '\n'                               */
+
+int h5s_attr_set_names(h5s_store *s, const char *path, const char *name,
+                       const char *const *names, int n, vl_err *err)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++) {
+        if (strchr(names[i], '\n'))
+            return vl_errf(err, VL_EARG, "%s: %s: attribute \"%s\": name %d holds a newline",
+                           s->path, path, name, i);
+        len += strlen(names[i]) + 1;
+    }
+    char *v = vl_malloc(len), *p = v;
+    if (!v)
+        return vl_errf(err, VL_ENOMEM, "%s: %s: out of memory", s->path, path);
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        if (i)
+            *p++ = '\n';
+        memcpy(p, names[i], l);
+        p += l;
+    }
+    *p = '\0';
+    int rc = h5s_attr_set(s, path, name, v, err);
+    vl_free(v);
+    return rc;
+}
+
+int h5s_attr_get_names(h5s_store *s, const char *path, const char *name, char ***names,
+                       int *n, vl_err *err)
+{
+    *names = NULL;
+    *n = 0;
+    char *v = NULL;
+    int rc = h5s_attr_get(s, path, name, &v, err);
+    if (rc)
+        return rc;
+    size_t cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == '\n';
+    char **out = vl_calloc(cap, sizeof *out);
+    int k = 0;
+    for (const char *p = v; out && *p;) {
+        size_t len = strcspn(p, "\n");
+        if (!(out[k] = vl_malloc(len + 1))) {
+            h5s_names_free(out, k);
+            out = NULL;
+            break;
+        }
+        memcpy(out[k], p, len);
+        out[k++][len] = '\0';
+        p += len + (p[len] == '\n');
+    }
+    vl_free(v);
+    if (!out)
+        return vl_errf(err, VL_ENOMEM, "%s: %s: out of memory reading attribute \"%s\"",
+                       s->path, path, name);
+    *names = out;
+    *n = k;
+    return 0;
+}

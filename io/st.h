@@ -110,4 +110,25 @@ int st_write(const char *path, size_t n, const char *const *names, const st_dtyp
              const int *ndims, const int64_t (*shapes)[ST_MAX_DIMS], const void *const *data,
              vl_err *err);
 
+/* Streaming writer: the same file as st_write, with the data given piece by piece, so a tensor
+ * never has to be in memory whole. st_writer_open writes the header of the N tensors (same
+ * rules as st_write) to PATH.tmp; st_writer_put appends LEN bytes (they fill the tensors in the
+ * given order, crossing tensor boundaries freely); st_writer_close checks that every tensor got
+ * exactly its bytes and renames PATH.tmp to PATH. Any failure (including a short or long
+ * stream: VL_EARG) removes PATH.tmp, and close/abort free W either way. st_writer_abort gives
+ * up without renaming. */
+typedef struct st_writer st_writer;
+int st_writer_open(st_writer **out, const char *path, size_t n, const char *const *names,
+                   const st_dtype *dtypes, const int *ndims,
+                   const int64_t (*shapes)[ST_MAX_DIMS], vl_err *err);
+int st_writer_put(st_writer *w, const void *p, size_t len, vl_err *err);
+int st_writer_close(st_writer *w, vl_err *err);
+void st_writer_abort(st_writer *w); /* NULL is a no-op */
+
+/* Narrowing for writers: float32 → bf16 (round to nearest even; NaN stays NaN) and float32 →
+ * e4m3 (round to nearest even; |x| beyond 448 saturates to ±448, NaN → S.1111.111; e4m3 has no
+ * infinity). st_f8e4m3_to_f32(st_f32_to_f8e4m3(x)) is the e4m3 value nearest x. Pure. */
+uint16_t st_f32_to_bf16(float x);
+uint8_t st_f32_to_f8e4m3(float x);
+
 #endif

@@ -78,3 +78,26 @@ out:
     vl_free(s);
     return rc;
 }
+
+/* e4m3: bias 7, 3 mantissa bits; normals 2^−6 .. 448, subnormals k·2^−9 (k = 1..7). */
+uint8_t st_f32_to_f8e4m3(float x)
+{
+    if (isnan(x))
+        return 0x7f;
+    uint8_t sign = signbit(x) ? 0x80 : 0;
+    double a = fabs((double)x);
+    if (a >= 448.0)
+        return sign | 0x7e;
+    if (a < 0.015625) /* below 2^−6: subnormal grid, rint rounds half to even; 8 is 2^−6 */
+        return sign | (uint8_t)rint(a * 512.0);
+    int e;
+    double m = frexp(a, &e); /* a = m·2^e, m in [0.5, 1): exponent e−1, mantissa 2m − 1 */
+    int q = (int)rint((2.0 * m - 1.0) * 8.0), be = e - 1 + 7;
+    if (q == 8) {
+        q = 0;
+        be++;
+    }
+    if (be > 15 || (be == 15 && q == 7)) /* 0x7f is NaN: beyond 448 saturates */
+        return sign | 0x7e;
+    return sign | (uint8_t)(be << 3 | q);
+}

@@ -145,38 +145,18 @@ static int read_f64(h5s_store *s, const char *path, int ndim, int64_t shape[H5S_
     return 0;
 }
 
-/* A string attribute split into lines (empty trailing line dropped). */
+/* A name list attribute (h5s_attr_get_names); absent: VL_ENOTFOUND naming the attribute. */
 static int read_lines(h5s_store *s, const char *obj, const char *attr, char ***lines, int *n,
                       vl_err *err)
 {
     *lines = NULL;
     *n = 0;
-    char *v = NULL;
-    if (!h5s_exists(s, obj) || h5s_attr_get(s, obj, attr, &v, NULL))
+    vl_err e = {0};
+    int rc = h5s_exists(s, obj) ? h5s_attr_get_names(s, obj, attr, lines, n, &e) : VL_ENOTFOUND;
+    if (rc == VL_ENOMEM)
+        return vl_errf(err, rc, "%s", e.msg);
+    if (rc)
         return vl_errf(err, VL_ENOTFOUND, "%s: no attribute %s on %s", h5s_path(s), attr, obj);
-    int cap = 1;
-    for (const char *p = v; *p; p++)
-        cap += *p == '\n';
-    char **out = vl_calloc((size_t)cap, sizeof *out);
-    int k = 0, rc = 0;
-    for (char *p = v; out && *p && !rc;) {
-        char *e = strchr(p, '\n');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (!(out[k] = vl_malloc(len + 1)))
-            rc = VL_ENOMEM;
-        else {
-            memcpy(out[k], p, len);
-            out[k++][len] = '\0';
-        }
-        p += len + (e != NULL);
-    }
-    vl_free(v);
-    if (!out || rc) {
-        h5s_names_free(out, k);
-        return vl_errf(err, VL_ENOMEM, "%s: out of memory reading %s@%s", h5s_path(s), obj, attr);
-    }
-    *lines = out;
-    *n = k;
     return 0;
 }
 

@@ -551,7 +551,7 @@ static void bench_sens(void)
         p.gran = gran;
         p.progress = 0;
         p.max_tokens = 0;
-        if (sens_layout(&r, m, gran, &e) || sens_alloc_alpha(&r, 1, names, &e)) {
+        if (sens_layout(&r, m, gran, 0, &e) || sens_alloc_alpha(&r, 1, names, &e)) {
             printf("| sens scan | failed: %s |\n", e.msg);
             sens_result_free(&r);
             break;

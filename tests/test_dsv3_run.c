@@ -20,17 +20,11 @@
 
 #define FIX "tests/fixtures/tiny-deepseek-v3"
 
-static const char *bin(void)
-{
-    const char *b = getenv("VBRLAB_BIN");
-    return b ? b : "build/vbrlab";
-}
-
 static void test_info(chk *c)
 {
     static char out[16384];
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s info %s 2>&1", bin(), FIX);
+    snprintf(cmd, sizeof cmd, "%s info %s 2>&1", tio_bin(), FIX);
     int rc = tio_run(cmd, out, sizeof out);
     CHECK_INT(c, rc, 0, "vbrlab info on the fixture");
     static const char *const want[] = {
@@ -85,7 +79,7 @@ static void test_run(chk *c, const char *dir)
         fclose(f);
     free(src);
     static char out[65536];
-    snprintf(cmd, sizeof cmd, "%s run %s 2>&1", bin(), ini);
+    snprintf(cmd, sizeof cmd, "%s run %s 2>&1", tio_bin(), ini);
     int rc = tio_run(cmd, out, sizeof out);
     CHECK_INT(c, rc, 0, "vbrlab run on the DeepSeek-V3 fixture");
     const char *stages[] = {"stats: done", "sens: done", "alloc.en: done", "eval: done",
@@ -158,7 +152,7 @@ static void test_run(chk *c, const char *dir)
     char png[300], gp[310];
     snprintf(png, sizeof png, "%s/sens.png", dir);
     snprintf(gp, sizeof gp, "%s.gp", png);
-    snprintf(cmd, sizeof cmd, "%s plot sens-map %s --set en -o %s 2>&1", bin(), store, png);
+    snprintf(cmd, sizeof cmd, "%s plot sens-map %s --set en -o %s 2>&1", tio_bin(), store, png);
     rc = tio_run(cmd, out, sizeof out);
     char *script = tio_slurp(gp, NULL);
     CHECK(c, rc == 0 && script && strstr(script, "q_a_proj") && strstr(script, "kv_b_proj") &&
@@ -177,11 +171,9 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_dsv3_run");
-    char dir[] = "/tmp/vbrlab-test-dsv3-run-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    char dir[64];
+    if (tio_tmpdir(dir, sizeof dir, "test-dsv3-run"))
         return 2;
-    }
     test_info(&c);
     test_run(&c, dir);
     rmdir(dir);

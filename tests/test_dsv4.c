@@ -331,8 +331,8 @@ static void config_errors(chk *c)
         {"\"quant_method\": \"fp8\"", "\"quant_method\": \"gptq\"",
          "quantization_config.quant_method \"gptq\" not supported"},
     };
-    char dir[] = "/tmp/vl_dsv4_cfgXXXXXX", path[600];
-    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    char dir[64], path[600];
+    CHECK(c, tio_tmpdir(dir, sizeof dir, "dsv4-cfg") == 0, "temp dir");
     snprintf(path, sizeof path, "%s/config.json", dir);
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         hfc_config h;
@@ -368,9 +368,9 @@ static void config_errors(chk *c)
 static double variant_logits(chk *c, const char *from, const char *to, const float *ref,
                              hfc_config *h)
 {
-    char dir[] = "/tmp/vl_dsv4_yarnXXXXXX", p[600], lnk[600];
+    char dir[64], p[600], lnk[600];
     double mx = -1;
-    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    CHECK(c, tio_tmpdir(dir, sizeof dir, "dsv4-yarn") == 0, "temp dir");
     snprintf(p, sizeof p, "%s/config.json", dir);
     snprintf(lnk, sizeof lnk, "%s/model.safetensors", dir);
     char *cwd = getcwd(NULL, 0), tgt[1200];
@@ -451,8 +451,8 @@ static void fp8_errors(chk *c)
 {
     vl_err e = {0};
     int rc;
-    char dir[] = "/tmp/vl_dsv4_fp8XXXXXX", path[600], cfg[600];
-    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    char dir[64], path[600], cfg[600];
+    CHECK(c, tio_tmpdir(dir, sizeof dir, "dsv4-fp8") == 0, "temp dir");
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     write_variant(dir, "\"architectures\"", "\"architectures\"");
@@ -473,28 +473,20 @@ static void fp8_errors(chk *c)
 
 /* ---------------------------------------------------------------- end to end */
 
-static int run_cmd(const char *args, char *out, size_t cap)
-{
-    const char *bin = getenv("VBRLAB_BIN");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "build/vbrlab", args);
-    return tio_run(cmd, out, cap);
-}
-
 /* vbrlab info names the V4 classes; vbrlab run completes every stage; the store's router
  * statistics count N·K routed slots per layer (the hash layer too) and the allocation spends
  * bits only on the quantizable classes. */
 static void end_to_end(chk *c)
 {
     static char log[1 << 16];
-    int st = run_cmd("info " FIX, log, sizeof log);
+    int st = tio_vbrlab("info " FIX, log, sizeof log);
     int ok = st == 0 && strstr(log, "hyper-connections") && strstr(log, "compressor/indexer") &&
              strstr(log, "deepseek_v4") && strstr(log, "BF16+F8_E4M3") &&
              strstr(log, "attention wo_a") && strstr(log, "routed experts w2") &&
              strstr(log, "HCA+hash, CSA, sliding, CSA");
     CHECK(c, ok, "info lists the deepseek_v4 classes%s%s", ok ? "" : ":\n", ok ? "" : log);
-    char dir[] = "/tmp/vl_dsv4_runXXXXXX", ini[600], out[600], args[1400];
-    CHECK(c, mkdtemp(dir) != NULL, "temp dir");
+    char dir[64], ini[600], out[600], args[1400];
+    CHECK(c, tio_tmpdir(dir, sizeof dir, "dsv4-run") == 0, "temp dir");
     snprintf(ini, sizeof ini, "%s/run.ini", dir);
     snprintf(out, sizeof out, "%s/run.h5", dir);
     char *src = tio_slurp("tests/data/run-dsv4.ini", NULL);
@@ -511,7 +503,7 @@ static void end_to_end(chk *c)
         fclose(f);
     free(src);
     snprintf(args, sizeof args, "run %s", ini);
-    st = run_cmd(args, log, sizeof log);
+    st = tio_vbrlab(args, log, sizeof log);
     ok = st == 0 && strstr(log, "stats: done") && strstr(log, "sens: done") &&
          strstr(log, "alloc.en: done") && strstr(log, "eval: done") && strstr(log, "report: done");
     CHECK(c, ok, "vbrlab run completes every stage (exit %d)%s%s", st, ok ? "" : ":\n",
@@ -535,7 +527,7 @@ static void end_to_end(chk *c)
         snprintf(idl + strlen(idl), sizeof idl - strlen(idl), "%s%d", t ? "," : "", gid[t]);
     snprintf(fout, sizeof fout, "%s/fwd.h5", dir);
     snprintf(args, sizeof args, "forward %s --ids %s --out %s --hidden --router", FIX, idl, fout);
-    st = rc ? -1 : run_cmd(args, log, sizeof log);
+    st = rc ? -1 : tio_vbrlab(args, log, sizeof log);
     if (st == 0)
         rc = h5s_open(&g, fout, &e);
     if (st == 0 && rc == 0)

@@ -6,6 +6,7 @@
 #include "../core/hash.h"
 #include "../experiments/expcfg.h"
 #include "check.h"
+#include "testio.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -54,7 +55,8 @@ static void test_shipped(chk *c)
     static const char *const files[] = {"experiments/demo.ini", "experiments/calib-language.ini",
                                         "experiments/entropy-split.ini",
                                         "experiments/starved-experts.ini",
-                                        "experiments/granularity.ini"};
+                                        "experiments/granularity.ini",
+                                        "experiments/gguf-2bit.ini"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         exp_config cfg;
         vl_err err = {0, ""};
@@ -65,6 +67,15 @@ static void test_shipped(chk *c)
 
     exp_config d;
     vl_err err = {0, ""};
+    if (!exp_config_parse("experiments/gguf-2bit.ini", &d, &err)) {
+        const exp_alloc *a = &d.alloc[0];
+        CHECK(c, d.sens_granularity == EXP_GRAN_GGUF && a->granularity == EXP_GRAN_GGUF &&
+                 a->budget == EXP_BUDGET_MODEL && a->uniform_outer &&
+                 !strcmp(a->uniform_outer, "ggml-q5_K") && a->target_bpw.n == 3 &&
+                 a->target_bpw.v[1] == 2.85,
+              "gguf-2bit.ini: granularity gguf, model budgets, uniform_outer q5_K");
+        exp_config_free(&d);
+    }
     if (exp_config_parse("experiments/demo.ini", &d, &err)) {
         CHECK(c, 0, "demo.ini: %s", err.msg);
         return;
@@ -162,6 +173,9 @@ static void test_defaults_and_sources(chk *c)
              w->target_bpw.v[2] == 3, "target_bpw sweep trimmed");
     CHECK_INT(c, w->solver, EXP_SOLVER_EXACT, "solver default");
     CHECK_INT(c, w->granularity, EXP_GRAN_TENSOR, "alloc granularity default");
+    CHECK_INT(c, w->budget, EXP_BUDGET_BODY, "alloc budget default");
+    CHECK(c, w->uniform_outer == NULL, "uniform_outer default: none");
+    CHECK_INT(c, g.sens_embed_head, 0, "sens embed_head default");
     CHECK_INT(c, g.calib[0].line, 7, "line of the en source key");
     exp_config_free(&g);
 
@@ -193,7 +207,7 @@ typedef struct {
 
 static const bad_case bad_cases[] = {
     {"unknown key", 1, "[sens]\nmethd = noise\n", 2,
-     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws)"},
+     "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws, embed_head)"},
     {"unknown section", 1, "[sensitivity]\neps = 0.1\n", 1,
      "[sensitivity]: unknown section (valid: experiment, calib.NAME"},
     {"unnamed calib", 1, "[calib]\nsource = noise:bytes\n", 1, "[calib]: unknown section"},
@@ -278,6 +292,15 @@ static const bad_case bad_cases[] = {
     {"weights negative", 1, "[alloc.w]\nsets = en\nweights = -1\n", 3, "-1 not in [0,"},
     {"bad formats", 0, "[experiment]\nname = t\nout = o.h5\n[calib.a]\nsource = noise:bytes\n"
                        "[quant]\nformats = rtn:b=9:g=64\n", 7, "[quant] formats: "},
+    {"bad budget", 1, "[alloc.a]\nsets = en\ntarget_bpw = 2\nbudget = file\n", 4,
+     "[alloc.a] budget: "},
+    {"gguf without embed", 1, "[alloc.a]\nsets = en\ntarget_bpw = 2\ngranularity = gguf\n", 4,
+     "[alloc.a] granularity gguf: needs the token embedding and LM head as units"},
+    {"outer without embed", 1, "[alloc.a]\nsets = en\ntarget_bpw = 2\nuniform = ggml-iq2_xs\n"
+                               "uniform_outer = ggml-q5_K\n", 5,
+     "[alloc.a] uniform_outer: needs the token embedding"},
+    {"bad outer", 1, "[sens]\nembed_head = yes\n[alloc.a]\nsets = en\ntarget_bpw = 2\n"
+                     "uniform_outer = q5\n", 6, "[alloc.a] uniform_outer: "},
     {"bad uniform", 1, "[alloc.a]\nsets = en\ntarget_bpw = 2\nuniform = gptq-b2-g64-asym, q4_k\n", 4,
      "[alloc.a] uniform: "},
     {"syntax", 1, "[sens\neps = 0.1\n", 1, "syntax error"},
@@ -528,11 +551,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "expcfg");
-    snprintf(g_dir, sizeof g_dir, "/tmp/vbrlab-expcfg-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (tio_tmpdir(g_dir, sizeof g_dir, "expcfg"))
         return 2;
-    }
     test_shipped(&c);
     test_defaults_and_sources(&c);
     test_errors(&c);

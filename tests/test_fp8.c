@@ -249,11 +249,9 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_fp8");
-    char dir[] = "/tmp/vbrlab-test-fp8-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    char dir[64];
+    if (tio_tmpdir(dir, sizeof dir, "test-fp8"))
         return 2;
-    }
     test_decode(&c);
     test_dequant(&c, dir);
     test_fixture(&c);

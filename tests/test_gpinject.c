@@ -429,8 +429,8 @@ int main(void)
         printf("FAIL cannot resolve the working directory or VBRLAB_BIN\n");
         return 1;
     }
-    char dir[] = "/tmp/vbrlab-test-gpinject-XXXXXX";
-    if (!mkdtemp(dir) || chdir(dir) != 0)
+    char dir[64];
+    if (tio_tmpdir(dir, sizeof dir, "test-gpinject") || chdir(dir) != 0)
         return 1;
     /* the model is found from the working directory; name it for `vbrlab run` */
     char model[PATH_MAX + 32];
@@ -443,10 +443,7 @@ int main(void)
     test_configs(&c, root);
 
     no_mark(&c, "the whole test", "");
-    if (chdir(root) == 0 && !getenv("KEEP")) {
-        char *rm[] = {"rm", "-rf", dir, NULL};
-        char m[256];
-        tio_runv(rm, m, sizeof m);
-    }
+    if (chdir(root) == 0)
+        tio_rmtree(dir);
     return chk_done(&c);
 }

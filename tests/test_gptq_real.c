@@ -95,7 +95,7 @@ int main(void)
     }
     stat_acc *a = en_stats(&c, m);
     sens_result r = {0};
-    int rc = a ? sens_layout(&r, m, SENS_TENSOR, &e) : -1;
+    int rc = a ? sens_layout(&r, m, SENS_TENSOR, 0, &e) : -1;
     CHECK(&c, rc == 0, "layout");
     if (rc) {
         stat_free(a);

@@ -293,6 +293,46 @@ static void test_attrs_queries(chk *c)
     h5s_close(s);
 }
 
+/* Name lists: joined by '\n' in one string attribute; read back exactly, "" as no name, a
+ * trailing newline (a hand-written list) ending the last name, a name with '\n' refused. */
+static void test_names(chk *c)
+{
+    char p[256];
+    tpath(p, sizeof p, "names.h5");
+    vl_err e = {0, ""};
+    h5s_store *s = NULL;
+    if (h5s_create(&s, p, &e)) {
+        CHECK(c, 0, "create: %s", e.msg);
+        return;
+    }
+    const char *v[] = {"blk.0.ffn_up", "", "zh+en", "ünï"};
+    char **got = NULL, *raw = NULL;
+    int n = -1;
+    CHECK_INT(c, h5s_attr_set_names(s, "/", "four", v, 4, &e), 0, "set 4 names");
+    CHECK_INT(c, h5s_attr_get(s, "/", "four", &raw, &e), 0, "read as one string");
+    CHECK_STR(c, raw, "blk.0.ffn_up\n\nzh+en\nünï", "joined by newlines");
+    vl_free(raw);
+    CHECK_INT(c, h5s_attr_get_names(s, "/", "four", &got, &n, &e), 0, "get 4 names");
+    CHECK(c, n == 4 && !strcmp(got[0], v[0]) && !strcmp(got[1], "") && !strcmp(got[2], v[2]) &&
+                 !strcmp(got[3], v[3]),
+          "the 4 names back (%d)", n);
+    h5s_names_free(got, n);
+    CHECK_INT(c, h5s_attr_set_names(s, "/", "none", v, 0, &e), 0, "set 0 names");
+    CHECK(c, h5s_attr_get_names(s, "/", "none", &got, &n, &e) == 0 && n == 0, "0 names back");
+    h5s_names_free(got, n);
+    CHECK_INT(c, h5s_attr_set(s, "/", "trail", "a\nb\n", &e), 0, "a hand-written list");
+    CHECK(c, h5s_attr_get_names(s, "/", "trail", &got, &n, &e) == 0 && n == 2 &&
+                 !strcmp(got[1], "b"),
+          "a trailing newline ends the last name (%d)", n);
+    h5s_names_free(got, n);
+    const char *bad[] = {"a", "b\nc"};
+    CHECK_INT(c, h5s_attr_set_names(s, "/", "bad", bad, 2, &e), VL_EARG, "newline in a name");
+    CHECK_HAS(c, e.msg, "name 1 holds a newline", "the message names it");
+    CHECK_INT(c, h5s_attr_get_names(s, "/", "absent", &got, &n, &e), VL_ENOTFOUND, "absent");
+    CHECK(c, got == NULL && n == 0, "absent: no list");
+    h5s_close(s);
+}
+
 static void test_atomic(chk *c)
 {
     char p[256], t[300];
@@ -562,13 +602,13 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_h5s");
-    snprintf(g_dir, sizeof g_dir, "/tmp/vl_h5s_XXXXXX");
-    if (!mkdtemp(g_dir)) {
+    if (tio_tmpdir(g_dir, sizeof g_dir, "h5s")) {
         CHECK(&c, 0, "mkdtemp");
         return chk_done(&c);
     }
     test_roundtrip(&c);
     test_attrs_queries(&c);
+    test_names(&c);
     test_atomic(&c);
     test_golden(&c);
     test_corrupt(&c);

@@ -138,6 +138,30 @@ static void test_recipe(chk *c)
           "a non-llama.cpp format refused (%s)", e.msg);
     CHECK(c, ggr_plan_build(&p, MODEL, "model.layers.0.self_attn.q_proj.weight\tggml-q4_K\n", GGF_Q8_0, GGF_BF16, &e) == VL_ESHAPE,
           "q4_K on 64 columns refused (%s)", e.msg);
+    /* granularity gguf: token_embd and output are allocation items; their types come from the
+       assignment (512 × 64: two q4_0 blocks of 18 bytes / two q8_0 blocks of 34 per row) */
+    static const char outer[] = "model.embed_tokens.weight\tggml-q4_0\nlm_head.weight\tggml-q8_0\n";
+    rc = ggr_plan_build(&p, MODEL, outer, -1, -1, &e);
+    CHECK(c, rc == 0, "plan with token_embd/output items (%s)", e.msg);
+    emb = out = NULL;
+    for (int i = 0; !rc && i < p.n; i++) {
+        if (!strcmp(p.v[i].name, "token_embd.weight")) emb = &p.v[i];
+        if (!strcmp(p.v[i].name, "output.weight")) out = &p.v[i];
+    }
+    CHECK(c, emb && emb->type == GGF_Q4_0 && emb->bytes == 512 * 2 * 18 && out && out->type == GGF_Q8_0 &&
+                 out->bytes == 512 * 2 * 34,
+          "token_embd q4_0 and output q8_0 from the allocation");
+    ggr_plan_free(&p);
+    CHECK(c, ggr_plan_build(&p, MODEL, outer, GGF_Q4_0, GGF_Q8_0, &e) == 0, "the same types given agree (%s)", e.msg);
+    ggr_plan_free(&p);
+    CHECK(c, ggr_plan_build(&p, MODEL, outer, GGF_Q8_0, -1, &e) == VL_ECONFIG && strstr(e.msg, "token_embd"),
+          "a given embedding type that differs from the allocation's refused (%s)", e.msg);
+    rc = ggr_plan_build(&p, MODEL, assignment("iq4_nl"), -1, -1, &e);
+    emb = NULL;
+    for (int i = 0; !rc && i < p.n; i++)
+        if (!strcmp(p.v[i].name, "token_embd.weight")) emb = &p.v[i];
+    CHECK(c, emb && emb->type == GGF_BF16, "neither listed nor given: token_embd bf16");
+    ggr_plan_free(&p);
 }
 
 /* vbrlab export llama.cpp on a hand-made alloc.h5 */

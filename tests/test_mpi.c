@@ -66,9 +66,8 @@ static int run_ranks(int ranks, const char *args, const char *out, char *log, si
     snprintf(buf, sizeof buf, "%s -o %s", args, out);
     char *av[64];
     if (ranks == 0) {
-        const char *bin = getenv("VBRLAB_BIN");
         int k = 0;
-        av[k++] = (char *)(bin ? bin : "build/vbrlab");
+        av[k++] = (char *)tio_bin();
         for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && k < 63;
              w = strtok_r(NULL, " ", &save))
             av[k++] = w;
@@ -211,7 +210,7 @@ static void test_run(chk *c)
 {
     static char log[1 << 16];
     tiny_config();
-    char *av[] = {getenv("VBRLAB_BIN") ? getenv("VBRLAB_BIN") : "build/vbrlab", "run",
+    char *av[] = {(char *)tio_bin(), "run",
                   TDIR "/tiny.ini", "--force", NULL};
     int st = tio_runv(av, log, sizeof log);
     CHECK(c, st == 0 && rename(TDIR "/tiny.h5", TDIR "/tiny_serial.h5") == 0,

@@ -366,8 +366,7 @@ static void test_configs(chk *c)
 
 static void test_cli(chk *c)
 {
-    const char *bin = getenv("VBRLAB_BIN");
-    char *b = (char *)(bin ? bin : "build/vbrlab");
+    char *b = (char *)tio_bin();
     char ids[128];
     snprintf(ids, sizeof ids, "%s/ids.txt", dir);
     write_file(ids, "1 2\0 3\n", 7);
@@ -479,8 +478,7 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_num");
-    snprintf(dir, sizeof dir, "/tmp/vbrlab-test-num-XXXXXX");
-    if (!mkdtemp(dir))
+    if (tio_tmpdir(dir, sizeof dir, "test-num"))
         return 1;
     test_ints(&c);
     test_doubles(&c);
@@ -490,10 +488,6 @@ int main(void)
     test_configs(&c);
     test_cli(&c);
     test_stores(&c);
-    if (!getenv("KEEP")) {
-        char *rm[] = {"rm", "-rf", dir, NULL};
-        char m[256];
-        tio_runv(rm, m, sizeof m);
-    }
+    tio_rmtree(dir);
     return chk_done(&c);
 }

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../plots/plot.h"
 #include "check.h"
+#include "testio.h"
 #include "plotcheck.h"
 
 #include <stdint.h>
@@ -14,8 +15,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_plot");
-    char dir[] = "/tmp/vbrlab-test-plot-XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[64];
+    if (tio_tmpdir(dir, sizeof dir, "test-plot"))
         return 1;
     char out[256], script[300];
 
@@ -141,9 +142,6 @@ int main(void)
                       !strchr(e.msg, '\n'),
               "no-qt message names the package: %s", e.msg);
 
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (!getenv("KEEP") && system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    tio_rmtree(dir);
     return chk_done(&c);
 }

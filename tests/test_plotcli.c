@@ -11,6 +11,7 @@
 #include "../plots/plotsrc.h"
 #include "../alloc/sens.h"
 #include "check.h"
+#include "testio.h"
 #include "plotcheck.h"
 
 #include <math.h>
@@ -671,19 +672,10 @@ static void test_report(ctx *x)
 /* Run a shell command; its output when it is one line, else "(N lines)". */
 static int run(const char *cmd, char *line, size_t size)
 {
-    FILE *p = popen(cmd, "r");
-    line[0] = '\0';
-    if (!p)
-        return -1;
-    char buf[1024];
-    int n = 0;
-    while (fgets(buf, sizeof buf, p))
-        if (!n++)
-            snprintf(line, size, "%.*s", (int)strcspn(buf, "\n"), buf);
-    if (n > 1)
-        snprintf(line, size, "(%d lines)", n);
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char out[8192];
+    int st = tio_run(cmd, out, sizeof out);
+    tio_first_line(out, line, size, "");
+    return st;
 }
 
 static void test_cli(ctx *x)
@@ -749,8 +741,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_plotcli");
-    ctx x = {&c, "/tmp/vbrlab-test-plotcli-XXXXXX", "", "", "", ""};
-    if (!mkdtemp(x.dir))
+    ctx x = {&c, "", "", "", "", ""};
+    if (tio_tmpdir(x.dir, sizeof x.dir, "test-plotcli"))
         return 1;
     snprintf(x.stats, sizeof x.stats, "%s/stats.h5", x.dir);
     snprintf(x.sens, sizeof x.sens, "%s/sens.h5", x.dir);
@@ -770,11 +762,6 @@ int main(void)
     test_errors(&x);
     test_report(&x);
     test_cli(&x);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", x.dir);
-    if (!getenv("KEEP") && system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", x.dir);
-    else if (getenv("KEEP"))
-        fprintf(stderr, "kept %s\n", x.dir);
+    tio_rmtree(x.dir);
     return chk_done(&c);
 }

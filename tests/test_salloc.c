@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../alloc/salloc.h"
 #include "check.h"
+#include "testio.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ static int is_attn(sens_proj p) { return p <= SENS_P_O; }
 static int make_sens(sens_result *r, const model *m, int keep, vl_err *e)
 {
     memset(r, 0, sizeof *r);
-    int rc = sens_layout(r, m, SENS_GROUP, e);
+    int rc = sens_layout(r, m, SENS_GROUP, 0, e);
     if (!rc && keep > 0 && keep < r->n_tensors) {
         int units = 0;
         for (int t = 0; t < r->n_tensors; t++) {
@@ -285,7 +286,7 @@ static void test_store(chk *c, const sens_result *r)
         return;
     solve_params par = solve_params_defaults();
     par.target_bpw = 2.5;
-    salloc_meta meta = {"zh", "stats.h5", "sens.h5"};
+    salloc_meta meta = {"zh", "stats.h5", "sens.h5", 0, 0};
     h5s_store *st = NULL;
     CI(c, h5s_create(&st, DIR "/lib.h5", &e), 0);
     CI(c, salloc_write(st, "zh-2.5", p, &res, &par, &meta, &e), 0);
@@ -333,28 +334,6 @@ static void test_store(chk *c, const sens_result *r)
     salloc_problem_free(p);
 }
 
-/* Run "$VBRLAB_BIN ARGS" with stdout to OUT (may be NULL); status, stderr's only line. */
-static int run_cli(const char *args, const char *out, char *line, size_t n)
-{
-    const char *bin = getenv("VBRLAB_BIN");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>" DIR "/err.txt >%s", bin ? bin : "build/vbrlab", args,
-             out ? out : "/dev/null");
-    int st = system(cmd);
-    line[0] = '\0';
-    FILE *f = fopen(DIR "/err.txt", "r");
-    int lines = 0;
-    char buf[2048];
-    while (f && fgets(buf, sizeof buf, f))
-        if (lines++ == 0)
-            snprintf(line, n, "%.*s", (int)strcspn(buf, "\n"), buf);
-    if (f)
-        fclose(f);
-    if (lines > 1 && st)
-        snprintf(line, n, "(%d lines on stderr)", lines);
-    return st;
-}
-
 static double attr_f(h5s_store *st, const char *g, const char *a)
 {
     double v = NAN;
@@ -370,21 +349,21 @@ static void test_cli(chk *c)
     char cmd[4096];
     remove(DIR "/alloc.h5");
     snprintf(cmd, sizeof cmd, "alloc %s --set en --target-bpw 2.5 -o " DIR "/alloc.h5", sens);
-    CI(c, run_cli(cmd, DIR "/table.txt", line, sizeof line), 0);
+    CI(c, tio_cli(cmd, DIR "/table.txt", line, sizeof line), 0);
     snprintf(cmd, sizeof cmd,
              "alloc %s --sets en,zh --objective minimax --target-bpw 2.5 -o " DIR "/alloc.h5",
              sens);
-    CI(c, run_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
     /* a third, then replaced: in a copy, so that eval below has two stored rows */
     snprintf(cmd, sizeof cmd, "cp " DIR "/alloc.h5 " DIR "/alloc3.h5");
     CI(c, system(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "alloc %s --set zh --target-bpw 3 --solver lagrange --name tmp -o " DIR "/alloc3.h5",
              sens);
-    CI(c, run_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
     snprintf(cmd, sizeof cmd, "alloc %s --set zh --target-bpw 2.75 --name tmp -o " DIR
              "/alloc3.h5", sens);
-    CI(c, run_cli(cmd, NULL, line, sizeof line), 0); /* replaces tmp */
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0); /* replaces tmp */
     /* the table: one line per item, then totals */
     FILE *f = fopen(DIR "/table.txt", "r");
     int lines = 0, expert_lines = 0;
@@ -414,7 +393,30 @@ static void test_cli(chk *c)
     CHECK(c, attr_f(st, "/alloc/en-2.5", "bits_used") <= attr_f(st, "/alloc/en-2.5", "budget_bits"),
           "stored bits within budget");
     CHECK_NEAR(c, attr_f(st, "/alloc/tmp", "target_bpw"), 2.75, 0, 0, "tmp replaced");
-    CI(c, run_cli("alloc --sens " DIR "/sens.h5 --set zh --target-bpw 2.5 --name a/b -o " DIR
+    /* whole-model bits: body = bits over the items, model = plus the kept tensors (embedding,
+       routers, norms, biases, gates at BF16 in this checkpoint) over every weight */
+    double bu = attr_f(st, "/alloc/tmp", "bits_used"), kept = attr_f(st, "/alloc/tmp", "kept_bits");
+    CHECK_NEAR(c, kept, 16.0 * (25460480 - 21233664), 0, 0, "kept bits: 16 per kept weight");
+    CHECK_NEAR(c, attr_f(st, "/alloc/tmp", "bpw_model"), (bu + kept) / 25460480.0, 0, 1e-12,
+               "bpw_model = (bits_used + kept_bits) / model weights");
+    CHECK_NEAR(c, attr_f(st, "/alloc/tmp", "bpw_body"), bu / 21233664.0, 0, 1e-12, "bpw_body");
+    h5s_close(st);
+    st = NULL;
+    /* a model budget: target_bpw counts every weight; the items get what the kept bits leave */
+    snprintf(cmd, sizeof cmd, "alloc %s --set zh --target-bpw 5 --budget model --name mb -o " DIR
+             "/alloc3.h5", sens);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, h5s_open(&st, DIR "/alloc3.h5", &e), 0);
+    double mbpw = attr_f(st, "/alloc/mb", "bpw_model");
+    CHECK(c, mbpw <= 5.0 + 1e-12 && mbpw > 4.5, "model budget met: %g ≤ 5", mbpw);
+    CHECK_NEAR(c, attr_f(st, "/alloc/mb", "target_bpw"), 5.0, 0, 0, "target_bpw: the model's");
+    CHECK_NEAR(c, attr_f(st, "/alloc/mb", "body_target_bpw"),
+               (5.0 * 25460480 - 16.0 * (25460480 - 21233664)) / 21233664.0, 0, 1e-12,
+               "body target = (5·W − kept) / Σ n");
+    CI(c, tio_cli("alloc --sens " DIR "/sens.h5 --set zh --target-bpw 2 --budget file", NULL,
+                  line, sizeof line) != 0, 1);
+    CH(c, line, "--budget \"file\": expected body or model");
+    CI(c, tio_cli("alloc --sens " DIR "/sens.h5 --set zh --target-bpw 2.5 --name a/b -o " DIR
                   "/alloc3.h5", NULL, line, sizeof line) != 0, 1);
     CH(c, line, "allocation name \"a/b\"");
     salloc_record rec;
@@ -428,31 +430,31 @@ static void test_cli(chk *c)
 
     /* errors: one line each */
     snprintf(cmd, sizeof cmd, "alloc %s --set xx --target-bpw 2.5", sens);
-    CHECK(c, run_cli(cmd, NULL, line, sizeof line) != 0, "bad set fails");
+    CHECK(c, tio_cli(cmd, NULL, line, sizeof line) != 0, "bad set fails");
     CH(c, line, "no set \"xx\"");
     CHECK(c, !strstr(line, "lines on stderr"), "bad set: one line");
     snprintf(cmd, sizeof cmd, "alloc %s --sets en,yy --objective minimax --target-bpw 2.5", sens);
-    CHECK(c, run_cli(cmd, NULL, line, sizeof line) != 0, "bad --sets fails");
+    CHECK(c, tio_cli(cmd, NULL, line, sizeof line) != 0, "bad --sets fails");
     CH(c, line, "no set \"yy\"");
-    CHECK(c, run_cli("alloc --sens " DIR "/missing.h5 --set en --target-bpw 2.5", NULL, line,
+    CHECK(c, tio_cli("alloc --sens " DIR "/missing.h5 --set en --target-bpw 2.5", NULL, line,
                      sizeof line) != 0,
           "missing sens fails");
     CH(c, line, DIR "/missing.h5");
     CHECK(c, !strstr(line, "lines on stderr"), "missing sens: one line");
     snprintf(cmd, sizeof cmd, "alloc %s --sets en,zh --target-bpw 2.5", sens);
-    CHECK(c, run_cli(cmd, NULL, line, sizeof line) != 0, "two sets without objective fails");
+    CHECK(c, tio_cli(cmd, NULL, line, sizeof line) != 0, "two sets without objective fails");
     CH(c, line, "minimax");
     snprintf(cmd, sizeof cmd, "alloc %s --set en --target-bpw 1", sens);
-    CHECK(c, run_cli(cmd, NULL, line, sizeof line) != 0, "infeasible budget fails");
+    CHECK(c, tio_cli(cmd, NULL, line, sizeof line) != 0, "infeasible budget fails");
 
     /* eval on allocations of the small store (4 tensors: quantizing is cheap): alloc.h5 alone
      * = every allocation, one row each; the stored en-2.5 gives the same KLD as its text */
     const char *small = "--sens " DIR "/small.h5 --target-bpw 2.5 -o " DIR "/small-alloc.h5";
     remove(DIR "/small-alloc.h5");
     snprintf(cmd, sizeof cmd, "alloc %s --set en", small);
-    CI(c, run_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
     snprintf(cmd, sizeof cmd, "alloc %s --sets en,zh --objective minimax", small);
-    CI(c, run_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
     if (!h5s_open(&st, DIR "/small-alloc.h5", &e)) {
         if (!salloc_read(st, "en-2.5", &rec, &e)) {
             FILE *t = fopen(DIR "/en.txt", "w");
@@ -469,7 +471,7 @@ static void test_cli(chk *c)
              "eval --alloc " DIR "/small-alloc.h5 --alloc " DIR "/en.txt:entext %s -o " DIR
              "/eval.h5",
              dom);
-    CI(c, run_cli(cmd, NULL, line, sizeof line), 0);
+    CI(c, tio_cli(cmd, NULL, line, sizeof line), 0);
     if (!h5s_open(&st, DIR "/eval.h5", &e)) {
         double a = attr_f(st, "/eval/en-2.5/d", "kld_mean");
         double b = attr_f(st, "/eval/entext/d", "kld_mean");
@@ -491,7 +493,7 @@ static void test_cli(chk *c)
         CHECK(c, 0, "eval.h5: %s", e.msg);
     }
     snprintf(cmd, sizeof cmd, "eval --alloc " DIR "/alloc.h5:nope %s", dom);
-    CHECK(c, run_cli(cmd, NULL, line, sizeof line) != 0, "unknown stored allocation fails");
+    CHECK(c, tio_cli(cmd, NULL, line, sizeof line) != 0, "unknown stored allocation fails");
     CH(c, line, "no allocation \"nope\"");
 }
 

@@ -133,8 +133,8 @@ static void test_sequences(chk *c, const model *m)
     vl_err e = {0};
     sens_result r = {0}, one = {0};
     const char *names[] = {"full", "half"};
-    CI(c, sens_layout(&r, m, SENS_GROUP, &e), 0);
-    CI(c, sens_layout(&one, m, SENS_GROUP, &e), 0);
+    CI(c, sens_layout(&r, m, SENS_GROUP, 0, &e), 0);
+    CI(c, sens_layout(&one, m, SENS_GROUP, 0, &e), 0);
     CI(c, sens_alloc_alpha(&r, 2, names, &e), 0);
     CI(c, sens_alloc_alpha(&one, 1, names, &e), 0);
     sens_set *full = NULL, *half = NULL;
@@ -221,7 +221,7 @@ static void test_rd_per_set(chk *c, const model *m)
     sens_result r = {0};
     const char *names[] = {"a", "b"};
     sens_params p = sens_defaults();
-    CI(c, sens_layout(&r, m, SENS_GROUP, &e), 0);
+    CI(c, sens_layout(&r, m, SENS_GROUP, 0, &e), 0);
     CI(c, sens_alloc_alpha(&r, 2, names, &e), 0);
     int rc = sens_rd(&r, m, "rtn:b=2:g=64", acc, &p, NULL, &e);
     CHECK(c, rc == 0, "sens_rd with two sets: %s", rc ? e.msg : "ok");
@@ -330,7 +330,7 @@ int main(void)
     test_rd_per_set(&c, m);
 
     sens_result r = {0};
-    CI(&c, sens_layout(&r, m, SENS_GROUP, &e), 0);
+    CI(&c, sens_layout(&r, m, SENS_GROUP, 0, &e), 0);
     CI(&c, r.n_tensors, 6 * (4 + 16 * 3 + 3));
     CI(&c, r.n_units, 6 * 10);
     CS(&c, r.unit_name[4], "model.layers.0.mlp.experts.*.gate_proj.weight");

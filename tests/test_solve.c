@@ -4,6 +4,7 @@
 #include "../alloc/salloc.h"
 #include "../alloc/solve.h"
 #include "check.h"
+#include "testio.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -519,11 +520,8 @@ static void test_parser(chk *c, const char *dir)
  * want. */
 static void run_cli(chk *c, const char *cmdline, const char *want, int ok, const char *name)
 {
-    FILE *f = popen(cmdline, "r");
     char out[8192];
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = '\0';
-    int st = f ? pclose(f) : -1;
+    int st = tio_run(cmdline, out, sizeof out);
     CHECK(c, (st == 0) == ok, "%s: exit status %d", name, st);
     if (!CHECK(c, strncmp(out, want, strlen(want)) == 0, "%s: output starts as expected", name))
         printf("--- got:\n%s--- want:\n%s\n", out, want);
@@ -588,8 +586,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_solve");
-    char dir[] = "/tmp/vbrlab-solve-XXXXXX";
-    if (!mkdtemp(dir)) {
+    char dir[64];
+    if (tio_tmpdir(dir, sizeof dir, "solve")) {
         CHECK(&c, 0, "mkdtemp");
         return chk_done(&c);
     }

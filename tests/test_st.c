@@ -44,27 +44,6 @@ static void write_raw(const char *path, uint64_t hlen, const char *hdr, size_t d
     free(b);
 }
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* ------------------------------------------------------------------ oracles */
 
 /* binary16 value from its fields: (-1)^s · 2^(e−15) · (1 + m/1024), subnormal m · 2^-24. */
@@ -555,11 +534,9 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_st");
-    char dir[] = "/tmp/vbrlab-test-st-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    char dir[64];
+    if (tio_tmpdir(dir, sizeof dir, "test-st"))
         return 2;
-    }
     test_converters(&c);
     test_model(&c);
     test_roundtrip(&c, dir);
@@ -567,7 +544,7 @@ int main(void)
     test_nonfinite(&c, dir);
     test_shards(&c, dir);
     test_truncation(&c, dir);
-    rm_tree(dir);
-    CHECK(&c, access(dir, F_OK) != 0, "fixture directory removed");
+    if (tio_rmtree(dir) == 0)
+        CHECK(&c, access(dir, F_OK) != 0, "fixture directory removed");
     return chk_done(&c);
 }

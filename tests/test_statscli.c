@@ -149,29 +149,6 @@ static void test_pass(chk *c, const model *m, const calib_set *set)
 
 /* ---------------------------------------------------------------- stores */
 
-/* Run "$VBRLAB_BIN ARGS 2>ERRFILE"; returns the exit status, stderr's first line in line. */
-static int run_cli(const char *args, char *line, size_t n)
-{
-    const char *bin = getenv("VBRLAB_BIN");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>build/tmp-statscli/err.txt >/dev/null",
-             bin ? bin : "build/vbrlab", args);
-    int st = system(cmd);
-    line[0] = '\0';
-    FILE *f = fopen("build/tmp-statscli/err.txt", "r");
-    int lines = 0;
-    char buf[2048];
-    while (f && fgets(buf, sizeof buf, f)) {
-        if (lines++ == 0)
-            snprintf(line, n, "%.*s", (int)strcspn(buf, "\n"), buf);
-    }
-    if (f)
-        fclose(f);
-    if (lines > 1)
-        snprintf(line, n, "(%d lines on stderr)", lines);
-    return st;
-}
-
 static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
 {
     char err[2048], why[2048];
@@ -180,21 +157,21 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o build/tmp-statscli/vl_a.h5",
              common);
-    CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats A");
+    CHECK_INT(c, tio_cli(cmd, NULL, err, sizeof err), 0, "vbrlab stats A");
     snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3,skip=2 --set "
              "u=noise:uniform,seqs=2,len=24 %s -o build/tmp-statscli/vl_b.h5", common);
-    CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats B");
+    CHECK_INT(c, tio_cli(cmd, NULL, err, sizeof err), 0, "vbrlab stats B");
     snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=4,len=24,seed=3 %s -o build/tmp-statscli/vl_u.h5",
              common);
-    CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats A∪B");
-    CHECK_INT(c, run_cli("stats merge build/tmp-statscli/vl_a.h5 build/tmp-statscli/vl_b.h5 -o build/tmp-statscli/vl_c.h5", err,
+    CHECK_INT(c, tio_cli(cmd, NULL, err, sizeof err), 0, "vbrlab stats A∪B");
+    CHECK_INT(c, tio_cli("stats merge build/tmp-statscli/vl_a.h5 build/tmp-statscli/vl_b.h5 -o build/tmp-statscli/vl_c.h5", NULL, err,
                          sizeof err), 0, "vbrlab stats merge");
     why[0] = '\0';
     CHECK(c, h5c_stores_equal("build/tmp-statscli/vl_c.h5", "build/tmp-statscli/vl_u.h5", "/en/", why, sizeof why),
           "merge(A, B) == run over A∪B, bit for bit: %s", why);
     snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o build/tmp-statscli/vl_a2.h5",
              common);
-    CHECK_INT(c, run_cli(cmd, err, sizeof err), 0, "vbrlab stats A again");
+    CHECK_INT(c, tio_cli(cmd, NULL, err, sizeof err), 0, "vbrlab stats A again");
     CHECK(c, h5c_stores_equal("build/tmp-statscli/vl_a.h5", "build/tmp-statscli/vl_a2.h5", NULL, why, sizeof why),
           "same seed, same store (every dataset and attribute): %s", why);
 
@@ -202,13 +179,13 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     const char *ev = "eval --uniform rtn-b4-g64-asym --stats build/tmp-statscli/vl_a.h5 "
                      "--calib en --domain en=" EN ",seqs=2,len=24,seed=3";
     snprintf(cmd, sizeof cmd, "%s", ev);
-    CHECK(c, run_cli(cmd, err, sizeof err) != 0 &&
+    CHECK(c, tio_cli(cmd, NULL, err, sizeof err) != 0 &&
              strstr(err, "leakage (--allow-overlap evaluates anyway): "
                          "build/tmp-statscli/vl_a.h5: evaluation domain en overlaps "
                          "calibration set en: sequence 0, tokens 0..23 equal sequence 0"),
           "eval refuses a domain equal to a calibration set: %s", err);
     snprintf(cmd, sizeof cmd, "%s --allow-overlap -o build/tmp-statscli/ev.h5", ev);
-    CHECK(c, run_cli(cmd, err, sizeof err) == 0, "eval --allow-overlap runs it (%s)", err);
+    CHECK(c, tio_cli(cmd, NULL, err, sizeof err) == 0, "eval --allow-overlap runs it (%s)", err);
     {
         h5s_store *es = NULL;
         vl_err ee = {0};
@@ -225,20 +202,16 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     }
     /* vbrlab sens: α on every token of the set by default, printed with its SE */
     {
-        const char *bin = getenv("VBRLAB_BIN");
-        char sc[1024];
         static char out[1 << 16];
-        snprintf(sc, sizeof sc, "%s sens --stats build/tmp-statscli/vl_a.h5 --formats "
-                 "rtn:b=2:g=64 --add-per-target 0 -o build/tmp-statscli/sens.h5 2>&1",
-                 bin ? bin : "build/vbrlab");
-        int st = tio_run(sc, out, sizeof out);
+        int st = tio_vbrlab("sens --stats build/tmp-statscli/vl_a.h5 --formats rtn:b=2:g=64 "
+                            "--add-per-target 0 -o build/tmp-statscli/sens.h5", out, sizeof out);
         CHECK(c, st == 0 && strstr(out, "set en: α measured on 48 tokens (2 sequences), 2 noise "
                                         "draws, SE by 200 bootstrap resamples over sequences") &&
                      strstr(out, "± SE"),
               "vbrlab sens uses all 2 × 24 tokens and prints α ± SE (status %d)", st);
     }
     snprintf(cmd, sizeof cmd, "%s,skip=2", ev);
-    CHECK(c, run_cli(cmd, err, sizeof err) == 0, "the next sequences of the file are fine (%s)",
+    CHECK(c, tio_cli(cmd, NULL, err, sizeof err) == 0, "the next sequences of the file are fine (%s)",
           err);
 
     /* the store's content: ids equal the set built in-process, counts sum to tokens × top-k */
@@ -295,7 +268,7 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
         {"stats merge build/tmp-statscli/vl_a.h5 -o build/tmp-statscli/vl_x.h5", "usage"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int st = run_cli(bad[i].args, err, sizeof err);
+        int st = tio_cli(bad[i].args, NULL, err, sizeof err);
         CHECK(c, st != 0 && strstr(err, bad[i].needle) && !strstr(err, "lines on stderr"),
               "error %zu: one line: %s", i, err);
     }

@@ -266,16 +266,11 @@ int main(void)
     chk c;
     chk_init(&c, "test_vfile");
     signal(SIGALRM, on_alarm);
-    snprintf(dir, sizeof dir, "/tmp/vbrlab-test-vfile-XXXXXX");
-    if (!mkdtemp(dir))
+    if (tio_tmpdir(dir, sizeof dir, "test-vfile"))
         return 1;
     test_special_files(&c);
     test_cli(&c);
     test_slurp(&c);
-    if (!getenv("KEEP")) {
-        char *rm[] = {"rm", "-rf", dir, NULL};
-        char m[256];
-        tio_runv(rm, m, sizeof m);
-    }
+    tio_rmtree(dir);
     return chk_done(&c);
 }

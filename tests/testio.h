@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,6 +75,85 @@ static inline int tio_runv(char *const argv[], char *out, size_t cap)
     out[n] = '\0';
     fclose(log);
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The vbrlab binary under test: $VBRLAB_BIN (make test sets it), else build/vbrlab. */
+static inline const char *tio_bin(void)
+{
+    const char *b = getenv("VBRLAB_BIN");
+    return b && *b ? b : "build/vbrlab";
+}
+
+/* Run "$VBRLAB_BIN ARGS" through the shell, its stdout and stderr together into up to cap−1
+ * bytes of out (NUL-terminated); returns its exit status, −1 if it could not run. */
+static inline int tio_vbrlab(const char *args, char *out, size_t cap)
+{
+    size_t n = strlen(tio_bin()) + strlen(args) + 8;
+    char *cmd = malloc(n);
+    if (!cmd)
+        return -1;
+    snprintf(cmd, n, "%s %s 2>&1", tio_bin(), args);
+    int st = tio_run(cmd, out, cap);
+    free(cmd);
+    return st;
+}
+
+/* The first line of TEXT into line (n bytes, NUL-terminated, without its newline) when TEXT has
+ * one line; "(K lines WHERE)" when it has K > 1 (a one-line error is what the tests expect, so
+ * more is made visible rather than cut). Returns the number of lines. */
+static inline int tio_first_line(const char *text, char *line, size_t n, const char *where)
+{
+    int lines = 0;
+    line[0] = '\0';
+    for (const char *p = text; *p; lines++) {
+        size_t len = strcspn(p, "\n");
+        if (lines == 0)
+            snprintf(line, n, "%.*s", (int)len, p);
+        p += len + (p[len] == '\n');
+    }
+    if (lines > 1)
+        snprintf(line, n, "(%d lines%s%s)", lines, *where ? " " : "", where);
+    return lines;
+}
+
+/* Run "$VBRLAB_BIN ARGS" through the shell with its stdout to OUT (NULL: /dev/null); its stderr
+ * to line as tio_first_line gives it ("(K lines on stderr)" when more than one). Returns its
+ * exit status, −1 if it could not run. */
+static inline int tio_cli(const char *args, const char *out, char *line, size_t n)
+{
+    size_t cap = strlen(args) + (out ? strlen(out) : 9) + strlen(tio_bin()) + 32;
+    char *cmd = malloc(cap), err[8192];
+    if (!cmd)
+        return -1;
+    snprintf(cmd, cap, "%s %s 2>&1 >%s", tio_bin(), args, out ? out : "/dev/null");
+    int st = tio_run(cmd, err, sizeof err);
+    free(cmd);
+    tio_first_line(err, line, n, "on stderr");
+    return st;
+}
+
+/* A fresh directory /tmp/vbrlab-STEM-XXXXXX, its path into dir (cap bytes). 0, or −1 with the
+ * reason on stderr. */
+static inline int tio_tmpdir(char *dir, size_t cap, const char *stem)
+{
+    if ((size_t)snprintf(dir, cap, "/tmp/vbrlab-%s-XXXXXX", stem) >= cap || !mkdtemp(dir)) {
+        fprintf(stderr, "%s: cannot make a temp dir: %s\n", stem, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Remove DIR and all below it (rm -rf, no shell: the path reaches rm as it is): 0 on success;
+ * 1 when $KEEP is set, which keeps it for inspection (said on stderr). */
+static inline int tio_rmtree(const char *dir)
+{
+    if (getenv("KEEP")) {
+        fprintf(stderr, "kept %s\n", dir);
+        return 1;
+    }
+    char *rm[] = {"rm", "-rf", (char *)dir, NULL};
+    char out[256];
+    return tio_runv(rm, out, sizeof out);
 }
 
 #endif
