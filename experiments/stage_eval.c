@@ -76,20 +76,6 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
     return 0;
 }
 
-/* The 2×2 design's record on /eval/<row> (expcfg.h): stats_set, the sets whose statistics
- * quantized the row (= calib), and for VBR rows alloc_set, the sets the allocation came from. */
-static int write_sets(h5s_store *s, const ev_row *row, const exp_alloc *a, const char *calib,
-                      vl_err *err)
-{
-    char g[EV_NAME_MAX + 8], buf[1024];
-    snprintf(g, sizeof g, "/eval/%s", row->name);
-    int rc = h5s_attr_set(s, g, "stats_set", calib, err);
-    run_join_sets(&a->sets, buf, sizeof buf);
-    if (!rc && !row->format)
-        rc = h5s_attr_set(s, g, "alloc_set", buf, err);
-    return rc;
-}
-
 /* Row r of the config: its allocation, quantizer options and provenance, then the library's
  * row (alloc/qeval.h). */
 static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat_acc *stats,
@@ -122,8 +108,6 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qr.attrs.stats_file = cfg->out;
     if (!rc)
         rc = qe_run_row(q, c->s, r, &qr, c->progress, err);
-    if (!rc)
-        rc = write_sets(c->s, row, &cfg->alloc[row->alloc], calib, err);
     else
         vl_errctx(err, rc, "row %s", row->name);
     qb_alloc_deinit(&al);
