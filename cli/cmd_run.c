@@ -1,5 +1,6 @@
-/* cli/cmd_run.c — `vbrlab run CONFIG.ini [--force] [--only STAGE]`: one experiment config,
- * every stage into the store its [experiment] out names (experiments/runner.h).
+/* cli/cmd_run.c — `vbrlab run CONFIG.ini [--force] [--only STAGE] [--replicates R]`: one
+ * experiment config, every stage into the store its [experiment] out names
+ * (experiments/runner.h); --replicates overrides [experiment] replicates.
  *
  * Tables go to stdout, one line per stage ("stats: cached", "sens: done (3.1 s)") to stderr.
  */
@@ -20,19 +21,26 @@
 #define CMD "run"
 
 static const char usage_line[] =
-    "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report]";
+    "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report] "
+    "[--replicates R]";
 
 int cmd_run(int argc, char **argv)
 {
     run_opts o = run_opts_defaults();
     const char *path = NULL;
     vl_err err = {0};
+    int reps = 0; /* 0: the config's */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force")) {
             o.force = 1;
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             if (run_stage_parse(argv[++i], &o.only, &o.only_alloc, &err))
                 return cli_fail(CMD, &err);
+        } else if (!strcmp(argv[i], "--replicates") && i + 1 < argc) {
+            int rc = num_int(argv[++i], 1, EXP_MAX_REPLICATES, &reps);
+            if (rc)
+                return cli_failf(CMD, "--replicates \"%s\": %s (1..%d)", argv[i], num_why(rc),
+                                 EXP_MAX_REPLICATES);
         } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
             /* test hook: behave like a run killed right after that stage's commit */
             const char *dummy;
@@ -51,6 +59,8 @@ int cmd_run(int argc, char **argv)
     exp_config cfg;
     if (exp_config_parse(path, &cfg, &err))
         return cli_fail(CMD, &err);
+    if (reps)
+        cfg.replicates = reps;
     o.model_dir = cli_default_model();
     o.out = par_rank() == 0 ? stdout : NULL; /* under MPI rank 0 speaks for the job */
     o.log = par_rank() == 0 ? stderr : NULL;

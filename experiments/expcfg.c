@@ -41,15 +41,16 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
                                                     "alloc_map"};
 
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
-               SEC_COUNT } sec_kind;
+               SEC_CLAIM, SEC_COUNT } sec_kind;
 enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_BASELINES,
-       KX_RANDOM_DRAWS, KX_SECOND_HALF };
+       KX_RANDOM_DRAWS, KX_SECOND_HALF, KX_REPLICATES };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD, KN_ADD_DRAWS };
 enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM, KA_BUDGET,
-       KA_UNIFORM_OUTER };
+       KA_UNIFORM_OUTER, KA_ALLOC_SET, KA_STATS_SET };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
+enum { KC_TEXT, KC_TESTS };
 
 #define KEYS_MAX 12
 static const struct {
@@ -59,7 +60,8 @@ static const struct {
     unsigned required;           /* bit k: key k must be present */
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
-                        "allow_overlap", "baselines", "random_draws", "score_second_half"},
+                        "allow_overlap", "baselines", "random_draws", "score_second_half",
+                        "replicates"},
                         1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
@@ -68,9 +70,11 @@ static const struct {
     [SEC_SENS] = {"sens", 0, {"method", "eps", "granularity", "seed", "tokens", "draws",
                                 "embed_head", "add_draws"}, 0},
     [SEC_ALLOC] = {"alloc", 1, {"sets", "objective", "weights", "solver", "granularity",
-                                "target_bpw", "uniform", "budget", "uniform_outer"},
-                    1u << KA_SETS | 1u << KA_TARGET},
+                                "target_bpw", "uniform", "budget", "uniform_outer",
+                                "alloc_set", "stats_set"},
+                   1u << KA_TARGET}, /* sets or alloc_set: check_alloc */
     [SEC_REPORT] = {"report", 0, {"tables", "plots", "term"}, 0},
+    [SEC_CLAIM] = {"claim", 1, {"text", "tests"}, 1u << KC_TEXT | 1u << KC_TESTS},
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -194,6 +198,7 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
     case KX_RANDOM_DRAWS:
         return exp_parse_int(v, 1, EXP_MAX_RANDOM_DRAWS, &g->random_draws, why);
     case KX_SECOND_HALF: return exp_parse_bool(v, &g->score_second_half, why);
+    case KX_REPLICATES: return exp_parse_int(v, 1, EXP_MAX_REPLICATES, &g->replicates, why);
     default: return exp_parse_bool(v, &g->allow_overlap, why);
     }
 }
@@ -273,8 +278,12 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
     int e, rc;
     switch (k) {
     case KA_SETS:
+    case KA_ALLOC_SET:
+        if (a->sets.n)
+            return exp_whyf(why, VL_ECONFIG, "sets and alloc_set name the same thing; give one");
         a->line = c->line;
         return exp_parse_names(v, &a->sets, why);
+    case KA_STATS_SET: return exp_parse_names(v, &a->stats_sets, why);
     case KA_OBJECTIVE:
         rc = exp_parse_enum(v, exp_objective_names, EXP_OBJ_COUNT, &e, why);
         a->objective = (exp_objective)e;
@@ -307,7 +316,7 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
         vl_free(a->uniform_outer);
         return (a->uniform_outer = vl_strdup(qfmt_name(&f, name))) ? 0 : VL_ENOMEM;
     }
-    default: {
+    default: { /* KA_UNIFORM */
         exp_slist l = {0, NULL};
         rc = exp_split_list(v, &l, why);
         for (int i = 0; !rc && i < l.n; i++) {
@@ -377,7 +386,8 @@ static int grow(void **arr, int n, size_t sz, secrec **rec)
 static int named_find(const exp_config *g, sec_kind kind, const char *name)
 {
     return kind == SEC_CALIB ? exp_find_calib(g, name)
-           : kind == SEC_EVAL ? exp_find_eval(g, name) : exp_find_alloc(g, name);
+           : kind == SEC_EVAL ? exp_find_eval(g, name)
+           : kind == SEC_CLAIM ? exp_find_claim(g, name) : exp_find_alloc(g, name);
 }
 
 /* A new run of keys under a section header: resolve its kind, refuse duplicates, add it. */
@@ -399,7 +409,7 @@ static int enter_section(ctx *c, const char *section)
             break;
     if (kind == SEC_COUNT || sec_info[kind].named != (dot != NULL))
         return fail_hdr(c, VL_ECONFIG, "[%s]: unknown section (valid: experiment, calib.NAME, "
-                    "eval.NAME, quant, sens, alloc.NAME, report)", section);
+                    "eval.NAME, quant, sens, alloc.NAME, report, claim.NAME)", section);
     c->kind = (sec_kind)kind;
     if (!sec_info[kind].named) {
         if (c->fixed_seen[kind])
@@ -421,6 +431,12 @@ static int enter_section(ctx *c, const char *section)
         if (!rc) {
             c->idx = g->n_alloc++;
             g->alloc[c->idx].name = nm;
+        }
+    } else if (!rc && kind == SEC_CLAIM) {
+        rc = grow((void **)&g->claim, g->n_claim, sizeof *g->claim, &c->rec[kind]);
+        if (!rc) {
+            c->idx = g->n_claim++;
+            g->claim[c->idx].name = nm;
         }
     } else if (!rc) {
         int is_eval = kind == SEC_EVAL;
@@ -490,7 +506,9 @@ static int handler(void *user, const char *section, const char *name, const char
     case SEC_QUANT: rc = key_quant(c, k, value, why); break;
     case SEC_SENS: rc = key_sens(c, k, value, why); break;
     case SEC_ALLOC: rc = key_alloc(c, &c->cfg->alloc[c->idx], k, value, why); break;
-    default: rc = key_report(c, k, value, why); break;
+    case SEC_REPORT: rc = key_report(c, k, value, why); break;
+    default: rc = exp_claim_key(&c->cfg->claim[c->idx], k == KC_TESTS, value, c->line, why);
+        break;
     }
     return rc ? fail(c, rc, "[%s] %s: %s", section, name, why) : 1;
 }
@@ -512,11 +530,19 @@ static int check_required(const char *path, const char *section, sec_kind kind,
 static int check_alloc(const char *path, const exp_config *g, const exp_alloc *a,
                        const secrec *r, vl_err *err)
 {
+    if (!a->sets.n)
+        return vl_errf(err, VL_ECONFIG, "%s: [alloc.%s]: missing key \"sets\" (or alloc_set)",
+                       path, a->name);
     for (int i = 0; i < a->sets.n; i++)
         if (exp_find_calib(g, a->sets.v[i]) < 0)
             return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] sets: \"%s\" names no "
                            "[calib.%s] section", path, a->line, a->name, a->sets.v[i],
                            a->sets.v[i]);
+    for (int i = 0; i < a->stats_sets.n; i++)
+        if (exp_find_calib(g, a->stats_sets.v[i]) < 0)
+            return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] stats_set: \"%s\" names no "
+                           "[calib.%s] section", path, r->line[KA_STATS_SET], a->name,
+                           a->stats_sets.v[i], a->stats_sets.v[i]);
     if (a->objective == EXP_OBJ_WEIGHTED && !(r->given >> KA_WEIGHTS & 1))
         return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] weights: objective weighted needs "
                        "weights (one per set)", path, r->line[KA_OBJECTIVE], a->name);
@@ -573,6 +599,14 @@ static int check_all(ctx *c, const char *path, vl_err *err)
         if (rc)
             return rc;
     }
+    for (int i = 0; i < g->n_claim; i++) {
+        snprintf(sec, sizeof sec, "claim.%s", g->claim[i].name);
+        int rc = check_required(path, sec, SEC_CLAIM, &c->rec[SEC_CLAIM][i], err);
+        if (!rc)
+            rc = exp_check_claim(path, g, &g->claim[i], err);
+        if (rc)
+            return rc;
+    }
     int rc = exp_check_refs(path, "calib", g->calib, g->n_calib, err);
     return rc ? rc : exp_check_refs(path, "eval", g->eval, g->n_eval, err);
 }
@@ -593,6 +627,7 @@ static int defaults(exp_config *g, const char *path)
     g->eps.v[0] = 0.01;
     g->eps.v[1] = 0.03;
     g->percdamp = 0.01;
+    g->replicates = 1;
     g->starved_policy = EXP_STARVED_UNIFORM;
     g->min_tokens = 16;
     g->sens_draws = SENS_DEFAULT_DRAWS;
@@ -680,8 +715,12 @@ void exp_config_free(exp_config *cfg)
         vl_free(a->weights.v);
         vl_free(a->target_bpw.v);
         exp_slist_free(&a->uniform);
+        exp_slist_free(&a->stats_sets);
         vl_free(a->uniform_outer);
     }
+    for (int i = 0; i < cfg->n_claim; i++)
+        exp_claim_free(&cfg->claim[i]);
+    vl_free(cfg->claim);
     vl_free(cfg->calib);
     vl_free(cfg->eval);
     vl_free(cfg->alloc);
@@ -708,10 +747,23 @@ int exp_find_eval(const exp_config *cfg, const char *name)
     return find_set(cfg->eval, cfg->n_eval, name);
 }
 
+const exp_slist *exp_alloc_stats(const exp_alloc *a)
+{
+    return a->stats_sets.n ? &a->stats_sets : &a->sets;
+}
+
 int exp_find_alloc(const exp_config *cfg, const char *name)
 {
     for (int i = 0; i < cfg->n_alloc; i++)
         if (!strcmp(cfg->alloc[i].name, name))
+            return i;
+    return -1;
+}
+
+int exp_find_claim(const exp_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->n_claim; i++)
+        if (!strcmp(cfg->claim[i].name, name))
             return i;
     return -1;
 }

@@ -13,7 +13,8 @@
  *                  seed), all evaluated and reported beside it; alloc/solve.h),
  *                  random_draws (R, 3), score_second_half (false:
  *                  every position is scored; true: only the second half of each window, as
- *                  llama-perplexity scores it)
+ *                  llama-perplexity scores it), replicates (1: how many times
+ *                  every calibration set is drawn; see "Replicates" below)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -26,17 +27,24 @@
  *                  add_draws (30: additivity draws per band, 0 = no check; alloc/sens.h),
  *                  embed_head (false: the token embedding and LM head are units and
  *                  allocation items too; granularity gguf implies it)
- *   [alloc.NAME]   sets (required), objective (sum | weighted | minimax: max_s D_s/D_s*, the
+ *   [alloc.NAME]   sets (required; alloc_set is another name for it), objective (sum | weighted | minimax: max_s D_s/D_s*, the
  *                  worst damage relative to each set's own optimum | minimax-raw: max_s D_s),
- *                  weights (required for weighted),
- *                  solver (exact), granularity (tensor), target_bpw (required; a list is a
- *                  sweep), uniform (canonical format names, e.g. gptq-b2-g64-asym, of the
- *                  uniform baseline rows; optional), budget (body: target_bpw counts
- *                  the quantized items; model: the whole model, alloc/salloc.h), uniform_outer
- *                  (a format for the uniform rows' token embedding and LM head; default: kept)
+ *                  weights (required for weighted), solver (exact), granularity (tensor),
+ *                  target_bpw (required; a list is a sweep), uniform (canonical format names,
+ *                  e.g. gptq-b2-g64-asym, of the uniform baseline rows; optional), budget
+ *                  (body: target_bpw counts the quantized items; model: the whole model,
+ *                  alloc/salloc.h), uniform_outer (a format for the uniform rows' token
+ *                  embedding and LM head; default: kept), stats_set (calibration sets whose
+ *                  quantizer statistics, importance and XᵀX, quantize the allocation's rows;
+ *                  default: `sets`). The 2×2 design of "allocation from set A, statistics
+ *                  from set B" is alloc_set = A, stats_set = B.
  *                  Granularity gguf (group items plus token_embd/output) needs [sens]
  *                  granularity gguf or embed_head = true, as does uniform_outer.
  *   [report]       tables (all), plots (all), term (png)
+ *   [claim.NAME]   text (required: the claim in words), tests (required: a comma list of
+ *                  "A > B @ D", "A < B @ D" or "A ~M B @ D", exp_test); the report prints a
+ *                  verdict per claim decided from the paired-difference intervals
+ *                  (analysis/paired.h pr_decide, pr_combine)
  *
  * NAME is [A-Za-z0-9_.+-]+. Values are trimmed; lists are comma-separated; booleans are
  * true/false/1/0/yes/no; numbers are parsed completely and range-checked (seqs ≥ 1, len ≥ 2,
@@ -72,13 +80,26 @@
  * not matter):
  *   stats        experiment.model, experiment.seed, every [calib.*] (effective seeds)
  *   sens         stats key + [quant] + [sens]
- *   alloc.NAME   sens key + [alloc.NAME] without `uniform`
+ *   alloc.NAME   sens key + [alloc.NAME] without `uniform` (stats_set does not change the
+ *                solution, but the stored allocation records it as its `calib`)
  *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
  *                (+ "score = second_half" when experiment.score_second_half is true; absent
  *                otherwise, so the keys of configs without it did not change)
- *   report       eval key + [report]
+ *   report       eval key + [report] + every [claim.*]
  * experiment.name, out, threads and allow_overlap never enter a key (they do not change
  * results; allow_overlap only lets a run go ahead).
+ *
+ * Replicates (replicates = R > 1): replicate k = 0 .. R−1 draws every [calib.*] set anew and
+ * runs stats → sens → alloc → eval on its own store (exp_replicate_out); [eval.*] domains are
+ * the same in every replicate. Replicate 0 is exactly the unreplicated run (same sets, same
+ * keys, the store OUT itself). Replicate k > 0 draws a corpus-file set as sequences
+ * k·seqs .. (k+1)·seqs − 1 of the same shuffled cut (disjoint from every other replicate's),
+ * and when the corpus is too short for that, with the seed exp_replicate_seed (logged: such
+ * draws may share sequences); every other source kind draws with exp_replicate_seed (mixes of
+ * file sets take their parts from the parts' replicate draws). The stats key of replicate
+ * k > 0 holds `replicate = k`, so every stage of every replicate is cached on its own and R
+ * may grow without redoing the replicates already done. The report stage (in OUT) reads all
+ * replicate stores; its key holds R and the eval key of every replicate.
  *
  * Thread-safety: exp_config is plain data; parsing touches only the caller's objects, so
  * different configs may be parsed concurrently. A parsed config is read-only to its users.
@@ -89,7 +110,10 @@
 #include "../core/err.h"
 
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
+
+#define EXP_MAX_REPLICATES 1000
 
 /* ---- enums and their spellings (index = enum value) ---- */
 
@@ -170,8 +194,29 @@ typedef struct {
                               model (alloc/salloc.h) */
     char *uniform_outer;   /* the uniform rows' token embedding / LM head format (canonical
                               name); NULL: they stay at full precision */
-    int line;              /* line of the `sets` key */
+    exp_slist stats_sets;  /* stats_set: the sets whose quantizer statistics (importance, XᵀX)
+                              quantize the rows (n = 0: `sets`, the allocation's own) */
+    int line;              /* line of the `sets` (or `alloc_set`) key */
 } exp_alloc;
+
+/* One test of a claim: "A > B @ D" (mean KLD of row A exceeds row B's on domain D), "A < B @
+ * D", or "A ~M B @ D" (|A − B| ≤ M × B's mean KLD on D). Rows are allocation results
+ * ("NAME-BPW") or uniform baseline formats of the config. */
+typedef enum { EXP_CMP_GREATER, EXP_CMP_LESS, EXP_CMP_WITHIN } exp_cmp;
+typedef struct {
+    char *a, *b, *domain;
+    exp_cmp op;
+    double margin;         /* WITHIN: relative margin > 0 */
+} exp_test;
+
+/* [claim.NAME]: a statement the report decides (verdict table). */
+typedef struct {
+    char *name;
+    char *text;            /* the claim in words */
+    int n_tests;           /* ≥ 1: every test must hold */
+    exp_test *tests;
+    int line;              /* line of the `tests` key */
+} exp_claim;
 
 typedef struct {
     char *path;            /* the config file as given to exp_config_parse */
@@ -186,11 +231,15 @@ typedef struct {
     int random_draws;      /* random baseline draws per VBR result (default 3; 1..64) */
     int score_second_half; /* 1: the eval stage scores positions len/2 .. len−2 of each window
                               only, as llama-perplexity does (analysis/eval.h) */
+    int replicates;        /* R ≥ 1 (default 1; the CLI's --replicates overrides the file) */
+    int replicate;         /* not a key of the file: the replicate a copy of the config stands
+                              for (0 in a parsed config; the runner sets it on shallow copies) */
     /* [calib.*], [eval.*], [alloc.*] in file order */
-    int n_calib, n_eval, n_alloc;
+    int n_calib, n_eval, n_alloc, n_claim;
     exp_set *calib;
     exp_set *eval;
     exp_alloc *alloc;
+    exp_claim *claim;      /* [claim.*] in file order */
     /* [quant] */
     char *formats;         /* format menu spec (alloc/qfmt.h grammar), valid, as written */
     double percdamp;       /* GPTQ dampening, fraction of mean diag(H), 0 < x ≤ 1 */
@@ -234,12 +283,29 @@ void exp_config_free(exp_config *cfg);
 int exp_find_calib(const exp_config *cfg, const char *name);
 int exp_find_eval(const exp_config *cfg, const char *name);
 int exp_find_alloc(const exp_config *cfg, const char *name);
+int exp_find_claim(const exp_config *cfg, const char *name);
+
+/* The canonical spelling of a claim test: "A > B @ D", "A ~0.1 B @ D". */
+void exp_test_text(const exp_test *t, char *buf, size_t cap);
+
+/* The statistics sets of allocation a: stats_set when given, else its sets. */
+const exp_slist *exp_alloc_stats(const exp_alloc *a);
 
 /* The seed a set uses: its own when given, else derived deterministically from the experiment
  * seed and the set's section name ("calib.NAME" or "eval.NAME", so a calib and an eval set of
  * the same name never share a stream): splitmix64(FNV-1a64(section) ^ splitmix64(seed)).
  * is_eval selects the family. Pure function. */
 uint64_t exp_set_seed(const exp_config *cfg, const exp_set *set, int is_eval);
+
+/* The seed replicate k > 0 draws set SET with when it cannot take disjoint corpus sequences
+ * (and always for a source other than a corpus file): rng_child_seed(exp_set_seed(...),
+ * "replicate.K") truncated to 53 bits like every derived seed. k = 0: exp_set_seed. Pure. */
+uint64_t exp_replicate_seed(const exp_config *cfg, const exp_set *set, int k);
+
+/* The store of replicate k: OUT itself for k = 0, else OUT with ".repK" before its extension
+ * ("out/demo.h5" → "out/demo.rep3.h5"; no extension: "OUT.repK"). VL_ECONFIG when it does not
+ * fit in cap bytes. */
+int exp_replicate_out(const exp_config *cfg, int k, char *buf, size_t cap, vl_err *err);
 
 /* [sens] seed: its own when given, else derived as above from the section name "sens". */
 uint64_t exp_sens_seed(const exp_config *cfg);

@@ -54,6 +54,13 @@ void exp_source_free(exp_source *src);
 int exp_check_refs(const char *path, const char *family, const exp_set *sets, int n,
                    vl_err *err);
 
+/* Claims (expclaim.c). exp_claim_key: the `text` key (is_tests 0) or the `tests` key
+ * (is_tests 1, line = its line) of [claim.NAME]. exp_check_claim: after the whole file, every
+ * test names rows of the config and an [eval.*] domain ("PATH:LINE: [claim.NAME] tests: ..."). */
+int exp_claim_key(exp_claim *cl, int is_tests, const char *v, int line, char *why);
+int exp_check_claim(const char *path, const exp_config *cfg, const exp_claim *cl, vl_err *err);
+void exp_claim_free(exp_claim *cl);
+
 /* Shortest %.15g/%.16g/%.17g spelling of a finite double that reads back exactly. */
 void exp_fmt_double(char buf[32], double v);
 

@@ -35,6 +35,29 @@ uint64_t exp_set_seed(const exp_config *cfg, const exp_set *set, int is_eval)
                                                    set->name);
 }
 
+uint64_t exp_replicate_seed(const exp_config *cfg, const exp_set *set, int k)
+{
+    uint64_t base = exp_set_seed(cfg, set, 0);
+    if (k <= 0)
+        return base;
+    char label[32];
+    snprintf(label, sizeof label, "replicate.%d", k);
+    return rng_child_seed(base, label) >> 11;
+}
+
+int exp_replicate_out(const exp_config *cfg, int k, char *buf, size_t cap, vl_err *err)
+{
+    const char *out = cfg->out;
+    const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+    size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - out) : strlen(out);
+    int w = k <= 0 ? snprintf(buf, cap, "%s", out)
+                   : snprintf(buf, cap, "%.*s.rep%d%s", (int)stem, out, k, out + stem);
+    if (w < 0 || (size_t)w >= cap)
+        return vl_errf(err, VL_ECONFIG, "%s: [experiment] out: path too long for replicate %d",
+                       cfg->path, k);
+    return 0;
+}
+
 uint64_t exp_sens_seed(const exp_config *cfg)
 {
     return cfg->sens_has_seed ? cfg->sens_seed : derive_seed(cfg->seed, "sens", "");
@@ -244,6 +267,18 @@ static void put_alloc(sink *s, const exp_alloc *a, int with_uniform)
     put_dlist(s, "target_bpw", &a->target_bpw);
     if (with_uniform && a->uniform.n)
         put_slist(s, "uniform", &a->uniform);
+    if (a->stats_sets.n) /* the solver ignores it, but the stored allocation records it */
+        put_slist(s, "stats_set", &a->stats_sets);
+}
+
+static int next_claim(const exp_claim *c, int n, const char *prev)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if ((!prev || strcmp(c[i].name, prev) > 0) &&
+            (best < 0 || strcmp(c[i].name, c[best].name) < 0))
+            best = i;
+    return best;
 }
 
 /* [experiment] baselines and random_draws, only when baselines are asked for (so configs
@@ -262,6 +297,20 @@ static void put_report(sink *s, const exp_config *cfg)
     put_bits(s, "tables", cfg->tables, exp_table_names, EXP_TABLE_COUNT);
     put_bits(s, "plots", cfg->plots, exp_plot_names, EXP_PLOT_COUNT);
     put_kv(s, "term", exp_term_names[cfg->term]);
+    for (int i = next_claim(cfg->claim, cfg->n_claim, NULL); i >= 0;
+         i = next_claim(cfg->claim, cfg->n_claim, cfg->claim[i].name)) {
+        const exp_claim *cl = &cfg->claim[i];
+        put_header(s, "claim", cl->name);
+        put_kv(s, "text", cl->text);
+        put(s, "tests = ");
+        for (int t = 0; t < cl->n_tests; t++) {
+            char b[512];
+            exp_test_text(&cl->tests[t], b, sizeof b);
+            put(s, t ? ", " : "");
+            put(s, b);
+        }
+        put(s, "\n");
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -280,6 +329,7 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
     put_baselines(&s, cfg);
     if (cfg->score_second_half)
         put_kv(&s, "score_second_half", "true");
+    put_int(&s, "replicates", cfg->replicates);
     put_sets(&s, cfg, 0);
     put_sets(&s, cfg, 1);
     put_quant_sens(&s, cfg);
@@ -300,6 +350,8 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
         put(&s, "stage stats\n[experiment]\n");
         put_kv(&s, "model", cfg->model);
         put_u64(&s, "seed", cfg->seed);
+        if (cfg->replicate > 0) /* replicate 0 keeps the unreplicated run's key */
+            put_int(&s, "replicate", cfg->replicate);
         put_sets(&s, cfg, 0);
         break;
     case EXP_STAGE_SENS:
@@ -334,6 +386,14 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
     case EXP_STAGE_REPORT:
         put(&s, "stage report\n");
         put_hex(&s, "eval", exp_stage_key(cfg, EXP_STAGE_EVAL, 0));
+        if (cfg->replicates > 1) { /* the report reads every replicate's eval */
+            exp_config rep = *cfg;
+            put_int(&s, "replicates", cfg->replicates);
+            for (int k = 1; k < cfg->replicates; k++) {
+                rep.replicate = k;
+                put_hex(&s, "eval", exp_stage_key(&rep, EXP_STAGE_EVAL, 0));
+            }
+        }
         put_report(&s, cfg);
         break;
     }

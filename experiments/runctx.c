@@ -52,9 +52,11 @@ int run_journal_open(run_ctx *c, const char *stage, jr **out, vl_err *err)
 /* The calib_spec of an exp_set, field by field: the config's grammar (expsrc.c) has already
  * parsed the source, so nothing is rendered to text and parsed again. spec.source is the text
  * the store records as the set's source (the resolved path of a file; the canonical spelling of
- * the other kinds). Entropy buckets take their shape from the pool set: only the seed is given. */
-static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, calib_spec *o,
-                    vl_err *err)
+ * the other kinds). Entropy buckets take their shape from the pool set: only the seed is given.
+ * Replicate k > 0 (expcfg.h): a corpus set takes the next disjoint slice of the same cut
+ * (skip = k·seqs); every other draw, and a corpus set with reseed, its replicate seed. */
+static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, int reseed,
+                    calib_spec *o, vl_err *err)
 {
     const exp_source *src = &st->src;
     const char *fam = is_eval ? "eval" : "calib";
@@ -105,7 +107,9 @@ static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, calib
     if (n >= cap)
         return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path, fam,
                        st->name);
-    o->seed = exp_set_seed(cfg, st, is_eval);
+    int rep = is_eval ? 0 : cfg->replicate;
+    int slice = rep > 0 && src->kind == EXP_SRC_FILE && !reseed;
+    o->seed = rep > 0 && !slice ? exp_replicate_seed(cfg, st, rep) : exp_set_seed(cfg, st, is_eval);
     o->given = CALIB_GIVEN_SEED;
     o->n_seq = CALIB_DEFAULT_SEQS;
     o->seq_len = CALIB_DEFAULT_LEN;
@@ -113,6 +117,10 @@ static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, calib
         o->n_seq = st->seqs;
         o->seq_len = st->len;
         o->given |= CALIB_GIVEN_SEQS | CALIB_GIVEN_LEN;
+    }
+    if (slice) {
+        o->skip = (int64_t)rep * st->seqs;
+        o->given |= CALIB_GIVEN_SKIP;
     }
     return 0;
 }
@@ -131,11 +139,30 @@ static int refs_ready(const exp_source *src, const calib_book *b)
     return 1;
 }
 
+static int add_set(run_ctx *c, calib_book *b, const exp_set *st, int is_eval, int reseed,
+                   vl_err *err)
+{
+    calib_spec spec;
+    int rc = set_spec(c->cfg, st, is_eval, reseed, &spec, err);
+    if (!rc)
+        rc = calib_book_add(b, &spec, err);
+    return rc;
+}
+
+/* "NAME:how" appended to c->draws (what the stats stage records for a replicate). */
+static void note_draw(run_ctx *c, const char *name, const char *how)
+{
+    size_t n = strlen(c->draws);
+    snprintf(c->draws + n, sizeof c->draws - n, "%s%s:%s", n ? "," : "", name, how);
+}
+
 int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
     int n = is_eval ? cfg->n_eval : cfg->n_calib;
     const exp_set *sets = is_eval ? cfg->eval : cfg->calib;
+    if (!is_eval)
+        c->draws[0] = '\0';
     int rc = run_need_model(c, err);
     calib_env env = {c->m, c->tok, 8, is_eval ? CALIB_ROLE_EVAL : CALIB_ROLE_CALIB};
     calib_book *b = NULL;
@@ -146,10 +173,20 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
         for (int i = 0; !rc && i < n; i++) {
             if (calib_book_find(b, sets[i].name) || !refs_ready(&sets[i].src, b))
                 continue;
-            calib_spec spec;
-            rc = set_spec(cfg, &sets[i], is_eval, &spec, err);
-            if (!rc)
-                rc = calib_book_add(b, &spec, err);
+            rc = add_set(c, b, &sets[i], is_eval, 0, err);
+            /* a corpus too short for disjoint replicate slices: the replicate's own seed */
+            if (rc == VL_ERANGE && !is_eval && cfg->replicate > 0 &&
+                sets[i].src.kind == EXP_SRC_FILE) {
+                if (c->log)
+                    fprintf(c->log, "replicate %d: set %s: %s; drawn with the replicate's own "
+                            "seed instead (may share sequences with other replicates)\n",
+                            cfg->replicate, sets[i].name, err->msg);
+                rc = add_set(c, b, &sets[i], is_eval, 1, err);
+                note_draw(c, sets[i].name, "reseeded");
+            } else if (!rc && !is_eval && cfg->replicate > 0) {
+                note_draw(c, sets[i].name,
+                          sets[i].src.kind == EXP_SRC_FILE ? "disjoint" : "reseeded");
+            }
             added += !rc;
         }
     if (rc) {
@@ -214,9 +251,10 @@ int run_baselines(const exp_config *cfg, const char *vbr, char names[][256], int
     return n;
 }
 
-void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap)
+void run_join_sets(const exp_slist *l, char *buf, size_t cap)
 {
     buf[0] = '\0';
-    for (int s = 0, k = 0; s < a->sets.n && k < (int)cap; s++)
-        k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", a->sets.v[s]);
+    for (int s = 0, k = 0; s < l->n && k < (int)cap; s++)
+        k += snprintf(buf + k, cap - (size_t)k, "%s%s", s ? "," : "", l->v[s]);
 }
+

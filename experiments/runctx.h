@@ -33,6 +33,8 @@ typedef struct {
     model *m;           /* NULL until run_need_model */
     tok_tokenizer *tok;
     h5s_store *s;       /* the stage's writable store */
+    char draws[2048];   /* replicate k > 0: how each calibration set was drawn ("en:disjoint,
+                           noise:reseeded"), filled by run_build_sets; "" otherwise */
     const char *stage_key; /* the running stage's cache key (its journal's key) */
     par_fault *fault;   /* run_opts.fault */
 } run_ctx;
@@ -48,7 +50,9 @@ void run_journal_prefix(const exp_config *cfg, const char *stage, char *buf, siz
 int run_need_model(run_ctx *c, vl_err *err);
 
 /* Build the sets of one family ([calib.*] is_eval 0, [eval.*] is_eval 1) into a new book, in
- * dependency order (a set after the sets its source names). *out owned by the caller. */
+ * dependency order (a set after the sets its source names). Calibration sets of replicate
+ * cfg->replicate > 0 are that replicate's draws (expcfg.h); c->draws records how. *out owned
+ * by the caller. */
 int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err);
 
 /* The fq few-token policy and threshold the config asks for (route_all is refused by the
@@ -70,8 +74,8 @@ void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t 
 int run_baselines(const exp_config *cfg, const char *vbr, char names[][256], int *method,
                   uint64_t *seed);
 
-/* The sets of allocation a comma-joined ("en,zh"): the `calib` of its stored allocations and
- * of its /eval rows. */
-void run_alloc_calib(const exp_alloc *a, char *buf, size_t cap);
+/* Names comma-joined into buf (cut at cap): "en,zh", the `calib` of stored allocations and
+ * /eval rows (the allocation's statistics sets, exp_alloc_stats). */
+void run_join_sets(const exp_slist *l, char *buf, size_t cap);
 
 #endif

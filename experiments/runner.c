@@ -139,6 +139,8 @@ static int write_marks(run_ctx *c, const run_rec *r, const char *canon, const ch
         rc = h5s_attr_set(s, "/", "experiment", c->cfg->name, err);
     if (!rc)
         rc = h5s_attr_set(s, "/", "vbrlab_version", VBRLAB_VERSION, err);
+    if (!rc && c->cfg->replicates > 1) /* which replicate's chain this store holds */
+        rc = h5s_attr_set_f64(s, "/", "replicate", c->cfg->replicate, err);
     /* a group is made by writing a small dataset into it: h5s creates parents on write */
     int64_t one = 1;
     char dpath[200];
@@ -181,14 +183,16 @@ static void print_stored_report(const char *path, FILE *out)
     h5s_close(s);
 }
 
-static int build_records(const exp_config *cfg, run_rec **out, int *n_out, vl_err *err)
+/* The records of stages first .. last (exp_stage values) of CFG. */
+static int build_records(const exp_config *cfg, int first, int last, run_rec **out, int *n_out,
+                         vl_err *err)
 {
     int n = 4 + cfg->n_alloc;
     run_rec *r = vl_calloc((size_t)n, sizeof *r);
     if (!r)
         return vl_errf(err, VL_ENOMEM, "out of memory");
     int k = 0;
-    for (int st = EXP_STAGE_STATS; st <= EXP_STAGE_REPORT; st++) {
+    for (int st = first; st <= last; st++) {
         int reps = st == EXP_STAGE_ALLOC ? cfg->n_alloc : 1;
         for (int a = 0; a < reps; a++, k++) {
             r[k].stage = st;
@@ -223,7 +227,7 @@ static int shared_stage(int stage)
  * OUT (PATH.rank<N>.tmp, never committed): they read the inputs of the stage from rank 0's last
  * commit and write nothing that stays. One rank: rank 0 alone, the plain loop. */
 static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, const char *canon,
-                       const char *raw, vl_err *err)
+                       const char *raw, const char *tag, vl_err *err)
 {
     const char *out = c->cfg->out;
     int rc = 0, ran_any = 0, me = par_rank();
@@ -237,12 +241,14 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
                            "without --only first)", stage_names[o->only], r->name, out);
         if (!want) {
             if (o->log && (o->only < 0 || r->stage <= o->only))
-                fprintf(o->log, "%s: cached\n", r->name);
+                fprintf(o->log, "%s%s: cached\n", tag, r->name);
             continue;
         }
         /* a fresh file when nothing usable is there or the statistics are redone */
+        /* (the report of replicates runs alone on replicate 0's finished store) */
         int fresh = access(out, F_OK) != 0 || r->stage == EXP_STAGE_STATS ||
-                    (o->force && !ran_any);
+                    (o->force && !ran_any &&
+                     !(c->cfg->replicates > 1 && r->stage == EXP_STAGE_REPORT));
         double t0 = now_s();
         char jprefix[4200];
         int journaled = r->stage == EXP_STAGE_SENS || r->stage == EXP_STAGE_EVAL;
@@ -268,7 +274,7 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
         c->s = NULL;
         rc = par_agree(rc, err); /* the next stage reads what rank 0 committed */
         if (rc) {
-            vl_errctx(err, rc, "%s", r->name);
+            vl_errctx(err, rc, "%s%s", tag, r->name);
             break;
         }
         if (journaled && me == 0) /* the stage is in OUT: its items are no longer needed */
@@ -276,10 +282,40 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
         rc = par_agree(rc, err);
         ran_any = 1;
         if (o->log)
-            fprintf(o->log, "%s: done (%.1f s)\n", r->name, now_s() - t0);
+            fprintf(o->log, "%s%s: done (%.1f s)\n", tag, r->name, now_s() - t0);
         if (o->stop_after >= 0 && r->stage == o->stop_after &&
             (i + 1 == n || recs[i + 1].stage != r->stage))
             break;
+    }
+    return rc;
+}
+
+/* Replicates (expcfg.h): stats → sens → alloc → eval of replicate k on a shallow copy of the
+ * config that stands for k, in k's own store, each stage cached there by its own key. */
+static int run_replicates(run_ctx *c, const run_opts *opts, const char *canon, const char *raw,
+                          vl_err *err)
+{
+    const exp_config *cfg = c->cfg;
+    int rc = 0;
+    for (int k = 0; k < cfg->replicates && !rc; k++) {
+        char path[4096], tag[32];
+        exp_config rep = *cfg;
+        rep.replicate = k;
+        rc = exp_replicate_out(cfg, k, path, sizeof path, err);
+        rep.out = path;
+        snprintf(tag, sizeof tag, "rep%d/", k);
+        run_rec *recs = NULL;
+        int n = 0;
+        if (!rc)
+            rc = build_records(&rep, EXP_STAGE_STATS, EXP_STAGE_EVAL, &recs, &n, err);
+        if (!rc && !opts->force)
+            rc = read_records(path, recs, n, err);
+        rc = par_agree(rc, err);
+        c->cfg = &rep;
+        if (!rc)
+            rc = run_records(c, opts, recs, n, canon, raw, tag, err);
+        c->cfg = cfg;
+        vl_free(recs);
     }
     return rc;
 }
@@ -309,15 +345,21 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
         rc = render_config(cfg, &canon, err);
     if (!rc)
         rc = make_parent(cfg->out, err);
+    if (!rc && cfg->replicates > 1)
+        rc = run_replicates(&c, opts, canon, raw, err);
+    /* R = 1: every stage in OUT; R > 1: the report stage in OUT (replicate 0's store) */
+    int first = cfg->replicates > 1 ? EXP_STAGE_REPORT : EXP_STAGE_STATS;
+    c.cfg = cfg;
     if (!rc)
-        rc = build_records(cfg, &recs, &n, err);
+        rc = build_records(cfg, first, EXP_STAGE_REPORT, &recs, &n, err);
     if (!rc && !opts->force)
         rc = read_records(cfg->out, recs, n, err);
     rc = par_agree(rc, err); /* every rank reads the records before rank 0 writes */
-    if (!rc)
-        rc = run_records(&c, opts, recs, n, canon, raw, err);
-    if (!rc && opts->out && opts->only < 0 && opts->stop_after < 0 && recs[n - 1].cached &&
-        !opts->force)
+    int skip = cfg->replicates > 1 && opts->stop_after >= 0;
+    if (!rc && !skip)
+        rc = run_records(&c, opts, recs, n, canon, raw, "", err);
+    if (!rc && !skip && opts->out && opts->only < 0 && opts->stop_after < 0 &&
+        recs[n - 1].cached && !opts->force)
         print_stored_report(cfg->out, opts->out);
     vl_free(recs);
     free(canon); /* open_memstream's buffer comes from malloc */

@@ -34,6 +34,18 @@ static int build(run_ctx *c, salloc_problem **p, const sens_result *r, const exp
     return salloc_build(p, r, sets, a->sets.n, g, gptq ? SENS_E_OUT : SENS_E_REL, err);
 }
 
+/* The 2×2 design's record (expcfg.h): which set the allocation came from and which set's
+ * statistics the eval stage quantizes it with. */
+static int write_sets(h5s_store *s, const char *name, const exp_alloc *a, vl_err *err)
+{
+    char g[300], buf[1024];
+    snprintf(g, sizeof g, "/alloc/%s", name);
+    run_join_sets(&a->sets, buf, sizeof buf);
+    int rc = h5s_attr_set(s, g, "alloc_set", buf, err);
+    run_join_sets(exp_alloc_stats(a), buf, sizeof buf);
+    return rc ? rc : h5s_attr_set(s, g, "stats_set", buf, err);
+}
+
 int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
 {
     const exp_alloc *a = &c->cfg->alloc[alloc_idx];
@@ -43,8 +55,8 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
     int rc = sens_read(&r, c->s, err);
     if (!rc)
         rc = build(c, &p, &r, a, err);
-    char calib[1024];
-    run_alloc_calib(a, calib, sizeof calib);
+    char calib[1024]; /* the statistics that quantize it: stats_set, else its sets */
+    run_join_sets(exp_alloc_stats(a), calib, sizeof calib);
     salloc_meta meta = {calib, c->cfg->out, c->cfg->out, a->budget == EXP_BUDGET_MODEL, 0};
     double w1[64];
     solve_params par = solve_params_defaults();
@@ -74,6 +86,8 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
             rc = solve_run(p->prob, &par, &res, err);
         if (!rc)
             rc = salloc_write(c->s, name, p, &res, &par, &meta, err);
+        if (!rc)
+            rc = write_sets(c->s, name, a, err);
         solve_result_free(&res);
         /* the baselines at the same budget, problem and objective ([experiment] baselines) */
         char bn[RUN_MAX_BASELINES][256];

@@ -188,9 +188,10 @@ int stage_eval(run_ctx *c, vl_err *err)
             const exp_alloc *a = &cfg->alloc[rows[r].alloc];
             stat_free(stats);
             stats = NULL;
-            rc = stat_read_sets(&stats, c->s, (const char *const *)a->sets.v, a->sets.n, err);
+            const exp_slist *ss = exp_alloc_stats(a); /* stats_set, else its sets */
+            rc = stat_read_sets(&stats, c->s, (const char *const *)ss->v, ss->n, err);
             stats_of = rows[r].alloc;
-            run_alloc_calib(a, calib, sizeof calib);
+            run_join_sets(ss, calib, sizeof calib);
         }
         if (!rc) {
             if (c->log)

@@ -31,6 +31,7 @@
 #include "../alloc/xsel.h"
 #include "../analysis/eval.h"
 #include "../plots/plotfig.h"
+#include "repdata.h"
 
 #include <errno.h>
 #include <math.h>
@@ -41,7 +42,8 @@
 typedef struct {
     int R, D;
     char **rows, **cols;     /* [R], [D]: /eval/matrix@rows, @cols */
-    double *kld, *same;      /* [R × D] */
+    double *kld, *same;      /* [R × D]; with replicates the mean over them */
+    double *kld_half;        /* [R × D] 95 % t half width over replicates; NULL: one replicate */
     double *bpw, *target;    /* [R] */
     double *bpwm, *bpwf;     /* [R] whole-model bpw: kept at stored dtype / as a GGUF file */
     int *uniform;            /* [R] */
@@ -54,6 +56,7 @@ static void mx_free(mx_read *m)
     h5s_names_free(m->rows, m->R);
     h5s_names_free(m->cols, m->D);
     vl_free(m->kld);
+    vl_free(m->kld_half);
     vl_free(m->same);
     vl_free(m->bpw);
     vl_free(m->bpwm);
@@ -138,6 +141,39 @@ static int read_matrix(h5s_store *s, mx_read *m, vl_err *err)
             snprintf(m->proof[r], sizeof m->proof[r], "–");
     }
     return rc;
+}
+
+/* Replicates: every cell, bpw and same-top becomes its mean over replicates, with the t half
+ * width of the mean KLD (repdata.h). */
+static int apply_replicates(mx_read *m, const rep_data *d, vl_err *err)
+{
+    if (d->R < 2)
+        return 0;
+    if (d->A != m->R || d->D != m->D)
+        return vl_errf(err, VL_ESHAPE, "replicates: %d × %d cells, the matrix has %d × %d",
+                       d->A, d->D, m->R, m->D);
+    m->kld_half = vl_calloc((size_t)m->R * m->D, sizeof *m->kld_half);
+    if (!m->kld_half)
+        return vl_errf(err, VL_ENOMEM, "out of memory");
+    size_t cells = (size_t)m->R * m->D;
+    for (size_t i = 0; i < cells; i++) {
+        double h;
+        rep_mean_ci(d, d->cell, cells, i, &m->kld[i], &m->kld_half[i]);
+        rep_mean_ci(d, d->same, cells, i, &m->same[i], &h);
+    }
+    for (int r = 0; r < m->R; r++) {
+        double h;
+        rep_mean_ci(d, d->bpw, (size_t)m->R, (size_t)r, &m->bpw[r], &h);
+    }
+    return 0;
+}
+
+/* " 0.1234" or, with replicates, " 0.1234 ± 0.0056". */
+static void put_kld(FILE *f, const mx_read *m, size_t i)
+{
+    fprintf(f, " %.4f", m->kld[i]);
+    if (m->kld_half)
+        fprintf(f, " ± %.4f", m->kld_half[i]);
 }
 
 /* The three bit counts of row r as table cells: body | model | file ("–" where unknown). */
@@ -232,9 +268,10 @@ static void table_kld_matrix(FILE *f, const mx_read *m)
                 continue;
             fprintf(f, "| %s | %s |", m->rows[r], m->proof[r]);
             put_bpw(f, m, r);
-            for (int d = 0; d < m->D; d++)
-                fprintf(f, " %.4f / %.1f |", m->kld[(size_t)r * m->D + d],
-                        100 * m->same[(size_t)r * m->D + d]);
+            for (int d = 0; d < m->D; d++) {
+                put_kld(f, m, (size_t)r * m->D + d);
+                fprintf(f, " / %.1f |", 100 * m->same[(size_t)r * m->D + d]);
+            }
             fprintf(f, " %.4f / %.1f |\n", row_mean(m, m->kld, r),
                     100 * row_mean(m, m->same, r));
             random_mean(f, m, r);
@@ -271,8 +308,10 @@ static void table_vbr_vs_uniform(FILE *f, const mx_read *m)
                 m->uniform[r] ? "uniform" : !strcmp(m->kind[r], "vbr") ? "VBR" : m->kind[r],
                 m->proof[r]);
         put_bpw(f, m, r);
-        for (int d = 0; d < m->D; d++)
-            fprintf(f, " %.4f |", m->kld[(size_t)r * m->D + d]);
+        for (int d = 0; d < m->D; d++) {
+            put_kld(f, m, (size_t)r * m->D + d);
+            fprintf(f, " |");
+        }
         fprintf(f, " %.4f |\n", row_mean(m, m->kld, r));
     }
     vl_free(ord);
@@ -527,6 +566,8 @@ int stage_report(run_ctx *c, vl_err *err)
     if (!f)
         return vl_errf(err, VL_ENOMEM, "out of memory");
     mx_read m;
+    rep_data rd;
+    memset(&rd, 0, sizeof rd);
     int rc = read_matrix(c->s, &m, err);
     if (!rc && h5s_exists(c->s, "/sens") &&
         (cfg->tables & (1u << EXP_TABLE_ADDITIVITY | 1u << EXP_TABLE_SENSITIVITY))) {
@@ -534,12 +575,22 @@ int stage_report(run_ctx *c, vl_err *err)
         if (!(rc = sens_read(&r, c->s, err)))
             sens_result_free(&r);
     }
+    if (!rc)
+        rc = rep_read(c, &rd, err);
+    if (!rc)
+        rc = apply_replicates(&m, &rd, err);
     if (!rc) {
         fprintf(f, "## Experiment %s (%s)\n", cfg->name, cfg->path);
+        if (rd.R > 1)
+            fprintf(f, "\n%d replicates (every calibration set drawn %d times; the evaluation "
+                    "domains are the same in each): cells are mean ± 95%% CI half width "
+                    "(Student t over replicates).\n", rd.R, rd.R);
+        rep_table_verdict(f, c, &rd);
         if (cfg->tables & (1u << EXP_TABLE_KLD_MATRIX))
             table_kld_matrix(f, &m);
         if (cfg->tables & (1u << EXP_TABLE_VBR_VS_UNIFORM))
             table_vbr_vs_uniform(f, &m);
+        rep_table_paired(f, c, &rd);
         if (cfg->tables & (1u << EXP_TABLE_EXPERT_USAGE))
             table_expert_usage(f, c);
         if (cfg->tables & (1u << EXP_TABLE_ADDITIVITY))
@@ -555,6 +606,7 @@ int stage_report(run_ctx *c, vl_err *err)
             draw_plots(f, c);
     }
     mx_free(&m);
+    rep_free(&rd);
     fclose(f);
     int64_t one = 1;
     int32_t nt = 1;

@@ -3,7 +3,8 @@
  * Sets are built by run_build_sets (runctx.h) and go through spass_run_book
  * (analysis/spass.h), the same call `vbrlab stats` makes, so the layout is the same.
  * XᵀX is kept only when the format menu has a GPTQ format (GPTQ is its only reader here); it
- * is ~170 MB per set on the embedded model.
+ * is ~170 MB per set on the embedded model. A replicate k > 0 (expcfg.h) records k and how each
+ * set was drawn as attributes of /sets.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"
@@ -27,6 +28,10 @@ int stage_stats(run_ctx *c, vl_err *err)
     so.progress = c->progress;
     if (!rc)
         rc = spass_run_book(c->m, book, &so, c->s, NULL, NULL, err);
+    if (!rc && c->cfg->replicate > 0) /* which draw this store holds (expcfg.h) */
+        rc = h5s_attr_set_f64(c->s, "/sets", "replicate", c->cfg->replicate, err);
+    if (!rc && c->cfg->replicate > 0)
+        rc = h5s_attr_set(c->s, "/sets", "replicate_draws", c->draws, err);
     calib_book_free(book);
     return rc;
 }
