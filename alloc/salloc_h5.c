@@ -224,10 +224,10 @@ static int vec(h5s_store *st, const char *g, const char *name, int64_t n, double
 /* The string attributes that name a choice: each must be one the writer can write. */
 static int check_choices(h5s_store *st, const char *g, vl_err *err)
 {
-    static const char *const ok[][6] = {
-        {"objective", "sum", "weighted", "minimax", NULL},
-        {"solver", "exact", "lagrange", "uniform", "rules", NULL},
-        {"granularity", "tensor", "group", NULL},
+    static const char *const ok[][8] = {
+        {"objective", "sum", "weighted", "minimax", "minimax-raw", NULL},
+        {"solver", "exact", "lagrange", "uniform", "rules", "random", NULL},
+        {"granularity", "tensor", "group", "gguf", NULL},
         {"error", "out", "rel", NULL},
         {"status", "optimal", "node-limit", "gap", "baseline", NULL},
         {"budget", "body", "model", NULL}};

@@ -378,7 +378,8 @@ static void read_tensors(rd *x, sens_result *r)
         names[i] = NULL;
         if (t->rows < 1 || t->cols < 1 || t->n != (int64_t)t->rows * t->cols ||
             iv[2][i] < 0 || iv[2][i] >= SENS_P_COUNT || t->unit < 0 || t->unit >= r->n_units ||
-            t->layer < 0 || t->expert < -1 || !t->name[0])
+            (t->layer < 0 && !(t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD)) ||
+            t->layer < -1 || t->expert < -1 || !t->name[0])
             x->rc = vl_errf(x->err, VL_EFORMAT,
                             "%s: /sens/tensors: bad entry %d (\"%s\": layer %d, expert %d, "
                             "unit %d of %d, %d x %d = %lld weights?)",
@@ -496,7 +497,7 @@ static void read_add(rd *x, sens_result *r)
         return;
     r->add_draws = (int)d;
     int A = r->n_add = B * r->add_draws;
-    int *bw = get(x, "/sens/additivity/band_widths", H5S_I32, 2 * (int64_t)B);
+    int *bw = get2(x, "/sens/additivity/band_widths", H5S_I32, B, 2);
     r->add_band = get(x, "/sens/additivity/band", H5S_I32, A);
     r->add_bpw = get(x, "/sens/additivity/bpw", H5S_F64, A);
     r->add_choice = get2(x, "/sens/additivity/choice", H5S_I32, A, U);
@@ -507,9 +508,11 @@ static void read_add(rd *x, sens_result *r)
     check_nonneg(x, "/sens/additivity/measured", r->add_measured, (int64_t)S * A, 1);
     check_nonneg(x, "/sens/additivity/pred_rel", r->add_pred[0], (int64_t)S * A, 1);
     check_nonneg(x, "/sens/additivity/pred_out", r->add_pred[1], (int64_t)S * A, 1);
-    r->add_holdout = get(x, "/sens/additivity/holdout", H5S_I32, 2 * (int64_t)S);
-    r->add_stats = get(x, "/sens/additivity/stats", H5S_F64,
-                       (int64_t)S * B * 2 * SENS_BS_COUNT);
+    r->add_holdout = get2(x, "/sens/additivity/holdout", H5S_I32, S, 2);
+    /* [S, B, 2, SENS_BS_COUNT]: its shape was checked above (get_nd stops at 3 dimensions) */
+    if (!x->rc)
+        x->rc = h5s_read(x->st, "/sens/additivity/stats", H5S_F64, (void **)&r->add_stats, &nd,
+                         sh, x->err);
     if (!x->rc && !(r->band = vl_malloc((size_t)B * sizeof *r->band)))
         x->rc = vl_errf(x->err, VL_ENOMEM, "sens: out of memory");
     for (int b = 0; !x->rc && b < B; b++) {

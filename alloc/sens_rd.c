@@ -271,17 +271,21 @@ int sens_quantize_set(const sens_result *r, const model *m, const stat_acc *acc,
         rc = vl_errf(err, VL_ENOMEM, "sens: out of memory for quantized tensors");
     for (int i = 0; !rc && i < T; i++) {
         const sens_tensor *t = &r->t[i];
-        const float *w = *model_weights_slot(m, (model_weights *)model_base(m), (size_t)t->mi);
+        const float *w;
+        float *own; /* the stored tensor as float32 while it is quantized (mweights.h) */
+        if ((rc = model_tensor_f32(m, model_base(m), (size_t)t->mi, &w, &own, err)))
+            break;
         tstats ts = {sbuf, sbuf + t->cols, 0, 0};
         int outer = t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD; /* as rd_outer */
-        if (!outer && (rc = get_stats(&ts, acc, t, r->set_name[si], err)))
-            break;
+        if (!outer)
+            rc = get_stats(&ts, acc, t, r->set_name[si], err);
         fq_stats fs = {ts.imp, ts.h, ts.tokens}, *fsp = outer ? NULL : &fs;
         for (int f = 0; !rc && f < F; f++) {
             fq_info info;
             rc = fq_tensor(out + sens_q_offset(r, i) + (size_t)f * t->n, w, t->rows, t->cols,
                            &r->fmt[f], fsp, NULL, &p->fq, &info, t->name, err);
         }
+        vl_free(own);
     }
     vl_free(sbuf);
     if (rc)

@@ -190,6 +190,7 @@ static void test_check(chk *c, const model *m)
     if (rc)
         goto done;
     r.eps[0] = 0.01;
+    r.eps[1] = 0.03; /* a store needs both (sens_read) */
     int U = r.n_units, A = 0;
     for (int s = 0; s < 2; s++) {
         fake_alpha(&r, s);
