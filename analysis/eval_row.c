@@ -85,8 +85,14 @@ int ev_read_row(h5s_store *s, const char *row, ev_row_attrs *a, vl_err *err)
         if (!a->kind)
             rc = vl_errf(err, VL_ENOMEM, "out of memory");
     }
-    if (!rc && strcmp(a->kind, "vbr") && strcmp(a->kind, "uniform"))
-        rc = vl_errf(err, VL_EFORMAT, "%s: %s@kind is neither vbr nor uniform", h5s_path(s), g);
+    static const char *const kinds[] = {"vbr", "uniform", "baseline-uniform", "baseline-rules",
+                                        "baseline-random"}; /* experiments/stage_eval.c */
+    int known = 0;
+    for (size_t k = 0; !rc && k < sizeof kinds / sizeof *kinds; k++)
+        known |= !strcmp(a->kind, kinds[k]);
+    if (!rc && !known)
+        rc = vl_errf(err, VL_EFORMAT, "%s: %s@kind is not vbr, uniform or baseline-METHOD",
+                     h5s_path(s), g);
     if (!rc && *a->alloc && !calib_name_ok(a->alloc))
         rc = vl_errf(err, VL_EFORMAT, "%s: %s@alloc is not a name ([A-Za-z0-9._+-]+)",
                      h5s_path(s), g);

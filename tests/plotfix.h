@@ -194,13 +194,14 @@ static void write_eval(const char *path)
     const char *doms[2] = {"en", "zh"};
     for (int d = 0; d < 2; d++) {
         char p[64];
-        int32_t ids[2] = {1, 2};
-        int64_t n12[2] = {1, 2};
+        /* 4 sequences of 3 tokens: the per-token KLD above is [seqs, len − 1] */
+        int32_t ids[12] = {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3};
+        int64_t n43[2] = {4, 3};
         snprintf(p, sizeof p, "/eval/domains/%s/ids", doms[d]);
-        h5s_write(s, p, H5S_I32, ids, 2, n12, "token id", MEANING, &e);
+        h5s_write(s, p, H5S_I32, ids, 2, n43, "token id", MEANING, &e);
         p[strlen(p) - 4] = '\0';
-        h5s_attr_set_f64(s, p, "seqs", 1, &e);
-        h5s_attr_set_f64(s, p, "len", 2, &e);
+        h5s_attr_set_f64(s, p, "seqs", 4, &e);
+        h5s_attr_set_f64(s, p, "len", 3, &e);
     }
     h5s_commit(s, &e);
 }
