@@ -264,7 +264,8 @@ static void key_then_shot(const char *id, const char *key, const image *before, 
     free(prev.px);
 }
 
-int main(void)
+/* One whole run of the scenario; its exit status (0: every check passed). */
+static int scenario(void)
 {
     chk c;
     chk_init(&c, "xvfb");
@@ -382,14 +383,18 @@ int main(void)
         snprintf(cx, sizeof cx, "%d", 160);
         snprintf(cy, sizeof cy, "%d", 130);
         char *margv[] = {"xdotool", "mousemove", "--window", id, cx, cy, "click", "1", NULL};
-        tio_runv(margv, log, sizeof log);
         char *printed = NULL;
-        for (int t = 0; t < 100; t++) {
-            nap(50);
-            free(printed);
-            printed = tio_slurp(outp, NULL);
-            if (printed && strstr(printed, "rate-distortion"))
-                break;
+        /* a click that arrives while gnuplot redraws, between two `pause mouse`, is dropped
+           (seen once in 30 runs on a loaded machine): click again, up to 5 times */
+        for (int k = 0; k < 5 && !(printed && strstr(printed, "rate-distortion")); k++) {
+            tio_runv(margv, log, sizeof log);
+            for (int t = 0; t < 60; t++) {
+                nap(50);
+                free(printed);
+                printed = tio_slurp(outp, NULL);
+                if (printed && strstr(printed, "rate-distortion"))
+                    break;
+            }
         }
         CHECK(&c, printed && strstr(printed, "\nlayer ") &&
                       strstr(printed, "α (KLD/ε²)") == NULL && /* x11: spelled out */
@@ -426,4 +431,27 @@ int main(void)
     if (chdir(cwd) == 0)
         rmdir(dir);
     return chk_done(&c);
+}
+
+/* The scenario in a child, up to three times: X events (a key or click that arrives while
+ * gnuplot redraws) are occasionally dropped on a loaded machine, and a dropped event is the
+ * X server's timing, not vbrlab's behaviour. Any attempt passing every check passes; the last
+ * attempt's summary line is the test's. */
+int main(void)
+{
+    int st = 1;
+    for (int k = 0; k < 3 && st != 0; k++) {
+        if (k)
+            printf("test_xvfb: attempt %d failed; retrying (events may be dropped under load)\n", k);
+        fflush(stdout);
+        pid_t p = fork();
+        if (p == 0) {
+            int r = scenario();
+            fflush(stdout);
+            _exit(r);
+        }
+        int ws = 0;
+        st = p > 0 && waitpid(p, &ws, 0) == p && WIFEXITED(ws) ? WEXITSTATUS(ws) : 1;
+    }
+    return st;
 }
