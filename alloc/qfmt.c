@@ -11,6 +11,16 @@
 
 enum { SCALE_BITS = 16 }; /* fp16 scale per group */
 
+const int qfmt_groups[QFMT_N_GROUPS] = {16, 20, 24, 32, 48, 64, 128, 0};
+
+static int group_ok(int g)
+{
+    for (int i = 0; i < QFMT_N_GROUPS; i++)
+        if (g == qfmt_groups[i])
+            return 1;
+    return 0;
+}
+
 static const char *const method_names[] = {[QFMT_RTN] = "rtn", [QFMT_GPTQ] = "gptq", [QFMT_GGML] = "ggml"};
 
 /* ---------------------------------------------------------------- single formats */
@@ -29,8 +39,9 @@ int qfmt_check(const qfmt *f, vl_err *err)
         return vl_errf(err, VL_ECONFIG, "format: unknown method %d", (int)f->method);
     if (f->bits < 1 || f->bits > 8)
         return vl_errf(err, VL_ECONFIG, "format: bits %d out of range 1..8", f->bits);
-    if (f->group != 0 && f->group != 32 && f->group != 64 && f->group != 128)
-        return vl_errf(err, VL_ECONFIG, "format: group size %d not one of 32, 64, 128, 0 (row)",
+    if (!group_ok(f->group))
+        return vl_errf(err, VL_ECONFIG,
+                       "format: group size %d not one of 16, 20, 24, 32, 48, 64, 128, 0 (row)",
                        f->group);
     if (f->sym != 0 && f->sym != 1)
         return vl_errf(err, VL_ECONFIG, "format: sym flag %d not 0 or 1", f->sym);
@@ -69,9 +80,8 @@ int qfmt_parse(qfmt *out, const char *name, vl_err *err)
         qfmt_menu_free(&m);
         return rc;
     }
-    /* Try every valid format and compare names: 2·8·4·2·2 = 256 candidates, cheap, and the
+    /* Try every valid format and compare names: 2·8·8·2·2 = 512 candidates, cheap, and the
      * parser can never disagree with qfmt_name. */
-    static const int groups[] = {32, 64, 128, 0};
     int gt = strncmp(name, "ggml-", 5) ? -1 : ggf_from_name(name + 5);
     if (gt >= 0) {
         qfmt f = {QFMT_GGML, gt, 0, 0, QFMT_ROT_NONE};
@@ -80,10 +90,10 @@ int qfmt_parse(qfmt *out, const char *name, vl_err *err)
     }
     for (int m = 0; m < 2; m++)
         for (int b = 1; b <= 8; b++)
-            for (int gi = 0; gi < 4; gi++)
+            for (int gi = 0; gi < QFMT_N_GROUPS; gi++)
                 for (int s = 0; s < 2; s++)
                     for (int r = 0; r < 2; r++) {
-                        qfmt f = {(qfmt_method)m, b, groups[gi], s, (qfmt_rot)r};
+                        qfmt f = {(qfmt_method)m, b, qfmt_groups[gi], s, (qfmt_rot)r};
                         char buf[QFMT_NAME_MAX];
                         if (strcmp(qfmt_name(&f, buf), name) == 0) {
                             *out = f;
@@ -184,7 +194,7 @@ static int parse_item(clause_vals *cv, char k, const char *s, const char *e)
     int x;
     if (k == 'g') {
         x = (n == 3 && !memcmp(s, "row", 3)) ? 0 : parse_uint(s, e);
-        if (x != 0 && x != 32 && x != 64 && x != 128)
+        if (!group_ok(x))
             return -1;
         return add_val(&cv->ng, cv->group, x);
     }
@@ -225,7 +235,7 @@ static int parse_option(clause_vals *cv, const char *spec, const char *s, const 
             return vl_errf(err, VL_ECONFIG, "format spec \"%s\": bad value \"%s\" in \"%s\"%s",
                            spec, tok(t, p, q), tok((char[TOK_MAX]){0}, s, e),
                            s[0] == 'b'   ? " (bits 1..8, ranges a..b)"
-                           : s[0] == 'g' ? " (group 32, 64, 128 or row)"
+                           : s[0] == 'g' ? " (group 16, 20, 24, 32, 48, 64, 128 or row)"
                            : s[0] == 's' ? " (asym or sym)"
                                          : " (none or had)");
         p = q + 1;

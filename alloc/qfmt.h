@@ -3,8 +3,15 @@
  * A format is method × bits × group size × symmetry × rotation:
  *   method   rtn | gptq        (how the integers are chosen; the stored layout is the same)
  *   bits     1..8              (bits per weight integer)
- *   group    32, 64, 128 or 0  (0 = one group per row); groups run along a row of W, i.e. along
- *                              the input dimension of an HF (out, in) weight
+ *   group    16, 20, 24, 32, 48, 64, 128 or 0 (0 = one group per row; qfmt_groups); groups
+ *                              run along a row of W, i.e. along the input dimension of an HF
+ *                              (out, in) weight. 16/20/24/48 exist for bit steps: with
+ *                              32/64/128/row alone a uniform 2- or 3-bit format stores nothing
+ *                              between 2.28 and 2.5 bpw nor between 2.56 (b2 g32 asym) and
+ *                              3.06 (b3 row sym, 256 columns); b2 g48 gives 2.38/2.42 and
+ *                              b2 g24/g20/g16 2.69–3.13, so the menu
+ *                              "b=2,3:g=16,20,24,32,48,64,128,row:s=sym,asym" steps ≤ 0.15 bpw
+ *                              over 2.0–3.0 (tests/test_qfmt.c checks it)
  *   sym      asymmetric: w ≈ s·(q − z), q, z ∈ [0, 2^b − 1] integers, s an fp16 scale;
  *            symmetric:  w ≈ d·q, q ∈ [−2^(b−1), 2^(b−1) − 1], d a signed fp16 scale
  *   rotation none | randomized Hadamard on the input dimension (alloc/hadamard.h); the seed
@@ -27,7 +34,8 @@
  *   clause  := method (':' option)*  |  'hadamard'
  *   method  := 'rtn' | 'gptq'
  *   option  := 'b=' ilist            bits, required       e.g. b=2,3  b=1..8
- *            | 'g=' glist            group sizes           default g=64; values 32|64|128|row
+ *            | 'g=' glist            group sizes           default g=64;
+ *                                                          values 16|20|24|32|48|64|128|row
  *            | 's=' slist            symmetry              default s=asym; values asym|sym
  *            | 'r=' rlist            rotation              default r=none; values none|had
  *   ilist   := item (',' item)*,  item := INT | INT '..' INT  (ranges inclusive)
@@ -61,10 +69,14 @@ typedef struct {
     int bits;      /* rtn/gptq: 1..8; QFMT_GGML: the llama.cpp block type (ggf_type of
                       alloc/ggml_fmt.h, read it with qfmt_ggml_type), group = 0, sym = 0,
                       rot = none */
-    int group;     /* 32, 64, 128, or 0 = one group per row */
+    int group;     /* one of qfmt_groups (16 … 128), or 0 = one group per row */
     int sym;       /* 1 symmetric (scale only), 0 asymmetric (scale + integer zero) */
     qfmt_rot rot;  /* rotation of the input dimension before quantizing */
 } qfmt;
+
+/* The valid group sizes, 0 (per row) last. */
+#define QFMT_N_GROUPS 8
+extern const int qfmt_groups[QFMT_N_GROUPS];
 
 #define QFMT_NAME_MAX 32 /* longest canonical name + NUL fits */
 

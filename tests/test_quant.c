@@ -50,15 +50,14 @@ static float *grid_matrix(qt_rng *r, int rows, int cols, const qfmt *f)
 
 static void test_exact_grid(chk *c)
 {
-    static const int groups[] = {32, 64, 128, 0};
     qt_rng r = {42};
-    int rows = 6, cols = 200; /* 200 = partial last group for every group size */
+    int rows = 6, cols = 202; /* 202: a partial last group for every group size */
     double *h = qt_hessian(&r, 256, cols);
     int ok_rtn = 1, ok_gptq = 1, n = 0;
     for (int bits = 1; bits <= 8; bits++)
-        for (int gi = 0; gi < 4; gi++)
+        for (int gi = 0; gi < QFMT_N_GROUPS; gi++)
             for (int s = 0; s < 2; s++) {
-                qfmt f = {QFMT_RTN, bits, groups[gi], s, QFMT_ROT_NONE};
+                qfmt f = {QFMT_RTN, bits, qfmt_groups[gi], s, QFMT_ROT_NONE};
                 float *w = grid_matrix(&r, rows, cols, &f);
                 float *o = malloc((size_t)rows * cols * sizeof *o);
                 vl_err e;
