@@ -173,6 +173,17 @@ static int unit_eps(sens_result *r, int si, int u, int k, const model *m, model_
     double *acc = r->seq_kld[si] + ((size_t)k * r->n_units + u) * n;
     size_t ix = (size_t)si * r->n_units + u;
     double *da = r->draw_alpha[k] + ix * D;
+    if (k == 1 && p->eps[1] == p->eps[0]) {
+        /* One noise level given: level 1 would repeat level 0's runs exactly (same ε, same
+         * seeded G), so copy them and halve the scan. */
+        memcpy(acc, r->seq_kld[si] + (size_t)u * n, (size_t)n * sizeof *acc);
+        memcpy(da, r->draw_alpha[0] + ix * D, (size_t)D * sizeof *da);
+        r->kld[1][ix] = r->kld[0][ix];
+        r->alpha[1][ix] = r->alpha[0][ix];
+        r->alpha_se[1][ix] = r->alpha_se[0][ix];
+        r->alpha_draw_sd[1][ix] = r->alpha_draw_sd[0][ix];
+        return 0;
+    }
     for (int q = 0; q < n; q++)
         acc[q] = 0;
     for (int d = 0; !rc && d < D; d++) {
@@ -272,7 +283,7 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
     prog pg;
     char what[96];
     snprintf(what, sizeof what, "sens α %s", r->set_name[si]);
-    int64_t per = 2 * (int64_t)(p->draws > 0 ? p->draws : 1);
+    int64_t per = (p->eps[1] == p->eps[0] ? 1 : 2) * (int64_t)(p->draws > 0 ? p->draws : 1);
     prog_init(&pg, what, "runs", per * nu);
     pg.enabled &= p->progress;
     pg.enabled &= par_rank() == 0;

@@ -174,6 +174,21 @@ static void test_sequences(chk *c, const model *m)
     CHECK_NEAR(c, one.alpha[0][u], da[0], 0, 1e-12, "one draw = the first draw of two");
     CHECK(c, isnan(one.alpha_draw_sd[0][u]), "one draw: no draw spread");
     CI(c, sens_unit_alpha(&r, 1, u, m, half, &p, &e), VL_EARG); /* draws mixed within a result */
+    /* one noise level given twice: level 1 is level 0's runs, copied (not rerun) */
+    sens_result same = {0};
+    CI(c, sens_layout(&same, m, SENS_GROUP, 0, &e), 0);
+    CI(c, sens_alloc_alpha(&same, 1, names, &e), 0);
+    sens_params p1 = p;
+    p1.eps[1] = p1.eps[0];
+    CI(c, sens_unit_alpha(&same, 0, u, m, full, &p1, &e), 0);
+    CHECK(c, same.alpha[0][u] == one.alpha[0][u] && same.alpha[1][u] == one.alpha[0][u] &&
+             same.alpha_se[1][u] == one.alpha_se[0][u] && same.kld[1][u] == one.kld[0][u] &&
+             !memcmp(same.seq_kld[0] + ((size_t)U + u) * NS, one.seq_kld[0] + (size_t)u * NS,
+                     NS * sizeof(double)) &&
+             same.draw_alpha[1][u] == one.draw_alpha[0][u],
+          "ε given once: both levels hold the level-0 numbers (α %.6g, %.6g)", same.alpha[0][u],
+          same.alpha[1][u]);
+    sens_result_free(&same);
 
     h5s_store *h;
     const char *path = "build/test_sens_seq.h5";
