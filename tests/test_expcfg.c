@@ -86,9 +86,11 @@ static void test_shipped(chk *c)
     CHECK_INT(c, d.n_eval, 4, "demo eval sets");
     CHECK_INT(c, d.n_alloc, 3, "demo allocations");
     CHECK_INT(c, d.calib[1].seqs, 16, "demo calib zh seqs");
-    CHECK_INT(c, d.calib[1].len, 128, "demo calib zh len");
+    CHECK_INT(c, d.calib[1].len, 64, "demo calib zh len");
+    CHECK_INT(c, d.replicates, 3, "demo replicates");
+    CHECK_INT(c, d.baselines, (1 << EXP_BASE_COUNT) - 1, "demo: uniform, rules and random baselines");
     CHECK_INT(c, d.calib[2].src.kind, EXP_SRC_NOISE_UNIFORM, "demo calib noise kind");
-    CHECK_INT(c, d.eval[2].seqs, 8, "demo eval code seqs");
+    CHECK_INT(c, d.eval[2].seqs, 16, "demo eval code seqs");
     CHECK_STR(c, d.eval[2].src.resolved, "data/corpus/code.eval.txt", "demo eval code path");
     int mm = exp_find_alloc(&d, "minimax");
     CHECK(c, mm >= 0 && d.alloc[mm].objective == EXP_OBJ_MINIMAX && d.alloc[mm].sets.n == 2,
@@ -97,8 +99,9 @@ static void test_shipped(chk *c)
           "demo minimax at 2.5 bpw");
     CHECK_INT(c, d.alloc[0].uniform.n, 2, "demo alloc en uniform baselines");
     CHECK_STR(c, d.alloc[0].uniform.v[1], "rtn-b3-g64-asym", "demo uniform name");
-    CHECK_STR(c, d.formats, "rtn:b=2..4:g=64", "demo formats stored as written");
-    CHECK_INT(c, d.tables, (1 << EXP_TABLE_COUNT) - 1, "demo all tables");
+    CHECK_STR(c, d.formats, "rtn:b=2..4:g=64;rtn:b=2:g=32:s=sym", "demo formats stored as written");
+    CHECK_INT(c, d.tables, ((1 << EXP_TABLE_COUNT) - 1) & ~(1 << EXP_TABLE_ADDITIVITY),
+              "demo all tables but additivity (calib-2x2-rtn.ini has it)");
     CHECK_INT(c, d.plots, (1 << EXP_PLOT_COUNT) - 1, "demo all plots");
     exp_config_free(&d);
     CHECK(c, d.calib == NULL && d.n_calib == 0 && d.path == NULL, "free zeroes the config");
@@ -560,12 +563,12 @@ static void test_render_roundtrip(chk *c)
         t1[n1] = t2[n2] = 0;
         CHECK(c, n1 > 500 && n1 == n2 && !memcmp(t1, t2, n1), "render∘parse∘render is stable "
               "(%zu bytes)", n1);
-        CHECK(c, strstr(t1, "[calib.en_zh]\nsource = mix:en*0.5+zh*0.5\nseqs = 16\nlen = 128\n"),
+        CHECK(c, strstr(t1, "[calib.en_zh]\nsource = mix:en*0.5+zh*0.5\nseqs = 16\nlen = 64\n"),
               "canonical mix set");
-        CHECK(c, strstr(t1, "[sens]\nmethod = noise\neps = 0.01, 0.03\ngranularity = group\n"
+        CHECK(c, strstr(t1, "[sens]\nmethod = noise\neps = 0.01\ngranularity = group\n"
                             "seed = "), "canonical sens");
         CHECK(c, strstr(t1, "[alloc.code]\nsets = code\nobjective = sum\nsolver = exact\n"
-                            "granularity = tensor\ntarget_bpw = 2.3, 2.5, 3\n\n[alloc.en]\n"),
+                            "granularity = tensor\ntarget_bpw = 2.5\n\n[alloc.en]\n"),
               "canonical alloc, sorted by name");
         for (int s = EXP_STAGE_STATS; s <= EXP_STAGE_REPORT; s++) {
             if (s == EXP_STAGE_ALLOC)
