@@ -563,8 +563,8 @@ static void test_render_roundtrip(chk *c)
         t1[n1] = t2[n2] = 0;
         CHECK(c, n1 > 500 && n1 == n2 && !memcmp(t1, t2, n1), "render∘parse∘render is stable "
               "(%zu bytes)", n1);
-        CHECK(c, strstr(t1, "[calib.en_zh]\nsource = mix:en*0.5+zh*0.5\nseqs = 16\nlen = 64\n"),
-              "canonical mix set");
+        CHECK(c, strstr(t1, "[calib.noise]\nsource = noise:uniform\nseqs = 16\nlen = 64\n"),
+              "canonical noise set");
         CHECK(c, strstr(t1, "[sens]\nmethod = noise\neps = 0.01\ngranularity = group\n"
                             "seed = "), "canonical sens");
         CHECK(c, strstr(t1, "[alloc.code]\nsets = code\nobjective = sum\nsolver = exact\n"
