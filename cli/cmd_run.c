@@ -22,7 +22,7 @@
 
 static const char usage_line[] =
     "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report] "
-    "[--replicates R]";
+    "[--replicates R] [--replicate K]";
 
 int cmd_run(int argc, char **argv)
 {
@@ -41,6 +41,11 @@ int cmd_run(int argc, char **argv)
             if (rc)
                 return cli_failf(CMD, "--replicates \"%s\": %s (1..%d)", argv[i], num_why(rc),
                                  EXP_MAX_REPLICATES);
+        } else if (!strcmp(argv[i], "--replicate") && i + 1 < argc) {
+            int rc = num_int(argv[++i], 0, EXP_MAX_REPLICATES - 1, &o.replicate);
+            if (rc)
+                return cli_failf(CMD, "--replicate \"%s\": %s (0..%d)", argv[i], num_why(rc),
+                                 EXP_MAX_REPLICATES - 1);
         } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
             /* test hook: behave like a run killed right after that stage's commit */
             const char *dummy;

@@ -28,6 +28,7 @@ run_opts run_opts_defaults(void)
     memset(&o, 0, sizeof o);
     o.only = -1;
     o.stop_after = -1;
+    o.replicate = -1;
     return o;
 }
 
@@ -298,6 +299,8 @@ static int run_replicates(run_ctx *c, const run_opts *opts, const char *canon, c
     const exp_config *cfg = c->cfg;
     int rc = 0;
     for (int k = 0; k < cfg->replicates && !rc; k++) {
+        if (opts->replicate >= 0 && k != opts->replicate)
+            continue;
         char path[4096], tag[32];
         exp_config rep = *cfg;
         rep.replicate = k;
@@ -345,6 +348,9 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
         rc = render_config(cfg, &canon, err);
     if (!rc)
         rc = make_parent(cfg->out, err);
+    if (!rc && opts->replicate >= cfg->replicates)
+        rc = vl_errf(err, VL_EARG, "--replicate %d: %s has %d replicate(s) (0..%d)",
+                     opts->replicate, cfg->path, cfg->replicates, cfg->replicates - 1);
     if (!rc && cfg->replicates > 1)
         rc = run_replicates(&c, opts, canon, raw, err);
     /* R = 1: every stage in OUT; R > 1: the report stage in OUT (replicate 0's store) */
@@ -355,7 +361,7 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     if (!rc && !opts->force)
         rc = read_records(cfg->out, recs, n, err);
     rc = par_agree(rc, err); /* every rank reads the records before rank 0 writes */
-    int skip = cfg->replicates > 1 && opts->stop_after >= 0;
+    int skip = cfg->replicates > 1 && (opts->stop_after >= 0 || opts->replicate >= 0);
     if (!rc && !skip)
         rc = run_records(&c, opts, recs, n, canon, raw, "", err);
     if (!rc && !skip && opts->out && opts->only < 0 && opts->stop_after < 0 &&

@@ -52,6 +52,10 @@ typedef struct {
     FILE *out;              /* tables; NULL = none */
     FILE *log;              /* one line per stage ("stats: cached"); NULL = none */
     int progress;           /* 1: progress lines on stderr (tty only) */
+    int replicate;          /* −1: every replicate, then the report; else only replicate K's
+                               chain (stats → eval, in its own store), no report: separate
+                               processes (or machines) can each run one replicate, and a later
+                               plain run finds them all cached and writes the report */
     par_fault *fault;       /* test hook (core/par.h): a rank fails its K-th sens/eval work
                                item; NULL = none */
 } run_opts;
