@@ -346,11 +346,11 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     int rc = vf_slurp(cfg->path, (size_t)1 << 24, &raw, NULL, err); /* the config's raw bytes */
     if (!rc)
         rc = render_config(cfg, &canon, err);
-    if (!rc)
-        rc = make_parent(cfg->out, err);
     if (!rc && opts->replicate >= cfg->replicates)
         rc = vl_errf(err, VL_EARG, "--replicate %d: %s has %d replicate(s) (0..%d)",
                      opts->replicate, cfg->path, cfg->replicates, cfg->replicates - 1);
+    if (!rc)
+        rc = make_parent(cfg->out, err);
     if (!rc && cfg->replicates > 1)
         rc = run_replicates(&c, opts, canon, raw, err);
     /* R = 1: every stage in OUT; R > 1: the report stage in OUT (replicate 0's store) */
