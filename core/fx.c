@@ -114,9 +114,12 @@ int fx_from_f64(fx_num *out, double v)
  * for vector shifts too). Lanes with a biased exponent ≥ 1118 (|v| ≥ 2^95: out of range or
  * NaN/Inf) send their group of four through add_f64_one, which refuses them in order. */
 typedef uint64_t fx_u4 __attribute__((vector_size(32)));
+_Static_assert(sizeof(fx_num) == 24, "fx_num is three limbs without padding");
 typedef int64_t fx_i4 __attribute__((vector_size(32)));
 
 #define FX_SPLAT(v) ((fx_u4){(v), (v), (v), (v)})
+/* Lanes i0..i3 of the eight of a then b (GCC ≥ 12 and clang both have this builtin). */
+#define FX_SHUF(a, b, i0, i1, i2, i3) __builtin_shufflevector(a, b, i0, i1, i2, i3)
 
 VEXP_CLONES static size_t add_f64_n4(fx_num *a, const double *v, size_t n)
 {
@@ -147,16 +150,14 @@ VEXP_CLONES static size_t add_f64_n4(fx_num *a, const double *v, size_t n)
         fx_u4 t0 = (q0 & lo) ^ mask, t1 = ((q0 & hi) | (q1 & lo)) ^ mask;
         fx_u4 t2 = ((q1 & hi) | (q2 & lo)) ^ mask;
         /* the four totals as limb vectors (fx_num is three limbs: 12 words in 3 vectors) */
+        unsigned char *at = (unsigned char *)(a + i); /* four fx_num: 96 bytes, no padding */
         fx_u4 A, B, C;
-        memcpy(&A, &a[i].l[0], sizeof A);
-        memcpy(&B, &a[i].l[0] + 4, sizeof B);
-        memcpy(&C, &a[i].l[0] + 8, sizeof C);
-        fx_u4 a0 = __builtin_shuffle(__builtin_shuffle(A, B, (fx_u4){0, 3, 6, 0}), C,
-                                     (fx_u4){0, 1, 2, 5});
-        fx_u4 a1 = __builtin_shuffle(__builtin_shuffle(A, B, (fx_u4){1, 4, 7, 0}), C,
-                                     (fx_u4){0, 1, 2, 6});
-        fx_u4 a2 = __builtin_shuffle(__builtin_shuffle(A, B, (fx_u4){2, 5, 0, 0}), C,
-                                     (fx_u4){0, 1, 4, 7});
+        memcpy(&A, at, sizeof A);
+        memcpy(&B, at + 32, sizeof B);
+        memcpy(&C, at + 64, sizeof C);
+        fx_u4 a0 = FX_SHUF(FX_SHUF(A, B, 0, 3, 6, 0), C, 0, 1, 2, 5);
+        fx_u4 a1 = FX_SHUF(FX_SHUF(A, B, 1, 4, 7, 0), C, 0, 1, 2, 6);
+        fx_u4 a2 = FX_SHUF(FX_SHUF(A, B, 2, 5, 0, 0), C, 0, 1, 4, 7);
         /* add_term lane-wise: at most one of the two adds into a limb can carry */
         fx_u4 r0 = a0 + t0, r0b = r0 + neg;
         fx_u4 c0 = (fx_u4)((r0 < a0) | (r0b < r0)) & FX_SPLAT(1);
@@ -170,15 +171,12 @@ VEXP_CLONES static size_t add_f64_n4(fx_num *a, const double *v, size_t n)
                     return i + k;
             continue;
         }
-        A = __builtin_shuffle(__builtin_shuffle(r0b, r1b, (fx_u4){0, 4, 0, 1}), r2,
-                              (fx_u4){0, 1, 4, 3});
-        B = __builtin_shuffle(__builtin_shuffle(r1b, r2, (fx_u4){1, 5, 0, 2}), r0b,
-                              (fx_u4){0, 1, 6, 3});
-        C = __builtin_shuffle(__builtin_shuffle(r2, r0b, (fx_u4){2, 7, 0, 3}), r1b,
-                              (fx_u4){0, 1, 7, 3});
-        memcpy(&a[i].l[0], &A, sizeof A);
-        memcpy(&a[i].l[0] + 4, &B, sizeof B);
-        memcpy(&a[i].l[0] + 8, &C, sizeof C);
+        A = FX_SHUF(FX_SHUF(r0b, r1b, 0, 4, 0, 1), r2, 0, 1, 4, 3);
+        B = FX_SHUF(FX_SHUF(r1b, r2, 1, 5, 0, 2), r0b, 0, 1, 6, 3);
+        C = FX_SHUF(FX_SHUF(r2, r0b, 2, 7, 0, 3), r1b, 0, 1, 7, 3);
+        memcpy(at, &A, sizeof A);
+        memcpy(at + 32, &B, sizeof B);
+        memcpy(at + 64, &C, sizeof C);
     }
     for (; i < n; i++)
         if (add_f64_one(&a[i], v[i]))
