@@ -49,12 +49,12 @@ VEXP_CLONES static float row_max(const float *x, int n, int *arg, int *finite)
 }
 
 /* The four sums of kld_token_eval over v in [0, n), with e_v = exp(lr_v − mr) and
- * f_v = exp(lq_v − mq) from core/vexp.h (relative error ≤ VEXP_MAX_REL each):
+ * f_v = exp(lq_v − mq) from core/vexp.h's vexp_f8_nonpos (relative error ≤ VEXP_MAX_REL each):
  * out = {Σe, Σf, Σ e·(lr − lq), Σ e·(lr − mr)}. Eight lanes sum in float32 over blocks of 64
  * entries (8 terms a lane), the blocks in float64. */
 enum { KLD_BLOCK = 64 };
 
-VEXP_CLONES static void kld_sums(const float *lr, const float *lq, int n, float mr, float mq, double out[4])
+VEXP_CLONES_FMA static void kld_sums(const float *lr, const float *lq, int n, float mr, float mq, double out[4])
 {
     double sr = 0, sq = 0, sd = 0, sl = 0;
     const vexp_f8_t vmr = VEXP_SPLAT(mr), vmq = VEXP_SPLAT(mq);
@@ -67,8 +67,8 @@ VEXP_CLONES static void kld_sums(const float *lr, const float *lq, int n, float 
             memcpy(&r, lr + i, sizeof r);
             memcpy(&q, lq + i, sizeof q);
             vexp_f8_t xr = r - vmr, er = xr, eq = q - vmq;
-            vexp_f8(&er);
-            vexp_f8(&eq);
+            vexp_f8_nonpos(&er); /* xr, q − mq ≤ 0: every logit is at most its row's max */
+            vexp_f8_nonpos(&eq);
             ar += er;
             aq += eq;
             ad += er * (r - q);
@@ -94,7 +94,10 @@ VEXP_CLONES static void kld_sums(const float *lr, const float *lq, int n, float 
     out[3] = sl;
 }
 
-/* Two passes over the two rows (the second from cache): maxima and argmax, then the sums.
+/* Two passes over the two rows (the second from L2: a 16k row is 64 KiB): maxima and argmax,
+ * then the sums. A one-pass variant (blocks of 64 or 512 entries, maxima then sums from L1,
+ * rescaling the sums whenever a block raises a maximum) measured 0.030–0.037 s per 1k tokens
+ * against 0.023–0.026 for this one (the per-block reductions cost more than the L2 re-read).
  * With e_v = exp(lr_v − mr), S_r = Σ e_v:
  *   lse_r = mr + log S_r, lse_q likewise,
  *   KL(p‖q) = Σ p_v (lr_v − lq_v) − (lse_r − lse_q) = (Σ e_v (lr_v − lq_v)) / S_r − lse_r + lse_q,

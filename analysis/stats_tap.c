@@ -437,7 +437,7 @@ static void on_router_choice(stat_acc *a, const tap_event *ev)
  * when a logit is NaN. */
 enum { ENT_BLOCK = 64 };
 
-VEXP_CLONES static int entropy_sums(const float *l, int n, float m, double *se, double *sed)
+VEXP_CLONES_FMA static int entropy_sums(const float *l, int n, float m, double *se, double *sed)
 {
     double s = 0.0, sl = 0.0;
     const vexp_f8_t vm = VEXP_SPLAT(m), zero = VEXP_SPLAT(0.0f);

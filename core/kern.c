@@ -135,8 +135,8 @@ void kern_silu_mul_ref(float *a, const float *b, size_t n)
         a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }
 
-/* Both build on any backend (no BLAS); VEXP_CLONES adds an AVX2 build picked at load time. */
-VEXP_CLONES float kern_exp_shift(float *x, int n, float shift)
+/* Both build on any backend (no BLAS); VEXP_CLONES_FMA adds an AVX2+FMA build picked at load time. */
+VEXP_CLONES_FMA float kern_exp_shift(float *x, int n, float shift)
 {
     vexp_f8_t acc = VEXP_SPLAT(0.0f);
     const vexp_f8_t sh = VEXP_SPLAT(shift);
@@ -155,7 +155,7 @@ VEXP_CLONES float kern_exp_shift(float *x, int n, float shift)
     return sum;
 }
 
-VEXP_CLONES void kern_silu_mul(float *a, const float *b, size_t n)
+VEXP_CLONES_FMA void kern_silu_mul(float *a, const float *b, size_t n)
 {
     const vexp_f8_t one = VEXP_SPLAT(1.0f);
     size_t i = 0;

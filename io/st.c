@@ -79,10 +79,16 @@ float st_f8e4m3_to_f32(uint8_t b)
     /* e4m3fn: exponent bias 7; exponent 0 is subnormal (m·2^-9); 0x7f/0xff are NaN and there
      * is no infinity, so exponent 15 with mantissa < 7 is an ordinary number (up to 448). */
     unsigned exp = (b >> 3) & 0xf, man = b & 7;
+    uint32_t sign = (uint32_t)(b & 0x80) << 24;
     if (exp == 0xf && man == 7)
-        return bits_f32((uint32_t)(b & 0x80) << 24 | 0x7fc00000u);
-    float mag = exp == 0 ? ldexpf((float)man, -9) : ldexpf((float)(8 + man), (int)exp - 10);
-    return b & 0x80 ? -mag : mag; /* −0 for 0x80 */
+        return bits_f32(sign | 0x7fc00000u);
+    if (exp == 0) { /* man·2^-9, exact; −0 for 0x80 */
+        float mag = (float)man * 0x1p-9f;
+        return b & 0x80 ? -mag : mag;
+    }
+    /* (1 + man/8)·2^(exp−7) written as float32 fields (no ldexpf: this runs on every weight of
+     * an FP8 layer at every forward) */
+    return bits_f32(sign | (exp + 120u) << 23 | (uint32_t)man << 20);
 }
 
 static void f32_row(const uint8_t *src, float *dst, size_t n)

@@ -99,8 +99,12 @@ int st_fp8_dequant(const st_tensor *q, const st_tensor *scale_inv, int block_row
     for (int64_t r = 0; r < R; r++) {
         const float *srow = s + (size_t)(r / block_rows) * (size_t)gc;
         float *d = dst + (size_t)r * (size_t)C;
-        for (int64_t c = 0; c < C; c++)
-            d[c] *= srow[c / block_cols];
+        for (int64_t c0 = 0; c0 < C; c0 += block_cols) { /* one scale a block: no division a weight */
+            int64_t c1 = c0 + block_cols < C ? c0 + block_cols : C;
+            float sc = srow[c0 / block_cols];
+            for (int64_t c = c0; c < c1; c++)
+                d[c] *= sc;
+        }
     }
 out:
     vl_free(s);

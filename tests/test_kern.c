@@ -32,11 +32,14 @@ static float f_of(uint32_t u)
 
 /* vexp against libm's double exp: every 97th float bit pattern of both signs (all exponents,
  * the domain edges, NaN and ±Inf) plus an even sweep of [VEXP_LO, VEXP_HI] in steps of 1e-4;
- * the largest relative error must stay within VEXP_MAX_REL, lanes equal vexp_f1. */
+ * the largest relative error must stay within VEXP_MAX_REL, lanes equal vexp_f1, and
+ * vexp_f8_nonpos gives vexp_f8's bits on every input ≤ 0. The same sweep goes through
+ * kern_exp_shift (shift 0), i.e. through the clone the library picked on this CPU: the AVX2
+ * clone contracts the polynomial to FMA (core/vexp.h), so its bound is asserted separately. */
 static void test_vexp(chk *c)
 {
-    double worst = 0, worst_x = 0;
-    long n = 0, bad_edge = 0, bad_lane = 0;
+    double worst = 0, worst_x = 0, worst_k = 0;
+    long n = 0, bad_edge = 0, bad_lane = 0, bad_nonpos = 0, bad_kedge = 0;
     float xs[8];
     int k = 0;
     uint64_t span = 1ull << 32;
@@ -48,24 +51,34 @@ static void test_vexp(chk *c)
         k = 0;
         vexp_f8_t v;
         memcpy(&v, xs, sizeof v);
-        vexp_f8_t y = v;
+        vexp_f8_t y = v, yn = v;
         vexp_f8(&y);
+        vexp_f8_nonpos(&yn);
+        float yk[8];
+        memcpy(yk, xs, sizeof yk);
+        kern_exp_shift(yk, 8, 0.0f);
         for (int i = 0; i < 8; i++) {
             float x = xs[i];
             float y1 = vexp_f1(x);
-            float yi = y[i];
+            float yi = y[i], yni = yn[i];
             if (memcmp(&y1, &yi, sizeof y1) && !(isnan(y1) && isnan(yi)))
                 bad_lane++;
+            if (x <= 0.0f && memcmp(&yni, &yi, sizeof yi))
+                bad_nonpos++;
             if (isnan(x)) {
                 bad_edge += !isnan(y[i]);
+                bad_kedge += !isnan(yk[i]);
                 continue;
             }
             if (x < VEXP_LO) {
                 bad_edge += y[i] != 0.0f;
+                bad_kedge += yk[i] != 0.0f;
                 continue;
             }
             if (x > VEXP_HI) {
                 bad_edge += y[i] != vexp_f1(VEXP_HI);
+                bad_kedge += !(fabs((double)yk[i] - exp((double)VEXP_HI)) <=
+                               VEXP_MAX_REL * exp((double)VEXP_HI));
                 continue;
             }
             double e = exp((double)x), rel = fabs((double)y[i] - e) / e;
@@ -74,6 +87,7 @@ static void test_vexp(chk *c)
                 worst = rel;
                 worst_x = x;
             }
+            worst_k = fmax(worst_k, fabs((double)yk[i] - e) / e);
         }
         if (u >= span && xs[7] > VEXP_HI)
             break;
@@ -83,6 +97,10 @@ static void test_vexp(chk *c)
     CHECK(c, worst > 1e-9, "vexp error is measured (%.3g), not identically 0", worst);
     CHECK_INT(c, bad_edge, 0, "vexp: 0 below the domain, clamped above, NaN kept");
     CHECK_INT(c, bad_lane, 0, "vexp_f1 equals every lane of vexp_f8");
+    CHECK_INT(c, bad_nonpos, 0, "vexp_f8_nonpos equals vexp_f8 on every input ≤ 0");
+    CHECK(c, worst_k <= VEXP_MAX_REL, "kern_exp_shift (the clone in use) max relative error "
+          "%.3g ≤ %.3g", worst_k, VEXP_MAX_REL);
+    CHECK_INT(c, bad_kedge, 0, "kern_exp_shift: 0 below the domain, clamped above, NaN kept");
     CHECK(c, vexp_f1(0.0f) == 1.0f && vexp_f1(-INFINITY) == 0.0f, "vexp(0) = 1, vexp(−Inf) = 0");
 }
 

@@ -584,6 +584,48 @@ static void test_fx(chk *c)
             want = i;
     CHECK_INT(c, (long)stop, (long)want, "fx_add_f64_n stops at the first refused term");
     CHECK(c, !memcmp(xs, ys, stop * sizeof *xs), "fx_add_f64_n adds like fx_add_f64");
+
+    /* the four-lane fx_add_f64_n (core/fx.c) against fx_add_f64 term by term: doubles of both
+     * signs and every exponent up to 2^94 (±0, subnormals, truncated, exact) onto totals of
+     * both signs near the limb boundaries, lengths with and without a tail, and refusals (out
+     * of range, NaN) at every lane position */
+    enum { NF = 4099 };
+    static fx_num fa[NF], fb[NF];
+    static double fv[NF];
+    for (int pass = 0; pass < 8; pass++) {
+        for (int i = 0; i < NF; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t e = (st >> 3) % 1118, bits = (st >> 12) | (e << 52) | (st << 63);
+            if (i % 97 == 5)
+                bits &= 1ull << 63; /* ±0 */
+            memcpy(&fv[i], &bits, sizeof fv[i]);
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            fa[i].l[0] = st;
+            fa[i].l[1] = i % 3 ? ~0ull - (st >> 60) : st >> 7;
+            fa[i].l[2] = (st >> 40) & 1 ? ~0ull : 0; /* small totals of both signs */
+            fb[i] = fa[i];
+        }
+        size_t n = NF - (size_t)pass;
+        if (pass >= 3 && pass < 6) /* a refusal at lane pass − 3 of the group at 2000 */
+            fv[2000 + pass - 3] = pass == 4 ? NAN : -5e28;
+        if (pass >= 6) { /* a total at the top of the range and a term in range: overflow */
+            size_t k = 2100 + (size_t)pass - 6;
+            fa[k].l[0] = fa[k].l[1] = pass == 6 ? ~0ull : 0;
+            fa[k].l[2] = pass == 6 ? ~0ull >> 1 : 1ull << 63; /* +max, or −2^191 */
+            fb[k] = fa[k];
+            fv[k] = pass == 6 ? 1.0 : -1.0;
+        }
+        size_t got = fx_add_f64_n(fa, fv, n), ref = n;
+        for (size_t i = 0; i < n; i++)
+            if (fx_add_f64(&fb[i], fv[i])) {
+                ref = i;
+                break;
+            }
+        CHECK(c, got == ref, "four-lane fx_add_f64_n pass %d: stops at %zu, fx_add_f64 at %zu",
+              pass, got, ref);
+        CHECK(c, !memcmp(fa, fb, sizeof fa), "four-lane fx_add_f64_n pass %d: same totals, "
+              "bit for bit (%zu terms)", pass, n);
+    }
 }
 
 static void test_h5(chk *c)
