@@ -29,7 +29,7 @@ int fq_policy_parse(fq_policy *out, const char *s, vl_err *err)
 
 fq_params fq_defaults(void)
 {
-    fq_params p = {quant_defaults(), gptq_defaults(), 0x5eed, 0.0, FQ_FEW_RTN};
+    fq_params p = {quant_defaults(), gptq_defaults(), 0x5eed, 0.0, FQ_FEW_RTN, NULL};
     return p;
 }
 
@@ -118,7 +118,8 @@ int fq_tensor(float *out, const float *w, int rows, int cols, const qfmt *f, con
     if (method == QFMT_GPTQ)
         rc = gptq_quantize(out, wq, rows, cols, f, h, &p->gptq, &fi.gptq, name, err);
     else if (method == QFMT_GGML)
-        rc = ggf_fake_quant(out, wq, rows, cols, (ggf_type)qfmt_ggml_type(f), imp, name, err);
+        rc = ggf_fake_quant(out, wq, rows, cols, (ggf_type)qfmt_ggml_type(f), imp, p->cache, name,
+                            err);
     else
         rc = quant_rtn(out, wq, rows, cols, f, imp, &p->rtn, name, err);
     if (rc == 0 && f->rot == QFMT_ROT_HAD)

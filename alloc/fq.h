@@ -22,6 +22,7 @@
 
 #include "../core/err.h"
 #include "gptq.h"
+#include "qcache.h"
 #include "qfmt.h"
 #include "quant.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     uint64_t seed;     /* Hadamard sign seed (from the run's config) */
     double min_tokens; /* below this many tokens the policy applies (default 0: never) */
     fq_policy few;     /* default FQ_FEW_RTN */
+    qcache *cache;     /* ggml formats: packed tensors shared across calls (qcache.h); NULL */
 } fq_params;
 
 fq_params fq_defaults(void);

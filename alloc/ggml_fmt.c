@@ -4,6 +4,8 @@
 
 #include "ggml_int.h"
 
+#include "../core/kern.h"
+
 #include <math.h>
 
 static const ggf_quant_fn QUANT[GGF_COUNT] = {
@@ -144,26 +146,69 @@ int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, ui
     return 0;
 }
 
+/* Rows [i0, i1) of a fake-quantization: quantize (unless the packed rows came from the cache)
+ * and decode; a row's status in rc[row] (the first failing row is redone for its message). */
+typedef struct {
+    float *out;
+    const float *w, *imp;
+    uint8_t *q;
+    int cols, quantize;
+    int64_t rb;
+    ggf_type t;
+    int *rc;
+} fq_job;
+
+static void fq_rows(void *ctx, int i0, int i1)
+{
+    const fq_job *j = ctx;
+    for (int r = i0; r < i1; r++) {
+        uint8_t *qr = j->q + (size_t)r * (size_t)j->rb;
+        int rc = j->quantize ? ggf_quantize_row(j->t, j->w + (size_t)r * j->cols, j->imp, j->cols, qr, NULL) : 0;
+        if (!rc)
+            rc = ggf_decode_row(j->t, qr, (size_t)j->rb, j->out + (size_t)r * j->cols, j->cols, NULL);
+        j->rc[r] = rc;
+    }
+}
+
 int ggf_fake_quant(float *out, const float *w, int rows, int cols, ggf_type t, const double *imp,
-                   const char *name, vl_err *err)
+                   qcache *cache, const char *name, vl_err *err)
 {
     int64_t rb = ggf_row_bytes(t, cols);
     if (rb < 0)
         return vl_errf(err, VL_ESHAPE, "tensor \"%s\": %d columns are not a multiple of %s's block of %d",
                        name, cols, ggf_get(t)->name, ggf_get(t)->block);
-    uint8_t *q = vl_malloc((size_t)rb);
-    float *fi = imp ? vl_malloc((size_t)cols * sizeof *fi) : NULL;
-    if (!q || (imp && !fi)) {
-        vl_free(q), vl_free(fi);
+    double mx = 0;
+    for (int j = 0; imp && j < cols; j++) {
+        if (!isfinite(imp[j]) || imp[j] < 0)
+            return vl_errf(err, VL_ERANGE, "tensor \"%s\": importance %d is not finite (or < 0)",
+                           name, j);
+        mx = imp[j] > mx ? imp[j] : mx;
+    }
+    size_t nq = (size_t)rows * (size_t)rb;
+    uint8_t *q = vl_malloc(nq ? nq : 1);
+    float *fi = imp && mx > 0 ? vl_malloc((size_t)cols * sizeof *fi) : NULL;
+    int *rcs = vl_calloc((size_t)rows + 1, sizeof *rcs);
+    if (!q || (imp && mx > 0 && !fi) || !rcs) {
+        vl_free(q), vl_free(fi), vl_free(rcs);
         return vl_errf(err, VL_ENOMEM, "tensor \"%s\": out of memory", name);
     }
-    for (int j = 0; imp && j < cols; j++) fi[j] = (float)imp[j];
+    for (int j = 0; fi && j < cols; j++) fi[j] = (float)(imp[j] / mx);
+    qcache_key key;
+    if (cache) qcache_key_make(&key, (int)t, w, rows, cols, fi);
+    fq_job job = {out, w, fi, q, cols, !(cache && qcache_get(cache, &key, q, nq)), rb, t, rcs};
+    /* at least ~64k weights a thread: a row of 2,048 takes 1–3 ms */
+    kern_parallel_for(rows, cols >= 65536 ? 1 : 65536 / cols, fq_rows, &job);
     int rc = 0;
-    for (int r = 0; r < rows && !rc; r++) {
-        rc = ggf_quantize_row(t, w + (size_t)r * cols, fi, cols, q, err);
-        if (!rc) rc = ggf_decode_row(t, q, (size_t)rb, out + (size_t)r * cols, cols, err);
-    }
-    if (rc) vl_errctx(err, rc, "tensor \"%s\" row", name);
-    vl_free(q), vl_free(fi);
+    for (int r = 0; r < rows && !rc; r++)
+        if (rcs[r]) { /* the same call again, serially, for its message */
+            const float *wr = w + (size_t)r * cols;
+            uint8_t *qr = q + (size_t)r * (size_t)rb;
+            rc = job.quantize ? ggf_quantize_row(t, wr, fi, cols, qr, err) : 0;
+            if (!rc) rc = ggf_decode_row(t, qr, (size_t)rb, out + (size_t)r * cols, cols, err);
+            if (!rc) rc = vl_errf(err, rcs[r], "row %d: error %d", r, rcs[r]);
+            vl_errctx(err, rc, "tensor \"%s\" row %d", name, r);
+        }
+    if (!rc && cache && job.quantize) qcache_put(cache, &key, q, nq);
+    vl_free(q), vl_free(fi), vl_free(rcs);
     return rc;
 }

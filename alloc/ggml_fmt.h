@@ -23,6 +23,7 @@
 
 #include "../core/err.h"
 #include "../io/ggml_type.h"
+#include "qcache.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -41,11 +42,15 @@ int ggf_quantize_row(ggf_type t, const float *x, const float *imp, int64_t n, ui
                      vl_err *err);
 
 /* Fake-quantize W [rows × cols] (row-major, rows = output channels) to type t and back into
- * out, each row quantized with importance imp[cols] (float64, NULL = uniform). VL_ESHAPE when cols
- * is not a multiple of t's block (llama.cpp would substitute another type there; vbrlab does
- * not), others as ggf_quantize_row. name labels errors. */
+ * out, each row quantized with importance imp[cols] (float64, NULL = uniform; only its ratios
+ * matter: it reaches the quantizer as float imp[j] / max imp, and one that is all zero counts as
+ * uniform). Rows are quantized on kern_parallel_for's threads (the bits do not depend on their
+ * number). cache (NULL = none, alloc/qcache.h): the packed rows are looked up there first and
+ * stored after quantizing. VL_ESHAPE when cols is not a multiple of t's block (llama.cpp would
+ * substitute another type there; vbrlab does not), others as ggf_quantize_row. name labels
+ * errors. */
 int ggf_fake_quant(float *out, const float *w, int rows, int cols, ggf_type t, const double *imp,
-                   const char *name, vl_err *err);
+                   qcache *cache, const char *name, vl_err *err);
 
 /* fp16 / bf16 helpers (IEEE binary16, round to nearest even). */
 float ggf_f16_to_f32(uint16_t h);

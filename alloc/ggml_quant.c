@@ -22,24 +22,58 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 
 /* ---------------------------------------------------------------- symmetric: x ≈ d·q */
 
-/* Weighted error of x ≈ d·q with nearest q ∈ [lo, hi]; q written when not NULL. */
-static double sym_err(const float *x, const float *w, int n, float d, int lo, int hi, int *q)
+/* Nearest level in [lo, hi] of t in float: rintf (round half to even, as lrintf) is one
+ * instruction where lrintf is a libm call; a NaN goes to lo. */
+static inline float near_clamp(float t, float lo, float hi)
+{
+    t = rintf(t);
+    t = t >= lo ? t : lo;
+    return t <= hi ? t : hi;
+}
+
+/* Weighted error of x ≈ a·q + b with nearest q ∈ [lo, hi] in the decoder's arithmetic (a float
+ * multiply then add: (float)q·a + b for q4_1/q5_1, a·q − m for the k-quants, a·q + 0 = a·q for
+ * the symmetric formats); q written when not NULL. Rows come in runs of 16 (every caller's n is
+ * a multiple): the float part of a run is branch-free with a fixed trip count, so the compiler
+ * vectorizes it; the error is summed in double in index order. */
+static double lin_err(const float *x, const float *w, int n, float a, float b, int lo, int hi,
+                      int *q)
 {
     double e = 0;
-    float id = d != 0 ? 1.0f / d : 0;
-    for (int i = 0; i < n; i++) {
-        int l = d != 0 ? clampi(NEAR(x[i] * id), lo, hi) : 0;
-        /* nearest in the decoder's arithmetic: the level on the other side may be closer */
-        float v = (float)l * d, diff = x[i] - v;
-        if (d != 0) {
-            int l2 = clampi(l + (diff * d > 0 ? 1 : -1), lo, hi);
-            float v2 = (float)l2 * d;
-            if (fabsf(x[i] - v2) < fabsf(diff)) l = l2, diff = x[i] - v2;
+    if (a == 0) {
+        for (int i = 0; i < n; i++) {
+            if (q) q[i] = 0;
+            float diff = x[i] - (0.0f * a + b);
+            e += (double)w[i] * diff * diff;
         }
-        if (q) q[i] = l;
-        e += (double)w[i] * diff * diff;
+        return e;
+    }
+    float ia = 1.0f / a, flo = (float)lo, fhi = (float)hi;
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        float df[16], lv[16];
+        for (int j = 0; j < 16; j++) {
+            float xi = x[i0 + j], l = near_clamp((xi - b) * ia, flo, fhi);
+            float diff = xi - (l * a + b);
+            /* the level on the other side may be closer in the decoder's arithmetic */
+            float l2 = l + (diff * a > 0 ? 1.0f : -1.0f);
+            l2 = l2 >= flo ? l2 : flo;
+            l2 = l2 <= fhi ? l2 : fhi;
+            float diff2 = xi - (l2 * a + b);
+            int b2 = fabsf(diff2) < fabsf(diff);
+            lv[j] = b2 ? l2 : l;
+            df[j] = b2 ? diff2 : diff;
+        }
+        for (int j = 0; j < 16; j++) e += (double)w[i0 + j] * df[j] * df[j];
+        if (q)
+            for (int j = 0; j < 16; j++) q[i0 + j] = (int)lv[j];
     }
     return e;
+}
+
+/* x ≈ d·q, q ∈ [lo, hi]. */
+static double sym_err(const float *x, const float *w, int n, float d, int lo, int hi, int *q)
+{
+    return lin_err(x, w, n, d, 0.0f, lo, hi, q);
 }
 
 /* Weighted LS scale for fixed q: Σ w x q / Σ w q². */
@@ -82,24 +116,10 @@ static double sym_fit(const float *x, const float *w, int n, int lo, int hi, int
 
 /* ---------------------------------------------------------------- asymmetric: x ≈ a·q + b */
 
-/* decoder arithmetic: (float)q·a + b (q4_1, q5_1) or a·q − m (k-quants, b = −m) are both a
- * float multiply then add/sub; the same value, so one evaluation serves both. */
+/* x ≈ a·q + b, q ∈ [0, nmax]. */
 static double asym_err(const float *x, const float *w, int n, float a, float b, int nmax, int *q)
 {
-    double e = 0;
-    float ia = a != 0 ? 1.0f / a : 0;
-    for (int i = 0; i < n; i++) {
-        int l = a != 0 ? clampi(NEAR((x[i] - b) * ia), 0, nmax) : 0;
-        float v = (float)l * a + b, diff = x[i] - v;
-        if (a != 0) {
-            int l2 = clampi(l + (diff * a > 0 ? 1 : -1), 0, nmax);
-            float v2 = (float)l2 * a + b;
-            if (fabsf(x[i] - v2) < fabsf(diff)) l = l2, diff = x[i] - v2;
-        }
-        if (q) q[i] = l;
-        e += (double)w[i] * diff * diff;
-    }
-    return e;
+    return lin_err(x, w, n, a, b, 0, nmax, q);
 }
 
 /* Weighted LS (a, b) for fixed q; b ≤ 0 enforced when bneg. */

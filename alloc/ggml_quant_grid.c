@@ -6,30 +6,19 @@
  * integer level l giving the sub-block scale dl(d, l) exactly as the decoder computes it.
  * Groups of 8 weights are coded by one grid entry (or two 4-entries for iq3) and signs.
  *
- * Search (written for this module, exhaustive where llama.cpp uses neighbour lists):
- *  - group: every grid entry is scored from per-weight cost tables (cost of each magnitude with
- *    the weight's own sign, and of flipping it); with a parity constraint on the signs
+ * Search (written for this module, exact where llama.cpp uses neighbour lists):
+ *  - group: the entry of least weighted error over the whole grid (ggml_cb_search.c: per-weight
+ *    cost tables — each level with the weight's own sign, and the cost of flipping it — and a
+ *    pruned scan of the grid bucketed by half patterns); with a parity constraint on the signs
  *    (iq2_xxs, iq2_xs, iq3_xxs store 7 sign bits, the 8th makes the count of minus signs even)
  *    an odd natural sign count pays the cheapest flip;
  *  - sub-block: a float scale from a ladder of starting points plus one least-squares refit;
  *  - super-block: a ladder of d around the largest sub-block scale, and per sub-block the three
  *    levels nearest to its float scale; the combination of least weighted error wins.
  */
-#include "ggml_int.h"
+#include "ggml_cb.h"
 
 #include <math.h>
-
-typedef enum { CB_G8, CB_G44, CB_G1 } cb_kind;
-
-typedef struct {
-    ggf_type t;
-    cb_kind kind;
-    int sub;     /* weights per sub-block scale */
-    int nlev;    /* levels of the sub-block scale */
-    int nent;    /* grid entries */
-    int parity;  /* 7 stored sign bits, even count of minus signs */
-    float gmax;  /* largest grid magnitude */
-} cb_desc;
 
 static const cb_desc CB_IQ2_XXS = {GGF_IQ2_XXS, CB_G8, 32, 16, 256, 1, 43};
 static const cb_desc CB_IQ2_XS = {GGF_IQ2_XS, CB_G8, 16, 16, 512, 1, 43};
@@ -50,172 +39,6 @@ static float cb_dl(const cb_desc *c, float d, int l)
     }
 }
 
-static uint64_t g8(const cb_desc *c, int e)
-{
-    return c->t == GGF_IQ2_XXS ? ggf_grid_iq2xxs[e] : c->t == GGF_IQ2_XS ? ggf_grid_iq2xs[e]
-                                                                          : ggf_grid_iq2s[e];
-}
-
-static uint32_t g4(const cb_desc *c, int e)
-{
-    return c->t == GGF_IQ3_XXS ? ggf_grid_iq3xxs[e] : ggf_grid_iq3s[e];
-}
-
-/* Per-entry half patterns of the 8-wide grids (G8, G1): each weight's value is one of three
- * levels (iq2: magnitudes 8, 25, 43; iq1: −1, 0, 1), so a half of 4 weights is one of 81
- * patterns and an entry's cost is the sum of two precomputed half costs. Built once per
- * super-block call from the grid (cheap next to the searches it serves). */
-typedef struct {
-    uint8_t p[2][2048];
-} cb_pat;
-
-static int level3(const cb_desc *c, int byte)
-{
-    if (c->kind == CB_G1) return (int)(int8_t)byte + 1;
-    return byte == 8 ? 0 : byte == 25 ? 1 : 2;
-}
-
-static int level_byte(const cb_desc *c, int l)
-{
-    static const int mag[3] = {8, 25, 43};
-    return c->kind == CB_G1 ? l - 1 : mag[l];
-}
-
-static void cb_pat_build(const cb_desc *c, cb_pat *pt)
-{
-    for (int e = 0; e < c->nent; e++) {
-        uint64_t g = c->kind == CB_G1 ? ggf_grid_iq1s[e] : (c->t == GGF_IQ2_XXS ? ggf_grid_iq2xxs[e]
-                                                           : c->t == GGF_IQ2_XS ? ggf_grid_iq2xs[e] : ggf_grid_iq2s[e]);
-        for (int h = 0; h < 2; h++) {
-            int v = 0;
-            for (int j = 3; j >= 0; j--) v = v * 3 + level3(c, (int)((g >> (8 * (4 * h + j))) & 0xff));
-            pt->p[h][e] = (uint8_t)v;
-        }
-    }
-}
-
-/* A group's code: grid index (for G44 two indices, e2 the second), sign bits (bit j = minus),
- * or for G1 the shift sign (1 = −1/8). */
-typedef struct {
-    int e, e2, s;
-} cb_code;
-
-/* ---------------------------------------------------------------- group search */
-
-/* Best entry of n-magnitude grid half (n = 8 or 4 weights). c0[j][v]: cost of magnitude v with
- * x_j's sign; fl[j][v]: extra cost of flipping it. Returns the best cost without a flip in
- * b0, e0 and with the cheapest single flip in b1, e1 (flip position in f1). */
-static void half_search(const cb_desc *c, int n, int off, float c0[8][64], float fl[8][64],
-                        double *b0, int *e0, double *b1, int *e1, int *f1)
-{
-    *b0 = *b1 = INFINITY;
-    *e0 = *e1 = *f1 = 0;
-    for (int e = 0; e < c->nent; e++) {
-        uint64_t g = n == 8 ? g8(c, e) : g4(c, e);
-        double s = 0;
-        float mf = INFINITY;
-        int fj = 0;
-        for (int j = 0; j < n; j++) {
-            int v = (int)((g >> (8 * j)) & 63);
-            s += c0[off + j][v];
-            if (fl[off + j][v] < mf) mf = fl[off + j][v], fj = j;
-        }
-        if (s < *b0) *b0 = s, *e0 = e;
-        if (s + mf < *b1) *b1 = s + mf, *e1 = e, *f1 = off + fj;
-    }
-}
-
-/* Magnitude grids with signs: best code of 8 weights at scale dl > 0. */
-static double grp_mag(const cb_desc *c, const cb_pat *pt, const float *x, const float *w, float dl,
-                      cb_code *out)
-{
-    float c0[8][64], fl[8][64];
-    int neg = 0, sg = 0;
-    for (int j = 0; j < 8; j++) {
-        float ax = fabsf(x[j]);
-        for (int v = 0; v < 64; v++) {
-            float r = ax - dl * (float)v;
-            c0[j][v] = w[j] * r * r;
-            fl[j][v] = 4.0f * w[j] * ax * dl * (float)v;
-        }
-        if (x[j] < 0) neg++, sg |= 1 << j;
-    }
-    int odd = c->parity && (neg & 1);
-    double b0, b1, b0b, b1b;
-    int e0, e1, f1, e0b, e1b, f1b;
-    if (c->kind == CB_G8) {
-        /* half costs of the 81 patterns: sum of the weights' costs, cheapest flip */
-        float hc[2][81], hf[2][81];
-        for (int h = 0; h < 2; h++)
-            for (int p = 0; p < 81; p++) {
-                float sum = 0, mf = INFINITY;
-                for (int j = 0, q = p; j < 4; j++, q /= 3) {
-                    int v = level_byte(c, q % 3);
-                    sum += c0[4 * h + j][v];
-                    mf = fminf(mf, fl[4 * h + j][v]);
-                }
-                hc[h][p] = sum, hf[h][p] = mf;
-            }
-        double best = INFINITY;
-        int be = 0;
-        for (int e = 0; e < c->nent; e++) {
-            int p0 = pt->p[0][e], p1 = pt->p[1][e];
-            double s = (double)hc[0][p0] + hc[1][p1];
-            if (odd) s += fminf(hf[0][p0], hf[1][p1]);
-            if (s < best) best = s, be = e;
-        }
-        out->e = be, out->e2 = 0, out->s = sg;
-        if (odd) { /* the flip of the chosen entry: its cheapest weight */
-            uint64_t g = g8(c, be);
-            float mf = INFINITY;
-            int fj = 0;
-            for (int j = 0; j < 8; j++) {
-                float f = fl[j][(g >> (8 * j)) & 63];
-                if (f < mf) mf = f, fj = j;
-            }
-            out->s = sg ^ (1 << fj);
-        }
-        return best;
-    }
-    half_search(c, 4, 0, c0, fl, &b0, &e0, &b1, &e1, &f1);
-    half_search(c, 4, 4, c0, fl, &b0b, &e0b, &b1b, &e1b, &f1b);
-    if (!odd) {
-        out->e = e0, out->e2 = e0b, out->s = sg;
-        return b0 + b0b;
-    }
-    if (b1 + b0b <= b0 + b1b) {
-        out->e = e1, out->e2 = e0b, out->s = sg ^ (1 << f1);
-        return b1 + b0b;
-    }
-    out->e = e0, out->e2 = e1b, out->s = sg ^ (1 << f1b);
-    return b0 + b1b;
-}
-
-/* iq1 grids: x̂_j = dl·(g_j + δ), g ∈ {−1, 0, 1}, δ = ±1/8 (sneg: δ < 0). */
-static double grp_one(const cb_pat *pt, const float *x, const float *w, float dl, int sneg, cb_code *out)
-{
-    float c[8][3], hc[2][81];
-    const float delta = sneg ? -GGF_IQ1_DELTA : GGF_IQ1_DELTA;
-    for (int j = 0; j < 8; j++)
-        for (int g = 0; g < 3; g++) {
-            float r = x[j] - dl * ((float)(g - 1) + delta);
-            c[j][g] = w[j] * r * r;
-        }
-    for (int h = 0; h < 2; h++)
-        for (int p = 0; p < 81; p++) {
-            float sum = 0;
-            for (int j = 0, q = p; j < 4; j++, q /= 3) sum += c[4 * h + j][q % 3];
-            hc[h][p] = sum;
-        }
-    double best = INFINITY;
-    out->e = 0, out->e2 = 0, out->s = sneg;
-    for (int e = 0; e < 2048; e++) {
-        double s = (double)hc[0][pt->p[0][e]] + hc[1][pt->p[1][e]];
-        if (s < best) best = s, out->e = e;
-    }
-    return best;
-}
-
 /* Unit values (x̂ / dl) of a code. */
 static void cb_unit(const cb_desc *c, const cb_code *k, float v[8])
 {
@@ -224,27 +47,27 @@ static void cb_unit(const cb_desc *c, const cb_code *k, float v[8])
             v[j] = (float)(int8_t)(ggf_grid_iq1s[k->e] >> (8 * j)) + (k->s ? -GGF_IQ1_DELTA : GGF_IQ1_DELTA);
             continue;
         }
-        int m = c->kind == CB_G8 ? ggf_gbyte64(g8(c, k->e), j)
-                                 : ggf_gbyte32(g4(c, j < 4 ? k->e : k->e2), j % 4);
+        int m = c->kind == CB_G8 ? ggf_gbyte64(cb_g8(c, k->e), j)
+                                 : ggf_gbyte32(cb_g4(c, j < 4 ? k->e : k->e2), j % 4);
         v[j] = (k->s >> j) & 1 ? -(float)m : (float)m;
     }
 }
 
 /* Best codes of one sub-block at scale dl; returns the weighted error. */
-static double cb_sub(const cb_desc *c, const cb_pat *pt, const float *x, const float *w, float dl, cb_code *k)
+static double cb_sub(const cb_desc *c, const cb_idx *ix, const float *x, const float *w, float dl, cb_code *k)
 {
     int ng = c->sub / 8;
     if (c->kind != CB_G1) {
         double e = 0;
-        for (int g = 0; g < ng; g++) e += grp_mag(c, pt, x + 8 * g, w + 8 * g, dl, &k[g]);
+        for (int g = 0; g < ng; g++) e += cb_grp_mag(c, ix, x + 8 * g, w + 8 * g, dl, &k[g]);
         return e;
     }
     if (c->t == GGF_IQ1_M) { /* one shift per group of 8 */
         double e = 0;
         for (int g = 0; g < ng; g++) {
             cb_code a, b;
-            double ea = grp_one(pt, x + 8 * g, w + 8 * g, dl, 0, &a);
-            double eb = grp_one(pt, x + 8 * g, w + 8 * g, dl, 1, &b);
+            double ea = cb_grp_one(ix, x + 8 * g, w + 8 * g, dl, 0, &a);
+            double eb = cb_grp_one(ix, x + 8 * g, w + 8 * g, dl, 1, &b);
             k[g] = ea <= eb ? a : b;
             e += ea <= eb ? ea : eb;
         }
@@ -254,14 +77,14 @@ static double cb_sub(const cb_desc *c, const cb_pat *pt, const float *x, const f
     for (int sn = 0; sn < 2; sn++) {
         cb_code t[4];
         double e = 0;
-        for (int g = 0; g < ng; g++) e += grp_one(pt, x + 8 * g, w + 8 * g, dl, sn, &t[g]);
+        for (int g = 0; g < ng; g++) e += cb_grp_one(ix, x + 8 * g, w + 8 * g, dl, sn, &t[g]);
         if (e < best) best = e, memcpy(k, t, sizeof t);
     }
     return best;
 }
 
 /* Float scale of a sub-block: ladder around amax/gmax, then a weighted LS refit. */
-static float cb_sub_scale(const cb_desc *c, const cb_pat *pt, const float *x, const float *w)
+static float cb_sub_scale(const cb_desc *c, const cb_idx *ix, const float *x, const float *w)
 {
     float amax = 0;
     for (int i = 0; i < c->sub; i++) amax = fmaxf(amax, fabsf(x[i]));
@@ -271,7 +94,7 @@ static float cb_sub_scale(const cb_desc *c, const cb_pat *pt, const float *x, co
     float sb = 0;
     for (int f = 0; f < 8; f++) {
         float s = amax / c->gmax * (0.55f + 0.1f * f);
-        double e = cb_sub(c, pt, x, w, s, k);
+        double e = cb_sub(c, ix, x, w, s, k);
         if (e < best) best = e, sb = s, memcpy(kb, k, sizeof k);
     }
     double a = 0, b = 0;
@@ -282,7 +105,7 @@ static float cb_sub_scale(const cb_desc *c, const cb_pat *pt, const float *x, co
     }
     if (b > 0 && a > 0) {
         float s = (float)(a / b);
-        if (cb_sub(c, pt, x, w, s, k) < best) sb = s;
+        if (cb_sub(c, ix, x, w, s, k) < best) sb = s;
     }
     return sb;
 }
@@ -290,25 +113,19 @@ static float cb_sub_scale(const cb_desc *c, const cb_pat *pt, const float *x, co
 /* Super-block search: *d (fp16-exact), levels lev[nsub], codes k[32]. */
 static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dout, int *lev, cb_code *k)
 {
-    cb_pat *pt = NULL;
-    if (c->kind != CB_G44 && !(pt = vl_malloc(sizeof *pt))) return VL_ENOMEM;
-    if (pt) cb_pat_build(c, pt);
+    cb_idx ix;
+    cb_idx_build(c, &ix);
     int nsub = 256 / c->sub, ng = c->sub / 8;
     float s[16], smax = 0;
     for (int j = 0; j < nsub; j++) {
-        s[j] = cb_sub_scale(c, pt, x + c->sub * j, w + c->sub * j);
+        s[j] = cb_sub_scale(c, &ix, x + c->sub * j, w + c->sub * j);
         smax = fmaxf(smax, s[j]);
     }
     *dout = 0;
     memset(lev, 0, sizeof(int) * (size_t)nsub);
-    for (int j = 0; j < nsub; j++) cb_sub(c, pt, x + c->sub * j, w + c->sub * j, 0, k + ng * j);
-    if (smax == 0) {
-        vl_free(pt);
-        return 0;
-    }
     double best = INFINITY;
     float top = cb_dl(c, 1.0f, c->nlev - 1);
-    for (int f = 0; f < 5; f++) {
+    for (int f = 0; f < 5 && smax > 0; f++) {
         float d = ggf_f16_to_f32(ggf_f32_to_f16(smax / top * (0.9f + 0.05f * f)));
         if (d <= 0) continue;
         double tot = 0;
@@ -322,7 +139,7 @@ static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dou
             for (int l = l0 - 1; l <= l0 + 1; l++) {
                 if (l < 0 || l >= c->nlev) continue;
                 cb_code t[4];
-                double e = cb_sub(c, pt, x + c->sub * j, w + c->sub * j, cb_dl(c, d, l), t);
+                double e = cb_sub(c, &ix, x + c->sub * j, w + c->sub * j, cb_dl(c, d, l), t);
                 if (e < bj) bj = e, tl[j] = l, memcpy(tk + ng * j, t, sizeof(cb_code) * (size_t)ng);
             }
             tot += bj;
@@ -333,7 +150,8 @@ static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dou
             memcpy(k, tk, sizeof tk);
         }
     }
-    vl_free(pt);
+    if (best == INFINITY) /* all zero, or a scale below fp16's range: d = 0, the codes of 0 */
+        for (int j = 0; j < nsub; j++) cb_sub(c, &ix, x + c->sub * j, w + c->sub * j, 0, k + ng * j);
     return 0;
 }
 

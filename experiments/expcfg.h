@@ -201,7 +201,8 @@ typedef struct {
 
 /* One test of a claim: "A > B @ D" (mean KLD of row A exceeds row B's on domain D), "A < B @
  * D", or "A ~M B @ D" (|A − B| ≤ M × B's mean KLD on D). Rows are allocation results
- * ("NAME-BPW") or uniform baseline formats of the config. */
+ * ("NAME-BPW") or uniform baseline formats of the config ("FORMAT+OUTER" when the allocation
+ * has a uniform_outer, as the eval stage names the row). */
 typedef enum { EXP_CMP_GREATER, EXP_CMP_LESS, EXP_CMP_WITHIN } exp_cmp;
 typedef struct {
     char *a, *b, *domain;

@@ -93,7 +93,8 @@ int exp_claim_key(exp_claim *cl, int is_tests, const char *v, int line, char *wh
     return 0;
 }
 
-/* Is NAME a row the eval stage makes (an allocation result NAME-BPW or a uniform format)? */
+/* Is NAME a row the eval stage makes (an allocation result NAME-BPW, or a uniform format, named
+ * FORMAT+OUTER when its allocation has a uniform_outer, as experiments/stage_eval.c names it)? */
 static int row_exists(const exp_config *cfg, const char *name)
 {
     char buf[256];
@@ -104,9 +105,14 @@ static int row_exists(const exp_config *cfg, const char *name)
             if (!strcmp(buf, name))
                 return 1;
         }
-        for (int u = 0; u < al->uniform.n; u++)
-            if (!strcmp(al->uniform.v[u], name))
+        for (int u = 0; u < al->uniform.n; u++) { /* "FORMAT+OUTER" with uniform_outer */
+            if (al->uniform_outer)
+                snprintf(buf, sizeof buf, "%s+%s", al->uniform.v[u], al->uniform_outer);
+            else
+                snprintf(buf, sizeof buf, "%s", al->uniform.v[u]);
+            if (!strcmp(buf, name))
                 return 1;
+        }
     }
     return 0;
 }
@@ -118,7 +124,8 @@ int exp_check_claim(const char *path, const exp_config *cfg, const exp_claim *cl
         const char *bad = !row_exists(cfg, t->a) ? t->a : !row_exists(cfg, t->b) ? t->b : NULL;
         if (bad)
             return vl_errf(err, VL_ECONFIG, "%s:%d: [claim.%s] tests: \"%s\" is no row of the "
-                           "config (NAME-BPW of an [alloc.NAME] target, or a uniform format)",
+                           "config (NAME-BPW of an [alloc.NAME] target, or a uniform format, "
+                           "FORMAT+OUTER with uniform_outer)",
                            path, cl->line, cl->name, bad);
         if (exp_find_eval(cfg, t->domain) < 0)
             return vl_errf(err, VL_ECONFIG, "%s:%d: [claim.%s] tests: \"%s\" names no "

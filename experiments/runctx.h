@@ -19,6 +19,7 @@
 #include "../io/h5s.h"
 #include "../io/journal.h"
 #include "../io/tok.h"
+#include "../alloc/qcache.h"
 #include "expcfg.h"
 
 #include <stdint.h>
@@ -37,7 +38,13 @@ typedef struct {
                            noise:reseeded"), filled by run_build_sets; "" otherwise */
     const char *stage_key; /* the running stage's cache key (its journal's key) */
     par_fault *fault;   /* run_opts.fault */
+    qcache *qcache;     /* the run's packed ggml tensors (alloc/qcache.h): the sens stage's
+                           RD tables and additivity copies and the eval rows quantize a tensor
+                           once per format and statistics; one per replicate */
 } run_ctx;
+
+/* Byte cap of run_ctx.qcache: past it, tensors are quantized again instead of kept. */
+#define RUN_QCACHE_BYTES ((size_t)1 << 30)
 
 /* The journal of per-item commits of STAGE ("sens", "eval"): OUT.STAGE.items.r<RANK>
  * (io/journal.h) under the stage's key; every rank has opened when this returns (collective).

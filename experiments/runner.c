@@ -284,6 +284,13 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
         ran_any = 1;
         if (o->log)
             fprintf(o->log, "%s%s: done (%.1f s)\n", tag, r->name, now_s() - t0);
+        if (o->log && c->qcache && (r->stage == EXP_STAGE_SENS || r->stage == EXP_STAGE_EVAL)) {
+            qcache_counts qc;
+            qcache_counts_get(c->qcache, &qc);
+            fprintf(o->log, "%s%s: quantized-tensor cache %lld hits, %lld misses, %.1f MiB\n",
+                    tag, r->name, (long long)qc.hits, (long long)qc.misses,
+                    (double)qc.bytes / 1048576.0);
+        }
         if (o->stop_after >= 0 && r->stage == o->stop_after &&
             (i + 1 == n || recs[i + 1].stage != r->stage))
             break;
@@ -304,7 +311,11 @@ static int run_replicates(run_ctx *c, const run_opts *opts, const char *canon, c
         char path[4096], tag[32];
         exp_config rep = *cfg;
         rep.replicate = k;
-        rc = exp_replicate_out(cfg, k, path, sizeof path, err);
+        qcache_free(c->qcache); /* another replicate: other statistics, nothing to share */
+        c->qcache = NULL;
+        rc = qcache_new(&c->qcache, RUN_QCACHE_BYTES, err);
+        if (!rc)
+            rc = exp_replicate_out(cfg, k, path, sizeof path, err);
         rep.out = path;
         snprintf(tag, sizeof tag, "rep%d/", k);
         run_rec *recs = NULL;
@@ -345,6 +356,8 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     int n = 0;
     int rc = vf_slurp(cfg->path, (size_t)1 << 24, &raw, NULL, err); /* the config's raw bytes */
     if (!rc)
+        rc = qcache_new(&c.qcache, RUN_QCACHE_BYTES, err);
+    if (!rc)
         rc = render_config(cfg, &canon, err);
     if (!rc && opts->replicate >= cfg->replicates)
         rc = vl_errf(err, VL_EARG, "--replicate %d: %s has %d replicate(s) (0..%d)",
@@ -372,5 +385,6 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     vl_free(raw);
     tok_close(c.tok);
     model_close(c.m);
+    qcache_free(c.qcache);
     return rc;
 }

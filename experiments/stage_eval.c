@@ -120,6 +120,7 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     run_few_policy(cfg, &pol, &qr.qp.fq.min_tokens);
     qr.qp.fq.few = (fq_policy)pol;
     qr.qp.fq.seed = exp_sens_seed(cfg);
+    qr.qp.fq.cache = c->qcache;
     qr.qp.fq.gptq.percdamp = cfg->percdamp;
     qr.qp.fq.gptq.act_order = cfg->act_order;
     qr.attrs.kind = row->kind;

@@ -18,7 +18,7 @@
 
 #include <string.h>
 
-static sens_params params_of(const exp_config *cfg, int progress)
+static sens_params params_of(const exp_config *cfg, int progress, qcache *cache)
 {
     sens_params p = sens_defaults();
     p.eps[0] = cfg->eps.v[0];
@@ -37,6 +37,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
     p.fq.seed = exp_sens_seed(cfg);
     p.fq.gptq.percdamp = cfg->percdamp;
     p.fq.gptq.act_order = cfg->act_order;
+    p.fq.cache = cache;
     p.progress = progress;
     return p;
 }
@@ -44,7 +45,7 @@ static sens_params params_of(const exp_config *cfg, int progress)
 int stage_sens(run_ctx *c, vl_err *err)
 {
     const exp_config *cfg = c->cfg;
-    sens_params p = params_of(cfg, c->progress);
+    sens_params p = params_of(cfg, c->progress, c->qcache);
     const char **names = vl_calloc((size_t)cfg->n_calib + 1, sizeof *names);
     if (!names)
         return vl_errf(err, VL_ENOMEM, "out of memory");

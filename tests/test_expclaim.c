@@ -185,6 +185,23 @@ static void test_claims(chk *c)
                      strstr(err.msg, "[claim.x] tests"), "bad test \"%s\": %s", bad[i].tests,
               err.msg);
     }
+    /* with uniform_outer the uniform row is FORMAT+OUTER (stage_eval's name), not FORMAT */
+    static const char outer[] =
+        HEAD "[calib.en]\nsource = data/corpus/en.calib.txt\nseqs = 4\nlen = 16\n"
+             "[eval.en]\nsource = data/corpus/en.eval.txt\n[quant]\nformats = rtn:b=2..4:g=64\n"
+             "[sens]\nembed_head = true\n[alloc.a]\nsets = en\ntarget_bpw = 2.5\n"
+             "uniform = rtn-b2-g64-asym\nuniform_outer = rtn-b4-g64-asym\n"
+             "[claim.x]\ntext = t\ntests = %s > a-2.5 @ en\n";
+    char text[2048];
+    snprintf(text, sizeof text, outer, "rtn-b2-g64-asym+rtn-b4-g64-asym");
+    rc = parse("couter.ini", text, &g, &err);
+    CHECK(c, rc == 0, "uniform_outer: the row FORMAT+OUTER is a row (%s)", err.msg);
+    if (!rc)
+        exp_config_free(&g);
+    snprintf(text, sizeof text, outer, "rtn-b2-g64-asym");
+    rc = parse("couter.ini", text, &g, &err);
+    CHECK(c, rc == VL_ECONFIG && strstr(err.msg, "\"rtn-b2-g64-asym\" is no row"),
+          "uniform_outer: the bare format is no row: %s", err.msg);
     rc = parse("cmiss.ini", HEAD SETS "[claim.x]\ntext = t\n", &g, &err);
     CHECK(c, rc == VL_ECONFIG && strstr(err.msg, "[claim.x]: missing key \"tests\""),
           "claim without tests: %s", err.msg);
@@ -238,7 +255,7 @@ int main(void)
     if (!c.fail) {
         static const char *const names[] = {"r1.ini", "r2.ini", "r0.ini", "s0.ini", "s1.ini",
                                             "s2.ini", "s3.ini", "s4.ini", "c0.ini", "c1.ini",
-                                            "cbad.ini", "cmiss.ini"};
+                                            "cbad.ini", "cmiss.ini", "couter.ini"};
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
             char p[256];
             snprintf(p, sizeof p, "%s/%s", g_dir, names[i]);
