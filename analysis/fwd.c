@@ -488,7 +488,7 @@ static int run_layers(const model *m, const model_weights *w, fwd_state *st, int
 {
     const hfc_config *c = model_config(m);
     fwd_opts defaults = fwd_opts_defaults();
-    int D = c->hidden, V = c->vocab, N = n_seq * seq_len; /* N checked at fwd_state_new */
+    int D = c->hidden, N = n_seq * seq_len; /* N checked at fwd_state_new */
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
     const model_weights *v;
     int rc = 0;
@@ -498,8 +498,9 @@ static int run_layers(const model *m, const model_weights *w, fwd_state *st, int
     if (rc || !head || (rc = mw_stage(st->mw, w, MW_HEAD, &v, err)))
         return rc;
     fwd_rmsnorm(st->xn, st->h, v->final_norm, N, D, (float)c->rms_eps);
-    mm(st, st->logits, st->xn, v->lm_head ? v->lm_head : v->embed, N, D, V);   /* [N × V] */
-    emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
+    if ((rc = mw_head_logits(st->mw, w, st->xn, N, st->logits, &st->flops, err)))  /* [N × V] */
+        return rc;
+    emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, c->vocab, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
     return 0;
 }

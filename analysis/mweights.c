@@ -6,6 +6,8 @@
  */
 #include "mweights.h"
 
+#include "../core/kern.h"
+
 #include <string.h>
 
 struct mw_cache {
@@ -16,6 +18,7 @@ struct mw_cache {
     size_t n_held;
     int stage;           /* the stage held (valid when held_ok) */
     int held_ok;
+    float *tile;         /* [tile_rows × D] the head's tile (mw_head_logits), kept */
 };
 
 int mw_new(mw_cache **out, const model *m, vl_err *err)
@@ -37,13 +40,14 @@ int mw_new(mw_cache **out, const model *m, vl_err *err)
     return 0;
 }
 
-/* Whether tensor T belongs to STAGE: its layer, or for the head the tensors outside layers
- * except an untied model's embedding (read row by row, never whole). */
-static int in_stage(const model *m, const model_tensor *t, int stage)
+/* Whether tensor I belongs to STAGE: its layer, or for the head the tensors outside layers
+ * except the embedding (read row by row) and the LM head's matrix (read in tiles). */
+static int in_stage(const model *m, size_t i, int stage)
 {
+    const model_tensor *t = model_tensor_at(m, i);
     if (stage != MW_HEAD)
         return t->layer == stage;
-    return t->layer < 0 && !(t->cls == MODEL_C_EMBED && !model_config(m)->tie_embeddings);
+    return t->layer < 0 && t->cls != MODEL_C_EMBED && i != model_head_index(m);
 }
 
 void mw_release(mw_cache *c)
@@ -83,7 +87,7 @@ int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights
     const model *m = c->m;
     int rc = 0;
     for (size_t i = 0; i < model_tensor_count(m) && !rc; i++) {
-        if (!in_stage(m, model_tensor_at(m, i), stage))
+        if (!in_stage(m, i, stage))
             continue;
         const float *d;
         float *own;
@@ -102,10 +106,39 @@ int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights
     return rc;
 }
 
+int mw_head_logits(mw_cache *c, const model_weights *w, const float *x, int N, float *logits,
+                   double *flops, vl_err *err)
+{
+    const model *m = c->m;
+    size_t hi = model_head_index(m);
+    const model_tensor *t = model_tensor_at(m, hi);
+    int V = t->rows, D = t->cols;
+    int64_t tr = (int64_t)(MW_HEAD_TILE_BYTES / ((size_t)D * sizeof(float))) / 128 * 128;
+    if (tr < 128)
+        tr = 128;
+    if (tr > V)
+        tr = V;
+    const float *own = *model_weights_slot(m, (model_weights *)w, hi);
+    if (!own && !c->tile && !(c->tile = vl_malloc((size_t)tr * D * sizeof *c->tile)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory for the head's tile", model_dir(m));
+    for (int64_t v0 = 0; v0 < V; v0 += tr) {
+        int n = (int)(V - v0 < tr ? V - v0 : tr);
+        const float *h = own ? own + (size_t)v0 * D : c->tile;
+        int rc = own ? 0 : model_tensor_rows(m, w, hi, v0, n, c->tile, err);
+        if (rc)
+            return rc;
+        kern_matmul_st(logits + v0, V, x, D, h, D, N, D, n, 1.0f, 0);      /* [N × n] */
+    }
+    if (flops)
+        *flops += 2.0 * N * D * V;
+    return 0;
+}
+
 void mw_free(mw_cache *c)
 {
     if (!c)
         return;
+    vl_free(c->tile);
     if (c->m)
         mw_release(c);
     model_weights_free(c->view);

@@ -8,7 +8,9 @@
  * the stored tensor that the cache owns until the next mw_stage or mw_release. Slots of other
  * stages are NULL in the returned binding. Peak memory: one stage's float32 weights per cache.
  *
- * The embedding is not a stage: its rows are read one token at a time (model_embed_rows).
+ * The embedding is not a stage: its rows are read one token at a time (model_embed_rows). Nor
+ * is the LM head's matrix (lm_head, or the embedding when tied): mw_head_logits multiplies by
+ * it in tiles of vocabulary rows, so no float32 copy of the whole vocabulary is made.
  *
  * A cache serves one caller at a time (each forward state owns one); many caches may share a
  * model. */
@@ -31,6 +33,14 @@ int mw_new(mw_cache **out, const model *m, vl_err *err);
  * is released first. Errors as model_tensor_load (the stage is then released). */
 int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
              vl_err *err);
+
+/* logits [N × V] (row stride V) = x [N × D] · Hᵀ for the head matrix H of binding W
+ * (model_head_index): tiles of MW_HEAD_TILE_BYTES of float32 vocabulary rows (a multiple of
+ * 128 rows, FP8's block), each converted (model_tensor_rows, or W's own data) and multiplied
+ * in turn into its columns of the logits. *flops (may be NULL) grows by 2·N·D·V. */
+#define MW_HEAD_TILE_BYTES ((size_t)4 << 20)
+int mw_head_logits(mw_cache *c, const model_weights *w, const float *x, int N, float *logits,
+                   double *flops, vl_err *err);
 
 /* Free the stage's float32 conversions now (the view's slots become NULL). */
 void mw_release(mw_cache *c);
