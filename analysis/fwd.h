@@ -101,6 +101,11 @@ const float *fwd_final_hidden(const fwd_state *st);
  * attention scores and P·V included, route-all extras included). */
 double fwd_last_flops(const fwd_state *st);
 
+/* A layer whose float32 weights exceed BYTES is converted in parts and its routed experts one
+ * at a time (analysis/mweights.h; default MW_LAYER_BUDGET_DEFAULT, 256 MiB): the same logits
+ * bit for bit, less memory, more conversions per batch. deepseek_v4 converts whole layers. */
+void fwd_set_layer_budget(fwd_state *st, size_t bytes);
+
 void fwd_state_free(fwd_state *st); /* NULL is a no-op */
 
 /* Width of a residual row (fwd_embed's output, TAP_RESIDUAL, fwd_run_from's input): D, or

@@ -16,8 +16,13 @@ struct mw_cache {
     size_t *held;        /* tensor indices whose view slot is set */
     float **own;         /* [n_held] conversions owned (NULL: borrowed from the caller) */
     size_t n_held;
-    int stage;           /* the stage held (valid when held_ok) */
+    int stage, part;     /* the stage (and part, 0: whole) held (valid when held_ok) */
     int held_ok;
+    size_t ex_held[3];   /* the routed expert held by mw_expert (its slots in view) */
+    float *ex_own[3];
+    int n_ex;
+    size_t budget;       /* a layer at most this large (float32 bytes) is converted whole */
+    int64_t *layer_bytes; /* [L] float32 bytes of each layer's tensors */
     float *tile;         /* [tile_rows × D] the head's tile (mw_head_logits), kept */
 };
 
@@ -25,33 +30,71 @@ int mw_new(mw_cache **out, const model *m, vl_err *err)
 {
     *out = NULL;
     size_t nt = model_tensor_count(m);
+    int L = model_config(m)->n_layers;
     mw_cache *c = vl_calloc(1, sizeof *c);
     int rc = c ? model_weights_clone(&c->view, m, model_base(m), err)
                : vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (!rc && (!(c->held = vl_malloc((nt + 1) * sizeof *c->held)) ||
-                !(c->own = vl_calloc(nt + 1, sizeof *c->own))))
+                !(c->own = vl_calloc(nt + 1, sizeof *c->own)) ||
+                !(c->layer_bytes = vl_calloc((size_t)L + 1, sizeof *c->layer_bytes))))
         rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (rc) {
         mw_free(c);
         return rc;
     }
     c->m = m;
+    c->budget = MW_LAYER_BUDGET_DEFAULT;
+    for (size_t i = 0; i < nt; i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (t->layer >= 0 && t->layer < L)
+            c->layer_bytes[t->layer] += t->numel * (int64_t)sizeof(float);
+    }
     *out = c;
     return 0;
 }
 
-/* Whether tensor I belongs to STAGE: its layer, or for the head the tensors outside layers
- * except the embedding (read row by row) and the LM head's matrix (read in tiles). */
-static int in_stage(const model *m, size_t i, int stage)
+void mw_set_budget(mw_cache *c, size_t bytes)
+{
+    c->budget = bytes;
+    mw_release(c);
+}
+
+static int is_routed_expert(const model_tensor *t)
+{
+    return t->cls == MODEL_C_EXPERT && t->expert >= 0;
+}
+
+/* Whether tensor I belongs to STAGE's PART (0: the whole stage): its layer, or for the head
+ * the tensors outside layers except the embedding (read row by row) and the LM head's matrix
+ * (read in tiles). Parts: attention (attention tensors and the norms) and the MLP (the rest
+ * and the norms) without routed experts (mw_expert). */
+static int in_stage(const model *m, size_t i, int stage, int part)
 {
     const model_tensor *t = model_tensor_at(m, i);
-    if (stage != MW_HEAD)
-        return t->layer == stage;
-    return t->layer < 0 && t->cls != MODEL_C_EMBED && i != model_head_index(m);
+    if (stage == MW_HEAD)
+        return t->layer < 0 && t->cls != MODEL_C_EMBED && i != model_head_index(m);
+    if (t->layer != stage)
+        return 0;
+    if (part == MW_PART_ATTN)
+        return t->cls == MODEL_C_ATTN || t->cls == MODEL_C_NORM;
+    if (part == MW_PART_MLP)
+        return t->cls != MODEL_C_ATTN && !is_routed_expert(t);
+    return 1;
+}
+
+static void release_expert(mw_cache *c)
+{
+    for (int k = 0; k < c->n_ex; k++) {
+        vl_free(c->ex_own[k]);
+        c->ex_own[k] = NULL;
+        *model_weights_slot(c->m, c->view, c->ex_held[k]) = NULL;
+    }
+    c->n_ex = 0;
 }
 
 void mw_release(mw_cache *c)
 {
+    release_expert(c);
     for (size_t k = 0; k < c->n_held; k++) {
         vl_free(c->own[k]);
         c->own[k] = NULL;
@@ -61,11 +104,12 @@ void mw_release(mw_cache *c)
     c->held_ok = 0;
 }
 
-/* Whether the stage held is STAGE of binding W as it is now: each slot still W's pointer, or
- * NULL in W where the cache converted the stored tensor (the stored data never change). */
-static int still_valid(mw_cache *c, const model_weights *w, int stage)
+/* Whether the stage held is STAGE/PART of binding W as it is now: each slot still W's
+ * pointer, or NULL in W where the cache converted the stored tensor (the stored data never
+ * change). */
+static int still_valid(mw_cache *c, const model_weights *w, int stage, int part)
 {
-    if (!c->held_ok || c->stage != stage)
+    if (!c->held_ok || c->stage != stage || c->part != part)
         return 0;
     for (size_t k = 0; k < c->n_held; k++) {
         const float *mine = *model_weights_slot(c->m, c->view, c->held[k]);
@@ -76,10 +120,11 @@ static int still_valid(mw_cache *c, const model_weights *w, int stage)
     return 1;
 }
 
-int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
-             vl_err *err)
+static int convert(mw_cache *c, const model_weights *w, int stage, int part,
+                   const model_weights **view, vl_err *err)
 {
-    if (still_valid(c, w, stage)) { /* a layer-major pass: the next batch, same layer */
+    if (still_valid(c, w, stage, part)) { /* a layer-major pass: the next batch, same layer */
+        release_expert(c);
         *view = c->view;
         return 0;
     }
@@ -87,7 +132,7 @@ int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights
     const model *m = c->m;
     int rc = 0;
     for (size_t i = 0; i < model_tensor_count(m) && !rc; i++) {
-        if (!in_stage(m, i, stage))
+        if (!in_stage(m, i, stage, part))
             continue;
         const float *d;
         float *own;
@@ -101,8 +146,53 @@ int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights
     if (rc)
         mw_release(c);
     c->stage = stage;
+    c->part = part;
     c->held_ok = !rc;
     *view = rc ? NULL : c->view;
+    return rc;
+}
+
+int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
+             vl_err *err)
+{
+    return convert(c, w, stage, 0, view, err);
+}
+
+/* A layer larger than the budget goes in parts, its routed experts one at a time. */
+static int split(const mw_cache *c, int layer)
+{
+    return layer >= 0 && c->layer_bytes[layer] > (int64_t)c->budget;
+}
+
+int mw_part(mw_cache *c, const model_weights *w, int layer, int part,
+            const model_weights **view, vl_err *err)
+{
+    return convert(c, w, layer, split(c, layer) ? part : 0, view, err);
+}
+
+int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model_ffn **ffn,
+              vl_err *err)
+{
+    *ffn = &c->view->layers[layer].experts[e];
+    if (c->held_ok && c->stage == layer && c->part == 0)
+        return 0; /* converted with its layer */
+    release_expert(c);
+    const model *m = c->m;
+    int rc = 0;
+    for (size_t i = 0; i < model_tensor_count(m) && !rc && c->n_ex < 3; i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (t->layer != layer || !is_routed_expert(t) || t->expert != e)
+            continue;
+        const float *d;
+        float *own;
+        if ((rc = model_tensor_f32(m, w, i, &d, &own, err)))
+            break;
+        c->ex_held[c->n_ex] = i;
+        c->ex_own[c->n_ex++] = own;
+        *model_weights_slot(m, c->view, i) = d;
+    }
+    if (rc)
+        release_expert(c);
     return rc;
 }
 
@@ -139,6 +229,7 @@ void mw_free(mw_cache *c)
     if (!c)
         return;
     vl_free(c->tile);
+    vl_free(c->layer_bytes);
     if (c->m)
         mw_release(c);
     model_weights_free(c->view);

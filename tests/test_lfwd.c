@@ -108,6 +108,23 @@ static void test_layered(chk *c, const char *dir)
             memcpy(ref + (size_t)s0 * row, lg, (size_t)nb * row * sizeof *lg);
     }
     CHECK(c, rc == 0, "%s: fwd_run batches%s%s", dir, rc ? ": " : "", rc ? e.msg : "");
+    /* every layer over a 0-byte budget: attention, MLP and each routed expert converted
+     * alone (deepseek_v4 converts whole layers either way) */
+    fwd_state *sp = NULL;
+    float *parts = malloc(S * row * sizeof *parts);
+    int rp = rc ? rc : fwd_state_new(&sp, m, B, T, &e);
+    if (!rp)
+        fwd_set_layer_budget(sp, 0);
+    for (int s0 = 0; !rp && s0 < S; s0 += B) {
+        int nb = S - s0 < B ? S - s0 : B;
+        const float *lg;
+        if (!(rp = fwd_run(m, model_base(m), sp, ids + s0 * T, nb, T, NULL, NULL, &lg, &e)))
+            memcpy(parts + (size_t)s0 * row, lg, (size_t)nb * row * sizeof *lg);
+    }
+    CHECK(c, rp == 0 && !memcmp(ref, parts, S * row * sizeof *parts),
+          "%s: layers in parts and experts one at a time: the same logits bit for bit", dir);
+    fwd_state_free(sp);
+    free(parts);
     for (int cap = 0; !rc && cap < 2; cap++) {
         lfwd_params p = {B, cap ? 1 : 0, NULL};
         sink_ctx sc = {got, row, 0};
@@ -157,6 +174,26 @@ static void test_stage(chk *c, const char *dir)
     w->layers[1].wo = direct; /* a fake-quant slot: the stage must follow it */
     rc = rc || mw_stage(mc, w, 1, &v2, &e);
     CHECK(c, rc == 0 && v2->layers[1].wo == direct, "a changed slot: the binding's pointer");
+    /* a layer over the budget: parts, experts one at a time */
+    mw_set_budget(mc, 0);
+    const model_weights *va = NULL, *vm = NULL;
+    rc = rc || mw_part(mc, model_base(m), 1, MW_PART_ATTN, &va, &e);
+    CHECK(c, rc == 0 && va->layers[1].wo && va->layers[1].attn_norm && !va->layers[1].router,
+          "over budget, attention part: attention tensors, no router");
+    rc = rc || mw_part(mc, model_base(m), 1, MW_PART_MLP, &vm, &e);
+    CHECK(c, rc == 0 && !vm->layers[1].wo && vm->layers[1].router && vm->layers[1].mlp_norm &&
+                 !vm->layers[1].experts[0].gate,
+          "over budget, MLP part: router and norm, no attention, no routed expert");
+    long gx = model_tensor_find(m, "model.layers.1.mlp.experts.2.gate_proj.weight");
+    const model_tensor *gt = model_tensor_at(m, (size_t)gx);
+    float *g = malloc((size_t)gt->numel * sizeof *g);
+    const model_ffn *f = NULL;
+    rc = rc || model_tensor_load(m, (size_t)gx, g, &e) || mw_expert(mc, model_base(m), 1, 2, &f, &e);
+    CHECK(c, rc == 0 && f->gate && f->up && f->down &&
+                 !memcmp(f->gate, g, (size_t)gt->numel * sizeof *g) &&
+                 !vm->layers[1].experts[1].gate,
+          "mw_expert: expert 2 converted alone (= model_tensor_load), expert 1 not");
+    free(g);
     mw_free(mc);
     model_weights_free(w);
     vl_free(own);
