@@ -621,6 +621,12 @@ int fwd_residual_width(const model *m)
 
 void fwd_set_layer_budget(fwd_state *st, size_t bytes) { mw_set_budget(st->mw, bytes); }
 
+void fwd_set_provider(fwd_state *st, int (*fn)(void *user, size_t i, const float **data,
+                                               float **owned, vl_err *err), void *user)
+{
+    mw_set_provider(st->mw, fn, user);
+}
+
 void fwd_state_free(fwd_state *st)
 {
     if (!st)

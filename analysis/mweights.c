@@ -24,6 +24,8 @@ struct mw_cache {
     size_t budget;       /* a layer at most this large (float32 bytes) is converted whole */
     int64_t *layer_bytes; /* [L] float32 bytes of each layer's tensors */
     float *tile;         /* [tile_rows × D] the head's tile (mw_head_logits), kept */
+    mw_provider prov;    /* NULL: none */
+    void *prov_user;
 };
 
 int mw_new(mw_cache **out, const model *m, vl_err *err)
@@ -51,6 +53,27 @@ int mw_new(mw_cache **out, const model *m, vl_err *err)
     }
     *out = c;
     return 0;
+}
+
+void mw_set_provider(mw_cache *c, mw_provider fn, void *user)
+{
+    mw_release(c);
+    c->prov = fn;
+    c->prov_user = user;
+}
+
+/* Tensor i of binding W as float32: W's data, the provider's, or the stored tensor converted
+ * (*own: what the cache frees). */
+static int tensor_f32(mw_cache *c, const model_weights *w, size_t i, const float **d,
+                      float **own, vl_err *err)
+{
+    *own = NULL;
+    if (c->prov && !*model_weights_slot(c->m, (model_weights *)w, i)) {
+        int rc = c->prov(c->prov_user, i, d, own, err);
+        if (rc || *own)
+            return rc;
+    }
+    return model_tensor_f32(c->m, w, i, d, own, err);
 }
 
 void mw_set_budget(mw_cache *c, size_t bytes)
@@ -136,7 +159,7 @@ static int convert(mw_cache *c, const model_weights *w, int stage, int part,
             continue;
         const float *d;
         float *own;
-        rc = model_tensor_f32(m, w, i, &d, &own, err);
+        rc = tensor_f32(c, w, i, &d, &own, err);
         if (rc)
             break;
         c->held[c->n_held] = i;
@@ -185,7 +208,7 @@ int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model
             continue;
         const float *d;
         float *own;
-        if ((rc = model_tensor_f32(m, w, i, &d, &own, err)))
+        if ((rc = tensor_f32(c, w, i, &d, &own, err)))
             break;
         c->ex_held[c->n_ex] = i;
         c->ex_own[c->n_ex++] = own;

@@ -34,6 +34,14 @@ int mw_new(mw_cache **out, const model *m, vl_err *err);
 int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
              vl_err *err);
 
+/* A provider of float32 tensors other than the stored ones (alloc/qbind.h qb_provide: a lazy
+ * fake-quant binding): for tensor i whose binding slot is NULL it either sets *data = *owned
+ * to a new array the cache frees after the stage, or leaves both NULL (the stored tensor is
+ * converted). Setting one (or NULL) releases what the cache holds. */
+typedef int (*mw_provider)(void *user, size_t i, const float **data, float **owned,
+                           vl_err *err);
+void mw_set_provider(mw_cache *c, mw_provider fn, void *user);
+
 /* Large layers (analysis/fwd.c): a layer whose float32 tensors exceed the cache's budget is
  * converted in parts instead — its attention (MW_PART_ATTN: attention tensors and norms), then
  * its MLP (MW_PART_MLP: router, shared expert or dense MLP, norms) — and its routed experts one
