@@ -143,6 +143,22 @@ static int still_valid(mw_cache *c, const model_weights *w, int stage, int part)
     return 1;
 }
 
+/* Sort tensor indices ix[0..n) by decreasing size, then increasing index (insertion sort: a
+ * stage has tens of tensors, a few hundred with its experts). */
+static void by_size(size_t *ix, size_t n, const model *m)
+{
+    for (size_t a = 1; a < n; a++) {
+        size_t v = ix[a], b = a;
+        int64_t nv = model_tensor_at(m, v)->numel;
+        while (b > 0 && (model_tensor_at(m, ix[b - 1])->numel < nv ||
+                         (model_tensor_at(m, ix[b - 1])->numel == nv && ix[b - 1] > v))) {
+            ix[b] = ix[b - 1];
+            b--;
+        }
+        ix[b] = v;
+    }
+}
+
 static int convert(mw_cache *c, const model_weights *w, int stage, int part,
                    const model_weights **view, vl_err *err)
 {
@@ -154,15 +170,21 @@ static int convert(mw_cache *c, const model_weights *w, int stage, int part,
     mw_release(c);
     const model *m = c->m;
     int rc = 0;
-    for (size_t i = 0; i < model_tensor_count(m) && !rc; i++) {
-        if (!in_stage(m, i, stage, part))
-            continue;
+    size_t n = 0;
+    for (size_t i = 0; i < model_tensor_count(m); i++)
+        if (in_stage(m, i, stage, part))
+            c->held[n++] = i;
+    /* largest first: a provider (fake-quant) holds a tensor's reference and its result at
+     * once, so the peak is the largest tensor twice plus the ones before it — smallest when
+     * those are the small ones */
+    by_size(c->held, n, m);
+    for (size_t k = 0; k < n && !rc; k++) {
+        size_t i = c->held[k];
         const float *d;
         float *own;
         rc = tensor_f32(c, w, i, &d, &own, err);
         if (rc)
             break;
-        c->held[c->n_held] = i;
         c->own[c->n_held++] = own;
         *model_weights_slot(m, c->view, i) = d;
     }

@@ -182,6 +182,13 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
                                   NULL, why, sizeof why),
               "layer-major (--mem-cap %d) store == batch-major store, bit for bit: %s", cap, why);
     }
+    CHECK(c, tio_cli("stats --set en=" EN ",seqs=2,len=24 --mem-cap 12x -o build/tmp-statscli/"
+                     "x.h5", NULL, err, sizeof err) != 0 && strstr(err, "--mem-cap \"12x\""),
+          "stats --mem-cap 12x: one-line error naming the value (%s)", err);
+    CHECK(c, tio_cli("eval --uniform rtn-b4-g64-asym --domain u=noise:uniform,seqs=2,len=8 "
+                     "--mem-cap -1 -o build/tmp-statscli/x.h5", NULL, err, sizeof err) != 0 &&
+                 strstr(err, "--mem-cap '-1'"),
+          "eval --mem-cap -1: one-line error naming the value (%s)", err);
     /* DeepSeek-V3 (FP8, MLA, group-limited sigmoid router) and V4 (hash-routed layers read each
      * batch's ids; hc_mult-wide residual rows), 5 sequences in batches of 2 */
     const char *fx[] = {"tests/fixtures/tiny-deepseek-v3", "tests/fixtures/tiny-deepseek-v4"};
