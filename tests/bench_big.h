@@ -2,19 +2,20 @@
  * memory of `vbrlab stats` and `vbrlab eval` on a checkpoint larger than a toy, as a fraction of
  * its size (issue 15's goal: ≤ 0.35, i.e. memory bounded by a layer, not by the model).
  *
- * The checkpoint is made by `vbrlab synth` (analysis/synth.h) in a temporary directory under
- * /tmp, removed afterwards: a deepseek_v3 config with DeepSeek-V3's own widths (hidden 7168,
- * 128 heads of MLA with q_lora 1536 / kv_lora 512, dense MLP 18432, experts 2048 wide) but two
- * layers (one dense, one MoE with 8 routed experts top-2 + 1 shared expert) and the embedded
- * tokenizer's 16384-token vocabulary: 3.0 GB in bf16 at the default size (10 experts).
- * Opt-in: `build/release/tests/bench big` or VBRLAB_BENCH_BIG_MB=3000 make bench; the size
- * in MB scales it (routed experts added or removed, 88 MB each, at least 2: 2.3 GB).
+ * The checkpoint is made once by `vbrlab synth` (analysis/synth.h) under build/bench-big/
+ * (kept; a later run reuses it, marked complete by a .complete file): a deepseek_v3 config with
+ * DeepSeek-V3's own widths (hidden 7168, 128 heads of MLA with q_lora 1536 / kv_lora 512,
+ * experts 2048 wide) but L MoE layers (VBRLAB_BENCH_BIG_LAYERS, default 4) of 2 routed experts
+ * top-2 + 1 shared expert, and the embedded tokenizer's 16384-token vocabulary: 3.0 GB in bf16
+ * by default. Opt-in: `build/release/tests/bench big` or VBRLAB_BENCH_BIG_MB=3000 make bench;
+ * a size in MB above the default adds routed experts per layer (88 MB each). stats and eval run
+ * layer-major (--mem-cap).
  * Each command runs as a child process; its peak RSS comes from wait4's rusage (ru_maxrss),
  * its time from the wall clock (end to end: load, calibration cut, the pass, the store), so
  * tokens/s here includes loading the weights. On the 2-core dev VM shared with ~7 other jobs
- * the section took 15 minutes (synth 4 min, stats ~2 min, eval ~8 min: it quantizes every
- * projection) and needs 2 × (float32 model) ≈ 12 GB of free memory while the loader keeps
- * every weight as float32. wait4 needs _DEFAULT_SOURCE (bench.c).
+ * the section took 17 minutes the first time (synth 2.3 min, stats 1.4 min, eval 11 min: it
+ * fake-quantizes every projection with the clip search). wait4 needs _DEFAULT_SOURCE
+ * (bench.c).
  */
 #ifndef VL_BENCH_BIG_H
 #define VL_BENCH_BIG_H
@@ -177,17 +178,18 @@ static void bench_big(const char *bin)
     const int S = 2, T = 64;
     snprintf(set, sizeof set, "en=data/corpus/en.calib.txt,seqs=%d,len=%d", S, T);
     snprintf(out, sizeof out, "%s.stats.h5", dir);
-    char *sta[] = {(char *)bin, "stats", ck, "--set", set, "--no-hessian", "--mem-cap",
-                   "67108864", "-o", out, NULL};
-    big_row(sta, log, "vbrlab stats 2×64 --no-hessian --mem-cap 64MiB (layer-major)", size,
-            S * T);
+    /* --batch 2: the set is one batch either way; the forward's buffers are sized by it */
+    char *sta[] = {(char *)bin, "stats", ck, "--set", set, "--no-hessian", "--batch", "2",
+                   "--mem-cap", "67108864", "-o", out, NULL};
+    big_row(sta, log, "vbrlab stats 2×64 --no-hessian --batch 2 --mem-cap 64MiB (layer-major)",
+            size, S * T);
     remove(out);
     snprintf(set, sizeof set, "en=data/corpus/en.eval.txt,seqs=%d,len=%d", S, T);
     snprintf(out, sizeof out, "%s.eval.h5", dir);
     char *eva[] = {(char *)bin, "eval", ck, "--uniform", "rtn-b4-g64-asym", "--domain", set,
-                   "--mem-cap", "67108864", "-o", out, NULL};
-    big_row(eva, log, "vbrlab eval, one uniform RTN-4 row, 2×64, --mem-cap 64MiB (layer-major, "
-            "lazy fake-quant)", size, S * T);
+                   "--batch", "2", "--mem-cap", "67108864", "-o", out, NULL};
+    big_row(eva, log, "vbrlab eval, one uniform RTN-4 row, 2×64, --batch 2 --mem-cap 64MiB "
+            "(layer-major, lazy fake-quant)", size, S * T);
     remove(out);
     printf("| big: section time (s) | %.0f |\n", prog_now() - t_all);
 }
