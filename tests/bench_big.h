@@ -15,7 +15,7 @@
  * tokens/s here includes loading the weights. On the 2-core dev VM shared with ~7 other jobs
  * the section took 17 minutes the first time (synth 2.3 min, stats 1.4 min, eval 11 min: it
  * fake-quantizes every projection with the clip search). wait4 needs _DEFAULT_SOURCE
- * (bench.c).
+ * (bench.c). The `rss` section (bench_rss: the embedded model's figures) lives here too.
  */
 #ifndef VL_BENCH_BIG_H
 #define VL_BENCH_BIG_H
@@ -111,6 +111,71 @@ static void big_row(char *const argv[], const char *log, const char *what, doubl
         printf("| big: %s | failed (exit %d, peak RSS %.0f MiB, log %s) |\n", what, st,
                rss / 1024.0, log);
     fflush(stdout);
+}
+
+/* Peak RSS in MiB of `build/vbrlab ARGS...` run as a child (wait4's ru_maxrss: the child's
+ * own high-water mark, this process's memory not included); −1 if it failed. */
+static double child_rss_mib(char *const argv[])
+{
+    fflush(stdout); /* the child would write this process's buffered lines again */
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return -1;
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* Issue 15: memory bounded by a layer. Peak RSS of the CLI on the embedded model (51 MB of
+ * BF16 safetensors, 98 MiB as float32) for forward (64 and 256 tokens), stats and eval, each
+ * batch-major and layer-major (--mem-cap 16 MB: activations and reference logits beyond it in
+ * a temporary file). The big checkpoint (section big, tests/bench_big.h) is the same figure on
+ * a 3 GB DeepSeek-V3-wide model. */
+static void bench_rss(void)
+{
+    const char *vb = "build/vbrlab", *md = "models/vbrlab-moe-tiny";
+    char ids[256 * 6], ids64[64 * 6];
+    size_t o = 0;
+    for (int i = 0; i < 256; i++) {
+        if (i == 64)
+            memcpy(ids64, ids, o + 1);
+        o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%d", i ? "," : "", (i * 7919) % 16384);
+    }
+    char *fwd[] = {(char *)vb, "forward", (char *)md, "--ids", ids64, "--out",
+                   "build/bench-rss-fwd.h5", NULL};
+    char *f256[] = {(char *)vb, "forward", (char *)md, "--ids", ids, "--out",
+                    "build/bench-rss-fwd.h5", NULL};
+    char *st[] = {(char *)vb, "stats", (char *)md, "--set",
+                  "en=data/corpus/en.calib.txt,seqs=8,len=256,seed=1", "--no-hessian", "-o",
+                  "build/bench-rss-stats.h5", NULL, NULL, NULL};
+    char *ev[] = {(char *)vb, "eval", (char *)md, "--uniform", "rtn-b4-g64-asym", "--domain",
+                  "en=data/corpus/en.eval.txt,seqs=8,len=256,seed=1", "-o",
+                  "build/bench-rss-eval.h5", NULL, NULL, NULL};
+    printf("| peak RSS, vbrlab forward 1 × 64 tokens, embedded model (MiB; BF16 files 48.6 MiB) "
+           "| %.1f |\n", child_rss_mib(fwd));
+    printf("| peak RSS, vbrlab forward 1 × 256 tokens, embedded model (MiB) | %.1f |\n",
+           child_rss_mib(f256));
+    for (int lm = 0; lm < 2; lm++) {
+        if (lm) {
+            st[8] = ev[9] = "--mem-cap";
+            st[9] = ev[10] = "16000000";
+        }
+        const char *how = lm ? "layer-major --mem-cap 16 MB" : "batch-major";
+        printf("| peak RSS, vbrlab stats --no-hessian 8 × 256, %s, embedded model (MiB) | "
+               "%.1f |\n", how, child_rss_mib(st));
+        printf("| peak RSS, vbrlab eval --uniform rtn-b4 8 × 256, %s, embedded model (MiB) | "
+               "%.1f |\n", how, child_rss_mib(ev));
+    }
+    remove("build/bench-rss-fwd.h5");
+    remove("build/bench-rss-stats.h5");
+    remove("build/bench-rss-eval.h5");
 }
 
 static void bench_big(const char *bin)
