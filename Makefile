@@ -5,7 +5,7 @@
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make bench      speed table: tokens/s, GFLOP/s vs measured sgemm peak, seconds per stage;
 #                   VBRLAB_BENCH_BIG_MB=3000 make bench adds the `big` section: a ~3 GB synth
-#                   checkpoint under /tmp, peak RSS of stats/eval vs its size (~15 min here)
+#                   checkpoint made once under build/bench-big/, peak RSS of stats/eval vs its size
 #   make demo       the main job on the embedded model and data
 #   make deps-interactive  install gnuplot-qt for `vbrlab plot --interactive` (not needed by CI)
 #   make bless      rewrite text goldens in tests/golden/ (review with git diff)

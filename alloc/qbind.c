@@ -19,9 +19,18 @@
 struct qb_binding {
     const model *m;
     model_weights *w;   /* the clone the forward reads */
-    float **buf;        /* [n_tensors] owned quantized data, NULL = full precision */
+    float **buf;        /* [n_tensors] owned quantized data, NULL = full precision (or, lazy,
+                           quantized on demand) */
     qfmt *fmt;          /* [n_tensors] format of each quantized tensor */
+    unsigned char *listed;  /* [n_tensors] 1: the allocation quantizes it */
     qb_info info;
+    /* qb_bind_lazy: what qb_provide needs */
+    int lazy;
+    unsigned char *counted; /* [n_tensors] quantized once already (n_gptq / n_few counted) */
+    const stat_acc *stats;
+    qb_params p;
+    char *name;
+    double *imp, *h;        /* scratch [maxcols], [maxcols²] (h NULL without GPTQ) */
 };
 
 /* ---------------------------------------------------------------- allocations */
@@ -332,13 +341,12 @@ static int quantize_one(qb_binding *b, size_t i, const qfmt *f, const stat_acc *
     return rc;
 }
 
-static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
-                         const stat_acc *stats, const qb_params *p, double *imp, double *h,
-                         const char *name, vl_err *err)
+/* fq_tensor of tensor i (reference weights w) into out under format f with its statistics. */
+static int fake_quant(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+                      const stat_acc *stats, const qb_params *p, double *imp, double *h,
+                      const char *name, fq_info *fi, vl_err *err)
 {
     const model_tensor *t = model_tensor_at(b->m, i);
-    const float **slot = model_weights_slot(b->m, b->w, i);
-    size_t numel = (size_t)t->rows * (size_t)t->cols;
 
     fq_stats st = {NULL, NULL, 0.0}, *stp = NULL;
     int layer, expert;
@@ -368,22 +376,39 @@ static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, co
                        name, t->name);
     fq_params fp = p->fq;
     fp.seed = rng_child_seed(p->fq.seed, t->name);
-    fq_info fi;
-    int rc = fq_tensor(out, w, t->rows, t->cols, f, stp, NULL, &fp, &fi, t->name, err);
-    if (rc)
-        return vl_errctx(err, rc, "allocation %s", name);
-    *slot = out;
+    int rc = fq_tensor(out, w, t->rows, t->cols, f, stp, NULL, &fp, fi, t->name, err);
+    return rc ? vl_errctx(err, rc, "allocation %s", name) : 0;
+}
+
+/* Tensor i listed in format f: counted in the binding's facts. */
+static void count_listed(qb_binding *b, size_t i, const qfmt *f)
+{
+    const model_tensor *t = model_tensor_at(b->m, i);
     b->fmt[i] = *f;
+    b->listed[i] = 1;
     b->info.n_tensors++;
-    b->info.n_weights += (int64_t)numel;
+    b->info.n_weights += (int64_t)t->rows * t->cols;
     b->info.bits += qfmt_bits(f, t->rows, t->cols);
+}
+
+static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+                         const stat_acc *stats, const qb_params *p, double *imp, double *h,
+                         const char *name, vl_err *err)
+{
+    fq_info fi;
+    int rc = fake_quant(b, i, w, out, f, stats, p, imp, h, name, &fi, err);
+    if (rc)
+        return rc;
+    *model_weights_slot(b->m, b->w, i) = out;
+    count_listed(b, i, f);
+    b->counted[i] = 1;
     b->info.n_gptq += fi.method == QFMT_GPTQ;
     b->info.n_few += fi.few_applied;
     return 0;
 }
 
-int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
-            const qb_params *p, const char *name, vl_err *err)
+static int bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
+                const qb_params *p, const char *name, int lazy, vl_err *err)
 {
     *out = NULL;
     qb_params def = qb_defaults();
@@ -415,7 +440,9 @@ int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc 
     b->m = m;
     b->buf = vl_calloc(nt, sizeof *b->buf);
     b->fmt = vl_calloc(nt, sizeof *b->fmt);
-    if (!b->buf || !b->fmt) {
+    b->listed = vl_calloc(nt, 1);
+    b->counted = vl_calloc(nt, 1);
+    if (!b->buf || !b->fmt || !b->listed || !b->counted) {
         rc = vl_errf(err, VL_ENOMEM, "allocation %s: out of memory", name);
         goto done;
     }
@@ -423,11 +450,30 @@ int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc 
         goto done;
     if ((rc = match_items(owner, m, a, name, err)) != 0)
         goto done;
-    for (size_t i = 0; i < nt && !rc; i++)
-        if (owner[i] >= 0)
+    /* lazy: a layer's tensors are quantized by qb_provide when the forward reaches the layer;
+     * the embedding and head (read outside any layer) are quantized now */
+    for (size_t i = 0; i < nt && !rc; i++) {
+        if (owner[i] < 0)
+            continue;
+        if (lazy && model_tensor_at(m, i)->layer >= 0)
+            count_listed(b, i, &a->v[owner[i]].fmt);
+        else
             rc = quantize_one(b, i, &a->v[owner[i]].fmt, stats, p, imp, h, name, err);
+    }
     if (b->info.n_weights > 0)
         b->info.bpw = (double)b->info.bits / (double)b->info.n_weights;
+    if (!rc && lazy) {
+        b->lazy = 1;
+        b->stats = stats;
+        b->p = *p;
+        b->imp = imp;
+        b->h = h;
+        imp = h = NULL;
+        if (!(b->name = vl_malloc(strlen(name) + 1)))
+            rc = vl_errf(err, VL_ENOMEM, "allocation %s: out of memory", name);
+        else
+            memcpy(b->name, name, strlen(name) + 1);
+    }
 done:
     vl_free(owner);
     vl_free(imp);
@@ -440,13 +486,58 @@ done:
     return 0;
 }
 
+int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
+            const qb_params *p, const char *name, vl_err *err)
+{
+    return bind(out, m, a, stats, p, name, 0, err);
+}
+
+int qb_bind_lazy(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
+                 const qb_params *p, const char *name, vl_err *err)
+{
+    return bind(out, m, a, stats, p, name, 1, err);
+}
+
+int qb_provide(void *user, size_t i, const float **data, float **owned, vl_err *err)
+{
+    qb_binding *b = user;
+    *data = NULL;
+    *owned = NULL;
+    if (!b->lazy || !b->listed[i] || b->buf[i])
+        return 0; /* not listed, or quantized at bind time (in the binding already) */
+    const model_tensor *t = model_tensor_at(b->m, i);
+    float *out = vl_malloc((size_t)t->numel * sizeof *out + 1);
+    if (!out)
+        return vl_errf(err, VL_ENOMEM, "allocation %s: out of memory for \"%s\"", b->name,
+                       t->name);
+    const float *w;
+    float *own;
+    fq_info fi;
+    int rc = model_tensor_f32(b->m, b->w, i, &w, &own, err);
+    if (!rc)
+        rc = fake_quant(b, i, w, out, &b->fmt[i], b->stats, &b->p, b->imp, b->h, b->name, &fi,
+                        err);
+    vl_free(own);
+    if (rc) {
+        vl_free(out);
+        return rc;
+    }
+    if (!b->counted[i]) {
+        b->counted[i] = 1;
+        b->info.n_gptq += fi.method == QFMT_GPTQ;
+        b->info.n_few += fi.few_applied;
+    }
+    *data = *owned = out;
+    return 0;
+}
+
 const model_weights *qb_weights(const qb_binding *b) { return b->w; }
 
 qb_info qb_get_info(const qb_binding *b) { return b->info; }
 
 const qfmt *qb_tensor_format(const qb_binding *b, size_t i)
 {
-    if (i >= model_tensor_count(b->m) || !b->buf[i])
+    if (i >= model_tensor_count(b->m) || !b->listed[i])
         return NULL;
     return &b->fmt[i];
 }
@@ -460,6 +551,11 @@ void qb_free(qb_binding *b)
             vl_free(b->buf[i]);
     vl_free(b->buf);
     vl_free(b->fmt);
+    vl_free(b->listed);
+    vl_free(b->counted);
+    vl_free(b->name);
+    vl_free(b->imp);
+    vl_free(b->h);
     model_weights_free(b->w);
     vl_free(b);
 }

@@ -103,6 +103,22 @@ typedef struct qb_binding qb_binding;
 int qb_bind(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
             const qb_params *p, const char *name, vl_err *err);
 
+/* The same binding built lazily, for a layer-major evaluation (analysis/eval.h): only the
+ * tensors outside layers (embedding, head) are quantized now; a layer's listed tensors are
+ * quantized when the forward converts that layer, through qb_provide (fwd_set_provider), into
+ * buffers the forward owns and frees after the layer — memory holds one layer's quantized
+ * weights, not the model's. Each tensor's values are qb_bind's bit for bit (quantization is
+ * per tensor and deterministic). qb_get_info's n_tensors, n_weights, bits and bpw are known at
+ * once; n_gptq and n_few count the tensors quantized so far. Not thread-safe (one forward). */
+int qb_bind_lazy(qb_binding **out, const model *m, const qb_alloc *a, const stat_acc *stats,
+                 const qb_params *p, const char *name, vl_err *err);
+
+/* analysis/mweights.h's provider over a binding (USER = the qb_binding): tensor i of a lazy
+ * binding that the allocation lists and bind time did not quantize → *data = *owned = a new
+ * fake-quantized float32 array (the caller frees it); any other → *data = *owned = NULL (the
+ * caller reads the binding or the stored tensor). Errors as qb_bind's quantizer errors. */
+int qb_provide(void *user, size_t i, const float **data, float **owned, vl_err *err);
+
 /* The binding for fwd_run; valid until qb_free. */
 const model_weights *qb_weights(const qb_binding *b);
 /* What was quantized. */

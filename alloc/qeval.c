@@ -16,6 +16,7 @@ struct qe_eval {
     int second_half;   /* qe_set_second_half */
     kld_summary *sums; /* [n_rows × n_dom] */
     jr *journal;       /* NULL: none */
+    int layer_major;   /* qe_set_layer_major: lazy bindings, layer-major runs */
 };
 
 void qe_set_journal(qe_eval *q, jr *j, par_fault *fault)
@@ -67,6 +68,12 @@ int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, 
     return 0;
 }
 
+void qe_set_layer_major(qe_eval *q, int on, int64_t mem_cap)
+{
+    q->layer_major = !!on;
+    ev_runner_set_layer_major(q->runner, on, mem_cap);
+}
+
 void qe_set_second_half(qe_eval *q, int on)
 {
     q->second_half = !!on;
@@ -93,7 +100,8 @@ static int run_domain(qe_eval *q, const qb_binding *b, const qe_row *row, int d,
             prog_update(pg, pg->done + (int64_t)cs->n_seq * cs->seq_len);
         return rc;
     }
-    int rc = ev_run(q->runner, qb_weights(b), cs->ids, cs->n_seq, cs->seq_len, res, pg, err);
+    int rc = ev_run_ext(q->runner, qb_weights(b), q->layer_major ? qb_provide : NULL, (void *)b,
+                        cs->ids, cs->n_seq, cs->seq_len, res, pg, err);
     if (!rc && q->journal && par_rank() == 0) {
         void *buf = vl_malloc(bytes + 1);
         if (!buf)
@@ -146,7 +154,8 @@ int qe_run_row(qe_eval *q, h5s_store *s, int r, const qe_row *row, int progress,
                                                                         q->second_half)));
     }
     if (bind) { /* every rank decides alike: they read the same journals */
-        rc = qb_bind(&b, q->m, row->alloc, row->stats, &row->qp, row->name, err);
+        rc = (q->layer_major ? qb_bind_lazy : qb_bind)(&b, q->m, row->alloc, row->stats,
+                                                        &row->qp, row->name, err);
         if (!rc) {
             qb_info in = qb_get_info(b);
             info.n_tensors = in.n_tensors;

@@ -40,6 +40,14 @@ typedef struct qe_eval qe_eval;
 int qe_new(qe_eval **out, const model *m, const calib_book *domains, int batch, int n_rows,
            vl_err *err);
 
+/* Layer-major evaluation (analysis/eval.h ev_runner_set_layer_major) with lazy bindings
+ * (qbind.h qb_bind_lazy): a layer's listed tensors are fake-quantized when the forward reaches
+ * the layer and freed after it, once per domain, instead of a float32 copy of every quantized
+ * tensor for the whole row; the reference logits of a domain live in memory up to MEM_CAP
+ * bytes (0: no cap), beyond in a temporary file. The same numbers bit for bit. Call before the
+ * first row. */
+void qe_set_layer_major(qe_eval *q, int on, int64_t mem_cap);
+
 /* Score only the second half of each window (analysis/eval.h, ev_runner_set_second_half);
  * call before the first row. */
 void qe_set_second_half(qe_eval *q, int on);

@@ -12,7 +12,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 
+#include "acts.h"
 #include "fwd.h"
+#include "lfwd.h"
 
 #include "../core/kern.h"
 #include "../core/par.h"
@@ -30,9 +32,17 @@ typedef struct {
                             dynamic scheduling a rank fills the batches it happened to run) */
 } ev_ref;
 
+/* Layer-major: one domain's reference logits (this rank's batches) in an acts store. */
+typedef struct {
+    int32_t *ids; /* [n_seq·len] the key (the whole domain's ids) */
+    int n_seq, len;
+    acts *logits; /* [this rank's rows × V] */
+} ev_lref;
+
 struct ev_runner {
     const model *m;
-    fwd_state *ref, *q;
+    fwd_state *ref, *q;  /* ref: made at the first batch-major run (layer-major runs the
+                            reference on q, without a provider) */
     int batch_seq, max_len;
     int second_half;     /* score positions len/2 .. len−2 only (llama-perplexity's rule) */
     ev_timing t;
@@ -41,6 +51,11 @@ struct ev_runner {
     int n_refs;
     size_t ref_bytes, ref_budget;
     par_fault *fault;    /* test hook, NULL: none */
+    int layer_major;     /* ev_runner_set_layer_major */
+    int64_t mem_cap;
+    ev_lref *lrefs;      /* [n_lrefs] layer-major references */
+    int n_lrefs;
+    float *lrow;         /* [max_len × V] one sequence's reference logits (layer-major) */
 };
 
 /* ---------------------------------------------------------------- domains */
@@ -97,9 +112,7 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
         vl_free(r);
         return vl_errf(err, VL_ENOMEM, "eval: out of memory");
     }
-    int rc = fwd_state_new(&r->ref, m, batch_seq, max_len, err);
-    if (!rc)
-        rc = fwd_state_new(&r->q, m, batch_seq, max_len, err);
+    int rc = fwd_state_new(&r->q, m, batch_seq, max_len, err);
     if (rc) {
         ev_runner_free(r);
         return rc;
@@ -238,8 +251,156 @@ void ev_runner_set_fault(ev_runner *r, par_fault *f) { r->fault = f; }
 
 void ev_runner_set_second_half(ev_runner *r, int on) { r->second_half = !!on; }
 
+void ev_runner_set_layer_major(ev_runner *r, int on, int64_t mem_cap)
+{
+    r->layer_major = !!on;
+    r->mem_cap = mem_cap;
+}
+
+/* ---------------------------------------------------------------- layer-major */
+
+typedef struct {
+    ev_runner *r;
+    ev_result *res;
+    acts *ref;
+    const int32_t *ids;   /* this rank's sequences */
+    int len, V, B, R, rank;
+    double kld_s;
+} lm_ctx;
+
+/* The reference pass's sink: the batch's logits into the store. */
+static int lm_keep(void *user, int seq0, int n, const float *lg, vl_err *err)
+{
+    lm_ctx *x = user;
+    return acts_put(x->ref, (int64_t)seq0 * x->len, (int64_t)n * x->len, lg, err);
+}
+
+/* The quantized pass's sink: metrics sequence by sequence against the stored reference (the
+ * tokens enter the result in sequence order, as batch-major's do). */
+static int lm_score(void *user, int seq0, int n, const float *lq, vl_err *err)
+{
+    lm_ctx *x = user;
+    double t0 = prog_now();
+    size_t rowf = (size_t)x->len * (size_t)x->V;
+    int per_seq = x->len - 1 - x->res->first, rc = 0;
+    for (int s = 0; s < n && !rc; s++) {
+        int k = seq0 + s, b = k / x->B; /* this rank's k-th sequence: its b-th batch */
+        size_t gseq = (size_t)(x->rank + (size_t)b * x->R) * x->B + (size_t)(k % x->B);
+        rc = acts_get(x->ref, (int64_t)k * x->len, x->len, x->r->lrow, err);
+        if (!rc)
+            rc = batch_metrics(x->r, x->res, x->r->lrow, lq + (size_t)s * rowf,
+                               x->ids + (size_t)k * x->len, 1, x->len, x->V, gseq * per_seq,
+                               err);
+    }
+    x->kld_s += prog_now() - t0;
+    return rc;
+}
+
+/* The kept reference of this rank's share of ids, or a new one computed now (layer-major on
+ * the runner's q state, no provider). */
+static int lm_reference(ev_runner *r, lm_ctx *x, const int32_t *ids, int n_seq, int mine,
+                        vl_err *err)
+{
+    for (int i = 0; i < r->n_lrefs; i++) {
+        ev_lref *f = &r->lrefs[i];
+        if (f->n_seq == n_seq && f->len == x->len &&
+            !memcmp(f->ids, ids, (size_t)n_seq * x->len * sizeof *ids)) {
+            x->ref = f->logits;
+            return 0;
+        }
+    }
+    ev_lref *grown = vl_realloc(r->lrefs, (size_t)(r->n_lrefs + 1) * sizeof *grown);
+    if (!grown)
+        return vl_errf(err, VL_ENOMEM, "eval: out of memory");
+    r->lrefs = grown;
+    ev_lref f = {vl_malloc((size_t)n_seq * x->len * sizeof *ids), n_seq, x->len, NULL};
+    int rc = f.ids ? acts_new(&f.logits, (int64_t)mine * x->len, x->V, r->mem_cap, err)
+                   : vl_errf(err, VL_ENOMEM, "eval: out of memory");
+    x->ref = f.logits;
+    lfwd_params lp = {x->B, r->mem_cap, NULL};
+    fwd_set_provider(r->q, NULL, NULL);
+    double t0 = prog_now();
+    if (!rc)
+        rc = lfwd_run(r->m, model_base(r->m), r->q, x->ids, mine, x->len, &lp, lm_keep, x, NULL,
+                      err);
+    r->t.ref_s += prog_now() - t0;
+    if (rc) {
+        vl_free(f.ids);
+        acts_free(f.logits);
+        return rc;
+    }
+    memcpy(f.ids, ids, (size_t)n_seq * x->len * sizeof *ids);
+    r->lrefs[r->n_lrefs++] = f;
+    return 0;
+}
+
+/* ev_run layer-major: batch b on rank b mod R (owner[b]); this rank's batches, in order,
+ * through the reference (kept per domain) and then through WQ (PROV: its lazy tensors). */
+static int run_layer_major(ev_runner *r, const model_weights *wq, mw_provider prov,
+                           void *prov_user, const int32_t *ids, int n_seq, int len,
+                           ev_result *res, int *owner, int n_batch, vl_err *err)
+{
+    int B = r->batch_seq, R = par_size(), mine = 0, V = model_config(r->m)->vocab;
+    for (int b = 0; b < n_batch; b++) {
+        owner[b] = b % R;
+        if (owner[b] == par_rank())
+            mine += n_seq - b * B < B ? n_seq - b * B : B;
+    }
+    if (!mine)
+        return 0;
+    if (!r->lrow && !(r->lrow = vl_malloc((size_t)r->max_len * V * sizeof *r->lrow)))
+        return vl_errf(err, VL_ENOMEM, "eval: out of memory");
+    int32_t *own = NULL;
+    const int32_t *sub = ids;
+    if (R > 1) { /* only the last batch can be short, and it stays last */
+        if (!(own = vl_malloc((size_t)mine * len * sizeof *own)))
+            return vl_errf(err, VL_ENOMEM, "eval: out of memory");
+        size_t o = 0;
+        for (int b = par_rank(); b < n_batch; b += R) {
+            size_t nr = (size_t)(n_seq - b * B < B ? n_seq - b * B : B) * len;
+            memcpy(own + o, ids + (size_t)b * B * len, nr * sizeof *own);
+            o += nr;
+        }
+        sub = own;
+    }
+    lm_ctx x = {r, res, NULL, sub, len, V, B, R, par_rank(), 0};
+    int rc = lm_reference(r, &x, ids, n_seq, mine, err);
+    lfwd_params lp = {B, r->mem_cap, NULL};
+    double t0 = prog_now();
+    fwd_set_provider(r->q, prov, prov_user);
+    if (!rc)
+        rc = lfwd_run(r->m, wq, r->q, sub, mine, len, &lp, lm_score, &x, NULL, err);
+    fwd_set_provider(r->q, NULL, NULL); /* frees the last stage's quantized weights */
+    r->t.quant_s += prog_now() - t0 - x.kld_s;
+    r->t.kld_s += x.kld_s;
+    r->t.tokens += (int64_t)mine * len;
+    vl_free(own);
+    return rc;
+}
+
+/* The end of a run: the per-token arrays of every rank in batch order, the summaries; frees
+ * item_tok and owner. */
+static int finish(ev_runner *r, ev_result *res, int64_t *item_tok, int *owner, int n_batch,
+                  int rc, vl_err *err)
+{
+    (void)r;
+    if (par_size() > 1)
+        rc = share_tokens(res, item_tok, owner, n_batch, rc, err);
+    vl_free(item_tok);
+    vl_free(owner);
+    if (!rc)
+        rc = kld_summarize(&res->acc, &res->sum, err);
+    return rc ? rc : kld_slice_entropy(&res->acc, res->entropy_ref, &res->sum, err);
+}
+
 int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
            ev_result *res, prog *pg, vl_err *err)
+{
+    return ev_run_ext(r, wq, NULL, NULL, ids, n_seq, len, res, pg, err);
+}
+
+int ev_run_ext(ev_runner *r, const model_weights *wq, mw_provider prov, void *prov_user,
+               const int32_t *ids, int n_seq, int len, ev_result *res, prog *pg, vl_err *err)
 {
     if (n_seq < 1 || len < 2 || len > r->max_len)
         return vl_errf(err, VL_EARG, "eval: %d sequences of %d tokens (runner holds ≤ %d)",
@@ -266,6 +427,23 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
     }
     int V = model_config(r->m)->vocab, R = par_size(), rc = 0;
     int64_t done0 = pg ? pg->done : 0;
+    if (r->layer_major) {
+        for (int b = 0; b < n_batch; b++) {
+            int s0 = b * r->batch_seq;
+            item_tok[b] = (int64_t)(n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq) *
+                          per_seq;
+        }
+        rc = run_layer_major(r, wq, prov, prov_user, ids, n_seq, len, res, owner, n_batch, err);
+        if (pg && par_rank() == 0)
+            prog_update(pg, done0 + (int64_t)n_seq * len);
+        return finish(r, res, item_tok, owner, n_batch, rc, err);
+    }
+    if (!r->ref && (rc = fwd_state_new(&r->ref, r->m, r->batch_seq, r->max_len, err)) != 0) {
+        vl_free(item_tok);
+        vl_free(owner);
+        return par_agree(rc, err);
+    }
+    fwd_set_provider(r->q, prov, prov_user);
     ev_ref *kept = ref_find(r, ids, n_seq, len), *fill = kept ? NULL : ref_new(r, ids, n_seq, len);
     ev_ref *keep = kept ? kept : fill;
     for (int b = 0; b < n_batch; b++) {
@@ -320,17 +498,12 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
             prog_update(pg, done0 + (int64_t)done * len);
     }
     par_queue_free(qu); /* collective: reached by every rank, failed or not */
+    fwd_set_provider(r->q, NULL, NULL);
     if (rc && fill)
         ref_drop_last(r);
-    if (R > 1) {
+    if (R > 1)
         rc = par_owners(owner, n_batch, rc, err);
-        rc = share_tokens(res, item_tok, owner, n_batch, rc, err);
-    }
-    vl_free(item_tok);
-    vl_free(owner);
-    if (!rc)
-        rc = kld_summarize(&res->acc, &res->sum, err);
-    return rc ? rc : kld_slice_entropy(&res->acc, res->entropy_ref, &res->sum, err);
+    return finish(r, res, item_tok, owner, n_batch, rc, err);
 }
 
 ev_timing ev_runner_timing(const ev_runner *r) { return r->t; }
@@ -347,6 +520,12 @@ void ev_runner_free(ev_runner *r)
         vl_free(r->refs[i].have);
     }
     vl_free(r->refs);
+    for (int i = 0; i < r->n_lrefs; i++) {
+        vl_free(r->lrefs[i].ids);
+        acts_free(r->lrefs[i].logits);
+    }
+    vl_free(r->lrefs);
+    vl_free(r->lrow);
     vl_free(r->tok);
     vl_free(r);
 }

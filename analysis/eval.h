@@ -33,6 +33,7 @@
 #include "calib.h"
 #include "kld.h"
 #include "model.h"
+#include "mweights.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -96,6 +97,19 @@ void ev_runner_set_second_half(ev_runner *r, int on);
  * VL_ERANGE for a logit NaN/Inf. */
 int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq, int len,
            ev_result *res, prog *pg, vl_err *err);
+
+/* Layer-major runs from now on (analysis/lfwd.h): a domain's batches go through the
+ * reference layer by layer (its logits kept per domain in an acts store: MEM_CAP bytes in
+ * memory, the rest in a temporary file; 0: no cap) and then through the quantized binding
+ * layer by layer, so each layer's weights are converted (or fake-quantized, ev_run_ext's
+ * provider) once per domain, and only the quantized forward state exists. Ranks: batch b on
+ * rank b mod R (static). The per-token numbers are the batch-major run's bit for bit. */
+void ev_runner_set_layer_major(ev_runner *r, int on, int64_t mem_cap);
+
+/* ev_run with PROV (analysis/mweights.h; e.g. alloc/qbind.h qb_provide over a lazy binding,
+ * PROV_USER the binding) supplying the float32 tensors of WQ's NULL slots; NULL: ev_run. */
+int ev_run_ext(ev_runner *r, const model_weights *wq, mw_provider prov, void *prov_user,
+               const int32_t *ids, int n_seq, int len, ev_result *res, prog *pg, vl_err *err);
 
 /* A simulated crash for the fault tests (core/par.h: the rank fails its K-th batch); NULL
  * (default): none. F must outlive the runner's runs. */

@@ -315,8 +315,10 @@ static void emit_expert_in(fwd_state *st, const ctx *x, int e)
     emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xn, x->N, D, st->iota, st->dense_w, x->S, x->T);
 }
 
-/* out = Σ_k p_k·expert_k(xn) + σ(xn·w_sgᵀ)·shared(xn) */
-static void moe_block(fwd_state *st, const model_layer *L, const ctx *x)
+/* out = Σ_k p_k·expert_k(xn) + σ(xn·w_sgᵀ)·shared(xn). The experts' weights come one at a
+ * time from the stage cache (mw_expert: converted with the layer, or alone for a large one). */
+static int moe_block(fwd_state *st, const model_weights *w, const model_layer *L, const ctx *x,
+                     vl_err *err)
 {
     const hfc_config *c = x->c;
     int D = c->hidden, E = c->n_experts, Fs = c->shared_intermediate, N = x->N;
@@ -332,17 +334,21 @@ static void moe_block(fwd_state *st, const model_layer *L, const ctx *x)
     for (int e = 0; e < E; e++) {
         if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN))
             set_dense_w(st, e, N);
-        expert_ffn(st, &L->experts[e], e, x);
+        const model_ffn *f;
+        int rc = mw_expert(st->mw, w, x->l, e, &f, err);
+        if (rc)
+            return rc;
+        expert_ffn(st, f, e, x);
     }
     memset(st->out, 0, (size_t)N * D * sizeof *st->out);
     for (int i = 0; i < P; i++) { /* slots are expert-major: HF's index_add_ order */
-        float *o = st->out + (size_t)st->slot_row[i] * D, w = st->slot_w[i];
+        float *o = st->out + (size_t)st->slot_row[i] * D, wt = st->slot_w[i];
         const float *y = st->xs + (size_t)i * D;
         for (int d = 0; d < D; d++)
-            o[d] += y[d] * w;
+            o[d] += y[d] * wt;
     }
     if (!L->shared.gate)
-        return;
+        return 0;
     mm(st, st->fa, st->xn, L->shared.gate, N, D, Fs);                 /* [N × Fs] */
     mm(st, st->fb, st->xn, L->shared.up, N, D, Fs);
     silu_mul(st->fa, st->fb, (size_t)N * Fs);
@@ -355,21 +361,34 @@ static void moe_block(fwd_state *st, const model_layer *L, const ctx *x)
         for (int d = 0; d < D; d++)
             st->out[(size_t)r * D + d] += g * st->xs[(size_t)r * D + d];
     }
+    return 0;
 }
 
-static void fwd_layer(fwd_state *st, const model_layer *L, const ctx *x)
+/* Layer x->l of binding W: its float32 weights from the stage cache, the whole layer at once
+ * or, for a layer over the cache's budget, the attention, then the MLP, then each routed
+ * expert (analysis/mweights.h). */
+static int fwd_layer(fwd_state *st, const model_weights *w, const ctx *x, vl_err *err)
 {
-    int D = x->c->hidden, N = x->N;
-    attn_block(st, L, x);
+    int D = x->c->hidden, N = x->N, rc;
+    const model_weights *v;
+    if ((rc = mw_part(st->mw, w, x->l, MW_PART_ATTN, &v, err)))
+        return rc;
+    attn_block(st, &v->layers[x->l], x);
+    if ((rc = mw_part(st->mw, w, x->l, MW_PART_MLP, &v, err)))
+        return rc;
+    const model_layer *L = &v->layers[x->l];
     fwd_rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
     emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
     if (x->c->layer_is_moe[x->l])
-        moe_block(st, L, x);
+        rc = moe_block(st, w, L, x, err);
     else
         mlp_block(st, L, x);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < (size_t)N * D; i++)
         st->h[i] += st->out[i];
     emit(x->taps, TAP_RESIDUAL, x->l, -1, st->h, N, D, NULL, NULL, x->S, x->T);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- public */
@@ -488,18 +507,18 @@ static int run_layers(const model *m, const model_weights *w, fwd_state *st, int
 {
     const hfc_config *c = model_config(m);
     fwd_opts defaults = fwd_opts_defaults();
-    int D = c->hidden, V = c->vocab, N = n_seq * seq_len; /* N checked at fwd_state_new */
+    int D = c->hidden, N = n_seq * seq_len; /* N checked at fwd_state_new */
     ctx x = {c, n_seq, seq_len, N, 0, opts ? opts : &defaults, taps};
     const model_weights *v;
     int rc = 0;
     for (x.l = from; x.l < to && !rc; x.l++)
-        if (!(rc = mw_stage(st->mw, w, x.l, &v, err)))
-            fwd_layer(st, &v->layers[x.l], &x);
+        rc = fwd_layer(st, w, &x, err);
     if (rc || !head || (rc = mw_stage(st->mw, w, MW_HEAD, &v, err)))
         return rc;
     fwd_rmsnorm(st->xn, st->h, v->final_norm, N, D, (float)c->rms_eps);
-    mm(st, st->logits, st->xn, v->lm_head ? v->lm_head : v->embed, N, D, V);   /* [N × V] */
-    emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, V, NULL, NULL, n_seq, seq_len);
+    if ((rc = mw_head_logits(st->mw, w, st->xn, N, st->logits, &st->flops, err)))  /* [N × V] */
+        return rc;
+    emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, c->vocab, NULL, NULL, n_seq, seq_len);
     *logits = st->logits;
     return 0;
 }
@@ -598,6 +617,14 @@ int fwd_residual_width(const model *m)
 {
     const hfc_config *c = model_config(m);
     return c->arch == HFC_DEEPSEEK_V4 ? c->v4.hc_mult * c->hidden : c->hidden;
+}
+
+void fwd_set_layer_budget(fwd_state *st, size_t bytes) { mw_set_budget(st->mw, bytes); }
+
+void fwd_set_provider(fwd_state *st, int (*fn)(void *user, size_t i, const float **data,
+                                               float **owned, vl_err *err), void *user)
+{
+    mw_set_provider(st->mw, fn, user);
 }
 
 void fwd_state_free(fwd_state *st)

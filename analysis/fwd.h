@@ -101,6 +101,16 @@ const float *fwd_final_hidden(const fwd_state *st);
  * attention scores and P·V included, route-all extras included). */
 double fwd_last_flops(const fwd_state *st);
 
+/* A layer whose float32 weights exceed BYTES is converted in parts and its routed experts one
+ * at a time (analysis/mweights.h; default MW_LAYER_BUDGET_DEFAULT, 256 MiB): the same logits
+ * bit for bit, less memory, more conversions per batch. deepseek_v4 converts whole layers. */
+void fwd_set_layer_budget(fwd_state *st, size_t bytes);
+
+/* Float32 tensors from FN (analysis/mweights.h mw_provider, e.g. alloc/qbind.h qb_provide of a
+ * lazy fake-quant binding) where the binding's slot is NULL; NULL FN: the stored tensors. */
+void fwd_set_provider(fwd_state *st, int (*fn)(void *user, size_t i, const float **data,
+                                               float **owned, vl_err *err), void *user);
+
 void fwd_state_free(fwd_state *st); /* NULL is a no-op */
 
 /* Width of a residual row (fwd_embed's output, TAP_RESIDUAL, fwd_run_from's input): D, or

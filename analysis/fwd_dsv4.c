@@ -331,8 +331,8 @@ static int layers(fwd_v4 *s, mw_cache *mw, const model_weights *wb, int from, in
         }
     }
     v4_rmsnorm(s->fin, s->col, w->ext[s->g[V4_G_NORM]], N, D, c->rms_eps);
-    long hd = s->g[V4_G_HEAD] >= 0 ? s->g[V4_G_HEAD] : s->g[V4_G_EMBED];
-    v4_mm(s, s->logits, s->fin, w->ext[hd], N, D, c->vocab);
+    if ((rc = mw_head_logits(mw, wb, s->fin, N, s->logits, &s->flops, err)))
+        return rc;
     emit(taps, TAP_LOGITS, c->n_layers, -1, s->logits, N, c->vocab, NULL, NULL, S, T);
     return 0;
 }

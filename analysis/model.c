@@ -642,6 +642,55 @@ int model_embed_rows(const model *m, const model_weights *w, const int32_t *ids,
     return rc;
 }
 
+int model_tensor_rows(const model *m, const model_weights *w, size_t i, int64_t row0, int64_t n,
+                      float *dst, vl_err *err)
+{
+    VL_ASSERT(i < m->n_tensors);
+    const model_tensor *mt = &m->tensors[i];
+    VL_ASSERT(row0 >= 0 && n >= 0 && row0 + n <= mt->rows);
+    size_t C = (size_t)mt->cols;
+    const float *d = *model_weights_slot(m, (model_weights *)w, i);
+    if (d) {
+        memcpy(dst, d + (size_t)row0 * C, (size_t)n * C * sizeof *dst);
+        return 0;
+    }
+    const st_tensor *t = m->src[i], *sc = m->scale[i];
+    size_t es = st_dtype_size(t->dtype);
+    st_tensor v = *t;
+    v.data = (const char *)t->data + (size_t)row0 * C * es;
+    v.shape[0] = n;
+    v.numel = n * (int64_t)C;
+    v.nbytes = (size_t)v.numel * es;
+    int rc;
+    if (sc) {
+        int br = m->cfg.fp8_block[0];
+        if (row0 % br || (n % br && row0 + n != mt->rows))
+            return vl_errf(err, VL_EARG, "%s: rows %lld..%lld of \"%s\" cut its FP8 blocks of "
+                           "%d rows", m->dir, (long long)row0, (long long)(row0 + n), mt->name,
+                           br);
+        st_tensor s = *sc;
+        size_t srow = (size_t)sc->shape[1] * st_dtype_size(sc->dtype);
+        s.data = (const char *)sc->data + (size_t)(row0 / br) * srow;
+        s.shape[0] = (n + br - 1) / br;
+        s.numel = s.shape[0] * sc->shape[1];
+        s.nbytes = (size_t)s.shape[0] * srow;
+        rc = st_fp8_dequant(&v, &s, br, m->cfg.fp8_block[1], dst, err);
+        st_set_drop(m->set, sc);
+    } else {
+        rc = st_tensor_load(&v, dst, err);
+    }
+    st_set_drop(m->set, t);
+    return rc;
+}
+
+size_t model_head_index(const model *m)
+{
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].cls == MODEL_C_LM_HEAD && m->tensors[i].layer < 0)
+            return i;
+    return (size_t)m->embed_ix;
+}
+
 /* ---------------------------------------------------------------- bindings (public) */
 
 int model_weights_clone(model_weights **out, const model *m, const model_weights *src,

@@ -144,6 +144,17 @@ int model_tensor_load(const model *m, size_t i, float *dst, vl_err *err);
 int model_tensor_f32(const model *m, const model_weights *w, size_t i, const float **data,
                      float **owned, vl_err *err);
 
+/* Rows [row0, row0 + n) of tensor i of binding W as float32 into dst (n × cols floats): the
+ * binding's data when its slot is set, else the stored rows converted (FP8: row0 and n
+ * multiples of the block rows, or the range ending at the last row; VL_EARG otherwise), the
+ * file's mapped pages then dropped from the resident set. For the LM head in vocabulary tiles
+ * (analysis/mweights.h mw_head_logits): no whole-tensor float32 copy. */
+int model_tensor_rows(const model *m, const model_weights *w, size_t i, int64_t row0, int64_t n,
+                      float *dst, vl_err *err);
+
+/* Index of the LM head's matrix: the lm_head tensor, or the embedding when tied. */
+size_t model_head_index(const model *m);
+
 /* Embedding rows ids[0..n) (each in [0, vocab), checked by the caller) from binding W (its
  * embedding slot, or the stored tensor row by row) into out + r·stride, hidden floats each. */
 int model_embed_rows(const model *m, const model_weights *w, const int32_t *ids, int n,

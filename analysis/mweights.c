@@ -6,6 +6,8 @@
  */
 #include "mweights.h"
 
+#include "../core/kern.h"
+
 #include <string.h>
 
 struct mw_cache {
@@ -14,40 +16,108 @@ struct mw_cache {
     size_t *held;        /* tensor indices whose view slot is set */
     float **own;         /* [n_held] conversions owned (NULL: borrowed from the caller) */
     size_t n_held;
-    int stage;           /* the stage held (valid when held_ok) */
+    int stage, part;     /* the stage (and part, 0: whole) held (valid when held_ok) */
     int held_ok;
+    size_t ex_held[3];   /* the routed expert held by mw_expert (its slots in view) */
+    float *ex_own[3];
+    int n_ex;
+    size_t budget;       /* a layer at most this large (float32 bytes) is converted whole */
+    int64_t *layer_bytes; /* [L] float32 bytes of each layer's tensors */
+    float *tile;         /* [tile_rows × D] the head's tile (mw_head_logits), kept */
+    mw_provider prov;    /* NULL: none */
+    void *prov_user;
 };
 
 int mw_new(mw_cache **out, const model *m, vl_err *err)
 {
     *out = NULL;
     size_t nt = model_tensor_count(m);
+    int L = model_config(m)->n_layers;
     mw_cache *c = vl_calloc(1, sizeof *c);
     int rc = c ? model_weights_clone(&c->view, m, model_base(m), err)
                : vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (!rc && (!(c->held = vl_malloc((nt + 1) * sizeof *c->held)) ||
-                !(c->own = vl_calloc(nt + 1, sizeof *c->own))))
+                !(c->own = vl_calloc(nt + 1, sizeof *c->own)) ||
+                !(c->layer_bytes = vl_calloc((size_t)L + 1, sizeof *c->layer_bytes))))
         rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (rc) {
         mw_free(c);
         return rc;
     }
     c->m = m;
+    c->budget = MW_LAYER_BUDGET_DEFAULT;
+    for (size_t i = 0; i < nt; i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (t->layer >= 0 && t->layer < L)
+            c->layer_bytes[t->layer] += t->numel * (int64_t)sizeof(float);
+    }
     *out = c;
     return 0;
 }
 
-/* Whether tensor T belongs to STAGE: its layer, or for the head the tensors outside layers
- * except an untied model's embedding (read row by row, never whole). */
-static int in_stage(const model *m, const model_tensor *t, int stage)
+void mw_set_provider(mw_cache *c, mw_provider fn, void *user)
 {
-    if (stage != MW_HEAD)
-        return t->layer == stage;
-    return t->layer < 0 && !(t->cls == MODEL_C_EMBED && !model_config(m)->tie_embeddings);
+    mw_release(c);
+    c->prov = fn;
+    c->prov_user = user;
+}
+
+/* Tensor i of binding W as float32: W's data, the provider's, or the stored tensor converted
+ * (*own: what the cache frees). */
+static int tensor_f32(mw_cache *c, const model_weights *w, size_t i, const float **d,
+                      float **own, vl_err *err)
+{
+    *own = NULL;
+    if (c->prov && !*model_weights_slot(c->m, (model_weights *)w, i)) {
+        int rc = c->prov(c->prov_user, i, d, own, err);
+        if (rc || *own)
+            return rc;
+    }
+    return model_tensor_f32(c->m, w, i, d, own, err);
+}
+
+void mw_set_budget(mw_cache *c, size_t bytes)
+{
+    c->budget = bytes;
+    mw_release(c);
+}
+
+static int is_routed_expert(const model_tensor *t)
+{
+    return t->cls == MODEL_C_EXPERT && t->expert >= 0;
+}
+
+/* Whether tensor I belongs to STAGE's PART (0: the whole stage): its layer, or for the head
+ * the tensors outside layers except the embedding (read row by row) and the LM head's matrix
+ * (read in tiles). Parts: attention (attention tensors and the norms) and the MLP (the rest
+ * and the norms) without routed experts (mw_expert). */
+static int in_stage(const model *m, size_t i, int stage, int part)
+{
+    const model_tensor *t = model_tensor_at(m, i);
+    if (stage == MW_HEAD)
+        return t->layer < 0 && t->cls != MODEL_C_EMBED && i != model_head_index(m);
+    if (t->layer != stage)
+        return 0;
+    if (part == MW_PART_ATTN)
+        return t->cls == MODEL_C_ATTN || t->cls == MODEL_C_NORM;
+    if (part == MW_PART_MLP)
+        return t->cls != MODEL_C_ATTN && !is_routed_expert(t);
+    return 1;
+}
+
+static void release_expert(mw_cache *c)
+{
+    for (int k = 0; k < c->n_ex; k++) {
+        vl_free(c->ex_own[k]);
+        c->ex_own[k] = NULL;
+        *model_weights_slot(c->m, c->view, c->ex_held[k]) = NULL;
+    }
+    c->n_ex = 0;
 }
 
 void mw_release(mw_cache *c)
 {
+    release_expert(c);
     for (size_t k = 0; k < c->n_held; k++) {
         vl_free(c->own[k]);
         c->own[k] = NULL;
@@ -57,11 +127,12 @@ void mw_release(mw_cache *c)
     c->held_ok = 0;
 }
 
-/* Whether the stage held is STAGE of binding W as it is now: each slot still W's pointer, or
- * NULL in W where the cache converted the stored tensor (the stored data never change). */
-static int still_valid(mw_cache *c, const model_weights *w, int stage)
+/* Whether the stage held is STAGE/PART of binding W as it is now: each slot still W's
+ * pointer, or NULL in W where the cache converted the stored tensor (the stored data never
+ * change). */
+static int still_valid(mw_cache *c, const model_weights *w, int stage, int part)
 {
-    if (!c->held_ok || c->stage != stage)
+    if (!c->held_ok || c->stage != stage || c->part != part)
         return 0;
     for (size_t k = 0; k < c->n_held; k++) {
         const float *mine = *model_weights_slot(c->m, c->view, c->held[k]);
@@ -72,40 +143,138 @@ static int still_valid(mw_cache *c, const model_weights *w, int stage)
     return 1;
 }
 
-int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
-             vl_err *err)
+/* Sort tensor indices ix[0..n) by decreasing size, then increasing index (insertion sort: a
+ * stage has tens of tensors, a few hundred with its experts). */
+static void by_size(size_t *ix, size_t n, const model *m)
 {
-    if (still_valid(c, w, stage)) { /* a layer-major pass: the next batch, same layer */
+    for (size_t a = 1; a < n; a++) {
+        size_t v = ix[a], b = a;
+        int64_t nv = model_tensor_at(m, v)->numel;
+        while (b > 0 && (model_tensor_at(m, ix[b - 1])->numel < nv ||
+                         (model_tensor_at(m, ix[b - 1])->numel == nv && ix[b - 1] > v))) {
+            ix[b] = ix[b - 1];
+            b--;
+        }
+        ix[b] = v;
+    }
+}
+
+static int convert(mw_cache *c, const model_weights *w, int stage, int part,
+                   const model_weights **view, vl_err *err)
+{
+    if (still_valid(c, w, stage, part)) { /* a layer-major pass: the next batch, same layer */
+        release_expert(c);
         *view = c->view;
         return 0;
     }
     mw_release(c);
     const model *m = c->m;
     int rc = 0;
-    for (size_t i = 0; i < model_tensor_count(m) && !rc; i++) {
-        if (!in_stage(m, model_tensor_at(m, i), stage))
-            continue;
+    size_t n = 0;
+    for (size_t i = 0; i < model_tensor_count(m); i++)
+        if (in_stage(m, i, stage, part))
+            c->held[n++] = i;
+    /* largest first: a provider (fake-quant) holds a tensor's reference and its result at
+     * once, so the peak is the largest tensor twice plus the ones before it — smallest when
+     * those are the small ones */
+    by_size(c->held, n, m);
+    for (size_t k = 0; k < n && !rc; k++) {
+        size_t i = c->held[k];
         const float *d;
         float *own;
-        rc = model_tensor_f32(m, w, i, &d, &own, err);
+        rc = tensor_f32(c, w, i, &d, &own, err);
         if (rc)
             break;
-        c->held[c->n_held] = i;
         c->own[c->n_held++] = own;
         *model_weights_slot(m, c->view, i) = d;
     }
     if (rc)
         mw_release(c);
     c->stage = stage;
+    c->part = part;
     c->held_ok = !rc;
     *view = rc ? NULL : c->view;
     return rc;
+}
+
+int mw_stage(mw_cache *c, const model_weights *w, int stage, const model_weights **view,
+             vl_err *err)
+{
+    return convert(c, w, stage, 0, view, err);
+}
+
+/* A layer larger than the budget goes in parts, its routed experts one at a time. */
+static int split(const mw_cache *c, int layer)
+{
+    return layer >= 0 && c->layer_bytes[layer] > (int64_t)c->budget;
+}
+
+int mw_part(mw_cache *c, const model_weights *w, int layer, int part,
+            const model_weights **view, vl_err *err)
+{
+    return convert(c, w, layer, split(c, layer) ? part : 0, view, err);
+}
+
+int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model_ffn **ffn,
+              vl_err *err)
+{
+    *ffn = &c->view->layers[layer].experts[e];
+    if (c->held_ok && c->stage == layer && c->part == 0)
+        return 0; /* converted with its layer */
+    release_expert(c);
+    const model *m = c->m;
+    int rc = 0;
+    for (size_t i = 0; i < model_tensor_count(m) && !rc && c->n_ex < 3; i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (t->layer != layer || !is_routed_expert(t) || t->expert != e)
+            continue;
+        const float *d;
+        float *own;
+        if ((rc = tensor_f32(c, w, i, &d, &own, err)))
+            break;
+        c->ex_held[c->n_ex] = i;
+        c->ex_own[c->n_ex++] = own;
+        *model_weights_slot(m, c->view, i) = d;
+    }
+    if (rc)
+        release_expert(c);
+    return rc;
+}
+
+int mw_head_logits(mw_cache *c, const model_weights *w, const float *x, int N, float *logits,
+                   double *flops, vl_err *err)
+{
+    const model *m = c->m;
+    size_t hi = model_head_index(m);
+    const model_tensor *t = model_tensor_at(m, hi);
+    int V = t->rows, D = t->cols;
+    int64_t tr = (int64_t)(MW_HEAD_TILE_BYTES / ((size_t)D * sizeof(float))) / 128 * 128;
+    if (tr < 128)
+        tr = 128;
+    if (tr > V)
+        tr = V;
+    const float *own = *model_weights_slot(m, (model_weights *)w, hi);
+    if (!own && !c->tile && !(c->tile = vl_malloc((size_t)tr * D * sizeof *c->tile)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory for the head's tile", model_dir(m));
+    for (int64_t v0 = 0; v0 < V; v0 += tr) {
+        int n = (int)(V - v0 < tr ? V - v0 : tr);
+        const float *h = own ? own + (size_t)v0 * D : c->tile;
+        int rc = own ? 0 : model_tensor_rows(m, w, hi, v0, n, c->tile, err);
+        if (rc)
+            return rc;
+        kern_matmul_st(logits + v0, V, x, D, h, D, N, D, n, 1.0f, 0);      /* [N × n] */
+    }
+    if (flops)
+        *flops += 2.0 * N * D * V;
+    return 0;
 }
 
 void mw_free(mw_cache *c)
 {
     if (!c)
         return;
+    vl_free(c->tile);
+    vl_free(c->layer_bytes);
     if (c->m)
         mw_release(c);
     model_weights_free(c->view);

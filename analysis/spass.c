@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "spass.h"
 
+#include "lfwd.h"
 #include "sfile.h"
 
 #include "../core/par.h"
@@ -25,7 +26,7 @@ struct spass {
 
 spass_opts spass_opts_defaults(void)
 {
-    spass_opts o = {8, 256, NULL, 0, 0, 1};
+    spass_opts o = {8, 256, NULL, 0, 0, 1, 0, 0};
     return o;
 }
 
@@ -156,6 +157,77 @@ int spass_xtx_inputs(const spass *p) { return p->n_xtx; }
 
 /* ---------------------------------------------------------------- the pass */
 
+typedef struct {
+    stat_acc *a;
+    int seq_len, n_stage, n_tok; /* n_tok: tokens this rank runs per stage */
+    prog *pg;
+    char *what;
+    size_t what_cap;
+    const char *label;
+} lm_ctx;
+
+/* lfwd's hooks: progress per stage; the ids of each batch (the token statistics read them at
+ * TAP_LOGITS); the accumulator's first error stops the pass. */
+static int lm_stage(void *user, int stage, vl_err *err)
+{
+    lm_ctx *x = user;
+    snprintf(x->what, x->what_cap, "stats %s stage %d/%d", x->label, stage + 2, x->n_stage);
+    prog_update(x->pg, (int64_t)(stage + 1) * x->n_tok);
+    return stat_status(x->a, err);
+}
+
+static int lm_batch(void *user, int stage, int seq0, int n, const int32_t *ids, vl_err *err)
+{
+    lm_ctx *x = user;
+    (void)stage;
+    (void)seq0;
+    int rc = stat_status(x->a, err);
+    return rc ? rc : stat_begin_batch(x->a, ids, n, x->seq_len, err);
+}
+
+/* Layer-major: this rank's batches (b ≡ rank mod R, in order: each keeps its companions, and
+ * only the last batch of the set can be short, so it stays last) through lfwd_run. */
+static int run_layer_major(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
+                           const fwd_opts *fo, const tap_set *taps, const char *label,
+                           vl_err *err)
+{
+    int B = p->o.batch, n_batch = (n_seq + B - 1) / B, mine = 0;
+    for (int b = 0; b < n_batch; b++)
+        if (par_mine(b))
+            mine += n_seq - b * B < B ? n_seq - b * B : B;
+    if (!mine)
+        return 0;
+    const int32_t *sub = ids;
+    int32_t *own = NULL;
+    if (par_size() > 1) {
+        if (!(own = vl_malloc((size_t)mine * seq_len * sizeof *own)))
+            return vl_errf(err, VL_ENOMEM, "out of memory");
+        size_t o = 0;
+        for (int b = 0; b < n_batch; b++) {
+            int nb = n_seq - b * B < B ? n_seq - b * B : B;
+            if (!par_mine(b))
+                continue;
+            memcpy(own + o, ids + (size_t)b * B * seq_len, (size_t)nb * seq_len * sizeof *own);
+            o += (size_t)nb * seq_len;
+        }
+        sub = own;
+    }
+    const hfc_config *c = model_config(p->m);
+    char what[160];
+    snprintf(what, sizeof what, "stats %s stage 0/%d", label, c->n_layers + 2);
+    prog pg;
+    prog_init(&pg, what, "tok", (int64_t)(c->n_layers + 2) * mine * seq_len);
+    pg.enabled &= p->o.progress && par_rank() == 0;
+    lm_ctx x = {a, seq_len, c->n_layers + 2, mine * seq_len, &pg, what, sizeof what, label};
+    lfwd_ext hk = {taps, lm_stage, lm_batch, &x};
+    lfwd_params lp = {B, p->o.mem_cap, fo};
+    int rc = lfwd_run_ext(p->m, model_base(p->m), p->st, sub, mine, seq_len, &lp, &hk, NULL,
+                          NULL, NULL, err);
+    prog_finish(&pg);
+    vl_free(own);
+    return rc ? rc : stat_status(a, err);
+}
+
 int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
               const char *label, vl_err *err)
 {
@@ -179,7 +251,15 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
     prog_init(&pg, what, "tok", (int64_t)n_seq * seq_len);
     pg.enabled &= p->o.progress && par_rank() == 0;
     int rc = 0;
-    for (int b = 0; b < n_batch; b++) {
+    if (p->o.layer_major) {
+        pg.enabled = 0;
+        for (int b = 0; b < n_batch; b++) {
+            int s0 = b * p->o.batch;
+            item_tok[b] = (int64_t)(n_seq - s0 < p->o.batch ? n_seq - s0 : p->o.batch) * seq_len;
+        }
+        rc = run_layer_major(p, a, ids, n_seq, seq_len, &fo, &taps, label, err);
+    }
+    for (int b = 0; b < n_batch && !p->o.layer_major; b++) {
         int s0 = b * p->o.batch;
         int nb = n_seq - s0 < p->o.batch ? n_seq - s0 : p->o.batch;
         item_tok[b] = (int64_t)nb * seq_len;

@@ -20,6 +20,11 @@
  * meets the same batch companions (e.g. set sizes that are multiples of the batch); otherwise
  * they agree to float32 rounding.
  *
+ * Layer-major (spass_opts.layer_major): the same batches run layer by layer (lfwd_run), so the
+ * taps see the same rows per sequence and the totals are the same bits as batch-major; the
+ * token statistics come in batch order either way. Memory: one layer's float32 weights, one
+ * batch's buffers and the set's residual rows (capped by mem_cap, beyond it a temporary file).
+ *
  * Ranks (core/par.h): under mpirun every rank calls spass_run with the same ids; batch b runs
  * on rank b mod R and stat_allreduce brings the totals to every rank. Batches keep their
  * companions, so R ranks give the bits of one process whatever the set size.
@@ -44,11 +49,16 @@ typedef struct {
     int no_hessian;        /* 1: no XᵀX at all */
     int route_all_experts; /* statistics of every expert on every token (fwd.h) */
     int progress;          /* 1: progress lines on stderr (core/prog.h; tty only) */
+    int layer_major;       /* 1: every batch through layer i before layer i+1 (analysis/lfwd.h):
+                              each layer converted once, not once per batch */
+    int64_t mem_cap;       /* layer-major: bytes of residual rows kept in memory, the rest in a
+                              temporary file; 0: no cap */
 } spass_opts;
 
 typedef struct spass spass;
 
-spass_opts spass_opts_defaults(void); /* batch 8, max_len 256, every weight, no route-all */
+spass_opts spass_opts_defaults(void); /* batch 8, max_len 256, every weight, no route-all,
+                                         batch-major */
 
 /* Bind model M (must outlive the spass). Errors: VL_EARG (bad batch/len, a pattern that does
  * not compile: "--hessian \"(\": <regerror text>"), VL_ENOMEM. */

@@ -2,7 +2,8 @@
  *
  *   vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)...
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
- *               [--seed S] [--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]
+ *               [--seed S] [--batch N] [--mem-cap BYTES] [--allow-overlap]
+ *               [--score-second-half] [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
@@ -14,6 +15,10 @@
  * name. --stats/--calib give the calibration statistics (stat_read of /stats/SET): E[x²]
  * importance for every format and XᵀX for GPTQ. --seed seeds the Hadamard signs. --batch is
  * sequences per forward (memory: two logit buffers of batch × len × vocab floats).
+ * --mem-cap BYTES evaluates layer-major (alloc/qeval.h qe_set_layer_major): each layer's
+ * listed tensors fake-quantized when the forward reaches it and freed after, one logits
+ * buffer, the reference logits of a domain in memory up to BYTES (0: no cap) and in a
+ * temporary file beyond; the same numbers bit for bit.
  * Leakage: every domain is checked against the calibration sets of every statistics file the
  * run reads (--stats and the alloc.h5 rows' own stats_file): a domain sharing a window of
  * tokens with one of them (analysis/calib.h, calib_overlap_check) is an error unless
@@ -63,12 +68,13 @@ typedef struct {
     int batch;
     int allow_overlap;
     int second_half;
+    int64_t mem_cap; /* −1: batch-major */
 } eval_args;
 
 static const char usage_line[] =
     "usage: vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats "
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
-    "[--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]";
+    "[--batch N] [--mem-cap BYTES] [--allow-overlap] [--score-second-half] [-o eval.h5]";
 
 /* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
  * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
@@ -136,6 +142,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
     a->dir = cli_default_model();
     a->seed = 0x5eed;
     a->batch = 4;
+    a->mem_cap = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (i == 1 && cli_is_positional(s)) {
@@ -186,6 +193,9 @@ static int parse_args(eval_args *a, int argc, char **argv)
         } else if (!strcmp(s, "--batch")) {
             if (num_int(v, 1, 1024, &a->batch))
                 return cli_failf(CMD, "--batch '%s': expected 1..1024", v);
+        } else if (!strcmp(s, "--mem-cap")) {
+            if (num_i64(v, 0, INT64_MAX, &a->mem_cap))
+                return cli_failf(CMD, "--mem-cap '%s': expected bytes (0: no cap)", v);
         } else {
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
         }
@@ -361,8 +371,10 @@ static int run(const eval_args *a, vl_err *err)
         rc = check_leakage(&c, a, err);
     if (!rc)
         rc = qe_new(&q, c.m, c.book, a->batch, a->n_rows, err);
-    if (!rc)
+    if (!rc) {
         qe_set_second_half(q, a->second_half);
+        qe_set_layer_major(q, a->mem_cap >= 0, a->mem_cap >= 0 ? a->mem_cap : 0);
+    }
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());

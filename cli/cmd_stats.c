@@ -2,7 +2,13 @@
  * in one HDF5 store; `vbrlab stats merge A.h5 B.h5 -o C.h5`: exact merge of two stores.
  *
  *   vbrlab stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S][,skip=K] ...
- *                [--hessian PATTERN | --no-hessian] [--route-all-experts] [--batch B] -o OUT.h5
+ *                [--hessian PATTERN | --no-hessian] [--route-all-experts] [--batch B]
+ *                [--mem-cap BYTES] -o OUT.h5
+ *
+ * --mem-cap BYTES runs the pass layer-major (analysis/spass.h): every batch through layer i
+ * before layer i+1, each layer's weights converted once, the residual rows of the set in memory
+ * up to BYTES (0: no cap) and in an unlinked temporary file beyond. The statistics are the
+ * batch-major run's bit for bit.
  *
  * Sets are built in the order given (analysis/calib.h: a mix, shuffle or entropy set refers to
  * sets before it), then each is run through the statistics pass (analysis/spass.h) and written
@@ -22,6 +28,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +76,18 @@ static int parse_args(int argc, char **argv, stats_args *a)
             if (num_int(argv[++i], 1, 4096, &a->so.batch))
                 return cli_failf("stats", "--batch \"%s\": expects an integer in [1, 4096]",
                                  argv[i]);
+        } else if (!strcmp(o, "--mem-cap") && has) {
+            if (num_i64(argv[++i], 0, INT64_MAX, &a->so.mem_cap))
+                return cli_failf("stats", "--mem-cap \"%s\": expected bytes (0: no cap)",
+                                 argv[i]);
+            a->so.layer_major = 1;
         } else if (!strcmp(o, "-o") && has) {
             a->out = argv[++i];
         } else {
             return cli_failf("stats", "unexpected argument \"%s\" (usage: vbrlab stats "
                              "[MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... "
                              "[--hessian PATTERN|--no-hessian] [--route-all-experts] "
-                             "[--batch B] -o OUT.h5)", o);
+                             "[--batch B] [--mem-cap BYTES] -o OUT.h5)", o);
         }
     }
     if (a->so.hessian && a->so.no_hessian)

@@ -43,7 +43,7 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_CLAIM, SEC_COUNT } sec_kind;
 enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_BASELINES,
-       KX_RANDOM_DRAWS, KX_SECOND_HALF, KX_REPLICATES };
+       KX_RANDOM_DRAWS, KX_SECOND_HALF, KX_REPLICATES, KX_MEM_CAP };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD, KN_ADD_DRAWS };
@@ -61,7 +61,7 @@ static const struct {
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
                         "allow_overlap", "baselines", "random_draws", "score_second_half",
-                        "replicates"},
+                        "replicates", "mem_cap"},
                         1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
@@ -199,6 +199,15 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
         return exp_parse_int(v, 1, EXP_MAX_RANDOM_DRAWS, &g->random_draws, why);
     case KX_SECOND_HALF: return exp_parse_bool(v, &g->score_second_half, why);
     case KX_REPLICATES: return exp_parse_int(v, 1, EXP_MAX_REPLICATES, &g->replicates, why);
+    case KX_MEM_CAP: {
+        uint64_t b;
+        int rc = exp_parse_u64(v, &b, why);
+        if (!rc && b > (uint64_t)INT64_MAX)
+            rc = exp_whyf(why, VL_ECONFIG, "\"%s\" bytes is too large", v);
+        if (!rc)
+            g->mem_cap = (int64_t)b;
+        return rc;
+    }
     default: return exp_parse_bool(v, &g->allow_overlap, why);
     }
 }
@@ -628,6 +637,7 @@ static int defaults(exp_config *g, const char *path)
     g->eps.v[1] = 0.03;
     g->percdamp = 0.01;
     g->replicates = 1;
+    g->mem_cap = -1;
     g->starved_policy = EXP_STARVED_UNIFORM;
     g->min_tokens = 16;
     g->sens_draws = SENS_DEFAULT_DRAWS;

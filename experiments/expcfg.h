@@ -14,7 +14,10 @@
  *                  random_draws (R, 3), score_second_half (false:
  *                  every position is scored; true: only the second half of each window, as
  *                  llama-perplexity scores it), replicates (1: how many times
- *                  every calibration set is drawn; see "Replicates" below)
+ *                  every calibration set is drawn; see "Replicates" below), mem_cap
+ *                  (bytes; absent: batch-major; present: the stats and eval stages run
+ *                  layer-major, analysis/lfwd.h, with that many bytes of activations in
+ *                  memory and the rest in a temporary file, 0 = no cap; same results)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -86,7 +89,7 @@
  *                (+ "score = second_half" when experiment.score_second_half is true; absent
  *                otherwise, so the keys of configs without it did not change)
  *   report       eval key + [report] + every [claim.*]
- * experiment.name, out, threads and allow_overlap never enter a key (they do not change
+ * experiment.name, out, threads, mem_cap and allow_overlap never enter a key (they do not change
  * results; allow_overlap only lets a run go ahead).
  *
  * Replicates (replicates = R > 1): replicate k = 0 .. R−1 draws every [calib.*] set anew and
@@ -233,6 +236,9 @@ typedef struct {
     int score_second_half; /* 1: the eval stage scores positions len/2 .. len−2 of each window
                               only, as llama-perplexity does (analysis/eval.h) */
     int replicates;        /* R ≥ 1 (default 1; the CLI's --replicates overrides the file) */
+    int64_t mem_cap;       /* −1 (absent): the stats and eval stages run batch-major; else
+                              layer-major with this many bytes of activations in memory, the
+                              rest in a temporary file (0: no cap); same results either way */
     int replicate;         /* not a key of the file: the replicate a copy of the config stands
                               for (0 in a parsed config; the runner sets it on shallow copies) */
     /* [calib.*], [eval.*], [alloc.*] in file order */

@@ -330,6 +330,8 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
     if (cfg->score_second_half)
         put_kv(&s, "score_second_half", "true");
     put_int(&s, "replicates", cfg->replicates);
+    if (cfg->mem_cap >= 0)
+        put_u64(&s, "mem_cap", (uint64_t)cfg->mem_cap);
     put_sets(&s, cfg, 0);
     put_sets(&s, cfg, 1);
     put_quant_sens(&s, cfg);

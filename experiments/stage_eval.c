@@ -171,8 +171,10 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = check_leakage(c, book, err);
     if (!rc)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
-    if (!rc)
+    if (!rc) {
         qe_set_second_half(q, cfg->score_second_half);
+        qe_set_layer_major(q, cfg->mem_cap >= 0, cfg->mem_cap >= 0 ? cfg->mem_cap : 0);
+    }
     jr *j = NULL;
     rc = par_agree(rc, err); /* the journal is opened by every rank together */
     if (!rc)

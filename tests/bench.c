@@ -596,54 +596,6 @@ static void bench_scale(void)
     model_close(m);
 }
 
-/* Peak RSS in MiB of `build/vbrlab ARGS...` run as a child (wait4's ru_maxrss: the child's
- * own high-water mark, this process's memory not included); −1 if it failed. */
-static double child_rss_mib(char *const argv[])
-{
-    fflush(stdout); /* the child would write this process's buffered lines again */
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-            _exit(126);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    struct rusage ru;
-    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0)
-        return -1;
-    return ru.ru_maxrss / 1024.0;
-}
-
-/* Issue 15: memory bounded by a layer. Peak RSS of the CLI on the embedded model (51 MB of
- * BF16 safetensors, 98 MiB as float32) for forward, stats and eval. */
-static void bench_rss(void)
-{
-    const char *vb = "build/vbrlab", *md = "models/vbrlab-moe-tiny";
-    char ids[64 * 6];
-    size_t o = 0;
-    for (int i = 0; i < 64; i++)
-        o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%d", i ? "," : "", (i * 7919) % 16384);
-    char *fwd[] = {(char *)vb, "forward", (char *)md, "--ids", ids, "--out",
-                   "build/bench-rss-fwd.h5", NULL};
-    char *st[] = {(char *)vb, "stats", (char *)md, "--set",
-                  "en=data/corpus/en.calib.txt,seqs=8,len=256,seed=1", "--no-hessian", "-o",
-                  "build/bench-rss-stats.h5", NULL};
-    char *ev[] = {(char *)vb, "eval", (char *)md, "--uniform", "rtn-b4-g64-asym", "--domain",
-                  "en=data/corpus/en.eval.txt,seqs=8,len=256,seed=1", "-o",
-                  "build/bench-rss-eval.h5", NULL};
-    printf("| peak RSS, vbrlab forward 1 × 64 tokens, embedded model (MiB; BF16 files 48.6 MiB) "
-           "| %.1f |\n", child_rss_mib(fwd));
-    printf("| peak RSS, vbrlab stats --no-hessian 8 × 256, embedded model (MiB) | %.1f |\n",
-           child_rss_mib(st));
-    printf("| peak RSS, vbrlab eval --uniform rtn-b4 8 × 256, embedded model (MiB) | %.1f |\n",
-           child_rss_mib(ev));
-    remove("build/bench-rss-fwd.h5");
-    remove("build/bench-rss-stats.h5");
-    remove("build/bench-rss-eval.h5");
-}
-
 /* One row of the goals table: measured value, target, and whether it is met. */
 static void goal(const char *what, const char *unit, double v, double target, int lower_better)
 {

@@ -2,19 +2,20 @@
  * memory of `vbrlab stats` and `vbrlab eval` on a checkpoint larger than a toy, as a fraction of
  * its size (issue 15's goal: ≤ 0.35, i.e. memory bounded by a layer, not by the model).
  *
- * The checkpoint is made by `vbrlab synth` (analysis/synth.h) in a temporary directory under
- * /tmp, removed afterwards: a deepseek_v3 config with DeepSeek-V3's own widths (hidden 7168,
- * 128 heads of MLA with q_lora 1536 / kv_lora 512, dense MLP 18432, experts 2048 wide) but two
- * layers (one dense, one MoE with 8 routed experts top-2 + 1 shared expert) and the embedded
- * tokenizer's 16384-token vocabulary: 3.0 GB in bf16 at the default size (10 experts).
- * Opt-in: `build/release/tests/bench big` or VBRLAB_BENCH_BIG_MB=3000 make bench; the size
- * in MB scales it (routed experts added or removed, 88 MB each, at least 2: 2.3 GB).
+ * The checkpoint is made once by `vbrlab synth` (analysis/synth.h) under build/bench-big/
+ * (kept; a later run reuses it, marked complete by a .complete file): a deepseek_v3 config with
+ * DeepSeek-V3's own widths (hidden 7168, 128 heads of MLA with q_lora 1536 / kv_lora 512,
+ * experts 2048 wide) but L MoE layers (VBRLAB_BENCH_BIG_LAYERS, default 4) of 2 routed experts
+ * top-2 + 1 shared expert, and the embedded tokenizer's 16384-token vocabulary: 3.0 GB in bf16
+ * by default. Opt-in: `build/release/tests/bench big` or VBRLAB_BENCH_BIG_MB=3000 make bench;
+ * a size in MB above the default adds routed experts per layer (88 MB each). stats and eval run
+ * layer-major (--mem-cap).
  * Each command runs as a child process; its peak RSS comes from wait4's rusage (ru_maxrss),
  * its time from the wall clock (end to end: load, calibration cut, the pass, the store), so
  * tokens/s here includes loading the weights. On the 2-core dev VM shared with ~7 other jobs
- * the section took 15 minutes (synth 4 min, stats ~2 min, eval ~8 min: it quantizes every
- * projection) and needs 2 × (float32 model) ≈ 12 GB of free memory while the loader keeps
- * every weight as float32. wait4 needs _DEFAULT_SOURCE (bench.c).
+ * the section took 17 minutes the first time (synth 2.3 min, stats 1.4 min, eval 11 min: it
+ * fake-quantizes every projection with the clip search). wait4 needs _DEFAULT_SOURCE
+ * (bench.c). The `rss` section (bench_rss: the embedded model's figures) lives here too.
  */
 #ifndef VL_BENCH_BIG_H
 #define VL_BENCH_BIG_H
@@ -96,31 +97,114 @@ static void big_rmdir(const char *dir)
     rmdir(dir);
 }
 
+/* One command on the checkpoint: peak RSS as a fraction of SIZE, RSS MiB, tokens/s. */
+static void big_row(char *const argv[], const char *log, const char *what, double size,
+                    double tokens)
+{
+    long rss = 0;
+    double secs = 0;
+    int st = big_child(argv, log, &rss, &secs);
+    if (st == 0)
+        printf("| big: %s: peak RSS / checkpoint (goal ≤ 0.35), RSS MiB, tokens/s end to end "
+               "| %.3f, %.0f, %.2f |\n", what, rss * 1024.0 / size, rss / 1024.0, tokens / secs);
+    else
+        printf("| big: %s | failed (exit %d, peak RSS %.0f MiB, log %s) |\n", what, st,
+               rss / 1024.0, log);
+    fflush(stdout);
+}
+
+/* Peak RSS in MiB of `build/vbrlab ARGS...` run as a child (wait4's ru_maxrss: the child's
+ * own high-water mark, this process's memory not included); −1 if it failed. */
+static double child_rss_mib(char *const argv[])
+{
+    fflush(stdout); /* the child would write this process's buffered lines again */
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return -1;
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* Issue 15: memory bounded by a layer. Peak RSS of the CLI on the embedded model (51 MB of
+ * BF16 safetensors, 98 MiB as float32) for forward (64 and 256 tokens), stats and eval, each
+ * batch-major and layer-major (--mem-cap 16 MB: activations and reference logits beyond it in
+ * a temporary file). The big checkpoint (section big, tests/bench_big.h) is the same figure on
+ * a 3 GB DeepSeek-V3-wide model. */
+static void bench_rss(void)
+{
+    const char *vb = "build/vbrlab", *md = "models/vbrlab-moe-tiny";
+    char ids[256 * 6], ids64[64 * 6];
+    size_t o = 0;
+    for (int i = 0; i < 256; i++) {
+        if (i == 64)
+            memcpy(ids64, ids, o + 1);
+        o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%d", i ? "," : "", (i * 7919) % 16384);
+    }
+    char *fwd[] = {(char *)vb, "forward", (char *)md, "--ids", ids64, "--out",
+                   "build/bench-rss-fwd.h5", NULL};
+    char *f256[] = {(char *)vb, "forward", (char *)md, "--ids", ids, "--out",
+                    "build/bench-rss-fwd.h5", NULL};
+    char *st[] = {(char *)vb, "stats", (char *)md, "--set",
+                  "en=data/corpus/en.calib.txt,seqs=8,len=256,seed=1", "--no-hessian", "-o",
+                  "build/bench-rss-stats.h5", NULL, NULL, NULL};
+    char *ev[] = {(char *)vb, "eval", (char *)md, "--uniform", "rtn-b4-g64-asym", "--domain",
+                  "en=data/corpus/en.eval.txt,seqs=8,len=256,seed=1", "-o",
+                  "build/bench-rss-eval.h5", NULL, NULL, NULL};
+    printf("| peak RSS, vbrlab forward 1 × 64 tokens, embedded model (MiB; BF16 files 48.6 MiB) "
+           "| %.1f |\n", child_rss_mib(fwd));
+    printf("| peak RSS, vbrlab forward 1 × 256 tokens, embedded model (MiB) | %.1f |\n",
+           child_rss_mib(f256));
+    for (int lm = 0; lm < 2; lm++) {
+        if (lm) {
+            st[8] = ev[9] = "--mem-cap";
+            st[9] = ev[10] = "16000000";
+        }
+        const char *how = lm ? "layer-major --mem-cap 16 MB" : "batch-major";
+        printf("| peak RSS, vbrlab stats --no-hessian 8 × 256, %s, embedded model (MiB) | "
+               "%.1f |\n", how, child_rss_mib(st));
+        printf("| peak RSS, vbrlab eval --uniform rtn-b4 8 × 256, %s, embedded model (MiB) | "
+               "%.1f |\n", how, child_rss_mib(ev));
+    }
+    remove("build/bench-rss-fwd.h5");
+    remove("build/bench-rss-stats.h5");
+    remove("build/bench-rss-eval.h5");
+}
+
 static void bench_big(const char *bin)
 {
-    const char *env = getenv("VBRLAB_BENCH_BIG_MB");
+    const char *env = getenv("VBRLAB_BENCH_BIG_MB"), *lenv = getenv("VBRLAB_BENCH_BIG_LAYERS");
     double mb = env && *env ? atof(env) : 3000;
-    if (!(mb > 0)) {
-        printf("| big checkpoint (RSS / size) | skipped: VBRLAB_BENCH_BIG_MB=0 |\n");
+    int L = lenv && *lenv ? atoi(lenv) : 4;
+    if (!(mb > 0) || L < 1 || L > 64) {
+        printf("| big checkpoint (RSS / size) | skipped: VBRLAB_BENCH_BIG_MB=%s, "
+               "VBRLAB_BENCH_BIG_LAYERS=%s |\n", env ? env : "", lenv ? lenv : "");
         return;
     }
-    /* 2.8 GB at 8 routed experts, 88 MB per expert (3 × 7168 × 2048 bf16) */
-    int experts = (int)((mb - 2100) / 88 + 0.5);
+    /* MB ≈ 470 (embedding + head) + L × (462 attention + shared expert + 88 per expert) */
+    int experts = (int)((mb - 470 - 462.0 * L) / (88.0 * L) + 0.5);
     experts = experts < 2 ? 2 : experts;
-    char tmp[] = "/tmp/vbrlab-bench-big-XXXXXX";
-    if (!mkdtemp(tmp)) {
-        printf("| big checkpoint | skipped: cannot create a directory under /tmp |\n");
-        return;
-    }
-    char cfg[4200], ck[4200], out[4200], log[4200], set[200];
-    snprintf(cfg, sizeof cfg, "%s/config.json", tmp);
-    snprintf(ck, sizeof ck, "%s/ckpt", tmp);
-    snprintf(log, sizeof log, "%s/log.txt", tmp);
+    /* made once, kept under build/ (a later run reuses it: synth is minutes here) */
+    char dir[256], cfg[300], ck[300], done[320], out[320], log[320], set[200];
+    mkdir("build", 0755);
+    mkdir("build/bench-big", 0755);
+    snprintf(dir, sizeof dir, "build/bench-big/dsv3-L%d-E%d", L, experts);
+    snprintf(cfg, sizeof cfg, "%s.json", dir);
+    snprintf(ck, sizeof ck, "%s", dir);
+    snprintf(done, sizeof done, "%s/.complete", dir);
+    snprintf(log, sizeof log, "%s.log", dir);
     FILE *f = fopen(cfg, "w");
     if (f) {
         fprintf(f, "{\"model_type\": \"deepseek_v3\", \"vocab_size\": 16384, \"hidden_size\": 7168,"
                    " \"intermediate_size\": 18432, \"moe_intermediate_size\": 2048, "
-                   "\"num_hidden_layers\": 2, \"first_k_dense_replace\": 1, "
+                   "\"num_hidden_layers\": %d, \"first_k_dense_replace\": 0, "
                    "\"num_attention_heads\": 128, \"num_key_value_heads\": 128, "
                    "\"q_lora_rank\": 1536, \"kv_lora_rank\": 512, \"qk_nope_head_dim\": 128, "
                    "\"qk_rope_head_dim\": 64, \"v_head_dim\": 128, \"n_routed_experts\": %d, "
@@ -129,47 +213,50 @@ static void bench_big(const char *bin)
                    " \"rope_theta\": 10000.0, \"rms_norm_eps\": 1e-6, "
                    "\"max_position_embeddings\": 4096, \"tie_word_embeddings\": false, "
                    "\"hidden_act\": \"silu\", \"bos_token_id\": 0, \"eos_token_id\": 0}\n",
-                experts);
+                L, experts);
         fclose(f);
     }
     double t_all = prog_now(), secs = 0;
     long rss = 0;
-    char *syn[] = {(char *)bin, "synth", cfg, "-o", ck, "--tokenizer", "models/vbrlab-moe-tiny",
-                   "--seed", "1", NULL};
-    int st = big_child(syn, log, &rss, &secs);
-    double size = big_ckpt_bytes(ck);
-    if (st != 0 || size <= 0) {
-        printf("| big checkpoint: vbrlab synth | failed (exit %d, log %s kept) |\n", st, log);
-        return;
+    struct stat sb;
+    int reused = stat(done, &sb) == 0;
+    if (!reused) {
+        big_rmdir(ck);
+        char *syn[] = {(char *)bin, "synth", cfg, "-o", ck, "--tokenizer",
+                       "models/vbrlab-moe-tiny", "--seed", "1", NULL};
+        int st = big_child(syn, log, &rss, &secs);
+        double sz = big_ckpt_bytes(ck);
+        FILE *m = st == 0 && sz > 0 ? fopen(done, "w") : NULL;
+        if (!m) {
+            printf("| big checkpoint: vbrlab synth | failed (exit %d, log %s kept) |\n", st, log);
+            return;
+        }
+        fclose(m);
+        printf("| vbrlab synth: s, MB/s, peak RSS MiB | %.1f, %.0f, %.0f |\n", secs,
+               sz / 1e6 / secs, rss / 1024.0);
     }
-    printf("| big checkpoint: deepseek_v3, DeepSeek-V3 widths, 2 layers, %d experts, bf16 "
-           "(GB) | %.2f |\n", experts, size / 1e9);
-    printf("| vbrlab synth: s, MB/s, peak RSS MiB | %.1f, %.0f, %.0f |\n", secs,
-           size / 1e6 / secs, rss / 1024.0);
+    double size = big_ckpt_bytes(ck);
+    printf("| big checkpoint %s: deepseek_v3, DeepSeek-V3 widths, %d MoE layers × %d routed "
+           "experts + 1 shared, bf16 (GB)%s | %.2f |\n", ck, L, experts,
+           reused ? ", reused" : "", size / 1e9);
+    fflush(stdout);
     const int S = 2, T = 64;
     snprintf(set, sizeof set, "en=data/corpus/en.calib.txt,seqs=%d,len=%d", S, T);
-    snprintf(out, sizeof out, "%s/stats.h5", tmp);
-    char *sta[] = {(char *)bin, "stats", ck, "--set", set, "--no-hessian", "-o", out, NULL};
-    st = big_child(sta, log, &rss, &secs);
-    if (st == 0)
-        printf("| big: vbrlab stats %d×%d --no-hessian: peak RSS / checkpoint (goal ≤ 0.35), "
-               "RSS MiB, tokens/s end to end | %.2f, %.0f, %.1f |\n", S, T,
-               rss * 1024.0 / size, rss / 1024.0, S * T / secs);
-    else
-        printf("| big: vbrlab stats | failed (exit %d, peak RSS %.0f MiB) |\n", st, rss / 1024.0);
+    snprintf(out, sizeof out, "%s.stats.h5", dir);
+    /* --batch 2: the set is one batch either way; the forward's buffers are sized by it */
+    char *sta[] = {(char *)bin, "stats", ck, "--set", set, "--no-hessian", "--batch", "2",
+                   "--mem-cap", "67108864", "-o", out, NULL};
+    big_row(sta, log, "vbrlab stats 2×64 --no-hessian --batch 2 --mem-cap 64MiB (layer-major)",
+            size, S * T);
+    remove(out);
     snprintf(set, sizeof set, "en=data/corpus/en.eval.txt,seqs=%d,len=%d", S, T);
-    snprintf(out, sizeof out, "%s/eval.h5", tmp);
+    snprintf(out, sizeof out, "%s.eval.h5", dir);
     char *eva[] = {(char *)bin, "eval", ck, "--uniform", "rtn-b4-g64-asym", "--domain", set,
-                   "-o", out, NULL};
-    st = big_child(eva, log, &rss, &secs);
-    if (st == 0)
-        printf("| big: vbrlab eval (one uniform row, %d×%d): peak RSS / checkpoint (goal ≤ "
-               "0.35), RSS MiB, tokens/s end to end | %.2f, %.0f, %.1f |\n", S, T,
-               rss * 1024.0 / size, rss / 1024.0, S * T / secs);
-    else
-        printf("| big: vbrlab eval | failed (exit %d, peak RSS %.0f MiB) |\n", st, rss / 1024.0);
+                   "--batch", "2", "--mem-cap", "67108864", "-o", out, NULL};
+    big_row(eva, log, "vbrlab eval, one uniform RTN-4 row, 2×64, --batch 2 --mem-cap 64MiB "
+            "(layer-major, lazy fake-quant)", size, S * T);
+    remove(out);
     printf("| big: section time (s) | %.0f |\n", prog_now() - t_all);
-    big_rmdir(tmp);
 }
 
 #endif

@@ -6,10 +6,14 @@
  * router statistics of each MoE layer count N·K routed tokens; every MLA projection is a
  * sensitivity unit; the 2.5-bpw allocation's KLD is below uniform 2-bit RTN's (more bits where
  * they matter must not lose to fewer bits everywhere on the set it was calibrated on).
+ * The same run with `mem_cap = 1` ([experiment]: stats and eval layer-major, activations and
+ * reference logits spilled to a file, lazy fake-quant bindings) gives the same /stats and /eval
+ * bit for bit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../io/h5s.h"
 #include "check.h"
+#include "h5cmp.h"
 #include "testio.h"
 
 #include <stdint.h>
@@ -133,11 +137,9 @@ static void test_run_gguf(chk *c, const char *dir)
     unlink(cmd);
 }
 
-static void test_run(chk *c, const char *dir)
+/* tests/data/run-dsv3.ini as INI with `out` = STORE and EXTRA lines after it. */
+static void write_ini(const char *ini, const char *store, const char *extra)
 {
-    char ini[256], store[256], cmd[1024];
-    snprintf(ini, sizeof ini, "%s/run-dsv3.ini", dir);
-    snprintf(store, sizeof store, "%s/dsv3.h5", dir);
     char *src = tio_slurp("tests/data/run-dsv3.ini", NULL);
     FILE *f = fopen(ini, "w");
     for (char *line = src, *next; f && line && *line; line = next) {
@@ -145,13 +147,44 @@ static void test_run(chk *c, const char *dir)
         if (next)
             *next++ = '\0';
         if (!strncmp(line, "out =", 5))
-            fprintf(f, "out = %s\n", store);
+            fprintf(f, "out = %s\n%s", store, extra);
         else
             fprintf(f, "%s\n", line);
     }
     if (f)
         fclose(f);
     free(src);
+}
+
+/* The run again layer-major (mem_cap = 1) into the same path (the rows' attributes name it),
+ * the batch-major store moved aside: the same statistics and evaluation bits. */
+static void test_run_layer_major(chk *c, const char *dir, const char *store)
+{
+    char ini[256], bm[300], cmd[1024], why[2048];
+    static char out[65536];
+    snprintf(ini, sizeof ini, "%s/run-dsv3-lm.ini", dir);
+    snprintf(bm, sizeof bm, "%s.batch-major", store);
+    write_ini(ini, store, "mem_cap = 1\n");
+    int rc = rename(store, bm);
+    snprintf(cmd, sizeof cmd, "%s run %s 2>&1", tio_bin(), ini);
+    rc = rc ? rc : tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0, "vbrlab run with mem_cap = 1%s%s", rc ? ": " : "", rc ? out : "");
+    why[0] = '\0';
+    CHECK(c, rc == 0 && h5c_stores_equal(bm, store, "/stats/", why, sizeof why),
+          "layer-major /stats = batch-major /stats bit for bit: %s", why);
+    why[0] = '\0';
+    CHECK(c, rc == 0 && h5c_stores_equal(bm, store, "/eval/", why, sizeof why),
+          "layer-major /eval = batch-major /eval bit for bit: %s", why);
+    unlink(bm);
+    unlink(ini);
+}
+
+static void test_run(chk *c, const char *dir)
+{
+    char ini[256], store[256], cmd[1024];
+    snprintf(ini, sizeof ini, "%s/run-dsv3.ini", dir);
+    snprintf(store, sizeof store, "%s/dsv3.h5", dir);
+    write_ini(ini, store, "");
     static char out[65536];
     snprintf(cmd, sizeof cmd, "%s run %s 2>&1", tio_bin(), ini);
     int rc = tio_run(cmd, out, sizeof out);
@@ -235,6 +268,7 @@ static void test_run(chk *c, const char *dir)
     free(script);
     unlink(png);
     unlink(gp);
+    test_run_layer_major(c, dir, store);
     unlink(store);
     unlink(ini);
     snprintf(cmd, sizeof cmd, "%s/dsv3.md", dir); /* the report's tables beside the store */

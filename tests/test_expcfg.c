@@ -202,6 +202,7 @@ static void test_defaults_and_sources(chk *c)
     if (!rc) {
         CHECK(c, g.baselines == 0 && g.random_draws == 3 && g.sens_add_draws == 30,
               "defaults: no baselines, 3 random draws, 30 additivity draws");
+        CHECK(c, g.mem_cap == -1, "mem_cap default: -1 (batch-major stages)");
         exp_config_free(&g);
     }
 
@@ -237,6 +238,9 @@ static const bad_case bad_cases[] = {
     {"random draws", 0, "[experiment]\nname = t\nout = o.h5\nrandom_draws = 0\n", 4,
      "random_draws"},
     {"add draws", 1, "[sens]\nadd_draws = -1\n", 2, "add_draws"},
+    {"mem_cap", 0, "[experiment]\nname = t\nout = o.h5\nmem_cap = -5\n", 4, "mem_cap"},
+    {"mem_cap too large", 0, "[experiment]\nname = t\nout = o.h5\nmem_cap = 18446744073709551615\n",
+     4, "too large"},
     {"unknown key", 1, "[sens]\nmethd = noise\n", 2,
      "[sens] methd: unknown key (valid: method, eps, granularity, seed, tokens, draws, embed_head, "
      "add_draws)"},
@@ -530,6 +534,10 @@ static void test_keys(chk *c)
     k = keys_of(c, "k-full.ini", KEY_CFG("1", "k\nscore_second_half = no", "8", "0.01", "2.5",
                                          "rtn-b2-g64-asym", "64", "png"));
     expect_keys(c, &ref, &k, 0, "score_second_half = no (the default)");
+    /* layer-major stages give the same bits: mem_cap never enters a key */
+    k = keys_of(c, "k-memcap.ini", KEY_CFG("1", "k\nmem_cap = 1000000", "8", "0.01", "2.5",
+                                           "rtn-b2-g64-asym", "64", "png"));
+    expect_keys(c, &ref, &k, 0, "mem_cap = 1000000 (layer-major: same results)");
 }
 
 static void test_render_roundtrip(chk *c)

@@ -9,13 +9,20 @@
  * - The stored weights are converted per layer: model_tensor_f32 of the base binding equals
  *   model_tensor_load, and mw_stage gives the same pointers back when asked for the same
  *   stage again (a layer-major pass converts a layer once), new ones after a slot changed.
+ * - model_tensor_rows gives the rows of the whole conversion (FP8 block rows; a range cutting a
+ *   block is refused), and the head in vocabulary tiles (mw_head_logits, 4 tiles on the
+ *   embedded model's tied 16384 × 256 embedding) equals the reference product over the whole
+ *   converted matrix to float32 rounding, bit for bit through a binding's own head data.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../analysis/acts.h"
 #include "../analysis/fwd.h"
 #include "../analysis/lfwd.h"
 #include "../analysis/mweights.h"
+#include "../core/kern.h"
 #include "check.h"
+
+#include <math.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -101,6 +108,23 @@ static void test_layered(chk *c, const char *dir)
             memcpy(ref + (size_t)s0 * row, lg, (size_t)nb * row * sizeof *lg);
     }
     CHECK(c, rc == 0, "%s: fwd_run batches%s%s", dir, rc ? ": " : "", rc ? e.msg : "");
+    /* every layer over a 0-byte budget: attention, MLP and each routed expert converted
+     * alone (deepseek_v4 converts whole layers either way) */
+    fwd_state *sp = NULL;
+    float *parts = malloc(S * row * sizeof *parts);
+    int rp = rc ? rc : fwd_state_new(&sp, m, B, T, &e);
+    if (!rp)
+        fwd_set_layer_budget(sp, 0);
+    for (int s0 = 0; !rp && s0 < S; s0 += B) {
+        int nb = S - s0 < B ? S - s0 : B;
+        const float *lg;
+        if (!(rp = fwd_run(m, model_base(m), sp, ids + s0 * T, nb, T, NULL, NULL, &lg, &e)))
+            memcpy(parts + (size_t)s0 * row, lg, (size_t)nb * row * sizeof *lg);
+    }
+    CHECK(c, rp == 0 && !memcmp(ref, parts, S * row * sizeof *parts),
+          "%s: layers in parts and experts one at a time: the same logits bit for bit", dir);
+    fwd_state_free(sp);
+    free(parts);
     for (int cap = 0; !rc && cap < 2; cap++) {
         lfwd_params p = {B, cap ? 1 : 0, NULL};
         sink_ctx sc = {got, row, 0};
@@ -150,10 +174,104 @@ static void test_stage(chk *c, const char *dir)
     w->layers[1].wo = direct; /* a fake-quant slot: the stage must follow it */
     rc = rc || mw_stage(mc, w, 1, &v2, &e);
     CHECK(c, rc == 0 && v2->layers[1].wo == direct, "a changed slot: the binding's pointer");
+    /* a layer over the budget: parts, experts one at a time */
+    mw_set_budget(mc, 0);
+    const model_weights *va = NULL, *vm = NULL;
+    rc = rc || mw_part(mc, model_base(m), 1, MW_PART_ATTN, &va, &e);
+    CHECK(c, rc == 0 && va->layers[1].wo && va->layers[1].attn_norm && !va->layers[1].router,
+          "over budget, attention part: attention tensors, no router");
+    rc = rc || mw_part(mc, model_base(m), 1, MW_PART_MLP, &vm, &e);
+    CHECK(c, rc == 0 && !vm->layers[1].wo && vm->layers[1].router && vm->layers[1].mlp_norm &&
+                 !vm->layers[1].experts[0].gate,
+          "over budget, MLP part: router and norm, no attention, no routed expert");
+    long gx = model_tensor_find(m, "model.layers.1.mlp.experts.2.gate_proj.weight");
+    const model_tensor *gt = model_tensor_at(m, (size_t)gx);
+    float *g = malloc((size_t)gt->numel * sizeof *g);
+    const model_ffn *f = NULL;
+    rc = rc || model_tensor_load(m, (size_t)gx, g, &e) || mw_expert(mc, model_base(m), 1, 2, &f, &e);
+    CHECK(c, rc == 0 && f->gate && f->up && f->down &&
+                 !memcmp(f->gate, g, (size_t)gt->numel * sizeof *g) &&
+                 !vm->layers[1].experts[1].gate,
+          "mw_expert: expert 2 converted alone (= model_tensor_load), expert 1 not");
+    free(g);
     mw_free(mc);
     model_weights_free(w);
     vl_free(own);
     free(direct);
+    model_close(m);
+}
+
+static void test_rows(chk *c)
+{
+    const char *dir = "tests/fixtures/tiny-deepseek-v3";
+    model *m = NULL;
+    vl_err e;
+    if (model_open(&m, dir, &e)) {
+        CHECK(c, 0, "%s: %s", dir, e.msg);
+        return;
+    }
+    long ix = model_tensor_find(m, "model.layers.0.self_attn.q_b_proj.weight"); /* FP8 384×128 */
+    const model_tensor *t = model_tensor_at(m, (size_t)ix);
+    size_t C = (size_t)t->cols;
+    float *all = malloc((size_t)t->numel * sizeof *all), *part = malloc(256 * C * sizeof *part);
+    int rc = model_tensor_load(m, (size_t)ix, all, &e);
+    int r1 = rc ? rc : model_tensor_rows(m, model_base(m), (size_t)ix, 128, 256, part, &e);
+    CHECK(c, r1 == 0 && !memcmp(part, all + 128 * C, 256 * C * sizeof *part),
+          "FP8 rows 128..384 = those of the whole conversion bit for bit");
+    r1 = model_tensor_rows(m, model_base(m), (size_t)ix, 64, 64, part, &e);
+    CHECK_INT(c, r1, VL_EARG, "FP8 rows cutting a 128-row block refused");
+    CHECK_HAS(c, r1 ? e.msg : "", "q_b_proj", "the error names the tensor");
+    free(all);
+    free(part);
+    model_close(m);
+}
+
+static void test_head(chk *c)
+{
+    const char *dir = "models/vbrlab-moe-tiny";
+    enum { N = 3 };
+    model *m = NULL;
+    vl_err e;
+    if (model_open(&m, dir, &e)) {
+        CHECK(c, 0, "%s: %s", dir, e.msg);
+        return;
+    }
+    size_t hi = model_head_index(m);
+    const model_tensor *t = model_tensor_at(m, hi);
+    int V = t->rows, D = t->cols;
+    CHECK(c, (size_t)V * D * 4 > 2 * MW_HEAD_TILE_BYTES, "the head spans several tiles");
+    float *h = malloc((size_t)t->numel * sizeof *h), *x = malloc((size_t)N * D * sizeof *x);
+    float *ref = malloc((size_t)N * V * sizeof *ref), *got = malloc((size_t)N * V * sizeof *got);
+    float *got2 = malloc((size_t)N * V * sizeof *got2);
+    for (int i = 0; i < N * D; i++)
+        x[i] = (float)sin(0.37 * i) * 2.0f;
+    mw_cache *mc = NULL;
+    model_weights *w = NULL;
+    int rc = model_tensor_load(m, hi, h, &e) || mw_new(&mc, m, &e) ||
+             model_weights_clone(&w, m, model_base(m), &e);
+    if (!rc)
+        kern_matmul_ref(ref, x, h, N, D, V, 0);
+    double fl = 0;
+    rc = rc || mw_head_logits(mc, model_base(m), x, N, got, &fl, &e);
+    double worst = 0;
+    for (int i = 0; !rc && i < N * V; i++) {
+        double d = fabs((double)got[i] - ref[i]) / (1.0 + fabs(ref[i]));
+        worst = d > worst ? d : worst;
+    }
+    CHECK(c, rc == 0 && worst < 1e-5, "tiled head = the whole product (worst rel. diff %.2g)",
+          worst);
+    CHECK(c, fl == 2.0 * N * D * V, "flops counted 2·N·D·V");
+    *model_weights_slot(m, w, hi) = h; /* a binding's own (e.g. fake-quant) head */
+    rc = rc || mw_head_logits(mc, w, x, N, got2, NULL, &e);
+    CHECK(c, rc == 0 && !memcmp(got, got2, (size_t)N * V * sizeof *got),
+          "a binding's head data: the same bits as the stored head converted in tiles");
+    mw_free(mc);
+    model_weights_free(w);
+    free(h);
+    free(x);
+    free(ref);
+    free(got);
+    free(got2);
     model_close(m);
 }
 
@@ -166,5 +284,7 @@ int main(void)
     test_layered(&c, "tests/fixtures/tiny-deepseek-v3");
     test_layered(&c, "tests/fixtures/tiny-deepseek-v4");
     test_stage(&c, "tests/fixtures/qwen3-moe");
+    test_rows(&c);
+    test_head(&c);
     return chk_done(&c);
 }

@@ -10,6 +10,8 @@
  * routed experts' matrix products gather rows across a batch, and BLAS results for one row may
  * differ in the last bit with the number of rows, so the float32 activations of a sequence are
  * batch-invariant only up to rounding (with --batch 3 absmax differs in the last bit).
+ * Layer-major (--mem-cap, in memory and spilled) gives the batch-major store bit for bit, on the
+ * embedded model and on the DeepSeek-V3 and V4 fixtures.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
@@ -169,6 +171,40 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     why[0] = '\0';
     CHECK(c, h5c_stores_equal("build/tmp-statscli/vl_c.h5", "build/tmp-statscli/vl_u.h5", "/en/", why, sizeof why),
           "merge(A, B) == run over A∪B, bit for bit: %s", why);
+    /* layer-major (--mem-cap): the same batches layer by layer, residual rows in memory (0)
+     * or in the spill file (1 byte): the same store bit for bit, XᵀX and tokens included */
+    for (int cap = 0; cap < 2; cap++) {
+        snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=4,len=24,seed=3 %s --mem-cap %d "
+                 "-o build/tmp-statscli/vl_lm.h5", common, cap);
+        CHECK(c, tio_cli(cmd, NULL, err, sizeof err) == 0, "vbrlab stats --mem-cap %d (%s)", cap,
+              err);
+        CHECK(c, h5c_stores_equal("build/tmp-statscli/vl_lm.h5", "build/tmp-statscli/vl_u.h5",
+                                  NULL, why, sizeof why),
+              "layer-major (--mem-cap %d) store == batch-major store, bit for bit: %s", cap, why);
+    }
+    CHECK(c, tio_cli("stats --set en=" EN ",seqs=2,len=24 --mem-cap 12x -o build/tmp-statscli/"
+                     "x.h5", NULL, err, sizeof err) != 0 && strstr(err, "--mem-cap \"12x\""),
+          "stats --mem-cap 12x: one-line error naming the value (%s)", err);
+    CHECK(c, tio_cli("eval --uniform rtn-b4-g64-asym --domain u=noise:uniform,seqs=2,len=8 "
+                     "--mem-cap -1 -o build/tmp-statscli/x.h5", NULL, err, sizeof err) != 0 &&
+                 strstr(err, "--mem-cap '-1'"),
+          "eval --mem-cap -1: one-line error naming the value (%s)", err);
+    /* DeepSeek-V3 (FP8, MLA, group-limited sigmoid router) and V4 (hash-routed layers read each
+     * batch's ids; hc_mult-wide residual rows), 5 sequences in batches of 2 */
+    const char *fx[] = {"tests/fixtures/tiny-deepseek-v3", "tests/fixtures/tiny-deepseek-v4"};
+    for (int k = 0; k < 2; k++) {
+        const char *cap[] = {"", "--mem-cap 1"}, *o[] = {"vl_ds_b.h5", "vl_ds_l.h5"};
+        for (int j = 0; j < 2; j++) {
+            snprintf(cmd, sizeof cmd, "stats %s --set u=noise:uniform,seqs=5,len=12,seed=2 "
+                     "--hessian 'layers\\.1\\.' --batch 2 %s -o build/tmp-statscli/%s", fx[k],
+                     cap[j], o[j]);
+            CHECK(c, tio_cli(cmd, NULL, err, sizeof err) == 0, "%s: vbrlab stats %s (%s)",
+                  fx[k], cap[j], err);
+        }
+        CHECK(c, h5c_stores_equal("build/tmp-statscli/vl_ds_b.h5", "build/tmp-statscli/vl_ds_l.h5",
+                                  NULL, why, sizeof why),
+              "%s: layer-major store == batch-major store, bit for bit: %s", fx[k], why);
+    }
     snprintf(cmd, sizeof cmd, "stats --set en=" EN ",seqs=2,len=24,seed=3 %s -o build/tmp-statscli/vl_a2.h5",
              common);
     CHECK_INT(c, tio_cli(cmd, NULL, err, sizeof err), 0, "vbrlab stats A again");
