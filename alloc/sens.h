@@ -133,6 +133,7 @@ typedef enum { SENS_E_REL, SENS_E_OUT } sens_err_kind;
 #define SENS_DEFAULT_DRAWS 2   /* noise draws per unit and ε */
 #define SENS_DEFAULT_BOOT 200  /* bootstrap resamples for α's SE */
 #define SENS_MAX_DRAWS 64
+#define SENS_MAX_THREADS 64    /* sens_params.threads */
 #define SENS_LABEL_MAX 160     /* rng stream labels */
 
 #define SENS_MAX_BANDS 8        /* additivity bands (adjacent bit-width pairs) */
@@ -189,6 +190,9 @@ typedef struct {
     par_fault *fault;     /* simulated crash for tests (core/par.h); NULL (default): none */
     int embed_head;       /* 1: the token embedding and the LM head are tensors (units) too;
                              always with gran SENS_GGUF (default 0) */
+    int threads;          /* units scanned at once, each on its own thread with single-threaded
+                             BLAS inside (the numbers do not depend on it); 0 (default): the
+                             kernels' thread count (core/kern.h kern_threads) */
 } sens_params;
 
 sens_params sens_defaults(void);
@@ -283,6 +287,19 @@ int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_
 /* The same per sequence: seq_kld[n_seq] = mean KL over each sequence's tokens. */
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err);
+/* Threads: a set has one worker (forward state and buffers) per concurrent run; worker 0 is
+ * the one the calls above use. sens_set_workers grows the set to N workers; runs on distinct
+ * workers may go on at the same time in different threads (the set's reference data is only
+ * read), each worker serving one run at a time. */
+int sens_set_workers(sens_set *s, int n, vl_err *err);
+/* sens_set_kld_seq on worker WORKER (< the workers made). */
+int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int from,
+                        double *seq_kld, vl_err *err);
+/* KL(p̂ ‖ softmax(z)) of one token (nats): z0 the reference logits, p the reference
+ * probabilities (float32) with sum psum, p̂ = p/psum, z the perturbed logits, all [V]; exactly
+ * 0 for z = z0 (sens_kld.c: float64 result, float32 lanes within blocks of 64 entries; relative
+ * error ≲ 1e-6 whatever the size of z − z0). Pure. */
+double sens_token_kl(const float *z0, const float *p, double psum, const float *z, int V);
 /* Mean KL over sequences [q0, q0 + nq) only (the held-out part of a set). The forwards run the
  * reference run's chunks that hold them (SENS_CHUNK_TOKENS tokens each), so a small set runs
  * whole. */
