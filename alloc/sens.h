@@ -338,6 +338,14 @@ double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, cons
  * (float32, one allocation, vl_free). */
 int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
             const sens_params *p, float **keep_q, vl_err *err);
+/* The same a set at a time (what sens_run does: each set's tensors are quantized once, for
+ * its RD rows and its additivity check alike): sens_rd_begin parses the menu and allocates
+ * the tables (every entry NaN); sens_rd_set fills set si's rows from its statistics ACC, the
+ * same numbers sens_rd gives, and with Q not NULL hands over every tensor quantized with them
+ * (*q as sens_quantize_set's). */
+int sens_rd_begin(sens_result *r, const char *spec, const sens_params *p, vl_err *err);
+int sens_rd_set(sens_result *r, const model *m, stat_acc *acc, int si, const sens_params *p,
+                float **q, vl_err *err);
 
 /* Outside the quadratic regime: |α(ε1)/α(ε0) − 1| > SENS_QUAD_TOL for unit u on set si (the
  * additive prediction assumes KLD ∝ ε²; a ratio far from 1 means routing flips or higher
@@ -427,8 +435,9 @@ typedef int (*sens_add_fn)(void *ctx, const sens_result *r, const model *m, sens
 /* The sens stage, shared by `vbrlab sens` and the runner (sens_run.c): the ids (leading whole
  * sequences up to p->max_tokens, at least one) and statistics of sets NAMES[0..n) of the stats
  * store ST (/sets/<name>/input_ids, /stats/<name>), then sens_layout, sens_alloc_alpha,
- * sens_rd on format menu SPEC, and per set sens_alpha and sens_additivity (held-out
- * sequences of the set).
+ * sens_rd_begin on format menu SPEC, and per set sens_rd_set (its quantized tensors kept for
+ * the check), sens_alpha and sens_additivity (held-out sequences of the set): the numbers of
+ * sens_rd followed by sens_quantize_set, with one quantization a set instead of two.
  * r is filled for sens_write; on failure it is freed. */
 int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *names, int n,
              const char *spec, const sens_params *p, sens_add_fn on_add, void *ctx,

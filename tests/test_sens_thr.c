@@ -3,6 +3,7 @@
  * force over perturbations from 1e-5 to 20 nats, common shifts and odd vocabularies; a scan on
  * 3 threads gives the α, draws and per-sequence KLDs of the one-thread scan. */
 #include "../alloc/sens.h"
+#include "../analysis/spass.h"
 #include "../core/rng.h"
 #include "check.h"
 
@@ -133,6 +134,76 @@ static void test_threads(chk *c, const model *m)
     sens_set_free(ss);
 }
 
+/* Bit-for-bit equal arrays of n doubles (NaN equal to NaN). */
+static int same_f64(const double *a, const double *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i]))))
+            return 0;
+    return 1;
+}
+
+/* Two sets with XᵀX (rel_out), two RTN formats: sens_rd_begin + sens_rd_set per set give
+ * sens_rd's tables, and set s's tensors are sens_quantize_set's. */
+static void test_rd_set(chk *c, const model *m)
+{
+    int32_t ids[2][S * TL];
+    make_ids(ids[0], S * TL, model_config(m)->vocab);
+    for (int i = 0; i < S * TL; i++)
+        ids[1][i] = (ids[0][i] * 5 + 3) % model_config(m)->vocab;
+    vl_err e = {0};
+    spass_opts o = spass_opts_defaults();
+    o.batch = S;
+    o.max_len = TL;
+    spass *sp = NULL;
+    stat_acc *acc[2] = {NULL, NULL};
+    CHECK_INT(c, spass_new(&sp, m, &o, &e), 0, "spass_new");
+    for (int s = 0; sp && s < 2; s++) {
+        CHECK_INT(c, spass_acc_new(sp, S * TL, &acc[s], &e), 0, "spass_acc_new");
+        CHECK_INT(c, spass_run(sp, acc[s], ids[s], S, TL, s ? "b" : "a", &e), 0, "spass_run");
+    }
+    spass_free(sp);
+    const char *names[] = {"a", "b"}, *spec = "rtn:b=2:g=64;rtn:b=3:g=128:s=sym";
+    sens_result a = {0}, b = {0};
+    sens_params p = sens_defaults();
+    int rc = sens_layout(&a, m, SENS_GROUP, 0, &e);
+    rc = rc ? rc : sens_alloc_alpha(&a, 2, names, &e);
+    rc = rc ? rc : sens_rd(&a, m, spec, acc, &p, NULL, &e);
+    rc = rc ? rc : sens_layout(&b, m, SENS_GROUP, 0, &e);
+    rc = rc ? rc : sens_alloc_alpha(&b, 2, names, &e);
+    rc = rc ? rc : sens_rd_begin(&b, spec, &p, &e);
+    float *q[2] = {NULL, NULL}, *want = NULL;
+    for (int s = 0; !rc && s < 2; s++)
+        rc = sens_rd_set(&b, m, acc[s], s, &p, &q[s], &e);
+    CHECK(c, rc == 0, "RD of both sets, both ways: %s", rc ? e.msg : "ok");
+    if (!rc) {
+        size_t T = (size_t)a.n_tensors, F = (size_t)a.n_formats, stf = 2 * T * F;
+        int same = same_f64(a.rel_w, b.rel_w, stf) && same_f64(a.rel_imp, b.rel_imp, stf) &&
+                   same_f64(a.rel_out, b.rel_out, stf) && same_f64(a.bpw, b.bpw, T * F) &&
+                   !memcmp(a.few, b.few, stf) && same_f64(a.w_norm2, b.w_norm2, T) &&
+                   same_f64(a.out_energy, b.out_energy, 2 * T) &&
+                   same_f64(a.noise_energy, b.noise_energy, 2 * T) &&
+                   same_f64(a.route_share, b.route_share, 2 * T);
+        int finite = isfinite(b.rel_out[stf - 1]) && isfinite(b.rel_w[0]);
+        CHECK(c, same && finite, "sens_rd_set per set = sens_rd, bit for bit (%zu entries)",
+              stf);
+        int qsame = 1;
+        for (int s = 0; s < 2; s++) {
+            rc = sens_quantize_set(&a, m, acc[s], s, &p, &want, &e);
+            qsame &= !rc && !memcmp(want, q[s], sens_q_offset(&a, (int)T) * sizeof *want);
+            vl_free(want);
+            want = NULL;
+        }
+        CHECK(c, qsame, "set s's tensors from sens_rd_set = sens_quantize_set's, bit for bit");
+    }
+    vl_free(q[0]);
+    vl_free(q[1]);
+    sens_result_free(&a);
+    sens_result_free(&b);
+    stat_free(acc[0]);
+    stat_free(acc[1]);
+}
+
 int main(void)
 {
     chk c;
@@ -145,6 +216,7 @@ int main(void)
         printf("cannot open model: %s\n", e.msg);
         return 1;
     }
+    test_rd_set(&c, m);
     test_threads(&c, m);
     model_close(m);
     return chk_done(&c);
