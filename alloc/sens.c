@@ -225,10 +225,16 @@ int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int fro
 int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int nq,
                       double *kld, vl_err *err)
 {
+    return sens_set_kld_part_on(s, 0, w, from, q0, nq, kld, err);
+}
+
+int sens_set_kld_part_on(sens_set *s, int worker, const model_weights *w, int from, int q0,
+                         int nq, double *kld, vl_err *err)
+{
     double *seq = vl_malloc(((size_t)(nq > 0 ? nq : 0) + 1) * sizeof *seq);
     if (!seq)
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    int rc = kld_range(s, 0, w, from, q0, q0 + nq, seq, err);
+    int rc = kld_range(s, worker, w, from, q0, q0 + nq, seq, err);
     double tot = 0;
     for (int q = 0; !rc && q < nq; q++)
         tot += seq[q];

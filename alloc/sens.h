@@ -40,7 +40,11 @@
  * time matters more than the estimate. The forward runs SENS_CHUNK_TOKENS (1024) tokens at a
  * time; the set keeps its layer inputs ((L+1)·N·D floats) and the reference logits and
  * probabilities (2·N·V floats: 134 MB per 1024 tokens on the embedded model). Noise generation
- * (one Gaussian per weight) is negligible.
+ * (one Gaussian per weight) is negligible. The KL per token is vectorised (sens_token_kl, one
+ * pass of float32 lanes; it was one libm expm1f per logit, ~20% of the stage). Threads: the
+ * scan runs sens_params.threads units at once (default the kernels' count), each on its own
+ * forward state with single-threaded BLAS, so a scan on T cores costs about 1/T of the wall
+ * time at the same CPU time and the same numbers (docs/performance.md).
  * A perturbed routed expert changes only the tokens routed to it at its layer, but causal
  * attention spreads that to the rest of each touched sequence, and with 128-token sequences
  * nearly every sequence is touched, so no per-expert shortcut is taken.
@@ -93,7 +97,8 @@
  * cache key, the number of draws and of sequences.
  *
  * Storage: sens_write / sens_read, docs/hdf5-schema.md section "vbrlab sens".
- * Not thread-safe (one forward state per sens_set); the model is only read.
+ * A sens_set serves concurrent runs on distinct workers (sens_set_workers); the scan's threads
+ * are internal, and the other calls use one thread of their own. The model is only read.
  */
 #ifndef VL_SENS_H
 #define VL_SENS_H
@@ -273,7 +278,8 @@ void sens_group_name(char *out, size_t cap, const sens_tensor *t);
 void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert);
 
 /* A calibration set prepared for sensitivity runs: the reference forward, every layer's
- * input, the reference distributions. Not thread-safe; model must outlive it. */
+ * input, the reference distributions. One run at a time per worker (sens_set_workers); the
+ * model must outlive it. */
 typedef struct sens_set sens_set;
 
 /* Run the reference on ids [n_seq × seq_len] (all of them; the caller trims). Memory:
@@ -295,6 +301,9 @@ int sens_set_workers(sens_set *s, int n, vl_err *err);
 /* sens_set_kld_seq on worker WORKER (< the workers made). */
 int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int from,
                         double *seq_kld, vl_err *err);
+/* sens_set_kld_part on worker WORKER. */
+int sens_set_kld_part_on(sens_set *s, int worker, const model_weights *w, int from, int q0,
+                         int nq, double *kld, vl_err *err);
 /* KL(p̂ ‖ softmax(z)) of one token (nats): z0 the reference logits, p the reference
  * probabilities (float32) with sum psum, p̂ = p/psum, z the perturbed logits, all [V]; exactly
  * 0 for z = z0 (sens_kld.c: float64 result, float32 lanes within blocks of 64 entries; relative
@@ -325,6 +334,13 @@ int sens_noise(float *out, const float *w, const sens_tensor *t, double eps, uin
                vl_err *err);
 int sens_noise_draw(float *out, const float *w, const sens_tensor *t, double eps, uint64_t seed,
                     int draw, vl_err *err);
+
+/* fn(ctx, worker, i) for every i in [0, n) on up to nt threads (worker 0 is the caller; each
+ * thread has its own worker index < nt), each item once, handed out in increasing order as
+ * threads free up; once an item returns non-zero no further item is started. fn keeps its
+ * results and errors per item or per worker. BLAS threads are the caller's to set. */
+typedef int (*sens_item_fn)(void *ctx, int worker, int i);
+void sens_par_items(int n, int nt, sens_item_fn fn, void *ctx);
 
 /* Bootstrap standard error of the mean of x[0..n): sd of the means of n_boot resamples of n
  * with replacement, drawn from rng_child_seed(seed, label). NaN when n < 2 or n_boot < 2. */

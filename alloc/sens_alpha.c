@@ -9,7 +9,6 @@
 #include "../core/rng.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -247,7 +246,6 @@ static void item_copy(sens_result *r, int si, int u, double *buf, int to_buf)
 /* One thread of the scan: its worker of the set, binding, noise buffer and scratch. */
 typedef struct scan_pool scan_pool;
 typedef struct {
-    scan_pool *pool;
     int wi;
     model_weights *w;
     float *buf;
@@ -255,9 +253,9 @@ typedef struct {
     vl_err err;
 } scan_thread;
 
-/* A batch of units run by nt threads: each takes the next unit of the batch until none is
- * left. Every unit writes only its own rows of r, so the numbers do not depend on which
- * thread ran it. */
+/* A batch of units run by nt threads (sens_par_items): each takes the next unit of the batch
+ * until none is left. Every unit writes only its own rows of r, so the numbers do not depend
+ * on which thread ran it. */
 struct scan_pool {
     sens_result *r;
     int si, nt;
@@ -266,57 +264,33 @@ struct scan_pool {
     const sens_params *p;
     scan_thread *th;     /* [nt] */
     const int *units;    /* [n] the batch */
-    int n, next;
     int *rc;             /* [n] per unit: 0 done, else the error (in that thread's err) */
     int *by;             /* [n] the thread that ran it */
-    int failed;          /* a unit failed: take no more */
-    pthread_mutex_t mu;
 };
 
-static void *pool_run(void *arg)
+static int pool_item(void *ctx, int worker, int i)
 {
-    scan_thread *t = arg;
-    scan_pool *pl = t->pool;
-    for (;;) {
-        pthread_mutex_lock(&pl->mu);
-        int i = pl->failed || pl->next >= pl->n ? -1 : pl->next++;
-        pthread_mutex_unlock(&pl->mu);
-        if (i < 0)
-            return NULL;
-        int rc = 0;
-        for (int k = 0; !rc && k < 2; k++)
-            rc = unit_eps(pl->r, pl->si, pl->units[i], k, pl->m, t->w, pl->s, t->wi, pl->p,
-                          t->buf, t->seq, &t->err);
-        pl->by[i] = t->wi;
-        pl->rc[i] = rc;
-        if (rc) {
-            pthread_mutex_lock(&pl->mu);
-            pl->failed = 1;
-            pthread_mutex_unlock(&pl->mu);
-        }
-    }
+    scan_pool *pl = ctx;
+    scan_thread *t = &pl->th[worker];
+    int rc = 0;
+    for (int k = 0; !rc && k < 2; k++)
+        rc = unit_eps(pl->r, pl->si, pl->units[i], k, pl->m, t->w, pl->s, t->wi, pl->p, t->buf,
+                      t->seq, &t->err);
+    pl->by[i] = t->wi;
+    pl->rc[i] = rc;
+    return rc;
 }
 
-/* Run units[0..n) on the pool's threads (the caller is thread 0, and runs whatever a thread
- * that could not be started would have); per-unit results in pl->rc. */
+/* pl->rc of a unit not started (after another failed); error codes are ≤ 0. */
+enum { NOT_RUN = 1 };
+
+/* Run units[0..n) on the pool's threads; per-unit results in pl->rc. */
 static void pool_batch(scan_pool *pl, const int *units, int n)
 {
     pl->units = units;
-    pl->n = n;
-    pl->next = 0;
-    pl->failed = 0;
     for (int i = 0; i < n; i++)
-        pl->rc[i] = -1;
-    pthread_t tid[SENS_MAX_THREADS];
-    int started = 0, nt = pl->nt < n ? pl->nt : n;
-    for (int t = 1; t < nt; t++) {
-        if (pthread_create(&tid[t], NULL, pool_run, &pl->th[t]))
-            break;
-        started = t;
-    }
-    pool_run(&pl->th[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(tid[t], NULL);
+        pl->rc[i] = NOT_RUN;
+    sens_par_items(n, pl->nt, pool_item, pl);
 }
 
 static void pool_free(scan_pool *pl)
@@ -329,15 +303,13 @@ static void pool_free(scan_pool *pl)
     vl_free(pl->th);
     vl_free(pl->rc);
     vl_free(pl->by);
-    pthread_mutex_destroy(&pl->mu);
 }
 
 /* nt threads for batches of up to cap units of set si (the set grows to nt workers). */
 static int pool_new(scan_pool *pl, int nt, int cap, sens_result *r, int si, const model *m,
                     sens_set *s, const sens_params *p, vl_err *err)
 {
-    *pl = (scan_pool){r, si, nt, m, s, p, NULL, NULL, 0, 0, NULL, NULL, 0,
-                      PTHREAD_MUTEX_INITIALIZER};
+    *pl = (scan_pool){r, si, nt, m, s, p, NULL, NULL, NULL, NULL};
     size_t wmax = unit_weights_max(r); /* one noise buffer a thread, sized for the largest unit */
     pl->th = vl_calloc((size_t)nt, sizeof *pl->th);
     pl->rc = vl_malloc(((size_t)cap + 1) * sizeof *pl->rc);
@@ -346,7 +318,6 @@ static int pool_new(scan_pool *pl, int nt, int cap, sens_result *r, int si, cons
                                         : vl_errf(err, VL_ENOMEM, "sens: out of memory");
     for (int t = 0; !rc && t < nt; t++) {
         scan_thread *th = &pl->th[t];
-        th->pool = pl;
         th->wi = t;
         th->buf = vl_malloc(wmax * sizeof *th->buf);
         th->seq = vl_malloc(((size_t)r->set_seqs[si] + 1) * sizeof *th->seq);
@@ -429,7 +400,7 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
         int brc = 0;
         if (nb)
             pool_batch(&pl, batch, nb);
-        for (int i = 0; !brc && i < nb; i++) { /* journal the batch in queue order */
+        for (int i = 0; !brc && i < nb && pl.rc[i] != NOT_RUN; i++) { /* journal in queue order */
             if (pl.rc[i]) {
                 brc = pl.rc[i];
                 if (err)
