@@ -51,23 +51,40 @@ static float f16_scale(float s)
     return h;
 }
 
-quant_grp quant_grp_at(const float *x, int n, int bits, int sym, double r)
+/* What the grid of a group depends on: its entry of largest magnitude (the first such, sign
+ * kept; symmetric) or its range including 0 (asymmetric). The clip search reuses it for
+ * every clip ratio. */
+typedef struct {
+    float m, lo, hi;
+} grp_range;
+
+static grp_range range_of(const float *x, int n, int sym)
+{
+    grp_range g = {0.0f, 0.0f, 0.0f};
+    if (sym) {
+        for (int j = 0; j < n; j++)
+            if (fabsf(x[j]) > fabsf(g.m))
+                g.m = x[j];
+        return g;
+    }
+    for (int j = 0; j < n; j++) {
+        g.lo = x[j] < g.lo ? x[j] : g.lo;
+        g.hi = x[j] > g.hi ? x[j] : g.hi;
+    }
+    return g;
+}
+
+/* The grid of a group of range rg at clip ratio r (quant_grp_at). */
+static quant_grp grp_at_range(grp_range rg, int bits, int sym, double r)
 {
     quant_grp g = {1.0f, 0};
     if (sym) {
-        float m = 0.0f;
-        for (int j = 0; j < n; j++)
-            if (fabsf(x[j]) > fabsf(m))
-                m = x[j];
+        float m = rg.m;
         if (m != 0.0f)
             g.scale = f16_scale((float)(-r * m) / (float)(1 << (bits - 1)));
         return g;
     }
-    float lo = 0.0f, hi = 0.0f;
-    for (int j = 0; j < n; j++) {
-        lo = x[j] < lo ? x[j] : lo;
-        hi = x[j] > hi ? x[j] : hi;
-    }
+    float lo = rg.lo, hi = rg.hi;
     if (hi == lo)
         return g;
     int maxq = (1 << bits) - 1;
@@ -76,6 +93,11 @@ quant_grp quant_grp_at(const float *x, int n, int bits, int sym, double r)
     float z = round_half_up(-rlo / g.scale);
     g.zero = z < 0 ? 0 : z > maxq ? maxq : (int)z;
     return g;
+}
+
+quant_grp quant_grp_at(const float *x, int n, int bits, int sym, double r)
+{
+    return grp_at_range(range_of(x, n, sym), bits, sym, r);
 }
 
 float quant_grp_fake(const quant_grp *g, float x, int bits, int sym)
@@ -106,13 +128,14 @@ static double grp_err(const quant_grp *g, const float *x, const double *imp, int
 quant_grp quant_grp_fit(const float *x, const double *imp, int n, int bits, int sym,
                         const quant_params *p)
 {
-    quant_grp best = quant_grp_at(x, n, bits, sym, 1.0);
+    grp_range rg = range_of(x, n, sym);
+    quant_grp best = grp_at_range(rg, bits, sym, 1.0);
     if (p->clip_steps <= 1)
         return best;
     double best_e = grp_err(&best, x, imp, n, bits, sym);
     for (int i = 1; i < p->clip_steps && best_e > 0.0; i++) {
         double r = 1.0 - (1.0 - p->clip_min) * i / (p->clip_steps - 1);
-        quant_grp g = quant_grp_at(x, n, bits, sym, r);
+        quant_grp g = grp_at_range(rg, bits, sym, r);
         double e = grp_err(&g, x, imp, n, bits, sym);
         if (e < best_e) {
             best_e = e;

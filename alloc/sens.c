@@ -13,7 +13,7 @@
 sens_params sens_defaults(void)
 {
     sens_params p = {{0.01, 0.03}, 1, SENS_GROUP, 0, fq_defaults(), SENS_DEFAULT_ADD_DRAWS, 0,
-                     0, SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0};
+                     0, SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0, 0};
     p.fq.min_tokens = 16;
     p.fq.few = FQ_FEW_RTN;
     return p;
@@ -32,9 +32,15 @@ int sens_seqs_used(const sens_params *p, int n_seq, int seq_len)
  * the chunk, not the set; the set keeps only its layer inputs and reference distributions. */
 #define SENS_CHUNK_TOKENS 1024
 
+/* What one thread of runs owns: a forward state and the rows of a redone embedding lookup. */
+typedef struct {
+    fwd_state *st;
+    float *emb;       /* [chunk·seq_len × D] */
+} sens_worker;
+
 struct sens_set {
     const model *m;
-    fwd_state *st;
+    fwd_state *st;    /* wk[0].st: the reference run's state */
     int n_seq, seq_len, N, L, D, V;
     int chunk;        /* sequences per forward */
     size_t row0;      /* first token row of the chunk the reference run is capturing */
@@ -44,8 +50,39 @@ struct sens_set {
     float *p;         /* [N × V] reference probabilities */
     double *psum;     /* [N] Σ_v p_v (1 up to float rounding) */
     int32_t *ids;     /* [N] the tokens (a perturbed embedding table is looked up again) */
-    float *emb;       /* [chunk·seq_len × D] that lookup's rows */
+    int n_workers;    /* 1 + the extra threads' (sens_set_workers) */
+    sens_worker *wk;  /* [n_workers] */
 };
+
+static int worker_new(sens_set *s, sens_worker *k, vl_err *err)
+{
+    int rc = fwd_state_new(&k->st, s->m, s->chunk, s->seq_len, err);
+    if (rc)
+        return rc;
+    k->emb = vl_malloc((size_t)s->chunk * s->seq_len * s->D * sizeof *k->emb);
+    return k->emb ? 0 : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+}
+
+int sens_set_workers(sens_set *s, int n, vl_err *err)
+{
+    if (n <= s->n_workers)
+        return 0;
+    sens_worker *wk = vl_realloc(s->wk, (size_t)n * sizeof *wk);
+    if (!wk)
+        return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    s->wk = wk;
+    for (; s->n_workers < n; s->n_workers++) {
+        sens_worker *k = &wk[s->n_workers];
+        *k = (sens_worker){NULL, NULL};
+        int rc = worker_new(s, k, err);
+        if (rc) {
+            fwd_state_free(k->st);
+            vl_free(k->emb);
+            return rc;
+        }
+    }
+    return 0;
+}
 
 /* Tap consumer: copy the residual stream after layer l into layer_in[l + 1]. */
 static void capture_residual(void *user, const tap_event *ev)
@@ -70,20 +107,20 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     /* D is the residual row width: hc_mult·hidden for deepseek_v4's streams */
     *s = (sens_set){m,        NULL,  n_seq, seq_len, n_seq * seq_len, c->n_layers,
                     fwd_residual_width(m), c->vocab, chunk, 0, NULL, NULL, NULL, NULL,
-                    NULL, NULL};
-    int rc = fwd_state_new(&s->st, m, chunk, seq_len, err);
+                    NULL, 0, NULL};
+    int rc = sens_set_workers(s, 1, err);
     if (rc) {
-        vl_free(s);
+        sens_set_free(s);
         return rc;
     }
+    s->st = s->wk[0].st;
     size_t N = (size_t)s->N;
     s->layer_in = vl_malloc((size_t)(s->L + 1) * N * s->D * sizeof *s->layer_in);
     s->z = vl_malloc(N * s->V * sizeof *s->z);
     s->p = vl_malloc(N * s->V * sizeof *s->p);
     s->psum = vl_malloc(N * sizeof *s->psum);
     s->ids = vl_malloc(N * sizeof *s->ids);
-    s->emb = vl_malloc((size_t)chunk * seq_len * s->D * sizeof *s->emb);
-    if (!s->layer_in || !s->z || !s->p || !s->psum || !s->ids || !s->emb) {
+    if (!s->layer_in || !s->z || !s->p || !s->psum || !s->ids) {
         sens_set_free(s);
         return vl_errf(err, VL_ENOMEM, "sens: out of memory for a set of %zu tokens", N);
     }
@@ -124,30 +161,21 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
 
 int64_t sens_set_tokens(const sens_set *s) { return s->N; }
 
-/* With δ = z' − z (perturbed minus reference logits) and p̂ = p/Σp:
- *   KL_t = Σ p̂ (log p − log q) = log Σ_v p̂_v e^{δ_v} − Σ p̂ δ = log1p(Σ p̂ expm1(δ)) − Σ p̂ δ.
- * This form is exactly 0 for identical logits and loses no digits to a large log-partition:
- * the terms are of the size of δ, so the KLD of a 1e-2 perturbation (~1e-6 nats) keeps its
- * precision, which a difference of two log-sum-exps in float would not (~1e-7 error). */
+/* KL of token t of the set against logits z (sens_kld.c). */
 static double token_kld(const sens_set *s, size_t t, const float *z)
 {
-    const float *z0 = s->z + t * s->V, *p = s->p + t * s->V;
-    double a = 0, b = 0;
-    for (int v = 0; v < s->V; v++) {
-        float d = z[v] - z0[v];
-        a += (double)p[v] * (fabsf(d) < 8.0f ? expm1f(d) : expm1((double)d));
-        b += (double)p[v] * d;
-    }
-    double kl = log1p(a / s->psum[t]) - b / s->psum[t];
-    return kl > 0 ? kl : 0; /* rounding can leave −1e-17 */
+    return sens_token_kl(s->z + t * s->V, s->p + t * s->V, s->psum[t], z, s->V);
 }
 
 /* Sequences [q0, q1) from layer `from`: seq_kld[q − q0] = mean KL over sequence q's tokens.
  * The forwards run whole chunks of the reference run's grid (chunk multiples from 0), the
  * batches the reference captured: deepseek_v4's hash routing resumes only such a batch. */
-static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int q1,
+static int kld_range(sens_set *s, int wi, const model_weights *w, int from, int q0, int q1,
                      double *seq_kld, vl_err *err)
 {
+    if (wi < 0 || wi >= s->n_workers)
+        return vl_errf(err, VL_EARG, "sens: worker %d outside [0, %d)", wi, s->n_workers);
+    sens_worker *k = &s->wk[wi];
     if (from < SENS_FROM_EMBED || from > s->L)
         return vl_errf(err, VL_EARG, "sens: start layer %d outside [%d, %d]", from,
                        SENS_FROM_EMBED, s->L);
@@ -160,11 +188,11 @@ static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int 
         const float *lg, *in = s->layer_in + ((size_t)(from < 0 ? 0 : from) * s->N + row0) * s->D;
         int rc = 0;
         if (from == SENS_FROM_EMBED) {
-            rc = fwd_embed(s->m, w, s->ids + row0, nb * s->seq_len, s->emb, err);
-            in = s->emb;
+            rc = fwd_embed(s->m, w, s->ids + row0, nb * s->seq_len, k->emb, err);
+            in = k->emb;
         }
         if (!rc)
-            rc = fwd_run_from(s->m, w, s->st, from < 0 ? 0 : from, in, nb, s->seq_len, NULL,
+            rc = fwd_run_from(s->m, w, k->st, from < 0 ? 0 : from, in, nb, s->seq_len, NULL,
                               NULL, &lg, err);
         if (rc)
             return rc;
@@ -185,16 +213,28 @@ static int kld_range(sens_set *s, const model_weights *w, int from, int q0, int 
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err)
 {
-    return kld_range(s, w, from, 0, s->n_seq, seq_kld, err);
+    return kld_range(s, 0, w, from, 0, s->n_seq, seq_kld, err);
+}
+
+int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int from,
+                        double *seq_kld, vl_err *err)
+{
+    return kld_range(s, worker, w, from, 0, s->n_seq, seq_kld, err);
 }
 
 int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int nq,
                       double *kld, vl_err *err)
 {
+    return sens_set_kld_part_on(s, 0, w, from, q0, nq, kld, err);
+}
+
+int sens_set_kld_part_on(sens_set *s, int worker, const model_weights *w, int from, int q0,
+                         int nq, double *kld, vl_err *err)
+{
     double *seq = vl_malloc(((size_t)(nq > 0 ? nq : 0) + 1) * sizeof *seq);
     if (!seq)
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    int rc = kld_range(s, w, from, q0, q0 + nq, seq, err);
+    int rc = kld_range(s, worker, w, from, q0, q0 + nq, seq, err);
     double tot = 0;
     for (int q = 0; !rc && q < nq; q++)
         tot += seq[q];
@@ -214,13 +254,16 @@ void sens_set_free(sens_set *s)
 {
     if (!s)
         return;
-    fwd_state_free(s->st);
+    for (int k = 0; k < s->n_workers; k++) {
+        fwd_state_free(s->wk[k].st);
+        vl_free(s->wk[k].emb);
+    }
+    vl_free(s->wk);
     vl_free(s->layer_in);
     vl_free(s->z);
     vl_free(s->p);
     vl_free(s->psum);
     vl_free(s->ids);
-    vl_free(s->emb);
     vl_free(s);
 }
 

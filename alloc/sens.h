@@ -40,7 +40,11 @@
  * time matters more than the estimate. The forward runs SENS_CHUNK_TOKENS (1024) tokens at a
  * time; the set keeps its layer inputs ((L+1)·N·D floats) and the reference logits and
  * probabilities (2·N·V floats: 134 MB per 1024 tokens on the embedded model). Noise generation
- * (one Gaussian per weight) is negligible.
+ * (one Gaussian per weight) is negligible. The KL per token is vectorised (sens_token_kl, one
+ * pass of float32 lanes; it was one libm expm1f per logit, ~20% of the stage). Threads: the
+ * scan runs sens_params.threads units at once (default the kernels' count), each on its own
+ * forward state with single-threaded BLAS, so a scan on T cores costs about 1/T of the wall
+ * time at the same CPU time and the same numbers (docs/performance.md).
  * A perturbed routed expert changes only the tokens routed to it at its layer, but causal
  * attention spreads that to the rest of each touched sequence, and with 128-token sequences
  * nearly every sequence is touched, so no per-expert shortcut is taken.
@@ -93,7 +97,8 @@
  * cache key, the number of draws and of sequences.
  *
  * Storage: sens_write / sens_read, docs/hdf5-schema.md section "vbrlab sens".
- * Not thread-safe (one forward state per sens_set); the model is only read.
+ * A sens_set serves concurrent runs on distinct workers (sens_set_workers); the scan's threads
+ * are internal, and the other calls use one thread of their own. The model is only read.
  */
 #ifndef VL_SENS_H
 #define VL_SENS_H
@@ -133,6 +138,7 @@ typedef enum { SENS_E_REL, SENS_E_OUT } sens_err_kind;
 #define SENS_DEFAULT_DRAWS 2   /* noise draws per unit and ε */
 #define SENS_DEFAULT_BOOT 200  /* bootstrap resamples for α's SE */
 #define SENS_MAX_DRAWS 64
+#define SENS_MAX_THREADS 64    /* sens_params.threads */
 #define SENS_LABEL_MAX 160     /* rng stream labels */
 
 #define SENS_MAX_BANDS 8        /* additivity bands (adjacent bit-width pairs) */
@@ -189,6 +195,9 @@ typedef struct {
     par_fault *fault;     /* simulated crash for tests (core/par.h); NULL (default): none */
     int embed_head;       /* 1: the token embedding and the LM head are tensors (units) too;
                              always with gran SENS_GGUF (default 0) */
+    int threads;          /* units scanned at once, each on its own thread with single-threaded
+                             BLAS inside (the numbers do not depend on it); 0 (default): the
+                             kernels' thread count (core/kern.h kern_threads) */
 } sens_params;
 
 sens_params sens_defaults(void);
@@ -269,7 +278,8 @@ void sens_group_name(char *out, size_t cap, const sens_tensor *t);
 void sens_tensor_slot(const sens_tensor *t, stat_slot *slot, int *expert);
 
 /* A calibration set prepared for sensitivity runs: the reference forward, every layer's
- * input, the reference distributions. Not thread-safe; model must outlive it. */
+ * input, the reference distributions. One run at a time per worker (sens_set_workers); the
+ * model must outlive it. */
 typedef struct sens_set sens_set;
 
 /* Run the reference on ids [n_seq × seq_len] (all of them; the caller trims). Memory:
@@ -283,6 +293,22 @@ int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_
 /* The same per sequence: seq_kld[n_seq] = mean KL over each sequence's tokens. */
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err);
+/* Threads: a set has one worker (forward state and buffers) per concurrent run; worker 0 is
+ * the one the calls above use. sens_set_workers grows the set to N workers; runs on distinct
+ * workers may go on at the same time in different threads (the set's reference data is only
+ * read), each worker serving one run at a time. */
+int sens_set_workers(sens_set *s, int n, vl_err *err);
+/* sens_set_kld_seq on worker WORKER (< the workers made). */
+int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int from,
+                        double *seq_kld, vl_err *err);
+/* sens_set_kld_part on worker WORKER. */
+int sens_set_kld_part_on(sens_set *s, int worker, const model_weights *w, int from, int q0,
+                         int nq, double *kld, vl_err *err);
+/* KL(p̂ ‖ softmax(z)) of one token (nats): z0 the reference logits, p the reference
+ * probabilities (float32) with sum psum, p̂ = p/psum, z the perturbed logits, all [V]; exactly
+ * 0 for z = z0 (sens_kld.c: float64 result, float32 lanes within blocks of 64 entries; relative
+ * error ≲ 1e-6 whatever the size of z − z0). Pure. */
+double sens_token_kl(const float *z0, const float *p, double psum, const float *z, int V);
 /* Mean KL over sequences [q0, q0 + nq) only (the held-out part of a set). The forwards run the
  * reference run's chunks that hold them (SENS_CHUNK_TOKENS tokens each), so a small set runs
  * whole. */
@@ -309,6 +335,13 @@ int sens_noise(float *out, const float *w, const sens_tensor *t, double eps, uin
 int sens_noise_draw(float *out, const float *w, const sens_tensor *t, double eps, uint64_t seed,
                     int draw, vl_err *err);
 
+/* fn(ctx, worker, i) for every i in [0, n) on up to nt threads (worker 0 is the caller; each
+ * thread has its own worker index < nt), each item once, handed out in increasing order as
+ * threads free up; once an item returns non-zero no further item is started. fn keeps its
+ * results and errors per item or per worker. BLAS threads are the caller's to set. */
+typedef int (*sens_item_fn)(void *ctx, int worker, int i);
+void sens_par_items(int n, int nt, sens_item_fn fn, void *ctx);
+
 /* Bootstrap standard error of the mean of x[0..n): sd of the means of n_boot resamples of n
  * with replacement, drawn from rng_child_seed(seed, label). NaN when n < 2 or n_boot < 2. */
 double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, const char *label);
@@ -321,6 +354,14 @@ double sens_bootstrap_se(const double *x, int n, int n_boot, uint64_t seed, cons
  * (float32, one allocation, vl_free). */
 int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
             const sens_params *p, float **keep_q, vl_err *err);
+/* The same a set at a time (what sens_run does: each set's tensors are quantized once, for
+ * its RD rows and its additivity check alike): sens_rd_begin parses the menu and allocates
+ * the tables (every entry NaN); sens_rd_set fills set si's rows from its statistics ACC, the
+ * same numbers sens_rd gives, and with Q not NULL hands over every tensor quantized with them
+ * (*q as sens_quantize_set's). */
+int sens_rd_begin(sens_result *r, const char *spec, const sens_params *p, vl_err *err);
+int sens_rd_set(sens_result *r, const model *m, stat_acc *acc, int si, const sens_params *p,
+                float **q, vl_err *err);
 
 /* Outside the quadratic regime: |α(ε1)/α(ε0) − 1| > SENS_QUAD_TOL for unit u on set si (the
  * additive prediction assumes KLD ∝ ε²; a ratio far from 1 means routing flips or higher
@@ -410,8 +451,9 @@ typedef int (*sens_add_fn)(void *ctx, const sens_result *r, const model *m, sens
 /* The sens stage, shared by `vbrlab sens` and the runner (sens_run.c): the ids (leading whole
  * sequences up to p->max_tokens, at least one) and statistics of sets NAMES[0..n) of the stats
  * store ST (/sets/<name>/input_ids, /stats/<name>), then sens_layout, sens_alloc_alpha,
- * sens_rd on format menu SPEC, and per set sens_alpha and sens_additivity (held-out
- * sequences of the set).
+ * sens_rd_begin on format menu SPEC, and per set sens_rd_set (its quantized tensors kept for
+ * the check), sens_alpha and sens_additivity (held-out sequences of the set): the numbers of
+ * sens_rd followed by sens_quantize_set, with one quantization a set instead of two.
  * r is filled for sens_write; on failure it is freed. */
 int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *names, int n,
              const char *spec, const sens_params *p, sens_add_fn on_add, void *ctx,

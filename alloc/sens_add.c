@@ -2,6 +2,7 @@
  * sequences, per set and band (alloc/sens.h; the pure pieces are in sens_band.c). */
 #include "sens.h"
 
+#include "../core/kern.h"
 #include "../core/par.h"
 #include "../core/prog.h"
 
@@ -138,6 +139,40 @@ static int band_stats(sens_result *r, int si, const sens_params *p, vl_err *err)
     return rc;
 }
 
+/* The draws of one set on threads (sens_par_items): draw a of this rank's draws mine[i]. */
+typedef struct {
+    const sens_result *r;
+    int si, first, h;
+    const model *m;
+    sens_set *s;
+    const float *q;
+    const double *alpha;
+    const int *mine;
+    double *meas, *pr0, *pr1;
+    int *rc;          /* [this rank's draws] 0, or the error in err[i] */
+    vl_err *err;      /* [this rank's draws] */
+} add_pool;
+
+static int add_item(void *ctx, int worker, int i)
+{
+    add_pool *pl = ctx;
+    const sens_result *r = pl->r;
+    int a = pl->mine[i];
+    const int *ch = r->add_choice + (size_t)a * r->n_units;
+    model_weights *w = NULL;
+    double bpw, pr[2];
+    int rc = bind(r, pl->m, pl->q, ch, &w, &bpw, &pl->err[i]);
+    if (!rc)
+        rc = sens_set_kld_part_on(pl->s, worker, w, SENS_FROM_EMBED, pl->first, pl->h,
+                                  &pl->meas[a], &pl->err[i]);
+    model_weights_free(w);
+    predict(r, pl->si, ch, pl->alpha, pr);
+    pl->pr0[a] = pr[0];
+    pl->pr1[a] = pr[1];
+    pl->rc[i] = rc;
+    return rc;
+}
+
 int sens_additivity(sens_result *r, int si, const model *m, sens_set *s, const float *q,
                     const sens_params *p, vl_err *err)
 {
@@ -158,8 +193,16 @@ int sens_additivity(sens_result *r, int si, const model *m, sens_set *s, const f
     r->add_holdout[2 * si] = first;
     r->add_holdout[2 * si + 1] = h;
     double *alpha = vl_malloc((size_t)U * sizeof *alpha);
-    if (!alpha)
+    int *mine = vl_malloc(((size_t)A + 1) * sizeof *mine), nm = 0;
+    int *rcs = vl_malloc(((size_t)A + 1) * sizeof *rcs);
+    vl_err *errs = vl_calloc((size_t)A + 1, sizeof *errs);
+    if (!alpha || !mine || !rcs || !errs) {
+        vl_free(alpha);
+        vl_free(mine);
+        vl_free(rcs);
+        vl_free(errs);
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    }
     fit_alpha(r, si, first, alpha);
     double *meas = r->add_measured + (size_t)si * A;
     double *pr0 = r->add_pred[0] + (size_t)si * A, *pr1 = r->add_pred[1] + (size_t)si * A;
@@ -168,23 +211,36 @@ int sens_additivity(sens_result *r, int si, const model *m, sens_set *s, const f
     prog pg;
     prog_init(&pg, what, "runs", A);
     pg.enabled &= p->progress && par_rank() == 0;
-    for (int a = 0; !rc && a < A; a++) {
-        if (!par_mine(a)) /* draw a runs on rank a mod R */
-            continue;
-        const int *ch = r->add_choice + (size_t)a * U;
-        model_weights *w = NULL;
-        double bpw, pr[2];
-        rc = bind(r, m, q, ch, &w, &bpw, err);
-        if (!rc)
-            rc = sens_set_kld_part(s, w, SENS_FROM_EMBED, first, h, &meas[a], err);
-        model_weights_free(w);
-        predict(r, si, ch, alpha, pr);
-        pr0[a] = pr[0];
-        pr1[a] = pr[1];
-        prog_update(&pg, a + par_size() < A ? a + par_size() : A);
+    for (int a = 0; a < A; a++)
+        if (par_mine(a)) /* draw a runs on rank a mod R */
+            mine[nm++] = a;
+    /* the draws on threads as the α scan's units (BLAS single-threaded meanwhile); each
+       writes only its own entries, so the numbers do not depend on the thread count */
+    int nt = p->threads > 0 ? p->threads : kern_threads(), blas = kern_threads();
+    nt = nt < 1 ? 1 : nt > SENS_MAX_THREADS ? SENS_MAX_THREADS : nt;
+    rc = sens_set_workers(s, nt, err);
+    add_pool pl = {r, si, first, h, m, s, q, alpha, mine, meas, pr0, pr1, rcs, errs};
+    for (int i = 0; i < nm; i++) /* draws never started (after a failure) stay 0 */
+        rcs[i] = 0;
+    if (!rc) {
+        if (nt > 1)
+            kern_set_threads(1);
+        sens_par_items(nm, nt, add_item, &pl);
+        if (nt > 1)
+            kern_set_threads(blas);
+        prog_update(&pg, A);
     }
+    for (int i = 0; !rc && i < nm; i++) /* the first failed draw's error */
+        if (rcs[i]) {
+            rc = rcs[i];
+            if (err)
+                *err = errs[i];
+        }
     prog_finish(&pg);
     vl_free(alpha);
+    vl_free(mine);
+    vl_free(rcs);
+    vl_free(errs);
     double *shared[] = {meas, pr0, pr1};
     for (int k = 0; k < 3; k++)
         rc = par_share(shared[k], A, sizeof(double), sizeof(double), rc, err);

@@ -3,6 +3,7 @@
  * spread over draws (alloc/sens.h). */
 #include "sens.h"
 
+#include "../core/kern.h"
 #include "../core/par.h"
 #include "../core/prog.h"
 #include "../core/rng.h"
@@ -84,7 +85,8 @@ static int prepare_set(sens_result *r, int si, const sens_set *s, const sens_par
 /* Perturb every member of unit u at level eps (noise draw `draw`) in binding w (buffers from
  * buf), measure per sequence into seq[n_seq], and restore the slots. */
 static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sens_set *s,
-                    double eps, uint64_t seed, int draw, float *buf, double *seq, vl_err *err)
+                    int wi, double eps, uint64_t seed, int draw, float *buf, double *seq,
+                    vl_err *err)
 {
     int from = model_config(m)->n_layers, rc = 0;
     size_t off = 0;
@@ -106,7 +108,7 @@ static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sen
         from = f0 < from ? f0 : from;
     }
     if (!rc)
-        rc = sens_set_kld_seq(s, w, from, seq, err);
+        rc = sens_set_kld_seq_on(s, wi, w, from, seq, err);
     const model_weights *base = model_base(m); /* restore: the reference pointers */
     for (int i = 0; i < r->n_tensors; i++)
         if (r->t[i].unit == u)
@@ -166,7 +168,8 @@ static double sample_sd(const double *x, int n)
 /* Unit u of set si at noise level eps[k]: K draws, per-sequence KLD averaged over draws,
  * α = mean/ε², its bootstrap SE over sequences and the draws' spread. seq: [n] scratch. */
 static int unit_eps(sens_result *r, int si, int u, int k, const model *m, model_weights *w,
-                    sens_set *s, const sens_params *p, float *buf, double *seq, vl_err *err)
+                    sens_set *s, int wi, const sens_params *p, float *buf, double *seq,
+                    vl_err *err)
 {
     int n = r->set_seqs[si], D = r->n_draws, rc = 0;
     double e2 = p->eps[k] * p->eps[k];
@@ -187,7 +190,7 @@ static int unit_eps(sens_result *r, int si, int u, int k, const model *m, model_
     for (int q = 0; q < n; q++)
         acc[q] = 0;
     for (int d = 0; !rc && d < D; d++) {
-        rc = unit_kld(r, u, m, w, s, p->eps[k], p->seed, d, buf, seq, err);
+        rc = unit_kld(r, u, m, w, s, wi, p->eps[k], p->seed, d, buf, seq, err);
         double mean = 0;
         for (int q = 0; !rc && q < n; q++) {
             acc[q] += seq[q] / D;
@@ -249,24 +252,116 @@ static void item_copy(sens_result *r, int si, int u, double *buf, int to_buf)
     }
 }
 
+/* ---------------------------------------------------------------- threads */
+
+/* One thread of the scan: its worker of the set, binding, noise buffer and scratch. */
+typedef struct scan_pool scan_pool;
+typedef struct {
+    int wi;
+    model_weights *w;
+    float *buf;
+    double *seq;
+    vl_err err;
+} scan_thread;
+
+/* A batch of units run by nt threads (sens_par_items): each takes the next unit of the batch
+ * until none is left. Every unit writes only its own rows of r, so the numbers do not depend
+ * on which thread ran it. */
+struct scan_pool {
+    sens_result *r;
+    int si, nt;
+    const model *m;
+    sens_set *s;
+    const sens_params *p;
+    scan_thread *th;     /* [nt] */
+    const int *units;    /* [n] the batch */
+    int *rc;             /* [n] per unit: 0 done, else the error (in that thread's err) */
+    int *by;             /* [n] the thread that ran it */
+};
+
+static int pool_item(void *ctx, int worker, int i)
+{
+    scan_pool *pl = ctx;
+    scan_thread *t = &pl->th[worker];
+    int rc = 0;
+    for (int k = 0; !rc && k < 2; k++)
+        rc = unit_eps(pl->r, pl->si, pl->units[i], k, pl->m, t->w, pl->s, t->wi, pl->p, t->buf,
+                      t->seq, &t->err);
+    pl->by[i] = t->wi;
+    pl->rc[i] = rc;
+    return rc;
+}
+
+/* pl->rc of a unit not started (after another failed); error codes are ≤ 0. */
+enum { NOT_RUN = 1 };
+
+/* Run units[0..n) on the pool's threads; per-unit results in pl->rc. */
+static void pool_batch(scan_pool *pl, const int *units, int n)
+{
+    pl->units = units;
+    for (int i = 0; i < n; i++)
+        pl->rc[i] = NOT_RUN;
+    sens_par_items(n, pl->nt, pool_item, pl);
+}
+
+static void pool_free(scan_pool *pl)
+{
+    for (int t = 0; pl->th && t < pl->nt; t++) {
+        model_weights_free(pl->th[t].w);
+        vl_free(pl->th[t].buf);
+        vl_free(pl->th[t].seq);
+    }
+    vl_free(pl->th);
+    vl_free(pl->rc);
+    vl_free(pl->by);
+}
+
+/* nt threads for batches of up to cap units of set si (the set grows to nt workers). */
+static int pool_new(scan_pool *pl, int nt, int cap, sens_result *r, int si, const model *m,
+                    sens_set *s, const sens_params *p, vl_err *err)
+{
+    *pl = (scan_pool){r, si, nt, m, s, p, NULL, NULL, NULL, NULL};
+    size_t wmax = unit_weights_max(r); /* one noise buffer a thread, sized for the largest unit */
+    pl->th = vl_calloc((size_t)nt, sizeof *pl->th);
+    pl->rc = vl_malloc(((size_t)cap + 1) * sizeof *pl->rc);
+    pl->by = vl_malloc(((size_t)cap + 1) * sizeof *pl->by);
+    int rc = pl->th && pl->rc && pl->by ? sens_set_workers(s, nt, err)
+                                        : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    for (int t = 0; !rc && t < nt; t++) {
+        scan_thread *th = &pl->th[t];
+        th->wi = t;
+        th->buf = vl_malloc(wmax * sizeof *th->buf);
+        th->seq = vl_malloc(((size_t)r->set_seqs[si] + 1) * sizeof *th->seq);
+        rc = th->buf && th->seq ? model_weights_clone(&th->w, m, model_base(m), err)
+                                : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    }
+    return rc;
+}
+
+/* Threads for a scan of n units: p->threads, else the kernels' count; at most n. */
+static int scan_threads(const sens_params *p, int64_t n)
+{
+    int nt = p->threads > 0 ? p->threads : kern_threads();
+    nt = nt > SENS_MAX_THREADS ? SENS_MAX_THREADS : nt;
+    return nt < 1 ? 1 : nt > n && n > 0 ? (int)n : nt;
+}
+
 /* Units [u0, u1) of set si (both levels), with progress when asked. Units in p->journal are
- * taken from it; the others are handed out over the ranks by a work queue, journaled as each
- * is done, then shared by owner. */
+ * taken from it; the others are handed out over the ranks by a work queue in batches of up to
+ * 2 per thread, run on the threads (scan_pool; BLAS single-threaded meanwhile, so the cores
+ * are not oversubscribed), journaled as each batch is done (in queue order), then shared by
+ * owner. */
 static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set *s,
                 const sens_params *p, vl_err *err)
 {
     int rc = prepare_set(r, si, s, p, err);
-    model_weights *w = NULL; /* one noise buffer, sized for the largest unit */
-    float *buf = rc ? NULL : vl_malloc(unit_weights_max(r) * sizeof *buf);
-    double *seq = rc ? NULL : vl_malloc((size_t)r->set_seqs[si] * sizeof *seq);
     int64_t nu = u1 - u0, n_todo = 0;
     int *owner = vl_malloc(((size_t)nu + 1) * sizeof *owner);
     int *todo = vl_malloc(((size_t)nu + 1) * sizeof *todo);
     double *item = rc ? NULL : vl_malloc(item_doubles(r, si) * sizeof *item);
     char name[2 * SENS_LABEL_MAX + 160];
-    if (!rc)
-        rc = buf && seq && owner && todo && item ? model_weights_clone(&w, m, model_base(m), err)
-                                                 : vl_errf(err, VL_ENOMEM, "sens: out of memory");
+    if (!rc && !(owner && todo && item))
+        rc = vl_errf(err, VL_ENOMEM, "sens: out of memory");
     for (int u = u0; !rc && u < u1; u++) {
         int got = 0;
         owner[u - u0] = -1; /* restored units are on every rank already */
@@ -280,6 +375,11 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
         else
             todo[n_todo++] = u;
     }
+    int nt = scan_threads(p, n_todo), cap = 2 * nt, blas = kern_threads();
+    scan_pool pl;
+    int prc = pool_new(&pl, nt, cap, r, si, m, s, p, rc ? NULL : err);
+    rc = rc ? rc : prc;
+    int batch[2 * SENS_MAX_THREADS];
     prog pg;
     char what[96];
     snprintf(what, sizeof what, "sens α %s", r->set_name[si]);
@@ -287,25 +387,51 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
     prog_init(&pg, what, "runs", per * nu);
     pg.enabled &= p->progress;
     pg.enabled &= par_rank() == 0;
+    if (nt > 1)
+        kern_set_threads(1); /* the threads are the units' */
     par_queue *q = NULL;
     rc = par_queue_new(&q, n_todo, rc, err);
-    while (!rc) {
-        int64_t it;
-        if ((rc = par_queue_next(q, &it, err)) || it < 0)
-            break;
-        int u = todo[it];
-        owner[u - u0] = par_rank();
-        rc = par_fault_hit(p->fault, err);
-        for (int k = 0; !rc && k < 2; k++)
-            rc = unit_eps(r, si, u, k, m, w, s, p, buf, seq, err);
-        if (!rc && p->journal) {
-            item_name(r, si, u, p, name, sizeof name);
-            item_copy(r, si, u, item, 1);
-            rc = jr_put(p->journal, name, item, item_doubles(r, si) * sizeof *item, err);
+    int done = 0;
+    while (!rc && !done) {
+        int nb = 0;
+        int64_t it = -1, last = -1;
+        while (nb < cap) { /* a batch from the queue; a simulated crash ends it before its unit */
+            if ((rc = par_queue_next(q, &it, err)) || it < 0) {
+                done = 1;
+                break;
+            }
+            owner[todo[it] - u0] = par_rank();
+            if ((rc = par_fault_hit(p->fault, err))) {
+                done = 1;
+                break;
+            }
+            batch[nb++] = todo[it];
+            last = it;
+        }
+        int brc = 0;
+        if (nb)
+            pool_batch(&pl, batch, nb);
+        for (int i = 0; !brc && i < nb && pl.rc[i] != NOT_RUN; i++) { /* journal in queue order */
+            if (pl.rc[i]) {
+                brc = pl.rc[i];
+                if (err)
+                    *err = pl.th[pl.by[i]].err;
+            } else if (p->journal) {
+                item_name(r, si, batch[i], p, name, sizeof name);
+                item_copy(r, si, batch[i], item, 1);
+                brc = jr_put(p->journal, name, item, item_doubles(r, si) * sizeof *item, err);
+            }
+        }
+        if (brc && !rc) {
+            rc = brc;
+            done = 1;
         }
         /* seen from this rank: the items handed out so far, over all ranks */
-        prog_update(&pg, per * (nu - n_todo + it + 1));
+        if (last >= 0)
+            prog_update(&pg, per * (nu - n_todo + last + 1));
     }
+    if (nt > 1)
+        kern_set_threads(blas);
     par_queue_free(q); /* collective: reached by every rank, failed or not */
     prog_finish(&pg);
     if (r->n_draws) { /* prepare_set succeeded (on every rank alike): share this set's rows */
@@ -322,9 +448,7 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
                                  n * d8, owner, rc, err);
         }
     }
-    model_weights_free(w);
-    vl_free(buf);
-    vl_free(seq);
+    pool_free(&pl);
     vl_free(owner);
     vl_free(todo);
     vl_free(item);

@@ -82,16 +82,16 @@ static int alloc_rd(sens_result *r, int S, int T, int F, vl_err *err)
  * qb_bind applies it, and measures it with an isotropic input, where the output error is the
  * relative weight error: rel_imp = rel_out = rel_w, output energy = noise energy = ‖W‖²/rows
  * (so SENS_E_OUT gives α·rel_w for a unit of its own). ρ = 1. */
-static int rd_outer(sens_result *r, int ti, const float *w, float *q, float *keep,
+static int rd_outer(sens_result *r, int ti, const float *w, int s0, int s1, float *q, float *keep,
                     const sens_params *p, vl_err *err)
 {
     const sens_tensor *t = &r->t[ti];
-    int S = r->n_sets, F = r->n_formats, T = r->n_tensors, rc;
+    int F = r->n_formats, T = r->n_tensors, rc;
     double wn = 0;
     for (int64_t k = 0; k < t->n; k++)
         wn += (double)w[k] * w[k];
     r->w_norm2[ti] = wn;
-    for (int s = 0; s < S; s++) {
+    for (int s = s0; s < s1; s++) {
         r->route_share[(size_t)s * T + ti] = 1.0;
         r->out_energy[(size_t)s * T + ti] = r->noise_energy[(size_t)s * T + ti] = wn / t->rows;
     }
@@ -106,7 +106,7 @@ static int rd_outer(sens_result *r, int ti, const float *w, float *q, float *kee
             return rc;
         size_t tf = (size_t)ti * F + f;
         r->bpw[tf] = pt.bpw;
-        for (int s = 0; s < S; s++) {
+        for (int s = s0; s < s1; s++) {
             size_t stf = (size_t)s * T * F + tf;
             r->few[stf] = (unsigned char)info.few_applied;
             r->rel_w[stf] = r->rel_imp[stf] = r->rel_out[stf] = pt.rel_w;
@@ -118,13 +118,15 @@ static int rd_outer(sens_result *r, int ti, const float *w, float *q, float *kee
 /* One tensor: statistics of every set; every format quantized with each set's own statistics
  * and measured under them (the quantizer that set's allocation will be applied with). The
  * add set's quantized copies go to keep (when not NULL), the others through q. */
-static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *stats,
-                       const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
-                       vl_err *err);
+/* Sets [s0, s1) only: stats[s] for s in that range (ts likewise; keep: the copies of set
+ * p->add_set when it is in the range). */
+static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *stats, int s0,
+                       int s1, const sens_params *p, tstats *ts, float *q, float *keep,
+                       double *scr, vl_err *err);
 
-static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *stats,
-                     const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
-                     vl_err *err)
+static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *stats, int s0,
+                     int s1, const sens_params *p, tstats *ts, float *q, float *keep,
+                     double *scr, vl_err *err)
 {
     const sens_tensor *t = &r->t[ti];
     const float *w;
@@ -132,22 +134,22 @@ static int rd_tensor(sens_result *r, int ti, const model *m, stat_acc *const *st
     int rc = model_tensor_f32(m, model_base(m), (size_t)t->mi, &w, &own, err);
     if (rc)
         return rc;
-    rc = rd_tensor_w(r, ti, w, stats, p, ts, q, keep, scr, err);
+    rc = rd_tensor_w(r, ti, w, stats, s0, s1, p, ts, q, keep, scr, err);
     vl_free(own);
     return rc;
 }
 
 /* rd_tensor on the reference weights w. */
-static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *stats,
-                       const sens_params *p, tstats *ts, float *q, float *keep, double *scr,
-                       vl_err *err)
+static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *stats, int s0,
+                       int s1, const sens_params *p, tstats *ts, float *q, float *keep,
+                       double *scr, vl_err *err)
 {
     const sens_tensor *t = &r->t[ti];
-    int S = r->n_sets, F = r->n_formats, rc;
+    int F = r->n_formats, rc;
     size_t C = (size_t)t->cols;
     if (t->proj == SENS_P_EMBED || t->proj == SENS_P_HEAD)
-        return rd_outer(r, ti, w, q, keep, p, err);
-    for (int s = 0; s < S; s++) {
+        return rd_outer(r, ti, w, s0, s1, q, keep, p, err);
+    for (int s = s0; s < s1; s++) {
         ts[s].h = ts[s].imp + C; /* buffers laid out [imp C | h C²] per set */
         if ((rc = get_stats(&ts[s], stats[s], t, r->set_name[s], err)))
             return rc;
@@ -156,9 +158,9 @@ static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *
     for (int64_t k = 0; k < t->n; k++)
         wn += (double)w[k] * w[k];
     r->w_norm2[ti] = wn;
-    for (int s = 0; s < S; s++)
+    for (int s = s0; s < s1; s++)
         r->route_share[(size_t)s * r->n_tensors + ti] = sens_route_share(stats[s], t);
-    for (int s = 0; s < S; s++) {
+    for (int s = s0; s < s1; s++) {
         if (!ts[s].h)
             continue;
         if (ts[s].rows <= 0) { /* an expert the set never reaches: no output, no damage */
@@ -173,7 +175,7 @@ static int rd_tensor_w(sens_result *r, int ti, const float *w, stat_acc *const *
             trace_whw(w, ts[s].h, t->rows, t->cols, scr) / ts[s].rows;
         r->noise_energy[(size_t)s * r->n_tensors + ti] = wn * trh / ((double)C * ts[s].rows);
     }
-    for (int s = 0; s < S; s++) {
+    for (int s = s0; s < s1; s++) {
         fq_stats fs = {ts[s].imp, ts[s].h, ts[s].tokens};
         for (int f = 0; f < F; f++) {
             size_t tf = (size_t)ti * F + f, stf = (size_t)s * r->n_tensors * F + tf;
@@ -204,32 +206,86 @@ size_t sens_q_offset(const sens_result *r, int ti)
     return o;
 }
 
-int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
-            const sens_params *p, float **keep_q, vl_err *err)
+int sens_rd_begin(sens_result *r, const char *spec, const sens_params *p, vl_err *err)
 {
     qfmt_menu menu = {0, NULL};
     int rc = qfmt_menu_parse(&menu, spec, err);
     if (rc)
         return rc;
-    if (keep_q && (p->add_set < 0 || p->add_set >= r->n_sets)) {
-        qfmt_menu_free(&menu);
-        return vl_errf(err, VL_EARG, "sens: additivity set %d outside [0, %d)", p->add_set,
-                       r->n_sets);
-    }
     r->n_formats = menu.n;
     r->fmt = menu.v; /* taken over */
     r->min_tokens = p->fq.min_tokens;
     if (!(r->spec = vl_strdup(spec)) ||
         !(r->few_policy = vl_strdup(fq_policy_name(p->fq.few))))
         return vl_errf(err, VL_ENOMEM, "sens: out of memory");
-    int S = r->n_sets, T = r->n_tensors, F = r->n_formats;
-    if ((rc = alloc_rd(r, S, T, F, err)))
-        return rc;
-    size_t nmax = 0, cmax = 0;
-    for (int i = 0; i < T; i++) {
-        nmax = (size_t)r->t[i].n > nmax ? (size_t)r->t[i].n : nmax;
-        cmax = (size_t)r->t[i].cols > cmax ? (size_t)r->t[i].cols : cmax;
+    return alloc_rd(r, r->n_sets, r->n_tensors, r->n_formats, err);
+}
+
+/* Largest tensor in weights and in input columns. */
+static void tensor_max(const sens_result *r, size_t *nmax, size_t *cmax)
+{
+    *nmax = *cmax = 0;
+    for (int i = 0; i < r->n_tensors; i++) {
+        *nmax = (size_t)r->t[i].n > *nmax ? (size_t)r->t[i].n : *nmax;
+        *cmax = (size_t)r->t[i].cols > *cmax ? (size_t)r->t[i].cols : *cmax;
     }
+}
+
+int sens_rd_set(sens_result *r, const model *m, stat_acc *acc, int si, const sens_params *p,
+                float **q, vl_err *err)
+{
+    if (si < 0 || si >= r->n_sets || !r->bpw)
+        return vl_errf(err, VL_EARG, "sens: RD of set %d of %d before sens_rd_begin", si,
+                       r->n_sets);
+    int T = r->n_tensors, F = r->n_formats, rc = 0;
+    size_t nmax, cmax;
+    tensor_max(r, &nmax, &cmax);
+    tstats *ts = vl_calloc((size_t)r->n_sets, sizeof *ts); /* only [si] used */
+    stat_acc **stats = vl_calloc((size_t)r->n_sets, sizeof *stats);
+    double *sbuf = vl_malloc((cmax + cmax * cmax) * sizeof *sbuf);
+    double *scr = vl_malloc(2 * nmax * sizeof *scr);
+    float *out = q ? vl_malloc(sens_q_offset(r, T) * sizeof *out + 1)
+                   : vl_malloc((size_t)F * nmax * sizeof *out);
+    if (!ts || !stats || !sbuf || !scr || !out)
+        rc = vl_errf(err, VL_ENOMEM, "sens: out of memory for quantized tensors");
+    sens_params pk = *p;
+    pk.add_set = si; /* rd_tensor_w's keep is the add set's: here set si's */
+    char what[96];
+    snprintf(what, sizeof what, "sens RD %s", rc ? "" : r->set_name[si]);
+    prog pg;
+    prog_init(&pg, what, "tensors", T);
+    pg.enabled &= p->progress;
+    for (int i = 0; !rc && i < T; i++) {
+        stats[si] = acc;
+        ts[si].imp = sbuf;
+        rc = rd_tensor(r, i, m, stats, si, si + 1, &pk, ts, out, q ? out + sens_q_offset(r, i)
+                                                                 : NULL, scr, err);
+        prog_update(&pg, i + 1);
+    }
+    prog_finish(&pg);
+    vl_free(ts);
+    vl_free(stats);
+    vl_free(sbuf);
+    vl_free(scr);
+    if (q && !rc)
+        *q = out;
+    else
+        vl_free(out);
+    return rc;
+}
+
+int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *stats,
+            const sens_params *p, float **keep_q, vl_err *err)
+{
+    if (keep_q && (p->add_set < 0 || p->add_set >= r->n_sets))
+        return vl_errf(err, VL_EARG, "sens: additivity set %d outside [0, %d)", p->add_set,
+                       r->n_sets);
+    int rc = sens_rd_begin(r, spec, p, err);
+    if (rc)
+        return rc;
+    int S = r->n_sets, T = r->n_tensors, F = r->n_formats;
+    size_t nmax, cmax;
+    tensor_max(r, &nmax, &cmax);
     tstats *ts = vl_calloc((size_t)S, sizeof *ts);
     double *sbuf = vl_malloc((size_t)S * (cmax + cmax * cmax) * sizeof *sbuf);
     double *scr = vl_malloc(2 * nmax * sizeof *scr);
@@ -243,7 +299,8 @@ int sens_rd(sens_result *r, const model *m, const char *spec, stat_acc *const *s
     for (int i = 0; !rc && i < T; i++) {
         for (int s = 0; s < S; s++)
             ts[s].imp = sbuf + (size_t)s * (cmax + cmax * cmax);
-        rc = rd_tensor(r, i, m, stats, p, ts, q, keep ? keep + sens_q_offset(r, i) : NULL, scr, err);
+        rc = rd_tensor(r, i, m, stats, 0, S, p, ts, q, keep ? keep + sens_q_offset(r, i) : NULL,
+                       scr, err);
         prog_update(&pg, i + 1);
     }
     prog_finish(&pg);

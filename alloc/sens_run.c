@@ -53,14 +53,16 @@ int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *n
     if (!rc && (p->add_set < 0 || p->add_set >= n))
         rc = vl_errf(err, VL_EARG, "sens: set index %d outside [0, %d)", p->add_set, n);
     if (!rc)
-        rc = sens_rd(r, m, spec, acc, p, NULL, err);
+        rc = sens_rd_begin(r, spec, p, err);
     for (int s = 0; !rc && s < n; s++) {
         int need_q = p->add_draws > 0 || (s == p->add_set && on_add);
-        rc = sens_set_new(&ss, m, ids[s], n_seq[s], len[s], err);
+        /* this set's RD rows and its quantized tensors (its quantizer, as its allocation
+           will be applied) from one quantization */
+        rc = sens_rd_set(r, m, acc[s], s, p, need_q ? &q : NULL, err);
+        if (!rc)
+            rc = sens_set_new(&ss, m, ids[s], n_seq[s], len[s], err);
         if (!rc)
             rc = sens_alpha(r, s, m, ss, p, err);
-        if (!rc && need_q) /* this set's quantizer, as its allocation will be applied */
-            rc = sens_quantize_set(r, m, acc[s], s, p, &q, err);
         if (!rc)
             rc = sens_additivity(r, s, m, ss, q, p, err);
         if (!rc && s == p->add_set && on_add)

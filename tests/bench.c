@@ -46,7 +46,10 @@ static struct {
     double st_toks[3];       /* stats --no-hessian tokens/s, 1 and 2 threads */
     double kld_s_1k;         /* KLD step seconds per 1k tokens (16k vocabulary) */
     double ev_toks[3];       /* eval tokens/s of one allocation, 1 and 2 threads */
-    double sens_run_ms[2];   /* ms per perturbed run per 1k tokens: group, tensor */
+    double sens_run_ms[2];   /* ms per perturbed run (unit × ε × draw) per 1k tokens: group,
+                                tensor, on every thread */
+    double sens_grp_s[3];    /* group scan wall seconds on 1 and 2 threads ([1], [2]) */
+    double sens_grp_cpu[3];  /* its process CPU seconds */
 } G;
 
 static double sgemm_gflops(int T, int K, int N, int reps)
@@ -487,10 +490,21 @@ done:
     model_close(m);
 }
 
-/* A full sensitivity scan (alloc/sens.h sens_alpha: every unit at both ε) of the embedded
- * model on one set of 4 × 64 pseudo-random tokens, at group and at tensor granularity: seconds
- * per scan, per unit and per perturbed run (unit × ε). One timed scan each (no warm-up: a scan
- * is hundreds of forwards); the reference run (sens_set_new) is timed separately. */
+/* Process CPU seconds (all threads): on a shared machine the wall clock also counts other
+ * processes' turns; the CPU time of a one-thread run is the work itself. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* A full sensitivity scan (alloc/sens.h sens_alpha: every unit at both ε, 2 noise draws each)
+ * of the embedded model on one set of 4 × 64 pseudo-random tokens: at group granularity on 1
+ * and on 2 threads (sens_params.threads; wall and process CPU seconds), at tensor granularity
+ * on 2. Seconds per scan, per unit and per perturbed run (unit × ε × draw: one suffix
+ * forward and its KL). One timed scan each (no warm-up: a scan is hundreds of forwards); the
+ * reference run (sens_set_new) is timed separately. */
 static void bench_sens(void)
 {
     enum { S = 4, T = 64 };
@@ -515,29 +529,41 @@ static void bench_sens(void)
     }
     printf("| sens reference run %d×%d (s) | %.3f |\n", S, T, prog_now() - t0);
     static const char *const names[] = {"bench"};
-    for (int g = 0; g < 2; g++) {
-        sens_gran gran = g ? SENS_TENSOR : SENS_GROUP;
+    static const struct {
+        sens_gran gran;
+        int threads;
+    } runs[3] = {{SENS_GROUP, 1}, {SENS_GROUP, 2}, {SENS_TENSOR, 2}};
+    for (int k = 0; k < 3; k++) {
+        sens_gran gran = runs[k].gran;
         sens_result r = {0};
         sens_params p = sens_defaults();
         p.gran = gran;
         p.progress = 0;
         p.max_tokens = 0;
+        p.threads = runs[k].threads;
         if (sens_layout(&r, m, gran, 0, &e) || sens_alloc_alpha(&r, 1, names, &e)) {
             printf("| sens scan | failed: %s |\n", e.msg);
             sens_result_free(&r);
             break;
         }
         t0 = prog_now();
+        double c0 = cpu_now();
         int rc = sens_alpha(&r, 0, m, ss, &p, &e);
-        double dt = prog_now() - t0;
+        double dt = prog_now() - t0, dc = cpu_now() - c0;
+        double nrun = 2.0 * p.draws * r.n_units;
         if (rc)
             printf("| sens scan %s | failed: %s |\n", sens_gran_name(gran), e.msg);
         else {
-            printf("| sens scan %s, %d units × 2 ε, %d×%d tokens (s) | %.2f (%.1f ms/unit, "
-                   "%.1f ms/run) |\n",
-                   sens_gran_name(gran), r.n_units, S, T, dt, 1e3 * dt / r.n_units,
-                   1e3 * dt / (2.0 * r.n_units));
-            G.sens_run_ms[g] = 1e3 * dt / (2.0 * r.n_units) / (S * T * 1e-3);
+            printf("| sens scan %s, %d units × 2 ε × %d draws, %d×%d tokens, %d thread%s (s) | "
+                   "%.2f wall, %.2f CPU (%.1f ms/unit, %.1f ms/run wall) |\n",
+                   sens_gran_name(gran), r.n_units, p.draws, S, T, p.threads,
+                   p.threads > 1 ? "s" : "", dt, dc, 1e3 * dt / r.n_units, 1e3 * dt / nrun);
+            if (gran == SENS_GROUP) {
+                G.sens_grp_s[p.threads] = dt;
+                G.sens_grp_cpu[p.threads] = dc;
+            }
+            if (p.threads == 2)
+                G.sens_run_ms[gran == SENS_TENSOR] = 1e3 * dt / nrun / (S * T * 1e-3);
         }
         sens_result_free(&r);
     }
@@ -631,12 +657,21 @@ static void print_goals(void)
          G.sens_run_ms[0], 60e3 / (60 * 4) / 2.048, 1);
     goal("sens tensor: ms per perturbed run per 1k tokens (5 min scan goal)", "ms",
          G.sens_run_ms[1], 300e3 / (330 * 4) / 2.048, 1);
+    /* the goals' scans projected from the per-run figures (runs × ms/run/1k × 2.048) */
+    goal("sens group scan, 60 units × 2 ε × 2 draws on 2,048 tokens (projected)", "s",
+         G.sens_run_ms[0] * 240 * 2.048e-3, 60, 1);
+    goal("sens tensor scan, 330 units × 2 ε × 2 draws on 2,048 tokens (projected)", "s",
+         G.sens_run_ms[1] * 1320 * 2.048e-3, 300, 1);
     static const char *const what[3] = {"", "forward 8×256", "stats --no-hessian 8×256"};
     const double *tk[3] = {NULL, G.fwd_toks, G.st_toks};
     for (int i = 1; i < 3; i++)
         if (tk[i][1] > 0 && tk[i][2] > 0)
             printf("| %s tokens/s, 1 → 2 threads | speedup with cores | %.0f → %.0f | %.2f× |\n",
                    what[i], tk[i][1], tk[i][2], tk[i][2] / tk[i][1]);
+    if (G.sens_grp_s[1] > 0 && G.sens_grp_s[2] > 0)
+        printf("| sens group scan s (CPU s), 1 → 2 threads | speedup with cores | %.2f (%.2f) → "
+               "%.2f (%.2f) | %.2f× |\n", G.sens_grp_s[1], G.sens_grp_cpu[1], G.sens_grp_s[2],
+               G.sens_grp_cpu[2], G.sens_grp_s[1] / G.sens_grp_s[2]);
     if (G.ev_toks[1] > 0 && G.ev_toks[2] > 0)
         printf("| eval tokens/s, 1 → 2 threads | speedup with cores | %.0f → %.0f | %.2f× |\n",
                G.ev_toks[1], G.ev_toks[2], G.ev_toks[2] / G.ev_toks[1]);
