@@ -192,8 +192,8 @@ static int kld_range(sens_set *s, int wi, const model_weights *w, int from, int 
             in = k->emb;
         }
         if (!rc)
-            rc = fwd_run_from(s->m, w, k->st, from < 0 ? 0 : from, in, nb, s->seq_len, NULL,
-                              NULL, &lg, err);
+            rc = fwd_run_from(s->m, w, k->st, s->ids + row0, from < 0 ? 0 : from, in, nb,
+                              s->seq_len, NULL, NULL, &lg, err);
         if (rc)
             return rc;
         for (int q = 0; q < nb; q++) {

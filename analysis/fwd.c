@@ -560,7 +560,8 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
                       logits, err);
 }
 
-int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int layer,
+int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+                 int layer,
                  const float *hidden_in, int n_seq, int seq_len, const fwd_opts *opts,
                  const tap_set *taps, const float **logits, vl_err *err)
 {
@@ -572,7 +573,7 @@ int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int laye
         return vl_errf(err, VL_EARG, "forward: start layer %d outside [0, %d]", layer,
                        c->n_layers);
     if (st->v4)
-        return fwd_v4_run(st->v4, st->mw, w, NULL, layer, hidden_in, n_seq, seq_len,
+        return fwd_v4_run(st->v4, st->mw, w, ids, layer, hidden_in, n_seq, seq_len,
                           opts ? opts->route_all_experts : 0, taps, logits, err);
     st->flops = 0;
     memcpy(st->h, hidden_in, (size_t)n_seq * seq_len * c->hidden * sizeof *st->h);

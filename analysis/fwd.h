@@ -70,8 +70,12 @@ int fwd_run(const model *m, const model_weights *w, fwd_state *st, const int32_t
  * (fwd_embed) for layer 0, else the TAP_RESIDUAL rows of layer LAYER−1 from an earlier run of
  * the same batch. Bit for bit equal to fwd_run when given the rows fwd_run computed (same
  * code path and order); taps fire only for layers LAYER.. and the logits. hidden_in is copied
- * (it may be any caller buffer). Logits and errors as fwd_run; VL_EARG for a bad layer. */
-int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, int layer,
+ * (it may be any caller buffer). ids: the batch's token ids; deepseek_v4's hash-routed layers
+ * read them, the other families ignore them. NULL is allowed: deepseek_v4 then reuses the ids
+ * of the state's last batch and refuses (VL_EARG) a batch of another shape. Logits and errors
+ * as fwd_run; VL_EARG for a bad layer. */
+int fwd_run_from(const model *m, const model_weights *w, fwd_state *st, const int32_t *ids,
+                 int layer,
                  const float *hidden_in, int n_seq, int seq_len, const fwd_opts *opts,
                  const tap_set *taps, const float **logits, vl_err *err);
 

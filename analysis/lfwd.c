@@ -51,10 +51,7 @@ int lfwd_run_ext(const model *m, const model_weights *w, fwd_state *st, const in
                     rc = acts_put(a, r0, n, h, err);
                 continue;
             }
-            /* an empty layer range tells the state this batch's ids (deepseek_v4) */
-            rc = fwd_run_layers(m, w, st, bid, L, L, h, nb, T, p->opts, NULL, err);
-            if (!rc)
-                rc = fwd_run_from(m, w, st, L, h, nb, T, p->opts, taps, &lg, err);
+            rc = fwd_run_from(m, w, st, bid, L, h, nb, T, p->opts, taps, &lg, err);
             if (!rc && sink)
                 rc = sink(user, s0, nb, lg, err);
         }

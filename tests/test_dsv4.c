@@ -234,7 +234,8 @@ static void golden(chk *c)
     float *full = malloc(sizeof(float) * N * V);
     memcpy(full, lg, sizeof(float) * N * V);
     for (int l = 1; l <= L; l++) {
-        rc = fwd_run_from(m, model_base(m), st, l, cp.resid[l - 1], S, T, NULL, NULL, &lg, &e);
+        rc = fwd_run_from(m, model_base(m), st, NULL, l, cp.resid[l - 1], S, T, NULL, NULL, &lg,
+                          &e);
         CHECK(c, rc == 0 && !memcmp(lg, full, sizeof(float) * N * V),
               "fwd_run_from layer %d equals the full run", l);
     }

@@ -57,13 +57,13 @@ static void test_run_from(chk *c, const model *m, const int32_t *ids)
     CI(c, fwd_run(m, model_base(m), st, ids, S, TL, NULL, &ts, &lg, &e), 0);
     memcpy(ref, lg, (size_t)N * V * sizeof *ref);
     for (int l = 0; l <= L; l++) {
-        CI(c, fwd_run_from(m, model_base(m), st, l, cp.h + (size_t)l * N * D, S, TL,
+        CI(c, fwd_run_from(m, model_base(m), st, NULL, l, cp.h + (size_t)l * N * D, S, TL,
                                   NULL, NULL, &lg, &e), 0);
         char what[64];
         snprintf(what, sizeof what, "run_from(%d) logits bit-identical", l);
         CHECK(c, !memcmp(lg, ref, (size_t)N * V * sizeof *ref), what);
     }
-    CI(c, fwd_run_from(m, model_base(m), st, L + 1, cp.h, S, TL, NULL, NULL, &lg, &e),
+    CI(c, fwd_run_from(m, model_base(m), st, NULL, L + 1, cp.h, S, TL, NULL, NULL, &lg, &e),
               VL_EARG);
     int32_t bad = V;
     CI(c, fwd_embed(m, model_base(m), &bad, 1, cp.h, &e), VL_ERANGE);
