@@ -9,8 +9,6 @@
 #include "runctx.h"
 
 #include "../alloc/fq.h"
-#include "../alloc/solve.h"
-#include "../core/rng.h"
 #include "../core/par.h"
 
 #include <stdio.h>
@@ -178,30 +176,6 @@ int run_menu_has_gptq(const exp_config *cfg, vl_err *err)
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s-%g", a->name, target);
-}
-
-int run_baselines(const exp_config *cfg, const char *vbr, char names[][256], int *method,
-                  uint64_t *seed)
-{
-    int n = 0;
-    if (cfg->baselines >> EXP_BASE_UNIFORM & 1) {
-        snprintf(names[n], 256, "%s.uniform", vbr);
-        seed[n] = 0;
-        method[n++] = SOLVE_UNIFORM;
-    }
-    if (cfg->baselines >> EXP_BASE_RULES & 1) {
-        snprintf(names[n], 256, "%s.rules", vbr);
-        seed[n] = 0;
-        method[n++] = SOLVE_RULES;
-    }
-    for (int d = 1; cfg->baselines >> EXP_BASE_RANDOM & 1 && d <= cfg->random_draws; d++) {
-        char label[300];
-        snprintf(names[n], 256, "%s.random%d", vbr, d);
-        snprintf(label, sizeof label, "baseline.random.%s.%d", vbr, d);
-        seed[n] = rng_child_seed(cfg->seed, label);
-        method[n++] = SOLVE_RANDOM;
-    }
-    return n;
 }
 
 void run_join_sets(const exp_slist *l, char *buf, size_t cap)
