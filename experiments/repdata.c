@@ -18,34 +18,13 @@
 
 /* ---------------------------------------------------------------- reading */
 
-static int split_names(char *buf, char ***out)
-{
-    int n = 1;
-    for (char *p = buf; *p; p++)
-        n += *p == '\n';
-    char **v = vl_calloc((size_t)n, sizeof *v);
-    if (!v)
-        return -1;
-    int k = 0;
-    for (char *p = buf, *next; p && k < n; p = next) {
-        next = strchr(p, '\n');
-        if (next)
-            *next++ = '\0';
-        v[k++] = p;
-    }
-    *out = v;
-    return k;
-}
-
 void rep_free(rep_data *d)
 {
     for (int i = 0; d->seq && i < d->A * d->D; i++)
         vl_free(d->seq[i]);
     vl_free(d->seq);
-    vl_free(d->rows_buf);
-    vl_free(d->cols_buf);
-    vl_free(d->rows);
-    vl_free(d->cols);
+    h5s_names_free(d->rows, d->A);
+    h5s_names_free(d->cols, d->D);
     vl_free(d->n_seq);
     vl_free(d->cell);
     vl_free(d->same);
@@ -56,16 +35,10 @@ void rep_free(rep_data *d)
 /* The shape and names from replicate 0 (s), and the arrays. */
 static int read_shape(h5s_store *s, int R, rep_data *d, vl_err *err)
 {
-    int rc = h5s_attr_get(s, "/eval/matrix", "rows", &d->rows_buf, err);
-    if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &d->cols_buf, err);
+    int rc = ev_read_names(s, &d->rows, &d->A, &d->cols, &d->D, err);
     if (rc)
         return rc;
     d->R = R;
-    d->A = split_names(d->rows_buf, &d->rows);
-    d->D = split_names(d->cols_buf, &d->cols);
-    if (d->A < 1 || d->D < 1)
-        return vl_errf(err, VL_ENOMEM, "out of memory");
     size_t cells = (size_t)R * d->A * d->D;
     d->n_seq = vl_calloc((size_t)d->D, sizeof *d->n_seq);
     d->cell = vl_calloc(cells, sizeof *d->cell);
