@@ -170,9 +170,10 @@ int calib_source_parse(const char *s, calib_spec *o, vl_err *err)
             o->kind = CALIB_UNIFORM;
         else if (!strcmp(k, "bytes"))
             o->kind = CALIB_BYTES;
-        else if (!strncmp(k, "shuffle:", 8))
-            return o->kind = CALIB_SHUFFLE, parse_ref(o, k + 8, strlen(k + 8), "noise:shuffle", err);
-        else
+        else if (!strncmp(k, "shuffle:", 8)) {
+            o->kind = CALIB_SHUFFLE;
+            return parse_ref(o, k + 8, strlen(k + 8), "noise:shuffle", err);
+        } else
             return src_err(err, "unknown noise kind \"%s\": \"%s\" is not noise:uniform, "
                            "noise:bytes or noise:shuffle:SET", k, s);
         return 0;
