@@ -98,10 +98,6 @@ typedef struct {
     const char *sens_file;  /* the sens.h5 it came from */
     int budget_model;       /* 1: the target was set over the whole model (model_target) */
     double model_target;    /* that target (bpw over every weight of the model) */
-    const char *alloc_set;  /* the runner's 2×2 record (experiments/expcfg.h): the sets the */
-    const char *stats_set;  /* allocation came from and those that quantize it, comma-joined;
-                             * NULL: attribute not written. salloc_run writes them on the VBR
-                             * results only, not on their baselines. */
 } salloc_meta;
 
 /* What an allocation proves: "optimal" (gap 0), "node-limit" (the exact search stopped at its
@@ -170,6 +166,10 @@ typedef struct {
                                * same budget, problem and objective (salloc_baselines) */
     int random_draws;         /* with SALLOC_BASE_RANDOM */
     uint64_t baseline_seed;   /* the random baselines' seeds derive from it */
+    const char *alloc_set;    /* the runner's 2×2 record (experiments/expcfg.h): the sets the */
+    const char *stats_set;    /* allocation came from and those that quantize it, comma-joined,
+                               * as attributes of each VBR result (not of its baselines); NULL:
+                               * not written */
 } salloc_req;
 
 /* Baselines beside a VBR result (salloc_req.baselines bits), in this order: uniform (best

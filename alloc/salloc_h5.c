@@ -93,10 +93,6 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
         {"kept_rule", mb_rule_name((mb_rule)p->rule)}};
     for (size_t k = 0; k < sizeof sattr / sizeof *sattr && !rc; k++)
         rc = h5s_attr_set(st, g, sattr[k][0], sattr[k][1], err);
-    if (!rc && meta && meta->alloc_set)
-        rc = h5s_attr_set(st, g, "alloc_set", meta->alloc_set, err);
-    if (!rc && meta && meta->stats_set)
-        rc = h5s_attr_set(st, g, "stats_set", meta->stats_set, err);
     if (!rc && par->method == SOLVE_RANDOM) { /* decimal text: a double loses bits past 2^53 */
         char sd[32];
         snprintf(sd, sizeof sd, "%llu", (unsigned long long)par->seed);

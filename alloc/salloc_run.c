@@ -35,16 +35,13 @@ int salloc_baselines(unsigned which, int random_draws, uint64_t seed, const char
     return n;
 }
 
-/* The baselines of result NAME at the same budget, problem and objective as par; stored without
- * the 2×2 record. */
+/* The baselines of result NAME at the same budget, problem and objective as par. */
 static int solve_baselines(const salloc_req *q, const char *name, const salloc_problem *p,
                            const solve_params *par, const salloc_meta *meta, h5s_store *out,
                            salloc_each_fn each, void *ctx, vl_err *err)
 {
     salloc_baseline b[SALLOC_MAX_BASELINES];
     int nb = salloc_baselines(q->baselines, q->random_draws, q->baseline_seed, name, b);
-    salloc_meta bm = *meta;
-    bm.alloc_set = bm.stats_set = NULL;
     int rc = 0;
     for (int i = 0; !rc && i < nb; i++) {
         solve_params bp = *par;
@@ -56,11 +53,22 @@ static int solve_baselines(const salloc_req *q, const char *name, const salloc_p
         if (!rc && each)
             rc = each(ctx, b[i].name, p, &res);
         if (!rc && out)
-            rc = salloc_write(out, b[i].name, p, &res, &bp, &bm, err);
+            rc = salloc_write(out, b[i].name, p, &res, &bp, meta, err);
         solve_result_free(&res);
         if (rc)
             vl_errctx(err, rc, "baseline %s", b[i].name);
     }
+    return rc;
+}
+
+/* The runner's 2×2 record on /alloc/NAME (salloc_req.alloc_set, stats_set). */
+static int write_pair(h5s_store *out, const char *name, const salloc_req *q, vl_err *err)
+{
+    char g[300];
+    snprintf(g, sizeof g, "/alloc/%s", name);
+    int rc = q->alloc_set ? h5s_attr_set(out, g, "alloc_set", q->alloc_set, err) : 0;
+    if (!rc && q->stats_set)
+        rc = h5s_attr_set(out, g, "stats_set", q->stats_set, err);
     return rc;
 }
 
@@ -105,6 +113,8 @@ int salloc_run(const sens_result *r, const salloc_req *q, h5s_store *out, salloc
             rc = each(ctx, name, p, &res);
         if (!rc && out)
             rc = salloc_write(out, name, p, &res, &par, &meta, err);
+        if (!rc && out)
+            rc = write_pair(out, name, q, err);
         solve_result_free(&res);
         if (!rc && q->baselines)
             rc = solve_baselines(q, name, p, &par, &meta, out, each, ctx, err);

@@ -94,25 +94,21 @@ static int read_seq(h5s_store *s, rep_data *d, int r, int a, int j, vl_err *err)
 
 static int read_replicate(h5s_store *s, rep_data *d, int r, vl_err *err)
 {
-    char *rows = NULL, *cols = NULL;
-    int rc = h5s_attr_get(s, "/eval/matrix", "rows", &rows, err);
-    if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &cols, err);
-    if (!rc) { /* the names as replicate 0 joined them */
-        size_t n = 0;
-        for (int a = 0; a < d->A; a++)
-            n += strlen(d->rows[a]) + 1;
-        int same = strlen(rows) + 1 == n;
-        for (int a = 0, off = 0; same && a < d->A; off += (int)strlen(d->rows[a]) + 1, a++)
-            same = !strncmp(rows + off, d->rows[a], strlen(d->rows[a]));
-        for (int j = 0, off = 0; same && j < d->D; off += (int)strlen(d->cols[j]) + 1, j++)
-            same = !strncmp(cols + off, d->cols[j], strlen(d->cols[j]));
+    char **rows = NULL, **cols = NULL;
+    int A = 0, D = 0;
+    int rc = ev_read_names(s, &rows, &A, &cols, &D, err);
+    if (!rc) { /* the names of replicate 0, in its order */
+        int same = A == d->A && D == d->D;
+        for (int a = 0; same && a < A; a++)
+            same = !strcmp(rows[a], d->rows[a]);
+        for (int j = 0; same && j < D; j++)
+            same = !strcmp(cols[j], d->cols[j]);
         if (!same)
             rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix rows or cols differ from replicate "
                          "0's", h5s_path(s));
     }
-    vl_free(rows);
-    vl_free(cols);
+    h5s_names_free(rows, A);
+    h5s_names_free(cols, D);
     if (!rc)
         rc = read_mx(s, "mean_kld", d, r, d->cell, err);
     if (!rc)

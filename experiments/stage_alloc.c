@@ -64,12 +64,14 @@ int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err)
         .n_targets = a->target_bpw.n,
         .names = np,
         /* the statistics that quantize it: stats_set, else its sets */
-        .meta = {stats_set, cfg->out, cfg->out, 0, 0, alloc_set, stats_set},
+        .meta = {stats_set, cfg->out, cfg->out, 0, 0},
         .budget_model = a->budget == EXP_BUDGET_MODEL,
         .what = what,
         .baselines = cfg->baselines,
         .random_draws = cfg->random_draws,
         .baseline_seed = cfg->seed,
+        .alloc_set = alloc_set,
+        .stats_set = stats_set,
     };
     q.par.method = (solve_method)a->solver;
     q.par.objective = (solve_objective)a->objective;
