@@ -49,6 +49,11 @@
  * none. Build the ids with calib_book_add. Errors as calib_spec_parse. Pure. */
 int ev_domain_parse(const char *text, calib_spec *out, vl_err *err);
 
+/* A new book (env: its model, tokenizer, batch; role CALIB_ROLE_EVAL) with the domains
+ * specs[0..n) built in order (ev_domain_parse, calib_book_add). *out NULL on error. */
+int ev_domain_book(calib_book **out, const calib_env *env, const char *const *specs, int n,
+                   vl_err *err);
+
 /* ---------------------------------------------------------------- running */
 
 typedef struct {
