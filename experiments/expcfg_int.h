@@ -1,6 +1,6 @@
 /* experiments/expcfg_int.h — private helpers shared by expcfg.c (INI handler, validation),
- * expval.c (key values), expsrc.c (source grammar, corpus paths, set references) and expkey.c
- * (rendering, keys).
+ * expval.c (key values), expsrc.c (the source key through analysis/calib_spec.c's one grammar,
+ * corpus paths, set references) and expkey.c (rendering, keys).
  *
  * Value parsers write their problem (without the "FILE:LINE: [section] key: " prefix, which the
  * caller adds) into a `why` buffer of EXP_WHY bytes and return VL_ECONFIG, or VL_ENOMEM.
