@@ -80,7 +80,15 @@ static int quantizable(const model_tensor *t)
            t->cls == MODEL_C_MLP;
 }
 
-int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err)
+static int outer(const model_tensor *t)
+{
+    return (t->cls == MODEL_C_EMBED || t->cls == MODEL_C_LM_HEAD) && t->rows >= 2 &&
+           t->cols >= 2;
+}
+
+/* Every tensor of m that `pick` accepts, in format FORMAT (its canonical name). */
+static int add_all(qb_alloc *a, const model *m, const char *format,
+                   int (*pick)(const model_tensor *), vl_err *err)
 {
     qfmt f;
     char name[QFMT_NAME_MAX];
@@ -88,7 +96,7 @@ int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *er
         return err ? err->code : VL_ECONFIG;
     for (size_t i = 0; i < model_tensor_count(m); i++) {
         const model_tensor *t = model_tensor_at(m, i);
-        if (quantizable(t)) {
+        if (pick(t)) {
             int rc = qb_alloc_add(a, t->name, qfmt_name(&f, name), err);
             if (rc)
                 return rc;
@@ -97,22 +105,14 @@ int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *er
     return 0;
 }
 
+int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err)
+{
+    return add_all(a, m, format, quantizable, err);
+}
+
 int qb_alloc_outer(qb_alloc *a, const model *m, const char *format, vl_err *err)
 {
-    qfmt f;
-    char name[QFMT_NAME_MAX];
-    if (qfmt_parse(&f, format, err))
-        return err ? err->code : VL_ECONFIG;
-    for (size_t i = 0; i < model_tensor_count(m); i++) {
-        const model_tensor *t = model_tensor_at(m, i);
-        if ((t->cls == MODEL_C_EMBED || t->cls == MODEL_C_LM_HEAD) && t->rows >= 2 &&
-            t->cols >= 2) {
-            int rc = qb_alloc_add(a, t->name, qfmt_name(&f, name), err);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
+    return add_all(a, m, format, outer, err);
 }
 
 int qb_alloc_parse_text(qb_alloc *a, const char *text, const char *label, vl_err *err)

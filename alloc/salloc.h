@@ -162,7 +162,33 @@ typedef struct {
                                * (salloc_model_target gives the items' target) */
     const char *what;         /* context of a failing target's error ("alloc en": "alloc en:
                                * target 2.5 bpw: ..."); NULL: none */
+    unsigned baselines;       /* SALLOC_BASE_* solved beside every target (0: none), at the
+                               * same budget, problem and objective (salloc_baselines) */
+    int random_draws;         /* with SALLOC_BASE_RANDOM */
+    uint64_t baseline_seed;   /* the random baselines' seeds derive from it */
+    const char *alloc_set;    /* the runner's 2×2 record (experiments/expcfg.h): the sets the */
+    const char *stats_set;    /* allocation came from and those that quantize it, comma-joined,
+                               * as attributes of each VBR result (not of its baselines); NULL:
+                               * not written */
 } salloc_req;
+
+/* Baselines beside a VBR result (salloc_req.baselines bits), in this order: uniform (best
+ * uniform format at or below the budget), rules (k-quant-like rules), random1..R (random
+ * feasible assignments filling the budget); alloc/solve.h. */
+enum { SALLOC_BASE_UNIFORM = 1, SALLOC_BASE_RULES = 2, SALLOC_BASE_RANDOM = 4 };
+#define SALLOC_MAX_RANDOM 64
+#define SALLOC_MAX_BASELINES (2 + SALLOC_MAX_RANDOM)
+typedef struct {
+    char name[256];      /* "VBR.uniform", "VBR.rules", "VBR.random1" ... */
+    solve_method method; /* SOLVE_UNIFORM, SOLVE_RULES, SOLVE_RANDOM */
+    uint64_t seed;       /* random d: rng_child_seed(seed, "baseline.random.VBR.d"); else 0 */
+} salloc_baseline;
+
+/* The baselines of VBR result VBR into out[SALLOC_MAX_BASELINES]: which (SALLOC_BASE_* bits),
+ * random_draws (≤ SALLOC_MAX_RANDOM) random ones seeded from seed. Returns their count. The one
+ * rule the alloc stage (which solves them) and the eval stage (which evaluates them) share. */
+int salloc_baselines(unsigned which, int random_draws, uint64_t seed, const char *vbr,
+                     salloc_baseline *out);
 
 /* Called with each solved target, before it is written (printing); non-zero stops the run. */
 typedef int (*salloc_each_fn)(void *ctx, const char *name, const salloc_problem *p,
@@ -171,7 +197,8 @@ typedef int (*salloc_each_fn)(void *ctx, const char *name, const salloc_problem 
 /* The alloc stage as one call (`vbrlab alloc --sens` and the runner's alloc stage): build the
  * problem from r (salloc_build), solve it once per target (solve_run; objective sum over
  * several sets is the weighted objective with weights 1) and, when out is not NULL, write each
- * as /alloc/NAME (salloc_write). each (may be NULL) sees every result first. */
+ * as /alloc/NAME (salloc_write), followed by its baselines (q->baselines). each (may be NULL)
+ * sees every result first. */
 int salloc_run(const sens_result *r, const salloc_req *q, h5s_store *out, salloc_each_fn each,
                void *ctx, vl_err *err);
 

@@ -5,7 +5,7 @@
  *
  * Spec grammar (the `vbrlab stats --set` argument):
  *   NAME=SOURCE[,seqs=N][,len=L][,seed=S][,skip=K]
- *   NAME    [A-Za-z0-9_.-]{1,63}
+ *   NAME    [A-Za-z0-9_.+-]{1,63} (calib_name_ok)
  *   SOURCE  PATH                 corpus file (io/corpus.h): documents shuffled by the seed,
  *                                tokenized, each followed by EOS, cut into sequences; with
  *                                skip=K the set is sequences K .. K+N−1 of that cut, so
@@ -21,7 +21,8 @@
  *                                tokenized; each sequence is the first L tokens of its own text
  *           noise:shuffle:SET    all ids of set SET shuffled across all its positions (same
  *                                unigram counts, no syntax); default shape = SET's
- *           self:T=X             text sampled from the model at temperature X > 0: each
+ *           self[:T=X]           text sampled from the model at temperature 0 < X ≤ 100 (1 when
+ *                                not given): each
  *                                sequence starts with EOS, then multinomial sampling from
  *                                softmax(logits/X), one stream per sequence (seeded)
  *           entropy:SET:BUCKET   BUCKET low|mid|high: SET's sequences ranked by the model's mean
@@ -30,7 +31,9 @@
  *                                index first); the bucket's sequences in SET order. Its seqs
  *                                and len are the bucket's (seqs=/len= are errors).
  *   Defaults: seqs=64, len=256, seed=0, skip=0 (skip only for corpus files). A PATH may not
- *   contain a comma (commas separate the options).
+ *   contain a comma (commas separate the options). Blanks around mix parts and weights are
+ *   allowed. The config's [calib.*]/[eval.*] `source` key is the
+ *   same SOURCE grammar (calib_source_parse), its other keys the options.
  *
  * Cost of self:T: the forward has no KV cache, so each generated position re-runs the prefix:
  * Σ_t batch·t tokens, about n_seq·L²/2 token-forwards (64 × 256: 2.1 M, i.e. ~130 × the cost
@@ -113,6 +116,18 @@ typedef struct calib_book calib_book;
 
 /* Parse TEXT into *out. VL_EARG with `set spec "TEXT": problem` on any error. Pure. */
 int calib_spec_parse(const char *text, calib_spec *out, vl_err *err);
+
+/* The SOURCE part alone (the config's `source` key): o->source = SOURCE as written, kind,
+ * parts, weights, temperature, bucket; the shape, seed and name are left as they are. VL_EARG
+ * with the bare problem ("mix needs at least two sets ...") on any error; the caller names the
+ * spec or the config line. A PATH is not looked at (no file system). Pure. */
+int calib_source_parse(const char *source, calib_spec *o, vl_err *err);
+
+/* The canonical spelling of o's source into buf (cap bytes): mix parts with their weights in
+ * the shortest exact spelling ("mix:en*0.5+zh*1"), self:T=X, noise:..., entropy:SET:BUCKET;
+ * a file is `path` (NULL: o->source). 0, or −1 when it did not fit (truncated). */
+int calib_source_text(const calib_spec *o, const char *path, char *buf, size_t cap);
+const char *calib_bucket_name(int bucket); /* "low" "mid" "high"; static */
 
 /* The one name rule of the tree, for calibration sets, evaluation domains, config sections and
  * allocations (HDF5 group names): [A-Za-z0-9._+-]+, shorter than CALIB_NAME_MAX, not "." or

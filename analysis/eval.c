@@ -75,6 +75,24 @@ int ev_domain_parse(const char *text, calib_spec *out, vl_err *err)
     return 0;
 }
 
+int ev_domain_book(calib_book **out, const calib_env *env, const char *const *specs, int n,
+                   vl_err *err)
+{
+    calib_book *b = NULL;
+    int rc = calib_book_new(&b, env, err);
+    for (int d = 0; d < n && !rc; d++) {
+        calib_spec sp;
+        if (!(rc = ev_domain_parse(specs[d], &sp, err)))
+            rc = calib_book_add(b, &sp, err);
+    }
+    if (rc) {
+        calib_book_free(b);
+        b = NULL;
+    }
+    *out = b;
+    return rc;
+}
+
 /* ---------------------------------------------------------------- results */
 
 void ev_result_init(ev_result *r)

@@ -50,6 +50,11 @@
  * none. Build the ids with calib_book_add. Errors as calib_spec_parse. Pure. */
 int ev_domain_parse(const char *text, calib_spec *out, vl_err *err);
 
+/* A new book (env: its model, tokenizer, batch; role CALIB_ROLE_EVAL) with the domains
+ * specs[0..n) built in order (ev_domain_parse, calib_book_add). *out NULL on error. */
+int ev_domain_book(calib_book **out, const calib_env *env, const char *const *specs, int n,
+                   vl_err *err);
+
 /* ---------------------------------------------------------------- running */
 
 typedef struct {
@@ -223,6 +228,10 @@ typedef struct {
  * same_top [seqs, len−1], n_tokens = seqs·(len−1), and every per-token KLD finite and >= 0.
  * Each failure: one line naming the file and the problem. */
 int ev_read_store(h5s_store *s, ev_store *out, vl_err *err);
+/* Only the names: /eval/matrix@rows and @cols, validated as ev_read_store does (h5s_names_free
+ * each). */
+int ev_read_names(h5s_store *s, char ***rows, int *n_rows, char ***cols, int *n_cols,
+                  vl_err *err);
 void ev_store_free(ev_store *m); /* leaves m zeroed; NULL ok */
 
 #endif

@@ -24,28 +24,16 @@ void ev_store_free(ev_store *m)
     memset(m, 0, sizeof *m);
 }
 
-/* Attribute ATTR of /eval/matrix split at '\n' into names (the one name rule, distinct). */
+/* Attribute ATTR of /eval/matrix (h5s_attr_get_names): the one name rule, distinct. */
 static int names(h5s_store *s, const char *attr, char ***out, int *n, vl_err *err)
 {
-    char *v = NULL;
-    *out = NULL;
-    *n = 0;
-    int rc = h5s_attr_get(s, "/eval/matrix", attr, &v, err);
+    int rc = h5s_attr_get_names(s, "/eval/matrix", attr, out, n, err);
     if (rc == VL_ENOTFOUND)
         return vl_errf(err, VL_EFORMAT, "%s: /eval/matrix: missing attribute %s", h5s_path(s),
                        attr);
-    if (rc)
-        return rc;
-    int cap = 1;
-    for (const char *p = v; *p; p++)
-        cap += *p == '\n';
-    char **w = vl_calloc((size_t)cap, sizeof *w);
-    int k = 0;
-    rc = w ? 0 : vl_errf(err, VL_ENOMEM, "eval: out of memory");
-    for (char *p = v; !rc && p;) {
-        char *e = strchr(p, '\n');
-        if (e)
-            *e = '\0';
+    char **w = *out;
+    for (int k = 0; !rc && k < *n; k++) {
+        const char *p = w[k];
         if (!calib_name_ok(p) || (!strcmp(attr, "rows") && (!strcmp(p, "matrix") ||
                                                             !strcmp(p, "domains"))))
             rc = vl_errf(err, VL_EFORMAT, "%s: /eval/matrix@%s: entry %d is not a name "
@@ -54,18 +42,30 @@ static int names(h5s_store *s, const char *attr, char ***out, int *n, vl_err *er
             if (!strcmp(w[j], p))
                 rc = vl_errf(err, VL_EFORMAT, "%s: /eval/matrix@%s: %s twice", h5s_path(s), attr,
                              p);
-        if (!rc && !(w[k++] = vl_strdup(p)))
-            rc = vl_errf(err, VL_ENOMEM, "eval: out of memory");
-        p = e ? e + 1 : NULL;
     }
-    vl_free(v);
+    if (!rc && *n == 0)
+        rc = vl_errf(err, VL_EFORMAT, "%s: /eval/matrix@%s: entry 1 is not a name "
+                     "([A-Za-z0-9._+-]+, not matrix or domains)", h5s_path(s), attr);
     if (rc) {
-        h5s_names_free(w, k);
-        return rc;
+        h5s_names_free(*out, *n);
+        *out = NULL;
+        *n = 0;
     }
-    *out = w;
-    *n = k;
-    return 0;
+    return rc;
+}
+
+int ev_read_names(h5s_store *s, char ***rows, int *n_rows, char ***cols, int *n_cols,
+                  vl_err *err)
+{
+    *cols = NULL;
+    *n_cols = 0;
+    int rc = names(s, "rows", rows, n_rows, err);
+    if (!rc && (rc = names(s, "cols", cols, n_cols, err))) {
+        h5s_names_free(*rows, *n_rows);
+        *rows = NULL;
+        *n_rows = 0;
+    }
+    return rc;
 }
 
 /* /eval/matrix/NAME: [R, D] float64, every value NaN or in [lo, hi]; absent: *out NULL, an
@@ -185,9 +185,7 @@ int ev_read_store(h5s_store *s, ev_store *m, vl_err *err)
     if (!h5s_exists(s, "/eval/matrix/mean_kld"))
         return vl_errf(err, VL_ENOTFOUND, "%s: no dataset /eval/matrix/mean_kld (KLD matrix: "
                        "vbrlab eval)", h5s_path(s));
-    int rc = names(s, "rows", &m->rows, &m->n_rows, err);
-    if (!rc)
-        rc = names(s, "cols", &m->cols, &m->n_cols, err);
+    int rc = ev_read_names(s, &m->rows, &m->n_rows, &m->cols, &m->n_cols, err);
     int R = m->n_rows, D = m->n_cols;
     if (!rc)
         rc = matrix(s, "mean_kld", 1, R, D, 0, INFINITY, &m->mean_kld, err);

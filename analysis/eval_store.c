@@ -170,34 +170,12 @@ int ev_write_result(h5s_store *s, const char *alloc, const char *domain, const e
 
 /* ---------------------------------------------------------------- the matrix */
 
-/* names joined by '\n' into a vl_malloc'd string */
-static char *join_names(const char *const *v, int n)
-{
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(v[i]) + 1;
-    char *s = vl_malloc(len), *p = s;
-    if (!s)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(v[i]);
-        memcpy(p, v[i], l);
-        p += l;
-        if (i + 1 < n)
-            *p++ = '\n';
-    }
-    *p = '\0';
-    return s;
-}
-
 int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err)
 {
     size_t n = (size_t)mx->n_alloc * mx->n_dom;
     double *v = vl_malloc((n ? n : 1) * KLD_SLICES * sizeof *v);
-    char *rows = join_names(mx->alloc_names, mx->n_alloc);
-    char *cols = join_names(mx->dom_names, mx->n_dom);
     int rc = 0;
-    if (!v || !rows || !cols) {
+    if (!v) {
         rc = vl_errf(err, VL_ENOMEM, "eval: out of memory writing the matrix");
         goto done;
     }
@@ -232,14 +210,13 @@ int ev_write_matrix(h5s_store *s, const ev_matrix *mx, vl_err *err)
         snprintf(p, sizeof p, "/eval/matrix/%s", names[k]);
         rc = h5s_write(s, p, H5S_F64, v, sliced ? 3 : 2, sh, units[k], meaning[k], err);
     }
-    if (!rc && !(rc = h5s_attr_set(s, "/eval/matrix", "rows", rows, err)))
-        rc = h5s_attr_set(s, "/eval/matrix", "cols", cols, err);
+    if (!rc && !(rc = h5s_attr_set_names(s, "/eval/matrix", "rows", mx->alloc_names,
+                                         mx->n_alloc, err)))
+        rc = h5s_attr_set_names(s, "/eval/matrix", "cols", mx->dom_names, mx->n_dom, err);
     if (!rc)
         rc = h5s_attr_set(s, "/eval/matrix", "scored",
                           mx->second_half ? "second_half" : "all", err);
 done:
     vl_free(v);
-    vl_free(rows);
-    vl_free(cols);
     return rc;
 }

@@ -246,13 +246,7 @@ static int load_stats(stat_acc **out, const char *path, const char *set, vl_err 
 static int load_domains(eval_ctx *c, const eval_args *a, vl_err *err)
 {
     calib_env env = {c->m, c->tok, a->batch, CALIB_ROLE_EVAL};
-    int rc = calib_book_new(&c->book, &env, err);
-    for (int d = 0; d < a->n_dom && !rc; d++) {
-        calib_spec sp;
-        if (!(rc = ev_domain_parse(a->dom_specs[d], &sp, err)))
-            rc = calib_book_add(c->book, &sp, err);
-    }
-    return rc;
+    return ev_domain_book(&c->book, &env, a->dom_specs, a->n_dom, err);
 }
 
 /* Refuse domains that share tokens with a calibration set of a statistics file in use. */

@@ -257,12 +257,7 @@ static int run(const xe_args *a, vl_err *err)
     }
     calib_env env = {c.m, c.tok, a->batch, CALIB_ROLE_EVAL};
     if (!rc)
-        rc = calib_book_new(&c.book, &env, err);
-    for (int d = 0; d < a->n_dom && !rc; d++) {
-        calib_spec sp;
-        if (!(rc = ev_domain_parse(a->dom[d], &sp, err)))
-            rc = calib_book_add(c.book, &sp, err);
-    }
+        rc = ev_domain_book(&c.book, &env, a->dom, a->n_dom, err);
     if (!rc && !a->allow_overlap) {
         calib_ids ev[MAX_DOMS];
         calib_book_ids(c.book, ev);

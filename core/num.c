@@ -2,9 +2,11 @@
 #include "num.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 /* Magnitude of a run of decimal digits; VL_ERANGE beyond UINT64_MAX. *len digits consumed. */
 static int digits(const char *s, size_t *len, uint64_t *out)
@@ -207,4 +209,14 @@ int num_mul_i64(int64_t a, int64_t b, int64_t *out)
 const char *num_why(int rc)
 {
     return rc == VL_ERANGE ? "out of range" : rc ? "not a number" : "";
+}
+
+void num_fmt_f64(char buf[32], double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, 32, "%.*g", prec, v);
+        double back;
+        if (!num_f64(buf, -DBL_MAX, DBL_MAX, &back) && back == v)
+            return;
+    }
 }

@@ -48,6 +48,10 @@ int num_whole(double d, int64_t lo, int64_t hi, int64_t *out);
 int num_add_i64(int64_t a, int64_t b, int64_t *out);
 int num_mul_i64(int64_t a, int64_t b, int64_t *out);
 
+/* The shortest %.15g/%.16g/%.17g spelling of a finite double that reads back exactly (0.1,
+ * not 0.10000000000000001): canonical texts and cache keys. */
+void num_fmt_f64(char buf[32], double v);
+
 /* "not a number" / "out of range" for a num_* code; "" for 0. */
 const char *num_why(int rc);
 

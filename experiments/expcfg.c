@@ -22,7 +22,6 @@
 /* spellings and key tables                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-const char *const exp_bucket_names[EXP_BUCKET_COUNT] = {"low", "mid", "high"};
 const char *const exp_starved_names[EXP_STARVED_COUNT] = {"uniform", "rtn"};
 const char *const exp_gran_names[EXP_GRAN_COUNT] = {"tensor", "group", "gguf"};
 const char *const exp_budget_names[EXP_BUDGET_COUNT] = {"body", "model"};
@@ -216,13 +215,9 @@ static int key_set(ctx *c, exp_set *s, int k, const char *v, char *why)
 {
     switch (k) {
     case KS_SOURCE: {
-        exp_source src;
-        int rc = exp_source_parse(v, c->dir, &src, why);
-        if (!rc) {
-            exp_source_free(&s->src);
-            s->src = src;
+        int rc = exp_source_parse(v, c->dir, s, why);
+        if (!rc)
             s->line = c->line;
-        }
         return rc;
     }
     case KS_SEQS: return exp_parse_int(v, 1, 10000000, &s->seqs, why);
@@ -703,7 +698,7 @@ int exp_config_parse(const char *path, exp_config *cfg, vl_err *err)
 static void set_free(exp_set *s)
 {
     vl_free(s->name);
-    exp_source_free(&s->src);
+    vl_free(s->resolved);
 }
 
 void exp_config_free(exp_config *cfg)

@@ -55,20 +55,23 @@
  * quant.formats is checked with qfmt_menu_parse and alloc.uniform names with qfmt_parse
  * (alloc/qfmt.h); both are stored as written.
  *
- * Sources (the grammar of `vbrlab stats --set NAME=SOURCE`):
+ * Sources: the SOURCE of `vbrlab stats --set NAME=SOURCE`, parsed by the same parser
+ * (calib_source_parse, analysis/calib.h); seqs, len and seed are the section's keys:
  *   PATH                       a corpus file (documents separated by a line holding only \x1e)
- *   mix:A*0.5+B*0.5            a weighted mix of other sets (weight > 0; "A" alone means A*1)
+ *   mix:A*0.5+B*0.5            a weighted mix of other sets (weight > 0; "A" alone means A*1;
+ *                              a config's mix names at least two sets)
  *   noise:uniform | noise:bytes | noise:shuffle:SET
  *   self | self:T=1.0          text sampled from the model at temperature T (0 < T ≤ 100)
  *   entropy:SET:low|mid|high   an entropy bucket of another set
+ * A word and a colon that is no kind and no existing file ("noize:uniform") is an unknown kind.
  * A set named in a source is a set of the same family: calib sources name [calib.*] sets, eval
  * sources name [eval.*] sets (each stage builds its own sets). References are checked after the
  * whole file is read; a reference cycle (through mix, shuffle or entropy) is an error.
  *
  * Corpus paths (one rule): an absolute path is used as is; a relative path is tried from the
  * working directory first and, if no file is there, from the config file's directory. The file
- * must exist then; `path` keeps the text as written (it is what the canonical rendering and the
- * cache keys see), `resolved` the path that was found.
+ * must exist then; src.source keeps the text as written (it is what the canonical rendering and
+ * the cache keys see), `resolved` the path that was found.
  *
  * libinih as built by Debian: lines of at most 199 characters (a longer line is an error),
  * comments start with ';' or '#' at the start of a line, or ';' after whitespace inline; an
@@ -110,6 +113,7 @@
 #ifndef VL_EXPCFG_H
 #define VL_EXPCFG_H
 
+#include "../analysis/calib.h"
 #include "../core/err.h"
 
 #include <stdint.h>
@@ -120,9 +124,6 @@
 
 /* ---- enums and their spellings (index = enum value) ---- */
 
-typedef enum { EXP_SRC_FILE, EXP_SRC_MIX, EXP_SRC_NOISE_UNIFORM, EXP_SRC_NOISE_BYTES,
-               EXP_SRC_NOISE_SHUFFLE, EXP_SRC_SELF, EXP_SRC_ENTROPY } exp_src_kind;
-typedef enum { EXP_BUCKET_LOW, EXP_BUCKET_MID, EXP_BUCKET_HIGH, EXP_BUCKET_COUNT } exp_bucket;
 typedef enum { EXP_STARVED_UNIFORM, EXP_STARVED_RTN, EXP_STARVED_COUNT } exp_starved;
 typedef enum { EXP_GRAN_TENSOR, EXP_GRAN_GROUP, EXP_GRAN_GGUF, EXP_GRAN_COUNT } exp_gran;
 typedef enum { EXP_BUDGET_BODY, EXP_BUDGET_MODEL, EXP_BUDGET_COUNT } exp_budget;
@@ -143,7 +144,6 @@ typedef enum { EXP_PLOT_SENS_MAP, EXP_PLOT_SENS_DIFF, EXP_PLOT_EXPERT_USAGE, EXP
 typedef enum { EXP_STAGE_STATS, EXP_STAGE_SENS, EXP_STAGE_ALLOC, EXP_STAGE_EVAL,
                EXP_STAGE_REPORT } exp_stage;
 
-extern const char *const exp_bucket_names[EXP_BUCKET_COUNT];       /* low mid high */
 extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rtn */
 extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group gguf */
 extern const char *const exp_budget_names[EXP_BUDGET_COUNT];       /* body model */
@@ -164,19 +164,12 @@ typedef struct { int n; double *v; } exp_dlist;  /* n values */
 typedef struct { int n; char **v; } exp_slist;   /* n NUL-terminated strings */
 
 typedef struct {
-    exp_src_kind kind;
-    char *path;          /* FILE: as written */
-    char *resolved;      /* FILE: the existing file found by the path rule above */
-    char *ref;           /* NOISE_SHUFFLE, ENTROPY: the referenced set's name */
-    exp_slist mix;       /* MIX: set names, in the order written */
-    double *mix_w;       /* MIX: weight of each (> 0, not normalised), mix.n values */
-    double temperature;  /* SELF: T > 0 */
-    exp_bucket bucket;   /* ENTROPY */
-} exp_source;
-
-typedef struct {
     char *name;          /* NAME of [calib.NAME] / [eval.NAME] */
-    exp_source src;
+    calib_spec src;      /* the source as calib_source_parse parsed it (analysis/calib.h): kind,
+                            parts (mix, shuffle and entropy references), weights, temperature,
+                            bucket; src.source the text as written. The shape and seed are the
+                            keys below (runctx fills the rest of the spec from them). */
+    char *resolved;      /* FILE: the existing file found by the path rule above */
     int seqs;            /* sequences, 1 ≤ seqs ≤ 10^7 */
     int len;             /* tokens per sequence, 2 ≤ len ≤ 2^20 */
     int has_seed;        /* 0: seed unset, use exp_set_seed() */

@@ -1,6 +1,6 @@
 /* experiments/expcfg_int.h — private helpers shared by expcfg.c (INI handler, validation),
- * expval.c (key values), expsrc.c (source grammar, corpus paths, set references) and expkey.c
- * (rendering, keys).
+ * expval.c (key values), expsrc.c (the source key through analysis/calib_spec.c's one grammar,
+ * corpus paths, set references) and expkey.c (rendering, keys).
  *
  * Value parsers write their problem (without the "FILE:LINE: [section] key: " prefix, which the
  * caller adds) into a `why` buffer of EXP_WHY bytes and return VL_ECONFIG, or VL_ENOMEM.
@@ -44,10 +44,10 @@ int exp_set_str(char **dst, const char *v, char *why);
 int exp_split_list(const char *value, exp_slist *out, char *why);
 void exp_slist_free(exp_slist *l);
 
-/* Parse a source (grammar in expcfg.h). cfg_dir is the config file's directory ("" for the
- * working directory). Corpus files must exist. On failure *src is left zeroed. */
-int exp_source_parse(const char *text, const char *cfg_dir, exp_source *src, char *why);
-void exp_source_free(exp_source *src);
+/* The `source` key of set s (grammar in expcfg.h, parser calib_source_parse). cfg_dir is the
+ * config file's directory ("" for the working directory). Corpus files must exist. On failure
+ * s is unchanged. */
+int exp_source_parse(const char *text, const char *cfg_dir, exp_set *s, char *why);
 
 /* Check the references of one family of sets (family "calib" or "eval"): every name exists in
  * the same family and there is no cycle. Fills err with "PATH:LINE: [family.NAME] source: ...". */
@@ -60,8 +60,5 @@ int exp_check_refs(const char *path, const char *family, const exp_set *sets, in
 int exp_claim_key(exp_claim *cl, int is_tests, const char *v, int line, char *why);
 int exp_check_claim(const char *path, const exp_config *cfg, const exp_claim *cl, vl_err *err);
 void exp_claim_free(exp_claim *cl);
-
-/* Shortest %.15g/%.16g/%.17g spelling of a finite double that reads back exactly. */
-void exp_fmt_double(char buf[32], double v);
 
 #endif

@@ -142,7 +142,7 @@ void exp_test_text(const exp_test *t, char *buf, size_t cap)
     char op[40];
     if (t->op == EXP_CMP_WITHIN) {
         char m[32];
-        exp_fmt_double(m, t->margin);
+        num_fmt_f64(m, t->margin);
         snprintf(op, sizeof op, "~%s", m);
     } else {
         snprintf(op, sizeof op, "%s", t->op == EXP_CMP_GREATER ? ">" : "<");

@@ -9,6 +9,7 @@
 #include "expcfg_int.h"
 
 #include "../core/hash.h"
+#include "../core/num.h"
 #include "../core/rng.h"
 
 #include <stdio.h>
@@ -124,7 +125,7 @@ static void put_dlist(sink *s, const char *key, const exp_dlist *l)
     put(s, " = ");
     for (int i = 0; i < l->n; i++) {
         char b[32];
-        exp_fmt_double(b, l->v[i]);
+        num_fmt_f64(b, l->v[i]);
         put(s, i ? ", " : "");
         put(s, b);
     }
@@ -161,37 +162,12 @@ static void put_bits(sink *s, const char *key, unsigned bits, const char *const 
 /* sections                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-static void put_source(sink *s, const exp_source *src)
+static void put_source(sink *s, const calib_spec *src)
 {
-    char b[32];
+    char b[CALIB_SOURCE_MAX + 2 * CALIB_MAX_PARTS * (CALIB_NAME_MAX + 32)];
+    calib_source_text(src, NULL, b, sizeof b); /* a file: its path as written */
     put(s, "source = ");
-    switch (src->kind) {
-    case EXP_SRC_FILE: put(s, src->path); break;
-    case EXP_SRC_MIX:
-        put(s, "mix:");
-        for (int i = 0; i < src->mix.n; i++) {
-            exp_fmt_double(b, src->mix_w[i]);
-            put(s, i ? "+" : "");
-            put(s, src->mix.v[i]);
-            put(s, "*");
-            put(s, b);
-        }
-        break;
-    case EXP_SRC_NOISE_UNIFORM: put(s, "noise:uniform"); break;
-    case EXP_SRC_NOISE_BYTES: put(s, "noise:bytes"); break;
-    case EXP_SRC_NOISE_SHUFFLE: put(s, "noise:shuffle:"); put(s, src->ref); break;
-    case EXP_SRC_SELF:
-        exp_fmt_double(b, src->temperature);
-        put(s, "self:T=");
-        put(s, b);
-        break;
-    case EXP_SRC_ENTROPY:
-        put(s, "entropy:");
-        put(s, src->ref);
-        put(s, ":");
-        put(s, exp_bucket_names[src->bucket]);
-        break;
-    }
+    put(s, b);
     put(s, "\n");
 }
 
@@ -239,7 +215,7 @@ static void put_quant_sens(sink *s, const exp_config *cfg)
     char b[32];
     put_header(s, "quant", NULL);
     put_kv(s, "formats", cfg->formats);
-    exp_fmt_double(b, cfg->percdamp);
+    num_fmt_f64(b, cfg->percdamp);
     put_kv(s, "percdamp", b);
     put_kv(s, "act_order", cfg->act_order ? "true" : "false");
     put_kv(s, "starved_policy", exp_starved_names[cfg->starved_policy]);

@@ -18,34 +18,13 @@
 
 /* ---------------------------------------------------------------- reading */
 
-static int split_names(char *buf, char ***out)
-{
-    int n = 1;
-    for (char *p = buf; *p; p++)
-        n += *p == '\n';
-    char **v = vl_calloc((size_t)n, sizeof *v);
-    if (!v)
-        return -1;
-    int k = 0;
-    for (char *p = buf, *next; p && k < n; p = next) {
-        next = strchr(p, '\n');
-        if (next)
-            *next++ = '\0';
-        v[k++] = p;
-    }
-    *out = v;
-    return k;
-}
-
 void rep_free(rep_data *d)
 {
     for (int i = 0; d->seq && i < d->A * d->D; i++)
         vl_free(d->seq[i]);
     vl_free(d->seq);
-    vl_free(d->rows_buf);
-    vl_free(d->cols_buf);
-    vl_free(d->rows);
-    vl_free(d->cols);
+    h5s_names_free(d->rows, d->A);
+    h5s_names_free(d->cols, d->D);
     vl_free(d->n_seq);
     vl_free(d->cell);
     vl_free(d->same);
@@ -56,16 +35,10 @@ void rep_free(rep_data *d)
 /* The shape and names from replicate 0 (s), and the arrays. */
 static int read_shape(h5s_store *s, int R, rep_data *d, vl_err *err)
 {
-    int rc = h5s_attr_get(s, "/eval/matrix", "rows", &d->rows_buf, err);
-    if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &d->cols_buf, err);
+    int rc = ev_read_names(s, &d->rows, &d->A, &d->cols, &d->D, err);
     if (rc)
         return rc;
     d->R = R;
-    d->A = split_names(d->rows_buf, &d->rows);
-    d->D = split_names(d->cols_buf, &d->cols);
-    if (d->A < 1 || d->D < 1)
-        return vl_errf(err, VL_ENOMEM, "out of memory");
     size_t cells = (size_t)R * d->A * d->D;
     d->n_seq = vl_calloc((size_t)d->D, sizeof *d->n_seq);
     d->cell = vl_calloc(cells, sizeof *d->cell);
@@ -121,25 +94,21 @@ static int read_seq(h5s_store *s, rep_data *d, int r, int a, int j, vl_err *err)
 
 static int read_replicate(h5s_store *s, rep_data *d, int r, vl_err *err)
 {
-    char *rows = NULL, *cols = NULL;
-    int rc = h5s_attr_get(s, "/eval/matrix", "rows", &rows, err);
-    if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &cols, err);
-    if (!rc) { /* the names as replicate 0 joined them */
-        size_t n = 0;
-        for (int a = 0; a < d->A; a++)
-            n += strlen(d->rows[a]) + 1;
-        int same = strlen(rows) + 1 == n;
-        for (int a = 0, off = 0; same && a < d->A; off += (int)strlen(d->rows[a]) + 1, a++)
-            same = !strncmp(rows + off, d->rows[a], strlen(d->rows[a]));
-        for (int j = 0, off = 0; same && j < d->D; off += (int)strlen(d->cols[j]) + 1, j++)
-            same = !strncmp(cols + off, d->cols[j], strlen(d->cols[j]));
+    char **rows = NULL, **cols = NULL;
+    int A = 0, D = 0;
+    int rc = ev_read_names(s, &rows, &A, &cols, &D, err);
+    if (!rc) { /* the names of replicate 0, in its order */
+        int same = A == d->A && D == d->D;
+        for (int a = 0; same && a < A; a++)
+            same = !strcmp(rows[a], d->rows[a]);
+        for (int j = 0; same && j < D; j++)
+            same = !strcmp(cols[j], d->cols[j]);
         if (!same)
             rc = vl_errf(err, VL_ESHAPE, "%s: /eval/matrix rows or cols differ from replicate "
                          "0's", h5s_path(s));
     }
-    vl_free(rows);
-    vl_free(cols);
+    h5s_names_free(rows, A);
+    h5s_names_free(cols, D);
     if (!rc)
         rc = read_mx(s, "mean_kld", d, r, d->cell, err);
     if (!rc)

@@ -27,8 +27,7 @@
 
 typedef struct {
     int R, A, D;        /* replicates, rows, domains */
-    char *rows_buf, *cols_buf;
-    char **rows, **cols; /* [A], [D] names (replicate 0's /eval/matrix order) */
+    char **rows, **cols; /* [A], [D] names (replicate 0's /eval/matrix order, ev_read_names) */
     int *n_seq;          /* [D] sequences per domain */
     double *cell;        /* [R × A × D] mean KLD */
     double *same;        /* [R × A × D] same-top fraction */

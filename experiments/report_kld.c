@@ -8,31 +8,13 @@
 
 #include <string.h>
 
-/* Split a '\n'-joined list in place; at most max entries. */
-static int split_lines(char *buf, char **v, int max)
-{
-    int n = 0;
-    for (char *p = buf, *next; p && *p && n < max; p = next) {
-        next = strchr(p, '\n');
-        if (next)
-            *next++ = '\0';
-        v[n++] = p;
-    }
-    return n;
-}
-
 void report_kld_tables(FILE *f, h5s_store *s, int llama, int entropy)
 {
-    enum { MAX_R = 256, MAX_D = 64 };
-    char *rows_buf = NULL, *cols_buf = NULL, *scored = NULL;
-    char *rows[MAX_R], *cols[MAX_D];
+    char *scored = NULL, **rows = NULL, **cols = NULL;
     kld_summary *sums = NULL;
     vl_err e = {0, ""};
-    int rc = h5s_attr_get(s, "/eval/matrix", "rows", &rows_buf, &e);
-    if (!rc)
-        rc = h5s_attr_get(s, "/eval/matrix", "cols", &cols_buf, &e);
-    int R = rc ? 0 : split_lines(rows_buf, rows, MAX_R);
-    int D = rc ? 0 : split_lines(cols_buf, cols, MAX_D);
+    int R = 0, D = 0;
+    int rc = ev_read_names(s, &rows, &R, &cols, &D, &e);
     if (!rc && (R < 1 || D < 1))
         rc = vl_errf(&e, VL_ESHAPE, "empty /eval/matrix");
     if (!rc && !(sums = vl_calloc((size_t)R * D, sizeof *sums)))
@@ -57,7 +39,7 @@ void report_kld_tables(FILE *f, h5s_store *s, int llama, int entropy)
         }
     }
     vl_free(sums);
-    vl_free(rows_buf);
-    vl_free(cols_buf);
+    h5s_names_free(rows, R);
+    h5s_names_free(cols, D);
     vl_free(scored);
 }

@@ -9,8 +9,6 @@
 #include "runctx.h"
 
 #include "../alloc/fq.h"
-#include "../alloc/solve.h"
-#include "../core/rng.h"
 #include "../core/par.h"
 
 #include <stdio.h>
@@ -49,71 +47,29 @@ int run_journal_open(run_ctx *c, const char *stage, jr **out, vl_err *err)
 
 /* ---------------------------------------------------------------- set specs */
 
-/* The calib_spec of an exp_set, field by field: the config's grammar (expsrc.c) has already
- * parsed the source, so nothing is rendered to text and parsed again. spec.source is the text
- * the store records as the set's source (the resolved path of a file; the canonical spelling of
- * the other kinds). Entropy buckets take their shape from the pool set: only the seed is given.
- * Replicate k > 0 (expcfg.h): a corpus set takes the next disjoint slice of the same cut
- * (skip = k·seqs); every other draw, and a corpus set with reseed, its replicate seed. */
+/* The calib_spec of an exp_set: the source as the one parser (calib_source_parse) left it in
+ * the config, the shape and seed from the section's keys. spec.source is the text the store
+ * records as the set's source: the resolved path of a file, the canonical spelling
+ * (calib_source_text) of the other kinds. Entropy buckets take their shape from the pool set:
+ * only the seed is given. Replicate k > 0 (expcfg.h): a corpus set takes the next disjoint slice
+ * of the same cut (skip = k·seqs); every other draw, and a corpus set with reseed, its
+ * replicate seed. */
 static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, int reseed,
                     calib_spec *o, vl_err *err)
 {
-    const exp_source *src = &st->src;
-    const char *fam = is_eval ? "eval" : "calib";
-    memset(o, 0, sizeof *o);
+    *o = st->src;
     snprintf(o->name, sizeof o->name, "%s", st->name);
-    char *s = o->source;
-    size_t cap = sizeof o->source, n = 0;
-    static const calib_kind kinds[] = {
-        [EXP_SRC_FILE] = CALIB_FILE, [EXP_SRC_MIX] = CALIB_MIX,
-        [EXP_SRC_NOISE_UNIFORM] = CALIB_UNIFORM, [EXP_SRC_NOISE_BYTES] = CALIB_BYTES,
-        [EXP_SRC_NOISE_SHUFFLE] = CALIB_SHUFFLE, [EXP_SRC_SELF] = CALIB_SELF,
-        [EXP_SRC_ENTROPY] = CALIB_ENTROPY};
-    o->kind = kinds[src->kind];
-    switch (src->kind) {
-    case EXP_SRC_FILE: n = (size_t)snprintf(s, cap, "%s", src->resolved); break;
-    case EXP_SRC_MIX:
-        if (src->mix.n > CALIB_MAX_PARTS)
-            return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: mix: more than %d parts", cfg->path,
-                           fam, st->name, CALIB_MAX_PARTS);
-        n = (size_t)snprintf(s, cap, "mix:");
-        for (int i = 0; i < src->mix.n; i++) {
-            snprintf(o->part[i], sizeof o->part[i], "%s", src->mix.v[i]);
-            o->weight[i] = src->mix_w[i];
-            if (n < cap)
-                n += (size_t)snprintf(s + n, cap - n, "%s%s*%.17g", i ? "+" : "",
-                                      src->mix.v[i], src->mix_w[i]);
-        }
-        o->n_parts = src->mix.n;
-        break;
-    case EXP_SRC_NOISE_UNIFORM: n = (size_t)snprintf(s, cap, "noise:uniform"); break;
-    case EXP_SRC_NOISE_BYTES: n = (size_t)snprintf(s, cap, "noise:bytes"); break;
-    case EXP_SRC_NOISE_SHUFFLE:
-        n = (size_t)snprintf(s, cap, "noise:shuffle:%s", src->ref);
-        o->n_parts = 1;
-        snprintf(o->part[0], sizeof o->part[0], "%s", src->ref);
-        break;
-    case EXP_SRC_SELF:
-        n = (size_t)snprintf(s, cap, "self:T=%.17g", src->temperature);
-        o->temperature = src->temperature;
-        break;
-    case EXP_SRC_ENTROPY:
-        n = (size_t)snprintf(s, cap, "entropy:%s:%s", src->ref, exp_bucket_names[src->bucket]);
-        o->n_parts = 1;
-        snprintf(o->part[0], sizeof o->part[0], "%s", src->ref);
-        o->bucket = (int)src->bucket;
-        break;
-    }
-    if (n >= cap)
-        return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path, fam,
-                       st->name);
+    if (calib_source_text(&st->src, st->resolved, o->source, sizeof o->source))
+        return vl_errf(err, VL_ECONFIG, "%s: [%s.%s]: source too long", cfg->path,
+                       is_eval ? "eval" : "calib", st->name);
     int rep = is_eval ? 0 : cfg->replicate;
-    int slice = rep > 0 && src->kind == EXP_SRC_FILE && !reseed;
+    int slice = rep > 0 && o->kind == CALIB_FILE && !reseed;
     o->seed = rep > 0 && !slice ? exp_replicate_seed(cfg, st, rep) : exp_set_seed(cfg, st, is_eval);
     o->given = CALIB_GIVEN_SEED;
     o->n_seq = CALIB_DEFAULT_SEQS;
     o->seq_len = CALIB_DEFAULT_LEN;
-    if (src->kind != EXP_SRC_ENTROPY) {
+    o->skip = 0;
+    if (o->kind != CALIB_ENTROPY) {
         o->n_seq = st->seqs;
         o->seq_len = st->len;
         o->given |= CALIB_GIVEN_SEQS | CALIB_GIVEN_LEN;
@@ -125,17 +81,12 @@ static int set_spec(const exp_config *cfg, const exp_set *st, int is_eval, int r
     return 0;
 }
 
-/* Names a source refers to (mix parts, shuffle/entropy pool). */
-static int refs_ready(const exp_source *src, const calib_book *b)
+/* The sets a source names (mix parts, shuffle/entropy pool) are in the book. */
+static int refs_ready(const calib_spec *src, const calib_book *b)
 {
-    if (src->kind == EXP_SRC_MIX) {
-        for (int i = 0; i < src->mix.n; i++)
-            if (!calib_book_find(b, src->mix.v[i]))
-                return 0;
-        return 1;
-    }
-    if (src->kind == EXP_SRC_NOISE_SHUFFLE || src->kind == EXP_SRC_ENTROPY)
-        return calib_book_find(b, src->ref) != NULL;
+    for (int i = 0; i < src->n_parts; i++)
+        if (!calib_book_find(b, src->part[i]))
+            return 0;
     return 1;
 }
 
@@ -176,7 +127,7 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
             rc = add_set(c, b, &sets[i], is_eval, 0, err);
             /* a corpus too short for disjoint replicate slices: the replicate's own seed */
             if (rc == VL_ERANGE && !is_eval && cfg->replicate > 0 &&
-                sets[i].src.kind == EXP_SRC_FILE) {
+                sets[i].src.kind == CALIB_FILE) {
                 if (c->log)
                     fprintf(c->log, "replicate %d: set %s: %s; drawn with the replicate's own "
                             "seed instead (may share sequences with other replicates)\n",
@@ -185,7 +136,7 @@ int run_build_sets(run_ctx *c, int is_eval, calib_book **out, vl_err *err)
                 note_draw(c, sets[i].name, "reseeded");
             } else if (!rc && !is_eval && cfg->replicate > 0) {
                 note_draw(c, sets[i].name,
-                          sets[i].src.kind == EXP_SRC_FILE ? "disjoint" : "reseeded");
+                          sets[i].src.kind == CALIB_FILE ? "disjoint" : "reseeded");
             }
             added += !rc;
         }
@@ -225,30 +176,6 @@ int run_menu_has_gptq(const exp_config *cfg, vl_err *err)
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s-%g", a->name, target);
-}
-
-int run_baselines(const exp_config *cfg, const char *vbr, char names[][256], int *method,
-                  uint64_t *seed)
-{
-    int n = 0;
-    if (cfg->baselines >> EXP_BASE_UNIFORM & 1) {
-        snprintf(names[n], 256, "%s.uniform", vbr);
-        seed[n] = 0;
-        method[n++] = SOLVE_UNIFORM;
-    }
-    if (cfg->baselines >> EXP_BASE_RULES & 1) {
-        snprintf(names[n], 256, "%s.rules", vbr);
-        seed[n] = 0;
-        method[n++] = SOLVE_RULES;
-    }
-    for (int d = 1; cfg->baselines >> EXP_BASE_RANDOM & 1 && d <= cfg->random_draws; d++) {
-        char label[300];
-        snprintf(names[n], 256, "%s.random%d", vbr, d);
-        snprintf(label, sizeof label, "baseline.random.%s.%d", vbr, d);
-        seed[n] = rng_child_seed(cfg->seed, label);
-        method[n++] = SOLVE_RANDOM;
-    }
-    return n;
 }
 
 void run_join_sets(const exp_slist *l, char *buf, size_t cap)

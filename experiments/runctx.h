@@ -73,14 +73,6 @@ int run_menu_has_gptq(const exp_config *cfg, vl_err *err);
 /* Allocation result name of allocation a at target t: "NAME-%g" ("en-2.5"). */
 void run_alloc_result_name(const exp_alloc *a, double target, char *buf, size_t cap);
 
-/* The baseline allocations of VBR result VBR under [experiment] baselines, in order: uniform,
- * rules, random1..R. Returns their count (0 when none); baseline i is named names[i]
- * ("VBR.uniform", "VBR.rules", "VBR.random1" ...) and solved by method[i] (solve_method) with
- * seed[i] (random: rng_child_seed(experiment seed, "baseline.random.VBR.d")). */
-#define RUN_MAX_BASELINES (2 + EXP_MAX_RANDOM_DRAWS)
-int run_baselines(const exp_config *cfg, const char *vbr, char names[][256], int *method,
-                  uint64_t *seed);
-
 /* Names comma-joined into buf (cut at cap): "en,zh", the `calib` of stored allocations and
  * /eval rows (the allocation's statistics sets, exp_alloc_stats). */
 void run_join_sets(const exp_slist *l, char *buf, size_t cap);

@@ -50,7 +50,7 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
 {
     int cap = 0;
     for (int a = 0; a < cfg->n_alloc; a++)
-        cap += cfg->alloc[a].target_bpw.n * (1 + RUN_MAX_BASELINES) + cfg->alloc[a].uniform.n;
+        cap += cfg->alloc[a].target_bpw.n * (1 + SALLOC_MAX_BASELINES) + cfg->alloc[a].uniform.n;
     ev_row *r = vl_calloc((size_t)cap + 1, sizeof *r);
     if (!r)
         return vl_errf(err, VL_ENOMEM, "out of memory");
@@ -62,16 +62,16 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
             r[k].alloc = a;
             r[k].target = cfg->alloc[a].target_bpw.v[t];
             r[k].kind = "vbr";
-            char bn[RUN_MAX_BASELINES][256]; /* its baselines follow it */
-            int bm[RUN_MAX_BASELINES];
-            uint64_t bs[RUN_MAX_BASELINES];
-            int nb = run_baselines(cfg, r[k].name, bn, bm, bs);
+            salloc_baseline bl[SALLOC_MAX_BASELINES]; /* its baselines follow it */
+            int nb = salloc_baselines(cfg->baselines, cfg->random_draws, cfg->seed, r[k].name,
+                                      bl);
             for (int b = 0; b < nb; b++) {
                 k++;
-                snprintf(r[k].name, sizeof r[k].name, "%s", bn[b]);
+                snprintf(r[k].name, sizeof r[k].name, "%.*s", (int)sizeof r[k].name - 1,
+                         bl[b].name);
                 r[k].alloc = a;
                 r[k].target = r[k - 1 - b].target;
-                r[k].kind = baseline_kind(bm[b]);
+                r[k].kind = baseline_kind(bl[b].method);
             }
         }
     for (int a = 0; a < cfg->n_alloc; a++)

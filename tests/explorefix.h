@@ -7,6 +7,7 @@
 
 #include "../alloc/sens.h"
 #include "../io/h5s.h"
+#include "sensfix.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -41,33 +42,12 @@ static inline int write_store(const char *path)
     qfmt fq[2];
     qfmt_parse(&fq[0], "rtn-b2-g64-asym", NULL);
     qfmt_parse(&fq[1], "rtn-b3-g64-asym", NULL);
-    char *sn[2] = {"en", "zh"};
-    int64_t tok[2] = {64, 64};
+    sfx_in in = {T,  t,  un, 64, {k0, k1}, {a0, a0}, 2, fq, "rtn:b=2..3:g=64", (double *)bpw,
+                 relw, few, ones};
     sens_result r;
-    memset(&r, 0, sizeof r);
-    r.gran = SENS_TENSOR;
-    r.n_tensors = r.n_units = T;
-    r.t = t;
-    r.unit_name = un;
-    r.n_sets = 2;
-    r.set_name = sn;
-    r.set_tokens = tok;
-    r.eps[0] = 0.01;
-    r.eps[1] = 0.03;
-    r.seed = 1;
-    r.kld[0] = k0;
-    r.kld[1] = k1;
-    r.alpha[0] = r.alpha[1] = a0;
-    r.n_formats = 2;
-    r.fmt = fq;
-    r.spec = "rtn:b=2..3:g=64";
-    r.few_policy = "rtn";
-    r.min_tokens = 16;
-    r.bpw = (double *)bpw;
-    r.rel_w = r.rel_imp = r.rel_out = relw;
-    r.few = few;
-    r.w_norm2 = ones;
-    r.out_energy = r.noise_energy = ones;
+    char *sn[2];
+    int64_t tok[2];
+    sfx_result(&r, &in, sn, tok);
     h5s_store *s;
     vl_err e = {0, ""};
     double pk = 0.1;

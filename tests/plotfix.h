@@ -6,6 +6,7 @@
 
 #include "../alloc/sens.h"
 #include "../io/h5s.h"
+#include "sensfix.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -115,35 +116,12 @@ static void write_sens(const char *path)
                 (f % 2 ? 0.05 : 0.2) * (f >= 2 ? 0.5 : 1) * (1 + 0.1 * (i % 5));
         }
     }
-    char *sets[2] = {"en", "zh"};
-    int64_t toks[2] = {256, 256};
+    sfx_in in = {T, t, tn, 256, {kl[0], kl[1]}, {al[0], al[1]}, F, fq,
+                 "rtn:b=2..3:g=64;gptq:b=2..3:g=64", bpw, d, few, ones};
     sens_result r;
-    memset(&r, 0, sizeof r);
-    r.gran = SENS_TENSOR;
-    r.n_tensors = r.n_units = T;
-    r.t = t;
-    r.unit_name = tn;
-    r.n_sets = 2;
-    r.set_name = sets;
-    r.set_tokens = toks;
-    r.eps[0] = 0.01;
-    r.eps[1] = 0.03;
-    r.seed = 1;
-    r.kld[0] = kl[0];
-    r.kld[1] = kl[1];
-    r.alpha[0] = al[0];
-    r.alpha[1] = al[1];
-    r.n_formats = F;
-    r.fmt = fq;
-    r.spec = "rtn:b=2..3:g=64;gptq:b=2..3:g=64";
-    r.few_policy = "rtn";
-    r.min_tokens = 16;
-    r.bpw = bpw;
-    r.rel_w = d;
-    r.rel_imp = r.rel_out = d;
-    r.few = few;
-    r.w_norm2 = ones;
-    r.out_energy = r.noise_energy = ones;
+    char *sets[2];
+    int64_t toks[2];
+    sfx_result(&r, &in, sets, toks);
     h5s_store *s;
     vl_err e;
     if (h5s_create(&s, path, &e))

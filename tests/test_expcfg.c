@@ -88,10 +88,11 @@ static void test_shipped(chk *c)
     CHECK_INT(c, d.calib[1].seqs, 16, "demo calib zh seqs");
     CHECK_INT(c, d.calib[1].len, 64, "demo calib zh len");
     CHECK_INT(c, d.replicates, 3, "demo replicates");
-    CHECK_INT(c, d.baselines, (1 << EXP_BASE_COUNT) - 1, "demo: uniform, rules and random baselines");
-    CHECK_INT(c, d.calib[2].src.kind, EXP_SRC_NOISE_UNIFORM, "demo calib noise kind");
+    CHECK_INT(c, d.baselines, (1 << EXP_BASE_COUNT) - 1,
+              "demo: uniform, rules and random baselines");
+    CHECK_INT(c, d.calib[2].src.kind, CALIB_UNIFORM, "demo calib noise kind");
     CHECK_INT(c, d.eval[2].seqs, 16, "demo eval code seqs");
-    CHECK_STR(c, d.eval[2].src.resolved, "data/corpus/code.eval.txt", "demo eval code path");
+    CHECK_STR(c, d.eval[2].resolved, "data/corpus/code.eval.txt", "demo eval code path");
     int mm = exp_find_alloc(&d, "minimax");
     CHECK(c, mm >= 0 && d.alloc[mm].objective == EXP_OBJ_MINIMAX && d.alloc[mm].sets.n == 2,
           "demo minimax over two sets");
@@ -155,20 +156,20 @@ static void test_defaults_and_sources(chk *c)
     CHECK_INT(c, g.sens_method, EXP_SENS_NOISE, "sens method default");
     CHECK_INT(c, g.sens_granularity, EXP_GRAN_TENSOR, "sens granularity default");
     CHECK_INT(c, g.term, EXP_TERM_PNG, "term default");
-    const exp_source *mx = &g.calib[exp_find_calib(&g, "mx")].src;
-    CHECK(c, mx->kind == EXP_SRC_MIX && mx->mix.n == 2 && !strcmp(mx->mix.v[0], "en") &&
-             !strcmp(mx->mix.v[1], "zh") && mx->mix_w[0] == 0.25 && mx->mix_w[1] == 1.0,
+    const calib_spec *mx = &g.calib[exp_find_calib(&g, "mx")].src;
+    CHECK(c, mx->kind == CALIB_MIX && mx->n_parts == 2 && !strcmp(mx->part[0], "en") &&
+             !strcmp(mx->part[1], "zh") && mx->weight[0] == 0.25 && mx->weight[1] == 1.0,
           "mix: en*0.25 + zh (implicit weight 1)");
-    const exp_source *hot = &g.calib[exp_find_calib(&g, "hot")].src;
-    CHECK(c, hot->kind == EXP_SRC_SELF && hot->temperature == 1.5, "self:T=1.5");
-    const exp_source *s0 = &g.calib[exp_find_calib(&g, "s0")].src;
-    CHECK(c, s0->kind == EXP_SRC_SELF && s0->temperature == 1.0, "self alone is T=1");
-    const exp_source *lo = &g.calib[exp_find_calib(&g, "lo")].src;
-    CHECK(c, lo->kind == EXP_SRC_ENTROPY && lo->bucket == EXP_BUCKET_LOW && !strcmp(lo->ref, "zh"),
+    const calib_spec *hot = &g.calib[exp_find_calib(&g, "hot")].src;
+    CHECK(c, hot->kind == CALIB_SELF && hot->temperature == 1.5, "self:T=1.5");
+    const calib_spec *s0 = &g.calib[exp_find_calib(&g, "s0")].src;
+    CHECK(c, s0->kind == CALIB_SELF && s0->temperature == 1.0, "self alone is T=1");
+    const calib_spec *lo = &g.calib[exp_find_calib(&g, "lo")].src;
+    CHECK(c, lo->kind == CALIB_ENTROPY && lo->bucket == 0 && !strcmp(lo->part[0], "zh"),
           "entropy:zh:low");
-    const exp_source *sh = &g.calib[exp_find_calib(&g, "sh")].src;
-    CHECK(c, sh->kind == EXP_SRC_NOISE_SHUFFLE && !strcmp(sh->ref, "en"), "noise:shuffle:en");
-    CHECK_INT(c, g.calib[exp_find_calib(&g, "by")].src.kind, EXP_SRC_NOISE_BYTES, "noise:bytes");
+    const calib_spec *sh = &g.calib[exp_find_calib(&g, "sh")].src;
+    CHECK(c, sh->kind == CALIB_SHUFFLE && !strcmp(sh->part[0], "en"), "noise:shuffle:en");
+    CHECK_INT(c, g.calib[exp_find_calib(&g, "by")].src.kind, CALIB_BYTES, "noise:bytes");
     const exp_alloc *w = &g.alloc[0];
     CHECK(c, w->objective == EXP_OBJ_WEIGHTED && w->weights.n == 2 && w->weights.v[1] == 3,
           "weighted objective with weights");
@@ -216,8 +217,8 @@ static void test_defaults_and_sources(chk *c)
     snprintf(want, sizeof want, "%s/local.calib.txt", g_dir);
     CHECK(c, rc == 0, "corpus beside the config (%s)", rc ? err.msg : "ok");
     if (!rc) {
-        CHECK_STR(c, g.calib[0].src.resolved, want, "resolved beside the config");
-        CHECK_STR(c, g.calib[0].src.path, "local.calib.txt", "path kept as written");
+        CHECK_STR(c, g.calib[0].resolved, want, "resolved beside the config");
+        CHECK_STR(c, g.calib[0].src.source, "local.calib.txt", "path kept as written");
     }
     exp_config_free(&g);
 }

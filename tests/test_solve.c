@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../alloc/salloc.h"
 #include "../alloc/solve.h"
+#include "../core/hash.h"
 #include "check.h"
 #include "testio.h"
 
@@ -17,10 +18,9 @@
 
 static uint64_t next(uint64_t *s) /* splitmix64: the tests' own seeded stream */
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    uint64_t z = hash_mix64(*s); /* the same stream as before: state + γ, then the finaliser */
+    *s += 0x9e3779b97f4a7c15ull;
+    return z;
 }
 static double unif(uint64_t *s) { return (double)(next(s) >> 11) * 0x1.0p-53; }
 static int irange(uint64_t *s, int lo, int hi) { return lo + (int)(next(s) % (uint64_t)(hi - lo + 1)); }

@@ -249,6 +249,16 @@ static void test_cli(chk *c, const model *m, tok_tokenizer *tok)
     snprintf(cmd, sizeof cmd, "%s,skip=2", ev);
     CHECK(c, tio_cli(cmd, NULL, err, sizeof err) == 0, "the next sequences of the file are fine (%s)",
           err);
+    /* a format is asked for: its name and its one-format menu spelling are the same format */
+    snprintf(cmd, sizeof cmd, "%s,skip=2 -o build/tmp-statscli/ev_name.h5", ev);
+    CHECK_INT(c, tio_cli(cmd, NULL, err, sizeof err), 0, "eval --uniform rtn-b4-g64-asym");
+    snprintf(cmd, sizeof cmd, "eval --uniform rtn:b=4:g=64 --stats build/tmp-statscli/vl_a.h5 "
+                              "--calib en --domain en=" EN ",seqs=2,len=24,seed=3,skip=2 "
+                              "-o build/tmp-statscli/ev_menu.h5");
+    CHECK(c, tio_cli(cmd, NULL, err, sizeof err) == 0 &&
+             h5c_stores_equal("build/tmp-statscli/ev_name.h5", "build/tmp-statscli/ev_menu.h5",
+                              NULL, why, sizeof why),
+          "eval --uniform rtn:b=4:g=64 writes the store rtn-b4-g64-asym writes (%s%s)", err, why);
 
     /* the store's content: ids equal the set built in-process, counts sum to tokens × top-k */
     h5s_store *s = NULL;

@@ -252,11 +252,8 @@ int main(void)
     chk c;
     chk_init(&c, "storeval");
     bin = getenv("VBRLAB_BIN") ? getenv("VBRLAB_BIN") : "build/vbrlab";
-    snprintf(dir, sizeof dir, "/tmp/vbrlab-test-storeval-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (tio_tmpdir(dir, sizeof dir, "test-storeval"))
         return 1;
-    }
     snprintf(base, sizeof base, "%s/base.h5", dir);
     snprintf(bad, sizeof bad, "%s/bad.h5", dir);
     snprintf(cfg_base, sizeof cfg_base, "%s/base.ini", dir);

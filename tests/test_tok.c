@@ -20,7 +20,7 @@
 #define MODEL "models/vbrlab-moe-tiny"
 #define TOKJSON MODEL "/tokenizer.json"
 
-static char tmpdir[] = "/tmp/vbrlab-tok-XXXXXX";
+static char tmpdir[64];
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -455,7 +455,7 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_tok");
-    VL_ASSERT(mkdtemp(tmpdir));
+    VL_ASSERT(tio_tmpdir(tmpdir, sizeof tmpdir, "tok") == 0);
     tok_tokenizer *t = NULL;
     vl_err e = {0, ""};
     int rc = tok_open(MODEL, &t, &e);
@@ -469,9 +469,7 @@ int main(void)
     tok_close(t);
     test_errors(&c);
     test_cli(&c);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0)
-        printf("could not remove %s\n", tmpdir);
+    if (tio_rmtree(tmpdir) != 0)
+        printf("%s not removed\n", tmpdir);
     return chk_done(&c);
 }

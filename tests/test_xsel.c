@@ -119,8 +119,8 @@ static int stored_pick(h5s_store *s, const char *a, const char *b, int l, int k,
 
 static void test_cli(chk *c)
 {
-    char dir[] = "/tmp/vbrlab-test-xsel-XXXXXX", args[2048], out[1 << 16], errf[128];
-    if (!mkdtemp(dir))
+    char dir[64], args[2048], out[1 << 16], errf[128];
+    if (tio_tmpdir(dir, sizeof dir, "test-xsel"))
         return;
     snprintf(errf, sizeof errf, "%s/err.txt", dir);
     snprintf(args, sizeof args, "stats --set en=data/corpus/en.calib.txt,seqs=2,len=32 "
@@ -199,9 +199,8 @@ static void test_cli(chk *c)
 done:
     h5s_close(st);
     h5s_close(x);
-    snprintf(args, sizeof args, "rm -rf '%s'", dir);
-    if (system(args) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    if (tio_rmtree(dir) != 0)
+        fprintf(stderr, "%s not removed\n", dir);
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 #include "../../io/corpus.h"
 #include "../../io/gguf.h"
 #include "../../io/h5s.h"
+#include "../sensfix.h"
 #include "../../io/hfcfg.h"
 #include "../../io/st.h"
 #include "../../io/tok.h"
@@ -332,8 +333,6 @@ static void template_sens(h5s_store *s)
                              i ? SENS_P_EXP_DOWN : SENS_P_Q, 4, 16, 64, i};
         un[i] = (char *)names[i];
     }
-    char *sn[2] = {"en", "zh"};
-    int64_t tok[2] = {64, 64};
     double k0[6] = {1e-4, 2e-4, 3e-4, 1e-4, 1e-4, 5e-4}, k1[6], a0[6], a1[6];
     for (int i = 0; i < 6; i++) {
         k1[i] = 9 * k0[i];
@@ -351,33 +350,12 @@ static void template_sens(h5s_store *s)
     }
     for (int i = 0; i < 12; i++)
         d2[i] = d[i % 6];
+    /* rel [S,T,F]: each set's own statistics */
+    sfx_in in = {3, t, un, 64, {k0, k1}, {a0, a1}, 2, fq, "rtn:b=2..3:g=64", bpw, d2, few, ones};
     sens_result r;
-    memset(&r, 0, sizeof r);
-    r.gran = SENS_TENSOR;
-    r.n_tensors = r.n_units = 3;
-    r.t = t;
-    r.unit_name = un;
-    r.n_sets = 2;
-    r.set_name = sn;
-    r.set_tokens = tok;
-    r.eps[0] = 0.01;
-    r.eps[1] = 0.03;
-    r.seed = 1;
-    r.kld[0] = k0;
-    r.kld[1] = k1;
-    r.alpha[0] = a0;
-    r.alpha[1] = a1;
-    r.n_formats = 2;
-    r.fmt = fq;
-    r.spec = "rtn:b=2..3:g=64";
-    r.few_policy = "rtn";
-    r.min_tokens = 16;
-    r.bpw = bpw;
-    r.rel_w = d2; /* [S,T,F]: each set's own statistics */
-    r.rel_imp = r.rel_out = d2;
-    r.few = few;
-    r.w_norm2 = ones;
-    r.out_energy = r.noise_energy = ones;
+    char *sn[2];
+    int64_t tok[2];
+    sfx_result(&r, &in, sn, tok);
     vl_err e = {0, ""};
     if (sens_write(&r, s, &e)) {
         fprintf(stderr, "template sens: %s\n", e.msg);
