@@ -13,6 +13,7 @@
 #include "eval.h"
 
 #include "fwd.h"
+#include "pipeline.h"
 
 #include "../core/kern.h"
 #include "../core/par.h"
@@ -41,6 +42,7 @@ struct ev_runner {
     int n_refs;
     size_t ref_bytes, ref_budget;
     par_fault *fault;    /* test hook, NULL: none */
+    pl_pipe *pl;         /* the ranks' pipeline (one stage when none) */
 };
 
 /* ---------------------------------------------------------------- domains */
@@ -100,11 +102,24 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
     int rc = fwd_state_new(&r->ref, m, batch_seq, max_len, err);
     if (!rc)
         rc = fwd_state_new(&r->q, m, batch_seq, max_len, err);
+    if (!rc)
+        rc = pl_new(&r->pl, m, 1, 0, err);
     if (rc) {
         ev_runner_free(r);
         return rc;
     }
     *out = r;
+    return 0;
+}
+
+int ev_runner_set_pipeline(ev_runner *r, int stages, vl_err *err)
+{
+    pl_pipe *p = NULL;
+    int rc = pl_new(&p, r->m, stages, (int64_t)r->batch_seq * r->max_len, err);
+    if (rc)
+        return rc;
+    pl_free(r->pl);
+    r->pl = p;
     return 0;
 }
 
@@ -205,10 +220,13 @@ static ev_ref *ref_new(ev_runner *r, const int32_t *ids, int n_seq, int len)
         return NULL;
     r->refs = grown;
     ev_ref *f = &r->refs[r->n_refs];
+    /* every stage of a pipeline keeps the same entries (so they skip the same reference
+     * runs), but only the last one holds logits */
+    int hold = pl_is_last(r->pl);
     f->ids = vl_malloc(n * sizeof *ids);
-    f->logits = vl_malloc(n * V * sizeof(float));
+    f->logits = hold ? vl_malloc(n * V * sizeof(float)) : NULL;
     f->have = vl_calloc((size_t)n_seq, 1); /* ≥ the batch count */
-    if (!f->ids || !f->logits || !f->have) {
+    if (!f->ids || (hold && !f->logits) || !f->have) {
         vl_free(f->ids);
         vl_free(f->logits);
         vl_free(f->have);
@@ -277,35 +295,39 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
      * finishes early takes the next. A batch's tokens depend only on the batch, and
      * share_tokens puts them back in batch order: R ranks give one's bits. A kept reference
      * holds the batches this rank ran; another batch's reference is computed (and kept) when
-     * the rank first gets it. */
+     * the rank first gets it. In a pipeline (analysis/pipeline.h) stage 0 of each group draws
+     * the batches and passes them down; the last stage computes the metrics and owns them. */
     par_queue *qu = NULL;
+    int last = pl_is_last(r->pl);
     rc = par_queue_new(&qu, n_batch, rc, err);
     while (!rc) {
         int64_t it;
-        if ((rc = par_queue_next(qu, &it, err)) || it < 0)
+        if ((rc = pl_next(r->pl, qu, &it, err)) || it < 0)
             break;
         int b = (int)it;
-        owner[b] = par_rank();
+        if (last)
+            owner[b] = par_rank();
         if ((rc = par_fault_hit(r->fault, err)))
             break;
         int s0 = b * r->batch_seq;
         int nb = n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq;
         const int32_t *bid = ids + (size_t)s0 * len;
         size_t row0 = (size_t)s0 * len * (size_t)V, rows = (size_t)nb * len * (size_t)V;
-        const float *lr, *lq;
+        const float *lr = NULL, *lq = NULL;
         double t0 = prog_now();
         if (keep && keep->have[b]) {
-            lr = keep->logits + row0;
-        } else if (!(rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr,
-                                  err)) && keep) {
-            memcpy(keep->logits + row0, lr, rows * sizeof *lr);
+            lr = keep->logits ? keep->logits + row0 : NULL;
+        } else if (!(rc = pl_forward(r->pl, model_base(r->m), r->ref, bid, nb, len, it, NULL,
+                                     NULL, &lr, err)) && keep) {
+            if (lr)
+                memcpy(keep->logits + row0, lr, rows * sizeof *lr);
             keep->have[b] = 1;
         }
         double t1 = prog_now();
         if (!rc)
-            rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
+            rc = pl_forward(r->pl, wq, r->q, bid, nb, len, it, NULL, NULL, &lq, err);
         double t2 = prog_now();
-        if (!rc)
+        if (!rc && last)
             rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * per_seq, err);
         double t3 = prog_now();
         if (rc)
@@ -319,6 +341,7 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
         if (pg && par_rank() == 0) /* rank 0 reports for the job */
             prog_update(pg, done0 + (int64_t)done * len);
     }
+    rc = pl_finish(r->pl, rc, err); /* before any collective: a stage may still be waiting */
     par_queue_free(qu); /* collective: reached by every rank, failed or not */
     if (rc && fill)
         ref_drop_last(r);
@@ -341,6 +364,7 @@ void ev_runner_free(ev_runner *r)
         return;
     fwd_state_free(r->ref);
     fwd_state_free(r->q);
+    pl_free(r->pl);
     for (int i = 0; i < r->n_refs; i++) {
         vl_free(r->refs[i].ids);
         vl_free(r->refs[i].logits);

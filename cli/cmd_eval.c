@@ -2,7 +2,8 @@
  *
  *   vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)...
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
- *               [--seed S] [--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]
+ *               [--seed S] [--batch N] [--allow-overlap] [--score-second-half] [--pipeline P]
+ *               [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
  * named NAME, else the file's base name without extension. An HDF5 FILE (signature, or a .h5
@@ -20,6 +21,8 @@
  * --allow-overlap is given.
  * --score-second-half scores only positions len/2 .. len − 2 of each window, as
  * llama-perplexity does (analysis/eval.h), so the statistics compare with llama.cpp's.
+ * --pipeline P (MPI build, under mpirun/srun): the layers split over pipelines of P ranks
+ * (analysis/pipeline.h); the same store as one process.
  * The tables go to stdout, progress to stderr (tty only), the store to -o.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -63,12 +66,13 @@ typedef struct {
     int batch;
     int allow_overlap;
     int second_half;
+    int pipeline;
 } eval_args;
 
 static const char usage_line[] =
     "usage: vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats "
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
-    "[--batch N] [--allow-overlap] [--score-second-half] [-o eval.h5]";
+    "[--batch N] [--allow-overlap] [--score-second-half] [--pipeline P] [-o eval.h5]";
 
 /* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
  * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
@@ -136,6 +140,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
     a->dir = cli_default_model();
     a->seed = 0x5eed;
     a->batch = 4;
+    a->pipeline = 1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (i == 1 && cli_is_positional(s)) {
@@ -186,6 +191,9 @@ static int parse_args(eval_args *a, int argc, char **argv)
         } else if (!strcmp(s, "--batch")) {
             if (num_int(v, 1, 1024, &a->batch))
                 return cli_failf(CMD, "--batch '%s': expected 1..1024", v);
+        } else if (!strcmp(s, "--pipeline")) {
+            if (num_int(v, 1, 1 << 20, &a->pipeline))
+                return cli_failf(CMD, "--pipeline '%s': expected a positive integer", v);
         } else {
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
         }
@@ -363,6 +371,8 @@ static int run(const eval_args *a, vl_err *err)
         rc = qe_new(&q, c.m, c.book, a->batch, a->n_rows, err);
     if (!rc)
         qe_set_second_half(q, a->second_half);
+    if (!rc)
+        rc = qe_set_pipeline(q, a->pipeline, err);
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());

@@ -2,7 +2,8 @@
  * in one HDF5 store; `vbrlab stats merge A.h5 B.h5 -o C.h5`: exact merge of two stores.
  *
  *   vbrlab stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S][,skip=K] ...
- *                [--hessian PATTERN | --no-hessian] [--route-all-experts] [--batch B] -o OUT.h5
+ *                [--hessian PATTERN | --no-hessian] [--route-all-experts] [--batch B]
+ *                [--pipeline P] -o OUT.h5
  *
  * Sets are built in the order given (analysis/calib.h: a mix, shuffle or entropy set refers to
  * sets before it), then each is run through the statistics pass (analysis/spass.h) and written
@@ -10,6 +11,8 @@
  * accumulators are in memory at a time. At the end a table on stdout compares the sets'
  * routing: per MoE layer, the total-variation distance ½ Σ_e |p_a(e) − p_b(e)| between the
  * distributions of top-k selections of each pair of sets (0 = same expert usage, 1 = disjoint).
+ * --pipeline P (MPI build, under mpirun/srun): the layers split over pipelines of P ranks
+ * (analysis/pipeline.h); the same store as one process.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -69,13 +72,17 @@ static int parse_args(int argc, char **argv, stats_args *a)
             if (num_int(argv[++i], 1, 4096, &a->so.batch))
                 return cli_failf("stats", "--batch \"%s\": expects an integer in [1, 4096]",
                                  argv[i]);
+        } else if (!strcmp(o, "--pipeline") && has) {
+            if (num_int(argv[++i], 1, 1 << 20, &a->so.pipeline))
+                return cli_failf("stats", "--pipeline \"%s\": expects a positive integer",
+                                 argv[i]);
         } else if (!strcmp(o, "-o") && has) {
             a->out = argv[++i];
         } else {
             return cli_failf("stats", "unexpected argument \"%s\" (usage: vbrlab stats "
                              "[MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... "
                              "[--hessian PATTERN|--no-hessian] [--route-all-experts] "
-                             "[--batch B] -o OUT.h5)", o);
+                             "[--batch B] [--pipeline P] -o OUT.h5)", o);
         }
     }
     if (a->so.hessian && a->so.no_hessian)

@@ -101,7 +101,7 @@ static int dispatch(int argc, char **argv)
     }
     /* the commands that share their work over ranks and write from rank 0 only; any other
      * would have every rank write the same file */
-    static const char *const par_cmds[] = {"stats", "sens", "eval", "run"};
+    static const char *const par_cmds[] = {"stats", "sens", "eval", "run", "forward"};
     int par_ok = !(argc > 2 && !strcmp(argv[1], "stats") && !strcmp(argv[2], "merge"));
     for (size_t i = 0, ok = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[1], cmds[i].name))
@@ -110,7 +110,8 @@ static int dispatch(int argc, char **argv)
             ok |= !strcmp(argv[1], par_cmds[k]);
         if (par_size() > 1 && !(ok && par_ok))
             return cli_failf(argv[1], "runs on one process only, not on %d MPI ranks (the "
-                             "ranks share `vbrlab stats`, `sens`, `eval` and `run`; "
+                             "ranks share `vbrlab stats`, `sens`, `eval`, `run` and "
+                             "`forward`; "
                              "docs/scaling.md)",
                              par_size());
         return cmds[i].fn(argc - 1, argv + 1);
