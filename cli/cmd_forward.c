@@ -1,5 +1,6 @@
 /* cli/cmd_forward.c — `vbrlab forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5
  *                     [--hidden] [--router] [--batch B] [--mem-cap BYTES] [--pipeline P]`
+ * (-o OUT.h5 is the same as --out)
  *
  * Runs the model on token id sequences and writes OUT.h5 atomically (io/h5s: temp + rename):
  *   /input_ids          int32   [n_seq, n_tok]
@@ -391,7 +392,7 @@ int cmd_forward(int argc, char **argv)
             ids = argv[++i];
         else if (!strcmp(a, "--ids-file") && i + 1 < argc)
             file = argv[++i];
-        else if (!strcmp(a, "--out") && i + 1 < argc)
+        else if ((!strcmp(a, "--out") || !strcmp(a, "-o")) && i + 1 < argc)
             out = argv[++i];
         else if (!strcmp(a, "--hidden"))
             hidden = 1;
@@ -419,12 +420,12 @@ int cmd_forward(int argc, char **argv)
         return cli_failf("forward", "give exactly one of --ids and --ids-file");
     if (!out)
         return cli_failf("forward", "--out OUT.h5 is required");
-    if ((batch > 0 || cap >= 0) && (hidden || router))
-        return cli_failf("forward", "--batch/--mem-cap (layer-major) do not write --hidden or "
-                         "--router");
     if ((P > 1 || par_size() > 1) && (hidden || router || cap >= 0))
         return cli_failf("forward", "on MPI ranks or with --pipeline, --hidden, --router and "
                          "--mem-cap are not available (one process writes them)");
+    if ((batch > 0 || cap >= 0) && (hidden || router))
+        return cli_failf("forward", "--batch/--mem-cap (layer-major) do not write --hidden or "
+                         "--router");
     vl_err e = {0};
     if (run(dir, ids, file, out, hidden, router, batch, cap, P, &e))
         return cli_fail("forward", &e);

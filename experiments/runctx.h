@@ -37,6 +37,7 @@ typedef struct {
                            noise:reseeded"), filled by run_build_sets; "" otherwise */
     const char *stage_key; /* the running stage's cache key (its journal's key) */
     par_fault *fault;   /* run_opts.fault */
+    int pipeline;       /* run_opts.pipeline */
 } run_ctx;
 
 /* The journal of per-item commits of STAGE ("sens", "eval"): OUT.STAGE.items.r<RANK>

@@ -172,6 +172,8 @@ int stage_eval(run_ctx *c, vl_err *err)
         rc = qe_new(&q, c->m, book, 4, n_rows, err);
     if (!rc)
         qe_set_second_half(q, cfg->score_second_half);
+    if (!rc)
+        rc = qe_set_pipeline(q, c->pipeline > 1 ? c->pipeline : 1, err);
     jr *j = NULL;
     rc = par_agree(rc, err); /* the journal is opened by every rank together */
     if (!rc)

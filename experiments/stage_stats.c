@@ -26,6 +26,7 @@ int stage_stats(run_ctx *c, vl_err *err)
     spass_opts so = spass_opts_defaults();
     so.no_hessian = !gptq;
     so.progress = c->progress;
+    so.pipeline = c->pipeline;
     if (!rc)
         rc = spass_run_book(c->m, book, &so, c->s, NULL, NULL, err);
     if (!rc && c->cfg->replicate > 0) /* which draw this store holds (expcfg.h) */
