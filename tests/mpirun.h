@@ -63,6 +63,25 @@ static void same_store(chk *c, const char *a, const char *b, const char *what)
     CHECK(c, ok, "%s: %s", what, why);
 }
 
+/* SRC_INI (a tests/data config) copied to INI with its `out =` line set to OUT. */
+static void mpi_config(const char *src_ini, const char *ini, const char *out)
+{
+    char *src = tio_slurp(src_ini, NULL);
+    FILE *f = fopen(ini, "w");
+    for (char *line = src, *next; f && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "out =", 5))
+            fprintf(f, "%s\n", line);
+        else
+            fprintf(f, "out = %s\n", out);
+    }
+    if (f)
+        fclose(f);
+    free(src);
+}
+
 /* 1 when VBRLAB_MPI_BIN is built and mpirun runs; else 0 with the reason printed as a skip
  * ("NAME: skipped: ...", "NAME: 0 passed, 0 failed"). */
 static int mpi_ready(const char *name)

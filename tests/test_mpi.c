@@ -150,21 +150,10 @@ static void test_refuse(chk *c)
 /* tests/data/NAME.ini with its store in TDIR (OUT), written to TDIR/INI. */
 static void config_in_tdir(const char *src_ini, const char *ini, const char *out)
 {
-    char *src = tio_slurp(src_ini, NULL), path[256];
+    char path[256], store[256];
     snprintf(path, sizeof path, TDIR "/%s", ini);
-    FILE *f = fopen(path, "w");
-    for (char *line = src, *next; f && line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (strncmp(line, "out =", 5))
-            fprintf(f, "%s\n", line);
-        else
-            fprintf(f, "out = " TDIR "/%s\n", out);
-    }
-    if (f)
-        fclose(f);
-    free(src);
+    snprintf(store, sizeof store, TDIR "/%s", out);
+    mpi_config(src_ini, path, store);
 }
 
 static void tiny_config(void) { config_in_tdir("tests/data/run-tiny.ini", "tiny.ini", "tiny.h5"); }

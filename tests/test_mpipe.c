@@ -146,20 +146,9 @@ static void test_errors(chk *c)
     expect_fail(c, 2, a, "--hidden, --router and --mem-cap are not available");
 }
 
-/* tests/data/run-tiny.ini with its store in TDIR. */
 static void tiny_config(void)
 {
-    char *src = tio_slurp("tests/data/run-tiny.ini", NULL);
-    FILE *f = fopen(TDIR "/tiny.ini", "w");
-    for (char *line = src, *next; f && line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        fprintf(f, "%s\n", strncmp(line, "out =", 5) ? line : "out = " TDIR "/tiny.h5");
-    }
-    if (f)
-        fclose(f);
-    free(src);
+    mpi_config("tests/data/run-tiny.ini", TDIR "/tiny.ini", TDIR "/tiny.h5");
 }
 
 /* `vbrlab run ARGS` on 2 ranks with VBRLAB_FAIL_ITEM=FAULT (NULL: none); exit status. */
