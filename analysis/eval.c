@@ -317,15 +317,15 @@ int ev_run(ev_runner *r, const model_weights *wq, const int32_t *ids, int n_seq,
         double t0 = prog_now();
         if (keep && keep->have[b]) {
             lr = keep->logits ? keep->logits + row0 : NULL;
-        } else if (!(rc = pl_forward(r->pl, model_base(r->m), r->ref, bid, nb, len, it, NULL,
-                                     NULL, &lr, err)) && keep) {
+        } else if (!(rc = pl_forward(r->pl, model_base(r->m), r->ref, bid, nb, len, it, 0,
+                                     NULL, NULL, &lr, err)) && keep) {
             if (lr)
                 memcpy(keep->logits + row0, lr, rows * sizeof *lr);
             keep->have[b] = 1;
         }
         double t1 = prog_now();
         if (!rc)
-            rc = pl_forward(r->pl, wq, r->q, bid, nb, len, it, NULL, NULL, &lq, err);
+            rc = pl_forward(r->pl, wq, r->q, bid, nb, len, it, 1, NULL, NULL, &lq, err);
         double t2 = prog_now();
         if (!rc && last)
             rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * per_seq, err);

@@ -1,7 +1,7 @@
 /* analysis/pipeline.c — layer ranges over ranks, residual rows passed stage to stage.
  *
  * Messages between neighbouring stages (core/par.h point to point, in order): a header of
- * three int64 {kind, item, bytes}, then for PL_ROWS `bytes` of residual rows. PL_ITEM carries a
+ * four int64 {kind, item, bytes, tag}, then for PL_ROWS `bytes` of residual rows. PL_ITEM carries a
  * work-queue item down the pipeline (pl_next); PL_END ends the pass (pl_finish), normally or
  * after a failure.
  */
@@ -83,16 +83,19 @@ int pl_mine(const pl_pipe *p, int64_t item) { return (int)(item % p->D) == p->gr
 
 int pl_owner(const pl_pipe *p, int64_t item) { return (int)(item % p->D) * p->P + p->P - 1; }
 
-static int send_hdr(const pl_pipe *p, int kind, int64_t item, int64_t bytes, vl_err *err)
+enum { PL_HDR = 4 }; /* int64 per header */
+
+static int send_hdr(const pl_pipe *p, int kind, int64_t item, int64_t bytes, int tag,
+                    vl_err *err)
 {
-    int64_t h[3] = {kind, item, bytes};
+    int64_t h[PL_HDR] = {kind, item, bytes, tag};
     return par_send(p->rank + 1, h, sizeof h, err);
 }
 
 /* The upstream's next header; PL_END marks the pass ended. */
-static int recv_hdr(pl_pipe *p, int64_t h[3], vl_err *err)
+static int recv_hdr(pl_pipe *p, int64_t h[PL_HDR], vl_err *err)
 {
-    int rc = par_recv(p->rank - 1, h, 3 * sizeof *h, err);
+    int rc = par_recv(p->rank - 1, h, PL_HDR * sizeof *h, err);
     if (!rc && h[0] == PL_END)
         p->ended = 1;
     if (!rc && (h[0] < PL_END || h[0] > PL_ITEM || h[2] < 0))
@@ -107,12 +110,12 @@ int pl_next(pl_pipe *p, par_queue *q, int64_t *item, vl_err *err)
     if (p->P == 1 || p->stage == 0) {
         int rc = par_queue_next(q, item, err);
         if (!rc && p->P > 1 && *item >= 0)
-            rc = send_hdr(p, PL_ITEM, *item, 0, err);
+            rc = send_hdr(p, PL_ITEM, *item, 0, 0, err);
         return rc;
     }
     if (p->ended)
         return 0;
-    int64_t h[3];
+    int64_t h[PL_HDR];
     int rc = recv_hdr(p, h, err);
     if (rc || h[0] == PL_END)
         return rc;
@@ -120,11 +123,11 @@ int pl_next(pl_pipe *p, par_queue *q, int64_t *item, vl_err *err)
         return vl_errf(err, VL_EIO, "pipeline: stage %d sent rows where an item was due",
                        p->stage - 1);
     *item = h[1];
-    return pl_is_last(p) ? 0 : send_hdr(p, PL_ITEM, *item, 0, err);
+    return pl_is_last(p) ? 0 : send_hdr(p, PL_ITEM, *item, 0, 0, err);
 }
 
 int pl_forward(pl_pipe *p, const model_weights *w, fwd_state *st, const int32_t *ids, int n_seq,
-               int seq_len, int64_t item, const fwd_opts *opts, const tap_set *taps,
+               int seq_len, int64_t item, int tag, const fwd_opts *opts, const tap_set *taps,
                const float **logits, vl_err *err)
 {
     *logits = NULL;
@@ -139,7 +142,7 @@ int pl_forward(pl_pipe *p, const model_weights *w, fwd_state *st, const int32_t 
     if (p->stage == 0) {
         rc = fwd_embed(p->m, w, ids, (int)rows, p->h, err);
     } else {
-        int64_t h[3];
+        int64_t h[PL_HDR];
         if (p->ended)
             return vl_errf(err, VL_EIO, "pipeline: stage %d stopped before item %lld",
                            p->stage - 1, (long long)item);
@@ -148,17 +151,18 @@ int pl_forward(pl_pipe *p, const model_weights *w, fwd_state *st, const int32_t 
         if (h[0] == PL_END)
             return vl_errf(err, VL_EIO, "pipeline: stage %d stopped before item %lld",
                            p->stage - 1, (long long)item);
-        if (h[0] != PL_ROWS || h[1] != item || h[2] != bytes)
-            return vl_errf(err, VL_EIO, "pipeline: stage %d sent item %lld (%lld bytes), "
-                           "expected item %lld (%lld bytes)", p->stage - 1, (long long)h[1],
-                           (long long)h[2], (long long)item, (long long)bytes);
+        if (h[0] != PL_ROWS || h[1] != item || h[2] != bytes || h[3] != tag)
+            return vl_errf(err, VL_EIO, "pipeline: stage %d sent item %lld/%lld (%lld bytes), "
+                           "expected item %lld/%d (%lld bytes)", p->stage - 1, (long long)h[1],
+                           (long long)h[3], (long long)h[2], (long long)item, tag,
+                           (long long)bytes);
         rc = par_recv(p->rank - 1, p->h, (size_t)bytes, err);
     }
     if (!rc)
         rc = fwd_run_layers(p->m, w, st, ids, p->l0, p->l1, p->h, n_seq, seq_len, opts, taps,
                             err);
     if (!rc && !pl_is_last(p)) {
-        rc = send_hdr(p, PL_ROWS, item, bytes, err);
+        rc = send_hdr(p, PL_ROWS, item, bytes, tag, err);
         if (!rc)
             rc = par_send(p->rank + 1, p->h, (size_t)bytes, err);
     } else if (!rc) {
@@ -176,7 +180,7 @@ int pl_finish(pl_pipe *p, int local_rc, vl_err *err)
     int rc = 0;
     /* drain: a stage that stopped early must still take what its upstream sends */
     while (!rc && p->stage > 0 && !p->ended) {
-        int64_t h[3];
+        int64_t h[PL_HDR];
         if ((rc = recv_hdr(p, h, e)) || h[0] != PL_ROWS)
             continue;
         if (h[2] > p->max_rows * (int64_t)p->width * (int64_t)sizeof *p->h)
@@ -186,7 +190,7 @@ int pl_finish(pl_pipe *p, int local_rc, vl_err *err)
             rc = par_recv(p->rank - 1, p->h, (size_t)h[2], e);
     }
     if (!rc && !pl_is_last(p))
-        rc = send_hdr(p, PL_END, -1, 0, e);
+        rc = send_hdr(p, PL_END, -1, 0, 0, e);
     p->ended = 0;
     return local_rc ? local_rc : rc;
 }

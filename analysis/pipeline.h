@@ -68,11 +68,13 @@ int pl_next(pl_pipe *p, par_queue *q, int64_t *item, vl_err *err);
 
 /* Item ITEM (ids [n_seq × seq_len], n_seq·seq_len ≤ max_rows) through the pipeline with
  * binding W on state ST (sized for the batch). Every stage of the group calls it for the same
- * items in the same order. *logits: on the last stage as fwd_run's (owned by ST), NULL on the
+ * items in the same order. TAG tells apart several forwards of one item (eval: 0 the
+ * reference, 1 the quantized binding); a stage receiving another item or tag than it expects
+ * fails (VL_EIO) instead of computing on the wrong rows. *logits: on the last stage as fwd_run's (owned by ST), NULL on the
  * other stages. OPTS, TAPS as fwd_run (taps fire for this stage's layers and, on the last
  * stage, the logits). Errors: fwd_run's, MPI's, VL_EIO "stage S stopped" (upstream ended). */
 int pl_forward(pl_pipe *p, const model_weights *w, fwd_state *st, const int32_t *ids, int n_seq,
-               int seq_len, int64_t item, const fwd_opts *opts, const tap_set *taps,
+               int seq_len, int64_t item, int tag, const fwd_opts *opts, const tap_set *taps,
                const float **logits, vl_err *err);
 
 /* End of this stage's items (after success or failure, on every rank): see "Stopping" above.

@@ -199,8 +199,8 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
         const float *lg;
         rc = stat_begin_batch(a, bt, nb, seq_len, err);
         if (rc == 0)
-            rc = pl_forward(p->pl, model_base(p->m), p->st, bt, nb, seq_len, b, &fo, &taps, &lg,
-                            err);
+            rc = pl_forward(p->pl, model_base(p->m), p->st, bt, nb, seq_len, b, 0, &fo, &taps,
+                            &lg, err);
         if (rc == 0)
             rc = stat_status(a, err);
         int done = (b + R) * p->o.batch < n_seq ? (b + R) * p->o.batch : n_seq;

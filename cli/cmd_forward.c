@@ -295,8 +295,8 @@ static int run_ranks(const model *m, const id_list *L, int batch, int P, int loc
         if (rc || !pl_mine(pl, b))
             continue;
         const float *lg;
-        rc = pl_forward(pl, model_base(m), st, L->ids + (size_t)s0 * T, nb, T, b, NULL, NULL,
-                        &lg, e);
+        rc = pl_forward(pl, model_base(m), st, L->ids + (size_t)s0 * T, nb, T, b, 0, NULL,
+                        NULL, &lg, e);
         if (!rc && lg) {
             memcpy(mine + at, lg, (size_t)nb * row * sizeof *lg);
             at += (size_t)nb * row;
