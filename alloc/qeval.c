@@ -80,6 +80,11 @@ void qe_set_second_half(qe_eval *q, int on)
     ev_runner_set_second_half(q->runner, on);
 }
 
+int qe_set_pipeline(qe_eval *q, int stages, vl_err *err)
+{
+    return ev_runner_set_pipeline(q->runner, stages, err);
+}
+
 /* Domain d of row r: from the journal when it is there, else run (and journaled by rank 0). */
 static int run_domain(qe_eval *q, const qb_binding *b, const qe_row *row, int d, ev_result *res,
                       prog *pg, vl_err *err)

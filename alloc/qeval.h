@@ -52,6 +52,10 @@ void qe_set_layer_major(qe_eval *q, int on, int64_t mem_cap);
  * call before the first row. */
 void qe_set_second_half(qe_eval *q, int on);
 
+/* Run the forwards on a pipeline of STAGES ranks (ev_runner_set_pipeline; 1: none); call
+ * before the first row. Errors: VL_EARG (the pipeline does not fit the ranks or the model). */
+int qe_set_pipeline(qe_eval *q, int stages, vl_err *err);
+
 /* Row r: bind ROW's allocation, run every domain, write /eval/<row>/<dom> (and /eval/domains
  * at r = 0) and the row's attribute set (ev_write_row). PROGRESS: a progress line on stderr
  * (tty only). Errors carry "row NAME". */

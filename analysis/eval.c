@@ -15,6 +15,7 @@
 #include "acts.h"
 #include "fwd.h"
 #include "lfwd.h"
+#include "pipeline.h"
 
 #include "../core/kern.h"
 #include "../core/par.h"
@@ -56,6 +57,7 @@ struct ev_runner {
     ev_lref *lrefs;      /* [n_lrefs] layer-major references */
     int n_lrefs;
     float *lrow;         /* [max_len × V] one sequence's reference logits (layer-major) */
+    pl_pipe *pl;         /* the ranks' pipeline (one stage when none) */
 };
 
 /* ---------------------------------------------------------------- domains */
@@ -131,11 +133,24 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
         return vl_errf(err, VL_ENOMEM, "eval: out of memory");
     }
     int rc = fwd_state_new(&r->q, m, batch_seq, max_len, err);
+    if (!rc)
+        rc = pl_new(&r->pl, m, 1, 0, err);
     if (rc) {
         ev_runner_free(r);
         return rc;
     }
     *out = r;
+    return 0;
+}
+
+int ev_runner_set_pipeline(ev_runner *r, int stages, vl_err *err)
+{
+    pl_pipe *p = NULL;
+    int rc = pl_new(&p, r->m, stages, (int64_t)r->batch_seq * r->max_len, err);
+    if (rc)
+        return rc;
+    pl_free(r->pl);
+    r->pl = p;
     return 0;
 }
 
@@ -236,10 +251,13 @@ static ev_ref *ref_new(ev_runner *r, const int32_t *ids, int n_seq, int len)
         return NULL;
     r->refs = grown;
     ev_ref *f = &r->refs[r->n_refs];
+    /* every stage of a pipeline keeps the same entries (so they skip the same reference
+     * runs), but only the last one holds logits */
+    int hold = pl_is_last(r->pl);
     f->ids = vl_malloc(n * sizeof *ids);
-    f->logits = vl_malloc(n * V * sizeof(float));
+    f->logits = hold ? vl_malloc(n * V * sizeof(float)) : NULL;
     f->have = vl_calloc((size_t)n_seq, 1); /* ≥ the batch count */
-    if (!f->ids || !f->logits || !f->have) {
+    if (!f->ids || (hold && !f->logits) || !f->have) {
         vl_free(f->ids);
         vl_free(f->logits);
         vl_free(f->have);
@@ -423,6 +441,9 @@ int ev_run_ext(ev_runner *r, const model_weights *wq, mw_provider prov, void *pr
     if (n_seq < 1 || len < 2 || len > r->max_len)
         return vl_errf(err, VL_EARG, "eval: %d sequences of %d tokens (runner holds ≤ %d)",
                        n_seq, len, r->max_len);
+    if (r->layer_major && pl_stages(r->pl) > 1)
+        return vl_errf(err, VL_EARG, "eval: layer-major evaluation (a memory cap) and a "
+                       "pipeline of %d stages cannot be combined: choose one", pl_stages(r->pl));
     if (r->second_half && len < 3)
         return vl_errf(err, VL_EARG, "eval: scoring the second half of a %d-token window leaves "
                        "no token (need len ≥ 3)", len);
@@ -473,35 +494,39 @@ int ev_run_ext(ev_runner *r, const model_weights *wq, mw_provider prov, void *pr
      * finishes early takes the next. A batch's tokens depend only on the batch, and
      * share_tokens puts them back in batch order: R ranks give one's bits. A kept reference
      * holds the batches this rank ran; another batch's reference is computed (and kept) when
-     * the rank first gets it. */
+     * the rank first gets it. In a pipeline (analysis/pipeline.h) stage 0 of each group draws
+     * the batches and passes them down; the last stage computes the metrics and owns them. */
     par_queue *qu = NULL;
+    int last = pl_is_last(r->pl);
     rc = par_queue_new(&qu, n_batch, rc, err);
     while (!rc) {
         int64_t it;
-        if ((rc = par_queue_next(qu, &it, err)) || it < 0)
+        if ((rc = pl_next(r->pl, qu, &it, err)) || it < 0)
             break;
         int b = (int)it;
-        owner[b] = par_rank();
+        if (last)
+            owner[b] = par_rank();
         if ((rc = par_fault_hit(r->fault, err)))
             break;
         int s0 = b * r->batch_seq;
         int nb = n_seq - s0 < r->batch_seq ? n_seq - s0 : r->batch_seq;
         const int32_t *bid = ids + (size_t)s0 * len;
         size_t row0 = (size_t)s0 * len * (size_t)V, rows = (size_t)nb * len * (size_t)V;
-        const float *lr, *lq;
+        const float *lr = NULL, *lq = NULL;
         double t0 = prog_now();
         if (keep && keep->have[b]) {
-            lr = keep->logits + row0;
-        } else if (!(rc = fwd_run(r->m, model_base(r->m), r->ref, bid, nb, len, NULL, NULL, &lr,
-                                  err)) && keep) {
-            memcpy(keep->logits + row0, lr, rows * sizeof *lr);
+            lr = keep->logits ? keep->logits + row0 : NULL;
+        } else if (!(rc = pl_forward(r->pl, model_base(r->m), r->ref, bid, nb, len, it, 0,
+                                     NULL, NULL, &lr, err)) && keep) {
+            if (lr)
+                memcpy(keep->logits + row0, lr, rows * sizeof *lr);
             keep->have[b] = 1;
         }
         double t1 = prog_now();
         if (!rc)
-            rc = fwd_run(r->m, wq, r->q, bid, nb, len, NULL, NULL, &lq, err);
+            rc = pl_forward(r->pl, wq, r->q, bid, nb, len, it, 1, NULL, NULL, &lq, err);
         double t2 = prog_now();
-        if (!rc)
+        if (!rc && last)
             rc = batch_metrics(r, res, lr, lq, bid, nb, len, V, (size_t)s0 * per_seq, err);
         double t3 = prog_now();
         if (rc)
@@ -515,6 +540,7 @@ int ev_run_ext(ev_runner *r, const model_weights *wq, mw_provider prov, void *pr
         if (pg && par_rank() == 0) /* rank 0 reports for the job */
             prog_update(pg, done0 + (int64_t)done * len);
     }
+    rc = pl_finish(r->pl, rc, err); /* before any collective: a stage may still be waiting */
     par_queue_free(qu); /* collective: reached by every rank, failed or not */
     fwd_set_provider(r->q, NULL, NULL);
     if (rc && fill)
@@ -532,6 +558,7 @@ void ev_runner_free(ev_runner *r)
         return;
     fwd_state_free(r->ref);
     fwd_state_free(r->q);
+    pl_free(r->pl);
     for (int i = 0; i < r->n_refs; i++) {
         vl_free(r->refs[i].ids);
         vl_free(r->refs[i].logits);

@@ -92,6 +92,11 @@ int ev_runner_new(ev_runner **out, const model *m, int batch_seq, int max_len, v
 #define EV_REF_BUDGET_DEFAULT ((size_t)1 << 30)
 void ev_runner_set_ref_budget(ev_runner *r, size_t bytes);
 
+/* Run the forwards on a pipeline of STAGES ranks (analysis/pipeline.h; 1: none, the
+ * default): stage 0 of each data-parallel group draws the batches, the last stage computes the
+ * metrics; the results are the same bits. Errors: pl_new's (VL_EARG). */
+int ev_runner_set_pipeline(ev_runner *r, int stages, vl_err *err);
+
 /* Score only the second half of each window (positions len/2 .. len − 2) from now on; a window
  * of fewer than 3 tokens is then VL_EARG in ev_run. Off by default. */
 void ev_runner_set_second_half(ev_runner *r, int on);

@@ -5,6 +5,7 @@
 #include "spass.h"
 
 #include "lfwd.h"
+#include "pipeline.h"
 #include "sfile.h"
 
 #include "../core/par.h"
@@ -20,13 +21,14 @@ struct spass {
     regex_t re;       /* compiled --hessian pattern (has_re) */
     int has_re;
     fwd_state *st;    /* batch × max_len */
+    pl_pipe *pl;      /* the ranks' pipeline (one stage when none) */
     int n_xtx;        /* inputs selected by the last spass_acc_new */
     const float *ds_bias[HFC_MAX_LAYERS]; /* deepseek_v3 routers' correction biases */
 };
 
 spass_opts spass_opts_defaults(void)
 {
-    spass_opts o = {8, 256, NULL, 0, 0, 1, 0, 0};
+    spass_opts o = {8, 256, NULL, 0, 0, 1, 0, 0, 1};
     return o;
 }
 
@@ -72,6 +74,10 @@ int spass_new(spass **out, const model *m, const spass_opts *o, vl_err *err)
     if (o->batch <= 0 || o->max_len <= 0)
         return vl_errf(err, VL_EARG, "stats: batch %d and length %d must be > 0", o->batch,
                        o->max_len);
+    if (o->layer_major && o->pipeline > 1) {
+        return vl_errf(err, VL_EARG, "layer-major statistics (a memory cap) and a pipeline of "
+                       "%d stages cannot be combined: choose one", o->pipeline);
+    }
     spass *p = vl_calloc(1, sizeof *p);
     if (!p)
         return vl_errf(err, VL_ENOMEM, "stats: out of memory");
@@ -89,6 +95,9 @@ int spass_new(spass **out, const model *m, const spass_opts *o, vl_err *err)
         p->has_re = 1;
     }
     int rc = fwd_state_new(&p->st, m, o->batch, o->max_len, err);
+    if (!rc)
+        rc = pl_new(&p->pl, m, o->pipeline > 1 ? o->pipeline : 1,
+                    (int64_t)o->batch * o->max_len, err);
     if (rc) {
         spass_free(p);
         return rc;
@@ -241,10 +250,14 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
      * the companions it has in a one-process run, so its activations, and the totals that
      * stat_allreduce adds as integers, are the same bits. Rank 0 reports progress for the job
      * (its own batches stand for R batches each). */
-    int R = par_size(), n_batch = (n_seq + p->o.batch - 1) / p->o.batch;
+    int R = pl_groups(p->pl), n_batch = (n_seq + p->o.batch - 1) / p->o.batch;
     int64_t *item_tok = vl_malloc((size_t)n_batch * sizeof *item_tok);
-    if (!item_tok)
+    int *owner = vl_malloc((size_t)n_batch * sizeof *owner);
+    if (!item_tok || !owner) {
+        vl_free(item_tok);
+        vl_free(owner);
         return par_agree(vl_errf(err, VL_ENOMEM, "set %s: out of memory", label), err);
+    }
     char what[128];
     snprintf(what, sizeof what, "stats %s 0/%d seq", label, n_seq);
     prog pg;
@@ -256,6 +269,7 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
         for (int b = 0; b < n_batch; b++) {
             int s0 = b * p->o.batch;
             item_tok[b] = (int64_t)(n_seq - s0 < p->o.batch ? n_seq - s0 : p->o.batch) * seq_len;
+            owner[b] = pl_owner(p->pl, b); /* one stage (spass_new): rank b mod R, par_mine's */
         }
         rc = run_layer_major(p, a, ids, n_seq, seq_len, &fo, &taps, label, err);
     }
@@ -263,13 +277,15 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
         int s0 = b * p->o.batch;
         int nb = n_seq - s0 < p->o.batch ? n_seq - s0 : p->o.batch;
         item_tok[b] = (int64_t)nb * seq_len;
-        if (rc || !par_mine(b))
+        owner[b] = pl_owner(p->pl, b);
+        if (rc || !pl_mine(p->pl, b))
             continue;
         const int32_t *bt = ids + (size_t)s0 * seq_len;
         const float *lg;
         rc = stat_begin_batch(a, bt, nb, seq_len, err);
         if (rc == 0)
-            rc = fwd_run(p->m, model_base(p->m), p->st, bt, nb, seq_len, &fo, &taps, &lg, err);
+            rc = pl_forward(p->pl, model_base(p->m), p->st, bt, nb, seq_len, b, 0, &fo, &taps,
+                            &lg, err);
         if (rc == 0)
             rc = stat_status(a, err);
         int done = (b + R) * p->o.batch < n_seq ? (b + R) * p->o.batch : n_seq;
@@ -278,8 +294,10 @@ int spass_run(spass *p, stat_acc *a, const int32_t *ids, int n_seq, int seq_len,
         prog_update(&pg, (int64_t)done * seq_len);
     }
     prog_finish(&pg);
-    rc = stat_allreduce(a, item_tok, n_batch, rc, err);
+    rc = pl_finish(p->pl, rc, err);
+    rc = stat_allreduce(a, item_tok, owner, n_batch, rc, err);
     vl_free(item_tok);
+    vl_free(owner);
     return rc ? vl_errctx(err, rc, "set %s", label) : 0;
 }
 
@@ -290,6 +308,7 @@ void spass_free(spass *p)
     if (p->has_re)
         regfree(&p->re);
     fwd_state_free(p->st);
+    pl_free(p->pl);
     vl_free(p);
 }
 

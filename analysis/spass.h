@@ -27,7 +27,10 @@
  *
  * Ranks (core/par.h): under mpirun every rank calls spass_run with the same ids; batch b runs
  * on rank b mod R and stat_allreduce brings the totals to every rank. Batches keep their
- * companions, so R ranks give the bits of one process whatever the set size.
+ * companions, so R ranks give the bits of one process whatever the set size. With
+ * o.pipeline = P > 1 the ranks form pipelines of P stages (analysis/pipeline.h): batch b runs
+ * on group b mod (R / P), each stage records the statistics of its own layers, the last stage
+ * the per-token ones, and the same reduction gathers them.
  * Not thread-safe; one spass per thread.
  */
 #ifndef VL_SPASS_H
@@ -53,6 +56,8 @@ typedef struct {
                               each layer converted once, not once per batch */
     int64_t mem_cap;       /* layer-major: bytes of residual rows kept in memory, the rest in a
                               temporary file; 0: no cap */
+    int pipeline;          /* stages of a pipeline over the ranks (analysis/pipeline.h);
+                              0 or 1: none */
 } spass_opts;
 
 typedef struct spass spass;
@@ -61,7 +66,8 @@ spass_opts spass_opts_defaults(void); /* batch 8, max_len 256, every weight, no 
                                          batch-major */
 
 /* Bind model M (must outlive the spass). Errors: VL_EARG (bad batch/len, a pattern that does
- * not compile: "--hessian \"(\": <regerror text>"), VL_ENOMEM. */
+ * not compile: "--hessian \"(\": <regerror text>", a pipeline that does not fit: pl_new),
+ * VL_ENOMEM. */
 int spass_new(spass **out, const model *m, const spass_opts *o, vl_err *err);
 
 /* A new accumulator for M's shapes with token statistics for up to max_tokens tokens and XᵀX

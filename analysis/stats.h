@@ -182,13 +182,16 @@ void stat_input_f64(const stat_input *in, double *sum_x, double *sum_x2, double 
 int stat_merge(stat_acc *dst, const stat_acc *src, vl_err *err);
 
 /* Collective over the ranks of core/par.h (analysis/stats_par.c): every rank ran its own
- * items (item i on rank i mod size, in increasing order) into its own a; afterwards every rank's
- * a holds the totals over all items — exact sums and counts added as integers, absmax the max,
- * per-token arrays concatenated in item order (item i contributed item_tokens[i] tokens) — the
- * bits one process gets running every item in order. local_rc: this rank's status so far (see
- * par.h); a sticky callback error of any rank fails every rank. One rank: a is left as is. */
-int stat_allreduce(stat_acc *a, const int64_t *item_tokens, int64_t n_items, int local_rc,
-                   vl_err *err);
+ * items (in increasing order) into its own a; afterwards every rank's a holds the totals over
+ * all items — exact sums and counts added as integers, absmax the max, per-token arrays
+ * concatenated in item order (item i contributed item_tokens[i] tokens, held by rank
+ * owner[i]; owner NULL: rank i mod size) — the bits one process gets running every item in
+ * order. A rank may have seen only some layers of an item (a pipeline stage,
+ * analysis/pipeline.h): its other layers' sums are zero and add nothing. local_rc: this rank's
+ * status so far (see par.h); a sticky callback error of any rank fails every rank. One rank: a
+ * is left as is. */
+int stat_allreduce(stat_acc *a, const int64_t *item_tokens, const int *owner, int64_t n_items,
+                   int local_rc, vl_err *err);
 
 /* Zero every sum, count and token array; clears the sticky error. */
 void stat_reset(stat_acc *a);

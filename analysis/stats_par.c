@@ -38,8 +38,8 @@ static int reduce_router(stat_router *r, int rc, vl_err *err)
     return par_sum_i64(r->coselect, E * E, rc, err);
 }
 
-static int concat_tokens(stat_tokens *t, const int64_t *item_tokens, int64_t n_items, int rc,
-                         vl_err *err)
+static int concat_tokens(stat_tokens *t, const int64_t *item_tokens, const int *owner,
+                         int64_t n_items, int rc, vl_err *err)
 {
     int64_t total = 0;
     for (int64_t i = 0; i < n_items; i++)
@@ -52,7 +52,9 @@ static int concat_tokens(stat_tokens *t, const int64_t *item_tokens, int64_t n_i
         rc = vl_errf(err, VL_ENOMEM, "stats: out of memory for %lld tokens", (long long)total);
     double *arr[2] = {t->entropy, t->logprob};
     for (int k = 0; k < 2; k++) {
-        rc = par_concat(arr[k], buf, item_tokens, n_items, sizeof *buf, rc, err);
+        rc = owner ? par_concat_owned(arr[k], buf, item_tokens, owner, n_items, sizeof *buf, rc,
+                                      err)
+                   : par_concat(arr[k], buf, item_tokens, n_items, sizeof *buf, rc, err);
         if (rc == 0)
             memcpy(arr[k], buf, (size_t)total * sizeof *buf);
     }
@@ -62,8 +64,8 @@ static int concat_tokens(stat_tokens *t, const int64_t *item_tokens, int64_t n_i
     return rc;
 }
 
-int stat_allreduce(stat_acc *a, const int64_t *item_tokens, int64_t n_items, int local_rc,
-                   vl_err *err)
+int stat_allreduce(stat_acc *a, const int64_t *item_tokens, const int *owner, int64_t n_items,
+                   int local_rc, vl_err *err)
 {
     int rc = local_rc;
     if (par_size() == 1)
@@ -80,6 +82,6 @@ int stat_allreduce(stat_acc *a, const int64_t *item_tokens, int64_t n_items, int
             rc = reduce_router(&a->routers[l], rc, err);
     }
     if (a->cfg.token_stats)
-        rc = concat_tokens(&a->tokens, item_tokens, n_items, rc, err);
+        rc = concat_tokens(&a->tokens, item_tokens, owner, n_items, rc, err);
     return rc;
 }

@@ -2,7 +2,7 @@
  *
  *   vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)...
  *               [--stats stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]...
- *               [--seed S] [--batch N] [--mem-cap BYTES] [--allow-overlap]
+ *               [--seed S] [--batch N] [--mem-cap BYTES | --pipeline P] [--allow-overlap]
  *               [--score-second-half] [-o eval.h5]
  *
  * --alloc reads a plain-text allocation (alloc/qbind.h: `ITEM FORMAT` per line); the row is
@@ -25,6 +25,8 @@
  * --allow-overlap is given.
  * --score-second-half scores only positions len/2 .. len − 2 of each window, as
  * llama-perplexity does (analysis/eval.h), so the statistics compare with llama.cpp's.
+ * --pipeline P (MPI build, under mpirun/srun): the layers split over pipelines of P ranks
+ * (analysis/pipeline.h); the same store as one process.
  * The tables go to stdout, progress to stderr (tty only), the store to -o.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -69,12 +71,14 @@ typedef struct {
     int allow_overlap;
     int second_half;
     int64_t mem_cap; /* −1: batch-major */
+    int pipeline;
 } eval_args;
 
 static const char usage_line[] =
     "usage: vbrlab eval [MODEL_DIR] (--alloc FILE[:NAME] | --uniform FORMAT)... [--stats "
     "stats.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--seed S] "
-    "[--batch N] [--mem-cap BYTES] [--allow-overlap] [--score-second-half] [-o eval.h5]";
+    "[--batch N] [--mem-cap BYTES | --pipeline P] [--allow-overlap] [--score-second-half] "
+    "[-o eval.h5]";
 
 /* Rows of "--alloc FILE[:NAME]": one named NAME, else the base name without its extension;
  * for an alloc.h5 without NAME one per stored allocation. *n rows used of rows[0..cap). */
@@ -143,6 +147,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
     a->seed = 0x5eed;
     a->batch = 4;
     a->mem_cap = -1;
+    a->pipeline = 1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (i == 1 && cli_is_positional(s)) {
@@ -196,6 +201,9 @@ static int parse_args(eval_args *a, int argc, char **argv)
         } else if (!strcmp(s, "--mem-cap")) {
             if (num_i64(v, 0, INT64_MAX, &a->mem_cap))
                 return cli_failf(CMD, "--mem-cap '%s': expected bytes (0: no cap)", v);
+        } else if (!strcmp(s, "--pipeline")) {
+            if (num_int(v, 1, 1 << 20, &a->pipeline))
+                return cli_failf(CMD, "--pipeline '%s': expected a positive integer", v);
         } else {
             return cli_failf(CMD, "unexpected argument '%s' (%s)", s, usage_line);
         }
@@ -369,6 +377,8 @@ static int run(const eval_args *a, vl_err *err)
         qe_set_second_half(q, a->second_half);
         qe_set_layer_major(q, a->mem_cap >= 0, a->mem_cap >= 0 ? a->mem_cap : 0);
     }
+    if (!rc)
+        rc = qe_set_pipeline(q, a->pipeline, err);
     /* without -o the store is a temporary that h5s_close discards */
     char tmp[64];
     snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());

@@ -1,5 +1,6 @@
 /* cli/cmd_forward.c — `vbrlab forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5
- *                     [--hidden] [--router] [--batch B] [--mem-cap BYTES]`
+ *                     [--hidden] [--router] [--batch B] [--mem-cap BYTES] [--pipeline P]`
+ * (-o OUT.h5 is the same as --out)
  *
  * Runs the model on token id sequences and writes OUT.h5 atomically (io/h5s: temp + rename):
  *   /input_ids          int32   [n_seq, n_tok]
@@ -16,13 +17,20 @@
  * all), every batch through layer i before layer i+1, the residual rows of all sequences kept in
  * memory up to BYTES (0: no cap) and in an unlinked temporary file beyond; same logits as the
  * one-batch run when B covers all sequences. Not combined with --hidden/--router (an error).
+ * On more than one MPI rank (the MPI build under mpirun/srun) the batches of B sequences are
+ * shared over the ranks, and --pipeline P splits the layers over pipelines of P ranks
+ * (analysis/pipeline.h): the logits are gathered in batch order and rank 0 writes them, the
+ * same bits as one process with the same --batch. --pipeline without the MPI build is an
+ * error; on ranks, --hidden, --router and --mem-cap are errors.
  */
 #include "cli.h"
 
 #include "../analysis/fwd.h"
 #include "../analysis/lfwd.h"
 #include "../analysis/model.h"
+#include "../analysis/pipeline.h"
 #include "../core/num.h"
+#include "../core/par.h"
 #include "../core/vfile.h"
 #include "../io/h5s.h"
 
@@ -255,8 +263,62 @@ static int run_layered(const model *m, const id_list *L, int batch, int64_t cap,
     return rc;
 }
 
+/* The run over ranks: batches of B sequences through pipelines of P stages, each batch's
+ * logits kept by the last stage of its group, then gathered in batch order on every rank
+ * (*out, caller frees). */
+static int run_ranks(const model *m, const id_list *L, int batch, int P, int local_rc,
+                     float **out, vl_err *e)
+{
+    if (local_rc) /* the others learn it at the gather */
+        return par_concat_owned(NULL, NULL, NULL, NULL, 0, 1, local_rc, e);
+    int B = batch > 0 && batch < L->n_seq ? batch : L->n_seq, T = L->len;
+    int n_batch = (L->n_seq + B - 1) / B;
+    size_t row = (size_t)T * (size_t)model_config(m)->vocab; /* floats per sequence */
+    pl_pipe *pl = NULL;
+    fwd_state *st = NULL;
+    int64_t *len = vl_malloc((size_t)n_batch * sizeof *len);
+    int *owner = vl_malloc((size_t)n_batch * sizeof *owner);
+    float *mine = vl_malloc((size_t)L->n_seq * row * sizeof(float) + 1);
+    float *all = vl_malloc((size_t)L->n_seq * row * sizeof(float) + 1);
+    int rc = len && owner && mine && all ? 0 : vl_errf(e, VL_ENOMEM, "forward: out of memory");
+    if (!rc)
+        rc = pl_new(&pl, m, P, (int64_t)B * T, e);
+    if (!rc)
+        rc = fwd_state_new(&st, m, B, T, e);
+    size_t at = 0; /* floats of mine filled */
+    for (int b = 0; b < n_batch; b++) {
+        int s0 = b * B, nb = L->n_seq - s0 < B ? L->n_seq - s0 : B;
+        if (len)
+            len[b] = (int64_t)nb * (int64_t)row;
+        if (owner)
+            owner[b] = pl ? pl_owner(pl, b) : -1;
+        if (rc || !pl_mine(pl, b))
+            continue;
+        const float *lg;
+        rc = pl_forward(pl, model_base(m), st, L->ids + (size_t)s0 * T, nb, T, b, 0, NULL,
+                        NULL, &lg, e);
+        if (!rc && lg) {
+            memcpy(mine + at, lg, (size_t)nb * row * sizeof *lg);
+            at += (size_t)nb * row;
+        }
+    }
+    if (pl)
+        rc = pl_finish(pl, rc, e);
+    rc = par_concat_owned(mine, all, len, owner, n_batch, sizeof(float), rc, e);
+    fwd_state_free(st);
+    pl_free(pl);
+    vl_free(len);
+    vl_free(owner);
+    vl_free(mine);
+    if (rc)
+        vl_free(all);
+    else
+        *out = all;
+    return rc;
+}
+
 static int run(const char *dir, const char *ids_arg, const char *ids_file, const char *out,
-               int hidden, int router, int batch, int64_t cap, vl_err *e)
+               int hidden, int router, int batch, int64_t cap, int P, vl_err *e)
 {
     model *m = NULL;
     fwd_state *st = NULL;
@@ -269,11 +331,13 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
                      : read_ids_file(&L, ids_file, c->vocab, e);
     if (!rc && L.n_seq == 0)
         rc = vl_errf(e, VL_EARG, "--ids: no token ids");
-    float *lay = NULL; /* the layer-major run's logits */
-    int layered = batch > 0 || cap >= 0;
-    if (!rc && layered)
+    float *lay = NULL; /* the layer-major run's or the ranks' logits */
+    int ranks = P > 1 || par_size() > 1, layered = !ranks && (batch > 0 || cap >= 0);
+    if (ranks) /* collective: every rank enters, failed or not */
+        rc = run_ranks(m, &L, batch, P, rc, &lay, e);
+    else if (!rc && layered)
         rc = run_layered(m, &L, batch, cap > 0 ? cap : 0, &lay, e);
-    if (!rc && !layered)
+    if (!rc && !layered && !ranks)
         rc = fwd_state_new(&st, m, L.n_seq, L.len, e);
     size_t N = (size_t)L.n_seq * L.len, W = rc ? 0 : (size_t)fwd_residual_width(m);
     /* resid[L] holds the embeddings (hidden_states/00); resid[0..L-1] the layer outputs */
@@ -290,8 +354,10 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
     tap_set ts = {on_event, &cp, (hidden ? TAP_BIT(TAP_RESIDUAL) : 0) |
                                      (router ? TAP_BIT(TAP_ROUTER_LOGITS) : 0)};
     const float *logits = lay;
-    if (!rc && !layered)
+    if (!rc && !layered && !ranks)
         rc = fwd_run(m, model_base(m), st, L.ids, L.n_seq, L.len, NULL, &ts, &logits, e);
+    if (!rc && par_rank() != 0) /* the ranks shared the work; rank 0 writes */
+        goto done;
     if (!rc)
         rc = h5s_create(&o, out, e);
     if (!rc)
@@ -300,6 +366,7 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
         rc = h5s_commit(o, e);
         o = NULL;
     }
+done:
     h5s_close(o); /* after a failure: discards the temporary file */
     if (c) {
         free_layers(cp.resid, c->n_layers + 1);
@@ -315,7 +382,7 @@ static int run(const char *dir, const char *ids_arg, const char *ids_file, const
 int cmd_forward(int argc, char **argv)
 {
     const char *dir = cli_default_model(), *ids = NULL, *file = NULL, *out = NULL;
-    int hidden = 0, router = 0, batch = 0;
+    int hidden = 0, router = 0, batch = 0, P = 1;
     int64_t cap = -1; /* −1: not given */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -325,7 +392,7 @@ int cmd_forward(int argc, char **argv)
             ids = argv[++i];
         else if (!strcmp(a, "--ids-file") && i + 1 < argc)
             file = argv[++i];
-        else if (!strcmp(a, "--out") && i + 1 < argc)
+        else if ((!strcmp(a, "--out") || !strcmp(a, "-o")) && i + 1 < argc)
             out = argv[++i];
         else if (!strcmp(a, "--hidden"))
             hidden = 1;
@@ -335,6 +402,10 @@ int cmd_forward(int argc, char **argv)
             if (num_int(argv[++i], 1, 1 << 24, &batch))
                 return cli_failf("forward", "--batch '%s': expected a positive integer",
                                  argv[i]);
+        } else if (!strcmp(a, "--pipeline") && i + 1 < argc) {
+            if (num_int(argv[++i], 1, 1 << 20, &P))
+                return cli_failf("forward", "--pipeline '%s': expected a positive integer",
+                                 argv[i]);
         } else if (!strcmp(a, "--mem-cap") && i + 1 < argc) {
             if (num_i64(argv[++i], 0, INT64_MAX, &cap))
                 return cli_failf("forward", "--mem-cap '%s': expected bytes (0: no cap)",
@@ -342,17 +413,21 @@ int cmd_forward(int argc, char **argv)
         } else
             return cli_failf("forward", "unexpected argument '%s' (usage: vbrlab forward "
                              "[MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 "
-                             "[--hidden] [--router] [--batch B] [--mem-cap BYTES])", a);
+                             "[--hidden] [--router] [--batch B] [--mem-cap BYTES] "
+                             "[--pipeline P])", a);
     }
     if (!ids == !file)
         return cli_failf("forward", "give exactly one of --ids and --ids-file");
     if (!out)
         return cli_failf("forward", "--out OUT.h5 is required");
+    if ((P > 1 || par_size() > 1) && (hidden || router || cap >= 0))
+        return cli_failf("forward", "on MPI ranks or with --pipeline, --hidden, --router and "
+                         "--mem-cap are not available (one process writes them)");
     if ((batch > 0 || cap >= 0) && (hidden || router))
         return cli_failf("forward", "--batch/--mem-cap (layer-major) do not write --hidden or "
                          "--router");
     vl_err e = {0};
-    if (run(dir, ids, file, out, hidden, router, batch, cap, &e))
+    if (run(dir, ids, file, out, hidden, router, batch, cap, P, &e))
         return cli_fail("forward", &e);
     return 0;
 }

@@ -1,6 +1,7 @@
-/* cli/cmd_run.c — `vbrlab run CONFIG.ini [--force] [--only STAGE] [--replicates R]`: one
- * experiment config, every stage into the store its [experiment] out names
- * (experiments/runner.h); --replicates overrides [experiment] replicates.
+/* cli/cmd_run.c — `vbrlab run CONFIG.ini [--force] [--only STAGE] [--replicates R]
+ * [--pipeline P]`: one experiment config, every stage into the store its [experiment] out
+ * names (experiments/runner.h); --replicates overrides [experiment] replicates; --pipeline P
+ * (MPI build) runs the stats and eval stages on pipelines of P ranks (analysis/pipeline.h).
  *
  * Tables go to stdout, one line per stage ("stats: cached", "sens: done (3.1 s)") to stderr.
  */
@@ -22,7 +23,7 @@
 
 static const char usage_line[] =
     "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report] "
-    "[--replicates R] [--replicate K]";
+    "[--replicates R] [--replicate K] [--pipeline P]";
 
 int cmd_run(int argc, char **argv)
 {
@@ -46,6 +47,10 @@ int cmd_run(int argc, char **argv)
             if (rc)
                 return cli_failf(CMD, "--replicate \"%s\": %s (0..%d)", argv[i], num_why(rc),
                                  EXP_MAX_REPLICATES - 1);
+        } else if (!strcmp(argv[i], "--pipeline") && i + 1 < argc) {
+            if (num_int(argv[++i], 1, 1 << 20, &o.pipeline))
+                return cli_failf(CMD, "--pipeline \"%s\": expected a positive integer",
+                                 argv[i]);
         } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
             /* test hook: behave like a run killed right after that stage's commit */
             const char *dummy;

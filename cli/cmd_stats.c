@@ -3,7 +3,7 @@
  *
  *   vbrlab stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S][,skip=K] ...
  *                [--hessian PATTERN | --no-hessian] [--route-all-experts] [--batch B]
- *                [--mem-cap BYTES] -o OUT.h5
+ *                [--mem-cap BYTES | --pipeline P] -o OUT.h5
  *
  * --mem-cap BYTES runs the pass layer-major (analysis/spass.h): every batch through layer i
  * before layer i+1, each layer's weights converted once, the residual rows of the set in memory
@@ -16,6 +16,8 @@
  * accumulators are in memory at a time. At the end a table on stdout compares the sets'
  * routing: per MoE layer, the total-variation distance ½ Σ_e |p_a(e) − p_b(e)| between the
  * distributions of top-k selections of each pair of sets (0 = same expert usage, 1 = disjoint).
+ * --pipeline P (MPI build, under mpirun/srun): the layers split over pipelines of P ranks
+ * (analysis/pipeline.h); the same store as one process.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -81,13 +83,17 @@ static int parse_args(int argc, char **argv, stats_args *a)
                 return cli_failf("stats", "--mem-cap \"%s\": expected bytes (0: no cap)",
                                  argv[i]);
             a->so.layer_major = 1;
+        } else if (!strcmp(o, "--pipeline") && has) {
+            if (num_int(argv[++i], 1, 1 << 20, &a->so.pipeline))
+                return cli_failf("stats", "--pipeline \"%s\": expects a positive integer",
+                                 argv[i]);
         } else if (!strcmp(o, "-o") && has) {
             a->out = argv[++i];
         } else {
             return cli_failf("stats", "unexpected argument \"%s\" (usage: vbrlab stats "
                              "[MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... "
                              "[--hessian PATTERN|--no-hessian] [--route-all-experts] "
-                             "[--batch B] [--mem-cap BYTES] -o OUT.h5)", o);
+                             "[--batch B] [--mem-cap BYTES|--pipeline P] -o OUT.h5)", o);
         }
     }
     if (a->so.hessian && a->so.no_hessian)

@@ -23,14 +23,14 @@ typedef struct {
 static const cli_cmd cmds[] = {
     {"info", cmd_info, "info [MODEL_DIR]                       architecture, parameters by class, bits"},
     {"tokenize", cmd_tokenize, "tokenize [MODEL_DIR] [--decode] [--json] [--lines]   text on stdin -> ids"},
-    {"forward", cmd_forward, "forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 [--hidden] [--router]"},
-    {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
+    {"forward", cmd_forward, "forward [MODEL_DIR] (--ids 1,2,3 | --ids-file FILE) --out OUT.h5 [--hidden] [--router] [--batch B] [--mem-cap BYTES] [--pipeline P]"},
+    {"stats", cmd_stats, "stats [MODEL_DIR] --set NAME=SOURCE[,seqs=N][,len=L][,seed=S] ... [--hessian RE|--no-hessian] [--route-all-experts] [--batch B] [--pipeline P] -o OUT.h5 | stats merge A.h5 B.h5 -o C.h5"},
     {"sens", cmd_sens, "sens [MODEL_DIR] --stats stats.h5 [--set NAME ...] --formats SPEC [--granularity tensor|group] [--eps 0.01,0.03] [--seed S] [--tokens N] -o sens.h5"},
     {"alloc", cmd_alloc, "alloc (--sens sens.h5 (--set NAME | --sets A,B) [--granularity tensor|group] [--error out|rel] [-o alloc.h5 [--name NAME]] | --problem FILE [--set N]) --target-bpw B [--solver exact|lagrange|uniform|rules|random [--seed S]] [--objective sum|weighted|minimax|minimax-raw] [--weights w1,w2] [--export-regex]"},
-    {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --alloc alloc.h5[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... -o eval.h5"},
+    {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --alloc alloc.h5[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--batch N] [--pipeline P] -o eval.h5"},
     {"eval-experts", cmd_xeval, "eval-experts [MODEL_DIR] --stats S.h5 --sets A,B --count K [--format F] --domain NAME=SOURCE... [-o eval.h5]   KLD with only A's or only B's specific experts quantized"},
     {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH] [--stats S.h5] [--alloc A.h5]"},
-    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE] [--replicates R]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
+    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE] [--replicates R] [--pipeline P]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
     {"export", cmd_export, "export imatrix [MODEL_DIR] --stats stats.h5 --set S[*w][,S2[*w]] -o imatrix.gguf | export llama.cpp [MODEL_DIR] --alloc alloc.h5:NAME [--stats stats.h5 --set S] -o DIR"},
     {"synth", cmd_synth, "synth CONFIG.json -o DIR [--dtype bf16|fp8|f32] [--seed S] [--shard-bytes N] [--fp8-block B] [--tokenizer TOKDIR]   a random-weight checkpoint"},
     {"ggml-check", cmd_ggml_check, "ggml-check GOLDENS.h5 [--type T] [--max-ratio 1.02]   llama.cpp block formats: bit-exact decode, quantizer error vs llama.cpp"},
@@ -101,7 +101,7 @@ static int dispatch(int argc, char **argv)
     }
     /* the commands that share their work over ranks and write from rank 0 only; any other
      * would have every rank write the same file */
-    static const char *const par_cmds[] = {"stats", "sens", "eval", "run"};
+    static const char *const par_cmds[] = {"stats", "sens", "eval", "run", "forward"};
     int par_ok = !(argc > 2 && !strcmp(argv[1], "stats") && !strcmp(argv[2], "merge"));
     for (size_t i = 0, ok = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[1], cmds[i].name))
@@ -110,7 +110,8 @@ static int dispatch(int argc, char **argv)
             ok |= !strcmp(argv[1], par_cmds[k]);
         if (par_size() > 1 && !(ok && par_ok))
             return cli_failf(argv[1], "runs on one process only, not on %d MPI ranks (the "
-                             "ranks share `vbrlab stats`, `sens`, `eval` and `run`; "
+                             "ranks share `vbrlab stats`, `sens`, `eval`, `run` and "
+                             "`forward`; "
                              "docs/scaling.md)",
                              par_size());
         return cmds[i].fn(argc - 1, argv + 1);

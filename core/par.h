@@ -102,6 +102,14 @@ int par_share_owned(void *base, int64_t n, size_t bytes, size_t stride, const in
 int par_concat_owned(const void *mine, void *all, const int64_t *len, const int *owner,
                      int64_t n_items, size_t bytes, int local_rc, vl_err *err);
 
+/* ---- point to point (the pipeline, analysis/pipeline.h) ----
+ * Send `bytes` from buf to rank dest / receive exactly `bytes` from rank src into buf, in
+ * order (MPI preserves the order of messages between two ranks). Blocking; large transfers go
+ * in pieces of 1 GiB. Not collectives: only the two ranks take part. Serial build: VL_EARG
+ * (there is no other rank). */
+int par_send(int dest, const void *buf, size_t bytes, vl_err *err);
+int par_recv(int src, void *buf, size_t bytes, vl_err *err);
+
 /* A simulated crash for the fault tests: rank `rank` fails its item number `item` (counted
  * over the items it runs, from 0, across every call that is given the same record) with VL_EIO
  * "simulated failure". rank < 0: never. The CLI fills it from VBRLAB_FAIL_ITEM=RANK:ITEM. */

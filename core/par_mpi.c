@@ -419,3 +419,36 @@ void par_queue_free(par_queue *q)
     MPI_Win_free(&q->win);
     vl_free(q);
 }
+
+/* ---------------------------------------------------------------- point to point */
+
+#define PAR_P2P_CHUNK (1 << 30) /* bytes per message: MPI counts are int */
+#define PAR_P2P_TAG 18
+
+int par_send(int dest, const void *buf, size_t bytes, vl_err *err)
+{
+    const unsigned char *p = buf;
+    do {
+        int n = bytes > PAR_P2P_CHUNK ? PAR_P2P_CHUNK : (int)bytes;
+        int mrc = MPI_Send(p, n, MPI_BYTE, dest, PAR_P2P_TAG, MPI_COMM_WORLD);
+        if (mrc != MPI_SUCCESS)
+            return mpi_fail(err, mrc, "send");
+        p += n;
+        bytes -= (size_t)n;
+    } while (bytes > 0);
+    return 0;
+}
+
+int par_recv(int src, void *buf, size_t bytes, vl_err *err)
+{
+    unsigned char *p = buf;
+    do {
+        int n = bytes > PAR_P2P_CHUNK ? PAR_P2P_CHUNK : (int)bytes;
+        int mrc = MPI_Recv(p, n, MPI_BYTE, src, PAR_P2P_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (mrc != MPI_SUCCESS)
+            return mpi_fail(err, mrc, "receive");
+        p += n;
+        bytes -= (size_t)n;
+    } while (bytes > 0);
+    return 0;
+}

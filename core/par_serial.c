@@ -74,3 +74,13 @@ int par_concat_owned(const void *mine, void *all, const int64_t *len, const int 
 {
     return par_concat(mine, all, len, n_items, bytes, local_rc, err);
 }
+
+int par_send(int dest, const void *buf, size_t bytes, vl_err *err)
+{
+    return vl_errf(err, VL_EARG, "send to rank %d: the serial build has one rank", dest);
+}
+
+int par_recv(int src, void *buf, size_t bytes, vl_err *err)
+{
+    return vl_errf(err, VL_EARG, "receive from rank %d: the serial build has one rank", src);
+}

@@ -41,6 +41,7 @@ typedef struct {
     qcache *qcache;     /* the run's packed ggml tensors (alloc/qcache.h): the sens stage's
                            RD tables and additivity copies and the eval rows quantize a tensor
                            once per format and statistics; one per replicate */
+    int pipeline;       /* run_opts.pipeline */
 } run_ctx;
 
 /* Byte cap of run_ctx.qcache: past it, tensors are quantized again instead of kept. */

@@ -259,6 +259,7 @@ static int run_records(run_ctx *c, const run_opts *o, run_rec *recs, int n, cons
         rc = par_agree(rc, err);
         c->stage_key = r->key;
         c->fault = o->fault;
+        c->pipeline = o->pipeline;
         if (!rc && me == 0)
             rc = fresh ? h5s_create(&c->s, out, err) : h5s_open_rw(&c->s, out, err);
         else if (!rc && shared_stage(r->stage))

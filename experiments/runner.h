@@ -58,6 +58,10 @@ typedef struct {
                                plain run finds them all cached and writes the report */
     par_fault *fault;       /* test hook (core/par.h): a rank fails its K-th sens/eval work
                                item; NULL = none */
+    int pipeline;           /* stages of a pipeline over the ranks for the stats and eval
+                               stages (analysis/pipeline.h); 0 or 1: none. Sens stays data
+                               parallel over all ranks. Not part of the cache keys: the
+                               results are the same bits */
 } run_opts;
 
 /* only −1, stop_after −1, everything else 0/NULL. */

@@ -175,6 +175,8 @@ int stage_eval(run_ctx *c, vl_err *err)
         qe_set_second_half(q, cfg->score_second_half);
         qe_set_layer_major(q, cfg->mem_cap >= 0, cfg->mem_cap >= 0 ? cfg->mem_cap : 0);
     }
+    if (!rc)
+        rc = qe_set_pipeline(q, c->pipeline > 1 ? c->pipeline : 1, err);
     jr *j = NULL;
     rc = par_agree(rc, err); /* the journal is opened by every rank together */
     if (!rc)

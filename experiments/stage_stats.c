@@ -28,6 +28,7 @@ int stage_stats(run_ctx *c, vl_err *err)
     so.progress = c->progress;
     so.layer_major = c->cfg->mem_cap >= 0;
     so.mem_cap = so.layer_major ? c->cfg->mem_cap : 0;
+    so.pipeline = c->pipeline;
     if (!rc)
         rc = spass_run_book(c->m, book, &so, c->s, NULL, NULL, err);
     if (!rc && c->cfg->replicate > 0) /* which draw this store holds (expcfg.h) */

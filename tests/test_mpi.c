@@ -27,6 +27,7 @@
 #include "../core/num.h"
 #include "check.h"
 #include "h5cmp.h"
+#include "mpirun.h"
 #include "testio.h"
 
 #include <dirent.h>
@@ -42,53 +43,6 @@
 #define STATS_ARGS                                                                           \
     "stats --set en=data/corpus/en.calib.txt,seqs=5,len=24,seed=3 "                          \
     "--set zh=data/corpus/zh.calib.txt,seqs=3,len=16 --batch 2 --hessian layers\\.0\\.self_attn"
-
-static const char *mpi_bin;
-
-/* argv for "mpirun ... -n R MPI_BIN ARGS" (ARGS split at spaces into buf). */
-static int mpi_argv(char **av, int cap, char *buf, int ranks)
-{
-    static char n[16];
-    snprintf(n, sizeof n, "%d", ranks);
-    /* root in CI containers; --oversubscribe: more ranks than the 2 cores; no cross-memory
-     * attach for shared-memory transfers (containers often forbid ptrace, which it needs) */
-    const char *pre[] = {"mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-                         "--mca", "btl_vader_single_copy_mechanism", "none", "-n", n, mpi_bin};
-    int k = 0;
-    for (size_t i = 0; i < sizeof pre / sizeof *pre; i++)
-        av[k++] = (char *)pre[i];
-    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && k < cap - 1;
-         w = strtok_r(NULL, " ", &save))
-        av[k++] = w;
-    av[k] = NULL;
-    return k;
-}
-
-/* Run ARGS (with "-o OUT" appended) on R ranks; 0 = serial binary (VBRLAB_BIN). Exit status. */
-static int run_ranks(int ranks, const char *args, const char *out, char *log, size_t cap)
-{
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s -o %s", args, out);
-    char *av[64];
-    if (ranks == 0) {
-        int k = 0;
-        av[k++] = (char *)tio_bin();
-        for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && k < 63;
-             w = strtok_r(NULL, " ", &save))
-            av[k++] = w;
-        av[k] = NULL;
-    } else {
-        mpi_argv(av, 64, buf, ranks);
-    }
-    return tio_runv(av, log, cap);
-}
-
-static void same_store(chk *c, const char *a, const char *b, const char *what)
-{
-    char why[1024];
-    int ok = h5c_stores_equal(a, b, NULL, why, sizeof why);
-    CHECK(c, ok, "%s: %s", what, why);
-}
 
 static void test_stats(chk *c)
 {
@@ -196,21 +150,10 @@ static void test_refuse(chk *c)
 /* tests/data/NAME.ini with its store in TDIR (OUT), written to TDIR/INI. */
 static void config_in_tdir(const char *src_ini, const char *ini, const char *out)
 {
-    char *src = tio_slurp(src_ini, NULL), path[256];
+    char path[256], store[256];
     snprintf(path, sizeof path, TDIR "/%s", ini);
-    FILE *f = fopen(path, "w");
-    for (char *line = src, *next; f && line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (strncmp(line, "out =", 5))
-            fprintf(f, "%s\n", line);
-        else
-            fprintf(f, "out = " TDIR "/%s\n", out);
-    }
-    if (f)
-        fclose(f);
-    free(src);
+    snprintf(store, sizeof store, TDIR "/%s", out);
+    mpi_config(src_ini, path, store);
 }
 
 static void tiny_config(void) { config_in_tdir("tests/data/run-tiny.ini", "tiny.ini", "tiny.h5"); }
@@ -334,21 +277,8 @@ int main(void)
 {
     chk c;
     chk_init(&c, "test_mpi");
-    mpi_bin = getenv("VBRLAB_MPI_BIN");
-    char why[256] = "";
-    char probe[4096];
-    char *av[] = {"mpirun", "--version", NULL};
-    if (!mpi_bin || !*mpi_bin)
-        snprintf(why, sizeof why, "VBRLAB_MPI_BIN not set (make test sets it when mpicc exists)");
-    else if (access(mpi_bin, X_OK) != 0)
-        snprintf(why, sizeof why, "%s not built (make MPI=1)", mpi_bin);
-    else if (tio_runv(av, probe, sizeof probe) != 0)
-        snprintf(why, sizeof why, "mpirun not found (apt-get install openmpi-bin)");
-    if (*why) {
-        printf("test_mpi: skipped: %s\n", why);
-        printf("test_mpi: 0 passed, 0 failed\n");
+    if (!mpi_ready("test_mpi"))
         return 0;
-    }
     mkdir("build", 0755);
     mkdir(TDIR, 0755);
     test_stats(&c);
