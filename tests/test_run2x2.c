@@ -43,7 +43,10 @@ static void write_config(const char *path, const char *out)
     fclose(f);
 }
 
-static int run_cfg(const char *path, char *log, size_t cap, char **md, vl_err *err)
+/* One run of the config at PATH; REPLICATE −1: every replicate then the report, else only
+ * replicate K's chain (`vbrlab run --replicate K`). */
+static int run_rep(const char *path, int replicate, char *log, size_t cap, char **md,
+                   vl_err *err)
 {
     exp_config cfg;
     int rc = exp_config_parse(path, &cfg, err);
@@ -55,11 +58,78 @@ static int run_cfg(const char *path, char *log, size_t cap, char **md, vl_err *e
     o.model_dir = "models/vbrlab-moe-tiny";
     o.log = lf;
     o.out = mf;
+    o.replicate = replicate;
     rc = run_experiment(&cfg, &o, err);
     fclose(lf);
     fclose(mf);
     exp_config_free(&cfg);
     return rc;
+}
+
+static int run_cfg(const char *path, char *log, size_t cap, char **md, vl_err *err)
+{
+    return run_rep(path, -1, log, cap, md, err);
+}
+
+static int count_of(const char *log, const char *what)
+{
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+/* Replicates run as separate processes (`--replicate K`, in either order) and a later plain
+ * run: that run finds every replicate's stages cached and prints the report of the one-process
+ * run (REF) byte for byte. */
+static void check_separate(chk *c, const char *ref)
+{
+    char dir[] = "/tmp/vbrlab-run2x2r-XXXXXX", cfg[128], out[128], rep1[128];
+    if (!mkdtemp(dir)) {
+        CHECK(c, 0, "temp dir");
+        return;
+    }
+    snprintf(cfg, sizeof cfg, "%s/t.ini", dir);
+    snprintf(out, sizeof out, "%s/t.h5", dir);
+    snprintf(rep1, sizeof rep1, "%s/t.rep1.h5", dir);
+    write_config(cfg, out);
+    static char log[16384];
+    char *md = NULL;
+    vl_err err = {0};
+    int rc = run_rep(cfg, 1, log, sizeof log, &md, &err);
+    CHECK(c, rc == 0, "--replicate 1 alone (%s)", rc ? err.msg : "ok");
+    CHECK(c, access(rep1, F_OK) == 0 && access(out, F_OK) != 0,
+          "--replicate 1 writes only replicate 1's store");
+    CHECK(c, md && !md[0], "--replicate 1 prints no report");
+    free(md);
+    md = NULL;
+    rc = run_rep(cfg, 0, log, sizeof log, &md, &err);
+    CHECK(c, rc == 0 && count_of(log, ": done") > 0 && count_of(log, "rep1/") == 0,
+          "--replicate 0 runs only replicate 0's chain (%s)", rc ? err.msg : "ok");
+    free(md);
+    md = NULL;
+    rc = run_rep(cfg, 2, log, sizeof log, &md, &err);
+    CHECK(c, rc == VL_EARG, "--replicate 2 of 2 replicates is refused");
+    free(md);
+    md = NULL;
+    rc = run_cfg(cfg, log, sizeof log, &md, &err);
+    int done = count_of(log, ": done");
+    CHECK(c, rc == 0 && done == 1 && strstr(log, "report: done"),
+          "plain run after the replicates: only the report is computed (%d done)", done);
+    /* the first line names the config file, whose directory differs */
+    const char *a = md ? strchr(md, '\n') : NULL, *b = ref ? strchr(ref, '\n') : NULL;
+    CHECK(c, a && b && strlen(a) > 100 && !strcmp(a, b),
+          "the report equals the one-process run's byte for byte after its title line");
+    free(md);
+    if (!c->fail) {
+        char p[160];
+        const char *names[] = {"t.ini", "t.h5", "t.md", "t.rep1.h5"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+            unlink(p);
+        }
+        rmdir(dir);
+    }
 }
 
 static char *attr(h5s_store *s, const char *g, const char *name)
@@ -200,14 +270,11 @@ int main(void)
 
     rc = run_cfg(cfg, log, sizeof log, &md2, &err);
     CHECK(&c, rc == 0, "second run");
-    int cached = 0, done = 0;
-    for (const char *p = log; (p = strstr(p, ": cached")); p++)
-        cached++;
-    for (const char *p = log; (p = strstr(p, ": done")); p++)
-        done++;
+    int cached = count_of(log, ": cached"), done = count_of(log, ": done");
     CHECK(&c, cached == 2 * (1 + 1 + 4 + 1) + 1 && done == 0,
           "second run: every stage cached (%d cached, %d done)", cached, done);
     CHECK(&c, md && md2 && !strcmp(md, md2), "second run prints the same report");
+    check_separate(&c, md);
     free(md);
     free(md2);
     if (!c.fail) {
