@@ -135,15 +135,6 @@ static void mm(fwd_state *st, float *y, const float *x, const float *w, int T, i
     st->flops += 2.0 * T * K * N;
 }
 
-static void emit(const tap_set *ts, tap_point p, int layer, int expert, const float *data,
-                 int rows, int cols, const int *row_tok, const float *row_w, int S, int T)
-{
-    if (!tap_wants(ts, p))
-        return;
-    tap_event ev = {p, layer, expert, data, rows, cols, (size_t)cols, row_tok, row_w, S, T};
-    tap_emit(ts, &ev);
-}
-
 /* ---------------------------------------------------------------- blocks */
 
 typedef struct {
@@ -181,7 +172,7 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
         T = x->T, Dq = Hq * Dh, Dkv = Hkv * Dh;
     float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
     fwd_rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
-    emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
+    fwd_emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
     if (st->mla) { /* deepseek_v3: analysis/fwd_mla.c */
         st->flops += fwd_mla_attend(st->mla, c, L, st->xn, x->S, T, x->l, x->taps, st->out);
         for (size_t i = 0; i < (size_t)N * D; i++)
@@ -209,7 +200,7 @@ static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
                                        st->k + r0 * Dkv + kv, st->v + r0 * Dkv + kv, Dkv,
                                        st->att + r0 * Dq + (size_t)hd * Dh, T, Dh, scale);
         }
-    emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
+    fwd_emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
     mm(st, st->out, st->att, L->wo, N, Dq, D);                        /* [N × D] */
     if (L->bo)
         add_bias(st->out, L->bo, N, D);
@@ -224,7 +215,7 @@ static void mlp_block(fwd_state *st, const model_layer *L, const ctx *x)
     mm(st, st->fa, st->xn, L->mlp.gate, N, D, I);                     /* [N × I] */
     mm(st, st->fb, st->xn, L->mlp.up, N, D, I);
     silu_mul(st->fa, st->fb, (size_t)N * I);
-    emit(x->taps, TAP_MLP_DOWN_IN, x->l, -1, st->fa, N, I, NULL, NULL, x->S, x->T);
+    fwd_emit(x->taps, TAP_MLP_DOWN_IN, x->l, -1, st->fa, N, I, NULL, NULL, x->S, x->T);
     mm(st, st->out, st->fa, L->mlp.down, N, I, D);                    /* [N × D] */
 }
 
@@ -280,8 +271,8 @@ static void expert_ffn(fwd_state *st, const model_ffn *f, int e, const ctx *x)
         silu_mul(ga, ub, (size_t)n * F);
     }
     if (!x->opts->route_all_experts)
-        emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, ga, n, F, st->slot_row + o, st->slot_w + o,
-             x->S, x->T);
+        fwd_emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, ga, n, F, st->slot_row + o,
+                 st->slot_w + o, x->S, x->T);
     if (n)
         mm(st, xe, ga, f->down, n, F, D);                             /* [n × D] */
     if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN)) {
@@ -289,8 +280,8 @@ static void expert_ffn(fwd_state *st, const model_ffn *f, int e, const ctx *x)
         mm(st, st->fa, st->xn, f->gate, N, D, F);                     /* [N × F] */
         mm(st, st->fb, st->xn, f->up, N, D, F);
         silu_mul(st->fa, st->fb, (size_t)N * F);
-        emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, st->fa, N, F, st->iota, st->dense_w, x->S,
-             x->T);
+        fwd_emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, st->fa, N, F, st->iota, st->dense_w,
+                 x->S, x->T);
     }
 }
 
@@ -307,12 +298,13 @@ static void emit_expert_in(fwd_state *st, const ctx *x, int e)
 {
     int D = x->c->hidden, o = st->off[e], n = st->off[e + 1] - o;
     if (!x->opts->route_all_experts) {
-        emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xs + (size_t)o * D, n, D, st->slot_row + o,
-             st->slot_w + o, x->S, x->T);
+        fwd_emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xs + (size_t)o * D, n, D,
+                 st->slot_row + o, st->slot_w + o, x->S, x->T);
         return;
     }
     set_dense_w(st, e, x->N);
-    emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xn, x->N, D, st->iota, st->dense_w, x->S, x->T);
+    fwd_emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xn, x->N, D, st->iota, st->dense_w, x->S,
+             x->T);
 }
 
 /* out = Σ_k p_k·expert_k(xn) + σ(xn·w_sgᵀ)·shared(xn). The experts' weights come one at a
@@ -323,8 +315,9 @@ static int moe_block(fwd_state *st, const model_weights *w, const model_layer *L
     const hfc_config *c = x->c;
     int D = c->hidden, E = c->n_experts, Fs = c->shared_intermediate, N = x->N;
     mm(st, st->rlog, st->xn, L->router, N, D, E);                     /* [N × E] */
-    emit(x->taps, TAP_ROUTER_LOGITS, x->l, -1, st->rlog, N, E, NULL, NULL, x->S, x->T);
     route(st, L, x);
+    fwd_emit_route(x->taps, x->l, st->rlog, N, E, st->sel, st->selw, c->n_experts_per_tok, x->S,
+                   x->T);
     int P = st->off[E];
     for (int i = 0; i < P; i++)                                       /* [P × D] */
         memcpy(st->xs + (size_t)i * D, st->xn + (size_t)st->slot_row[i] * D, (size_t)D * 4);
@@ -352,7 +345,7 @@ static int moe_block(fwd_state *st, const model_weights *w, const model_layer *L
     mm(st, st->fa, st->xn, L->shared.gate, N, D, Fs);                 /* [N × Fs] */
     mm(st, st->fb, st->xn, L->shared.up, N, D, Fs);
     silu_mul(st->fa, st->fb, (size_t)N * Fs);
-    emit(x->taps, TAP_SHARED_DOWN_IN, x->l, -1, st->fa, N, Fs, NULL, NULL, x->S, x->T);
+    fwd_emit(x->taps, TAP_SHARED_DOWN_IN, x->l, -1, st->fa, N, Fs, NULL, NULL, x->S, x->T);
     mm(st, st->xs, st->fa, L->shared.down, N, Fs, D);                 /* [N × D] */
     if (L->shared_gate)                                               /* [N × 1] */
         mm(st, st->sg, st->xn, L->shared_gate, N, D, 1);
@@ -378,7 +371,7 @@ static int fwd_layer(fwd_state *st, const model_weights *w, const ctx *x, vl_err
         return rc;
     const model_layer *L = &v->layers[x->l];
     fwd_rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
-    emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
+    fwd_emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
     if (x->c->layer_is_moe[x->l])
         rc = moe_block(st, w, L, x, err);
     else
@@ -387,7 +380,7 @@ static int fwd_layer(fwd_state *st, const model_weights *w, const ctx *x, vl_err
         return rc;
     for (size_t i = 0; i < (size_t)N * D; i++)
         st->h[i] += st->out[i];
-    emit(x->taps, TAP_RESIDUAL, x->l, -1, st->h, N, D, NULL, NULL, x->S, x->T);
+    fwd_emit(x->taps, TAP_RESIDUAL, x->l, -1, st->h, N, D, NULL, NULL, x->S, x->T);
     return 0;
 }
 
@@ -518,7 +511,8 @@ static int run_layers(const model *m, const model_weights *w, fwd_state *st, int
     fwd_rmsnorm(st->xn, st->h, v->final_norm, N, D, (float)c->rms_eps);
     if ((rc = mw_head_logits(st->mw, w, st->xn, N, st->logits, &st->flops, err)))  /* [N × V] */
         return rc;
-    emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, c->vocab, NULL, NULL, n_seq, seq_len);
+    fwd_emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, c->vocab, NULL, NULL, n_seq,
+             seq_len);
     *logits = st->logits;
     return 0;
 }

@@ -21,9 +21,9 @@
  * routed_scaling_factor, shared experts without a gate, dense MLPs below first_k_dense_replace.
  *
  * Taps (analysis/tap.h), per layer in this order: TAP_ATTN_IN, (MLA: TAP_Q_B_IN with a q LoRA,
- * TAP_KV_B_IN,) TAP_ATTN_O_IN, TAP_MLP_IN; in a
- * MoE layer TAP_ROUTER_LOGITS, TAP_EXPERT_IN for every expert 0..E-1 (0 rows when none is
- * routed to it), TAP_EXPERT_DOWN_IN for every expert, TAP_SHARED_DOWN_IN if the model has a
+ * TAP_KV_B_IN,) TAP_ATTN_O_IN, TAP_MLP_IN; in a MoE layer TAP_ROUTER_LOGITS (after routing,
+ * with the top-k chosen: sel / sel_w), TAP_EXPERT_IN for every expert 0..E-1 (0 rows when none
+ * is routed to it), TAP_EXPERT_DOWN_IN for every expert, TAP_SHARED_DOWN_IN if the model has a
  * shared expert; in a dense layer TAP_MLP_DOWN_IN; then TAP_RESIDUAL. TAP_LOGITS last.
  * Expert events list the rows routed to the expert in increasing batch row (row_token) with
  * their routing weights (row_weight, after any renormalisation); their rows sum to N·K per

@@ -20,8 +20,9 @@
  * Taps (tap.h), per layer: TAP_ATTN_IN [N × D]; TAP_Q_B_IN [N × q_lora_rank] (wq_b's and the
  * indexer's wq_b's input); TAP_ATTN_O_IN once per output group g, [N × H·Dh/G] at column
  * g·H·Dh/G (wo_a's input); TAP_O_LORA_IN [N × G·o_lora_rank] (wo_b's input); TAP_MLP_IN;
- * TAP_ROUTER_LOGITS (x·gateᵀ, hash layers too); TAP_ROUTER_CHOICE [N × 2E]; TAP_EXPERT_IN /
- * TAP_EXPERT_DOWN_IN per expert; TAP_SHARED_DOWN_IN; TAP_RESIDUAL [N × Hc·D]; then TAP_LOGITS.
+ * TAP_ROUTER_LOGITS (x·gateᵀ, hash layers too; with sel / selw); TAP_ROUTER_CHOICE [N × 2E];
+ * TAP_EXPERT_IN / TAP_EXPERT_DOWN_IN per expert; TAP_SHARED_DOWN_IN; TAP_RESIDUAL [N × Hc·D];
+ * then TAP_LOGITS.
  */
 #include "fwd_dsv4_int.h"
 
@@ -66,15 +67,6 @@ void v4_rope(float *x, int dh, int rd, const float *cs, const float *sn, int sig
 }
 
 static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
-
-static void emit(const tap_set *ts, tap_point p, int l, int e, const float *d, int rows,
-                 int cols, const int *tok, const float *wt, int S, int T)
-{
-    if (!tap_wants(ts, p))
-        return;
-    tap_event ev = {p, l, e, d, rows, cols, (size_t)cols, tok, wt, S, T};
-    tap_emit(ts, &ev);
-}
 
 /* ---------------------------------------------------------------- mHC */
 
@@ -192,9 +184,8 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, int route
     const hfc_config *c = s->c;
     int N = S * T, D = c->hidden, E = c->n_experts, K = c->n_experts_per_tok,
         F = c->moe_intermediate, hash = c->v4.hash_moe[l];
-    emit(taps, TAP_MLP_IN, l, -1, s->x, N, D, NULL, NULL, S, T);
+    fwd_emit(taps, TAP_MLP_IN, l, -1, s->x, N, D, NULL, NULL, S, T);
     v4_mm(s, s->rlog, s->x, v4w(s, w, l, V4_GATE), N, D, E);
-    emit(taps, TAP_ROUTER_LOGITS, l, -1, s->rlog, N, E, NULL, NULL, S, T);
     const float *bias = hash ? NULL : v4w(s, w, l, V4_GATE_BIAS);
     const float *tid = hash ? v4w(s, w, l, V4_TID2EID) : NULL;
     for (int r = 0; r < N; r++) {
@@ -247,7 +238,8 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, int route
             ch[E + sel[k]] += (float)(sc[sel[k]] / (sum + 1e-20));
         }
     }
-    emit(taps, TAP_ROUTER_CHOICE, l, -1, s->choice, N, 2 * E, NULL, NULL, S, T);
+    fwd_emit_route(taps, l, s->rlog, N, E, s->sel, s->selw, K, S, T);
+    fwd_emit(taps, TAP_ROUTER_CHOICE, l, -1, s->choice, N, 2 * E, NULL, NULL, S, T);
     float *acc = s->hs2; /* scratch [N × D]: the routed sum (hs2 is free until hc_merge) */
     memset(acc, 0, (size_t)N * D * sizeof *acc);
     for (int e = 0; e < E; e++) {
@@ -267,18 +259,18 @@ static int moe(fwd_v4 *s, const model_weights *w, int l, int S, int T, int route
         }
         for (int i = 0; i < n; i++)
             memcpy(s->xs + (size_t)i * D, s->x + (size_t)s->rows[i] * D, (size_t)D * 4);
-        emit(taps, TAP_EXPERT_IN, l, e, s->xs, n, D, s->rows, s->roww, S, T);
+        fwd_emit(taps, TAP_EXPERT_IN, l, e, s->xs, n, D, s->rows, s->roww, S, T);
         long b = s->ix[l][V4_EXPERTS] + 3L * e;
         if (n)
             swiglu(s, w->ext[b], w->ext[b + 1], w->ext[b + 2], n);
-        emit(taps, TAP_EXPERT_DOWN_IN, l, e, s->fa, n, F, s->rows, s->roww, S, T);
+        fwd_emit(taps, TAP_EXPERT_DOWN_IN, l, e, s->fa, n, F, s->rows, s->roww, S, T);
         for (int i = 0; i < n; i++)
             for (int d = 0; d < D; d++)
                 acc[(size_t)s->rows[i] * D + d] += s->roww[i] * s->fo[(size_t)i * D + d];
     }
     memcpy(s->xs, s->x, (size_t)N * D * 4);
     swiglu(s, v4w(s, w, l, V4_SH_W1), v4w(s, w, l, V4_SH_W3), v4w(s, w, l, V4_SH_W2), N);
-    emit(taps, TAP_SHARED_DOWN_IN, l, -1, s->fa, N, F, NULL, NULL, S, T);
+    fwd_emit(taps, TAP_SHARED_DOWN_IN, l, -1, s->fa, N, F, NULL, NULL, S, T);
     for (size_t i = 0; i < (size_t)N * D; i++)
         s->out[i] = acc[i] + s->fo[i];
     return 0;
@@ -306,7 +298,7 @@ static int layers(fwd_v4 *s, mw_cache *mw, const model_weights *wb, int from, in
         if ((rc = moe(s, w, l, S, T, route_all, taps, err)))
             return rc;
         hc_merge(s, N);
-        emit(taps, TAP_RESIDUAL, l, -1, s->hs, N, W, NULL, NULL, S, T);
+        fwd_emit(taps, TAP_RESIDUAL, l, -1, s->hs, N, W, NULL, NULL, S, T);
     }
     /* hc_head: pre only */
     if (!head)
@@ -333,7 +325,7 @@ static int layers(fwd_v4 *s, mw_cache *mw, const model_weights *wb, int from, in
     v4_rmsnorm(s->fin, s->col, w->ext[s->g[V4_G_NORM]], N, D, c->rms_eps);
     if ((rc = mw_head_logits(mw, wb, s->fin, N, s->logits, &s->flops, err)))
         return rc;
-    emit(taps, TAP_LOGITS, c->n_layers, -1, s->logits, N, c->vocab, NULL, NULL, S, T);
+    fwd_emit(taps, TAP_LOGITS, c->n_layers, -1, s->logits, N, c->vocab, NULL, NULL, S, T);
     return 0;
 }
 

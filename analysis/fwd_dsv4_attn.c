@@ -22,6 +22,7 @@
 #include "fwd_dsv4_int.h"
 
 #include "../core/kern.h"
+#include "fwd_ops.h"
 
 #include <math.h>
 #include <string.h>
@@ -182,15 +183,6 @@ static void attend(fwd_v4 *s, const float *sinks, int l, size_t r0, int T, const
     }
 }
 
-static void emit(const tap_set *ts, tap_point p, int l, const float *d, int rows, int cols,
-                 int S, int T)
-{
-    if (!tap_wants(ts, p))
-        return;
-    tap_event ev = {p, l, -1, d, rows, cols, (size_t)cols, NULL, NULL, S, T};
-    tap_emit(ts, &ev);
-}
-
 void v4_attention(fwd_v4 *s, const model_weights *w, int l, int S, int T, const tap_set *taps)
 {
     const hfc_config *c = s->c;
@@ -200,10 +192,10 @@ void v4_attention(fwd_v4 *s, const model_weights *w, int l, int S, int T, const 
     int main_rope = kind == HFC_ATT_SLIDING;
     int rd = main_rope ? v->rope_dim_main : v->rope_dim_compress, half = rd / 2;
     const float *cs = main_rope ? s->cos_m : s->cos_c, *sn = main_rope ? s->sin_m : s->sin_c;
-    emit(taps, TAP_ATTN_IN, l, s->x, N, D, S, T);
+    fwd_emit(taps, TAP_ATTN_IN, l, -1, s->x, N, D, NULL, NULL, S, T);
     v4_mm(s, s->qr, s->x, v4w(s, w, l, V4_WQ_A), N, D, Rq);
     v4_rmsnorm(s->qr, s->qr, v4w(s, w, l, V4_Q_NORM), N, Rq, c->rms_eps);
-    emit(taps, TAP_Q_B_IN, l, s->qr, N, Rq, S, T);
+    fwd_emit(taps, TAP_Q_B_IN, l, -1, s->qr, N, Rq, NULL, NULL, S, T);
     v4_mm(s, s->q, s->qr, v4w(s, w, l, V4_WQ_B), N, Rq, HD);
     v4_rmsnorm(s->q, s->q, NULL, N * H, Dh, c->rms_eps);
     v4_mm(s, s->kv, s->x, v4w(s, w, l, V4_WKV), N, D, Dh);
@@ -233,14 +225,15 @@ void v4_attention(fwd_v4 *s, const model_weights *w, int l, int S, int T, const 
     const float *wo_a = v4w(s, w, l, V4_WO_A);
     int gin = HD / G;
     for (int g = 0; g < G && tap_wants(taps, TAP_ATTN_O_IN); g++) { /* wo_a's G inputs */
-        tap_event ev = {TAP_ATTN_O_IN, l, -1, s->att + (size_t)g * gin, N, gin, (size_t)HD,
-                        NULL, NULL, S, T};
+        tap_event ev = {.point = TAP_ATTN_O_IN, .layer = l, .expert = -1,
+                        .data = s->att + (size_t)g * gin, .rows = N, .cols = gin,
+                        .stride = (size_t)HD, .n_seq = S, .seq_len = T};
         tap_emit(taps, &ev);
     }
     for (int g = 0; g < G; g++) /* group g: its slice of att through its Ro rows of wo_a */
         kern_matmul_st(s->ga + (size_t)g * Ro, G * Ro, s->att + (size_t)g * gin, HD,
                        wo_a + (size_t)g * Ro * gin, gin, N, gin, Ro, 1.0f, 0);
     s->flops += 2.0 * N * HD * Ro;
-    emit(taps, TAP_O_LORA_IN, l, s->ga, N, G * Ro, S, T);
+    fwd_emit(taps, TAP_O_LORA_IN, l, -1, s->ga, N, G * Ro, NULL, NULL, S, T);
     v4_mm(s, s->out, s->ga, v4w(s, w, l, V4_WO_B), N, G * Ro, D);
 }

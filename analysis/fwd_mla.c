@@ -124,15 +124,6 @@ static void rope_one(fwd_mla *a, float *x, int Dr, int t, int interleave)
     }
 }
 
-static void tap(const tap_set *ts, tap_point p, int layer, const float *data, int rows, int cols,
-                int S, int T)
-{
-    if (!tap_wants(ts, p))
-        return;
-    tap_event ev = {p, layer, -1, data, rows, cols, (size_t)cols, NULL, NULL, S, T};
-    tap_emit(ts, &ev);
-}
-
 double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, const float *xn,
                       int S, int T, int layer, const tap_set *taps, float *out)
 {
@@ -146,7 +137,7 @@ double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, con
     if (Rq > 0) {
         kern_matmul(a->qa, xn, L->q_a, N, D, Rq, 0);                          /* [N × Rq] */
         fwd_rmsnorm(a->qa, a->qa, L->q_a_norm, N, Rq, eps);
-        tap(taps, TAP_Q_B_IN, layer, a->qa, N, Rq, S, T);
+        fwd_emit(taps, TAP_Q_B_IN, layer, -1, a->qa, N, Rq, NULL, NULL, S, T);
         kern_matmul(a->q, a->qa, L->q_b, N, Rq, H * Dqk, 0);                 /* [N × H·Dqk] */
         flops += 2.0 * N * D * Rq + 2.0 * N * Rq * H * Dqk;
     } else {
@@ -157,7 +148,7 @@ double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, con
     for (int r = 0; r < N; r++)
         memcpy(a->cn + (size_t)r * Rkv, a->ckv + (size_t)r * (Rkv + Dr), (size_t)Rkv * 4);
     fwd_rmsnorm(a->cn, a->cn, L->kv_a_norm, N, Rkv, eps);                   /* [N × Rkv] */
-    tap(taps, TAP_KV_B_IN, layer, a->cn, N, Rkv, S, T);
+    fwd_emit(taps, TAP_KV_B_IN, layer, -1, a->cn, N, Rkv, NULL, NULL, S, T);
     kern_matmul(a->kv, a->cn, L->kv_b, N, Rkv, H * Dkv, 0);                 /* [N × H·Dkv] */
     flops += 2.0 * N * D * (Rkv + Dr) + 2.0 * N * Rkv * H * Dkv;
     for (int r = 0; r < N; r++) {
@@ -185,7 +176,7 @@ double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, con
                               a->v + r0 * ldv + (size_t)h * Dv, ldv, T, T, Dv, 0); /* [T × Dv] */
             flops += 2.0 * T * T * (Dqk + Dv);
         }
-    tap(taps, TAP_ATTN_O_IN, layer, a->att, N, H * Dv, S, T);
+    fwd_emit(taps, TAP_ATTN_O_IN, layer, -1, a->att, N, H * Dv, NULL, NULL, S, T);
     kern_matmul(out, a->att, L->wo, N, H * Dv, D, 0);                       /* [N × D] */
     return flops + 2.0 * N * H * Dv * D;
 }

@@ -1,5 +1,6 @@
-/* analysis/fwd_ops.c — the forward's row primitives shared by fwd.c and the family-specific
- * blocks (fwd_mla.c): in a file of their own so that neither block calls back into the other.
+/* analysis/fwd_ops.c — the forward's row primitives and tap emitters shared by fwd.c and the
+ * family-specific blocks (fwd_mla.c, fwd_dsv4*.c): in a file of their own so that neither
+ * block calls back into the other.
  */
 #include "fwd_ops.h"
 
@@ -64,3 +65,25 @@ void fwd_softmax_causal_rows(float *s, int ld, int rows, int first)
 }
 
 void fwd_softmax_causal(float *s, int T) { fwd_softmax_causal_rows(s, T, T, 0); }
+
+void fwd_emit(const tap_set *ts, tap_point p, int layer, int expert, const float *data, int rows,
+              int cols, const int *row_tok, const float *row_w, int S, int T)
+{
+    if (!tap_wants(ts, p))
+        return;
+    tap_event ev = {.point = p, .layer = layer, .expert = expert, .data = data, .rows = rows,
+                    .cols = cols, .stride = (size_t)cols, .row_token = row_tok,
+                    .row_weight = row_w, .n_seq = S, .seq_len = T};
+    tap_emit(ts, &ev);
+}
+
+void fwd_emit_route(const tap_set *ts, int layer, const float *logits, int N, int E,
+                    const int *sel, const float *sel_w, int K, int S, int T)
+{
+    if (!tap_wants(ts, TAP_ROUTER_LOGITS))
+        return;
+    tap_event ev = {.point = TAP_ROUTER_LOGITS, .layer = layer, .expert = -1, .data = logits,
+                    .rows = N, .cols = E, .stride = (size_t)E, .n_seq = S, .seq_len = T,
+                    .sel = sel, .sel_w = sel_w, .k = K};
+    tap_emit(ts, &ev);
+}

@@ -3,6 +3,8 @@
 #ifndef VL_FWD_OPS_H
 #define VL_FWD_OPS_H
 
+#include "tap.h"
+
 #include <stddef.h>
 
 /* y = x · rsqrt(mean(x²) + eps) · w per row (sum of squares in float64); y may be x. */
@@ -11,6 +13,15 @@ void fwd_rmsnorm(float *y, const float *x, const float *w, int rows, int cols, f
 void fwd_softmax_causal(float *s, int T);
 /* The same over rows first..first+rows-1 of a block whose rows are ld wide. */
 void fwd_softmax_causal_rows(float *s, int ld, int rows, int first);
+
+/* The forward's tap events (tap.h): rows × cols dense floats; row_tok / row_w for expert
+ * points (NULL otherwise); batch S × T. Nothing is built when the set does not want p. */
+void fwd_emit(const tap_set *ts, tap_point p, int layer, int expert, const float *data, int rows,
+              int cols, const int *row_tok, const float *row_w, int S, int T);
+/* TAP_ROUTER_LOGITS of layer l: logits [N × E] with the forward's selection sel / sel_w
+ * [N × K] (emitted after routing, so consumers never redo it). */
+void fwd_emit_route(const tap_set *ts, int layer, const float *logits, int N, int E,
+                    const int *sel, const float *sel_w, int K, int S, int T);
 
 /* Buffer layout: the next n bytes at *off from base (64-byte steps); base NULL only measures. */
 static inline void *fwd_carve(char *base, size_t *off, size_t n)

@@ -23,7 +23,6 @@ struct spass {
     fwd_state *st;    /* batch × max_len */
     pl_pipe *pl;      /* the ranks' pipeline (one stage when none) */
     int n_xtx;        /* inputs selected by the last spass_acc_new */
-    const float *ds_bias[HFC_MAX_LAYERS]; /* deepseek_v3 routers' correction biases */
 };
 
 spass_opts spass_opts_defaults(void)
@@ -120,8 +119,7 @@ int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err)
         sc.attn_out = c->n_heads * c->ds.v_head_dim;
         sc.q_lora = c->ds.q_lora_rank;
         sc.kv_lora = c->ds.kv_lora_rank;
-        sc.ds_route = c;
-        sc.ds_bias = p->ds_bias;
+        sc.sigmoid_scores = 1;
     }
     sc.n_experts = c->n_experts;
     sc.top_k = c->n_experts_per_tok;
@@ -143,23 +141,7 @@ int spass_acc_new(spass *p, int64_t max_tokens, stat_acc **out, vl_err *err)
     sc.want_xtx = count_xtx;
     sc.want_xtx_user = p;
     p->n_xtx = 0;
-    /* the routers' correction biases, converted from storage for stat_new (which copies them) */
-    float *own[HFC_MAX_LAYERS] = {0};
-    int rc = 0;
-    for (int l = 0; l < c->n_layers && sc.ds_route && !rc; l++) {
-        char name[96];
-        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
-        long ix = model_tensor_find(p->m, name); /* −1 in dense layers */
-        p->ds_bias[l] = NULL;
-        if (ix >= 0)
-            rc = model_tensor_f32(p->m, model_base(p->m), (size_t)ix, &p->ds_bias[l], &own[l],
-                                  err);
-    }
-    if (!rc)
-        rc = stat_new(out, &sc, err);
-    for (int l = 0; l < c->n_layers; l++)
-        vl_free(own[l]);
-    return rc;
+    return stat_new(out, &sc, err);
 }
 
 int spass_xtx_inputs(const spass *p) { return p->n_xtx; }

@@ -176,8 +176,6 @@ static int check_config(const stat_config *c, vl_err *err)
         return vl_errf(err, VL_ECONFIG, "stats: MLP widths or vocab out of range");
     if (c->q_lora < 0 || c->q_lora > big || c->kv_lora < 0 || c->kv_lora > big)
         return vl_errf(err, VL_ECONFIG, "stats: MLA LoRA widths out of range");
-    if (c->ds_route && !c->ds_bias)
-        return vl_errf(err, VL_ECONFIG, "stats: DeepSeek-V3 routing without its biases");
     if (c->max_seq_len <= 0 || c->max_seq_len > (1 << 24))
         return vl_errf(err, VL_ECONFIG, "stats: max_seq_len %d out of range", c->max_seq_len);
     if (c->token_stats && (c->vocab <= 0 || c->max_tokens < 0))
@@ -240,19 +238,6 @@ int stat_new(stat_acc **out, const stat_config *cfg, vl_err *err)
         a->sel = vl_malloc((size_t)(cfg->top_k + 1) * sizeof(int));
         ok = a->p1 && a->p2 && a->p4 && a->rp && a->rw && a->rprob && a->sel;
     }
-    if (ok && cfg->ds_route) { /* DeepSeek-V3 routing replication */
-        a->ds_bias = vl_calloc((size_t)L, sizeof *a->ds_bias);
-        a->ds_vals = vl_malloc(((size_t)L * E + 1) * sizeof(float));
-        a->ds_scr = vl_malloc((size_t)(2 * E + 1) * sizeof(float));
-        a->ds_w = vl_malloc((size_t)(cfg->top_k + 1) * sizeof(float));
-        ok = a->ds_bias && a->ds_vals && a->ds_scr && a->ds_w;
-        for (int l = 0; ok && l < L; l++)
-            if (cfg->ds_bias[l]) { /* copied: the caller's arrays may be freed after */
-                memcpy(a->ds_vals + (size_t)l * E, cfg->ds_bias[l], (size_t)E * sizeof(float));
-                a->ds_bias[l] = a->ds_vals + (size_t)l * E;
-            }
-        a->cfg.ds_bias = a->ds_bias;
-    }
     if (ok && a->kx > 0) {
         /* up to 16 sequences' partials per fold, within 64 MiB (one for wide inputs) */
         size_t one = (size_t)a->kx * a->kx * sizeof(double), cap = (size_t)64 << 20;
@@ -297,10 +282,6 @@ void stat_free(stat_acc *a)
     vl_free(a->rp);
     vl_free(a->rw);
     vl_free(a->rprob);
-    vl_free(a->ds_bias);
-    vl_free(a->ds_vals);
-    vl_free(a->ds_scr);
-    vl_free(a->ds_w);
     vl_free(a->sel);
     vl_free(a->xtx_part);
     vl_free(a->xtx_fail);

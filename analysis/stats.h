@@ -34,14 +34,14 @@
  * Route-all-experts: an expert event row with row_weight 0 reached the expert for statistics
  * only. Such rows enter the sums and `rows`; `rows_routed` counts rows with row_weight > 0.
  *
- * Router replication: the top-k is recomputed from the float32 logits (larger logit first,
- * ties to the lower expert index); probabilities are a float64 softmax of the logits; the
- * selected weight is p (or p / Σ_selected p with norm_topk_prob). Entropy is in nats.
- * DeepSeek-V3 routers (stat_config.ds_route set): the selection is the model's own
- * (analysis/moe_route.h: sigmoid scores, e_score_correction_bias, group-limited top-k); the
- * "probability" of an expert is its sigmoid score σ(logit) (not a distribution: the scores do
- * not sum to 1), the entropy is that of the scores normalised to sum 1, and the selected weight
- * is the weight applied to the expert's output (× routed_scaling_factor).
+ * Router: the selection is the forward's own, carried by the TAP_ROUTER_LOGITS event (tap.h:
+ * sel, k = top_k), never re-derived here; probabilities are a float64 softmax of the logits;
+ * the selected weight is p (or p / Σ_selected p with norm_topk_prob), in float64 from those
+ * probabilities. Entropy is in nats.
+ * Sigmoid routers (stat_config.sigmoid_scores, DeepSeek-V3): the "probability" of an expert is
+ * its sigmoid score σ(logit) (not a distribution: the scores do not sum to 1), the entropy is
+ * that of the scores normalised to sum 1, and the selected weight is the event's sel_w, the
+ * weight the forward applied to the expert's output (× routed_scaling_factor).
  *
  * Errors inside the tap callback (shape mismatch, NaN/Inf, fixed-point overflow, full token
  * arrays) cannot be returned through tap_fn: the first one is kept and later events are ignored;
@@ -97,11 +97,7 @@ typedef struct {
     int router_choice;  /* 1: router statistics from TAP_ROUTER_CHOICE (the forward's own
                            selection: deepseek_v4's biased / hash routing), not from a softmax
                            top-k of TAP_ROUTER_LOGITS */
-    /* DeepSeek-V3 routing (above): the model's config and per-layer e_score_correction_bias
-     * [L] (NULL entries for dense layers), E floats each; stat_new copies the values. NULL
-     * for softmax routers. */
-    const hfc_config *ds_route;
-    const float *const *ds_bias;
+    int sigmoid_scores; /* 1: sigmoid router scores (DeepSeek-V3, above); 0: softmax */
     /* Which inputs get a full XᵀX: called once per input at stat_new; NULL = none. */
     int (*want_xtx)(void *user, int layer, stat_slot slot, int expert);
     void *want_xtx_user;

@@ -23,9 +23,6 @@ struct stat_acc {
     double *rp, *rw;       /* [E] per-sequence router partials */
     double *rprob;         /* [E] one token's probabilities */
     int *sel;              /* [K] one token's selected experts */
-    const float **ds_bias; /* [L] rows of ds_vals (NULL: dense layer) (DeepSeek-V3), else NULL */
-    float *ds_vals;        /* [L × E] copy of cfg.ds_bias's values */
-    float *ds_scr, *ds_w;  /* [2E] routing scratch, [K] selected weights (DeepSeek-V3) */
     double *xtx_part;      /* [xtx_slots × kx × kx] per-sequence XᵀX partials of one event */
     int xtx_slots;         /* partials computed before one (threaded) fold */
     int *xtx_fail;         /* [kx] fold: first partial whose term failed in row i, or −1 */

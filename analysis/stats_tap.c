@@ -5,7 +5,6 @@
 
 #include "../core/kern.h"
 #include "../core/vexp.h"
-#include "moe_route.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -288,22 +287,6 @@ static double sigmoid_scores(const float *l, int n, double *s)
     return h;
 }
 
-/* Top-k of float32 logits: larger first, ties to the lower index. sel[0..k). */
-static void topk(const float *l, int n, int k, int *sel)
-{
-    for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int i = 0; i < n; i++) {
-            int taken = 0;
-            for (int q = 0; q < j; q++)
-                taken |= sel[q] == i;
-            if (!taken && (best < 0 || l[i] > l[best]))
-                best = i;
-        }
-        sel[j] = best;
-    }
-}
-
 static int router_flush(stat_acc *a, stat_router *r, double ent, int layer)
 {
     int rc = fx_add_f64(&r->sum_entropy, ent);
@@ -329,6 +312,20 @@ static int router_token_done(stat_acc *a, stat_router *r, const tap_event *ev, i
     return 0;
 }
 
+/* The forward's selection of event row t (tap.h: sel, k = top_k); NULL after a recorded
+ * failure. */
+static const int *router_sel(stat_acc *a, const tap_event *ev, int t, int E, const char *lab)
+{
+    const int *sel = ev->sel + (size_t)t * ev->k;
+    for (int j = 0; j < ev->k; j++)
+        if (sel[j] < 0 || sel[j] >= E) {
+            stat_fail(a, VL_ESHAPE, "stats: %s: token %d selects expert %d of %d", lab, t,
+                      sel[j], E);
+            return NULL;
+        }
+    return sel;
+}
+
 static void on_router(stat_acc *a, const tap_event *ev)
 {
     stat_router *r = stat_router_mut(a, ev->layer);
@@ -336,11 +333,16 @@ static void on_router(stat_acc *a, const tap_event *ev)
         stat_fail(a, VL_ESHAPE, "stats: layer %d: router logits in a dense layer", ev->layer);
         return;
     }
-    const int E = r->n_experts, K = a->cfg.top_k;
+    const int E = r->n_experts, K = a->cfg.top_k, sig = a->cfg.sigmoid_scores;
     char lab[48];
     snprintf(lab, sizeof lab, "layer %d router", ev->layer);
     if (check_rows(a, ev, E, lab))
         return;
+    if (!ev->sel || ev->k != K || (sig && !ev->sel_w)) {
+        stat_fail(a, VL_ESHAPE, "stats: %s: event without the forward's top-%d selection "
+                  "(k %d)", lab, K, ev->sel ? ev->k : 0);
+        return;
+    }
     double ent = 0.0;
     memset(a->rp, 0, (size_t)E * sizeof *a->rp);
     memset(a->rw, 0, (size_t)E * sizeof *a->rw);
@@ -352,22 +354,21 @@ static void on_router(stat_acc *a, const tap_event *ev)
                       ev->layer, t);
             return;
         }
-        if (a->cfg.ds_route) { /* DeepSeek-V3: the model's own routing (stats.h) */
+        if (sig) /* DeepSeek-V3: sigmoid scores (stats.h) */
             h = sigmoid_scores(l, E, a->rprob);
-            moe_route_dsv3(a->cfg.ds_route, l, a->ds_bias[ev->layer], a->ds_scr, a->sel, a->ds_w);
-        } else {
-            topk(l, E, K, a->sel);
-        }
+        const int *sel = router_sel(a, ev, t, E, lab);
+        if (!sel)
+            return;
         double norm = 0.0;
         for (int j = 0; j < K; j++)
-            norm += a->rprob[a->sel[j]];
+            norm += a->rprob[sel[j]];
         for (int j = 0; j < K; j++) {
-            int e = a->sel[j];
+            int e = sel[j];
             r->routed[e]++;
-            a->rw[e] += a->cfg.ds_route ? a->ds_w[j]
+            a->rw[e] += sig ? ev->sel_w[(size_t)t * K + j]
                         : a->cfg.norm_topk_prob ? a->rprob[e] / norm : a->rprob[e];
             for (int q = 0; q < K; q++)
-                r->coselect[(size_t)e * E + a->sel[q]]++;
+                r->coselect[(size_t)e * E + sel[q]]++;
         }
         for (int e = 0; e < E; e++)
             a->rp[e] += a->rprob[e];

@@ -15,6 +15,9 @@
  * routed to that expert, row_token[i] is the batch row of row i, and row_weight[i] is the
  * routing weight applied to that expert's output for that token (0 for tokens that reach the
  * expert only because of route-all statistics; see fwd.h).
+ *
+ * Router: TAP_ROUTER_LOGITS carries the forward's top-k selection beside the logits (sel,
+ * sel_w, k), the same choice the experts ran with.
  */
 #ifndef VL_TAP_H
 #define VL_TAP_H
@@ -35,7 +38,8 @@ typedef enum {
     TAP_MLP_IN,         /* input of the MLP/MoE block (after post_attention_layernorm) [N × D]:
                            the input of the router, the shared expert's gate/up and
                            shared_expert_gate, and a dense MLP's gate/up */
-    TAP_ROUTER_LOGITS,  /* router logits before softmax                   [N × E] */
+    TAP_ROUTER_LOGITS,  /* router logits before softmax/sigmoid            [N × E], with the
+                           forward's selection: sel / sel_w [N × k] (below) */
     TAP_ROUTER_CHOICE,  /* deepseek_v4 (routers that are not softmax top-k): [N × 2E], columns
                            0..E−1 the routing distribution (scores / Σ scores), E..2E−1 the
                            selected experts' normalised weights (0 = not selected) */
@@ -61,6 +65,13 @@ typedef struct {
     const int *row_token;    /* expert points: batch row of each row; NULL = identity */
     const float *row_weight; /* expert points: routing weight of each row; NULL otherwise */
     int n_seq, seq_len;      /* batch shape: N = n_seq · seq_len rows in whole-batch events */
+    /* TAP_ROUTER_LOGITS: the experts the forward routed each row to and the weights it applied
+     * (sel[r·k + j], sel_w[r·k + j], in selection order), so consumers see the model's own
+     * routing (group limits, correction biases, hash layers) instead of re-deriving it from
+     * the logits; NULL and 0 for other points */
+    const int *sel;
+    const float *sel_w;
+    int k;
 } tap_event;
 
 typedef void (*tap_fn)(void *user, const tap_event *ev);

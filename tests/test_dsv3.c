@@ -36,6 +36,7 @@ typedef struct {
     double wsum[MAXL];  /* Σ routing weights of TAP_EXPERT_IN rows per layer */
     int n_rows[MAXL];   /* expert rows per layer */
     int64_t per_expert[MAXL][16]; /* TAP_EXPERT_IN rows per (layer, expert) */
+    tm_route route;     /* the router events' selection against the expert rows */
 } capture;
 
 static void on_event(void *user, const tap_event *ev)
@@ -44,6 +45,7 @@ static void on_event(void *user, const tap_event *ev)
     int l = ev->layer;
     if (l < 0 || l >= MAXL)
         return;
+    tm_route_event(&cp->route, ev);
     if (ev->point == TAP_RESIDUAL && !cp->resid[l])
         cp->resid[l] = tm_dup_rows(ev);
     if (ev->point == TAP_ROUTER_LOGITS && !cp->router[l])
@@ -70,6 +72,7 @@ static void capture_free(capture *cp)
         free(cp->resid[l]);
         free(cp->router[l]);
     }
+    tm_route_free(&cp->route);
 }
 
 static double max_abs(const float *a, const float *b, long n)
@@ -178,6 +181,13 @@ static float *golden(chk *c, const char *dir, const char *label)
           cf->n_heads * cf->ds.v_head_dim);
     CHECK(c, rc == 0 && wdev < 1e-3, "%s: each token's routing weights sum to %g (|d| %.2g)",
           label, cf->ds.routed_scaling, wdev);
+    long n_moe = 0;
+    for (int l = 0; l < cf->n_layers; l++)
+        n_moe += cf->layer_is_moe[l] != 0;
+    CHECK(c, rc == 0 && cp.route.bad == 0 && cp.route.hits == cp.route.selected &&
+             cp.route.selected == n_moe * N * cf->n_experts_per_tok,
+          "%s: the router events' selection (%ld of %ld met, %ld bad) is the experts' rows and "
+          "weights", label, cp.route.hits, cp.route.selected, cp.route.bad);
     free(want);
     capture_free(&cp);
     free(ids);

@@ -32,6 +32,7 @@ enum { MAX_L = 8 };
 typedef struct {
     float *resid[MAX_L], *router[MAX_L];
     int n_expert_rows[MAX_L];
+    tm_route route; /* the router events' selection against the expert rows */
 } capture;
 
 static void on_event(void *user, const tap_event *ev)
@@ -40,6 +41,7 @@ static void on_event(void *user, const tap_event *ev)
     int l = ev->layer;
     if (l >= MAX_L)
         return;
+    tm_route_event(&cp->route, ev);
     if (ev->point == TAP_RESIDUAL && !cp->resid[l])
         cp->resid[l] = tm_dup_rows(ev);
     if (ev->point == TAP_ROUTER_LOGITS && !cp->router[l])
@@ -55,6 +57,7 @@ static void capture_free(capture *cp)
         free(cp->resid[l]);
         free(cp->router[l]);
     }
+    tm_route_free(&cp->route);
 }
 
 static float *read_f32(chk *c, h5s_store *g, const char *ds)
@@ -216,6 +219,10 @@ static void golden(chk *c)
                   "layer %d: %d routed rows, expected N·K = %d", l, cp.n_expert_rows[l],
                   N * cf->n_experts_per_tok);
     }
+    CHECK(c, cp.route.bad == 0 && cp.route.hits == cp.route.selected &&
+             cp.route.selected == (long)L * N * cf->n_experts_per_tok,
+          "the router events' selection (%ld of %ld met, %ld bad; hash layers too) is the "
+          "experts' rows and weights", cp.route.hits, cp.route.selected, cp.route.bad);
     float *want = read_f32(c, g, "/logits");
     if (want) {
         CHECK_TENSOR(c, lg, want, (long)N * V, 1e-3, 0, "logits");

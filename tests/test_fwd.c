@@ -34,6 +34,7 @@ typedef struct {
     double expert_in_err;       /* max |EXPERT_IN row − MLP_IN row at row_token| (layer 0) */
     double wsum[MAX_LAYERS];    /* Σ row_weight over TAP_EXPERT_IN events per layer */
     int bad_rowmap;             /* an expert event whose row_token is out of range */
+    tm_route route;             /* the router events' selection against the expert rows */
 } capture;
 
 static void on_event(void *user, const tap_event *ev)
@@ -47,6 +48,7 @@ static void on_event(void *user, const tap_event *ev)
         cp->cols[cp->n] = ev->cols;
     }
     cp->n++;
+    tm_route_event(&cp->route, ev);
     int l = ev->layer, N = ev->n_seq * ev->seq_len;
     if (ev->point == TAP_RESIDUAL && l < MAX_LAYERS && !cp->resid[l])
         cp->resid[l] = tm_dup_rows(ev);
@@ -77,6 +79,7 @@ static void capture_free(capture *cp)
         free(cp->router[l]);
     }
     free(cp->mlp_in);
+    tm_route_free(&cp->route);
     memset(cp, 0, sizeof *cp);
 }
 
@@ -276,6 +279,13 @@ static void test_taps(chk *c, const model *m, const int32_t *ids, int S, int T)
     CHECK(c, cp.expert_in_err == 0.0 && !cp.bad_rowmap,
           "expert input rows are the MLP input rows of their row_token (max|d| %g)",
           cp.expert_in_err);
+    long n_moe = 0;
+    for (int l = 0; l < L; l++)
+        n_moe += cf->layer_is_moe[l] != 0;
+    CHECK(c, cp.route.bad == 0 && cp.route.hits == cp.route.selected &&
+             cp.route.selected == n_moe * N * K,
+          "the router events' selection (%ld of %ld met, %ld bad) is the experts' rows and "
+          "weights", cp.route.hits, cp.route.selected, cp.route.bad);
 
     fwd_opts o = fwd_opts_defaults();
     o.route_all_experts = 1;
@@ -297,6 +307,9 @@ static void test_taps(chk *c, const model *m, const int32_t *ids, int S, int T)
         wdiff = fmax(wdiff, fabs(ca.wsum[l] - cp.wsum[l]));
     }
     CHECK(c, all_ok, "route-all: per-expert rows sum to N*E = %d per layer", N * E);
+    CHECK(c, ca.route.bad == 0 && ca.route.hits == cp.route.hits,
+          "route-all: the selection's rows carry its weights, the others weight 0 (%ld bad)",
+          ca.route.bad);
     CHECK(c, wdiff < 1e-3 && cp.wsum[L - 1] > 0, "route-all: same routing weight mass "
           "(|d| %g)", wdiff);
     if (cf->norm_topk_prob) /* renormalised: each token's K weights sum to 1 */

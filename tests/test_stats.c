@@ -5,7 +5,8 @@
  * activations from a seeded generator. The test replays the forward's event order itself,
  * keeps long-double brute-force sums of everything it emits, and checks: Σx/Σx²/Σx⁴/absmax/XᵀX,
  * route-all counts, router top-k/probabilities/entropy/co-selection, per-token entropy and
- * log-prob, exact merge (A∪B, other batching, B+A) by memcmp, reset, error reports.
+ * log-prob, exact merge (A∪B, other batching, B+A) by memcmp, reset, error reports. The
+ * fixed-point sums themselves (core/fx) are tests/test_fx.c's.
  */
 #include "../analysis/stats.h"
 #include "../core/rng.h"
@@ -206,7 +207,9 @@ static void run_batch(stat_acc *acc, const int *qs, int n, int route_all, brute 
                 bf->sent += h;
                 bf->tokens++;
             }
+        ev.sel = sel[0], ev.k = K; /* the fake forward's own choice (tap.h) */
         emit(&ts, &ev, bf, TAP_ROUTER_LOGITS, l, E, E, rl, N);
+        ev.sel = NULL, ev.k = 0;
         /* experts: rows routed to e in batch-row order; route-all adds the rest with weight 0 */
         int cnt[E];
         for (int e = 0; e < E; e++) {
@@ -517,115 +520,32 @@ static void test_errors(chk *c)
     ev.expert = 0;
     tap_emit(&ts, &ev);
     CHECK_INT(c, stat_status(a, &err), VL_ESHAPE, "expert event in a dense layer refused");
+    /* router events carry the forward's selection (tap.h); the stats never re-derive it */
+    stat_reset(a);
+    int sel[T * K];
+    for (int i = 0; i < T * K; i++)
+        sel[i] = i % K;
+    tap_event rv = {.point = TAP_ROUTER_LOGITS, .layer = 0, .expert = -1, .data = x, .rows = T,
+                    .cols = E, .stride = E, .n_seq = 1, .seq_len = T};
+    tap_emit(&ts, &rv);
+    CHECK_INT(c, stat_status(a, &err), VL_ESHAPE, "router event without a selection refused");
+    CHECK_HAS(c, err.msg, "layer 0 router: event without the forward's top-2 selection",
+              "message names the router and the missing selection");
+    stat_reset(a);
+    rv.sel = sel, rv.k = K;
+    sel[3] = E;
+    tap_emit(&ts, &rv);
+    CHECK_INT(c, stat_status(a, &err), VL_ESHAPE, "selected expert out of range refused");
+    CHECK_HAS(c, err.msg, "token 1 selects expert 4 of 4", "message names the token and expert");
+    stat_reset(a);
+    sel[3] = 1;
+    tap_emit(&ts, &rv);
+    CHECK_INT(c, stat_status(a, &err), 0, "a well-formed selection accepted");
     stat_free(a);
     stat_config cfg = stat_config_defaults();
     stat_acc *b = NULL;
     CHECK_INT(c, stat_new(&b, &cfg, &err), VL_ECONFIG, "empty config refused");
     CHECK(c, b == NULL, "no object on error");
-}
-
-static void test_fx(chk *c)
-{
-    fx_num a = {{0}}, b = {{0}};
-    CHECK_INT(c, fx_add_f64(&a, 0.1) | fx_add_f64(&a, 0.2) | fx_add_f64(&a, -0.3), 0, "fx adds");
-    /* the exact sum of the three doubles is 2^-55; float64 arithmetic gives 2^-54 */
-    CHECK(c, fx_to_f64(&a) == ldexp(1.0, -55) && (0.1 + 0.2) - 0.3 == ldexp(1.0, -54),
-          "fx: 0.1 + 0.2 − 0.3 is the exact 2^-55, got %.17g", fx_to_f64(&a));
-    double v[] = {1e20, 1.0, -1e20, 3.5e-20, -7.25, 1e-30};
-    fx_num f = {{0}}, g = {{0}};
-    for (int i = 0; i < 6; i++)
-        fx_add_f64(&f, v[i]);
-    for (int i = 5; i >= 0; i--)
-        fx_add_f64(&g, v[i]);
-    CHECK(c, !memcmp(&f, &g, sizeof f), "fx: order does not matter");
-    CHECK_NEAR(c, fx_to_f64(&f), 1.0 + 3.5e-20 - 7.25, 1e-30, 0, "fx: 1e20 cancels exactly");
-    CHECK_INT(c, fx_add_f64(&b, 4e28), VL_ERANGE, "fx: 4e28 out of range");
-    CHECK_INT(c, fx_add_f64(&b, INFINITY), VL_ERANGE, "fx: Inf refused");
-    fx_add_f64(&b, 3e28);
-    fx_num b2 = b;
-    CHECK_INT(c, fx_add(&b, &b2), VL_ERANGE, "fx: overflow of a sum refused");
-    CHECK(c, fx_to_f64(&b) == 3e28, "fx: overflowing add leaves the total unchanged");
-    fx_num z = {{0}};
-    fx_add_f64(&z, -2.0);
-    CHECK(c, fx_to_f64(&z) == -2.0, "fx: negative round trip");
-
-    /* fx_add_f64 (register fast path) and fx_add_f64_n against the two-step definition
-     * fx_from_f64 + fx_add: doubles of every sign and binary exponent from 2^-1074 to 2^100
-     * (truncated, exact, refused), onto running totals of both signs */
-    uint64_t st = 99;
-    fx_num x = {{0}}, y = {{0}}, xs[64] = {{{0}}};
-    double vs[64];
-    int diff = 0, nv = 0;
-    for (int i = 0; i < 20000; i++) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t bits = (st >> 12) | ((uint64_t)((st >> 3) % 1175) << 52) | (st << 63);
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        fx_num t, y0 = y;
-        int r1 = fx_add_f64(&x, d);
-        int r2 = fx_from_f64(&t, d);
-        if (!r2)
-            r2 = fx_add(&y, &t);
-        diff += r1 != r2 || memcmp(&x, &y, sizeof x) || (r2 && memcmp(&y, &y0, sizeof y));
-        /* the conversion alone: a term of 2^-43 or more comes back exactly */
-        if (fabs(d) >= ldexp(1.0, -43) && fx_from_f64(&t, d) == 0)
-            diff += fx_to_f64(&t) != d;
-        nv += r1 == 0;
-        if (i < 64)
-            vs[i] = d;
-    }
-    CHECK(c, diff == 0, "fx_add_f64 = fx_from_f64 + fx_add on 20000 doubles (%d added, %d differ)",
-          nv, diff);
-    CHECK(c, nv > 10000 && nv < 20000, "the sweep has both added and refused terms (%d)", nv);
-    fx_num ys[64] = {{{0}}};
-    size_t stop = fx_add_f64_n(xs, vs, 64), want = 64;
-    for (size_t i = 0; i < 64; i++)
-        if (fx_add_f64(&ys[i], vs[i]) && want == 64)
-            want = i;
-    CHECK_INT(c, (long)stop, (long)want, "fx_add_f64_n stops at the first refused term");
-    CHECK(c, !memcmp(xs, ys, stop * sizeof *xs), "fx_add_f64_n adds like fx_add_f64");
-
-    /* the four-lane fx_add_f64_n (core/fx.c) against fx_add_f64 term by term: doubles of both
-     * signs and every exponent up to 2^94 (±0, subnormals, truncated, exact) onto totals of
-     * both signs near the limb boundaries, lengths with and without a tail, and refusals (out
-     * of range, NaN) at every lane position */
-    enum { NF = 4099 };
-    static fx_num fa[NF], fb[NF];
-    static double fv[NF];
-    for (int pass = 0; pass < 8; pass++) {
-        for (int i = 0; i < NF; i++) {
-            st = st * 6364136223846793005ull + 1442695040888963407ull;
-            uint64_t e = (st >> 3) % 1118, bits = (st >> 12) | (e << 52) | (st << 63);
-            if (i % 97 == 5)
-                bits &= 1ull << 63; /* ±0 */
-            memcpy(&fv[i], &bits, sizeof fv[i]);
-            st = st * 6364136223846793005ull + 1442695040888963407ull;
-            fa[i].l[0] = st;
-            fa[i].l[1] = i % 3 ? ~0ull - (st >> 60) : st >> 7;
-            fa[i].l[2] = (st >> 40) & 1 ? ~0ull : 0; /* small totals of both signs */
-            fb[i] = fa[i];
-        }
-        size_t n = NF - (size_t)pass;
-        if (pass >= 3 && pass < 6) /* a refusal at lane pass − 3 of the group at 2000 */
-            fv[2000 + pass - 3] = pass == 4 ? NAN : -5e28;
-        if (pass >= 6) { /* a total at the top of the range and a term in range: overflow */
-            size_t k = 2100 + (size_t)pass - 6;
-            fa[k].l[0] = fa[k].l[1] = pass == 6 ? ~0ull : 0;
-            fa[k].l[2] = pass == 6 ? ~0ull >> 1 : 1ull << 63; /* +max, or −2^191 */
-            fb[k] = fa[k];
-            fv[k] = pass == 6 ? 1.0 : -1.0;
-        }
-        size_t got = fx_add_f64_n(fa, fv, n), ref = n;
-        for (size_t i = 0; i < n; i++)
-            if (fx_add_f64(&fb[i], fv[i])) {
-                ref = i;
-                break;
-            }
-        CHECK(c, got == ref, "four-lane fx_add_f64_n pass %d: stops at %zu, fx_add_f64 at %zu",
-              pass, got, ref);
-        CHECK(c, !memcmp(fa, fb, sizeof fa), "four-lane fx_add_f64_n pass %d: same totals, "
-              "bit for bit (%zu terms)", pass, n);
-    }
 }
 
 static void test_h5(chk *c)
@@ -788,7 +708,6 @@ int main(void)
     chk c;
     chk_init(&c, "stats");
     make_data(20240607);
-    test_fx(&c);
     test_brute(&c, 0);
     test_brute(&c, 1);
     test_merge(&c);

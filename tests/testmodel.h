@@ -1,5 +1,6 @@
 /* tests/testmodel.h — model-side helpers the forward tests share (header-only, test use only):
- * copying a tap event's rows, and rewriting a safetensors file with one tensor dropped or
+ * copying a tap event's rows, checking the router's selection against the expert events, and
+ * rewriting a safetensors file with one tensor dropped or
  * reshaped (broken model directories for the error tests). */
 #ifndef VL_TESTMODEL_H
 #define VL_TESTMODEL_H
@@ -35,6 +36,68 @@ static inline float *tm_dup_rows(const tap_event *ev)
     for (int r = 0; r < ev->rows; r++)
         memcpy(d + (size_t)r * ev->cols, ev->data + r * ev->stride, sizeof(float) * ev->cols);
     return d;
+}
+
+/* The forward's routing as its taps show it: each TAP_ROUTER_LOGITS event's selection (tap.h:
+ * sel, sel_w, k) is kept until the next one, and every TAP_EXPERT_IN row is checked against it:
+ * a row with weight > 0 must be a token the router chose the expert for, with the weight it
+ * chose (summed over repeated choices: hash layers), a row with weight 0 (route-all) one it
+ * did not choose the expert for. */
+typedef struct {
+    int *sel;
+    float *w;
+    int n, k;      /* the kept selection: n rows × k */
+    long selected; /* Σ rows·k over router events */
+    long hits;     /* selections met by an expert row */
+    long bad;      /* malformed selections and expert rows that disagree */
+} tm_route;
+
+static inline void tm_route_event(tm_route *r, const tap_event *ev)
+{
+    if (ev->point == TAP_ROUTER_LOGITS) {
+        size_t n = (size_t)ev->rows * (ev->k > 0 ? ev->k : 0);
+        free(r->sel);
+        free(r->w);
+        r->sel = malloc(n * sizeof *r->sel + 1);
+        r->w = malloc(n * sizeof *r->w + 1);
+        r->n = ev->rows;
+        r->k = ev->k;
+        if (!ev->sel || !ev->sel_w || ev->k <= 0 || ev->k > ev->cols) {
+            r->bad++;
+            r->n = 0;
+            return;
+        }
+        memcpy(r->sel, ev->sel, n * sizeof *r->sel);
+        memcpy(r->w, ev->sel_w, n * sizeof *r->w);
+        r->selected += (long)n;
+        for (size_t i = 0; i < n; i++)
+            r->bad += r->sel[i] < 0 || r->sel[i] >= ev->cols;
+        return;
+    }
+    if (ev->point != TAP_EXPERT_IN)
+        return;
+    for (int i = 0; i < ev->rows; i++) {
+        int t = ev->row_token ? ev->row_token[i] : i, m = 0;
+        float w = 0.0f;
+        if (t < 0 || t >= r->n) {
+            r->bad++;
+            continue;
+        }
+        for (int j = 0; j < r->k; j++)
+            if (r->sel[(size_t)t * r->k + j] == ev->expert) {
+                w += r->w[(size_t)t * r->k + j];
+                m++;
+            }
+        r->hits += m;
+        r->bad += ev->row_weight[i] > 0 ? m == 0 || w != ev->row_weight[i] : m != 0;
+    }
+}
+
+static inline void tm_route_free(tm_route *r)
+{
+    free(r->sel);
+    free(r->w);
+    memset(r, 0, sizeof *r);
 }
 
 /* Write the tensors of SRC (a safetensors file or model directory) to the file DST, leaving
