@@ -16,7 +16,7 @@
 #include <string.h>
 
 struct fwd_mla {
-    int max_n, max_len;
+    int max_n, max_len, dr;
     float *qa;       /* [N × Rq] q_a_proj output, normed in place (q_b_proj input) */
     float *ckv;      /* [N × (Rkv + Dr)] kv_a_proj_with_mqa output */
     float *cn;       /* [N × Rkv] kv_a_layernorm output (kv_b_proj input) */
@@ -93,6 +93,7 @@ int fwd_mla_new(fwd_mla **out, const hfc_config *c, int max_seq, int max_len, vl
     }
     a->max_n = (int)N;
     a->max_len = max_len;
+    a->dr = (int)Dr;
     fwd_mla_inv_freq(c, f);
     double af = ds->yarn.on ? ds->yarn.attn_factor : 1.0;
     for (int t = 0; t < max_len; t++) /* float64 angles, rounded once */
@@ -107,11 +108,12 @@ int fwd_mla_new(fwd_mla **out, const hfc_config *c, int max_seq, int max_len, vl
 
 void fwd_mla_free(fwd_mla *a) { vl_free(a); }
 
-/* RoPE on the Dr-wide vector x (in place) at position t; interleaved pairs are regrouped first
- * so the output is in rotate_half layout, as transformers' apply_rotary_pos_emb_interleave. */
-static void rope_one(fwd_mla *a, float *x, int Dr, int t, int interleave)
+/* The regrouping is a pure copy into u, so both layouts reach the rotation with the same numbers
+ * in the same slots: the bit-exactness fwd_mla.h promises needs nothing more. */
+void fwd_mla_rope(fwd_mla *a, float *x, int Dr, int t, int interleave)
 {
     int half = Dr / 2;
+    VL_ASSERT(Dr == a->dr && t >= 0 && t < a->max_len);
     const float *cs = a->rcos + (size_t)t * half, *sn = a->rsin + (size_t)t * half;
     float *u = a->tmp;
     for (int i = 0; i < half; i++) {
@@ -154,12 +156,12 @@ double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, con
     for (int r = 0; r < N; r++) {
         int t = r % T;
         float *kr = a->ckv + (size_t)r * (Rkv + Dr) + Rkv; /* shared k_rope, roped once */
-        rope_one(a, kr, Dr, t, ds->rope_interleave);
+        fwd_mla_rope(a, kr, Dr, t, ds->rope_interleave);
         for (int h = 0; h < H; h++) {
             float *qh = a->q + (size_t)r * H * Dqk + (size_t)h * Dqk;
             float *kh = a->k + (size_t)r * H * Dqk + (size_t)h * Dqk;
             const float *kvh = a->kv + (size_t)r * H * Dkv + (size_t)h * Dkv;
-            rope_one(a, qh + Dn, Dr, t, ds->rope_interleave);
+            fwd_mla_rope(a, qh + Dn, Dr, t, ds->rope_interleave);
             memcpy(kh, kvh, (size_t)Dn * 4);
             memcpy(kh + Dn, kr, (size_t)Dr * 4);
             memcpy(a->v + (size_t)r * H * Dv + (size_t)h * Dv, kvh + Dn, (size_t)Dv * 4);

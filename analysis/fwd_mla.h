@@ -32,6 +32,13 @@ void fwd_mla_free(fwd_mla *a); /* NULL is a no-op */
 double fwd_mla_attend(fwd_mla *a, const hfc_config *c, const model_layer *L, const float *xn,
                       int S, int T, int layer, const tap_set *taps, float *out);
 
+/* RoPE at position t (< the max_len a was made for) on the Dr-wide vector x, in place, with a's
+ * tables; the output is in rotate_half layout. interleave: x holds the pairs (x0,x1),(x2,x3)..
+ * and is first regrouped as (x0,x2,..,x1,x3,..) (transformers' apply_rotary_pos_emb_interleave).
+ * So fwd_mla_rope(x, interleave 1) and fwd_mla_rope(the regrouped x, interleave 0) give the same
+ * bits. Uses a's scratch: one call at a time per fwd_mla. */
+void fwd_mla_rope(fwd_mla *a, float *x, int Dr, int t, int interleave);
+
 /* The RoPE inverse frequencies (Dr/2 of them) for config c: plain θ^(−2i/Dr), or YaRN's blend of
  * interpolated and extrapolated frequencies (transformers' _compute_yarn_parameters). */
 void fwd_mla_inv_freq(const hfc_config *c, double *inv_freq);
