@@ -11,7 +11,7 @@
  *   TAP_MLP_IN → STAT_MLP_IN (router, shared expert gate/up, shared_expert_gate; dense gate/up)
  *   TAP_EXPERT_IN(e) → STAT_EXPERT_IN e (gate/up)       TAP_EXPERT_DOWN_IN(e) → STAT_EXPERT_DOWN e
  *   TAP_SHARED_DOWN_IN → STAT_SHARED_DOWN               TAP_MLP_DOWN_IN → STAT_MLP_DOWN (dense)
- *   TAP_ROUTER_LOGITS → stat_router                     TAP_LOGITS → stat_tokens
+ *   TAP_ROUTER_LOGITS (+ sel) → stat_router             TAP_LOGITS → stat_tokens
  *   MLA (deepseek_v3): TAP_ATTN_IN also feeds q_a_proj / kv_a_proj_with_mqa; TAP_Q_B_IN →
  *   STAT_Q_B_IN (q_b_proj), TAP_KV_B_IN → STAT_KV_B_IN (kv_b_proj); mlp.shared_experts.* read
  *   STAT_MLP_IN / STAT_SHARED_DOWN like qwen's shared_expert.
