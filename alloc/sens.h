@@ -369,6 +369,11 @@ int sens_rd_set(sens_result *r, const model *m, stat_acc *acc, int si, const sen
 #define SENS_QUAD_TOL 0.25
 int sens_nonquadratic(const sens_result *r, int si, int u);
 
+/* 1 when α was measured at two distinct noise levels, so the quadratic-regime check means
+ * something; with one level α(ε1)/α(ε0) is 1 by construction and reports must say "not
+ * checked" rather than "inside". Pure. */
+int sens_quad_checked(const sens_result *r);
+
 /* ρ of tensor t on the set of ACC (formula above): Σ selected routing weight of its expert /
  * tokens of the set for a routed expert (0 when the set has no tokens; NaN without router
  * statistics), 1 for any other tensor. */

@@ -462,6 +462,11 @@ int sens_nonquadratic(const sens_result *r, int si, int u)
     return isfinite(ratio) && fabs(ratio - 1) > SENS_QUAD_TOL;
 }
 
+int sens_quad_checked(const sens_result *r)
+{
+    return r->eps[1] != r->eps[0];
+}
+
 int sens_unit_alpha(sens_result *r, int si, int u, const model *m, sens_set *s,
                     const sens_params *p, vl_err *err)
 {

@@ -463,10 +463,15 @@ static void table_sensitivity(FILE *f, run_ctx *c)
         sens_result_free(&r);
         return;
     }
+    int quad = sens_quad_checked(&r);
     fprintf(f, "α = mean KLD/ε² at ε = %g (nats/token), mean of %d noise draws; ± = bootstrap SE "
-            "over sequences (%d resamples); ratio = α(%g)/α(%g), outside the quadratic regime "
-            "(**no**) when |ratio − 1| > %g; draw sd = sd of α over the draws.\n",
-            r.eps[0], r.n_draws, r.n_boot, r.eps[1], r.eps[0], SENS_QUAD_TOL);
+            "over sequences (%d resamples); ", r.eps[0], r.n_draws, r.n_boot);
+    if (quad)
+        fprintf(f, "ratio = α(%g)/α(%g), outside the quadratic regime (**no**) when "
+                "|ratio − 1| > %g; ", r.eps[1], r.eps[0], SENS_QUAD_TOL);
+    else
+        fprintf(f, "one noise level, so the quadratic regime is not checked (ratio –); ");
+    fprintf(f, "draw sd = sd of α over the draws (– for one draw).\n");
     int U = r.n_units;
     int *ord = vl_malloc((size_t)U * sizeof *ord);
     for (int s = 0; ord && s < r.n_sets; s++) {
@@ -483,15 +488,23 @@ static void table_sensitivity(FILE *f, run_ctx *c)
         int nq = 0;
         for (int u = 0; u < U; u++)
             nq += sens_nonquadratic(&r, s, u);
-        fprintf(f, "\nSet %s: %lld tokens (%d sequences); %d of %d units outside the quadratic "
-                "regime.\n\n| unit | α ± SE | ratio | draw sd | quadratic |\n"
-                "|---|---:|---:|---:|---|\n",
-                r.set_name[s], (long long)r.set_tokens[s], r.set_seqs[s], nq, U);
+        fprintf(f, "\nSet %s: %lld tokens (%d sequences); ", r.set_name[s],
+                (long long)r.set_tokens[s], r.set_seqs[s]);
+        if (quad)
+            fprintf(f, "%d of %d units outside the quadratic regime.\n", nq, U);
+        else
+            fprintf(f, "quadratic regime not checked (one noise level).\n");
+        fprintf(f, "\n| unit | α ± SE | ratio | draw sd | quadratic |\n|---|---:|---:|---:|---|\n");
         for (int k = 0; k < U && k < SENS_TOP; k++) {
             size_t i = (size_t)s * U + ord[k];
-            fprintf(f, "| %s | %.4g ± %.2g | %.3f | %.2g | %s |\n", r.unit_name[ord[k]],
-                    r.alpha[0][i], r.alpha_se[0][i], r.alpha[1][i] / r.alpha[0][i],
-                    r.alpha_draw_sd[0][i], sens_nonquadratic(&r, s, ord[k]) ? "**no**" : "yes");
+            char ratio[32] = "–", sd[32] = "–";
+            if (quad)
+                snprintf(ratio, sizeof ratio, "%.3f", r.alpha[1][i] / r.alpha[0][i]);
+            if (isfinite(r.alpha_draw_sd[0][i]))
+                snprintf(sd, sizeof sd, "%.2g", r.alpha_draw_sd[0][i]);
+            fprintf(f, "| %s | %.4g ± %.2g | %s | %s | %s |\n", r.unit_name[ord[k]],
+                    r.alpha[0][i], r.alpha_se[0][i], ratio, sd,
+                    !quad ? "not checked" : sens_nonquadratic(&r, s, ord[k]) ? "**no**" : "yes");
         }
         if (nq) {
             fprintf(f, "\nOutside the quadratic regime on %s:", r.set_name[s]);
