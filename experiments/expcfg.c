@@ -52,7 +52,7 @@ enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIF
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 enum { KC_TEXT, KC_TESTS };
 
-#define KEYS_MAX 12
+#define KEYS_MAX 13 /* the most keys of a section ([experiment]: 12) + the NULL */
 static const struct {
     const char *name;  /* section name, or prefix of "prefix.NAME" */
     int named;

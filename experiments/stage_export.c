@@ -6,7 +6,9 @@
  * It runs after the report and reads only what the alloc stages stored (the allocation, its
  * statistics in OUT for the imatrix), the same call `vbrlab export llama.cpp` makes, so a
  * recipe made here and one made by hand from OUT are the same files. Baseline allocations
- * (NAME-BPW.uniform, ...) are comparisons, not results, and are not exported.
+ * (NAME-BPW.uniform, ...) are comparisons, not results, and are not exported. Like every
+ * stage it is cached by its key (expkey.c: the export kind, the model, OUT and every alloc
+ * key); `--only export` writes the directories again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stage.h"

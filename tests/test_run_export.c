@@ -19,6 +19,7 @@
 #include "../io/h5s.h"
 #include "check.h"
 #include "testio.h"
+#include "testrun.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -41,19 +42,9 @@ static const char *const MATS[] = {"attn_q", "attn_k", "attn_v", "attn_output", 
 
 static int run_lib(const char *path, int only, char *log, size_t cap, vl_err *err)
 {
-    exp_config cfg;
-    int rc = exp_config_parse(path, &cfg, err);
-    if (rc)
-        return rc;
-    FILE *lf = fmemopen(log, cap, "w");
     run_opts o = run_opts_defaults();
-    o.model_dir = "models/vbrlab-moe-tiny";
-    o.log = lf;
     o.only = only;
-    rc = run_experiment(&cfg, &o, err);
-    fclose(lf);
-    exp_config_free(&cfg);
-    return rc;
+    return trun(path, o, log, cap, err);
 }
 
 static char *attr(h5s_store *s, const char *obj, const char *name)
@@ -160,15 +151,17 @@ static void check_store(chk *c)
 
 static void check_errors(chk *c)
 {
-    static const struct { const char *value, *want; } bad[] = {
-        {"gguf", "export"}, {"", "empty value"}, {"llama.cpp, none", "export"}};
+    /* an unknown key lists the section's keys: [experiment] has the most of any section */
+    static const struct { const char *line, *want; } bad[] = {
+        {"export = gguf", "export"}, {"export =", "empty value"}, {"export = llama.cpp, none", "export"},
+        {"exports = llama.cpp", "exports"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[128], args[256], line[1024];
         snprintf(path, sizeof path, DIR "/bad%zu.ini", i);
         FILE *f = fopen(path, "w");
         if (f) {
-            fprintf(f, "[experiment]\nname = bad\nout = " DIR "/bad.h5\nexport = %s\n[calib.en]\n"
-                       "source = data/corpus/en.calib.txt\n[quant]\nformats = ggml:iq2_xs\n", bad[i].value);
+            fprintf(f, "[experiment]\nname = bad\nout = " DIR "/bad.h5\n%s\n[calib.en]\n"
+                       "source = data/corpus/en.calib.txt\n[quant]\nformats = ggml:iq2_xs\n", bad[i].line);
             fclose(f);
         }
         snprintf(args, sizeof args, "run %s", path);
@@ -177,8 +170,41 @@ static void check_errors(chk *c)
         snprintf(want, sizeof want, "%s:4:", path);
         CHECK(c, st != 0 && strstr(line, want) && strstr(line, bad[i].want) && !strchr(line, '\n') &&
                      access(DIR "/bad.h5", F_OK) != 0,
-              "export = '%s': one line naming %s and the problem, no store (%s)", bad[i].value, want, line);
+              "'%s': one line naming %s and the problem, no store (%s)", bad[i].line, want, line);
     }
+}
+
+/* export is a stage of its own: the keys of the other stages ignore it, the rendering names it
+ * only when it is not none (so configs without it keep their stored rendering). */
+static void check_keys(chk *c)
+{
+    char *src = tio_slurp(INI, NULL), *at = src ? strstr(src, "export = llama.cpp") : NULL;
+    FILE *f = fopen(DIR "/none.ini", "w");
+    if (f && at) {
+        fprintf(f, "%.*sexport = none%s", (int)(at - src), src, at + strlen("export = llama.cpp"));
+        fclose(f);
+    }
+    free(src);
+    exp_config a, b;
+    vl_err e = {0};
+    int rc = exp_config_parse(INI, &a, &e) || exp_config_parse(DIR "/none.ini", &b, &e), same = !rc;
+    for (int st = EXP_STAGE_STATS; !rc && st <= EXP_STAGE_REPORT; st++)
+        same = same && exp_stage_key(&a, (exp_stage)st, 0) == exp_stage_key(&b, (exp_stage)st, 0);
+    CHECK(c, same && a.export_kind == EXP_EXPORT_LLAMACPP && b.export_kind == EXP_EXPORT_NONE,
+          "stats..report keys do not depend on export (%s)", e.msg);
+    char *ra = NULL, *rb = NULL;
+    size_t la = 0, lb = 0;
+    FILE *fa = open_memstream(&ra, &la), *fb = open_memstream(&rb, &lb);
+    if (!rc) {
+        exp_config_render(&a, fa, &e);
+        exp_config_render(&b, fb, &e);
+    }
+    fclose(fa), fclose(fb);
+    CHECK(c, !rc && strstr(ra, "\nexport = llama.cpp\n") && !strstr(rb, "\nexport ="),
+          "rendering: export = llama.cpp named, none left out");
+    free(ra), free(rb);
+    if (!rc)
+        exp_config_free(&a), exp_config_free(&b);
 }
 
 int main(void)
@@ -210,5 +236,6 @@ int main(void)
     const char *an = NULL;
     CHECK(&c, run_stage_parse("export", &st, &an, &e) == 0 && st == EXP_STAGE_EXPORT, "stage name export");
     check_errors(&c);
+    check_keys(&c);
     return chk_done(&c);
 }
