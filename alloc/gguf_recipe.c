@@ -17,27 +17,40 @@ void ggr_plan_free(ggr_plan *p)
     memset(p, 0, sizeof *p);
 }
 
+/* llama-quantize's ftype names and the type each gives every tensor it does not special-case
+ * (llama.cpp src/llama-quant.cpp, llama_ftype_get_default_type; names from
+ * tools/quantize/quantize.cpp, QUANT_OPTIONS). Not the obvious pairing: IQ2_S's default is
+ * iq2_xs and IQ2_M's is iq2_s; IQ3_XS's is iq3_s. The first entry of a type is the name
+ * ggr_ftype_name gives it. */
+static const struct {
+    const char *name;
+    int type;
+} FTYPES[] = {
+    {"Q4_0", GGF_Q4_0},       {"Q4_1", GGF_Q4_1},       {"Q5_0", GGF_Q5_0},       {"Q5_1", GGF_Q5_1},
+    {"Q8_0", GGF_Q8_0},       {"Q2_K", GGF_Q2_K},       {"Q2_K_S", GGF_Q2_K},     {"Q3_K_S", GGF_Q3_K},
+    {"Q3_K_M", GGF_Q3_K},     {"Q3_K_L", GGF_Q3_K},     {"Q4_K_S", GGF_Q4_K},     {"Q4_K_M", GGF_Q4_K},
+    {"Q5_K_S", GGF_Q5_K},     {"Q5_K_M", GGF_Q5_K},     {"Q6_K", GGF_Q6_K},       {"IQ2_XXS", GGF_IQ2_XXS},
+    {"IQ2_XS", GGF_IQ2_XS},   {"IQ2_S", GGF_IQ2_XS},    {"IQ2_M", GGF_IQ2_S},     {"IQ3_XXS", GGF_IQ3_XXS},
+    {"IQ3_S", GGF_IQ3_S},     {"IQ3_XS", GGF_IQ3_S},    {"IQ3_M", GGF_IQ3_S},     {"IQ1_S", GGF_IQ1_S},
+    {"IQ1_M", GGF_IQ1_M},     {"IQ4_NL", GGF_IQ4_NL},   {"IQ4_XS", GGF_IQ4_XS},   {"F16", GGF_F16},
+    {"BF16", GGF_BF16},       {"F32", GGF_F32},
+};
+
 const char *ggr_ftype_name(int t)
 {
-    switch (t) {
-    case GGF_Q4_0: return "Q4_0";       case GGF_Q4_1: return "Q4_1";
-    case GGF_Q5_0: return "Q5_0";       case GGF_Q5_1: return "Q5_1";
-    case GGF_Q8_0: return "Q8_0";       case GGF_Q2_K: return "Q2_K";
-    case GGF_Q3_K: return "Q3_K_S";     case GGF_Q4_K: return "Q4_K_S";
-    case GGF_Q5_K: return "Q5_K_S";     case GGF_Q6_K: return "Q6_K";
-    case GGF_IQ2_XXS: return "IQ2_XXS"; case GGF_IQ2_XS: return "IQ2_XS";
-    case GGF_IQ2_S: return "IQ2_S";     case GGF_IQ3_XXS: return "IQ3_XXS";
-    case GGF_IQ3_S: return "IQ3_S";     case GGF_IQ1_S: return "IQ1_S";
-    case GGF_IQ1_M: return "IQ1_M";     case GGF_IQ4_NL: return "IQ4_NL";
-    case GGF_IQ4_XS: return "IQ4_XS";   case GGF_F16: return "F16";
-    case GGF_BF16: return "BF16";       default: return "F32";
-    }
+    for (size_t i = 0; i < sizeof FTYPES / sizeof FTYPES[0]; i++)
+        if (FTYPES[i].type == t) return FTYPES[i].name;
+    return "F32";
 }
 
-int ggr_needs_imatrix(int t)
+int ggr_ftype_default(const char *name)
 {
-    return t == GGF_IQ1_S || t == GGF_IQ1_M || t == GGF_IQ2_XXS || t == GGF_IQ2_XS || t == GGF_IQ2_S;
+    for (size_t i = 0; i < sizeof FTYPES / sizeof FTYPES[0]; i++)
+        if (!strcmp(FTYPES[i].name, name)) return FTYPES[i].type;
+    return -1;
 }
+
+int ggr_needs_imatrix(int t) { return t >= 0 && t < GGF_COUNT && ggf_get(t)->needs_imatrix; }
 
 /* The assigned type of HF tensor hf, -1 when not listed; VL_E* on a bad line. */
 static int lookup(const char *assignment, const char *hf, int *type, vl_err *err)
@@ -171,16 +184,28 @@ int ggr_plan_build(ggr_plan *out, const char *model_dir, const char *assignment,
         ggr_plan_free(out);
         return rc;
     }
-    int64_t per_type[GGF_COUNT] = {0};
     for (int i = 0; i < out->n; i++) {
         const ggr_tensor *r = &out->v[i];
         out->params += r->n, out->bytes += r->bytes;
         if (r->body) out->body_params += r->n, out->body_bytes += r->bytes;
-        if (r->quantized && r->body) per_type[r->type] += r->n;
     }
-    out->base = GGF_Q4_K;
-    for (int t = 0; t < GGF_COUNT; t++)
-        if (per_type[t] > per_type[out->base]) out->base = t;
+    /* the base ftype: the first block-32 type no tensor uses. Every tensor then has its type
+     * from an override (tensor-types.txt, --token-embedding-type, --output-tensor-type), and
+     * llama-quantize logs "applying manual override" for each (it logs only when the override
+     * differs from the default type, src/llama-quant.cpp llama_tensor_get_type); block 32
+     * divides every row the converter lets through, and such an ftype asks for no imatrix. */
+    static const int b32[] = {GGF_Q4_0, GGF_Q4_1, GGF_Q5_0, GGF_Q5_1, GGF_Q8_0, GGF_IQ4_NL};
+    out->base = -1;
+    for (size_t k = 0; k < sizeof b32 / sizeof b32[0] && out->base < 0; k++) {
+        int used = 0;
+        for (int i = 0; i < out->n && !used; i++) used = out->v[i].type == b32[k];
+        if (!used) out->base = b32[k];
+    }
+    if (out->base < 0) {
+        ggr_plan_free(out);
+        return vl_errf(err, VL_ECONFIG, "%s: the allocation uses every block-32 type (q4_0, q4_1, q5_0, q5_1, "
+                       "q8_0, iq4_nl); no base type would leave every tensor overridden", model_dir);
+    }
     out->bpw_file = out->params ? 8.0 * (double)out->bytes / (double)out->params : 0;
     out->bpw_body = out->body_params ? 8.0 * (double)out->body_bytes / (double)out->body_params : 0;
     return 0;

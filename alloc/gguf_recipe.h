@@ -42,14 +42,16 @@ typedef struct {
     char arch[32];
     int64_t params, bytes, body_params, body_bytes;
     double bpw_file, bpw_body;
-    int base;          /* ggf_type covering the most weights among the quantized tensors */
+    int base;          /* llama-quantize's type argument: the first of q4_0, q4_1, q5_0, q5_1,
+                          q8_0, iq4_nl that no tensor uses (gguf_recipe.c says why) */
 } ggr_plan;
 
 /* Build the plan for the model in model_dir from an assignment ("HF\tformat\n" lines, as
  * /alloc/NAME's attribute). embd_type / output_type: ggf_type for token_embd / output, −1 for
  * none given (the assignment's, else BF16). Errors:
  * a non-ggml format (VL_ECONFIG), experts of one tensor with different types (VL_ECONFIG), a
- * tensor the model lacks (VL_ENOTFOUND), a type whose block does not divide the tensor's rows. */
+ * tensor the model lacks (VL_ENOTFOUND), a type whose block does not divide the tensor's rows,
+ * an allocation that uses all six block-32 types (no base type left, VL_ECONFIG). */
 int ggr_plan_build(ggr_plan *out, const char *model_dir, const char *assignment, int embd_type,
                    int output_type, vl_err *err);
 
@@ -58,11 +60,13 @@ int ggr_plan_build(ggr_plan *out, const char *model_dir, const char *assignment,
  * pattern=type lines: llama.cpp's reader has no comment syntax. */
 void ggr_write_types(const ggr_plan *p, FILE *f);
 
-/* llama-quantize's ftype argument for a base type (e.g. "IQ2_XS", "Q4_K_S"). */
+/* llama-quantize's ftype argument whose default type is ggf (e.g. "IQ2_XS", "Q4_K_S", "IQ2_M"
+ * for iq2_s), and the default type of an ftype name (−1 when unknown). */
 const char *ggr_ftype_name(int ggf);
+int ggr_ftype_default(const char *ftype);
 
-/* Tensors whose type llama-quantize refuses without an imatrix entry (iq1_s, iq1_m, iq2_xxs,
- * iq2_xs, iq2_s). */
+/* Types llama-quantize refuses without an imatrix entry on a body tensor (io/ggml_type.h
+ * needs_imatrix: iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs). */
 int ggr_needs_imatrix(int ggf);
 
 void ggr_plan_free(ggr_plan *p);

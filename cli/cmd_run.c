@@ -22,7 +22,7 @@
 #define CMD "run"
 
 static const char usage_line[] =
-    "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report] "
+    "usage: vbrlab run CONFIG.ini [--force] [--only stats|sens|alloc|alloc.NAME|eval|report|export] "
     "[--replicates R] [--replicate K] [--pipeline P]";
 
 int cmd_run(int argc, char **argv)

@@ -30,7 +30,7 @@ static const cli_cmd cmds[] = {
     {"eval", cmd_eval, "eval [MODEL_DIR] (--alloc FILE[:NAME] | --alloc alloc.h5[:NAME] | --uniform FORMAT)... [--stats S.h5 --calib SET] --domain NAME=SOURCE[,seqs=N,len=L,seed=S]... [--batch N] [--pipeline P] -o eval.h5"},
     {"eval-experts", cmd_xeval, "eval-experts [MODEL_DIR] --stats S.h5 --sets A,B --count K [--format F] --domain NAME=SOURCE... [-o eval.h5]   KLD with only A's or only B's specific experts quantized"},
     {"plot", cmd_plot, "plot KIND RESULTS.h5 [--set S] [--diff A,B] [--layer L] [--proj P] [--term png|svg|pdf|qt|wxt|x11] [-o FILE] [--interactive] [--size WxH] [--stats S.h5] [--alloc A.h5]"},
-    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE] [--replicates R] [--pipeline P]   an experiment config: stats, sens, alloc, eval, report into one .h5"},
+    {"run", cmd_run, "run CONFIG.ini [--force] [--only STAGE] [--replicates R] [--pipeline P]   an experiment config: stats, sens, alloc, eval, report (, export) into one .h5"},
     {"export", cmd_export, "export imatrix [MODEL_DIR] --stats stats.h5 --set S[*w][,S2[*w]] -o imatrix.gguf | export llama.cpp [MODEL_DIR] --alloc alloc.h5:NAME [--stats stats.h5 --set S] -o DIR"},
     {"synth", cmd_synth, "synth CONFIG.json -o DIR [--dtype bf16|fp8|f32] [--seed S] [--shard-bytes N] [--fp8-block B] [--tokenizer TOKDIR]   a random-weight checkpoint"},
     {"ggml-check", cmd_ggml_check, "ggml-check GOLDENS.h5 [--type T] [--max-ratio 1.02]   llama.cpp block formats: bit-exact decode, quantizer error vs llama.cpp"},

@@ -31,6 +31,7 @@ const char *const exp_objective_names[EXP_OBJ_COUNT] = {"sum", "weighted", "mini
                                                         "minimax-raw"};
 const char *const exp_solver_names[EXP_SOLVER_COUNT] = {"exact", "lagrange", "uniform", "rules"};
 const char *const exp_term_names[EXP_TERM_COUNT] = {"png", "svg", "pdf"};
+const char *const exp_export_names[EXP_EXPORT_COUNT] = {"none", "llama.cpp"};
 const char *const exp_table_names[EXP_TABLE_COUNT] = {"kld_matrix", "vbr_vs_uniform",
                                                       "expert_usage", "additivity",
                                                       "sensitivity", "llama_stats",
@@ -42,7 +43,7 @@ const char *const exp_plot_names[EXP_PLOT_COUNT] = {"sens_map", "sens_diff", "ex
 typedef enum { SEC_EXPERIMENT, SEC_CALIB, SEC_EVAL, SEC_QUANT, SEC_SENS, SEC_ALLOC, SEC_REPORT,
                SEC_CLAIM, SEC_COUNT } sec_kind;
 enum { KX_NAME, KX_MODEL, KX_SEED, KX_OUT, KX_THREADS, KX_ALLOW_OVERLAP, KX_BASELINES,
-       KX_RANDOM_DRAWS, KX_SECOND_HALF, KX_REPLICATES, KX_MEM_CAP };
+       KX_RANDOM_DRAWS, KX_SECOND_HALF, KX_REPLICATES, KX_MEM_CAP, KX_EXPORT };
 enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD, KN_ADD_DRAWS };
@@ -51,7 +52,7 @@ enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIF
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 enum { KC_TEXT, KC_TESTS };
 
-#define KEYS_MAX 12
+#define KEYS_MAX 13 /* the most keys of a section ([experiment]: 12) + the NULL */
 static const struct {
     const char *name;  /* section name, or prefix of "prefix.NAME" */
     int named;
@@ -60,7 +61,7 @@ static const struct {
 } sec_info[SEC_COUNT] = {
     [SEC_EXPERIMENT] = {"experiment", 0, {"name", "model", "seed", "out", "threads",
                         "allow_overlap", "baselines", "random_draws", "score_second_half",
-                        "replicates", "mem_cap"},
+                        "replicates", "mem_cap", "export"},
                         1u << KX_NAME | 1u << KX_OUT},
     [SEC_CALIB] = {"calib", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
     [SEC_EVAL] = {"eval", 1, {"source", "seqs", "len", "seed"}, 1u << KS_SOURCE},
@@ -198,6 +199,12 @@ static int key_experiment(ctx *c, int k, const char *v, char *why)
         return exp_parse_int(v, 1, EXP_MAX_RANDOM_DRAWS, &g->random_draws, why);
     case KX_SECOND_HALF: return exp_parse_bool(v, &g->score_second_half, why);
     case KX_REPLICATES: return exp_parse_int(v, 1, EXP_MAX_REPLICATES, &g->replicates, why);
+    case KX_EXPORT: {
+        int e = 0, rc = exp_parse_enum(v, exp_export_names, EXP_EXPORT_COUNT, &e, why);
+        if (!rc)
+            g->export_kind = (exp_export)e;
+        return rc;
+    }
     case KX_MEM_CAP: {
         uint64_t b;
         int rc = exp_parse_u64(v, &b, why);

@@ -17,7 +17,11 @@
  *                  every calibration set is drawn; see "Replicates" below), mem_cap
  *                  (bytes; absent: batch-major; present: the stats and eval stages run
  *                  layer-major, analysis/lfwd.h, with that many bytes of activations in
- *                  memory and the rest in a temporary file, 0 = no cap; same results)
+ *                  memory and the rest in a temporary file, 0 = no cap; same results),
+ *                  export (none | llama.cpp: after the report, every VBR allocation NAME-BPW
+ *                  becomes a llama-quantize recipe in OUT-stem.export/NAME-BPW/ — tensor
+ *                  types, imatrix, quantize.sh, README — recorded as /export/NAME-BPW;
+ *                  alloc/gguf_export.h; replicates > 1: replicate 0's allocations, in OUT)
  *   [calib.NAME]   source (required), seqs (64), len (256), seed (derived when absent)
  *   [eval.NAME]    source (required), seqs (32), len (256), seed (derived when absent)
  *   [quant]        formats (required: a format menu such as rtn:b=2..4:g=64;gptq:b=2..4:g=64),
@@ -141,8 +145,10 @@ typedef enum { EXP_TABLE_KLD_MATRIX, EXP_TABLE_VBR_VS_UNIFORM, EXP_TABLE_EXPERT_
 typedef enum { EXP_PLOT_SENS_MAP, EXP_PLOT_SENS_DIFF, EXP_PLOT_EXPERT_USAGE, EXP_PLOT_RD,
                EXP_PLOT_KLD_MATRIX, EXP_PLOT_KLD_VS_BPW, EXP_PLOT_ALLOC_MAP,
                EXP_PLOT_COUNT } exp_plot;
+/* export runs last and only when [experiment] export is not none */
 typedef enum { EXP_STAGE_STATS, EXP_STAGE_SENS, EXP_STAGE_ALLOC, EXP_STAGE_EVAL,
-               EXP_STAGE_REPORT } exp_stage;
+               EXP_STAGE_REPORT, EXP_STAGE_EXPORT } exp_stage;
+typedef enum { EXP_EXPORT_NONE, EXP_EXPORT_LLAMACPP, EXP_EXPORT_COUNT } exp_export;
 
 extern const char *const exp_starved_names[EXP_STARVED_COUNT];     /* uniform rtn */
 extern const char *const exp_gran_names[EXP_GRAN_COUNT];           /* tensor group gguf */
@@ -151,6 +157,7 @@ extern const char *const exp_sens_method_names[EXP_SENS_COUNT];    /* noise */
 extern const char *const exp_objective_names[EXP_OBJ_COUNT]; /* sum weighted minimax minimax-raw */
 extern const char *const exp_solver_names[EXP_SOLVER_COUNT];       /* exact lagrange ... */
 extern const char *const exp_term_names[EXP_TERM_COUNT];           /* png svg pdf */
+extern const char *const exp_export_names[EXP_EXPORT_COUNT];       /* none llama.cpp */
 /* baseline allocations added beside every VBR result ([experiment] baselines) */
 typedef enum { EXP_BASE_UNIFORM, EXP_BASE_RULES, EXP_BASE_RANDOM, EXP_BASE_COUNT } exp_baseline;
 #define EXP_MAX_RANDOM_DRAWS 64
@@ -232,6 +239,8 @@ typedef struct {
     int64_t mem_cap;       /* −1 (absent): the stats and eval stages run batch-major; else
                               layer-major with this many bytes of activations in memory, the
                               rest in a temporary file (0: no cap); same results either way */
+    exp_export export_kind; /* none (default) | llama.cpp: the export stage writes a recipe
+                              per allocation (experiments/stage_export.c) */
     int replicate;         /* not a key of the file: the replicate a copy of the config stands
                               for (0 in a parsed config; the runner sets it on shallow copies) */
     /* [calib.*], [eval.*], [alloc.*] in file order */

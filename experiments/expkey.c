@@ -308,6 +308,8 @@ int exp_config_render(const exp_config *cfg, FILE *f, vl_err *err)
     put_int(&s, "replicates", cfg->replicates);
     if (cfg->mem_cap >= 0)
         put_u64(&s, "mem_cap", (uint64_t)cfg->mem_cap);
+    if (cfg->export_kind != EXP_EXPORT_NONE) /* absent = none: older renderings unchanged */
+        put_kv(&s, "export", exp_export_names[cfg->export_kind]);
     put_sets(&s, cfg, 0);
     put_sets(&s, cfg, 1);
     put_quant_sens(&s, cfg);
@@ -373,6 +375,19 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
             }
         }
         put_report(&s, cfg);
+        break;
+    case EXP_STAGE_EXPORT:
+        /* the recipes read every allocation and, for the imatrix, the statistics (in the
+         * alloc keys through sens); the model dir names the converter's input in the script */
+        put(&s, "stage export\n");
+        put_kv(&s, "export", exp_export_names[cfg->export_kind]);
+        put_kv(&s, "model", cfg->model);
+        put_kv(&s, "out", cfg->out);
+        for (int i = next_alloc(cfg->alloc, cfg->n_alloc, NULL); i >= 0;
+             i = next_alloc(cfg->alloc, cfg->n_alloc, cfg->alloc[i].name)) {
+            put_header(&s, "alloc", cfg->alloc[i].name);
+            put_hex(&s, "key", exp_stage_key(cfg, EXP_STAGE_ALLOC, i));
+        }
         break;
     }
     return s.h;

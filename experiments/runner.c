@@ -32,12 +32,12 @@ run_opts run_opts_defaults(void)
     return o;
 }
 
-static const char *const stage_names[] = {"stats", "sens", "alloc", "eval", "report"};
+static const char *const stage_names[] = {"stats", "sens", "alloc", "eval", "report", "export"};
 
 int run_stage_parse(const char *text, int *stage, const char **alloc_name, vl_err *err)
 {
     *alloc_name = NULL;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (!strcmp(text, stage_names[i])) {
             *stage = i;
             return 0;
@@ -48,7 +48,7 @@ int run_stage_parse(const char *text, int *stage, const char **alloc_name, vl_er
         return 0;
     }
     return vl_errf(err, VL_EARG, "unknown stage \"%s\" (stats, sens, alloc, alloc.NAME, eval, "
-                   "report)", text);
+                   "report, export)", text);
 }
 
 /* The canonical rendering as a string. */
@@ -166,6 +166,7 @@ static int run_one(run_ctx *c, const run_rec *r, vl_err *err)
     case EXP_STAGE_SENS: return stage_sens(c, err);
     case EXP_STAGE_ALLOC: return stage_alloc(c, r->alloc_idx, err);
     case EXP_STAGE_EVAL: return stage_eval(c, err);
+    case EXP_STAGE_EXPORT: return stage_export(c, err);
     default: return stage_report(c, err);
     }
 }
@@ -188,12 +189,14 @@ static void print_stored_report(const char *path, FILE *out)
 static int build_records(const exp_config *cfg, int first, int last, run_rec **out, int *n_out,
                          vl_err *err)
 {
-    int n = 4 + cfg->n_alloc;
+    int n = 5 + cfg->n_alloc;
     run_rec *r = vl_calloc((size_t)n, sizeof *r);
     if (!r)
         return vl_errf(err, VL_ENOMEM, "out of memory");
     int k = 0;
     for (int st = first; st <= last; st++) {
+        if (st == EXP_STAGE_EXPORT && cfg->export_kind == EXP_EXPORT_NONE)
+            continue; /* no export: no record, the keys of a config without it unchanged */
         int reps = st == EXP_STAGE_ALLOC ? cfg->n_alloc : 1;
         for (int a = 0; a < reps; a++, k++) {
             r[k].stage = st;
@@ -371,15 +374,18 @@ int run_experiment(const exp_config *cfg, const run_opts *opts, vl_err *err)
     int first = cfg->replicates > 1 ? EXP_STAGE_REPORT : EXP_STAGE_STATS;
     c.cfg = cfg;
     if (!rc)
-        rc = build_records(cfg, first, EXP_STAGE_REPORT, &recs, &n, err);
+        rc = build_records(cfg, first, EXP_STAGE_EXPORT, &recs, &n, err);
     if (!rc && !opts->force)
         rc = read_records(cfg->out, recs, n, err);
     rc = par_agree(rc, err); /* every rank reads the records before rank 0 writes */
     int skip = cfg->replicates > 1 && (opts->stop_after >= 0 || opts->replicate >= 0);
     if (!rc && !skip)
         rc = run_records(&c, opts, recs, n, canon, raw, "", err);
+    int report = n - 1; /* the report record: the last, or the one before the export */
+    while (report > 0 && recs[report].stage != EXP_STAGE_REPORT)
+        report--;
     if (!rc && !skip && opts->out && opts->only < 0 && opts->stop_after < 0 &&
-        recs[n - 1].cached && !opts->force)
+        recs[report].cached && !opts->force)
         print_stored_report(cfg->out, opts->out);
     vl_free(recs);
     free(canon); /* open_memstream's buffer comes from malloc */

@@ -1,13 +1,14 @@
-/* experiments/runner.h — run one experiment config: stats → sens → alloc → eval → report.
+/* experiments/runner.h — run one experiment config: stats → sens → alloc → eval → report
+ * (→ export, when [experiment] export is not none: experiments/stage_export.c).
  *
  * Everything goes into the one HDF5 store named by [experiment] out, in the layouts the stage
  * modules write (docs/hdf5-schema.md): /sets, /stats, /tokens (statistics pass), /sens, /alloc
- * (alloc-h5 layout), /eval, /report. What the runner adds:
+ * (alloc-h5 layout), /eval, /report, /export. What the runner adds:
  *   /                       attrs config (canonical rendering, exp_config_render), config_raw
  *                           (the file's bytes), config_path, vbrlab_version, experiment
  *   /stages/<stage>         one group per stage record: attrs key ("fnv1a64:%016x" of
  *                           exp_stage_key), status ("done"), vbrlab_version. Stages: stats,
- *                           sens, alloc.<NAME> (one per [alloc.NAME]), eval, report.
+ *                           sens, alloc.<NAME> (one per [alloc.NAME]), eval, report, export.
  * No timestamps are stored, so the same config gives byte-identical datasets.
  *
  * Caching: a stage whose record holds status done and the current key is skipped ("stats:
@@ -67,7 +68,7 @@ typedef struct {
 /* only −1, stop_after −1, everything else 0/NULL. */
 run_opts run_opts_defaults(void);
 
-/* Parse "stats", "sens", "alloc", "alloc.NAME", "eval", "report" into *stage (and *alloc_name,
+/* Parse "stats", "sens", "alloc", "alloc.NAME", "eval", "report", "export" into *stage (and *alloc_name,
  * borrowed from text, NULL unless "alloc.NAME"). VL_EARG naming the word otherwise. */
 int run_stage_parse(const char *text, int *stage, const char **alloc_name, vl_err *err);
 

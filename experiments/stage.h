@@ -12,6 +12,7 @@ int stage_sens(run_ctx *c, vl_err *err);
 int stage_alloc(run_ctx *c, int alloc_idx, vl_err *err);
 int stage_eval(run_ctx *c, vl_err *err);
 int stage_report(run_ctx *c, vl_err *err);
+int stage_export(run_ctx *c, vl_err *err);
 
 /* Report tables (never fatal: a table that cannot be made says why in its place). */
 /* llama-perplexity's statistic set per domain and/or the KLD per entropy tercile, from /eval. */

@@ -3,7 +3,11 @@
 
 #include <string.h>
 
-/* ggml_id, block and bytes per block from ggml-common.h's static_asserts (sizeof block_*). */
+/* ggml_id, block and bytes per block from ggml-common.h's static_asserts (sizeof block_*).
+ * needs_imatrix: the types llama-quantize refuses to make without an importance matrix —
+ * iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s and iq3_xxs (llama.cpp src/llama-quant.cpp,
+ * tensor_requires_imatrix; it exempts token_embd and output, and asks for one for q2_K only
+ * inside a Q2_K_S file, an ftype vbrlab never emits). */
 static const ggf_info INFO[GGF_COUNT] = {
     [GGF_Q4_0] = {"q4_0", 2, 32, 18, 0},           [GGF_Q4_1] = {"q4_1", 3, 32, 20, 0},
     [GGF_Q5_0] = {"q5_0", 6, 32, 22, 0},           [GGF_Q5_1] = {"q5_1", 7, 32, 24, 0},
@@ -11,9 +15,9 @@ static const ggf_info INFO[GGF_COUNT] = {
     [GGF_Q3_K] = {"q3_K", 11, 256, 110, 0},        [GGF_Q4_K] = {"q4_K", 12, 256, 144, 0},
     [GGF_Q5_K] = {"q5_K", 13, 256, 176, 0},        [GGF_Q6_K] = {"q6_K", 14, 256, 210, 0},
     [GGF_IQ2_XXS] = {"iq2_xxs", 16, 256, 66, 1},   [GGF_IQ2_XS] = {"iq2_xs", 17, 256, 74, 1},
-    [GGF_IQ3_XXS] = {"iq3_xxs", 18, 256, 98, 0},   [GGF_IQ1_S] = {"iq1_s", 19, 256, 50, 1},
+    [GGF_IQ3_XXS] = {"iq3_xxs", 18, 256, 98, 1},   [GGF_IQ1_S] = {"iq1_s", 19, 256, 50, 1},
     [GGF_IQ4_NL] = {"iq4_nl", 20, 32, 18, 0},      [GGF_IQ3_S] = {"iq3_s", 21, 256, 110, 0},
-    [GGF_IQ2_S] = {"iq2_s", 22, 256, 82, 0},       [GGF_IQ4_XS] = {"iq4_xs", 23, 256, 136, 0},
+    [GGF_IQ2_S] = {"iq2_s", 22, 256, 82, 1},       [GGF_IQ4_XS] = {"iq4_xs", 23, 256, 136, 0},
     [GGF_IQ1_M] = {"iq1_m", 29, 256, 56, 1},       [GGF_F32] = {"f32", 0, 1, 4, 0},
     [GGF_F16] = {"f16", 1, 1, 2, 0},               [GGF_BF16] = {"bf16", 30, 1, 2, 0},
 };

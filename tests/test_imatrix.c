@@ -92,6 +92,15 @@ static char *assignment(const char *down_type_of_expert5)
 
 static void test_recipe(chk *c)
 {
+    /* llama.cpp src/llama-quant.cpp: llama_ftype_get_default_type, tensor_requires_imatrix */
+    CHECK(c, ggr_ftype_default("IQ2_S") == GGF_IQ2_XS && ggr_ftype_default("IQ2_M") == GGF_IQ2_S &&
+                 ggr_ftype_default("IQ3_XS") == GGF_IQ3_S && ggr_ftype_default("Q3_K_S") == GGF_Q3_K &&
+                 ggr_ftype_default("Q4_K") == -1 && !strcmp(ggr_ftype_name(GGF_IQ2_S), "IQ2_M") &&
+                 !strcmp(ggr_ftype_name(GGF_IQ2_XS), "IQ2_XS") && !strcmp(ggr_ftype_name(GGF_Q4_K), "Q4_K_S"),
+          "ftype default types: IQ2_S → iq2_xs, IQ2_M → iq2_s, IQ3_XS → iq3_s");
+    CHECK(c, ggr_needs_imatrix(GGF_IQ2_S) && ggr_needs_imatrix(GGF_IQ3_XXS) && ggr_needs_imatrix(GGF_IQ1_M) &&
+                 !ggr_needs_imatrix(GGF_IQ3_S) && !ggr_needs_imatrix(GGF_Q2_K) && !ggr_needs_imatrix(GGF_IQ4_XS),
+          "imatrix required for iq1_s/m, iq2_xxs/xs/s, iq3_xxs; not iq3_s, q2_K, iq4_xs");
     ggr_plan p;
     vl_err e = {0};
     int rc = ggr_plan_build(&p, MODEL, assignment("iq4_nl"), GGF_Q8_0, GGF_BF16, &e);
@@ -120,8 +129,8 @@ static void test_recipe(chk *c)
     CHECK(c, nm && nm->type == GGF_F32 && nm->bytes == 64 * 4 && !nm->quantized, "norms F32");
     CHECK(c, params == p.params && bytes == p.bytes && fabs(p.bpw_file - 8.0 * (double)bytes / (double)params) < 1e-12,
           "file bpw = 8·bytes/weights over all tensors (%.4f)", p.bpw_file);
-    CHECK(c, p.base == GGF_Q4_0 || p.base == GGF_IQ4_NL || p.base == GGF_BF16, "base type: the most weights (%s)",
-          ggf_get(p.base)->name);
+    CHECK(c, p.base == GGF_Q4_1 && !strcmp(ggr_ftype_name(p.base), "Q4_1"),
+          "base type: the first block-32 type no tensor uses (q4_0, q8_0, iq4_nl are used): %s", ggf_get(p.base)->name);
     char *txt = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&txt, &len);
@@ -191,9 +200,10 @@ static void test_export_cli(chk *c)
     size_t n = 0;
     char *sh = tio_slurp("build/test_recipe/quantize.sh", &n), *tt = tio_slurp("build/test_recipe/tensor-types.txt", &n);
     char *rd = tio_slurp("build/test_recipe/README.md", &n);
-    CHECK(c, sh && strstr(sh, "llama-quantize --pure --imatrix \"$DIR/imatrix.gguf\" --tensor-type-file \"$DIR/tensor-types.txt\" "
-                              "--token-embedding-type q8_0 --output-tensor-type bf16"),
-          "quantize.sh: full llama-quantize command");
+    CHECK(c, sh && strstr(sh, "exec llama-quantize --imatrix \"$DIR/imatrix.gguf\" --tensor-type-file \"$DIR/tensor-types.txt\" "
+                              "--token-embedding-type q8_0 --output-tensor-type bf16 \"$1\" \"$2\" Q4_1 ${3:+\"$3\"}\n") &&
+                 !strstr(sh, "--pure"),
+          "quantize.sh: full llama-quantize command, base Q4_1, no --pure");
     CHECK(c, tt && strstr(tt, "^blk\\.1\\.ffn_gate_exps\\.weight$=q4_0"), "tensor-types.txt written");
     CHECK(c, rd && strstr(rd, "| a | 0.25 |") && strstr(rd, "| b | 0.5 |") && strstr(rd, "whole file"), "README: bpw and predicted KLD per domain");
     imx_data d;

@@ -18,6 +18,7 @@
 #include "../io/h5s.h"
 #include "check.h"
 #include "testio.h"
+#include "testrun.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -67,38 +68,18 @@ static void make_config(const char *name, const char *out, const char *target, c
 static int run_cfg_fault(const char *path, par_fault *fault, int force, char *log, size_t cap,
                          vl_err *err)
 {
-    exp_config cfg;
-    int rc = exp_config_parse(path, &cfg, err);
-    if (rc)
-        return rc;
-    FILE *lf = fmemopen(log, cap, "w");
     run_opts o = run_opts_defaults();
-    o.model_dir = "models/vbrlab-moe-tiny";
-    o.log = lf;
     o.fault = fault;
     o.force = force;
-    rc = run_experiment(&cfg, &o, err);
-    fclose(lf);
-    exp_config_free(&cfg);
-    return rc;
+    return trun(path, o, log, cap, err);
 }
 
 /* Run config PATH through the library with the log captured into log[cap]. */
 static int run_cfg(const char *path, int stop_after, char *log, size_t cap, vl_err *err)
 {
-    exp_config cfg;
-    int rc = exp_config_parse(path, &cfg, err);
-    if (rc)
-        return rc;
-    FILE *lf = fmemopen(log, cap, "w");
     run_opts o = run_opts_defaults();
-    o.model_dir = "models/vbrlab-moe-tiny";
-    o.log = lf;
     o.stop_after = stop_after;
-    rc = run_experiment(&cfg, &o, err);
-    fclose(lf);
-    exp_config_free(&cfg);
-    return rc;
+    return trun(path, o, log, cap, err);
 }
 
 static int run_cli(const char *args, char *out, size_t cap)
