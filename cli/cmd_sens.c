@@ -158,9 +158,14 @@ static void print_alpha(const sens_result *r)
         printf("set %s: α measured on %lld tokens (%d sequences), %d noise draws, SE by %d "
                "bootstrap resamples over sequences\n", r->set_name[s],
                (long long)r->set_tokens[s], r->set_seqs[s], r->n_draws, r->n_boot);
-    printf("α = mean KLD / ε² (nats), ε = %g, ± bootstrap SE; ratio = α(%g)/α(%g), ! = outside "
-           "the quadratic regime (|ratio − 1| > %g); draw sd = sd of α over noise draws\n%-56s",
-           r->eps[0], r->eps[1], r->eps[0], SENS_QUAD_TOL, "unit");
+    int quad = sens_quad_checked(r);
+    printf("α = mean KLD / ε² (nats), ε = %g, ± bootstrap SE; ", r->eps[0]);
+    if (quad)
+        printf("ratio = α(%g)/α(%g), ! = outside the quadratic regime (|ratio − 1| > %g); ",
+               r->eps[1], r->eps[0], SENS_QUAD_TOL);
+    else
+        printf("one noise level: the quadratic regime is not checked (ratio –); ");
+    printf("draw sd = sd of α over noise draws\n%-56s", "unit");
     for (int s = 0; s < r->n_sets; s++)
         printf(" %11s %11s %7s %10s", r->set_name[s], "± SE", "ratio", "draw sd");
     printf("\n");
@@ -168,9 +173,13 @@ static void print_alpha(const sens_result *r)
         printf("%-56s", r->unit_name[u]);
         for (int s = 0; s < r->n_sets; s++) {
             size_t i = (size_t)s * r->n_units + u;
-            printf(" %11.4g %11.4g %6.3f%c %10.4g", r->alpha[0][i], r->alpha_se[0][i],
-                   r->alpha[1][i] / r->alpha[0][i], sens_nonquadratic(r, s, u) ? '!' : ' ',
-                   r->alpha_draw_sd[0][i]);
+            printf(" %11.4g %11.4g", r->alpha[0][i], r->alpha_se[0][i]);
+            if (quad)
+                printf(" %6.3f%c", r->alpha[1][i] / r->alpha[0][i],
+                       sens_nonquadratic(r, s, u) ? '!' : ' ');
+            else
+                printf(" %7s", "–");
+            printf(" %10.4g", r->alpha_draw_sd[0][i]);
         }
         printf("\n");
     }
