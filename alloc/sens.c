@@ -4,6 +4,7 @@
 #include "sens.h"
 
 #include "../analysis/fwd.h"
+#include "../core/kern.h"
 #include "../core/rng.h"
 
 #include <math.h>
@@ -27,6 +28,28 @@ int sens_seqs_used(const sens_params *p, int n_seq, int seq_len)
 }
 
 /* ---------------------------------------------------------------- the reference cache */
+
+/* Every forward on a set (the reference run and each perturbed run) goes through one-thread
+ * BLAS. OpenBLAS's sgemm does not give the same bits on 1 and on 2 threads, and a perturbed
+ * run is compared with the reference logits bit for bit (equal weights must give KL 0; a
+ * noise run's KL is ~1e-5, so float32 differences of the logits between the two paths moved α
+ * by up to 4e-4 relative when the scan's threads set BLAS to one thread and the reference had
+ * run on two). The scan's and the additivity check's threads set it for their runs
+ * (sens_alpha.c, sens_add.c); these set it around the calls made on the caller's thread.
+ * Returns the thread count to restore. */
+int sens_blas_single(void)
+{
+    int n = kern_threads();
+    if (n != 1)
+        kern_set_threads(1);
+    return n;
+}
+
+void sens_blas_restore(int n)
+{
+    if (n != 1)
+        kern_set_threads(n);
+}
 
 /* Sequences per forward: the state's buffers (logits of chunk × len tokens among them) follow
  * the chunk, not the set; the set keeps only its layer inputs and reference distributions. */
@@ -126,6 +149,7 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     }
     memcpy(s->ids, ids, N * sizeof *s->ids);
     tap_set taps = {capture_residual, s, TAP_BIT(TAP_RESIDUAL)};
+    int blas = sens_blas_single();
     rc = fwd_embed(m, model_base(m), ids, s->N, s->layer_in, err);
     for (int s0 = 0; !rc && s0 < n_seq; s0 += chunk) {
         int nb = n_seq - s0 < chunk ? n_seq - s0 : chunk;
@@ -136,6 +160,7 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
         if (!rc)
             memcpy(s->z + s->row0 * s->V, lg, (size_t)nb * seq_len * s->V * sizeof *s->z);
     }
+    sens_blas_restore(blas);
     if (rc) {
         sens_set_free(s);
         return rc;
@@ -213,7 +238,10 @@ static int kld_range(sens_set *s, int wi, const model_weights *w, int from, int 
 int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_kld,
                      vl_err *err)
 {
-    return kld_range(s, 0, w, from, 0, s->n_seq, seq_kld, err);
+    int blas = sens_blas_single();
+    int rc = kld_range(s, 0, w, from, 0, s->n_seq, seq_kld, err);
+    sens_blas_restore(blas);
+    return rc;
 }
 
 int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int from,
@@ -225,7 +253,10 @@ int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int fro
 int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int nq,
                       double *kld, vl_err *err)
 {
-    return sens_set_kld_part_on(s, 0, w, from, q0, nq, kld, err);
+    int blas = sens_blas_single();
+    int rc = sens_set_kld_part_on(s, 0, w, from, q0, nq, kld, err);
+    sens_blas_restore(blas);
+    return rc;
 }
 
 int sens_set_kld_part_on(sens_set *s, int worker, const model_weights *w, int from, int q0,

@@ -298,6 +298,14 @@ int sens_set_kld_seq(sens_set *s, const model_weights *w, int from, double *seq_
  * workers may go on at the same time in different threads (the set's reference data is only
  * read), each worker serving one run at a time. */
 int sens_set_workers(sens_set *s, int n, vl_err *err);
+/* Every forward on a set runs with one-thread BLAS, the reference run's, so that a perturbed
+ * run's logits differ from the reference's only by the perturbation: OpenBLAS's sgemm gives
+ * other bits on 2 threads than on 1. sens_set_new and the calls above set it themselves; the
+ * _on calls below run on the caller's setting, which must be sens_blas_single's (the scan's
+ * and the additivity check's threads set it before starting). Returns the count to give
+ * sens_blas_restore. */
+int sens_blas_single(void);
+void sens_blas_restore(int n);
 /* sens_set_kld_seq on worker WORKER (< the workers made). */
 int sens_set_kld_seq_on(sens_set *s, int worker, const model_weights *w, int from,
                         double *seq_kld, vl_err *err);

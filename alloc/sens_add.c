@@ -216,18 +216,16 @@ int sens_additivity(sens_result *r, int si, const model *m, sens_set *s, const f
             mine[nm++] = a;
     /* the draws on threads as the α scan's units (BLAS single-threaded meanwhile); each
        writes only its own entries, so the numbers do not depend on the thread count */
-    int nt = p->threads > 0 ? p->threads : kern_threads(), blas = kern_threads();
+    int nt = p->threads > 0 ? p->threads : kern_threads();
     nt = nt < 1 ? 1 : nt > SENS_MAX_THREADS ? SENS_MAX_THREADS : nt;
     rc = sens_set_workers(s, nt, err);
     add_pool pl = {r, si, first, h, m, s, q, alpha, mine, meas, pr0, pr1, rcs, errs};
     for (int i = 0; i < nm; i++) /* draws never started (after a failure) stay 0 */
         rcs[i] = 0;
     if (!rc) {
-        if (nt > 1)
-            kern_set_threads(1);
+        int blas = sens_blas_single(); /* as the reference run (sens_blas_single) */
         sens_par_items(nm, nt, add_item, &pl);
-        if (nt > 1)
-            kern_set_threads(blas);
+        sens_blas_restore(blas);
         prog_update(&pg, A);
     }
     for (int i = 0; !rc && i < nm; i++) /* the first failed draw's error */

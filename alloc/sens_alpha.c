@@ -349,7 +349,7 @@ static int scan_threads(const sens_params *p, int64_t n)
 /* Units [u0, u1) of set si (both levels), with progress when asked. Units in p->journal are
  * taken from it; the others are handed out over the ranks by a work queue in batches of up to
  * 2 per thread, run on the threads (scan_pool; BLAS single-threaded meanwhile, so the cores
- * are not oversubscribed), journaled as each batch is done (in queue order), then shared by
+ * are not oversubscribed and every run sums as the reference run did, sens_blas_single), journaled as each batch is done (in queue order), then shared by
  * owner. */
 static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set *s,
                 const sens_params *p, vl_err *err)
@@ -375,7 +375,7 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
         else
             todo[n_todo++] = u;
     }
-    int nt = scan_threads(p, n_todo), cap = 2 * nt, blas = kern_threads();
+    int nt = scan_threads(p, n_todo), cap = 2 * nt;
     scan_pool pl;
     int prc = pool_new(&pl, nt, cap, r, si, m, s, p, rc ? NULL : err);
     rc = rc ? rc : prc;
@@ -387,8 +387,7 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
     prog_init(&pg, what, "runs", per * nu);
     pg.enabled &= p->progress;
     pg.enabled &= par_rank() == 0;
-    if (nt > 1)
-        kern_set_threads(1); /* the threads are the units' */
+    int blas = sens_blas_single(); /* the threads are the units', and the reference's BLAS */
     par_queue *q = NULL;
     rc = par_queue_new(&q, n_todo, rc, err);
     int done = 0;
@@ -430,8 +429,7 @@ static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set
         if (last >= 0)
             prog_update(&pg, per * (nu - n_todo + last + 1));
     }
-    if (nt > 1)
-        kern_set_threads(blas);
+    sens_blas_restore(blas);
     par_queue_free(q); /* collective: reached by every rank, failed or not */
     prog_finish(&pg);
     if (r->n_draws) { /* prepare_set succeeded (on every rank alike): share this set's rows */
