@@ -21,7 +21,7 @@
 /* Bytes of a tile holding n rows of C float32 columns. */
 static size_t rows_bytes(int n, int C) { return (size_t)n * (size_t)C * sizeof(float); }
 
-/* Uniform allocation of the first two layers of M (every quantizable matrix there: the
+/* Uniform allocation of the first layer of M (every quantizable matrix there: the
  * test's run time stays small) in FORMAT, bound with tile_bytes TB (lazy or eager); NULL on
  * error. */
 static qb_binding *bind_uniform(chk *c, const model *m, const char *format, size_t tb, int lazy)
@@ -35,7 +35,7 @@ static qb_binding *bind_uniform(chk *c, const model *m, const char *format, size
     qb_binding *b = NULL;
     int rc = qb_alloc_uniform(&all, m, format, &e);
     for (int k = 0; !rc && k < all.n; k++)
-        if (model_tensor_at(m, (size_t)model_tensor_find(m, all.v[k].item))->layer < 2)
+        if (model_tensor_at(m, (size_t)model_tensor_find(m, all.v[k].item))->layer == 0)
             rc = qb_alloc_add(&a, all.v[k].item, format, &e);
     if (!rc)
         rc = (lazy ? qb_bind_lazy : qb_bind)(&b, m, &a, NULL, &p, format, &e);
