@@ -10,6 +10,7 @@
 
 #include "../core/rng.h"
 #include "../core/vfile.h"
+#include "../io/st.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -245,6 +246,7 @@ qb_params qb_defaults(void)
     /* an expert the calibration set never routed to has no statistics at all: RTN, not a
      * GPTQ on an all-zero H */
     p.fq.min_tokens = 1.0;
+    p.tile_bytes = QB_TILE_BYTES;
     return p;
 }
 
@@ -315,7 +317,7 @@ static int check_stats(const model *m, const stat_acc *s, const char *name, vl_e
     return 0;
 }
 
-static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+static int quantize_into(qb_binding *b, size_t i, float *out, const qfmt *f,
                          const stat_acc *stats, const qb_params *p, double *imp, double *h,
                          const char *name, vl_err *err);
 
@@ -331,18 +333,62 @@ static int quantize_one(qb_binding *b, size_t i, const qfmt *f, const stat_acc *
         return vl_errf(err, VL_ENOMEM, "allocation %s: out of memory for \"%s\"", name,
                        t->name);
     b->buf[i] = out;
+    return quantize_into(b, i, out, f, stats, p, imp, h, name, err);
+}
+
+int qb_tile_rows(const model *m, size_t i, size_t tile_bytes)
+{
+    const model_tensor *t = model_tensor_at(m, i);
+    size_t row = (size_t)t->cols * sizeof(float);
+    if (tile_bytes == 0 || tile_bytes / row >= (size_t)t->rows)
+        return t->rows;
+    size_t n = tile_bytes / row;
+    n = n ? n : 1; /* a tile below one row: one row */
+    int br = model_config(m)->fp8_block[0];
+    if (t->stored_dtype == ST_F8_E4M3 && br > 0)
+        n = n < (size_t)br ? (size_t)br : n / (size_t)br * (size_t)br;
+    return n >= (size_t)t->rows ? t->rows : (int)n;
+}
+
+/* fq_tensor of tensor i of binding b->w into out (whole tensor or tiles of rows, qbind.h). */
+static int fq_rows(qb_binding *b, size_t i, float *out, const qfmt *f, const fq_stats *stp,
+                   const fq_params *fp, size_t tile_bytes, fq_info *fi, vl_err *err)
+{
+    const model_tensor *t = model_tensor_at(b->m, i);
+    int tr = qb_tile_rows(b->m, i, tile_bytes);
     const float *w;
-    float *own; /* the reference weights, float32 only while this tensor is quantized */
-    int rc = model_tensor_f32(b->m, b->w, i, &w, &own, err);
-    if (rc)
+    float *own;
+    int rc;
+    /* a float32 slot or a tensor that fits one tile needs no tiles; GPTQ is not row-local */
+    if (*model_weights_slot(b->m, b->w, i) || tr >= t->rows || f->method == QFMT_GPTQ) {
+        if ((rc = model_tensor_f32(b->m, b->w, i, &w, &own, err)) != 0)
+            return rc;
+        rc = fq_tensor(out, w, t->rows, t->cols, f, stp, NULL, fp, fi, t->name, err);
+        vl_free(own);
         return rc;
-    rc = quantize_into(b, i, w, out, f, stats, p, imp, h, name, err);
-    vl_free(own);
+    }
+    size_t C = (size_t)t->cols;
+    float *tile = vl_malloc((size_t)tr * C * sizeof *tile);
+    if (!tile)
+        return vl_errf(err, VL_ENOMEM, "tensor \"%s\": out of memory for a tile of %d rows",
+                       t->name, tr);
+    rc = 0;
+    for (int r0 = 0; r0 < t->rows && !rc; r0 += tr) {
+        int n = t->rows - r0 < tr ? t->rows - r0 : tr;
+        rc = model_tensor_rows(b->m, b->w, i, r0, n, tile, err);
+        if (!rc)
+            rc = fq_tensor(out + (size_t)r0 * C, tile, n, t->cols, f, stp, NULL, fp, fi,
+                           t->name, err);
+        if (rc)
+            vl_errctx(err, rc, "rows %d..%d", r0, r0 + n);
+    }
+    vl_free(tile);
     return rc;
 }
 
-/* fq_tensor of tensor i (reference weights w) into out under format f with its statistics. */
-static int fake_quant(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+/* fq_tensor of tensor i (its stored or bound weights) into out under format f with its
+ * statistics. */
+static int fake_quant(qb_binding *b, size_t i, float *out, const qfmt *f,
                       const stat_acc *stats, const qb_params *p, double *imp, double *h,
                       const char *name, fq_info *fi, vl_err *err)
 {
@@ -376,7 +422,7 @@ static int fake_quant(qb_binding *b, size_t i, const float *w, float *out, const
                        name, t->name);
     fq_params fp = p->fq;
     fp.seed = rng_child_seed(p->fq.seed, t->name);
-    int rc = fq_tensor(out, w, t->rows, t->cols, f, stp, NULL, &fp, fi, t->name, err);
+    int rc = fq_rows(b, i, out, f, stp, &fp, p->tile_bytes, fi, err);
     return rc ? vl_errctx(err, rc, "allocation %s", name) : 0;
 }
 
@@ -391,12 +437,12 @@ static void count_listed(qb_binding *b, size_t i, const qfmt *f)
     b->info.bits += qfmt_bits(f, t->rows, t->cols);
 }
 
-static int quantize_into(qb_binding *b, size_t i, const float *w, float *out, const qfmt *f,
+static int quantize_into(qb_binding *b, size_t i, float *out, const qfmt *f,
                          const stat_acc *stats, const qb_params *p, double *imp, double *h,
                          const char *name, vl_err *err)
 {
     fq_info fi;
-    int rc = fake_quant(b, i, w, out, f, stats, p, imp, h, name, &fi, err);
+    int rc = fake_quant(b, i, out, f, stats, p, imp, h, name, &fi, err);
     if (rc)
         return rc;
     *model_weights_slot(b->m, b->w, i) = out;
@@ -510,14 +556,9 @@ int qb_provide(void *user, size_t i, const float **data, float **owned, vl_err *
     if (!out)
         return vl_errf(err, VL_ENOMEM, "allocation %s: out of memory for \"%s\"", b->name,
                        t->name);
-    const float *w;
-    float *own;
     fq_info fi;
-    int rc = model_tensor_f32(b->m, b->w, i, &w, &own, err);
-    if (!rc)
-        rc = fake_quant(b, i, w, out, &b->fmt[i], b->stats, &b->p, b->imp, b->h, b->name, &fi,
+    int rc = fake_quant(b, i, out, &b->fmt[i], b->stats, &b->p, b->imp, b->h, b->name, &fi,
                         err);
-    vl_free(own);
     if (rc) {
         vl_free(out);
         return rc;

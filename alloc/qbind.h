@@ -78,11 +78,29 @@ int qb_alloc_check(const model *m, const qb_alloc *a, int have_stats, const char
 
 /* ---------------------------------------------------------------- the binding */
 
+/* Tiling (tile_bytes): a tensor stored in the checkpoint (a mapped BF16/FP8/F32 file, not a
+ * float32 binding slot) is converted and fake-quantized in tiles of whole rows, about
+ * tile_bytes of float32 each, instead of through one float32 copy of the whole tensor: the
+ * binding's memory is then its output plus one tile (issue 15: a 7168 × 16384 o_proj is 470 MB
+ * as float32). RTN and ggml formats (with or without the Hadamard rotation) are row-local —
+ * each row's groups, blocks, clip search and rotation read only that row and the per-column
+ * statistics — so the tiled result is bit-identical to the whole-tensor one. GPTQ always runs
+ * on the whole tensor (its Hessian is cols × cols anyway, and gptq_info is per tensor). A tile
+ * smaller than one row is clamped to one row (a row is the quantizers' unit); for an FP8
+ * tensor the tile is rounded to whole weight_block_size row blocks (at least one block), since
+ * a scale block cannot be cut. 0 = no tiling. */
 typedef struct {
-    fq_params fq; /* quantizer options; fq.seed seeds the Hadamard signs (per tensor, above) */
+    fq_params fq;      /* quantizer options; fq.seed seeds the Hadamard signs (per tensor, above) */
+    size_t tile_bytes; /* float32 bytes of a tile of rows; 0 = whole tensors */
 } qb_params;
 
-qb_params qb_defaults(void); /* fq_defaults() */
+/* fq_defaults(), min_tokens 1, tile_bytes QB_TILE_BYTES. */
+qb_params qb_defaults(void);
+#define QB_TILE_BYTES ((size_t)16 << 20)
+
+/* Rows per tile of tensor i of M under TILE_BYTES (the rule above; rows of the tensor when
+ * tile_bytes is 0 or covers it). Pure; exposed for tests. */
+int qb_tile_rows(const model *m, size_t i, size_t tile_bytes);
 
 typedef struct {
     int n_tensors;      /* tensors fake-quantized */

@@ -490,15 +490,7 @@ done:
     model_close(m);
 }
 
-/* Process CPU seconds (all threads): on a shared machine the wall clock also counts other
- * processes' turns; the CPU time of a one-thread run is the work itself. */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
+/* cpu_now: tests/bench_speed.h */
 /* A full sensitivity scan (alloc/sens.h sens_alpha: every unit at both ε, 2 noise draws each)
  * of the embedded model on one set of 4 × 64 pseudo-random tokens: at group granularity on 1
  * and on 2 threads (sens_params.threads; wall and process CPU seconds), at tensor granularity
