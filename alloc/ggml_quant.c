@@ -183,28 +183,38 @@ static uint32_t high_bits(const int *q)
     return h;
 }
 
-int ggf_q_q4_0(const float *x, const float *w, uint8_t *b)
+/* q4_0 / q5_0 (BITS 4 or 5): fp16 d, for 5 bits the plane of 5th bits, the low nibbles. */
+static int sym_block(const float *x, const float *w, uint8_t *b, int bits)
 {
-    int q[32];
+    int q[32], h = 1 << (bits - 1);
     float d;
-    sym_fit(x, w, 32, -8, 7, 1, &d, q);
-    for (int j = 0; j < 32; j++) q[j] += 8;
+    sym_fit(x, w, 32, -h, h - 1, 1, &d, q);
+    for (int j = 0; j < 32; j++) q[j] += h;
     ggf_wr16(b, ggf_f32_to_f16(d));
-    pack_nibbles(b + 2, q);
+    if (bits == 5)
+        ggf_wr32(b + 2, high_bits(q));
+    pack_nibbles(b + (bits == 5 ? 6 : 2), q);
     return 0;
 }
 
-int ggf_q_q5_0(const float *x, const float *w, uint8_t *b)
+/* q4_1 / q5_1: fp16 scale and minimum, then as sym_block. */
+static int asym_block(const float *x, const float *w, uint8_t *b, int bits)
 {
     int q[32];
-    float d;
-    sym_fit(x, w, 32, -16, 15, 1, &d, q);
-    for (int j = 0; j < 32; j++) q[j] += 16;
-    ggf_wr16(b, ggf_f32_to_f16(d));
-    ggf_wr32(b + 2, high_bits(q));
-    pack_nibbles(b + 6, q);
+    float a, m;
+    asym_fit(x, w, 32, (1 << bits) - 1, 0, 1, &a, &m, q);
+    ggf_wr16(b, ggf_f32_to_f16(a));
+    ggf_wr16(b + 2, ggf_f32_to_f16(m));
+    if (bits == 5)
+        ggf_wr32(b + 4, high_bits(q));
+    pack_nibbles(b + (bits == 5 ? 8 : 4), q);
     return 0;
 }
+
+int ggf_q_q4_0(const float *x, const float *w, uint8_t *b) { return sym_block(x, w, b, 4); }
+int ggf_q_q5_0(const float *x, const float *w, uint8_t *b) { return sym_block(x, w, b, 5); }
+int ggf_q_q4_1(const float *x, const float *w, uint8_t *b) { return asym_block(x, w, b, 4); }
+int ggf_q_q5_1(const float *x, const float *w, uint8_t *b) { return asym_block(x, w, b, 5); }
 
 int ggf_q_q8_0(const float *x, const float *w, uint8_t *b)
 {
@@ -213,29 +223,6 @@ int ggf_q_q8_0(const float *x, const float *w, uint8_t *b)
     sym_fit(x, w, 32, -128, 127, 1, &d, q);
     ggf_wr16(b, ggf_f32_to_f16(d));
     for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)q[j];
-    return 0;
-}
-
-int ggf_q_q4_1(const float *x, const float *w, uint8_t *b)
-{
-    int q[32];
-    float a, m;
-    asym_fit(x, w, 32, 15, 0, 1, &a, &m, q);
-    ggf_wr16(b, ggf_f32_to_f16(a));
-    ggf_wr16(b + 2, ggf_f32_to_f16(m));
-    pack_nibbles(b + 4, q);
-    return 0;
-}
-
-int ggf_q_q5_1(const float *x, const float *w, uint8_t *b)
-{
-    int q[32];
-    float a, m;
-    asym_fit(x, w, 32, 31, 0, 1, &a, &m, q);
-    ggf_wr16(b, ggf_f32_to_f16(a));
-    ggf_wr16(b + 2, ggf_f32_to_f16(m));
-    ggf_wr32(b + 4, high_bits(q));
-    pack_nibbles(b + 8, q);
     return 0;
 }
 

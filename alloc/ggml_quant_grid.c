@@ -110,9 +110,20 @@ static float cb_sub_scale(const cb_desc *c, const cb_idx *ix, const float *x, co
     return sb;
 }
 
-/* Super-block search: *d (fp16-exact), levels lev[nsub], codes k[32]. */
-static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dout, int *lev, cb_code *k)
+/* One super-block as the packers lay it out: fp16-exact scale d, the level of each sub-block
+ * (lev[0 .. 256/sub)), the code of each group of 8. */
+typedef struct {
+    float d;
+    int lev[16];
+    cb_code k[32];
+} cb_block;
+
+/* Super-block search into *q. */
+static int cb_quant(const cb_desc *c, const float *x, const float *w, cb_block *q)
 {
+    float *dout = &q->d;
+    int *lev = q->lev;
+    cb_code *k = q->k;
     cb_idx ix;
     cb_idx_build(c, &ix);
     int nsub = 256 / c->sub, ng = c->sub / 8;
@@ -159,17 +170,15 @@ static int cb_quant(const cb_desc *c, const float *x, const float *w, float *dou
 
 int ggf_q_iq2_xxs(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[8];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ2_XXS, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ2_XXS, x, w, &q);
     if (rc) return rc;
-    ggf_wr16(b, ggf_f32_to_f16(d));
+    ggf_wr16(b, ggf_f32_to_f16(q.d));
     for (int ib = 0; ib < 8; ib++) {
-        uint32_t sg = (uint32_t)lev[ib] << 28;
+        uint32_t sg = (uint32_t)q.lev[ib] << 28;
         for (int l = 0; l < 4; l++) {
-            b[2 + 8 * ib + l] = (uint8_t)k[4 * ib + l].e;
-            sg |= (uint32_t)(k[4 * ib + l].s & 127) << (7 * l);
+            b[2 + 8 * ib + l] = (uint8_t)q.k[4 * ib + l].e;
+            sg |= (uint32_t)(q.k[4 * ib + l].s & 127) << (7 * l);
         }
         ggf_wr32(b + 2 + 8 * ib + 4, sg);
     }
@@ -178,49 +187,43 @@ int ggf_q_iq2_xxs(const float *x, const float *w, uint8_t *b)
 
 int ggf_q_iq2_xs(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[16];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ2_XS, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ2_XS, x, w, &q);
     if (rc) return rc;
-    ggf_wr16(b, ggf_f32_to_f16(d));
-    for (int g = 0; g < 32; g++) ggf_wr16(b + 2 + 2 * g, (uint16_t)(k[g].e | ((k[g].s & 127) << 9)));
-    for (int ib = 0; ib < 8; ib++) b[66 + ib] = (uint8_t)(lev[2 * ib] | (lev[2 * ib + 1] << 4));
+    ggf_wr16(b, ggf_f32_to_f16(q.d));
+    for (int g = 0; g < 32; g++) ggf_wr16(b + 2 + 2 * g, (uint16_t)(q.k[g].e | ((q.k[g].s & 127) << 9)));
+    for (int ib = 0; ib < 8; ib++) b[66 + ib] = (uint8_t)(q.lev[2 * ib] | (q.lev[2 * ib + 1] << 4));
     return 0;
 }
 
 int ggf_q_iq2_s(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[16];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ2_S, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ2_S, x, w, &q);
     if (rc) return rc;
     memset(b, 0, 82);
-    ggf_wr16(b, ggf_f32_to_f16(d));
+    ggf_wr16(b, ggf_f32_to_f16(q.d));
     for (int g = 0; g < 32; g++) {
-        b[2 + g] = (uint8_t)(k[g].e & 255);
-        b[34 + g] = (uint8_t)k[g].s;
-        b[66 + g / 4] |= (uint8_t)((k[g].e >> 8) << (2 * (g % 4)));
+        b[2 + g] = (uint8_t)(q.k[g].e & 255);
+        b[34 + g] = (uint8_t)q.k[g].s;
+        b[66 + g / 4] |= (uint8_t)((q.k[g].e >> 8) << (2 * (g % 4)));
     }
-    for (int ib = 0; ib < 8; ib++) b[74 + ib] = (uint8_t)(lev[2 * ib] | (lev[2 * ib + 1] << 4));
+    for (int ib = 0; ib < 8; ib++) b[74 + ib] = (uint8_t)(q.lev[2 * ib] | (q.lev[2 * ib + 1] << 4));
     return 0;
 }
 
 int ggf_q_iq3_xxs(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[8];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ3_XXS, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ3_XXS, x, w, &q);
     if (rc) return rc;
-    ggf_wr16(b, ggf_f32_to_f16(d));
+    ggf_wr16(b, ggf_f32_to_f16(q.d));
     for (int ib = 0; ib < 8; ib++) {
-        uint32_t sg = (uint32_t)lev[ib] << 28;
+        uint32_t sg = (uint32_t)q.lev[ib] << 28;
         for (int l = 0; l < 4; l++) {
-            b[2 + 8 * ib + 2 * l] = (uint8_t)k[4 * ib + l].e;
-            b[2 + 8 * ib + 2 * l + 1] = (uint8_t)k[4 * ib + l].e2;
-            sg |= (uint32_t)(k[4 * ib + l].s & 127) << (7 * l);
+            b[2 + 8 * ib + 2 * l] = (uint8_t)q.k[4 * ib + l].e;
+            b[2 + 8 * ib + 2 * l + 1] = (uint8_t)q.k[4 * ib + l].e2;
+            sg |= (uint32_t)(q.k[4 * ib + l].s & 127) << (7 * l);
         }
         ggf_wr32(b + 66 + 4 * ib, sg);
     }
@@ -229,37 +232,33 @@ int ggf_q_iq3_xxs(const float *x, const float *w, uint8_t *b)
 
 int ggf_q_iq3_s(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[8];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ3_S, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ3_S, x, w, &q);
     if (rc) return rc;
     memset(b, 0, 110);
-    ggf_wr16(b, ggf_f32_to_f16(d));
+    ggf_wr16(b, ggf_f32_to_f16(q.d));
     for (int g = 0; g < 32; g++) {
         int ib = g / 4, l = g % 4;
-        b[2 + 2 * g] = (uint8_t)(k[g].e & 255);
-        b[2 + 2 * g + 1] = (uint8_t)(k[g].e2 & 255);
-        b[66 + ib] |= (uint8_t)(((k[g].e >> 8) << (2 * l)) | ((k[g].e2 >> 8) << (2 * l + 1)));
-        b[74 + g] = (uint8_t)k[g].s;
+        b[2 + 2 * g] = (uint8_t)(q.k[g].e & 255);
+        b[2 + 2 * g + 1] = (uint8_t)(q.k[g].e2 & 255);
+        b[66 + ib] |= (uint8_t)(((q.k[g].e >> 8) << (2 * l)) | ((q.k[g].e2 >> 8) << (2 * l + 1)));
+        b[74 + g] = (uint8_t)q.k[g].s;
     }
-    for (int ib = 0; ib < 8; ib++) b[106 + ib / 2] |= (uint8_t)(lev[ib] << (4 * (ib % 2)));
+    for (int ib = 0; ib < 8; ib++) b[106 + ib / 2] |= (uint8_t)(q.lev[ib] << (4 * (ib % 2)));
     return 0;
 }
 
 int ggf_q_iq1_s(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[8];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ1_S, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ1_S, x, w, &q);
     if (rc) return rc;
-    ggf_wr16(b, ggf_f32_to_f16(d));
+    ggf_wr16(b, ggf_f32_to_f16(q.d));
     for (int ib = 0; ib < 8; ib++) {
-        int qh = (lev[ib] << 12) | (k[4 * ib].s ? 0x8000 : 0);
+        int qh = (q.lev[ib] << 12) | (q.k[4 * ib].s ? 0x8000 : 0);
         for (int l = 0; l < 4; l++) {
-            b[2 + 4 * ib + l] = (uint8_t)(k[4 * ib + l].e & 255);
-            qh |= (k[4 * ib + l].e >> 8) << (3 * l);
+            b[2 + 4 * ib + l] = (uint8_t)(q.k[4 * ib + l].e & 255);
+            qh |= (q.k[4 * ib + l].e >> 8) << (3 * l);
         }
         ggf_wr16(b + 34 + 2 * ib, (uint16_t)qh);
     }
@@ -268,20 +267,18 @@ int ggf_q_iq1_s(const float *x, const float *w, uint8_t *b)
 
 int ggf_q_iq1_m(const float *x, const float *w, uint8_t *b)
 {
-    float d;
-    int lev[16];
-    cb_code k[32];
-    int rc = cb_quant(&CB_IQ1_M, x, w, &d, lev, k);
+    cb_block q;
+    int rc = cb_quant(&CB_IQ1_M, x, w, &q);
     if (rc) return rc;
     memset(b, 0, 56);
     for (int g = 0; g < 32; g++) {
-        b[g] = (uint8_t)(k[g].e & 255);
-        int nib = ((k[g].e >> 8) & 7) | (k[g].s ? 8 : 0);
+        b[g] = (uint8_t)(q.k[g].e & 255);
+        int nib = ((q.k[g].e >> 8) & 7) | (q.k[g].s ? 8 : 0);
         b[32 + g / 2] |= (uint8_t)(nib << (4 * (g % 2)));
     }
-    uint16_t dh = ggf_f32_to_f16(d);
+    uint16_t dh = ggf_f32_to_f16(q.d);
     for (int i = 0; i < 4; i++) {
-        int sc = (lev[4 * i] | (lev[4 * i + 1] << 3) | (lev[4 * i + 2] << 6) | (lev[4 * i + 3] << 9));
+        int sc = (q.lev[4 * i] | (q.lev[4 * i + 1] << 3) | (q.lev[4 * i + 2] << 6) | (q.lev[4 * i + 3] << 9));
         sc |= ((dh >> (4 * i)) & 15) << 12;
         ggf_wr16(b + 48 + 2 * i, (uint16_t)sc);
     }

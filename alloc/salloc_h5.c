@@ -25,6 +25,15 @@ static char *join(char *const *v, int n, const char *sep)
     return s;
 }
 
+/* The float64 dataset G/NAME of shape [n] (the writing side of vec below). */
+static int put_vec(h5s_store *st, const char *g, const char *name, const double *v, int64_t n,
+                   const char *unit, const char *doc, vl_err *err)
+{
+    char d[EV_NAME_MAX + 32];
+    snprintf(d, sizeof d, "%s/%s", g, name);
+    return h5s_write(st, d, H5S_F64, v, 1, &n, unit, doc, err);
+}
+
 int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
                  const solve_result *res, const solve_params *par, const salloc_meta *meta,
                  vl_err *err)
@@ -33,7 +42,7 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
         return vl_errf(err, VL_EARG, "%s: allocation name \"%s\" must be [A-Za-z0-9._+-]+",
                        h5s_path(st), name);
     const solve_problem *pr = p->prob;
-    char g[EV_NAME_MAX + 16], d[EV_NAME_MAX + 32];
+    char g[EV_NAME_MAX + 16];
     snprintf(g, sizeof g, "/alloc/%s", name);
     char *text = NULL, *sets = join(p->set_name, p->n_sets, ",");
     char **inames = vl_malloc((size_t)pr->n_items * sizeof *inames);
@@ -55,26 +64,23 @@ int salloc_write(h5s_store *st, const char *name, const salloc_problem *p,
     if ((rc = salloc_assignment(p, res, &text, err)))
         goto done;
     int64_t ns = p->n_sets, ni = pr->n_items;
-    snprintf(d, sizeof d, "%s/predicted_kld", g);
-    if ((rc = h5s_write(st, d, H5S_F64, res->dist_set, 1, &ns, "nat/token",
-                        "predicted mean KLD per set (order of attribute sets): sum over "
-                        "tensors of alpha(eps0) x error share (alloc/salloc.h)",
-                        err)))
+    if ((rc = put_vec(st, g, "predicted_kld", res->dist_set, ns, "nat/token",
+                      "predicted mean KLD per set (order of attribute sets): sum over "
+                      "tensors of alpha(eps0) x error share (alloc/salloc.h)",
+                      err)))
         goto done;
-    snprintf(d, sizeof d, "%s/item_bpw", g);
-    if ((rc = h5s_write(st, d, H5S_F64, ibpw, 1, &ni, "bit/weight",
-                        "bits per weight of each item's chosen format (order of attribute "
-                        "items)",
-                        err)))
+    if ((rc = put_vec(st, g, "item_bpw", ibpw, ni, "bit/weight",
+                      "bits per weight of each item's chosen format (order of attribute "
+                      "items)",
+                      err)))
         goto done;
-    if (res->set_opt) { /* MINIMAX: the objective is max_s D_s / set_optimum[s] */
-        snprintf(d, sizeof d, "%s/set_optimum", g);
-        if ((rc = h5s_write(st, d, H5S_F64, res->set_opt, 1, &ns, "nat/token",
-                            "each set's own optimum D_s* at the same budget (sum objective on "
-                            "that set alone); minimax minimised max_s predicted_kld/D_s*",
-                            err)))
-            goto done;
-    }
+    /* MINIMAX: the objective is max_s D_s / set_optimum[s] */
+    if (res->set_opt &&
+        (rc = put_vec(st, g, "set_optimum", res->set_opt, ns, "nat/token",
+                      "each set's own optimum D_s* at the same budget (sum objective on "
+                      "that set alone); minimax minimised max_s predicted_kld/D_s*",
+                      err)))
+        goto done;
     const char *sattr[][2] = {
         {"assignment", text},
         {"calib", meta && meta->calib ? meta->calib : ""},

@@ -92,14 +92,8 @@ static int add_one(void *p, uint64_t h, int pos)
 {
     add_ctx *a = p;
     calib_windex *x = a->x;
-    if (x->n_e == x->cap_e) {
-        size_t cap = x->cap_e ? 2 * x->cap_e : 1024;
-        wentry *e = vl_realloc(x->e, cap * sizeof *e);
-        if (!e)
-            return -1;
-        x->e = e;
-        x->cap_e = cap;
-    }
+    if (vl_grow(&x->e, x->n_e, &x->cap_e, sizeof *x->e, 1024))
+        return -1;
     x->e[x->n_e++] = (wentry){h, a->run, pos};
     return 0;
 }

@@ -9,6 +9,7 @@
 #define VL_CLI_H
 
 #include "../core/err.h"
+#include "../io/h5s.h"
 
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 
@@ -36,6 +37,13 @@ const char *cli_default_model(void);
 int cli_fail(const char *cmd, const vl_err *err);
 /* Same with a printf-style message (argument errors). */
 int cli_failf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The store an eval command writes: PATH, else a temporary /tmp/vbrlab-CMD-<pid>.h5 that
+ * cli_store_end discards; created on rank 0 only (*out NULL on the other ranks, which share
+ * the work but do not write). cli_store_end commits STORE when RC is 0 and PATH was given,
+ * else discards it; NULL ok. Returns RC, or the commit's error. */
+int cli_store_begin(h5s_store **out, const char *path, const char *cmd, vl_err *err);
+int cli_store_end(h5s_store *store, const char *path, int rc, vl_err *err);
 
 /* Is argv[i] a positional argument (not an option)? Used to spot an optional MODEL_DIR. */
 int cli_is_positional(const char *arg);

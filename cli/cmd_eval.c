@@ -47,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CMD "eval"
 #define MAX_ROWS 64
@@ -379,11 +378,8 @@ static int run(const eval_args *a, vl_err *err)
     }
     if (!rc)
         rc = qe_set_pipeline(q, a->pipeline, err);
-    /* without -o the store is a temporary that h5s_close discards */
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "/tmp/vbrlab-eval-%ld.h5", (long)getpid());
-    if (!rc && par_rank() == 0) /* the ranks share the work, rank 0 writes (core/par.h) */
-        rc = h5s_create(&store, a->out ? a->out : tmp, err);
+    if (!rc)
+        rc = cli_store_begin(&store, a->out, CMD, err);
     for (int r = 0; r < a->n_rows && !rc; r++)
         rc = eval_row(&c, a, q, store, r, err);
     const char *an[MAX_ROWS];
@@ -393,11 +389,7 @@ static int run(const eval_args *a, vl_err *err)
         rc = qe_finish(q, store, an, par_rank() == 0 ? stdout : NULL, err);
     if (!rc && store) /* the bits of each row: body, whole model, GGUF file (alloc/mbits.h) */
         rc = print_bits(store, an, a->n_rows, err);
-    if (!rc && a->out && store) {
-        rc = h5s_commit(store, err);
-        store = NULL;
-    }
-    h5s_close(store);
+    rc = cli_store_end(store, a->out, rc, err);
     qe_free(q);
     calib_book_free(c.book);
     for (int r = 0; r < a->n_rows; r++) {

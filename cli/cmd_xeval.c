@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CMD "eval-experts"
 #define MAX_DOMS 32
@@ -268,10 +267,8 @@ static int run(const xe_args *a, vl_err *err)
         rc = qe_new(&q, c.m, c.book, a->batch, 2, err);
     if (!rc)
         qe_set_second_half(q, a->second_half);
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "/tmp/vbrlab-xeval-%ld.h5", (long)getpid());
-    if (!rc && par_rank() == 0)
-        rc = h5s_create(&store, a->out ? a->out : tmp, err);
+    if (!rc)
+        rc = cli_store_begin(&store, a->out, "xeval", err);
     char sets[2 * EV_NAME_MAX + 2];
     snprintf(sets, sizeof sets, "%s,%s", a->set_a, a->set_b);
     for (int g = 0; g < 2 && !rc; g++) {
@@ -300,11 +297,7 @@ static int run(const xe_args *a, vl_err *err)
         rc = qe_finish(q, store, rn, par_rank() == 0 ? stdout : NULL, err);
     if (!rc && store)
         rc = print_paired(store, names, c.book, a->seed, err);
-    if (!rc && a->out && store) {
-        rc = h5s_commit(store, err);
-        store = NULL;
-    }
-    h5s_close(store);
+    rc = cli_store_end(store, a->out, rc, err);
     qe_free(q);
     calib_book_free(c.book);
     qb_alloc_deinit(&al[0]);

@@ -90,6 +90,21 @@ void *vl_calloc(size_t count, size_t size) { return calloc(count ? count : 1, si
 void *vl_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
 void vl_free(void *p) { free(p); }
 
+int vl_grow(void *pp, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? 2 * *cap : first;
+    void *p;
+    memcpy(&p, pp, sizeof p); /* pp is the address of an object pointer of any type */
+    p = vl_realloc(p, nc * size);
+    if (!p)
+        return VL_ENOMEM;
+    memcpy(pp, &p, sizeof p);
+    *cap = nc;
+    return 0;
+}
+
 char *vl_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -58,6 +58,10 @@ void *vl_calloc(size_t count, size_t size);
 void *vl_realloc(void *p, size_t n);
 void vl_free(void *p);
 char *vl_strdup(const char *s);
+/* Room for element N of a growing array *PP (a T ** passed as void *) of *CAP elements of SIZE
+ * bytes: when N == *CAP, *CAP doubles (FIRST when 0) and the array is vl_realloc'd. Returns 0,
+ * or VL_ENOMEM with *PP and *CAP unchanged. */
+int vl_grow(void *pp, size_t n, size_t *cap, size_t size, size_t first);
 
 /* Always on; prints file:line and aborts. Only for invariants of our own code. */
 #define VL_ASSERT(cond)                                                                  \

@@ -56,14 +56,9 @@ static wkv *add_kv(gguf_writer *w, const char *key, int type, vl_err *err)
             vl_errf(err, VL_EARG, "gguf writer: duplicate key '%s'", key);
             return NULL;
         }
-    if (w->n_kv == w->cap_kv) {
-        size_t cap = w->cap_kv ? 2 * w->cap_kv : 16;
-        wkv *nk = vl_realloc(w->kv, cap * sizeof *nk);
-        if (!nk) {
-            vl_errf(err, VL_ENOMEM, "gguf writer: out of memory");
-            return NULL;
-        }
-        w->kv = nk, w->cap_kv = cap;
+    if (vl_grow(&w->kv, w->n_kv, &w->cap_kv, sizeof *w->kv, 16)) {
+        vl_errf(err, VL_ENOMEM, "gguf writer: out of memory");
+        return NULL;
     }
     wkv *kv = &w->kv[w->n_kv];
     memset(kv, 0, sizeof *kv);
@@ -131,12 +126,8 @@ int gguf_w_tensor(gguf_writer *w, const char *name, int ggml_type, int n_dims, c
                        nbytes, ggf_get(gt)->name, (long long)count);
     for (size_t i = 0; i < w->n_t; i++)
         if (!strcmp(w->t[i].name, name)) return vl_errf(err, VL_EARG, "gguf writer: duplicate tensor '%s'", name);
-    if (w->n_t == w->cap_t) {
-        size_t cap = w->cap_t ? 2 * w->cap_t : 16;
-        wten *nt = vl_realloc(w->t, cap * sizeof *nt);
-        if (!nt) return vl_errf(err, VL_ENOMEM, "gguf writer: out of memory");
-        w->t = nt, w->cap_t = cap;
-    }
+    if (vl_grow(&w->t, w->n_t, &w->cap_t, sizeof *w->t, 16))
+        return vl_errf(err, VL_ENOMEM, "gguf writer: out of memory");
     wten *t = &w->t[w->n_t];
     memset(t, 0, sizeof *t);
     t->name = vl_strdup(name);

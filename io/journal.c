@@ -81,14 +81,8 @@ static int is_journal(const char *name, const char *base)
 
 static int add_item(jr *j, const char *name, size_t nl, int file, long off, size_t len)
 {
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? 2 * j->cap : 64;
-        jr_item *it = vl_realloc(j->items, cap * sizeof *it);
-        if (!it)
-            return VL_ENOMEM;
-        j->items = it;
-        j->cap = cap;
-    }
+    if (vl_grow(&j->items, j->n, &j->cap, sizeof *j->items, 64))
+        return VL_ENOMEM;
     char *s = vl_malloc(nl + 1);
     if (!s)
         return VL_ENOMEM;

@@ -267,14 +267,8 @@ static int json_fail(const char *file, const char *what, const json_error_t *je,
 
 static int set_push(st_set *s, vl_err *err)
 {
-    if (s->n < s->cap)
-        return 0;
-    size_t cap = s->cap ? 2 * s->cap : 64;
-    st_tensor *t = vl_realloc(s->t, cap * sizeof *t);
-    if (!t)
+    if (vl_grow(&s->t, s->n, &s->cap, sizeof *s->t, 64))
         return vl_errf(err, VL_ENOMEM, "out of memory for the tensor index");
-    s->t = t;
-    s->cap = cap;
     return 0;
 }
 

@@ -30,14 +30,8 @@ static size_t pow2_at_least(size_t n)
 
 int tok_ids_push(tok_ids *a, int32_t id)
 {
-    if (a->n == a->cap) {
-        size_t nc = a->cap ? 2 * a->cap : 256;
-        int32_t *v = vl_realloc(a->v, nc * sizeof *v);
-        if (!v)
-            return VL_ENOMEM;
-        a->v = v;
-        a->cap = nc;
-    }
+    if (vl_grow(&a->v, a->n, &a->cap, sizeof *a->v, 256))
+        return VL_ENOMEM;
     a->v[a->n++] = id;
     return 0;
 }
