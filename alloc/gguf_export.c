@@ -68,16 +68,27 @@ static const ggr_tensor *find_tensor(const ggr_plan *p, const char *name)
     return NULL;
 }
 
+/* Text inside a shell comment: a control character (a newline in a path or a config name)
+ * would end the comment and make the rest a command, so each is written as '?'. */
+static void put_comment_text(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+}
+
 static void write_script(FILE *f, const ggr_export_req *q, const ggr_plan *p, int imatrix)
 {
     const ggr_tensor *emb = find_tensor(p, "token_embd.weight"), *out = find_tensor(p, "output.weight");
-    fprintf(f, "#!/bin/sh\n# Made by: %s\n", q->made_by ? q->made_by : "vbrlab");
-    fprintf(f, "# Usage: quantize.sh MODEL-BF16.gguf OUT.gguf [THREADS]\n"
-               "# MODEL-BF16.gguf: python convert_hf_to_gguf.py %s --outtype bf16 --outfile MODEL-BF16.gguf\n"
+    fprintf(f, "#!/bin/sh\n# Made by: ");
+    put_comment_text(f, q->made_by ? q->made_by : "vbrlab");
+    fprintf(f, "\n# Usage: quantize.sh MODEL-BF16.gguf OUT.gguf [THREADS]\n"
+               "# MODEL-BF16.gguf: python convert_hf_to_gguf.py ");
+    put_comment_text(f, q->model_dir);
+    fprintf(f, " --outtype bf16 --outfile MODEL-BF16.gguf\n"
                "# Base type %s: no tensor uses it, every tensor has its type from tensor-types.txt or the\n"
                "# embedding/output options (llama-quantize logs \"applying manual override\" for each).\n"
                "set -e\nDIR=$(dirname \"$0\")\nexec llama-quantize",
-            q->model_dir, ggr_ftype_name(p->base));
+            ggr_ftype_name(p->base));
     if (imatrix) fprintf(f, " --imatrix \"$DIR/imatrix.gguf\"");
     fprintf(f, " --tensor-type-file \"$DIR/tensor-types.txt\"");
     if (emb) fprintf(f, " --token-embedding-type %s", ggf_get(emb->type)->name);

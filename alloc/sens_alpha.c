@@ -349,8 +349,8 @@ static int scan_threads(const sens_params *p, int64_t n)
 /* Units [u0, u1) of set si (both levels), with progress when asked. Units in p->journal are
  * taken from it; the others are handed out over the ranks by a work queue in batches of up to
  * 2 per thread, run on the threads (scan_pool; BLAS single-threaded meanwhile, so the cores
- * are not oversubscribed and every run sums as the reference run did, sens_blas_single), journaled as each batch is done (in queue order), then shared by
- * owner. */
+ * are not oversubscribed and every run sums as the reference run did, sens_blas_single),
+ * journaled as each batch is done (in queue order), then shared by owner. */
 static int scan(sens_result *r, int si, int u0, int u1, const model *m, sens_set *s,
                 const sens_params *p, vl_err *err)
 {

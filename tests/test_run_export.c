@@ -146,6 +146,30 @@ static void check_store(chk *c)
     int r2 = rc ? -1 : ggr_export(s, &q, NULL, &e);
     CHECK(c, r2 == VL_EARG && strstr(e.msg, "iq2_xs") && strstr(e.msg, "imatrix") && access(DIR "/nostats", F_OK) != 0,
           "no statistics for an iq2_xs recipe: refused, nothing written (%s)", e.msg);
+    /* a newline in the model path or the config name (both land in quantize.sh's comments)
+     * must not end the comment and run the rest as a command */
+    char evil[512], cwd[4096];
+    snprintf(evil, sizeof evil, DIR "/m\ntouch pwned");
+    int ln = getcwd(cwd, sizeof cwd) ? 0 : -1;
+    if (!ln) {
+        char target[4200];
+        snprintf(target, sizeof target, "%s/models/vbrlab-moe-tiny", cwd);
+        unlink(evil);
+        ln = symlink(target, evil);
+    }
+    ggr_export_req qe = {.model_dir = evil, .alloc = "en-3", .made_by = "vbrlab run x\nrm -rf y",
+                         .out_dir = DIR "/evil", .embd_type = -1, .output_type = -1};
+    ggr_export_info ie = {0};
+    e = (vl_err){0};
+    int r3 = rc || ln ? -1 : ggr_export(s, &qe, &ie, &e);
+    char *esh = r3 ? NULL : tio_slurp(DIR "/evil/quantize.sh", NULL);
+    CHECK(c, esh && strstr(esh, "# Made by: vbrlab run x?rm -rf y\n") &&
+                 strstr(esh, "convert_hf_to_gguf.py " DIR "/m?touch pwned ") &&
+                 !strstr(esh, "\nrm ") && !strstr(esh, "\ntouch ") && strstr(esh, "exec llama-quantize"),
+          "control characters in the model path and the command stay inside quantize.sh's comments "
+          "(%s)\n%s", e.msg, esh ? esh : "");
+    free(esh);
+    ggr_export_info_free(&ie);
     h5s_close(s);
 }
 
