@@ -556,15 +556,33 @@ long model_tensor_find(const model *m, const char *name)
 
 /* ---------------------------------------------------------------- stored tensors */
 
-int model_tensor_load(const model *m, size_t i, float *dst, vl_err *err)
+int model_tensor_load_kept(const model *m, size_t i, float *dst, vl_err *err)
 {
     VL_ASSERT(i < m->n_tensors);
     const st_tensor *t = m->src[i], *sc = m->scale[i];
-    int rc = sc ? st_fp8_dequant(t, sc, m->cfg.fp8_block[0], m->cfg.fp8_block[1], dst, err)
-                : st_tensor_load(t, dst, err); /* pages dropped chunk by chunk */
-    st_set_drop(m->set, t); /* the float32 copy is what the caller keeps */
-    if (sc)
-        st_set_drop(m->set, sc);
+    return sc ? st_fp8_dequant(t, sc, m->cfg.fp8_block[0], m->cfg.fp8_block[1], dst, err)
+              : st_tensor_load(t, dst, err); /* a large one: pages dropped chunk by chunk */
+}
+
+void model_tensor_drop(const model *m, const size_t *ix, size_t n)
+{
+    enum { GROUP = 64 }; /* tensors per st_set_drop_many call (a stack array) */
+    const st_tensor *ts[2 * GROUP];
+    for (size_t k0 = 0; k0 < n; k0 += GROUP) {
+        size_t g = n - k0 < GROUP ? n - k0 : GROUP;
+        for (size_t k = 0; k < g; k++) {
+            VL_ASSERT(ix[k0 + k] < m->n_tensors);
+            ts[2 * k] = m->src[ix[k0 + k]];
+            ts[2 * k + 1] = m->scale[ix[k0 + k]]; /* NULL: none */
+        }
+        st_set_drop_many(m->set, ts, 2 * g);
+    }
+}
+
+int model_tensor_load(const model *m, size_t i, float *dst, vl_err *err)
+{
+    int rc = model_tensor_load_kept(m, i, dst, err);
+    model_tensor_drop(m, &i, 1); /* the float32 copy is what the caller keeps */
     return rc;
 }
 

@@ -139,6 +139,16 @@ long model_tensor_find(const model *m, const char *name);
  * not finite). */
 int model_tensor_load(const model *m, size_t i, float *dst, vl_err *err);
 
+/* model_tensor_load without the drop, for a caller that converts a group of tensors and then
+ * drops them with one model_tensor_drop (each drop is a madvise, and each madvise a TLB
+ * shootdown on every core the process runs on); a tensor above ST_LOAD_WHOLE_BYTES is still
+ * dropped chunk by chunk as it is read. */
+int model_tensor_load_kept(const model *m, size_t i, float *dst, vl_err *err);
+
+/* Drop the mapped pages of stored tensors ix[0..n) (and their FP8 scales) from the resident
+ * set: one madvise per file and per 64 tensors (io/st.h st_set_drop_many). */
+void model_tensor_drop(const model *m, const size_t *ix, size_t n);
+
 /* Tensor i of binding W as float32: *data is W's slot when set (*owned NULL), else a new
  * conversion of the stored tensor (*data = *owned; the caller frees *owned with vl_free). */
 int model_tensor_f32(const model *m, const model_weights *w, size_t i, const float **data,

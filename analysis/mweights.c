@@ -14,13 +14,21 @@ struct mw_cache {
     const model *m;
     model_weights *view; /* NULL everywhere but the current stage's slots */
     size_t *held;        /* tensor indices whose view slot is set */
-    float **own;         /* [n_held] conversions owned (NULL: borrowed from the caller) */
+    float **own;         /* [n_held] a provider's arrays, freed with the stage (else NULL) */
+    unsigned char *conv; /* [n_held] 1: the slot is the cache's (a conversion or a provider's) */
+    unsigned char *read; /* [n_held] 1: converted into the arena from the mapping */
+    size_t *dropix;      /* scratch for drop_read */
     size_t n_held;
+    float *arena;        /* the stage's stored tensors converted, packed; kept across stages */
+    size_t arena_cap;    /* floats: grows to the largest stage, so after the first pass over
+                          * the layers no stage allocates (and page-faults) memory anew */
     int stage, part;     /* the stage (and part, 0: whole) held (valid when held_ok) */
     int held_ok;
     size_t ex_held[3];   /* the routed expert held by mw_expert (its slots in view) */
     float *ex_own[3];
     int n_ex;
+    float *ex_arena;     /* the expert's stored tensors converted; kept like arena */
+    size_t ex_cap;
     size_t budget;       /* a layer at most this large (float32 bytes) is converted whole */
     int64_t *layer_bytes; /* [L] float32 bytes of each layer's tensors */
     float *tile;         /* [tile_rows × D] the head's tile (mw_head_logits), kept */
@@ -38,6 +46,8 @@ int mw_new(mw_cache **out, const model *m, vl_err *err)
                : vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (!rc && (!(c->held = vl_malloc((nt + 1) * sizeof *c->held)) ||
                 !(c->own = vl_calloc(nt + 1, sizeof *c->own)) ||
+                !(c->conv = vl_calloc(nt + 1, 1)) || !(c->read = vl_calloc(nt + 1, 1)) ||
+                !(c->dropix = vl_malloc((nt + 1) * sizeof *c->dropix)) ||
                 !(c->layer_bytes = vl_calloc((size_t)L + 1, sizeof *c->layer_bytes))))
         rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (rc) {
@@ -62,18 +72,61 @@ void mw_set_provider(mw_cache *c, mw_provider fn, void *user)
     c->prov_user = user;
 }
 
-/* Tensor i of binding W as float32: W's data, the provider's, or the stored tensor converted
- * (*own: what the cache frees). */
-static int tensor_f32(mw_cache *c, const model_weights *w, size_t i, const float **d,
-                      float **own, vl_err *err)
+/* Floats from one converted tensor to the next in an arena: 16 keeps each 64-byte aligned
+ * relative to the arena. */
+static size_t arena_span(int64_t numel)
+{
+    return ((size_t)numel + 15) / 16 * 16;
+}
+
+/* Grow *ARENA to at least N floats (its contents are not kept: nothing in it is in use). */
+static int arena_reserve(float **arena, size_t *cap, size_t n, const model *m, vl_err *err)
+{
+    if (n <= *cap)
+        return 0;
+    vl_free(*arena);
+    *cap = 0;
+    if (!(*arena = vl_malloc(n * sizeof **arena)))
+        return vl_errf(err, VL_ENOMEM, "%s: out of memory for %zu MB of float32 weights",
+                       model_dir(m), n * sizeof **arena >> 20);
+    *cap = n;
+    return 0;
+}
+
+/* Tensor i of binding W as float32: W's data, the provider's (*own: what the cache frees),
+ * or the stored tensor converted into DST (arena_span(numel) floats; *used 1 then), or into
+ * a new array (*own) when DST is NULL. */
+static int tensor_f32(mw_cache *c, const model_weights *w, size_t i, float *dst,
+                      const float **d, float **own, int *used, vl_err *err)
 {
     *own = NULL;
-    if (c->prov && !*model_weights_slot(c->m, (model_weights *)w, i)) {
+    *used = 0;
+    const float *mine = *model_weights_slot(c->m, (model_weights *)w, i);
+    if (mine) {
+        *d = mine;
+        return 0;
+    }
+    if (c->prov) {
         int rc = c->prov(c->prov_user, i, d, own, err);
         if (rc || *own)
             return rc;
     }
-    return model_tensor_f32(c->m, w, i, d, own, err);
+    if (!dst)
+        return model_tensor_f32(c->m, w, i, d, own, err);
+    *d = dst;
+    *used = 1;
+    return model_tensor_load_kept(c->m, i, dst, err); /* dropped with its stage (drop_read) */
+}
+
+/* Drop the mapped pages of the stored tensors just converted into an arena, IX[0..n) with
+ * USED[k] set, in one model_tensor_drop (the stage's tensors are neighbours in the file). */
+static void drop_read(mw_cache *c, size_t *ix, const unsigned char *used, size_t n)
+{
+    size_t k2 = 0;
+    for (size_t k = 0; k < n; k++)
+        if (used[k])
+            c->dropix[k2++] = ix[k];
+    model_tensor_drop(c->m, c->dropix, k2);
 }
 
 void mw_set_budget(mw_cache *c, size_t bytes)
@@ -115,16 +168,27 @@ static void release_expert(mw_cache *c)
     c->n_ex = 0;
 }
 
-void mw_release(mw_cache *c)
+/* Forget the stage held; the arenas stay for the next one. */
+static void drop_stage(mw_cache *c)
 {
     release_expert(c);
     for (size_t k = 0; k < c->n_held; k++) {
         vl_free(c->own[k]);
         c->own[k] = NULL;
+        c->conv[k] = 0;
         *model_weights_slot(c->m, c->view, c->held[k]) = NULL;
     }
     c->n_held = 0;
     c->held_ok = 0;
+}
+
+void mw_release(mw_cache *c)
+{
+    drop_stage(c);
+    vl_free(c->arena);
+    vl_free(c->ex_arena);
+    c->arena = c->ex_arena = NULL;
+    c->arena_cap = c->ex_cap = 0;
 }
 
 /* Whether the stage held is STAGE/PART of binding W as it is now: each slot still W's
@@ -137,7 +201,7 @@ static int still_valid(mw_cache *c, const model_weights *w, int stage, int part)
     for (size_t k = 0; k < c->n_held; k++) {
         const float *mine = *model_weights_slot(c->m, c->view, c->held[k]);
         const float *theirs = *model_weights_slot(c->m, (model_weights *)w, c->held[k]);
-        if (theirs != (c->own[k] ? NULL : mine))
+        if (theirs != (c->conv[k] ? NULL : mine))
             return 0;
     }
     return 1;
@@ -167,13 +231,17 @@ static int convert(mw_cache *c, const model_weights *w, int stage, int part,
         *view = c->view;
         return 0;
     }
-    mw_release(c);
+    drop_stage(c);
     const model *m = c->m;
-    int rc = 0;
-    size_t n = 0;
+    size_t n = 0, need = 0, at = 0;
     for (size_t i = 0; i < model_tensor_count(m); i++)
-        if (in_stage(m, i, stage, part))
+        if (in_stage(m, i, stage, part)) {
             c->held[n++] = i;
+            need += arena_span(model_tensor_at(m, i)->numel);
+        }
+    /* with a provider (fake-quant) most slots are its arrays: an arena for the whole stage
+     * would add a stage's worth of unused memory, so conversions get arrays of their own */
+    int rc = c->prov ? 0 : arena_reserve(&c->arena, &c->arena_cap, need, m, err);
     /* largest first: a provider (fake-quant) holds a tensor's reference and its result at
      * once, so the peak is the largest tensor twice plus the ones before it — smallest when
      * those are the small ones */
@@ -182,14 +250,19 @@ static int convert(mw_cache *c, const model_weights *w, int stage, int part,
         size_t i = c->held[k];
         const float *d;
         float *own;
-        rc = tensor_f32(c, w, i, &d, &own, err);
+        int used;
+        rc = tensor_f32(c, w, i, c->prov ? NULL : c->arena + at, &d, &own, &used, err);
         if (rc)
             break;
+        at += used ? arena_span(model_tensor_at(m, i)->numel) : 0;
+        c->read[c->n_held] = (unsigned char)used;
+        c->conv[c->n_held] = own || used;
         c->own[c->n_held++] = own;
         *model_weights_slot(m, c->view, i) = d;
     }
+    drop_read(c, c->held, c->read, c->n_held);
     if (rc)
-        mw_release(c);
+        drop_stage(c);
     c->stage = stage;
     c->part = part;
     c->held_ok = !rc;
@@ -223,19 +296,31 @@ int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model
         return 0; /* converted with its layer */
     release_expert(c);
     const model *m = c->m;
-    int rc = 0;
+    size_t need = 0, at = 0;
+    for (size_t i = 0; i < model_tensor_count(m); i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (t->layer == layer && is_routed_expert(t) && t->expert == e)
+            need += arena_span(t->numel);
+    }
+    unsigned char ex_read[3] = {0, 0, 0};
+    int rc = c->prov ? 0 : arena_reserve(&c->ex_arena, &c->ex_cap, need, m, err);
     for (size_t i = 0; i < model_tensor_count(m) && !rc && c->n_ex < 3; i++) {
         const model_tensor *t = model_tensor_at(m, i);
         if (t->layer != layer || !is_routed_expert(t) || t->expert != e)
             continue;
         const float *d;
         float *own;
-        if ((rc = tensor_f32(c, w, i, &d, &own, err)))
+        int used;
+        if ((rc = tensor_f32(c, w, i, c->prov ? NULL : c->ex_arena + at, &d, &own, &used,
+                             err)))
             break;
+        at += used ? arena_span(t->numel) : 0;
+        ex_read[c->n_ex] = (unsigned char)used;
         c->ex_held[c->n_ex] = i;
         c->ex_own[c->n_ex++] = own;
         *model_weights_slot(m, c->view, i) = d;
     }
+    drop_read(c, c->ex_held, ex_read, (size_t)c->n_ex);
     if (rc)
         release_expert(c);
     return rc;
@@ -280,5 +365,8 @@ void mw_free(mw_cache *c)
     model_weights_free(c->view);
     vl_free(c->held);
     vl_free(c->own);
+    vl_free(c->conv);
+    vl_free(c->read);
+    vl_free(c->dropix);
     vl_free(c);
 }

@@ -83,20 +83,30 @@ float st_f8e4m3_to_f32(uint8_t b);
  * values without any block scale (st_fp8_dequant applies them). */
 int st_tensor_to_f32(const st_tensor *t, float *dst, vl_err *err);
 
-/* st_tensor_to_f32 (same result, same errors) that reads the mapping in chunks and drops each
- * chunk's pages from this process's resident set after converting it (madvise MADV_DONTNEED on
- * the read-only mapping; the pages stay in the page cache and t stays readable: a later read
- * faults them back in). Reading a whole model this way never keeps the file resident. */
+/* st_tensor_to_f32 (same result, same errors) for any size: a tensor of more than
+ * ST_LOAD_WHOLE_BYTES stored is read in chunks, each chunk's pages dropped from this process's
+ * resident set after converting it (madvise MADV_DONTNEED on the read-only mapping; the pages
+ * stay in the page cache and t stays readable: a later read faults them back in), so reading
+ * it never holds it resident. A smaller one is converted whole and its pages left for the
+ * caller to drop (st_set_drop, or st_set_drop_many once for a group of tensors: each madvise
+ * costs a TLB shootdown on every core the process runs on). */
+#define ST_LOAD_WHOLE_BYTES ((size_t)64 << 20)
 int st_tensor_load(const st_tensor *t, float *dst, vl_err *err);
 
-/* The same check without a destination: chunks converted on the stack, pages dropped as
- * above. Validates a tensor at open time without holding its float32 copy. */
+/* The same check without a destination: chunks converted on the stack, the pages of every
+ * 2^22 elements read dropped (the caller drops the rest: st_set_drop). Validates a tensor at
+ * open time without holding its float32 copy. */
 int st_tensor_check(const st_tensor *t, vl_err *err);
 
-/* Drop every mapped page of the file holding t (a tensor of S) from the resident set, as
- * st_tensor_load does chunk by chunk. Needed beside those drops: a page fault maps the pages around it that the page cache holds (fault-around, large
- * folios), so reading one tensor can map pieces of others that no tensor drop covers. */
+/* Drop the mapped pages around t (a tensor of S) from the resident set: every page of the
+ * 2 MiB-aligned address blocks t's bytes touch. A page fault maps the pages around it that the
+ * page cache holds (fault-around, large folios; both stay inside the faulting address's 2 MiB
+ * page-table block), so reading one tensor can map pieces of its neighbours: the blocks cover
+ * them. */
 void st_set_drop(const st_set *s, const st_tensor *t);
+/* The same for TS[0..n) (NULL entries skipped) with one madvise per file: the span from the
+ * first to the last of them in that file (a model stage's tensors are neighbours in it). */
+void st_set_drop_many(const st_set *s, const st_tensor *const *ts, size_t n);
 
 /* ---- FP8 block-scaled weights (io/st_fp8.c) ----
  * DeepSeek-V3's release layout (quantization_config {"quant_method": "fp8", "fmt": "e4m3",
