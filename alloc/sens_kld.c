@@ -28,8 +28,11 @@
 enum { SK_BLOCK = 64 };
 
 /* *v = f(*v) = e^v − 1 − v for the lanes with |v| < 8 (others: garbage the caller masks).
- * Vectors through pointers, as core/vexp.h's. */
-static inline void expm1_minus(vexp_f8_t *v)
+ * Vectors through pointers, as core/vexp.h's. Always inlined: left to GCC's size heuristics it
+ * stayed an out-of-line baseline (SSE2) function called from sens_token_kl's AVX2 clone, each
+ * 8-lane vector split in two — 20 % of a sensitivity scan's time (perf, session 8). Inlined,
+ * it is built for the caller's target; with no FMA contraction (ISO C) the bits are the same. */
+static inline __attribute__((always_inline)) void expm1_minus(vexp_f8_t *v)
 {
     const vexp_f8_t d = *v;
     vexp_f8_t q = VEXP_SPLAT(1.0f / 479001600.0f);
