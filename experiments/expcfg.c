@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "expcfg_int.h"
 
+#include "../alloc/llmix.h"
 #include "../alloc/qfmt.h"
 #include "../alloc/sens.h"
 #include "../core/vfile.h"
@@ -48,7 +49,7 @@ enum { KS_SOURCE, KS_SEQS, KS_LEN, KS_SEED };
 enum { KQ_FORMATS, KQ_PERCDAMP, KQ_ACT_ORDER, KQ_STARVED, KQ_MIN_TOKENS };
 enum { KN_METHOD, KN_EPS, KN_GRAN, KN_SEED, KN_TOKENS, KN_DRAWS, KN_EMBED_HEAD, KN_ADD_DRAWS };
 enum { KA_SETS, KA_OBJECTIVE, KA_WEIGHTS, KA_SOLVER, KA_GRAN, KA_TARGET, KA_UNIFORM, KA_BUDGET,
-       KA_UNIFORM_OUTER, KA_ALLOC_SET, KA_STATS_SET };
+       KA_UNIFORM_OUTER, KA_ALLOC_SET, KA_STATS_SET, KA_LLAMA_MIX };
 enum { KR_TABLES, KR_PLOTS, KR_TERM };
 enum { KC_TEXT, KC_TESTS };
 
@@ -71,7 +72,7 @@ static const struct {
                                 "embed_head", "add_draws"}, 0},
     [SEC_ALLOC] = {"alloc", 1, {"sets", "objective", "weights", "solver", "granularity",
                                 "target_bpw", "uniform", "budget", "uniform_outer",
-                                "alloc_set", "stats_set"},
+                                "alloc_set", "stats_set", "llama_mix"},
                    1u << KA_TARGET}, /* sets or alloc_set: check_alloc */
     [SEC_REPORT] = {"report", 0, {"tables", "plots", "term"}, 0},
     [SEC_CLAIM] = {"claim", 1, {"text", "tests"}, 1u << KC_TEXT | 1u << KC_TESTS},
@@ -295,6 +296,25 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
         a->line = c->line;
         return exp_parse_names(v, &a->sets, why);
     case KA_STATS_SET: return exp_parse_names(v, &a->stats_sets, why);
+    case KA_LLAMA_MIX: { /* llama.cpp ftype names, case-sensitive, distinct */
+        exp_slist l = {0, NULL};
+        rc = exp_split_list(v, &l, why);
+        for (int i = 0; !rc && i < l.n; i++) {
+            if (!llmix_known(l.v[i]))
+                rc = exp_whyf(why, VL_ECONFIG, "\"%s\" is no supported llama.cpp ftype (known: "
+                              "%s)", l.v[i], llmix_known_list());
+            for (int j = 0; !rc && j < i; j++)
+                if (!strcmp(l.v[i], l.v[j]))
+                    rc = exp_whyf(why, VL_ECONFIG, "\"%s\" is listed twice", l.v[i]);
+        }
+        if (rc)
+            exp_slist_free(&l);
+        else {
+            exp_slist_free(&a->llama_mix);
+            a->llama_mix = l;
+        }
+        return rc;
+    }
     case KA_OBJECTIVE:
         rc = exp_parse_enum(v, exp_objective_names, EXP_OBJ_COUNT, &e, why);
         a->objective = (exp_objective)e;
@@ -563,6 +583,10 @@ static int check_alloc(const char *path, const exp_config *g, const exp_alloc *a
     if (a->weights.n && a->weights.n != a->sets.n)
         return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] weights: %d weights for %d sets",
                        path, r->line[KA_WEIGHTS], a->name, a->weights.n, a->sets.n);
+    if (a->llama_mix.n && a->granularity != EXP_GRAN_GGUF)
+        return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] llama_mix: needs granularity = gguf "
+                       "(llama.cpp's mixes are per GGUF tensor; this allocation is %s)", path,
+                       r->line[KA_LLAMA_MIX], a->name, exp_gran_names[a->granularity]);
     int outer = g->sens_embed_head || g->sens_granularity == EXP_GRAN_GGUF;
     if (!outer && (a->granularity == EXP_GRAN_GGUF || a->uniform_outer))
         return vl_errf(err, VL_ECONFIG, "%s:%d: [alloc.%s] %s: needs the token embedding and "
@@ -728,6 +752,7 @@ void exp_config_free(exp_config *cfg)
         vl_free(a->target_bpw.v);
         exp_slist_free(&a->uniform);
         exp_slist_free(&a->stats_sets);
+        exp_slist_free(&a->llama_mix);
         vl_free(a->uniform_outer);
     }
     for (int i = 0; i < cfg->n_claim; i++)

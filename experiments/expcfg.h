@@ -43,8 +43,11 @@
  *                  alloc/salloc.h), uniform_outer (a format for the uniform rows' token
  *                  embedding and LM head; default: kept), stats_set (calibration sets whose
  *                  quantizer statistics, importance and XᵀX, quantize the allocation's rows;
- *                  default: `sets`). The 2×2 design of "allocation from set A, statistics
- *                  from set B" is alloc_set = A, stats_set = B.
+ *                  default: `sets`), llama_mix (llama.cpp ftypes among IQ2_XXS, IQ2_XS,
+ *                  IQ2_S, IQ2_M, case-sensitive: each is a baseline row "llama-FTYPE" with
+ *                  llama-quantize's per-tensor types, alloc/llmix.h, evaluated like a uniform
+ *                  row; only with granularity gguf). The 2×2 design of "allocation from set A,
+ *                  statistics from set B" is alloc_set = A, stats_set = B.
  *                  Granularity gguf (group items plus token_embd/output) needs [sens]
  *                  granularity gguf or embed_head = true, as does uniform_outer.
  *   [report]       tables (all), plots (all), term (png)
@@ -90,9 +93,10 @@
  * not matter):
  *   stats        experiment.model, experiment.seed, every [calib.*] (effective seeds)
  *   sens         stats key + [quant] + [sens]
- *   alloc.NAME   sens key + [alloc.NAME] without `uniform` (stats_set does not change the
+ *   alloc.NAME   sens key + [alloc.NAME] without `uniform`, `llama_mix` (stats_set does not change the
  *                solution, but the stored allocation records it as its `calib`)
- *   eval         every alloc key + every alloc's `uniform` list + every [eval.*]
+ *   eval         every alloc key + every alloc's `uniform` list (and `llama_mix` when given)
+ *                + every [eval.*]
  *                (+ "score = second_half" when experiment.score_second_half is true; absent
  *                otherwise, so the keys of configs without it did not change)
  *   report       eval key + [report] + every [claim.*]
@@ -199,13 +203,15 @@ typedef struct {
                               name); NULL: they stay at full precision */
     exp_slist stats_sets;  /* stats_set: the sets whose quantizer statistics (importance, XᵀX)
                               quantize the rows (n = 0: `sets`, the allocation's own) */
+    exp_slist llama_mix;   /* llama.cpp ftype mixes evaluated as rows "llama-FTYPE" (IQ2_XXS,
+                              IQ2_XS, IQ2_S, IQ2_M; alloc/llmix.h); n = 0: none */
     int line;              /* line of the `sets` (or `alloc_set`) key */
 } exp_alloc;
 
 /* One test of a claim: "A > B @ D" (mean KLD of row A exceeds row B's on domain D), "A < B @
  * D", or "A ~M B @ D" (|A − B| ≤ M × B's mean KLD on D). Rows are allocation results
- * ("NAME-BPW") or uniform baseline formats of the config ("FORMAT+OUTER" when the allocation
- * has a uniform_outer, as the eval stage names the row). */
+ * ("NAME-BPW"), uniform baseline formats of the config ("FORMAT+OUTER" when the allocation
+ * has a uniform_outer, as the eval stage names the row) or llama.cpp mixes ("llama-IQ2_XS"). */
 typedef enum { EXP_CMP_GREATER, EXP_CMP_LESS, EXP_CMP_WITHIN } exp_cmp;
 typedef struct {
     char *a, *b, *domain;

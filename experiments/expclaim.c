@@ -93,8 +93,9 @@ int exp_claim_key(exp_claim *cl, int is_tests, const char *v, int line, char *wh
     return 0;
 }
 
-/* Is NAME a row the eval stage makes (an allocation result NAME-BPW, or a uniform format, named
- * FORMAT+OUTER when its allocation has a uniform_outer, as experiments/stage_eval.c names it)? */
+/* Is NAME a row the eval stage makes (an allocation result NAME-BPW, a uniform format, named
+ * FORMAT+OUTER when its allocation has a uniform_outer, or a llama.cpp mix llama-FTYPE, as
+ * experiments/stage_eval.c names them)? */
 static int row_exists(const exp_config *cfg, const char *name)
 {
     char buf[256];
@@ -113,6 +114,11 @@ static int row_exists(const exp_config *cfg, const char *name)
             if (!strcmp(buf, name))
                 return 1;
         }
+        for (int u = 0; u < al->llama_mix.n; u++) {
+            snprintf(buf, sizeof buf, "llama-%s", al->llama_mix.v[u]);
+            if (!strcmp(buf, name))
+                return 1;
+        }
     }
     return 0;
 }
@@ -125,7 +131,8 @@ int exp_check_claim(const char *path, const exp_config *cfg, const exp_claim *cl
         if (bad)
             return vl_errf(err, VL_ECONFIG, "%s:%d: [claim.%s] tests: \"%s\" is no row of the "
                            "config (NAME-BPW of an [alloc.NAME] target, or a uniform format, "
-                           "FORMAT+OUTER with uniform_outer)",
+                           "FORMAT+OUTER with uniform_outer, or llama-FTYPE of a "
+                           "llama_mix)",
                            path, cl->line, cl->name, bad);
         if (exp_find_eval(cfg, t->domain) < 0)
             return vl_errf(err, VL_ECONFIG, "%s:%d: [claim.%s] tests: \"%s\" names no "

@@ -243,6 +243,8 @@ static void put_alloc(sink *s, const exp_alloc *a, int with_uniform)
     put_dlist(s, "target_bpw", &a->target_bpw);
     if (with_uniform && a->uniform.n)
         put_slist(s, "uniform", &a->uniform);
+    if (with_uniform && a->llama_mix.n)
+        put_slist(s, "llama_mix", &a->llama_mix);
     if (a->stats_sets.n) /* the solver ignores it, but the stored allocation records it */
         put_slist(s, "stats_set", &a->stats_sets);
 }
@@ -358,6 +360,8 @@ uint64_t exp_stage_key(const exp_config *cfg, exp_stage stage, int alloc_idx)
             put_slist(&s, "uniform", &cfg->alloc[i].uniform);
             if (cfg->alloc[i].uniform.n && cfg->alloc[i].uniform_outer)
                 put_kv(&s, "uniform_outer", cfg->alloc[i].uniform_outer);
+            if (cfg->alloc[i].llama_mix.n) /* absent otherwise: older keys unchanged */
+                put_slist(&s, "llama_mix", &cfg->alloc[i].llama_mix);
         }
         put_sets(&s, cfg, 1);
         if (cfg->score_second_half)

@@ -8,7 +8,9 @@
  * uniform baselines of each allocation's `uniform` list (row name =
  * the format, "FORMAT+OUTER" when the allocation's uniform_outer quantizes the token embedding
  * and LM head too; a row listed by two allocations is evaluated once, with the first's
- * calibration). The quantizers of a row use the statistics of its allocation's sets (merged
+ * calibration), then each allocation's `llama_mix` rows "llama-FTYPE": llama-quantize's
+ * per-tensor types for that ftype (alloc/llmix.h), evaluated like a uniform row (kind
+ * "uniform", source "llama.cpp", format "llama-FTYPE"; deduplicated the same way). The quantizers of a row use the statistics of its allocation's sets (merged
  * exactly when several): importance for every format, XᵀX for GPTQ. Evaluation sets are
  * built by analysis/calib.h like calibration sets, so every source kind (noise, self, entropy
  * buckets) can be an evaluation domain. A domain that shares a token window with a
@@ -20,6 +22,7 @@
 #include "stage.h"
 
 #include "../alloc/fq.h"
+#include "../alloc/llmix.h"
 #include "../alloc/qeval.h"
 #include "../alloc/salloc.h"
 #include "../analysis/sfile.h"
@@ -36,6 +39,7 @@ typedef struct {
     const char *format;     /* uniform rows: the format; NULL for vbr rows */
     const char *kind;       /* "vbr", "uniform", or a baseline's "baseline-METHOD" */
     const char *outer;      /* uniform rows: the embedding / LM head format, NULL: kept */
+    const char *mix;        /* llama.cpp mix rows: the ftype ("IQ2_XS"); NULL otherwise */
 } ev_row;
 
 static const char *baseline_kind(int method)
@@ -45,12 +49,22 @@ static const char *baseline_kind(int method)
                                    : "baseline-random";
 }
 
+/* 1 when one of the first k rows is named nm (a baseline listed by two allocations). */
+static int has_row(const ev_row *r, int k, const char *nm)
+{
+    for (int q = 0; q < k; q++)
+        if (!strcmp(r[q].name, nm))
+            return 1;
+    return 0;
+}
+
 /* The rows of the config (see the opening comment). *rows owned by the caller. */
 static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
 {
     int cap = 0;
     for (int a = 0; a < cfg->n_alloc; a++)
-        cap += cfg->alloc[a].target_bpw.n * (1 + SALLOC_MAX_BASELINES) + cfg->alloc[a].uniform.n;
+        cap += cfg->alloc[a].target_bpw.n * (1 + SALLOC_MAX_BASELINES) + cfg->alloc[a].uniform.n +
+               cfg->alloc[a].llama_mix.n;
     ev_row *r = vl_calloc((size_t)cap + 1, sizeof *r);
     if (!r)
         return vl_errf(err, VL_ENOMEM, "out of memory");
@@ -82,15 +96,24 @@ static int list_rows(const exp_config *cfg, ev_row **rows, int *n, vl_err *err)
                 snprintf(nm, sizeof nm, "%s+%s", f, o);
             else
                 snprintf(nm, sizeof nm, "%s", f);
-            int dup = 0;
-            for (int q = 0; q < k; q++)
-                dup |= !strcmp(r[q].name, nm);
-            if (dup)
+            if (has_row(r, k, nm))
                 continue;
             snprintf(r[k].name, sizeof r[k].name, "%s", nm);
             r[k].alloc = a;
             r[k].format = f;
             r[k].outer = o;
+            r[k].kind = "uniform";
+            k++;
+        }
+    for (int a = 0; a < cfg->n_alloc; a++)
+        for (int u = 0; u < cfg->alloc[a].llama_mix.n; u++) {
+            char nm[EV_NAME_MAX];
+            snprintf(nm, sizeof nm, "llama-%s", cfg->alloc[a].llama_mix.v[u]);
+            if (has_row(r, k, nm))
+                continue;
+            snprintf(r[k].name, sizeof r[k].name, "%s", nm);
+            r[k].alloc = a;
+            r[k].mix = cfg->alloc[a].llama_mix.v[u];
             r[k].kind = "uniform";
             k++;
         }
@@ -107,8 +130,10 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     const exp_config *cfg = c->cfg;
     qb_alloc al;
     qb_alloc_init(&al);
-    int rc = 0;
-    if (row->format) {
+    int rc = 0, base = row->format || row->mix; /* a baseline row: no stored allocation */
+    if (row->mix) {
+        rc = llmix_alloc(&al, c->m, row->mix, err);
+    } else if (row->format) {
         rc = qb_alloc_uniform(&al, c->m, row->format, err);
         if (!rc && row->outer)
             rc = qb_alloc_outer(&al, c->m, row->outer, err);
@@ -124,11 +149,11 @@ static int eval_row(run_ctx *c, qe_eval *q, const ev_row *row, int r, const stat
     qr.qp.fq.gptq.percdamp = cfg->percdamp;
     qr.qp.fq.gptq.act_order = cfg->act_order;
     qr.attrs.kind = row->kind;
-    qr.attrs.source = row->format ? "uniform" : cfg->out;
-    qr.attrs.format = row->format ? row->format : "mixed";
-    qr.attrs.alloc = row->format ? "" : row->name; /* the stored /alloc/<row> */
+    qr.attrs.source = row->mix ? "llama.cpp" : row->format ? "uniform" : cfg->out;
+    qr.attrs.format = row->mix ? row->name : row->format ? row->format : "mixed";
+    qr.attrs.alloc = base ? "" : row->name; /* the stored /alloc/<row> */
     qr.attrs.target_bpw = row->target;
-    qr.attrs.solver = row->format ? "" : exp_solver_names[cfg->alloc[row->alloc].solver];
+    qr.attrs.solver = base ? "" : exp_solver_names[cfg->alloc[row->alloc].solver];
     qr.attrs.calib = calib;
     qr.attrs.stats_file = cfg->out;
     if (!rc)
@@ -165,6 +190,15 @@ int stage_eval(run_ctx *c, vl_err *err)
     ev_row *rows = NULL;
     int n_rows = 0;
     int rc = list_rows(cfg, &rows, &n_rows, err);
+    for (int r = 0; !rc && r < n_rows; r++) /* a mix the model cannot take fails up front */
+        if (rows[r].mix) {
+            qb_alloc al;
+            qb_alloc_init(&al);
+            if ((rc = llmix_alloc(&al, c->m, rows[r].mix, err)))
+                vl_errctx(err, rc, "%s: [alloc.%s] llama_mix", cfg->path,
+                          cfg->alloc[rows[r].alloc].name);
+            qb_alloc_deinit(&al);
+        }
     if (!rc)
         rc = run_build_sets(c, 1, &book, err);
     if (!rc && !cfg->allow_overlap)

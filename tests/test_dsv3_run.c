@@ -130,6 +130,21 @@ static void test_run_gguf(chk *c, const char *dir)
     double nw = attr_num(s, row, "n_weights"), bits = attr_num(s, row, "bpw") * nw;
     CHECK(c, nw == 2039808.0 + 2 * 262144 && isfinite(bits), "uniform row quantizes body + embedding + head "
           "(%g weights)", nw);
+    /* llama.cpp's IQ2_XS mix (alloc/llmix.h): the same matrices, every one in a ggml type, so
+     * the row has a file size (3.508442613 bpw, as tests/test_llmix.c counts the same
+     * assignment); kind uniform, source llama.cpp */
+    row = "/eval/llama-IQ2_XS";
+    nw = attr_num(s, row, "n_weights");
+    double bf = attr_num(s, row, "bpw_file");
+    char *src = NULL, *kind = NULL;
+    h5s_attr_get(s, row, "source", &src, &e);
+    h5s_attr_get(s, row, "kind", &kind, &e);
+    CHECK(c, nw == 2039808.0 + 2 * 262144 && fabs(bf - 3.508442613) < 1e-8 && src &&
+                 !strcmp(src, "llama.cpp") && kind && !strcmp(kind, "uniform"),
+          "llama-IQ2_XS row: %g weights, file %g bpw, source %s, kind %s", nw, bf,
+          src ? src : "?", kind ? kind : "?");
+    free(src);
+    free(kind);
     h5s_close(s);
     unlink(store);
     unlink(ini);

@@ -74,6 +74,10 @@ static void test_shipped(chk *c)
                  !strcmp(a->uniform_outer, "ggml-q5_K") && a->target_bpw.n == 3 &&
                  a->target_bpw.v[1] == 2.85,
               "gguf-2bit.ini: granularity gguf, model budgets, uniform_outer q5_K");
+        CHECK(c, a->llama_mix.n == 3 && !strcmp(a->llama_mix.v[0], "IQ2_XXS") &&
+                 !strcmp(a->llama_mix.v[1], "IQ2_XS") && !strcmp(a->llama_mix.v[2], "IQ2_S") &&
+                 d.alloc[1].llama_mix.n == 0,
+              "gguf-2bit.ini: [alloc.en] llama_mix = IQ2_XXS, IQ2_XS, IQ2_S");
         exp_config_free(&d);
     }
     if (exp_config_parse("experiments/demo.ini", &d, &err)) {
@@ -338,6 +342,15 @@ static const bad_case bad_cases[] = {
      "[alloc.a] uniform_outer: needs the token embedding"},
     {"bad outer", 1, "[sens]\nembed_head = yes\n[alloc.a]\nsets = en\ntarget_bpw = 2\n"
                      "uniform_outer = q5\n", 6, "[alloc.a] uniform_outer: "},
+    {"bad llama_mix", 1, "[sens]\ngranularity = gguf\n[alloc.a]\nsets = en\ntarget_bpw = 2\n"
+                         "granularity = gguf\nllama_mix = IQ2_XS, IQ2_xs\n", 7,
+     "[alloc.a] llama_mix: \"IQ2_xs\" is no supported llama.cpp ftype (known: IQ2_XXS"},
+    {"llama_mix twice", 1, "[sens]\ngranularity = gguf\n[alloc.a]\nsets = en\ntarget_bpw = 2\n"
+                           "granularity = gguf\nllama_mix = IQ2_S,IQ2_S\n", 7,
+     "[alloc.a] llama_mix: \"IQ2_S\" is listed twice"},
+    {"llama_mix granularity", 1, "[sens]\nembed_head = yes\n[alloc.a]\nsets = en\n"
+                                 "target_bpw = 2\nllama_mix = IQ2_XS\n", 6,
+     "[alloc.a] llama_mix: needs granularity = gguf"},
     {"bad uniform", 1, "[alloc.a]\nsets = en\ntarget_bpw = 2\nuniform = gptq-b2-g64-asym, q4_k\n", 4,
      "[alloc.a] uniform: "},
     {"syntax", 1, "[sens\neps = 0.1\n", 1, "syntax error"},

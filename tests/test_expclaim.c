@@ -202,6 +202,23 @@ static void test_claims(chk *c)
     rc = parse("couter.ini", text, &g, &err);
     CHECK(c, rc == VL_ECONFIG && strstr(err.msg, "\"rtn-b2-g64-asym\" is no row"),
           "uniform_outer: the bare format is no row: %s", err.msg);
+    /* a llama_mix row is llama-FTYPE (stage_eval's name); an ftype not listed is no row */
+    static const char mix[] =
+        HEAD "[calib.en]\nsource = data/corpus/en.calib.txt\nseqs = 4\nlen = 16\n"
+             "[eval.en]\nsource = data/corpus/en.eval.txt\n[quant]\nformats = ggml:iq2_xs\n"
+             "[sens]\ngranularity = gguf\n[alloc.a]\nsets = en\ntarget_bpw = 2.5\n"
+             "granularity = gguf\nllama_mix = IQ2_S, IQ2_XS\n"
+             "[claim.x]\ntext = t\ntests = %s > a-2.5 @ en\n";
+    snprintf(text, sizeof text, mix, "llama-IQ2_S");
+    rc = parse("cmix.ini", text, &g, &err);
+    CHECK(c, rc == 0, "llama_mix: the row llama-IQ2_S is a row (%s)", err.msg);
+    if (!rc)
+        exp_config_free(&g);
+    snprintf(text, sizeof text, mix, "llama-IQ2_M");
+    rc = parse("cmix.ini", text, &g, &err);
+    CHECK(c, rc == VL_ECONFIG && strstr(err.msg, "\"llama-IQ2_M\" is no row") &&
+                 strstr(err.msg, "llama-FTYPE"),
+          "llama_mix: an ftype not listed is no row: %s", err.msg);
     rc = parse("cmiss.ini", HEAD SETS "[claim.x]\ntext = t\n", &g, &err);
     CHECK(c, rc == VL_ECONFIG && strstr(err.msg, "[claim.x]: missing key \"tests\""),
           "claim without tests: %s", err.msg);
