@@ -90,7 +90,8 @@ static int mix_item(const model_tensor *t)
            t->cls == MODEL_C_MLP || t->cls == MODEL_C_EMBED || t->cls == MODEL_C_LM_HEAD;
 }
 
-/* Slot of an ffn_down GGUF tensor in a layer (file order: exps / dense before shexp). */
+/* Slot of an ffn_down GGUF tensor in a layer (llama-quantize's order: by name within a layer,
+ * so dense / exps before shexp). */
 static int down_slot(const char *gguf) { return contains(gguf, "ffn_down_shexp") ? 1 : 0; }
 
 int llmix_alloc(qb_alloc *a, const model *m, const char *ftype, vl_err *err)

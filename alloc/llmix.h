@@ -12,7 +12,7 @@
  *                       (IQ2_XXS, IQ2_XS / IQ2_S, IQ2_M);
  *   attn_k              q4_K when n_expert == 8, else the default;
  *   ffn_down*           (every tensor whose name holds "ffn_down": ffn_down, ffn_down_exps,
- *                       ffn_down_shexp) the i-th of them in GGUF file order gets q2_K / iq3_s
+ *                       ffn_down_shexp) the i-th of them in llama-quantize's order gets q2_K / iq3_s
  *                       when i < n_ffn_down / 8 (integer division), else the default. NOTE:
  *                       llama.cpp sets n_ffn_down to the model's LAYER count (n_layer), not to
  *                       the number of ffn_down tensors, while i counts tensors — so with a
@@ -32,9 +32,9 @@
  * q2_K/q3_K → q4_0, q4_K → q5_0, q5_K → q5_1, q6_K → q8_0; not a multiple of 32 either: an
  * error (llama.cpp writes F16 there; not modelled).
  *
- * GGUF file order (the ffn_down counter) is ASSUMED to be convert_hf_to_gguf.py's: layer by
- * layer, and within a layer the merged routed experts (ffn_*_exps) before the shared expert
- * (ffn_*_shexp), as the Hugging Face names sort ("mlp.experts.*" < "mlp.shared_expert.*").
+ * Tensor order (the ffn_down counter): llama-quantize walks the model loader's weights map,
+ * sorted by layer number and then by name (llama_model_loader's weight_name_comparer), so
+ * within a layer ffn_down < ffn_down_exps < ffn_down_shexp, whatever order the GGUF file has.
  *
  * Pure, thread-safe.
  */
