@@ -60,8 +60,8 @@ int llmix_known(const char *ftype);
 const char *llmix_known_list(void);
 
 /* The ggf_type (io/ggml_type.h) of GGUF tensor GGUF (e.g. "blk.3.attn_v.weight") with row
- * length COLS under FTYPE; I_FFN_DOWN is its index among the ffn_down tensors in llama-quantize's order
- * (ignored for the others). VL_ECONFIG for an unknown ftype, VL_ESHAPE when no type of the
+ * length COLS under FTYPE; I_FFN_DOWN is its index among the ffn_down tensors in
+ * llama-quantize's order (ignored for the others). VL_ECONFIG for an unknown ftype, VL_ESHAPE when no type of the
  * fallback chain fits COLS. */
 int llmix_type(const char *ftype, const char *gguf, int cols, int i_ffn_down,
                const llmix_model *mm, int *type, vl_err *err);
