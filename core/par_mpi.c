@@ -3,11 +3,15 @@
  * a failed collective becomes a vl_err instead of killing the process without a word. A rank
  * that dies is noticed by the launcher (mpirun/srun), which ends the job.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
+
 #include "par.h"
 
 #include <limits.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* elements per reduction call: bounds the 256-bit scratch (2 MiB) and keeps counts in int */
 #define PAR_CHUNK (1 << 16)
@@ -43,8 +47,16 @@ void par_finalize(int status)
 {
     if (!running())
         return;
-    if (status && par_size() > 1)
+    if (status && par_size() > 1) {
+        /* The job's one error line was just written (by rank 0); mpirun forwards the ranks'
+         * output asynchronously and MPI_Abort from any rank can end the job before it does —
+         * on a loaded machine the line was lost (test_mpi's item-fault check). Flush and give
+         * the forwarding a moment: this path runs only when the job is failing anyway. */
+        fflush(NULL);
+        struct timespec pause = {0, 300000000}; /* 0.3 s */
+        nanosleep(&pause, NULL);
         MPI_Abort(MPI_COMM_WORLD, status); /* ends every rank; does not return */
+    }
     MPI_Finalize();
 }
 
