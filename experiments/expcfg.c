@@ -9,7 +9,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "expcfg_int.h"
 
-#include "../alloc/llmix.h"
 #include "../alloc/qfmt.h"
 #include "../alloc/sens.h"
 #include "../core/vfile.h"
@@ -296,25 +295,7 @@ static int key_alloc(ctx *c, exp_alloc *a, int k, const char *v, char *why)
         a->line = c->line;
         return exp_parse_names(v, &a->sets, why);
     case KA_STATS_SET: return exp_parse_names(v, &a->stats_sets, why);
-    case KA_LLAMA_MIX: { /* llama.cpp ftype names, case-sensitive, distinct */
-        exp_slist l = {0, NULL};
-        rc = exp_split_list(v, &l, why);
-        for (int i = 0; !rc && i < l.n; i++) {
-            if (!llmix_known(l.v[i]))
-                rc = exp_whyf(why, VL_ECONFIG, "\"%s\" is no supported llama.cpp ftype (known: "
-                              "%s)", l.v[i], llmix_known_list());
-            for (int j = 0; !rc && j < i; j++)
-                if (!strcmp(l.v[i], l.v[j]))
-                    rc = exp_whyf(why, VL_ECONFIG, "\"%s\" is listed twice", l.v[i]);
-        }
-        if (rc)
-            exp_slist_free(&l);
-        else {
-            exp_slist_free(&a->llama_mix);
-            a->llama_mix = l;
-        }
-        return rc;
-    }
+    case KA_LLAMA_MIX: return exp_parse_ftypes(v, &a->llama_mix, why);
     case KA_OBJECTIVE:
         rc = exp_parse_enum(v, exp_objective_names, EXP_OBJ_COUNT, &e, why);
         a->objective = (exp_objective)e;

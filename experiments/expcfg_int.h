@@ -37,6 +37,8 @@ int exp_parse_enum(const char *s, const char *const *names, int n, int *out, cha
 int exp_parse_bool(const char *s, int *out, char *why);
 int exp_parse_bits(const char *s, const char *const *names, int n, unsigned *out, char *why);
 int exp_parse_names(const char *s, exp_slist *out, char *why);
+/* llama.cpp ftype names (alloc/llmix.h), case-sensitive and distinct, into *out. */
+int exp_parse_ftypes(const char *s, exp_slist *out, char *why);
 int exp_set_str(char **dst, const char *v, char *why);
 
 /* Split a comma-separated value into trimmed, non-empty items (1 ≤ n ≤ EXP_LIST_MAX). On

@@ -1,9 +1,10 @@
 /* experiments/expval.c — the value parsers of the INI keys (expcfg.c's key table calls them):
- * numbers with ranges, lists, enums, booleans, bit sets, set names. Each writes its problem into
- * a `why` buffer (expcfg_int.h) and returns VL_ECONFIG, or VL_ENOMEM.
+ * numbers with ranges, lists, enums, booleans, bit sets, set names, llama.cpp ftypes. Each
+ * writes its problem into a `why` buffer (expcfg_int.h) and returns VL_ECONFIG, or VL_ENOMEM.
  */
 #include "expcfg_int.h"
 
+#include "../alloc/llmix.h"
 #include "../core/num.h"
 
 #include <stdio.h>
@@ -109,23 +110,41 @@ int exp_parse_bits(const char *s, const char *const *names, int n, unsigned *out
     return rc;
 }
 
-int exp_parse_names(const char *s, exp_slist *out, char *why)
+/* A list of distinct names, each accepted by OK; BAD formats the message for a rejected one
+ * (its %s: the name). */
+static int distinct_names(const char *s, exp_slist *out, char *why, int (*ok)(const char *),
+                          const char *bad, const char *twice)
 {
     exp_slist l = {0, NULL};
     int rc = exp_split_list(s, &l, why);
     for (int i = 0; !rc && i < l.n; i++) {
-        if (!calib_name_ok(l.v[i]))
-            rc = exp_whyf(why, VL_ECONFIG, "bad set name \"%s\" (want [A-Za-z0-9_.+-]+)",
-                          l.v[i]);
+        if (!ok(l.v[i]))
+            rc = exp_whyf(why, VL_ECONFIG, bad, l.v[i]);
         for (int j = 0; !rc && j < i; j++)
             if (!strcmp(l.v[i], l.v[j]))
-                rc = exp_whyf(why, VL_ECONFIG, "set \"%s\" listed twice", l.v[i]);
+                rc = exp_whyf(why, VL_ECONFIG, twice, l.v[i]);
     }
     if (rc)
         exp_slist_free(&l);
-    else
+    else {
+        exp_slist_free(out);
         *out = l;
+    }
     return rc;
+}
+
+int exp_parse_names(const char *s, exp_slist *out, char *why)
+{
+    return distinct_names(s, out, why, calib_name_ok, "bad set name \"%s\" (want "
+                          "[A-Za-z0-9_.+-]+)", "set \"%s\" listed twice");
+}
+
+int exp_parse_ftypes(const char *s, exp_slist *out, char *why)
+{
+    char bad[256];
+    snprintf(bad, sizeof bad, "\"%%s\" is no supported llama.cpp ftype (known: %s)",
+             llmix_known_list());
+    return distinct_names(s, out, why, llmix_known, bad, "\"%s\" is listed twice");
 }
 
 int exp_set_str(char **dst, const char *v, char *why)
