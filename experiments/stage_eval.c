@@ -191,7 +191,7 @@ int stage_eval(run_ctx *c, vl_err *err)
     int n_rows = 0;
     int rc = list_rows(cfg, &rows, &n_rows, err);
     for (int r = 0; !rc && r < n_rows; r++) /* a mix the model cannot take fails up front */
-        if (rows[r].mix) {
+        if (rows[r].mix && !(rc = run_need_model(c, err))) { /* cached stages: not loaded yet */
             qb_alloc al;
             qb_alloc_init(&al);
             if ((rc = llmix_alloc(&al, c->m, rows[r].mix, err)))

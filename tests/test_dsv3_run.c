@@ -146,6 +146,13 @@ static void test_run_gguf(chk *c, const char *dir)
     free(src);
     free(kind);
     h5s_close(s);
+    /* the eval stage alone, every stage before it cached: a new process that has not loaded
+     * the model when the llama_mix rows are checked (it crashed on a NULL model once) */
+    snprintf(cmd, sizeof cmd, "%s run %s --only eval 2>&1", tio_bin(), ini);
+    rc = tio_run(cmd, out, sizeof out);
+    CHECK(c, rc == 0 && strstr(out, "eval: done"),
+          "--only eval with the earlier stages cached evaluates the llama_mix row (exit %d: "
+          "%.300s)", rc, out);
     unlink(store);
     unlink(ini);
     snprintf(cmd, sizeof cmd, "%s/dsv3g.md", dir);
