@@ -80,16 +80,6 @@ int llmix_type(const char *ftype, const char *gguf, int cols, int i_ffn_down,
     return 0;
 }
 
-/* The matrices llama-quantize quantizes: decoder matrices (qb_alloc_uniform's) and the token
- * embedding / LM head. */
-static int mix_item(const model_tensor *t)
-{
-    if (t->rows < 2 || t->cols < 2)
-        return 0;
-    return t->cls == MODEL_C_ATTN || t->cls == MODEL_C_EXPERT || t->cls == MODEL_C_SHARED ||
-           t->cls == MODEL_C_MLP || t->cls == MODEL_C_EMBED || t->cls == MODEL_C_LM_HEAD;
-}
-
 /* Slot of an ffn_down GGUF tensor in a layer (llama-quantize's order: by name within a layer,
  * so dense / exps before shexp). */
 static int down_slot(const char *gguf) { return contains(gguf, "ffn_down_shexp") ? 1 : 0; }
@@ -112,7 +102,7 @@ int llmix_alloc(qb_alloc *a, const model *m, const char *ftype, vl_err *err)
         const model_tensor *t = model_tensor_at(m, i);
         mm.tied &= t->cls != MODEL_C_LM_HEAD;
         ggn_target g;
-        if (!mix_item(t))
+        if (!qb_is_body(t) && !qb_is_outer(t)) /* what llama-quantize quantizes */
             continue;
         if ((rc = ggn_map(cfg->model_type, t->name, &g, err)))
             vl_errctx(err, rc, "llama_mix %s", ftype);
@@ -123,7 +113,7 @@ int llmix_alloc(qb_alloc *a, const model *m, const char *ftype, vl_err *err)
     for (size_t i = 0; !rc && i < nt; i++) {
         const model_tensor *t = model_tensor_at(m, i);
         ggn_target g;
-        if (!mix_item(t))
+        if (!qb_is_body(t) && !qb_is_outer(t)) /* what llama-quantize quantizes */
             continue;
         if ((rc = ggn_map(cfg->model_type, t->name, &g, err))) {
             vl_errctx(err, rc, "llama_mix %s", ftype);

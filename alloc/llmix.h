@@ -12,9 +12,9 @@
  *                       (IQ2_XXS, IQ2_XS / IQ2_S, IQ2_M);
  *   attn_k              q4_K when n_expert == 8, else the default;
  *   ffn_down*           (every tensor whose name holds "ffn_down": ffn_down, ffn_down_exps,
- *                       ffn_down_shexp) the i-th of them in llama-quantize's order gets q2_K / iq3_s
- *                       when i < n_ffn_down / 8 (integer division), else the default. NOTE:
- *                       llama.cpp sets n_ffn_down to the model's LAYER count (n_layer), not to
+ *                       ffn_down_shexp) the i-th of them in llama-quantize's order gets
+ *                       q2_K / iq3_s when i < n_ffn_down / 8 (integer division), else the
+ *                       default. NOTE: llama.cpp sets n_ffn_down to the model's LAYER count (n_layer), not to
  *                       the number of ffn_down tensors, while i counts tensors — so with a
  *                       shared expert (2 ffn_down tensors a layer) the first n_layer/8 tensors
  *                       are the exps and shexp of the first n_layer/16 layers; a model of fewer
@@ -61,8 +61,8 @@ const char *llmix_known_list(void);
 
 /* The ggf_type (io/ggml_type.h) of GGUF tensor GGUF (e.g. "blk.3.attn_v.weight") with row
  * length COLS under FTYPE; I_FFN_DOWN is its index among the ffn_down tensors in
- * llama-quantize's order (ignored for the others). VL_ECONFIG for an unknown ftype, VL_ESHAPE when no type of the
- * fallback chain fits COLS. */
+ * llama-quantize's order (ignored for the others). VL_ECONFIG for an unknown ftype,
+ * VL_ESHAPE when no type of the fallback chain fits COLS. */
 int llmix_type(const char *ftype, const char *gguf, int cols, int i_ffn_down,
                const llmix_model *mm, int *type, vl_err *err);
 

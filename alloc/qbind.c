@@ -72,8 +72,7 @@ int qb_alloc_add(qb_alloc *a, const char *item, const char *format, vl_err *err)
     return 0;
 }
 
-/* Matrices of the classes a bit allocation spends bits on. */
-static int quantizable(const model_tensor *t)
+int qb_is_body(const model_tensor *t)
 {
     if (t->rows < 2 || t->cols < 2)
         return 0;
@@ -81,7 +80,7 @@ static int quantizable(const model_tensor *t)
            t->cls == MODEL_C_MLP;
 }
 
-static int outer(const model_tensor *t)
+int qb_is_outer(const model_tensor *t)
 {
     return (t->cls == MODEL_C_EMBED || t->cls == MODEL_C_LM_HEAD) && t->rows >= 2 &&
            t->cols >= 2;
@@ -108,12 +107,12 @@ static int add_all(qb_alloc *a, const model *m, const char *format,
 
 int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err)
 {
-    return add_all(a, m, format, quantizable, err);
+    return add_all(a, m, format, qb_is_body, err);
 }
 
 int qb_alloc_outer(qb_alloc *a, const model *m, const char *format, vl_err *err)
 {
-    return add_all(a, m, format, outer, err);
+    return add_all(a, m, format, qb_is_outer, err);
 }
 
 int qb_alloc_parse_text(qb_alloc *a, const char *text, const char *label, vl_err *err)

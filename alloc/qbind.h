@@ -56,6 +56,12 @@ void qb_alloc_deinit(qb_alloc *a); /* frees everything, leaves a empty; NULL ok 
  * for a bad format name ("item \"x\": ..."), VL_EARG for an empty item, VL_ENOMEM. */
 int qb_alloc_add(qb_alloc *a, const char *item, const char *format, vl_err *err);
 
+/* Whether T is a body matrix a bit allocation spends bits on (attention, routed experts,
+ * shared experts, dense MLP; rows, cols ≥ 2), and whether it is the token embedding or the LM
+ * head (rows, cols ≥ 2). */
+int qb_is_body(const model_tensor *t);
+int qb_is_outer(const model_tensor *t);
+
 /* Every quantizable matrix of the model (attention, routed experts, shared experts, dense MLP;
  * rows, cols ≥ 2 — not the router, norms, biases, embeddings) in format `format`. */
 int qb_alloc_uniform(qb_alloc *a, const model *m, const char *format, vl_err *err);

@@ -15,8 +15,8 @@ struct mw_cache {
     model_weights *view; /* NULL everywhere but the current stage's slots */
     size_t *held;        /* tensor indices whose view slot is set */
     float **own;         /* [n_held] a provider's arrays, freed with the stage (else NULL) */
-    unsigned char *conv; /* [n_held] 1: the slot is the cache's (a conversion or a provider's) */
-    unsigned char *read; /* [n_held] 1: converted into the arena from the mapping */
+    unsigned char *read; /* [n_held] 1: converted into the arena from the mapping (own[k] or
+                          * read[k]: the slot is the cache's, not the caller's) */
     size_t *dropix;      /* scratch for drop_read */
     size_t n_held;
     float *arena;        /* the stage's stored tensors converted, packed; kept across stages */
@@ -46,7 +46,7 @@ int mw_new(mw_cache **out, const model *m, vl_err *err)
                : vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
     if (!rc && (!(c->held = vl_malloc((nt + 1) * sizeof *c->held)) ||
                 !(c->own = vl_calloc(nt + 1, sizeof *c->own)) ||
-                !(c->conv = vl_calloc(nt + 1, 1)) || !(c->read = vl_calloc(nt + 1, 1)) ||
+                !(c->read = vl_calloc(nt + 1, 1)) ||
                 !(c->dropix = vl_malloc((nt + 1) * sizeof *c->dropix)) ||
                 !(c->layer_bytes = vl_calloc((size_t)L + 1, sizeof *c->layer_bytes))))
         rc = vl_errf(err, VL_ENOMEM, "%s: out of memory", model_dir(m));
@@ -175,7 +175,7 @@ static void drop_stage(mw_cache *c)
     for (size_t k = 0; k < c->n_held; k++) {
         vl_free(c->own[k]);
         c->own[k] = NULL;
-        c->conv[k] = 0;
+        c->read[k] = 0;
         *model_weights_slot(c->m, c->view, c->held[k]) = NULL;
     }
     c->n_held = 0;
@@ -201,7 +201,7 @@ static int still_valid(mw_cache *c, const model_weights *w, int stage, int part)
     for (size_t k = 0; k < c->n_held; k++) {
         const float *mine = *model_weights_slot(c->m, c->view, c->held[k]);
         const float *theirs = *model_weights_slot(c->m, (model_weights *)w, c->held[k]);
-        if (theirs != (c->conv[k] ? NULL : mine))
+        if (theirs != (c->own[k] || c->read[k] ? NULL : mine))
             return 0;
     }
     return 1;
@@ -256,7 +256,6 @@ static int convert(mw_cache *c, const model_weights *w, int stage, int part,
             break;
         at += used ? arena_span(model_tensor_at(m, i)->numel) : 0;
         c->read[c->n_held] = (unsigned char)used;
-        c->conv[c->n_held] = own || used;
         c->own[c->n_held++] = own;
         *model_weights_slot(m, c->view, i) = d;
     }
@@ -365,7 +364,6 @@ void mw_free(mw_cache *c)
     model_weights_free(c->view);
     vl_free(c->held);
     vl_free(c->own);
-    vl_free(c->conv);
     vl_free(c->read);
     vl_free(c->dropix);
     vl_free(c);

@@ -93,8 +93,8 @@
  * not matter):
  *   stats        experiment.model, experiment.seed, every [calib.*] (effective seeds)
  *   sens         stats key + [quant] + [sens]
- *   alloc.NAME   sens key + [alloc.NAME] without `uniform`, `llama_mix` (stats_set does not change the
- *                solution, but the stored allocation records it as its `calib`)
+ *   alloc.NAME   sens key + [alloc.NAME] without `uniform` and `llama_mix` (stats_set does
+ *                not change the solution, but the stored allocation records it as its `calib`)
  *   eval         every alloc key + every alloc's `uniform` list (and `llama_mix` when given)
  *                + every [eval.*]
  *                (+ "score = second_half" when experiment.score_second_half is true; absent

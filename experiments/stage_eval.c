@@ -10,7 +10,8 @@
  * and LM head too; a row listed by two allocations is evaluated once, with the first's
  * calibration), then each allocation's `llama_mix` rows "llama-FTYPE": llama-quantize's
  * per-tensor types for that ftype (alloc/llmix.h), evaluated like a uniform row (kind
- * "uniform", source "llama.cpp", format "llama-FTYPE"; deduplicated the same way). The quantizers of a row use the statistics of its allocation's sets (merged
+ * "uniform", source "llama.cpp", format "llama-FTYPE"; deduplicated the same way). The
+ * quantizers of a row use the statistics of its allocation's sets (merged
  * exactly when several): importance for every format, XᵀX for GPTQ. Evaluation sets are
  * built by analysis/calib.h like calibration sets, so every source kind (noise, self, entropy
  * buckets) can be an evaluation domain. A domain that shares a token window with a
