@@ -14,11 +14,12 @@
  *   ffn_down*           (every tensor whose name holds "ffn_down": ffn_down, ffn_down_exps,
  *                       ffn_down_shexp) the i-th of them in llama-quantize's order gets
  *                       q2_K / iq3_s when i < n_ffn_down / 8 (integer division), else the
- *                       default. NOTE: llama.cpp sets n_ffn_down to the model's LAYER count (n_layer), not to
- *                       the number of ffn_down tensors, while i counts tensors — so with a
- *                       shared expert (2 ffn_down tensors a layer) the first n_layer/8 tensors
- *                       are the exps and shexp of the first n_layer/16 layers; a model of fewer
- *                       than 8 layers (the embedded one: 6) gets no bump;
+ *                       default. NOTE: llama.cpp sets n_ffn_down to the model's LAYER
+ *                       count (n_layer), not to the number of ffn_down tensors, while i
+ *                       counts tensors — so with a shared expert (2 ffn_down tensors a layer)
+ *                       the first n_layer/8 tensors are the exps and shexp of the first
+ *                       n_layer/16 layers; a model of fewer than 8 layers (the embedded one:
+ *                       6) gets no bump;
  *   attn_output         q5_K when n_expert == 8, else iq3_s for IQ2_S / IQ2_M, the default for
  *                       IQ2_XXS / IQ2_XS;
  *   everything else quantized (attn_q, ffn_gate*, ffn_up*, MLA projections): the default.
