@@ -4,6 +4,7 @@
 #include "sens.h"
 
 #include "../analysis/fwd.h"
+#include "../analysis/mweights.h"
 #include "../core/kern.h"
 #include "../core/rng.h"
 
@@ -14,7 +15,8 @@
 sens_params sens_defaults(void)
 {
     sens_params p = {{0.01, 0.03}, 1, SENS_GROUP, 0, fq_defaults(), SENS_DEFAULT_ADD_DRAWS, 0,
-                     0, SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0, 0};
+                     0, SENS_DEFAULT_DRAWS, SENS_DEFAULT_BOOT, NULL, NULL, 0, 0,
+                     SENS_KEEP_F32_DEFAULT};
     p.fq.min_tokens = 16;
     p.fq.few = FQ_FEW_RTN;
     return p;
@@ -75,6 +77,8 @@ struct sens_set {
     int32_t *ids;     /* [N] the tokens (a perturbed embedding table is looked up again) */
     int n_workers;    /* 1 + the extra threads' (sens_set_workers) */
     sens_worker *wk;  /* [n_workers] */
+    model_weights *kept; /* the model in float32 (sens_set_keep_f32), else NULL */
+    float *kept_data;    /* its arena */
 };
 
 static int worker_new(sens_set *s, sens_worker *k, vl_err *err)
@@ -130,7 +134,7 @@ int sens_set_new(sens_set **out, const model *m, const int32_t *ids, int n_seq, 
     /* D is the residual row width: hc_mult·hidden for deepseek_v4's streams */
     *s = (sens_set){m,        NULL,  n_seq, seq_len, n_seq * seq_len, c->n_layers,
                     fwd_residual_width(m), c->vocab, chunk, 0, NULL, NULL, NULL, NULL,
-                    NULL, 0, NULL};
+                    NULL, 0, NULL, NULL, NULL};
     int rc = sens_set_workers(s, 1, err);
     if (rc) {
         sens_set_free(s);
@@ -281,6 +285,21 @@ int sens_set_kld(sens_set *s, const model_weights *w, int from, double *kld, vl_
 
 int sens_set_seqs(const sens_set *s) { return s->n_seq; }
 
+int sens_set_keep_f32(sens_set *s, int64_t max_bytes, vl_err *err)
+{
+    if (s->kept)
+        return 1;
+    if (max_bytes <= 0 || mw_model_bytes(s->m) > (uint64_t)max_bytes)
+        return 0;
+    int rc = mw_resident(s->m, &s->kept, &s->kept_data, err);
+    return rc ? rc : 1;
+}
+
+const model_weights *sens_set_base(const sens_set *s)
+{
+    return s->kept ? s->kept : model_base(s->m);
+}
+
 void sens_set_free(sens_set *s)
 {
     if (!s)
@@ -290,6 +309,8 @@ void sens_set_free(sens_set *s)
         vl_free(s->wk[k].emb);
     }
     vl_free(s->wk);
+    model_weights_free(s->kept);
+    vl_free(s->kept_data);
     vl_free(s->layer_in);
     vl_free(s->z);
     vl_free(s->p);

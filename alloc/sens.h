@@ -198,7 +198,12 @@ typedef struct {
     int threads;          /* units scanned at once, each on its own thread with single-threaded
                              BLAS inside (the numbers do not depend on it); 0 (default): the
                              kernels' thread count (core/kern.h kern_threads) */
+    int64_t keep_f32;     /* bytes: each set keeps the model in float32 for its runs when that
+                             copy is at most this large (sens_set_keep_f32; default
+                             SENS_KEEP_F32_DEFAULT, 1 GiB; 0: never) */
 } sens_params;
+
+#define SENS_KEEP_F32_DEFAULT ((int64_t)1 << 30)
 
 sens_params sens_defaults(void);
 
@@ -324,6 +329,16 @@ int sens_set_kld_part(sens_set *s, const model_weights *w, int from, int q0, int
                       double *kld, vl_err *err);
 int64_t sens_set_tokens(const sens_set *s);
 int sens_set_seqs(const sens_set *s);
+/* Keep the whole model in float32 for the set's runs (analysis/mweights.h mw_resident) when
+ * that copy takes at most MAX_BYTES: a perturbed run then converts nothing. Stored weights are
+ * converted per run otherwise (every layer of the suffix and the LM head's tiles: with BF16
+ * weights the conversion and its finiteness check were ~20 % of a scan's samples). The same
+ * bits either way. Returns 1 if kept (or already), 0 if the copy would be larger, < 0 on
+ * error. The copy lives until sens_set_free. */
+int sens_set_keep_f32(sens_set *s, int64_t max_bytes, vl_err *err);
+/* The binding the set's runs start from: the kept float32 copy, else model_base. A perturbed
+ * binding is a clone of it (model_weights_clone) with the unit's slots redirected. */
+const model_weights *sens_set_base(const sens_set *s);
 void sens_set_free(sens_set *s); /* NULL ok */
 
 /* α of every unit of r (layout done) on set index si (< r->n_sets, arrays allocated by

@@ -9,12 +9,12 @@
 #include <math.h>
 #include <stdio.h>
 
-/* A copy of the reference binding with every tensor pointing at its chosen format in q;
+/* A copy of set s's reference binding with every tensor pointing at its chosen format in q;
  * *bpw over the quantized tensors. */
-static int bind(const sens_result *r, const model *m, const float *q, const int *choice,
-                model_weights **w, double *bpw, vl_err *err)
+static int bind(const sens_result *r, const model *m, const sens_set *s, const float *q,
+                const int *choice, model_weights **w, double *bpw, vl_err *err)
 {
-    int rc = model_weights_clone(w, m, model_base(m), err);
+    int rc = model_weights_clone(w, m, sens_set_base(s), err);
     double bits = 0, nw = 0;
     for (int i = 0; !rc && i < r->n_tensors; i++) {
         int f = choice[r->t[i].unit];
@@ -47,7 +47,7 @@ int sens_assign_eval(const sens_result *r, const model *m, sens_set *s, const fl
                      vl_err *err)
 {
     model_weights *w = NULL;
-    int rc = bind(r, m, q, choice, &w, bpw, err);
+    int rc = bind(r, m, s, q, choice, &w, bpw, err);
     if (!rc) {
         predict(r, si, choice, r->alpha[0] + (size_t)si * r->n_units, pred);
         rc = sens_set_kld(s, w, SENS_FROM_EMBED, measured, err); /* the embedding may be quantized */
@@ -161,7 +161,7 @@ static int add_item(void *ctx, int worker, int i)
     const int *ch = r->add_choice + (size_t)a * r->n_units;
     model_weights *w = NULL;
     double bpw, pr[2];
-    int rc = bind(r, pl->m, pl->q, ch, &w, &bpw, &pl->err[i]);
+    int rc = bind(r, pl->m, pl->s, pl->q, ch, &w, &bpw, &pl->err[i]);
     if (!rc)
         rc = sens_set_kld_part_on(pl->s, worker, w, SENS_FROM_EMBED, pl->first, pl->h,
                                   &pl->meas[a], &pl->err[i]);

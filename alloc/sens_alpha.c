@@ -109,7 +109,7 @@ static int unit_kld(sens_result *r, int u, const model *m, model_weights *w, sen
     }
     if (!rc)
         rc = sens_set_kld_seq_on(s, wi, w, from, seq, err);
-    const model_weights *base = model_base(m); /* restore: the reference pointers */
+    const model_weights *base = sens_set_base(s); /* restore: the reference pointers */
     for (int i = 0; i < r->n_tensors; i++)
         if (r->t[i].unit == u)
             *model_weights_slot(m, w, (size_t)r->t[i].mi) =
@@ -332,7 +332,7 @@ static int pool_new(scan_pool *pl, int nt, int cap, sens_result *r, int si, cons
         th->wi = t;
         th->buf = vl_malloc(wmax * sizeof *th->buf);
         th->seq = vl_malloc(((size_t)r->set_seqs[si] + 1) * sizeof *th->seq);
-        rc = th->buf && th->seq ? model_weights_clone(&th->w, m, model_base(m), err)
+        rc = th->buf && th->seq ? model_weights_clone(&th->w, m, sens_set_base(s), err)
                                 : vl_errf(err, VL_ENOMEM, "sens: out of memory");
     }
     return rc;

@@ -368,3 +368,43 @@ void mw_free(mw_cache *c)
     vl_free(c->dropix);
     vl_free(c);
 }
+
+/* ---------------------------------------------------------------- the whole model */
+
+size_t mw_model_bytes(const model *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < model_tensor_count(m); i++)
+        n += arena_span(model_tensor_at(m, i)->numel);
+    return n * sizeof(float);
+}
+
+int mw_resident(const model *m, model_weights **out, float **arena, vl_err *err)
+{
+    *out = NULL;
+    *arena = NULL;
+    size_t nt = model_tensor_count(m), off = 0, done = 0;
+    float *a = vl_malloc(mw_model_bytes(m) + 1);
+    size_t *ix = vl_malloc((nt + 1) * sizeof *ix);
+    model_weights *w = NULL;
+    int rc = a && ix ? model_weights_clone(&w, m, model_base(m), err)
+                     : vl_errf(err, VL_ENOMEM, "%s: out of memory for %zu MB of float32 weights",
+                               model_dir(m), mw_model_bytes(m) >> 20);
+    for (size_t i = 0; !rc && i < nt; i++) {
+        rc = model_tensor_load_kept(m, i, a + off, err);
+        *model_weights_slot(m, w, i) = a + off;
+        off += arena_span(model_tensor_at(m, i)->numel);
+        ix[done++] = i;
+    }
+    if (ix)
+        model_tensor_drop(m, ix, done); /* the float32 copy is what is kept */
+    vl_free(ix);
+    if (rc) {
+        model_weights_free(w);
+        vl_free(a);
+        return rc;
+    }
+    *out = w;
+    *arena = a;
+    return 0;
+}

@@ -70,6 +70,16 @@ int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model
 int mw_head_logits(mw_cache *c, const model_weights *w, const float *x, int N, float *logits,
                    double *flops, vl_err *err);
 
+/* The whole model in float32, for passes that run the same weights hundreds of times (the
+ * sensitivity scan's perturbed suffix forwards): *out is a clone of model_base whose every
+ * slot points into *arena, one allocation holding all tensors converted once. mw_stage and
+ * mw_head_logits read a binding's own data, so a forward on *out converts nothing, and gives
+ * the same bits as on model_base (the same float32 values, the head in the same tiles). The
+ * caller frees both (model_weights_free, vl_free) and decides whether the copy fits:
+ * mw_model_bytes is its size. Errors as model_tensor_load (nothing is returned then). */
+size_t mw_model_bytes(const model *m);
+int mw_resident(const model *m, model_weights **out, float **arena, vl_err *err);
+
 /* Free the stage's float32 conversions now (the view's slots become NULL). */
 void mw_release(mw_cache *c);
 

@@ -1,7 +1,8 @@
 /* tests/test_sens_thr.c — the speed paths of the sensitivity scan give the numbers of the
  * plain ones: the vectorised per-token KL (alloc/sens_kld.c) against a long-double brute
  * force over perturbations from 1e-5 to 20 nats, common shifts and odd vocabularies; a scan on
- * 3 threads gives the α, draws and per-sequence KLDs of the one-thread scan, bit for bit. */
+ * 3 threads, and one on the model kept in float32, give the α, draws and per-sequence KLDs of
+ * the one-thread scan on the stored weights, bit for bit. */
 #include "../alloc/sens.h"
 #include "../analysis/spass.h"
 #include "../core/kern.h"
@@ -87,34 +88,41 @@ static void make_ids(int32_t *ids, int n, int vocab)
     }
 }
 
-/* The whole scan (every group unit, both ε, 2 draws) on 1 and 3 threads, bit for bit. The
- * caller's BLAS is on 2 threads throughout (the reference run and the 1-thread scan would use
- * it if the set did not run every forward on one BLAS thread: OpenBLAS's threaded sgemm sums
- * in another order, which moved α by up to 4e-4 relative against the 3-thread scan's). */
+/* The whole scan (every group unit, both ε, 2 draws) on 1 and 3 threads, and on 2 threads
+ * with the model kept in float32 (sens_set_keep_f32), bit for bit. The caller's BLAS is on 2
+ * threads throughout (the reference run and the 1-thread scan would use it if the set did not
+ * run every forward on one BLAS thread: OpenBLAS's threaded sgemm sums in another order, which
+ * moved α by up to 4e-4 relative against the 3-thread scan's). */
 static void test_threads(chk *c, const model *m)
 {
+    enum { RUNS = 3 };
     int32_t ids[S * TL];
     make_ids(ids, S * TL, model_config(m)->vocab);
     vl_err e = {0};
-    sens_set *ss = NULL;
+    sens_set *ss = NULL, *kept = NULL;
     int blas = kern_threads();
     kern_set_threads(2);
     CHECK_INT(c, sens_set_new(&ss, m, ids, S, TL, &e), 0, "sens_set_new");
-    sens_result r[2];
+    CHECK_INT(c, sens_set_new(&kept, m, ids, S, TL, &e), 0, "sens_set_new (kept)");
+    CHECK_INT(c, sens_set_keep_f32(ss, 1024, &e), 0, "a 1 KiB cap keeps nothing");
+    CHECK(c, sens_set_base(ss) == model_base(m), "nothing kept: the runs start from model_base");
+    CHECK_INT(c, sens_set_keep_f32(kept, SENS_KEEP_F32_DEFAULT, &e), 1, "the model kept");
+    CHECK(c, sens_set_base(kept) != model_base(m), "kept: the runs start from the copy");
+    sens_result r[RUNS];
     const char *names[] = {"a"};
-    static const int nt[2] = {1, 3};
-    for (int k = 0; k < 2; k++) {
+    static const int nt[RUNS] = {1, 3, 2};
+    for (int k = 0; k < RUNS; k++) {
         memset(&r[k], 0, sizeof r[k]);
         sens_params p = sens_defaults();
         p.threads = nt[k];
         int rc = sens_layout(&r[k], m, SENS_GROUP, 0, &e);
         rc = rc ? rc : sens_alloc_alpha(&r[k], 1, names, &e);
-        rc = rc ? rc : sens_alpha(&r[k], 0, m, ss, &p, &e);
-        CHECK(c, rc == 0, "scan on %d threads: %s", nt[k], rc ? e.msg : "ok");
+        rc = rc ? rc : sens_alpha(&r[k], 0, m, k == 2 ? kept : ss, &p, &e);
+        CHECK(c, rc == 0, "scan %d on %d threads: %s", k, nt[k], rc ? e.msg : "ok");
     }
     int U = r[0].n_units, D = r[0].n_draws, n = S, pos = 1;
-    double worst = 0;
-    for (int k = 1; k < 2; k++)
+    double worst[RUNS] = {0};
+    for (int k = 1; k < RUNS; k++)
         for (int l = 0; l < 2; l++)
             for (int u = 0; u < U; u++) {
                 const double *a = r[0].alpha[l], *b = r[k].alpha[l];
@@ -130,17 +138,20 @@ static void test_threads(chk *c, const model *m)
                     d = fmax(d, fabs(r[0].seq_kld[0][i] - r[k].seq_kld[0][i]) /
                                     r[0].seq_kld[0][i]);
                 }
-                worst = d > worst ? d : worst;
+                worst[k] = d > worst[k] ? d : worst[k];
             }
     CHECK(c, pos && U == 60 && D == 2, "one thread: 60 units, 2 draws, every α > 0");
-    CHECK(c, worst == 0, "3 threads: α, draws' α and per-sequence KLD = one thread's bit for "
-          "bit (worst relative difference %.3g)", worst);
+    CHECK(c, worst[1] == 0, "3 threads: α, draws' α and per-sequence KLD = one thread's bit for "
+          "bit (worst relative difference %.3g)", worst[1]);
+    CHECK(c, worst[2] == 0, "2 threads on the kept float32 model: α, draws' α and per-sequence "
+          "KLD = the stored weights' bit for bit (worst relative difference %.3g)", worst[2]);
     CHECK(c, kern_threads() == 2 || !strcmp(kern_backend(), "reference"),
           "the caller's BLAS thread count is restored (%d)", kern_threads());
     kern_set_threads(blas);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < RUNS; k++)
         sens_result_free(&r[k]);
     sens_set_free(ss);
+    sens_set_free(kept);
 }
 
 /* Bit-for-bit equal arrays of n doubles (NaN equal to NaN). */
