@@ -27,12 +27,13 @@
 
 enum { SK_BLOCK = 64 };
 
-/* *v = f(*v) = e^v − 1 − v for the lanes with |v| < 8 (others: garbage the caller masks).
- * Vectors through pointers, as core/vexp.h's. Always inlined: left to GCC's size heuristics it
- * stayed an out-of-line baseline (SSE2) function called from sens_token_kl's AVX2 clone, each
- * 8-lane vector split in two — 20 % of a sensitivity scan's time (perf, session 8). Inlined,
- * it is built for the caller's target; with no FMA contraction (ISO C) the bits are the same. */
-static inline __attribute__((always_inline)) void expm1_minus(vexp_f8_t *v)
+/* f(d) = e^d − 1 − d by its Taylor polynomial, for the lanes with |d| < 1 (others: garbage
+ * the caller masks). Vectors through pointers, as core/vexp.h's. Always inlined (as the two
+ * below): left to GCC's size heuristics such a helper stayed an out-of-line baseline (SSE2)
+ * function called from sens_token_kl's AVX2 clone, each 8-lane vector split in two — 20 % of
+ * a sensitivity scan's time (perf, session 8). Inlined, it is built for the caller's target;
+ * with no FMA contraction (ISO C) the bits are the same. */
+static inline __attribute__((always_inline)) void f_small(const vexp_f8_t *v, vexp_f8_t *out)
 {
     const vexp_f8_t d = *v;
     vexp_f8_t q = VEXP_SPLAT(1.0f / 479001600.0f);
@@ -46,11 +47,35 @@ static inline __attribute__((always_inline)) void expm1_minus(vexp_f8_t *v)
     q = q * d + VEXP_SPLAT(1.0f / 24.0f);
     q = q * d + VEXP_SPLAT(1.0f / 6.0f);
     q = q * d + VEXP_SPLAT(0.5f);
-    vexp_f8_t small = d * d * q;
+    *out = d * d * q;
+}
+
+/* Whether every lane of mask m is set. */
+static inline __attribute__((always_inline)) int all_lanes(const vexp_i8_t *m)
+{
+    int all = 1;
+    for (int l = 0; l < 8; l++)
+        all &= (*m)[l] != 0;
+    return all;
+}
+
+/* *v = f(*v) for the lanes with |v| < 8 (others: garbage the caller masks): the polynomial
+ * below |v| = 1, (e^v − 1) − v above. A vector whose lanes are all below 1 — nearly every one
+ * of a noise run, whose δ is ~1e-2 — skips the exponential: the selected lanes are the
+ * polynomial's either way, so the bits are the same. */
+static inline __attribute__((always_inline)) void expm1_minus(vexp_f8_t *v)
+{
+    const vexp_f8_t d = *v;
+    vexp_f8_t small;
+    f_small(&d, &small);
+    vexp_i8_t in = (d < VEXP_SPLAT(1.0f)) & (d > VEXP_SPLAT(-1.0f));
+    if (all_lanes(&in)) {
+        *v = small;
+        return;
+    }
     vexp_f8_t e = d;
     vexp_f8(&e);
     vexp_f8_t large = (e - VEXP_SPLAT(1.0f)) - d;
-    vexp_i8_t in = (d < VEXP_SPLAT(1.0f)) & (d > VEXP_SPLAT(-1.0f));
     *v = VEXP_SELECT(in, small, large);
 }
 
@@ -103,10 +128,7 @@ VEXP_CLONES double sens_token_kl(const float *z0, const float *p, double psum, c
             expm1_minus(&f);
             cb += VEXP_SELECT(in, pv * f, zero);
             rb += pv * x;
-            int all = 1;
-            for (int l = 0; l < 8; l++)
-                all &= in[l] != 0;
-            if (!all)
+            if (!all_lanes(&in))
                 for (int l = 0; l < 8; l++)
                     if (!in[l])
                         c += (double)p[v + l] * expm1_minus_f64(x[l]);
