@@ -3,6 +3,7 @@
 #include "../alloc/gptq.h"
 #include "../alloc/quant.h"
 #include "../alloc/rd.h"
+#include "../core/kern.h"
 #include "check.h"
 #include "qtest.h"
 
@@ -130,10 +131,30 @@ static void test_rtn(chk *c)
     CHECK(c, never_worse, "weighted clip search never worse than plain min/max (8 formats)");
     CHECK(c, strictly >= 4, "weighted clip search clearly better in %d of 8 formats", strictly);
 
-    /* Input errors. */
+    /* Rows on threads (kern_parallel_for, ≥ 8k weights a thread: 43 rows of 192 here, so 1
+       or 2 or 3 ranges): the same bits on 1, 2 and 3 threads, and every row as the row
+       quantized alone. */
     vl_err e = {0, ""};
     qfmt f = {QFMT_RTN, 2, 64, 0, QFMT_ROT_NONE};
     float *o = malloc((size_t)rows * cols * sizeof *o);
+    float *o1 = malloc((size_t)rows * cols * sizeof *o1), row[192];
+    int blas = kern_threads(), same = 1, rc = 0;
+    kern_set_threads(1);
+    rc |= quant_rtn(o1, w, rows, cols, &f, imp, NULL, "t", &e);
+    for (int nt = 2; nt <= 3; nt++) {
+        kern_set_threads(nt);
+        rc |= quant_rtn(o, w, rows, cols, &f, imp, NULL, "t", &e);
+        same &= !memcmp(o, o1, (size_t)rows * cols * sizeof *o);
+    }
+    kern_set_threads(blas);
+    for (int i = 0; i < rows; i += 13) {
+        rc |= quant_rtn(row, w + (size_t)i * cols, 1, cols, &f, imp, NULL, "t", &e);
+        same &= !memcmp(row, o1 + (size_t)i * cols, sizeof row);
+    }
+    CHECK(c, rc == 0 && same, "RTN on 1, 2 and 3 threads and row by row: the same bits");
+    free(o1);
+
+    /* Input errors. */
     w[5 * cols + 7] = NAN;
     CHECK_INT(c, quant_rtn(o, w, rows, cols, &f, NULL, NULL, "blk.0.q", &e), VL_ERANGE, "NaN");
     CHECK_HAS(c, e.msg, "tensor \"blk.0.q\": weight [5, 7] is nan", "NaN message");
