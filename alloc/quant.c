@@ -116,15 +116,36 @@ float quant_grp_fake(const quant_grp *g, float x, int bits, int sym)
     return g->scale * (q - (float)g->zero);
 }
 
-static double grp_err(const quant_grp *g, const float *x, const double *imp, int n, int bits,
-                      int sym)
+/* The clip search's errors: e[k] = Σ_j imp_j·(x_j − fake_k(x_j))² for the grids g[0..ng),
+ * each summed over j in order, as one grid's loop would. The grids are interleaved in the
+ * inner loop: one grid's sum is a chain of dependent float64 adds (latency-bound), ng chains
+ * side by side keep the adder busy, and each e[k] has the bits of its own chain. */
+enum { CLIP_CHUNK = 32 };
+
+static void grp_errs(const quant_grp *g, int ng, const float *x, const double *imp, int n,
+                     int bits, int sym, double *e)
 {
-    double e = 0.0;
-    for (int j = 0; j < n; j++) {
-        double d = (double)x[j] - (double)quant_grp_fake(g, x[j], bits, sym);
-        e += (imp ? imp[j] : 1.0) * d * d;
+    /* quant_grp_fake's arithmetic on arrays over the grids, so that it runs in vector lanes
+       (the same float operations per lane, hence the same bits) */
+    float sc[CLIP_CHUNK], zf[CLIP_CHUNK];
+    float lo = sym ? -(float)(1 << (bits - 1)) : 0.0f;
+    float hi = sym ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1);
+    for (int k = 0; k < ng; k++) {
+        sc[k] = g[k].scale;
+        zf[k] = sym ? 0.0f : (float)g[k].zero;
+        e[k] = 0.0;
     }
-    return e;
+    for (int j = 0; j < n; j++) {
+        double w = imp ? imp[j] : 1.0;
+        float xj = x[j];
+        for (int k = 0; k < ng; k++) {
+            float q = round_half_up(xj / sc[k]) + zf[k];
+            q = q < lo ? lo : q > hi ? hi : q;
+            float fake = sc[k] * (q - zf[k]);
+            double d = (double)xj - (double)fake;
+            e[k] += w * d * d;
+        }
+    }
 }
 
 quant_grp quant_grp_fit(const float *x, const double *imp, int n, int bits, int sym,
@@ -134,15 +155,23 @@ quant_grp quant_grp_fit(const float *x, const double *imp, int n, int bits, int 
     quant_grp best = grp_at_range(rg, bits, sym, 1.0);
     if (p->clip_steps <= 1)
         return best;
-    double best_e = grp_err(&best, x, imp, n, bits, sym);
-    for (int i = 1; i < p->clip_steps && best_e > 0.0; i++) {
-        double r = 1.0 - (1.0 - p->clip_min) * i / (p->clip_steps - 1);
-        quant_grp g = grp_at_range(rg, bits, sym, r);
-        double e = grp_err(&g, x, imp, n, bits, sym);
-        if (e < best_e) {
-            best_e = e;
-            best = g;
+    /* ratio 0 is 1.0 (the plain grid); a later ratio replaces the best only when strictly
+       better, and the search stops at an exact fit (error 0) */
+    quant_grp g[CLIP_CHUNK];
+    double e[CLIP_CHUNK], best_e = -1.0;
+    for (int i0 = 0; i0 < p->clip_steps && best_e != 0.0; i0 += CLIP_CHUNK) {
+        int ng = p->clip_steps - i0 < CLIP_CHUNK ? p->clip_steps - i0 : CLIP_CHUNK;
+        for (int k = 0; k < ng; k++) {
+            int i = i0 + k;
+            double r = 1.0 - (1.0 - p->clip_min) * i / (p->clip_steps - 1);
+            g[k] = i ? grp_at_range(rg, bits, sym, r) : best;
         }
+        grp_errs(g, ng, x, imp, n, bits, sym, e);
+        for (int k = 0; k < ng && best_e != 0.0; k++)
+            if (best_e < 0.0 || e[k] < best_e) {
+                best_e = e[k];
+                best = g[k];
+            }
     }
     return best;
 }
