@@ -7,6 +7,7 @@
 #include "quant.h"
 
 #include "../core/kern.h"
+#include "../core/vexp.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -117,35 +118,53 @@ float quant_grp_fake(const quant_grp *g, float x, int bits, int sym)
 }
 
 /* The clip search's errors: e[k] = Σ_j imp_j·(x_j − fake_k(x_j))² for the grids g[0..ng),
- * each summed over j in order, as one grid's loop would. The grids are interleaved in the
- * inner loop: one grid's sum is a chain of dependent float64 adds (latency-bound), ng chains
- * side by side keep the adder busy, and each e[k] has the bits of its own chain. */
+ * each summed over j in order, as one grid's loop would. The grids sit in vector lanes (8 a
+ * vector, up to CLIP_CHUNK), and each lane does quant_grp_fake's float operations and its own
+ * float64 sum, so each e[k] has the bits of the one-grid loop (a chain of dependent adds, which
+ * is what made that loop slow). floorf is built from a truncating conversion (exact below 2²⁴;
+ * larger quotients clamp to the grid's ends either way). */
 enum { CLIP_CHUNK = 32 };
+typedef double quant_d8 __attribute__((vector_size(64)));
 
-static void grp_errs(const quant_grp *g, int ng, const float *x, const double *imp, int n,
-                     int bits, int sym, double *e)
+VEXP_CLONES static void grp_errs(const quant_grp *g, int ng, const float *x, const double *imp,
+                                 int n, int bits, int sym, double *e)
 {
-    /* quant_grp_fake's arithmetic on arrays over the grids, so that it runs in vector lanes
-       (the same float operations per lane, hence the same bits) */
-    float sc[CLIP_CHUNK], zf[CLIP_CHUNK];
-    float lo = sym ? -(float)(1 << (bits - 1)) : 0.0f;
-    float hi = sym ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1);
-    for (int k = 0; k < ng; k++) {
-        sc[k] = g[k].scale;
-        zf[k] = sym ? 0.0f : (float)g[k].zero;
-        e[k] = 0.0;
+    enum { NV = CLIP_CHUNK / 8 };
+    vexp_f8_t sc[NV], zf[NV];
+    quant_d8 acc[NV];
+    int nv = (ng + 7) / 8;
+    for (int v = 0; v < nv; v++) {
+        for (int l = 0; l < 8; l++) {
+            int k = v * 8 + l < ng ? v * 8 + l : ng - 1; /* spare lanes repeat the last grid */
+            sc[v][l] = g[k].scale;
+            zf[v][l] = sym ? 0.0f : (float)g[k].zero;
+        }
+        acc[v] = (quant_d8){0, 0, 0, 0, 0, 0, 0, 0};
     }
+    const float lo = sym ? -(float)(1 << (bits - 1)) : 0.0f;
+    const float hi = sym ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1);
+    const vexp_f8_t vlo = VEXP_SPLAT(lo), vhi = VEXP_SPLAT(hi), half = VEXP_SPLAT(0.5f);
+    const vexp_f8_t big = VEXP_SPLAT(16777216.0f), nbig = VEXP_SPLAT(-16777216.0f);
     for (int j = 0; j < n; j++) {
-        double w = imp ? imp[j] : 1.0;
-        float xj = x[j];
-        for (int k = 0; k < ng; k++) {
-            float q = round_half_up(xj / sc[k]) + zf[k];
-            q = q < lo ? lo : q > hi ? hi : q;
-            float fake = sc[k] * (q - zf[k]);
-            double d = (double)xj - (double)fake;
-            e[k] += w * d * d;
+        const vexp_f8_t xs = VEXP_SPLAT(x[j]);
+        const double xj = x[j], w = imp ? imp[j] : 1.0;
+        const quant_d8 xd = {xj, xj, xj, xj, xj, xj, xj, xj}, wd = {w, w, w, w, w, w, w, w};
+        for (int v = 0; v < nv; v++) {
+            vexp_f8_t t = xs / sc[v] + half; /* round_half_up: floorf(x/scale + 0.5f) */
+            t = VEXP_SELECT(t > big, big, t);
+            t = VEXP_SELECT(t < nbig, nbig, t);
+            vexp_f8_t tr = __builtin_convertvector(__builtin_convertvector(t, vexp_i8_t),
+                                                   vexp_f8_t);
+            vexp_f8_t q = tr + __builtin_convertvector(t < tr, vexp_f8_t) + zf[v];
+            q = VEXP_SELECT(q < vlo, vlo, q);
+            q = VEXP_SELECT(q > vhi, vhi, q);
+            vexp_f8_t fake = sc[v] * (q - zf[v]);
+            quant_d8 d = xd - __builtin_convertvector(fake, quant_d8);
+            acc[v] += wd * d * d;
         }
     }
+    for (int k = 0; k < ng; k++)
+        e[k] = acc[k / 8][k % 8];
 }
 
 quant_grp quant_grp_fit(const float *x, const double *imp, int n, int bits, int sym,
