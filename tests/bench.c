@@ -723,6 +723,8 @@ static int wants(int argc, char **argv, const char *name)
  * stats and eval on one thread for the scaling rows. */
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], BIG_SPAWNER_FLAG))
+        return big_spawner(argv + 2);
     printf("| what | value |\n|---|---|\n");
     printf("| kernel backend | %s |\n", kern_backend());
     G.peak = sgemm_peak();

@@ -38,10 +38,57 @@
  * safetensors (51 MB = 48.6 MiB). */
 #define RSS_FWD_GOAL_MIB 48.6
 
-/* Run argv with stdout/stderr into LOG; *rss_kib its peak RSS, *secs its wall time. Exit
- * status, −1 if it did not run or exit normally. */
+/* Peak RSS of a child, measured from a small process. Linux carries a process's high-water
+ * RSS across execve, and a child made by fork (or vfork, posix_spawn) starts with this
+ * process's pages counted: wait4's ru_maxrss of a child started from here is at least this
+ * bench's own RSS (~80 MiB once a model has been loaded), whatever the child uses. So the
+ * child is started by a fresh exec of this binary in spawner mode (big_spawner: a few MiB),
+ * which forks and execs the command and writes its ru_maxrss (KiB) to a file. */
+#define BIG_SPAWNER_FLAG "--rss-child"
+
+/* Spawner mode (main, argv after the flag): FILE CMD ARGS...: run CMD, write its peak RSS in
+ * KiB to FILE; exit with CMD's status (125 if it could not be run). */
+static int big_spawner(char **argv)
+{
+    const char *out = argv[0];
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[1], argv + 1);
+        _exit(127);
+    }
+    int ws = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while (pid > 0 && wait4(pid, &ws, 0, &ru) < 0)
+        if (errno != EINTR)
+            return 125;
+    FILE *f = pid > 0 ? fopen(out, "w") : NULL;
+    if (!f)
+        return 125;
+    fprintf(f, "%ld\n", ru.ru_maxrss);
+    fclose(f);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 125;
+}
+
+/* Run argv through the spawner with stdout/stderr into LOG; *rss_kib its peak RSS, *secs its
+ * wall time. Exit status, −1 if it did not run or exit normally. */
 static int big_child(char *const argv[], const char *log, long *rss_kib, double *secs)
 {
+    char rssf[] = "/tmp/vbrlab-bench-rss-XXXXXX";
+    int fd = mkstemp(rssf);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **sv = calloc(n + 4, sizeof *sv);
+    if (!sv)
+        return -1;
+    sv[0] = "/proc/self/exe";
+    sv[1] = BIG_SPAWNER_FLAG;
+    sv[2] = rssf;
+    memcpy(sv + 3, argv, n * sizeof *sv);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -49,19 +96,22 @@ static int big_child(char *const argv[], const char *log, long *rss_kib, double 
     extern char **environ;
     pid_t pid;
     double t0 = prog_now();
-    int ok = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) == 0;
+    fflush(stdout); /* nothing buffered here reaches the child's output */
+    int ok = posix_spawn(&pid, sv[0], &fa, NULL, sv, environ) == 0;
     posix_spawn_file_actions_destroy(&fa);
-    if (!ok)
-        return -1;
+    free(sv);
     int ws = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &ws, 0, &ru) < 0)
+    while (ok && waitpid(pid, &ws, 0) < 0)
         if (errno != EINTR)
-            return -1;
+            ok = 0;
     *secs = prog_now() - t0;
-    *rss_kib = ru.ru_maxrss;
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    FILE *f = fopen(rssf, "r");
+    if (!f || fscanf(f, "%ld", rss_kib) != 1)
+        *rss_kib = 0;
+    if (f)
+        fclose(f);
+    unlink(rssf);
+    return ok && WIFEXITED(ws) && WEXITSTATUS(ws) != 125 ? WEXITSTATUS(ws) : -1;
 }
 
 /* Bytes of the *.safetensors files in DIR. */
@@ -121,24 +171,14 @@ static void big_row(char *const argv[], const char *log, const char *what, doubl
     fflush(stdout);
 }
 
-/* Peak RSS in MiB of `build/vbrlab ARGS...` run as a child (wait4's ru_maxrss: the child's
- * own high-water mark, this process's memory not included); −1 if it failed. */
+/* Peak RSS in MiB of `build/vbrlab ARGS...` run as a child (big_child: the child's own
+ * high-water mark, this process's memory not included); −1 if it failed. */
 static double child_rss_mib(char *const argv[])
 {
-    fflush(stdout); /* the child would write this process's buffered lines again */
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-            _exit(126);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    struct rusage ru;
-    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0)
-        return -1;
-    return ru.ru_maxrss / 1024.0;
+    long rss = 0;
+    double secs = 0;
+    int st = big_child(argv, "/dev/null", &rss, &secs);
+    return st == 0 && rss > 0 ? rss / 1024.0 : -1;
 }
 
 /* Issue 15: memory bounded by a layer. Peak RSS of the CLI on the embedded model (51 MB of
