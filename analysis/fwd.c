@@ -19,16 +19,16 @@
  *
  * Speed: every product is one sgemm: the rows routed to an expert are gathered into one
  * contiguous block (one product per expert projection), attention runs per (sequence, head)
- * on strided views. Taps fire from this thread in tap.h's order.
+ * on strided views. With more than one thread (kern_threads()), rows, (sequence, head) pairs
+ * and experts are cut into parts that run on threads with one BLAS thread each ("row parts"
+ * below); with one thread the products run in the serial order. Taps fire from this thread
+ * in tap.h's order, between the parallel parts.
  */
-#include "fwd.h"
-#include "fwd_dsv4.h"
+#include "fwd_int.h"
 
 #include "../core/kern.h"
 #include "fwd_ops.h"
-#include "fwd_mla.h"
 #include "moe_route.h"
-#include "mweights.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -36,58 +36,9 @@
 
 /* ---------------------------------------------------------------- state */
 
-struct fwd_state {
-    const model *m;
-    int max_seq, max_len;
-    double flops;         /* of the last run */
-    mw_cache *mw;         /* the float32 weights of the stage running (analysis/mweights.h) */
-    void *block;          /* the one allocation the buffers below live in */
-    float *h;             /* [N × D] residual stream */
-    float *xn;            /* [N × D] normed input of the current block */
-    float *q, *att;       /* [N × Dq] queries; attention output (o_proj input) */
-    float *k, *v;         /* [N × Dkv] */
-    float *scores;        /* [T × T] one (sequence, head) at a time */
-    float *rcos, *rsin;   /* [max_len × Dh/2] RoPE tables */
-    float *out;           /* [N × D] output of the current block */
-    float *rlog, *prob;   /* [N × E] router logits and probabilities */
-    int *sel;             /* [N × K] chosen experts */
-    float *selw;          /* [N × K] their routing weights */
-    int *off;             /* [E + 1] slot offsets per expert */
-    int *fill;            /* [E] next free slot per expert while sorting */
-    int *slot_row;        /* [P] batch row of each slot */
-    float *slot_w;        /* [P] routing weight of each slot */
-    float *xs;            /* [max(P, N) × D] gathered expert inputs, then expert outputs */
-    float *fa, *fb;       /* [max(P·F, N·F, N·Fs, N·I)] FFN hidden (gate, up) */
-    float *dense_w;       /* [N] route-all: one expert's weight per row (0 if not routed) */
-    int *iota;            /* [N] 0..N−1: row map of route-all expert events */
-    float *sg;            /* [N] shared expert gate */
-    float *logits;        /* [N × V] */
-    fwd_mla *mla;         /* deepseek_v3: multi-head latent attention buffers (else NULL) */
-    float *rscr;          /* [2E] deepseek_v3 routing scratch */
-    fwd_v4 *v4;           /* deepseek_v4: its own state (analysis/fwd_dsv4.c), no buffers here */
-};
-
 fwd_opts fwd_opts_defaults(void) { return (fwd_opts){0}; }
 
 /* ---------------------------------------------------------------- primitives (pure) */
-
-/* x: rows of n_heads·Dh (row stride ld); row r is position r % T. */
-static void rope(float *x, int ld, const float *cs, const float *sn, int rows, int T,
-                 int n_heads, int Dh)
-{
-    int half = Dh / 2;
-    for (int r = 0; r < rows; r++) {
-        const float *c = cs + (size_t)(r % T) * half, *s = sn + (size_t)(r % T) * half;
-        for (int hd = 0; hd < n_heads; hd++) {
-            float *a = x + (size_t)r * ld + (size_t)hd * Dh, *b = a + half;
-            for (int i = 0; i < half; i++) {
-                float x1 = a[i], x2 = b[i];
-                a[i] = x1 * c[i] - x2 * s[i];
-                b[i] = x2 * c[i] + x1 * s[i];
-            }
-        }
-    }
-}
 
 static void softmax(float *p, const float *x, int n)
 {
@@ -120,13 +71,6 @@ static void topk(int *idx, float *val, const float *p, int n, int k)
     }
 }
 
-static void add_bias(float *y, const float *b, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < cols; i++)
-            y[(size_t)r * cols + i] += b[i];
-}
-
 /* ---------------------------------------------------------------- products and taps */
 
 static void mm(fwd_state *st, float *y, const float *x, const float *w, int T, int K, int N)
@@ -137,86 +81,32 @@ static void mm(fwd_state *st, float *y, const float *x, const float *w, int T, i
 
 /* ---------------------------------------------------------------- blocks */
 
-typedef struct {
-    const hfc_config *c;
-    int S, T, N, l;
-    const fwd_opts *opts;
-    const tap_set *taps;
-} ctx;
-
-/* One (sequence, head): o[T × Dh] = softmax_causal(q·kᵀ·scale)·v, by blocks of ATT_BLOCK
- * query rows; block [i0, i1) reads keys 0..i1−1 only, so the masked upper triangle is never
- * computed (about half of the products). q and o rows have stride ldq, k and v rows ldk.
- * Returns the flops done. */
-enum { ATT_BLOCK = 64 };
-
-static double attend_causal(float *sc, const float *q, int ldq, const float *k, const float *v,
-                            int ldk, float *o, int T, int Dh, float scale)
-{
-    double fl = 0;
-    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-        int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, nb = i1 - i0;
-        kern_matmul_st(sc, i1, q + (size_t)i0 * ldq, ldq, k, ldk, nb, Dh, i1, scale, 0);
-        fwd_softmax_causal_rows(sc, i1, nb, i0);                          /* [nb × i1] */
-        kern_matmul_nn_st(o + (size_t)i0 * ldq, ldq, sc, i1, v, ldk, nb, i1, Dh, 0);
-        fl += 4.0 * nb * i1 * Dh;
-    }
-    return fl;
-}
-
 /* h += o_proj(attention(input_layernorm(h))) */
 static void attn_block(fwd_state *st, const model_layer *L, const ctx *x)
 {
     const hfc_config *c = x->c;
-    int D = c->hidden, Dh = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, N = x->N,
-        T = x->T, Dq = Hq * Dh, Dkv = Hkv * Dh;
+    int D = c->hidden, Dh = c->head_dim, N = x->N, T = x->T, Dq = c->n_heads * Dh;
     float eps = (float)c->rms_eps, scale = (float)(1.0 / sqrt((double)Dh));
-    fwd_rmsnorm(st->xn, st->h, L->attn_norm, N, D, eps);                 /* [N × D] */
+    fwd_rmsnorm_rows(st->xn, st->h, L->attn_norm, N, D, eps);            /* [N × D] */
     fwd_emit(x->taps, TAP_ATTN_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, T);
     if (st->mla) { /* deepseek_v3: analysis/fwd_mla.c */
         st->flops += fwd_mla_attend(st->mla, c, L, st->xn, x->S, T, x->l, x->taps, st->out);
-        for (size_t i = 0; i < (size_t)N * D; i++)
-            st->h[i] += st->out[i];
+        fwd_add_rows(st->h, st->out, N, D);
         return;
     }
-    mm(st, st->q, st->xn, L->wq, N, D, Dq);                           /* [N × Dq] */
-    mm(st, st->k, st->xn, L->wk, N, D, Dkv);                          /* [N × Dkv] */
-    mm(st, st->v, st->xn, L->wv, N, D, Dkv);
-    if (L->bq) {
-        add_bias(st->q, L->bq, N, Dq);
-        add_bias(st->k, L->bk, N, Dkv);
-        add_bias(st->v, L->bv, N, Dkv);
-    }
-    if (L->q_norm) { /* per head: N·H rows of Dh */
-        fwd_rmsnorm(st->q, st->q, L->q_norm, N * Hq, Dh, eps);
-        fwd_rmsnorm(st->k, st->k, L->k_norm, N * Hkv, Dh, eps);
-    }
-    rope(st->q, Dq, st->rcos, st->rsin, N, T, Hq, Dh);
-    rope(st->k, Dkv, st->rcos, st->rsin, N, T, Hkv, Dh);
-    for (int s = 0; s < x->S; s++)
-        for (int hd = 0; hd < Hq; hd++) {
-            size_t r0 = (size_t)s * T, kv = (size_t)(hd / (Hq / Hkv)) * Dh;
-            st->flops += attend_causal(st->scores, st->q + r0 * Dq + (size_t)hd * Dh, Dq,
-                                       st->k + r0 * Dkv + kv, st->v + r0 * Dkv + kv, Dkv,
-                                       st->att + r0 * Dq + (size_t)hd * Dh, T, Dh, scale);
-        }
+    fwd_par_qkv(st, L, x);                                            /* q, k, v, RoPE */
+    fwd_par_attend(st, x, scale);                                     /* [N × Dq] */
     fwd_emit(x->taps, TAP_ATTN_O_IN, x->l, -1, st->att, N, Dq, NULL, NULL, x->S, T);
-    mm(st, st->out, st->att, L->wo, N, Dq, D);                        /* [N × D] */
-    if (L->bo)
-        add_bias(st->out, L->bo, N, D);
-    for (size_t i = 0; i < (size_t)N * D; i++)
-        st->h[i] += st->out[i];
+    fwd_par_oproj(st, L, x);                                          /* h += o_proj(att) */
 }
 
 /* out = down(silu(xn·gateᵀ) ⊙ xn·upᵀ) for the dense MLP. */
 static void mlp_block(fwd_state *st, const model_layer *L, const ctx *x)
 {
-    int D = x->c->hidden, I = x->c->intermediate, N = x->N;
-    mm(st, st->fa, st->xn, L->mlp.gate, N, D, I);                     /* [N × I] */
-    mm(st, st->fb, st->xn, L->mlp.up, N, D, I);
-    silu_mul(st->fa, st->fb, (size_t)N * I);
+    int I = x->c->intermediate, N = x->N;
+    fwd_par_ffn_up(st, L, x, &L->mlp, I);                             /* [N × I] */
     fwd_emit(x->taps, TAP_MLP_DOWN_IN, x->l, -1, st->fa, N, I, NULL, NULL, x->S, x->T);
-    mm(st, st->out, st->fa, L->mlp.down, N, I, D);                    /* [N × D] */
+    fwd_par_mlp_down(st, L, x);                                       /* [N × D] */
 }
 
 /* Router: probabilities, top-k, optional renormalisation, then the slots grouped by expert
@@ -254,6 +144,7 @@ static void route(fwd_state *st, const model_layer *L, const ctx *x)
         for (int j = 0; j < K; j++) {
             int e = st->sel[(size_t)r * K + j], sl = st->fill[e]++;
             st->slot_row[sl] = r;
+            st->row_slot[(size_t)r * K + j] = sl;
             st->slot_w[sl] = st->selw[(size_t)r * K + j];
         }
 }
@@ -262,7 +153,7 @@ static void route(fwd_state *st, const model_layer *L, const ctx *x)
  * consumed by then). With route-all, the statistics-only pass over every row follows. */
 static void expert_ffn(fwd_state *st, const model_ffn *f, int e, const ctx *x)
 {
-    int D = x->c->hidden, F = x->c->moe_intermediate, N = x->N, o = st->off[e],
+    int D = x->c->hidden, F = x->c->moe_intermediate, o = st->off[e],
         n = st->off[e + 1] - o;
     float *xe = st->xs + (size_t)o * D, *ga = st->fa + (size_t)o * F, *ub = st->fb + (size_t)o * F;
     if (n) {
@@ -275,18 +166,21 @@ static void expert_ffn(fwd_state *st, const model_ffn *f, int e, const ctx *x)
                  st->slot_w + o, x->S, x->T);
     if (n)
         mm(st, xe, ga, f->down, n, F, D);                             /* [n × D] */
-    if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN)) {
-        /* every slot of fa/fb before o is consumed and after o+n not yet written: scratch */
-        mm(st, st->fa, st->xn, f->gate, N, D, F);                     /* [N × F] */
-        mm(st, st->fb, st->xn, f->up, N, D, F);
-        silu_mul(st->fa, st->fb, (size_t)N * F);
-        fwd_emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, st->fa, N, F, st->iota, st->dense_w,
-                 x->S, x->T);
-    }
+    if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN))
+        fwd_expert_dense(st, f, e, x); /* fa/fb before o consumed, after o+n not yet written */
 }
 
-/* Route-all: expert e's routing weight for every row (0 where not routed). */
-static void set_dense_w(fwd_state *st, int e, int N)
+void fwd_expert_dense(fwd_state *st, const model_ffn *f, int e, const ctx *x)
+{
+    int D = x->c->hidden, F = x->c->moe_intermediate, N = x->N;
+    mm(st, st->fa, st->xn, f->gate, N, D, F);                         /* [N × F] */
+    mm(st, st->fb, st->xn, f->up, N, D, F);
+    silu_mul(st->fa, st->fb, (size_t)N * F);
+    fwd_emit(x->taps, TAP_EXPERT_DOWN_IN, x->l, e, st->fa, N, F, st->iota, st->dense_w, x->S,
+             x->T);
+}
+
+void fwd_set_dense_w(fwd_state *st, int e, int N)
 {
     memset(st->dense_w, 0, (size_t)N * sizeof *st->dense_w);
     for (int i = st->off[e]; i < st->off[e + 1]; i++)
@@ -302,7 +196,7 @@ static void emit_expert_in(fwd_state *st, const ctx *x, int e)
                  st->slot_row + o, st->slot_w + o, x->S, x->T);
         return;
     }
-    set_dense_w(st, e, x->N);
+    fwd_set_dense_w(st, e, x->N);
     fwd_emit(x->taps, TAP_EXPERT_IN, x->l, e, st->xn, x->N, D, st->iota, st->dense_w, x->S,
              x->T);
 }
@@ -313,47 +207,32 @@ static int moe_block(fwd_state *st, const model_weights *w, const model_layer *L
                      vl_err *err)
 {
     const hfc_config *c = x->c;
-    int D = c->hidden, E = c->n_experts, Fs = c->shared_intermediate, N = x->N;
-    mm(st, st->rlog, st->xn, L->router, N, D, E);                     /* [N × E] */
+    int E = c->n_experts, Fs = c->shared_intermediate, N = x->N;
+    fwd_par_router(st, L, x);                                         /* [N × E] */
     route(st, L, x);
     fwd_emit_route(x->taps, x->l, st->rlog, N, E, st->sel, st->selw, c->n_experts_per_tok, x->S,
                    x->T);
-    int P = st->off[E];
-    for (int i = 0; i < P; i++)                                       /* [P × D] */
-        memcpy(st->xs + (size_t)i * D, st->xn + (size_t)st->slot_row[i] * D, (size_t)D * 4);
+    fwd_par_gather(st, x);                                            /* [P × D] */
     for (int e = 0; e < E; e++)
         if (tap_wants(x->taps, TAP_EXPERT_IN))
             emit_expert_in(st, x, e);
-    for (int e = 0; e < E; e++) {
+    int rc = 0, done = fwd_par_experts(st, w, x, &rc, err);
+    for (int e = 0; e < E && !done; e++) {
         if (x->opts->route_all_experts && tap_wants(x->taps, TAP_EXPERT_DOWN_IN))
-            set_dense_w(st, e, N);
+            fwd_set_dense_w(st, e, N);
         const model_ffn *f;
-        int rc = mw_expert(st->mw, w, x->l, e, &f, err);
-        if (rc)
+        if ((rc = mw_expert(st->mw, w, x->l, e, &f, err)))
             return rc;
         expert_ffn(st, f, e, x);
     }
-    memset(st->out, 0, (size_t)N * D * sizeof *st->out);
-    for (int i = 0; i < P; i++) { /* slots are expert-major: HF's index_add_ order */
-        float *o = st->out + (size_t)st->slot_row[i] * D, wt = st->slot_w[i];
-        const float *y = st->xs + (size_t)i * D;
-        for (int d = 0; d < D; d++)
-            o[d] += y[d] * wt;
-    }
+    if (rc)
+        return rc;
+    fwd_par_combine(st, x);                                           /* [N × D] */
     if (!L->shared.gate)
         return 0;
-    mm(st, st->fa, st->xn, L->shared.gate, N, D, Fs);                 /* [N × Fs] */
-    mm(st, st->fb, st->xn, L->shared.up, N, D, Fs);
-    silu_mul(st->fa, st->fb, (size_t)N * Fs);
+    fwd_par_ffn_up(st, L, x, &L->shared, Fs);                         /* [N × Fs] */
     fwd_emit(x->taps, TAP_SHARED_DOWN_IN, x->l, -1, st->fa, N, Fs, NULL, NULL, x->S, x->T);
-    mm(st, st->xs, st->fa, L->shared.down, N, Fs, D);                 /* [N × D] */
-    if (L->shared_gate)                                               /* [N × 1] */
-        mm(st, st->sg, st->xn, L->shared_gate, N, D, 1);
-    for (int r = 0; r < N; r++) { /* deepseek_v3's shared experts have no gate: weight 1 */
-        float g = L->shared_gate ? 1.0f / (1.0f + expf(-st->sg[r])) : 1.0f;
-        for (int d = 0; d < D; d++)
-            st->out[(size_t)r * D + d] += g * st->xs[(size_t)r * D + d];
-    }
+    fwd_par_shared_down(st, L, x);                                    /* out += g·shared */
     return 0;
 }
 
@@ -370,7 +249,7 @@ static int fwd_layer(fwd_state *st, const model_weights *w, const ctx *x, vl_err
     if ((rc = mw_part(st->mw, w, x->l, MW_PART_MLP, &v, err)))
         return rc;
     const model_layer *L = &v->layers[x->l];
-    fwd_rmsnorm(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps);  /* [N × D] */
+    fwd_rmsnorm_rows(st->xn, st->h, L->mlp_norm, N, D, (float)x->c->rms_eps); /* [N × D] */
     fwd_emit(x->taps, TAP_MLP_IN, x->l, -1, st->xn, N, D, NULL, NULL, x->S, x->T);
     if (x->c->layer_is_moe[x->l])
         rc = moe_block(st, w, L, x, err);
@@ -378,8 +257,7 @@ static int fwd_layer(fwd_state *st, const model_weights *w, const ctx *x, vl_err
         mlp_block(st, L, x);
     if (rc)
         return rc;
-    for (size_t i = 0; i < (size_t)N * D; i++)
-        st->h[i] += st->out[i];
+    fwd_add_rows(st->h, st->out, N, D);
     fwd_emit(x->taps, TAP_RESIDUAL, x->l, -1, st->h, N, D, NULL, NULL, x->S, x->T);
     return 0;
 }
@@ -420,12 +298,14 @@ static size_t layout(fwd_state *st, char *base)
     st->off = carve(base, &o, (E + 1) * sizeof(int));
     st->fill = carve(base, &o, (E + 1) * sizeof(int));
     st->slot_row = carve(base, &o, P * sizeof(int));
+    st->row_slot = carve(base, &o, P * sizeof(int));
     st->slot_w = carve(base, &o, P * 4);
     st->xs = carve(base, &o, max_sz(P, N) * D * 4);
     st->fa = carve(base, &o, ffn * 4);
     st->fb = carve(base, &o, ffn * 4);
     st->dense_w = carve(base, &o, N * 4);
     st->iota = carve(base, &o, N * sizeof(int));
+    st->fe = carve(base, &o, E * sizeof *st->fe);
     st->sg = carve(base, &o, N * 4);
     st->logits = carve(base, &o, N * (size_t)c->vocab * 4);
     st->rscr = carve(base, &o, 2 * E * 4);
@@ -508,8 +388,8 @@ static int run_layers(const model *m, const model_weights *w, fwd_state *st, int
         rc = fwd_layer(st, w, &x, err);
     if (rc || !head || (rc = mw_stage(st->mw, w, MW_HEAD, &v, err)))
         return rc;
-    fwd_rmsnorm(st->xn, st->h, v->final_norm, N, D, (float)c->rms_eps);
-    if ((rc = mw_head_logits(st->mw, w, st->xn, N, st->logits, &st->flops, err)))  /* [N × V] */
+    fwd_rmsnorm_rows(st->xn, st->h, v->final_norm, N, D, (float)c->rms_eps);
+    if ((rc = fwd_par_head(st, w, N, err)))                            /* [N × V] */
         return rc;
     fwd_emit(taps, TAP_LOGITS, c->n_layers, -1, st->logits, N, c->vocab, NULL, NULL, n_seq,
              seq_len);
@@ -629,6 +509,9 @@ void fwd_state_free(fwd_state *st)
     fwd_v4_free(st->v4);
     fwd_mla_free(st->mla);
     mw_free(st->mw);
+    for (int p = 0; p < FWD_MAX_PARTS; p++)
+        mw_free(st->hmw[p]);
+    vl_free(st->scr);
     vl_free(st->block);
     vl_free(st);
 }

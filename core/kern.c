@@ -189,6 +189,25 @@ static void *pf_run(void *arg)
 
 enum { PF_MAX = 64 };
 
+/* fn over [0, n) in nt contiguous ranges (1 < nt <= PF_MAX), the caller taking the first. */
+static void pf_ranges(int n, int nt, void (*fn)(void *ctx, int i0, int i1), void *ctx)
+{
+    pf_range r[PF_MAX];
+    pthread_t th[PF_MAX];
+    int started[PF_MAX] = {0};
+    for (int t = 0; t < nt; t++)
+        r[t] = (pf_range){fn, ctx, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt)};
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, pf_run, &r[t]) == 0;
+    fn(ctx, r[0].i0, r[0].i1);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else /* no thread to be had: this one does the range */
+            fn(ctx, r[t].i0, r[t].i1);
+    }
+}
+
 void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i1), void *ctx)
 {
     if (n <= 0)
@@ -204,20 +223,34 @@ void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i
         fn(ctx, 0, n);
         return;
     }
-    pf_range r[PF_MAX];
-    pthread_t th[PF_MAX];
-    int started[PF_MAX] = {0};
-    for (int t = 0; t < nt; t++)
-        r[t] = (pf_range){fn, ctx, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt)};
-    for (int t = 1; t < nt; t++)
-        started[t] = pthread_create(&th[t], NULL, pf_run, &r[t]) == 0;
-    fn(ctx, r[0].i0, r[0].i1);
-    for (int t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else /* no thread to be had: this one does the range */
-            fn(ctx, r[t].i0, r[t].i1);
+    pf_ranges(n, nt, fn, ctx);
+}
+
+typedef struct {
+    void (*fn)(void *, int, int);
+    void *ctx;
+    int n_parts;
+} pb_job;
+
+static void pb_range(void *ctx, int i0, int i1)
+{
+    const pb_job *j = ctx;
+    for (int p = i0; p < i1; p++)
+        j->fn(j->ctx, p, j->n_parts);
+}
+
+void kern_parallel_blas(int max_parts, void (*fn)(void *ctx, int part, int n_parts), void *ctx)
+{
+    int blas = kern_threads(), nt = blas < max_parts ? blas : max_parts;
+    nt = nt < PF_MAX ? nt : PF_MAX;
+    if (nt <= 1) {
+        fn(ctx, 0, 1);
+        return;
     }
+    kern_set_threads(1);
+    pb_job j = {fn, ctx, nt};
+    pf_ranges(nt, nt, pb_range, &j);
+    kern_set_threads(blas);
 }
 
 /* ---------------------------------------------------------------- fast paths */

@@ -72,6 +72,16 @@ int kern_threads(void);
  * only write what its range owns; the result is then independent of the thread count. */
 void kern_parallel_for(int n, int min_chunk, void (*fn)(void *ctx, int i0, int i1), void *ctx);
 
+/* Coarse parallelism around BLAS: fn(ctx, part, n_parts) for every part in [0, n_parts) on
+ * n_parts threads (the calling thread takes part 0), n_parts = min(kern_threads(), max_parts),
+ * with BLAS on one thread meanwhile (restored after), so fn may call the kernels above and
+ * the cores run one product each instead of splitting every small product between them. With
+ * one part it is fn(ctx, 0, 1) on this thread with BLAS left as it is: callers keep their
+ * serial order (and bits) on one thread. fn must only write what its part owns. */
+/* The BLAS thread count is the library's (global): calls from several threads at once see
+ * one thread while one of them runs (the serial path, correct, not parallel). */
+void kern_parallel_blas(int max_parts, void (*fn)(void *ctx, int part, int n_parts), void *ctx);
+
 /* Name of the backend in use ("openblas" or "reference"), static string. */
 const char *kern_backend(void);
 

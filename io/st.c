@@ -103,12 +103,6 @@ static void f16_row(const uint8_t *src, float *dst, size_t n)
         dst[i] = st_f16_to_f32(rd_u16(src + 2 * i));
 }
 
-static void bf16_row(const uint8_t *src, float *dst, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] = st_bf16_to_f32(rd_u16(src + 2 * i));
-}
-
 static void f8e4m3_row(const uint8_t *src, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -124,7 +118,7 @@ typedef struct {
 static const st_dtype_traits k_dtype[] = {
     [ST_F32] = {"F32", 4, f32_row},
     [ST_F16] = {"F16", 2, f16_row},
-    [ST_BF16] = {"BF16", 2, bf16_row},
+    [ST_BF16] = {"BF16", 2, st_bf16_rows},
     [ST_F8_E4M3] = {"F8_E4M3", 1, f8e4m3_row},
 };
 static_assert(sizeof k_dtype / sizeof k_dtype[0] == ST_DTYPE_COUNT, "one traits row per dtype");
@@ -664,6 +658,8 @@ int st_dtype_from_name(const char *name, st_dtype *out)
 static int finite_or_err(const st_tensor *t, const float *dst, size_t n, size_t base,
                          vl_err *err)
 {
+    if (st_all_finite(dst, n)) /* the fast check first: the scan below finds the index */
+        return 0;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(dst[i]))
             return vl_errf(err, VL_ERANGE, "%s: tensor \"%s\": %s at flat index %zu", t->file,

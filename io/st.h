@@ -77,6 +77,10 @@ float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
 /* Exact too (every e4m3 value is a float32); S.1111.111 → NaN. */
 float st_f8e4m3_to_f32(uint8_t b);
+/* n little-endian bfloat16 at src → dst, st_bf16_to_f32 of each (io/st_conv.c, vectorised). */
+void st_bf16_rows(const uint8_t *src, float *dst, size_t n);
+/* 1 if every x[0..n) is finite (no NaN, no ±Inf). */
+int st_all_finite(const float *x, size_t n);
 
 /* Convert t to float32 into dst (t->numel floats, caller-owned). Fails with VL_ERANGE naming
  * the file, tensor and flat index if a value is NaN or Inf. An F8_E4M3 tensor gives its stored
