@@ -61,8 +61,8 @@ int sens_run(sens_result *r, const model *m, h5s_store *st, const char *const *n
         rc = sens_rd_set(r, m, acc[s], s, p, need_q ? &q : NULL, err);
         if (!rc)
             rc = sens_set_new(&ss, m, ids[s], n_seq[s], len[s], err);
-        if (!rc && (rc = sens_set_keep_f32(ss, p->keep_f32, err)) == 1)
-            rc = 0;
+        if (!rc && (rc = sens_set_keep_f32(ss, p->keep_f32, err)) > 0)
+            rc = 0; /* kept; 0: too large, converted per run; < 0: the error */
         if (!rc)
             rc = sens_alpha(r, s, m, ss, p, err);
         if (!rc)

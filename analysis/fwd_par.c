@@ -287,19 +287,16 @@ static void experts_part(void *arg, int part, int np)
     }
 }
 
-/* Every routed expert's float32 weights into st->fe if the layer's are all held at once (a
- * layer within the cache's budget); 0 if not (one at a time: the serial loop) or on error.
- * Experts 0 and 1 probe it: with one-at-a-time conversion the second releases the first. */
+/* Every routed expert's float32 weights into st->fe when the layer's are all held at once
+ * (a layer within the cache's budget: mw_expert then only points at them); 0 if not (the
+ * serial loop converts them one at a time) or on error. */
 static int experts_held(fwd_state *st, const model_weights *w, const ctx *x, int *rc,
                         vl_err *err)
 {
-    int E = x->c->n_experts;
-    for (int e = 0; e < E && !*rc; e++) {
-        if ((*rc = mw_expert(st->mw, w, x->l, e, &st->fe[e], err)))
-            return 0;
-        if (e == 1 && !(st->fe[0]->gate && st->fe[0]->up && st->fe[0]->down))
-            return 0;
-    }
+    if (!mw_experts_held(st->mw, x->l))
+        return 0;
+    for (int e = 0; e < x->c->n_experts && !*rc; e++)
+        *rc = mw_expert(st->mw, w, x->l, e, &st->fe[e], err);
     return !*rc;
 }
 

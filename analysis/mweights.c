@@ -287,11 +287,16 @@ int mw_part(mw_cache *c, const model_weights *w, int layer, int part,
     return convert(c, w, layer, split(c, layer) ? part : 0, view, err);
 }
 
+int mw_experts_held(const mw_cache *c, int layer)
+{
+    return c->held_ok && c->stage == layer && c->part == 0;
+}
+
 int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model_ffn **ffn,
               vl_err *err)
 {
     *ffn = &c->view->layers[layer].experts[e];
-    if (c->held_ok && c->stage == layer && c->part == 0)
+    if (mw_experts_held(c, layer))
         return 0; /* converted with its layer */
     release_expert(c);
     const model *m = c->m;
@@ -391,10 +396,10 @@ int mw_resident(const model *m, model_weights **out, float **arena, vl_err *err)
                      : vl_errf(err, VL_ENOMEM, "%s: out of memory for %zu MB of float32 weights",
                                model_dir(m), mw_model_bytes(m) >> 20);
     for (size_t i = 0; !rc && i < nt; i++) {
+        ix[done++] = i; /* its pages are read now: dropped below, failed or not */
         rc = model_tensor_load_kept(m, i, a + off, err);
         *model_weights_slot(m, w, i) = a + off;
         off += arena_span(model_tensor_at(m, i)->numel);
-        ix[done++] = i;
     }
     if (ix)
         model_tensor_drop(m, ix, done); /* the float32 copy is what is kept */

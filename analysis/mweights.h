@@ -57,6 +57,11 @@ void mw_set_budget(mw_cache *c, size_t bytes); /* releases what is held */
 int mw_part(mw_cache *c, const model_weights *w, int layer, int part,
             const model_weights **view, vl_err *err);
 
+/* Whether LAYER's routed experts are all held now (the layer converted whole by mw_part:
+ * within the budget), so that mw_expert of each returns at once and their views stay valid
+ * together. */
+int mw_experts_held(const mw_cache *c, int layer);
+
 /* Routed expert E of LAYER (after mw_part of that layer's MLP): *ffn points at its gate, up
  * and down as float32, valid until the next mw_expert/mw_part/mw_stage/mw_release. */
 int mw_expert(mw_cache *c, const model_weights *w, int layer, int e, const model_ffn **ffn,

@@ -83,8 +83,10 @@ static int big_child(char *const argv[], const char *log, long *rss_kib, double 
     while (argv[n])
         n++;
     char **sv = calloc(n + 4, sizeof *sv);
-    if (!sv)
+    if (!sv) {
+        unlink(rssf);
         return -1;
+    }
     sv[0] = "/proc/self/exe";
     sv[1] = BIG_SPAWNER_FLAG;
     sv[2] = rssf;

@@ -174,6 +174,8 @@ static void test_stage(chk *c, const char *dir)
     w->layers[1].wo = direct; /* a fake-quant slot: the stage must follow it */
     rc = rc || mw_stage(mc, w, 1, &v2, &e);
     CHECK(c, rc == 0 && v2->layers[1].wo == direct, "a changed slot: the binding's pointer");
+    CHECK(c, rc == 0 && mw_experts_held(mc, 1) && !mw_experts_held(mc, 0),
+          "a whole layer held: its experts are, another layer's are not");
     /* a layer over the budget: parts, experts one at a time */
     mw_set_budget(mc, 0);
     const model_weights *va = NULL, *vm = NULL;
@@ -184,6 +186,7 @@ static void test_stage(chk *c, const char *dir)
     CHECK(c, rc == 0 && !vm->layers[1].wo && vm->layers[1].router && vm->layers[1].mlp_norm &&
                  !vm->layers[1].experts[0].gate,
           "over budget, MLP part: router and norm, no attention, no routed expert");
+    CHECK(c, rc == 0 && !mw_experts_held(mc, 1), "over budget: the experts are not held");
     long gx = model_tensor_find(m, "model.layers.1.mlp.experts.2.gate_proj.weight");
     const model_tensor *gt = model_tensor_at(m, (size_t)gx);
     float *g = malloc((size_t)gt->numel * sizeof *g);
